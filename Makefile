@@ -1,0 +1,65 @@
+# Tsunagu — every developer and CI task starts here. Two commands matter: `make run`, `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help deps run test lint typecheck contracts proto proto-check unit integration e2e bench constraints clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt 'setuptools' 'pip'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $@
+
+deps: $(STAMP)  ## create the virtualenv and install pinned dependencies
+
+run: $(STAMP)  ## run the whole system locally (nats-server, store, services, demo data)
+	$(PY) -m tsunagu.local run
+
+test: $(STAMP)  ## everything CI checks: lint, types, architecture contracts, stale code, tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(PY) scripts/gen_protos.py --check
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff lint and format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+typecheck: $(STAMP)  ## mypy strict on project code
+	$(BIN)/mypy
+
+contracts: $(STAMP)  ## import-linter architecture boundaries
+	$(BIN)/lint-imports
+
+proto: $(STAMP)  ## regenerate tsunagu/v1 from proto/ (never edit the output)
+	$(PY) scripts/gen_protos.py
+
+proto-check: $(STAMP)  ## fail when the generated code is stale
+	$(PY) scripts/gen_protos.py --check
+
+unit: $(STAMP)  ## unit tests only
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP)  ## integration tests (real nats-server and store)
+	$(BIN)/pytest tests/integration
+
+e2e: $(STAMP)  ## end-to-end tests across real processes
+	$(BIN)/pytest tests/e2e
+
+bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same run
+	$(PY) -m bench
+
+constraints: $(STAMP)  ## re-pin constraints.txt from the virtualenv
+	( echo "# Exact versions of every package Tsunagu installs (make deps uses pip -c). Update with: make constraints"; \
+	  $(PY) -m pip freeze --exclude-editable --all | grep -v '^pip==' | sort -f ) > constraints.txt
+
+clean:  ## remove the virtualenv and local run data
+	rm -rf $(VENV) .tsunagu .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Tsunagu: shared libraries of the omnichannel customer timeline (contracts, bus, identifiers)."""
