@@ -1,0 +1,1 @@
+"""Tsunagu's back-end services: per-channel ingestion and the timeline."""

@@ -1,0 +1,1 @@
+"""Channel ingestion: one codebase, deployed once per channel (chat, voice, email, ...)."""

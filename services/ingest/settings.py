@@ -1,0 +1,34 @@
+"""Ingestion service settings, parsed once at start from TSUNAGU_INGEST_* variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
+
+ChannelName = Literal["chat", "voice", "email", "sms", "social", "web"]
+
+
+class IngestSettings(BaseSettings):
+    """One deployment serves one channel; everything else has a local default."""
+
+    model_config = SettingsConfigDict(env_prefix="TSUNAGU_INGEST_", extra="forbid")
+
+    channel: ChannelName
+    host: str = "127.0.0.1"
+    port: int = Field(default=50051, ge=0, le=65535)
+    nats_url: str = "nats://127.0.0.1:4222"
+    default_region: str = Field(default="JP", pattern=r"^[A-Z]{2}$")
+    tenant_regions: dict[str, str] = Field(default_factory=dict)
+    max_batch_items: int = Field(default=1000, ge=1)
+    max_text_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_event_bytes: int = Field(default=512 * 1024, ge=4096)
+    publish_ack_timeout_seconds: float = Field(default=5.0, gt=0)
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+
+    @property
+    def channel_number(self) -> int:
+        return CHANNELS_BY_TOKEN[self.channel]

@@ -1,0 +1,1 @@
+"""The timeline service: resolves identities and keeps one history per customer."""

@@ -1,0 +1,168 @@
+"""gRPC TimelineService: a thin translator between requests and the store."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC
+
+import grpc
+from opentelemetry import trace
+
+from services.timeline.cursor import InvalidCursorError, decode_cursor, encode_cursor
+from services.timeline.identity.resolver import IdentityResolver
+from services.timeline.store import TimelineStore
+from services.timeline.store.documents import (
+    IDENTIFIER_TOKENS,
+    KIND_TOKENS,
+    Document,
+    aware,
+    channel_token,
+    customer_to_proto,
+    to_timestamp,
+)
+from tsunagu.identifiers import IdentifierFormatError, normalize_identifier
+from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
+
+tracer = trace.get_tracer(__name__)
+
+TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+MAX_IDS = 500
+
+
+async def _invalid(context: grpc.aio.ServicerContext[object, object], message: str) -> None:
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
+    """Read API over the timeline store; merged customer ids resolve to their survivor."""
+
+    def __init__(
+        self,
+        store: TimelineStore,
+        resolver: IdentityResolver,
+        *,
+        region_for: Callable[[str], str],
+    ) -> None:
+        self._store = store
+        self._resolver = resolver
+        self._region_for = region_for
+
+    async def _tenant(self, tenant: str, context: grpc.aio.ServicerContext[object, object]) -> str:
+        if not TENANT_RE.fullmatch(tenant):
+            await _invalid(context, "tenant: required, lower-case letters, digits, '-' or '_'")
+        return tenant
+
+    async def ResolveIdentifier(
+        self,
+        request: timeline_pb2.ResolveIdentifierRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> timeline_pb2.ResolveIdentifierResponse:
+        tenant = await self._tenant(request.tenant, context)
+        try:
+            region = self._region_for(tenant)
+            ident = normalize_identifier(request.identifier, default_region=region)
+        except IdentifierFormatError as exc:
+            await _invalid(context, f"identifier.value: {exc}")
+            raise
+        owners = await self._store.identity_owners(
+            tenant, [(IDENTIFIER_TOKENS[ident.kind], ident.value)]
+        )
+        live = await self._resolver.live_customers(tenant, set(owners.values()))
+        if not ident.matchable or not live:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no customer has this identifier")
+        return timeline_pb2.ResolveIdentifierResponse(
+            customer=customer_to_proto(next(iter(live.values())))
+        )
+
+    async def GetCustomers(
+        self,
+        request: timeline_pb2.GetCustomersRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> timeline_pb2.GetCustomersResponse:
+        tenant = await self._tenant(request.tenant, context)
+        if len(request.customer_ids) > MAX_IDS:
+            await _invalid(context, f"customer_ids: at most {MAX_IDS} per call")
+        docs = await self._store.get_customers(tenant, request.customer_ids)
+        survivors_needed = {d["merged_into"] for d in docs.values() if d.get("merged_into")}
+        live = await self._resolver.live_customers(tenant, survivors_needed)
+        by_merged: dict[str, Document] = {}
+        for doc in live.values():
+            for merged in doc.get("merged_ids", []):
+                by_merged[merged] = doc
+        response = timeline_pb2.GetCustomersResponse()
+        for customer_id in request.customer_ids:
+            found = docs.get(customer_id)
+            if found is not None and found.get("merged_into"):
+                found = by_merged.get(customer_id)
+            response.customers.append(
+                customer_to_proto(found) if found is not None else timeline_pb2.Customer()
+            )
+        return response
+
+    async def ListInteractions(
+        self,
+        request: timeline_pb2.ListInteractionsRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> timeline_pb2.ListInteractionsResponse:
+        tenant = await self._tenant(request.tenant, context)
+        size = request.page_size or DEFAULT_PAGE
+        if not 1 <= size <= MAX_PAGE:
+            await _invalid(context, f"page_size: between 1 and {MAX_PAGE}")
+        before = None
+        if request.after:
+            try:
+                before = decode_cursor(request.after)
+            except InvalidCursorError:
+                await _invalid(context, "after: not a cursor issued by this service")
+        live = await self._resolver.live_customers(tenant, {request.customer_id})
+        if not live:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
+        customer_id = next(iter(live))
+        docs = await self._store.list_interactions(
+            tenant,
+            customer_id,
+            limit=size + 1,
+            before=before,
+            channels=[channel_token(c) for c in request.channels],
+            kinds=[KIND_TOKENS.get(k, "unspecified") for k in request.kinds],
+            since=request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None,
+            until=request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None,
+        )
+        response = timeline_pb2.ListInteractionsResponse(has_more=len(docs) > size)
+        for doc in docs[:size]:
+            cursor = encode_cursor(aware(doc["occurred_at"]), doc["event_id"])
+            response.entries.append(
+                timeline_pb2.TimelineEntry(
+                    interaction=interaction_pb2.Interaction.FromString(bytes(doc["raw"])),
+                    customer_id=doc["customer_id"],
+                    recorded_at=to_timestamp(doc.get("recorded_at")),
+                    cursor=cursor,
+                )
+            )
+        if response.entries:
+            response.next_cursor = response.entries[-1].cursor
+        return response
+
+    async def LookupEvents(
+        self,
+        request: timeline_pb2.LookupEventsRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> timeline_pb2.LookupEventsResponse:
+        tenant = await self._tenant(request.tenant, context)
+        if len(request.event_ids) > MAX_IDS:
+            await _invalid(context, f"event_ids: at most {MAX_IDS} per call")
+        docs = await self._store.lookup_events(tenant, request.event_ids)
+        live = await self._resolver.live_customers(tenant, {d["customer_id"] for d in docs})
+        alias: dict[str, str] = {m: c for c, doc in live.items() for m in doc.get("merged_ids", [])}
+        return timeline_pb2.LookupEventsResponse(
+            found=[
+                timeline_pb2.LookupEventsResponse.Found(
+                    event_id=d["event_id"],
+                    customer_id=alias.get(d["customer_id"]) or d["customer_id"],
+                )
+                for d in docs
+            ]
+        )

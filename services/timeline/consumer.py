@@ -1,0 +1,211 @@
+"""Durable JetStream pull consumer: pump → bounded queue → recorder, with a dead-letter stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import context, propagate, trace
+
+from services.timeline.recorder import PermanentError, Recorded, TimelineRecorder
+from services.timeline.store.documents import KIND_TOKENS, channel_token
+from tsunagu.bus import headers
+from tsunagu.bus.subjects import (
+    INTERACTIONS_STREAM,
+    INTERACTIONS_SUBJECTS,
+    dead_letter_subject,
+    timeline_updated_subject,
+)
+from tsunagu.v1 import interaction_pb2
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+# Redelivery delays by attempt: a store hiccup gets a quick retry, a real outage a slower one.
+BACKOFF_SECONDS = (0.2, 1.0, 5.0, 15.0, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerOptions:
+    durable: str = "timeline"
+    fetch_batch: int = 64
+    max_ack_pending: int = 1024
+    ack_wait_seconds: float = 30.0
+    max_deliver: int = 5
+    fetch_timeout_seconds: float = 1.0
+
+
+class InteractionConsumer:
+    """Feeds the stream's interactions to the recorder and announces what was committed."""
+
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        recorder: TimelineRecorder,
+        *,
+        options: ConsumerOptions,
+        on_recorded: Callable[[Recorded], Awaitable[None]] | None = None,
+    ) -> None:
+        self._nc = nc
+        self._js = js
+        self._recorder = recorder
+        self._options = options
+        self._on_recorded = on_recorded
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=options.fetch_batch * 2)
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    async def start(self) -> None:
+        opts = self._options
+        self._sub = await self._js.pull_subscribe(
+            INTERACTIONS_SUBJECTS,
+            durable=opts.durable,
+            stream=INTERACTIONS_STREAM,
+            config=ConsumerConfig(
+                durable_name=opts.durable,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=opts.ack_wait_seconds,
+                max_deliver=opts.max_deliver,
+                max_ack_pending=opts.max_ack_pending,
+                filter_subject=INTERACTIONS_SUBJECTS,
+            ),
+        )
+        self._tasks = [
+            asyncio.create_task(self._guard(self._pump()), name="timeline-pump"),
+            asyncio.create_task(self._guard(self._work()), name="timeline-worker"),
+        ]
+
+    async def _guard(self, work: Awaitable[None]) -> None:
+        """A crashed task stops the service through the same graceful path as a signal."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("consumer task failed")
+            if not self.failed.done():
+                self.failed.set_result(exc)
+
+    async def _pump(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await self._sub.fetch(
+                    self._options.fetch_batch, timeout=self._options.fetch_timeout_seconds
+                )
+            except NatsTimeoutError:
+                continue
+            for msg in msgs:
+                await self._queue.put(msg)  # bounded: backpressure on fetching
+
+    async def _work(self) -> None:
+        while True:
+            msg = await self._queue.get()
+            try:
+                await self.handle(msg)
+            finally:
+                self._queue.task_done()
+
+    async def handle(self, msg: Msg) -> None:
+        """Record one message; ack, retry later, or dead-letter it. Never raises."""
+        parent = propagate.extract(msg.headers or {})
+        token = context.attach(parent)
+        try:
+            with tracer.start_as_current_span("timeline.consume"):
+                await self._handle(msg)
+        finally:
+            context.detach(token)
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            interaction = interaction_pb2.Interaction.FromString(msg.data)
+        except DecodeError as exc:
+            await self._dead_letter(msg, f"not a tsunagu.v1.Interaction: {exc}")
+            return
+        try:
+            recorded = await self._recorder.record(interaction)
+        except PermanentError as exc:
+            await self._dead_letter(msg, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
+            delivered = msg.metadata.num_delivered or 1
+            if delivered >= self._options.max_deliver:
+                await self._dead_letter(msg, f"{type(exc).__name__}: {exc}")
+                return
+            delay = BACKOFF_SECONDS[min(delivered, len(BACKOFF_SECONDS)) - 1]
+            log.warning(
+                "event %s failed (attempt %d), retrying: %r", interaction.event_id, delivered, exc
+            )
+            await msg.nak(delay=delay)
+            return
+        await msg.ack_sync()
+        if not recorded.duplicate:
+            await self._announce(interaction, recorded)
+        if self._on_recorded is not None:
+            await self._on_recorded(recorded)
+
+    async def _announce(self, interaction: interaction_pb2.Interaction, recorded: Recorded) -> None:
+        """`timeline.updated.<tenant>.<customer>` after commit; merged customers hear it too."""
+        body = {
+            "tenant": recorded.tenant,
+            "customer_id": recorded.customer_id,
+            "event_id": recorded.event_id,
+            "channel": channel_token(interaction.channel),
+            "kind": KIND_TOKENS.get(interaction.kind, "unspecified"),
+            "occurred_at": interaction.occurred_at.ToJsonString(),
+            "merged_ids": recorded.merged_ids,
+        }
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        payload = json.dumps(body).encode()
+        await self._nc.publish(
+            timeline_updated_subject(recorded.tenant, recorded.customer_id),
+            payload,
+            headers=carrier,
+        )
+        for merged in recorded.merged_ids:
+            note = json.dumps({**body, "merged_into": recorded.customer_id}).encode()
+            await self._nc.publish(timeline_updated_subject(recorded.tenant, merged), note)
+
+    async def _dead_letter(self, msg: Msg, error: str) -> None:
+        log.error("dead-lettering message %s: %s", msg.subject, error)
+        meta = msg.metadata
+        await self._js.publish(
+            dead_letter_subject(msg.subject),
+            msg.data,
+            headers={
+                **(msg.headers or {}),
+                headers.DEAD_LETTER_ERROR: error[:1000],
+                headers.DEAD_LETTER_DELIVERIES: str(meta.num_delivered),
+                headers.DEAD_LETTER_ORIGINAL_SEQUENCE: str(meta.sequence.stream),
+            },
+        )
+        await msg.ack_sync()
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Stop fetching, finish what was fetched within the budget, then cancel."""
+        self._stopping.set()
+        if self._tasks:
+            pump = self._tasks[0]
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(pump, self._options.fetch_timeout_seconds + 1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), grace_seconds)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # Unacked messages that were fetched but not processed are redelivered after ack_wait.

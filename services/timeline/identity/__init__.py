@@ -1,0 +1,1 @@
+"""Identity resolution: which customer an interaction's identifiers belong to."""

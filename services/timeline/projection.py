@@ -1,0 +1,121 @@
+"""The customer profile projection: pure functions over customer documents."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.timeline.store.documents import Document, aware
+
+_CUSTOMER_NAMESPACE = uuid.UUID("5b0f3c8e-7d1a-4a52-9a7e-2f1c0e3d9b61")
+
+
+def customer_id_for(tenant: str, event_id: str) -> str:
+    """Deterministic id of the customer first seen in `event_id`: a replay creates the same ids."""
+    return f"cus_{uuid.uuid5(_CUSTOMER_NAMESPACE, f'{tenant}/{event_id}').hex}"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """What one interaction contributes to its customer's profile."""
+
+    channel: str
+    occurred_at: datetime
+    display_name: str
+    identifiers: tuple[Mapping[str, Any], ...]
+
+
+def new_customer(
+    *, tenant: str, customer_id: str, created_at: datetime, first_contact_at: datetime
+) -> Document:
+    return {
+        "_id": customer_id,
+        "tenant": tenant,
+        "version": 0,
+        "status": "active",
+        "display_name": "",
+        "identifiers": [],
+        "channels": [],
+        "by_channel": {},
+        "interaction_count": 0,
+        # Set at creation so survivor choice in a merge is stable before any projection.
+        "first_contact_at": first_contact_at,
+        "last_contact_at": first_contact_at,
+        "created_at": created_at,
+        "merged_ids": [],
+    }
+
+
+def _union_identifiers(*groups: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for group in groups:
+        for ident in group:
+            seen.setdefault((ident["kind"], ident["value"]), dict(ident))
+    return list(seen.values())
+
+
+def apply_contact(customer: Document, contact: Contact) -> Document:
+    """The customer after one more interaction (the input is not changed)."""
+    updated = dict(customer)
+    at = aware(contact.occurred_at)
+    first = customer.get("first_contact_at")
+    last = customer.get("last_contact_at")
+    is_first_projection = customer.get("interaction_count", 0) == 0
+    updated["interaction_count"] = customer.get("interaction_count", 0) + 1
+    by_channel = dict(customer.get("by_channel", {}))
+    by_channel[contact.channel] = by_channel.get(contact.channel, 0) + 1
+    updated["by_channel"] = by_channel
+    updated["channels"] = sorted(by_channel)
+    updated["first_contact_at"] = (
+        at if is_first_projection or first is None else min(aware(first), at)
+    )
+    newest = is_first_projection or last is None or at >= aware(last)
+    updated["last_contact_at"] = at if newest else last
+    if contact.display_name and (newest or not customer.get("display_name")):
+        updated["display_name"] = contact.display_name
+    updated["identifiers"] = _union_identifiers(
+        customer.get("identifiers", []), contact.identifiers
+    )
+    return updated
+
+
+def merged_profile(
+    survivor: Document,
+    losers: Iterable[Document],
+    *,
+    by_channel: Mapping[str, int],
+    first_contact_at: datetime | None,
+    last_contact_at: datetime | None,
+) -> Document:
+    """The survivor after a merge; counts and dates come from the interaction log itself."""
+    losers = list(losers)
+    updated = dict(survivor)
+    updated["by_channel"] = dict(by_channel)
+    updated["channels"] = sorted(by_channel)
+    updated["interaction_count"] = sum(by_channel.values())
+    if first_contact_at is not None:
+        updated["first_contact_at"] = first_contact_at
+    if last_contact_at is not None:
+        updated["last_contact_at"] = last_contact_at
+    if not updated.get("display_name"):
+        updated["display_name"] = next(
+            (d["display_name"] for d in losers if d.get("display_name")), ""
+        )
+    updated["identifiers"] = _union_identifiers(
+        survivor.get("identifiers", []), *(d.get("identifiers", []) for d in losers)
+    )
+    merged_ids = list(survivor.get("merged_ids", []))
+    for loser in losers:
+        for merged in [loser["_id"], *loser.get("merged_ids", [])]:
+            if merged not in merged_ids:
+                merged_ids.append(merged)
+    updated["merged_ids"] = merged_ids
+    return updated
+
+
+def survivor_order(customer: Document) -> tuple[datetime, str]:
+    """Merges keep the customer first seen; ties go to the smaller id (deterministic)."""
+    return aware(customer.get("first_contact_at") or customer["created_at"]), customer["_id"]

@@ -1,0 +1,31 @@
+"""Timeline service settings, parsed once at start from TSUNAGU_TIMELINE_* variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TimelineSettings(BaseSettings):
+    """Everything the timeline needs to start; invalid values fail start-up with a message."""
+
+    model_config = SettingsConfigDict(env_prefix="TSUNAGU_TIMELINE_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=50060, ge=0, le=65535)
+    nats_url: str = "nats://127.0.0.1:4222"
+    mongodb_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    mongodb_database: str = "tsunagu"
+    # "majority" in production; the embedded store accepts it too.
+    mongodb_write_concern: str = "majority"
+    default_region: str = Field(default="JP", pattern=r"^[A-Z]{2}$")
+    tenant_regions: dict[str, str] = Field(default_factory=dict)
+    consumer_name: str = Field(default="timeline", pattern=r"^[A-Za-z0-9_-]+$")
+    fetch_batch: int = Field(default=64, ge=1, le=1024)
+    max_ack_pending: int = Field(default=1024, ge=1)
+    ack_wait_seconds: float = Field(default=30.0, gt=0)
+    max_deliver: int = Field(default=5, ge=1)
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+
+    def region_for(self, tenant: str) -> str:
+        return self.tenant_regions.get(tenant, self.default_region)

@@ -1,0 +1,5 @@
+"""MongoDB persistence of the timeline: the only code that touches the customer store."""
+
+from services.timeline.store.database import TimelineStore
+
+__all__ = ["TimelineStore"]

@@ -1,0 +1,228 @@
+"""Collection access for the timeline; every query is scoped by tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.timeline.store import indexes
+from services.timeline.store.documents import Document, interaction_key
+
+DUPLICATE_KEY = 11000
+IdentityKey = tuple[str, str]  # (kind token, normalised value)
+
+
+class TimelineStore:
+    """The timeline's collections: interactions, identities, customers, merges."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.interactions = db["interactions"]
+        self.identities = db["identities"]
+        self.customers = db["customers"]
+        self.merges = db["merges"]
+
+    async def ensure_indexes(self) -> None:
+        await self.interactions.create_indexes(indexes.INTERACTIONS)
+        await self.identities.create_indexes(indexes.IDENTITIES)
+        await self.customers.create_indexes(indexes.CUSTOMERS)
+        await self.merges.create_indexes(indexes.MERGES)
+
+    # -- interactions -------------------------------------------------------------------------
+
+    async def interaction_state(self, tenant: str, event_id: str) -> Document | None:
+        """The stored interaction's customer and projection flag, or None if not stored."""
+        return await self.interactions.find_one(
+            {"_id": interaction_key(tenant, event_id), "tenant": tenant},
+            {"customer_id": 1, "projected": 1},
+        )
+
+    async def insert_interaction(self, doc: Document) -> bool:
+        """Append to the log; False when an interaction with this event id is already there."""
+        try:
+            await self.interactions.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def mark_projected(self, tenant: str, event_id: str) -> None:
+        await self.interactions.update_one(
+            {"_id": interaction_key(tenant, event_id), "tenant": tenant},
+            {"$set": {"projected": True}},
+        )
+
+    async def repoint_interactions(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
+        result = await self.interactions.update_many(
+            {"tenant": tenant, "customer_id": {"$in": list(from_ids)}},
+            {"$set": {"customer_id": to_id}},
+        )
+        return result.modified_count
+
+    async def list_interactions(
+        self,
+        tenant: str,
+        customer_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None = None,
+        channels: Sequence[str] = (),
+        kinds: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Document]:
+        """Newest first, ordered by (occurred_at, event_id) so pages are stable under inserts."""
+        query: Document = {"tenant": tenant, "customer_id": customer_id}
+        if channels:
+            query["channel"] = {"$in": list(channels)}
+        if kinds:
+            query["kind"] = {"$in": list(kinds)}
+        window: Document = {}
+        if since is not None:
+            window["$gte"] = since
+        if until is not None:
+            window["$lt"] = until
+        if window:
+            query["occurred_at"] = window
+        if before is not None:
+            at, event_id = before
+            query["$or"] = [
+                {"occurred_at": {"$lt": at}},
+                {"occurred_at": at, "event_id": {"$lt": event_id}},
+            ]
+        cursor = (
+            self.interactions.find(query, {"projected": 0})
+            .sort([("occurred_at", DESCENDING), ("event_id", DESCENDING)])
+            .limit(limit)
+        )
+        return [doc async for doc in cursor]
+
+    async def lookup_events(self, tenant: str, event_ids: Iterable[str]) -> list[Document]:
+        keys = [interaction_key(tenant, e) for e in event_ids]
+        cursor = self.interactions.find(
+            {"_id": {"$in": keys}, "tenant": tenant}, {"event_id": 1, "customer_id": 1}
+        )
+        return [doc async for doc in cursor]
+
+    async def channel_counts(self, tenant: str, customer_id: str) -> dict[str, int]:
+        pipeline: list[Document] = [
+            {"$match": {"tenant": tenant, "customer_id": customer_id}},
+            {"$group": {"_id": "$channel", "count": {"$sum": 1}}},
+        ]
+        cursor = await self.interactions.aggregate(pipeline)
+        return {doc["_id"]: int(doc["count"]) async for doc in cursor}
+
+    async def contact_bounds(
+        self, tenant: str, customer_id: str
+    ) -> tuple[datetime | None, datetime | None]:
+        """First and last contact, read from the log (sorted finds; correct on every store)."""
+        bounds: list[datetime | None] = []
+        for direction in (ASCENDING, DESCENDING):
+            doc = await self.interactions.find_one(
+                {"tenant": tenant, "customer_id": customer_id},
+                {"occurred_at": 1},
+                sort=[("occurred_at", direction)],
+            )
+            bounds.append(doc["occurred_at"] if doc else None)
+        return bounds[0], bounds[1]
+
+    # -- identities ---------------------------------------------------------------------------
+
+    async def identity_owners(
+        self, tenant: str, keys: Sequence[IdentityKey]
+    ) -> dict[IdentityKey, str]:
+        if not keys:
+            return {}
+        cursor = self.identities.find(
+            {"tenant": tenant, "$or": [{"kind": k, "value": v} for k, v in keys]},
+            {"kind": 1, "value": 1, "customer_id": 1},
+        )
+        return {(doc["kind"], doc["value"]): doc["customer_id"] async for doc in cursor}
+
+    async def claim_identities(
+        self,
+        tenant: str,
+        customer_id: str,
+        keys: Sequence[IdentityKey],
+        *,
+        event_id: str,
+        at: datetime,
+    ) -> list[IdentityKey]:
+        """Attach identifiers to a customer; returns those another writer claimed first."""
+        if not keys:
+            return []
+        docs = [
+            {
+                "tenant": tenant,
+                "kind": kind,
+                "value": value,
+                "customer_id": customer_id,
+                "first_event_id": event_id,
+                "created_at": at,
+            }
+            for kind, value in keys
+        ]
+        try:
+            await self.identities.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return [keys[e["index"]] for e in errors]
+        return []
+
+    async def repoint_identities(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
+        result = await self.identities.update_many(
+            {"tenant": tenant, "customer_id": {"$in": list(from_ids)}},
+            {"$set": {"customer_id": to_id}},
+        )
+        return result.modified_count
+
+    # -- customers ----------------------------------------------------------------------------
+
+    async def get_customers(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        cursor = self.customers.find({"_id": {"$in": wanted}, "tenant": tenant})
+        return {doc["_id"]: doc async for doc in cursor}
+
+    async def insert_customer(self, doc: Document) -> bool:
+        try:
+            await self.customers.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def replace_customer(self, doc: Document, *, expected_version: int) -> bool:
+        """Optimistic write: succeeds only if nobody changed the customer since it was read.
+
+        A whole-document replace (not `$set`/`$max`) keeps dates real dates on every store.
+        """
+        result = await self.customers.replace_one(
+            {"_id": doc["_id"], "tenant": doc["tenant"], "version": expected_version},
+            {**doc, "version": expected_version + 1},
+        )
+        return result.matched_count == 1
+
+    # -- merges -------------------------------------------------------------------------------
+
+    async def record_merge(self, doc: Document) -> None:
+        """Write a ledger entry; writing the same entry again (a redelivery) is a no-op."""
+        try:
+            await self.merges.insert_one(doc)
+        except DuplicateKeyError:
+            return
+
+    async def merges_of(self, tenant: str, survivor_id: str) -> list[Document]:
+        cursor = self.merges.find({"tenant": tenant, "survivor_id": survivor_id}).sort("at", 1)
+        return [doc async for doc in cursor]
+
+
+def merged_targets(docs: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Map of merged customer id → the customer it was merged into."""
+    return {doc["_id"]: doc["merged_into"] for doc in docs if doc.get("merged_into")}

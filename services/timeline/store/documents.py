@@ -1,0 +1,73 @@
+"""Conversions between stored documents and the protobuf contracts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from tsunagu.bus.subjects import CHANNEL_TOKENS, CHANNELS_BY_TOKEN
+from tsunagu.v1 import interaction_pb2, timeline_pb2
+
+Document = dict[str, Any]
+
+KIND_TOKENS: dict[int, str] = {
+    v.number: v.name.removeprefix("KIND_").lower() for v in interaction_pb2.Kind.DESCRIPTOR.values
+}
+KINDS_BY_TOKEN = {token: number for number, token in KIND_TOKENS.items()}
+IDENTIFIER_TOKENS: dict[int, str] = {
+    v.number: v.name.removeprefix("IDENTIFIER_KIND_").lower()
+    for v in interaction_pb2.IdentifierKind.DESCRIPTOR.values
+}
+IDENTIFIERS_BY_TOKEN = {token: number for number, token in IDENTIFIER_TOKENS.items()}
+
+
+def aware(value: datetime) -> datetime:
+    """Stored datetimes are UTC; some stores hand them back naive."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def to_timestamp(value: datetime | None) -> Timestamp:
+    stamp = Timestamp()
+    if value is not None:
+        stamp.FromDatetime(aware(value))
+    return stamp
+
+
+def interaction_key(tenant: str, event_id: str) -> str:
+    return f"{tenant}/{event_id}"
+
+
+def customer_to_proto(doc: Document) -> timeline_pb2.Customer:
+    customer = timeline_pb2.Customer(
+        id=doc["_id"],
+        tenant=doc["tenant"],
+        display_name=doc.get("display_name", ""),
+        interaction_count=doc.get("interaction_count", 0),
+        merged_ids=doc.get("merged_ids", []),
+    )
+    for ident in doc.get("identifiers", []):
+        customer.identifiers.append(
+            interaction_pb2.Identifier(
+                kind=IDENTIFIERS_BY_TOKEN[ident["kind"]],  # type: ignore[arg-type]
+                value=ident["value"],
+                network=ident.get("network", ""),
+            )
+        )
+    customer.channels.extend(
+        CHANNELS_BY_TOKEN[c]  # type: ignore[misc]
+        for c in doc.get("channels", [])
+        if c in CHANNELS_BY_TOKEN
+    )
+    if doc.get("first_contact_at"):
+        customer.first_contact_at.CopyFrom(to_timestamp(doc["first_contact_at"]))
+    if doc.get("last_contact_at"):
+        customer.last_contact_at.CopyFrom(to_timestamp(doc["last_contact_at"]))
+    for channel, count in doc.get("by_channel", {}).items():
+        customer.interactions_by_channel[channel] = count
+    return customer
+
+
+def channel_token(channel: int) -> str:
+    return CHANNEL_TOKENS.get(channel, "unspecified")

@@ -1,0 +1,43 @@
+"""Indexes, created idempotently at start; the tenant leads every key."""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+INTERACTIONS = [
+    IndexModel([("tenant", ASCENDING), ("event_id", ASCENDING)], unique=True, name="tenant_event"),
+    # A customer's timeline page is one range scan of this index.
+    IndexModel(
+        [
+            ("tenant", ASCENDING),
+            ("customer_id", ASCENDING),
+            ("occurred_at", DESCENDING),
+            ("event_id", DESCENDING),
+        ],
+        name="tenant_customer_timeline",
+    ),
+    # Customer ids are globally unique. This single-field index is what the embedded store can
+    # use (it ignores compound indexes); real MongoDB picks the compound one above.
+    IndexModel([("customer_id", ASCENDING)], name="customer"),
+]
+
+IDENTITIES = [
+    IndexModel(
+        [("tenant", ASCENDING), ("kind", ASCENDING), ("value", ASCENDING)],
+        unique=True,
+        name="tenant_kind_value",
+    ),
+    IndexModel([("tenant", ASCENDING), ("customer_id", ASCENDING)], name="tenant_customer"),
+    IndexModel([("value", ASCENDING)], name="value"),
+    IndexModel([("customer_id", ASCENDING)], name="customer"),
+]
+
+CUSTOMERS = [
+    IndexModel([("tenant", ASCENDING), ("last_contact_at", DESCENDING)], name="tenant_recent"),
+    IndexModel([("merged_into", ASCENDING)], name="merged_into", sparse=True),
+]
+
+MERGES = [
+    IndexModel([("tenant", ASCENDING), ("survivor_id", ASCENDING)], name="tenant_survivor"),
+    IndexModel([("survivor_id", ASCENDING)], name="survivor"),
+]

@@ -1,0 +1,1 @@
+"""The event bus: NATS JetStream streams, subjects and the interaction publisher."""

