@@ -38,6 +38,7 @@ BACKOFF_SECONDS = (0.2, 1.0, 5.0, 15.0, 30.0)
 @dataclass(frozen=True, slots=True)
 class ConsumerOptions:
     durable: str = "timeline"
+    subject_filter: str = INTERACTIONS_SUBJECTS
     fetch_batch: int = 64
     max_ack_pending: int = 1024
     ack_wait_seconds: float = 30.0
@@ -70,7 +71,7 @@ class InteractionConsumer:
     async def start(self) -> None:
         opts = self._options
         self._sub = await self._js.pull_subscribe(
-            INTERACTIONS_SUBJECTS,
+            opts.subject_filter,
             durable=opts.durable,
             stream=INTERACTIONS_STREAM,
             config=ConsumerConfig(
@@ -80,7 +81,7 @@ class InteractionConsumer:
                 ack_wait=opts.ack_wait_seconds,
                 max_deliver=opts.max_deliver,
                 max_ack_pending=opts.max_ack_pending,
-                filter_subject=INTERACTIONS_SUBJECTS,
+                filter_subject=opts.subject_filter,
             ),
         )
         self._tasks = [

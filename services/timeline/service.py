@@ -89,6 +89,7 @@ class TimelineService:
                 self.recorder,
                 options=ConsumerOptions(
                     durable=s.consumer_name,
+                    subject_filter=s.subject_filter,
                     fetch_batch=s.fetch_batch,
                     max_ack_pending=s.max_ack_pending,
                     ack_wait_seconds=s.ack_wait_seconds,

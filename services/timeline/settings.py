@@ -21,6 +21,9 @@ class TimelineSettings(BaseSettings):
     default_region: str = Field(default="JP", pattern=r"^[A-Z]{2}$")
     tenant_regions: dict[str, str] = Field(default_factory=dict)
     consumer_name: str = Field(default="timeline", pattern=r"^[A-Za-z0-9_-]+$")
+    # Which interactions this consumer takes: all tenants by default; a tenant's subset
+    # (`interactions.<tenant>.>`) lets a large tenant get consumers of its own.
+    subject_filter: str = Field(default="interactions.>", pattern=r"^interactions\.[A-Za-z0-9_.>*-]+$")
     fetch_batch: int = Field(default=64, ge=1, le=1024)
     max_ack_pending: int = Field(default=1024, ge=1)
     ack_wait_seconds: float = Field(default=30.0, gt=0)

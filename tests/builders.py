@@ -1,0 +1,81 @@
+"""Valid interactions for tests, one builder per channel; tests change what they exercise."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from tsunagu.v1 import interaction_pb2 as pb
+
+
+def _base(
+    tenant: str, channel: pb.Channel.ValueType, kind: pb.Kind.ValueType, at: datetime | None
+) -> pb.Interaction:
+    interaction = pb.Interaction(
+        event_id=str(uuid.uuid4()),
+        tenant=tenant,
+        channel=channel,
+        kind=kind,
+        direction=pb.DIRECTION_INBOUND,
+        actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER),
+    )
+    interaction.occurred_at.FromDatetime(at or datetime.now(UTC) - timedelta(seconds=1))
+    return interaction
+
+
+def chat(
+    tenant: str,
+    *,
+    text: str = "Hello, my delivery is late",
+    visitor: str = "visitor-1",
+    phone: str = "",
+    email: str = "",
+    name: str = "",
+    at: datetime | None = None,
+) -> pb.Interaction:
+    interaction = _base(tenant, pb.CHANNEL_CHAT, pb.KIND_MESSAGE, at)
+    interaction.identifiers.append(
+        pb.Identifier(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value=visitor)
+    )
+    if phone:
+        interaction.identifiers.append(pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=phone))
+    if email:
+        interaction.identifiers.append(pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=email))
+    interaction.actor.display_name = name
+    interaction.content.text = text
+    interaction.chat.session_id = f"session-{visitor}"
+    return interaction
+
+
+def call(
+    tenant: str,
+    *,
+    from_number: str,
+    kind: pb.Kind.ValueType = pb.KIND_CALL_STARTED,
+    call_id: str = "call-1",
+    at: datetime | None = None,
+) -> pb.Interaction:
+    interaction = _base(tenant, pb.CHANNEL_VOICE, kind, at)
+    interaction.call.call_id = call_id
+    interaction.call.from_number = from_number
+    interaction.call.to_number = "0120-123-456"
+    return interaction
+
+
+def email(
+    tenant: str,
+    *,
+    from_address: str,
+    subject: str = "About my order",
+    html: str = "<p>Please <b>cancel</b> my subscription.</p>",
+    message_id: str = "",
+    extra_identifiers: list[pb.Identifier] | None = None,
+    at: datetime | None = None,
+) -> pb.Interaction:
+    interaction = _base(tenant, pb.CHANNEL_EMAIL, pb.KIND_EMAIL, at)
+    interaction.email.message_id = message_id or f"<{uuid.uuid4().hex}@mail.example.jp>"
+    interaction.email.from_address = from_address
+    interaction.email.subject = subject
+    interaction.email.html_body = html
+    interaction.identifiers.extend(extra_identifiers or [])
+    return interaction

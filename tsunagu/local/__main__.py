@@ -1,0 +1,90 @@
+"""`python -m tsunagu.local run`: the whole system on this machine, with demo data."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from pathlib import Path
+
+from tsunagu.local.demo import SCREEN_POP_QUERY, submit_demo
+from tsunagu.local.stack import LocalStack, StackPorts
+from tsunagu.runtime import run, wait_for_stop_signal
+
+log = logging.getLogger("tsunagu.local")
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tsunagu.local", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("run", help="start everything, submit the demo, serve until Ctrl-C")
+    up.add_argument("--data-dir", type=Path, default=Path(".tsunagu"))
+    up.add_argument("--gateway-port", type=int, default=8000)
+    up.add_argument("--timeline-port", type=int, default=50060)
+    up.add_argument(
+        "--ingest-base-port",
+        type=int,
+        default=50051,
+        help="chat, voice, email, sms, social, web on consecutive ports",
+    )
+    up.add_argument("--nats-port", type=int, default=14222)
+    up.add_argument("--store-port", type=int, default=27117)
+    up.add_argument(
+        "--mongodb-uri", default=None, help="use this MongoDB instead of the embedded store"
+    )
+    up.add_argument("--no-demo", action="store_true", help="do not submit the demo scenario")
+    return parser.parse_args(argv)
+
+
+async def _run(args: argparse.Namespace) -> None:
+    channels = ("chat", "voice", "email", "sms", "social", "web")
+    ports = StackPorts(
+        gateway=args.gateway_port,
+        timeline=args.timeline_port,
+        ingest={c: args.ingest_base_port + i for i, c in enumerate(channels)},
+        nats=args.nats_port,
+        store=args.store_port,
+    )
+    started = time.monotonic()
+    print(
+        "starting Tsunagu: nats-server, store, timeline, 6 ingestion services, gateway", flush=True
+    )
+    async with LocalStack(args.data_dir, ports=ports, mongodb_uri=args.mongodb_uri) as stack:
+        print(f"all services ready in {time.monotonic() - started:.1f}s", flush=True)
+        if not args.no_demo:
+            results = await submit_demo(stack.ingest_addresses)
+            accepted = sum(r.status == r.STATUS_ACCEPTED for r in results)
+            print(
+                f"demo: {len(results)} interactions submitted "
+                f"({accepted} accepted, {len(results) - accepted} already stored)",
+                flush=True,
+            )
+        ingest = ", ".join(f"{c}={a}" for c, a in stack.ingest_addresses.items())
+        print(
+            "\n"
+            f"  GraphQL (GraphiQL in the browser): {stack.graphql_url}\n"
+            f"  ingestion gRPC: {ingest}\n"
+            f"  timeline gRPC:  {stack.timeline_address}\n"
+            "\n  Paste this query into GraphiQL to see the demo customer's whole history:\n\n"
+            + "\n".join("    " + line for line in SCREEN_POP_QUERY.splitlines())
+            + "\n\n  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        exited = asyncio.ensure_future(stack.wait_any_exit())
+        await wait_for_stop_signal(exited)
+        if exited.done():
+            print(f"{exited.result()} exited unexpectedly; stopping everything", file=sys.stderr)
+        print("stopping...", flush=True)
+    print("stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run(lambda: _run(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The demo customer: a web form, a chat that gives her number, a call, an email to cancel."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import grpc
+
+from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2
+
+TENANT = "demo"
+PHONE = "090-1234-5678"  # as she types it: a Japanese mobile in national format
+EMAIL = "Hanako.Sato@example.jp"
+_NAMESPACE = uuid.UUID("8f1d2c4b-1e7a-4c1b-9d55-0f6b5e2f7a30")
+
+pb = interaction_pb2
+
+
+def _event_id(name: str) -> str:
+    # Stable ids: running the demo twice submits the same events, which the stream de-duplicates.
+    return str(uuid.uuid5(_NAMESPACE, name))
+
+
+def _at(value: datetime) -> pb.Interaction:
+    interaction = pb.Interaction()
+    interaction.occurred_at.FromDatetime(value)
+    return interaction
+
+
+@dataclass(frozen=True, slots=True)
+class DemoEvent:
+    channel: str
+    interaction: pb.Interaction
+
+
+def scenario(now: datetime | None = None) -> list[DemoEvent]:
+    """The events of the demo, oldest first, ending a little before `now`."""
+    now = now or datetime.now(UTC)
+    day1 = (now - timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+    events: list[DemoEvent] = []
+
+    form = _at(day1 - timedelta(days=6))
+    form.MergeFrom(
+        pb.Interaction(
+            event_id=_event_id("web-form"),
+            tenant=TENANT,
+            channel=pb.CHANNEL_WEB,
+            kind=pb.KIND_FORM_SUBMISSION,
+            direction=pb.DIRECTION_INBOUND,
+            actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER, display_name="Sato Hanako"),
+            web_form=pb.WebFormDetail(
+                form_id="subscription-inquiry",
+                page_url="https://shop.example.jp/contact",
+                fields=[
+                    pb.FormField(name="name", value="Sato Hanako"),
+                    pb.FormField(name="email", value=EMAIL),
+                    pb.FormField(name="message", value="When does my next delivery ship?"),
+                ],
+            ),
+        )
+    )
+    events.append(DemoEvent("web", form))
+
+    chat_lines = [
+        ("customer", "Hello, my subscription delivery is three days late."),
+        ("agent", "I'm sorry about that. May I have your phone number to look up the order?"),
+        ("customer", f"It's {PHONE}. My email is {EMAIL.lower()} if that helps."),
+        ("agent", "Thank you. I'll ask the warehouse and call you back."),
+    ]
+    for i, (who, text) in enumerate(chat_lines):
+        msg = _at(day1 + timedelta(minutes=i))
+        identifiers = [pb.Identifier(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value="visitor-7f3a")]
+        if i == 2:
+            identifiers += [
+                pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=PHONE),
+                pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=EMAIL),
+            ]
+        customer = who == "customer"
+        msg.MergeFrom(
+            pb.Interaction(
+                event_id=_event_id(f"chat-{i}"),
+                tenant=TENANT,
+                channel=pb.CHANNEL_CHAT,
+                kind=pb.KIND_MESSAGE,
+                direction=pb.DIRECTION_INBOUND if customer else pb.DIRECTION_OUTBOUND,
+                identifiers=identifiers,
+                actor=(
+                    pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER, display_name="Sato Hanako")
+                    if customer
+                    else pb.Actor(
+                        type=pb.ACTOR_TYPE_AGENT, id="agent-tanaka", display_name="Tanaka"
+                    )
+                ),
+                content=pb.Content(text=text, language="en"),
+                chat=pb.ChatDetail(
+                    session_id="chat-session-1029", page_url="https://shop.example.jp/mypage"
+                ),
+            )
+        )
+        events.append(DemoEvent("chat", msg))
+
+    call_at = day1 + timedelta(minutes=14)
+    call = pb.CallDetail(
+        call_id="call-88412",
+        leg_id="leg-1",
+        from_number=PHONE,
+        to_number="0120-123-456",
+        queue="subscriptions",
+    )
+    started = _at(call_at)
+    started.MergeFrom(
+        pb.Interaction(
+            event_id=_event_id("call-started"),
+            tenant=TENANT,
+            channel=pb.CHANNEL_VOICE,
+            kind=pb.KIND_CALL_STARTED,
+            direction=pb.DIRECTION_INBOUND,
+            actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER),
+            call=call,
+        )
+    )
+    events.append(DemoEvent("voice", started))
+    ended = _at(call_at + timedelta(minutes=6))
+    ended_call = pb.CallDetail()
+    ended_call.CopyFrom(call)
+    ended_call.duration_seconds = 360
+    ended_call.end_reason = "completed"
+    ended_call.transcript = (
+        "Customer asked again about the late delivery. Agent confirmed it ships tomorrow "
+        "with express shipping at no charge."
+    )
+    ended.MergeFrom(
+        pb.Interaction(
+            event_id=_event_id("call-ended"),
+            tenant=TENANT,
+            channel=pb.CHANNEL_VOICE,
+            kind=pb.KIND_CALL_ENDED,
+            direction=pb.DIRECTION_INBOUND,
+            actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER),
+            call=ended_call,
+        )
+    )
+    events.append(DemoEvent("voice", ended))
+
+    mail = _at(day1 + timedelta(days=1, hours=-2))
+    mail.MergeFrom(
+        pb.Interaction(
+            event_id=_event_id("email-cancel"),
+            tenant=TENANT,
+            channel=pb.CHANNEL_EMAIL,
+            kind=pb.KIND_EMAIL,
+            direction=pb.DIRECTION_INBOUND,
+            actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER, display_name="Sato Hanako"),
+            email=pb.EmailDetail(
+                message_id="<cancel-5521@mail.example.jp>",
+                from_address=EMAIL,
+                to_addresses=["support@shop.example.jp"],
+                subject="Cancel my subscription",
+                html_body=(
+                    "<html><body><p>Hello,</p><p>The delivery arrived, thank you. "
+                    "I still have a lot of stock left, so I would like to "
+                    "<b>cancel my subscription</b>.</p><p>Sato Hanako</p></body></html>"
+                ),
+            ),
+        )
+    )
+    events.append(DemoEvent("email", mail))
+    return events
+
+
+async def submit_demo(ingest_addresses: dict[str, str]) -> list[ingest_pb2.SubmitResult]:
+    """Submit the scenario through the real gRPC API, each event to its channel's service."""
+    results = []
+    channels: dict[str, grpc.aio.Channel] = {}
+    try:
+        for event in scenario():
+            if event.channel not in channels:
+                channels[event.channel] = grpc.aio.insecure_channel(ingest_addresses[event.channel])
+            stub = ingest_pb2_grpc.IngestServiceStub(channels[event.channel])
+            response = await stub.Submit(
+                ingest_pb2.SubmitRequest(interaction=event.interaction), timeout=10
+            )
+            results.append(response.result)
+    finally:
+        for channel in channels.values():
+            await channel.close(grace=None)
+    return results
+
+
+SCREEN_POP_QUERY = """\
+query ScreenPop {
+  customerByIdentifier(kind: PHONE, value: "090-1234-5678") {
+    id
+    displayName
+    channels
+    interactionCount
+    mergedIds
+    timeline(first: 20) {
+      edges {
+        node { occurredAt channel kind direction text actor { type displayName } }
+      }
+    }
+  }
+}"""

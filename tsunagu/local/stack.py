@@ -1,0 +1,178 @@
+"""The whole system as local processes: nats-server, the store, six ingestors, timeline, gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from tsunagu.local.processes import (
+    LineSink,
+    ManagedProcess,
+    MongoWireStore,
+    NatsServer,
+    free_port,
+)
+
+CHANNELS = ("chat", "voice", "email", "sms", "social", "web")
+
+
+@dataclass(frozen=True, slots=True)
+class StackPorts:
+    """Ports of the local stack; 0 picks a free one."""
+
+    gateway: int = 8000
+    timeline: int = 50060
+    ingest: dict[str, int] = field(
+        default_factory=lambda: {c: 50051 + i for i, c in enumerate(CHANNELS)}
+    )
+    nats: int = 14222
+    store: int = 27117
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        return cls(gateway=0, timeline=0, ingest=dict.fromkeys(CHANNELS, 0), nats=0, store=0)
+
+
+def _port(value: int) -> int:
+    return value or free_port()
+
+
+class LocalStack:
+    """Starts every process of Tsunagu, each one detected ready before the next depends on it.
+
+    `mongodb_uri` points the timeline at an existing MongoDB instead of the embedded store.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        ports: StackPorts | None = None,
+        channels: tuple[str, ...] = CHANNELS,
+        tenant_database: str = "tsunagu",
+        mongodb_uri: str | None = None,
+        sink: LineSink | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.ports = ports or StackPorts()
+        self.channels = channels
+        self.database = tenant_database
+        self._mongodb_uri = mongodb_uri
+        self._sink = sink
+        self._env = extra_env or {}
+        self._stack = AsyncExitStack()
+        self.processes: dict[str, ManagedProcess] = {}
+        self.nats_url = ""
+        self.mongodb_uri = ""
+        self.timeline_address = ""
+        self.ingest_addresses: dict[str, str] = {}
+        self.graphql_url = ""
+
+    def _service(self, name: str, module: str, env: dict[str, str], ready: str) -> ManagedProcess:
+        process = ManagedProcess(
+            name,
+            [sys.executable, "-m", module],
+            ready_pattern=ready,
+            env={**self._env, **env, "OTEL_SERVICE_NAME": f"tsunagu-{name}"},
+            sink=self._sink,
+        )
+        self.processes[name] = process
+        return process
+
+    async def _enter(self, process: ManagedProcess) -> None:
+        await self._stack.enter_async_context(process)
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def _start(self) -> None:
+        nats = NatsServer(self.data_dir / "nats", port=_port(self.ports.nats), sink=self._sink)
+        self.processes["nats"] = nats
+        starting = [self._enter(nats)]
+        if self._mongodb_uri is None:
+            store = MongoWireStore(
+                self.data_dir / "store", port=_port(self.ports.store), sink=self._sink
+            )
+            self.processes["store"] = store
+            starting.append(self._enter(store))
+            self.mongodb_uri = store.uri
+        else:
+            self.mongodb_uri = self._mongodb_uri
+        await asyncio.gather(*starting)
+        self.nats_url = nats.url
+
+        timeline_port = _port(self.ports.timeline)
+        self.timeline_address = f"127.0.0.1:{timeline_port}"
+        services = [
+            self._service(
+                "timeline",
+                "services.timeline",
+                {
+                    "TSUNAGU_TIMELINE_PORT": str(timeline_port),
+                    "TSUNAGU_TIMELINE_NATS_URL": self.nats_url,
+                    "TSUNAGU_TIMELINE_MONGODB_URI": self.mongodb_uri,
+                    "TSUNAGU_TIMELINE_MONGODB_DATABASE": self.database,
+                },
+                r"timeline ready on",
+            )
+        ]
+        for channel in self.channels:
+            port = _port(self.ports.ingest.get(channel, 0))
+            self.ingest_addresses[channel] = f"127.0.0.1:{port}"
+            services.append(
+                self._service(
+                    f"ingest-{channel}",
+                    "services.ingest",
+                    {
+                        "TSUNAGU_INGEST_CHANNEL": channel,
+                        "TSUNAGU_INGEST_PORT": str(port),
+                        "TSUNAGU_INGEST_NATS_URL": self.nats_url,
+                    },
+                    rf"ingest-{channel} ready on",
+                )
+            )
+        gateway_port = _port(self.ports.gateway)
+        services.append(
+            self._service(
+                "gateway",
+                "gateway",
+                {
+                    "TSUNAGU_GATEWAY_PORT": str(gateway_port),
+                    "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": self.timeline_address,
+                    "TSUNAGU_GATEWAY_NATS_URL": self.nats_url,
+                },
+                r"gateway listening on",
+            )
+        )
+        self.graphql_url = f"http://127.0.0.1:{gateway_port}/graphql"
+        await asyncio.gather(*(self._enter(p) for p in services))
+
+    async def wait_any_exit(self) -> str:
+        """Return the name of the first process that exits on its own."""
+        waits = {asyncio.ensure_future(p.wait()): name for name, p in self.processes.items()}
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        return waits[next(iter(done))]
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Exit stack order stops services first (they drain), then nats and the store.
+        await self._stack.aclose()
