@@ -89,7 +89,7 @@ def run_ingest(
     @asynccontextmanager
     async def start(channel: str, **overrides: object) -> AsyncIterator[IngestService]:
         settings = IngestSettings(
-            channel=channel,  # type: ignore[arg-type]
+            channel=channel,
             host="127.0.0.1",
             port=0,
             nats_url=nats_server.url,

@@ -12,7 +12,7 @@ from services.ingest.pipeline import IngestPolicy
 from services.ingest.settings import IngestSettings
 from tsunagu.bus.connection import connect
 from tsunagu.bus.publisher import InteractionPublisher
-from tsunagu.bus.streams import ensure_streams
+from tsunagu.bus.streams import StreamLimits, ensure_streams
 from tsunagu.rpc import GrpcServer
 
 
@@ -33,7 +33,13 @@ class IngestService:
             nc = await connect(s.nats_url, name=f"tsunagu-ingest-{s.channel}")
             self._stack.push_async_callback(nc.drain)
             js = nc.jetstream()
-            await ensure_streams(js)
+            await ensure_streams(
+                js,
+                StreamLimits(
+                    replicas=s.stream_replicas,
+                    duplicate_window_seconds=s.duplicate_window_seconds,
+                ),
+            )
             api = IngestApi(
                 InteractionPublisher(js, ack_timeout=s.publish_ack_timeout_seconds),
                 policy=IngestPolicy(

@@ -209,4 +209,7 @@ class InteractionConsumer:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._tasks:
+            # Otherwise draining the connection waits for a pull request that never completes.
+            await self._sub.unsubscribe()
         # Unacked messages that were fetched but not processed are redelivered after ack_wait.

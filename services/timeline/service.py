@@ -20,7 +20,7 @@ from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
 from services.timeline.store.documents import Document
 from tsunagu.bus.connection import connect
-from tsunagu.bus.streams import ensure_streams
+from tsunagu.bus.streams import StreamLimits, ensure_streams
 from tsunagu.rpc import GrpcServer
 from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
 
@@ -65,7 +65,13 @@ class TimelineService:
             self.nc = await connect(s.nats_url, name="tsunagu-timeline")
             self._stack.push_async_callback(self.nc.drain)
             js = self.nc.jetstream()
-            await ensure_streams(js)
+            await ensure_streams(
+                js,
+                StreamLimits(
+                    replicas=s.stream_replicas,
+                    duplicate_window_seconds=s.duplicate_window_seconds,
+                ),
+            )
 
             api = TimelineApi(self.store, self.recorder.resolver, region_for=s.region_for)
 

@@ -23,11 +23,17 @@ class TimelineSettings(BaseSettings):
     consumer_name: str = Field(default="timeline", pattern=r"^[A-Za-z0-9_-]+$")
     # Which interactions this consumer takes: all tenants by default; a tenant's subset
     # (`interactions.<tenant>.>`) lets a large tenant get consumers of its own.
-    subject_filter: str = Field(default="interactions.>", pattern=r"^interactions\.[A-Za-z0-9_.>*-]+$")
+    subject_filter: str = Field(
+        default="interactions.>", pattern=r"^interactions\.[A-Za-z0-9_.>*-]+$"
+    )
     fetch_batch: int = Field(default=64, ge=1, le=1024)
     max_ack_pending: int = Field(default=1024, ge=1)
     ack_wait_seconds: float = Field(default=30.0, gt=0)
     max_deliver: int = Field(default=5, ge=1)
+    # JetStream replicas of the streams this service declares: 3 in a clustered deployment.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    # Must cover the longest retry horizon of any adapter (a retry inside it is a duplicate).
+    duplicate_window_seconds: float = Field(default=2 * 24 * 3600, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
 
     def region_for(self, tenant: str) -> str:

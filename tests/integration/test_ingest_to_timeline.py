@@ -27,7 +27,7 @@ Starter = Callable[..., AbstractAsyncContextManager[Any]]
 
 
 async def wait_for_events(
-    timeline: timeline_pb2_grpc.TimelineServiceStub, tenant: str, event_ids: list[str]
+    timeline: timeline_pb2_grpc.TimelineServiceAsyncStub, tenant: str, event_ids: list[str]
 ) -> dict[str, str]:
     """Poll LookupEvents until every event is stored; returns event id → customer id."""
     deadline = asyncio.get_running_loop().time() + 20
@@ -71,6 +71,16 @@ async def system(run_timeline: Starter, run_ingest: Starter) -> Any:
         yield stubs
         for ch in channels.values():
             await ch.close(grace=None)
+
+
+def varint(value: int) -> bytes:
+    """Protobuf base-128 length prefix."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
 
 
 async def submit(stub: Any, interaction: interaction_pb2.Interaction) -> Result:
@@ -223,7 +233,7 @@ async def test_batch_with_bad_items_stores_the_good_ones(system: Any, tenant: st
     # to decode it, and it must not take the rest of the batch down with it.
     broken = builders.chat(tenant, text="PLACEHOLDER").SerializeToString()
     broken = broken.replace(b"PLACEHOLDER", b"bad \xff\xfe text")
-    raw = request + b"\x0a" + bytes([len(broken)]) + broken
+    raw = request + b"\x0a" + varint(len(broken)) + broken
 
     raw_call = system["chat_channel"].unary_unary(
         "/tsunagu.v1.IngestService/SubmitBatch",

@@ -1,0 +1,216 @@
+"""`make bench`: ingest throughput and freshness against the raw JetStream publish rate.
+
+Everything runs on this machine in one process tree: a real nats-server, the embedded store
+(or MONGODB_URI), the timeline, a chat ingestion service and the gateway. The baseline is
+the rate at which this machine's nats-server stores pipelined publishes of the same payload,
+so the ratios say how much of the bus's capacity Tsunagu's pipeline delivers, whatever the
+machine. Benchmarks report; they never fail the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import nats
+from nats.js.api import StorageType, StreamConfig
+
+from tsunagu.local.stack import LocalStack, StackPorts
+from tsunagu.v1 import (
+    ingest_pb2,
+    ingest_pb2_grpc,
+    interaction_pb2,
+    timeline_pb2,
+    timeline_pb2_grpc,
+)
+
+TENANT = "bench"
+
+
+def _chat(i: int, run: str, at: datetime) -> interaction_pb2.Interaction:
+    interaction = interaction_pb2.Interaction(
+        event_id=str(uuid.uuid4()),
+        tenant=TENANT,
+        channel=interaction_pb2.CHANNEL_CHAT,
+        kind=interaction_pb2.KIND_MESSAGE,
+        direction=interaction_pb2.DIRECTION_INBOUND,
+        identifiers=[
+            interaction_pb2.Identifier(
+                kind=interaction_pb2.IDENTIFIER_KIND_CHAT_VISITOR, value=f"{run}-visitor-{i % 50}"
+            )
+        ],
+        actor=interaction_pb2.Actor(type=interaction_pb2.ACTOR_TYPE_CUSTOMER),
+        content=interaction_pb2.Content(text=f"message {i}: my delivery is late " * 4),
+        chat=interaction_pb2.ChatDetail(session_id=f"{run}-session-{i % 50}"),
+    )
+    interaction.occurred_at.FromDatetime(at)
+    return interaction
+
+
+async def raw_publish_rate(nats_url: str, payload: bytes, count: int) -> float:
+    """Baseline: pipelined JetStream publishes with PubAcks, on the same server."""
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    await js.add_stream(
+        StreamConfig(name="BENCH_RAW", subjects=["benchraw.>"], storage=StorageType.FILE)
+    )
+    started = time.perf_counter()
+    futures = [
+        await js.publish_async("benchraw.x", payload, headers={"Nats-Msg-Id": str(uuid.uuid4())})
+        for _ in range(count)
+    ]
+    await asyncio.gather(*futures)
+    elapsed = time.perf_counter() - started
+    await js.delete_stream("BENCH_RAW")
+    await nc.close()
+    return count / elapsed
+
+
+async def wait_stored(
+    stub: timeline_pb2_grpc.TimelineServiceAsyncStub, event_ids: list[str], limit_s: float
+) -> None:
+    deadline = time.perf_counter() + limit_s
+    pending = list(event_ids)
+    while pending:
+        chunk = pending[:500]
+        found = await stub.LookupEvents(
+            timeline_pb2.LookupEventsRequest(tenant=TENANT, event_ids=chunk)
+        )
+        stored = {f.event_id for f in found.found}
+        pending = [e for e in pending if e not in stored]
+        if pending and time.perf_counter() > deadline:
+            raise TimeoutError(f"{len(pending)} events not stored in {limit_s}s")
+        if len(stored) < len(chunk):
+            await asyncio.sleep(0.05)
+
+
+async def end_to_end(stack: LocalStack, count: int, batch: int) -> dict[str, float]:
+    run = uuid.uuid4().hex[:6]
+    base = datetime.now(UTC) - timedelta(hours=1)
+    items = [_chat(i, run, base + timedelta(milliseconds=i)) for i in range(count)]
+    async with (
+        grpc.aio.insecure_channel(stack.ingest_addresses["chat"]) as ingest_ch,
+        grpc.aio.insecure_channel(stack.timeline_address) as timeline_ch,
+    ):
+        ingest = ingest_pb2_grpc.IngestServiceStub(ingest_ch)
+        timeline = timeline_pb2_grpc.TimelineServiceStub(timeline_ch)
+        started = time.perf_counter()
+        for offset in range(0, count, batch):
+            response = await ingest.SubmitBatch(
+                ingest_pb2.SubmitBatchRequest(interactions=items[offset : offset + batch])
+            )
+            accepted = sum(
+                r.status == ingest_pb2.SubmitResult.STATUS_ACCEPTED for r in response.results
+            )
+            assert accepted == len(response.results), response.results
+        acked = time.perf_counter() - started
+        await wait_stored(timeline, [i.event_id for i in items], limit_s=600)
+        stored = time.perf_counter() - started
+    return {"ingest_acked_per_s": count / acked, "stored_per_s": count / stored}
+
+
+async def freshness(stack: LocalStack, samples: int) -> list[float]:
+    """Seconds from a Submit acknowledgement until GraphQL shows the interaction."""
+    query = """query($v: String!) { customerByIdentifier(kind: CHAT_VISITOR, value: $v) {
+        timeline(first: 1) { edges { node { eventId } } } } }"""
+    latencies = []
+    async with (
+        grpc.aio.insecure_channel(stack.ingest_addresses["chat"]) as ch,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        ingest = ingest_pb2_grpc.IngestServiceStub(ch)
+        visitor = f"fresh-{uuid.uuid4().hex[:6]}"
+        for i in range(samples):
+            item = _chat(i, "fresh", datetime.now(UTC))
+            item.identifiers[0].value = visitor
+            await ingest.Submit(ingest_pb2.SubmitRequest(interaction=item))
+            acked = time.perf_counter()
+            while True:
+                response = await http.post(
+                    stack.graphql_url, json={"query": query, "variables": {"v": visitor}}
+                )
+                data: Any = response.json().get("data") or {}
+                customer = data.get("customerByIdentifier")
+                edges = customer["timeline"]["edges"] if customer else []
+                if edges and edges[0]["node"]["eventId"] == item.event_id:
+                    break
+                await asyncio.sleep(0.002)
+            latencies.append(time.perf_counter() - acked)
+    return latencies
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
+        async with LocalStack(
+            Path(tmp),
+            ports=StackPorts.free(),
+            channels=("chat",),
+            mongodb_uri=os.environ.get("MONGODB_URI"),
+            sink=lambda _name, _line: None,
+        ) as stack:
+            payload = _chat(0, "size", datetime.now(UTC)).SerializeToString()
+            raw = await raw_publish_rate(stack.nats_url, payload, args.raw_count)
+            e2e = await end_to_end(stack, args.count, args.batch)
+            fresh = await freshness(stack, args.samples)
+    return {
+        "machine": {"cpus": os.cpu_count()},
+        "payload_bytes": len(payload),
+        "baseline_raw_jetstream_publish_per_s": raw,
+        **e2e,
+        "ingest_vs_raw": e2e["ingest_acked_per_s"] / raw,
+        "stored_vs_raw": e2e["stored_per_s"] / raw,
+        "freshness_ms": {
+            "p50": 1000 * statistics.median(fresh),
+            "p99": 1000 * _pct(fresh, 0.99),
+            "samples": len(fresh),
+        },
+    }
+
+
+def _report(result: dict[str, Any]) -> str:
+    raw = result["baseline_raw_jetstream_publish_per_s"]
+    fresh = result["freshness_ms"]
+    return "\n".join(
+        [
+            f"payload: {result['payload_bytes']} bytes per interaction",
+            f"{'measure':44} {'per second':>12} {'vs baseline':>12}",
+            f"{'baseline: raw JetStream publish (pipelined)':44} {raw:12,.0f} {1:12.3f}",
+            f"{'gRPC SubmitBatch acknowledged (durable)':44} "
+            f"{result['ingest_acked_per_s']:12,.0f} {result['ingest_vs_raw']:12.3f}",
+            f"{'SubmitBatch → stored and queryable':44} "
+            f"{result['stored_per_s']:12,.0f} {result['stored_vs_raw']:12.3f}",
+            f"freshness, Submit ack → visible in GraphQL: p50 {fresh['p50']:.1f} ms, "
+            f"p99 {fresh['p99']:.1f} ms over {fresh['samples']} samples",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--count", type=int, default=2000, help="interactions end to end")
+    parser.add_argument("--batch", type=int, default=200, help="SubmitBatch size")
+    parser.add_argument("--raw-count", type=int, default=20000, help="baseline publishes")
+    parser.add_argument("--samples", type=int, default=50, help="freshness samples")
+    parser.add_argument("--out", type=Path, default=Path("bench-results/latest.json"))
+    result = asyncio.run(main(parser.parse_args()))
+    print(_report(result))
+    args = parser.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(f"written to {args.out}")

@@ -1,0 +1,44 @@
+"""Client-facing gateway errors, each carrying the ``extensions.code`` a UI can branch on."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Values of ``extensions.code`` in GraphQL errors (Apollo's names where they exist)."""
+
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    NOT_FOUND = "NOT_FOUND"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    TIMELINE_UNAVAILABLE = "TIMELINE_UNAVAILABLE"
+    GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+    GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+class GatewayError(Exception):
+    """An error whose message is meant for the API client, never masked.
+
+    graphql-core copies an original error's ``extensions`` onto the GraphQL error it
+    reports, so raising this from a resolver is all it takes to set ``extensions.code``.
+    """
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.extensions: dict[str, object] = {"code": code.value}
+
+
+def bad_user_input(message: str) -> GatewayError:
+    """Build the error for an argument the client must change before retrying.
+
+    Args:
+        message: What is wrong with the input, phrased for the API user.
+
+    Returns:
+        A ``GatewayError`` with code ``BAD_USER_INPUT``.
+    """
+    return GatewayError(ErrorCode.BAD_USER_INPUT, message)

@@ -1,0 +1,166 @@
+"""The gateway's GraphQL schema: root fields, limits and error codes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from functools import partial
+
+import strawberry
+from graphql import GraphQLError, GraphQLSyntaxError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.types import ExecutionContext
+from strawberry.utils.logging import StrawberryLogger
+
+from gateway.context import Info
+from gateway.enums import IDENTIFIER_KINDS, IdentifierKind
+from gateway.errors import ErrorCode, GatewayError, bad_user_input
+from gateway.settings import GatewaySettings
+from gateway.types import Customer
+from tsunagu.v1 import interaction_pb2
+
+_log = logging.getLogger(__name__)
+
+# Longer than any e-mail address or phone number; stops abuse of the screen-pop field.
+_MAX_IDENTIFIER_LENGTH = 512
+
+
+async def resolve_customer(info: Info, id: strawberry.ID) -> Customer | None:
+    """Load one customer through the per-request DataLoader (batched with its siblings)."""
+    if not id.strip():
+        raise bad_user_input("`id` must not be empty.")
+    found = await info.context.loaders.customers.load(str(id))
+    return None if found is None else Customer.from_proto(found)
+
+
+async def resolve_customer_by_identifier(
+    info: Info, kind: IdentifierKind, value: str, network: str | None = None
+) -> Customer | None:
+    """Resolve an identifier as typed by the agent; the timeline normalises it."""
+    if not value.strip():
+        raise bad_user_input("`value` must not be empty.")
+    if len(value) > _MAX_IDENTIFIER_LENGTH:
+        raise bad_user_input(f"`value` must be at most {_MAX_IDENTIFIER_LENGTH} characters.")
+    if kind is IdentifierKind.SOCIAL_HANDLE and not network:
+        raise bad_user_input("`network` is required for SOCIAL_HANDLE identifiers.")
+    identifier = interaction_pb2.Identifier(
+        kind=IDENTIFIER_KINDS.to_proto(kind), value=value, network=network or ""
+    )
+    context = info.context
+    found = await context.timeline.resolve_identifier(context.principal.tenant, identifier)
+    if found is None:
+        return None
+    # A later `customer(id:)` in the same operation then needs no second round trip.
+    context.loaders.customers.prime(found.id, found)
+    return Customer.from_proto(found)
+
+
+@strawberry.type
+class Query:
+    customer: Customer | None = strawberry.field(
+        resolver=resolve_customer,
+        description="A customer by id; a merged-away id yields the surviving customer.",
+    )
+    customer_by_identifier: Customer | None = strawberry.field(
+        resolver=resolve_customer_by_identifier,
+        description="Screen-pop: the customer an identifier belongs to; null when unknown.",
+    )
+
+
+def classify_error(error: GraphQLError) -> ErrorCode:
+    """Decide the ``extensions.code`` of a GraphQL error.
+
+    Args:
+        error: An error from parsing, validation or execution.
+
+    Returns:
+        The code; ``INTERNAL_SERVER_ERROR`` marks the errors that get masked and logged.
+    """
+    if isinstance(error.original_error, GatewayError):
+        return error.original_error.code
+    if isinstance(error, GraphQLSyntaxError):
+        # Also the token limit: graphql-core stops parsing with a syntax error.
+        return ErrorCode.GRAPHQL_PARSE_FAILED
+    if error.original_error is None and error.path is None:
+        # Neither raised by a resolver nor tied to a result field: the document was refused
+        # (unknown field, depth or alias limit, bad argument literal or variable).
+        return ErrorCode.GRAPHQL_VALIDATION_FAILED
+    return ErrorCode.INTERNAL_SERVER_ERROR
+
+
+def _is_unexpected(error: GraphQLError) -> bool:
+    return classify_error(error) is ErrorCode.INTERNAL_SERVER_ERROR
+
+
+class _ErrorCodes(SchemaExtension):
+    """Gives every error an ``extensions.code``, so clients never parse messages."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        for error in getattr(self.execution_context.result, "errors", None) or ():
+            extensions = error.extensions or {}
+            if "code" not in extensions:
+                error.extensions = {**extensions, "code": classify_error(error).value}
+
+
+class _MaskUnexpectedErrors(MaskErrors):
+    """Hides internals of unexpected errors; client-facing errors keep their message."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_is_unexpected, error_message="Internal server error.")
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": ErrorCode.INTERNAL_SERVER_ERROR.value}
+        return masked
+
+
+class GatewaySchema(strawberry.Schema):
+    """The schema, logging only the errors that are the gateway's problem."""
+
+    def process_errors(
+        self,
+        errors: list[GraphQLError],
+        execution_context: ExecutionContext | None = None,
+    ) -> None:
+        """Log unexpected errors with their traceback; client mistakes only at debug level.
+
+        Args:
+            errors: The operation's errors, before masking.
+            execution_context: The operation.
+        """
+        for error in errors:
+            if _is_unexpected(error):
+                StrawberryLogger.error(error, execution_context)
+            else:
+                _log.debug("GraphQL client error: %s", error.message)
+
+
+def build_schema(settings: GatewaySettings) -> GatewaySchema:
+    """Build the schema with the limits and error policy of ``settings``.
+
+    Args:
+        settings: The gateway settings.
+
+    Returns:
+        The schema.
+    """
+    # Factories, not instances: each operation gets its own extension objects, which keep
+    # per-operation state (the execution context) between their hooks.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
+        partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+        partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
+        _ErrorCodes,
+    ]
+    if settings.mask_errors:
+        extensions.append(_MaskUnexpectedErrors)
+    # Mutations (agent actions) and subscriptions (timelineUpdated) come with their own
+    # work items: pass `mutation=` and `subscription=` here.
+    return GatewaySchema(query=Query, extensions=extensions)

@@ -1,0 +1,31 @@
+"""Gateway settings, read from ``TSUNAGU_GATEWAY_*`` environment variables once at start."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    """Everything the gateway can be told; constructing it parses and validates the env.
+
+    Lists are given as JSON, e.g. ``TSUNAGU_GATEWAY_DEV_ROLES='["agent","supervisor"]'``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TSUNAGU_GATEWAY_", frozen=True)
+
+    host: str = "127.0.0.1"
+    # 0 asks the OS for a free port; the ready line then prints the port actually bound.
+    port: int = Field(default=8000, ge=0, le=65535)
+    timeline_address: str = Field(default="127.0.0.1:50060", min_length=1)
+    auth_mode: Literal["development", "jwt"] = "development"
+    dev_tenant: str = Field(default="demo", min_length=1)
+    dev_roles: list[str] = Field(default_factory=lambda: ["agent"])
+    graphiql: bool = True
+    mask_errors: bool = False
+    max_query_depth: int = Field(default=10, ge=1)
+    max_aliases: int = Field(default=30, ge=0)
+    max_tokens: int = Field(default=2000, ge=1)
+    grpc_timeout_seconds: float = Field(default=5.0, gt=0)

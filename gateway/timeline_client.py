@@ -1,0 +1,232 @@
+"""Thin async client of the timeline's gRPC query API, translating gRPC failures for GraphQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Self, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gateway.errors import ErrorCode, GatewayError
+from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
+
+if TYPE_CHECKING:
+    from tsunagu.v1.timeline_pb2_grpc import TimelineServiceAsyncStub
+
+_log = logging.getLogger(__name__)
+
+_Request = TypeVar("_Request", bound=Message)
+_Response = TypeVar("_Response", bound=Message)
+
+# Failures the agent can do nothing about but retry later: one code, one message.
+_UNAVAILABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# The timeline refused what the client asked for (an unparseable phone number, a stale cursor).
+_BAD_INPUT_CODES = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE})
+
+
+class TimelineCallFailed(RuntimeError):
+    """The timeline failed in a way the client cannot fix; reported as an internal error."""
+
+
+def timeline_unavailable() -> GatewayError:
+    """Build the error for a timeline that cannot answer right now.
+
+    Returns:
+        A ``GatewayError`` with code ``TIMELINE_UNAVAILABLE``.
+    """
+    return GatewayError(
+        ErrorCode.TIMELINE_UNAVAILABLE,
+        "The timeline service is unavailable; try again shortly.",
+    )
+
+
+class TimelineClient:
+    """Client of ``tsunagu.v1.TimelineService``; an async context manager owning its channel.
+
+    The channel is opened by ``open()`` (or ``async with``) inside the running event loop,
+    which is why the gateway's ASGI lifespan does it rather than the constructor.
+    """
+
+    def __init__(self, *, address: str, timeout_seconds: float) -> None:
+        self._address = address
+        self._timeout = timeout_seconds
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: TimelineServiceAsyncStub | None = None
+
+    @property
+    def address(self) -> str:
+        """The ``host:port`` of the timeline service."""
+        return self._address
+
+    async def open(self) -> None:
+        """Create the gRPC channel; connecting happens lazily on the first call or probe."""
+        if self._channel is not None:
+            raise RuntimeError("the timeline client is already open")
+        # Plaintext inside the cluster for now; TLS comes with the security work item.
+        self._channel = grpc.aio.insecure_channel(self._address)
+        self._stub = timeline_pb2_grpc.TimelineServiceStub(self._channel)
+
+    async def close(self, grace: float | None = None) -> None:
+        """Close the channel.
+
+        Args:
+            grace: Seconds to let in-flight calls finish; ``None`` cancels them at once.
+        """
+        channel, self._channel, self._stub = self._channel, None, None
+        if channel is not None:
+            await channel.close(grace)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def connectivity(self) -> str:
+        """Name the channel's state (``READY``, ``IDLE``, ``TRANSIENT_FAILURE``, ...).
+
+        Asking also nudges an idle channel to connect, so a health probe warms it up.
+
+        Returns:
+            The ``grpc.ChannelConnectivity`` name, or ``CLOSED`` when the client is not open.
+        """
+        if self._channel is None:
+            return "CLOSED"
+        return self._channel.get_state(try_to_connect=True).name
+
+    async def resolve_identifier(
+        self, tenant: str, identifier: interaction_pb2.Identifier
+    ) -> timeline_pb2.Customer | None:
+        """Screen-pop: find the customer an identifier belongs to.
+
+        Args:
+            tenant: The caller's tenant.
+            identifier: The identifier as the agent typed it; the timeline normalises it.
+
+        Returns:
+            The customer, or ``None`` when nobody has that identifier.
+        """
+        stub = self._require_stub()
+        request = timeline_pb2.ResolveIdentifierRequest(tenant=tenant, identifier=identifier)
+        response = await self._call("ResolveIdentifier", stub.ResolveIdentifier, request)
+        if response is None or not response.customer.id:
+            return None
+        return response.customer
+
+    async def get_customers(
+        self, tenant: str, ids: Sequence[str]
+    ) -> list[timeline_pb2.Customer | None]:
+        """Fetch customers by id in one round trip.
+
+        Args:
+            tenant: The caller's tenant.
+            ids: Customer ids; a merged-away id yields the surviving customer.
+
+        Returns:
+            One entry per id, in order; ``None`` where no such customer exists.
+
+        Raises:
+            TimelineCallFailed: The timeline answered with the wrong number of customers.
+        """
+        stub = self._require_stub()
+        request = timeline_pb2.GetCustomersRequest(tenant=tenant, customer_ids=list(ids))
+        response = await self._call("GetCustomers", stub.GetCustomers, request)
+        if response is None:
+            return [None] * len(ids)
+        if len(response.customers) != len(ids):
+            raise TimelineCallFailed(
+                f"GetCustomers returned {len(response.customers)} customers for {len(ids)} ids"
+            )
+        return [customer if customer.id else None for customer in response.customers]
+
+    async def list_interactions(
+        self,
+        tenant: str,
+        customer_id: str,
+        *,
+        page_size: int,
+        after: str | None = None,
+        channels: Sequence[interaction_pb2.Channel.ValueType] = (),
+        kinds: Sequence[interaction_pb2.Kind.ValueType] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> timeline_pb2.ListInteractionsResponse | None:
+        """Read one page of a customer's timeline, newest first.
+
+        Args:
+            tenant: The caller's tenant.
+            customer_id: Whose timeline.
+            page_size: Entries per page (the timeline accepts 1..200).
+            after: Cursor of the last entry already seen; the page starts just past it.
+            channels: Only these channels; empty means all.
+            kinds: Only these kinds; empty means all.
+            since: Only entries that occurred at or after this instant.
+            until: Only entries that occurred before this instant.
+
+        Returns:
+            The page, or ``None`` when the timeline does not know the customer.
+        """
+        stub = self._require_stub()
+        request = timeline_pb2.ListInteractionsRequest(
+            tenant=tenant,
+            customer_id=customer_id,
+            page_size=page_size,
+            after=after or "",
+            channels=channels,
+            kinds=kinds,
+        )
+        if since is not None:
+            request.since.CopyFrom(_timestamp(since))
+        if until is not None:
+            request.until.CopyFrom(_timestamp(until))
+        return await self._call("ListInteractions", stub.ListInteractions, request)
+
+    def _require_stub(self) -> TimelineServiceAsyncStub:
+        if self._stub is None:
+            # Only during start-up or shutdown; the agent can simply retry.
+            raise timeline_unavailable()
+        return self._stub
+
+    async def _call(
+        self,
+        method: str,
+        rpc: grpc.aio.UnaryUnaryMultiCallable[_Request, _Response],
+        request: _Request,
+    ) -> _Response | None:
+        try:
+            return await rpc(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            if code == grpc.StatusCode.NOT_FOUND:
+                return None
+            if code in _UNAVAILABLE_CODES:
+                _log.warning("timeline %s failed: %s", method, code.name)
+                raise timeline_unavailable() from error
+            if code in _BAD_INPUT_CODES:
+                raise GatewayError(
+                    ErrorCode.BAD_USER_INPUT, error.details() or code.name
+                ) from error
+            if code == grpc.StatusCode.PERMISSION_DENIED:
+                raise GatewayError(ErrorCode.FORBIDDEN, "Not allowed.") from error
+            # The details may quote personal data, so only the status goes into the message.
+            raise TimelineCallFailed(f"timeline {method} failed with {code.name}") from error
+
+
+def _timestamp(value: datetime) -> Timestamp:
+    # GraphQL clients may omit the offset; such instants are read as UTC, as documented.
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    timestamp = Timestamp()
+    timestamp.FromDatetime(value)
+    return timestamp

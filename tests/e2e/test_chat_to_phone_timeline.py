@@ -1,0 +1,122 @@
+"""gRPC in → GraphQL out, across real processes: the product's promise end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import pytest
+from gql import Client, gql
+from gql.transport.aiohttp import AIOHTTPTransport
+
+from tests import builders
+from tsunagu.local.stack import LocalStack
+from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2
+
+SCREEN_POP = gql(
+    """
+    query ScreenPop($kind: IdentifierKind!, $value: String!) {
+      customerByIdentifier(kind: $kind, value: $value) {
+        id
+        displayName
+        interactionCount
+        mergedIds
+        timeline(first: 50) {
+          edges { node { eventId channel kind direction text } }
+          pageInfo { hasNextPage }
+        }
+      }
+    }
+    """
+)
+
+# The dev principal's tenant: the gateway takes the tenant from the principal, never the query.
+TENANT = "demo"
+
+
+@pytest.fixture
+async def graphql(stack: LocalStack) -> AsyncIterator[Any]:
+    transport = AIOHTTPTransport(url=stack.graphql_url)
+    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+        yield session
+
+
+async def submit(stack: LocalStack, channel: str, interaction: interaction_pb2.Interaction) -> None:
+    async with grpc.aio.insecure_channel(stack.ingest_addresses[channel]) as ch:
+        stub = ingest_pb2_grpc.IngestServiceStub(ch)
+        response = await stub.Submit(ingest_pb2.SubmitRequest(interaction=interaction))
+    assert response.result.status == ingest_pb2.SubmitResult.STATUS_ACCEPTED
+
+
+async def screen_pop_until(
+    session: Any, kind: str, value: str, *, event_ids: set[str]
+) -> dict[str, Any]:
+    """Ask GraphQL until the customer's timeline shows every event (bounded wait)."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        result = await session.execute(SCREEN_POP, variable_values={"kind": kind, "value": value})
+        customer = result["customerByIdentifier"]
+        if customer is not None:
+            shown = {e["node"]["eventId"] for e in customer["timeline"]["edges"]}
+            if event_ids <= shown:
+                return dict(customer)
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timeline never showed {event_ids}: {customer}")
+        await asyncio.sleep(0.05)
+
+
+async def test_phone_agent_sees_the_chat_and_a_later_email_merges_the_customer(
+    stack: LocalStack, graphql: Any
+) -> None:
+    suffix = f"{uuid.uuid4().int % 10**4:04d}"
+    phone = f"090-55{suffix[:2]}-{suffix}"
+    t0 = datetime.now(UTC) - timedelta(hours=2)
+
+    chat = builders.chat(TENANT, visitor=f"v-{suffix}", phone=phone, name="Sato Hanako", at=t0)
+    await submit(stack, "chat", chat)
+    call = builders.call(TENANT, from_number=phone.replace("-", ""), at=t0 + timedelta(minutes=10))
+    await submit(stack, "voice", call)
+
+    customer = await screen_pop_until(
+        graphql, "PHONE", phone, event_ids={chat.event_id, call.event_id}
+    )
+    nodes = [e["node"] for e in customer["timeline"]["edges"]]
+    assert [n["eventId"] for n in nodes] == [call.event_id, chat.event_id]  # newest first
+    assert [(n["channel"], n["kind"]) for n in nodes] == [
+        ("VOICE", "CALL_STARTED"),
+        ("CHAT", "MESSAGE"),
+    ]
+    assert customer["displayName"] == "Sato Hanako"
+    first_id = customer["id"]
+
+    # A second, separate customer: she wrote from her email address before, never giving a number.
+    address = f"hanako.{suffix}@example.jp"
+    earlier = builders.email(TENANT, from_address=address, at=t0 - timedelta(days=3))
+    await submit(stack, "email", earlier)
+    other = await screen_pop_until(graphql, "EMAIL", address, event_ids={earlier.event_id})
+    assert other["id"] != first_id
+
+    # Today's email carries both her address and her number (signature): one person after all.
+    linking = builders.email(
+        TENANT,
+        from_address=address.upper(),
+        html="<p>I have surplus stock, please <b>cancel</b>.</p>",
+        extra_identifiers=[
+            interaction_pb2.Identifier(kind=interaction_pb2.IDENTIFIER_KIND_PHONE, value=phone)
+        ],
+        at=t0 + timedelta(days=1),
+    )
+    await submit(stack, "email", linking)
+    everything = {chat.event_id, call.event_id, earlier.event_id, linking.event_id}
+    merged = await screen_pop_until(graphql, "EMAIL", address, event_ids=everything)
+    by_phone = await screen_pop_until(graphql, "PHONE", phone, event_ids=everything)
+    assert merged["id"] == by_phone["id"]
+    assert merged["interactionCount"] == 4
+    assert len(merged["mergedIds"]) == 1
+    order = [e["node"]["eventId"] for e in merged["timeline"]["edges"]]
+    assert order == [linking.event_id, call.event_id, chat.event_id, earlier.event_id]
+    assert "cancel" in merged["timeline"]["edges"][0]["node"]["text"]

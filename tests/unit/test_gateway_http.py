@@ -1,0 +1,274 @@
+"""The gateway over real HTTP and WebSockets: uvicorn, the ASGI app, and ``python -m gateway``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+from gateway.app import bootstrap
+from gateway.auth import Credentials, Principal, Unauthenticated
+from gateway.server import create_server
+from tests.unit.test_gateway_schema import (
+    PHONE_AS_TYPED,
+    TENANT,
+    FakeTimeline,
+    running_fake_timeline,
+    settings,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "Bearer agent-7-token"
+AUTH = {"authorization": TOKEN}
+QUERY = {"query": '{ customer(id: "c-1") { id displayName } }'}
+
+
+class TokenAuthenticator:
+    """Accepts one bearer token, from a header or from the WebSocket connection params."""
+
+    async def authenticate(self, credentials: Credentials) -> Principal:
+        presented = credentials.headers.get("authorization") or credentials.connection_params.get(
+            "authorization"
+        )
+        if presented != TOKEN:
+            raise Unauthenticated("Missing or invalid bearer token.")
+        return Principal(subject="agent-7", tenant=TENANT, roles=frozenset({"agent"}))
+
+
+@pytest.fixture(scope="module")
+async def served() -> AsyncIterator[tuple[FakeTimeline, str]]:
+    """A fake timeline over gRPC and the gateway in front of it, on free ports."""
+    async with running_fake_timeline() as (fake, timeline_address):
+        config = settings(port=0, timeline_address=timeline_address, grpc_timeout_seconds=2.0)
+        server = create_server(bootstrap(config, authenticator=TokenAuthenticator()), config)
+        serving = asyncio.create_task(server.serve())
+        await asyncio.wait_for(server.ready.wait(), timeout=10)
+        assert server.started
+        try:
+            yield fake, server.graphql_url
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(serving, timeout=10)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5) as http:
+        yield http
+
+
+def _base(url: str) -> str:
+    return url.removesuffix("/graphql")
+
+
+async def test_query_over_http_answers_for_the_principals_tenant(
+    served: tuple[FakeTimeline, str], client: httpx.AsyncClient
+) -> None:
+    fake, url = served
+    fake.requests.clear()
+
+    response = await client.post(url, json=QUERY, headers=AUTH)
+
+    assert response.status_code == 200
+    assert response.json() == {"data": {"customer": {"id": "c-1", "displayName": "Yamada Hanako"}}}
+    assert [request.tenant for request in fake.calls("GetCustomers")] == [TENANT]
+
+
+async def test_query_by_get_works_too(
+    served: tuple[FakeTimeline, str], client: httpx.AsyncClient
+) -> None:
+    _, url = served
+    query = f'{{ customerByIdentifier(kind: PHONE, value: "{PHONE_AS_TYPED}") {{ id }} }}'
+
+    response = await client.get(url, params={"query": query}, headers=AUTH)
+
+    assert response.json() == {"data": {"customerByIdentifier": {"id": "c-1"}}}
+
+
+async def test_request_without_credentials_is_401_unauthenticated(
+    served: tuple[FakeTimeline, str], client: httpx.AsyncClient
+) -> None:
+    _, url = served
+
+    response = await client.post(url, json=QUERY)
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "UNAUTHENTICATED"}
+
+
+async def test_healthz_is_ok_and_reports_the_timeline_channel(
+    served: tuple[FakeTimeline, str], client: httpx.AsyncClient
+) -> None:
+    _, url = served
+    await client.post(url, json=QUERY, headers=AUTH)  # the channel is READY once used
+
+    response = await client.get(f"{_base(url)}/healthz")
+
+    assert response.status_code == 200
+    assert response.text == "ok\ntimeline: READY\n"
+
+
+async def test_browser_gets_graphiql(
+    served: tuple[FakeTimeline, str], client: httpx.AsyncClient
+) -> None:
+    _, url = served
+
+    response = await client.get(url, headers={"accept": "text/html"})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "graphiql" in response.text.lower()
+
+
+async def test_unknown_path_and_bad_body_are_http_errors(
+    served: tuple[FakeTimeline, str], client: httpx.AsyncClient
+) -> None:
+    _, url = served
+
+    missing = await client.get(f"{_base(url)}/nope")
+    not_json = await client.post(
+        url, content=b"{", headers={**AUTH, "content-type": "application/json"}
+    )
+    too_big = await client.post(url, json={"query": "#" * (2 * 1024 * 1024)}, headers=AUTH)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"query": "'
+        for _ in range(32):
+            yield b"#" * (64 * 1024)
+        yield b'"}'
+
+    # Chunked, without a Content-Length: the limit counts the bytes as they arrive.
+    too_big_streamed = await client.post(
+        url, content=chunks(), headers={**AUTH, "content-type": "application/json"}
+    )
+
+    assert missing.status_code == 404
+    assert not_json.status_code == 400
+    assert too_big.status_code == 413
+    assert too_big_streamed.status_code == 413
+
+
+async def _ws_messages(
+    url: str, init_payload: dict[str, object], *messages: dict[str, Any]
+) -> list[dict[str, Any]]:
+    received: list[dict[str, Any]] = []
+    ws_url = url.replace("http://", "ws://")
+    async with connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": init_payload}))
+        received.append(json.loads(await ws.recv()))
+        for message in messages:
+            await ws.send(json.dumps(message))
+        while len(received) < 1 + 2 * len(messages):
+            received.append(json.loads(await ws.recv()))
+    return received
+
+
+async def test_graphql_transport_ws_authenticates_from_connection_params(
+    served: tuple[FakeTimeline, str],
+) -> None:
+    fake, url = served
+    fake.requests.clear()
+    subscribe = {"id": "1", "type": "subscribe", "payload": QUERY}
+
+    received = await _ws_messages(url, {"authorization": TOKEN}, subscribe)
+
+    assert received == [
+        {"type": "connection_ack"},
+        {
+            "id": "1",
+            "type": "next",
+            "payload": {"data": {"customer": {"id": "c-1", "displayName": "Yamada Hanako"}}},
+        },
+        {"id": "1", "type": "complete"},
+    ]
+    assert [request.tenant for request in fake.calls("GetCustomers")] == [TENANT]
+
+
+async def test_graphql_transport_ws_without_credentials_is_closed_4403(
+    served: tuple[FakeTimeline, str],
+) -> None:
+    _, url = served
+
+    with pytest.raises(ConnectionClosed) as closed:
+        await _ws_messages(url, {})
+
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403
+
+
+async def test_legacy_graphql_ws_protocol_is_refused(served: tuple[FakeTimeline, str]) -> None:
+    _, url = served
+    ws_url = url.replace("http://", "ws://")
+
+    async with connect(ws_url, subprotocols=[Subprotocol("graphql-ws")]) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4406
+
+
+async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
+    client: httpx.AsyncClient,
+) -> None:
+    env = {
+        **os.environ,
+        "TSUNAGU_GATEWAY_PORT": "0",
+        # Nothing needs to listen there: the gateway serves (and reports) without a timeline.
+        "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": "127.0.0.1:9",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), timeout=15)).decode()
+        assert line.startswith("gateway listening on http://127.0.0.1:")
+        url = line.removeprefix("gateway listening on ").strip()
+        assert url.endswith("/graphql")
+
+        health = await client.get(f"{_base(url)}/healthz")
+        assert health.status_code == 200
+        assert health.text.startswith("ok\ntimeline: ")
+
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    # uvicorn re-raises the signal once it has shut down cleanly, so the supervisor sees
+    # "terminated by SIGTERM"; the log proves the shutdown ran its graceful path.
+    assert process.returncode in {0, -signal.SIGTERM}, stderr.decode()
+    assert b"timeline client closed" in stderr
+    assert b"development authentication is ON" in stderr
+
+
+async def test_python_m_gateway_refuses_jwt_mode_until_configured() -> None:
+    env = {**os.environ, "TSUNAGU_GATEWAY_AUTH_MODE": "jwt"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", env=env, cwd=REPO_ROOT, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
+
+    assert process.returncode == 2
+    assert b"JWT authentication is not configured yet" in stderr

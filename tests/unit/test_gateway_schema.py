@@ -1,0 +1,688 @@
+"""The gateway's GraphQL schema, run in-process against a real gRPC server with a fake timeline."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from strawberry.types import ExecutionResult
+
+from gateway.auth import Principal
+from gateway.context import GatewayContext
+from gateway.enums import (
+    ACTOR_TYPES,
+    CANCELLATION_OUTCOMES,
+    CANCELLATION_REASONS,
+    CHANNELS,
+    DIRECTIONS,
+    IDENTIFIER_KINDS,
+    KINDS,
+    ProtoEnumMapping,
+)
+from gateway.schema import GatewaySchema, build_schema
+from gateway.settings import GatewaySettings
+from gateway.timeline_client import TimelineClient
+from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
+
+TENANT = "acme"
+PHONE_AS_TYPED = "090-1234-5678"
+# Ids the fake answers with a failure instead of a customer.
+SLOW_ID = "slow"
+BROKEN_ID = "broken"
+INVALID_PHONE = "not-a-phone"
+
+ServicerContext = grpc.aio.ServicerContext[Any, Any]
+
+
+def _ts(iso: str) -> Timestamp:
+    timestamp = Timestamp()
+    timestamp.FromDatetime(datetime.fromisoformat(iso))
+    return timestamp
+
+
+def _customer(number: int) -> timeline_pb2.Customer:
+    if number != 1:
+        return timeline_pb2.Customer(
+            id=f"c-{number}", tenant=TENANT, display_name=f"Customer {number}"
+        )
+    return timeline_pb2.Customer(
+        id="c-1",
+        tenant=TENANT,
+        display_name="Yamada Hanako",
+        identifiers=[
+            interaction_pb2.Identifier(
+                kind=interaction_pb2.IDENTIFIER_KIND_PHONE, value="+819012345678", verified=True
+            ),
+            interaction_pb2.Identifier(
+                kind=interaction_pb2.IDENTIFIER_KIND_SOCIAL_HANDLE, value="hanako", network="x"
+            ),
+        ],
+        channels=[interaction_pb2.CHANNEL_CHAT, interaction_pb2.CHANNEL_VOICE],
+        first_contact_at=_ts("2025-03-01T09:00:00+00:00"),
+        last_contact_at=_ts("2025-03-02T10:30:00+00:00"),
+        interaction_count=4,
+        # Keyed like the timeline stores it: lower-case channel tokens.
+        interactions_by_channel={"voice": 1, "chat": 2, "agent_desk": 1},
+        merged_ids=["c-0"],
+    )
+
+
+CUSTOMERS = {customer.id: customer for customer in map(_customer, range(1, 13))}
+
+
+def _entries() -> list[timeline_pb2.TimelineEntry]:
+    def entry(cursor: str, interaction: interaction_pb2.Interaction) -> timeline_pb2.TimelineEntry:
+        return timeline_pb2.TimelineEntry(
+            interaction=interaction,
+            customer_id="c-1",
+            recorded_at=_ts("2025-03-02T10:31:00+00:00"),
+            cursor=cursor,
+        )
+
+    return [
+        entry(
+            "cur-1",
+            interaction_pb2.Interaction(
+                event_id="ev-note",
+                tenant=TENANT,
+                channel=interaction_pb2.CHANNEL_AGENT_DESK,
+                kind=interaction_pb2.KIND_HANDOFF,
+                direction=interaction_pb2.DIRECTION_INTERNAL,
+                occurred_at=_ts("2025-03-02T10:30:00+00:00"),
+                actor=interaction_pb2.Actor(
+                    type=interaction_pb2.ACTOR_TYPE_AGENT, id="agent-7", display_name="Sato"
+                ),
+                agent_action=interaction_pb2.AgentActionDetail(
+                    case_id="case-1",
+                    customer_id="c-1",
+                    handoff=interaction_pb2.HandoffAction(
+                        to_channel=interaction_pb2.CHANNEL_VOICE,
+                        summary="Wants to cancel; offer a discount",
+                        open_questions=["Which plan?"],
+                    ),
+                ),
+            ),
+        ),
+        entry(
+            "cur-2",
+            interaction_pb2.Interaction(
+                event_id="ev-call",
+                tenant=TENANT,
+                channel=interaction_pb2.CHANNEL_VOICE,
+                kind=interaction_pb2.KIND_CALL_ENDED,
+                direction=interaction_pb2.DIRECTION_INBOUND,
+                occurred_at=_ts("2025-03-02T10:00:00+00:00"),
+                conversation_ref="call-42",
+                actor=interaction_pb2.Actor(type=interaction_pb2.ACTOR_TYPE_CUSTOMER),
+                call=interaction_pb2.CallDetail(
+                    call_id="call-42", from_number="+819012345678", duration_seconds=312
+                ),
+            ),
+        ),
+        entry(
+            "cur-3",
+            interaction_pb2.Interaction(
+                event_id="ev-chat",
+                tenant=TENANT,
+                channel=interaction_pb2.CHANNEL_CHAT,
+                kind=interaction_pb2.KIND_MESSAGE,
+                direction=interaction_pb2.DIRECTION_INBOUND,
+                occurred_at=_ts("2025-03-01T09:00:00+00:00"),
+                conversation_ref="chat-session-9",
+                content=interaction_pb2.Content(text="解約したいです", language="ja"),
+                chat=interaction_pb2.ChatDetail(session_id="chat-session-9"),
+            ),
+        ),
+    ]
+
+
+@dataclass
+class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
+    """Serves canned data for tenant ``acme`` and records every request it receives."""
+
+    requests: dict[str, list[Any]] = field(default_factory=dict)
+
+    def calls(self, method: str) -> list[Any]:
+        return self.requests.get(method, [])
+
+    def _record(self, method: str, request: Message) -> None:
+        self.requests.setdefault(method, []).append(request)
+
+    async def ResolveIdentifier(
+        self, request: timeline_pb2.ResolveIdentifierRequest, context: ServicerContext
+    ) -> timeline_pb2.ResolveIdentifierResponse:
+        self._record("ResolveIdentifier", request)
+        identifier = request.identifier
+        if identifier.value == INVALID_PHONE:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "phone number is not valid")
+        known = (
+            request.tenant == TENANT
+            and identifier.kind == interaction_pb2.IDENTIFIER_KIND_PHONE
+            and identifier.value == PHONE_AS_TYPED
+        )
+        if not known:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no customer has this identifier")
+        return timeline_pb2.ResolveIdentifierResponse(customer=CUSTOMERS["c-1"])
+
+    async def GetCustomers(
+        self, request: timeline_pb2.GetCustomersRequest, context: ServicerContext
+    ) -> timeline_pb2.GetCustomersResponse:
+        self._record("GetCustomers", request)
+        if SLOW_ID in request.customer_ids:
+            await asyncio.sleep(1)
+        if BROKEN_ID in request.customer_ids:
+            await context.abort(grpc.StatusCode.INTERNAL, "disk on fire at /var/lib/secret")
+        known = CUSTOMERS if request.tenant == TENANT else {}
+        return timeline_pb2.GetCustomersResponse(
+            customers=[
+                known.get(customer_id, timeline_pb2.Customer())
+                for customer_id in request.customer_ids
+            ]
+        )
+
+    async def ListInteractions(
+        self, request: timeline_pb2.ListInteractionsRequest, context: ServicerContext
+    ) -> timeline_pb2.ListInteractionsResponse:
+        self._record("ListInteractions", request)
+        if request.tenant != TENANT or request.customer_id not in CUSTOMERS:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
+        entries = _entries()[: request.page_size]
+        return timeline_pb2.ListInteractionsResponse(
+            entries=entries, next_cursor=entries[-1].cursor, has_more=True
+        )
+
+    async def LookupEvents(
+        self,
+        request: timeline_pb2.LookupEventsRequest,
+        context: ServicerContext,  # noqa: ARG002 - the servicer signature
+    ) -> timeline_pb2.LookupEventsResponse:
+        self._record("LookupEvents", request)
+        return timeline_pb2.LookupEventsResponse()
+
+
+@asynccontextmanager
+async def running_fake_timeline() -> AsyncIterator[tuple[FakeTimeline, str]]:
+    """Serve a ``FakeTimeline`` over real gRPC on a free local port."""
+    fake = FakeTimeline()
+    server = grpc.aio.server()
+    timeline_pb2_grpc.add_TimelineServiceServicer_to_server(fake, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield fake, f"127.0.0.1:{port}"
+    finally:
+        await server.stop(grace=1)
+
+
+def unused_address() -> str:
+    """An address nothing listens on (the OS just handed the port out and took it back)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"127.0.0.1:{port}"
+
+
+def settings(**overrides: Any) -> GatewaySettings:
+    """Settings from defaults and ``overrides`` only, whatever the environment says."""
+    return GatewaySettings.model_construct(**overrides)
+
+
+@pytest.fixture(scope="module")
+async def fake_server() -> AsyncIterator[tuple[FakeTimeline, str]]:
+    async with running_fake_timeline() as served:
+        yield served
+
+
+@pytest.fixture
+def fake(fake_server: tuple[FakeTimeline, str]) -> FakeTimeline:
+    fake_server[0].requests.clear()
+    return fake_server[0]
+
+
+@pytest.fixture(scope="module")
+async def timeline(fake_server: tuple[FakeTimeline, str]) -> AsyncIterator[TimelineClient]:
+    async with TimelineClient(address=fake_server[1], timeout_seconds=0.3) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def schema() -> GatewaySchema:
+    return build_schema(settings())
+
+
+AGENT = Principal(subject="agent-7", tenant=TENANT, roles=frozenset({"agent"}))
+
+
+async def run(
+    schema: GatewaySchema,
+    timeline: TimelineClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    principal: Principal = AGENT,
+) -> ExecutionResult:
+    """Execute one operation the way the HTTP view does: fresh context, fresh loaders."""
+    context = GatewayContext(timeline=timeline, principal=principal)
+    return await schema.execute(query, variable_values=variables, context_value=context)
+
+
+def data(result: ExecutionResult) -> dict[str, Any]:
+    assert result.errors is None, result.errors
+    assert result.data is not None
+    return result.data
+
+
+def error_codes(result: ExecutionResult) -> list[object]:
+    return [(error.extensions or {}).get("code") for error in result.errors or ()]
+
+
+CUSTOMER_FIELDS = """
+    id displayName channels firstContactAt lastContactAt interactionCount mergedIds
+    identifiers { kind value network verified }
+    interactionsByChannel { channel count }
+"""
+
+
+async def test_customer_fields_come_from_the_timeline(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    result = await run(schema, timeline, f'{{ customer(id: "c-1") {{ {CUSTOMER_FIELDS} }} }}')
+
+    assert data(result)["customer"] == {
+        "id": "c-1",
+        "displayName": "Yamada Hanako",
+        "channels": ["CHAT", "VOICE"],
+        "firstContactAt": "2025-03-01T09:00:00+00:00",
+        "lastContactAt": "2025-03-02T10:30:00+00:00",
+        "interactionCount": 4,
+        "mergedIds": ["c-0"],
+        "identifiers": [
+            {"kind": "PHONE", "value": "+819012345678", "network": None, "verified": True},
+            {"kind": "SOCIAL_HANDLE", "value": "hanako", "network": "x", "verified": False},
+        ],
+        "interactionsByChannel": [
+            {"channel": "CHAT", "count": 2},
+            {"channel": "VOICE", "count": 1},
+            {"channel": "AGENT_DESK", "count": 1},
+        ],
+    }
+    [request] = fake.calls("GetCustomers")
+    assert list(request.customer_ids) == ["c-1"]
+
+
+async def test_unknown_customer_id_is_null(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    result = await run(schema, timeline, '{ customer(id: "nobody") { id } }')
+
+    assert data(result) == {"customer": None}
+
+
+async def test_screen_pop_by_phone_returns_the_customer(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    query = """query ($phone: String!) {
+        customerByIdentifier(kind: PHONE, value: $phone) { id displayName }
+        again: customer(id: "c-1") { id }
+    }"""
+    result = await run(schema, timeline, query, {"phone": PHONE_AS_TYPED})
+
+    assert data(result) == {
+        "customerByIdentifier": {"id": "c-1", "displayName": "Yamada Hanako"},
+        "again": {"id": "c-1"},
+    }
+    [request] = fake.calls("ResolveIdentifier")
+    assert request.identifier.kind == interaction_pb2.IDENTIFIER_KIND_PHONE
+    # The gateway passes the number as typed: normalising is the timeline's job.
+    assert request.identifier.value == PHONE_AS_TYPED
+
+
+async def test_screen_pop_for_an_unknown_identifier_is_null(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    query = '{ customerByIdentifier(kind: EMAIL, value: "who@example.com") { id } }'
+    result = await run(schema, timeline, query)
+
+    assert data(result) == {"customerByIdentifier": None}
+    assert len(fake.calls("ResolveIdentifier")) == 1
+
+
+async def test_screen_pop_input_the_timeline_rejects_is_bad_user_input(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    query = f'{{ customerByIdentifier(kind: PHONE, value: "{INVALID_PHONE}") {{ id }} }}'
+    result = await run(schema, timeline, query)
+
+    assert error_codes(result) == ["BAD_USER_INPUT"]
+    assert result.errors is not None
+    assert "phone number is not valid" in result.errors[0].message
+
+
+async def test_screen_pop_by_social_handle_needs_a_network(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    query = '{ customerByIdentifier(kind: SOCIAL_HANDLE, value: "hanako") { id } }'
+    result = await run(schema, timeline, query)
+
+    assert error_codes(result) == ["BAD_USER_INPUT"]
+    assert fake.calls("ResolveIdentifier") == []
+
+
+TIMELINE_QUERY = """
+query ($first: Int!, $after: String, $channels: [Channel!], $kinds: [Kind!],
+       $since: DateTime, $until: DateTime) {
+  customer(id: "c-1") {
+    timeline(first: $first, after: $after, channels: $channels, kinds: $kinds,
+             since: $since, until: $until) {
+      edges {
+        cursor
+        node {
+          eventId customerId channel kind direction occurredAt recordedAt conversationRef text
+          actor { type id displayName }
+          detail {
+            __typename
+            ... on ChatDetail { sessionId }
+            ... on CallDetail { callId fromNumber durationSeconds }
+            ... on AgentActionDetail {
+              caseId
+              action { __typename ... on HandoffAction { toChannel summary openQuestions } }
+            }
+          }
+        }
+      }
+      pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    }
+  }
+}
+"""
+
+
+async def test_timeline_maps_entries_cursors_and_page_info(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    result = await run(schema, timeline, TIMELINE_QUERY, {"first": 3})
+
+    connection = data(result)["customer"]["timeline"]
+    assert [edge["cursor"] for edge in connection["edges"]] == ["cur-1", "cur-2", "cur-3"]
+    assert connection["pageInfo"] == {
+        "hasNextPage": True,
+        "hasPreviousPage": False,
+        "startCursor": "cur-1",
+        "endCursor": "cur-3",
+    }
+    handoff, call, chat = (edge["node"] for edge in connection["edges"])
+    assert handoff == {
+        "eventId": "ev-note",
+        "customerId": "c-1",
+        "channel": "AGENT_DESK",
+        "kind": "HANDOFF",
+        "direction": "INTERNAL",
+        "occurredAt": "2025-03-02T10:30:00+00:00",
+        "recordedAt": "2025-03-02T10:31:00+00:00",
+        "conversationRef": None,
+        "text": None,
+        "actor": {"type": "AGENT", "id": "agent-7", "displayName": "Sato"},
+        "detail": {
+            "__typename": "AgentActionDetail",
+            "caseId": "case-1",
+            "action": {
+                "__typename": "HandoffAction",
+                "toChannel": "VOICE",
+                "summary": "Wants to cancel; offer a discount",
+                "openQuestions": ["Which plan?"],
+            },
+        },
+    }
+    assert call["detail"] == {
+        "__typename": "CallDetail",
+        "callId": "call-42",
+        "fromNumber": "+819012345678",
+        "durationSeconds": 312,
+    }
+    assert call["actor"] == {"type": "CUSTOMER", "id": None, "displayName": None}
+    assert (chat["channel"], chat["kind"], chat["text"]) == ("CHAT", "MESSAGE", "解約したいです")
+    assert chat["detail"] == {"__typename": "ChatDetail", "sessionId": "chat-session-9"}
+
+
+async def test_timeline_passes_filters_and_cursor_to_the_timeline(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    variables = {
+        "first": 2,
+        "after": "cur-0",
+        "channels": ["CHAT", "VOICE"],
+        "kinds": ["MESSAGE", "CALL_ENDED"],
+        "since": "2025-03-01T00:00:00+09:00",
+        "until": "2025-03-03T00:00:00+00:00",
+    }
+    result = await run(schema, timeline, TIMELINE_QUERY, variables)
+
+    assert len(data(result)["customer"]["timeline"]["edges"]) == 2
+    [request] = fake.calls("ListInteractions")
+    assert request.tenant == TENANT
+    assert request.customer_id == "c-1"
+    assert request.page_size == 2
+    assert request.after == "cur-0"
+    assert list(request.channels) == [interaction_pb2.CHANNEL_CHAT, interaction_pb2.CHANNEL_VOICE]
+    assert list(request.kinds) == [interaction_pb2.KIND_MESSAGE, interaction_pb2.KIND_CALL_ENDED]
+    assert request.since.ToDatetime(tzinfo=UTC) == datetime(2025, 2, 28, 15, tzinfo=UTC)
+    assert request.until.ToDatetime(tzinfo=UTC) == datetime(2025, 3, 3, tzinfo=UTC)
+
+
+async def test_timeline_without_filters_sends_none(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    result = await run(schema, timeline, TIMELINE_QUERY, {"first": 1})
+
+    assert len(data(result)["customer"]["timeline"]["edges"]) == 1
+    [request] = fake.calls("ListInteractions")
+    assert (request.after, list(request.channels), list(request.kinds)) == ("", [], [])
+    assert not request.HasField("since")
+    assert not request.HasField("until")
+
+
+@pytest.mark.parametrize("first", [0, -1, 101, 1000])
+async def test_timeline_page_size_outside_1_to_100_is_refused(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline, first: int
+) -> None:
+    result = await run(schema, timeline, TIMELINE_QUERY, {"first": first})
+
+    assert error_codes(result) == ["BAD_USER_INPUT"]
+    assert result.errors is not None
+    assert "between 1 and 100" in result.errors[0].message
+    assert fake.calls("ListInteractions") == []
+
+
+async def test_timeline_since_after_until_is_refused(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    variables = {"first": 5, "since": "2025-03-02T00:00:00", "until": "2025-03-01T00:00:00"}
+    result = await run(schema, timeline, TIMELINE_QUERY, variables)
+
+    assert error_codes(result) == ["BAD_USER_INPUT"]
+    assert fake.calls("ListInteractions") == []
+
+
+async def test_ten_customers_by_alias_are_loaded_in_one_call(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    ids = [f"c-{number}" for number in range(1, 11)]
+    aliases = " ".join(
+        f'c{n}: customer(id: "{id_}") {{ id displayName }}' for n, id_ in enumerate(ids)
+    )
+    result = await run(schema, timeline, f"{{ {aliases} }}")
+
+    assert [customer["id"] for customer in data(result).values()] == ids
+    [request] = fake.calls("GetCustomers")
+    assert sorted(request.customer_ids) == sorted(ids)
+
+
+async def test_tenant_sent_to_the_timeline_is_the_principals(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    other = Principal(subject="agent-9", tenant="globex", roles=frozenset({"agent"}))
+    query = f"""{{
+        customer(id: "c-1") {{ id timeline(first: 1) {{ edges {{ cursor }} }} }}
+        customerByIdentifier(kind: PHONE, value: "{PHONE_AS_TYPED}") {{ id }}
+    }}"""
+
+    mine = await run(schema, timeline, query)
+    theirs = await run(schema, timeline, query, principal=other)
+
+    assert data(mine)["customer"]["id"] == "c-1"
+    # Another tenant's agent sees nothing of acme, and no argument could change that.
+    assert theirs.data == {"customer": None, "customerByIdentifier": None}
+    sent = [
+        (method, request.tenant)
+        for method, requests in fake.requests.items()
+        for request in requests
+    ]
+    assert sorted(sent) == [
+        ("GetCustomers", "acme"),
+        ("GetCustomers", "globex"),
+        ("ListInteractions", "acme"),
+        ("ResolveIdentifier", "acme"),
+        ("ResolveIdentifier", "globex"),
+    ]
+
+
+async def test_no_field_takes_a_tenant_argument(schema: GatewaySchema) -> None:
+    introspection = await schema.execute("{ __schema { types { fields { args { name } } } } }")
+
+    arguments = {
+        argument["name"].lower()
+        for type_ in data(introspection)["__schema"]["types"]
+        for field_ in type_["fields"] or ()
+        for argument in field_["args"]
+    }
+    assert "first" in arguments
+    assert not {name for name in arguments if "tenant" in name}
+
+
+@pytest.fixture(scope="module")
+def strict_schema() -> GatewaySchema:
+    return build_schema(settings(max_query_depth=3, max_aliases=2, max_tokens=40))
+
+
+REFUSED_QUERIES = {
+    "too deep": (
+        '{ customer(id: "c-1") { timeline { edges { node { actor { id } } } } } }',
+        "GRAPHQL_VALIDATION_FAILED",
+        "exceeds maximum operation depth of 3",
+    ),
+    "too many aliases": (
+        '{ a: customer(id: "c-1") { id } b: customer(id: "c-2") { id } '
+        'c: customer(id: "c-3") { id } }',
+        "GRAPHQL_VALIDATION_FAILED",
+        "3 aliases found. Allowed: 2",
+    ),
+    "too many tokens": (
+        '{ customer(id: "c-1") { ' + "id " * 50 + "} }",
+        "GRAPHQL_PARSE_FAILED",
+        "more than 40 tokens",
+    ),
+    "unknown field": (
+        '{ customer(id: "c-1") { shoeSize } }',
+        "GRAPHQL_VALIDATION_FAILED",
+        "Cannot query field 'shoeSize' on type 'Customer'",
+    ),
+    "syntax error": ('{ customer(id: "c-1") { id }', "GRAPHQL_PARSE_FAILED", "Syntax Error"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_QUERIES)
+async def test_refused_query_gets_a_clear_error_and_the_next_query_works(
+    strict_schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline, case: str
+) -> None:
+    query, code, message = REFUSED_QUERIES[case]
+
+    refused = await run(strict_schema, timeline, query)
+    normal = await run(strict_schema, timeline, '{ customer(id: "c-1") { id } }')
+
+    assert refused.data is None
+    assert error_codes(refused) == [code]
+    assert refused.errors is not None
+    assert message in refused.errors[0].message
+    assert data(normal) == {"customer": {"id": "c-1"}}
+    # The refused document never reached the timeline.
+    assert len(fake.calls("GetCustomers")) == 1
+
+
+async def test_timeline_down_is_timeline_unavailable_not_a_crash(schema: GatewaySchema) -> None:
+    async with TimelineClient(address=unused_address(), timeout_seconds=2) as down:
+        result = await run(
+            schema,
+            down,
+            f"""{{ customer(id: "c-1") {{ id }}
+                  customerByIdentifier(kind: PHONE, value: "{PHONE_AS_TYPED}") {{ id }} }}""",
+        )
+
+    assert result.data == {"customer": None, "customerByIdentifier": None}
+    assert error_codes(result) == ["TIMELINE_UNAVAILABLE", "TIMELINE_UNAVAILABLE"]
+
+
+async def test_slow_timeline_is_timeline_unavailable(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    result = await run(schema, timeline, f'{{ customer(id: "{SLOW_ID}") {{ id }} }}')
+
+    assert error_codes(result) == ["TIMELINE_UNAVAILABLE"]
+
+
+async def test_closed_client_is_timeline_unavailable(schema: GatewaySchema) -> None:
+    never_opened = TimelineClient(address=unused_address(), timeout_seconds=1)
+
+    result = await run(schema, never_opened, '{ customer(id: "c-1") { id } }')
+
+    assert error_codes(result) == ["TIMELINE_UNAVAILABLE"]
+
+
+async def test_internal_timeline_failure_is_masked_when_configured(
+    timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    masked = build_schema(settings(mask_errors=True))
+    query = f'{{ customer(id: "{BROKEN_ID}") {{ id }} }}'
+
+    unmasked_result = await run(build_schema(settings()), timeline, query)
+    masked_result = await run(masked, timeline, query)
+    client_error = await run(masked, timeline, TIMELINE_QUERY, {"first": 0})
+
+    assert error_codes(unmasked_result) == error_codes(masked_result) == ["INTERNAL_SERVER_ERROR"]
+    assert masked_result.errors is not None
+    assert masked_result.errors[0].message == "Internal server error."
+    assert "secret" not in masked_result.errors[0].message
+    # Client-facing errors are never masked: the agent must learn what to change.
+    assert error_codes(client_error) == ["BAD_USER_INPUT"]
+    assert client_error.errors is not None
+    assert "between 1 and 100" in client_error.errors[0].message
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        CHANNELS,
+        KINDS,
+        DIRECTIONS,
+        IDENTIFIER_KINDS,
+        ACTOR_TYPES,
+        CANCELLATION_REASONS,
+        CANCELLATION_OUTCOMES,
+    ],
+    ids=lambda mapping: mapping.graphql_enum.__name__,
+)
+def test_every_proto_enum_value_has_a_graphql_member(mapping: ProtoEnumMapping[Any, Any]) -> None:
+    for name, value in mapping.proto_enum.items():
+        member = mapping.from_proto(value)
+        if name.endswith("_UNSPECIFIED"):
+            assert member is None
+        else:
+            assert member is not None, f"{name} has no GraphQL member"
+            assert mapping.to_proto(member) == value

@@ -1,0 +1,109 @@
+"""Gateway start-up: settings from the environment, authentication mode, health before serving."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from pydantic import ValidationError
+from starlette.applications import Starlette
+
+from gateway.app import bootstrap
+from gateway.auth import (
+    AuthenticationNotConfigured,
+    Credentials,
+    DevelopmentAuthenticator,
+    Principal,
+    build_authenticator,
+)
+from gateway.settings import GatewaySettings
+from gateway.timeline_client import TimelineClient
+
+
+def test_settings_come_from_prefixed_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TSUNAGU_GATEWAY_PORT", "9001")
+    monkeypatch.setenv("TSUNAGU_GATEWAY_DEV_ROLES", '["agent", "supervisor"]')
+    monkeypatch.setenv("TSUNAGU_GATEWAY_MASK_ERRORS", "true")
+    monkeypatch.setenv("PORT", "1")  # unprefixed variables belong to someone else
+
+    parsed = GatewaySettings()
+
+    assert (parsed.port, parsed.dev_roles, parsed.mask_errors) == (
+        9001,
+        ["agent", "supervisor"],
+        True,
+    )
+    assert (parsed.host, parsed.timeline_address, parsed.max_query_depth) == (
+        "127.0.0.1",
+        "127.0.0.1:50060",
+        10,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("PORT", "70000"), ("AUTH_MODE", "magic"), ("GRPC_TIMEOUT_SECONDS", "0")],
+)
+def test_invalid_settings_fail_fast_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"TSUNAGU_GATEWAY_{name}", value)
+
+    with pytest.raises(ValidationError, match=name.lower()):
+        GatewaySettings()
+
+
+async def test_development_mode_lets_everyone_in_as_the_dev_principal_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = GatewaySettings.model_construct(dev_tenant="acme", dev_roles=["agent", "admin"])
+
+    with caplog.at_level(logging.WARNING, logger="gateway.auth"):
+        authenticator = build_authenticator(settings)
+    principal = await authenticator.authenticate(Credentials(headers={}))
+
+    assert isinstance(authenticator, DevelopmentAuthenticator)
+    assert principal == Principal(
+        subject="developer", tenant="acme", roles=frozenset({"agent", "admin"})
+    )
+    assert "development authentication is ON" in caplog.text
+
+
+def test_jwt_mode_refuses_to_start_until_it_is_implemented() -> None:
+    settings = GatewaySettings.model_construct(auth_mode="jwt")
+
+    with pytest.raises(AuthenticationNotConfigured, match="JWT authentication is not configured"):
+        bootstrap(settings)
+
+
+def _client(app: Starlette) -> httpx.AsyncClient:
+    """An HTTP client calling the ASGI app in-process (no server, no lifespan)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+
+
+async def test_health_is_503_until_the_lifespan_has_started_and_after_it_stopped() -> None:
+    # Nothing needs to listen there: opening the channel does not connect.
+    timeline = TimelineClient(address="127.0.0.1:9", timeout_seconds=1)
+    app = bootstrap(GatewaySettings.model_construct(), timeline=timeline)
+
+    async with _client(app) as client:
+        before = await client.get("/healthz")
+        async with app.router.lifespan_context(app):
+            during = await client.get("/healthz")
+        after = await client.get("/healthz")
+
+    assert before.status_code == 503
+    assert during.status_code == 200
+    assert during.text.startswith("ok\ntimeline: ")
+    assert after.status_code == 503
+
+
+@pytest.mark.parametrize(("graphiql", "status"), [(True, 200), (False, 404)])
+async def test_graphiql_is_served_only_when_enabled(graphiql: bool, status: int) -> None:
+    app = bootstrap(GatewaySettings.model_construct(graphiql=graphiql))
+
+    async with _client(app) as client:
+        response = await client.get("/graphql", headers={"accept": "text/html"})
+
+    assert response.status_code == status
