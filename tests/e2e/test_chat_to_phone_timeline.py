@@ -10,15 +10,14 @@ from typing import Any
 
 import grpc
 import pytest
-from gql import Client, gql
+from gql import Client, GraphQLRequest
 from gql.transport.aiohttp import AIOHTTPTransport
 
 from tests import builders
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2
 
-SCREEN_POP = gql(
-    """
+SCREEN_POP = """
     query ScreenPop($kind: IdentifierKind!, $value: String!) {
       customerByIdentifier(kind: $kind, value: $value) {
         id
@@ -32,7 +31,6 @@ SCREEN_POP = gql(
       }
     }
     """
-)
 
 # The dev principal's tenant: the gateway takes the tenant from the principal, never the query.
 TENANT = "demo"
@@ -58,7 +56,8 @@ async def screen_pop_until(
     """Ask GraphQL until the customer's timeline shows every event (bounded wait)."""
     deadline = asyncio.get_running_loop().time() + 20
     while True:
-        result = await session.execute(SCREEN_POP, variable_values={"kind": kind, "value": value})
+        request = GraphQLRequest(SCREEN_POP, variable_values={"kind": kind, "value": value})
+        result = await session.execute(request)
         customer = result["customerByIdentifier"]
         if customer is not None:
             shown = {e["node"]["eventId"] for e in customer["timeline"]["edges"]}
@@ -74,7 +73,7 @@ async def test_phone_agent_sees_the_chat_and_a_later_email_merges_the_customer(
 ) -> None:
     suffix = f"{uuid.uuid4().int % 10**4:04d}"
     phone = f"090-55{suffix[:2]}-{suffix}"
-    t0 = datetime.now(UTC) - timedelta(hours=2)
+    t0 = datetime.now(UTC) - timedelta(days=2)
 
     chat = builders.chat(TENANT, visitor=f"v-{suffix}", phone=phone, name="Sato Hanako", at=t0)
     await submit(stack, "chat", chat)

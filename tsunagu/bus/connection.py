@@ -21,7 +21,8 @@ async def connect(url: str, *, name: str) -> Client:
         log.warning("nats: %s", exc)
 
     async def on_disconnect() -> None:
-        log.warning("nats: disconnected")
+        # Also logged on every orderly shutdown; a real outage shows up as errors and reconnects.
+        log.info("nats: disconnected")
 
     async def on_reconnect() -> None:
         log.info("nats: reconnected")
