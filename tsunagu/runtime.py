@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -19,12 +21,20 @@ def configure_logging(level: str = "INFO") -> None:
     )
 
 
-async def wait_for_stop_signal(*extra: Awaitable[object]) -> None:
-    """Return on SIGTERM/SIGINT, or as soon as one of `extra` completes (a crashed task)."""
+async def wait_for_stop_signal(
+    *extra: Awaitable[object], ready: Callable[[], None] | None = None
+) -> None:
+    """Return on SIGTERM/SIGINT, or as soon as one of `extra` completes (a crashed task).
+
+    `ready` runs once the signal handlers are in place: announcing readiness any earlier
+    would let a supervisor's SIGTERM kill the process instead of stopping it gracefully.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready()
     waiters = [asyncio.ensure_future(stop.wait()), *(asyncio.ensure_future(e) for e in extra)]
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -43,5 +53,19 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is optional
         pass
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except ValidationError as exc:
+        # Bad settings: say which ones, without a traceback through the event loop.
+        problems = "\n".join(
+            f"  {'.'.join(str(p) for p in err['loc']) or '(settings)'}: {err['msg']}"
+            + (f" (got {err['input']!r})" if isinstance(err.get("input"), str | int) else "")
+            for err in exc.errors()
+        )
+        print(f"invalid settings ({exc.title}):\n{problems}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except SettingsError as exc:  # a value that is not even parseable (e.g. broken JSON)
+        print(f"invalid settings: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

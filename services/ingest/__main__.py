@@ -18,8 +18,10 @@ async def main() -> None:
     configure_telemetry(f"tsunagu-ingest-{settings.channel}")
     async with IngestService(settings) as service:
         # Supervisors and tests detect readiness from this line.
-        log.info("ingest-%s ready on %s", settings.channel, service.server.address)
-        await wait_for_stop_signal()
+        address = service.server.address
+        await wait_for_stop_signal(
+            ready=lambda: log.info("ingest-%s ready on %s", settings.channel, address)
+        )
         log.info("ingest-%s stopping", settings.channel)
 
 

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
+from tsunagu.identifiers.regions import PhoneRegion
 
 ChannelName = Literal["chat", "voice", "email", "sms", "social", "web"]
 
@@ -21,8 +22,8 @@ class IngestSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535)
     nats_url: str = "nats://127.0.0.1:4222"
-    default_region: str = Field(default="JP", pattern=r"^[A-Z]{2}$")
-    tenant_regions: dict[str, str] = Field(default_factory=dict)
+    default_region: PhoneRegion = "JP"
+    tenant_regions: dict[str, PhoneRegion] = Field(default_factory=dict)
     max_batch_items: int = Field(default=1000, ge=1)
     max_text_bytes: int = Field(default=64 * 1024, ge=1024)
     max_event_bytes: int = Field(default=512 * 1024, ge=4096)

@@ -18,8 +18,10 @@ async def main() -> None:
     configure_telemetry("tsunagu-timeline")
     async with TimelineService(settings) as service:
         # Supervisors and tests detect readiness from this line.
-        log.info("timeline ready on %s", service.server.address)
-        await wait_for_stop_signal(service.failed)
+        address = service.server.address
+        await wait_for_stop_signal(
+            service.failed, ready=lambda: log.info("timeline ready on %s", address)
+        )
         log.info("timeline stopping")
     if service.failed.done():
         raise SystemExit(1)

@@ -117,6 +117,12 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
                 before = decode_cursor(request.after)
             except InvalidCursorError:
                 await _invalid(context, "after: not a cursor issued by this service")
+        try:
+            since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
+            until = request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None
+        except (ValueError, OverflowError):
+            await _invalid(context, "since/until: timestamps out of range")
+            raise
         live = await self._resolver.live_customers(tenant, {request.customer_id})
         if not live:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
@@ -128,8 +134,8 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
             before=before,
             channels=[channel_token(c) for c in request.channels],
             kinds=[KIND_TOKENS.get(k, "unspecified") for k in request.kinds],
-            since=request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None,
-            until=request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None,
+            since=since,
+            until=until,
         )
         response = timeline_pb2.ListInteractionsResponse(has_more=len(docs) > size)
         for doc in docs[:size]:

@@ -21,9 +21,11 @@ from services.timeline.recorder import PermanentError, Recorded, TimelineRecorde
 from services.timeline.store.documents import KIND_TOKENS, channel_token
 from tsunagu.bus import headers
 from tsunagu.bus.subjects import (
+    CHANNEL_TOKENS,
     INTERACTIONS_STREAM,
     INTERACTIONS_SUBJECTS,
     dead_letter_subject,
+    interaction_subject,
     timeline_updated_subject,
 )
 from tsunagu.v1 import interaction_pb2
@@ -33,6 +35,13 @@ tracer = trace.get_tracer(__name__)
 
 # Redelivery delays by attempt: a store hiccup gets a quick retry, a real outage a slower one.
 BACKOFF_SECONDS = (0.2, 1.0, 5.0, 15.0, 30.0)
+
+
+def interaction_subject_or_none(interaction: interaction_pb2.Interaction) -> str | None:
+    """The subject this interaction belongs on, or None when its tenant/channel are unusable."""
+    if not interaction.tenant or interaction.channel not in CHANNEL_TOKENS:
+        return None
+    return interaction_subject(interaction.tenant, interaction.channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +135,11 @@ class InteractionConsumer:
         try:
             with tracer.start_as_current_span("timeline.consume"):
                 await self._handle(msg)
+        except Exception:
+            # Even dead-lettering failed (NATS trouble): leave the message to be redelivered.
+            log.exception("could not handle message %s; it will be redelivered", msg.subject)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=BACKOFF_SECONDS[-1])
         finally:
             context.detach(token)
 
@@ -134,6 +148,16 @@ class InteractionConsumer:
             interaction = interaction_pb2.Interaction.FromString(msg.data)
         except DecodeError as exc:
             await self._dead_letter(msg, f"not a tsunagu.v1.Interaction: {exc}")
+            return
+        if not interaction.tenant or not interaction.event_id:
+            await self._dead_letter(msg, "interaction without tenant or event_id")
+            return
+        if interaction_subject_or_none(interaction) != msg.subject:
+            # Publish permissions are per subject: a producer allowed on one tenant's subjects
+            # must not write into another tenant by what it puts in the payload.
+            await self._dead_letter(
+                msg, f"payload (tenant, channel) does not match subject {msg.subject!r}"
+            )
             return
         try:
             recorded = await self._recorder.record(interaction)
@@ -152,10 +176,13 @@ class InteractionConsumer:
             await msg.nak(delay=delay)
             return
         await msg.ack_sync()
-        if not recorded.duplicate:
-            await self._announce(interaction, recorded)
-        if self._on_recorded is not None:
-            await self._on_recorded(recorded)
+        try:
+            if not recorded.duplicate:
+                await self._announce(interaction, recorded)
+            if self._on_recorded is not None:
+                await self._on_recorded(recorded)
+        except Exception:  # the event is committed; a lost notice is not fatal
+            log.exception("could not announce event %s", recorded.event_id)
 
     async def _announce(self, interaction: interaction_pb2.Interaction, recorded: Recorded) -> None:
         """`timeline.updated.<tenant>.<customer>` after commit; merged customers hear it too."""
@@ -183,11 +210,14 @@ class InteractionConsumer:
     async def _dead_letter(self, msg: Msg, error: str) -> None:
         log.error("dead-lettering message %s: %s", msg.subject, error)
         meta = msg.metadata
+        # NATS's own headers (Nats-Msg-Id, Nats-Expected-Stream, ...) belong to the original
+        # publish; copied, they would make the dead-letter stream refuse the message.
+        kept = {k: v for k, v in (msg.headers or {}).items() if not k.lower().startswith("nats-")}
         await self._js.publish(
             dead_letter_subject(msg.subject),
             msg.data,
             headers={
-                **(msg.headers or {}),
+                **kept,
                 headers.DEAD_LETTER_ERROR: error[:1000],
                 headers.DEAD_LETTER_DELIVERIES: str(meta.num_delivered),
                 headers.DEAD_LETTER_ORIGINAL_SEQUENCE: str(meta.sequence.stream),

@@ -90,7 +90,10 @@ class TimelineRecorder:
                 return Recorded(event_id, tenant, customer_id, duplicate=True)
 
             identifiers = self._normalized(interaction)
-            occurred_at = interaction.occurred_at.ToDatetime(tzinfo=UTC)
+            try:
+                occurred_at = interaction.occurred_at.ToDatetime(tzinfo=UTC)
+            except (ValueError, OverflowError) as exc:
+                raise PermanentError(f"occurred_at out of range: {exc}") from exc
             merged: list[str] = []
             if interaction.WhichOneof("detail") == "agent_action":
                 customer_id = await self._subject_customer(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tsunagu.identifiers.regions import PhoneRegion
+
 
 class TimelineSettings(BaseSettings):
     """Everything the timeline needs to start; invalid values fail start-up with a message."""
@@ -18,8 +20,8 @@ class TimelineSettings(BaseSettings):
     mongodb_database: str = "tsunagu"
     # "majority" in production; the embedded store accepts it too.
     mongodb_write_concern: str = "majority"
-    default_region: str = Field(default="JP", pattern=r"^[A-Z]{2}$")
-    tenant_regions: dict[str, str] = Field(default_factory=dict)
+    default_region: PhoneRegion = "JP"
+    tenant_regions: dict[str, PhoneRegion] = Field(default_factory=dict)
     consumer_name: str = Field(default="timeline", pattern=r"^[A-Za-z0-9_-]+$")
     # Which interactions this consumer takes: all tenants by default; a tenant's subset
     # (`interactions.<tenant>.>`) lets a large tenant get consumers of its own.

@@ -53,7 +53,11 @@ async def submit(stack: LocalStack, channel: str, interaction: interaction_pb2.I
 async def screen_pop_until(
     session: Any, kind: str, value: str, *, event_ids: set[str]
 ) -> dict[str, Any]:
-    """Ask GraphQL until the customer's timeline shows every event (bounded wait)."""
+    """Ask GraphQL until the customer shows every event, in the log and in the profile.
+
+    The profile is written just after its interaction (and rebuilt just after a merge), so
+    for a few milliseconds a timeline can be ahead of its counters: wait for both.
+    """
     deadline = asyncio.get_running_loop().time() + 20
     while True:
         request = GraphQLRequest(SCREEN_POP, variable_values={"kind": kind, "value": value})
@@ -61,7 +65,7 @@ async def screen_pop_until(
         customer = result["customerByIdentifier"]
         if customer is not None:
             shown = {e["node"]["eventId"] for e in customer["timeline"]["edges"]}
-            if event_ids <= shown:
+            if event_ids <= shown and customer["interactionCount"] == len(shown):
                 return dict(customer)
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"timeline never showed {event_ids}: {customer}")

@@ -32,7 +32,8 @@ class StreamLimits:
     duplicate_window_seconds: float = 2 * DAY
     max_age_seconds: float = 30 * DAY
     max_bytes: int = 10 * 1024**3
-    max_msg_size: int = 1024 * 1024
+    # Below the server's 1 MiB max payload, leaving room for the headers a dead-letter copy adds.
+    max_msg_size: int = 1024 * 1024 - 64 * 1024
     replicas: int = 1
 
 
