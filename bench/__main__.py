@@ -4,7 +4,9 @@ Everything runs on this machine in one process tree: a real nats-server, the emb
 (or MONGODB_URI), the timeline, a chat ingestion service and the gateway. The baseline is
 the rate at which this machine's nats-server stores pipelined publishes of the same payload,
 so the ratios say how much of the bus's capacity Tsunagu's pipeline delivers, whatever the
-machine. Benchmarks report; they never fail the test suite.
+machine. A second baseline, one-by-one inserts into the same store, shows how many store round
+trips recording one interaction costs (the end-to-end rate is bound by the store).
+Benchmarks report; they never fail the test suite.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import grpc
 import httpx
 import nats
 from nats.js.api import StorageType, StreamConfig
+from pymongo import AsyncMongoClient
 
 from tsunagu.local.stack import LocalStack, StackPorts
 from tsunagu.v1 import (
@@ -74,6 +77,19 @@ async def raw_publish_rate(nats_url: str, payload: bytes, count: int) -> float:
     elapsed = time.perf_counter() - started
     await js.delete_stream("BENCH_RAW")
     await nc.close()
+    return count / elapsed
+
+
+async def raw_insert_rate(mongodb_uri: str, payload: bytes, count: int) -> float:
+    """Second baseline: one awaited insert_one per document, on the same store."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri)
+    collection = client["bench_raw"]["docs"]
+    started = time.perf_counter()
+    for i in range(count):
+        await collection.insert_one({"i": i, "raw": payload, "at": datetime.now(UTC)})
+    elapsed = time.perf_counter() - started
+    await client.drop_database("bench_raw")
+    await client.close()
     return count / elapsed
 
 
@@ -136,7 +152,7 @@ async def freshness(stack: LocalStack, samples: int) -> list[float]:
             item.identifiers[0].value = visitor
             await ingest.Submit(ingest_pb2.SubmitRequest(interaction=item))
             acked = time.perf_counter()
-            while True:
+            while time.perf_counter() - acked < 30:
                 response = await http.post(
                     stack.graphql_url, json={"query": query, "variables": {"v": visitor}}
                 )
@@ -146,6 +162,8 @@ async def freshness(stack: LocalStack, samples: int) -> list[float]:
                 if edges and edges[0]["node"]["eventId"] == item.event_id:
                     break
                 await asyncio.sleep(0.002)
+            else:
+                raise TimeoutError(f"interaction {item.event_id} never visible through GraphQL")
             latencies.append(time.perf_counter() - acked)
     return latencies
 
@@ -163,16 +181,21 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             channels=("chat",),
             mongodb_uri=os.environ.get("MONGODB_URI"),
             sink=lambda _name, _line: None,
+            # The development principal's tenant, so GraphQL sees the benchmark's customers.
+            extra_env={"TSUNAGU_GATEWAY_DEV_TENANT": TENANT},
         ) as stack:
             payload = _chat(0, "size", datetime.now(UTC)).SerializeToString()
             raw = await raw_publish_rate(stack.nats_url, payload, args.raw_count)
+            raw_store = await raw_insert_rate(stack.mongodb_uri, payload, args.store_count)
             e2e = await end_to_end(stack, args.count, args.batch)
             fresh = await freshness(stack, args.samples)
     return {
         "machine": {"cpus": os.cpu_count()},
         "payload_bytes": len(payload),
         "baseline_raw_jetstream_publish_per_s": raw,
+        "baseline_raw_store_insert_per_s": raw_store,
         **e2e,
+        "stored_vs_store_inserts": e2e["stored_per_s"] / raw_store,
         "ingest_vs_raw": e2e["ingest_acked_per_s"] / raw,
         "stored_vs_raw": e2e["stored_per_s"] / raw,
         "freshness_ms": {
@@ -195,6 +218,10 @@ def _report(result: dict[str, Any]) -> str:
             f"{result['ingest_acked_per_s']:12,.0f} {result['ingest_vs_raw']:12.3f}",
             f"{'SubmitBatch → stored and queryable':44} "
             f"{result['stored_per_s']:12,.0f} {result['stored_vs_raw']:12.3f}",
+            f"{'baseline: store insert_one (awaited, one by one)':44} "
+            f"{result['baseline_raw_store_insert_per_s']:12,.0f}",
+            f"{'SubmitBatch → stored, vs store inserts':44} {'':12} "
+            f"{result['stored_vs_store_inserts']:12.3f}",
             f"freshness, Submit ack → visible in GraphQL: p50 {fresh['p50']:.1f} ms, "
             f"p99 {fresh['p99']:.1f} ms over {fresh['samples']} samples",
         ]
@@ -206,6 +233,7 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=2000, help="interactions end to end")
     parser.add_argument("--batch", type=int, default=200, help="SubmitBatch size")
     parser.add_argument("--raw-count", type=int, default=20000, help="baseline publishes")
+    parser.add_argument("--store-count", type=int, default=2000, help="baseline inserts")
     parser.add_argument("--samples", type=int, default=50, help="freshness samples")
     parser.add_argument("--out", type=Path, default=Path("bench-results/latest.json"))
     result = asyncio.run(main(parser.parse_args()))
