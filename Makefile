@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps run test lint typecheck contracts proto proto-check unit integration e2e bench constraints clean
+.PHONY: help deps run test schema lint typecheck contracts proto proto-check unit integration e2e bench constraints clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ e2e: $(STAMP)  ## end-to-end tests across real processes
 
 bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same run
 	$(PY) -m bench
+
+schema: $(STAMP)  ## write the GraphQL schema the gateway serves to docs/schema.graphql
+	$(PY) -c "from gateway.schema import build_schema; from gateway.settings import GatewaySettings; print(build_schema(GatewaySettings()))" > docs/schema.graphql
 
 constraints: $(STAMP)  ## re-pin constraints.txt from the virtualenv
 	( echo "# Exact versions of every package Tsunagu installs (make deps uses pip -c). Update with: make constraints"; \
