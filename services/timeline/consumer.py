@@ -15,7 +15,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from opentelemetry import context, propagate, trace
+from opentelemetry import propagate, trace
 
 from services.timeline.recorder import PermanentError, Recorded, TimelineRecorder
 from services.timeline.store.documents import KIND_TOKENS, channel_token
@@ -122,67 +122,103 @@ class InteractionConsumer:
 
     async def _work(self) -> None:
         while True:
-            msg = await self._queue.get()
+            msgs = [await self._queue.get()]
+            # Whatever else is already fetched goes into the same batch: under load batches
+            # fill up and share store round trips; when idle, one message goes at once.
+            while len(msgs) < self._options.fetch_batch and not self._queue.empty():
+                msgs.append(self._queue.get_nowait())
             try:
-                await self.handle(msg)
+                await self.handle_batch(msgs)
             finally:
-                self._queue.task_done()
+                for _ in msgs:
+                    self._queue.task_done()
 
-    async def handle(self, msg: Msg) -> None:
-        """Record one message; ack, retry later, or dead-letter it. Never raises."""
-        parent = propagate.extract(msg.headers or {})
-        token = context.attach(parent)
+    async def handle_batch(self, msgs: list[Msg]) -> None:
+        """Record messages; ack, retry later, or dead-letter each one. Never raises."""
+        links = [
+            trace.Link(ctx)
+            for msg in msgs
+            if (
+                ctx := trace.get_current_span(
+                    propagate.extract(msg.headers or {})
+                ).get_span_context()
+            ).is_valid
+        ]
+        with tracer.start_as_current_span(
+            "timeline.consume", links=links, attributes={"messaging.batch.message_count": len(msgs)}
+        ):
+            readable: list[tuple[Msg, interaction_pb2.Interaction]] = []
+            for msg in msgs:
+                interaction = await self._guarded(msg, self._admit(msg))
+                if interaction is not None:
+                    readable.append((msg, interaction))
+            try:
+                outcomes = await self._recorder.record_batch([i for _, i in readable])
+            except Exception as exc:
+                log.exception("recording a batch of %d failed", len(readable))
+                outcomes = [exc] * len(readable)
+            for (msg, interaction), outcome in zip(readable, outcomes, strict=True):
+                await self._guarded(msg, self._settle(msg, interaction, outcome))
+
+    async def _guarded(
+        self, msg: Msg, step: Awaitable[interaction_pb2.Interaction | None]
+    ) -> interaction_pb2.Interaction | None:
         try:
-            with tracer.start_as_current_span("timeline.consume"):
-                await self._handle(msg)
+            return await step
         except Exception:
             # Even dead-lettering failed (NATS trouble): leave the message to be redelivered.
             log.exception("could not handle message %s; it will be redelivered", msg.subject)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=BACKOFF_SECONDS[-1])
-        finally:
-            context.detach(token)
+            return None
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _admit(self, msg: Msg) -> interaction_pb2.Interaction | None:
+        """Decode and check a message; a message that can never be recorded is dead-lettered."""
         try:
             interaction = interaction_pb2.Interaction.FromString(msg.data)
         except DecodeError as exc:
             await self._dead_letter(msg, f"not a tsunagu.v1.Interaction: {exc}")
-            return
+            return None
         if not interaction.tenant or not interaction.event_id:
             await self._dead_letter(msg, "interaction without tenant or event_id")
-            return
+            return None
         if interaction_subject_or_none(interaction) != msg.subject:
             # Publish permissions are per subject: a producer allowed on one tenant's subjects
             # must not write into another tenant by what it puts in the payload.
             await self._dead_letter(
                 msg, f"payload (tenant, channel) does not match subject {msg.subject!r}"
             )
+            return None
+        return interaction
+
+    async def _settle(
+        self, msg: Msg, interaction: interaction_pb2.Interaction, outcome: Recorded | Exception
+    ) -> None:
+        if isinstance(outcome, PermanentError):
+            await self._dead_letter(msg, str(outcome))
             return
-        try:
-            recorded = await self._recorder.record(interaction)
-        except PermanentError as exc:
-            await self._dead_letter(msg, str(exc))
-            return
-        except Exception as exc:  # noqa: BLE001 - any failure is retried, then dead-lettered
+        if isinstance(outcome, Exception):
             delivered = msg.metadata.num_delivered or 1
             if delivered >= self._options.max_deliver:
-                await self._dead_letter(msg, f"{type(exc).__name__}: {exc}")
+                await self._dead_letter(msg, f"{type(outcome).__name__}: {outcome}")
                 return
             delay = BACKOFF_SECONDS[min(delivered, len(BACKOFF_SECONDS)) - 1]
             log.warning(
-                "event %s failed (attempt %d), retrying: %r", interaction.event_id, delivered, exc
+                "event %s failed (attempt %d), retrying: %r",
+                interaction.event_id,
+                delivered,
+                outcome,
             )
             await msg.nak(delay=delay)
             return
-        await msg.ack_sync()
+        await msg.ack()
         try:
-            if not recorded.duplicate:
-                await self._announce(interaction, recorded)
+            if not outcome.duplicate:
+                await self._announce(interaction, outcome)
             if self._on_recorded is not None:
-                await self._on_recorded(recorded)
+                await self._on_recorded(outcome)
         except Exception:  # the event is committed; a lost notice is not fatal
-            log.exception("could not announce event %s", recorded.event_id)
+            log.exception("could not announce event %s", outcome.event_id)
 
     async def _announce(self, interaction: interaction_pb2.Interaction, recorded: Recorded) -> None:
         """`timeline.updated.<tenant>.<customer>` after commit; merged customers hear it too."""

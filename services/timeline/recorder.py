@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -59,6 +59,27 @@ def _identifier_doc(ident: NormalizedIdentifier, network: str) -> dict[str, obje
     return doc
 
 
+@dataclass(slots=True)
+class _Pending:
+    index: int
+    doc: Document
+    contact: Contact
+    merged: list[str]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Writes resolved but not yet flushed, and outcomes of flushes done mid-batch."""
+
+    items: list[_Pending] = field(default_factory=list)
+    queued: dict[tuple[str, str], str] = field(default_factory=dict)
+    flushed: dict[int, Recorded | Exception] = field(default_factory=dict)
+
+    def add(self, index: int, doc: Document, contact: Contact, merged: list[str]) -> None:
+        self.items.append(_Pending(index, doc, contact, merged))
+        self.queued[(doc["tenant"], doc["event_id"])] = doc["customer_id"]
+
+
 class TimelineRecorder:
     """Turns interactions from the stream into the customer timeline; safe to repeat."""
 
@@ -75,47 +96,99 @@ class TimelineRecorder:
         self.resolver = IdentityResolver(store, clock=clock)
 
     async def record(self, interaction: interaction_pb2.Interaction) -> Recorded:
+        """Record one interaction; raises what `record_batch` would report for it."""
+        outcome = (await self.record_batch([interaction]))[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def record_batch(
+        self, interactions: Sequence[interaction_pb2.Interaction]
+    ) -> list[Recorded | Exception]:
+        """Record interactions in order; one outcome each, a failure never fails the others.
+
+        Store round trips are shared by the batch: one duplicate lookup per tenant, one
+        `insert_many`, one projection write per customer and one flag update. Identity
+        resolution stays one event at a time, in order, and everything pending is flushed
+        before a merge so that the merge moves and counts a complete log.
+        """
+        outcomes: list[Recorded | Exception | None] = [None] * len(interactions)
+        batch = _Batch()
+        with tracer.start_as_current_span(
+            "timeline.record_batch", attributes={"tsunagu.batch.items": len(interactions)}
+        ):
+            known: dict[str, dict[str, Document]] = {}
+            for tenant in {i.tenant for i in interactions if i.tenant}:
+                known[tenant] = await self._store.interaction_states(
+                    tenant, [i.event_id for i in interactions if i.tenant == tenant]
+                )
+            for index, interaction in enumerate(interactions):
+                try:
+                    outcomes[index] = await self._prepare(
+                        index, interaction, known.get(interaction.tenant, {}), batch
+                    )
+                except Exception as exc:  # noqa: BLE001 - reported for this item only
+                    outcomes[index] = exc
+            for index, outcome in (await self._flush(batch)).items():
+                outcomes[index] = outcome
+        return [o if o is not None else RuntimeError("not recorded") for o in outcomes]
+
+    async def _prepare(
+        self,
+        index: int,
+        interaction: interaction_pb2.Interaction,
+        known: dict[str, Document],
+        batch: _Batch,
+    ) -> Recorded | None:
+        """Resolve one interaction and queue its writes; None when queued for the flush."""
         tenant, event_id = interaction.tenant, interaction.event_id
         if not tenant or not event_id:
             raise PermanentError("interaction without tenant or event_id")
-        with tracer.start_as_current_span("timeline.record") as span:
-            span.set_attribute("tsunagu.channel", channel_token(interaction.channel))
-            state = await self._store.interaction_state(tenant, event_id)
-            if state is not None:
-                customer_id = state["customer_id"]
-                if not state.get("projected"):
-                    # A previous delivery stored the event but stopped before projecting it.
-                    await self._rebuild_projection(tenant, customer_id)
-                    await self._store.mark_projected(tenant, event_id)
-                return Recorded(event_id, tenant, customer_id, duplicate=True)
+        earlier = batch.queued.get((tenant, event_id))
+        if earlier is not None:
+            return Recorded(event_id, tenant, earlier, duplicate=True)
+        state = known.get(event_id)
+        if state is not None:
+            customer_id = state["customer_id"]
+            if not state.get("projected"):
+                # A previous delivery stored the event but stopped before projecting it.
+                await self._rebuild_projection(tenant, customer_id)
+                await self._store.mark_projected(tenant, event_id)
+            return Recorded(event_id, tenant, customer_id, duplicate=True)
 
-            identifiers = self._normalized(interaction)
-            try:
-                occurred_at = interaction.occurred_at.ToDatetime(tzinfo=UTC)
-            except (ValueError, OverflowError) as exc:
-                raise PermanentError(f"occurred_at out of range: {exc}") from exc
-            merged: list[str] = []
-            if interaction.WhichOneof("detail") == "agent_action":
-                customer_id = await self._subject_customer(
-                    tenant, interaction.agent_action.customer_id
+        identifiers = self._normalized(interaction)
+        try:
+            occurred_at = interaction.occurred_at.ToDatetime(tzinfo=UTC)
+        except (ValueError, OverflowError) as exc:
+            raise PermanentError(f"occurred_at out of range: {exc}") from exc
+        merged: list[str] = []
+        if interaction.WhichOneof("detail") == "agent_action":
+            customer_id = await self._subject_customer(tenant, interaction.agent_action.customer_id)
+        else:
+            keys: list[IdentityKey] = list(
+                dict.fromkeys(
+                    (IDENTIFIER_TOKENS[i.kind], i.value) for i, _ in identifiers if i.matchable
                 )
-            else:
-                keys: list[IdentityKey] = list(
-                    dict.fromkeys(
-                        (IDENTIFIER_TOKENS[i.kind], i.value) for i, _ in identifiers if i.matchable
-                    )
-                )
-                resolution = await self.resolver.resolve(
-                    tenant=tenant, event_id=event_id, occurred_at=occurred_at, keys=keys
-                )
-                customer_id, merged = resolution.customer_id, resolution.merged_ids
+            )
 
-            ident_docs = tuple(_identifier_doc(i, network) for i, network in identifiers)
-            doc = self._document(interaction, customer_id, occurred_at, ident_docs)
-            if not await self._store.insert_interaction(doc):
-                return Recorded(event_id, tenant, customer_id, duplicate=True)
-            contact = Contact(
-                channel=doc["channel"],
+            async def flush_before_merge() -> None:
+                batch.flushed.update(await self._flush(batch))
+
+            resolution = await self.resolver.resolve(
+                tenant=tenant,
+                event_id=event_id,
+                occurred_at=occurred_at,
+                keys=keys,
+                before_merge=flush_before_merge,
+            )
+            customer_id, merged = resolution.customer_id, resolution.merged_ids
+
+        ident_docs = tuple(_identifier_doc(i, network) for i, network in identifiers)
+        batch.add(
+            index,
+            self._document(interaction, customer_id, occurred_at, ident_docs),
+            Contact(
+                channel=channel_token(interaction.channel),
                 occurred_at=occurred_at,
                 display_name=(
                     interaction.actor.display_name
@@ -123,10 +196,49 @@ class TimelineRecorder:
                     else ""
                 ),
                 identifiers=ident_docs,
-            )
-            await self._project(tenant, customer_id, contact)
-            await self._store.mark_projected(tenant, event_id)
-            return Recorded(event_id, tenant, customer_id, duplicate=False, merged_ids=merged)
+            ),
+            merged,
+        )
+        return None
+
+    async def _flush(self, batch: _Batch) -> dict[int, Recorded | Exception]:
+        """Write what the batch holds: the log, then each customer's profile, then the flags."""
+        items, batch.items = batch.items, []
+        outcomes: dict[int, Recorded | Exception] = dict(batch.flushed)
+        batch.flushed.clear()
+        if not items:
+            return outcomes
+        try:
+            inserted = await self._store.insert_interactions([item.doc for item in items])
+        except Exception as exc:  # noqa: BLE001 - every item of the failed write is retried
+            outcomes.update({item.index: exc for item in items})
+            return outcomes
+        new = [item for item in items if item.doc["_id"] in inserted]
+        by_customer: dict[tuple[str, str], list[_Pending]] = {}
+        for item in new:
+            by_customer.setdefault((item.doc["tenant"], item.doc["customer_id"]), []).append(item)
+        for (tenant, customer_id), pending in by_customer.items():
+            try:
+                await self._project(tenant, customer_id, [item.contact for item in pending])
+            except Exception as exc:  # noqa: BLE001 - retried on redelivery (stays unprojected)
+                outcomes.update({item.index: exc for item in pending})
+                continue
+            await self._store.mark_many_projected(tenant, [i.doc["event_id"] for i in pending])
+            for item in pending:
+                outcomes[item.index] = Recorded(
+                    item.doc["event_id"],
+                    tenant,
+                    customer_id,
+                    duplicate=False,
+                    merged_ids=item.merged,
+                )
+        for item in items:
+            if item.doc["_id"] not in inserted:
+                doc = item.doc
+                outcomes[item.index] = Recorded(
+                    doc["event_id"], doc["tenant"], doc["customer_id"], duplicate=True
+                )
+        return outcomes
 
     def _normalized(
         self, interaction: interaction_pb2.Interaction
@@ -176,12 +288,14 @@ class TimelineRecorder:
             "projected": False,
         }
 
-    async def _project(self, tenant: str, customer_id: str, contact: Contact) -> None:
+    async def _project(self, tenant: str, customer_id: str, contacts: list[Contact]) -> None:
         for _ in range(MAX_ATTEMPTS):
             customer = (await self._store.get_customers(tenant, [customer_id])).get(customer_id)
             if customer is None:
                 raise ConcurrentUpdateError(f"customer {customer_id} vanished")
-            updated = apply_contact(customer, contact)
+            updated = customer
+            for contact in contacts:
+                updated = apply_contact(updated, contact)
             if await self._store.replace_customer(updated, expected_version=customer["version"]):
                 return
         raise ConcurrentUpdateError(f"customer {customer_id} kept changing")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -77,8 +77,13 @@ class IdentityResolver:
         event_id: str,
         occurred_at: datetime,
         keys: Sequence[IdentityKey],
+        before_merge: Callable[[], Awaitable[None]] | None = None,
     ) -> Resolution:
-        """The customer the identifier keys belong to, creating or merging as needed."""
+        """The customer the identifier keys belong to, creating or merging as needed.
+
+        `before_merge` runs before a merge starts: a batch writer flushes what it holds, so
+        the merge re-points and counts a complete log.
+        """
         for _ in range(MAX_ATTEMPTS):
             owners = await self._store.identity_owners(tenant, keys)
             live = await self.live_customers(tenant, set(owners.values()))
@@ -98,6 +103,8 @@ class IdentityResolver:
             elif len(live) == 1:
                 customer_id = next(iter(live))
             else:
+                if before_merge is not None:
+                    await before_merge()
                 customer_id, merged = await self.merge(
                     tenant, list(live.values()), event_id=event_id, owners=owners
                 )

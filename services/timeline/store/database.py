@@ -42,6 +42,38 @@ class TimelineStore:
             {"customer_id": 1, "projected": 1},
         )
 
+    async def interaction_states(
+        self, tenant: str, event_ids: Iterable[str]
+    ) -> dict[str, Document]:
+        """Stored interactions among `event_ids` → their customer and projection flag."""
+        keys = [interaction_key(tenant, e) for e in event_ids]
+        cursor = self.interactions.find(
+            {"_id": {"$in": keys}, "tenant": tenant},
+            {"event_id": 1, "customer_id": 1, "projected": 1},
+        )
+        return {doc["event_id"]: doc async for doc in cursor}
+
+    async def insert_interactions(self, docs: Sequence[Document]) -> set[str]:
+        """Append many; returns the `_id`s that were new (the others were already stored)."""
+        if not docs:
+            return set()
+        try:
+            await self.interactions.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            refused = {e["index"] for e in errors}
+            return {doc["_id"] for i, doc in enumerate(docs) if i not in refused}
+        return {doc["_id"] for doc in docs}
+
+    async def mark_many_projected(self, tenant: str, event_ids: Sequence[str]) -> None:
+        if event_ids:
+            await self.interactions.update_many(
+                {"_id": {"$in": [interaction_key(tenant, e) for e in event_ids]}, "tenant": tenant},
+                {"$set": {"projected": True}},
+            )
+
     async def insert_interaction(self, doc: Document) -> bool:
         """Append to the log; False when an interaction with this event id is already there."""
         try:

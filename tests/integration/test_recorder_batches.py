@@ -1,0 +1,116 @@
+"""The timeline recorder's batch path against the real store: merges, duplicates, failures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from services.timeline.recorder import PermanentError, Recorded, TimelineRecorder
+from services.timeline.store import TimelineStore
+from services.timeline.store.documents import Document
+from tests import builders
+from tsunagu.v1 import interaction_pb2 as pb
+
+T0 = datetime.now(UTC) - timedelta(days=3)
+
+
+@pytest.fixture
+async def recorder(mongodb_uri: str, database_name: str) -> AsyncIterator[TimelineRecorder]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
+    store = TimelineStore(client[database_name])
+    await store.ensure_indexes()
+    yield TimelineRecorder(store, region_for=lambda _tenant: "JP")
+    await client.drop_database(database_name)
+    await client.close()
+
+
+def phone(value: str) -> pb.Identifier:
+    return pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=value)
+
+
+def email(value: str) -> pb.Identifier:
+    # Ingestion adds the sender's address; the recorder is fed here without ingestion.
+    return pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=value)
+
+
+async def test_a_merge_in_the_middle_of_a_batch_keeps_every_interaction_and_count(
+    recorder: TimelineRecorder, tenant: str
+) -> None:
+    by_phone = builders.chat(tenant, visitor="v1", phone="090-1111-2222", at=T0)
+    by_email = builders.email(
+        tenant,
+        from_address="a@example.jp",
+        extra_identifiers=[email("a@example.jp")],
+        at=T0 + timedelta(hours=1),
+    )
+    phone_again = builders.call(tenant, from_number="09011112222", at=T0 + timedelta(hours=2))
+    phone_again.identifiers.append(phone("09011112222"))  # what voice ingestion adds
+    linking = builders.email(
+        tenant,
+        from_address="A@example.jp",
+        extra_identifiers=[email("A@example.jp"), phone("+81 90 1111 2222")],
+        at=T0 + timedelta(hours=3),
+    )
+    after = builders.chat(tenant, visitor="v1", at=T0 + timedelta(hours=4))
+    batch = [by_phone, by_email, phone_again, linking, after, by_phone]
+
+    outcomes = await recorder.record_batch(batch)
+
+    assert all(isinstance(o, Recorded) for o in outcomes), outcomes
+    recorded = [o for o in outcomes if isinstance(o, Recorded)]
+    assert [o.duplicate for o in recorded] == [False, False, False, False, False, True]
+    assert recorded[3].merged_ids  # the linking email merged the two customers
+    survivor = recorded[3].customer_id
+    assert recorded[4].customer_id == survivor
+    store = recorder._store
+    docs = await store.list_interactions(tenant, survivor, limit=50)
+    assert {d["event_id"] for d in docs} == {i.event_id for i in batch}
+    customer = (await store.get_customers(tenant, [survivor]))[survivor]
+    assert customer["interaction_count"] == 5
+    assert customer["by_channel"] == {"chat": 2, "email": 2, "voice": 1}
+    assert customer["first_contact_at"] == T0.replace(microsecond=T0.microsecond // 1000 * 1000)
+    states = await store.interaction_states(tenant, [d["event_id"] for d in docs])
+    assert all(state.get("projected") for state in states.values())
+
+
+async def test_a_failing_item_fails_alone(recorder: TimelineRecorder, tenant: str) -> None:
+    good = builders.chat(tenant, visitor="v2", at=T0)
+    note = pb.Interaction(
+        event_id="0b0b0b0b-0000-4000-8000-000000000001",
+        tenant=tenant,
+        channel=pb.CHANNEL_AGENT_DESK,
+        kind=pb.KIND_NOTE,
+        direction=pb.DIRECTION_INTERNAL,
+        agent_action=pb.AgentActionDetail(customer_id="cus_nobody", note=pb.NoteAction(text="hi")),
+    )
+    note.occurred_at.FromDatetime(T0)
+    also_good = builders.chat(tenant, visitor="v2", at=T0 + timedelta(minutes=1))
+
+    outcomes = await recorder.record_batch([good, note, also_good])
+
+    assert isinstance(outcomes[1], PermanentError)
+    assert "cus_nobody" in str(outcomes[1])
+    first, third = outcomes[0], outcomes[2]
+    assert isinstance(first, Recorded)
+    assert isinstance(third, Recorded)
+    assert first.customer_id == third.customer_id
+    customer = (await recorder._store.get_customers(tenant, [first.customer_id]))[first.customer_id]
+    assert customer["interaction_count"] == 2
+
+
+async def test_recording_the_same_batch_twice_changes_nothing(
+    recorder: TimelineRecorder, tenant: str
+) -> None:
+    batch = [
+        builders.chat(tenant, visitor=f"v{i % 3}", at=T0 + timedelta(minutes=i)) for i in range(9)
+    ]
+    first = await recorder.record_batch(batch)
+    again = await recorder.record_batch(batch)
+    assert all(isinstance(o, Recorded) and not o.duplicate for o in first)
+    assert all(isinstance(o, Recorded) and o.duplicate for o in again)
+    ids = {o.customer_id for o in first if isinstance(o, Recorded)}
+    customers = await recorder._store.get_customers(tenant, ids)
+    assert sorted(c["interaction_count"] for c in customers.values()) == [3, 3, 3]
