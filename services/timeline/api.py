@@ -36,6 +36,11 @@ async def _invalid(context: grpc.aio.ServicerContext[object, object], message: s
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
+def _survivors_by_merged_id(live: dict[str, Document]) -> dict[str, Document]:
+    """Each merged-away customer id → the live customer it now belongs to."""
+    return {merged: doc for doc in live.values() for merged in doc.get("merged_ids", [])}
+
+
 class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
     """Read API over the timeline store; merged customer ids resolve to their survivor."""
 
@@ -88,10 +93,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         docs = await self._store.get_customers(tenant, request.customer_ids)
         survivors_needed = {d["merged_into"] for d in docs.values() if d.get("merged_into")}
         live = await self._resolver.live_customers(tenant, survivors_needed)
-        by_merged: dict[str, Document] = {}
-        for doc in live.values():
-            for merged in doc.get("merged_ids", []):
-                by_merged[merged] = doc
+        by_merged = _survivors_by_merged_id(live)
         response = timeline_pb2.GetCustomersResponse()
         for customer_id in request.customer_ids:
             found = docs.get(customer_id)
@@ -162,12 +164,14 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
             await _invalid(context, f"event_ids: at most {MAX_IDS} per call")
         docs = await self._store.lookup_events(tenant, request.event_ids)
         live = await self._resolver.live_customers(tenant, {d["customer_id"] for d in docs})
-        alias: dict[str, str] = {m: c for c, doc in live.items() for m in doc.get("merged_ids", [])}
+        alias = _survivors_by_merged_id(live)
         return timeline_pb2.LookupEventsResponse(
             found=[
                 timeline_pb2.LookupEventsResponse.Found(
                     event_id=d["event_id"],
-                    customer_id=alias.get(d["customer_id"]) or d["customer_id"],
+                    customer_id=alias[d["customer_id"]]["_id"]
+                    if d["customer_id"] in alias
+                    else d["customer_id"],
                 )
                 for d in docs
             ]
