@@ -154,6 +154,24 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
             response.next_cursor = response.entries[-1].cursor
         return response
 
+    # -- identity: merge history and suggestions (issue 3) ------------------------------------
+
+    async def GetMergeHistory(
+        self,
+        request: timeline_pb2.GetMergeHistoryRequest,  # noqa: ARG002 - not built yet
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> timeline_pb2.GetMergeHistoryResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetMergeHistory is not built yet")
+        raise AssertionError  # abort raises
+
+    async def ListMergeSuggestions(
+        self,
+        request: timeline_pb2.ListMergeSuggestionsRequest,  # noqa: ARG002 - not built yet
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> timeline_pb2.ListMergeSuggestionsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListMergeSuggestions is not built yet")
+        raise AssertionError  # abort raises
+
     async def LookupEvents(
         self,
         request: timeline_pb2.LookupEventsRequest,
@@ -176,3 +194,29 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
                 for d in docs
             ]
         )
+
+    # -- cases and search (issue 4) ------------------------------------------------------------
+
+    async def SearchCustomers(
+        self,
+        request: timeline_pb2.SearchCustomersRequest,  # noqa: ARG002 - not built yet
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> timeline_pb2.SearchCustomersResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "SearchCustomers is not built yet")
+        raise AssertionError  # abort raises
+
+    async def GetCases(
+        self,
+        request: timeline_pb2.GetCasesRequest,  # noqa: ARG002 - not built yet
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> timeline_pb2.GetCasesResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetCases is not built yet")
+        raise AssertionError  # abort raises
+
+    async def ListCases(
+        self,
+        request: timeline_pb2.ListCasesRequest,  # noqa: ARG002 - not built yet
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> timeline_pb2.ListCasesResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListCases is not built yet")
+        raise AssertionError  # abort raises

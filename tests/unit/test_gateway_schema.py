@@ -208,6 +208,41 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
         self._record("LookupEvents", request)
         return timeline_pb2.LookupEventsResponse()
 
+    async def SearchCustomers(
+        self, request: timeline_pb2.SearchCustomersRequest, context: ServicerContext
+    ) -> timeline_pb2.SearchCustomersResponse:
+        self._record("SearchCustomers", request)
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served by this fake")
+        raise AssertionError  # abort raises
+
+    async def GetCases(
+        self, request: timeline_pb2.GetCasesRequest, context: ServicerContext
+    ) -> timeline_pb2.GetCasesResponse:
+        self._record("GetCases", request)
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served by this fake")
+        raise AssertionError  # abort raises
+
+    async def ListCases(
+        self, request: timeline_pb2.ListCasesRequest, context: ServicerContext
+    ) -> timeline_pb2.ListCasesResponse:
+        self._record("ListCases", request)
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served by this fake")
+        raise AssertionError  # abort raises
+
+    async def GetMergeHistory(
+        self, request: timeline_pb2.GetMergeHistoryRequest, context: ServicerContext
+    ) -> timeline_pb2.GetMergeHistoryResponse:
+        self._record("GetMergeHistory", request)
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served by this fake")
+        raise AssertionError  # abort raises
+
+    async def ListMergeSuggestions(
+        self, request: timeline_pb2.ListMergeSuggestionsRequest, context: ServicerContext
+    ) -> timeline_pb2.ListMergeSuggestionsResponse:
+        self._record("ListMergeSuggestions", request)
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served by this fake")
+        raise AssertionError  # abort raises
+
 
 @asynccontextmanager
 async def running_fake_timeline() -> AsyncIterator[tuple[FakeTimeline, str]]:

@@ -75,6 +75,14 @@ class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Kind.ValueType],
     KIND_CANCELLATION_REQUEST: _Kind.ValueType  # 15
     KIND_CANCELLATION_OUTCOME: _Kind.ValueType  # 16
     KIND_CONSENT_CHANGE: _Kind.ValueType  # 17
+    KIND_CUSTOMERS_MERGED: _Kind.ValueType  # 18
+    """An agent merged customers by hand (AgentActionDetail.merge_customers)."""
+    KIND_MERGE_SPLIT: _Kind.ValueType  # 19
+    """An agent undid a merge (AgentActionDetail.split_merge)."""
+    KIND_MERGE_SUGGESTION_DISMISSED: _Kind.ValueType  # 20
+    """An agent dismissed a merge suggestion (AgentActionDetail.dismiss_merge_suggestion)."""
+    KIND_FOLLOW_UP_COMPLETED: _Kind.ValueType  # 21
+    """An agent marked a follow-up task done (AgentActionDetail.complete_follow_up)."""
 
 class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
     """What happened."""
@@ -97,6 +105,14 @@ KIND_CSAT_RESPONSE: Kind.ValueType  # 14
 KIND_CANCELLATION_REQUEST: Kind.ValueType  # 15
 KIND_CANCELLATION_OUTCOME: Kind.ValueType  # 16
 KIND_CONSENT_CHANGE: Kind.ValueType  # 17
+KIND_CUSTOMERS_MERGED: Kind.ValueType  # 18
+"""An agent merged customers by hand (AgentActionDetail.merge_customers)."""
+KIND_MERGE_SPLIT: Kind.ValueType  # 19
+"""An agent undid a merge (AgentActionDetail.split_merge)."""
+KIND_MERGE_SUGGESTION_DISMISSED: Kind.ValueType  # 20
+"""An agent dismissed a merge suggestion (AgentActionDetail.dismiss_merge_suggestion)."""
+KIND_FOLLOW_UP_COMPLETED: Kind.ValueType  # 21
+"""An agent marked a follow-up task done (AgentActionDetail.complete_follow_up)."""
 Global___Kind: _TypeAlias = Kind  # noqa: Y015
 
 class _Direction:
@@ -783,6 +799,107 @@ class CancellationOutcomeAction(_message.Message):
 Global___CancellationOutcomeAction: _TypeAlias = CancellationOutcomeAction  # noqa: Y015
 
 @_typing.final
+class MergeCustomersAction(_message.Message):
+    """Merge these customers into one (the one seen first survives)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_IDS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SUGGESTION_ID_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    suggestion_id: _builtins.str
+    """The suggestion this merge accepts, if any."""
+    @_builtins.property
+    def customer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At least two customer ids of the tenant."""
+
+    def __init__(
+        self,
+        *,
+        customer_ids: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
+        suggestion_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_ids", b"customer_ids", "reason", b"reason", "suggestion_id", b"suggestion_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MergeCustomersAction: _TypeAlias = MergeCustomersAction  # noqa: Y015
+
+@_typing.final
+class SplitMergeAction(_message.Message):
+    """Undo one merge exactly (see TimelineService.GetMergeHistory for merge ids)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MERGE_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    merge_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        merge_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merge_id", b"merge_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SplitMergeAction: _TypeAlias = SplitMergeAction  # noqa: Y015
+
+@_typing.final
+class DismissMergeSuggestionAction(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUGGESTION_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    suggestion_id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        suggestion_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "suggestion_id", b"suggestion_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DismissMergeSuggestionAction: _TypeAlias = DismissMergeSuggestionAction  # noqa: Y015
+
+@_typing.final
+class CompleteFollowUpAction(_message.Message):
+    """A follow-up task (created by a transfer) is done: the customer has heard back."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    task_id: _builtins.str
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        task_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "task_id", b"task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteFollowUpAction: _TypeAlias = CompleteFollowUpAction  # noqa: Y015
+
+@_typing.final
 class AgentActionDetail(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -798,6 +915,10 @@ class AgentActionDetail(_message.Message):
     CSAT_FIELD_NUMBER: _builtins.int
     CANCELLATION_REQUEST_FIELD_NUMBER: _builtins.int
     CANCELLATION_OUTCOME_FIELD_NUMBER: _builtins.int
+    MERGE_CUSTOMERS_FIELD_NUMBER: _builtins.int
+    SPLIT_MERGE_FIELD_NUMBER: _builtins.int
+    DISMISS_MERGE_SUGGESTION_FIELD_NUMBER: _builtins.int
+    COMPLETE_FOLLOW_UP_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
     """Case the action applies to, when known."""
     customer_id: _builtins.str
@@ -822,6 +943,14 @@ class AgentActionDetail(_message.Message):
     def cancellation_request(self) -> Global___CancellationRequestAction: ...
     @_builtins.property
     def cancellation_outcome(self) -> Global___CancellationOutcomeAction: ...
+    @_builtins.property
+    def merge_customers(self) -> Global___MergeCustomersAction: ...
+    @_builtins.property
+    def split_merge(self) -> Global___SplitMergeAction: ...
+    @_builtins.property
+    def dismiss_merge_suggestion(self) -> Global___DismissMergeSuggestionAction: ...
+    @_builtins.property
+    def complete_follow_up(self) -> Global___CompleteFollowUpAction: ...
     def __init__(
         self,
         *,
@@ -837,12 +966,16 @@ class AgentActionDetail(_message.Message):
         csat: Global___CsatResponse | None = ...,
         cancellation_request: Global___CancellationRequestAction | None = ...,
         cancellation_outcome: Global___CancellationOutcomeAction | None = ...,
+        merge_customers: Global___MergeCustomersAction | None = ...,
+        split_merge: Global___SplitMergeAction | None = ...,
+        dismiss_merge_suggestion: Global___DismissMergeSuggestionAction | None = ...,
+        complete_follow_up: Global___CompleteFollowUpAction | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cancellation_outcome", b"cancellation_outcome", "cancellation_request", b"cancellation_request", "csat", b"csat", "escalation", b"escalation", "handoff", b"handoff", "note", b"note", "progress_update", b"progress_update", "resolution", b"resolution", "tag", b"tag", "transfer", b"transfer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cancellation_outcome", b"cancellation_outcome", "cancellation_request", b"cancellation_request", "complete_follow_up", b"complete_follow_up", "csat", b"csat", "dismiss_merge_suggestion", b"dismiss_merge_suggestion", "escalation", b"escalation", "handoff", b"handoff", "merge_customers", b"merge_customers", "note", b"note", "progress_update", b"progress_update", "resolution", b"resolution", "split_merge", b"split_merge", "tag", b"tag", "transfer", b"transfer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cancellation_outcome", b"cancellation_outcome", "cancellation_request", b"cancellation_request", "case_id", b"case_id", "csat", b"csat", "customer_id", b"customer_id", "escalation", b"escalation", "handoff", b"handoff", "note", b"note", "progress_update", b"progress_update", "resolution", b"resolution", "tag", b"tag", "transfer", b"transfer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cancellation_outcome", b"cancellation_outcome", "cancellation_request", b"cancellation_request", "case_id", b"case_id", "complete_follow_up", b"complete_follow_up", "csat", b"csat", "customer_id", b"customer_id", "dismiss_merge_suggestion", b"dismiss_merge_suggestion", "escalation", b"escalation", "handoff", b"handoff", "merge_customers", b"merge_customers", "note", b"note", "progress_update", b"progress_update", "resolution", b"resolution", "split_merge", b"split_merge", "tag", b"tag", "transfer", b"transfer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["note", "handoff", "escalation", "progress_update", "transfer", "resolution", "tag", "csat", "cancellation_request", "cancellation_outcome"]  # noqa: Y015
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["note", "handoff", "escalation", "progress_update", "transfer", "resolution", "tag", "csat", "cancellation_request", "cancellation_outcome", "merge_customers", "split_merge", "dismiss_merge_suggestion", "complete_follow_up"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
 

@@ -23,11 +23,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from tsunagu.v1 import interaction_pb2 as tsunagu_dot_v1_dot_interaction__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tsunagu/v1/timeline.proto\x12\ntsunagu.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ctsunagu/v1/interaction.proto\"\xba\x03\n\x08\x43ustomer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12+\n\x0bidentifiers\x18\x04 \x03(\x0b\x32\x16.tsunagu.v1.Identifier\x12%\n\x08\x63hannels\x18\x05 \x03(\x0e\x32\x13.tsunagu.v1.Channel\x12\x34\n\x10\x66irst_contact_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_contact_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11interaction_count\x18\x08 \x01(\x03\x12P\n\x17interactions_by_channel\x18\t \x03(\x0b\x32/.tsunagu.v1.Customer.InteractionsByChannelEntry\x12\x12\n\nmerged_ids\x18\n \x03(\t\x1a<\n\x1aInteractionsByChannelEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"V\n\x18ResolveIdentifierRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12*\n\nidentifier\x18\x02 \x01(\x0b\x32\x16.tsunagu.v1.Identifier\"C\n\x19ResolveIdentifierResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.tsunagu.v1.Customer\";\n\x13GetCustomersRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0c\x63ustomer_ids\x18\x02 \x03(\t\"?\n\x14GetCustomersResponse\x12\'\n\tcustomers\x18\x01 \x03(\x0b\x32\x14.tsunagu.v1.Customer\"\xfe\x01\n\x17ListInteractionsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\x12%\n\x08\x63hannels\x18\x05 \x03(\x0e\x32\x13.tsunagu.v1.Channel\x12\x1f\n\x05kinds\x18\x06 \x03(\x0e\x32\x10.tsunagu.v1.Kind\x12)\n\x05since\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x93\x01\n\rTimelineEntry\x12,\n\x0binteraction\x18\x01 \x01(\x0b\x32\x17.tsunagu.v1.Interaction\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12/\n\x0brecorded_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"m\n\x18ListInteractionsResponse\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.tsunagu.v1.TimelineEntry\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x10\n\x08has_more\x18\x03 \x01(\x08\"8\n\x13LookupEventsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tevent_ids\x18\x02 \x03(\t\"}\n\x14LookupEventsResponse\x12\x35\n\x05\x66ound\x18\x01 \x03(\x0b\x32&.tsunagu.v1.LookupEventsResponse.Found\x1a.\n\x05\x46ound\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t2\xf8\x02\n\x0fTimelineService\x12`\n\x11ResolveIdentifier\x12$.tsunagu.v1.ResolveIdentifierRequest\x1a%.tsunagu.v1.ResolveIdentifierResponse\x12Q\n\x0cGetCustomers\x12\x1f.tsunagu.v1.GetCustomersRequest\x1a .tsunagu.v1.GetCustomersResponse\x12]\n\x10ListInteractions\x12#.tsunagu.v1.ListInteractionsRequest\x1a$.tsunagu.v1.ListInteractionsResponse\x12Q\n\x0cLookupEvents\x12\x1f.tsunagu.v1.LookupEventsRequest\x1a .tsunagu.v1.LookupEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19tsunagu/v1/timeline.proto\x12\ntsunagu.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ctsunagu/v1/interaction.proto\"\xc9\x01\n\x0b\x41gentRemark\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x1e\n\x04kind\x18\x02 \x01(\x0e\x32\x10.tsunagu.v1.Kind\x12 \n\x05\x61gent\x18\x03 \x01(\x0b\x32\x11.tsunagu.v1.Actor\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x16\n\x0eopen_questions\x18\x05 \x03(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63\x61se_id\x18\x07 \x01(\t\"\xc4\x04\n\x08\x43ustomer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x03 \x01(\t\x12+\n\x0bidentifiers\x18\x04 \x03(\x0b\x32\x16.tsunagu.v1.Identifier\x12%\n\x08\x63hannels\x18\x05 \x03(\x0e\x32\x13.tsunagu.v1.Channel\x12\x34\n\x10\x66irst_contact_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_contact_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11interaction_count\x18\x08 \x01(\x03\x12P\n\x17interactions_by_channel\x18\t \x03(\x0b\x32/.tsunagu.v1.Customer.InteractionsByChannelEntry\x12\x12\n\nmerged_ids\x18\n \x03(\t\x12\x14\n\x0copen_case_id\x18\x0b \x01(\t\x12\x32\n\x11last_agent_remark\x18\x0c \x01(\x0b\x32\x17.tsunagu.v1.AgentRemark\x12>\n\x15protected_identifiers\x18\r \x03(\x0b\x32\x1f.tsunagu.v1.ProtectedIdentifier\x1a<\n\x1aInteractionsByChannelEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"Q\n\x13ProtectedIdentifier\x12*\n\nidentifier\x18\x01 \x01(\x0b\x32\x16.tsunagu.v1.Identifier\x12\x0e\n\x06reason\x18\x02 \x01(\t\"V\n\x18ResolveIdentifierRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12*\n\nidentifier\x18\x02 \x01(\x0b\x32\x16.tsunagu.v1.Identifier\"C\n\x19ResolveIdentifierResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.tsunagu.v1.Customer\";\n\x13GetCustomersRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0c\x63ustomer_ids\x18\x02 \x03(\t\"?\n\x14GetCustomersResponse\x12\'\n\tcustomers\x18\x01 \x03(\x0b\x32\x14.tsunagu.v1.Customer\"\x8f\x02\n\x17ListInteractionsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\x12%\n\x08\x63hannels\x18\x05 \x03(\x0e\x32\x13.tsunagu.v1.Channel\x12\x1f\n\x05kinds\x18\x06 \x03(\x0e\x32\x10.tsunagu.v1.Kind\x12)\n\x05since\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63\x61se_id\x18\t \x01(\t\"\xd0\x01\n\rTimelineEntry\x12,\n\x0binteraction\x18\x01 \x01(\x0b\x32\x17.tsunagu.v1.Interaction\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12/\n\x0brecorded_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x05 \x01(\t\x12*\n\rswitched_from\x18\x06 \x01(\x0e\x32\x13.tsunagu.v1.Channel\"m\n\x18ListInteractionsResponse\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.tsunagu.v1.TimelineEntry\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x10\n\x08has_more\x18\x03 \x01(\x08\"8\n\x13LookupEventsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\tevent_ids\x18\x02 \x03(\t\"}\n\x14LookupEventsResponse\x12\x35\n\x05\x66ound\x18\x01 \x03(\x0b\x32&.tsunagu.v1.LookupEventsResponse.Found\x1a.\n\x05\x46ound\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\"F\n\x16SearchCustomersRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\"B\n\x17SearchCustomersResponse\x12\'\n\tcustomers\x18\x01 \x03(\x0b\x32\x14.tsunagu.v1.Customer\"\x9b\x02\n\x0c\x46ollowUpTask\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61se_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x1b\n\x13\x63reated_by_event_id\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x64one\x18\x08 \x01(\x08\x12+\n\x07\x64one_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x64one_by_event_id\x18\n \x01(\t\"\xbd\x07\n\x04\x43\x61se\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12&\n\x06status\x18\x04 \x01(\x0e\x32\x16.tsunagu.v1.CaseStatus\x12\x16\n\x0eowner_agent_id\x18\x05 \x01(\t\x12\r\n\x05queue\x18\x06 \x01(\t\x12\x12\n\ndepartment\x18\x07 \x01(\t\x12\x18\n\x10\x65scalation_level\x18\x08 \x01(\x05\x12\x19\n\x11\x65scalation_reason\x18\t \x01(\t\x12%\n\x08\x63hannels\x18\n \x03(\x0e\x32\x13.tsunagu.v1.Channel\x12)\n\x0clast_channel\x18\x0b \x01(\x0e\x32\x13.tsunagu.v1.Channel\x12-\n\topened_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11\x66irst_response_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bresolved_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x13\x66irst_response_time\x18\x10 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x12time_to_resolution\x18\x11 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0creopen_count\x18\x12 \x01(\x05\x12\x0c\n\x04tags\x18\x13 \x03(\t\x12&\n\x04\x63sat\x18\x14 \x01(\x0b\x32\x18.tsunagu.v1.CsatResponse\x12\x43\n\x14\x63\x61ncellation_request\x18\x15 \x01(\x0b\x32%.tsunagu.v1.CancellationRequestAction\x12=\n\x14\x63\x61ncellation_outcome\x18\x16 \x01(\x0e\x32\x1f.tsunagu.v1.CancellationOutcome\x12,\n\nfollow_ups\x18\x17 \x03(\x0b\x32\x18.tsunagu.v1.FollowUpTask\x12/\n\x0clast_handoff\x18\x18 \x01(\x0b\x32\x19.tsunagu.v1.HandoffAction\x12\x19\n\x11interaction_count\x18\x19 \x01(\x03\x12\x1a\n\x12resolution_summary\x18\x1a \x01(\t\"3\n\x0fGetCasesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61se_ids\x18\x02 \x03(\t\"3\n\x10GetCasesResponse\x12\x1f\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x10.tsunagu.v1.Case\"\x9c\x01\n\nCaseFilter\x12(\n\x08statuses\x18\x01 \x03(\x0e\x32\x16.tsunagu.v1.CaseStatus\x12\x16\n\x0eowner_agent_id\x18\x02 \x01(\t\x12\x16\n\x0e\x65scalated_only\x18\x03 \x01(\x08\x12\x1f\n\x17overdue_follow_ups_only\x18\x04 \x01(\x08\x12\x13\n\x0b\x63ustomer_id\x18\x05 \x01(\t\"l\n\x10ListCasesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12&\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x16.tsunagu.v1.CaseFilter\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\"[\n\x11ListCasesResponse\x12\x1f\n\x05\x63\x61ses\x18\x01 \x03(\x0b\x32\x10.tsunagu.v1.Case\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x10\n\x08has_more\x18\x03 \x01(\x08\"S\n\x10LinkedIdentifier\x12*\n\nidentifier\x18\x01 \x01(\x0b\x32\x16.tsunagu.v1.Identifier\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\"\xee\x02\n\x0bMergeRecord\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bsurvivor_id\x18\x02 \x01(\t\x12\x12\n\nmerged_ids\x18\x03 \x03(\t\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12 \n\x05\x61\x63tor\x18\x05 \x01(\x0b\x32\x11.tsunagu.v1.Actor\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x19\n\x11\x65vidence_event_id\x18\x08 \x01(\t\x12.\n\x08\x65vidence\x18\t \x03(\x0b\x32\x1c.tsunagu.v1.LinkedIdentifier\x12\x0e\n\x06reason\x18\n \x01(\t\x12,\n\x08split_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x08split_by\x18\x0c \x01(\x0b\x32\x11.tsunagu.v1.Actor\x12\x14\n\x0csplit_reason\x18\r \x01(\t\"=\n\x16GetMergeHistoryRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\"B\n\x17GetMergeHistoryResponse\x12\'\n\x06merges\x18\x01 \x03(\x0b\x32\x17.tsunagu.v1.MergeRecord\"\x84\x01\n\x0fMergeSuggestion\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ustomer_ids\x18\x02 \x03(\t\x12\x0f\n\x07signals\x18\x03 \x03(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x05 \x01(\t\"Q\n\x1bListMergeSuggestionsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\"P\n\x1cListMergeSuggestionsResponse\x12\x30\n\x0bsuggestions\x18\x01 \x03(\x0b\x32\x1b.tsunagu.v1.MergeSuggestion*\x8d\x01\n\nCaseStatus\x12\x1b\n\x17\x43\x41SE_STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43\x41SE_STATUS_OPEN\x10\x01\x12\x17\n\x13\x43\x41SE_STATUS_PENDING\x10\x02\x12\x19\n\x15\x43\x41SE_STATUS_ESCALATED\x10\x03\x12\x18\n\x14\x43\x41SE_STATUS_RESOLVED\x10\x04\x32\xac\x06\n\x0fTimelineService\x12`\n\x11ResolveIdentifier\x12$.tsunagu.v1.ResolveIdentifierRequest\x1a%.tsunagu.v1.ResolveIdentifierResponse\x12Q\n\x0cGetCustomers\x12\x1f.tsunagu.v1.GetCustomersRequest\x1a .tsunagu.v1.GetCustomersResponse\x12]\n\x10ListInteractions\x12#.tsunagu.v1.ListInteractionsRequest\x1a$.tsunagu.v1.ListInteractionsResponse\x12Q\n\x0cLookupEvents\x12\x1f.tsunagu.v1.LookupEventsRequest\x1a .tsunagu.v1.LookupEventsResponse\x12Z\n\x0fSearchCustomers\x12\".tsunagu.v1.SearchCustomersRequest\x1a#.tsunagu.v1.SearchCustomersResponse\x12\x45\n\x08GetCases\x12\x1b.tsunagu.v1.GetCasesRequest\x1a\x1c.tsunagu.v1.GetCasesResponse\x12H\n\tListCases\x12\x1c.tsunagu.v1.ListCasesRequest\x1a\x1d.tsunagu.v1.ListCasesResponse\x12Z\n\x0fGetMergeHistory\x12\".tsunagu.v1.GetMergeHistoryRequest\x1a#.tsunagu.v1.GetMergeHistoryResponse\x12i\n\x14ListMergeSuggestions\x12\'.tsunagu.v1.ListMergeSuggestionsRequest\x1a(.tsunagu.v1.ListMergeSuggestionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,30 +37,68 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CUSTOMER_INTERACTIONSBYCHANNELENTRY']._loaded_options = None
   _globals['_CUSTOMER_INTERACTIONSBYCHANNELENTRY']._serialized_options = b'8\001'
-  _globals['_CUSTOMER']._serialized_start=105
-  _globals['_CUSTOMER']._serialized_end=547
-  _globals['_CUSTOMER_INTERACTIONSBYCHANNELENTRY']._serialized_start=487
-  _globals['_CUSTOMER_INTERACTIONSBYCHANNELENTRY']._serialized_end=547
-  _globals['_RESOLVEIDENTIFIERREQUEST']._serialized_start=549
-  _globals['_RESOLVEIDENTIFIERREQUEST']._serialized_end=635
-  _globals['_RESOLVEIDENTIFIERRESPONSE']._serialized_start=637
-  _globals['_RESOLVEIDENTIFIERRESPONSE']._serialized_end=704
-  _globals['_GETCUSTOMERSREQUEST']._serialized_start=706
-  _globals['_GETCUSTOMERSREQUEST']._serialized_end=765
-  _globals['_GETCUSTOMERSRESPONSE']._serialized_start=767
-  _globals['_GETCUSTOMERSRESPONSE']._serialized_end=830
-  _globals['_LISTINTERACTIONSREQUEST']._serialized_start=833
-  _globals['_LISTINTERACTIONSREQUEST']._serialized_end=1087
-  _globals['_TIMELINEENTRY']._serialized_start=1090
-  _globals['_TIMELINEENTRY']._serialized_end=1237
-  _globals['_LISTINTERACTIONSRESPONSE']._serialized_start=1239
-  _globals['_LISTINTERACTIONSRESPONSE']._serialized_end=1348
-  _globals['_LOOKUPEVENTSREQUEST']._serialized_start=1350
-  _globals['_LOOKUPEVENTSREQUEST']._serialized_end=1406
-  _globals['_LOOKUPEVENTSRESPONSE']._serialized_start=1408
-  _globals['_LOOKUPEVENTSRESPONSE']._serialized_end=1533
-  _globals['_LOOKUPEVENTSRESPONSE_FOUND']._serialized_start=1487
-  _globals['_LOOKUPEVENTSRESPONSE_FOUND']._serialized_end=1533
-  _globals['_TIMELINESERVICE']._serialized_start=1536
-  _globals['_TIMELINESERVICE']._serialized_end=1912
+  _globals['_CASESTATUS']._serialized_start=4810
+  _globals['_CASESTATUS']._serialized_end=4951
+  _globals['_AGENTREMARK']._serialized_start=137
+  _globals['_AGENTREMARK']._serialized_end=338
+  _globals['_CUSTOMER']._serialized_start=341
+  _globals['_CUSTOMER']._serialized_end=921
+  _globals['_CUSTOMER_INTERACTIONSBYCHANNELENTRY']._serialized_start=861
+  _globals['_CUSTOMER_INTERACTIONSBYCHANNELENTRY']._serialized_end=921
+  _globals['_PROTECTEDIDENTIFIER']._serialized_start=923
+  _globals['_PROTECTEDIDENTIFIER']._serialized_end=1004
+  _globals['_RESOLVEIDENTIFIERREQUEST']._serialized_start=1006
+  _globals['_RESOLVEIDENTIFIERREQUEST']._serialized_end=1092
+  _globals['_RESOLVEIDENTIFIERRESPONSE']._serialized_start=1094
+  _globals['_RESOLVEIDENTIFIERRESPONSE']._serialized_end=1161
+  _globals['_GETCUSTOMERSREQUEST']._serialized_start=1163
+  _globals['_GETCUSTOMERSREQUEST']._serialized_end=1222
+  _globals['_GETCUSTOMERSRESPONSE']._serialized_start=1224
+  _globals['_GETCUSTOMERSRESPONSE']._serialized_end=1287
+  _globals['_LISTINTERACTIONSREQUEST']._serialized_start=1290
+  _globals['_LISTINTERACTIONSREQUEST']._serialized_end=1561
+  _globals['_TIMELINEENTRY']._serialized_start=1564
+  _globals['_TIMELINEENTRY']._serialized_end=1772
+  _globals['_LISTINTERACTIONSRESPONSE']._serialized_start=1774
+  _globals['_LISTINTERACTIONSRESPONSE']._serialized_end=1883
+  _globals['_LOOKUPEVENTSREQUEST']._serialized_start=1885
+  _globals['_LOOKUPEVENTSREQUEST']._serialized_end=1941
+  _globals['_LOOKUPEVENTSRESPONSE']._serialized_start=1943
+  _globals['_LOOKUPEVENTSRESPONSE']._serialized_end=2068
+  _globals['_LOOKUPEVENTSRESPONSE_FOUND']._serialized_start=2022
+  _globals['_LOOKUPEVENTSRESPONSE_FOUND']._serialized_end=2068
+  _globals['_SEARCHCUSTOMERSREQUEST']._serialized_start=2070
+  _globals['_SEARCHCUSTOMERSREQUEST']._serialized_end=2140
+  _globals['_SEARCHCUSTOMERSRESPONSE']._serialized_start=2142
+  _globals['_SEARCHCUSTOMERSRESPONSE']._serialized_end=2208
+  _globals['_FOLLOWUPTASK']._serialized_start=2211
+  _globals['_FOLLOWUPTASK']._serialized_end=2494
+  _globals['_CASE']._serialized_start=2497
+  _globals['_CASE']._serialized_end=3454
+  _globals['_GETCASESREQUEST']._serialized_start=3456
+  _globals['_GETCASESREQUEST']._serialized_end=3507
+  _globals['_GETCASESRESPONSE']._serialized_start=3509
+  _globals['_GETCASESRESPONSE']._serialized_end=3560
+  _globals['_CASEFILTER']._serialized_start=3563
+  _globals['_CASEFILTER']._serialized_end=3719
+  _globals['_LISTCASESREQUEST']._serialized_start=3721
+  _globals['_LISTCASESREQUEST']._serialized_end=3829
+  _globals['_LISTCASESRESPONSE']._serialized_start=3831
+  _globals['_LISTCASESRESPONSE']._serialized_end=3922
+  _globals['_LINKEDIDENTIFIER']._serialized_start=3924
+  _globals['_LINKEDIDENTIFIER']._serialized_end=4007
+  _globals['_MERGERECORD']._serialized_start=4010
+  _globals['_MERGERECORD']._serialized_end=4376
+  _globals['_GETMERGEHISTORYREQUEST']._serialized_start=4378
+  _globals['_GETMERGEHISTORYREQUEST']._serialized_end=4439
+  _globals['_GETMERGEHISTORYRESPONSE']._serialized_start=4441
+  _globals['_GETMERGEHISTORYRESPONSE']._serialized_end=4507
+  _globals['_MERGESUGGESTION']._serialized_start=4510
+  _globals['_MERGESUGGESTION']._serialized_end=4642
+  _globals['_LISTMERGESUGGESTIONSREQUEST']._serialized_start=4644
+  _globals['_LISTMERGESUGGESTIONSREQUEST']._serialized_end=4725
+  _globals['_LISTMERGESUGGESTIONSRESPONSE']._serialized_start=4727
+  _globals['_LISTMERGESUGGESTIONSRESPONSE']._serialized_end=4807
+  _globals['_TIMELINESERVICE']._serialized_start=4954
+  _globals['_TIMELINESERVICE']._serialized_end=5766
 # @@protoc_insertion_point(module_scope)

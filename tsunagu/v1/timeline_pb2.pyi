@@ -6,9 +6,11 @@ Read API of the timeline service: the single owner of the customer store."""
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from tsunagu.v1 import interaction_pb2 as _interaction_pb2
 import builtins as _builtins
 import sys
@@ -20,6 +22,71 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _CaseStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CaseStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CaseStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CASE_STATUS_UNSPECIFIED: _CaseStatus.ValueType  # 0
+    CASE_STATUS_OPEN: _CaseStatus.ValueType  # 1
+    CASE_STATUS_PENDING: _CaseStatus.ValueType  # 2
+    """Waiting for the customer (an agent answered last)."""
+    CASE_STATUS_ESCALATED: _CaseStatus.ValueType  # 3
+    CASE_STATUS_RESOLVED: _CaseStatus.ValueType  # 4
+
+class CaseStatus(_CaseStatus, metaclass=_CaseStatusEnumTypeWrapper): ...
+
+CASE_STATUS_UNSPECIFIED: CaseStatus.ValueType  # 0
+CASE_STATUS_OPEN: CaseStatus.ValueType  # 1
+CASE_STATUS_PENDING: CaseStatus.ValueType  # 2
+"""Waiting for the customer (an agent answered last)."""
+CASE_STATUS_ESCALATED: CaseStatus.ValueType  # 3
+CASE_STATUS_RESOLVED: CaseStatus.ValueType  # 4
+Global___CaseStatus: _TypeAlias = CaseStatus  # noqa: Y015
+
+@_typing.final
+class AgentRemark(_message.Message):
+    """What the last agent said about the customer (note or handoff), shown at the top of the view."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    AGENT_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    OPEN_QUESTIONS_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    kind: _interaction_pb2.Kind.ValueType
+    text: _builtins.str
+    case_id: _builtins.str
+    @_builtins.property
+    def agent(self) -> _interaction_pb2.Actor: ...
+    @_builtins.property
+    def open_questions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        kind: _interaction_pb2.Kind.ValueType = ...,
+        agent: _interaction_pb2.Actor | None = ...,
+        text: _builtins.str = ...,
+        open_questions: _abc.Iterable[_builtins.str] | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        case_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "case_id", b"case_id", "event_id", b"event_id", "kind", b"kind", "occurred_at", b"occurred_at", "open_questions", b"open_questions", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentRemark: _TypeAlias = AgentRemark  # noqa: Y015
 
 @_typing.final
 class Customer(_message.Message):
@@ -55,10 +122,15 @@ class Customer(_message.Message):
     INTERACTION_COUNT_FIELD_NUMBER: _builtins.int
     INTERACTIONS_BY_CHANNEL_FIELD_NUMBER: _builtins.int
     MERGED_IDS_FIELD_NUMBER: _builtins.int
+    OPEN_CASE_ID_FIELD_NUMBER: _builtins.int
+    LAST_AGENT_REMARK_FIELD_NUMBER: _builtins.int
+    PROTECTED_IDENTIFIERS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant: _builtins.str
     display_name: _builtins.str
     interaction_count: _builtins.int
+    open_case_id: _builtins.str
+    """The customer's open (not resolved) case, if any."""
     @_builtins.property
     def identifiers(self) -> _containers.RepeatedCompositeFieldContainer[_interaction_pb2.Identifier]:
         """Normalised identifiers known for the customer."""
@@ -75,6 +147,12 @@ class Customer(_message.Message):
     def merged_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Ids of customers that were merged into this one."""
 
+    @_builtins.property
+    def last_agent_remark(self) -> Global___AgentRemark: ...
+    @_builtins.property
+    def protected_identifiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProtectedIdentifier]:
+        """Identifiers kept on the customer but never used to match (blocklisted, shared, invalid)."""
+
     def __init__(
         self,
         *,
@@ -88,14 +166,41 @@ class Customer(_message.Message):
         interaction_count: _builtins.int = ...,
         interactions_by_channel: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         merged_ids: _abc.Iterable[_builtins.str] | None = ...,
+        open_case_id: _builtins.str = ...,
+        last_agent_remark: Global___AgentRemark | None = ...,
+        protected_identifiers: _abc.Iterable[Global___ProtectedIdentifier] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["first_contact_at", b"first_contact_at", "last_contact_at", b"last_contact_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["first_contact_at", b"first_contact_at", "last_agent_remark", b"last_agent_remark", "last_contact_at", b"last_contact_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "display_name", b"display_name", "first_contact_at", b"first_contact_at", "id", b"id", "identifiers", b"identifiers", "interaction_count", b"interaction_count", "interactions_by_channel", b"interactions_by_channel", "last_contact_at", b"last_contact_at", "merged_ids", b"merged_ids", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "display_name", b"display_name", "first_contact_at", b"first_contact_at", "id", b"id", "identifiers", b"identifiers", "interaction_count", b"interaction_count", "interactions_by_channel", b"interactions_by_channel", "last_agent_remark", b"last_agent_remark", "last_contact_at", b"last_contact_at", "merged_ids", b"merged_ids", "open_case_id", b"open_case_id", "protected_identifiers", b"protected_identifiers", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Customer: _TypeAlias = Customer  # noqa: Y015
+
+@_typing.final
+class ProtectedIdentifier(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTIFIER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """"blocklisted", "shared" (carried by more customers than the tenant allows) or "invalid"."""
+    @_builtins.property
+    def identifier(self) -> _interaction_pb2.Identifier: ...
+    def __init__(
+        self,
+        *,
+        identifier: _interaction_pb2.Identifier | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["identifier", b"identifier"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identifier", b"identifier", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProtectedIdentifier: _TypeAlias = ProtectedIdentifier  # noqa: Y015
 
 @_typing.final
 class ResolveIdentifierRequest(_message.Message):
@@ -197,12 +302,15 @@ class ListInteractionsRequest(_message.Message):
     KINDS_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
     UNTIL_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     customer_id: _builtins.str
     page_size: _builtins.int
     """1..200; 0 means the default (50)."""
     after: _builtins.str
     """Opaque cursor from a previous page: entries strictly older than it are returned."""
+    case_id: _builtins.str
+    """Only the interactions of this case."""
     @_builtins.property
     def channels(self) -> _containers.RepeatedScalarFieldContainer[_interaction_pb2.Channel.ValueType]: ...
     @_builtins.property
@@ -222,10 +330,11 @@ class ListInteractionsRequest(_message.Message):
         kinds: _abc.Iterable[_interaction_pb2.Kind.ValueType] | None = ...,
         since: _timestamp_pb2.Timestamp | None = ...,
         until: _timestamp_pb2.Timestamp | None = ...,
+        case_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "channels", b"channels", "customer_id", b"customer_id", "kinds", b"kinds", "page_size", b"page_size", "since", b"since", "tenant", b"tenant", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "case_id", b"case_id", "channels", b"channels", "customer_id", b"customer_id", "kinds", b"kinds", "page_size", b"page_size", "since", b"since", "tenant", b"tenant", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -239,8 +348,14 @@ class TimelineEntry(_message.Message):
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     RECORDED_AT_FIELD_NUMBER: _builtins.int
     CURSOR_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    SWITCHED_FROM_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
     cursor: _builtins.str
+    case_id: _builtins.str
+    """The case the timeline attached the interaction to (empty when none)."""
+    switched_from: _interaction_pb2.Channel.ValueType
+    """Set when this contact continued an open case on another channel (the channel switch)."""
     @_builtins.property
     def interaction(self) -> _interaction_pb2.Interaction: ...
     @_builtins.property
@@ -252,10 +367,12 @@ class TimelineEntry(_message.Message):
         customer_id: _builtins.str = ...,
         recorded_at: _timestamp_pb2.Timestamp | None = ...,
         cursor: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        switched_from: _interaction_pb2.Channel.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["interaction", b"interaction", "recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "customer_id", b"customer_id", "interaction", b"interaction", "recorded_at", b"recorded_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "cursor", b"cursor", "customer_id", b"customer_id", "interaction", b"interaction", "recorded_at", b"recorded_at", "switched_from", b"switched_from"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -349,3 +466,564 @@ class LookupEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LookupEventsResponse: _TypeAlias = LookupEventsResponse  # noqa: Y015
+
+@_typing.final
+class SearchCustomersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    query: _builtins.str
+    """A name prefix (case- and width-insensitive) or an identifier prefix; at least 2 characters."""
+    limit: _builtins.int
+    """1..50; 0 means 20."""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        query: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "query", b"query", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchCustomersRequest: _TypeAlias = SearchCustomersRequest  # noqa: Y015
+
+@_typing.final
+class SearchCustomersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def customers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Customer]: ...
+    def __init__(
+        self,
+        *,
+        customers: _abc.Iterable[Global___Customer] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customers", b"customers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchCustomersResponse: _TypeAlias = SearchCustomersResponse  # noqa: Y015
+
+@_typing.final
+class FollowUpTask(_message.Message):
+    """Created by a transfer: the transferring agent must make sure the customer heard back."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CREATED_BY_EVENT_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    DONE_AT_FIELD_NUMBER: _builtins.int
+    DONE_BY_EVENT_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    case_id: _builtins.str
+    agent_id: _builtins.str
+    """The agent who owes the follow-up."""
+    reason: _builtins.str
+    created_by_event_id: _builtins.str
+    done: _builtins.bool
+    done_by_event_id: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def done_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        agent_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        created_by_event_id: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        done: _builtins.bool = ...,
+        done_at: _timestamp_pb2.Timestamp | None = ...,
+        done_by_event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "done_at", b"done_at", "due_at", b"due_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "case_id", b"case_id", "created_at", b"created_at", "created_by_event_id", b"created_by_event_id", "done", b"done", "done_at", b"done_at", "done_by_event_id", b"done_by_event_id", "due_at", b"due_at", "id", b"id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FollowUpTask: _TypeAlias = FollowUpTask  # noqa: Y015
+
+@_typing.final
+class Case(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    OWNER_AGENT_ID_FIELD_NUMBER: _builtins.int
+    QUEUE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_FIELD_NUMBER: _builtins.int
+    ESCALATION_LEVEL_FIELD_NUMBER: _builtins.int
+    ESCALATION_REASON_FIELD_NUMBER: _builtins.int
+    CHANNELS_FIELD_NUMBER: _builtins.int
+    LAST_CHANNEL_FIELD_NUMBER: _builtins.int
+    OPENED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    FIRST_RESPONSE_AT_FIELD_NUMBER: _builtins.int
+    RESOLVED_AT_FIELD_NUMBER: _builtins.int
+    FIRST_RESPONSE_TIME_FIELD_NUMBER: _builtins.int
+    TIME_TO_RESOLUTION_FIELD_NUMBER: _builtins.int
+    REOPEN_COUNT_FIELD_NUMBER: _builtins.int
+    TAGS_FIELD_NUMBER: _builtins.int
+    CSAT_FIELD_NUMBER: _builtins.int
+    CANCELLATION_REQUEST_FIELD_NUMBER: _builtins.int
+    CANCELLATION_OUTCOME_FIELD_NUMBER: _builtins.int
+    FOLLOW_UPS_FIELD_NUMBER: _builtins.int
+    LAST_HANDOFF_FIELD_NUMBER: _builtins.int
+    INTERACTION_COUNT_FIELD_NUMBER: _builtins.int
+    RESOLUTION_SUMMARY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    tenant: _builtins.str
+    customer_id: _builtins.str
+    status: Global___CaseStatus.ValueType
+    owner_agent_id: _builtins.str
+    """The agent who owns the case now (last handoff target, or the first agent to answer)."""
+    queue: _builtins.str
+    department: _builtins.str
+    escalation_level: _builtins.int
+    escalation_reason: _builtins.str
+    last_channel: _interaction_pb2.Channel.ValueType
+    reopen_count: _builtins.int
+    cancellation_outcome: _interaction_pb2.CancellationOutcome.ValueType
+    interaction_count: _builtins.int
+    resolution_summary: _builtins.str
+    @_builtins.property
+    def channels(self) -> _containers.RepeatedScalarFieldContainer[_interaction_pb2.Channel.ValueType]:
+        """Channels the case went through, in order of first use."""
+
+    @_builtins.property
+    def opened_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def first_response_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def resolved_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def first_response_time(self) -> _duration_pb2.Duration:
+        """SLA clocks, measured from the events; unset until they stop."""
+
+    @_builtins.property
+    def time_to_resolution(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def tags(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def csat(self) -> _interaction_pb2.CsatResponse: ...
+    @_builtins.property
+    def cancellation_request(self) -> _interaction_pb2.CancellationRequestAction: ...
+    @_builtins.property
+    def follow_ups(self) -> _containers.RepeatedCompositeFieldContainer[Global___FollowUpTask]: ...
+    @_builtins.property
+    def last_handoff(self) -> _interaction_pb2.HandoffAction:
+        """The latest handoff's context for the next agent."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        tenant: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        status: Global___CaseStatus.ValueType = ...,
+        owner_agent_id: _builtins.str = ...,
+        queue: _builtins.str = ...,
+        department: _builtins.str = ...,
+        escalation_level: _builtins.int = ...,
+        escalation_reason: _builtins.str = ...,
+        channels: _abc.Iterable[_interaction_pb2.Channel.ValueType] | None = ...,
+        last_channel: _interaction_pb2.Channel.ValueType = ...,
+        opened_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        first_response_at: _timestamp_pb2.Timestamp | None = ...,
+        resolved_at: _timestamp_pb2.Timestamp | None = ...,
+        first_response_time: _duration_pb2.Duration | None = ...,
+        time_to_resolution: _duration_pb2.Duration | None = ...,
+        reopen_count: _builtins.int = ...,
+        tags: _abc.Iterable[_builtins.str] | None = ...,
+        csat: _interaction_pb2.CsatResponse | None = ...,
+        cancellation_request: _interaction_pb2.CancellationRequestAction | None = ...,
+        cancellation_outcome: _interaction_pb2.CancellationOutcome.ValueType = ...,
+        follow_ups: _abc.Iterable[Global___FollowUpTask] | None = ...,
+        last_handoff: _interaction_pb2.HandoffAction | None = ...,
+        interaction_count: _builtins.int = ...,
+        resolution_summary: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cancellation_request", b"cancellation_request", "csat", b"csat", "first_response_at", b"first_response_at", "first_response_time", b"first_response_time", "last_handoff", b"last_handoff", "opened_at", b"opened_at", "resolved_at", b"resolved_at", "time_to_resolution", b"time_to_resolution", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancellation_outcome", b"cancellation_outcome", "cancellation_request", b"cancellation_request", "channels", b"channels", "csat", b"csat", "customer_id", b"customer_id", "department", b"department", "escalation_level", b"escalation_level", "escalation_reason", b"escalation_reason", "first_response_at", b"first_response_at", "first_response_time", b"first_response_time", "follow_ups", b"follow_ups", "id", b"id", "interaction_count", b"interaction_count", "last_channel", b"last_channel", "last_handoff", b"last_handoff", "opened_at", b"opened_at", "owner_agent_id", b"owner_agent_id", "queue", b"queue", "reopen_count", b"reopen_count", "resolution_summary", b"resolution_summary", "resolved_at", b"resolved_at", "status", b"status", "tags", b"tags", "tenant", b"tenant", "time_to_resolution", b"time_to_resolution", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Case: _TypeAlias = Case  # noqa: Y015
+
+@_typing.final
+class GetCasesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CASE_IDS_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    @_builtins.property
+    def case_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        case_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_ids", b"case_ids", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCasesRequest: _TypeAlias = GetCasesRequest  # noqa: Y015
+
+@_typing.final
+class GetCasesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___Case]:
+        """Same order and length as the request; a missing case has an empty id."""
+
+    def __init__(
+        self,
+        *,
+        cases: _abc.Iterable[Global___Case] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCasesResponse: _TypeAlias = GetCasesResponse  # noqa: Y015
+
+@_typing.final
+class CaseFilter(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUSES_FIELD_NUMBER: _builtins.int
+    OWNER_AGENT_ID_FIELD_NUMBER: _builtins.int
+    ESCALATED_ONLY_FIELD_NUMBER: _builtins.int
+    OVERDUE_FOLLOW_UPS_ONLY_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    owner_agent_id: _builtins.str
+    escalated_only: _builtins.bool
+    """Only cases escalated at least once and not resolved."""
+    overdue_follow_ups_only: _builtins.bool
+    """Only cases with a follow-up task that is not done and past its due time."""
+    customer_id: _builtins.str
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___CaseStatus.ValueType]: ...
+    def __init__(
+        self,
+        *,
+        statuses: _abc.Iterable[Global___CaseStatus.ValueType] | None = ...,
+        owner_agent_id: _builtins.str = ...,
+        escalated_only: _builtins.bool = ...,
+        overdue_follow_ups_only: _builtins.bool = ...,
+        customer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "escalated_only", b"escalated_only", "overdue_follow_ups_only", b"overdue_follow_ups_only", "owner_agent_id", b"owner_agent_id", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseFilter: _TypeAlias = CaseFilter  # noqa: Y015
+
+@_typing.final
+class ListCasesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    AFTER_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    page_size: _builtins.int
+    """1..200; 0 means 50."""
+    after: _builtins.str
+    @_builtins.property
+    def filter(self) -> Global___CaseFilter: ...
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        filter: Global___CaseFilter | None = ...,
+        page_size: _builtins.int = ...,
+        after: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after", b"after", "filter", b"filter", "page_size", b"page_size", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCasesRequest: _TypeAlias = ListCasesRequest  # noqa: Y015
+
+@_typing.final
+class ListCasesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASES_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    has_more: _builtins.bool
+    @_builtins.property
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___Case]: ...
+    def __init__(
+        self,
+        *,
+        cases: _abc.Iterable[Global___Case] | None = ...,
+        next_cursor: _builtins.str = ...,
+        has_more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "has_more", b"has_more", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCasesResponse: _TypeAlias = ListCasesResponse  # noqa: Y015
+
+@_typing.final
+class LinkedIdentifier(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTIFIER_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.str
+    """The customer that held the identifier when the merge was decided."""
+    @_builtins.property
+    def identifier(self) -> _interaction_pb2.Identifier: ...
+    def __init__(
+        self,
+        *,
+        identifier: _interaction_pb2.Identifier | None = ...,
+        customer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["identifier", b"identifier"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "identifier", b"identifier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkedIdentifier: _TypeAlias = LinkedIdentifier  # noqa: Y015
+
+@_typing.final
+class MergeRecord(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SURVIVOR_ID_FIELD_NUMBER: _builtins.int
+    MERGED_IDS_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EVIDENCE_EVENT_ID_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SPLIT_AT_FIELD_NUMBER: _builtins.int
+    SPLIT_BY_FIELD_NUMBER: _builtins.int
+    SPLIT_REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    survivor_id: _builtins.str
+    rule: _builtins.str
+    """"shared_deterministic_identifier" (automatic) or "manual"."""
+    status: _builtins.str
+    """"pending", "done" or "split"."""
+    evidence_event_id: _builtins.str
+    """The event that linked the customers, and which identifiers linked whom."""
+    reason: _builtins.str
+    split_reason: _builtins.str
+    @_builtins.property
+    def merged_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def actor(self) -> _interaction_pb2.Actor: ...
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def evidence(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkedIdentifier]: ...
+    @_builtins.property
+    def split_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def split_by(self) -> _interaction_pb2.Actor: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        survivor_id: _builtins.str = ...,
+        merged_ids: _abc.Iterable[_builtins.str] | None = ...,
+        rule: _builtins.str = ...,
+        actor: _interaction_pb2.Actor | None = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        status: _builtins.str = ...,
+        evidence_event_id: _builtins.str = ...,
+        evidence: _abc.Iterable[Global___LinkedIdentifier] | None = ...,
+        reason: _builtins.str = ...,
+        split_at: _timestamp_pb2.Timestamp | None = ...,
+        split_by: _interaction_pb2.Actor | None = ...,
+        split_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "split_at", b"split_at", "split_by", b"split_by"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "at", b"at", "evidence", b"evidence", "evidence_event_id", b"evidence_event_id", "id", b"id", "merged_ids", b"merged_ids", "reason", b"reason", "rule", b"rule", "split_at", b"split_at", "split_by", b"split_by", "split_reason", b"split_reason", "status", b"status", "survivor_id", b"survivor_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MergeRecord: _TypeAlias = MergeRecord  # noqa: Y015
+
+@_typing.final
+class GetMergeHistoryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    customer_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMergeHistoryRequest: _TypeAlias = GetMergeHistoryRequest  # noqa: Y015
+
+@_typing.final
+class GetMergeHistoryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MERGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def merges(self) -> _containers.RepeatedCompositeFieldContainer[Global___MergeRecord]: ...
+    def __init__(
+        self,
+        *,
+        merges: _abc.Iterable[Global___MergeRecord] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["merges", b"merges"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMergeHistoryResponse: _TypeAlias = GetMergeHistoryResponse  # noqa: Y015
+
+@_typing.final
+class MergeSuggestion(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CUSTOMER_IDS_FIELD_NUMBER: _builtins.int
+    SIGNALS_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    status: _builtins.str
+    """"open", "accepted" or "dismissed"."""
+    @_builtins.property
+    def customer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def signals(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Soft signals shared by the customers: "same_name", "same_address"."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        customer_ids: _abc.Iterable[_builtins.str] | None = ...,
+        signals: _abc.Iterable[_builtins.str] | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "customer_ids", b"customer_ids", "id", b"id", "signals", b"signals", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MergeSuggestion: _TypeAlias = MergeSuggestion  # noqa: Y015
+
+@_typing.final
+class ListMergeSuggestionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    customer_id: _builtins.str
+    """Empty: every open suggestion of the tenant."""
+    limit: _builtins.int
+    """1..200; 0 means 50."""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        customer_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "limit", b"limit", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMergeSuggestionsRequest: _TypeAlias = ListMergeSuggestionsRequest  # noqa: Y015
+
+@_typing.final
+class ListMergeSuggestionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUGGESTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def suggestions(self) -> _containers.RepeatedCompositeFieldContainer[Global___MergeSuggestion]: ...
+    def __init__(
+        self,
+        *,
+        suggestions: _abc.Iterable[Global___MergeSuggestion] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["suggestions", b"suggestions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMergeSuggestionsResponse: _TypeAlias = ListMergeSuggestionsResponse  # noqa: Y015

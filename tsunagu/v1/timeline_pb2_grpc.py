@@ -55,6 +55,31 @@ class TimelineServiceStub:
                 request_serializer=tsunagu_dot_v1_dot_timeline__pb2.LookupEventsRequest.SerializeToString,
                 response_deserializer=tsunagu_dot_v1_dot_timeline__pb2.LookupEventsResponse.FromString,
                 _registered_method=True)
+        self.SearchCustomers = channel.unary_unary(
+                '/tsunagu.v1.TimelineService/SearchCustomers',
+                request_serializer=tsunagu_dot_v1_dot_timeline__pb2.SearchCustomersRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_timeline__pb2.SearchCustomersResponse.FromString,
+                _registered_method=True)
+        self.GetCases = channel.unary_unary(
+                '/tsunagu.v1.TimelineService/GetCases',
+                request_serializer=tsunagu_dot_v1_dot_timeline__pb2.GetCasesRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_timeline__pb2.GetCasesResponse.FromString,
+                _registered_method=True)
+        self.ListCases = channel.unary_unary(
+                '/tsunagu.v1.TimelineService/ListCases',
+                request_serializer=tsunagu_dot_v1_dot_timeline__pb2.ListCasesRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_timeline__pb2.ListCasesResponse.FromString,
+                _registered_method=True)
+        self.GetMergeHistory = channel.unary_unary(
+                '/tsunagu.v1.TimelineService/GetMergeHistory',
+                request_serializer=tsunagu_dot_v1_dot_timeline__pb2.GetMergeHistoryRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_timeline__pb2.GetMergeHistoryResponse.FromString,
+                _registered_method=True)
+        self.ListMergeSuggestions = channel.unary_unary(
+                '/tsunagu.v1.TimelineService/ListMergeSuggestions',
+                request_serializer=tsunagu_dot_v1_dot_timeline__pb2.ListMergeSuggestionsRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_timeline__pb2.ListMergeSuggestionsResponse.FromString,
+                _registered_method=True)
 
 
 class TimelineServiceServicer:
@@ -88,6 +113,41 @@ class TimelineServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchCustomers(self, request, context):
+        """Customers whose name starts with the query, or who have an identifier starting with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCases(self, request, context):
+        """Cases by id, in one round trip.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCases(self, request, context):
+        """Cases matching a filter, most recently updated first, with a cursor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMergeHistory(self, request, context):
+        """The merge ledger entries a customer took part in (as survivor or merged), oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMergeSuggestions(self, request, context):
+        """Open merge suggestions (soft signals such as the same name) for a customer or the tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TimelineServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +170,31 @@ def add_TimelineServiceServicer_to_server(servicer, server):
                     servicer.LookupEvents,
                     request_deserializer=tsunagu_dot_v1_dot_timeline__pb2.LookupEventsRequest.FromString,
                     response_serializer=tsunagu_dot_v1_dot_timeline__pb2.LookupEventsResponse.SerializeToString,
+            ),
+            'SearchCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchCustomers,
+                    request_deserializer=tsunagu_dot_v1_dot_timeline__pb2.SearchCustomersRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_timeline__pb2.SearchCustomersResponse.SerializeToString,
+            ),
+            'GetCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCases,
+                    request_deserializer=tsunagu_dot_v1_dot_timeline__pb2.GetCasesRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_timeline__pb2.GetCasesResponse.SerializeToString,
+            ),
+            'ListCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCases,
+                    request_deserializer=tsunagu_dot_v1_dot_timeline__pb2.ListCasesRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_timeline__pb2.ListCasesResponse.SerializeToString,
+            ),
+            'GetMergeHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMergeHistory,
+                    request_deserializer=tsunagu_dot_v1_dot_timeline__pb2.GetMergeHistoryRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_timeline__pb2.GetMergeHistoryResponse.SerializeToString,
+            ),
+            'ListMergeSuggestions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMergeSuggestions,
+                    request_deserializer=tsunagu_dot_v1_dot_timeline__pb2.ListMergeSuggestionsRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_timeline__pb2.ListMergeSuggestionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +305,141 @@ class TimelineService:
             '/tsunagu.v1.TimelineService/LookupEvents',
             tsunagu_dot_v1_dot_timeline__pb2.LookupEventsRequest.SerializeToString,
             tsunagu_dot_v1_dot_timeline__pb2.LookupEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.TimelineService/SearchCustomers',
+            tsunagu_dot_v1_dot_timeline__pb2.SearchCustomersRequest.SerializeToString,
+            tsunagu_dot_v1_dot_timeline__pb2.SearchCustomersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.TimelineService/GetCases',
+            tsunagu_dot_v1_dot_timeline__pb2.GetCasesRequest.SerializeToString,
+            tsunagu_dot_v1_dot_timeline__pb2.GetCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.TimelineService/ListCases',
+            tsunagu_dot_v1_dot_timeline__pb2.ListCasesRequest.SerializeToString,
+            tsunagu_dot_v1_dot_timeline__pb2.ListCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMergeHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.TimelineService/GetMergeHistory',
+            tsunagu_dot_v1_dot_timeline__pb2.GetMergeHistoryRequest.SerializeToString,
+            tsunagu_dot_v1_dot_timeline__pb2.GetMergeHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMergeSuggestions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.TimelineService/ListMergeSuggestions',
+            tsunagu_dot_v1_dot_timeline__pb2.ListMergeSuggestionsRequest.SerializeToString,
+            tsunagu_dot_v1_dot_timeline__pb2.ListMergeSuggestionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

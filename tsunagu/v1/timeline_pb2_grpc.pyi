@@ -40,6 +40,16 @@ class TimelineServiceStub:
     """A customer's timeline, newest first, with a cursor and filters."""
     LookupEvents: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.LookupEventsRequest, _timeline_pb2.LookupEventsResponse]
     """Which of these event ids are stored, and on which customer (read-your-writes)."""
+    SearchCustomers: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.SearchCustomersRequest, _timeline_pb2.SearchCustomersResponse]
+    """Customers whose name starts with the query, or who have an identifier starting with it."""
+    GetCases: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.GetCasesRequest, _timeline_pb2.GetCasesResponse]
+    """Cases by id, in one round trip."""
+    ListCases: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.ListCasesRequest, _timeline_pb2.ListCasesResponse]
+    """Cases matching a filter, most recently updated first, with a cursor."""
+    GetMergeHistory: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.GetMergeHistoryRequest, _timeline_pb2.GetMergeHistoryResponse]
+    """The merge ledger entries a customer took part in (as survivor or merged), oldest first."""
+    ListMergeSuggestions: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.ListMergeSuggestionsRequest, _timeline_pb2.ListMergeSuggestionsResponse]
+    """Open merge suggestions (soft signals such as the same name) for a customer or the tenant."""
 
 @_typing.type_check_only
 class TimelineServiceAsyncStub(TimelineServiceStub):
@@ -52,6 +62,16 @@ class TimelineServiceAsyncStub(TimelineServiceStub):
     """A customer's timeline, newest first, with a cursor and filters."""
     LookupEvents: _aio.UnaryUnaryMultiCallable[_timeline_pb2.LookupEventsRequest, _timeline_pb2.LookupEventsResponse]  # type: ignore[assignment]
     """Which of these event ids are stored, and on which customer (read-your-writes)."""
+    SearchCustomers: _aio.UnaryUnaryMultiCallable[_timeline_pb2.SearchCustomersRequest, _timeline_pb2.SearchCustomersResponse]  # type: ignore[assignment]
+    """Customers whose name starts with the query, or who have an identifier starting with it."""
+    GetCases: _aio.UnaryUnaryMultiCallable[_timeline_pb2.GetCasesRequest, _timeline_pb2.GetCasesResponse]  # type: ignore[assignment]
+    """Cases by id, in one round trip."""
+    ListCases: _aio.UnaryUnaryMultiCallable[_timeline_pb2.ListCasesRequest, _timeline_pb2.ListCasesResponse]  # type: ignore[assignment]
+    """Cases matching a filter, most recently updated first, with a cursor."""
+    GetMergeHistory: _aio.UnaryUnaryMultiCallable[_timeline_pb2.GetMergeHistoryRequest, _timeline_pb2.GetMergeHistoryResponse]  # type: ignore[assignment]
+    """The merge ledger entries a customer took part in (as survivor or merged), oldest first."""
+    ListMergeSuggestions: _aio.UnaryUnaryMultiCallable[_timeline_pb2.ListMergeSuggestionsRequest, _timeline_pb2.ListMergeSuggestionsResponse]  # type: ignore[assignment]
+    """Open merge suggestions (soft signals such as the same name) for a customer or the tenant."""
 
 class TimelineServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -85,5 +105,45 @@ class TimelineServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_timeline_pb2.LookupEventsResponse, _abc.Awaitable[_timeline_pb2.LookupEventsResponse]]:
         """Which of these event ids are stored, and on which customer (read-your-writes)."""
+
+    @_abc_1.abstractmethod
+    def SearchCustomers(
+        self,
+        request: _timeline_pb2.SearchCustomersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_timeline_pb2.SearchCustomersResponse, _abc.Awaitable[_timeline_pb2.SearchCustomersResponse]]:
+        """Customers whose name starts with the query, or who have an identifier starting with it."""
+
+    @_abc_1.abstractmethod
+    def GetCases(
+        self,
+        request: _timeline_pb2.GetCasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_timeline_pb2.GetCasesResponse, _abc.Awaitable[_timeline_pb2.GetCasesResponse]]:
+        """Cases by id, in one round trip."""
+
+    @_abc_1.abstractmethod
+    def ListCases(
+        self,
+        request: _timeline_pb2.ListCasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_timeline_pb2.ListCasesResponse, _abc.Awaitable[_timeline_pb2.ListCasesResponse]]:
+        """Cases matching a filter, most recently updated first, with a cursor."""
+
+    @_abc_1.abstractmethod
+    def GetMergeHistory(
+        self,
+        request: _timeline_pb2.GetMergeHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_timeline_pb2.GetMergeHistoryResponse, _abc.Awaitable[_timeline_pb2.GetMergeHistoryResponse]]:
+        """The merge ledger entries a customer took part in (as survivor or merged), oldest first."""
+
+    @_abc_1.abstractmethod
+    def ListMergeSuggestions(
+        self,
+        request: _timeline_pb2.ListMergeSuggestionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_timeline_pb2.ListMergeSuggestionsResponse, _abc.Awaitable[_timeline_pb2.ListMergeSuggestionsResponse]]:
+        """Open merge suggestions (soft signals such as the same name) for a customer or the tenant."""
 
 def add_TimelineServiceServicer_to_server(servicer: TimelineServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
