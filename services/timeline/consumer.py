@@ -17,7 +17,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import propagate, trace
 
-from services.timeline.recorder import PermanentError, Recorded, TimelineRecorder
+from services.timeline.errors import PermanentError
+from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.store.documents import KIND_TOKENS, channel_token
 from tsunagu.bus import headers
 from tsunagu.bus.subjects import (

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.timeline.identity.signals import address_key, name_key
 from services.timeline.store.documents import Document, aware
 
 _CUSTOMER_NAMESPACE = uuid.UUID("5b0f3c8e-7d1a-4a52-9a7e-2f1c0e3d9b61")
@@ -26,6 +27,8 @@ class Contact:
     occurred_at: datetime
     display_name: str
     identifiers: tuple[Mapping[str, Any], ...]
+    # A postal address the customer gave (web form); a soft signal for merge suggestions.
+    address: str = ""
 
 
 def new_customer(
@@ -76,6 +79,9 @@ def apply_contact(customer: Document, contact: Contact) -> Document:
     updated["last_contact_at"] = at if newest else last
     if contact.display_name and (newest or not customer.get("display_name")):
         updated["display_name"] = contact.display_name
+        updated["name_key"] = name_key(contact.display_name)
+    if contact.address and (newest or not customer.get("address_key")):
+        updated["address_key"] = address_key(contact.address)
     updated["identifiers"] = _union_identifiers(
         customer.get("identifiers", []), contact.identifiers
     )
@@ -112,6 +118,30 @@ def merged_profile(
         for merged in [loser["_id"], *loser.get("merged_ids", [])]:
             if merged not in merged_ids:
                 merged_ids.append(merged)
+    updated["merged_ids"] = merged_ids
+    return updated
+
+
+def rebuilt_profile(
+    customer: Document,
+    *,
+    by_channel: Mapping[str, int],
+    first_contact_at: datetime | None,
+    last_contact_at: datetime | None,
+    identifiers: Iterable[Mapping[str, Any]],
+    display_name: str,
+    merged_ids: list[str],
+) -> Document:
+    """The customer recomputed from its log after a split (counts, dates, identifiers)."""
+    updated = dict(customer)
+    updated["by_channel"] = dict(by_channel)
+    updated["channels"] = sorted(by_channel)
+    updated["interaction_count"] = sum(by_channel.values())
+    updated["first_contact_at"] = first_contact_at or customer.get("first_contact_at")
+    updated["last_contact_at"] = last_contact_at or customer.get("last_contact_at")
+    updated["identifiers"] = _union_identifiers(identifiers)
+    updated["display_name"] = display_name
+    updated["name_key"] = name_key(display_name)
     updated["merged_ids"] = merged_ids
     return updated
 

@@ -10,16 +10,22 @@ from datetime import UTC, datetime
 from bson import Binary
 from opentelemetry import trace
 
+from services.timeline.errors import PermanentError
+from services.timeline.identity.commands import IDENTITY_ACTIONS, IdentityCommands
+from services.timeline.identity.policy import INVALID, IdentityPolicy
 from services.timeline.identity.resolver import (
     MAX_ATTEMPTS,
     ConcurrentUpdateError,
+    IdentityAnnouncer,
     IdentityResolver,
 )
+from services.timeline.identity.signals import ADDRESS_FIELDS
+from services.timeline.identity.split import MergeSplitter
+from services.timeline.identity.suggestions import MergeSuggestions
 from services.timeline.projection import Contact, apply_contact
 from services.timeline.store import TimelineStore
 from services.timeline.store.database import IdentityKey
 from services.timeline.store.documents import (
-    IDENTIFIER_TOKENS,
     KIND_TOKENS,
     Document,
     channel_token,
@@ -37,10 +43,6 @@ DIRECTION_TOKENS = {
 }
 
 
-class PermanentError(ValueError):
-    """The event can never be recorded as it is (it goes to the dead-letter stream)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Recorded:
     event_id: str
@@ -48,15 +50,34 @@ class Recorded:
     customer_id: str
     duplicate: bool
     merged_ids: list[str] = field(default_factory=list)
+    # Customers a split in this event gave their records back to.
+    restored_ids: list[str] = field(default_factory=list)
 
 
-def _identifier_doc(ident: NormalizedIdentifier, network: str) -> dict[str, object]:
-    doc: dict[str, object] = {"kind": IDENTIFIER_TOKENS[ident.kind], "value": ident.value}
+def _identifier_doc(
+    key: IdentityKey, ident: NormalizedIdentifier, network: str, protected: str | None
+) -> dict[str, object]:
+    kind, value = key
+    doc: dict[str, object] = {"kind": kind, "value": value}
     if network:
         doc["network"] = network
     if not ident.matchable:
         doc["matchable"] = False
+        doc["protected"] = INVALID
+    elif protected:
+        doc["matchable"] = False
+        doc["protected"] = protected
     return doc
+
+
+def _address(interaction: interaction_pb2.Interaction) -> str:
+    """A postal address the customer typed into a web form, if any (a soft signal)."""
+    if interaction.WhichOneof("detail") != "web_form":
+        return ""
+    for form_field in interaction.web_form.fields:
+        if form_field.name.strip().lower() in ADDRESS_FIELDS and form_field.value.strip():
+            return form_field.value
+    return ""
 
 
 @dataclass(slots=True)
@@ -65,6 +86,7 @@ class _Pending:
     doc: Document
     contact: Contact
     merged: list[str]
+    restored: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -75,8 +97,15 @@ class _Batch:
     queued: dict[tuple[str, str], str] = field(default_factory=dict)
     flushed: dict[int, Recorded | Exception] = field(default_factory=dict)
 
-    def add(self, index: int, doc: Document, contact: Contact, merged: list[str]) -> None:
-        self.items.append(_Pending(index, doc, contact, merged))
+    def add(
+        self,
+        index: int,
+        doc: Document,
+        contact: Contact,
+        merged: list[str],
+        restored: list[str],
+    ) -> None:
+        self.items.append(_Pending(index, doc, contact, merged, restored))
         self.queued[(doc["tenant"], doc["event_id"])] = doc["customer_id"]
 
 
@@ -89,11 +118,18 @@ class TimelineRecorder:
         *,
         region_for: Callable[[str], str],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        identity_for: Callable[[str], IdentityPolicy] | None = None,
+        announce_identity: IdentityAnnouncer | None = None,
     ) -> None:
         self._store = store
-        self._region_for = region_for
         self._clock = clock
-        self.resolver = IdentityResolver(store, clock=clock)
+        self._identity_for = identity_for or (lambda tenant: IdentityPolicy(region_for(tenant)))
+        self.resolver = IdentityResolver(
+            store, clock=clock, policy_for=self._identity_for, announce=announce_identity
+        )
+        self.splitter = MergeSplitter(store, self.resolver)
+        self.suggestions = MergeSuggestions(store)
+        self._commands = IdentityCommands(self.resolver, self.splitter, self.suggestions)
 
     async def record(self, interaction: interaction_pb2.Interaction) -> Recorded:
         """Record one interaction; raises what `record_batch` would report for it."""
@@ -156,24 +192,37 @@ class TimelineRecorder:
                 await self._store.mark_projected(tenant, event_id)
             return Recorded(event_id, tenant, customer_id, duplicate=True)
 
-        identifiers = self._normalized(interaction)
+        policy = self._identity_for(tenant)
+        identifiers = [(policy.key(i), i, network) for i, network in self._normalized(interaction)]
         try:
             occurred_at = interaction.occurred_at.ToDatetime(tzinfo=UTC)
         except (ValueError, OverflowError) as exc:
             raise PermanentError(f"occurred_at out of range: {exc}") from exc
+
+        async def flush_before_merge() -> None:
+            batch.flushed.update(await self._flush(batch))
+
         merged: list[str] = []
-        if interaction.WhichOneof("detail") == "agent_action":
+        restored: list[str] = []
+        protected: dict[IdentityKey, str] = {}
+        action = (
+            interaction.agent_action.WhichOneof("action")
+            if interaction.WhichOneof("detail") == "agent_action"
+            else None
+        )
+        if action in IDENTITY_ACTIONS:
+            # It moves records between customers: everything queued is written first.
+            await flush_before_merge()
+            outcome = await self._commands.apply(interaction, self._clock())
+            customer_id, merged, restored = (
+                outcome.customer_id,
+                outcome.merged_ids,
+                outcome.restored_ids,
+            )
+        elif interaction.WhichOneof("detail") == "agent_action":
             customer_id = await self._subject_customer(tenant, interaction.agent_action.customer_id)
         else:
-            keys: list[IdentityKey] = list(
-                dict.fromkeys(
-                    (IDENTIFIER_TOKENS[i.kind], i.value) for i, _ in identifiers if i.matchable
-                )
-            )
-
-            async def flush_before_merge() -> None:
-                batch.flushed.update(await self._flush(batch))
-
+            keys = list(dict.fromkeys(key for key, i, _ in identifiers if i.matchable))
             resolution = await self.resolver.resolve(
                 tenant=tenant,
                 event_id=event_id,
@@ -182,8 +231,11 @@ class TimelineRecorder:
                 before_merge=flush_before_merge,
             )
             customer_id, merged = resolution.customer_id, resolution.merged_ids
+            protected = resolution.protected
 
-        ident_docs = tuple(_identifier_doc(i, network) for i, network in identifiers)
+        ident_docs = tuple(
+            _identifier_doc(key, i, network, protected.get(key)) for key, i, network in identifiers
+        )
         batch.add(
             index,
             self._document(interaction, customer_id, occurred_at, ident_docs),
@@ -196,8 +248,10 @@ class TimelineRecorder:
                     else ""
                 ),
                 identifiers=ident_docs,
+                address=_address(interaction),
             ),
             merged,
+            restored,
         )
         return None
 
@@ -219,7 +273,7 @@ class TimelineRecorder:
             by_customer.setdefault((item.doc["tenant"], item.doc["customer_id"]), []).append(item)
         for (tenant, customer_id), pending in by_customer.items():
             try:
-                await self._project(tenant, customer_id, [item.contact for item in pending])
+                owner = await self._project(tenant, customer_id, [item.contact for item in pending])
             except Exception as exc:  # noqa: BLE001 - retried on redelivery (stays unprojected)
                 outcomes.update({item.index: exc for item in pending})
                 continue
@@ -228,9 +282,10 @@ class TimelineRecorder:
                 outcomes[item.index] = Recorded(
                     item.doc["event_id"],
                     tenant,
-                    customer_id,
+                    owner,
                     duplicate=False,
                     merged_ids=item.merged,
+                    restored_ids=item.restored,
                 )
         for item in items:
             if item.doc["_id"] not in inserted:
@@ -243,7 +298,7 @@ class TimelineRecorder:
     def _normalized(
         self, interaction: interaction_pb2.Interaction
     ) -> list[tuple[NormalizedIdentifier, str]]:
-        region = self._region_for(interaction.tenant)
+        region = self._identity_for(interaction.tenant).region
         result = []
         for ident in interaction.identifiers:
             try:
@@ -288,17 +343,39 @@ class TimelineRecorder:
             "projected": False,
         }
 
-    async def _project(self, tenant: str, customer_id: str, contacts: list[Contact]) -> None:
+    async def _project(self, tenant: str, customer_id: str, contacts: list[Contact]) -> str:
+        """Apply contacts to the customer's profile; returns the customer they ended up on."""
         for _ in range(MAX_ATTEMPTS):
             customer = (await self._store.get_customers(tenant, [customer_id])).get(customer_id)
             if customer is None:
                 raise ConcurrentUpdateError(f"customer {customer_id} vanished")
+            if customer.get("merged_into"):
+                return await self._follow_merge(tenant, customer_id)
             updated = customer
             for contact in contacts:
                 updated = apply_contact(updated, contact)
             if await self._store.replace_customer(updated, expected_version=customer["version"]):
-                return
+                signals_changed = any(
+                    updated.get(f) and updated.get(f) != customer.get(f)
+                    for f in ("name_key", "address_key")
+                )
+                if signals_changed:
+                    await self.suggestions.suggest_for(updated, at=self._clock())
+                return customer_id
         raise ConcurrentUpdateError(f"customer {customer_id} kept changing")
+
+    async def _follow_merge(self, tenant: str, customer_id: str) -> str:
+        """Another replica merged the customer after we resolved to it: move what we appended
+        to the survivor and recount it from the log (so nothing is counted twice).
+        """
+        target, _ = await self.resolver.survivors(tenant, {customer_id})
+        survivor = target.get(customer_id)
+        if survivor is None:
+            raise ConcurrentUpdateError(f"customer {customer_id} has no live survivor")
+        await self._store.repoint_interactions(tenant, [customer_id], survivor)
+        await self._store.repoint_identities(tenant, [customer_id], survivor)
+        await self._rebuild_projection(tenant, survivor)
+        return survivor
 
     async def _rebuild_projection(self, tenant: str, customer_id: str) -> None:
         by_channel = await self._store.channel_counts(tenant, customer_id)

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.timeline.recorder import PermanentError, Recorded, TimelineRecorder
+from services.timeline.errors import PermanentError
+from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.store import TimelineStore
 from services.timeline.store.documents import Document
 from tests import builders

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from opentelemetry import trace
 
+from services.timeline.identity.policy import BLOCKLISTED, SHARED, IdentityPolicy
 from services.timeline.projection import (
     customer_id_for,
     merged_profile,
@@ -27,6 +28,7 @@ _MERGE_NAMESPACE = uuid.UUID("0c6a1f55-3a0e-4f0b-8d57-6a6e1b9f2a10")
 MAX_ATTEMPTS = 8
 MAX_MERGE_CHAIN = 32
 MERGE_RULE = "shared_deterministic_identifier"
+MANUAL_RULE = "manual"
 
 
 class ResolutionConflictError(RuntimeError):
@@ -37,11 +39,46 @@ class ConcurrentUpdateError(RuntimeError):
     """A customer changed between read and write too many times in a row."""
 
 
+def _presenters(identity: Document) -> set[str]:
+    """Customers that presented an identifier (older documents only know the owner)."""
+    return set(identity.get("customer_ids") or [identity["customer_id"]])
+
+
+def _separated(customers: Iterable[Document]) -> bool:
+    """Whether an agent split any two of these customers apart (they stay apart)."""
+    docs = list(customers)
+    ids = {d["_id"] for d in docs} | {m for d in docs for m in d.get("merged_ids", [])}
+    return any(set(d.get("separated_from", [])) & ids for d in docs)
+
+
 @dataclass(frozen=True, slots=True)
 class Resolution:
     customer_id: str
     created: bool = False
     merged_ids: list[str] = field(default_factory=list)
+    # Keys of the event that matched nobody, with why: "blocklisted" or "shared".
+    protected: dict[IdentityKey, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who decided a merge or split: the timeline itself, or an agent."""
+
+    type: str
+    id: str
+    display_name: str = ""
+
+    def document(self) -> Document:
+        return {"type": self.type, "id": self.id, "display_name": self.display_name}
+
+
+SYSTEM = Actor("system", "timeline")
+IdentityAnnouncer = Callable[[Document, str], Awaitable[None]]
+"""Publishes an identity change: (ledger entry, "merged" | "split")."""
+
+
+def _default_policy(_tenant: str) -> IdentityPolicy:
+    return IdentityPolicy(region="JP")
 
 
 class IdentityResolver:
@@ -50,24 +87,43 @@ class IdentityResolver:
     No lock is held across awaits: unique indexes decide races, and the loser retries.
     """
 
-    def __init__(self, store: TimelineStore, *, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: TimelineStore,
+        *,
+        clock: Callable[[], datetime],
+        policy_for: Callable[[str], IdentityPolicy] = _default_policy,
+        announce: IdentityAnnouncer | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
+        self.policy_for = policy_for
+        self.announce = announce
 
     async def live_customers(self, tenant: str, ids: set[str]) -> dict[str, Document]:
         """The active customers behind `ids`, following merges to their survivors."""
+        return (await self.survivors(tenant, ids))[1]
+
+    async def survivors(
+        self, tenant: str, ids: set[str]
+    ) -> tuple[dict[str, str], dict[str, Document]]:
+        """Each of `ids` → its live customer id (ids not found are left out), and the docs."""
+        target: dict[str, str] = {}
         live: dict[str, Document] = {}
-        pending = set(ids)
+        frontier = {i: i for i in ids}  # id looked up now → the original id it stands for
         for _ in range(MAX_MERGE_CHAIN):
-            if not pending:
-                return live
-            docs = await self._store.get_customers(tenant, pending)
-            pending = set()
-            for doc in docs.values():
+            if not frontier:
+                return target, live
+            docs = await self._store.get_customers(tenant, set(frontier))
+            following: dict[str, list[str]] = {}
+            for current, doc in docs.items():
+                originals = [o for o, c in frontier.items() if c == current]
                 if doc.get("merged_into"):
-                    pending.add(doc["merged_into"])
+                    following.setdefault(doc["merged_into"], []).extend(originals)
                 else:
-                    live[doc["_id"]] = doc
+                    live[current] = doc
+                    target.update(dict.fromkeys(originals, current))
+            frontier = {o: nxt for nxt, origs in following.items() for o in origs}
         raise RuntimeError(f"merge chain longer than {MAX_MERGE_CHAIN} in tenant {tenant}")
 
     async def resolve(
@@ -81,39 +137,74 @@ class IdentityResolver:
     ) -> Resolution:
         """The customer the identifier keys belong to, creating or merging as needed.
 
+        Merge protection: blocklisted keys and keys that more customers presented than the
+        tenant allows match nobody; customers an agent split apart are never merged again
+        automatically; a merge that would make a key join more customers than allowed is
+        refused, and that key becomes shared. A refused merge lands the event on the customer
+        of its strongest identifier.
+
         `before_merge` runs before a merge starts: a batch writer flushes what it holds, so
         the merge re-points and counts a complete log.
         """
+        policy = self.policy_for(tenant)
+        limit = policy.max_customers_per_identifier
+        blocked = {key: BLOCKLISTED for key in keys if policy.blocklisted(key)}
+        candidates = [key for key in keys if key not in blocked]
         for _ in range(MAX_ATTEMPTS):
-            owners = await self._store.identity_owners(tenant, keys)
-            live = await self.live_customers(tenant, set(owners.values()))
+            docs = await self._store.identity_docs(tenant, candidates)
+            protected = dict(blocked)
+            protected.update({k: SHARED for k, d in docs.items() if len(_presenters(d)) > limit})
+            matching = {k: d["customer_id"] for k, d in docs.items() if k not in protected}
+            target, live = await self.survivors(tenant, set(matching.values()))
+            owner = {k: target[c] for k, c in matching.items() if c in target}
             created = False
             merged: list[str] = []
+            newly_shared: list[IdentityKey] = []
             if not live:
                 customer_id = customer_id_for(tenant, event_id)
-                now = self._clock()
                 created = await self._store.insert_customer(
                     new_customer(
                         tenant=tenant,
                         customer_id=customer_id,
-                        created_at=now,
+                        created_at=self._clock(),
                         first_contact_at=occurred_at,
                     )
                 )
             elif len(live) == 1:
                 customer_id = next(iter(live))
             else:
-                if before_merge is not None:
-                    await before_merge()
-                customer_id, merged = await self.merge(
-                    tenant, list(live.values()), event_id=event_id, owners=owners
-                )
-            unclaimed = [key for key in keys if key not in owners]
+                over = [k for k in owner if len(_presenters(docs[k]) | set(live)) > limit]
+                if over or _separated(live.values()):
+                    strongest = policy.strongest(owner)
+                    assert strongest is not None  # live is not empty, so owner is not
+                    customer_id = owner[strongest]
+                    newly_shared = over
+                    protected.update({k: SHARED for k, c in owner.items() if c != customer_id})
+                    log.info(
+                        "merge of %d customers refused for event %s (%s)",
+                        len(live),
+                        event_id,
+                        "identifier limit" if over else "split apart before",
+                    )
+                else:
+                    if before_merge is not None:
+                        await before_merge()
+                    customer_id, merged = await self.merge(
+                        tenant, list(live.values()), event_id=event_id, owners=matching
+                    )
+                    await self._store.add_identity_customers(tenant, list(owner), sorted(live))
+            unclaimed = [key for key in candidates if key not in docs]
             conflicts = await self._store.claim_identities(
                 tenant, customer_id, unclaimed, event_id=event_id, at=self._clock()
             )
             if not conflicts:
-                return Resolution(customer_id=customer_id, created=created, merged_ids=merged)
+                shared = [k for k, why in protected.items() if why == SHARED and k in docs]
+                await self._store.add_identity_customers(
+                    tenant, sorted({*shared, *newly_shared}), [customer_id]
+                )
+                return Resolution(
+                    customer_id=customer_id, created=created, merged_ids=merged, protected=protected
+                )
             # Another writer claimed an identifier between our read and write: resolve again,
             # which attaches to (or merges with) the customer that won.
             if created:
@@ -129,13 +220,16 @@ class IdentityResolver:
         *,
         event_id: str,
         owners: dict[IdentityKey, str],
+        rule: str = MERGE_RULE,
+        actor: Actor = SYSTEM,
+        reason: str = "",
     ) -> tuple[str, list[str]]:
         """Merge customers into the one seen first; every step is idempotent.
 
         The ledger entry is written first with status "pending" (the intent and the evidence),
         then identities and interactions are re-pointed, losers marked merged, the survivor's
-        profile rebuilt from the log, and the entry marked "done". A merge cut off half-way is
-        finished by `complete_pending_merges`.
+        profile rebuilt from the log, the change announced, and the entry marked "done". A
+        merge cut off half-way is finished by `complete_pending_merges`.
         """
         ordered = sorted(customers, key=survivor_order)
         survivor, losers = ordered[0], ordered[1:]
@@ -149,8 +243,9 @@ class IdentityResolver:
                 "tenant": tenant,
                 "survivor_id": survivor["_id"],
                 "merged_ids": loser_ids,
-                "rule": MERGE_RULE,
-                "actor": {"type": "system", "id": "timeline"},
+                "rule": rule,
+                "actor": actor.document(),
+                "reason": reason,
                 "at": self._clock(),
                 "status": "pending",
                 "evidence": {
@@ -160,27 +255,28 @@ class IdentityResolver:
                         for (kind, value), owner in sorted(owners.items())
                     ],
                 },
-                # What each merged customer owned, so that a split can put it back.
+                # What each customer was, so that a split can put it back exactly.
                 "before": [
                     {
                         "customer_id": d["_id"],
+                        "display_name": d.get("display_name", ""),
                         "identifiers": d.get("identifiers", []),
+                        "merged_ids": d.get("merged_ids", []),
                         "interaction_count": d.get("interaction_count", 0),
                     }
                     for d in ordered
                 ],
             }
             await self._store.record_merge(ledger)
-            await self._finish_merge(tenant, survivor["_id"], loser_ids, ledger["_id"])
+            await self.finish_merge(ledger)
             log.info("merged %s into %s (event %s)", loser_ids, survivor["_id"], event_id)
             return survivor["_id"], loser_ids
 
-    async def _finish_merge(
-        self, tenant: str, survivor_id: str, loser_ids: list[str], merge_id: str
-    ) -> None:
+    async def finish_merge(self, ledger: Document) -> None:
+        tenant, survivor_id = ledger["tenant"], ledger["survivor_id"]
+        loser_ids: list[str] = ledger["merged_ids"]
         store = self._store
-        await store.repoint_identities(tenant, loser_ids, survivor_id)
-        await store.repoint_interactions(tenant, loser_ids, survivor_id)
+        await self._repoint(tenant, loser_ids, survivor_id)
         docs = await store.get_customers(tenant, [survivor_id, *loser_ids])
         losers = [docs[i] for i in loser_ids if i in docs]
         for loser in losers:
@@ -188,8 +284,12 @@ class IdentityResolver:
                 marked = {**loser, "status": "merged", "merged_into": survivor_id}
                 if not await store.replace_customer(marked, expected_version=loser["version"]):
                     raise ConcurrentUpdateError(f"customer {loser['_id']} changed during merge")
+        # Again, now that the losers are marked: a writer that read a loser as live before the
+        # mark may have appended to it after the first pass. Later writers see the mark.
+        await self._repoint(tenant, loser_ids, survivor_id)
         by_channel = await store.channel_counts(tenant, survivor_id)
         first, last = await store.contact_bounds(tenant, survivor_id)
+        manual = ledger.get("rule") == MANUAL_RULE
         for _ in range(MAX_ATTEMPTS):
             survivor = (await store.get_customers(tenant, [survivor_id]))[survivor_id]
             profile = merged_profile(
@@ -199,20 +299,35 @@ class IdentityResolver:
                 first_contact_at=first,
                 last_contact_at=last,
             )
+            if manual:
+                # An agent joined them on purpose: an earlier split no longer keeps them apart.
+                apart = set(loser_ids)
+                profile["separated_from"] = [
+                    c for c in profile.get("separated_from", []) if c not in apart
+                ]
             if await store.replace_customer(profile, expected_version=survivor["version"]):
                 break
         else:
             raise ConcurrentUpdateError(f"customer {survivor_id} kept changing during merge")
+        if self.announce is not None:
+            await self.announce(ledger, "merged")
         await store.merges.update_one(
-            {"_id": merge_id, "tenant": tenant}, {"$set": {"status": "done"}}
+            {"_id": ledger["_id"], "tenant": tenant, "status": "pending"},
+            {"$set": {"status": "done"}},
+        )
+
+    async def _repoint(self, tenant: str, from_ids: list[str], to_id: str) -> None:
+        store = self._store
+        await store.repoint_identities(tenant, from_ids, to_id)
+        await store.repoint_interactions(tenant, from_ids, to_id)
+        await store.cases.update_many(
+            {"tenant": tenant, "customer_id": {"$in": from_ids}}, {"$set": {"customer_id": to_id}}
         )
 
     async def complete_pending_merges(self) -> int:
         """Finish merges a crash cut off half-way (run at start-up); returns how many."""
         done = 0
         async for entry in self._store.merges.find({"status": "pending"}):
-            await self._finish_merge(
-                entry["tenant"], entry["survivor_id"], entry["merged_ids"], entry["_id"]
-            )
+            await self.finish_merge(entry)
             done += 1
         return done

@@ -18,7 +18,7 @@ IdentityKey = tuple[str, str]  # (kind token, normalised value)
 
 
 class TimelineStore:
-    """The timeline's collections: interactions, identities, customers, merges."""
+    """The timeline's collections: interactions, identities, customers, merges, suggestions."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
@@ -26,12 +26,16 @@ class TimelineStore:
         self.identities = db["identities"]
         self.customers = db["customers"]
         self.merges = db["merges"]
+        self.suggestions = db["merge_suggestions"]
+        # Owned by the case tracker; merges and splits re-point its documents too.
+        self.cases = db["cases"]
 
     async def ensure_indexes(self) -> None:
         await self.interactions.create_indexes(indexes.INTERACTIONS)
         await self.identities.create_indexes(indexes.IDENTITIES)
         await self.customers.create_indexes(indexes.CUSTOMERS)
         await self.merges.create_indexes(indexes.MERGES)
+        await self.suggestions.create_indexes(indexes.SUGGESTIONS)
 
     # -- interactions -------------------------------------------------------------------------
 
@@ -167,13 +171,34 @@ class TimelineStore:
     async def identity_owners(
         self, tenant: str, keys: Sequence[IdentityKey]
     ) -> dict[IdentityKey, str]:
+        docs = await self.identity_docs(tenant, keys)
+        return {key: doc["customer_id"] for key, doc in docs.items()}
+
+    async def identity_docs(
+        self, tenant: str, keys: Sequence[IdentityKey]
+    ) -> dict[IdentityKey, Document]:
+        """Stored identities among `keys`: owner and every customer that presented each."""
         if not keys:
             return {}
         cursor = self.identities.find(
             {"tenant": tenant, "$or": [{"kind": k, "value": v} for k, v in keys]},
-            {"kind": 1, "value": 1, "customer_id": 1},
+            {"kind": 1, "value": 1, "customer_id": 1, "customer_ids": 1, "first_event_id": 1},
         )
-        return {(doc["kind"], doc["value"]): doc["customer_id"] async for doc in cursor}
+        return {(doc["kind"], doc["value"]): doc async for doc in cursor}
+
+    async def identities_of(self, tenant: str, customer_id: str) -> list[Document]:
+        cursor = self.identities.find({"tenant": tenant, "customer_id": customer_id})
+        return [doc async for doc in cursor]
+
+    async def add_identity_customers(
+        self, tenant: str, keys: Sequence[IdentityKey], customer_ids: Sequence[str]
+    ) -> None:
+        """Record that these customers presented these identifiers (merge protection counts)."""
+        if keys and customer_ids:
+            await self.identities.update_many(
+                {"tenant": tenant, "$or": [{"kind": k, "value": v} for k, v in keys]},
+                {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}},
+            )
 
     async def claim_identities(
         self,
@@ -193,6 +218,8 @@ class TimelineStore:
                 "kind": kind,
                 "value": value,
                 "customer_id": customer_id,
+                # Every customer that presented the identifier; merge protection counts them.
+                "customer_ids": [customer_id],
                 "first_event_id": event_id,
                 "created_at": at,
             }
@@ -253,6 +280,20 @@ class TimelineStore:
     async def merges_of(self, tenant: str, survivor_id: str) -> list[Document]:
         cursor = self.merges.find({"tenant": tenant, "survivor_id": survivor_id}).sort("at", 1)
         return [doc async for doc in cursor]
+
+    async def merges_involving(self, tenant: str, customer_ids: Sequence[str]) -> list[Document]:
+        """Ledger entries where any of `customer_ids` survived or was merged, oldest first."""
+        ids = list(customer_ids)
+        cursor = self.merges.find(
+            {
+                "tenant": tenant,
+                "$or": [{"survivor_id": {"$in": ids}}, {"merged_ids": {"$in": ids}}],
+            }
+        ).sort("at", 1)
+        return [doc async for doc in cursor]
+
+    async def get_merge(self, tenant: str, merge_id: str) -> Document | None:
+        return await self.merges.find_one({"_id": merge_id, "tenant": tenant})
 
 
 def merged_targets(docs: Iterable[dict[str, Any]]) -> dict[str, str]:

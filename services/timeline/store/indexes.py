@@ -34,10 +34,20 @@ IDENTITIES = [
 
 CUSTOMERS = [
     IndexModel([("tenant", ASCENDING), ("last_contact_at", DESCENDING)], name="tenant_recent"),
+    # Soft signals for merge suggestions: customers with the same folded name or address.
+    IndexModel([("name_key", ASCENDING)], name="name_key", sparse=True),
+    IndexModel([("address_key", ASCENDING)], name="address_key", sparse=True),
     IndexModel([("merged_into", ASCENDING)], name="merged_into", sparse=True),
 ]
 
 MERGES = [
     IndexModel([("tenant", ASCENDING), ("survivor_id", ASCENDING)], name="tenant_survivor"),
     IndexModel([("survivor_id", ASCENDING)], name="survivor"),
+    IndexModel([("merged_ids", ASCENDING)], name="merged"),
+    IndexModel([("status", ASCENDING)], name="status"),
+]
+
+SUGGESTIONS = [
+    IndexModel([("tenant", ASCENDING), ("customer_ids", ASCENDING)], name="tenant_customers"),
+    IndexModel([("customer_ids", ASCENDING)], name="customers"),
 ]

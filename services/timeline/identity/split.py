@@ -1,0 +1,245 @@
+"""Undo a merge exactly: customers, identities, interactions and cases go back where they were.
+
+Where everything belongs is computed from facts that a merge never changes: each interaction's
+`origin_customer_id` (where resolution first put it), each customer's `merged_into` chain, and
+the ledger entry's `before` snapshot. An interaction that arrived after the merge (its origin
+is the survivor) goes to the restored customer whose identifiers it carried, if it carried
+none of the survivor's. Every step is idempotent, so a split cut off half-way is finished by
+running it again (`complete_pending_splits` does that at start-up).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from opentelemetry import trace
+
+from services.timeline.errors import PermanentError
+from services.timeline.identity.resolver import (
+    MAX_ATTEMPTS,
+    Actor,
+    ConcurrentUpdateError,
+    IdentityResolver,
+)
+from services.timeline.projection import rebuilt_profile
+from services.timeline.store import TimelineStore
+from services.timeline.store.database import IdentityKey
+from services.timeline.store.documents import Document, aware
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+
+def _keys(identifiers: Iterable[dict[str, Any]]) -> set[IdentityKey]:
+    return {(i["kind"], i["value"]) for i in identifiers}
+
+
+class MergeSplitter:
+    """Splits merges recorded in the ledger."""
+
+    def __init__(self, store: TimelineStore, resolver: IdentityResolver) -> None:
+        self._store = store
+        self._resolver = resolver
+
+    async def split(
+        self, tenant: str, merge_id: str, *, actor: Actor, reason: str, at: datetime
+    ) -> Document:
+        """Split one merge; splitting a merge already split is a no-op. Returns the entry.
+
+        Raises:
+            PermanentError: No such merge in the tenant, or its survivor was merged again
+                later (split that later merge first).
+        """
+        entry = await self._store.get_merge(tenant, merge_id)
+        if entry is None:
+            raise PermanentError(f"no merge {merge_id!r} in tenant {tenant}")
+        if entry["status"] == "split":
+            return entry
+        if entry["status"] == "pending":
+            await self._resolver.finish_merge(entry)
+        survivor = (await self._store.get_customers(tenant, [entry["survivor_id"]])).get(
+            entry["survivor_id"]
+        )
+        if survivor is None:
+            raise PermanentError(f"merge {merge_id} names an unknown survivor")
+        if survivor.get("merged_into"):
+            raise PermanentError(
+                f"customer {survivor['_id']} was merged into {survivor['merged_into']} after "
+                f"merge {merge_id}; split that later merge first"
+            )
+        if entry["status"] != "splitting":
+            # Write-ahead: the intent is durable before anything moves.
+            entry = {
+                **entry,
+                "status": "splitting",
+                "split": {"at": at, "actor": actor.document(), "reason": reason},
+            }
+            await self._store.merges.replace_one({"_id": merge_id, "tenant": tenant}, entry)
+        return await self.finish_split(entry)
+
+    async def finish_split(self, entry: Document) -> Document:
+        tenant, survivor_id = entry["tenant"], entry["survivor_id"]
+        restored: list[str] = entry["merged_ids"]
+        with tracer.start_as_current_span(
+            "identity.split", attributes={"tsunagu.split.customers": len(restored) + 1}
+        ):
+            await self._restore_customers(tenant, survivor_id, restored)
+            before = {b["customer_id"]: b for b in entry.get("before", [])}
+            before_keys = {cid: _keys(b.get("identifiers", [])) for cid, b in before.items()}
+            moved = await self._move_interactions(entry, before_keys)
+            await self._move_identities(tenant, survivor_id, restored, before_keys, moved)
+            await self._move_cases(tenant, survivor_id)
+            for customer_id in [survivor_id, *restored]:
+                await self._rebuild(tenant, customer_id, before, restored)
+            done = {**entry, "status": "split"}
+            if self._resolver.announce is not None:
+                await self._resolver.announce(done, "split")
+            await self._store.merges.replace_one({"_id": entry["_id"], "tenant": tenant}, done)
+            log.info("split merge %s: %s back out of %s", entry["_id"], restored, survivor_id)
+            return done
+
+    async def _restore_customers(self, tenant: str, survivor_id: str, restored: list[str]) -> None:
+        store = self._store
+        docs = await store.get_customers(tenant, [survivor_id, *restored])
+        for customer_id in restored:
+            doc = docs.get(customer_id)
+            if doc is None or doc.get("merged_into") != survivor_id:
+                continue  # restored already (a repeated split)
+            back = {k: v for k, v in doc.items() if k != "merged_into"}
+            back["status"] = "active"
+            back["separated_from"] = sorted({*doc.get("separated_from", []), survivor_id})
+            if not await store.replace_customer(back, expected_version=doc["version"]):
+                raise ConcurrentUpdateError(f"customer {customer_id} changed during a split")
+
+    async def _move_interactions(
+        self, entry: Document, before_keys: dict[str, set[IdentityKey]]
+    ) -> dict[str, str]:
+        """Re-point the survivor's interactions that belong elsewhere; event id → new owner."""
+        tenant: str = entry["tenant"]
+        survivor_id: str = entry["survivor_id"]
+        restored: list[str] = entry["merged_ids"]
+        merged_at = aware(entry["at"])
+        docs = [
+            doc
+            async for doc in self._store.interactions.find(
+                {"tenant": tenant, "customer_id": survivor_id},
+                {"event_id": 1, "origin_customer_id": 1, "identifiers": 1, "recorded_at": 1},
+            )
+        ]
+        origins = {doc.get("origin_customer_id") or survivor_id for doc in docs}
+        target, _ = await self._resolver.survivors(tenant, origins)
+        survivor_keys = before_keys.get(survivor_id, set())
+        moves: dict[str, list[str]] = {}
+        owner_of: dict[str, str] = {}
+        for doc in docs:
+            origin = doc.get("origin_customer_id") or survivor_id
+            owner: str = target.get(origin, survivor_id)
+            recorded = doc.get("recorded_at")
+            if owner == survivor_id and recorded is not None and aware(recorded) >= merged_at:
+                carried = _keys(doc.get("identifiers", []))
+                if not carried & survivor_keys:
+                    owner = next(
+                        (r for r in restored if carried & before_keys.get(r, set())), owner
+                    )
+            if owner != survivor_id:
+                moves.setdefault(owner, []).append(doc["_id"])
+                owner_of[doc["event_id"]] = owner
+        for owner, ids in moves.items():
+            await self._store.interactions.update_many(
+                {"_id": {"$in": ids}, "tenant": tenant}, {"$set": {"customer_id": owner}}
+            )
+        return owner_of
+
+    async def _move_identities(
+        self,
+        tenant: str,
+        survivor_id: str,
+        restored: list[str],
+        before_keys: dict[str, set[IdentityKey]],
+        moved: dict[str, str],
+    ) -> None:
+        """Identifiers go back with the customer that had them, or follow the event that
+        brought them; identifiers both sides had (the merge's evidence) stay with the survivor.
+        """
+        survivor_keys = before_keys.get(survivor_id, set())
+        moves: dict[str, list[Any]] = {}
+        for doc in await self._store.identities_of(tenant, survivor_id):
+            key = (doc["kind"], doc["value"])
+            if key in survivor_keys:
+                continue
+            owner = next((r for r in restored if key in before_keys.get(r, set())), None)
+            owner = owner or moved.get(doc.get("first_event_id", ""))
+            if owner:
+                moves.setdefault(owner, []).append(doc["_id"])
+        for owner, ids in moves.items():
+            await self._store.identities.update_many(
+                {"_id": {"$in": ids}, "tenant": tenant}, {"$set": {"customer_id": owner}}
+            )
+
+    async def _move_cases(self, tenant: str, survivor_id: str) -> None:
+        cases = [
+            doc
+            async for doc in self._store.cases.find(
+                {"tenant": tenant, "customer_id": survivor_id}, {"origin_customer_id": 1}
+            )
+        ]
+        origins = {doc["origin_customer_id"] for doc in cases if doc.get("origin_customer_id")}
+        target, _ = await self._resolver.survivors(tenant, origins)
+        for doc in cases:
+            owner = target.get(doc.get("origin_customer_id", ""), survivor_id)
+            if owner != survivor_id:
+                await self._store.cases.update_one(
+                    {"_id": doc["_id"], "tenant": tenant}, {"$set": {"customer_id": owner}}
+                )
+
+    async def _rebuild(
+        self, tenant: str, customer_id: str, before: dict[str, Document], restored: list[str]
+    ) -> None:
+        store = self._store
+        by_channel = await store.channel_counts(tenant, customer_id)
+        first, last = await store.contact_bounds(tenant, customer_id)
+        identifiers: list[dict[str, Any]] = []
+        async for doc in store.interactions.find(
+            {"tenant": tenant, "customer_id": customer_id}, {"identifiers": 1}
+        ):
+            identifiers.extend(doc.get("identifiers", []))
+        for _ in range(MAX_ATTEMPTS):
+            customer = (await store.get_customers(tenant, [customer_id])).get(customer_id)
+            if customer is None:
+                return
+            mine = before.get(customer_id, {})
+            if customer_id in restored:
+                merged_ids = list(mine.get("merged_ids", []))
+            else:
+                # The restored customers take back what they had absorbed before this merge.
+                gone = set(restored)
+                for r in restored:
+                    gone.update(before.get(r, {}).get("merged_ids", []))
+                merged_ids = [m for m in customer.get("merged_ids", []) if m not in gone]
+            separated = set(customer.get("separated_from", []))
+            if customer_id not in restored:
+                separated.update(restored)
+            profile = rebuilt_profile(
+                customer,
+                by_channel=by_channel,
+                first_contact_at=first,
+                last_contact_at=last,
+                identifiers=identifiers,
+                display_name=mine.get("display_name") or customer.get("display_name", ""),
+                merged_ids=merged_ids,
+            )
+            profile["separated_from"] = sorted(separated)
+            if await store.replace_customer(profile, expected_version=customer["version"]):
+                return
+        raise ConcurrentUpdateError(f"customer {customer_id} kept changing during a split")
+
+    async def complete_pending_splits(self) -> int:
+        """Finish splits a crash cut off half-way (run at start-up); returns how many."""
+        done = 0
+        async for entry in self._store.merges.find({"status": "splitting"}):
+            await self.finish_split(entry)
+            done += 1
+        return done
