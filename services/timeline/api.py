@@ -10,15 +10,17 @@ import grpc
 from opentelemetry import trace
 
 from services.timeline.cursor import InvalidCursorError, decode_cursor, encode_cursor
+from services.timeline.identity.events import actor_to_proto
 from services.timeline.identity.resolver import IdentityResolver
+from services.timeline.identity.suggestions import MergeSuggestions
 from services.timeline.store import TimelineStore
 from services.timeline.store.documents import (
-    IDENTIFIER_TOKENS,
     KIND_TOKENS,
     Document,
     aware,
     channel_token,
     customer_to_proto,
+    identifier_to_proto,
     to_timestamp,
 )
 from tsunagu.identifiers import IdentifierFormatError, normalize_identifier
@@ -30,10 +32,39 @@ TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_IDS = 500
+MAX_ID_LENGTH = 256
 
 
 async def _invalid(context: grpc.aio.ServicerContext[object, object], message: str) -> None:
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def merge_to_proto(entry: Document) -> timeline_pb2.MergeRecord:
+    """A ledger entry as the API shows it: who, when, why, on what evidence, and any split."""
+    evidence = entry.get("evidence", {})
+    record = timeline_pb2.MergeRecord(
+        id=entry["_id"],
+        survivor_id=entry["survivor_id"],
+        merged_ids=entry["merged_ids"],
+        rule=entry.get("rule", ""),
+        actor=actor_to_proto(entry.get("actor", {})),
+        at=to_timestamp(entry.get("at")),
+        status=entry["status"],
+        evidence_event_id=evidence.get("event_id", ""),
+        evidence=[
+            timeline_pb2.LinkedIdentifier(
+                identifier=identifier_to_proto(ident), customer_id=ident.get("customer_id", "")
+            )
+            for ident in evidence.get("identifiers", [])
+        ],
+        reason=entry.get("reason", ""),
+    )
+    split = entry.get("split")
+    if split:
+        record.split_at.CopyFrom(to_timestamp(split.get("at")))
+        record.split_by.CopyFrom(actor_to_proto(split.get("actor", {})))
+        record.split_reason = split.get("reason", "")
+    return record
 
 
 def _survivors_by_merged_id(live: dict[str, Document]) -> dict[str, Document]:
@@ -50,10 +81,12 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         resolver: IdentityResolver,
         *,
         region_for: Callable[[str], str],
+        suggestions: MergeSuggestions | None = None,
     ) -> None:
         self._store = store
         self._resolver = resolver
         self._region_for = region_for
+        self._suggestions = suggestions or MergeSuggestions(store)
 
     async def _tenant(self, tenant: str, context: grpc.aio.ServicerContext[object, object]) -> str:
         if not TENANT_RE.fullmatch(tenant):
@@ -66,17 +99,23 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.ResolveIdentifierResponse:
         tenant = await self._tenant(request.tenant, context)
+        policy = self._resolver.policy_for(tenant)
         try:
-            region = self._region_for(tenant)
-            ident = normalize_identifier(request.identifier, default_region=region)
+            ident = normalize_identifier(request.identifier, default_region=policy.region)
         except IdentifierFormatError as exc:
             await _invalid(context, f"identifier.value: {exc}")
             raise
-        owners = await self._store.identity_owners(
-            tenant, [(IDENTIFIER_TOKENS[ident.kind], ident.value)]
-        )
-        live = await self._resolver.live_customers(tenant, set(owners.values()))
-        if not ident.matchable or not live:
+        key = policy.key(ident)
+        docs = await self._store.identity_docs(tenant, [key])
+        # A blocklisted or shared identifier names nobody in particular: no screen-pop.
+        limit = policy.max_customers_per_identifier
+        owners = {
+            doc["customer_id"]
+            for doc in docs.values()
+            if len(doc.get("customer_ids") or [doc["customer_id"]]) <= limit
+        }
+        live = await self._resolver.live_customers(tenant, owners)
+        if not ident.matchable or policy.blocklisted(key) or not live:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no customer has this identifier")
         return timeline_pb2.ResolveIdentifierResponse(
             customer=customer_to_proto(next(iter(live.values())))
@@ -158,19 +197,60 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
 
     async def GetMergeHistory(
         self,
-        request: timeline_pb2.GetMergeHistoryRequest,  # noqa: ARG002 - not built yet
+        request: timeline_pb2.GetMergeHistoryRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.GetMergeHistoryResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetMergeHistory is not built yet")
-        raise AssertionError  # abort raises
+        tenant = await self._tenant(request.tenant, context)
+        if not request.customer_id or len(request.customer_id) > MAX_ID_LENGTH:
+            await _invalid(context, f"customer_id: required, at most {MAX_ID_LENGTH} characters")
+        live = await self._resolver.live_customers(tenant, {request.customer_id})
+        if not live:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
+        customer = next(iter(live.values()))
+        ids = [customer["_id"], *customer.get("merged_ids", [])]
+        if request.customer_id not in ids:
+            ids.append(request.customer_id)
+        entries = await self._store.merges_involving(tenant, ids)
+        return timeline_pb2.GetMergeHistoryResponse(merges=[merge_to_proto(e) for e in entries])
 
     async def ListMergeSuggestions(
         self,
-        request: timeline_pb2.ListMergeSuggestionsRequest,  # noqa: ARG002 - not built yet
+        request: timeline_pb2.ListMergeSuggestionsRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.ListMergeSuggestionsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListMergeSuggestions is not built yet")
-        raise AssertionError  # abort raises
+        tenant = await self._tenant(request.tenant, context)
+        limit = request.limit or DEFAULT_PAGE
+        if not 1 <= limit <= MAX_PAGE:
+            await _invalid(context, f"limit: between 1 and {MAX_PAGE}")
+        if len(request.customer_id) > MAX_ID_LENGTH:
+            await _invalid(context, f"customer_id: at most {MAX_ID_LENGTH} characters")
+        ids: list[str] = []
+        if request.customer_id:
+            live = await self._resolver.live_customers(tenant, {request.customer_id})
+            if not live:
+                await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
+            customer = next(iter(live.values()))
+            ids = [customer["_id"], *customer.get("merged_ids", [])]
+        docs = await self._suggestions.open_for(tenant, ids, limit)
+        # Suggestions whose customers have since been merged (into one) are moot.
+        target, _ = await self._resolver.survivors(
+            tenant, {c for d in docs for c in d["customer_ids"]}
+        )
+        response = timeline_pb2.ListMergeSuggestionsResponse()
+        for doc in docs:
+            live_ids = list(dict.fromkeys(target.get(c, "") for c in doc["customer_ids"]))
+            if len(live_ids) < 2 or "" in live_ids:
+                continue
+            response.suggestions.append(
+                timeline_pb2.MergeSuggestion(
+                    id=doc["_id"],
+                    customer_ids=live_ids,
+                    signals=doc.get("signals", []),
+                    created_at=to_timestamp(doc.get("created_at")),
+                    status=doc["status"],
+                )
+            )
+        return response
 
     async def LookupEvents(
         self,

@@ -243,6 +243,12 @@ class InteractionConsumer:
         for merged in recorded.merged_ids:
             note = json.dumps({**body, "merged_into": recorded.customer_id}).encode()
             await self._nc.publish(timeline_updated_subject(recorded.tenant, merged), note)
+        for restored in recorded.restored_ids:
+            # A split gave this customer its records back: its own timeline changed too.
+            note = json.dumps(
+                {**body, "customer_id": restored, "split_from": recorded.customer_id}
+            ).encode()
+            await self._nc.publish(timeline_updated_subject(recorded.tenant, restored), note)
 
     async def _dead_letter(self, msg: Msg, error: str) -> None:
         log.error("dead-lettering message %s: %s", msg.subject, error)

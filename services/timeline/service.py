@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient, WriteConcern
 
 from services.timeline.api import TimelineApi
 from services.timeline.consumer import ConsumerOptions, InteractionConsumer
+from services.timeline.identity.events import IdentityChangePublisher
 from services.timeline.recorder import TimelineRecorder
 from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
@@ -55,13 +56,6 @@ class TimelineService:
             )
             self.store = TimelineStore(db)
             await self.store.ensure_indexes()
-            self.recorder = TimelineRecorder(
-                self.store, region_for=s.region_for, clock=lambda: datetime.now(UTC)
-            )
-            finished = await self.recorder.resolver.complete_pending_merges()
-            if finished:
-                log.warning("finished %d merges an earlier run left half-done", finished)
-
             self.nc = await connect(s.nats_url, name="tsunagu-timeline")
             self._stack.push_async_callback(self.nc.drain)
             js = self.nc.jetstream()
@@ -72,8 +66,24 @@ class TimelineService:
                     duplicate_window_seconds=s.duplicate_window_seconds,
                 ),
             )
+            self.recorder = TimelineRecorder(
+                self.store,
+                region_for=s.region_for,
+                clock=lambda: datetime.now(UTC),
+                identity_for=s.identity_for,
+                announce_identity=IdentityChangePublisher(js),
+            )
+            merges = await self.recorder.resolver.complete_pending_merges()
+            splits = await self.recorder.splitter.complete_pending_splits()
+            if merges or splits:
+                log.warning("finished %d merges and %d splits left half-done", merges, splits)
 
-            api = TimelineApi(self.store, self.recorder.resolver, region_for=s.region_for)
+            api = TimelineApi(
+                self.store,
+                self.recorder.resolver,
+                region_for=s.region_for,
+                suggestions=self.recorder.suggestions,
+            )
 
             def register(server: grpc.aio.Server) -> None:
                 timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, server)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from functools import cached_property
+
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.timeline.identity.policy import IdentityPolicy, IdentityRules
 from tsunagu.identifiers.regions import PhoneRegion
 
 
@@ -37,6 +40,31 @@ class TimelineSettings(BaseSettings):
     # Must cover the longest retry horizon of any adapter (a retry inside it is a duplicate).
     duplicate_window_seconds: float = Field(default=2 * 24 * 3600, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+    # Identity resolution rules for every tenant, and whole-rule overrides per tenant, as JSON:
+    # TSUNAGU_TIMELINE_TENANT_IDENTITY='{"shop": {"blocklist": ["email:info@shop.example"],
+    #                                            "fold_email_subaddress": true}}'
+    identity: IdentityRules = Field(default_factory=IdentityRules)
+    tenant_identity: dict[str, IdentityRules] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _identity_rules_parse(self) -> TimelineSettings:
+        # Fail start-up on a blocklist entry that does not normalise, not on the first event.
+        for tenant in ["", *self.tenant_identity]:
+            self.identity_for(tenant)
+        return self
 
     def region_for(self, tenant: str) -> str:
         return self.tenant_regions.get(tenant, self.default_region)
+
+    @cached_property
+    def _policies(self) -> dict[str, IdentityPolicy]:
+        return {}
+
+    def identity_for(self, tenant: str) -> IdentityPolicy:
+        """The tenant's identity rules, with its phone region (built once per tenant)."""
+        policy = self._policies.get(tenant)
+        if policy is None:
+            rules = self.tenant_identity.get(tenant, self.identity)
+            policy = IdentityPolicy.from_rules(rules, region=self.region_for(tenant))
+            self._policies[tenant] = policy
+        return policy

@@ -12,6 +12,8 @@ from nats.js.errors import NotFoundError
 from tsunagu.bus.subjects import (
     DEAD_LETTER_STREAM,
     DEAD_LETTER_SUBJECTS,
+    IDENTITY_STREAM,
+    IDENTITY_SUBJECTS,
     INTERACTIONS_STREAM,
     INTERACTIONS_SUBJECTS,
 )
@@ -65,10 +67,29 @@ def dead_letter_stream_config(limits: StreamLimits) -> StreamConfig:
     )
 
 
+def identity_stream_config(limits: StreamLimits) -> StreamConfig:
+    return StreamConfig(
+        name=IDENTITY_STREAM,
+        description="Customer merges and splits (tsunagu.v1.IdentityChange), for downstream",
+        subjects=[IDENTITY_SUBJECTS],
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=limits.duplicate_window_seconds,
+        max_age=limits.max_age_seconds,
+        max_bytes=limits.max_bytes // 10,
+        num_replicas=limits.replicas,
+    )
+
+
 async def ensure_streams(js: JetStreamContext, limits: StreamLimits | None = None) -> None:
     """Create the streams, or update them to the declared configuration."""
     limits = limits or StreamLimits()
-    for config in (interactions_stream_config(limits), dead_letter_stream_config(limits)):
+    configs = (
+        interactions_stream_config(limits),
+        dead_letter_stream_config(limits),
+        identity_stream_config(limits),
+    )
+    for config in configs:
         assert config.name is not None
         try:
             await js.stream_info(config.name)

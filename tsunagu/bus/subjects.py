@@ -9,6 +9,8 @@ INTERACTIONS_SUBJECTS = "interactions.>"
 DEAD_LETTER_STREAM = "INTERACTIONS_DLQ"
 DEAD_LETTER_SUBJECTS = "dlq.interactions.>"
 TIMELINE_UPDATED_PREFIX = "timeline.updated"
+IDENTITY_STREAM = "IDENTITY"
+IDENTITY_SUBJECTS = "identity.>"
 
 # Subject tokens of the channels: lower-case enum names without the prefix.
 CHANNEL_TOKENS: dict[int, str] = {
@@ -27,6 +29,11 @@ def interaction_subject(tenant: str, channel: int) -> str:
 def dead_letter_subject(original: str) -> str:
     """The dead-letter subject of a message that exhausted its deliveries."""
     return f"dlq.{original}"
+
+
+def identity_subject(change: str, tenant: str) -> str:
+    """`identity.merged.<tenant>` / `identity.split.<tenant>`: a merge or split committed."""
+    return f"identity.{change}.{tenant}"
 
 
 def timeline_updated_subject(tenant: str, customer_id: str) -> str:

@@ -39,6 +39,15 @@ def interaction_key(tenant: str, event_id: str) -> str:
     return f"{tenant}/{event_id}"
 
 
+def identifier_to_proto(ident: Document) -> interaction_pb2.Identifier:
+    """A stored (normalised) identifier as the contract's `Identifier`."""
+    return interaction_pb2.Identifier(
+        kind=IDENTIFIERS_BY_TOKEN.get(ident["kind"], 0),  # type: ignore[arg-type]
+        value=ident["value"],
+        network=ident.get("network", ""),
+    )
+
+
 def customer_to_proto(doc: Document) -> timeline_pb2.Customer:
     customer = timeline_pb2.Customer(
         id=doc["_id"],
@@ -48,13 +57,15 @@ def customer_to_proto(doc: Document) -> timeline_pb2.Customer:
         merged_ids=doc.get("merged_ids", []),
     )
     for ident in doc.get("identifiers", []):
-        customer.identifiers.append(
-            interaction_pb2.Identifier(
-                kind=IDENTIFIERS_BY_TOKEN[ident["kind"]],  # type: ignore[arg-type]
-                value=ident["value"],
-                network=ident.get("network", ""),
+        if ident.get("matchable", True):
+            customer.identifiers.append(identifier_to_proto(ident))
+        else:
+            customer.protected_identifiers.append(
+                timeline_pb2.ProtectedIdentifier(
+                    identifier=identifier_to_proto(ident),
+                    reason=ident.get("protected", "invalid"),
+                )
             )
-        )
     customer.channels.extend(
         CHANNELS_BY_TOKEN[c]  # type: ignore[misc]
         for c in doc.get("channels", [])
