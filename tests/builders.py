@@ -79,3 +79,40 @@ def email(
     interaction.email.html_body = html
     interaction.identifiers.extend(extra_identifiers or [])
     return interaction
+
+
+def agent_action(
+    tenant: str, *, customer_id: str = "", agent: str = "agent-7", at: datetime | None = None
+) -> pb.Interaction:
+    """An agent-desk event about `customer_id`; the caller sets the action."""
+    interaction = _base(tenant, pb.CHANNEL_AGENT_DESK, pb.KIND_NOTE, at)
+    interaction.direction = pb.DIRECTION_INTERNAL
+    interaction.actor.CopyFrom(pb.Actor(type=pb.ACTOR_TYPE_AGENT, id=agent, display_name="Suzuki"))
+    interaction.agent_action.customer_id = customer_id
+    return interaction
+
+
+def merge_customers(
+    tenant: str, customer_ids: list[str], *, reason: str = "same person", suggestion_id: str = ""
+) -> pb.Interaction:
+    interaction = agent_action(tenant, customer_id=customer_ids[0] if customer_ids else "")
+    interaction.kind = pb.KIND_CUSTOMERS_MERGED
+    interaction.agent_action.merge_customers.customer_ids.extend(customer_ids)
+    interaction.agent_action.merge_customers.reason = reason
+    interaction.agent_action.merge_customers.suggestion_id = suggestion_id
+    return interaction
+
+
+def split_merge(tenant: str, merge_id: str, *, reason: str = "two people") -> pb.Interaction:
+    interaction = agent_action(tenant)
+    interaction.kind = pb.KIND_MERGE_SPLIT
+    interaction.agent_action.split_merge.merge_id = merge_id
+    interaction.agent_action.split_merge.reason = reason
+    return interaction
+
+
+def dismiss_suggestion(tenant: str, suggestion_id: str) -> pb.Interaction:
+    interaction = agent_action(tenant)
+    interaction.kind = pb.KIND_MERGE_SUGGESTION_DISMISSED
+    interaction.agent_action.dismiss_merge_suggestion.suggestion_id = suggestion_id
+    return interaction

@@ -114,7 +114,7 @@ class IdentityResolver:
         for _ in range(MAX_MERGE_CHAIN):
             if not frontier:
                 return target, live
-            docs = await self._store.get_customers(tenant, set(frontier))
+            docs = await self._store.get_customers(tenant, set(frontier.values()))
             following: dict[str, list[str]] = {}
             for current, doc in docs.items():
                 originals = [o for o, c in frontier.items() if c == current]
@@ -231,7 +231,10 @@ class IdentityResolver:
         profile rebuilt from the log, the change announced, and the entry marked "done". A
         merge cut off half-way is finished by `complete_pending_merges`.
         """
-        ordered = sorted(customers, key=survivor_order)
+        # Read again: a batch writer may have just flushed contacts into these customers, and
+        # the ledger's before-snapshot must hold what they really had.
+        fresh = await self._store.get_customers(tenant, [d["_id"] for d in customers])
+        ordered = sorted((fresh.get(d["_id"], d) for d in customers), key=survivor_order)
         survivor, losers = ordered[0], ordered[1:]
         loser_ids = sorted(d["_id"] for d in losers)
         merge_key = uuid.uuid5(_MERGE_NAMESPACE, f"{tenant}/{event_id}/{','.join(loser_ids)}")
