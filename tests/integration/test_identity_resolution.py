@@ -43,7 +43,7 @@ def make_recorder(store: TimelineStore, changes: Changes) -> Callable[..., Timel
         changes.append((change, entry))
 
     def make(**rules: object) -> TimelineRecorder:
-        policy = IdentityPolicy.from_rules(IdentityRules(**rules), region="JP")  # type: ignore[arg-type]
+        policy = IdentityPolicy.from_rules(IdentityRules(**rules), region="JP")
         return TimelineRecorder(
             store,
             region_for=lambda _tenant: "JP",
@@ -347,13 +347,16 @@ async def test_same_name_suggests_a_merge_that_an_agent_can_dismiss_or_accept(
 ) -> None:
     one = form(tenant, at=T0, email="hanako.sato@example.jp", name="佐藤 花子")
     two = form(tenant, at=T0 + timedelta(hours=1), email="h.sato@example.com", name="佐藤花子")
-    three = form(tenant, at=T0 + timedelta(hours=2), email="sato3@example.com", name="ｻﾄｳ")
+    three = form(tenant, at=T0 + timedelta(hours=2), email="sato3@example.com", name="Guest")
     first, second, third = await record(recorder, one, two, three)
     assert first.customer_id != second.customer_id  # a soft signal never merges by itself
     [suggestion] = await recorder.suggestions.open_for(tenant, [first.customer_id], 10)
     assert suggestion["customer_ids"] == sorted([first.customer_id, second.customer_id])
     assert suggestion["signals"] == ["same_name"]
     assert third.customer_id not in suggestion["customer_ids"]
+    guest = form(tenant, at=T0 + timedelta(hours=3), email="g2@example.com", name="guest")
+    [other_guest] = await record(recorder, guest)
+    assert await recorder.suggestions.open_for(tenant, [other_guest.customer_id], 10) == []
 
     await record(recorder, builders.dismiss_suggestion(tenant, suggestion["_id"]))
     assert await recorder.suggestions.open_for(tenant, [first.customer_id], 10) == []
