@@ -26,6 +26,8 @@ class Contact:
     occurred_at: datetime
     display_name: str
     identifiers: tuple[Mapping[str, Any], ...]
+    # A note or handoff: what the agent said, for the top of the customer's view.
+    remark: Mapping[str, Any] | None = None
 
 
 def new_customer(
@@ -79,7 +81,22 @@ def apply_contact(customer: Document, contact: Contact) -> Document:
     updated["identifiers"] = _union_identifiers(
         customer.get("identifiers", []), contact.identifiers
     )
+    if contact.remark is not None:
+        updated = with_remark(updated, contact.remark)
     return updated
+
+
+def with_remark(customer: Document, remark: Mapping[str, Any]) -> Document:
+    """The customer with `remark` as the last agent remark, unless a later one is kept."""
+    kept = customer.get("last_agent_remark")
+    if kept and aware(kept["occurred_at"]) > aware(remark["occurred_at"]):
+        return customer
+    return {**customer, "last_agent_remark": dict(remark)}
+
+
+def with_open_case(customer: Document, open_case_id: str) -> Document:
+    """The customer with its open (not resolved) case; "" when it has none."""
+    return {**customer, "open_case_id": open_case_id}
 
 
 def merged_profile(

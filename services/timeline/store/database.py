@@ -10,6 +10,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from services.timeline.search_keys import with_search_key
 from services.timeline.store import indexes
 from services.timeline.store.documents import Document, interaction_key
 
@@ -18,7 +19,7 @@ IdentityKey = tuple[str, str]  # (kind token, normalised value)
 
 
 class TimelineStore:
-    """The timeline's collections: interactions, identities, customers, merges."""
+    """The timeline's collections: interactions, identities, customers, merges, cases."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
@@ -26,12 +27,15 @@ class TimelineStore:
         self.identities = db["identities"]
         self.customers = db["customers"]
         self.merges = db["merges"]
+        # Written and read through `store.cases.CaseStore`.
+        self.cases = db["cases"]
 
     async def ensure_indexes(self) -> None:
         await self.interactions.create_indexes(indexes.INTERACTIONS)
         await self.identities.create_indexes(indexes.IDENTITIES)
         await self.customers.create_indexes(indexes.CUSTOMERS)
         await self.merges.create_indexes(indexes.MERGES)
+        await self.cases.create_indexes(indexes.CASES)
 
     # -- interactions -------------------------------------------------------------------------
 
@@ -49,7 +53,7 @@ class TimelineStore:
         keys = [interaction_key(tenant, e) for e in event_ids]
         cursor = self.interactions.find(
             {"_id": {"$in": keys}, "tenant": tenant},
-            {"event_id": 1, "customer_id": 1, "projected": 1},
+            {"event_id": 1, "customer_id": 1, "projected": 1, "case_id": 1},
         )
         return {doc["event_id"]: doc async for doc in cursor}
 
@@ -106,9 +110,12 @@ class TimelineStore:
         kinds: Sequence[str] = (),
         since: datetime | None = None,
         until: datetime | None = None,
+        case_id: str = "",
     ) -> list[Document]:
         """Newest first, ordered by (occurred_at, event_id) so pages are stable under inserts."""
         query: Document = {"tenant": tenant, "customer_id": customer_id}
+        if case_id:
+            query["case_id"] = case_id
         if channels:
             query["channel"] = {"$in": list(channels)}
         if kinds:
@@ -234,10 +241,11 @@ class TimelineStore:
         """Optimistic write: succeeds only if nobody changed the customer since it was read.
 
         A whole-document replace (not `$set`/`$max`) keeps dates real dates on every store.
+        The name search key is derived here, so every writer (projection, merge) keeps it true.
         """
         result = await self.customers.replace_one(
             {"_id": doc["_id"], "tenant": doc["tenant"], "version": expected_version},
-            {**doc, "version": expected_version + 1},
+            {**with_search_key(doc), "version": expected_version + 1},
         )
         return result.matched_count == 1
 
