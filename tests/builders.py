@@ -79,3 +79,52 @@ def email(
     interaction.email.html_body = html
     interaction.identifiers.extend(extra_identifiers or [])
     return interaction
+
+
+_ACTION_KINDS: dict[str, pb.Kind.ValueType] = {
+    "note": pb.KIND_NOTE,
+    "handoff": pb.KIND_HANDOFF,
+    "escalation": pb.KIND_ESCALATION,
+    "progress_update": pb.KIND_PROGRESS_UPDATE,
+    "transfer": pb.KIND_TRANSFER,
+    "resolution": pb.KIND_RESOLUTION,
+    "tag": pb.KIND_TAG,
+    "csat": pb.KIND_CSAT_RESPONSE,
+    "cancellation_request": pb.KIND_CANCELLATION_REQUEST,
+    "cancellation_outcome": pb.KIND_CANCELLATION_OUTCOME,
+    "complete_follow_up": pb.KIND_FOLLOW_UP_COMPLETED,
+}
+
+
+def agent_action(
+    tenant: str,
+    customer_id: str,
+    *,
+    case_id: str = "",
+    agent: str = "agent-1",
+    agent_name: str = "Suzuki",
+    at: datetime | None = None,
+    **action: object,
+) -> pb.Interaction:
+    """An agent action as the gateway publishes it, e.g. `note=pb.NoteAction(text=...)`."""
+    [(name, detail)] = action.items()
+    direction = pb.DIRECTION_OUTBOUND if name == "progress_update" else pb.DIRECTION_INTERNAL
+    interaction = _base(tenant, pb.CHANNEL_AGENT_DESK, _ACTION_KINDS[name], at)
+    interaction.direction = direction
+    interaction.actor.CopyFrom(
+        pb.Actor(type=pb.ACTOR_TYPE_AGENT, id=agent, display_name=agent_name)
+    )
+    interaction.agent_action.customer_id = customer_id
+    interaction.agent_action.case_id = case_id
+    getattr(interaction.agent_action, name).CopyFrom(detail)
+    return interaction
+
+
+def agent_reply(
+    tenant: str, *, visitor: str, text: str, agent: str = "agent-1", at: datetime | None = None
+) -> pb.Interaction:
+    """An agent's chat message to the customer (outbound)."""
+    interaction = chat(tenant, visitor=visitor, text=text, at=at)
+    interaction.direction = pb.DIRECTION_OUTBOUND
+    interaction.actor.CopyFrom(pb.Actor(type=pb.ACTOR_TYPE_AGENT, id=agent, display_name="Agent"))
+    return interaction

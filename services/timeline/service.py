@@ -56,7 +56,10 @@ class TimelineService:
             self.store = TimelineStore(db)
             await self.store.ensure_indexes()
             self.recorder = TimelineRecorder(
-                self.store, region_for=s.region_for, clock=lambda: datetime.now(UTC)
+                self.store,
+                region_for=s.region_for,
+                clock=lambda: datetime.now(UTC),
+                case_policy_for=s.case_policy_for,
             )
             finished = await self.recorder.resolver.complete_pending_merges()
             if finished:
