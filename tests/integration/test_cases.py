@@ -286,8 +286,17 @@ async def test_one_batch_assigns_cases_in_order_and_reads_each_customers_cases_o
     desk: Desk,
 ) -> None:
     t = desk.tenant
+    reads: list[str] = []
+    recent = desk.recorder.cases.recent
+
+    async def counted(tenant: str, customer_id: str, *, limit: int = 20) -> list[Document]:
+        reads.append(customer_id)
+        return await recent(tenant, customer_id, limit=limit)
+
+    desk.recorder.cases.recent = counted  # type: ignore[method-assign]
     batch = [builders.chat(t, visitor=f"v{i % 3}", at=at(i)) for i in range(9)]
     outcomes = await desk.record(*batch)
+    assert sorted(reads) == sorted({o.customer_id for o in outcomes})
     by_customer: dict[str, set[str]] = {}
     for outcome in outcomes:
         by_customer.setdefault(outcome.customer_id, set()).add(outcome.case_id)
