@@ -452,12 +452,13 @@ async def test_search_customers_by_identifier_prefix_and_never_a_merged_customer
         builders.chat(tenant, visitor="p", phone="090-5555-1234", name="Mori Aki", at=at(0))
     )
     email = pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value="aki.mori@example.jp")
-    [by_email] = await desk.record(
-        builders.email(
-            tenant, from_address="aki.mori@example.jp", extra_identifiers=[email], at=at(1)
-        )
+    first_mail = builders.email(
+        tenant, from_address="aki.mori@example.jp", extra_identifiers=[email], at=at(1)
     )
+    first_mail.actor.display_name = "Mori Akiko"
+    [by_email] = await desk.record(first_mail)
     assert by_phone.customer_id != by_email.customer_id
+    assert await desk.search("mori") == [by_email.customer_id, by_phone.customer_id]
     assert await desk.search("090-5555") == [by_phone.customer_id]
     assert await desk.search("０９０５５５５") == [by_phone.customer_id]
     assert await desk.search("+81 90 5555") == [by_phone.customer_id]

@@ -14,7 +14,7 @@ import copy
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from services.timeline.cases.events import CaseEvent
@@ -411,12 +411,3 @@ def remark_of(event: CaseEvent, case_id: str) -> Document | None:
         "occurred_at": event.occurred_at,
         "case_id": case_id,
     }
-
-
-def follow_up_overdue(case: Mapping[str, Any], now: datetime) -> bool:
-    due = _at(case, "next_follow_up_due")
-    return due is not None and due < now
-
-
-def duration(seconds: float | None) -> timedelta | None:
-    return None if seconds is None else timedelta(seconds=seconds)
