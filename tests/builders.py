@@ -81,7 +81,56 @@ def email(
     return interaction
 
 
+_ACTION_KINDS: dict[str, pb.Kind.ValueType] = {
+    "note": pb.KIND_NOTE,
+    "handoff": pb.KIND_HANDOFF,
+    "escalation": pb.KIND_ESCALATION,
+    "progress_update": pb.KIND_PROGRESS_UPDATE,
+    "transfer": pb.KIND_TRANSFER,
+    "resolution": pb.KIND_RESOLUTION,
+    "tag": pb.KIND_TAG,
+    "csat": pb.KIND_CSAT_RESPONSE,
+    "cancellation_request": pb.KIND_CANCELLATION_REQUEST,
+    "cancellation_outcome": pb.KIND_CANCELLATION_OUTCOME,
+    "complete_follow_up": pb.KIND_FOLLOW_UP_COMPLETED,
+}
+
+
 def agent_action(
+    tenant: str,
+    customer_id: str,
+    *,
+    case_id: str = "",
+    agent: str = "agent-1",
+    agent_name: str = "Suzuki",
+    at: datetime | None = None,
+    **action: object,
+) -> pb.Interaction:
+    """An agent action as the gateway publishes it, e.g. `note=pb.NoteAction(text=...)`."""
+    [(name, detail)] = action.items()
+    direction = pb.DIRECTION_OUTBOUND if name == "progress_update" else pb.DIRECTION_INTERNAL
+    interaction = _base(tenant, pb.CHANNEL_AGENT_DESK, _ACTION_KINDS[name], at)
+    interaction.direction = direction
+    interaction.actor.CopyFrom(
+        pb.Actor(type=pb.ACTOR_TYPE_AGENT, id=agent, display_name=agent_name)
+    )
+    interaction.agent_action.customer_id = customer_id
+    interaction.agent_action.case_id = case_id
+    getattr(interaction.agent_action, name).CopyFrom(detail)
+    return interaction
+
+
+def agent_reply(
+    tenant: str, *, visitor: str, text: str, agent: str = "agent-1", at: datetime | None = None
+) -> pb.Interaction:
+    """An agent's chat message to the customer (outbound)."""
+    interaction = chat(tenant, visitor=visitor, text=text, at=at)
+    interaction.direction = pb.DIRECTION_OUTBOUND
+    interaction.actor.CopyFrom(pb.Actor(type=pb.ACTOR_TYPE_AGENT, id=agent, display_name="Agent"))
+    return interaction
+
+
+def _desk_event(
     tenant: str, *, customer_id: str = "", agent: str = "agent-7", at: datetime | None = None
 ) -> pb.Interaction:
     """An agent-desk event about `customer_id`; the caller sets the action."""
@@ -95,7 +144,7 @@ def agent_action(
 def merge_customers(
     tenant: str, customer_ids: list[str], *, reason: str = "same person", suggestion_id: str = ""
 ) -> pb.Interaction:
-    interaction = agent_action(tenant, customer_id=customer_ids[0] if customer_ids else "")
+    interaction = _desk_event(tenant, customer_id=customer_ids[0] if customer_ids else "")
     interaction.kind = pb.KIND_CUSTOMERS_MERGED
     interaction.agent_action.merge_customers.customer_ids.extend(customer_ids)
     interaction.agent_action.merge_customers.reason = reason
@@ -104,7 +153,7 @@ def merge_customers(
 
 
 def split_merge(tenant: str, merge_id: str, *, reason: str = "two people") -> pb.Interaction:
-    interaction = agent_action(tenant)
+    interaction = _desk_event(tenant)
     interaction.kind = pb.KIND_MERGE_SPLIT
     interaction.agent_action.split_merge.merge_id = merge_id
     interaction.agent_action.split_merge.reason = reason
@@ -112,7 +161,7 @@ def split_merge(tenant: str, merge_id: str, *, reason: str = "two people") -> pb
 
 
 def dismiss_suggestion(tenant: str, suggestion_id: str) -> pb.Interaction:
-    interaction = agent_action(tenant)
+    interaction = _desk_event(tenant)
     interaction.kind = pb.KIND_MERGE_SUGGESTION_DISMISSED
     interaction.agent_action.dismiss_merge_suggestion.suggestion_id = suggestion_id
     return interaction

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 
 import grpc
+import phonenumbers
 from opentelemetry import trace
 
 from services.timeline.cursor import InvalidCursorError, decode_cursor, encode_cursor
 from services.timeline.identity.events import actor_to_proto
 from services.timeline.identity.resolver import IdentityResolver
 from services.timeline.identity.suggestions import MergeSuggestions
+from services.timeline.search_keys import identifier_prefixes, name_key
 from services.timeline.store import TimelineStore
+from services.timeline.store.case_documents import CASE_STATUS_TOKENS, case_to_proto
+from services.timeline.store.cases import CaseQuery, CaseStore
+from services.timeline.store.customer_search import (
+    customers_by_name_prefix,
+    owners_by_identifier_prefix,
+)
 from services.timeline.store.documents import (
     KIND_TOKENS,
     Document,
@@ -23,6 +32,7 @@ from services.timeline.store.documents import (
     identifier_to_proto,
     to_timestamp,
 )
+from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
 from tsunagu.identifiers import IdentifierFormatError, normalize_identifier
 from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
 
@@ -82,11 +92,14 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         *,
         region_for: Callable[[str], str],
         suggestions: MergeSuggestions | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._resolver = resolver
         self._region_for = region_for
         self._suggestions = suggestions or MergeSuggestions(store)
+        self._clock = clock
+        self._cases = CaseStore(store)
 
     async def _tenant(self, tenant: str, context: grpc.aio.ServicerContext[object, object]) -> str:
         if not TENANT_RE.fullmatch(tenant):
@@ -177,6 +190,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
             kinds=[KIND_TOKENS.get(k, "unspecified") for k in request.kinds],
             since=since,
             until=until,
+            case_id=request.case_id,
         )
         response = timeline_pb2.ListInteractionsResponse(has_more=len(docs) > size)
         for doc in docs[:size]:
@@ -187,6 +201,10 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
                     customer_id=doc["customer_id"],
                     recorded_at=to_timestamp(doc.get("recorded_at")),
                     cursor=cursor,
+                    case_id=doc.get("case_id", ""),
+                    switched_from=CHANNELS_BY_TOKEN.get(  # type: ignore[arg-type]
+                        doc.get("switched_from", ""), interaction_pb2.CHANNEL_UNSPECIFIED
+                    ),
                 )
             )
         if response.entries:
@@ -279,24 +297,111 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
 
     async def SearchCustomers(
         self,
-        request: timeline_pb2.SearchCustomersRequest,  # noqa: ARG002 - not built yet
+        request: timeline_pb2.SearchCustomersRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.SearchCustomersResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "SearchCustomers is not built yet")
-        raise AssertionError  # abort raises
+        tenant = await self._tenant(request.tenant, context)
+        query = request.query
+        if len(query) > MAX_SEARCH_CHARS:
+            await _invalid(context, f"query: at most {MAX_SEARCH_CHARS} characters")
+        if any(unicodedata.category(c) in {"Cc", "Cf", "Cs", "Co", "Cn"} for c in query):
+            await _invalid(context, "query: control or invisible characters")
+        if len(unicodedata.normalize("NFKC", query).strip()) < MIN_SEARCH_CHARS:
+            await _invalid(context, f"query: at least {MIN_SEARCH_CHARS} characters")
+        limit = request.limit or DEFAULT_SEARCH_LIMIT
+        if not 1 <= limit <= MAX_SEARCH_LIMIT:
+            await _invalid(context, f"limit: between 1 and {MAX_SEARCH_LIMIT}")
+        found: dict[str, Document] = {}
+        key = name_key(query)
+        if len(key) >= MIN_SEARCH_CHARS:
+            for doc in await customers_by_name_prefix(self._store, tenant, key, limit=limit):
+                found[doc["_id"]] = doc
+        region = self._region_for(tenant)
+        owners = await owners_by_identifier_prefix(
+            self._store,
+            tenant,
+            identifier_prefixes(query, country_code=phonenumbers.country_code_for_region(region)),
+            limit=limit * 2,
+        )
+        # Identities are re-pointed by merges; following merged_into covers one in flight.
+        found.update(await self._resolver.live_customers(tenant, set(owners)))
+        ranked = sorted(
+            found.values(),
+            key=lambda d: (aware(d.get("last_contact_at") or _EPOCH), d["_id"]),
+            reverse=True,
+        )
+        return timeline_pb2.SearchCustomersResponse(
+            customers=[customer_to_proto(d) for d in ranked[:limit]]
+        )
 
     async def GetCases(
         self,
-        request: timeline_pb2.GetCasesRequest,  # noqa: ARG002 - not built yet
+        request: timeline_pb2.GetCasesRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.GetCasesResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetCases is not built yet")
-        raise AssertionError  # abort raises
+        tenant = await self._tenant(request.tenant, context)
+        if len(request.case_ids) > MAX_IDS:
+            await _invalid(context, f"case_ids: at most {MAX_IDS} per call")
+        docs = await self._cases.get(tenant, request.case_ids)
+        return timeline_pb2.GetCasesResponse(
+            cases=[
+                case_to_proto(docs[case_id]) if case_id in docs else timeline_pb2.Case()
+                for case_id in request.case_ids
+            ]
+        )
 
     async def ListCases(
         self,
-        request: timeline_pb2.ListCasesRequest,  # noqa: ARG002 - not built yet
+        request: timeline_pb2.ListCasesRequest,
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.ListCasesResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListCases is not built yet")
-        raise AssertionError  # abort raises
+        tenant = await self._tenant(request.tenant, context)
+        size = request.page_size or DEFAULT_PAGE
+        if not 1 <= size <= MAX_PAGE:
+            await _invalid(context, f"page_size: between 1 and {MAX_PAGE}")
+        before = None
+        if request.after:
+            try:
+                before = decode_cursor(request.after)
+            except InvalidCursorError:
+                await _invalid(context, "after: not a cursor issued by this service")
+        f = request.filter
+        unknown = [s for s in f.statuses if s not in CASE_STATUS_TOKENS]
+        if unknown:
+            await _invalid(context, f"filter.statuses: unknown status {unknown[0]}")
+        for name, value in (("owner_agent_id", f.owner_agent_id), ("customer_id", f.customer_id)):
+            if len(value) > MAX_ID_CHARS:
+                await _invalid(context, f"filter.{name}: at most {MAX_ID_CHARS} characters")
+        customer_id = ""
+        if f.customer_id:
+            live = await self._resolver.live_customers(tenant, {f.customer_id})
+            if not live:
+                return timeline_pb2.ListCasesResponse()
+            customer_id = next(iter(live))
+        docs = await self._cases.find(
+            tenant,
+            CaseQuery(
+                statuses=[CASE_STATUS_TOKENS[s] for s in dict.fromkeys(f.statuses)],
+                owner_agent_id=f.owner_agent_id,
+                escalated_only=f.escalated_only,
+                follow_up_due_before=self._clock() if f.overdue_follow_ups_only else None,
+                customer_id=customer_id,
+                before=before,
+                limit=size + 1,
+            ),
+        )
+        response = timeline_pb2.ListCasesResponse(
+            cases=[case_to_proto(d) for d in docs[:size]], has_more=len(docs) > size
+        )
+        if response.has_more:
+            last = docs[size - 1]
+            response.next_cursor = encode_cursor(aware(last["updated_at"]), last["_id"])
+        return response
+
+
+MIN_SEARCH_CHARS = 2
+MAX_SEARCH_CHARS = 100
+DEFAULT_SEARCH_LIMIT = 20
+MAX_SEARCH_LIMIT = 50
+MAX_ID_CHARS = 256
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

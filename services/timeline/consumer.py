@@ -231,6 +231,9 @@ class InteractionConsumer:
             "kind": KIND_TOKENS.get(interaction.kind, "unspecified"),
             "occurred_at": interaction.occurred_at.ToJsonString(),
             "merged_ids": recorded.merged_ids,
+            # For `caseUpdated(caseId)`: the case the event landed on and its status now.
+            "case_id": recorded.case_id,
+            "case_status": recorded.case_status,
         }
         carrier: dict[str, str] = {}
         propagate.inject(carrier)

@@ -29,6 +29,8 @@ class Contact:
     identifiers: tuple[Mapping[str, Any], ...]
     # A postal address the customer gave (web form); a soft signal for merge suggestions.
     address: str = ""
+    # A note or handoff: what the agent said, for the top of the customer's view.
+    remark: Mapping[str, Any] | None = None
 
 
 def new_customer(
@@ -85,7 +87,22 @@ def apply_contact(customer: Document, contact: Contact) -> Document:
     updated["identifiers"] = _union_identifiers(
         customer.get("identifiers", []), contact.identifiers
     )
+    if contact.remark is not None:
+        updated = with_remark(updated, contact.remark)
     return updated
+
+
+def with_remark(customer: Document, remark: Mapping[str, Any]) -> Document:
+    """The customer with `remark` as the last agent remark, unless a later one is kept."""
+    kept = customer.get("last_agent_remark")
+    if kept and aware(kept["occurred_at"]) > aware(remark["occurred_at"]):
+        return customer
+    return {**customer, "last_agent_remark": dict(remark)}
+
+
+def with_open_case(customer: Document, open_case_id: str) -> Document:
+    """The customer with its open (not resolved) case; "" when it has none."""
+    return {**customer, "open_case_id": open_case_id}
 
 
 def merged_profile(

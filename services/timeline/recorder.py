@@ -10,6 +10,18 @@ from datetime import UTC, datetime
 from bson import Binary
 from opentelemetry import trace
 
+from services.timeline.cases import (
+    Assignment,
+    CaseEvent,
+    CasePolicy,
+    CaseRefusedError,
+    apply_event,
+    assign,
+    case_event_from,
+    case_id_for,
+    new_case,
+)
+from services.timeline.cases.lifecycle import fold, open_case_after, remark_of
 from services.timeline.errors import PermanentError
 from services.timeline.identity.commands import IDENTITY_ACTIONS, IdentityCommands
 from services.timeline.identity.policy import INVALID, IdentityPolicy
@@ -22,12 +34,14 @@ from services.timeline.identity.resolver import (
 from services.timeline.identity.signals import ADDRESS_FIELDS
 from services.timeline.identity.split import MergeSplitter
 from services.timeline.identity.suggestions import MergeSuggestions
-from services.timeline.projection import Contact, apply_contact
+from services.timeline.projection import Contact, apply_contact, with_open_case, with_remark
 from services.timeline.store import TimelineStore
+from services.timeline.store.cases import CaseStore
 from services.timeline.store.database import IdentityKey
 from services.timeline.store.documents import (
     KIND_TOKENS,
     Document,
+    aware,
     channel_token,
     interaction_key,
 )
@@ -52,6 +66,9 @@ class Recorded:
     merged_ids: list[str] = field(default_factory=list)
     # Customers a split in this event gave their records back to.
     restored_ids: list[str] = field(default_factory=list)
+    # The case the interaction was attached to, and that case's status after the batch.
+    case_id: str = ""
+    case_status: str = ""
 
 
 def _identifier_doc(
@@ -87,26 +104,28 @@ class _Pending:
     contact: Contact
     merged: list[str]
     restored: list[str] = field(default_factory=list)
+    # Set when the interaction belongs to a case (`doc["case_id"]`).
+    event: CaseEvent | None = None
 
 
 @dataclass(slots=True)
 class _Batch:
-    """Writes resolved but not yet flushed, and outcomes of flushes done mid-batch."""
+    """Writes resolved but not yet flushed, and outcomes of flushes done mid-batch.
+
+    `cases` holds the cases of the batch's customers as the batch has changed them so far
+    (read once per customer), so that the second chat message of a batch attaches to the
+    case its first one opened. It is dropped at every flush: the store is then the truth.
+    """
 
     items: list[_Pending] = field(default_factory=list)
     queued: dict[tuple[str, str], str] = field(default_factory=dict)
     flushed: dict[int, Recorded | Exception] = field(default_factory=dict)
+    cases: dict[str, Document] = field(default_factory=dict)
+    case_customers: set[tuple[str, str]] = field(default_factory=set)
 
-    def add(
-        self,
-        index: int,
-        doc: Document,
-        contact: Contact,
-        merged: list[str],
-        restored: list[str],
-    ) -> None:
-        self.items.append(_Pending(index, doc, contact, merged, restored))
-        self.queued[(doc["tenant"], doc["event_id"])] = doc["customer_id"]
+    def add(self, item: _Pending) -> None:
+        self.items.append(item)
+        self.queued[(item.doc["tenant"], item.doc["event_id"])] = item.doc["customer_id"]
 
 
 class TimelineRecorder:
@@ -120,6 +139,7 @@ class TimelineRecorder:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         identity_for: Callable[[str], IdentityPolicy] | None = None,
         announce_identity: IdentityAnnouncer | None = None,
+        case_policy_for: Callable[[str], CasePolicy] = lambda _tenant: CasePolicy(),
     ) -> None:
         self._store = store
         self._clock = clock
@@ -130,6 +150,8 @@ class TimelineRecorder:
         self.splitter = MergeSplitter(store, self.resolver)
         self.suggestions = MergeSuggestions(store)
         self._commands = IdentityCommands(self.resolver, self.splitter, self.suggestions)
+        self._case_policy_for = case_policy_for
+        self.cases = CaseStore(store)
 
     async def record(self, interaction: interaction_pb2.Interaction) -> Recorded:
         """Record one interaction; raises what `record_batch` would report for it."""
@@ -188,6 +210,8 @@ class TimelineRecorder:
             customer_id = state["customer_id"]
             if not state.get("projected"):
                 # A previous delivery stored the event but stopped before projecting it.
+                if state.get("case_id"):
+                    await self._rebuild_case(tenant, state["case_id"])
                 await self._rebuild_projection(tenant, customer_id)
                 await self._store.mark_projected(tenant, event_id)
             return Recorded(event_id, tenant, customer_id, duplicate=True)
@@ -233,33 +257,95 @@ class TimelineRecorder:
             customer_id, merged = resolution.customer_id, resolution.merged_ids
             protected = resolution.protected
 
+        event = case_event_from(interaction, occurred_at)
+        assignment = Assignment("")
+        if event is not None:
+            assignment = await self._assign_case(tenant, customer_id, event, batch)
         ident_docs = tuple(
             _identifier_doc(key, i, network, protected.get(key)) for key, i, network in identifiers
         )
+        doc = self._document(interaction, customer_id, occurred_at, ident_docs)
+        if assignment.case_id:
+            doc["case_id"] = assignment.case_id
+        if assignment.switched_from:
+            doc["switched_from"] = assignment.switched_from
         batch.add(
-            index,
-            self._document(interaction, customer_id, occurred_at, ident_docs),
-            Contact(
-                channel=channel_token(interaction.channel),
-                occurred_at=occurred_at,
-                display_name=(
-                    interaction.actor.display_name
-                    if interaction.actor.type == interaction_pb2.ACTOR_TYPE_CUSTOMER
-                    else ""
+            _Pending(
+                index,
+                doc,
+                Contact(
+                    channel=channel_token(interaction.channel),
+                    occurred_at=occurred_at,
+                    display_name=(
+                        interaction.actor.display_name
+                        if interaction.actor.type == interaction_pb2.ACTOR_TYPE_CUSTOMER
+                        else ""
+                    ),
+                    identifiers=ident_docs,
+                    address=_address(interaction),
+                    remark=remark_of(event, assignment.case_id) if event is not None else None,
                 ),
-                identifiers=ident_docs,
-                address=_address(interaction),
-            ),
-            merged,
-            restored,
+                merged,
+                restored,
+                event if assignment.case_id else None,
+            )
         )
         return None
+
+    async def _assign_case(
+        self, tenant: str, customer_id: str, event: CaseEvent, batch: _Batch
+    ) -> Assignment:
+        """Decide the event's case against the batch's view of the customer's cases."""
+        policy = self._case_policy_for(tenant)
+        if (tenant, customer_id) not in batch.case_customers:
+            for case in await self.cases.recent(tenant, customer_id):
+                batch.cases.setdefault(case["_id"], case)
+            batch.case_customers.add((tenant, customer_id))
+        requested = None
+        if event.case_id:
+            requested = batch.cases.get(event.case_id)
+            if requested is None or requested["tenant"] != tenant:
+                requested = (await self.cases.get(tenant, [event.case_id])).get(event.case_id)
+            if requested is None or not await self._same_customer(
+                tenant, requested["customer_id"], customer_id
+            ):
+                raise PermanentError(
+                    f"agent action names case {event.case_id!r}, "
+                    f"which is not a case of customer {customer_id}"
+                )
+        known = [
+            case
+            for case in batch.cases.values()
+            if case["tenant"] == tenant and case["customer_id"] == customer_id
+        ]
+        try:
+            assignment = assign(tenant, known, event, policy, requested=requested)
+        except CaseRefusedError as exc:
+            raise PermanentError(str(exc)) from exc
+        if assignment.case_id:
+            base = (
+                new_case(
+                    tenant=tenant, case_id=assignment.case_id, customer_id=customer_id, event=event
+                )
+                if assignment.opens
+                else batch.cases[assignment.case_id]
+            )
+            batch.cases[assignment.case_id] = apply_event(base, event, policy)
+        return assignment
+
+    async def _same_customer(self, tenant: str, case_customer: str, customer_id: str) -> bool:
+        if case_customer == customer_id:
+            return True
+        # The case's customer may have been merged into this one and not re-pointed yet.
+        return customer_id in await self.resolver.live_customers(tenant, {case_customer})
 
     async def _flush(self, batch: _Batch) -> dict[int, Recorded | Exception]:
         """Write what the batch holds: the log, then each customer's profile, then the flags."""
         items, batch.items = batch.items, []
         outcomes: dict[int, Recorded | Exception] = dict(batch.flushed)
         batch.flushed.clear()
+        batch.cases.clear()
+        batch.case_customers.clear()
         if not items:
             return outcomes
         try:
@@ -273,12 +359,16 @@ class TimelineRecorder:
             by_customer.setdefault((item.doc["tenant"], item.doc["customer_id"]), []).append(item)
         for (tenant, customer_id), pending in by_customer.items():
             try:
-                owner = await self._project(tenant, customer_id, [item.contact for item in pending])
+                cases = await self._write_cases(tenant, [i for i in pending if i.event])
+                owner = await self._project(
+                    tenant, customer_id, [item.contact for item in pending], list(cases.values())
+                )
             except Exception as exc:  # noqa: BLE001 - retried on redelivery (stays unprojected)
                 outcomes.update({item.index: exc for item in pending})
                 continue
             await self._store.mark_many_projected(tenant, [i.doc["event_id"] for i in pending])
             for item in pending:
+                case_id = item.doc.get("case_id", "")
                 outcomes[item.index] = Recorded(
                     item.doc["event_id"],
                     tenant,
@@ -286,6 +376,8 @@ class TimelineRecorder:
                     duplicate=False,
                     merged_ids=item.merged,
                     restored_ids=item.restored,
+                    case_id=case_id,
+                    case_status=cases[case_id]["status"] if case_id in cases else "",
                 )
         for item in items:
             if item.doc["_id"] not in inserted:
@@ -343,7 +435,51 @@ class TimelineRecorder:
             "projected": False,
         }
 
-    async def _project(self, tenant: str, customer_id: str, contacts: list[Contact]) -> str:
+    async def _write_cases(self, tenant: str, items: list[_Pending]) -> dict[str, Document]:
+        """Apply the new events to their cases (stored state, version-checked); case id → case.
+
+        Assignment decided each event's case when the batch was prepared; here the events
+        are applied to what the store holds now, so a concurrent writer's changes are kept.
+        """
+        if not items:
+            return {}
+        policy = self._case_policy_for(tenant)
+        by_case: dict[str, list[tuple[str, CaseEvent]]] = {}
+        for item in items:
+            if item.event is not None:
+                by_case.setdefault(item.doc["case_id"], []).append(
+                    (item.doc["customer_id"], item.event)
+                )
+        stored = await self.cases.get(tenant, by_case)
+        written: dict[str, Document] = {}
+        for case_id, events in by_case.items():
+            for _ in range(MAX_ATTEMPTS):
+                current = stored.get(case_id)
+                customer_id, opening = events[0]
+                case = current or new_case(
+                    tenant=tenant, case_id=case_id, customer_id=customer_id, event=opening
+                )
+                for _customer, event in events:
+                    case = apply_event(case, event, policy)
+                if current is None:
+                    done = await self.cases.insert(case)
+                else:
+                    done = await self.cases.replace(case, expected_version=current["version"])
+                if done:
+                    written[case_id] = case
+                    break
+                stored.update(await self.cases.get(tenant, [case_id]))
+            else:
+                raise ConcurrentUpdateError(f"case {case_id} kept changing")
+        return written
+
+    async def _project(
+        self,
+        tenant: str,
+        customer_id: str,
+        contacts: list[Contact],
+        cases: list[Document],
+    ) -> str:
         """Apply contacts to the customer's profile; returns the customer they ended up on."""
         for _ in range(MAX_ATTEMPTS):
             customer = (await self._store.get_customers(tenant, [customer_id])).get(customer_id)
@@ -354,6 +490,12 @@ class TimelineRecorder:
             updated = customer
             for contact in contacts:
                 updated = apply_contact(updated, contact)
+            if cases:
+                open_case = open_case_after(customer.get("open_case_id", ""), cases)
+                if open_case is None:
+                    latest = await self.cases.latest_open(tenant, customer_id)
+                    open_case = latest["_id"] if latest else ""
+                updated = with_open_case(updated, open_case)
             if await self._store.replace_customer(updated, expected_version=customer["version"]):
                 signals_changed = any(
                     updated.get(f) and updated.get(f) != customer.get(f)
@@ -377,9 +519,59 @@ class TimelineRecorder:
         await self._rebuild_projection(tenant, survivor)
         return survivor
 
+    async def _rebuild_case(self, tenant: str, case_id: str) -> None:
+        """Rebuild a case from the interactions attached to it (after a crash mid-write).
+
+        The event that opened the case goes first, the others in `occurred_at` order.
+        """
+        log_docs = await self.cases.case_log(tenant, case_id)
+        entries = [
+            (doc, event)
+            for doc in log_docs
+            if (
+                event := case_event_from(
+                    interaction_pb2.Interaction.FromString(bytes(doc["raw"])),
+                    aware(doc["occurred_at"]),
+                )
+            )
+            is not None
+        ]
+        if not entries:
+            return
+        entries.sort(key=lambda e: case_id_for(tenant, e[1].event_id) != case_id)
+        first = entries[0][0]
+        for _ in range(MAX_ATTEMPTS):
+            current = (await self.cases.get(tenant, [case_id])).get(case_id)
+            # A merge may have moved the case since: keep whose it is now, and where it began.
+            owner = current or first
+            rebuilt = fold(
+                tenant=tenant,
+                case_id=case_id,
+                customer_id=owner["customer_id"],
+                events=[event for _, event in entries],
+                policy=self._case_policy_for(tenant),
+            )
+            if rebuilt is None:
+                return
+            rebuilt["origin_customer_id"] = owner.get("origin_customer_id", owner["customer_id"])
+            if current is None:
+                if await self.cases.insert(rebuilt):
+                    return
+            elif await self.cases.replace(rebuilt, expected_version=current["version"]):
+                return
+        raise ConcurrentUpdateError(f"case {case_id} kept changing")
+
     async def _rebuild_projection(self, tenant: str, customer_id: str) -> None:
         by_channel = await self._store.channel_counts(tenant, customer_id)
         first, last = await self._store.contact_bounds(tenant, customer_id)
+        open_case = await self.cases.latest_open(tenant, customer_id)
+        remark = None
+        if source := await self.cases.latest_remark_source(tenant, customer_id):
+            event = case_event_from(
+                interaction_pb2.Interaction.FromString(bytes(source["raw"])),
+                aware(source["occurred_at"]),
+            )
+            remark = remark_of(event, source.get("case_id", "")) if event else None
         for _ in range(MAX_ATTEMPTS):
             customer = (await self._store.get_customers(tenant, [customer_id])).get(customer_id)
             if customer is None:
@@ -391,7 +583,10 @@ class TimelineRecorder:
                 "interaction_count": sum(by_channel.values()),
                 "first_contact_at": first or customer.get("first_contact_at"),
                 "last_contact_at": last or customer.get("last_contact_at"),
+                "open_case_id": open_case["_id"] if open_case else "",
             }
+            if remark is not None:
+                updated = with_remark(updated, remark)
             if await self._store.replace_customer(updated, expected_version=customer["version"]):
                 return
         raise ConcurrentUpdateError(f"customer {customer_id} kept changing")

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.timeline.cases.policy import CasePolicy
 from services.timeline.identity.policy import IdentityPolicy, IdentityRules
 from tsunagu.identifiers.regions import PhoneRegion
+
+
+def _positive(value: timedelta | None) -> timedelta | None:
+    if value is not None and value <= timedelta(0):
+        raise ValueError("must be a positive duration")
+    return value
+
+
+class CaseWindows(BaseModel):
+    """A tenant's overrides of the case windows; unset fields keep the service defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attach_window: timedelta | None = None
+    reopen_window: timedelta | None = None
+    follow_up_due: timedelta | None = None
+
+    _check = field_validator("attach_window", "reopen_window", "follow_up_due")(_positive)
 
 
 class TimelineSettings(BaseSettings):
@@ -40,6 +60,18 @@ class TimelineSettings(BaseSettings):
     # Must cover the longest retry horizon of any adapter (a retry inside it is a duplicate).
     duplicate_window_seconds: float = Field(default=2 * 24 * 3600, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+    # Cases (durations as seconds or ISO 8601, e.g. "P7D", "PT72H"): a contact attaches to
+    # an open case active within the attach window, reopens a case resolved within the
+    # reopen window, else opens a new case; a transfer's follow-up is due after
+    # follow_up_due. Per-tenant overrides: {"acme": {"reopen_window": "PT48H"}}.
+    case_attach_window: timedelta = timedelta(days=7)
+    case_reopen_window: timedelta = timedelta(hours=72)
+    case_follow_up_due: timedelta = timedelta(hours=24)
+    tenant_case_windows: dict[str, CaseWindows] = Field(default_factory=dict)
+
+    _check_windows = field_validator(
+        "case_attach_window", "case_reopen_window", "case_follow_up_due"
+    )(_positive)
     # Identity resolution rules for every tenant, and whole-rule overrides per tenant, as JSON:
     # TSUNAGU_TIMELINE_TENANT_IDENTITY='{"shop": {"blocklist": ["email:info@shop.example"],
     #                                            "fold_email_subaddress": true}}'
@@ -55,6 +87,15 @@ class TimelineSettings(BaseSettings):
 
     def region_for(self, tenant: str) -> str:
         return self.tenant_regions.get(tenant, self.default_region)
+
+    def case_policy_for(self, tenant: str) -> CasePolicy:
+        """The tenant's case windows: its overrides over the service defaults."""
+        own = self.tenant_case_windows.get(tenant, CaseWindows())
+        return CasePolicy(
+            attach_window=own.attach_window or self.case_attach_window,
+            reopen_window=own.reopen_window or self.case_reopen_window,
+            follow_up_due=own.follow_up_due or self.case_follow_up_due,
+        )
 
     @cached_property
     def _policies(self) -> dict[str, IdentityPolicy]:

@@ -285,6 +285,12 @@ async def test_split_puts_customers_identities_and_interactions_back_exactly(
         ("chat_visitor", "v-hanako"): restored,
         ("email", "hanako@example.jp"): survivor,
     }
+    # The case the chat opened goes back with it, and is the restored customer's open case.
+    chat_case = (await store.interaction_states(tenant, [chat.event_id]))[chat.event_id]["case_id"]
+    case = await store.cases.find_one({"_id": chat_case})
+    assert case is not None
+    assert case["customer_id"] == restored
+    assert back["open_case_id"] == chat_case
     ledger = await store.get_merge(tenant, entry["_id"])
     assert ledger is not None
     assert ledger["status"] == "split"

@@ -16,8 +16,10 @@ from services.timeline.projection import (
     merged_profile,
     new_customer,
     survivor_order,
+    with_open_case,
 )
 from services.timeline.store import TimelineStore
+from services.timeline.store.cases import CaseStore
 from services.timeline.store.database import IdentityKey
 from services.timeline.store.documents import Document
 
@@ -292,6 +294,7 @@ class IdentityResolver:
         await self._repoint(tenant, loser_ids, survivor_id)
         by_channel = await store.channel_counts(tenant, survivor_id)
         first, last = await store.contact_bounds(tenant, survivor_id)
+        open_case = await CaseStore(store).latest_open(tenant, survivor_id)
         manual = ledger.get("rule") == MANUAL_RULE
         for _ in range(MAX_ATTEMPTS):
             survivor = (await store.get_customers(tenant, [survivor_id]))[survivor_id]
@@ -302,6 +305,7 @@ class IdentityResolver:
                 first_contact_at=first,
                 last_contact_at=last,
             )
+            profile = with_open_case(profile, open_case["_id"] if open_case else "")
             if manual:
                 # An agent joined them on purpose: an earlier split no longer keeps them apart.
                 apart = set(loser_ids)
@@ -323,9 +327,7 @@ class IdentityResolver:
         store = self._store
         await store.repoint_identities(tenant, from_ids, to_id)
         await store.repoint_interactions(tenant, from_ids, to_id)
-        await store.cases.update_many(
-            {"tenant": tenant, "customer_id": {"$in": from_ids}}, {"$set": {"customer_id": to_id}}
-        )
+        await CaseStore(store).repoint(tenant, from_ids, to_id)
 
     async def complete_pending_merges(self) -> int:
         """Finish merges a crash cut off half-way (run at start-up); returns how many."""

@@ -24,8 +24,9 @@ from services.timeline.identity.resolver import (
     ConcurrentUpdateError,
     IdentityResolver,
 )
-from services.timeline.projection import rebuilt_profile
+from services.timeline.projection import rebuilt_profile, with_open_case
 from services.timeline.store import TimelineStore
+from services.timeline.store.cases import CaseStore
 from services.timeline.store.database import IdentityKey
 from services.timeline.store.documents import Document, aware
 
@@ -201,6 +202,7 @@ class MergeSplitter:
         store = self._store
         by_channel = await store.channel_counts(tenant, customer_id)
         first, last = await store.contact_bounds(tenant, customer_id)
+        open_case = await CaseStore(store).latest_open(tenant, customer_id)
         identifiers: list[dict[str, Any]] = []
         async for doc in store.interactions.find(
             {"tenant": tenant, "customer_id": customer_id}, {"identifiers": 1}
@@ -232,6 +234,7 @@ class MergeSplitter:
                 merged_ids=merged_ids,
             )
             profile["separated_from"] = sorted(separated)
+            profile = with_open_case(profile, open_case["_id"] if open_case else "")
             if await store.replace_customer(profile, expected_version=customer["version"]):
                 return
         raise ConcurrentUpdateError(f"customer {customer_id} kept changing during a split")

@@ -10,6 +10,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from services.timeline.search_keys import with_search_key
 from services.timeline.store import indexes
 from services.timeline.store.documents import Document, interaction_key
 
@@ -18,7 +19,8 @@ IdentityKey = tuple[str, str]  # (kind token, normalised value)
 
 
 class TimelineStore:
-    """The timeline's collections: interactions, identities, customers, merges, suggestions."""
+    """The timeline's collections: interactions, identities, customers, merges, cases,
+    suggestions."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
@@ -27,7 +29,7 @@ class TimelineStore:
         self.customers = db["customers"]
         self.merges = db["merges"]
         self.suggestions = db["merge_suggestions"]
-        # Owned by the case tracker; merges and splits re-point its documents too.
+        # Written and read through `store.cases.CaseStore`; merges and splits re-point it too.
         self.cases = db["cases"]
 
     async def ensure_indexes(self) -> None:
@@ -36,6 +38,7 @@ class TimelineStore:
         await self.customers.create_indexes(indexes.CUSTOMERS)
         await self.merges.create_indexes(indexes.MERGES)
         await self.suggestions.create_indexes(indexes.SUGGESTIONS)
+        await self.cases.create_indexes(indexes.CASES)
 
     # -- interactions -------------------------------------------------------------------------
 
@@ -53,7 +56,7 @@ class TimelineStore:
         keys = [interaction_key(tenant, e) for e in event_ids]
         cursor = self.interactions.find(
             {"_id": {"$in": keys}, "tenant": tenant},
-            {"event_id": 1, "customer_id": 1, "projected": 1},
+            {"event_id": 1, "customer_id": 1, "projected": 1, "case_id": 1},
         )
         return {doc["event_id"]: doc async for doc in cursor}
 
@@ -110,9 +113,12 @@ class TimelineStore:
         kinds: Sequence[str] = (),
         since: datetime | None = None,
         until: datetime | None = None,
+        case_id: str = "",
     ) -> list[Document]:
         """Newest first, ordered by (occurred_at, event_id) so pages are stable under inserts."""
         query: Document = {"tenant": tenant, "customer_id": customer_id}
+        if case_id:
+            query["case_id"] = case_id
         if channels:
             query["channel"] = {"$in": list(channels)}
         if kinds:
@@ -261,10 +267,11 @@ class TimelineStore:
         """Optimistic write: succeeds only if nobody changed the customer since it was read.
 
         A whole-document replace (not `$set`/`$max`) keeps dates real dates on every store.
+        The name search key is derived here, so every writer (projection, merge) keeps it true.
         """
         result = await self.customers.replace_one(
             {"_id": doc["_id"], "tenant": doc["tenant"], "version": expected_version},
-            {**doc, "version": expected_version + 1},
+            {**with_search_key(doc), "version": expected_version + 1},
         )
         return result.matched_count == 1
 

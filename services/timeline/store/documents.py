@@ -77,7 +77,30 @@ def customer_to_proto(doc: Document) -> timeline_pb2.Customer:
         customer.last_contact_at.CopyFrom(to_timestamp(doc["last_contact_at"]))
     for channel, count in doc.get("by_channel", {}).items():
         customer.interactions_by_channel[channel] = count
+    customer.open_case_id = doc.get("open_case_id") or ""
+    if remark := doc.get("last_agent_remark"):
+        customer.last_agent_remark.CopyFrom(remark_to_proto(remark))
     return customer
+
+
+def remark_to_proto(doc: Document) -> timeline_pb2.AgentRemark:
+    """What the last agent said (stored by the projection from a note or handoff)."""
+    agent = doc.get("agent", {})
+    remark = timeline_pb2.AgentRemark(
+        event_id=doc.get("event_id", ""),
+        kind=KINDS_BY_TOKEN.get(doc.get("kind", ""), 0),  # type: ignore[arg-type]
+        agent=interaction_pb2.Actor(
+            type=interaction_pb2.ACTOR_TYPE_AGENT,
+            id=agent.get("id", ""),
+            display_name=agent.get("display_name", ""),
+        ),
+        text=doc.get("text", ""),
+        open_questions=doc.get("open_questions", []),
+        case_id=doc.get("case_id", ""),
+    )
+    if doc.get("occurred_at"):
+        remark.occurred_at.CopyFrom(to_timestamp(doc["occurred_at"]))
+    return remark
 
 
 def channel_token(channel: int) -> str:

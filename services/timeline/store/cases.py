@@ -1,0 +1,148 @@
+"""The `cases` collection: whole-document, version-checked writes; every query tenant-scoped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError
+
+from services.timeline.store.documents import Document
+
+if TYPE_CHECKING:
+    from services.timeline.store.database import TimelineStore
+
+# How many of a customer's most recently active cases assignment looks at: the open ones and
+# the latest resolved one are among them unless merges piled up more than this.
+RECENT_CASES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class CaseQuery:
+    """What `ListCases` asks for (already validated and mapped to stored tokens)."""
+
+    statuses: Sequence[str] = ()
+    owner_agent_id: str = ""
+    escalated_only: bool = False
+    # Only cases with an open follow-up task due before this time.
+    follow_up_due_before: datetime | None = None
+    customer_id: str = ""
+    before: tuple[datetime, str] | None = None
+    limit: int = 50
+
+
+class CaseStore:
+    """Reads and writes case documents (see `services.timeline.cases` for their shape).
+
+    Dates are only ever written inside whole documents (insert or `replace_one`), never with
+    `$set`, which the embedded store would turn into strings.
+    """
+
+    def __init__(self, store: TimelineStore) -> None:
+        self.collection = store.cases
+        self._interactions = store.interactions
+
+    async def get(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        cursor = self.collection.find({"_id": {"$in": wanted}, "tenant": tenant})
+        return {doc["_id"]: doc async for doc in cursor}
+
+    async def recent(
+        self, tenant: str, customer_id: str, *, limit: int = RECENT_CASES
+    ) -> list[Document]:
+        """The customer's most recently active cases, newest first."""
+        cursor = (
+            self.collection.find({"tenant": tenant, "customer_id": customer_id})
+            .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+        )
+        return [doc async for doc in cursor]
+
+    async def latest_open(self, tenant: str, customer_id: str) -> Document | None:
+        """The customer's most recently active case that is not resolved."""
+        return await self.collection.find_one(
+            {"tenant": tenant, "customer_id": customer_id, "status": {"$ne": "resolved"}},
+            sort=[("updated_at", DESCENDING), ("_id", DESCENDING)],
+        )
+
+    async def insert(self, doc: Document) -> bool:
+        """Create a case; False when a case with this id exists already."""
+        try:
+            await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def replace(self, doc: Document, *, expected_version: int) -> bool:
+        """Optimistic write: succeeds only if nobody changed the case since it was read."""
+        result = await self.collection.replace_one(
+            {"_id": doc["_id"], "tenant": doc["tenant"], "version": expected_version},
+            {**doc, "version": expected_version + 1},
+        )
+        return result.matched_count == 1
+
+    async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
+        """Move the cases of `from_ids` to customer `to_id` (a merge); returns how many.
+
+        `origin_customer_id` is left alone: a split moves cases back by it.
+        """
+        if not from_ids:
+            return 0
+        result = await self.collection.update_many(
+            {"tenant": tenant, "customer_id": {"$in": list(from_ids)}},
+            {"$set": {"customer_id": to_id}},
+        )
+        return result.modified_count
+
+    async def find(self, tenant: str, query: CaseQuery) -> list[Document]:
+        """Cases matching `query`, most recently updated first, `(updated_at, _id)` descending."""
+        find: Document = {"tenant": tenant}
+        statuses = list(query.statuses)
+        if query.escalated_only:
+            find["escalation_level"] = {"$gt": 0}
+            statuses = [s for s in statuses or ["open", "pending", "escalated"] if s != "resolved"]
+            if not statuses:
+                return []
+        if statuses:
+            find["status"] = {"$in": statuses}
+        if query.owner_agent_id:
+            find["owner_agent_id"] = query.owner_agent_id
+        if query.customer_id:
+            find["customer_id"] = query.customer_id
+        if query.follow_up_due_before is not None:
+            find["next_follow_up_due"] = {"$lt": query.follow_up_due_before}
+        if query.before is not None:
+            at, case_id = query.before
+            find["$or"] = [
+                {"updated_at": {"$lt": at}},
+                {"updated_at": at, "_id": {"$lt": case_id}},
+            ]
+        cursor = (
+            self.collection.find(find)
+            .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(query.limit)
+        )
+        return [doc async for doc in cursor]
+
+    # -- the log behind the cases (crash recovery) --------------------------------------------
+
+    async def case_log(self, tenant: str, case_id: str) -> list[Document]:
+        """The interactions attached to a case, oldest first."""
+        cursor = self._interactions.find(
+            {"tenant": tenant, "case_id": case_id},
+            {"raw": 1, "occurred_at": 1, "event_id": 1, "customer_id": 1, "origin_customer_id": 1},
+        ).sort([("occurred_at", ASCENDING), ("event_id", ASCENDING)])
+        return [doc async for doc in cursor]
+
+    async def latest_remark_source(self, tenant: str, customer_id: str) -> Document | None:
+        """The customer's latest note or handoff interaction, if any."""
+        return await self._interactions.find_one(
+            {"tenant": tenant, "customer_id": customer_id, "kind": {"$in": ["note", "handoff"]}},
+            {"raw": 1, "occurred_at": 1, "case_id": 1},
+            sort=[("occurred_at", DESCENDING), ("event_id", DESCENDING)],
+        )

@@ -1,0 +1,400 @@
+"""The case state machine on its own: assignment windows, statuses, SLA clocks, follow-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.timeline.cases import (
+    CaseEvent,
+    CasePolicy,
+    CaseRefusedError,
+    apply_event,
+    assign,
+    case_id_for,
+    new_case,
+    task_id_for,
+)
+from services.timeline.cases.lifecycle import STATUSES, open_case_after
+from services.timeline.store.documents import Document
+
+T0 = datetime(2025, 4, 1, 9, 0, tzinfo=UTC)
+TENANT = "acme"
+POLICY = CasePolicy(
+    attach_window=timedelta(days=7),
+    reopen_window=timedelta(hours=72),
+    follow_up_due=timedelta(hours=24),
+)
+_seq = iter(range(10**9))
+
+
+def contact(channel: str = "chat", *, minutes: float = 0) -> CaseEvent:
+    return CaseEvent(
+        event_id=f"e{next(_seq)}",
+        occurred_at=T0 + timedelta(minutes=minutes),
+        channel=channel,
+        kind="message",
+        direction="inbound",
+        actor_type="customer",
+    )
+
+
+def reply(channel: str = "chat", *, minutes: float = 0, agent: str = "a1") -> CaseEvent:
+    return CaseEvent(
+        event_id=f"e{next(_seq)}",
+        occurred_at=T0 + timedelta(minutes=minutes),
+        channel=channel,
+        kind="message",
+        direction="outbound",
+        actor_type="agent",
+        actor_id=agent,
+    )
+
+
+def action(
+    name: str, *, minutes: float = 0, agent: str = "a1", case_id: str = "", **payload: Any
+) -> CaseEvent:
+    return CaseEvent(
+        event_id=f"e{next(_seq)}",
+        occurred_at=T0 + timedelta(minutes=minutes),
+        channel="agent_desk",
+        kind=name,
+        direction="internal",
+        actor_type="agent",
+        actor_id=agent,
+        action=name,
+        case_id=case_id,
+        payload=payload,
+    )
+
+
+class Desk:
+    """What the recorder does with the pure functions: assign, then apply, per event."""
+
+    def __init__(self, policy: CasePolicy = POLICY) -> None:
+        self.policy = policy
+        self.cases: dict[str, Document] = {}
+        self.switches: list[str] = []
+        self.assigned: list[str] = []
+
+    def feed(self, *events: CaseEvent) -> str:
+        case_id = ""
+        for event in events:
+            requested = self.cases.get(event.case_id) if event.case_id else None
+            assignment = assign(
+                TENANT, list(self.cases.values()), event, self.policy, requested=requested
+            )
+            case_id = assignment.case_id
+            self.switches.append(assignment.switched_from)
+            self.assigned.append(case_id)
+            if not case_id:
+                continue
+            base = (
+                new_case(tenant=TENANT, case_id=case_id, customer_id="cus_1", event=event)
+                if assignment.opens
+                else self.cases[case_id]
+            )
+            self.cases[case_id] = apply_event(base, event, self.policy)
+        return case_id
+
+    def __getitem__(self, case_id: str) -> Document:
+        return self.cases[case_id]
+
+
+def test_first_contact_opens_a_case_whose_id_comes_from_the_event() -> None:
+    desk = Desk()
+    first = contact()
+    case_id = desk.feed(first)
+    assert case_id == case_id_for(TENANT, first.event_id)
+    assert case_id != case_id_for("other-tenant", first.event_id)
+    case = desk[case_id]
+    assert case["status"] == "open"
+    assert case["opened_at"] == first.occurred_at
+    assert case["channels"] == ["chat"]
+    assert case["customer_id"] == case["origin_customer_id"] == "cus_1"
+
+
+def test_a_call_while_the_chat_case_is_open_attaches_and_records_the_switch() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact("chat"))
+    assert desk.feed(contact("voice", minutes=30)) == case_id
+    assert desk.switches[-1] == "chat"
+    assert desk.feed(contact("voice", minutes=31)) == case_id
+    assert desk.switches[-1] == ""  # same channel: no switch
+    assert desk[case_id]["channels"] == ["chat", "voice"]
+    assert desk[case_id]["last_channel"] == "voice"
+    assert desk[case_id]["interaction_count"] == 3
+
+
+def test_a_contact_after_the_attach_window_opens_a_new_case() -> None:
+    desk = Desk(CasePolicy(attach_window=timedelta(hours=2)))
+    first = desk.feed(contact(minutes=0))
+    assert desk.feed(contact(minutes=119)) == first
+    # Activity moves the window: 119 + 121 minutes is more than 2 h after the last contact.
+    second = desk.feed(contact("email", minutes=119 + 121))
+    assert second != first
+    assert desk[first]["status"] == "open"  # the stale case is not closed, just not joined
+    assert desk[second]["reopen_count"] == 0
+
+
+def test_an_answer_makes_the_case_pending_and_the_customers_reply_opens_it_again() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact(minutes=0))
+    desk.feed(reply(minutes=5))
+    assert desk[case_id]["status"] == "pending"
+    assert desk[case_id]["first_response_seconds"] == 300
+    assert desk[case_id]["owner_agent_id"] == "a1"  # the first agent who acted
+    desk.feed(contact(minutes=9))
+    assert desk[case_id]["status"] == "open"
+    desk.feed(reply(minutes=12, agent="a2"))
+    assert desk[case_id]["first_response_seconds"] == 300  # the first one counts
+    assert desk[case_id]["owner_agent_id"] == "a1"
+
+
+def test_a_progress_update_counts_as_a_response() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact(minutes=0))
+    desk.feed(action("progress_update", minutes=60, message="We are checking"))
+    assert desk[case_id]["status"] == "pending"
+    assert desk[case_id]["first_response_seconds"] == 3600
+
+
+def test_a_bot_or_system_message_is_not_a_first_response() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact(minutes=0))
+    bot = CaseEvent(
+        event_id="bot-1",
+        occurred_at=T0 + timedelta(minutes=1),
+        channel="chat",
+        direction="outbound",
+        actor_type="bot",
+    )
+    desk.feed(bot)
+    assert desk[case_id]["first_response_at"] is None
+    assert desk[case_id]["status"] == "open"
+
+
+def test_handoff_moves_owner_and_queue_and_keeps_the_context() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact())
+    desk.feed(
+        action(
+            "handoff",
+            minutes=3,
+            to_channel="voice",
+            to_queue="billing",
+            to_agent="a9",
+            summary="Wants a refund",
+            open_questions=["Which order?"],
+        )
+    )
+    case = desk[case_id]
+    assert case["owner_agent_id"] == "a9"
+    assert case["queue"] == "billing"
+    assert case["last_handoff"]["summary"] == "Wants a refund"
+    assert case["last_handoff"]["open_questions"] == ["Which order?"]
+    assert case["status"] == "open"  # a handoff is not an answer to the customer
+
+
+def test_escalation_raises_the_level_and_sticks_until_resolved() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact())
+    desk.feed(action("escalation", minutes=1, level=2, reason="legal"))
+    assert (desk[case_id]["status"], desk[case_id]["escalation_level"]) == ("escalated", 2)
+    desk.feed(action("escalation", minutes=2, level=1, reason="lower?"))
+    assert desk[case_id]["escalation_level"] == 2  # escalation never lowers the level
+    desk.feed(action("escalation", minutes=3))
+    assert desk[case_id]["escalation_level"] == 3  # no level given: one up
+    desk.feed(reply(minutes=4), contact(minutes=5))
+    assert desk[case_id]["status"] == "escalated"
+    desk.feed(action("resolution", minutes=6, summary="refunded"))
+    assert desk[case_id]["status"] == "resolved"
+
+
+def test_transfer_owes_the_customer_a_follow_up_until_they_hear_back() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact())
+    transfer = action("transfer", minutes=10, agent="a1", to_department="logistics", reason="")
+    desk.feed(transfer)
+    [task] = desk[case_id]["follow_ups"]
+    assert task["id"] == task_id_for(TENANT, transfer.event_id)
+    assert task["agent_id"] == "a1"
+    assert task["reason"] == "transferred to logistics"
+    assert task["due_at"] == transfer.occurred_at + POLICY.follow_up_due
+    assert desk[case_id]["department"] == "logistics"
+    assert desk[case_id]["next_follow_up_due"] == task["due_at"]
+    # A note is not the customer hearing back; a reply from anyone is.
+    desk.feed(action("note", minutes=11, text="waiting for logistics"))
+    assert not desk[case_id]["follow_ups"][0]["done"]
+    answer = reply(minutes=30, agent="a5")
+    desk.feed(answer)
+    [task] = desk[case_id]["follow_ups"]
+    assert task["done"]
+    assert task["done_by_event_id"] == answer.event_id
+    assert desk[case_id]["next_follow_up_due"] is None
+
+
+def test_complete_follow_up_names_its_task_and_an_unknown_task_is_refused() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact())
+    transfer = action("transfer", minutes=1, to_department="billing")
+    desk.feed(transfer)
+    task_id = task_id_for(TENANT, transfer.event_id)
+    with pytest.raises(CaseRefusedError):
+        desk.feed(action("complete_follow_up", minutes=2, task_id="fup_nope"))
+    assert desk.feed(action("complete_follow_up", minutes=3, task_id=task_id)) == case_id
+    assert desk[case_id]["follow_ups"][0]["done"]
+
+
+def test_resolution_stops_the_clock_and_a_contact_within_the_window_reopens() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact(minutes=0))
+    desk.feed(action("resolution", minutes=90, summary="Sent a replacement"))
+    case = desk[case_id]
+    assert case["status"] == "resolved"
+    assert case["resolution_seconds"] == 90 * 60
+    assert case["resolution_summary"] == "Sent a replacement"
+    assert open_case_after(case_id, [case]) is None  # the open case went: look for another
+    desk.feed(action("csat", minutes=100, score=4, comment="quick"))
+    assert desk[case_id]["csat"] == {"score": 4, "comment": "quick"}
+    assert desk[case_id]["status"] == "resolved"  # agent actions never reopen by themselves
+    assert desk.feed(contact("email", minutes=90 + 71 * 60)) == case_id
+    case = desk[case_id]
+    assert (case["status"], case["reopen_count"]) == ("open", 1)
+    assert case["resolved_at"] is None
+    assert case["resolution_seconds"] is None
+    assert desk.switches[-1] == "chat"
+
+
+def test_a_contact_after_the_reopen_window_opens_a_new_case() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact(minutes=0))
+    desk.feed(action("resolution", minutes=10))
+    later = desk.feed(contact(minutes=10 + 72 * 60 + 1))
+    assert later != case_id
+    assert desk[case_id]["reopen_count"] == 0
+
+
+def test_a_message_written_before_the_resolution_but_arriving_after_it_does_not_reopen() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact(minutes=0))
+    desk.feed(action("resolution", minutes=10))
+    assert desk.feed(contact(minutes=9)) == case_id
+    assert desk[case_id]["status"] == "resolved"
+    assert desk[case_id]["reopen_count"] == 0
+
+
+def test_outbound_traffic_with_no_case_around_opens_none() -> None:
+    desk = Desk()
+    assert desk.feed(reply(minutes=0)) == ""
+    assert desk.cases == {}
+
+
+def test_agent_action_without_a_case_goes_to_the_open_case_however_old() -> None:
+    desk = Desk(CasePolicy(attach_window=timedelta(hours=1)))
+    case_id = desk.feed(contact(minutes=0))
+    assert desk.feed(action("note", minutes=600, text="still on it")) == case_id
+
+
+def test_agent_action_with_no_case_to_go_to_opens_one() -> None:
+    desk = Desk()
+    case_id = desk.feed(action("cancellation_request", reason="financial_burden"))
+    assert case_id
+    assert desk[case_id]["cancellation_request"] == {"reason": "financial_burden"}
+
+
+def test_tags_are_a_union_in_order_of_first_use() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact())
+    desk.feed(action("tag", tags=["delivery", "refund"]), action("tag", tags=["refund", "vip"]))
+    assert desk[case_id]["tags"] == ["delivery", "refund", "vip"]
+
+
+def test_a_late_first_response_dated_before_the_case_opened_never_goes_negative() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact(minutes=10))
+    desk.feed(reply(minutes=5))  # arrives late, dated before the case opened
+    assert desk[case_id]["first_response_seconds"] is None
+    desk.feed(reply(minutes=12))
+    assert desk[case_id]["first_response_seconds"] == 120
+
+
+# -- properties --------------------------------------------------------------------------------
+
+
+_MAKERS: dict[str, Callable[[int, str], CaseEvent]] = {
+    "contact": lambda minutes, channel: contact(channel, minutes=minutes),
+    "reply": lambda minutes, channel: reply(channel, minutes=minutes),
+    "progress": lambda minutes, _: action("progress_update", minutes=minutes, message="u"),
+    "escalate": lambda minutes, _: action("escalation", minutes=minutes, level=0, reason="r"),
+    "transfer": lambda minutes, _: action("transfer", minutes=minutes, to_department="d"),
+    "resolve": lambda minutes, _: action("resolution", minutes=minutes, summary="done"),
+    "note": lambda minutes, _: action("note", minutes=minutes, text="n"),
+    "csat": lambda minutes, _: action("csat", minutes=minutes, score=3, comment=""),
+}
+
+
+def _event(kind: str, minutes: int, channel: str) -> CaseEvent:
+    return _MAKERS[kind](minutes, channel)
+
+
+_events = st.lists(
+    st.tuples(
+        st.sampled_from(sorted(_MAKERS)),
+        # Out of order on purpose: times jump back and forth over days.
+        st.integers(min_value=0, max_value=60 * 24 * 20),
+        st.sampled_from(["chat", "voice", "email"]),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def _feed_all(spec: Sequence[tuple[str, int, str]]) -> Desk:
+    desk = Desk()
+    for kind, minutes, channel in spec:
+        desk.feed(_event(kind, minutes, channel))
+    return desk
+
+
+@settings(max_examples=300, deadline=None)
+@given(_events)
+def test_clocks_are_never_negative_and_statuses_stay_consistent(
+    spec: list[tuple[str, int, str]],
+) -> None:
+    desk = _feed_all(spec)
+    assigned = 0
+    for case in desk.cases.values():
+        assert case["status"] in STATUSES
+        for clock in ("first_response_seconds", "resolution_seconds"):
+            assert case[clock] is None or case[clock] >= 0
+        assert (case["status"] == "resolved") == (case["resolved_at"] is not None)
+        assert (case["resolution_seconds"] is None) == (case["resolved_at"] is None)
+        assert case["reopen_count"] >= 0
+        open_due = [t["due_at"] for t in case["follow_ups"] if not t["done"]]
+        assert case["next_follow_up_due"] == (min(open_due) if open_due else None)
+        assert len(set(case["channels"])) == len(case["channels"])
+        if case["escalation_level"] == 0:
+            assert case["status"] != "escalated"
+        assigned += case["interaction_count"]
+    # Every event lands on exactly one case; only agent replies with no case around land on none.
+    assert assigned == sum(1 for case_id in desk.assigned if case_id)
+    for (kind, _, _), case_id in zip(spec, desk.assigned, strict=True):
+        assert case_id or kind == "reply"
+
+
+@settings(max_examples=100, deadline=None)
+@given(_events)
+def test_the_same_events_in_the_same_order_give_the_same_cases(
+    spec: list[tuple[str, int, str]],
+) -> None:
+    events = [_event(kind, minutes, channel) for kind, minutes, channel in spec]
+    first, second = Desk(), Desk()
+    first.feed(*events)
+    second.feed(*events)
+    assert first.cases == second.cases
