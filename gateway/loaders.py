@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 from strawberry.dataloader import DataLoader
 
@@ -33,10 +35,16 @@ class Loaders:
             case_ids: Cases the mutation touched.
         """
         for customer_id in customer_ids:
-            self.customers.clear(customer_id)
-            self.merge_history.clear(customer_id)
+            _forget(self.customers, customer_id)
+            _forget(self.merge_history, customer_id)
         for case_id in case_ids:
-            self.cases.clear(case_id)
+            _forget(self.cases, case_id)
+
+
+def _forget(loader: DataLoader[str, Any], key: str) -> None:
+    # DataLoader.clear raises KeyError for a key it never loaded.
+    with contextlib.suppress(KeyError):
+        loader.clear(key)
 
 
 def create_loaders(timeline: TimelineClient, *, tenant: str, cache: bool = True) -> Loaders:
