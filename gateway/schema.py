@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 
 import strawberry
@@ -134,17 +134,6 @@ def _is_unexpected(error: GraphQLError) -> bool:
     return classify_error(error) is ErrorCode.INTERNAL_SERVER_ERROR
 
 
-class _ErrorCodes(SchemaExtension):
-    """Gives every error an ``extensions.code``, so clients never parse messages."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        for error in getattr(self.execution_context.result, "errors", None) or ():
-            extensions = error.extensions or {}
-            if "code" not in extensions:
-                error.extensions = {**extensions, "code": classify_error(error).value}
-
-
 class _MaskUnexpectedErrors(MaskErrors):
     """Hides internals of unexpected errors; client-facing errors keep their message."""
 
@@ -165,13 +154,19 @@ class GatewaySchema(strawberry.Schema):
         errors: list[GraphQLError],
         execution_context: ExecutionContext | None = None,
     ) -> None:
-        """Log unexpected errors with their traceback; client mistakes only at debug level.
+        """Give every error an ``extensions.code``; log the unexpected ones with a traceback.
+
+        Strawberry calls this for every result before it is sent, over HTTP and for each
+        result of a subscription alike, so clients never parse messages.
 
         Args:
             errors: The operation's errors, before masking.
             execution_context: The operation.
         """
         for error in errors:
+            extensions = error.extensions or {}
+            if "code" not in extensions:
+                error.extensions = {**extensions, "code": classify_error(error).value}
             if _is_unexpected(error):
                 StrawberryLogger.error(error, execution_context)
             else:
@@ -193,7 +188,6 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
-        _ErrorCodes,
     ]
     if settings.mask_errors:
         extensions.append(_MaskUnexpectedErrors)
