@@ -281,3 +281,39 @@ async def test_python_m_gateway_refuses_jwt_mode_until_configured() -> None:
 
     assert process.returncode == 2
     assert b"JWT authentication is not configured yet" in stderr
+
+
+HOSTILE = {
+    "too deep": (
+        '{ customer(id: "c-1") { openCase { customer { openCase { customer { openCase { '
+        "customer { openCase { customer { openCase { customer { id } } } } } } } } } } } }",
+        "GRAPHQL_VALIDATION_FAILED",
+    ),
+    "too many aliases": (
+        "{ " + " ".join(f'a{n}: customer(id: "c-1") {{ id }}' for n in range(31)) + " }",
+        "GRAPHQL_VALIDATION_FAILED",
+    ),
+    "huge": ('{ customer(id: "c-1") { ' + "id " * 5000 + "} }", "GRAPHQL_PARSE_FAILED"),
+    "unknown field": ('{ customer(id: "c-1") { password } }', "GRAPHQL_VALIDATION_FAILED"),
+    "unknown argument": (
+        'mutation { addNote(customerId: "c-1", text: "x", tenant: "globex") { eventId } }',
+        "GRAPHQL_VALIDATION_FAILED",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+async def test_hostile_documents_are_refused_clearly_and_the_server_keeps_serving(
+    served: tuple[FakeTimeline, str], client: httpx.AsyncClient, name: str
+) -> None:
+    fake, url = served
+    fake.requests.clear()
+    document, code = HOSTILE[name]
+
+    refused = await client.post(url, json={"query": document}, headers=AUTH)
+    normal = await client.post(url, json=QUERY, headers=AUTH)
+
+    assert refused.status_code in {200, 400}
+    assert [error["extensions"]["code"] for error in refused.json()["errors"]] == [code]
+    assert normal.json() == {"data": {"customer": {"id": "c-1", "displayName": "Yamada Hanako"}}}
+    assert len(fake.calls("GetCustomers")) == 1  # only the normal query reached the timeline
