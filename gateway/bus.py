@@ -25,6 +25,7 @@ from typing import Self
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
 
 from gateway.errors import ErrorCode, GatewayError
 from gateway.notices import TimelineNotice, customer_subject, tenant_subject
@@ -330,9 +331,7 @@ class GatewayBus:
         try:
             try:
                 await follower.start()
-            except ValueError:
-                raise
-            except Exception as error:
+            except (OSError, NatsError) as error:
                 raise bus_unavailable() from error
             yield follower
         finally:
