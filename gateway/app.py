@@ -2,7 +2,8 @@
 
 Starlette routes, limits request bodies and runs the lifespan; Strawberry's ASGI
 integration serves GraphQL over HTTP and graphql-transport-ws. This module only adds
-authentication, the health probe and the timeline channel's lifetime.
+authentication, the health probe and the lifetimes of the timeline channel and the NATS
+connection.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UnsetType
 from typing_extensions import override
 
-from gateway.auth import Authenticator, Credentials, Unauthenticated, build_authenticator
+from gateway.auth import (
+    Authenticator,
+    Credentials,
+    Principal,
+    Unauthenticated,
+    build_authenticator,
+)
+from gateway.bus import GatewayBus
 from gateway.context import GatewayContext
 from gateway.errors import ErrorCode
 from gateway.schema import build_schema
@@ -52,17 +60,38 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
         *,
         schema: BaseSchema,
         timeline: TimelineClient,
+        bus: GatewayBus,
         authenticator: Authenticator,
-        graphiql: bool,
+        settings: GatewaySettings,
     ) -> None:
         super().__init__(
             schema,
-            graphql_ide="graphiql" if graphiql else None,
-            # Subscriptions (later work) speak graphql-transport-ws only, never legacy graphql-ws.
+            graphql_ide="graphiql" if settings.graphiql else None,
+            # Subscriptions speak graphql-transport-ws only, never the legacy graphql-ws.
             subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         )
         self._timeline = timeline
+        self._bus = bus
         self._authenticator = authenticator
+        self._write_wait = settings.write_wait_seconds
+        self._queue_size = settings.subscription_queue_size
+
+    def _context(
+        self,
+        request: Request | WebSocket,
+        *,
+        principal: Principal | None = None,
+        cache_loads: bool = True,
+    ) -> GatewayContext:
+        return GatewayContext(
+            timeline=self._timeline,
+            bus=self._bus,
+            principal=principal,
+            headers=request.headers,
+            cache_loads=cache_loads,
+            write_wait_seconds=self._write_wait,
+            subscription_queue_size=self._queue_size,
+        )
 
     @override
     async def get_context(
@@ -77,15 +106,13 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
         if isinstance(request, WebSocket):
             # Authenticated on connection_init (see on_ws_connect). The connection lives
             # long, so its loaders must not cache: they would serve stale customers.
-            return GatewayContext(
-                timeline=self._timeline, headers=request.headers, cache_loads=False
-            )
+            return self._context(request, cache_loads=False)
         if self.should_render_graphql_ide(self.request_adapter_class(request)):
             # The IDE page is static and public: browsers cannot attach a bearer token to
             # it. Strawberry renders it (or a 404) without executing anything.
-            return GatewayContext(timeline=self._timeline, headers=request.headers)
+            return self._context(request)
         principal = await self._authenticator.authenticate(Credentials(headers=request.headers))
-        return GatewayContext(timeline=self._timeline, principal=principal, headers=request.headers)
+        return self._context(request, principal=principal)
 
     @override
     async def on_ws_connect(self, context: GatewayContext) -> UnsetType | dict[str, object] | None:
@@ -112,29 +139,41 @@ def _unauthenticated(request: Request, error: Exception) -> Response:  # noqa: A
     return JSONResponse(body, status_code=401, headers={"www-authenticate": "Bearer"})
 
 
-def _lifecycle(timeline: TimelineClient) -> tuple[Lifespan[Starlette], Route]:
-    """The lifespan owning the timeline channel, and the health probe reporting on it."""
+def _lifecycle(timeline: TimelineClient, bus: GatewayBus) -> tuple[Lifespan[Starlette], Route]:
+    """The lifespan owning the timeline channel and the NATS connection, and the health probe."""
     serving = False
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:  # noqa: ARG001 - Starlette's signature
         nonlocal serving
-        await timeline.open()  # a failure fails start-up, and uvicorn stops
-        serving = True
+        # A failure of either fails start-up, and uvicorn stops.
+        await timeline.open()
         _log.info("timeline client for %s opened", timeline.address)
+        try:
+            await bus.open()
+        except BaseException:
+            await timeline.close()
+            raise
+        _log.info("NATS connection to %s opened", bus.url)
+        serving = True
         try:
             yield
         finally:
             serving = False
+            # Subscriptions end first (their followers unsubscribe), then the connection.
+            await bus.close()
+            _log.info("NATS connection closed")
             await timeline.close(grace=_CHANNEL_CLOSE_GRACE_SECONDS)
             _log.info("timeline client closed")
 
     async def health(request: Request) -> Response:  # noqa: ARG001 - Starlette's signature
-        # A timeline that is down does not fail the probe: restarting the gateway would not
-        # help, and it still serves (TIMELINE_UNAVAILABLE errors). The state is reported.
+        # A timeline or NATS that is down does not fail the probe: restarting the gateway
+        # would not help (NATS reconnects by itself), and reads keep working. Both are reported.
         if not serving:
             return PlainTextResponse("not serving\n", status_code=503)
-        return PlainTextResponse(f"ok\ntimeline: {timeline.connectivity()}\n")
+        return PlainTextResponse(
+            f"ok\ntimeline: {timeline.connectivity()}\nnats: {bus.connectivity()}\n"
+        )
 
     return lifespan, Route(HEALTH_PATH, health, methods=["GET"])
 
@@ -144,6 +183,7 @@ def bootstrap(
     *,
     authenticator: Authenticator | None = None,
     timeline: TimelineClient | None = None,
+    bus: GatewayBus | None = None,
 ) -> Starlette:
     """Build the gateway's object graph; tests pass their own adapters.
 
@@ -152,6 +192,8 @@ def bootstrap(
         authenticator: Who callers are; by default the one ``settings.auth_mode`` names.
         timeline: An unopened timeline client; by default one for
             ``settings.timeline_address``. The app's lifespan opens and closes it.
+        bus: An unopened NATS side; by default one for ``settings.nats_url``. The app's
+            lifespan opens and closes it.
 
     Returns:
         The ASGI application.
@@ -166,13 +208,18 @@ def bootstrap(
         timeline = TimelineClient(
             address=settings.timeline_address, timeout_seconds=settings.grpc_timeout_seconds
         )
+    if bus is None:
+        bus = GatewayBus(
+            url=settings.nats_url, publish_timeout_seconds=settings.publish_timeout_seconds
+        )
     graphql = GatewayGraphQL(
         schema=build_schema(settings),
         timeline=timeline,
+        bus=bus,
         authenticator=authenticator,
-        graphiql=settings.graphiql,
+        settings=settings,
     )
-    lifespan, health = _lifecycle(timeline)
+    lifespan, health = _lifecycle(timeline, bus)
     return Starlette(
         routes=[
             Route(GRAPHQL_PATH, graphql),

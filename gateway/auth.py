@@ -20,6 +20,8 @@ class Principal:
     subject: str
     tenant: str
     roles: frozenset[str]
+    # How the agent is named on the timeline ("Tanaka"); the subject when empty.
+    display_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,17 @@ class Authenticator(Protocol):
 class DevelopmentAuthenticator:
     """Lets everybody in as one fixed development principal. Never for production."""
 
-    def __init__(self, *, tenant: str, roles: Iterable[str]) -> None:
-        self._principal = Principal(subject="developer", tenant=tenant, roles=frozenset(roles))
+    def __init__(
+        self,
+        *,
+        tenant: str,
+        roles: Iterable[str],
+        subject: str = "developer",
+        display_name: str = "Developer",
+    ) -> None:
+        self._principal = Principal(
+            subject=subject, tenant=tenant, roles=frozenset(roles), display_name=display_name
+        )
         # Said loudly at start because this mode hands a tenant's data to anyone who asks.
         _log.warning(
             "development authentication is ON: every caller is %r of tenant %r with roles %s",
@@ -107,4 +118,9 @@ def build_authenticator(settings: GatewaySettings) -> Authenticator:
             "JWT authentication is not configured yet; set TSUNAGU_GATEWAY_AUTH_MODE=development "
             "for local use, or pass an Authenticator to gateway.app.bootstrap()"
         )
-    return DevelopmentAuthenticator(tenant=settings.dev_tenant, roles=settings.dev_roles)
+    return DevelopmentAuthenticator(
+        tenant=settings.dev_tenant,
+        roles=settings.dev_roles,
+        subject=settings.dev_subject,
+        display_name=settings.dev_display_name,
+    )

@@ -7,8 +7,13 @@ from collections.abc import Mapping
 import strawberry
 
 from gateway.auth import Principal, Unauthenticated
+from gateway.bus import GatewayBus, bus_unavailable
 from gateway.loaders import Loaders, create_loaders
 from gateway.timeline_client import TimelineClient
+
+# Defaults of the settings with the same names (gateway.settings), for contexts built in tests.
+DEFAULT_WRITE_WAIT_SECONDS = 3.0
+DEFAULT_SUBSCRIPTION_QUEUE_SIZE = 100
 
 
 class GatewayContext:
@@ -26,8 +31,14 @@ class GatewayContext:
         principal: Principal | None = None,
         headers: Mapping[str, str] | None = None,
         cache_loads: bool = True,
+        bus: GatewayBus | None = None,
+        write_wait_seconds: float = DEFAULT_WRITE_WAIT_SECONDS,
+        subscription_queue_size: int = DEFAULT_SUBSCRIPTION_QUEUE_SIZE,
     ) -> None:
         self.timeline = timeline
+        self.write_wait_seconds = write_wait_seconds
+        self.subscription_queue_size = subscription_queue_size
+        self._bus = bus
         self.headers: Mapping[str, str] = headers or {}
         # Set by Strawberry's graphql-transport-ws handler on connection_init.
         self.connection_params: dict[str, object] | None = None
@@ -54,6 +65,17 @@ class GatewayContext:
         if self._principal is None:
             raise Unauthenticated
         return self._principal
+
+    @property
+    def bus(self) -> GatewayBus:
+        """The NATS side: publishing agent actions, hearing what the timeline stored.
+
+        Raises:
+            GatewayError: ``BUS_UNAVAILABLE`` when this gateway runs without a bus.
+        """
+        if self._bus is None:
+            raise bus_unavailable()
+        return self._bus
 
     @property
     def loaders(self) -> Loaders:

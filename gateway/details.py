@@ -149,6 +149,31 @@ class CancellationOutcomeAction:
     note: str | None
 
 
+@strawberry.type(description="An agent merged customers by hand (or accepted a suggestion).")
+class MergeCustomersAction:
+    customer_ids: list[strawberry.ID]
+    reason: str | None
+    suggestion_id: strawberry.ID | None
+
+
+@strawberry.type(description="An agent undid a merge.")
+class SplitMergeAction:
+    merge_id: strawberry.ID
+    reason: str | None
+
+
+@strawberry.type
+class DismissMergeSuggestionAction:
+    suggestion_id: strawberry.ID
+    reason: str | None
+
+
+@strawberry.type(description="A follow-up task is done: the customer has heard back.")
+class CompleteFollowUpAction:
+    task_id: strawberry.ID
+    note: str | None
+
+
 AgentAction = Annotated[
     NoteAction
     | HandoffAction
@@ -159,7 +184,11 @@ AgentAction = Annotated[
     | TagAction
     | CsatResponse
     | CancellationRequestAction
-    | CancellationOutcomeAction,
+    | CancellationOutcomeAction
+    | MergeCustomersAction
+    | SplitMergeAction
+    | DismissMergeSuggestionAction
+    | CompleteFollowUpAction,
     strawberry.union("AgentAction", description="What an agent (or the customer, for CSAT) did."),
 ]
 
@@ -289,8 +318,8 @@ _DETAILS: dict[str, Callable[[interaction_pb2.Interaction], InteractionDetail]] 
 }
 
 
-def _handoff(detail: interaction_pb2.AgentActionDetail) -> HandoffAction:
-    handoff = detail.handoff
+def handoff_from_proto(handoff: interaction_pb2.HandoffAction) -> HandoffAction:
+    """Convert a handoff's context (on a timeline entry, or a case's latest)."""
     return HandoffAction(
         to_channel=CHANNELS.from_proto(handoff.to_channel),
         to_queue=optional(handoff.to_queue),
@@ -300,8 +329,10 @@ def _handoff(detail: interaction_pb2.AgentActionDetail) -> HandoffAction:
     )
 
 
-def _cancellation_request(detail: interaction_pb2.AgentActionDetail) -> CancellationRequestAction:
-    request = detail.cancellation_request
+def cancellation_request_from_proto(
+    request: interaction_pb2.CancellationRequestAction,
+) -> CancellationRequestAction:
+    """Convert a cancellation request (on a timeline entry, or a case's)."""
     return CancellationRequestAction(
         reason=CANCELLATION_REASONS.from_proto(request.reason),
         reason_detail=optional(request.reason_detail),
@@ -318,7 +349,7 @@ def _cancellation_outcome(detail: interaction_pb2.AgentActionDetail) -> Cancella
 
 _ACTIONS: dict[str, Callable[[interaction_pb2.AgentActionDetail], AgentAction]] = {
     "note": lambda detail: NoteAction(text=detail.note.text),
-    "handoff": _handoff,
+    "handoff": lambda detail: handoff_from_proto(detail.handoff),
     "escalation": lambda detail: EscalationAction(
         level=detail.escalation.level, reason=optional(detail.escalation.reason)
     ),
@@ -332,6 +363,29 @@ _ACTIONS: dict[str, Callable[[interaction_pb2.AgentActionDetail], AgentAction]] 
     "csat": lambda detail: CsatResponse(
         score=detail.csat.score, comment=optional(detail.csat.comment)
     ),
-    "cancellation_request": _cancellation_request,
+    "cancellation_request": lambda detail: cancellation_request_from_proto(
+        detail.cancellation_request
+    ),
     "cancellation_outcome": _cancellation_outcome,
+    "merge_customers": lambda detail: MergeCustomersAction(
+        customer_ids=[strawberry.ID(id_) for id_ in detail.merge_customers.customer_ids],
+        reason=optional(detail.merge_customers.reason),
+        suggestion_id=_optional_id(detail.merge_customers.suggestion_id),
+    ),
+    "split_merge": lambda detail: SplitMergeAction(
+        merge_id=strawberry.ID(detail.split_merge.merge_id),
+        reason=optional(detail.split_merge.reason),
+    ),
+    "dismiss_merge_suggestion": lambda detail: DismissMergeSuggestionAction(
+        suggestion_id=strawberry.ID(detail.dismiss_merge_suggestion.suggestion_id),
+        reason=optional(detail.dismiss_merge_suggestion.reason),
+    ),
+    "complete_follow_up": lambda detail: CompleteFollowUpAction(
+        task_id=strawberry.ID(detail.complete_follow_up.task_id),
+        note=optional(detail.complete_follow_up.note),
+    ),
 }
+
+
+def _optional_id(value: str) -> strawberry.ID | None:
+    return strawberry.ID(value) if value else None

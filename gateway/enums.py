@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import strawberry
 
-from tsunagu.v1 import interaction_pb2
+from tsunagu.v1 import interaction_pb2, timeline_pb2
 
 if TYPE_CHECKING:
     from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
@@ -100,6 +100,30 @@ class CancellationOutcome(enum.Enum):
     PENDING = "PENDING"
 
 
+@strawberry.enum(description="Where a case stands.")
+class CaseStatus(enum.Enum):
+    OPEN = "OPEN"
+    PENDING = strawberry.enum_value(
+        "PENDING", description="Waiting for the customer: an agent answered last."
+    )
+    ESCALATED = "ESCALATED"
+    RESOLVED = "RESOLVED"
+
+
+@strawberry.enum(description="What a mutation achieved before it answered.")
+class WriteStatus(enum.Enum):
+    STORED = strawberry.enum_value(
+        "STORED", description="The timeline has stored the event: reads now include it."
+    )
+    ACCEPTED = strawberry.enum_value(
+        "ACCEPTED",
+        description=(
+            "The event bus has the event durably, but the timeline had not stored it when "
+            "the bounded wait ran out; it appears shortly. Do not resend."
+        ),
+    )
+
+
 _GraphQLEnum = TypeVar("_GraphQLEnum", bound=enum.Enum)
 _ProtoValue = TypeVar("_ProtoValue", bound=int)
 
@@ -159,3 +183,4 @@ CANCELLATION_REASONS = ProtoEnumMapping(
 CANCELLATION_OUTCOMES = ProtoEnumMapping(
     CancellationOutcome, interaction_pb2.CancellationOutcome, "CANCELLATION_OUTCOME_"
 )
+CASE_STATUSES = ProtoEnumMapping(CaseStatus, timeline_pb2.CaseStatus, "CASE_STATUS_")

@@ -13,6 +13,12 @@ class ErrorCode(StrEnum):
     UNAUTHENTICATED = "UNAUTHENTICATED"
     FORBIDDEN = "FORBIDDEN"
     TIMELINE_UNAVAILABLE = "TIMELINE_UNAVAILABLE"
+    # The event bus (NATS JetStream) did not accept an agent action; retry with the same eventId.
+    BUS_UNAVAILABLE = "BUS_UNAVAILABLE"
+    # The timeline service is older than the gateway and lacks the RPC behind a field.
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    # A subscription's client read its updates too slowly; the subscription was ended.
+    SLOW_CONSUMER = "SLOW_CONSUMER"
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"

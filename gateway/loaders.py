@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 from strawberry.dataloader import DataLoader
 
 from gateway.timeline_client import TimelineClient
 from tsunagu.v1 import timeline_pb2
 
-# Bounds one GetCustomers request; a query can only name this many customers anyway
-# (the alias limit), so the bound matters only for future list fields.
-_MAX_CUSTOMERS_PER_CALL = 100
+# Bounds one GetCustomers / GetCases request: the largest list field (a page of 100 cases)
+# fits into one call, and the timeline accepts up to 500 ids.
+_MAX_IDS_PER_CALL = 100
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,29 @@ class Loaders:
     """The DataLoaders of one GraphQL operation (never shared across callers)."""
 
     customers: DataLoader[str, timeline_pb2.Customer | None]
+    cases: DataLoader[str, timeline_pb2.Case | None]
+    # GetMergeHistory takes one customer: the loader de-duplicates and runs a batch's
+    # calls concurrently, so a list of customers costs one round trip of latency.
+    merge_history: DataLoader[str, list[timeline_pb2.MergeRecord]]
+
+    def forget_writes(self, *, customer_ids: list[str], case_ids: list[str]) -> None:
+        """Drop cached values a mutation may have changed, so its payload reads them fresh.
+
+        Args:
+            customer_ids: Customers the mutation touched.
+            case_ids: Cases the mutation touched.
+        """
+        for customer_id in customer_ids:
+            _forget(self.customers, customer_id)
+            _forget(self.merge_history, customer_id)
+        for case_id in case_ids:
+            _forget(self.cases, case_id)
+
+
+def _forget(loader: DataLoader[str, Any], key: str) -> None:
+    # DataLoader.clear raises KeyError for a key it never loaded.
+    with contextlib.suppress(KeyError):
+        loader.clear(key)
 
 
 def create_loaders(timeline: TimelineClient, *, tenant: str, cache: bool = True) -> Loaders:
@@ -28,7 +54,7 @@ def create_loaders(timeline: TimelineClient, *, tenant: str, cache: bool = True)
         timeline: The timeline client.
         tenant: The caller's tenant; every load is scoped to it.
         cache: Whether to remember loaded values for the loaders' lifetime. Long-lived
-            owners (a WebSocket connection) turn it off so they never serve stale customers.
+            owners (a WebSocket connection) turn it off so they never serve stale data.
 
     Returns:
         The loaders.
@@ -37,8 +63,16 @@ def create_loaders(timeline: TimelineClient, *, tenant: str, cache: bool = True)
     async def load_customers(ids: list[str]) -> list[timeline_pb2.Customer | None]:
         return await timeline.get_customers(tenant, ids)
 
+    async def load_cases(ids: list[str]) -> list[timeline_pb2.Case | None]:
+        return await timeline.get_cases(tenant, ids)
+
+    async def load_merge_history(ids: list[str]) -> list[list[timeline_pb2.MergeRecord]]:
+        return list(await asyncio.gather(*(timeline.get_merge_history(tenant, id_) for id_ in ids)))
+
     return Loaders(
-        customers=DataLoader(
-            load_fn=load_customers, max_batch_size=_MAX_CUSTOMERS_PER_CALL, cache=cache
-        )
+        customers=DataLoader(load_fn=load_customers, max_batch_size=_MAX_IDS_PER_CALL, cache=cache),
+        cases=DataLoader(load_fn=load_cases, max_batch_size=_MAX_IDS_PER_CALL, cache=cache),
+        merge_history=DataLoader(
+            load_fn=load_merge_history, max_batch_size=_MAX_IDS_PER_CALL, cache=cache
+        ),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 
 import strawberry
@@ -18,10 +18,14 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 from strawberry.utils.logging import StrawberryLogger
 
+from gateway.cases import Case, CaseConnection, resolve_case, resolve_cases
 from gateway.context import Info
 from gateway.enums import IDENTIFIER_KINDS, IdentifierKind
 from gateway.errors import ErrorCode, GatewayError, bad_user_input
+from gateway.merges import MergeSuggestion, resolve_merge_suggestions
+from gateway.mutations import Mutation
 from gateway.settings import GatewaySettings
+from gateway.subscriptions import Subscription
 from gateway.types import Customer
 from tsunagu.v1 import interaction_pb2
 
@@ -29,6 +33,9 @@ _log = logging.getLogger(__name__)
 
 # Longer than any e-mail address or phone number; stops abuse of the screen-pop field.
 _MAX_IDENTIFIER_LENGTH = 512
+# What the timeline's SearchCustomers accepts.
+_MIN_SEARCH_LENGTH = 2
+_MAX_SEARCH_RESULTS = 50
 
 
 async def resolve_customer(info: Info, id: strawberry.ID) -> Customer | None:
@@ -61,6 +68,22 @@ async def resolve_customer_by_identifier(
     return Customer.from_proto(found)
 
 
+async def resolve_search_customers(info: Info, query: str, first: int = 20) -> list[Customer]:
+    """Customers by name prefix or identifier prefix; found customers prime the loader."""
+    text = query.strip()
+    if len(text) < _MIN_SEARCH_LENGTH:
+        raise bad_user_input(f"`query` must have at least {_MIN_SEARCH_LENGTH} characters.")
+    if len(text) > _MAX_IDENTIFIER_LENGTH:
+        raise bad_user_input(f"`query` must be at most {_MAX_IDENTIFIER_LENGTH} characters.")
+    if not 1 <= first <= _MAX_SEARCH_RESULTS:
+        raise bad_user_input(f"`first` must be between 1 and {_MAX_SEARCH_RESULTS}, got {first}.")
+    context = info.context
+    found = await context.timeline.search_customers(context.principal.tenant, text, limit=first)
+    for customer in found:
+        context.loaders.customers.prime(customer.id, customer)
+    return [Customer.from_proto(customer) for customer in found]
+
+
 @strawberry.type
 class Query:
     customer: Customer | None = strawberry.field(
@@ -70,6 +93,19 @@ class Query:
     customer_by_identifier: Customer | None = strawberry.field(
         resolver=resolve_customer_by_identifier,
         description="Screen-pop: the customer an identifier belongs to; null when unknown.",
+    )
+    search_customers: list[Customer] = strawberry.field(
+        resolver=resolve_search_customers,
+        description="Customers whose name or an identifier starts with `query` (first: 1-50).",
+    )
+    case: Case | None = strawberry.field(resolver=resolve_case, description="A case by id.")
+    cases: CaseConnection = strawberry.field(
+        resolver=resolve_cases,
+        description="Cases matching `filter`, most recently updated first (first: 1-100).",
+    )
+    merge_suggestions: list[MergeSuggestion] = strawberry.field(
+        resolver=resolve_merge_suggestions,
+        description="Open merge suggestions of the tenant (first: 1-200).",
     )
 
 
@@ -98,17 +134,6 @@ def _is_unexpected(error: GraphQLError) -> bool:
     return classify_error(error) is ErrorCode.INTERNAL_SERVER_ERROR
 
 
-class _ErrorCodes(SchemaExtension):
-    """Gives every error an ``extensions.code``, so clients never parse messages."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        for error in getattr(self.execution_context.result, "errors", None) or ():
-            extensions = error.extensions or {}
-            if "code" not in extensions:
-                error.extensions = {**extensions, "code": classify_error(error).value}
-
-
 class _MaskUnexpectedErrors(MaskErrors):
     """Hides internals of unexpected errors; client-facing errors keep their message."""
 
@@ -129,13 +154,19 @@ class GatewaySchema(strawberry.Schema):
         errors: list[GraphQLError],
         execution_context: ExecutionContext | None = None,
     ) -> None:
-        """Log unexpected errors with their traceback; client mistakes only at debug level.
+        """Give every error an ``extensions.code``; log the unexpected ones with a traceback.
+
+        Strawberry calls this for every result before it is sent, over HTTP and for each
+        result of a subscription alike, so clients never parse messages.
 
         Args:
             errors: The operation's errors, before masking.
             execution_context: The operation.
         """
         for error in errors:
+            extensions = error.extensions or {}
+            if "code" not in extensions:
+                error.extensions = {**extensions, "code": classify_error(error).value}
             if _is_unexpected(error):
                 StrawberryLogger.error(error, execution_context)
             else:
@@ -157,10 +188,9 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
-        _ErrorCodes,
     ]
     if settings.mask_errors:
         extensions.append(_MaskUnexpectedErrors)
-    # Mutations (agent actions) and subscriptions (timelineUpdated) come with their own
-    # work items: pass `mutation=` and `subscription=` here.
-    return GatewaySchema(query=Query, extensions=extensions)
+    return GatewaySchema(
+        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+    )

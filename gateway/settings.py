@@ -29,3 +29,14 @@ class GatewaySettings(BaseSettings):
     max_aliases: int = Field(default=30, ge=0)
     max_tokens: int = Field(default=2000, ge=1)
     grpc_timeout_seconds: float = Field(default=5.0, gt=0)
+    nats_url: str = Field(default="nats://127.0.0.1:4222", min_length=1)
+    # How long a mutation waits for the timeline to store its event (read-your-writes)
+    # before it answers ACCEPTED with the event id.
+    write_wait_seconds: float = Field(default=3.0, ge=0, le=30)
+    # How long a mutation waits for JetStream to acknowledge its event before it fails
+    # with BUS_UNAVAILABLE.
+    publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Updates buffered per subscription; a client that falls further behind is cut off.
+    subscription_queue_size: int = Field(default=100, ge=1, le=10_000)
+    dev_subject: str = Field(default="developer", min_length=1)
+    dev_display_name: str = "Developer"

@@ -27,6 +27,8 @@ _Response = TypeVar("_Response", bound=Message)
 _UNAVAILABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # The timeline refused what the client asked for (an unparseable phone number, a stale cursor).
 _BAD_INPUT_CODES = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE})
+# Bounds LookupEvents and GetCases calls to what the timeline accepts in one request.
+MAX_IDS_PER_CALL = 500
 
 
 class TimelineCallFailed(RuntimeError):
@@ -161,6 +163,7 @@ class TimelineClient:
         kinds: Sequence[interaction_pb2.Kind.ValueType] = (),
         since: datetime | None = None,
         until: datetime | None = None,
+        case_id: str | None = None,
     ) -> timeline_pb2.ListInteractionsResponse | None:
         """Read one page of a customer's timeline, newest first.
 
@@ -173,6 +176,7 @@ class TimelineClient:
             kinds: Only these kinds; empty means all.
             since: Only entries that occurred at or after this instant.
             until: Only entries that occurred before this instant.
+            case_id: Only the entries of this case.
 
         Returns:
             The page, or ``None`` when the timeline does not know the customer.
@@ -185,12 +189,135 @@ class TimelineClient:
             after=after or "",
             channels=channels,
             kinds=kinds,
+            case_id=case_id or "",
         )
         if since is not None:
             request.since.CopyFrom(_timestamp(since))
         if until is not None:
             request.until.CopyFrom(_timestamp(until))
         return await self._call("ListInteractions", stub.ListInteractions, request)
+
+    async def lookup_events(self, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
+        """Which of these events are stored, and on which (surviving) customer.
+
+        Args:
+            tenant: The caller's tenant.
+            event_ids: At most ``MAX_IDS_PER_CALL`` event ids.
+
+        Returns:
+            Event id → customer id, for the stored events only.
+        """
+        stub = self._require_stub()
+        request = timeline_pb2.LookupEventsRequest(tenant=tenant, event_ids=list(event_ids))
+        response = await self._call("LookupEvents", stub.LookupEvents, request)
+        if response is None:
+            return {}
+        return {found.event_id: found.customer_id for found in response.found}
+
+    async def search_customers(
+        self, tenant: str, query: str, *, limit: int
+    ) -> list[timeline_pb2.Customer]:
+        """Customers whose name or an identifier starts with ``query``.
+
+        Args:
+            tenant: The caller's tenant.
+            query: A name or identifier prefix, at least two characters.
+            limit: At most this many customers (the timeline accepts 1..50).
+
+        Returns:
+            The matching customers, best first.
+        """
+        stub = self._require_stub()
+        request = timeline_pb2.SearchCustomersRequest(tenant=tenant, query=query, limit=limit)
+        response = await self._call("SearchCustomers", stub.SearchCustomers, request)
+        return [] if response is None else list(response.customers)
+
+    async def get_cases(self, tenant: str, ids: Sequence[str]) -> list[timeline_pb2.Case | None]:
+        """Fetch cases by id in one round trip.
+
+        Args:
+            tenant: The caller's tenant.
+            ids: Case ids.
+
+        Returns:
+            One entry per id, in order; ``None`` where no such case exists.
+
+        Raises:
+            TimelineCallFailed: The timeline answered with the wrong number of cases.
+        """
+        stub = self._require_stub()
+        request = timeline_pb2.GetCasesRequest(tenant=tenant, case_ids=list(ids))
+        response = await self._call("GetCases", stub.GetCases, request)
+        if response is None:
+            return [None] * len(ids)
+        if len(response.cases) != len(ids):
+            raise TimelineCallFailed(
+                f"GetCases returned {len(response.cases)} cases for {len(ids)} ids"
+            )
+        return [case if case.id else None for case in response.cases]
+
+    async def list_cases(
+        self,
+        tenant: str,
+        case_filter: timeline_pb2.CaseFilter,
+        *,
+        page_size: int,
+        after: str | None = None,
+    ) -> timeline_pb2.ListCasesResponse:
+        """Read one page of cases matching a filter, most recently updated first.
+
+        Args:
+            tenant: The caller's tenant.
+            case_filter: Which cases.
+            page_size: Cases per page (the timeline accepts 1..200).
+            after: ``next_cursor`` of the previous page.
+
+        Returns:
+            The page (empty when nothing matches).
+        """
+        stub = self._require_stub()
+        request = timeline_pb2.ListCasesRequest(
+            tenant=tenant, filter=case_filter, page_size=page_size, after=after or ""
+        )
+        response = await self._call("ListCases", stub.ListCases, request)
+        return response or timeline_pb2.ListCasesResponse()
+
+    async def get_merge_history(
+        self, tenant: str, customer_id: str
+    ) -> list[timeline_pb2.MergeRecord]:
+        """The merge ledger entries a customer took part in, oldest first.
+
+        Args:
+            tenant: The caller's tenant.
+            customer_id: The customer (survivor or merged).
+
+        Returns:
+            The entries; empty when the customer is unknown or was never merged.
+        """
+        stub = self._require_stub()
+        request = timeline_pb2.GetMergeHistoryRequest(tenant=tenant, customer_id=customer_id)
+        response = await self._call("GetMergeHistory", stub.GetMergeHistory, request)
+        return [] if response is None else list(response.merges)
+
+    async def list_merge_suggestions(
+        self, tenant: str, *, customer_id: str | None, limit: int
+    ) -> list[timeline_pb2.MergeSuggestion]:
+        """Open merge suggestions for one customer, or for the whole tenant.
+
+        Args:
+            tenant: The caller's tenant.
+            customer_id: The customer; ``None`` for every open suggestion of the tenant.
+            limit: At most this many (the timeline accepts 1..200).
+
+        Returns:
+            The suggestions.
+        """
+        stub = self._require_stub()
+        request = timeline_pb2.ListMergeSuggestionsRequest(
+            tenant=tenant, customer_id=customer_id or "", limit=limit
+        )
+        response = await self._call("ListMergeSuggestions", stub.ListMergeSuggestions, request)
+        return [] if response is None else list(response.suggestions)
 
     def _require_stub(self) -> TimelineServiceAsyncStub:
         if self._stub is None:
@@ -219,6 +346,13 @@ class TimelineClient:
                 ) from error
             if code == grpc.StatusCode.PERMISSION_DENIED:
                 raise GatewayError(ErrorCode.FORBIDDEN, "Not allowed.") from error
+            if code == grpc.StatusCode.UNIMPLEMENTED:
+                # A timeline older than this gateway (during a rolling upgrade, say): the
+                # field is unavailable, everything else keeps working.
+                raise GatewayError(
+                    ErrorCode.NOT_SUPPORTED,
+                    f"The timeline service does not support {method} yet.",
+                ) from error
             # The details may quote personal data, so only the status goes into the message.
             raise TimelineCallFailed(f"timeline {method} failed with {code.name}") from error
 

@@ -485,6 +485,11 @@ def test_gateway_runs_hardened_graphql_and_reaches_the_timeline_service() -> Non
     service = named(BASE_DOCS, "Service", host)
     assert int(port) in {p["port"] for p in service["spec"]["ports"]}
     assert int(port) == TIMELINE_PORT
+    # Agent actions go onto JetStream; subscriptions listen on core NATS.
+    nats_url = urlsplit(env["TSUNAGU_GATEWAY_NATS_URL"])
+    assert nats_url.port in {
+        p["port"] for p in named(BASE_DOCS, "Service", nats_url.hostname)["spec"]["ports"]
+    }
 
 
 @pytest.mark.parametrize("workload", tsunagu_workloads(), ids=workload_id)

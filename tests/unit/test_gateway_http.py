@@ -27,6 +27,7 @@ from tests.unit.test_gateway_schema import (
     running_fake_timeline,
     settings,
 )
+from tsunagu.local.processes import NatsServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "Bearer agent-7-token"
@@ -47,10 +48,15 @@ class TokenAuthenticator:
 
 
 @pytest.fixture(scope="module")
-async def served() -> AsyncIterator[tuple[FakeTimeline, str]]:
+async def served(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, str]]:
     """A fake timeline over gRPC and the gateway in front of it, on free ports."""
     async with running_fake_timeline() as (fake, timeline_address):
-        config = settings(port=0, timeline_address=timeline_address, grpc_timeout_seconds=2.0)
+        config = settings(
+            port=0,
+            timeline_address=timeline_address,
+            grpc_timeout_seconds=2.0,
+            nats_url=nats_server.url,
+        )
         server = create_server(bootstrap(config, authenticator=TokenAuthenticator()), config)
         serving = asyncio.create_task(server.serve())
         await asyncio.wait_for(server.ready.wait(), timeout=10)
@@ -118,7 +124,7 @@ async def test_healthz_is_ok_and_reports_the_timeline_channel(
     response = await client.get(f"{_base(url)}/healthz")
 
     assert response.status_code == 200
-    assert response.text == "ok\ntimeline: READY\n"
+    assert response.text == "ok\ntimeline: READY\nnats: CONNECTED\n"
 
 
 async def test_browser_gets_graphiql(
@@ -222,13 +228,14 @@ async def test_legacy_graphql_ws_protocol_is_refused(served: tuple[FakeTimeline,
 
 
 async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, nats_server: NatsServer
 ) -> None:
     env = {
         **os.environ,
         "TSUNAGU_GATEWAY_PORT": "0",
         # Nothing needs to listen there: the gateway serves (and reports) without a timeline.
         "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": "127.0.0.1:9",
+        "TSUNAGU_GATEWAY_NATS_URL": nats_server.url,
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -249,6 +256,7 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
         health = await client.get(f"{_base(url)}/healthz")
         assert health.status_code == 200
         assert health.text.startswith("ok\ntimeline: ")
+        assert "\nnats: CONNECTED\n" in health.text
 
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
@@ -260,6 +268,7 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
     # "terminated by SIGTERM"; the log proves the shutdown ran its graceful path.
     assert process.returncode in {0, -signal.SIGTERM}, stderr.decode()
     assert b"timeline client closed" in stderr
+    assert b"NATS connection closed" in stderr
     assert b"development authentication is ON" in stderr
 
 
@@ -272,3 +281,39 @@ async def test_python_m_gateway_refuses_jwt_mode_until_configured() -> None:
 
     assert process.returncode == 2
     assert b"JWT authentication is not configured yet" in stderr
+
+
+HOSTILE = {
+    "too deep": (
+        '{ customer(id: "c-1") { openCase { customer { openCase { customer { openCase { '
+        "customer { openCase { customer { openCase { customer { id } } } } } } } } } } } }",
+        "GRAPHQL_VALIDATION_FAILED",
+    ),
+    "too many aliases": (
+        "{ " + " ".join(f'a{n}: customer(id: "c-1") {{ id }}' for n in range(31)) + " }",
+        "GRAPHQL_VALIDATION_FAILED",
+    ),
+    "huge": ('{ customer(id: "c-1") { ' + "id " * 5000 + "} }", "GRAPHQL_PARSE_FAILED"),
+    "unknown field": ('{ customer(id: "c-1") { password } }', "GRAPHQL_VALIDATION_FAILED"),
+    "unknown argument": (
+        'mutation { addNote(customerId: "c-1", text: "x", tenant: "globex") { eventId } }',
+        "GRAPHQL_VALIDATION_FAILED",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+async def test_hostile_documents_are_refused_clearly_and_the_server_keeps_serving(
+    served: tuple[FakeTimeline, str], client: httpx.AsyncClient, name: str
+) -> None:
+    fake, url = served
+    fake.requests.clear()
+    document, code = HOSTILE[name]
+
+    refused = await client.post(url, json={"query": document}, headers=AUTH)
+    normal = await client.post(url, json=QUERY, headers=AUTH)
+
+    assert refused.status_code in {200, 400}
+    assert [error["extensions"]["code"] for error in refused.json()["errors"]] == [code]
+    assert normal.json() == {"data": {"customer": {"id": "c-1", "displayName": "Yamada Hanako"}}}
+    assert len(fake.calls("GetCustomers")) == 1  # only the normal query reached the timeline

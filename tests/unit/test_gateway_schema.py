@@ -77,15 +77,144 @@ def _customer(number: int) -> timeline_pb2.Customer:
 
 
 CUSTOMERS = {customer.id: customer for customer in map(_customer, range(1, 13))}
+for _number, _found in enumerate(CUSTOMERS.values(), start=1):
+    # Each customer's open case is outside the listed cases, so loading it is a real batch.
+    _found.open_case_id = f"open-{_number}"
+CUSTOMERS["c-1"].last_agent_remark.CopyFrom(
+    timeline_pb2.AgentRemark(
+        event_id="ev-note",
+        kind=interaction_pb2.KIND_HANDOFF,
+        agent=interaction_pb2.Actor(
+            type=interaction_pb2.ACTOR_TYPE_AGENT, id="agent-7", display_name="Sato"
+        ),
+        text="Wants to cancel; offer a discount",
+        open_questions=["Which plan?"],
+        occurred_at=_ts("2025-03-02T10:30:00+00:00"),
+        case_id="case-1",
+    )
+)
+
+
+def _case(case_id: str, customer_id: str, status: int) -> timeline_pb2.Case:
+    return timeline_pb2.Case(
+        id=case_id,
+        tenant=TENANT,
+        customer_id=customer_id,
+        status=status,  # type: ignore[arg-type]
+        owner_agent_id="agent-7",
+        channels=[interaction_pb2.CHANNEL_CHAT, interaction_pb2.CHANNEL_VOICE],
+        last_channel=interaction_pb2.CHANNEL_VOICE,
+        opened_at=_ts("2025-03-01T09:00:00+00:00"),
+        updated_at=_ts("2025-03-02T10:30:00+00:00"),
+    )
+
+
+CASES = {
+    case.id: case
+    for case in [
+        *(
+            _case(f"case-{n}", f"c-{(n - 1) % 12 + 1}", timeline_pb2.CASE_STATUS_PENDING)
+            for n in range(1, 61)
+        ),
+        *(_case(f"open-{n}", f"c-{n}", timeline_pb2.CASE_STATUS_OPEN) for n in range(1, 13)),
+    ]
+}
+_detailed = CASES["case-1"]
+_detailed.status = timeline_pb2.CASE_STATUS_ESCALATED
+_detailed.queue = "subscriptions"
+_detailed.department = "billing"
+_detailed.escalation_level = 2
+_detailed.escalation_reason = "Charged twice"
+_detailed.first_response_at.CopyFrom(_ts("2025-03-01T09:02:30+00:00"))
+_detailed.first_response_time.FromSeconds(150)
+_detailed.time_to_resolution.FromMilliseconds(90_061_500)
+_detailed.reopen_count = 1
+_detailed.tags.extend(["billing", "refund"])
+_detailed.csat.CopyFrom(interaction_pb2.CsatResponse(score=4, comment="Quick, thanks"))
+_detailed.cancellation_request.CopyFrom(
+    interaction_pb2.CancellationRequestAction(
+        reason=interaction_pb2.CANCELLATION_REASON_OTHER, reason_detail="Moving abroad"
+    )
+)
+_detailed.cancellation_outcome = interaction_pb2.CANCELLATION_OUTCOME_RETAINED
+_detailed.follow_ups.extend(
+    [
+        timeline_pb2.FollowUpTask(
+            id="task-late",
+            case_id="case-1",
+            agent_id="agent-7",
+            reason="Call back after billing checked",
+            created_by_event_id="ev-transfer",
+            created_at=_ts("2025-03-01T10:00:00+00:00"),
+            due_at=_ts("2025-03-02T10:00:00+00:00"),
+        ),
+        timeline_pb2.FollowUpTask(
+            id="task-future",
+            case_id="case-1",
+            agent_id="agent-7",
+            due_at=_ts("2999-01-01T00:00:00+00:00"),
+        ),
+        timeline_pb2.FollowUpTask(
+            id="task-done",
+            case_id="case-1",
+            due_at=_ts("2025-03-02T10:00:00+00:00"),
+            done=True,
+            done_at=_ts("2025-03-02T09:00:00+00:00"),
+            done_by_event_id="ev-done",
+        ),
+    ]
+)
+_detailed.last_handoff.CopyFrom(
+    interaction_pb2.HandoffAction(
+        to_channel=interaction_pb2.CHANNEL_VOICE, summary="Call her back", open_questions=["Plan?"]
+    )
+)
+_detailed.interaction_count = 7
+
+MERGE_RECORD = timeline_pb2.MergeRecord(
+    id="merge-1",
+    survivor_id="c-1",
+    merged_ids=["c-0"],
+    rule="shared_deterministic_identifier",
+    actor=interaction_pb2.Actor(type=interaction_pb2.ACTOR_TYPE_SYSTEM, id="timeline"),
+    at=_ts("2025-03-02T10:00:00+00:00"),
+    status="split",
+    evidence_event_id="ev-call",
+    evidence=[
+        timeline_pb2.LinkedIdentifier(
+            identifier=interaction_pb2.Identifier(
+                kind=interaction_pb2.IDENTIFIER_KIND_PHONE, value="+819012345678"
+            ),
+            customer_id="c-0",
+        )
+    ],
+    split_at=_ts("2025-03-03T10:00:00+00:00"),
+    split_by=interaction_pb2.Actor(
+        type=interaction_pb2.ACTOR_TYPE_AGENT, id="agent-7", display_name="Sato"
+    ),
+    split_reason="Two sisters sharing a phone",
+)
+SUGGESTION = timeline_pb2.MergeSuggestion(
+    id="sug-1",
+    customer_ids=["c-1", "c-2"],
+    signals=["same_name"],
+    created_at=_ts("2025-03-02T11:00:00+00:00"),
+    status="open",
+)
 
 
 def _entries() -> list[timeline_pb2.TimelineEntry]:
     def entry(cursor: str, interaction: interaction_pb2.Interaction) -> timeline_pb2.TimelineEntry:
+        # The chat opened case-1; the call continued it on another channel.
         return timeline_pb2.TimelineEntry(
             interaction=interaction,
             customer_id="c-1",
             recorded_at=_ts("2025-03-02T10:31:00+00:00"),
             cursor=cursor,
+            case_id="case-1",
+            switched_from=interaction_pb2.CHANNEL_CHAT
+            if interaction.channel == interaction_pb2.CHANNEL_VOICE
+            else interaction_pb2.CHANNEL_UNSPECIFIED,
         )
 
     return [
@@ -150,12 +279,26 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
     """Serves canned data for tenant ``acme`` and records every request it receives."""
 
     requests: dict[str, list[Any]] = field(default_factory=dict)
+    # Event id -> customer id of what "the timeline" has stored (LookupEvents answers from it).
+    stored: dict[str, str] = field(default_factory=dict)
+    # RPCs to answer with UNIMPLEMENTED, like a timeline older than the gateway.
+    unimplemented: set[str] = field(default_factory=set)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.stored.clear()
+        self.unimplemented.clear()
 
     def calls(self, method: str) -> list[Any]:
         return self.requests.get(method, [])
 
     def _record(self, method: str, request: Message) -> None:
         self.requests.setdefault(method, []).append(request)
+
+    async def _serve(self, method: str, request: Message, context: ServicerContext) -> None:
+        self._record(method, request)
+        if method in self.unimplemented:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not built yet")
 
     async def ResolveIdentifier(
         self, request: timeline_pb2.ResolveIdentifierRequest, context: ServicerContext
@@ -181,7 +324,9 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
             await asyncio.sleep(1)
         if BROKEN_ID in request.customer_ids:
             await context.abort(grpc.StatusCode.INTERNAL, "disk on fire at /var/lib/secret")
-        known = CUSTOMERS if request.tenant == TENANT else {}
+        known = dict(CUSTOMERS) if request.tenant == TENANT else {}
+        # Like the timeline: a merged-away id answers with its survivor.
+        known.update({merged: c for c in list(known.values()) for merged in c.merged_ids})
         return timeline_pb2.GetCustomersResponse(
             customers=[
                 known.get(customer_id, timeline_pb2.Customer())
@@ -201,47 +346,65 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
         )
 
     async def LookupEvents(
-        self,
-        request: timeline_pb2.LookupEventsRequest,
-        context: ServicerContext,  # noqa: ARG002 - the servicer signature
+        self, request: timeline_pb2.LookupEventsRequest, context: ServicerContext
     ) -> timeline_pb2.LookupEventsResponse:
-        self._record("LookupEvents", request)
-        return timeline_pb2.LookupEventsResponse()
+        await self._serve("LookupEvents", request, context)
+        stored = self.stored if request.tenant == TENANT else {}
+        return timeline_pb2.LookupEventsResponse(
+            found=[
+                timeline_pb2.LookupEventsResponse.Found(event_id=id_, customer_id=stored[id_])
+                for id_ in request.event_ids
+                if id_ in stored
+            ]
+        )
 
     async def SearchCustomers(
         self, request: timeline_pb2.SearchCustomersRequest, context: ServicerContext
     ) -> timeline_pb2.SearchCustomersResponse:
-        self._record("SearchCustomers", request)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served by this fake")
-        raise AssertionError  # abort raises
+        await self._serve("SearchCustomers", request, context)
+        known = CUSTOMERS.values() if request.tenant == TENANT else ()
+        query = request.query.lower()
+        found = [c for c in known if c.display_name.lower().startswith(query)]
+        return timeline_pb2.SearchCustomersResponse(customers=found[: request.limit or 20])
 
     async def GetCases(
         self, request: timeline_pb2.GetCasesRequest, context: ServicerContext
     ) -> timeline_pb2.GetCasesResponse:
-        self._record("GetCases", request)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served by this fake")
-        raise AssertionError  # abort raises
+        await self._serve("GetCases", request, context)
+        known = CASES if request.tenant == TENANT else {}
+        return timeline_pb2.GetCasesResponse(
+            cases=[known.get(case_id, timeline_pb2.Case()) for case_id in request.case_ids]
+        )
 
     async def ListCases(
         self, request: timeline_pb2.ListCasesRequest, context: ServicerContext
     ) -> timeline_pb2.ListCasesResponse:
-        self._record("ListCases", request)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served by this fake")
-        raise AssertionError  # abort raises
+        await self._serve("ListCases", request, context)
+        known = [c for c in CASES.values() if c.id.startswith("case-")]
+        if request.tenant != TENANT:
+            known = []
+        if request.filter.customer_id:
+            known = [c for c in known if c.customer_id == request.filter.customer_id]
+        start = int(request.after or 0)
+        page = known[start : start + (request.page_size or 50)]
+        end = start + len(page)
+        return timeline_pb2.ListCasesResponse(
+            cases=page, next_cursor=str(end), has_more=end < len(known)
+        )
 
     async def GetMergeHistory(
         self, request: timeline_pb2.GetMergeHistoryRequest, context: ServicerContext
     ) -> timeline_pb2.GetMergeHistoryResponse:
-        self._record("GetMergeHistory", request)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served by this fake")
-        raise AssertionError  # abort raises
+        await self._serve("GetMergeHistory", request, context)
+        mine = request.tenant == TENANT and request.customer_id in {"c-0", "c-1"}
+        return timeline_pb2.GetMergeHistoryResponse(merges=[MERGE_RECORD] if mine else [])
 
     async def ListMergeSuggestions(
         self, request: timeline_pb2.ListMergeSuggestionsRequest, context: ServicerContext
     ) -> timeline_pb2.ListMergeSuggestionsResponse:
-        self._record("ListMergeSuggestions", request)
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served by this fake")
-        raise AssertionError  # abort raises
+        await self._serve("ListMergeSuggestions", request, context)
+        mine = request.tenant == TENANT and request.customer_id in {"", *SUGGESTION.customer_ids}
+        return timeline_pb2.ListMergeSuggestionsResponse(suggestions=[SUGGESTION] if mine else [])
 
 
 @asynccontextmanager
@@ -279,7 +442,7 @@ async def fake_server() -> AsyncIterator[tuple[FakeTimeline, str]]:
 
 @pytest.fixture
 def fake(fake_server: tuple[FakeTimeline, str]) -> FakeTimeline:
-    fake_server[0].requests.clear()
+    fake_server[0].reset()
     return fake_server[0]
 
 

@@ -17,8 +17,11 @@ from gateway.auth import (
     Principal,
     build_authenticator,
 )
+from gateway.bus import BusNotReachable, GatewayBus
 from gateway.settings import GatewaySettings
 from gateway.timeline_client import TimelineClient
+from tests.unit.test_gateway_schema import unused_address as _unused
+from tsunagu.local.processes import NatsServer
 
 
 def test_settings_come_from_prefixed_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,7 +68,10 @@ async def test_development_mode_lets_everyone_in_as_the_dev_principal_and_says_s
 
     assert isinstance(authenticator, DevelopmentAuthenticator)
     assert principal == Principal(
-        subject="developer", tenant="acme", roles=frozenset({"agent", "admin"})
+        subject="developer",
+        tenant="acme",
+        roles=frozenset({"agent", "admin"}),
+        display_name="Developer",
     )
     assert "development authentication is ON" in caplog.text
 
@@ -82,10 +88,12 @@ def _client(app: Starlette) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
 
 
-async def test_health_is_503_until_the_lifespan_has_started_and_after_it_stopped() -> None:
+async def test_health_is_503_until_the_lifespan_has_started_and_after_it_stopped(
+    nats_server: NatsServer,
+) -> None:
     # Nothing needs to listen there: opening the channel does not connect.
     timeline = TimelineClient(address="127.0.0.1:9", timeout_seconds=1)
-    app = bootstrap(GatewaySettings.model_construct(), timeline=timeline)
+    app = bootstrap(GatewaySettings.model_construct(nats_url=nats_server.url), timeline=timeline)
 
     async with _client(app) as client:
         before = await client.get("/healthz")
@@ -96,7 +104,20 @@ async def test_health_is_503_until_the_lifespan_has_started_and_after_it_stopped
     assert before.status_code == 503
     assert during.status_code == 200
     assert during.text.startswith("ok\ntimeline: ")
+    assert during.text.endswith("\nnats: CONNECTED\n")
     assert after.status_code == 503
+
+
+async def test_start_up_fails_when_nats_cannot_be_reached() -> None:
+    timeline = TimelineClient(address="127.0.0.1:9", timeout_seconds=1)
+    # A port nothing listens on: the lifespan must fail (bounded), not hang or serve.
+    bus = GatewayBus(url=f"nats://{_unused()}", publish_timeout_seconds=1, connect_budget_seconds=1)
+    app = bootstrap(GatewaySettings.model_construct(), timeline=timeline, bus=bus)
+
+    with pytest.raises(BusNotReachable, match="cannot connect to NATS"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert timeline.connectivity() == "CLOSED"
 
 
 @pytest.mark.parametrize(("graphiql", "status"), [(True, 200), (False, 404)])

@@ -9,7 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from tsunagu.local.demo import SCREEN_POP_QUERY, submit_demo
+from tsunagu.local.demo import (
+    SCREEN_POP_QUERY,
+    find_demo_customer,
+    mutation_example,
+    submit_demo,
+    subscription_example,
+)
 from tsunagu.local.stack import LocalStack, StackPorts
 from tsunagu.runtime import run, wait_for_stop_signal
 
@@ -62,13 +68,17 @@ async def _run(args: argparse.Namespace) -> None:
                 flush=True,
             )
         ingest = ", ".join(f"{c}={a}" for c, a in stack.ingest_addresses.items())
+        customer_id = None
+        if not args.no_demo:
+            customer_id = await find_demo_customer(stack.timeline_address)
         print(
             "\n"
             f"  GraphQL (GraphiQL in the browser): {stack.graphql_url}\n"
             f"  ingestion gRPC: {ingest}\n"
             f"  timeline gRPC:  {stack.timeline_address}\n"
             "\n  Paste this query into GraphiQL to see the demo customer's whole history:\n\n"
-            + "\n".join("    " + line for line in SCREEN_POP_QUERY.splitlines())
+            + _indented(SCREEN_POP_QUERY)
+            + _live_examples(customer_id or "<id from the query above>")
             + "\n\n  Ctrl-C stops everything.\n",
             flush=True,
         )
@@ -78,6 +88,20 @@ async def _run(args: argparse.Namespace) -> None:
             print(f"{exited.result()} exited unexpectedly; stopping everything", file=sys.stderr)
         print("stopping...", flush=True)
     print("stopped", flush=True)
+
+
+def _indented(document: str) -> str:
+    return "\n".join("    " + line for line in document.splitlines())
+
+
+def _live_examples(customer_id: str) -> str:
+    return (
+        "\n\n  In a second GraphiQL tab, watch her timeline live (graphql-transport-ws):\n\n"
+        + _indented(subscription_example(customer_id))
+        + "\n\n  ...then act as the chat agent and hand her off to the phone; the first tab"
+        "\n  shows the handoff the moment the timeline stores it:\n\n"
+        + _indented(mutation_example(customer_id))
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

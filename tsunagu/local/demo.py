@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import grpc
 
-from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2
+from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2, timeline_pb2, timeline_pb2_grpc
 
 TENANT = "demo"
 PHONE = "090-1234-5678"  # as she types it: a Japanese mobile in national format
@@ -204,3 +205,54 @@ query ScreenPop {
     }
   }
 }"""
+
+
+async def find_demo_customer(timeline_address: str, *, within_seconds: float = 10) -> str | None:
+    """The demo customer's id, once the timeline has stored her (screen-pop by her number).
+
+    Returns:
+        The id, or ``None`` when the timeline does not know her within ``within_seconds``.
+    """
+    request = timeline_pb2.ResolveIdentifierRequest(
+        tenant=TENANT, identifier=pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=PHONE)
+    )
+    async with grpc.aio.insecure_channel(timeline_address) as channel:
+        stub = timeline_pb2_grpc.TimelineServiceStub(channel)
+        deadline = asyncio.get_running_loop().time() + within_seconds
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                response = await stub.ResolveIdentifier(request, timeout=2)
+            except grpc.aio.AioRpcError as error:
+                if error.code() not in {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE}:
+                    raise
+            else:
+                return response.customer.id
+            await asyncio.sleep(0.2)
+    return None
+
+
+def subscription_example(customer_id: str) -> str:
+    """A subscription an agent can paste into GraphiQL to watch the customer live."""
+    return f"""\
+subscription WatchCustomer {{
+  timelineUpdated(customerId: "{customer_id}") {{
+    eventId kind channel caseId
+    entry {{ occurredAt text actor {{ type displayName }} }}
+  }}
+}}"""
+
+
+def mutation_example(customer_id: str) -> str:
+    """A mutation an agent can paste into GraphiQL: the chat agent hands off to the phone."""
+    return f"""\
+mutation HandOffToPhone {{
+  handoff(
+    customerId: "{customer_id}"
+    toChannel: VOICE
+    summary: "Delivery was late; she now wants to cancel (surplus stock)"
+    openQuestions: ["Offer to skip a month instead?"]
+  ) {{
+    eventId status
+    customer {{ id lastAgentRemark {{ kind text openQuestions }} }}
+  }}
+}}"""

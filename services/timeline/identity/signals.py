@@ -14,8 +14,17 @@ _SEPARATORS = frozenset({"・", "･", "-", "‐", "−", "ー", ",", "、", "."
 
 
 def _squeeze(text: str) -> str:
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return "".join(ch for ch in folded if not ch.isspace() and ch not in _SEPARATORS)
+    """NFKC, case-fold, drop spaces and separators, until the text stops changing.
+
+    Removing a space can let NFKC compose what it separated (a letter and an accent).
+    """
+    for _ in range(8):
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        folded = "".join(ch for ch in folded if not ch.isspace() and ch not in _SEPARATORS)
+        if folded == text:
+            break
+        text = folded
+    return text
 
 
 def name_key(display_name: str) -> str:

@@ -1,0 +1,339 @@
+"""The gateway's side of NATS: publishing agent actions, and hearing what the timeline stored.
+
+One connection per gateway process, opened and closed by the app's lifespan. Three uses:
+
+- ``publish``: an agent action onto JetStream (the one write path), bounded in time.
+- ``expect``: read-your-writes. One core-NATS subscription per *tenant* with pending
+  mutations (``timeline.updated.<tenant>.>``), shared by all of them and dropped when the
+  last one finishes, wakes each mutation when its event id is announced.
+- ``follow``: GraphQL subscriptions. One subscription per followed customer subject, so
+  the NATS server filters and a gateway only receives what its clients watch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
+
+from gateway.errors import ErrorCode, GatewayError
+from gateway.notices import TimelineNotice, customer_subject, tenant_subject
+from tsunagu.bus.connection import connect
+from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
+from tsunagu.v1 import interaction_pb2
+
+_log = logging.getLogger(__name__)
+
+# The first connection must succeed within this budget, or start-up fails.
+CONNECT_BUDGET_SECONDS = 10.0
+# Remembered per follower to drop a notice heard twice (survivor and merged-away subjects).
+_SEEN_EVENTS = 256
+
+
+def bus_unavailable() -> GatewayError:
+    """Build the error for an agent action the bus did not accept.
+
+    Returns:
+        A ``GatewayError`` with code ``BUS_UNAVAILABLE``.
+    """
+    return GatewayError(
+        ErrorCode.BUS_UNAVAILABLE,
+        "The event bus did not accept the action; retry with the same eventId.",
+    )
+
+
+class BusNotReachable(RuntimeError):
+    """Start-up error: NATS could not be reached."""
+
+
+class SlowConsumer(GatewayError):
+    """A subscription's client fell more updates behind than its queue holds."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            ErrorCode.SLOW_CONSUMER,
+            "The subscription was ended because its updates were not read fast enough.",
+        )
+
+
+@dataclass
+class _TenantWatch:
+    """Mutations of one tenant waiting for their events to be stored."""
+
+    subscription: Subscription | None = None
+    waiters: dict[str, list[asyncio.Future[TimelineNotice]]] = field(default_factory=dict)
+    users: int = 0
+
+    async def on_message(self, msg: Msg) -> None:
+        notice = TimelineNotice.parse(msg.data)
+        if notice is None:
+            return
+        for waiter in self.waiters.get(notice.event_id, ()):
+            if not waiter.done():
+                waiter.set_result(notice)
+
+
+class CustomerFollower:
+    """The notices of one customer, following merges, through a bounded queue.
+
+    Iterate with ``async for``. When the queue overflows the follower stops listening and
+    the iteration raises ``SlowConsumer``: a client that cannot keep up is cut off rather
+    than buffered without bound.
+    """
+
+    def __init__(self, nc: Client, *, tenant: str, customer_id: str, queue_size: int) -> None:
+        self._nc = nc
+        self._tenant = tenant
+        self._queue: asyncio.Queue[TimelineNotice] = asyncio.Queue(maxsize=queue_size)
+        self._subscriptions: dict[str, Subscription] = {}
+        self._seen: deque[str] = deque(maxlen=_SEEN_EVENTS)
+        self._overflowed = False
+        self._closed = False
+        self.customer_id = customer_id
+
+    @property
+    def followed(self) -> frozenset[str]:
+        """The customer ids listened to: the first one and every survivor since."""
+        return frozenset(self._subscriptions)
+
+    async def start(self) -> None:
+        """Subscribe to the customer's notices."""
+        await self._follow(self.customer_id)
+
+    async def _follow(self, customer_id: str) -> None:
+        if customer_id in self._subscriptions or self._closed:
+            return
+        subject = customer_subject(self._tenant, customer_id)
+        self._subscriptions[customer_id] = await self._nc.subscribe(subject, cb=self._on_message)
+
+    async def _on_message(self, msg: Msg) -> None:
+        notice = TimelineNotice.parse(msg.data)
+        if notice is None or self._overflowed or notice.tenant != self._tenant:
+            return
+        if notice.merged_into is not None:
+            # The watched customer was merged away: from now on its events are announced
+            # on the survivor's subject.
+            self.customer_id = notice.merged_into
+            try:
+                await self._follow(notice.merged_into)
+            except Exception:  # noqa: BLE001 - NATS trouble; the client keeps what it has
+                _log.warning("could not follow survivor %s", notice.merged_into, exc_info=True)
+        if notice.event_id in self._seen:
+            return
+        self._seen.append(notice.event_id)
+        try:
+            self._queue.put_nowait(notice)
+        except asyncio.QueueFull:
+            self._overflowed = True
+            _log.warning(
+                "subscription of tenant %s cut off: %d updates unread",
+                self._tenant,
+                self._queue.qsize(),
+            )
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> TimelineNotice:
+        if self._overflowed:
+            raise SlowConsumer
+        return await self._queue.get()
+
+    async def close(self) -> None:
+        """Unsubscribe everything; safe to call twice and on a closed connection."""
+        self._closed = True
+        subscriptions, self._subscriptions = self._subscriptions, {}
+        for subscription in subscriptions.values():
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+
+class GatewayBus:
+    """The gateway's NATS connection; an async context manager like the timeline client."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        publish_timeout_seconds: float,
+        connect_budget_seconds: float = CONNECT_BUDGET_SECONDS,
+    ) -> None:
+        self._url = url
+        self._connect_budget = connect_budget_seconds
+        self._publish_timeout = publish_timeout_seconds
+        self._nc: Client | None = None
+        self._publisher: InteractionPublisher | None = None
+        self._watches: dict[str, _TenantWatch] = {}
+        self._watch_lock = asyncio.Lock()
+        self._followers: set[CustomerFollower] = set()
+
+    @property
+    def url(self) -> str:
+        """The NATS URL."""
+        return self._url
+
+    async def open(self) -> None:
+        """Connect; fails within a bounded time when NATS cannot be reached.
+
+        Raises:
+            BusNotReachable: No connection within the budget (start-up then fails).
+        """
+        if self._nc is not None:
+            raise RuntimeError("the gateway bus is already open")
+        try:
+            async with asyncio.timeout(self._connect_budget):
+                self._nc = await connect(self._url, name="tsunagu-gateway")
+        except (TimeoutError, OSError) as error:
+            raise BusNotReachable(f"cannot connect to NATS at {self._url}") from error
+        self._publisher = InteractionPublisher(
+            self._nc.jetstream(), ack_timeout=self._publish_timeout
+        )
+
+    async def close(self) -> None:
+        """End every follower, then drain and close the connection."""
+        for follower in list(self._followers):
+            await follower.close()
+        nc, self._nc, self._publisher = self._nc, None, None
+        if nc is not None and not nc.is_closed:
+            with contextlib.suppress(Exception):
+                await nc.drain()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def connectivity(self) -> str:
+        """``CONNECTED``, ``RECONNECTING`` or ``CLOSED``, for the health probe."""
+        if self._nc is None or self._nc.is_closed:
+            return "CLOSED"
+        return "CONNECTED" if self._nc.is_connected else "RECONNECTING"
+
+    @property
+    def active_followers(self) -> int:
+        """How many GraphQL subscriptions currently listen (for tests and metrics)."""
+        return len(self._followers)
+
+    def _require(self) -> Client:
+        if self._nc is None or not self._nc.is_connected:
+            raise bus_unavailable()
+        return self._nc
+
+    async def publish(self, interaction: interaction_pb2.Interaction) -> Published:
+        """Publish an agent action and wait for JetStream's acknowledgement, bounded in time.
+
+        Args:
+            interaction: The complete event; its ``event_id`` is the ``Nats-Msg-Id``.
+
+        Returns:
+            The acknowledgement (``duplicate`` when the stream already had that event id).
+
+        Raises:
+            GatewayError: ``BUS_UNAVAILABLE`` when NATS is down or did not acknowledge in time.
+        """
+        self._require()
+        assert self._publisher is not None
+        try:
+            # The publisher bounds its own wait; this also bounds a stalled send buffer.
+            async with asyncio.timeout(self._publish_timeout + 1):
+                return await self._publisher.publish(interaction)
+        except (PublishError, TimeoutError) as error:
+            _log.warning("agent action %s not published: %s", interaction.event_id, error)
+            raise bus_unavailable() from error
+
+    @asynccontextmanager
+    async def expect(
+        self, tenant: str, event_id: str
+    ) -> AsyncIterator[asyncio.Future[TimelineNotice]]:
+        """Listen for the notice of one event; enter *before* publishing it.
+
+        Args:
+            tenant: The tenant the event is published for.
+            event_id: The event.
+
+        Yields:
+            A future resolved with the event's notice once the timeline stored it.
+
+        Raises:
+            GatewayError: ``BUS_UNAVAILABLE`` when NATS is down.
+        """
+        nc = self._require()
+        waiter: asyncio.Future[TimelineNotice] = asyncio.get_running_loop().create_future()
+        async with self._watch_lock:
+            watch = self._watches.setdefault(tenant, _TenantWatch())
+            watch.users += 1
+            if watch.subscription is None:
+                try:
+                    watch.subscription = await nc.subscribe(
+                        tenant_subject(tenant), cb=watch.on_message
+                    )
+                except Exception as error:
+                    watch.users -= 1
+                    raise bus_unavailable() from error
+        watch.waiters.setdefault(event_id, []).append(waiter)
+        try:
+            yield waiter
+        finally:
+            waiter.cancel()
+            waiting = watch.waiters.get(event_id, [])
+            if waiter in waiting:
+                waiting.remove(waiter)
+            if not waiting:
+                watch.waiters.pop(event_id, None)
+            async with self._watch_lock:
+                watch.users -= 1
+                if watch.users == 0 and self._watches.get(tenant) is watch:
+                    del self._watches[tenant]
+                    if watch.subscription is not None:
+                        with contextlib.suppress(Exception):
+                            await watch.subscription.unsubscribe()
+
+    @asynccontextmanager
+    async def follow(
+        self, tenant: str, customer_id: str, *, queue_size: int
+    ) -> AsyncIterator[CustomerFollower]:
+        """Listen to one customer's notices (and its survivor's after a merge).
+
+        Args:
+            tenant: The caller's tenant.
+            customer_id: The (live) customer.
+            queue_size: Notices buffered before the follower gives up on its reader.
+
+        Yields:
+            The follower, to iterate.
+
+        Raises:
+            GatewayError: ``BUS_UNAVAILABLE`` when NATS is down.
+        """
+        nc = self._require()
+        follower = CustomerFollower(
+            nc, tenant=tenant, customer_id=customer_id, queue_size=queue_size
+        )
+        self._followers.add(follower)
+        try:
+            try:
+                await follower.start()
+            except (OSError, NatsError) as error:
+                raise bus_unavailable() from error
+            yield follower
+        finally:
+            self._followers.discard(follower)
+            await follower.close()

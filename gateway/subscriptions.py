@@ -1,0 +1,149 @@
+"""Subscriptions over graphql-transport-ws: a customer's timeline and a case, live.
+
+Each GraphQL subscription follows one customer's ``timeline.updated.<tenant>.<customer>``
+notices (``GatewayBus.follow``): the NATS server filters, so a gateway receives only what its
+clients watch, and closing the subscription unsubscribes. After a merge the survivor is
+followed too. Every push carries the stored entry, read back through the timeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime, timedelta
+
+import strawberry
+
+from gateway.cases import Case
+from gateway.context import GatewayContext, Info
+from gateway.enums import CASE_STATUSES, CHANNELS, KINDS, CaseStatus, Channel, Kind
+from gateway.errors import ErrorCode, GatewayError
+from gateway.notices import TimelineNotice
+from gateway.types import Interaction, check_id
+from gateway.writes import live_customer_id
+
+# Around the notice's occurred_at, so the stored entry is found even among many
+# (millisecond precision in the store, microseconds on the wire).
+_ENTRY_WINDOW = timedelta(milliseconds=2)
+_ENTRY_PAGE = 50
+
+
+@strawberry.type(description="One event stored on a watched customer's timeline.")
+class TimelineUpdate:
+    customer_id: strawberry.ID = strawberry.field(
+        description="The customer the event is stored on (the survivor after a merge)."
+    )
+    event_id: strawberry.ID
+    kind: Kind | None
+    channel: Channel | None
+    occurred_at: datetime | None
+    case_id: strawberry.ID | None
+    merged_into: strawberry.ID | None = strawberry.field(
+        description=(
+            "Set when this event merged the watched customer into another: the subscription "
+            "goes on with that customer."
+        )
+    )
+    entry: Interaction | None = strawberry.field(
+        description="The stored interaction; null if it could not be read back."
+    )
+
+
+@strawberry.type(description="One event that changed a watched case.")
+class CaseUpdate:
+    case_id: strawberry.ID
+    event_id: strawberry.ID
+    kind: Kind | None
+    channel: Channel | None
+    status: CaseStatus | None = strawberry.field(
+        description="The case's status after the event, as announced."
+    )
+    entry: Interaction | None
+    case: Case | None = strawberry.field(description="The case as stored after the event.")
+
+
+async def _entry(context: GatewayContext, notice: TimelineNotice) -> Interaction | None:
+    """Read the announced event back from the timeline (one ``ListInteractions`` call)."""
+    kind = KINDS.from_name(notice.kind)
+    channel = CHANNELS.from_name(notice.channel)
+    occurred = notice.occurred_at
+    try:
+        page = await context.timeline.list_interactions(
+            context.principal.tenant,
+            notice.merged_into or notice.customer_id,
+            page_size=_ENTRY_PAGE,
+            since=None if occurred is None else occurred - _ENTRY_WINDOW,
+            until=None if occurred is None else occurred + _ENTRY_WINDOW,
+            kinds=[] if kind is None else [KINDS.to_proto(kind)],
+            channels=[] if channel is None else [CHANNELS.to_proto(channel)],
+        )
+    except GatewayError:
+        # A push without its entry beats no push: the client can still re-read the timeline.
+        return None
+    for stored in page.entries if page is not None else ():
+        if stored.interaction.event_id == notice.event_id:
+            return Interaction.from_entry(stored)
+    return None
+
+
+def _update(notice: TimelineNotice, entry: Interaction | None) -> TimelineUpdate:
+    return TimelineUpdate(
+        customer_id=strawberry.ID(notice.merged_into or notice.customer_id),
+        event_id=strawberry.ID(notice.event_id),
+        kind=KINDS.from_name(notice.kind),
+        channel=CHANNELS.from_name(notice.channel),
+        occurred_at=notice.occurred_at,
+        case_id=strawberry.ID(notice.case_id) if notice.case_id else None,
+        merged_into=strawberry.ID(notice.merged_into) if notice.merged_into else None,
+        entry=entry,
+    )
+
+
+async def _timeline_updated(
+    info: Info, customer_id: strawberry.ID
+) -> AsyncGenerator[TimelineUpdate, None]:
+    context = info.context
+    live = await live_customer_id(context, check_id("customerId", customer_id))
+    async with context.bus.follow(
+        context.principal.tenant, live, queue_size=context.subscription_queue_size
+    ) as follower:
+        async for notice in follower:
+            yield _update(notice, await _entry(context, notice))
+
+
+async def _case_updated(info: Info, case_id: strawberry.ID) -> AsyncGenerator[CaseUpdate, None]:
+    context = info.context
+    checked = check_id("caseId", case_id)
+    found = await context.loaders.cases.load(checked)
+    if found is None:
+        raise GatewayError(ErrorCode.NOT_FOUND, f"Case {checked} not found.")
+    live = await live_customer_id(context, found.customer_id)
+    async with context.bus.follow(
+        context.principal.tenant, live, queue_size=context.subscription_queue_size
+    ) as follower:
+        async for notice in follower:
+            if notice.case_id != checked:
+                continue
+            context.loaders.cases.clear(checked)
+            current = await context.loaders.cases.load(checked)
+            status = CASE_STATUSES.from_name(notice.case_status or "")
+            yield CaseUpdate(
+                case_id=strawberry.ID(checked),
+                event_id=strawberry.ID(notice.event_id),
+                kind=KINDS.from_name(notice.kind),
+                channel=CHANNELS.from_name(notice.channel),
+                status=status or (CASE_STATUSES.from_proto(current.status) if current else None),
+                entry=await _entry(context, notice),
+                case=None if current is None else Case.from_proto(current),
+            )
+
+
+@strawberry.type
+class Subscription:
+    timeline_updated: AsyncGenerator[TimelineUpdate, None] = strawberry.subscription(
+        resolver=_timeline_updated,
+        description="Every event stored on the customer's timeline, as it is stored.",
+    )
+    case_updated: AsyncGenerator[CaseUpdate, None] = strawberry.subscription(
+        resolver=_case_updated,
+        description="Every event that changes the case, as it is stored.",
+    )

@@ -1,0 +1,66 @@
+"""Helpers of the agent-desk e2e tests: gql clients over HTTP and WebSocket, submitting."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+import pytest
+from gql import Client, GraphQLRequest
+from gql.transport.aiohttp import AIOHTTPTransport
+from gql.transport.websockets import WebsocketsTransport
+
+from tsunagu.local.stack import LocalStack
+from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2
+
+# The dev principal's tenant: the gateway takes the tenant from the principal, never the query.
+TENANT = "demo"
+
+
+@asynccontextmanager
+async def http_session(stack: LocalStack) -> AsyncIterator[Any]:
+    """A third-party GraphQL client (gql) over HTTP."""
+    transport = AIOHTTPTransport(url=stack.graphql_url)
+    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+        yield session
+
+
+@asynccontextmanager
+async def ws_session(stack: LocalStack) -> AsyncIterator[Any]:
+    """A gql session over WebSocket speaking graphql-transport-ws (never legacy graphql-ws)."""
+    transport = WebsocketsTransport(
+        url=stack.graphql_url.replace("http://", "ws://"),
+        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+        init_payload={},
+    )
+    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+        yield session
+
+
+async def execute(session: Any, query: str, **variables: Any) -> dict[str, Any]:
+    result: dict[str, Any] = await session.execute(GraphQLRequest(query, variable_values=variables))
+    return result
+
+
+async def submit(stack: LocalStack, channel: str, interaction: interaction_pb2.Interaction) -> None:
+    async with grpc.aio.insecure_channel(stack.ingest_addresses[channel]) as ch:
+        stub = ingest_pb2_grpc.IngestServiceStub(ch)
+        response = await stub.Submit(ingest_pb2.SubmitRequest(interaction=interaction))
+    assert response.result.status == ingest_pb2.SubmitResult.STATUS_ACCEPTED
+
+
+async def eventually(
+    session: Any, query: str, check: Any, *, seconds: float = 20, **variables: Any
+) -> dict[str, Any]:
+    """Run ``query`` until ``check(result)`` is true (the timeline stores asynchronously)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        result = await execute(session, query, **variables)
+        if check(result):
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"never true: {result}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,92 @@
+"""An agent merges two customers by hand, reads the ledger, and splits them again."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests import builders
+from tests.e2e.agent_desk import TENANT, eventually, execute, http_session, submit
+from tsunagu.local.stack import LocalStack
+
+BY_IDENTIFIER = """
+query ($kind: IdentifierKind!, $value: String!) {
+  customerByIdentifier(kind: $kind, value: $value) { id mergedIds }
+}
+"""
+
+HISTORY = """
+query ($id: ID!) {
+  customer(id: $id) {
+    id
+    mergeHistory {
+      id survivorId mergedIds rule status reason splitReason
+      actor { type id } splitBy { id }
+    }
+  }
+}
+"""
+
+
+async def test_manual_merge_shows_in_the_ledger_and_a_split_undoes_it(stack: LocalStack) -> None:
+    suffix = f"{uuid.uuid4().int % 10**4:04d}"
+    address = f"kana.{suffix}@example.jp"
+    phone = f"080-55{suffix[:2]}-{suffix}"
+    await submit(stack, "chat", builders.chat(TENANT, visitor=f"v-m-{suffix}", email=address))
+    sms = builders.chat(TENANT, visitor=f"v-n-{suffix}", phone=phone)
+    await submit(stack, "chat", sms)
+
+    async with http_session(stack) as agent:
+        by_email = await eventually(
+            agent,
+            BY_IDENTIFIER,
+            lambda r: r["customerByIdentifier"] is not None,
+            kind="EMAIL",
+            value=address,
+        )
+        by_phone = await eventually(
+            agent,
+            BY_IDENTIFIER,
+            lambda r: r["customerByIdentifier"] is not None,
+            kind="PHONE",
+            value=phone,
+        )
+        first = by_email["customerByIdentifier"]["id"]
+        second = by_phone["customerByIdentifier"]["id"]
+        assert first != second
+
+        merged = await execute(
+            agent,
+            """mutation ($ids: [ID!]!) { mergeCustomers(customerIds: $ids,
+                reason: "Same person, confirmed on the phone") {
+                  status customer { id mergedIds } } }""",
+            ids=[first, second],
+        )
+        payload = merged["mergeCustomers"]
+        assert payload["status"] == "STORED"
+        survivor = payload["customer"]["id"]
+        assert {survivor, *payload["customer"]["mergedIds"]} == {first, second}
+
+        ledger = (await execute(agent, HISTORY, id=survivor))["customer"]["mergeHistory"]
+        [record] = [r for r in ledger if r["rule"] == "manual"]
+        assert record["status"] == "done"
+        assert record["reason"] == "Same person, confirmed on the phone"
+        assert record["actor"] == {"type": "AGENT", "id": "developer"}
+        assert {record["survivorId"], *record["mergedIds"]} == {first, second}
+
+        split = await execute(
+            agent,
+            """mutation ($c: ID!, $m: ID!) { splitMerge(customerId: $c, mergeId: $m,
+                reason: "Two people after all") { status } }""",
+            c=survivor,
+            m=record["id"],
+        )
+        assert split["splitMerge"]["status"] == "STORED"
+        apart_email = await execute(agent, BY_IDENTIFIER, kind="EMAIL", value=address)
+        apart_phone = await execute(agent, BY_IDENTIFIER, kind="PHONE", value=phone)
+        ledger = (await execute(agent, HISTORY, id=survivor))["customer"]["mergeHistory"]
+
+    assert apart_email["customerByIdentifier"]["id"] != apart_phone["customerByIdentifier"]["id"]
+    [after] = [r for r in ledger if r["id"] == record["id"]]
+    assert after["status"] == "split"
+    assert after["splitReason"] == "Two people after all"
+    assert after["splitBy"] == {"id": "developer"}

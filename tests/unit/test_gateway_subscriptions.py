@@ -1,0 +1,262 @@
+"""Subscriptions over a real WebSocket (graphql-transport-ws), fed by a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
+import pytest
+from nats.aio.client import Client
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
+
+from gateway.app import bootstrap
+from gateway.bus import GatewayBus, SlowConsumer
+from gateway.server import create_server
+from tests.unit.test_gateway_http import TOKEN, TokenAuthenticator
+from tests.unit.test_gateway_schema import TENANT, FakeTimeline, running_fake_timeline, settings
+from tsunagu.local.processes import NatsServer
+
+
+@pytest.fixture(scope="module")
+async def announcer(nats_server: NatsServer) -> AsyncIterator[Client]:
+    """Publishes notices the way the timeline does after a commit."""
+    nc = await nats.connect(nats_server.url)
+    yield nc
+    await nc.drain()
+
+
+@pytest.fixture(scope="module")
+async def live(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, GatewayBus, str]]:
+    """The gateway under uvicorn, with its bus at hand to count live subscriptions."""
+    async with running_fake_timeline() as (fake, timeline_address):
+        config = settings(
+            port=0,
+            timeline_address=timeline_address,
+            nats_url=nats_server.url,
+            grpc_timeout_seconds=2.0,
+            max_query_depth=6,
+        )
+        bus = GatewayBus(url=nats_server.url, publish_timeout_seconds=2)
+        app = bootstrap(config, authenticator=TokenAuthenticator(), bus=bus)
+        server = create_server(app, config)
+        serving = asyncio.create_task(server.serve())
+        await asyncio.wait_for(server.ready.wait(), timeout=10)
+        try:
+            yield fake, bus, server.graphql_url.replace("http://", "ws://")
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(serving, timeout=10)
+
+
+@pytest.fixture
+async def ws(live: tuple[FakeTimeline, GatewayBus, str]) -> AsyncIterator[ClientConnection]:
+    async with connect(live[2], subprotocols=[Subprotocol("graphql-transport-ws")]) as socket:
+        await socket.send(
+            json.dumps({"type": "connection_init", "payload": {"authorization": TOKEN}})
+        )
+        assert json.loads(await socket.recv()) == {"type": "connection_ack"}
+        yield socket
+
+
+async def receive(socket: ClientConnection) -> dict[str, Any]:
+    async with asyncio.timeout(5):
+        message: dict[str, Any] = json.loads(await socket.recv())
+    return message
+
+
+async def subscribe(socket: ClientConnection, id_: str, query: str) -> None:
+    await socket.send(json.dumps({"id": id_, "type": "subscribe", "payload": {"query": query}}))
+
+
+async def until_following(bus: GatewayBus, count: int) -> None:
+    async with asyncio.timeout(5):
+        while bus.active_followers != count:  # noqa: ASYNC110 - a counter the server owns
+            await asyncio.sleep(0.01)
+
+
+async def announce(nc: Client, customer: str, event_id: str, **extra: Any) -> None:
+    tenant = extra.pop("tenant", TENANT)
+    notice = {
+        "tenant": tenant,
+        "customer_id": extra.pop("customer_id", customer),
+        "event_id": event_id,
+        "channel": extra.pop("channel", "chat"),
+        "kind": extra.pop("kind", "message"),
+        "occurred_at": "2025-03-01T09:00:00Z",
+        "merged_ids": [],
+        **extra,
+    }
+    await nc.publish(f"timeline.updated.{tenant}.{customer}", json.dumps(notice).encode())
+    await nc.flush()
+
+
+TIMELINE_UPDATED = """subscription {
+  timelineUpdated(customerId: "c-1") {
+    customerId eventId kind channel occurredAt caseId mergedInto
+    entry { eventId text channel }
+  }
+}"""
+
+
+async def test_timeline_updated_pushes_the_stored_entry_and_follows_a_merge(
+    live: tuple[FakeTimeline, GatewayBus, str], ws: ClientConnection, announcer: Client
+) -> None:
+    _, bus, _ = live
+    await subscribe(ws, "t1", TIMELINE_UPDATED)
+    await until_following(bus, 1)
+
+    # Another tenant's notice on the same customer id, and another customer: never delivered.
+    await announce(announcer, "c-1", "ev-foreign", tenant="globex")
+    await announce(announcer, "c-2", "ev-other")
+    await announce(announcer, "c-1", "ev-chat", case_id="case-1")
+    first = await receive(ws)
+    # The chat merged c-1 into c-2: the notice on c-1's subject says so, then c-2 is followed.
+    await announce(
+        announcer,
+        "c-1",
+        "ev-call",
+        customer_id="c-2",
+        merged_into="c-2",
+        channel="voice",
+        kind="call_ended",
+    )
+    merged = await receive(ws)
+    await announce(announcer, "c-2", "ev-note", channel="agent_desk", kind="handoff")
+    after = await receive(ws)
+
+    assert first == {
+        "id": "t1",
+        "type": "next",
+        "payload": {
+            "data": {
+                "timelineUpdated": {
+                    "customerId": "c-1",
+                    "eventId": "ev-chat",
+                    "kind": "MESSAGE",
+                    "channel": "CHAT",
+                    "occurredAt": "2025-03-01T09:00:00+00:00",
+                    "caseId": "case-1",
+                    "mergedInto": None,
+                    "entry": {"eventId": "ev-chat", "text": "解約したいです", "channel": "CHAT"},
+                }
+            }
+        },
+    }
+    merged_update = merged["payload"]["data"]["timelineUpdated"]
+    assert (merged_update["eventId"], merged_update["customerId"]) == ("ev-call", "c-2")
+    assert merged_update["mergedInto"] == "c-2"
+    assert after["payload"]["data"]["timelineUpdated"]["eventId"] == "ev-note"
+
+    await ws.send(json.dumps({"id": "t1", "type": "complete"}))
+    await until_following(bus, 0)
+
+
+async def test_case_updated_pushes_only_the_watched_case_with_its_state(
+    live: tuple[FakeTimeline, GatewayBus, str], ws: ClientConnection, announcer: Client
+) -> None:
+    _, bus, _ = live
+    query = """subscription {
+      caseUpdated(caseId: "case-1") {
+        caseId eventId kind channel status case { id escalationLevel customer { id } }
+        entry { eventId }
+      }
+    }"""
+    await subscribe(ws, "c1", query)
+    await until_following(bus, 1)
+
+    await announce(announcer, "c-1", "ev-elsewhere", case_id="case-13")
+    await announce(
+        announcer,
+        "c-1",
+        "ev-note",
+        case_id="case-1",
+        channel="agent_desk",
+        kind="escalation",
+        case_status="escalated",
+    )
+    pushed = await receive(ws)
+
+    assert pushed["payload"]["data"]["caseUpdated"] == {
+        "caseId": "case-1",
+        "eventId": "ev-note",
+        "kind": "ESCALATION",
+        "channel": "AGENT_DESK",
+        "status": "ESCALATED",
+        "case": {"id": "case-1", "escalationLevel": 2, "customer": {"id": "c-1"}},
+        "entry": {"eventId": "ev-note"},
+    }
+
+
+async def test_disconnecting_ends_the_nats_subscription(
+    live: tuple[FakeTimeline, GatewayBus, str],
+) -> None:
+    _, bus, url = live
+    async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as socket:
+        await socket.send(
+            json.dumps({"type": "connection_init", "payload": {"authorization": TOKEN}})
+        )
+        await receive(socket)
+        await subscribe(socket, "a", TIMELINE_UPDATED)
+        await subscribe(socket, "b", TIMELINE_UPDATED.replace("c-1", "c-2"))
+        await until_following(bus, 2)
+
+    await until_following(bus, 0)
+
+
+REFUSED = {
+    "unknown customer": (
+        'subscription { timelineUpdated(customerId: "nobody") { eventId } }',
+        "NOT_FOUND",
+    ),
+    "unknown field": (
+        'subscription { timelineUpdated(customerId: "c-1") { shoeSize } }',
+        "GRAPHQL_VALIDATION_FAILED",
+    ),
+    "too deep": (
+        'subscription { caseUpdated(caseId: "case-1") { case { customer { openCase { '
+        "customer { openCase { customer { id } } } } } } } }",
+        "GRAPHQL_VALIDATION_FAILED",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", REFUSED)
+async def test_a_refused_subscription_is_an_error_and_the_connection_keeps_serving(
+    live: tuple[FakeTimeline, GatewayBus, str], ws: ClientConnection, name: str
+) -> None:
+    _, bus, _ = live
+    query, code = REFUSED[name]
+
+    await subscribe(ws, "bad", query)
+    refused = await receive(ws)
+    if refused["type"] == "next":  # refused while starting: errors, then complete
+        assert await receive(ws) == {"id": "bad", "type": "complete"}
+    await subscribe(ws, "ok", '{ customer(id: "c-1") { id } }')
+    served = await receive(ws)
+
+    errors = refused["payload"] if refused["type"] == "error" else refused["payload"]["errors"]
+    assert refused["id"] == "bad"
+    assert [error["extensions"]["code"] for error in errors] == [code]
+    assert served == {"id": "ok", "type": "next", "payload": {"data": {"customer": {"id": "c-1"}}}}
+    assert bus.active_followers == 0
+
+
+async def test_a_follower_that_falls_too_far_behind_is_cut_off(
+    nats_server: NatsServer, announcer: Client
+) -> None:
+    async with (
+        GatewayBus(url=nats_server.url, publish_timeout_seconds=1) as bus,
+        bus.follow(TENANT, "c-slow", queue_size=2) as follower,
+    ):
+        await asyncio.sleep(0.05)  # the subscription reaches the server
+        for number in range(3):
+            await announce(announcer, "c-slow", f"ev-{number}")
+        await asyncio.sleep(0.1)
+
+        with pytest.raises(SlowConsumer):
+            await anext(follower)
+    assert bus.active_followers == 0
