@@ -206,8 +206,10 @@ class IdentityResolver:
                     customer_id=customer_id, created=created, merged_ids=merged, protected=protected
                 )
             # Another writer claimed an identifier between our read and write: resolve again,
-            # which attaches to (or merges with) the customer that won.
-            if created:
+            # which attaches to (or merges with) the customer that won. A customer we just
+            # created goes away only if it claimed nothing: identifiers it did claim point to
+            # it (and other writers may already attach to it), so the retry merges it instead.
+            if created and len(conflicts) == len(unclaimed):
                 await self._store.customers.delete_one(
                     {"_id": customer_id, "tenant": tenant, "interaction_count": 0}
                 )
