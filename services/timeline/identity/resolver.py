@@ -289,11 +289,13 @@ class IdentityResolver:
         # Again, now that the losers are marked: a writer that read a loser as live before the
         # mark may have appended to it after the first pass. Later writers see the mark.
         await self._repoint(tenant, loser_ids, survivor_id)
-        by_channel = await store.channel_counts(tenant, survivor_id)
-        first, last = await store.contact_bounds(tenant, survivor_id)
         manual = ledger.get("rule") == MANUAL_RULE
         for _ in range(MAX_ATTEMPTS):
             survivor = (await store.get_customers(tenant, [survivor_id]))[survivor_id]
+            # The log is read after the version (see TimelineRecorder._rebuild_projection).
+            pending = await store.unprojected_events(tenant, survivor_id)
+            by_channel = await store.channel_counts(tenant, survivor_id)
+            first, last = await store.contact_bounds(tenant, survivor_id)
             profile = merged_profile(
                 survivor,
                 [d for d in losers if d["_id"] not in survivor.get("merged_ids", [])],
@@ -301,6 +303,7 @@ class IdentityResolver:
                 first_contact_at=first,
                 last_contact_at=last,
             )
+            profile["counted_pending"] = pending
             if manual:
                 # An agent joined them on purpose: an earlier split no longer keeps them apart.
                 apart = set(loser_ids)
