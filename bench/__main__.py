@@ -6,7 +6,10 @@ the rate at which this machine's nats-server stores pipelined publishes of the s
 so the ratios say how much of the bus's capacity Tsunagu's pipeline delivers, whatever the
 machine. A second baseline, one-by-one inserts into the same store, shows how many store round
 trips recording one interaction costs (the end-to-end rate is bound by the store).
-Benchmarks report; they never fail the test suite.
+Identity benchmarks (bench/identity.py) run against the same store: resolution throughput
+through the recorder, against the raw insert rate, and merge/split latency of two customers
+of 10,000 interactions each, against one `update_many` over their documents.
+Benchmarks report; they never fail the test suite. `--quick` runs everything smaller.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import nats
 from nats.js.api import StorageType, StreamConfig
 from pymongo import AsyncMongoClient
 
+from bench.identity import merge_split_latency, resolution_throughput
 from tsunagu.local.stack import LocalStack, StackPorts
 from tsunagu.v1 import (
     ingest_pb2,
@@ -189,6 +193,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             raw_store = await raw_insert_rate(stack.mongodb_uri, payload, args.store_count)
             e2e = await end_to_end(stack, args.count, args.batch)
             fresh = await freshness(stack, args.samples)
+            resolution = await resolution_throughput(
+                stack.mongodb_uri, args.identity_count, args.identity_batch
+            )
+            merge_split = await merge_split_latency(stack.mongodb_uri, args.merge_size)
     return {
         "machine": {"cpus": os.cpu_count()},
         "payload_bytes": len(payload),
@@ -198,6 +206,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "stored_vs_store_inserts": e2e["stored_per_s"] / raw_store,
         "ingest_vs_raw": e2e["ingest_acked_per_s"] / raw,
         "stored_vs_raw": e2e["stored_per_s"] / raw,
+        "identity_resolution": {
+            **resolution,
+            "vs_store_inserts": resolution["per_s"] / raw_store,
+        },
+        "merge_split": merge_split,
         "freshness_ms": {
             "p50": 1000 * statistics.median(fresh),
             "p99": 1000 * _pct(fresh, 0.99),
@@ -209,6 +222,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 def _report(result: dict[str, Any]) -> str:
     raw = result["baseline_raw_jetstream_publish_per_s"]
     fresh = result["freshness_ms"]
+    resolution, ms = result["identity_resolution"], result["merge_split"]
     return "\n".join(
         [
             f"payload: {result['payload_bytes']} bytes per interaction",
@@ -224,6 +238,14 @@ def _report(result: dict[str, Any]) -> str:
             f"{result['stored_vs_store_inserts']:12.3f}",
             f"freshness, Submit ack → visible in GraphQL: p50 {fresh['p50']:.1f} ms, "
             f"p99 {fresh['p99']:.1f} ms over {fresh['samples']} samples",
+            f"{'identity: record_batch (create/attach/merge)':44} "
+            f"{resolution['per_s']:12,.0f} {resolution['vs_store_inserts']:12.3f}"
+            "  (vs store inserts)",
+            f"merge / split of two customers of {ms['interactions_per_customer']:,} "
+            f"interactions each: merge {ms['merge_s']:.2f} s "
+            f"({ms['merge_vs_update_many']:.2f}x), split {ms['split_s']:.2f} s "
+            f"({ms['split_vs_update_many']:.2f}x) vs one update_many over them "
+            f"{ms['update_many_s']:.2f} s",
         ]
     )
 
@@ -235,10 +257,19 @@ if __name__ == "__main__":
     parser.add_argument("--raw-count", type=int, default=20000, help="baseline publishes")
     parser.add_argument("--store-count", type=int, default=2000, help="baseline inserts")
     parser.add_argument("--samples", type=int, default=50, help="freshness samples")
+    parser.add_argument("--identity-count", type=int, default=2000, help="events resolved")
+    parser.add_argument("--identity-batch", type=int, default=64, help="record_batch size")
+    parser.add_argument(
+        "--merge-size", type=int, default=10_000, help="interactions per merged customer"
+    )
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
     parser.add_argument("--out", type=Path, default=Path("bench-results/latest.json"))
-    result = asyncio.run(main(parser.parse_args()))
-    print(_report(result))
     args = parser.parse_args()
+    if args.quick:
+        args.count, args.raw_count, args.store_count, args.samples = 300, 2000, 300, 10
+        args.identity_count, args.merge_size = 400, 1000
+    result = asyncio.run(main(args))
+    print(_report(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"written to {args.out}")

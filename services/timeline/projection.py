@@ -31,6 +31,8 @@ class Contact:
     address: str = ""
     # A note or handoff: what the agent said, for the top of the customer's view.
     remark: Mapping[str, Any] | None = None
+    # The interaction's event id: a recount from the log may have counted it already.
+    event_id: str = ""
 
 
 def new_customer(
@@ -63,17 +65,25 @@ def _union_identifiers(*groups: Iterable[Mapping[str, Any]]) -> list[dict[str, A
 
 
 def apply_contact(customer: Document, contact: Contact) -> Document:
-    """The customer after one more interaction (the input is not changed)."""
+    """The customer after one more interaction (the input is not changed).
+
+    An interaction a recount from the log already counted (it is in `counted_pending`) is not
+    counted again; it only updates the rest of the profile.
+    """
     updated = dict(customer)
     at = aware(contact.occurred_at)
     first = customer.get("first_contact_at")
     last = customer.get("last_contact_at")
     is_first_projection = customer.get("interaction_count", 0) == 0
-    updated["interaction_count"] = customer.get("interaction_count", 0) + 1
-    by_channel = dict(customer.get("by_channel", {}))
-    by_channel[contact.channel] = by_channel.get(contact.channel, 0) + 1
-    updated["by_channel"] = by_channel
-    updated["channels"] = sorted(by_channel)
+    pending = customer.get("counted_pending", [])
+    if contact.event_id and contact.event_id in pending:
+        updated["counted_pending"] = [e for e in pending if e != contact.event_id]
+    else:
+        updated["interaction_count"] = customer.get("interaction_count", 0) + 1
+        by_channel = dict(customer.get("by_channel", {}))
+        by_channel[contact.channel] = by_channel.get(contact.channel, 0) + 1
+        updated["by_channel"] = by_channel
+        updated["channels"] = sorted(by_channel)
     updated["first_contact_at"] = (
         at if is_first_projection or first is None else min(aware(first), at)
     )

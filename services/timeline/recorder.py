@@ -284,6 +284,7 @@ class TimelineRecorder:
                     identifiers=ident_docs,
                     address=_address(interaction),
                     remark=remark_of(event, assignment.case_id) if event is not None else None,
+                    event_id=event_id,
                 ),
                 merged,
                 restored,
@@ -562,8 +563,6 @@ class TimelineRecorder:
         raise ConcurrentUpdateError(f"case {case_id} kept changing")
 
     async def _rebuild_projection(self, tenant: str, customer_id: str) -> None:
-        by_channel = await self._store.channel_counts(tenant, customer_id)
-        first, last = await self._store.contact_bounds(tenant, customer_id)
         open_case = await self.cases.latest_open(tenant, customer_id)
         remark = None
         if source := await self.cases.latest_remark_source(tenant, customer_id):
@@ -576,8 +575,14 @@ class TimelineRecorder:
             customer = (await self._store.get_customers(tenant, [customer_id])).get(customer_id)
             if customer is None:
                 return
+            # Read the log after the version: a concurrent append either is in these counts or
+            # changes the version first. Its writer skips what `counted_pending` lists.
+            pending = await self._store.unprojected_events(tenant, customer_id)
+            by_channel = await self._store.channel_counts(tenant, customer_id)
+            first, last = await self._store.contact_bounds(tenant, customer_id)
             updated = {
                 **customer,
+                "counted_pending": pending,
                 "by_channel": by_channel,
                 "channels": sorted(by_channel),
                 "interaction_count": sum(by_channel.values()),

@@ -208,8 +208,10 @@ class IdentityResolver:
                     customer_id=customer_id, created=created, merged_ids=merged, protected=protected
                 )
             # Another writer claimed an identifier between our read and write: resolve again,
-            # which attaches to (or merges with) the customer that won.
-            if created:
+            # which attaches to (or merges with) the customer that won. A customer we just
+            # created goes away only if it claimed nothing: identifiers it did claim point to
+            # it (and other writers may already attach to it), so the retry merges it instead.
+            if created and len(conflicts) == len(unclaimed):
                 await self._store.customers.delete_one(
                     {"_id": customer_id, "tenant": tenant, "interaction_count": 0}
                 )
@@ -282,22 +284,28 @@ class IdentityResolver:
         loser_ids: list[str] = ledger["merged_ids"]
         store = self._store
         await self._repoint(tenant, loser_ids, survivor_id)
-        docs = await store.get_customers(tenant, [survivor_id, *loser_ids])
-        losers = [docs[i] for i in loser_ids if i in docs]
-        for loser in losers:
-            if loser.get("merged_into") != survivor_id:
-                marked = {**loser, "status": "merged", "merged_into": survivor_id}
-                if not await store.replace_customer(marked, expected_version=loser["version"]):
-                    raise ConcurrentUpdateError(f"customer {loser['_id']} changed during merge")
+        for loser_id in loser_ids:
+            await self._mark_merged(ledger, loser_id)
         # Again, now that the losers are marked: a writer that read a loser as live before the
         # mark may have appended to it after the first pass. Later writers see the mark.
         await self._repoint(tenant, loser_ids, survivor_id)
-        by_channel = await store.channel_counts(tenant, survivor_id)
-        first, last = await store.contact_bounds(tenant, survivor_id)
+        docs = await store.get_customers(tenant, loser_ids)
+        losers = [docs[i] for i in loser_ids if i in docs]
+        # A merge on another replica may have merged our survivor meanwhile (checked after our
+        # last re-point: a later merge re-points what we moved). Finish on its live survivor.
+        target, _ = await self.survivors(tenant, {survivor_id})
+        if target.get(survivor_id, survivor_id) != survivor_id:
+            live_id = target[survivor_id]
+            await self._repoint(tenant, [survivor_id], live_id)
+            survivor_id = live_id
         open_case = await CaseStore(store).latest_open(tenant, survivor_id)
         manual = ledger.get("rule") == MANUAL_RULE
         for _ in range(MAX_ATTEMPTS):
             survivor = (await store.get_customers(tenant, [survivor_id]))[survivor_id]
+            # The log is read after the version (see TimelineRecorder._rebuild_projection).
+            pending = await store.unprojected_events(tenant, survivor_id)
+            by_channel = await store.channel_counts(tenant, survivor_id)
+            first, last = await store.contact_bounds(tenant, survivor_id)
             profile = merged_profile(
                 survivor,
                 [d for d in losers if d["_id"] not in survivor.get("merged_ids", [])],
@@ -305,6 +313,7 @@ class IdentityResolver:
                 first_contact_at=first,
                 last_contact_at=last,
             )
+            profile["counted_pending"] = pending
             profile = with_open_case(profile, open_case["_id"] if open_case else "")
             if manual:
                 # An agent joined them on purpose: an earlier split no longer keeps them apart.
@@ -323,6 +332,31 @@ class IdentityResolver:
             {"$set": {"status": "done"}},
         )
 
+    async def _mark_merged(self, ledger: Document, loser_id: str) -> None:
+        """Mark a loser merged into the survivor, re-reading it when a writer changed it.
+
+        Raises:
+            ConcurrentUpdateError: Another merge took the loser into a different customer
+                first. The pending entry is removed (it never happened) and the event that
+                asked for it is retried: it then merges the customers that are live by then.
+        """
+        tenant, survivor_id = ledger["tenant"], ledger["survivor_id"]
+        for _ in range(MAX_ATTEMPTS):
+            loser = (await self._store.get_customers(tenant, [loser_id])).get(loser_id)
+            if loser is None or loser.get("merged_into") == survivor_id:
+                return
+            if loser.get("merged_into"):
+                await self._store.merges.delete_one(
+                    {"_id": ledger["_id"], "tenant": tenant, "status": "pending"}
+                )
+                raise ConcurrentUpdateError(
+                    f"customer {loser_id} was merged into {loser['merged_into']} meanwhile"
+                )
+            marked = {**loser, "status": "merged", "merged_into": survivor_id}
+            if await self._store.replace_customer(marked, expected_version=loser["version"]):
+                return
+        raise ConcurrentUpdateError(f"customer {loser_id} kept changing during merge")
+
     async def _repoint(self, tenant: str, from_ids: list[str], to_id: str) -> None:
         store = self._store
         await store.repoint_identities(tenant, from_ids, to_id)
@@ -333,6 +367,10 @@ class IdentityResolver:
         """Finish merges a crash cut off half-way (run at start-up); returns how many."""
         done = 0
         async for entry in self._store.merges.find({"status": "pending"}):
-            await self.finish_merge(entry)
+            try:
+                await self.finish_merge(entry)
+            except ConcurrentUpdateError as exc:
+                log.warning("pending merge %s not finished: %s", entry["_id"], exc)
+                continue
             done += 1
         return done

@@ -200,8 +200,6 @@ class MergeSplitter:
         self, tenant: str, customer_id: str, before: dict[str, Document], restored: list[str]
     ) -> None:
         store = self._store
-        by_channel = await store.channel_counts(tenant, customer_id)
-        first, last = await store.contact_bounds(tenant, customer_id)
         open_case = await CaseStore(store).latest_open(tenant, customer_id)
         identifiers: list[dict[str, Any]] = []
         async for doc in store.interactions.find(
@@ -212,6 +210,10 @@ class MergeSplitter:
             customer = (await store.get_customers(tenant, [customer_id])).get(customer_id)
             if customer is None:
                 return
+            # The log is read after the version (see TimelineRecorder._rebuild_projection).
+            pending = await store.unprojected_events(tenant, customer_id)
+            by_channel = await store.channel_counts(tenant, customer_id)
+            first, last = await store.contact_bounds(tenant, customer_id)
             mine = before.get(customer_id, {})
             if customer_id in restored:
                 merged_ids = list(mine.get("merged_ids", []))
@@ -234,6 +236,7 @@ class MergeSplitter:
                 merged_ids=merged_ids,
             )
             profile["separated_from"] = sorted(separated)
+            profile["counted_pending"] = pending
             profile = with_open_case(profile, open_case["_id"] if open_case else "")
             if await store.replace_customer(profile, expected_version=customer["version"]):
                 return

@@ -158,6 +158,17 @@ class TimelineStore:
         cursor = await self.interactions.aggregate(pipeline)
         return {doc["_id"]: int(doc["count"]) async for doc in cursor}
 
+    async def unprojected_events(self, tenant: str, customer_id: str) -> list[str]:
+        """The customer's stored interactions whose writer has not projected them yet.
+
+        A recount from the log lists them in the customer's `counted_pending`, read before
+        counting, so that their writer does not count them a second time.
+        """
+        cursor = self.interactions.find(
+            {"tenant": tenant, "customer_id": customer_id, "projected": False}, {"event_id": 1}
+        )
+        return sorted([doc["event_id"] async for doc in cursor])
+
     async def contact_bounds(
         self, tenant: str, customer_id: str
     ) -> tuple[datetime | None, datetime | None]:

@@ -1,0 +1,188 @@
+"""Identity resolution benchmarks, straight against the store (no bus, no gRPC).
+
+- Resolution throughput: interactions per second through `TimelineRecorder.record_batch` for
+  a mix that creates customers, attaches to them and merges them (per group of four events:
+  a call from a new phone, a second call from it, an email from a new address, and an email
+  carrying both, which merges the two customers). Compare with the raw store insert rate.
+- Merge and split latency for two customers with `per_customer` interactions each, seeded
+  with `insert_many` in the recorder's document shape: an automatic merge (one event linking
+  both) and `MergeSplitter.split` of it, against one `update_many` over the same documents.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from services.timeline.identity.resolver import Actor
+from services.timeline.recorder import Recorded, TimelineRecorder
+from services.timeline.store import TimelineStore
+from services.timeline.store.documents import Document
+from tsunagu.v1 import interaction_pb2 as pb
+
+TENANT = "bench-identity"
+T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+
+
+def _call(number: str, at: datetime) -> pb.Interaction:
+    call = pb.Interaction(
+        event_id=str(uuid.uuid4()),
+        tenant=TENANT,
+        channel=pb.CHANNEL_VOICE,
+        kind=pb.KIND_CALL_STARTED,
+        direction=pb.DIRECTION_INBOUND,
+        identifiers=[pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=number)],
+        actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER),
+        call=pb.CallDetail(call_id=uuid.uuid4().hex, from_number=number, to_number="0120123456"),
+    )
+    call.occurred_at.FromDatetime(at)
+    return call
+
+
+def _email(address: str, at: datetime, *extra: pb.Identifier) -> pb.Interaction:
+    email = pb.Interaction(
+        event_id=str(uuid.uuid4()),
+        tenant=TENANT,
+        channel=pb.CHANNEL_EMAIL,
+        kind=pb.KIND_EMAIL,
+        direction=pb.DIRECTION_INBOUND,
+        identifiers=[pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=address), *extra],
+        actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER),
+        email=pb.EmailDetail(from_address=address, subject="About my order", text_body="Hi"),
+    )
+    email.occurred_at.FromDatetime(at)
+    return email
+
+
+def _phone(i: int) -> str:
+    return f"090{1000 + i % 9000:04d}{2000 + i // 9000:04d}"  # valid mobile numbers
+
+
+class _Store:
+    """A fresh database of the store for one benchmark, dropped afterwards."""
+
+    def __init__(self, mongodb_uri: str) -> None:
+        self.client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
+        self.name = f"bench_identity_{uuid.uuid4().hex[:8]}"
+        self.store = TimelineStore(self.client[self.name])
+        self.recorder = TimelineRecorder(self.store, region_for=lambda _tenant: "JP")
+
+    async def __aenter__(self) -> _Store:
+        await self.store.ensure_indexes()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.client.drop_database(self.name)
+        await self.client.close()
+
+
+async def resolution_throughput(mongodb_uri: str, count: int, batch: int) -> dict[str, Any]:
+    """Events per second through record_batch: half create, a quarter attach, a quarter merge."""
+    events: list[pb.Interaction] = []
+    for g in range(count // 4):
+        at = T0 + timedelta(minutes=g)
+        number, address = _phone(g), f"person{g}@example.jp"
+        events += [
+            _call(number, at),
+            _call(number, at + timedelta(seconds=1)),
+            _email(address, at + timedelta(seconds=2)),
+            _email(
+                address,
+                at + timedelta(seconds=3),
+                pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=number),
+            ),
+        ]
+    async with _Store(mongodb_uri) as bench:
+        started = time.perf_counter()
+        outcomes = []
+        for offset in range(0, len(events), batch):
+            outcomes += await bench.recorder.record_batch(events[offset : offset + batch])
+        elapsed = time.perf_counter() - started
+        failed = [o for o in outcomes if not isinstance(o, Recorded)]
+        assert not failed, failed[:3]
+        merged = sum(1 for o in outcomes if isinstance(o, Recorded) and o.merged_ids)
+        live = await bench.store.customers.count_documents(
+            {"tenant": TENANT, "merged_into": {"$exists": False}}
+        )
+        assert merged == len(events) // 4, merged
+        assert live == len(events) // 4, live
+    return {"events": len(events), "batch": batch, "merges": merged, "per_s": len(events) / elapsed}
+
+
+async def merge_split_latency(mongodb_uri: str, per_customer: int) -> dict[str, Any]:
+    """Seconds for an automatic merge and its split of two customers of `per_customer` each."""
+    async with _Store(mongodb_uri) as bench:
+        recorder, store = bench.recorder, bench.store
+        number, address = "090-5555-0001", "big@example.jp"
+        first_call = await recorder.record(_call(number, T0))
+        first_email = await recorder.record(_email(address, T0 + timedelta(minutes=1)))
+        customers = {"voice": first_call.customer_id, "email": first_email.customer_id}
+        for channel, customer_id in customers.items():
+            docs = []
+            for i in range(1, per_customer):
+                at = T0 + timedelta(minutes=2 + i)
+                interaction = _call(number, at) if channel == "voice" else _email(address, at)
+                ident: dict[str, object] = {
+                    "kind": "phone" if channel == "voice" else "email",
+                    "value": "+819055550001" if channel == "voice" else address,
+                }
+                doc = recorder._document(
+                    interaction, customer_id, at, (ident,)
+                )  # the documented shape
+                docs.append({**doc, "projected": True})
+            for offset in range(0, len(docs), 1000):
+                await store.interactions.insert_many(docs[offset : offset + 1000], ordered=False)
+            customer = (await store.get_customers(TENANT, [customer_id]))[customer_id]
+            await store.replace_customer(
+                {
+                    **customer,
+                    "interaction_count": per_customer,
+                    "by_channel": {channel: per_customer},
+                    "last_contact_at": T0 + timedelta(minutes=1 + per_customer),
+                },
+                expected_version=customer["version"],
+            )
+        both = list(customers.values())
+
+        started = time.perf_counter()
+        await store.interactions.update_many(
+            {"tenant": TENANT, "customer_id": {"$in": both}}, {"$set": {"bench_touched": True}}
+        )
+        baseline = time.perf_counter() - started
+
+        link = _email(
+            address,
+            T0 + timedelta(days=30),
+            pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=number),
+        )
+        started = time.perf_counter()
+        merged = await recorder.record(link)
+        merge_s = time.perf_counter() - started
+        assert merged.merged_ids, merged
+        survivor = (await store.get_customers(TENANT, [merged.customer_id]))[merged.customer_id]
+        assert survivor["interaction_count"] == 2 * per_customer + 1, survivor
+        entry = await store.merges.find_one({"tenant": TENANT, "evidence.event_id": link.event_id})
+        assert entry is not None
+
+        started = time.perf_counter()
+        await recorder.splitter.split(
+            TENANT, entry["_id"], actor=Actor("agent", "bench"), reason="bench", at=T0
+        )
+        split_s = time.perf_counter() - started
+        counts = await store.get_customers(TENANT, both)
+        assert sorted(c["interaction_count"] for c in counts.values()) == [
+            per_customer,
+            per_customer + 1,
+        ], counts
+    return {
+        "interactions_per_customer": per_customer,
+        "update_many_s": baseline,
+        "merge_s": merge_s,
+        "split_s": split_s,
+        "merge_vs_update_many": merge_s / baseline,
+        "split_vs_update_many": split_s / baseline,
+    }
