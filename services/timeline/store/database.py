@@ -197,11 +197,19 @@ class TimelineStore:
         """Stored identities among `keys`: owner and every customer that presented each."""
         if not keys:
             return {}
+        # `value $in` (then the kind checked here) rather than an `$or` of (kind, value) pairs:
+        # one index range per value on MongoDB, and the only form the embedded store answers
+        # from an index (it never uses the compound one) — the `$or` was a full scan there.
+        wanted = set(keys)
         cursor = self.identities.find(
-            {"tenant": tenant, "$or": [{"kind": k, "value": v} for k, v in keys]},
+            {"tenant": tenant, "value": {"$in": sorted({v for _, v in wanted})}},
             {"kind": 1, "value": 1, "customer_id": 1, "customer_ids": 1, "first_event_id": 1},
         )
-        return {(doc["kind"], doc["value"]): doc async for doc in cursor}
+        return {
+            (doc["kind"], doc["value"]): doc
+            async for doc in cursor
+            if (doc["kind"], doc["value"]) in wanted
+        }
 
     async def identities_of(self, tenant: str, customer_id: str) -> list[Document]:
         cursor = self.identities.find({"tenant": tenant, "customer_id": customer_id})
@@ -211,9 +219,10 @@ class TimelineStore:
         self, tenant: str, keys: Sequence[IdentityKey], customer_ids: Sequence[str]
     ) -> None:
         """Record that these customers presented these identifiers (merge protection counts)."""
-        if keys and customer_ids:
-            await self.identities.update_many(
-                {"tenant": tenant, "$or": [{"kind": k, "value": v} for k, v in keys]},
+        for kind, value in keys if customer_ids else ():
+            # One indexed update per key (an `$or` of pairs is a full scan on the embedded store).
+            await self.identities.update_one(
+                {"tenant": tenant, "value": value, "kind": kind},
                 {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}},
             )
 
