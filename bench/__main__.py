@@ -29,6 +29,7 @@ import nats
 from nats.js.api import StorageType, StreamConfig
 from pymongo import AsyncMongoClient
 
+from bench import live_view
 from tsunagu.local.stack import LocalStack, StackPorts
 from tsunagu.v1 import (
     ingest_pb2,
@@ -189,6 +190,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             raw_store = await raw_insert_rate(stack.mongodb_uri, payload, args.store_count)
             e2e = await end_to_end(stack, args.count, args.batch)
             fresh = await freshness(stack, args.samples)
+            live = await live_view.measure(stack, TENANT, live_view.LiveViewSizes.from_args(args))
     return {
         "machine": {"cpus": os.cpu_count()},
         "payload_bytes": len(payload),
@@ -203,6 +205,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "p99": 1000 * _pct(fresh, 0.99),
             "samples": len(fresh),
         },
+        "live_view": live,
     }
 
 
@@ -236,8 +239,10 @@ if __name__ == "__main__":
     parser.add_argument("--store-count", type=int, default=2000, help="baseline inserts")
     parser.add_argument("--samples", type=int, default=50, help="freshness samples")
     parser.add_argument("--out", type=Path, default=Path("bench-results/latest.json"))
+    live_view.add_arguments(parser)
     result = asyncio.run(main(parser.parse_args()))
     print(_report(result))
+    print(live_view.report(result["live_view"]))
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
