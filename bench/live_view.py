@@ -8,7 +8,11 @@ Two measures, each with a baseline taken in the same run on the same processes:
   (open loop: one request is sent on schedule whatever the previous one is doing). Each
   message's freshness is the time from its `Submit` response (the durable JetStream ack)
   to the push carrying its event id. Baseline: a core-NATS publish → receive ping on the
-  same nats-server, i.e. the bus's own latency.
+  same nats-server, i.e. the bus's own latency. Each run also splits the time at the
+  timeline's `recorded_at` (one wall clock on one machine), counts the store's rows, and
+  times what every push costs the timeline: the gateway reads the entry back with a
+  `ListInteractions` in a ±2 ms window. By default the load runs again once the big
+  customer below is stored, to show how freshness depends on the store's size.
 - **Timeline page latency for a customer with many interactions.** One customer is seeded
   through the real pipeline (chat `SubmitBatch`, plus a share of email interactions
   published to JetStream with the ingestion services' own publisher, since the bench stack
@@ -94,6 +98,7 @@ class LiveViewSizes:
     requests: int = 30
     deep_pages: int = 20
     push_after_seed: bool = True
+    readbacks: int = 10
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LiveViewSizes:
@@ -410,6 +415,8 @@ async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -
                 task.cancel()
             await asyncio.gather(*listeners, return_exceptions=True)
 
+        readback = await _readback_cost(timeline, tenant, customers[0], sizes.readbacks)
+    rows = await _store_rows(stack)
     acked = load.acked
     latencies = [pushes.at[e] - t for e, t in acked.items() if e in pushes.at]
     # Where the time goes, on the wall clock all processes share: the timeline stamps
@@ -419,6 +426,8 @@ async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -
     to_push = [pushes.wall[e] - recorded[e] for e in acked if e in recorded and e in pushes.wall]
     return {
         "customers": len(customers),
+        "store_interactions": rows,
+        "grace_s": sizes.grace_s,
         "target_rate_per_s": sizes.rate,
         "achieved_rate_per_s": total / sent_for_s,
         "submitted": total,
@@ -432,7 +441,50 @@ async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -
         "freshness_ms": _ms_summary(latencies),
         "ack_to_recorded_at_ms": _ms_summary(to_recorded),
         "recorded_at_to_push_ms": _ms_summary(to_push),
+        "timeline_readback_ms": readback,
     }
+
+
+async def _readback_cost(
+    timeline: timeline_pb2_grpc.TimelineServiceAsyncStub,
+    tenant: str,
+    customer_id: str,
+    requests: int,
+) -> dict[str, dict[str, float]]:
+    """What each push costs the timeline: the gateway reads the announced entry back with a
+    `ListInteractions` in a ±2 ms window around its `occurred_at` (channel and kind set);
+    timed against the same customer's plain first page."""
+    now = datetime.now(UTC)
+    window = timeline_pb2.ListInteractionsRequest(
+        tenant=tenant,
+        customer_id=customer_id,
+        page_size=PAGE_SIZE,
+        channels=[interaction_pb2.CHANNEL_CHAT],
+        kinds=[interaction_pb2.KIND_MESSAGE],
+    )
+    window.since.FromDatetime(now - timedelta(milliseconds=2))
+    window.until.FromDatetime(now + timedelta(milliseconds=2))
+    plain = timeline_pb2.ListInteractionsRequest(
+        tenant=tenant, customer_id=customer_id, page_size=PAGE_SIZE
+    )
+    timed: dict[str, dict[str, float]] = {}
+    for name, request in (("entry_window", window), ("plain_first_page", plain)):
+        latencies = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            await timeline.ListInteractions(request)
+            latencies.append(time.perf_counter() - started)
+        timed[name] = _ms_summary(latencies)
+    return timed
+
+
+async def _store_rows(stack: LocalStack) -> int:
+    """Interactions in the store (all tenants): what a scan of the collection reads."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_uri)
+    try:
+        return await client[stack.database]["interactions"].count_documents({})
+    finally:
+        await client.close()
 
 
 async def _recorded_at(stack: LocalStack, tenant: str, event_ids: list[str]) -> dict[str, float]:
@@ -673,32 +725,38 @@ async def measure(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> dict[
 
 def _row(name: str, ms: dict[str, float], extra: str = "") -> str:
     if not ms.get("count"):
-        return f"  {name:40} (no samples)"
+        return f"  {name:48} (no samples)"
     return (
-        f"  {name:40} {ms['p50']:8.2f} {ms['p95']:8.2f} {ms['p99']:8.2f} {ms['max']:8.2f}"
+        f"  {name:48} {ms['p50']:8.2f} {ms['p95']:8.2f} {ms['p99']:8.2f} {ms['max']:8.2f}"
         f" {int(ms['count']):6d}{extra}"
     )
 
 
-def _after_seed_lines(push: dict[str, Any] | None, seeded: int) -> list[str]:
-    if push is None:
-        return []
+def _push_lines(push: dict[str, Any], label: str) -> list[str]:
     ratio = push["ratio_to_nats"]
+    readback = push["timeline_readback_ms"]
     return [
-        _row(f"same, after seeding {seeded:,} more rows", push["freshness_ms"]),
+        _row(f"Submit ack → push ({label})", push["freshness_ms"]),
         _row("  of which: ack → timeline recorded_at", push["ack_to_recorded_at_ms"]),
         _row("  of which: recorded_at → push", push["recorded_at_to_push_ms"]),
+        _row("  per push: ListInteractions ±2 ms window", readback["entry_window"]),
+        _row("  vs: ListInteractions plain first page", readback["plain_first_page"]),
         f"  push vs bus: p50 ×{ratio.get('p50', float('nan')):.0f}, "
         f"p99 ×{ratio.get('p99', float('nan')):.0f}; missed pushes {push['missed_pushes']} "
-        f"of {push['acked']} acked",
+        f"of {push['acked']} acked (not pushed within {push['grace_s']:g} s of the last ack)",
     ]
+
+
+def _after_seed_lines(push: dict[str, Any] | None) -> list[str]:
+    if push is None:
+        return []
+    return _push_lines(push, f"{push['store_interactions']:,} rows, after seeding")
 
 
 def report(result: dict[str, Any]) -> str:
     push, pages = result["push"], result["pages"]
-    bus, fresh = push["baseline_nats_core_ms"], push["freshness_ms"]
-    ratio = push["ratio_to_nats"]
-    header = f"  {'ms':40} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} {'n':>6}"
+    bus = push["baseline_nats_core_ms"]
+    header = f"  {'ms':48} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} {'n':>6}"
     graphql, store, ratios = pages["graphql_ms"], pages["store_ms"], pages["ratios_p50"]
     seed = pages["seed"]
     lines = [
@@ -706,14 +764,11 @@ def report(result: dict[str, Any]) -> str:
         f"(target {push['target_rate_per_s']:g}) over {push['customers']} subscribed customers",
         header,
         _row("baseline: NATS core publish → receive", bus),
-        _row("Submit ack → timelineUpdated push", fresh),
-        _row("  of which: ack → timeline recorded_at", push["ack_to_recorded_at_ms"]),
-        _row("  of which: recorded_at → push", push["recorded_at_to_push_ms"]),
-        f"  push vs bus: p50 ×{ratio.get('p50', float('nan')):.0f}, "
-        f"p99 ×{ratio.get('p99', float('nan')):.0f}; missed pushes {push['missed_pushes']} "
-        f"of {push['acked']} acked ({push['submit_failures']} Submit failures, "
-        f"{push['pushes_without_entry']} pushes without entry)",
-        *_after_seed_lines(result.get("push_after_seed"), pages["seed"]["interactions"]),
+        *_push_lines(push, f"{push['store_interactions']:,} rows in store"),
+        f"  ({push['submit_failures']} Submit failures, "
+        f"{push['pushes_without_entry']} pushes without entry, "
+        f"subscription errors: {len(push['subscription_errors'])})",
+        *_after_seed_lines(result.get("push_after_seed")),
         f"live view: timeline pages of {PAGE_SIZE}, customer with {seed['interactions']:,} "
         f"interactions (seeded through the pipeline: {seed['how']}; stored in "
         f"{seed['stored_s']:.1f} s, {seed['stored_per_s']:.0f}/s)",

@@ -16,6 +16,7 @@ TINY = live_view.LiveViewSizes(
     customers=2,
     grace_s=10,
     nats_pings=20,
+    readbacks=2,
     seed_count=60,
     small_count=3,
     seed_batch=20,
@@ -42,4 +43,4 @@ async def test_live_view_bench_measures_pushes_and_pages_at_tiny_sizes(
     for name in ("first", "deep", "filtered"):
         assert pages["store_ms"][name]["count"] == 2, name
     assert "push_after_seed" not in result
-    assert "Submit ack → timelineUpdated push" in live_view.report(result)
+    assert "Submit ack → push" in live_view.report(result)
