@@ -32,6 +32,7 @@ import nats
 from nats.js.api import StorageType, StreamConfig
 from pymongo import AsyncMongoClient
 
+from bench import live_view
 from bench.identity import merge_split_latency, resolution_throughput
 from tsunagu.local.stack import LocalStack, StackPorts
 from tsunagu.v1 import (
@@ -197,6 +198,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 stack.mongodb_uri, args.identity_count, args.identity_batch
             )
             merge_split = await merge_split_latency(stack.mongodb_uri, args.merge_size)
+            live = await live_view.measure(stack, TENANT, live_view.LiveViewSizes.from_args(args))
     return {
         "machine": {"cpus": os.cpu_count()},
         "payload_bytes": len(payload),
@@ -216,6 +218,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "p99": 1000 * _pct(fresh, 0.99),
             "samples": len(fresh),
         },
+        "live_view": live,
     }
 
 
@@ -264,12 +267,15 @@ if __name__ == "__main__":
     )
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
     parser.add_argument("--out", type=Path, default=Path("bench-results/latest.json"))
+    live_view.add_arguments(parser)
     args = parser.parse_args()
     if args.quick:
         args.count, args.raw_count, args.store_count, args.samples = 300, 2000, 300, 10
         args.identity_count, args.merge_size = 400, 1000
+        args.live_seconds, args.page_seed, args.page_requests = 3.0, 500, 5
     result = asyncio.run(main(args))
     print(_report(result))
+    print(live_view.report(result["live_view"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"written to {args.out}")

@@ -1,0 +1,824 @@
+"""The agent's live view, measured: subscription push freshness and timeline page latency.
+
+Two measures, each with a baseline taken in the same run on the same processes:
+
+- **Push freshness at a steady load.** `timelineUpdated(customerId)` subscriptions are open
+  over WebSocket (graphql-transport-ws, through the `gql` client) for a handful of
+  customers while chat messages go through the chat ingestion `Submit` at a fixed rate
+  (open loop: one request is sent on schedule whatever the previous one is doing). Each
+  message's freshness is the time from its `Submit` response (the durable JetStream ack)
+  to the push carrying its event id. Baseline: a core-NATS publish → receive ping on the
+  same nats-server, i.e. the bus's own latency. Each run also splits the time at the
+  timeline's `recorded_at` (one wall clock on one machine), counts the store's rows, and
+  times what every push costs the timeline: the gateway reads the entry back with a
+  `ListInteractions` in a ±2 ms window. By default the load runs again once the big
+  customer below is stored, to show how freshness depends on the store's size.
+- **Timeline page latency for a customer with many interactions.** One customer is seeded
+  through the real pipeline (chat `SubmitBatch`, plus a share of email interactions
+  published to JetStream with the ingestion services' own publisher, since the bench stack
+  runs chat ingestion only) and waited for until stored. Then GraphQL
+  `customer(id) { timeline(first: 50) }` is timed for the first page, a page deep in
+  (reached by following `after` cursors) and a filtered page. Baselines: the same first
+  page for a customer with a few interactions, and the raw store query the timeline runs
+  (`find().sort().limit()`, same filter and cursor condition) for the large customer.
+
+Benchmarks report; nothing here asserts a time. Missed pushes are counted, not raised.
+`python -m bench.live_view` runs only these measures on a stack of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import nats
+from gql import Client, GraphQLRequest
+from gql.transport.aiohttp import AIOHTTPTransport
+from gql.transport.websockets import WebsocketsTransport
+from pymongo import DESCENDING, AsyncMongoClient
+
+from tsunagu.bus.publisher import InteractionPublisher
+from tsunagu.local.stack import LocalStack
+from tsunagu.v1 import (
+    ingest_pb2,
+    ingest_pb2_grpc,
+    interaction_pb2,
+    timeline_pb2,
+    timeline_pb2_grpc,
+)
+
+LIVE = """
+subscription Live($customerId: ID!) {
+  timelineUpdated(customerId: $customerId) {
+    customerId eventId channel kind entry { eventId channel text }
+  }
+}
+"""
+
+PAGE = """
+query Page($id: ID!, $first: Int!, $after: String, $channels: [Channel!], $kinds: [Kind!]) {
+  customer(id: $id) {
+    timeline(first: $first, after: $after, channels: $channels, kinds: $kinds) {
+      edges { cursor node { eventId occurredAt channel kind direction text caseId
+                            actor { type displayName } } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}
+"""
+
+PAGE_SIZE = 50
+# What the timeline asks the store for: one more than the page, to know whether more follow.
+_STORE_LIMIT = PAGE_SIZE + 1
+# Every n-th seeded interaction is an email: the filtered page looks for those.
+_EMAIL_EVERY = 20
+
+
+@dataclass(frozen=True, slots=True)
+class LiveViewSizes:
+    """How much of each measure to run (the defaults keep it under ~2 minutes)."""
+
+    rate: float = 30.0
+    duration_s: float = 15.0
+    customers: int = 5
+    grace_s: float = 10.0
+    nats_pings: int = 2000
+    seed_count: int = 10_000
+    small_count: int = 10
+    seed_batch: int = 200
+    requests: int = 30
+    deep_pages: int = 20
+    push_after_seed: bool = True
+    readbacks: int = 10
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> LiveViewSizes:
+        return cls(
+            rate=args.live_rate,
+            duration_s=args.live_seconds,
+            customers=args.live_customers,
+            seed_count=args.page_seed,
+            small_count=args.page_small,
+            requests=args.page_requests,
+            deep_pages=args.page_deep,
+            push_after_seed=not args.no_push_after_seed,
+        )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags sizing these measures, on the bench's command line."""
+    group = parser.add_argument_group("live view (push freshness, timeline pages)")
+    default = LiveViewSizes()
+    group.add_argument("--live-rate", type=float, default=default.rate, help="Submits per second")
+    group.add_argument(
+        "--live-seconds", type=float, default=default.duration_s, help="steady-load duration"
+    )
+    group.add_argument(
+        "--live-customers", type=int, default=default.customers, help="subscribed customers"
+    )
+    group.add_argument(
+        "--page-seed", type=int, default=default.seed_count, help="interactions of the big customer"
+    )
+    group.add_argument(
+        "--page-small", type=int, default=default.small_count, help="the baseline customer's"
+    )
+    group.add_argument(
+        "--page-requests", type=int, default=default.requests, help="timed requests per page"
+    )
+    group.add_argument(
+        "--page-deep", type=int, default=default.deep_pages, help="pages followed to the deep one"
+    )
+    group.add_argument(
+        "--no-push-after-seed",
+        action="store_true",
+        help="skip measuring push freshness again once the big customer is stored",
+    )
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _ms_summary(seconds: Sequence[float]) -> dict[str, float]:
+    if not seconds:
+        return {"count": 0}
+    return {
+        "count": len(seconds),
+        "p50": 1000 * statistics.median(seconds),
+        "p95": 1000 * _pct(seconds, 0.95),
+        "p99": 1000 * _pct(seconds, 0.99),
+        "max": 1000 * max(seconds),
+        "min": 1000 * min(seconds),
+    }
+
+
+def _interaction(
+    tenant: str,
+    visitor: str,
+    at: datetime,
+    text: str,
+    *,
+    email: bool = False,
+) -> interaction_pb2.Interaction:
+    """A customer's chat message (or, with `email`, an email from the same customer)."""
+    address = f"{visitor}@example.com"
+    interaction = interaction_pb2.Interaction(
+        event_id=str(uuid.uuid4()),
+        tenant=tenant,
+        direction=interaction_pb2.DIRECTION_INBOUND,
+        identifiers=[
+            interaction_pb2.Identifier(
+                kind=interaction_pb2.IDENTIFIER_KIND_CHAT_VISITOR, value=visitor
+            ),
+            interaction_pb2.Identifier(kind=interaction_pb2.IDENTIFIER_KIND_EMAIL, value=address),
+        ],
+        actor=interaction_pb2.Actor(type=interaction_pb2.ACTOR_TYPE_CUSTOMER),
+        content=interaction_pb2.Content(text=text),
+    )
+    if email:
+        interaction.channel = interaction_pb2.CHANNEL_EMAIL
+        interaction.kind = interaction_pb2.KIND_EMAIL
+        interaction.conversation_ref = f"email:{visitor}"
+        interaction.email.message_id = f"<{interaction.event_id}@example.com>"
+        interaction.email.from_address = address
+        interaction.email.to_addresses.append("support@example.com")
+        interaction.email.subject = "About my order"
+        interaction.email.text_body = text
+    else:
+        interaction.channel = interaction_pb2.CHANNEL_CHAT
+        interaction.kind = interaction_pb2.KIND_MESSAGE
+        interaction.chat.session_id = f"session-{visitor}"
+    interaction.occurred_at.FromDatetime(at)
+    return interaction
+
+
+async def _wait_stored(
+    timeline: timeline_pb2_grpc.TimelineServiceAsyncStub,
+    tenant: str,
+    event_ids: Sequence[str],
+    *,
+    limit_s: float,
+) -> dict[str, str]:
+    """Poll `LookupEvents` until every event is stored; event id → customer id."""
+    deadline = time.perf_counter() + limit_s
+    owners: dict[str, str] = {}
+    pending = list(event_ids)
+    while pending:
+        chunk = pending[:500]
+        found = await timeline.LookupEvents(
+            timeline_pb2.LookupEventsRequest(tenant=tenant, event_ids=chunk)
+        )
+        owners.update({f.event_id: f.customer_id for f in found.found})
+        pending = [e for e in pending if e not in owners]
+        if pending and time.perf_counter() > deadline:
+            raise TimeoutError(f"{len(pending)} events not stored in {limit_s}s")
+        if len(found.found) < len(chunk):
+            await asyncio.sleep(0.05)
+    return owners
+
+
+@asynccontextmanager
+async def _ws_session(stack: LocalStack) -> AsyncIterator[Any]:
+    transport = WebsocketsTransport(
+        url=stack.graphql_url.replace("http://", "ws://"),
+        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+        init_payload={},
+    )
+    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+        yield session
+
+
+@asynccontextmanager
+async def _http_session(stack: LocalStack) -> AsyncIterator[Any]:
+    transport = AIOHTTPTransport(url=stack.graphql_url)
+    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+        yield session
+
+
+# -- baseline: the bus's own latency ------------------------------------------------------------
+
+
+async def nats_ping_latency(nats_url: str, count: int, payload_bytes: int = 512) -> list[float]:
+    """Seconds from a core-NATS publish to its delivery to another connection, one at a time."""
+    publisher = await nats.connect(nats_url)
+    receiver = await nats.connect(nats_url)
+    subject = f"bench.ping.{uuid.uuid4().hex}"
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Future[float] = loop.create_future()
+
+    async def on_message(_msg: Any) -> None:
+        if not arrived.done():
+            arrived.set_result(time.perf_counter())
+
+    try:
+        await receiver.subscribe(subject, cb=on_message)
+        await receiver.flush()
+        payload = b"x" * payload_bytes
+        latencies = []
+        for i in range(count + 50):
+            arrived = loop.create_future()
+            sent = time.perf_counter()
+            await publisher.publish(subject, payload)
+            received = await asyncio.wait_for(arrived, 5)
+            if i >= 50:  # the first ones warm up both connections
+                latencies.append(received - sent)
+    finally:
+        await publisher.close()
+        await receiver.close()
+    return latencies
+
+
+# -- push freshness -----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Pushes:
+    """Pushes as they arrive: event id → perf_counter and wall-clock times of arrival."""
+
+    at: dict[str, float] = field(default_factory=dict)
+    wall: dict[str, float] = field(default_factory=dict)
+    without_entry: int = 0
+    errors: list[str] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def listen(self, session: Any, customer_id: str) -> None:
+        request = GraphQLRequest(LIVE, variable_values={"customerId": customer_id})
+        try:
+            async for update in session.subscribe(request):
+                received, wall = time.perf_counter(), time.time()
+                body = update["timelineUpdated"]
+                self.at.setdefault(body["eventId"], received)
+                self.wall.setdefault(body["eventId"], wall)
+                if body.get("entry") is None:
+                    self.without_entry += 1
+                self.arrived.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported: a benchmark never fails
+            self.errors.append(f"{customer_id}: {exc!r}")
+
+    async def wait_for(self, event_ids: Iterable[str], seconds: float) -> bool:
+        """Wait until every event was pushed, or `seconds` pass; whether all were."""
+        wanted = set(event_ids)
+        deadline = time.perf_counter() + seconds
+        while not wanted <= self.at.keys():
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return False
+            self.arrived.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), left)
+        return True
+
+
+@dataclass(slots=True)
+class _Submitter:
+    """Chat `Submit`s, each acknowledgement's time kept by event id (perf_counter, wall)."""
+
+    ingest: ingest_pb2_grpc.IngestServiceAsyncStub
+    acked: dict[str, float] = field(default_factory=dict)
+    acked_wall: dict[str, float] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    async def submit(self, item: interaction_pb2.Interaction) -> None:
+        try:
+            response = await self.ingest.Submit(ingest_pb2.SubmitRequest(interaction=item))
+        except grpc.aio.AioRpcError as exc:
+            self.failures.append(f"{exc.code()}: {exc.details()}")
+            return
+        acked, wall = time.perf_counter(), time.time()
+        if response.result.status != ingest_pb2.SubmitResult.STATUS_ACCEPTED:
+            self.failures.append(str(response.result))
+            return
+        self.acked[item.event_id] = acked
+        self.acked_wall[item.event_id] = wall
+
+    async def steady(self, tenant: str, visitors: Sequence[str], rate: float, total: int) -> float:
+        """Send `total` messages at `rate` per second, open loop; the seconds it took."""
+        started = time.perf_counter()
+        sends = []
+        for i in range(total):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            item = _interaction(
+                tenant, visitors[i % len(visitors)], datetime.now(UTC), f"message {i}"
+            )
+            sends.append(asyncio.create_task(self.submit(item)))
+        await asyncio.gather(*sends)
+        return time.perf_counter() - started
+
+
+async def _warm_up(
+    submitter: _Submitter, pushes: _Pushes, tenant: str, visitors: Sequence[str]
+) -> int:
+    """No protocol message says "subscribed": send until each customer's first push."""
+    sent = 0
+    for visitor in visitors:
+        for _ in range(50):
+            item = _interaction(tenant, visitor, datetime.now(UTC), "warm-up")
+            await submitter.submit(item)
+            sent += 1
+            if await pushes.wait_for([item.event_id], 1.0):
+                break
+    return sent
+
+
+async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> dict[str, Any]:
+    """Submit ack → `timelineUpdated` push, at `sizes.rate` Submits per second."""
+    run = uuid.uuid4().hex[:6]
+    visitors = [f"live-{run}-{n}" for n in range(sizes.customers)]
+    pushes = _Pushes()
+    total = max(1, round(sizes.rate * sizes.duration_s))
+    async with AsyncExitStack() as resources:
+        ingest_ch = await resources.enter_async_context(
+            grpc.aio.insecure_channel(stack.ingest_addresses["chat"])
+        )
+        timeline_ch = await resources.enter_async_context(
+            grpc.aio.insecure_channel(stack.timeline_address)
+        )
+        timeline: timeline_pb2_grpc.TimelineServiceAsyncStub = (
+            timeline_pb2_grpc.TimelineServiceStub(timeline_ch)
+        )
+        setup = _Submitter(ingest_pb2_grpc.IngestServiceStub(ingest_ch))
+        # One first message makes each visitor a customer; subscriptions need the id.
+        firsts = [_interaction(tenant, v, datetime.now(UTC), "hello") for v in visitors]
+        for item in firsts:
+            await setup.submit(item)
+        owners = await _wait_stored(timeline, tenant, [i.event_id for i in firsts], limit_s=60)
+        customers = [owners[i.event_id] for i in firsts]
+        listeners = []
+        for customer_id in customers:
+            session = await resources.enter_async_context(_ws_session(stack))
+            listeners.append(asyncio.create_task(pushes.listen(session, customer_id)))
+        try:
+            warmups = await _warm_up(setup, pushes, tenant, visitors)
+            pushes.without_entry = 0
+            load = _Submitter(setup.ingest)
+            sent_for_s = await load.steady(tenant, visitors, sizes.rate, total)
+            await pushes.wait_for(load.acked, sizes.grace_s)
+        finally:
+            for task in listeners:
+                task.cancel()
+            await asyncio.gather(*listeners, return_exceptions=True)
+
+        readback = await _readback_cost(timeline, tenant, customers[0], sizes.readbacks)
+    rows = await _store_rows(stack)
+    acked = load.acked
+    latencies = [pushes.at[e] - t for e, t in acked.items() if e in pushes.at]
+    # Where the time goes, on the wall clock all processes share: the timeline stamps
+    # `recorded_at` when it takes the event from the stream (before its store writes).
+    recorded = await _recorded_at(stack, tenant, list(acked))
+    to_recorded = [recorded[e] - load.acked_wall[e] for e in acked if e in recorded]
+    to_push = [pushes.wall[e] - recorded[e] for e in acked if e in recorded and e in pushes.wall]
+    return {
+        "customers": len(customers),
+        "store_interactions": rows,
+        "grace_s": sizes.grace_s,
+        "target_rate_per_s": sizes.rate,
+        "achieved_rate_per_s": total / sent_for_s,
+        "submitted": total,
+        "acked": len(acked),
+        "submit_failures": len(load.failures),
+        "pushed": len(latencies),
+        "missed_pushes": len(acked) - len(latencies),
+        "pushes_without_entry": pushes.without_entry,
+        "warmup_submits": warmups,
+        "subscription_errors": pushes.errors,
+        "freshness_ms": _ms_summary(latencies),
+        "ack_to_recorded_at_ms": _ms_summary(to_recorded),
+        "recorded_at_to_push_ms": _ms_summary(to_push),
+        "timeline_readback_ms": readback,
+    }
+
+
+async def _readback_cost(
+    timeline: timeline_pb2_grpc.TimelineServiceAsyncStub,
+    tenant: str,
+    customer_id: str,
+    requests: int,
+) -> dict[str, dict[str, float]]:
+    """What each push costs the timeline: the gateway reads the announced entry back with a
+    `ListInteractions` in a ±2 ms window around its `occurred_at` (channel and kind set);
+    timed against the same customer's plain first page."""
+    now = datetime.now(UTC)
+    window = timeline_pb2.ListInteractionsRequest(
+        tenant=tenant,
+        customer_id=customer_id,
+        page_size=PAGE_SIZE,
+        channels=[interaction_pb2.CHANNEL_CHAT],
+        kinds=[interaction_pb2.KIND_MESSAGE],
+    )
+    window.since.FromDatetime(now - timedelta(milliseconds=2))
+    window.until.FromDatetime(now + timedelta(milliseconds=2))
+    plain = timeline_pb2.ListInteractionsRequest(
+        tenant=tenant, customer_id=customer_id, page_size=PAGE_SIZE
+    )
+    timed: dict[str, dict[str, float]] = {}
+    for name, request in (("entry_window", window), ("plain_first_page", plain)):
+        latencies = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            await timeline.ListInteractions(request)
+            latencies.append(time.perf_counter() - started)
+        timed[name] = _ms_summary(latencies)
+    return timed
+
+
+async def _store_rows(stack: LocalStack) -> int:
+    """Interactions in the store (all tenants): what a scan of the collection reads."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_uri)
+    try:
+        return await client[stack.database]["interactions"].count_documents({})
+    finally:
+        await client.close()
+
+
+async def _recorded_at(stack: LocalStack, tenant: str, event_ids: list[str]) -> dict[str, float]:
+    """Event id → the timeline's `recorded_at` (epoch seconds, millisecond precision)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_uri, tz_aware=True)
+    try:
+        cursor = client[stack.database]["interactions"].find(
+            {"tenant": tenant, "event_id": {"$in": event_ids}}, {"event_id": 1, "recorded_at": 1}
+        )
+        return {doc["event_id"]: doc["recorded_at"].timestamp() async for doc in cursor}
+    finally:
+        await client.close()
+
+
+# -- timeline pages ---------------------------------------------------------------------------
+
+
+async def _seed_customer(
+    stack: LocalStack,
+    tenant: str,
+    count: int,
+    batch: int,
+) -> tuple[str, dict[str, float]]:
+    """A customer with `count` interactions through the pipeline; (customer id, rates)."""
+    visitor = f"pages-{uuid.uuid4().hex[:8]}"
+    # A month of history, oldest first, so that every page is a range of the log.
+    start = datetime.now(UTC) - timedelta(days=30)
+    step = timedelta(days=29) / max(1, count)
+    items = [
+        _interaction(
+            tenant,
+            visitor,
+            start + i * step,
+            f"message {i}: my delivery is late",
+            email=i % _EMAIL_EVERY == _EMAIL_EVERY - 1,
+        )
+        for i in range(count)
+    ]
+    chats = [i for i in items if i.channel == interaction_pb2.CHANNEL_CHAT]
+    emails = [i for i in items if i.channel == interaction_pb2.CHANNEL_EMAIL]
+    # The customer exists before the rest arrives, so nothing is resolved concurrently.
+    head, chats = chats[:1], chats[1:]
+    nc = await nats.connect(stack.nats_url)
+    try:
+        async with (
+            grpc.aio.insecure_channel(stack.ingest_addresses["chat"]) as ingest_ch,
+            grpc.aio.insecure_channel(stack.timeline_address) as timeline_ch,
+        ):
+            ingest = ingest_pb2_grpc.IngestServiceStub(ingest_ch)
+            timeline = timeline_pb2_grpc.TimelineServiceStub(timeline_ch)
+            started = time.perf_counter()
+            await ingest.SubmitBatch(ingest_pb2.SubmitBatchRequest(interactions=head))
+            owners = await _wait_stored(timeline, tenant, [head[0].event_id], limit_s=60)
+            publisher = InteractionPublisher(nc.jetstream())
+
+            async def submit_chats() -> None:
+                for offset in range(0, len(chats), batch):
+                    response = await ingest.SubmitBatch(
+                        ingest_pb2.SubmitBatchRequest(interactions=chats[offset : offset + batch])
+                    )
+                    refused = [
+                        r
+                        for r in response.results
+                        if r.status != ingest_pb2.SubmitResult.STATUS_ACCEPTED
+                    ]
+                    if refused:
+                        raise RuntimeError(f"SubmitBatch refused: {refused[:3]}")
+
+            async def publish_emails() -> None:
+                for offset in range(0, len(emails), batch):
+                    for outcome in await publisher.publish_many(emails[offset : offset + batch]):
+                        if isinstance(outcome, Exception):
+                            raise outcome
+
+            await asyncio.gather(submit_chats(), publish_emails())
+            acked = time.perf_counter() - started
+            owners.update(
+                await _wait_stored(timeline, tenant, [i.event_id for i in items], limit_s=900)
+            )
+            stored = time.perf_counter() - started
+    finally:
+        await nc.close()
+    customers = set(owners.values())
+    if len(customers) != 1:
+        raise RuntimeError(f"seeded interactions landed on {len(customers)} customers")
+    return customers.pop(), {
+        "interactions": count,
+        "emails": len(emails),
+        "acked_s": acked,
+        "stored_s": stored,
+        "stored_per_s": count / stored,
+    }
+
+
+async def _time_page(session: Any, requests: int, **variables: Any) -> list[float]:
+    request = GraphQLRequest(PAGE, variable_values={"first": PAGE_SIZE, **variables})
+    await session.execute(request)  # warm
+    latencies = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        result = await session.execute(request)
+        latencies.append(time.perf_counter() - started)
+        if result["customer"] is None:
+            raise RuntimeError(f"customer {variables['id']} not found")
+    return latencies
+
+
+async def _deep_cursor(session: Any, customer_id: str, pages: int) -> tuple[str, list[float]]:
+    """Follow `after` cursors `pages - 1` times; the cursor of page `pages`, per-page times."""
+    after = None
+    walk = []
+    for _ in range(pages - 1):
+        started = time.perf_counter()
+        result = await session.execute(
+            GraphQLRequest(
+                PAGE, variable_values={"id": customer_id, "first": PAGE_SIZE, "after": after}
+            )
+        )
+        walk.append(time.perf_counter() - started)
+        info = result["customer"]["timeline"]["pageInfo"]
+        if not info["hasNextPage"]:
+            break
+        after = info["endCursor"]
+    if after is None:
+        raise RuntimeError("the customer's timeline has a single page")
+    return after, walk
+
+
+async def _time_store(
+    stack: LocalStack,
+    tenant: str,
+    customer_id: str,
+    requests: int,
+    deep_pages: int,
+) -> dict[str, list[float]]:
+    """The timeline's own store query (same filter, sort, limit and cursor), timed raw."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(stack.mongodb_uri)
+    interactions = client[stack.database]["interactions"]
+    sort = [("occurred_at", DESCENDING), ("event_id", DESCENDING)]
+    base: dict[str, Any] = {"tenant": tenant, "customer_id": customer_id}
+
+    async def page(query: dict[str, Any]) -> list[dict[str, Any]]:
+        cursor = interactions.find(query, {"projected": 0}).sort(sort).limit(_STORE_LIMIT)
+        return [doc async for doc in cursor]
+
+    async def timed(query: dict[str, Any]) -> list[float]:
+        await page(query)
+        latencies = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            await page(query)
+            latencies.append(time.perf_counter() - started)
+        return latencies
+
+    try:
+        deep = dict(base)
+        for _ in range(deep_pages - 1):
+            last = (await page(deep))[PAGE_SIZE - 1]
+            deep = {
+                **base,
+                "$or": [
+                    {"occurred_at": {"$lt": last["occurred_at"]}},
+                    {"occurred_at": last["occurred_at"], "event_id": {"$lt": last["event_id"]}},
+                ],
+            }
+        return {
+            "first": await timed(base),
+            "deep": await timed(deep),
+            "filtered": await timed(
+                {**base, "channel": {"$in": ["email"]}, "kind": {"$in": ["email"]}}
+            ),
+        }
+    finally:
+        await client.close()
+
+
+async def page_latency(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> dict[str, Any]:
+    """GraphQL timeline pages of a big customer against a small one and the raw store query."""
+    big, seeded = await _seed_customer(stack, tenant, sizes.seed_count, sizes.seed_batch)
+    small, _ = await _seed_customer(stack, tenant, sizes.small_count, sizes.seed_batch)
+    n = sizes.requests
+    async with _http_session(stack) as session:
+        after, walk = await _deep_cursor(session, big, sizes.deep_pages)
+        graphql = {
+            "first": await _time_page(session, n, id=big),
+            "deep": await _time_page(session, n, id=big, after=after),
+            "filtered": await _time_page(session, n, id=big, channels=["EMAIL"], kinds=["EMAIL"]),
+            "small_first": await _time_page(session, n, id=small),
+        }
+    store = await _time_store(stack, tenant, big, n, sizes.deep_pages)
+    summary = {name: _ms_summary(v) for name, v in graphql.items()}
+    raw = {name: _ms_summary(v) for name, v in store.items()}
+
+    def ratio(a: dict[str, float], b: dict[str, float]) -> float:
+        return a["p50"] / b["p50"] if b.get("p50") else float("nan")
+
+    return {
+        "seed": {"how": "chat SubmitBatch + email via JetStream publisher", **seeded},
+        "page_size": PAGE_SIZE,
+        "requests": n,
+        "deep_page": sizes.deep_pages,
+        "walk_to_deep_ms": _ms_summary(walk),
+        "graphql_ms": summary,
+        "store_ms": raw,
+        "ratios_p50": {
+            "big_first_vs_small_first": ratio(summary["first"], summary["small_first"]),
+            "graphql_first_vs_store_first": ratio(summary["first"], raw["first"]),
+            "graphql_deep_vs_store_deep": ratio(summary["deep"], raw["deep"]),
+            "graphql_filtered_vs_store_filtered": ratio(summary["filtered"], raw["filtered"]),
+        },
+    }
+
+
+# -- together -----------------------------------------------------------------------------------
+
+
+async def measure(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> dict[str, Any]:
+    """Both measures and their baselines, on a running stack whose gateway serves `tenant`."""
+    started = time.perf_counter()
+    bus = _ms_summary(await nats_ping_latency(stack.nats_url, sizes.nats_pings))
+    push = await push_freshness(stack, tenant, sizes)
+    pages = await page_latency(stack, tenant, sizes)
+    result: dict[str, Any] = {"push": push, "pages": pages}
+    if sizes.push_after_seed:
+        # The same load again, now that the big customer's rows are in the store too.
+        result["push_after_seed"] = await push_freshness(stack, tenant, sizes)
+    for measured in (result["push"], result.get("push_after_seed")):
+        if measured is None:
+            continue
+        fresh = measured["freshness_ms"]
+        measured["baseline_nats_core_ms"] = bus
+        measured["ratio_to_nats"] = {
+            q: fresh[q] / bus[q] for q in ("p50", "p99") if q in fresh and bus.get(q)
+        }
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def _row(name: str, ms: dict[str, float], extra: str = "") -> str:
+    if not ms.get("count"):
+        return f"  {name:48} (no samples)"
+    return (
+        f"  {name:48} {ms['p50']:8.2f} {ms['p95']:8.2f} {ms['p99']:8.2f} {ms['max']:8.2f}"
+        f" {int(ms['count']):6d}{extra}"
+    )
+
+
+def _push_lines(push: dict[str, Any], label: str) -> list[str]:
+    ratio = push["ratio_to_nats"]
+    readback = push["timeline_readback_ms"]
+    return [
+        _row(f"Submit ack → push ({label})", push["freshness_ms"]),
+        _row("  of which: ack → timeline recorded_at", push["ack_to_recorded_at_ms"]),
+        _row("  of which: recorded_at → push", push["recorded_at_to_push_ms"]),
+        _row("  per push: ListInteractions ±2 ms window", readback["entry_window"]),
+        _row("  vs: ListInteractions plain first page", readback["plain_first_page"]),
+        f"  push vs bus: p50 ×{ratio.get('p50', float('nan')):.0f}, "
+        f"p99 ×{ratio.get('p99', float('nan')):.0f}; missed pushes {push['missed_pushes']} "
+        f"of {push['acked']} acked (not pushed within {push['grace_s']:g} s of the last ack)",
+    ]
+
+
+def _after_seed_lines(push: dict[str, Any] | None) -> list[str]:
+    if push is None:
+        return []
+    return _push_lines(push, f"{push['store_interactions']:,} rows, after seeding")
+
+
+def report(result: dict[str, Any]) -> str:
+    push, pages = result["push"], result["pages"]
+    bus = push["baseline_nats_core_ms"]
+    header = f"  {'ms':48} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8} {'n':>6}"
+    graphql, store, ratios = pages["graphql_ms"], pages["store_ms"], pages["ratios_p50"]
+    seed = pages["seed"]
+    lines = [
+        f"live view: push freshness at {push['achieved_rate_per_s']:.1f} Submits/s "
+        f"(target {push['target_rate_per_s']:g}) over {push['customers']} subscribed customers",
+        header,
+        _row("baseline: NATS core publish → receive", bus),
+        *_push_lines(push, f"{push['store_interactions']:,} rows in store"),
+        f"  ({push['submit_failures']} Submit failures, "
+        f"{push['pushes_without_entry']} pushes without entry, "
+        f"subscription errors: {len(push['subscription_errors'])})",
+        *_after_seed_lines(result.get("push_after_seed")),
+        f"live view: timeline pages of {PAGE_SIZE}, customer with {seed['interactions']:,} "
+        f"interactions (seeded through the pipeline: {seed['how']}; stored in "
+        f"{seed['stored_s']:.1f} s, {seed['stored_per_s']:.0f}/s)",
+        header,
+        _row("GraphQL first page", graphql["first"]),
+        _row(f"GraphQL page {pages['deep_page']} (after cursors)", graphql["deep"]),
+        _row("GraphQL filtered (EMAIL, 5% of the log)", graphql["filtered"]),
+        _row("baseline: GraphQL first page, small cust.", graphql["small_first"]),
+        _row("baseline: store find first page", store["first"]),
+        _row(f"baseline: store find page {pages['deep_page']}", store["deep"]),
+        _row("baseline: store find filtered", store["filtered"]),
+        f"  p50 ratios: big/small first page ×{ratios['big_first_vs_small_first']:.2f}; "
+        f"GraphQL/store first ×{ratios['graphql_first_vs_store_first']:.2f}, "
+        f"deep ×{ratios['graphql_deep_vs_store_deep']:.2f}, "
+        f"filtered ×{ratios['graphql_filtered_vs_store_filtered']:.2f}",
+        f"live view took {result['seconds']:.0f} s",
+    ]
+    return "\n".join(lines)
+
+
+async def _standalone(args: argparse.Namespace) -> dict[str, Any]:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from tsunagu.local.stack import StackPorts
+
+    tenant = "bench"
+    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-live-") as tmp:
+        async with LocalStack(
+            Path(tmp),
+            ports=StackPorts.free(),
+            channels=("chat",),
+            mongodb_uri=os.environ.get("MONGODB_URI"),
+            sink=lambda _name, _line: None,
+            extra_env={"TSUNAGU_GATEWAY_DEV_TENANT": tenant},
+        ) as stack:
+            return await measure(stack, tenant, LiveViewSizes.from_args(args))
+
+
+if __name__ == "__main__":
+    import json
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="python -m bench.live_view")
+    add_arguments(parser)
+    parser.add_argument("--out", type=Path, default=Path("bench-results/live_view.json"))
+    parsed = parser.parse_args()
+    outcome = asyncio.run(_standalone(parsed))
+    print(report(outcome))
+    parsed.out.parent.mkdir(parents=True, exist_ok=True)
+    parsed.out.write_text(json.dumps(outcome, indent=2))
+    print(f"written to {parsed.out}")
