@@ -9,7 +9,7 @@ followed too. Every push carries the stored entry, read back through the timelin
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import strawberry
 
@@ -23,8 +23,6 @@ from gateway.writes import live_customer_id
 
 # Around the notice's occurred_at, so the stored entry is found even among many
 # (millisecond precision in the store, microseconds on the wire).
-_ENTRY_WINDOW = timedelta(milliseconds=2)
-_ENTRY_PAGE = 50
 
 
 @strawberry.type(description="One event stored on a watched customer's timeline.")
@@ -62,27 +60,19 @@ class CaseUpdate:
 
 
 async def _entry(context: GatewayContext, notice: TimelineNotice) -> Interaction | None:
-    """Read the announced event back from the timeline (one ``ListInteractions`` call)."""
-    kind = KINDS.from_name(notice.kind)
-    channel = CHANNELS.from_name(notice.channel)
-    occurred = notice.occurred_at
+    """Read the announced event back from the timeline (one ``GetInteractions`` call by id).
+
+    A lookup by event id costs the same whatever the size of the customer's timeline; a
+    time-window page read did not on the embedded store, and pushes fell behind under load.
+    """
     try:
-        page = await context.timeline.list_interactions(
-            context.principal.tenant,
-            notice.merged_into or notice.customer_id,
-            page_size=_ENTRY_PAGE,
-            since=None if occurred is None else occurred - _ENTRY_WINDOW,
-            until=None if occurred is None else occurred + _ENTRY_WINDOW,
-            kinds=[] if kind is None else [KINDS.to_proto(kind)],
-            channels=[] if channel is None else [CHANNELS.to_proto(channel)],
+        entries = await context.timeline.get_interactions(
+            context.principal.tenant, [notice.event_id]
         )
     except GatewayError:
         # A push without its entry beats no push: the client can still re-read the timeline.
         return None
-    for stored in page.entries if page is not None else ():
-        if stored.interaction.event_id == notice.event_id:
-            return Interaction.from_entry(stored)
-    return None
+    return Interaction.from_entry(entries[0]) if entries else None
 
 
 def _update(notice: TimelineNotice, entry: Interaction | None) -> TimelineUpdate:

@@ -197,6 +197,23 @@ class TimelineClient:
             request.until.CopyFrom(_timestamp(until))
         return await self._call("ListInteractions", stub.ListInteractions, request)
 
+    async def get_interactions(
+        self, tenant: str, event_ids: Sequence[str]
+    ) -> list[timeline_pb2.TimelineEntry]:
+        """Stored interactions by event id, as timeline entries (in request order).
+
+        Args:
+            tenant: The caller's tenant.
+            event_ids: At most ``MAX_IDS_PER_CALL`` event ids.
+
+        Returns:
+            The entries of the stored events; unknown ids are left out.
+        """
+        stub = self._require_stub()
+        request = timeline_pb2.GetInteractionsRequest(tenant=tenant, event_ids=list(event_ids))
+        response = await self._call("GetInteractions", stub.GetInteractions, request)
+        return [] if response is None else list(response.entries)
+
     async def lookup_events(self, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
         """Which of these events are stored, and on which (surviving) customer.
 

@@ -49,6 +49,20 @@ async def _invalid(context: grpc.aio.ServicerContext[object, object], message: s
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
+def entry_to_proto(doc: Document) -> timeline_pb2.TimelineEntry:
+    """A stored interaction as a timeline entry, with its page cursor."""
+    return timeline_pb2.TimelineEntry(
+        interaction=interaction_pb2.Interaction.FromString(bytes(doc["raw"])),
+        customer_id=doc["customer_id"],
+        recorded_at=to_timestamp(doc.get("recorded_at")),
+        cursor=encode_cursor(aware(doc["occurred_at"]), doc["event_id"]),
+        case_id=doc.get("case_id", ""),
+        switched_from=CHANNELS_BY_TOKEN.get(  # type: ignore[arg-type]
+            doc.get("switched_from", ""), interaction_pb2.CHANNEL_UNSPECIFIED
+        ),
+    )
+
+
 def merge_to_proto(entry: Document) -> timeline_pb2.MergeRecord:
     """A ledger entry as the API shows it: who, when, why, on what evidence, and any split."""
     evidence = entry.get("evidence", {})
@@ -193,20 +207,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
             case_id=request.case_id,
         )
         response = timeline_pb2.ListInteractionsResponse(has_more=len(docs) > size)
-        for doc in docs[:size]:
-            cursor = encode_cursor(aware(doc["occurred_at"]), doc["event_id"])
-            response.entries.append(
-                timeline_pb2.TimelineEntry(
-                    interaction=interaction_pb2.Interaction.FromString(bytes(doc["raw"])),
-                    customer_id=doc["customer_id"],
-                    recorded_at=to_timestamp(doc.get("recorded_at")),
-                    cursor=cursor,
-                    case_id=doc.get("case_id", ""),
-                    switched_from=CHANNELS_BY_TOKEN.get(  # type: ignore[arg-type]
-                        doc.get("switched_from", ""), interaction_pb2.CHANNEL_UNSPECIFIED
-                    ),
-                )
-            )
+        response.entries.extend(entry_to_proto(doc) for doc in docs[:size])
         if response.entries:
             response.next_cursor = response.entries[-1].cursor
         return response
@@ -268,6 +269,30 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
                     status=doc["status"],
                 )
             )
+        return response
+
+    async def GetInteractions(
+        self,
+        request: timeline_pb2.GetInteractionsRequest,
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> timeline_pb2.GetInteractionsResponse:
+        tenant = await self._tenant(request.tenant, context)
+        if len(request.event_ids) > MAX_IDS:
+            await _invalid(context, f"event_ids: at most {MAX_IDS} per call")
+        docs = {
+            d["event_id"]: d for d in await self._store.get_interactions(tenant, request.event_ids)
+        }
+        target, _ = await self._resolver.survivors(
+            tenant, {d["customer_id"] for d in docs.values()}
+        )
+        response = timeline_pb2.GetInteractionsResponse()
+        for event_id in dict.fromkeys(request.event_ids):
+            doc = docs.get(event_id)
+            if doc is not None:
+                entry = entry_to_proto(doc)
+                stored_on: str = doc["customer_id"]
+                entry.customer_id = target.get(stored_on, stored_on)
+                response.entries.append(entry)
         return response
 
     async def LookupEvents(

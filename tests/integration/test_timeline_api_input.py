@@ -126,6 +126,9 @@ async def test_malformed_tenant_is_refused_by_every_method(api: Api) -> None:
             api.timeline.LookupEvents(
                 timeline_pb2.LookupEventsRequest(tenant=bad, event_ids=["e"])
             ),
+            api.timeline.GetInteractions(
+                timeline_pb2.GetInteractionsRequest(tenant=bad, event_ids=["e"])
+            ),
         ]
         for call in calls:
             await api.refused(call, Code.INVALID_ARGUMENT, "tenant")
@@ -305,6 +308,29 @@ async def test_customer_of_one_tenant_is_invisible_to_another_tenant(api: Api) -
             timeline_pb2.LookupEventsRequest(tenant=tenant, event_ids=[chat.event_id])
         )
         assert [f.customer_id for f in found.found] == ([customer_id] if visible else [])
+        got = await api.timeline.GetInteractions(
+            timeline_pb2.GetInteractionsRequest(
+                tenant=tenant, event_ids=["unknown", chat.event_id, chat.event_id]
+            )
+        )
+        assert [(e.interaction.event_id, e.customer_id) for e in got.entries] == (
+            [(chat.event_id, customer_id)] if visible else []
+        )
+        if visible:
+            assert got.entries[0].interaction.content.text == chat.content.text
+            assert got.entries[0].case_id
+
+
+async def test_get_interactions_refuses_over_500_ids(api: Api) -> None:
+    await api.refused(
+        api.timeline.GetInteractions(
+            timeline_pb2.GetInteractionsRequest(
+                tenant=api.tenant, event_ids=[f"e{i}" for i in range(501)]
+            )
+        ),
+        Code.INVALID_ARGUMENT,
+        "event_ids",
+    )
 
 
 async def test_pages_of_three_walk_the_timeline_newest_first(api: Api) -> None:

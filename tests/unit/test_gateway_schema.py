@@ -345,6 +345,17 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
             entries=entries, next_cursor=entries[-1].cursor, has_more=True
         )
 
+    async def GetInteractions(
+        self,
+        request: timeline_pb2.GetInteractionsRequest,
+        context: ServicerContext,  # noqa: ARG002 - the servicer signature
+    ) -> timeline_pb2.GetInteractionsResponse:
+        self._record("GetInteractions", request)
+        wanted = set(request.event_ids) if request.tenant == TENANT else set()
+        return timeline_pb2.GetInteractionsResponse(
+            entries=[e for e in _entries() if e.interaction.event_id in wanted]
+        )
+
     async def LookupEvents(
         self, request: timeline_pb2.LookupEventsRequest, context: ServicerContext
     ) -> timeline_pb2.LookupEventsResponse:

@@ -428,6 +428,53 @@ class LookupEventsRequest(_message.Message):
 Global___LookupEventsRequest: _TypeAlias = LookupEventsRequest  # noqa: Y015
 
 @_typing.final
+class GetInteractionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    EVENT_IDS_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    @_builtins.property
+    def event_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """At most 500."""
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        event_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_ids", b"event_ids", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInteractionsRequest: _TypeAlias = GetInteractionsRequest  # noqa: Y015
+
+@_typing.final
+class GetInteractionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___TimelineEntry]:
+        """The stored ones, in request order; `customer_id` is the surviving customer."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___TimelineEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInteractionsResponse: _TypeAlias = GetInteractionsResponse  # noqa: Y015
+
+@_typing.final
 class LookupEventsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -55,6 +55,11 @@ class TimelineServiceStub:
                 request_serializer=tsunagu_dot_v1_dot_timeline__pb2.LookupEventsRequest.SerializeToString,
                 response_deserializer=tsunagu_dot_v1_dot_timeline__pb2.LookupEventsResponse.FromString,
                 _registered_method=True)
+        self.GetInteractions = channel.unary_unary(
+                '/tsunagu.v1.TimelineService/GetInteractions',
+                request_serializer=tsunagu_dot_v1_dot_timeline__pb2.GetInteractionsRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_timeline__pb2.GetInteractionsResponse.FromString,
+                _registered_method=True)
         self.SearchCustomers = channel.unary_unary(
                 '/tsunagu.v1.TimelineService/SearchCustomers',
                 request_serializer=tsunagu_dot_v1_dot_timeline__pb2.SearchCustomersRequest.SerializeToString,
@@ -108,6 +113,14 @@ class TimelineServiceServicer:
 
     def LookupEvents(self, request, context):
         """Which of these event ids are stored, and on which customer (read-your-writes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInteractions(self, request, context):
+        """Stored interactions by event id, as timeline entries (a live view reads what it was told
+        about; one indexed lookup, whatever the size of the customer's timeline).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -170,6 +183,11 @@ def add_TimelineServiceServicer_to_server(servicer, server):
                     servicer.LookupEvents,
                     request_deserializer=tsunagu_dot_v1_dot_timeline__pb2.LookupEventsRequest.FromString,
                     response_serializer=tsunagu_dot_v1_dot_timeline__pb2.LookupEventsResponse.SerializeToString,
+            ),
+            'GetInteractions': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInteractions,
+                    request_deserializer=tsunagu_dot_v1_dot_timeline__pb2.GetInteractionsRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_timeline__pb2.GetInteractionsResponse.SerializeToString,
             ),
             'SearchCustomers': grpc.unary_unary_rpc_method_handler(
                     servicer.SearchCustomers,
@@ -305,6 +323,33 @@ class TimelineService:
             '/tsunagu.v1.TimelineService/LookupEvents',
             tsunagu_dot_v1_dot_timeline__pb2.LookupEventsRequest.SerializeToString,
             tsunagu_dot_v1_dot_timeline__pb2.LookupEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInteractions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.TimelineService/GetInteractions',
+            tsunagu_dot_v1_dot_timeline__pb2.GetInteractionsRequest.SerializeToString,
+            tsunagu_dot_v1_dot_timeline__pb2.GetInteractionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,10 @@ class TimelineServiceStub:
     """A customer's timeline, newest first, with a cursor and filters."""
     LookupEvents: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.LookupEventsRequest, _timeline_pb2.LookupEventsResponse]
     """Which of these event ids are stored, and on which customer (read-your-writes)."""
+    GetInteractions: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.GetInteractionsRequest, _timeline_pb2.GetInteractionsResponse]
+    """Stored interactions by event id, as timeline entries (a live view reads what it was told
+    about; one indexed lookup, whatever the size of the customer's timeline).
+    """
     SearchCustomers: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.SearchCustomersRequest, _timeline_pb2.SearchCustomersResponse]
     """Customers whose name starts with the query, or who have an identifier starting with it."""
     GetCases: _grpc.UnaryUnaryMultiCallable[_timeline_pb2.GetCasesRequest, _timeline_pb2.GetCasesResponse]
@@ -62,6 +66,10 @@ class TimelineServiceAsyncStub(TimelineServiceStub):
     """A customer's timeline, newest first, with a cursor and filters."""
     LookupEvents: _aio.UnaryUnaryMultiCallable[_timeline_pb2.LookupEventsRequest, _timeline_pb2.LookupEventsResponse]  # type: ignore[assignment]
     """Which of these event ids are stored, and on which customer (read-your-writes)."""
+    GetInteractions: _aio.UnaryUnaryMultiCallable[_timeline_pb2.GetInteractionsRequest, _timeline_pb2.GetInteractionsResponse]  # type: ignore[assignment]
+    """Stored interactions by event id, as timeline entries (a live view reads what it was told
+    about; one indexed lookup, whatever the size of the customer's timeline).
+    """
     SearchCustomers: _aio.UnaryUnaryMultiCallable[_timeline_pb2.SearchCustomersRequest, _timeline_pb2.SearchCustomersResponse]  # type: ignore[assignment]
     """Customers whose name starts with the query, or who have an identifier starting with it."""
     GetCases: _aio.UnaryUnaryMultiCallable[_timeline_pb2.GetCasesRequest, _timeline_pb2.GetCasesResponse]  # type: ignore[assignment]
@@ -105,6 +113,16 @@ class TimelineServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_timeline_pb2.LookupEventsResponse, _abc.Awaitable[_timeline_pb2.LookupEventsResponse]]:
         """Which of these event ids are stored, and on which customer (read-your-writes)."""
+
+    @_abc_1.abstractmethod
+    def GetInteractions(
+        self,
+        request: _timeline_pb2.GetInteractionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_timeline_pb2.GetInteractionsResponse, _abc.Awaitable[_timeline_pb2.GetInteractionsResponse]]:
+        """Stored interactions by event id, as timeline entries (a live view reads what it was told
+        about; one indexed lookup, whatever the size of the customer's timeline).
+        """
 
     @_abc_1.abstractmethod
     def SearchCustomers(

@@ -143,6 +143,12 @@ class TimelineStore:
         )
         return [doc async for doc in cursor]
 
+    async def get_interactions(self, tenant: str, event_ids: Iterable[str]) -> list[Document]:
+        """Whole stored interactions by event id (a lookup by `_id`)."""
+        keys = [interaction_key(tenant, e) for e in event_ids]
+        cursor = self.interactions.find({"_id": {"$in": keys}, "tenant": tenant}, {"projected": 0})
+        return [doc async for doc in cursor]
+
     async def lookup_events(self, tenant: str, event_ids: Iterable[str]) -> list[Document]:
         keys = [interaction_key(tenant, e) for e in event_ids]
         cursor = self.interactions.find(
