@@ -114,6 +114,35 @@ async def test_timeline_page_order_cursor_and_filters(store: TimelineStore) -> N
     assert [d["event_id"] for d in window] == ["e3", "e2"]
 
 
+async def test_paging_by_cursor_through_many_ties_and_a_window_misses_and_repeats_nothing(
+    store: TimelineStore,
+) -> None:
+    same = T0 + timedelta(minutes=5)
+    ids = [f"t{i}" for i in range(5)]  # five events at one instant
+    for event_id in ids:
+        await store.insert_interaction(interaction("a", event_id, "c1", same))
+    for i in range(3):
+        await store.insert_interaction(interaction("a", f"o{i}", "c1", T0 + timedelta(minutes=i)))
+    seen: list[str] = []
+    before = None
+    while True:
+        page = await store.list_interactions("a", "c1", limit=2, before=before)
+        if not page:
+            break
+        seen += [d["event_id"] for d in page]
+        before = (page[-1]["occurred_at"], page[-1]["event_id"])
+    assert seen == ["t4", "t3", "t2", "t1", "t0", "o2", "o1", "o0"]
+    # A cursor inside the tie, with an `until` that cuts the tie's instant off.
+    cut = await store.list_interactions(
+        "a", "c1", limit=10, before=(same, "t2"), until=T0 + timedelta(minutes=2)
+    )
+    assert [d["event_id"] for d in cut] == ["o1", "o0"]
+    kept = await store.list_interactions(
+        "a", "c1", limit=10, before=(same, "t2"), since=T0 + timedelta(minutes=1)
+    )
+    assert [d["event_id"] for d in kept] == ["t1", "t0", "o2", "o1"]
+
+
 async def test_identity_claims_report_conflicts_and_insert_the_rest(store: TimelineStore) -> None:
     keys = [("phone", "+819011112222"), ("email", "a@example.jp")]
     assert await store.claim_identities("a", "c1", keys[:1], event_id="e1", at=T0) == []

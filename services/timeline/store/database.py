@@ -128,14 +128,25 @@ class TimelineStore:
             window["$gte"] = since
         if until is not None:
             window["$lt"] = until
-        if window:
-            query["occurred_at"] = window
-        if before is not None:
-            at, event_id = before
-            query["$or"] = [
-                {"occurred_at": {"$lt": at}},
-                {"occurred_at": at, "event_id": {"$lt": event_id}},
-            ]
+        if before is None:
+            if window:
+                query["occurred_at"] = window
+            return await self._page(query, limit)
+        # After a cursor: the cursor's own instant (ties, by event id) and then strictly older
+        # ones, as two range queries rather than one `$or`, which the embedded store answers
+        # with a scan of the whole collection (a deep page cost 4x the first one).
+        at, event_id = before
+        ties: list[Document] = []
+        if (since is None or at >= since) and (until is None or at < until):
+            ties = await self._page(
+                {**query, "occurred_at": at, "event_id": {"$lt": event_id}}, limit
+            )
+        if len(ties) >= limit:
+            return ties[:limit]
+        older = {**window, "$lt": at if until is None else min(at, until)}
+        return ties + await self._page({**query, "occurred_at": older}, limit - len(ties))
+
+    async def _page(self, query: Document, limit: int) -> list[Document]:
         cursor = (
             self.interactions.find(query, {"projected": 0})
             .sort([("occurred_at", DESCENDING), ("event_id", DESCENDING)])
