@@ -49,6 +49,22 @@ async def _invalid(context: grpc.aio.ServicerContext[object, object], message: s
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
+async def _page_request(
+    page_size: int, after: str, context: grpc.aio.ServicerContext[object, object]
+) -> tuple[int, tuple[datetime, str] | None]:
+    """The page size (default 50, 1..200) and decoded cursor of a paged request."""
+    size = page_size or DEFAULT_PAGE
+    if not 1 <= size <= MAX_PAGE:
+        await _invalid(context, f"page_size: between 1 and {MAX_PAGE}")
+    before = None
+    if after:
+        try:
+            before = decode_cursor(after)
+        except InvalidCursorError:
+            await _invalid(context, "after: not a cursor issued by this service")
+    return size, before
+
+
 def entry_to_proto(doc: Document) -> timeline_pb2.TimelineEntry:
     """A stored interaction as a timeline entry, with its page cursor."""
     return timeline_pb2.TimelineEntry(
@@ -176,15 +192,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.ListInteractionsResponse:
         tenant = await self._tenant(request.tenant, context)
-        size = request.page_size or DEFAULT_PAGE
-        if not 1 <= size <= MAX_PAGE:
-            await _invalid(context, f"page_size: between 1 and {MAX_PAGE}")
-        before = None
-        if request.after:
-            try:
-                before = decode_cursor(request.after)
-            except InvalidCursorError:
-                await _invalid(context, "after: not a cursor issued by this service")
+        size, before = await _page_request(request.page_size, request.after, context)
         try:
             since = request.since.ToDatetime(tzinfo=UTC) if request.HasField("since") else None
             until = request.until.ToDatetime(tzinfo=UTC) if request.HasField("until") else None
@@ -381,15 +389,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.ListCasesResponse:
         tenant = await self._tenant(request.tenant, context)
-        size = request.page_size or DEFAULT_PAGE
-        if not 1 <= size <= MAX_PAGE:
-            await _invalid(context, f"page_size: between 1 and {MAX_PAGE}")
-        before = None
-        if request.after:
-            try:
-                before = decode_cursor(request.after)
-            except InvalidCursorError:
-                await _invalid(context, "after: not a cursor issued by this service")
+        size, before = await _page_request(request.page_size, request.after, context)
         f = request.filter
         unknown = [s for s in f.statuses if s not in CASE_STATUS_TOKENS]
         if unknown:
