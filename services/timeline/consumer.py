@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import propagate, trace
@@ -116,7 +115,9 @@ class InteractionConsumer:
                 msgs = await self._sub.fetch(
                     self._options.fetch_batch, timeout=self._options.fetch_timeout_seconds
                 )
-            except NatsTimeoutError:
+            except TimeoutError:
+                # nats-py raises its own TimeoutError (a subclass) or, when the server's
+                # request-timeout reply races the client's deadline, a plain asyncio one.
                 continue
             for msg in msgs:
                 await self._queue.put(msg)  # bounded: backpressure on fetching

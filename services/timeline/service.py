@@ -71,6 +71,7 @@ class TimelineService:
                 region_for=s.region_for,
                 clock=lambda: datetime.now(UTC),
                 identity_for=s.identity_for,
+                case_policy_for=s.case_policy_for,
                 announce_identity=IdentityChangePublisher(js),
             )
             merges = await self.recorder.resolver.complete_pending_merges()

@@ -161,9 +161,11 @@ class TimelineStore:
         return [doc async for doc in cursor]
 
     async def lookup_events(self, tenant: str, event_ids: Iterable[str]) -> list[Document]:
+        """Events that are stored *and* projected: only then can a reader see them."""
         keys = [interaction_key(tenant, e) for e in event_ids]
         cursor = self.interactions.find(
-            {"_id": {"$in": keys}, "tenant": tenant}, {"event_id": 1, "customer_id": 1}
+            {"_id": {"$in": keys}, "tenant": tenant, "projected": True},
+            {"event_id": 1, "customer_id": 1},
         )
         return [doc async for doc in cursor]
 
