@@ -2,7 +2,7 @@
 
 Runs against `MONGODB_URI` when set (a real MongoDB) and the embedded nx-27017 store otherwise.
 Where the embedded store deviates from MongoDB, the test is marked `real_mongodb` and names the
-deviation, so that nobody bends the data model to a stand-in's bug (STORE-COMPAT.md).
+deviation, so that nobody bends the data model to a stand-in's bug (docs/store-compat.md).
 """
 
 from __future__ import annotations
