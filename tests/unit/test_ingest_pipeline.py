@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.ingest.channels.email import html_to_text
-from services.ingest.errors import InvalidInteraction
 from services.ingest.pipeline import IngestPolicy, prepare
+from tsunagu.contracts import ContractViolation
 from tsunagu.v1 import interaction_pb2 as pb
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -114,10 +114,8 @@ def run(interaction: pb.Interaction, policy: IngestPolicy | None = None) -> pb.I
     return prepare(interaction, policy=policy or POLICIES[interaction.channel], now=NOW)
 
 
-def rejection(
-    interaction: pb.Interaction, policy: IngestPolicy | None = None
-) -> InvalidInteraction:
-    with pytest.raises(InvalidInteraction) as caught:
+def rejection(interaction: pb.Interaction, policy: IngestPolicy | None = None) -> ContractViolation:
+    with pytest.raises(ContractViolation) as caught:
         run(interaction, policy)
     return caught.value
 
