@@ -7,13 +7,10 @@ Pure functions, no I/O: every mutation validates its arguments here (raising
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
-from ulid import ULID
 
 from gateway.auth import Principal
 from gateway.enums import (
@@ -25,6 +22,12 @@ from gateway.enums import (
     Channel,
 )
 from gateway.errors import bad_user_input
+from tsunagu.contracts import (
+    BUS_LIMITS,
+    ContractViolation,
+    canonical_event_id,
+    check_interaction,
+)
 from tsunagu.v1 import interaction_pb2 as pb
 
 # Sizes an agent desk never needs to exceed; the ingest limit for any text is 64 KiB.
@@ -40,10 +43,6 @@ MAX_TAGS = 20
 MAX_MERGE_CUSTOMERS = 10
 ESCALATION_LEVELS = range(1, 6)
 CSAT_SCORES = range(1, 6)
-
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_NIL_UUID = "00000000-0000-0000-0000-000000000000"
-_ULID_LENGTH = 26
 
 
 @dataclass(frozen=True)
@@ -102,20 +101,10 @@ def event_id_or_new(value: str | None) -> str:
     """
     if value is None:
         return str(uuid.uuid4())
-    lowered = value.strip().lower()
-    if _UUID.fullmatch(lowered):
-        if lowered == _NIL_UUID:
-            raise bad_user_input("`eventId` must not be the nil UUID.")
-        return lowered
-    if len(value.strip()) == _ULID_LENGTH:
-        try:
-            canonical = str(ULID.from_str(value.strip()))
-        except ValueError:
-            pass
-        else:
-            if canonical != "0" * _ULID_LENGTH:
-                return canonical
-    raise bad_user_input("`eventId` must be a UUID (hyphenated) or a ULID.")
+    try:
+        return canonical_event_id(value.strip())
+    except ContractViolation as exc:
+        raise bad_user_input(f"`eventId`: {exc.reason}.") from exc
 
 
 def _detail(**action: object) -> pb.AgentActionDetail:
@@ -303,7 +292,12 @@ def to_interaction(
         now: The action's time.
 
     Returns:
-        The complete interaction.
+        The complete interaction, checked against the write-path contract.
+
+    Raises:
+        GatewayError: ``BAD_USER_INPUT`` when the event would break the contract (an id the
+            client sent that no event may carry, for instance): the timeline would
+            dead-letter it, so it is never published.
     """
     detail = pb.AgentActionDetail()
     detail.CopyFrom(action.detail)
@@ -325,4 +319,8 @@ def to_interaction(
     if action.text:
         interaction.content.text = action.text
     interaction.occurred_at.FromDatetime(now)
+    try:
+        check_interaction(interaction, limits=BUS_LIMITS, now=now)
+    except ContractViolation as exc:
+        raise bad_user_input(f"The action cannot be recorded: {exc}.") from exc
     return interaction
