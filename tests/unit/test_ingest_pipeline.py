@@ -9,7 +9,7 @@ import pytest
 
 from services.ingest.channels.email import html_to_text
 from services.ingest.pipeline import IngestPolicy, prepare
-from tsunagu.contracts import ContractViolation
+from tsunagu.contracts import BUS_LIMITS, ContractViolation, Reason, check_interaction
 from tsunagu.v1 import interaction_pb2 as pb
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -238,11 +238,22 @@ def test_event_of_another_channel_is_rejected_naming_both_channels() -> None:
     assert "accepts chat only" in error.reason
 
 
-@pytest.mark.parametrize("channel", [pb.CHANNEL_UNSPECIFIED, pb.CHANNEL_AGENT_DESK, 999])
-def test_unspecified_agent_desk_or_unknown_channel_is_rejected(channel: int) -> None:
+@pytest.mark.parametrize(
+    ("channel", "named"),
+    [
+        (pb.CHANNEL_UNSPECIFIED, "unspecified channel"),
+        (pb.CHANNEL_AGENT_DESK, "agent_desk"),
+        (999, "unknown channel 999"),
+    ],
+)
+def test_unspecified_agent_desk_or_unknown_channel_is_rejected_naming_it_one_way(
+    channel: int, named: str
+) -> None:
     interaction = chat_event()
     interaction.channel = pb.Channel.ValueType(channel)
-    assert rejection(interaction, POLICIES[pb.CHANNEL_CHAT]).field == "channel"
+    error = rejection(interaction, POLICIES[pb.CHANNEL_CHAT])
+    assert (error.field, error.code) == ("channel", Reason.CHANNEL_INVALID)
+    assert error.reason == f"got {named}: this service accepts chat only"
 
 
 @pytest.mark.parametrize(
@@ -963,6 +974,70 @@ def test_form_content_text_given_by_the_adapter_is_kept() -> None:
 def test_policy_for_a_channel_without_normaliser_is_refused(channel: int) -> None:
     with pytest.raises(ValueError, match="no ingestion normaliser"):
         IngestPolicy(channel=channel)
+
+
+@pytest.mark.parametrize(
+    "loose",
+    [
+        {"max_text_bytes": 128 * 1024},
+        {"max_event_bytes": 1024 * 1024},
+        {"max_identifiers": 100},
+        {"max_clock_skew": timedelta(hours=1)},
+    ],
+)
+def test_policy_looser_than_the_timeline_accepts_is_refused(loose: dict[str, object]) -> None:
+    # What ingestion accepted and the timeline then dead-lettered would be lost silently.
+    with pytest.raises(ValueError, match="the timeline's limit"):
+        IngestPolicy(channel=pb.CHANNEL_CHAT, **loose)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_what_ingestion_publishes_passes_the_timelines_contract(name: str) -> None:
+    check_interaction(run(FACTORIES[name]()), limits=BUS_LIMITS, now=NOW)
+
+
+def _without_identifiers() -> pb.Interaction:
+    interaction = chat_event()
+    del interaction.identifiers[:]
+    return interaction
+
+
+def _with(**changes: object) -> pb.Interaction:
+    interaction = chat_event()
+    for name, value in changes.items():
+        setattr(interaction, name, value)
+    return interaction
+
+
+def _bad_phone() -> pb.Interaction:
+    interaction = chat_event()
+    interaction.identifiers.append(_identifier(pb.IDENTIFIER_KIND_PHONE, "not a number"))
+    return interaction
+
+
+def _bad_sender() -> pb.Interaction:
+    interaction = email_event()
+    interaction.email.from_address = "not an address"
+    return interaction
+
+
+@pytest.mark.parametrize(
+    ("make", "code"),
+    [
+        (lambda: _with(event_id="retry-1"), Reason.EVENT_ID_INVALID),
+        (lambda: _with(tenant="Acme"), Reason.TENANT_INVALID),
+        (lambda: _with(kind=pb.KIND_NOTE), Reason.KIND_INVALID),
+        (lambda: _with(conversation_ref="a\x00b"), Reason.CONTROL_CHARACTERS),
+        (lambda: _with(conversation_ref="c" * 600), Reason.FIELD_TOO_LONG),
+        (_bad_phone, Reason.IDENTIFIER_INVALID),
+        (_without_identifiers, Reason.IDENTIFIERS_MISSING),
+        (_bad_sender, Reason.CHANNEL_DATA_INVALID),
+    ],
+)
+def test_rejections_carry_the_contracts_reason_code(
+    make: Callable[[], pb.Interaction], code: Reason
+) -> None:
+    assert rejection(make()).code is code
 
 
 def test_policy_with_an_unknown_phone_region_is_refused() -> None:
