@@ -106,6 +106,13 @@ class Running:
         )
         return sorted(found.cases, key=lambda c: c.opened_at.ToDatetime())
 
+    async def first_contact(self, tenant: str, visitor: str) -> tuple[str, timeline_pb2.Case]:
+        """A chat at T0 from a new visitor: its customer, and the case it opened."""
+        first = builders.chat(tenant, visitor=visitor, at=at(0))
+        customer_id = (await self.record(first))[first.event_id]
+        [case] = await self.cases(tenant, customer_id)
+        return customer_id, case
+
     async def owner_of(self, tenant: str, identifier: pb.Identifier) -> str:
         """Who the timeline's screen-pop finds for `identifier`; "" for nobody."""
         try:
@@ -199,16 +206,7 @@ async def test_sms_ingestion_reads_a_national_number_in_the_tenants_region(
 ) -> None:
     submitted: dict[str, pb.Interaction] = {}
     for tenant in (US, PLAIN):
-        sms = pb.Interaction(
-            event_id=str(uuid.uuid4()),
-            tenant=tenant,
-            channel=pb.CHANNEL_SMS,
-            kind=pb.KIND_MESSAGE,
-            direction=pb.DIRECTION_INBOUND,
-            sms=pb.SmsDetail(from_number="415-555-0199", to_number="+81 3-1234-5678"),
-            content=pb.Content(text="Where is my parcel?"),
-        )
-        sms.occurred_at.FromDatetime(at(0))
+        sms = builders.sms(tenant, from_number="415-555-0199", at=at(0))
         response = await running.sms.Submit(ingest_pb2.SubmitRequest(interaction=sms))
         assert response.result.status == ingest_pb2.SubmitResult.STATUS_ACCEPTED, response
         submitted[tenant] = sms
@@ -239,15 +237,10 @@ async def test_a_shorter_reopen_window_opens_a_new_case_where_the_default_reopen
 ) -> None:
     outcomes = {}
     for tenant in (REOPEN, PLAIN):
-        first = builders.chat(tenant, visitor="reopen-1", at=at(0))
-        customer_id = (await running.record(first))[first.event_id]
-        [case] = await running.cases(tenant, customer_id)
+        customer_id, case = await running.first_contact(tenant, "reopen-1")
+        summary = pb.ResolutionAction(summary="Parcel found")
         resolved = builders.agent_action(
-            tenant,
-            customer_id,
-            case_id=case.id,
-            at=at(10),
-            resolution=pb.ResolutionAction(summary="Parcel found"),
+            tenant, customer_id, case_id=case.id, at=at(10), resolution=summary
         )
         again = builders.chat(tenant, visitor="reopen-1", at=at(130))
         await running.record(resolved, again)
@@ -263,15 +256,10 @@ async def test_a_tenants_follow_up_due_sets_when_a_transfers_follow_up_falls_due
 ) -> None:
     due_after = {}
     for tenant in (FOLLOW_UP, PLAIN):
-        first = builders.chat(tenant, visitor="follow-up-1", at=at(0))
-        customer_id = (await running.record(first))[first.event_id]
-        [case] = await running.cases(tenant, customer_id)
+        customer_id, case = await running.first_contact(tenant, "follow-up-1")
+        action = pb.TransferAction(to_department="logistics", reason="trace the parcel")
         transfer = builders.agent_action(
-            tenant,
-            customer_id,
-            case_id=case.id,
-            at=at(5),
-            transfer=pb.TransferAction(to_department="logistics", reason="trace the parcel"),
+            tenant, customer_id, case_id=case.id, at=at(5), transfer=action
         )
         await running.record(transfer)
         [case] = await running.cases(tenant, customer_id)
@@ -283,26 +271,25 @@ async def test_a_tenants_follow_up_due_sets_when_a_transfers_follow_up_falls_due
 # -- tenant_identity ---------------------------------------------------------------------------
 
 
-async def test_a_blocklisted_address_links_nobody_where_the_default_links(
-    running: Running,
+@pytest.mark.parametrize(
+    ("tenant", "first", "second", "linked_by_the_rule"),
+    [
+        # A blocklisted address links nobody; on the defaults it links the two visitors.
+        (BLOCKLIST, "info@shop.example", "INFO@shop.example", False),
+        # Folding sub-addresses links a tagged mailbox to the plain one; the default does not.
+        (FOLD, "hanako@example.jp", "Hanako+shop@example.jp", True),
+    ],
+)
+async def test_a_tenants_identity_rules_decide_whether_two_mailboxes_are_one_customer(
+    running: Running, tenant: str, first: str, second: str, linked_by_the_rule: bool
 ) -> None:
     linked = {}
-    for tenant in (BLOCKLIST, PLAIN):
-        one = builders.chat(tenant, visitor="shop-1", email="info@shop.example", at=at(0))
-        two = builders.chat(tenant, visitor="shop-2", email="INFO@shop.example", at=at(60))
+    for each in (tenant, PLAIN):
+        one = builders.chat(each, visitor=f"{tenant}-1", email=first, at=at(0))
+        two = builders.chat(each, visitor=f"{tenant}-2", email=second, at=at(60))
         owners = await running.record(one, two)
-        linked[tenant] = owners[one.event_id] == owners[two.event_id]
-    assert linked == {BLOCKLIST: False, PLAIN: True}
-
-
-async def test_folding_subaddresses_links_tagged_and_plain_mailboxes(running: Running) -> None:
-    linked = {}
-    for tenant in (FOLD, PLAIN):
-        plain = builders.chat(tenant, visitor="fold-1", email="hanako@example.jp", at=at(0))
-        tagged = builders.chat(tenant, visitor="fold-2", email="Hanako+shop@example.jp", at=at(60))
-        owners = await running.record(plain, tagged)
-        linked[tenant] = owners[plain.event_id] == owners[tagged.event_id]
-    assert linked == {FOLD: True, PLAIN: False}
+        linked[each] = owners[one.event_id] == owners[two.event_id]
+    assert linked == {tenant: linked_by_the_rule, PLAIN: not linked_by_the_rule}
 
 
 async def test_an_identifier_may_join_no_more_customers_than_the_tenant_allows(
