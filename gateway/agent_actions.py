@@ -12,15 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from gateway import enums
 from gateway.auth import Principal
-from gateway.enums import (
-    CANCELLATION_OUTCOMES,
-    CANCELLATION_REASONS,
-    CHANNELS,
-    CancellationOutcome,
-    CancellationReason,
-    Channel,
-)
 from gateway.errors import bad_user_input
 from tsunagu.contracts import (
     BUS_LIMITS,
@@ -119,7 +112,7 @@ def note(text: str) -> PlannedAction:
 
 def handoff(
     *,
-    to_channel: Channel | None,
+    to_channel: enums.Channel | None,
     to_queue: str | None,
     to_agent: str | None,
     summary: str,
@@ -128,7 +121,7 @@ def handoff(
     """The customer goes to another channel, queue or agent, with context for the next agent."""
     if to_channel is None and not (to_queue or "").strip() and not (to_agent or "").strip():
         raise bad_user_input("A handoff needs `toChannel`, `toQueue` or `toAgent`.")
-    if to_channel is Channel.AGENT_DESK:
+    if to_channel is enums.Channel.AGENT_DESK:
         raise bad_user_input("`toChannel` must be a customer-facing channel, not AGENT_DESK.")
     if len(open_questions) > MAX_QUESTIONS:
         raise bad_user_input(f"`openQuestions` takes at most {MAX_QUESTIONS} questions.")
@@ -137,7 +130,7 @@ def handoff(
         for index, question in enumerate(open_questions)
     ]
     action = pb.HandoffAction(
-        to_channel=CHANNELS.to_proto(to_channel) if to_channel else pb.CHANNEL_UNSPECIFIED,
+        to_channel=enums.CHANNELS.to_proto(to_channel) if to_channel else pb.CHANNEL_UNSPECIFIED,
         to_queue=check_text("toQueue", to_queue, limit=MAX_NAME, required=False),
         to_agent=check_text("toAgent", to_agent, limit=MAX_NAME, required=False),
         summary=check_text("summary", summary, limit=MAX_SUMMARY),
@@ -206,21 +199,24 @@ def csat(*, score: int, comment: str | None) -> PlannedAction:
     return PlannedAction(pb.KIND_CSAT_RESPONSE, _detail(csat=action))
 
 
-def cancellation_request(*, reason: CancellationReason, detail: str | None) -> PlannedAction:
+def cancellation_request(*, reason: enums.CancellationReason, detail: str | None) -> PlannedAction:
     """The customer asked to cancel, and why; ``OTHER`` needs the reason in words."""
     action = pb.CancellationRequestAction(
-        reason=CANCELLATION_REASONS.to_proto(reason),
+        reason=enums.CANCELLATION_REASONS.to_proto(reason),
         reason_detail=check_text(
-            "reasonDetail", detail, limit=MAX_REASON, required=reason is CancellationReason.OTHER
+            "reasonDetail",
+            detail,
+            limit=MAX_REASON,
+            required=reason is enums.CancellationReason.OTHER,
         ),
     )
     return PlannedAction(pb.KIND_CANCELLATION_REQUEST, _detail(cancellation_request=action))
 
 
-def cancellation_outcome(*, outcome: CancellationOutcome, note: str | None) -> PlannedAction:
+def cancellation_outcome(*, outcome: enums.CancellationOutcome, note: str | None) -> PlannedAction:
     """What came of a cancellation request: retained, cancelled, or still pending."""
     action = pb.CancellationOutcomeAction(
-        outcome=CANCELLATION_OUTCOMES.to_proto(outcome),
+        outcome=enums.CANCELLATION_OUTCOMES.to_proto(outcome),
         note=check_text("note", note, limit=MAX_REASON, required=False),
     )
     return PlannedAction(pb.KIND_CANCELLATION_OUTCOME, _detail(cancellation_outcome=action))
