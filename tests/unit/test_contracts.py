@@ -62,6 +62,7 @@ def test_the_builders_chat_passes_so_each_test_below_breaks_one_rule() -> None:
 # -- event ids ---------------------------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(st.uuids())
 def test_any_uuid_in_any_case_canonicalises_to_lower_case(value: uuid.UUID) -> None:
     if value.int == 0:
@@ -72,6 +73,7 @@ def test_any_uuid_in_any_case_canonicalises_to_lower_case(value: uuid.UUID) -> N
     assert canonical_event_id(str(value)) == str(value)
 
 
+@settings(deadline=None)
 @given(st.binary(min_size=16, max_size=16))
 def test_any_ulid_in_any_case_canonicalises_to_upper_case(raw: bytes) -> None:
     ulid = str(ULID.from_bytes(raw))
@@ -82,6 +84,7 @@ def test_any_ulid_in_any_case_canonicalises_to_upper_case(raw: bytes) -> None:
     assert canonical_event_id(ulid.lower()) == ulid
 
 
+@settings(deadline=None)
 @given(TEXT)
 def test_arbitrary_text_is_a_canonical_id_or_an_event_id_violation(value: str) -> None:
     try:
@@ -122,6 +125,7 @@ def test_an_event_id_on_the_bus_must_already_be_canonical() -> None:
 # -- tenants -----------------------------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(TEXT)
 def test_an_accepted_tenant_is_exactly_one_subject_token(tenant: str) -> None:
     if not is_tenant_name(tenant):
@@ -145,6 +149,7 @@ def test_a_tenant_that_could_reach_another_tenants_subjects_is_refused(tenant: s
 # -- strings -----------------------------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(TEXT)
 def test_text_is_accepted_exactly_when_it_has_no_control_characters(text: str) -> None:
     interaction = chat()
@@ -220,6 +225,7 @@ def test_strings_each_within_their_limit_can_still_make_the_event_too_large() ->
 # -- time --------------------------------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(
     st.integers(min_value=-62135596800, max_value=253402300799),
     st.integers(min_value=-(2**31), max_value=2**31 - 1),
@@ -257,6 +263,7 @@ def test_a_naive_now_is_a_programming_error() -> None:
 # -- enums and details -------------------------------------------------------------------------
 
 
+@settings(deadline=None)
 @given(INT32)
 def test_a_channel_is_accepted_only_if_known_and_its_detail_matches(channel: int) -> None:
     interaction = chat()
@@ -273,6 +280,7 @@ def test_a_channel_is_accepted_only_if_known_and_its_detail_matches(channel: int
         assert channel_label(channel) in error.reason
 
 
+@settings(deadline=None)
 @given(INT32, INT32, INT32)
 def test_unknown_kind_direction_or_actor_numbers_are_refused_with_their_code(
     kind: int, direction: int, actor: int
@@ -330,7 +338,7 @@ def test_channels_are_named_one_way(channel: int, label: str) -> None:
 # -- arbitrary bytes ---------------------------------------------------------------------------
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2000))
 def test_any_decodable_bytes_are_accepted_or_refused_with_a_reason_never_a_crash(
     data: bytes,

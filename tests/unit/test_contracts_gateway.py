@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import agent_actions
@@ -18,6 +18,7 @@ NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 AGENT = Principal(subject="agent-7", tenant="acme", roles=frozenset({"agent"}), display_name="Sato")
 
 
+@settings(deadline=None)
 @given(st.uuids() | st.text(max_size=40))
 def test_the_gateway_keys_an_event_id_exactly_as_ingestion_does(value: uuid.UUID | str) -> None:
     raw = str(value).upper() if isinstance(value, uuid.UUID) else value

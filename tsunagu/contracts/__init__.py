@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from tsunagu.contracts.channels import channel_label
 from tsunagu.contracts.errors import ContractViolation, Reason
-from tsunagu.contracts.ids import canonical_event_id, channel_label, check_tenant, is_tenant_name
+from tsunagu.contracts.ids import canonical_event_id, check_tenant, is_tenant_name
 from tsunagu.contracts.interaction import check_interaction
 from tsunagu.contracts.limits import BUS_LIMITS, Limits
 

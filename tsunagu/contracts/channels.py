@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from tsunagu.bus.subjects import CHANNEL_TOKENS
 from tsunagu.v1 import interaction_pb2 as pb
 
 
@@ -45,3 +46,15 @@ CHANNEL_RULES: Mapping[int, ChannelRules] = MappingProxyType(
         pb.CHANNEL_AGENT_DESK: ChannelRules("agent_action", _AGENT_DESK_KINDS),
     }
 )
+
+
+def channel_label(channel: int) -> str:
+    """How every message names a channel: its subject token (`sms`, `agent_desk`).
+
+    Numbers outside the enum are `unknown channel 99`, and 0 is `unspecified channel`.
+    """
+    if channel in CHANNEL_TOKENS:
+        return CHANNEL_TOKENS[channel]
+    if channel == pb.CHANNEL_UNSPECIFIED:
+        return "unspecified channel"
+    return f"unknown channel {channel}"

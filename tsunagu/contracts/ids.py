@@ -1,4 +1,4 @@
-"""Canonical event ids, tenant names and channel names."""
+"""Canonical event ids and tenant names."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import re
 
 from ulid import ULID
 
-from tsunagu.bus.subjects import CHANNEL_TOKENS
 from tsunagu.contracts.errors import ContractViolation, Reason
-from tsunagu.v1 import interaction_pb2 as pb
 
 # A tenant is a NATS subject token and a key prefix: no dots, wildcards, spaces or case.
 TENANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -78,15 +76,3 @@ def canonical_event_id(event_id: str) -> str:
             )
         return canonical
     raise ContractViolation("event_id", EVENT_ID_RULE, code=Reason.EVENT_ID_INVALID)
-
-
-def channel_label(channel: int) -> str:
-    """How every message names a channel: its subject token (`sms`, `agent_desk`).
-
-    Numbers outside the enum are `unknown channel 99`, and 0 is `unspecified channel`.
-    """
-    if channel in CHANNEL_TOKENS:
-        return CHANNEL_TOKENS[channel]
-    if channel == pb.CHANNEL_UNSPECIFIED:
-        return "unspecified channel"
-    return f"unknown channel {channel}"

@@ -7,9 +7,9 @@ from datetime import datetime
 from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import Message
 
-from tsunagu.contracts.channels import CHANNEL_RULES, ChannelRules
+from tsunagu.contracts.channels import CHANNEL_RULES, ChannelRules, channel_label
 from tsunagu.contracts.errors import ContractViolation, Reason
-from tsunagu.contracts.ids import canonical_event_id, channel_label, check_tenant
+from tsunagu.contracts.ids import canonical_event_id, check_tenant
 from tsunagu.contracts.limits import (
     Limits,
     check_event_size,
