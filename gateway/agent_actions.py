@@ -7,24 +7,20 @@ Pure functions, no I/O: every mutation validates its arguments here (raising
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ulid import ULID
-
+from gateway import enums
 from gateway.auth import Principal
-from gateway.enums import (
-    CANCELLATION_OUTCOMES,
-    CANCELLATION_REASONS,
-    CHANNELS,
-    CancellationOutcome,
-    CancellationReason,
-    Channel,
-)
 from gateway.errors import bad_user_input
+from tsunagu.contracts import (
+    BUS_LIMITS,
+    ContractViolation,
+    canonical_event_id,
+    check_interaction,
+)
 from tsunagu.v1 import interaction_pb2 as pb
 
 # Sizes an agent desk never needs to exceed; the ingest limit for any text is 64 KiB.
@@ -40,10 +36,6 @@ MAX_TAGS = 20
 MAX_MERGE_CUSTOMERS = 10
 ESCALATION_LEVELS = range(1, 6)
 CSAT_SCORES = range(1, 6)
-
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_NIL_UUID = "00000000-0000-0000-0000-000000000000"
-_ULID_LENGTH = 26
 
 
 @dataclass(frozen=True)
@@ -102,20 +94,10 @@ def event_id_or_new(value: str | None) -> str:
     """
     if value is None:
         return str(uuid.uuid4())
-    lowered = value.strip().lower()
-    if _UUID.fullmatch(lowered):
-        if lowered == _NIL_UUID:
-            raise bad_user_input("`eventId` must not be the nil UUID.")
-        return lowered
-    if len(value.strip()) == _ULID_LENGTH:
-        try:
-            canonical = str(ULID.from_str(value.strip()))
-        except ValueError:
-            pass
-        else:
-            if canonical != "0" * _ULID_LENGTH:
-                return canonical
-    raise bad_user_input("`eventId` must be a UUID (hyphenated) or a ULID.")
+    try:
+        return canonical_event_id(value.strip())
+    except ContractViolation as exc:
+        raise bad_user_input(f"`eventId`: {exc.reason}.") from exc
 
 
 def _detail(**action: object) -> pb.AgentActionDetail:
@@ -130,7 +112,7 @@ def note(text: str) -> PlannedAction:
 
 def handoff(
     *,
-    to_channel: Channel | None,
+    to_channel: enums.Channel | None,
     to_queue: str | None,
     to_agent: str | None,
     summary: str,
@@ -139,7 +121,7 @@ def handoff(
     """The customer goes to another channel, queue or agent, with context for the next agent."""
     if to_channel is None and not (to_queue or "").strip() and not (to_agent or "").strip():
         raise bad_user_input("A handoff needs `toChannel`, `toQueue` or `toAgent`.")
-    if to_channel is Channel.AGENT_DESK:
+    if to_channel is enums.Channel.AGENT_DESK:
         raise bad_user_input("`toChannel` must be a customer-facing channel, not AGENT_DESK.")
     if len(open_questions) > MAX_QUESTIONS:
         raise bad_user_input(f"`openQuestions` takes at most {MAX_QUESTIONS} questions.")
@@ -148,7 +130,7 @@ def handoff(
         for index, question in enumerate(open_questions)
     ]
     action = pb.HandoffAction(
-        to_channel=CHANNELS.to_proto(to_channel) if to_channel else pb.CHANNEL_UNSPECIFIED,
+        to_channel=enums.CHANNELS.to_proto(to_channel) if to_channel else pb.CHANNEL_UNSPECIFIED,
         to_queue=check_text("toQueue", to_queue, limit=MAX_NAME, required=False),
         to_agent=check_text("toAgent", to_agent, limit=MAX_NAME, required=False),
         summary=check_text("summary", summary, limit=MAX_SUMMARY),
@@ -217,21 +199,24 @@ def csat(*, score: int, comment: str | None) -> PlannedAction:
     return PlannedAction(pb.KIND_CSAT_RESPONSE, _detail(csat=action))
 
 
-def cancellation_request(*, reason: CancellationReason, detail: str | None) -> PlannedAction:
+def cancellation_request(*, reason: enums.CancellationReason, detail: str | None) -> PlannedAction:
     """The customer asked to cancel, and why; ``OTHER`` needs the reason in words."""
     action = pb.CancellationRequestAction(
-        reason=CANCELLATION_REASONS.to_proto(reason),
+        reason=enums.CANCELLATION_REASONS.to_proto(reason),
         reason_detail=check_text(
-            "reasonDetail", detail, limit=MAX_REASON, required=reason is CancellationReason.OTHER
+            "reasonDetail",
+            detail,
+            limit=MAX_REASON,
+            required=reason is enums.CancellationReason.OTHER,
         ),
     )
     return PlannedAction(pb.KIND_CANCELLATION_REQUEST, _detail(cancellation_request=action))
 
 
-def cancellation_outcome(*, outcome: CancellationOutcome, note: str | None) -> PlannedAction:
+def cancellation_outcome(*, outcome: enums.CancellationOutcome, note: str | None) -> PlannedAction:
     """What came of a cancellation request: retained, cancelled, or still pending."""
     action = pb.CancellationOutcomeAction(
-        outcome=CANCELLATION_OUTCOMES.to_proto(outcome),
+        outcome=enums.CANCELLATION_OUTCOMES.to_proto(outcome),
         note=check_text("note", note, limit=MAX_REASON, required=False),
     )
     return PlannedAction(pb.KIND_CANCELLATION_OUTCOME, _detail(cancellation_outcome=action))
@@ -303,7 +288,12 @@ def to_interaction(
         now: The action's time.
 
     Returns:
-        The complete interaction.
+        The complete interaction, checked against the write-path contract.
+
+    Raises:
+        GatewayError: ``BAD_USER_INPUT`` when the event would break the contract (an id the
+            client sent that no event may carry, for instance): the timeline would
+            dead-letter it, so it is never published.
     """
     detail = pb.AgentActionDetail()
     detail.CopyFrom(action.detail)
@@ -325,4 +315,8 @@ def to_interaction(
     if action.text:
         interaction.content.text = action.text
     interaction.occurred_at.FromDatetime(now)
+    try:
+        check_interaction(interaction, limits=BUS_LIMITS, now=now)
+    except ContractViolation as exc:
+        raise bad_user_input(f"The action cannot be recorded: {exc}.") from exc
     return interaction

@@ -62,6 +62,21 @@ def call(
     return interaction
 
 
+def sms(
+    tenant: str,
+    *,
+    from_number: str,
+    text: str = "Where is my parcel?",
+    at: datetime | None = None,
+) -> pb.Interaction:
+    """An inbound SMS as a carrier adapter submits it (no identifiers: ingestion adds them)."""
+    interaction = _base(tenant, pb.CHANNEL_SMS, pb.KIND_MESSAGE, at)
+    interaction.sms.from_number = from_number
+    interaction.sms.to_number = "+81 3-1234-5678"
+    interaction.content.text = text
+    return interaction
+
+
 def email(
     tenant: str,
     *,

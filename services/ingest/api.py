@@ -17,6 +17,7 @@ from opentelemetry import trace
 from services.ingest.errors import InvalidInteraction
 from services.ingest.pipeline import IngestPolicy, prepare
 from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
+from tsunagu.contracts import ContractViolation, Reason
 from tsunagu.v1 import ingest_pb2, interaction_pb2
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class IngestApi:
 
     def _prepare(self, decoded: Decoded) -> interaction_pb2.Interaction:
         if decoded.interaction is None:
-            raise InvalidInteraction("interaction", decoded.error)
+            raise InvalidInteraction("interaction", decoded.error, code=Reason.MALFORMED)
         return prepare(decoded.interaction, policy=self._policy, now=self._clock())
 
     async def submit(
@@ -111,7 +112,7 @@ class IngestApi:
     ) -> ingest_pb2.SubmitResponse:
         try:
             interaction = self._prepare(request)
-        except InvalidInteraction as exc:
+        except ContractViolation as exc:
             await _abort_invalid(context, exc.field, exc.reason)
             raise
         try:
@@ -142,7 +143,7 @@ class IngestApi:
         for index, decoded in enumerate(request):
             try:
                 ready.append((index, self._prepare(decoded)))
-            except InvalidInteraction as exc:
+            except ContractViolation as exc:
                 event_id = decoded.interaction.event_id if decoded.interaction else ""
                 results[index] = _rejected(index, event_id, exc.field, exc.reason)
         with tracer.start_as_current_span(

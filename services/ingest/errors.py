@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from tsunagu.contracts import ContractViolation, Reason
 
-class InvalidInteraction(ValueError):
-    """An interaction that cannot be accepted; `field` names the offending field path."""
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
+class InvalidInteraction(ContractViolation):
+    """What a channel's own rules refuse; `field` names the offending field path.
+
+    The channel-independent rules raise their `ContractViolation` directly: callers catch that.
+    """
+
+    def __init__(
+        self, field: str, reason: str, *, code: Reason = Reason.CHANNEL_DATA_INVALID
+    ) -> None:
+        super().__init__(field, reason, code=code)

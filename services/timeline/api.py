@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,12 +32,12 @@ from services.timeline.store.documents import (
     to_timestamp,
 )
 from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
+from tsunagu.contracts import ContractViolation, check_tenant
 from tsunagu.identifiers import IdentifierFormatError, normalize_identifier
 from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
 
 tracer = trace.get_tracer(__name__)
 
-TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_IDS = 500
@@ -132,9 +131,11 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         self._cases = CaseStore(store)
 
     async def _tenant(self, tenant: str, context: grpc.aio.ServicerContext[object, object]) -> str:
-        if not TENANT_RE.fullmatch(tenant):
-            await _invalid(context, "tenant: required, lower-case letters, digits, '-' or '_'")
-        return tenant
+        try:
+            return check_tenant(tenant)
+        except ContractViolation as exc:
+            await _invalid(context, str(exc))
+            raise
 
     async def ResolveIdentifier(
         self,

@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from google.protobuf.message import DecodeError
 from nats.aio.client import Client
@@ -28,6 +29,7 @@ from tsunagu.bus.subjects import (
     interaction_subject,
     timeline_updated_subject,
 )
+from tsunagu.contracts import BUS_LIMITS, ContractViolation, Reason, check_interaction
 from tsunagu.v1 import interaction_pb2
 
 log = logging.getLogger(__name__)
@@ -175,20 +177,38 @@ class InteractionConsumer:
             return None
 
     async def _admit(self, msg: Msg) -> interaction_pb2.Interaction | None:
-        """Decode and check a message; a message that can never be recorded is dead-lettered."""
+        """Decode and check a message; one that breaks the contract is dead-lettered.
+
+        Ingestion and the gateway check the same contract before publishing; checking again
+        here keeps whatever else can publish on the stream (a replay, a buggy or hostile
+        producer) from storing and serving what they would refuse.
+        """
         try:
             interaction = interaction_pb2.Interaction.FromString(msg.data)
         except DecodeError as exc:
-            await self._dead_letter(msg, f"not a tsunagu.v1.Interaction: {exc}")
+            await self._dead_letter(
+                msg, f"not a tsunagu.v1.Interaction: {exc}", reason=Reason.MALFORMED
+            )
             return None
         if not interaction.tenant or not interaction.event_id:
-            await self._dead_letter(msg, "interaction without tenant or event_id")
+            await self._dead_letter(
+                msg,
+                "interaction without tenant or event_id",
+                reason=Reason.TENANT_INVALID if interaction.event_id else Reason.EVENT_ID_INVALID,
+            )
+            return None
+        try:
+            check_interaction(interaction, limits=BUS_LIMITS, now=datetime.now(UTC))
+        except ContractViolation as exc:
+            await self._dead_letter(msg, str(exc), reason=exc.code)
             return None
         if interaction_subject_or_none(interaction) != msg.subject:
             # Publish permissions are per subject: a producer allowed on one tenant's subjects
             # must not write into another tenant by what it puts in the payload.
             await self._dead_letter(
-                msg, f"payload (tenant, channel) does not match subject {msg.subject!r}"
+                msg,
+                f"payload (tenant, channel) does not match subject {msg.subject!r}",
+                reason=Reason.SUBJECT_MISMATCH,
             )
             return None
         return interaction
@@ -254,8 +274,10 @@ class InteractionConsumer:
             ).encode()
             await self._nc.publish(timeline_updated_subject(recorded.tenant, restored), note)
 
-    async def _dead_letter(self, msg: Msg, error: str) -> None:
-        log.error("dead-lettering message %s: %s", msg.subject, error)
+    async def _dead_letter(
+        self, msg: Msg, error: str, *, reason: Reason = Reason.NOT_RECORDED
+    ) -> None:
+        log.error("dead-lettering message %s (%s): %s", msg.subject, reason, error)
         meta = msg.metadata
         # NATS's own headers (Nats-Msg-Id, Nats-Expected-Stream, ...) belong to the original
         # publish; copied, they would make the dead-letter stream refuse the message.
@@ -266,6 +288,7 @@ class InteractionConsumer:
             headers={
                 **kept,
                 headers.DEAD_LETTER_ERROR: error[:1000],
+                headers.DEAD_LETTER_REASON: reason,
                 headers.DEAD_LETTER_DELIVERIES: str(meta.num_delivered),
                 headers.DEAD_LETTER_ORIGINAL_SEQUENCE: str(meta.sequence.stream),
             },

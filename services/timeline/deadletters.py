@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,9 +21,9 @@ from nats.js.errors import NotFoundError
 from tsunagu.bus import headers
 from tsunagu.bus.connection import connect
 from tsunagu.bus.subjects import DEAD_LETTER_STREAM, INTERACTIONS_STREAM
+from tsunagu.contracts import is_tenant_name
 
 _CARRIED_HEADERS = {headers.SCHEMA, "traceparent", "tracestate"}
-TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +85,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--tenant", help="only this tenant's dead letters")
     parser.add_argument("--limit", type=int, help="at most this many")
     args = parser.parse_args(argv)
-    if args.tenant is not None and not TENANT_RE.fullmatch(args.tenant):
+    if args.tenant is not None and not is_tenant_name(args.tenant):
         parser.error("--tenant: lower-case letters, digits, '-' or '_'")
     if args.limit is not None and args.limit < 1:
         parser.error("--limit: at least 1")

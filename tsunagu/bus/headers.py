@@ -7,5 +7,7 @@ SCHEMA = "Tsunagu-Schema"
 INTERACTION_SCHEMA = "tsunagu.v1.Interaction"
 IDENTITY_CHANGE_SCHEMA = "tsunagu.v1.IdentityChange"
 DEAD_LETTER_ERROR = "Tsunagu-Error"
+# A stable code (`tsunagu.contracts.Reason`) beside the error text, for filters and alerts.
+DEAD_LETTER_REASON = "Tsunagu-Dead-Letter-Reason"
 DEAD_LETTER_DELIVERIES = "Tsunagu-Deliveries"
 DEAD_LETTER_ORIGINAL_SEQUENCE = "Tsunagu-Original-Sequence"

@@ -1,0 +1,49 @@
+"""The one error the contract raises, and the stable reason codes it carries."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why an interaction was refused: stable codes for headers, metrics and alerts.
+
+    The codes are part of the contract (dead letters carry them in a header): add codes,
+    never rename one.
+    """
+
+    MALFORMED = "malformed"
+    SUBJECT_MISMATCH = "subject_mismatch"
+    NOT_RECORDED = "not_recorded"
+    EVENT_ID_INVALID = "event_id_invalid"
+    TENANT_INVALID = "tenant_invalid"
+    CHANNEL_INVALID = "channel_invalid"
+    KIND_INVALID = "kind_invalid"
+    DIRECTION_INVALID = "direction_invalid"
+    ACTOR_INVALID = "actor_invalid"
+    OCCURRED_AT_INVALID = "occurred_at_invalid"
+    DETAIL_INVALID = "detail_invalid"
+    CONTROL_CHARACTERS = "control_characters"
+    TEXT_TOO_LARGE = "text_too_large"
+    FIELD_TOO_LONG = "field_too_long"
+    EVENT_TOO_LARGE = "event_too_large"
+    TOO_MANY_IDENTIFIERS = "too_many_identifiers"
+    IDENTIFIER_INVALID = "identifier_invalid"
+    IDENTIFIERS_MISSING = "identifiers_missing"
+    CHANNEL_DATA_INVALID = "channel_data_invalid"
+
+
+class ContractViolation(ValueError):
+    """An interaction that breaks the contract.
+
+    Attributes:
+        field: Proto field path of the offending value (`identifiers[2].value`, `tenant`).
+        reason: Human-readable explanation, without the field.
+        code: Stable reason code.
+    """
+
+    def __init__(self, field: str, reason: str, *, code: Reason) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.code = code
