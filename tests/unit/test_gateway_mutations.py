@@ -8,7 +8,6 @@ timeline does (``timeline.updated.<tenant>.<customer>``).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -38,10 +37,12 @@ from tests.unit.test_gateway_schema import (
     timeline,
 )
 from tsunagu.bus import headers
+from tsunagu.bus.notices import customer_subject, encode_notice
 from tsunagu.bus.streams import ensure_streams
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
 from tsunagu.local.processes import NatsServer
 from tsunagu.v1 import interaction_pb2 as pb
+from tsunagu.v1.notices_pb2 import TimelineUpdated
 
 __all__ = ["fake", "fake_server", "schema", "timeline"]  # fixtures shared with the schema tests
 
@@ -71,18 +72,17 @@ class Recorder:
         self._fake.stored[event_id] = customer
         if self.silent:
             return
-        notice = {
-            "tenant": interaction.tenant,
-            "customer_id": customer,
-            "event_id": event_id,
-            "channel": "agent_desk",
-            "kind": pb.Kind.Name(interaction.kind).removeprefix("KIND_").lower(),
-            "occurred_at": interaction.occurred_at.ToJsonString(),
-            "merged_ids": [],
-            "case_id": interaction.agent_action.case_id or "case-1",
-        }
-        subject = f"timeline.updated.{interaction.tenant}.{customer}"
-        await self._nc.publish(subject, json.dumps(notice).encode())
+        notice = TimelineUpdated(
+            tenant=interaction.tenant,
+            customer_id=customer,
+            event_id=event_id,
+            channel=interaction.channel,
+            kind=interaction.kind,
+            occurred_at=interaction.occurred_at,
+            case_id=interaction.agent_action.case_id or "case-1",
+        )
+        subject = customer_subject(interaction.tenant, customer)
+        await self._nc.publish(subject, encode_notice(notice))
 
 
 @pytest.fixture(scope="module")
