@@ -15,12 +15,8 @@ from gateway.enums import (
     CancellationReason,
     Channel,
 )
+from gateway.scalars import optional, optional_id
 from tsunagu.v1 import interaction_pb2
-
-
-def optional(value: str) -> str | None:
-    """Read a proto3 string, where ``""`` means "not set", as an optional GraphQL string."""
-    return value or None
 
 
 @strawberry.type
@@ -370,7 +366,7 @@ _ACTIONS: dict[str, Callable[[interaction_pb2.AgentActionDetail], AgentAction]] 
     "merge_customers": lambda detail: MergeCustomersAction(
         customer_ids=[strawberry.ID(id_) for id_ in detail.merge_customers.customer_ids],
         reason=optional(detail.merge_customers.reason),
-        suggestion_id=_optional_id(detail.merge_customers.suggestion_id),
+        suggestion_id=optional_id(detail.merge_customers.suggestion_id),
     ),
     "split_merge": lambda detail: SplitMergeAction(
         merge_id=strawberry.ID(detail.split_merge.merge_id),
@@ -385,7 +381,3 @@ _ACTIONS: dict[str, Callable[[interaction_pb2.AgentActionDetail], AgentAction]] 
         note=optional(detail.complete_follow_up.note),
     ),
 }
-
-
-def _optional_id(value: str) -> strawberry.ID | None:
-    return strawberry.ID(value) if value else None

@@ -17,11 +17,11 @@ import strawberry
 
 from gateway import agent_actions
 from gateway.agent_actions import PlannedAction
-from gateway.cases import Case
 from gateway.context import Info
 from gateway.enums import CancellationOutcome, CancellationReason, Channel, WriteStatus
 from gateway.errors import bad_user_input
-from gateway.types import Customer, check_id
+from gateway.nodes import Case, Customer, load_case, load_customer
+from gateway.scalars import check_id
 from gateway.writes import WriteOutcome, live_customer_id, perform, require_acting_role
 
 EventId = Annotated[
@@ -33,10 +33,7 @@ EventId = Annotated[
 
 
 async def _result_customer(root: ActionResult, info: Info) -> Customer | None:
-    if root.customer_id is None:
-        return None
-    found = await info.context.loaders.customers.load(root.customer_id)
-    return None if found is None else Customer.from_proto(found)
+    return None if root.customer_id is None else await load_customer(info, root.customer_id)
 
 
 async def _result_case(root: ActionResult, info: Info) -> Case | None:
@@ -46,10 +43,7 @@ async def _result_case(root: ActionResult, info: Info) -> Case | None:
     if case_id is None and root.customer_id is not None:
         customer = await info.context.loaders.customers.load(root.customer_id)
         case_id = (customer.open_case_id or None) if customer is not None else None
-    if case_id is None:
-        return None
-    found = await info.context.loaders.cases.load(case_id)
-    return None if found is None else Case.from_proto(found)
+    return None if case_id is None else await load_case(info, case_id)
 
 
 @strawberry.type(description="The answer to an agent action.")

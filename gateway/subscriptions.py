@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 
 import strawberry
 
-from gateway.cases import Case
 from gateway.context import GatewayContext, Info
 from gateway.enums import CASE_STATUSES, CHANNELS, KINDS, CaseStatus, Channel, Kind
 from gateway.errors import ErrorCode, GatewayError
-from gateway.types import Interaction, check_id
+from gateway.nodes import Case, Interaction
+from gateway.scalars import check_id
 from gateway.writes import live_customer_id
 from tsunagu.v1.notices_pb2 import TimelineUpdated
 

@@ -73,6 +73,25 @@ def _customer(number: int) -> timeline_pb2.Customer:
         # Keyed like the timeline stores it: lower-case channel tokens.
         interactions_by_channel={"voice": 1, "chat": 2, "agent_desk": 1},
         merged_ids=["c-0"],
+        protected_identifiers=[
+            timeline_pb2.ProtectedIdentifier(
+                identifier=interaction_pb2.Identifier(
+                    kind=interaction_pb2.IDENTIFIER_KIND_EMAIL, value="info@shop.example"
+                ),
+                reason="blocklisted",
+            ),
+            timeline_pb2.ProtectedIdentifier(
+                identifier=interaction_pb2.Identifier(
+                    kind=interaction_pb2.IDENTIFIER_KIND_PHONE, value="+81312345678"
+                ),
+                reason="shared",
+            ),
+            # A kind newer than this gateway: left out rather than mislabelled.
+            timeline_pb2.ProtectedIdentifier(
+                identifier=interaction_pb2.Identifier(kind=99, value="?"),  # type: ignore[arg-type]
+                reason="invalid",
+            ),
+        ],
     )
 
 
@@ -525,6 +544,18 @@ async def test_customer_fields_come_from_the_timeline(
     }
     [request] = fake.calls("GetCustomers")
     assert list(request.customer_ids) == ["c-1"]
+
+
+async def test_customer_shows_protected_identifiers_with_their_reasons(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    query = '{ customer(id: "c-1") { protectedIdentifiers { kind value network reason } } }'
+    result = await run(schema, timeline, query)
+
+    assert data(result)["customer"]["protectedIdentifiers"] == [
+        {"kind": "EMAIL", "value": "info@shop.example", "network": None, "reason": "blocklisted"},
+        {"kind": "PHONE", "value": "+81312345678", "network": None, "reason": "shared"},
+    ]
 
 
 async def test_unknown_customer_id_is_null(
