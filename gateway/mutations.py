@@ -5,13 +5,21 @@ Each mutation checks its input (``BAD_USER_INPUT``), that the caller may act
 one write path and waits, bounded, for the timeline to store it (see ``gateway.writes``).
 ``eventId`` is an optional idempotency key: a retried mutation with the same key is one
 event.
+
+The mutations differ only in their own arguments and the action those become, so they are
+one table (``ACTIONS``) and one resolver factory (``_resolver``): a row names the field, the
+dataclass of its arguments (in schema order) and how they become an ``AgentAction``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import enum
+import inspect
 from collections.abc import Callable
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar, get_type_hints
 
 import strawberry
 
@@ -72,337 +80,313 @@ class ActionResult:
         )
 
 
+class Target(enum.Enum):
+    """Whom an action is about: the arguments that name it, besides its own."""
+
+    CASE = "customerId, then caseId (default: the timeline's choice, the open case)"
+    CUSTOMER = "customerId only"
+    CUSTOMERS = "customerIds among the action's own arguments; the event lands on the first"
+
+
+_Arguments = TypeVar("_Arguments")
+
+
+@dataclass(frozen=True)
+class AgentActionMutation(Generic[_Arguments]):
+    """One row of the table: a mutation field and the agent action it publishes.
+
+    Attributes:
+        name: The field's Python name (``add_note`` is ``addNote``).
+        description: The field's description.
+        arguments: Dataclass of the action's own arguments, in schema order.
+        plan: Validates the arguments into the action (``gateway.agent_actions``).
+        target: Which of ``customerId``/``caseId``/``customerIds`` the mutation takes.
+    """
+
+    name: str
+    description: str
+    arguments: type[_Arguments]
+    plan: Callable[[_Arguments], PlannedAction]
+    target: Target = Target.CASE
+
+
+@dataclass(frozen=True)
+class NoteArguments:
+    text: str
+
+
+@dataclass(frozen=True)
+class HandoffArguments:
+    summary: str
+    to_channel: Channel | None = None
+    to_queue: str | None = None
+    to_agent: str | None = None
+    open_questions: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class EscalateArguments:
+    level: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProgressUpdateArguments:
+    message: str
+
+
+@dataclass(frozen=True)
+class TransferArguments:
+    to_department: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResolveArguments:
+    summary: str
+
+
+@dataclass(frozen=True)
+class TagArguments:
+    tags: list[str]
+
+
+@dataclass(frozen=True)
+class CsatArguments:
+    score: int
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class CancellationRequestArguments:
+    reason: CancellationReason
+    reason_detail: str | None = None
+
+
+@dataclass(frozen=True)
+class CancellationOutcomeArguments:
+    outcome: CancellationOutcome
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class FollowUpArguments:
+    task_id: strawberry.ID
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class MergeArguments:
+    customer_ids: list[strawberry.ID]
+    reason: str
+    suggestion_id: strawberry.ID | None = None
+
+
+@dataclass(frozen=True)
+class SplitArguments:
+    merge_id: strawberry.ID
+    reason: str
+
+
+@dataclass(frozen=True)
+class DismissSuggestionArguments:
+    suggestion_id: strawberry.ID
+    reason: str
+
+
+ACTIONS: tuple[AgentActionMutation[Any], ...] = (
+    AgentActionMutation(
+        "add_note",
+        "An internal note on the customer (and case).",
+        NoteArguments,
+        lambda given: agent_actions.note(given.text),
+    ),
+    AgentActionMutation(
+        "handoff",
+        "Hand the customer to a channel, queue or agent, with context to go on.",
+        HandoffArguments,
+        lambda given: agent_actions.handoff(
+            to_channel=given.to_channel,
+            to_queue=given.to_queue,
+            to_agent=given.to_agent,
+            summary=given.summary,
+            open_questions=given.open_questions or [],
+        ),
+    ),
+    AgentActionMutation(
+        "escalate",
+        "Raise the case's escalation level (1-5) with a reason.",
+        EscalateArguments,
+        lambda given: agent_actions.escalation(level=given.level, reason=given.reason),
+    ),
+    AgentActionMutation(
+        "send_progress_update",
+        "A progress update sent to the customer (OUTBOUND).",
+        ProgressUpdateArguments,
+        lambda given: agent_actions.progress_update(given.message),
+    ),
+    AgentActionMutation(
+        "transfer",
+        "Transfer to another department; opens a follow-up task for the caller.",
+        TransferArguments,
+        lambda given: agent_actions.transfer(
+            to_department=given.to_department, reason=given.reason
+        ),
+    ),
+    AgentActionMutation(
+        "resolve_case",
+        "Resolve the case (the customer's open case by default).",
+        ResolveArguments,
+        lambda given: agent_actions.resolution(given.summary),
+    ),
+    AgentActionMutation(
+        "tag_case",
+        "Tag the case (1-20 tags of up to 64 characters).",
+        TagArguments,
+        lambda given: agent_actions.tags(given.tags),
+    ),
+    AgentActionMutation(
+        "record_csat",
+        "Record the customer's CSAT answer (score 1-5).",
+        CsatArguments,
+        lambda given: agent_actions.csat(score=given.score, comment=given.comment),
+    ),
+    AgentActionMutation(
+        "request_cancellation",
+        "The customer asked to cancel; OTHER needs `reasonDetail` in words.",
+        CancellationRequestArguments,
+        lambda given: agent_actions.cancellation_request(
+            reason=given.reason, detail=given.reason_detail
+        ),
+    ),
+    AgentActionMutation(
+        "record_cancellation_outcome",
+        "What came of a cancellation request.",
+        CancellationOutcomeArguments,
+        lambda given: agent_actions.cancellation_outcome(outcome=given.outcome, note=given.note),
+    ),
+    AgentActionMutation(
+        "complete_follow_up",
+        "A follow-up task is done: the customer has heard back.",
+        FollowUpArguments,
+        lambda given: agent_actions.follow_up_completed(task_id=given.task_id, note=given.note),
+    ),
+    AgentActionMutation(
+        "merge_customers",
+        "Merge customers by hand (2-10 ids; the one seen first survives). Pass "
+        "`suggestionId` to accept a merge suggestion.",
+        MergeArguments,
+        lambda given: agent_actions.merge_customers(
+            customer_ids=given.customer_ids,
+            reason=given.reason,
+            suggestion_id=given.suggestion_id,
+        ),
+        Target.CUSTOMERS,
+    ),
+    AgentActionMutation(
+        "split_merge",
+        "Undo a merge (ids in `Customer.mergeHistory`).",
+        SplitArguments,
+        lambda given: agent_actions.split_merge(merge_id=given.merge_id, reason=given.reason),
+        Target.CUSTOMER,
+    ),
+    AgentActionMutation(
+        "dismiss_merge_suggestion",
+        "These customers are different people: drop the suggestion.",
+        DismissSuggestionArguments,
+        lambda given: agent_actions.dismiss_merge_suggestion(
+            suggestion_id=given.suggestion_id, reason=given.reason
+        ),
+        Target.CUSTOMER,
+    ),
+)
+
+
 async def _act(
-    info: Info,
-    plan: Callable[[], PlannedAction],
-    *,
-    customer_id: strawberry.ID,
-    case_id: strawberry.ID | None,
-    event_id: strawberry.ID | None,
+    info: Info, mutation: AgentActionMutation[Any], arguments: dict[str, Any]
 ) -> ActionResult:
+    """Check, plan, publish and wait for one agent action (the body of every mutation)."""
     context = info.context
     require_acting_role(context.principal)
-    action = plan()
+    event_id = arguments.pop("event_id", None)
+    case_id = arguments.pop("case_id", None)
+    customer_id = arguments.pop("customer_id", None)
+    if mutation.target is Target.CUSTOMERS:
+        arguments["customer_ids"] = [
+            check_id(f"customerIds[{i}]", id_) for i, id_ in enumerate(arguments["customer_ids"])
+        ]
+    action = mutation.plan(mutation.arguments(**arguments))
     key = agent_actions.event_id_or_new(event_id)
-    checked_case = None if case_id is None else check_id("caseId", case_id)
-    live = await live_customer_id(context, check_id("customerId", customer_id))
+    if mutation.target is Target.CUSTOMERS:
+        live = await _one_of_several(info, arguments["customer_ids"])
+        checked_case = None
+    else:
+        checked_case = None if case_id is None else check_id("caseId", case_id)
+        live = await live_customer_id(context, check_id("customerId", customer_id))
     outcome = await perform(context, action, customer_id=live, case_id=checked_case, event_id=key)
     return ActionResult.from_outcome(outcome)
 
 
-async def _add_note(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    text: str,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.note(text),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
+async def _one_of_several(info: Info, customer_ids: list[str]) -> str:
+    """The live customer the event of a multi-customer action lands on: the first named.
 
-
-async def _handoff(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    summary: str,
-    case_id: strawberry.ID | None = None,
-    to_channel: Channel | None = None,
-    to_queue: str | None = None,
-    to_agent: str | None = None,
-    open_questions: list[str] | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.handoff(
-            to_channel=to_channel,
-            to_queue=to_queue,
-            to_agent=to_agent,
-            summary=summary,
-            open_questions=open_questions or [],
-        ),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _escalate(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    level: int,
-    reason: str,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.escalation(level=level, reason=reason),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _send_progress_update(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    message: str,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.progress_update(message),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _transfer(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    to_department: str,
-    reason: str,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.transfer(to_department=to_department, reason=reason),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _resolve_case(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    summary: str,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.resolution(summary),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _tag_case(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    tags: list[str],
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.tags(tags),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _record_csat(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    score: int,
-    comment: str | None = None,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.csat(score=score, comment=comment),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _request_cancellation(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    reason: CancellationReason,
-    reason_detail: str | None = None,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.cancellation_request(reason=reason, detail=reason_detail),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _record_cancellation_outcome(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    outcome: CancellationOutcome,
-    note: str | None = None,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.cancellation_outcome(outcome=outcome, note=note),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _complete_follow_up(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    task_id: strawberry.ID,
-    note: str | None = None,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.follow_up_completed(task_id=task_id, note=note),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _merge_customers(
-    info: Info,
-    *,
-    customer_ids: list[strawberry.ID],
-    reason: str,
-    suggestion_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    context = info.context
-    require_acting_role(context.principal)
-    checked = [check_id(f"customerIds[{i}]", id_) for i, id_ in enumerate(customer_ids)]
-    action = agent_actions.merge_customers(
-        customer_ids=checked, reason=reason, suggestion_id=suggestion_id
-    )
-    key = agent_actions.event_id_or_new(event_id)
+    Raises:
+        GatewayError: ``NOT_FOUND`` for an unknown id; ``BAD_USER_INPUT`` when the ids are
+            already one customer.
+    """
     # One GetCustomers call for all of them (the loader batches concurrent loads).
-    live = await asyncio.gather(*(live_customer_id(context, id_) for id_ in dict.fromkeys(checked)))
+    live = await asyncio.gather(
+        *(live_customer_id(info.context, id_) for id_ in dict.fromkeys(customer_ids))
+    )
     if len(set(live)) < 2:
         raise bad_user_input("`customerIds` already are one customer.")
-    # The event lands on the first customer named; the timeline picks the survivor.
-    outcome = await perform(context, action, customer_id=live[0], case_id=None, event_id=key)
-    return ActionResult.from_outcome(outcome)
+    return live[0]
 
 
-async def _split_merge(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    merge_id: strawberry.ID,
-    reason: str,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.split_merge(merge_id=merge_id, reason=reason),
-        customer_id=customer_id,
-        case_id=None,
-        event_id=event_id,
-    )
+def _signature(mutation: AgentActionMutation[Any]) -> inspect.Signature:
+    """The resolver signature Strawberry reads the field's arguments from."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [
+        inspect.Parameter("info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Info)
+    ]
+    if mutation.target is not Target.CUSTOMERS:
+        parameters.append(inspect.Parameter("customer_id", keyword, annotation=strawberry.ID))
+    hints = get_type_hints(mutation.arguments)
+    for field in dataclasses.fields(mutation.arguments):
+        default = inspect.Parameter.empty if field.default is dataclasses.MISSING else field.default
+        parameters.append(
+            inspect.Parameter(field.name, keyword, annotation=hints[field.name], default=default)
+        )
+    if mutation.target is Target.CASE:
+        parameters.append(
+            inspect.Parameter("case_id", keyword, annotation=strawberry.ID | None, default=None)
+        )
+    parameters.append(inspect.Parameter("event_id", keyword, annotation=EventId, default=None))
+    return inspect.Signature(parameters, return_annotation=ActionResult)
 
 
-async def _dismiss_merge_suggestion(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    suggestion_id: strawberry.ID,
-    reason: str,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.dismiss_merge_suggestion(suggestion_id=suggestion_id, reason=reason),
-        customer_id=customer_id,
-        case_id=None,
-        event_id=event_id,
-    )
+def _resolver(mutation: AgentActionMutation[Any]) -> Callable[..., Any]:
+    """The resolver of one row: its arguments as the signature says, the body ``_act``."""
+
+    async def resolve(info: Info, **arguments: Any) -> ActionResult:
+        return await _act(info, mutation, arguments)
+
+    resolve.__name__ = resolve.__qualname__ = mutation.name
+    # Strawberry reads the field's arguments from the signature (inspect honours this).
+    resolve.__signature__ = _signature(mutation)  # type: ignore[attr-defined]
+    return resolve
 
 
-@strawberry.type(description="Agent actions; each becomes one event on the customer's timeline.")
-class Mutation:
-    add_note: ActionResult = strawberry.mutation(
-        resolver=_add_note, description="An internal note on the customer (and case)."
-    )
-    handoff: ActionResult = strawberry.mutation(
-        resolver=_handoff,
-        description="Hand the customer to a channel, queue or agent, with context to go on.",
-    )
-    escalate: ActionResult = strawberry.mutation(
-        resolver=_escalate, description="Raise the case's escalation level (1-5) with a reason."
-    )
-    send_progress_update: ActionResult = strawberry.mutation(
-        resolver=_send_progress_update,
-        description="A progress update sent to the customer (OUTBOUND).",
-    )
-    transfer: ActionResult = strawberry.mutation(
-        resolver=_transfer,
-        description="Transfer to another department; opens a follow-up task for the caller.",
-    )
-    resolve_case: ActionResult = strawberry.mutation(
-        resolver=_resolve_case,
-        description="Resolve the case (the customer's open case by default).",
-    )
-    tag_case: ActionResult = strawberry.mutation(
-        resolver=_tag_case, description="Tag the case (1-20 tags of up to 64 characters)."
-    )
-    record_csat: ActionResult = strawberry.mutation(
-        resolver=_record_csat, description="Record the customer's CSAT answer (score 1-5)."
-    )
-    request_cancellation: ActionResult = strawberry.mutation(
-        resolver=_request_cancellation,
-        description="The customer asked to cancel; OTHER needs `reasonDetail` in words.",
-    )
-    record_cancellation_outcome: ActionResult = strawberry.mutation(
-        resolver=_record_cancellation_outcome, description="What came of a cancellation request."
-    )
-    complete_follow_up: ActionResult = strawberry.mutation(
-        resolver=_complete_follow_up,
-        description="A follow-up task is done: the customer has heard back.",
-    )
-    merge_customers: ActionResult = strawberry.mutation(
-        resolver=_merge_customers,
-        description=(
-            "Merge customers by hand (2-10 ids; the one seen first survives). Pass "
-            "`suggestionId` to accept a merge suggestion."
-        ),
-    )
-    split_merge: ActionResult = strawberry.mutation(
-        resolver=_split_merge, description="Undo a merge (ids in `Customer.mergeHistory`)."
-    )
-    dismiss_merge_suggestion: ActionResult = strawberry.mutation(
-        resolver=_dismiss_merge_suggestion,
-        description="These customers are different people: drop the suggestion.",
-    )
+Mutation = strawberry.type(
+    type(
+        "Mutation",
+        (),
+        {
+            mutation.name: strawberry.mutation(
+                resolver=_resolver(mutation), description=mutation.description
+            )
+            for mutation in ACTIONS
+        },
+    ),
+    description="Agent actions; each becomes one event on the customer's timeline.",
+)
