@@ -7,19 +7,19 @@ one write path and waits, bounded, for the timeline to store it (see ``gateway.w
 event.
 
 The mutations differ only in their own arguments and the action those become, so they are
-one table (``ACTIONS``) and one resolver factory (``_resolver``): a row names the field, the
-dataclass of its arguments (in schema order) and how they become an ``AgentAction``.
+one table (``ACTIONS``) and one resolver factory (``_resolver``): a row names the field, its
+own arguments (in schema order, with their types) and how they become an ``AgentAction``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import enum
 import inspect
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar, get_type_hints
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import strawberry
 
@@ -88,222 +88,132 @@ class Target(enum.Enum):
     CUSTOMERS = "customerIds among the action's own arguments; the event lands on the first"
 
 
-_Arguments = TypeVar("_Arguments")
-
-
 @dataclass(frozen=True)
-class AgentActionMutation(Generic[_Arguments]):
+class AgentActionMutation:
     """One row of the table: a mutation field and the agent action it publishes.
 
     Attributes:
         name: The field's Python name (``add_note`` is ``addNote``).
         description: The field's description.
-        arguments: Dataclass of the action's own arguments, in schema order.
-        plan: Validates the arguments into the action (``gateway.agent_actions``).
+        arguments: The action's own arguments in schema order, name to type; an optional
+            type (``X | None``) makes an optional argument with a null default.
+        plan: Validates the arguments, passed by name, into the action
+            (``gateway.agent_actions``).
         target: Which of ``customerId``/``caseId``/``customerIds`` the mutation takes.
     """
 
     name: str
     description: str
-    arguments: type[_Arguments]
-    plan: Callable[[_Arguments], PlannedAction]
+    arguments: Mapping[str, object]
+    plan: Callable[..., PlannedAction]
     target: Target = Target.CASE
 
 
-@dataclass(frozen=True)
-class NoteArguments:
-    text: str
-
-
-@dataclass(frozen=True)
-class HandoffArguments:
-    summary: str
-    to_channel: Channel | None = None
-    to_queue: str | None = None
-    to_agent: str | None = None
-    open_questions: list[str] | None = None
-
-
-@dataclass(frozen=True)
-class EscalateArguments:
-    level: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class ProgressUpdateArguments:
-    message: str
-
-
-@dataclass(frozen=True)
-class TransferArguments:
-    to_department: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class ResolveArguments:
-    summary: str
-
-
-@dataclass(frozen=True)
-class TagArguments:
-    tags: list[str]
-
-
-@dataclass(frozen=True)
-class CsatArguments:
-    score: int
-    comment: str | None = None
-
-
-@dataclass(frozen=True)
-class CancellationRequestArguments:
-    reason: CancellationReason
-    reason_detail: str | None = None
-
-
-@dataclass(frozen=True)
-class CancellationOutcomeArguments:
-    outcome: CancellationOutcome
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class FollowUpArguments:
-    task_id: strawberry.ID
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class MergeArguments:
-    customer_ids: list[strawberry.ID]
-    reason: str
-    suggestion_id: strawberry.ID | None = None
-
-
-@dataclass(frozen=True)
-class SplitArguments:
-    merge_id: strawberry.ID
-    reason: str
-
-
-@dataclass(frozen=True)
-class DismissSuggestionArguments:
-    suggestion_id: strawberry.ID
-    reason: str
-
-
-ACTIONS: tuple[AgentActionMutation[Any], ...] = (
+ACTIONS = (
     AgentActionMutation(
         "add_note",
         "An internal note on the customer (and case).",
-        NoteArguments,
-        lambda given: agent_actions.note(given.text),
+        {"text": str},
+        agent_actions.note,
     ),
     AgentActionMutation(
         "handoff",
         "Hand the customer to a channel, queue or agent, with context to go on.",
-        HandoffArguments,
-        lambda given: agent_actions.handoff(
-            to_channel=given.to_channel,
-            to_queue=given.to_queue,
-            to_agent=given.to_agent,
-            summary=given.summary,
-            open_questions=given.open_questions or [],
+        {
+            "summary": str,
+            "to_channel": Channel | None,
+            "to_queue": str | None,
+            "to_agent": str | None,
+            "open_questions": list[str] | None,
+        },
+        lambda open_questions, **given: agent_actions.handoff(
+            open_questions=open_questions or [], **given
         ),
     ),
     AgentActionMutation(
         "escalate",
         "Raise the case's escalation level (1-5) with a reason.",
-        EscalateArguments,
-        lambda given: agent_actions.escalation(level=given.level, reason=given.reason),
+        {"level": int, "reason": str},
+        agent_actions.escalation,
     ),
     AgentActionMutation(
         "send_progress_update",
         "A progress update sent to the customer (OUTBOUND).",
-        ProgressUpdateArguments,
-        lambda given: agent_actions.progress_update(given.message),
+        {"message": str},
+        agent_actions.progress_update,
     ),
     AgentActionMutation(
         "transfer",
         "Transfer to another department; opens a follow-up task for the caller.",
-        TransferArguments,
-        lambda given: agent_actions.transfer(
-            to_department=given.to_department, reason=given.reason
-        ),
+        {"to_department": str, "reason": str},
+        agent_actions.transfer,
     ),
     AgentActionMutation(
         "resolve_case",
         "Resolve the case (the customer's open case by default).",
-        ResolveArguments,
-        lambda given: agent_actions.resolution(given.summary),
+        {"summary": str},
+        agent_actions.resolution,
     ),
     AgentActionMutation(
         "tag_case",
         "Tag the case (1-20 tags of up to 64 characters).",
-        TagArguments,
-        lambda given: agent_actions.tags(given.tags),
+        {"tags": list[str]},
+        # Called by keyword: the argument is `tags`, the function's parameter `values`.
+        lambda tags: agent_actions.tags(tags),  # noqa: PLW0108
     ),
     AgentActionMutation(
         "record_csat",
         "Record the customer's CSAT answer (score 1-5).",
-        CsatArguments,
-        lambda given: agent_actions.csat(score=given.score, comment=given.comment),
+        {"score": int, "comment": str | None},
+        agent_actions.csat,
     ),
     AgentActionMutation(
         "request_cancellation",
         "The customer asked to cancel; OTHER needs `reasonDetail` in words.",
-        CancellationRequestArguments,
-        lambda given: agent_actions.cancellation_request(
-            reason=given.reason, detail=given.reason_detail
+        {"reason": CancellationReason, "reason_detail": str | None},
+        lambda reason, reason_detail: agent_actions.cancellation_request(
+            reason=reason, detail=reason_detail
         ),
     ),
     AgentActionMutation(
         "record_cancellation_outcome",
         "What came of a cancellation request.",
-        CancellationOutcomeArguments,
-        lambda given: agent_actions.cancellation_outcome(outcome=given.outcome, note=given.note),
+        {"outcome": CancellationOutcome, "note": str | None},
+        agent_actions.cancellation_outcome,
     ),
     AgentActionMutation(
         "complete_follow_up",
         "A follow-up task is done: the customer has heard back.",
-        FollowUpArguments,
-        lambda given: agent_actions.follow_up_completed(task_id=given.task_id, note=given.note),
+        {"task_id": strawberry.ID, "note": str | None},
+        agent_actions.follow_up_completed,
     ),
     AgentActionMutation(
         "merge_customers",
         "Merge customers by hand (2-10 ids; the one seen first survives). Pass "
         "`suggestionId` to accept a merge suggestion.",
-        MergeArguments,
-        lambda given: agent_actions.merge_customers(
-            customer_ids=given.customer_ids,
-            reason=given.reason,
-            suggestion_id=given.suggestion_id,
-        ),
+        {"customer_ids": list[strawberry.ID], "reason": str, "suggestion_id": strawberry.ID | None},
+        agent_actions.merge_customers,
         Target.CUSTOMERS,
     ),
     AgentActionMutation(
         "split_merge",
         "Undo a merge (ids in `Customer.mergeHistory`).",
-        SplitArguments,
-        lambda given: agent_actions.split_merge(merge_id=given.merge_id, reason=given.reason),
+        {"merge_id": strawberry.ID, "reason": str},
+        agent_actions.split_merge,
         Target.CUSTOMER,
     ),
     AgentActionMutation(
         "dismiss_merge_suggestion",
         "These customers are different people: drop the suggestion.",
-        DismissSuggestionArguments,
-        lambda given: agent_actions.dismiss_merge_suggestion(
-            suggestion_id=given.suggestion_id, reason=given.reason
-        ),
+        {"suggestion_id": strawberry.ID, "reason": str},
+        agent_actions.dismiss_merge_suggestion,
         Target.CUSTOMER,
     ),
 )
 
 
 async def _act(
-    info: Info, mutation: AgentActionMutation[Any], arguments: dict[str, Any]
+    info: Info, mutation: AgentActionMutation, arguments: dict[str, Any]
 ) -> ActionResult:
     """Check, plan, publish and wait for one agent action (the body of every mutation)."""
     context = info.context
@@ -315,7 +225,7 @@ async def _act(
         arguments["customer_ids"] = [
             check_id(f"customerIds[{i}]", id_) for i, id_ in enumerate(arguments["customer_ids"])
         ]
-    action = mutation.plan(mutation.arguments(**arguments))
+    action = mutation.plan(**arguments)
     key = agent_actions.event_id_or_new(event_id)
     if mutation.target is Target.CUSTOMERS:
         live = await _one_of_several(info, arguments["customer_ids"])
@@ -343,7 +253,7 @@ async def _one_of_several(info: Info, customer_ids: list[str]) -> str:
     return live[0]
 
 
-def _signature(mutation: AgentActionMutation[Any]) -> inspect.Signature:
+def _signature(mutation: AgentActionMutation) -> inspect.Signature:
     """The resolver signature Strawberry reads the field's arguments from."""
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [
@@ -351,12 +261,9 @@ def _signature(mutation: AgentActionMutation[Any]) -> inspect.Signature:
     ]
     if mutation.target is not Target.CUSTOMERS:
         parameters.append(inspect.Parameter("customer_id", keyword, annotation=strawberry.ID))
-    hints = get_type_hints(mutation.arguments)
-    for field in dataclasses.fields(mutation.arguments):
-        default = inspect.Parameter.empty if field.default is dataclasses.MISSING else field.default
-        parameters.append(
-            inspect.Parameter(field.name, keyword, annotation=hints[field.name], default=default)
-        )
+    for name, annotation in mutation.arguments.items():
+        default = None if _optional(annotation) else inspect.Parameter.empty
+        parameters.append(inspect.Parameter(name, keyword, annotation=annotation, default=default))
     if mutation.target is Target.CASE:
         parameters.append(
             inspect.Parameter("case_id", keyword, annotation=strawberry.ID | None, default=None)
@@ -365,7 +272,12 @@ def _signature(mutation: AgentActionMutation[Any]) -> inspect.Signature:
     return inspect.Signature(parameters, return_annotation=ActionResult)
 
 
-def _resolver(mutation: AgentActionMutation[Any]) -> Callable[..., Any]:
+def _optional(annotation: object) -> bool:
+    # ``str | None`` is a types.UnionType, ``strawberry.ID | None`` (a NewType) a typing.Union.
+    return get_origin(annotation) in {Union, types.UnionType} and type(None) in get_args(annotation)
+
+
+def _resolver(mutation: AgentActionMutation) -> Callable[..., Any]:
     """The resolver of one row: its arguments as the signature says, the body ``_act``."""
 
     async def resolve(info: Info, **arguments: Any) -> ActionResult:
