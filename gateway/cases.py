@@ -8,13 +8,7 @@ from typing import Self
 import strawberry
 
 from gateway.context import Info
-from gateway.details import (
-    CancellationRequestAction,
-    CsatResponse,
-    HandoffAction,
-    cancellation_request_from_proto,
-    handoff_from_proto,
-)
+from gateway.details import CancellationRequestAction, CsatResponse, HandoffAction
 from gateway.enums import (
     CANCELLATION_OUTCOMES,
     CASE_STATUSES,
@@ -23,6 +17,7 @@ from gateway.enums import (
     CaseStatus,
     Channel,
 )
+from gateway.from_proto import read_field
 from gateway.paging import check_first
 from gateway.scalars import check_id, instant, optional, optional_id, seconds
 from tsunagu.v1 import timeline_pb2
@@ -132,17 +127,13 @@ class CaseFields:
             time_to_resolution_seconds=seconds(case, "time_to_resolution"),
             reopen_count=case.reopen_count,
             tags=list(case.tags),
-            csat=CsatResponse(score=case.csat.score, comment=optional(case.csat.comment))
-            if case.HasField("csat")
-            else None,
-            cancellation_request=cancellation_request_from_proto(case.cancellation_request)
-            if case.HasField("cancellation_request")
-            else None,
+            csat=read_field(case, "csat", CsatResponse),
+            cancellation_request=read_field(
+                case, "cancellation_request", CancellationRequestAction
+            ),
             cancellation_outcome=CANCELLATION_OUTCOMES.from_proto(case.cancellation_outcome),
             follow_ups=[FollowUpTask.from_proto(task, now=now) for task in case.follow_ups],
-            last_handoff=handoff_from_proto(case.last_handoff)
-            if case.HasField("last_handoff")
-            else None,
+            last_handoff=read_field(case, "last_handoff", HandoffAction),
             interaction_count=case.interaction_count,
             resolution_summary=optional(case.resolution_summary),
         )
