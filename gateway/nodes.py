@@ -18,7 +18,7 @@ from gateway.context import Info
 from gateway.customers import CustomerFields
 from gateway.enums import CASE_STATUSES, CaseStatus, Channel, Kind
 from gateway.merges import MergeRecord, MergeSuggestionFields
-from gateway.paging import PageInfo
+from gateway.paging import Connection, Edge, PageInfo
 from gateway.scalars import check_id
 from gateway.timeline import InteractionFields
 from tsunagu.v1 import timeline_pb2
@@ -48,17 +48,10 @@ class Interaction(InteractionFields):
     )
 
 
-@strawberry.type
-class InteractionEdge:
-    cursor: str
-    node: Interaction
-
-
-@strawberry.type(description="A page of a customer's timeline, newest first.")
-class InteractionConnection:
-    edges: list[InteractionEdge]
-    page_info: PageInfo
-
+@strawberry.type(
+    name="InteractionConnection", description="A page of a customer's timeline, newest first."
+)
+class InteractionConnection(Connection[Edge[Interaction]]):
     @classmethod
     def from_response(
         cls, response: timeline_pb2.ListInteractionsResponse
@@ -68,7 +61,7 @@ class InteractionConnection:
         for entry in response.entries:
             node = Interaction.from_entry(entry)
             if node is not None:
-                edges.append(InteractionEdge(cursor=entry.cursor, node=node))
+                edges.append(Edge(cursor=entry.cursor, node=node))
         return cls(
             edges=edges,
             page_info=PageInfo.forward(
@@ -114,11 +107,8 @@ class CaseEdge:
     node: Case
 
 
-@strawberry.type(description="A page of cases, most recently updated first.")
-class CaseConnection:
-    edges: list[CaseEdge]
-    page_info: PageInfo
-
+@strawberry.type(name="CaseConnection", description="A page of cases, most recently updated first.")
+class CaseConnection(Connection[CaseEdge]):
     @classmethod
     def from_response(cls, response: timeline_pb2.ListCasesResponse) -> CaseConnection:
         """Convert one page of ``ListCases``."""

@@ -1,6 +1,14 @@
-"""Relay-style paging shared by every list the gateway pages: page info and page-size checks."""
+"""Relay-style paging shared by every list the gateway pages: one connection shape, page checks.
+
+Not ``strawberry.relay``: its edges must each carry a cursor, but the timeline pages cases by
+page (only a page's last case has a cursor), and its ``PageInfo`` would replace this one's
+descriptions; both would change the public schema. The shape clients use (``edges { cursor
+node }``, ``pageInfo``) is the same.
+"""
 
 from __future__ import annotations
+
+from typing import Generic, TypeVar
 
 import strawberry
 
@@ -36,3 +44,23 @@ class PageInfo:
             start_cursor=start,
             end_cursor=end,
         )
+
+
+_Node = TypeVar("_Node")
+_Edge = TypeVar("_Edge")
+
+
+@strawberry.type
+class Edge(Generic[_Node]):
+    """An edge whose node has its own cursor (``Edge[Interaction]`` is ``InteractionEdge``)."""
+
+    cursor: str
+    node: _Node
+
+
+@strawberry.type
+class Connection(Generic[_Edge]):
+    """One page of a list; each list subclasses it with its GraphQL name and description."""
+
+    edges: list[_Edge]
+    page_info: PageInfo
