@@ -112,7 +112,7 @@ class CustomerFollower:
         return frozenset(self._subscriptions)
 
     async def start(self) -> None:
-        """Subscribe to the customer's notices."""
+        """Subscribe to the customer's notices; from its return the server delivers them."""
         await self._follow(self.customer_id)
 
     async def _follow(self, customer_id: str) -> None:
@@ -120,6 +120,11 @@ class CustomerFollower:
             return
         subject = customer_subject(self._tenant, customer_id)
         self._subscriptions[customer_id] = await self._nc.subscribe(subject, cb=self._on_message)
+        # Until the server has the subscription it drops what is published on the subject:
+        # flushing makes "followed" mean "delivered from now on". After a merge this runs
+        # before the merge's own push is queued, so a client that reacts to that push
+        # cannot outrun the survivor's subscription.
+        await self._nc.flush()
 
     async def _on_message(self, msg: Msg) -> None:
         notice = decode_notice(msg.data)
@@ -331,12 +336,14 @@ class GatewayBus:
         follower = CustomerFollower(
             nc, tenant=tenant, customer_id=customer_id, queue_size=queue_size
         )
-        self._followers.add(follower)
         try:
             try:
                 await follower.start()
-            except (OSError, NatsError) as error:
+            except (OSError, NatsError, TimeoutError) as error:
                 raise bus_unavailable() from error
+            # Counted once live, so ``active_followers`` never counts a subscription the
+            # server does not have yet.
+            self._followers.add(follower)
             yield follower
         finally:
             self._followers.discard(follower)

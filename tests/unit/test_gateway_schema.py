@@ -18,16 +18,7 @@ from strawberry.types import ExecutionResult
 
 from gateway.auth import Principal
 from gateway.context import GatewayContext
-from gateway.enums import (
-    ACTOR_TYPES,
-    CANCELLATION_OUTCOMES,
-    CANCELLATION_REASONS,
-    CHANNELS,
-    DIRECTIONS,
-    IDENTIFIER_KINDS,
-    KINDS,
-    ProtoEnumMapping,
-)
+from gateway.enums import PROTO_ENUMS, ProtoEnumMapping
 from gateway.schema import GatewaySchema, build_schema
 from gateway.settings import GatewaySettings
 from gateway.timeline_client import TimelineClient
@@ -906,17 +897,7 @@ async def test_internal_timeline_failure_is_masked_when_configured(
 
 
 @pytest.mark.parametrize(
-    "mapping",
-    [
-        CHANNELS,
-        KINDS,
-        DIRECTIONS,
-        IDENTIFIER_KINDS,
-        ACTOR_TYPES,
-        CANCELLATION_REASONS,
-        CANCELLATION_OUTCOMES,
-    ],
-    ids=lambda mapping: mapping.graphql_enum.__name__,
+    "mapping", PROTO_ENUMS.values(), ids=lambda mapping: mapping.graphql_enum.__name__
 )
 def test_every_proto_enum_value_has_a_graphql_member(mapping: ProtoEnumMapping[Any, Any]) -> None:
     for name, value in mapping.proto_enum.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,9 +59,10 @@ async def live(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, Gat
             await asyncio.wait_for(serving, timeout=10)
 
 
-@pytest.fixture
-async def ws(live: tuple[FakeTimeline, GatewayBus, str]) -> AsyncIterator[ClientConnection]:
-    async with connect(live[2], subprotocols=[Subprotocol("graphql-transport-ws")]) as socket:
+@asynccontextmanager
+async def agent_socket(url: str) -> AsyncIterator[ClientConnection]:
+    """A graphql-transport-ws connection, acknowledged for the test agent."""
+    async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as socket:
         await socket.send(
             json.dumps({"type": "connection_init", "payload": {"authorization": TOKEN}})
         )
@@ -68,8 +70,14 @@ async def ws(live: tuple[FakeTimeline, GatewayBus, str]) -> AsyncIterator[Client
         yield socket
 
 
+@pytest.fixture
+async def ws(live: tuple[FakeTimeline, GatewayBus, str]) -> AsyncIterator[ClientConnection]:
+    async with agent_socket(live[2]) as socket:
+        yield socket
+
+
 async def receive(socket: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(20):  # generous: two cores shared by many test runs
         message: dict[str, Any] = json.loads(await socket.recv())
     return message
 
@@ -79,7 +87,7 @@ async def subscribe(socket: ClientConnection, id_: str, query: str) -> None:
 
 
 async def until_following(bus: GatewayBus, count: int) -> None:
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(20):  # generous: two cores shared by many test runs
         while bus.active_followers != count:  # noqa: ASYNC110 - a counter the server owns
             await asyncio.sleep(0.01)
 
@@ -200,41 +208,41 @@ def stored_entry(event_id: str, text: str) -> timeline_pb2.TimelineEntry:
     )
 
 
-async def test_a_notice_carrying_its_entry_is_pushed_without_a_read_back(
-    live: tuple[FakeTimeline, GatewayBus, str], ws: ClientConnection, announcer: Client
+ENTRIES = {
+    # The fake timeline does not know this event: only the notice can supply the entry.
+    "carried by the notice": (
+        stored_entry("ev-fresh", "届いたばかりのSMS"),
+        {"eventId": "ev-fresh", "text": "届いたばかりのSMS", "channel": "SMS"},
+        False,
+    ),
+    # The codec leaves an entry this large out of the notice; the stored one is read back.
+    "too large for a notice": (
+        stored_entry("ev-chat", "x" * MAX_NOTICE_BYTES),
+        {"eventId": "ev-chat", "text": "解約したいです", "channel": "CHAT"},
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+async def test_a_push_uses_the_notices_entry_and_reads_back_only_one_left_out(
+    live: tuple[FakeTimeline, GatewayBus, str],
+    ws: ClientConnection,
+    announcer: Client,
+    name: str,
 ) -> None:
     fake, bus, _ = live
+    entry, expected, read_back_expected = ENTRIES[name]
+    event_id = entry.interaction.event_id
     await subscribe(ws, "e1", TIMELINE_UPDATED)
     await until_following(bus, 1)
 
-    # The fake timeline does not know this event: only the notice can supply the entry.
-    entry = stored_entry("ev-fresh", "届いたばかりのSMS")
-    await announce(announcer, "c-1", "ev-fresh", channel=pb.CHANNEL_SMS, entry=entry)
+    await announce(announcer, "c-1", event_id, channel=entry.interaction.channel, entry=entry)
     pushed = await receive(ws)
 
-    update = pushed["payload"]["data"]["timelineUpdated"]
-    assert update["entry"] == {"eventId": "ev-fresh", "text": "届いたばかりのSMS", "channel": "SMS"}
-    assert "ev-fresh" not in read_back(fake)
+    assert pushed["payload"]["data"]["timelineUpdated"]["entry"] == expected
+    assert (event_id in read_back(fake)) is read_back_expected
     await ws.send(json.dumps({"id": "e1", "type": "complete"}))
-    await until_following(bus, 0)
-
-
-async def test_an_entry_too_large_for_a_notice_is_read_back_by_event_id(
-    live: tuple[FakeTimeline, GatewayBus, str], ws: ClientConnection, announcer: Client
-) -> None:
-    fake, bus, _ = live
-    await subscribe(ws, "r1", TIMELINE_UPDATED)
-    await until_following(bus, 1)
-
-    # The codec leaves an entry this large out of the notice; the stored one is read back.
-    huge = stored_entry("ev-chat", "x" * MAX_NOTICE_BYTES)
-    await announce(announcer, "c-1", "ev-chat", entry=huge)
-    pushed = await receive(ws)
-
-    update = pushed["payload"]["data"]["timelineUpdated"]
-    assert update["entry"] == {"eventId": "ev-chat", "text": "解約したいです", "channel": "CHAT"}
-    assert "ev-chat" in read_back(fake)
-    await ws.send(json.dumps({"id": "r1", "type": "complete"}))
     await until_following(bus, 0)
 
 
@@ -258,11 +266,7 @@ async def test_unreadable_or_foreign_notices_are_dropped_and_every_subscriber_go
 ) -> None:
     _, bus, url = live
     await subscribe(ws, "u1", TIMELINE_UPDATED)
-    async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as other:
-        await other.send(
-            json.dumps({"type": "connection_init", "payload": {"authorization": TOKEN}})
-        )
-        assert json.loads(await other.recv()) == {"type": "connection_ack"}
+    async with agent_socket(url) as other:
         await subscribe(other, "u2", TIMELINE_UPDATED)
         await until_following(bus, 2)
 
@@ -321,11 +325,7 @@ async def test_disconnecting_ends_the_nats_subscription(
     live: tuple[FakeTimeline, GatewayBus, str],
 ) -> None:
     _, bus, url = live
-    async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as socket:
-        await socket.send(
-            json.dumps({"type": "connection_init", "payload": {"authorization": TOKEN}})
-        )
-        await receive(socket)
+    async with agent_socket(url) as socket:
         await subscribe(socket, "a", TIMELINE_UPDATED)
         await subscribe(socket, "b", TIMELINE_UPDATED.replace("c-1", "c-2"))
         await until_following(bus, 2)
@@ -378,7 +378,6 @@ async def test_a_follower_that_falls_too_far_behind_is_cut_off(
         GatewayBus(url=nats_server.url, publish_timeout_seconds=1) as bus,
         bus.follow(TENANT, "c-slow", queue_size=2) as follower,
     ):
-        await asyncio.sleep(0.05)  # the subscription reaches the server
         for number in range(3):
             await announce(announcer, "c-slow", f"ev-{number}")
         await asyncio.sleep(0.1)
