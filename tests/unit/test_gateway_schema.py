@@ -293,11 +293,25 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
     stored: dict[str, str] = field(default_factory=dict)
     # RPCs to answer with UNIMPLEMENTED, like a timeline older than the gateway.
     unimplemented: set[str] = field(default_factory=set)
+    # RPC -> the RPC whose answer it waits for: orders calls a query makes concurrently.
+    answer_after: dict[str, str] = field(default_factory=dict)
+    answered: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.requests.clear()
         self.stored.clear()
         self.unimplemented.clear()
+        self.answer_after.clear()
+        self.answered.clear()
+
+    def _answering(self, method: str) -> None:
+        self.answered.setdefault(method, asyncio.Event()).set()
+
+    async def _turn(self, method: str) -> None:
+        first = self.answer_after.get(method)
+        if first is not None:
+            async with asyncio.timeout(20):
+                await self.answered.setdefault(first, asyncio.Event()).wait()
 
     def calls(self, method: str) -> list[Any]:
         return self.requests.get(method, [])
@@ -348,6 +362,7 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
         self, request: timeline_pb2.ListInteractionsRequest, context: ServicerContext
     ) -> timeline_pb2.ListInteractionsResponse:
         self._record("ListInteractions", request)
+        await self._turn("ListInteractions")
         if request.tenant != TENANT or request.customer_id not in CUSTOMERS:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
         entries = _entries()[: request.page_size]
@@ -409,6 +424,7 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
         start = int(request.after or 0)
         page = known[start : start + (request.page_size or 50)]
         end = start + len(page)
+        self._answering("ListCases")
         return timeline_pb2.ListCasesResponse(
             cases=page, next_cursor=str(end), has_more=end < len(known)
         )
