@@ -8,7 +8,8 @@ from typing import Self
 
 import strawberry
 
-from gateway.enums import CHANNELS, KINDS, Channel, Kind
+from gateway.enums import CHANNELS, Channel, Kind
+from gateway.from_proto import read_field
 from gateway.identifiers import Actor, Identifier, ProtectedIdentifier
 from gateway.scalars import instant, optional, optional_id
 from tsunagu.v1 import timeline_pb2
@@ -24,6 +25,8 @@ class ChannelCount:
 
 @strawberry.type(description="What the last agent said about the customer (a note or a handoff).")
 class AgentRemark:
+    """Mirrors ``tsunagu.v1.AgentRemark``, read by ``gateway.from_proto``."""
+
     event_id: strawberry.ID
     kind: Kind | None
     agent: Actor | None
@@ -31,19 +34,6 @@ class AgentRemark:
     open_questions: list[str]
     occurred_at: datetime | None
     case_id: strawberry.ID | None
-
-    @classmethod
-    def from_proto(cls, remark: timeline_pb2.AgentRemark) -> AgentRemark:
-        """Convert the remark the timeline keeps on the customer."""
-        return cls(
-            event_id=strawberry.ID(remark.event_id),
-            kind=KINDS.from_proto(remark.kind),
-            agent=Actor.of(remark, "agent"),
-            text=optional(remark.text),
-            open_questions=list(remark.open_questions),
-            occurred_at=instant(remark, "occurred_at"),
-            case_id=optional_id(remark.case_id),
-        )
 
 
 @strawberry.type
@@ -88,9 +78,7 @@ class CustomerFields:
             interaction_count=customer.interaction_count,
             interactions_by_channel=_channel_counts(customer),
             merged_ids=[strawberry.ID(merged) for merged in customer.merged_ids],
-            last_agent_remark=AgentRemark.from_proto(customer.last_agent_remark)
-            if customer.HasField("last_agent_remark")
-            else None,
+            last_agent_remark=read_field(customer, "last_agent_remark", AgentRemark),
             open_case_id=optional_id(customer.open_case_id),
             protected_identifiers=ProtectedIdentifier.known(customer.protected_identifiers),
         )

@@ -86,6 +86,8 @@ def _plan(cls: type, descriptor: Descriptor) -> tuple[tuple[str, _Read], ...]:
     return tuple(
         (field.name, _reader(descriptor, field.name, hints[field.name], owner=cls.__name__))
         for field in dataclasses.fields(cls)
+        # Fields with a resolver (links to other nodes) are not built from the message.
+        if field.init
     )
 
 

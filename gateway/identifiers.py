@@ -7,7 +7,8 @@ from collections.abc import Iterable
 import strawberry
 from google.protobuf.message import Message
 
-from gateway.enums import ACTOR_TYPES, IDENTIFIER_KINDS, ActorType, IdentifierKind
+from gateway.enums import IDENTIFIER_KINDS, ActorType, IdentifierKind
+from gateway.from_proto import read_field
 from gateway.scalars import optional
 from tsunagu.v1 import interaction_pb2, timeline_pb2
 
@@ -80,17 +81,6 @@ class Actor:
     display_name: str | None
 
     @classmethod
-    def from_proto(cls, actor: interaction_pb2.Actor) -> Actor:
-        """Convert who acted (customer, agent, bot or system)."""
-        return cls(
-            type=ACTOR_TYPES.from_proto(actor.type),
-            id=optional(actor.id),
-            display_name=optional(actor.display_name),
-        )
-
-    @classmethod
     def of(cls, message: Message, field: str) -> Actor | None:
         """The ``Actor`` field ``field`` of a proto message; ``None`` when unset."""
-        if not message.HasField(field):
-            return None
-        return cls.from_proto(getattr(message, field))
+        return read_field(message, field, cls)

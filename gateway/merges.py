@@ -8,6 +8,7 @@ from typing import Self
 import strawberry
 
 from gateway.context import Info
+from gateway.from_proto import read
 from gateway.identifiers import Actor, Identifier
 from gateway.paging import check_first
 from gateway.scalars import instant, optional, optional_id
@@ -86,14 +87,8 @@ class MergeSuggestionFields:
 
     @classmethod
     def from_proto(cls, suggestion: timeline_pb2.MergeSuggestion) -> Self:
-        """Convert a suggestion."""
-        return cls(
-            id=strawberry.ID(suggestion.id),
-            customer_ids=[strawberry.ID(id_) for id_ in suggestion.customer_ids],
-            signals=list(suggestion.signals),
-            created_at=instant(suggestion, "created_at"),
-            status=suggestion.status,
-        )
+        """Convert a suggestion (field for field, by ``gateway.from_proto``)."""
+        return read(suggestion, cls)
 
 
 async def read_suggestions(
