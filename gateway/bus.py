@@ -8,6 +8,9 @@ One connection per gateway process, opened and closed by the app's lifespan. Thr
   last one finishes, wakes each mutation when its event id is announced.
 - ``follow``: GraphQL subscriptions. One subscription per followed customer subject, so
   the NATS server filters and a gateway only receives what its clients watch.
+
+Notices are ``tsunagu.v1.TimelineUpdated`` read by the one codec
+(``tsunagu.bus.notices.decode_notice``); a payload it refuses is dropped with a warning.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
 from gateway.errors import ErrorCode, GatewayError
-from gateway.notices import TimelineNotice, customer_subject, tenant_subject
 from tsunagu.bus.connection import connect
+from tsunagu.bus.notices import customer_subject, decode_notice, tenant_subject
 from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
 from tsunagu.v1 import interaction_pb2
+from tsunagu.v1.notices_pb2 import TimelineUpdated
 
 _log = logging.getLogger(__name__)
 
@@ -72,11 +76,11 @@ class _TenantWatch:
     """Mutations of one tenant waiting for their events to be stored."""
 
     subscription: Subscription | None = None
-    waiters: dict[str, list[asyncio.Future[TimelineNotice]]] = field(default_factory=dict)
+    waiters: dict[str, list[asyncio.Future[TimelineUpdated]]] = field(default_factory=dict)
     users: int = 0
 
     async def on_message(self, msg: Msg) -> None:
-        notice = TimelineNotice.parse(msg.data)
+        notice = decode_notice(msg.data)
         if notice is None:
             return
         for waiter in self.waiters.get(notice.event_id, ()):
@@ -95,7 +99,7 @@ class CustomerFollower:
     def __init__(self, nc: Client, *, tenant: str, customer_id: str, queue_size: int) -> None:
         self._nc = nc
         self._tenant = tenant
-        self._queue: asyncio.Queue[TimelineNotice] = asyncio.Queue(maxsize=queue_size)
+        self._queue: asyncio.Queue[TimelineUpdated] = asyncio.Queue(maxsize=queue_size)
         self._subscriptions: dict[str, Subscription] = {}
         self._seen: deque[str] = deque(maxlen=_SEEN_EVENTS)
         self._overflowed = False
@@ -108,7 +112,7 @@ class CustomerFollower:
         return frozenset(self._subscriptions)
 
     async def start(self) -> None:
-        """Subscribe to the customer's notices."""
+        """Subscribe to the customer's notices; from its return the server delivers them."""
         await self._follow(self.customer_id)
 
     async def _follow(self, customer_id: str) -> None:
@@ -116,12 +120,17 @@ class CustomerFollower:
             return
         subject = customer_subject(self._tenant, customer_id)
         self._subscriptions[customer_id] = await self._nc.subscribe(subject, cb=self._on_message)
+        # Until the server has the subscription it drops what is published on the subject:
+        # flushing makes "followed" mean "delivered from now on". After a merge this runs
+        # before the merge's own push is queued, so a client that reacts to that push
+        # cannot outrun the survivor's subscription.
+        await self._nc.flush()
 
     async def _on_message(self, msg: Msg) -> None:
-        notice = TimelineNotice.parse(msg.data)
+        notice = decode_notice(msg.data)
         if notice is None or self._overflowed or notice.tenant != self._tenant:
             return
-        if notice.merged_into is not None:
+        if notice.merged_into:
             # The watched customer was merged away: from now on its events are announced
             # on the survivor's subject.
             self.customer_id = notice.merged_into
@@ -145,7 +154,7 @@ class CustomerFollower:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> TimelineNotice:
+    async def __anext__(self) -> TimelineUpdated:
         if self._overflowed:
             raise SlowConsumer
         return await self._queue.get()
@@ -262,7 +271,7 @@ class GatewayBus:
     @asynccontextmanager
     async def expect(
         self, tenant: str, event_id: str
-    ) -> AsyncIterator[asyncio.Future[TimelineNotice]]:
+    ) -> AsyncIterator[asyncio.Future[TimelineUpdated]]:
         """Listen for the notice of one event; enter *before* publishing it.
 
         Args:
@@ -276,7 +285,7 @@ class GatewayBus:
             GatewayError: ``BUS_UNAVAILABLE`` when NATS is down.
         """
         nc = self._require()
-        waiter: asyncio.Future[TimelineNotice] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[TimelineUpdated] = asyncio.get_running_loop().create_future()
         async with self._watch_lock:
             watch = self._watches.setdefault(tenant, _TenantWatch())
             watch.users += 1
@@ -327,12 +336,14 @@ class GatewayBus:
         follower = CustomerFollower(
             nc, tenant=tenant, customer_id=customer_id, queue_size=queue_size
         )
-        self._followers.add(follower)
         try:
             try:
                 await follower.start()
-            except (OSError, NatsError) as error:
+            except (OSError, NatsError, TimeoutError) as error:
                 raise bus_unavailable() from error
+            # Counted once live, so ``active_followers`` never counts a subscription the
+            # server does not have yet.
+            self._followers.add(follower)
             yield follower
         finally:
             self._followers.discard(follower)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import strawberry
 
@@ -184,3 +184,18 @@ CANCELLATION_OUTCOMES = ProtoEnumMapping(
     CancellationOutcome, interaction_pb2.CancellationOutcome, "CANCELLATION_OUTCOME_"
 )
 CASE_STATUSES = ProtoEnumMapping(CaseStatus, timeline_pb2.CaseStatus, "CASE_STATUS_")
+
+# Every mapping, by GraphQL enum: how a proto enum field is read into its GraphQL type.
+PROTO_ENUMS: dict[type[enum.Enum], ProtoEnumMapping[Any, Any]] = {
+    mapping.graphql_enum: mapping
+    for mapping in (
+        CHANNELS,
+        KINDS,
+        DIRECTIONS,
+        IDENTIFIER_KINDS,
+        ACTOR_TYPES,
+        CANCELLATION_REASONS,
+        CANCELLATION_OUTCOMES,
+        CASE_STATUSES,
+    )
+}

@@ -5,23 +5,31 @@ Each mutation checks its input (``BAD_USER_INPUT``), that the caller may act
 one write path and waits, bounded, for the timeline to store it (see ``gateway.writes``).
 ``eventId`` is an optional idempotency key: a retried mutation with the same key is one
 event.
+
+The mutations differ only in their own arguments and the action those become, so they are
+one table (``ACTIONS``) and one resolver factory (``_resolver``): a row names the field, its
+own arguments (in schema order, with their types) and how they become an ``AgentAction``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Annotated
+import enum
+import inspect
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import strawberry
 
 from gateway import agent_actions
 from gateway.agent_actions import PlannedAction
-from gateway.cases import Case
 from gateway.context import Info
 from gateway.enums import CancellationOutcome, CancellationReason, Channel, WriteStatus
 from gateway.errors import bad_user_input
-from gateway.types import Customer, check_id
+from gateway.nodes import Case, Customer, load_case, load_customer
+from gateway.scalars import check_id
 from gateway.writes import WriteOutcome, live_customer_id, perform, require_acting_role
 
 EventId = Annotated[
@@ -33,10 +41,7 @@ EventId = Annotated[
 
 
 async def _result_customer(root: ActionResult, info: Info) -> Customer | None:
-    if root.customer_id is None:
-        return None
-    found = await info.context.loaders.customers.load(root.customer_id)
-    return None if found is None else Customer.from_proto(found)
+    return None if root.customer_id is None else await load_customer(info, root.customer_id)
 
 
 async def _result_case(root: ActionResult, info: Info) -> Case | None:
@@ -46,10 +51,7 @@ async def _result_case(root: ActionResult, info: Info) -> Case | None:
     if case_id is None and root.customer_id is not None:
         customer = await info.context.loaders.customers.load(root.customer_id)
         case_id = (customer.open_case_id or None) if customer is not None else None
-    if case_id is None:
-        return None
-    found = await info.context.loaders.cases.load(case_id)
-    return None if found is None else Case.from_proto(found)
+    return None if case_id is None else await load_case(info, case_id)
 
 
 @strawberry.type(description="The answer to an agent action.")
@@ -78,337 +80,225 @@ class ActionResult:
         )
 
 
+class Target(enum.Enum):
+    """Whom an action is about: the arguments that name it, besides its own."""
+
+    CASE = "customerId, then caseId (default: the timeline's choice, the open case)"
+    CUSTOMER = "customerId only"
+    CUSTOMERS = "customerIds among the action's own arguments; the event lands on the first"
+
+
+@dataclass(frozen=True)
+class AgentActionMutation:
+    """One row of the table: a mutation field and the agent action it publishes.
+
+    Attributes:
+        name: The field's Python name (``add_note`` is ``addNote``).
+        description: The field's description.
+        arguments: The action's own arguments in schema order, name to type; an optional
+            type (``X | None``) makes an optional argument with a null default.
+        plan: Validates the arguments, passed by name, into the action
+            (``gateway.agent_actions``).
+        target: Which of ``customerId``/``caseId``/``customerIds`` the mutation takes.
+    """
+
+    name: str
+    description: str
+    arguments: Mapping[str, object]
+    plan: Callable[..., PlannedAction]
+    target: Target = Target.CASE
+
+
+ACTIONS = (
+    AgentActionMutation(
+        "add_note",
+        "An internal note on the customer (and case).",
+        {"text": str},
+        agent_actions.note,
+    ),
+    AgentActionMutation(
+        "handoff",
+        "Hand the customer to a channel, queue or agent, with context to go on.",
+        {
+            "summary": str,
+            "to_channel": Channel | None,
+            "to_queue": str | None,
+            "to_agent": str | None,
+            "open_questions": list[str] | None,
+        },
+        lambda open_questions, **given: agent_actions.handoff(
+            open_questions=open_questions or [], **given
+        ),
+    ),
+    AgentActionMutation(
+        "escalate",
+        "Raise the case's escalation level (1-5) with a reason.",
+        {"level": int, "reason": str},
+        agent_actions.escalation,
+    ),
+    AgentActionMutation(
+        "send_progress_update",
+        "A progress update sent to the customer (OUTBOUND).",
+        {"message": str},
+        agent_actions.progress_update,
+    ),
+    AgentActionMutation(
+        "transfer",
+        "Transfer to another department; opens a follow-up task for the caller.",
+        {"to_department": str, "reason": str},
+        agent_actions.transfer,
+    ),
+    AgentActionMutation(
+        "resolve_case",
+        "Resolve the case (the customer's open case by default).",
+        {"summary": str},
+        agent_actions.resolution,
+    ),
+    AgentActionMutation(
+        "tag_case",
+        "Tag the case (1-20 tags of up to 64 characters).",
+        {"tags": list[str]},
+        # Called by keyword: the argument is `tags`, the function's parameter `values`.
+        lambda tags: agent_actions.tags(tags),  # noqa: PLW0108
+    ),
+    AgentActionMutation(
+        "record_csat",
+        "Record the customer's CSAT answer (score 1-5).",
+        {"score": int, "comment": str | None},
+        agent_actions.csat,
+    ),
+    AgentActionMutation(
+        "request_cancellation",
+        "The customer asked to cancel; OTHER needs `reasonDetail` in words.",
+        {"reason": CancellationReason, "reason_detail": str | None},
+        lambda reason, reason_detail: agent_actions.cancellation_request(
+            reason=reason, detail=reason_detail
+        ),
+    ),
+    AgentActionMutation(
+        "record_cancellation_outcome",
+        "What came of a cancellation request.",
+        {"outcome": CancellationOutcome, "note": str | None},
+        agent_actions.cancellation_outcome,
+    ),
+    AgentActionMutation(
+        "complete_follow_up",
+        "A follow-up task is done: the customer has heard back.",
+        {"task_id": strawberry.ID, "note": str | None},
+        agent_actions.follow_up_completed,
+    ),
+    AgentActionMutation(
+        "merge_customers",
+        "Merge customers by hand (2-10 ids; the one seen first survives). Pass "
+        "`suggestionId` to accept a merge suggestion.",
+        {"customer_ids": list[strawberry.ID], "reason": str, "suggestion_id": strawberry.ID | None},
+        agent_actions.merge_customers,
+        Target.CUSTOMERS,
+    ),
+    AgentActionMutation(
+        "split_merge",
+        "Undo a merge (ids in `Customer.mergeHistory`).",
+        {"merge_id": strawberry.ID, "reason": str},
+        agent_actions.split_merge,
+        Target.CUSTOMER,
+    ),
+    AgentActionMutation(
+        "dismiss_merge_suggestion",
+        "These customers are different people: drop the suggestion.",
+        {"suggestion_id": strawberry.ID, "reason": str},
+        agent_actions.dismiss_merge_suggestion,
+        Target.CUSTOMER,
+    ),
+)
+
+
 async def _act(
-    info: Info,
-    plan: Callable[[], PlannedAction],
-    *,
-    customer_id: strawberry.ID,
-    case_id: strawberry.ID | None,
-    event_id: strawberry.ID | None,
+    info: Info, mutation: AgentActionMutation, arguments: dict[str, Any]
 ) -> ActionResult:
+    """Check, plan, publish and wait for one agent action (the body of every mutation)."""
     context = info.context
     require_acting_role(context.principal)
-    action = plan()
+    event_id = arguments.pop("event_id", None)
+    case_id = arguments.pop("case_id", None)
+    customer_id = arguments.pop("customer_id", None)
+    if mutation.target is Target.CUSTOMERS:
+        arguments["customer_ids"] = [
+            check_id(f"customerIds[{i}]", id_) for i, id_ in enumerate(arguments["customer_ids"])
+        ]
+    action = mutation.plan(**arguments)
     key = agent_actions.event_id_or_new(event_id)
-    checked_case = None if case_id is None else check_id("caseId", case_id)
-    live = await live_customer_id(context, check_id("customerId", customer_id))
+    if mutation.target is Target.CUSTOMERS:
+        live = await _one_of_several(info, arguments["customer_ids"])
+        checked_case = None
+    else:
+        checked_case = None if case_id is None else check_id("caseId", case_id)
+        live = await live_customer_id(context, check_id("customerId", customer_id))
     outcome = await perform(context, action, customer_id=live, case_id=checked_case, event_id=key)
     return ActionResult.from_outcome(outcome)
 
 
-async def _add_note(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    text: str,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.note(text),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
+async def _one_of_several(info: Info, customer_ids: list[str]) -> str:
+    """The live customer the event of a multi-customer action lands on: the first named.
 
-
-async def _handoff(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    summary: str,
-    case_id: strawberry.ID | None = None,
-    to_channel: Channel | None = None,
-    to_queue: str | None = None,
-    to_agent: str | None = None,
-    open_questions: list[str] | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.handoff(
-            to_channel=to_channel,
-            to_queue=to_queue,
-            to_agent=to_agent,
-            summary=summary,
-            open_questions=open_questions or [],
-        ),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _escalate(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    level: int,
-    reason: str,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.escalation(level=level, reason=reason),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _send_progress_update(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    message: str,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.progress_update(message),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _transfer(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    to_department: str,
-    reason: str,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.transfer(to_department=to_department, reason=reason),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _resolve_case(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    summary: str,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.resolution(summary),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _tag_case(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    tags: list[str],
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.tags(tags),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _record_csat(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    score: int,
-    comment: str | None = None,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.csat(score=score, comment=comment),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _request_cancellation(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    reason: CancellationReason,
-    reason_detail: str | None = None,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.cancellation_request(reason=reason, detail=reason_detail),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _record_cancellation_outcome(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    outcome: CancellationOutcome,
-    note: str | None = None,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.cancellation_outcome(outcome=outcome, note=note),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _complete_follow_up(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    task_id: strawberry.ID,
-    note: str | None = None,
-    case_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.follow_up_completed(task_id=task_id, note=note),
-        customer_id=customer_id,
-        case_id=case_id,
-        event_id=event_id,
-    )
-
-
-async def _merge_customers(
-    info: Info,
-    *,
-    customer_ids: list[strawberry.ID],
-    reason: str,
-    suggestion_id: strawberry.ID | None = None,
-    event_id: EventId = None,
-) -> ActionResult:
-    context = info.context
-    require_acting_role(context.principal)
-    checked = [check_id(f"customerIds[{i}]", id_) for i, id_ in enumerate(customer_ids)]
-    action = agent_actions.merge_customers(
-        customer_ids=checked, reason=reason, suggestion_id=suggestion_id
-    )
-    key = agent_actions.event_id_or_new(event_id)
+    Raises:
+        GatewayError: ``NOT_FOUND`` for an unknown id; ``BAD_USER_INPUT`` when the ids are
+            already one customer.
+    """
     # One GetCustomers call for all of them (the loader batches concurrent loads).
-    live = await asyncio.gather(*(live_customer_id(context, id_) for id_ in dict.fromkeys(checked)))
+    live = await asyncio.gather(
+        *(live_customer_id(info.context, id_) for id_ in dict.fromkeys(customer_ids))
+    )
     if len(set(live)) < 2:
         raise bad_user_input("`customerIds` already are one customer.")
-    # The event lands on the first customer named; the timeline picks the survivor.
-    outcome = await perform(context, action, customer_id=live[0], case_id=None, event_id=key)
-    return ActionResult.from_outcome(outcome)
+    return live[0]
 
 
-async def _split_merge(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    merge_id: strawberry.ID,
-    reason: str,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.split_merge(merge_id=merge_id, reason=reason),
-        customer_id=customer_id,
-        case_id=None,
-        event_id=event_id,
-    )
+def _signature(mutation: AgentActionMutation) -> inspect.Signature:
+    """The resolver signature Strawberry reads the field's arguments from."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    parameters = [
+        inspect.Parameter("info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Info)
+    ]
+    if mutation.target is not Target.CUSTOMERS:
+        parameters.append(inspect.Parameter("customer_id", keyword, annotation=strawberry.ID))
+    for name, annotation in mutation.arguments.items():
+        default = None if _optional(annotation) else inspect.Parameter.empty
+        parameters.append(inspect.Parameter(name, keyword, annotation=annotation, default=default))
+    if mutation.target is Target.CASE:
+        parameters.append(
+            inspect.Parameter("case_id", keyword, annotation=strawberry.ID | None, default=None)
+        )
+    parameters.append(inspect.Parameter("event_id", keyword, annotation=EventId, default=None))
+    return inspect.Signature(parameters, return_annotation=ActionResult)
 
 
-async def _dismiss_merge_suggestion(
-    info: Info,
-    *,
-    customer_id: strawberry.ID,
-    suggestion_id: strawberry.ID,
-    reason: str,
-    event_id: EventId = None,
-) -> ActionResult:
-    return await _act(
-        info,
-        lambda: agent_actions.dismiss_merge_suggestion(suggestion_id=suggestion_id, reason=reason),
-        customer_id=customer_id,
-        case_id=None,
-        event_id=event_id,
-    )
+def _optional(annotation: object) -> bool:
+    # ``str | None`` is a types.UnionType, ``strawberry.ID | None`` (a NewType) a typing.Union.
+    return get_origin(annotation) in {Union, types.UnionType} and type(None) in get_args(annotation)
 
 
-@strawberry.type(description="Agent actions; each becomes one event on the customer's timeline.")
-class Mutation:
-    add_note: ActionResult = strawberry.mutation(
-        resolver=_add_note, description="An internal note on the customer (and case)."
-    )
-    handoff: ActionResult = strawberry.mutation(
-        resolver=_handoff,
-        description="Hand the customer to a channel, queue or agent, with context to go on.",
-    )
-    escalate: ActionResult = strawberry.mutation(
-        resolver=_escalate, description="Raise the case's escalation level (1-5) with a reason."
-    )
-    send_progress_update: ActionResult = strawberry.mutation(
-        resolver=_send_progress_update,
-        description="A progress update sent to the customer (OUTBOUND).",
-    )
-    transfer: ActionResult = strawberry.mutation(
-        resolver=_transfer,
-        description="Transfer to another department; opens a follow-up task for the caller.",
-    )
-    resolve_case: ActionResult = strawberry.mutation(
-        resolver=_resolve_case,
-        description="Resolve the case (the customer's open case by default).",
-    )
-    tag_case: ActionResult = strawberry.mutation(
-        resolver=_tag_case, description="Tag the case (1-20 tags of up to 64 characters)."
-    )
-    record_csat: ActionResult = strawberry.mutation(
-        resolver=_record_csat, description="Record the customer's CSAT answer (score 1-5)."
-    )
-    request_cancellation: ActionResult = strawberry.mutation(
-        resolver=_request_cancellation,
-        description="The customer asked to cancel; OTHER needs `reasonDetail` in words.",
-    )
-    record_cancellation_outcome: ActionResult = strawberry.mutation(
-        resolver=_record_cancellation_outcome, description="What came of a cancellation request."
-    )
-    complete_follow_up: ActionResult = strawberry.mutation(
-        resolver=_complete_follow_up,
-        description="A follow-up task is done: the customer has heard back.",
-    )
-    merge_customers: ActionResult = strawberry.mutation(
-        resolver=_merge_customers,
-        description=(
-            "Merge customers by hand (2-10 ids; the one seen first survives). Pass "
-            "`suggestionId` to accept a merge suggestion."
-        ),
-    )
-    split_merge: ActionResult = strawberry.mutation(
-        resolver=_split_merge, description="Undo a merge (ids in `Customer.mergeHistory`)."
-    )
-    dismiss_merge_suggestion: ActionResult = strawberry.mutation(
-        resolver=_dismiss_merge_suggestion,
-        description="These customers are different people: drop the suggestion.",
-    )
+def _resolver(mutation: AgentActionMutation) -> Callable[..., Any]:
+    """The resolver of one row: its arguments as the signature says, the body ``_act``."""
+
+    async def resolve(info: Info, **arguments: Any) -> ActionResult:
+        return await _act(info, mutation, arguments)
+
+    resolve.__name__ = resolve.__qualname__ = mutation.name
+    # Strawberry reads the field's arguments from the signature (inspect honours this).
+    resolve.__signature__ = _signature(mutation)  # type: ignore[attr-defined]
+    return resolve
+
+
+Mutation = strawberry.type(
+    type(
+        "Mutation",
+        (),
+        {
+            mutation.name: strawberry.mutation(
+                resolver=_resolver(mutation), description=mutation.description
+            )
+            for mutation in ACTIONS
+        },
+    ),
+    description="Agent actions; each becomes one event on the customer's timeline.",
+)

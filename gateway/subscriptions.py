@@ -3,26 +3,25 @@
 Each GraphQL subscription follows one customer's ``timeline.updated.<tenant>.<customer>``
 notices (``GatewayBus.follow``): the NATS server filters, so a gateway receives only what its
 clients watch, and closing the subscription unsubscribes. After a merge the survivor is
-followed too. Every push carries the stored entry, read back through the timeline.
+followed too. Every push carries the stored entry: the one the notice carries
+(``TimelineUpdated.entry``), or, when the timeline left it out because it was too large for
+a notice, the one read back by event id.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import strawberry
 
-from gateway.cases import Case
 from gateway.context import GatewayContext, Info
 from gateway.enums import CASE_STATUSES, CHANNELS, KINDS, CaseStatus, Channel, Kind
 from gateway.errors import ErrorCode, GatewayError
-from gateway.notices import TimelineNotice
-from gateway.types import Interaction, check_id
+from gateway.nodes import Case, Interaction
+from gateway.scalars import check_id
 from gateway.writes import live_customer_id
-
-# Around the notice's occurred_at, so the stored entry is found even among many
-# (millisecond precision in the store, microseconds on the wire).
+from tsunagu.v1.notices_pb2 import TimelineUpdated
 
 
 @strawberry.type(description="One event stored on a watched customer's timeline.")
@@ -59,12 +58,14 @@ class CaseUpdate:
     case: Case | None = strawberry.field(description="The case as stored after the event.")
 
 
-async def _entry(context: GatewayContext, notice: TimelineNotice) -> Interaction | None:
-    """Read the announced event back from the timeline (one ``GetInteractions`` call by id).
+async def _entry(context: GatewayContext, notice: TimelineUpdated) -> Interaction | None:
+    """The announced entry: the notice's own, else read back by event id (``GetInteractions``).
 
-    A lookup by event id costs the same whatever the size of the customer's timeline; a
-    time-window page read did not on the embedded store, and pushes fell behind under load.
+    The timeline held the entry a moment ago and sends it along whenever the notice stays
+    under its size limit, so a read-back is only paid for the rare large entry.
     """
+    if notice.HasField("entry"):
+        return Interaction.from_entry(notice.entry)
     try:
         entries = await context.timeline.get_interactions(
             context.principal.tenant, [notice.event_id]
@@ -75,13 +76,15 @@ async def _entry(context: GatewayContext, notice: TimelineNotice) -> Interaction
     return Interaction.from_entry(entries[0]) if entries else None
 
 
-def _update(notice: TimelineNotice, entry: Interaction | None) -> TimelineUpdate:
+def _update(notice: TimelineUpdated, entry: Interaction | None) -> TimelineUpdate:
     return TimelineUpdate(
         customer_id=strawberry.ID(notice.merged_into or notice.customer_id),
         event_id=strawberry.ID(notice.event_id),
-        kind=KINDS.from_name(notice.kind),
-        channel=CHANNELS.from_name(notice.channel),
-        occurred_at=notice.occurred_at,
+        kind=KINDS.from_proto(notice.kind),
+        channel=CHANNELS.from_proto(notice.channel),
+        occurred_at=notice.occurred_at.ToDatetime(tzinfo=UTC)
+        if notice.HasField("occurred_at")
+        else None,
         case_id=strawberry.ID(notice.case_id) if notice.case_id else None,
         merged_into=strawberry.ID(notice.merged_into) if notice.merged_into else None,
         entry=entry,
@@ -115,12 +118,12 @@ async def _case_updated(info: Info, case_id: strawberry.ID) -> AsyncGenerator[Ca
                 continue
             context.loaders.cases.clear(checked)
             current = await context.loaders.cases.load(checked)
-            status = CASE_STATUSES.from_name(notice.case_status or "")
+            status = CASE_STATUSES.from_proto(notice.case_status)
             yield CaseUpdate(
                 case_id=strawberry.ID(checked),
                 event_id=strawberry.ID(notice.event_id),
-                kind=KINDS.from_name(notice.kind),
-                channel=CHANNELS.from_name(notice.channel),
+                kind=KINDS.from_proto(notice.kind),
+                channel=CHANNELS.from_proto(notice.channel),
                 status=status or (CASE_STATUSES.from_proto(current.status) if current else None),
                 entry=await _entry(context, notice),
                 case=None if current is None else Case.from_proto(current),

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Self, TypeVar
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -33,6 +33,31 @@ MAX_IDS_PER_CALL = 500
 
 class TimelineCallFailed(RuntimeError):
     """The timeline failed in a way the client cannot fix; reported as an internal error."""
+
+
+class _Keyed(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_Found = TypeVar("_Found", bound=_Keyed)
+
+
+def _one_per_id(
+    method: str, ids: Sequence[str], found: Sequence[_Found] | None
+) -> list[_Found | None]:
+    """A by-id batch answer in request order: ``None`` where the timeline has no such id.
+
+    The timeline answers one (possibly empty) message per id, so the count must match.
+
+    Raises:
+        TimelineCallFailed: The timeline answered with the wrong number of items.
+    """
+    if found is None:
+        return [None] * len(ids)
+    if len(found) != len(ids):
+        raise TimelineCallFailed(f"{method} returned {len(found)} items for {len(ids)} ids")
+    return [item if item.id else None for item in found]
 
 
 def timeline_unavailable() -> GatewayError:
@@ -144,13 +169,7 @@ class TimelineClient:
         stub = self._require_stub()
         request = timeline_pb2.GetCustomersRequest(tenant=tenant, customer_ids=list(ids))
         response = await self._call("GetCustomers", stub.GetCustomers, request)
-        if response is None:
-            return [None] * len(ids)
-        if len(response.customers) != len(ids):
-            raise TimelineCallFailed(
-                f"GetCustomers returned {len(response.customers)} customers for {len(ids)} ids"
-            )
-        return [customer if customer.id else None for customer in response.customers]
+        return _one_per_id("GetCustomers", ids, None if response is None else response.customers)
 
     async def list_interactions(
         self,
@@ -265,13 +284,7 @@ class TimelineClient:
         stub = self._require_stub()
         request = timeline_pb2.GetCasesRequest(tenant=tenant, case_ids=list(ids))
         response = await self._call("GetCases", stub.GetCases, request)
-        if response is None:
-            return [None] * len(ids)
-        if len(response.cases) != len(ids):
-            raise TimelineCallFailed(
-                f"GetCases returned {len(response.cases)} cases for {len(ids)} ids"
-            )
-        return [case if case.id else None for case in response.cases]
+        return _one_per_id("GetCases", ids, None if response is None else response.cases)
 
     async def list_cases(
         self,

@@ -19,8 +19,8 @@ from gateway.auth import Principal
 from gateway.context import GatewayContext
 from gateway.enums import WriteStatus
 from gateway.errors import ErrorCode, GatewayError
-from gateway.notices import TimelineNotice
 from gateway.timeline_client import TimelineCallFailed
+from tsunagu.v1.notices_pb2 import TimelineUpdated
 
 _log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ async def perform(
     bus = context.bus
     async with bus.expect(tenant, event_id) as stored:
         published = await bus.publish(interaction)
-        notice: TimelineNotice | None = None
+        notice: TimelineUpdated | None = None
         if not published.duplicate:
             # A duplicate was stored (or is on its way) from the first attempt, and the
             # timeline announces an event once: go straight to the authority then.
@@ -133,7 +133,7 @@ async def perform(
     return WriteOutcome(event_id, WriteStatus.STORED, stored_on, case)
 
 
-async def _wait(stored: asyncio.Future[TimelineNotice], seconds: float) -> TimelineNotice | None:
+async def _wait(stored: asyncio.Future[TimelineUpdated], seconds: float) -> TimelineUpdated | None:
     try:
         async with asyncio.timeout(seconds):
             return await asyncio.shield(stored)
@@ -142,7 +142,7 @@ async def _wait(stored: asyncio.Future[TimelineNotice], seconds: float) -> Timel
 
 
 async def _stored_on(
-    context: GatewayContext, event_id: str, notice: TimelineNotice | None
+    context: GatewayContext, event_id: str, notice: TimelineUpdated | None
 ) -> str | None:
     """Ask the timeline where the event is stored; the notice answers if it cannot."""
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,8 +18,8 @@ from opentelemetry import propagate, trace
 
 from services.timeline.errors import PermanentError
 from services.timeline.recorder import Recorded, TimelineRecorder
-from services.timeline.store.documents import KIND_TOKENS, channel_token
 from tsunagu.bus import headers
+from tsunagu.bus.notices import encode_notice
 from tsunagu.bus.subjects import (
     CHANNEL_TOKENS,
     INTERACTIONS_STREAM,
@@ -30,7 +29,7 @@ from tsunagu.bus.subjects import (
     timeline_updated_subject,
 )
 from tsunagu.contracts import BUS_LIMITS, ContractViolation, Reason, check_interaction
-from tsunagu.v1 import interaction_pb2
+from tsunagu.v1 import interaction_pb2, notices_pb2, timeline_pb2
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -244,35 +243,42 @@ class InteractionConsumer:
 
     async def _announce(self, interaction: interaction_pb2.Interaction, recorded: Recorded) -> None:
         """`timeline.updated.<tenant>.<customer>` after commit; merged customers hear it too."""
-        body = {
-            "tenant": recorded.tenant,
-            "customer_id": recorded.customer_id,
-            "event_id": recorded.event_id,
-            "channel": channel_token(interaction.channel),
-            "kind": KIND_TOKENS.get(interaction.kind, "unspecified"),
-            "occurred_at": interaction.occurred_at.ToJsonString(),
-            "merged_ids": recorded.merged_ids,
+        notice = notices_pb2.TimelineUpdated(
+            tenant=recorded.tenant,
+            customer_id=recorded.customer_id,
+            event_id=recorded.event_id,
+            channel=interaction.channel,
+            kind=interaction.kind,
+            occurred_at=interaction.occurred_at,
+            merged_ids=recorded.merged_ids,
             # For `caseUpdated(caseId)`: the case the event landed on and its status now.
-            "case_id": recorded.case_id,
-            "case_status": recorded.case_status,
-        }
+            case_id=recorded.case_id,
+            case_status=timeline_pb2.CaseStatus.Value(
+                f"CASE_STATUS_{recorded.case_status or 'unspecified'}".upper()
+            ),
+        )
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        payload = json.dumps(body).encode()
         await self._nc.publish(
             timeline_updated_subject(recorded.tenant, recorded.customer_id),
-            payload,
+            encode_notice(notice),
             headers=carrier,
         )
         for merged in recorded.merged_ids:
-            note = json.dumps({**body, "merged_into": recorded.customer_id}).encode()
-            await self._nc.publish(timeline_updated_subject(recorded.tenant, merged), note)
+            copy = notices_pb2.TimelineUpdated()
+            copy.CopyFrom(notice)
+            copy.customer_id, copy.merged_into = merged, recorded.customer_id
+            await self._nc.publish(
+                timeline_updated_subject(recorded.tenant, merged), encode_notice(copy)
+            )
         for restored in recorded.restored_ids:
             # A split gave this customer its records back: its own timeline changed too.
-            note = json.dumps(
-                {**body, "customer_id": restored, "split_from": recorded.customer_id}
-            ).encode()
-            await self._nc.publish(timeline_updated_subject(recorded.tenant, restored), note)
+            copy = notices_pb2.TimelineUpdated()
+            copy.CopyFrom(notice)
+            copy.customer_id, copy.split_from = restored, recorded.customer_id
+            await self._nc.publish(
+                timeline_updated_subject(recorded.tenant, restored), encode_notice(copy)
+            )
 
     async def _dead_letter(
         self, msg: Msg, error: str, *, reason: Reason = Reason.NOT_RECORDED

@@ -6,11 +6,9 @@ The recorder and the API share an injected clock, so follow-ups fall due when th
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import grpc
 import pytest
@@ -26,10 +24,12 @@ from services.timeline.store.cases import CaseStore
 from services.timeline.store.documents import Document
 from tests import builders
 from tests.integration.test_consumer_faults import ERROR_HEADER, Starter, header, open_bus
+from tsunagu.bus.notices import decode_notice
 from tsunagu.local.processes import NatsServer
 from tsunagu.rpc import GrpcServer
 from tsunagu.v1 import interaction_pb2 as pb
 from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
+from tsunagu.v1.notices_pb2 import TimelineUpdated
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
 Code = grpc.StatusCode
@@ -607,10 +607,12 @@ async def test_the_stream_dead_letters_an_action_on_a_foreign_case_and_announces
     run_timeline: Starter, nats_server: NatsServer, tenant: str
 ) -> None:
     async with open_bus(run_timeline, nats_server, tenant) as bus:
-        updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        updates: asyncio.Queue[TimelineUpdated] = asyncio.Queue()
 
         async def heard(msg: Msg) -> None:
-            await updates.put(json.loads(msg.data))
+            notice = decode_notice(msg.data)
+            assert notice is not None
+            await updates.put(notice)
 
         await bus.nc.subscribe(f"timeline.updated.{tenant}.>", cb=heard)
         mine = builders.chat(tenant, visitor="mine")
@@ -618,13 +620,13 @@ async def test_the_stream_dead_letters_an_action_on_a_foreign_case_and_announces
         for chat in (mine, theirs):
             await bus.publish(chat.SerializeToString())
         owners = await bus.recorded([mine.event_id, theirs.event_id])
-        announced: dict[str, dict[str, Any]] = {}
+        announced: dict[str, TimelineUpdated] = {}
         while len(announced) < 2:
             body = await asyncio.wait_for(updates.get(), 10)
-            announced[body["event_id"]] = body
+            announced[body.event_id] = body
         mine_case = case_id_for(tenant, mine.event_id)
-        assert announced[mine.event_id]["case_id"] == mine_case
-        assert announced[mine.event_id]["case_status"] == "open"
+        assert announced[mine.event_id].case_id == mine_case
+        assert announced[mine.event_id].case_status == timeline_pb2.CASE_STATUS_OPEN
 
         subject = f"interactions.{tenant}.agent_desk"
         hijack = builders.agent_action(
@@ -643,8 +645,8 @@ async def test_the_stream_dead_letters_an_action_on_a_foreign_case_and_announces
         [dead] = await bus.dead_letters(subject)
         assert case_id_for(tenant, theirs.event_id) in header(dead, ERROR_HEADER)
         body = await asyncio.wait_for(updates.get(), 10)
-        assert (body["event_id"], body["case_id"], body["case_status"]) == (
+        assert (body.event_id, body.case_id, body.case_status) == (
             escalate.event_id,
             mine_case,
-            "escalated",
+            timeline_pb2.CASE_STATUS_ESCALATED,
         )

@@ -246,6 +246,9 @@ CUSTOMER_VIEW = """
 async def test_customer_view_has_case_remark_ledger_suggestions_and_case_timeline(
     schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
 ) -> None:
+    # The page of cases and the timeline are read concurrently; the timeline answering last,
+    # as it does when it is the slower call, is when the cases page primes the entries' case.
+    fake.answer_after["ListInteractions"] = "ListCases"
     result = await run(schema, timeline, CUSTOMER_VIEW)
 
     customer = data(result)["customer"]

@@ -8,7 +8,6 @@ timeline does (``timeline.updated.<tenant>.<customer>``).
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -38,10 +37,12 @@ from tests.unit.test_gateway_schema import (
     timeline,
 )
 from tsunagu.bus import headers
+from tsunagu.bus.notices import customer_subject, encode_notice
 from tsunagu.bus.streams import ensure_streams
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
 from tsunagu.local.processes import NatsServer
 from tsunagu.v1 import interaction_pb2 as pb
+from tsunagu.v1.notices_pb2 import TimelineUpdated
 
 __all__ = ["fake", "fake_server", "schema", "timeline"]  # fixtures shared with the schema tests
 
@@ -71,18 +72,17 @@ class Recorder:
         self._fake.stored[event_id] = customer
         if self.silent:
             return
-        notice = {
-            "tenant": interaction.tenant,
-            "customer_id": customer,
-            "event_id": event_id,
-            "channel": "agent_desk",
-            "kind": pb.Kind.Name(interaction.kind).removeprefix("KIND_").lower(),
-            "occurred_at": interaction.occurred_at.ToJsonString(),
-            "merged_ids": [],
-            "case_id": interaction.agent_action.case_id or "case-1",
-        }
-        subject = f"timeline.updated.{interaction.tenant}.{customer}"
-        await self._nc.publish(subject, json.dumps(notice).encode())
+        notice = TimelineUpdated(
+            tenant=interaction.tenant,
+            customer_id=customer,
+            event_id=event_id,
+            channel=interaction.channel,
+            kind=interaction.kind,
+            occurred_at=interaction.occurred_at,
+            case_id=interaction.agent_action.case_id or "case-1",
+        )
+        subject = customer_subject(interaction.tenant, customer)
+        await self._nc.publish(subject, encode_notice(notice))
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +122,22 @@ async def act(
         timeline=timeline, principal=principal, bus=bus, write_wait_seconds=wait
     )
     return await schema.execute(query, variable_values=variables, context_value=context)
+
+
+async def assert_nothing_published(bus: GatewayBus, recorder: Recorder) -> None:
+    """Nothing of the refused action reached the stream.
+
+    A marker published on the same connection afterwards must be the first thing the
+    recorder sees: no sleep has to guess how long a stray publish would take.
+    """
+    marker = pb.Interaction(
+        event_id=str(uuid.uuid4()), tenant=TENANT, channel=pb.CHANNEL_AGENT_DESK
+    )
+    await bus.publish(marker)
+    async with asyncio.timeout(10):
+        while not recorder.seen:  # noqa: ASYNC110 - the recorder is fed by a NATS callback
+            await asyncio.sleep(0.01)
+    assert [seen.event_id for seen, _ in recorder.seen] == [marker.event_id]
 
 
 NOTE = """
@@ -388,8 +404,7 @@ async def test_invalid_input_is_bad_user_input_and_nothing_is_published(
     assert error_codes(result) == ["BAD_USER_INPUT"], result.errors
     assert result.errors is not None
     assert message in result.errors[0].message
-    await asyncio.sleep(0.05)
-    assert recorder.seen == []
+    await assert_nothing_published(bus, recorder)
 
 
 async def test_an_action_about_an_unknown_customer_is_not_found_and_not_published(
@@ -398,8 +413,7 @@ async def test_an_action_about_an_unknown_customer_is_not_found_and_not_publishe
     result = await act(schema, timeline, bus, NOTE, {"customerId": "nobody", "text": "x"})
 
     assert error_codes(result) == ["NOT_FOUND"]
-    await asyncio.sleep(0.05)
-    assert recorder.seen == []
+    await assert_nothing_published(bus, recorder)
 
 
 async def test_a_merged_customer_id_acts_on_the_survivor(
@@ -421,7 +435,7 @@ async def test_readers_cannot_act(
     )
 
     assert error_codes(result) == ["FORBIDDEN"]
-    assert recorder.seen == []
+    await assert_nothing_published(bus, recorder)
 
 
 async def test_without_a_bus_an_action_is_bus_unavailable(

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import nats
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from nats.aio.client import Client
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
@@ -18,7 +21,11 @@ from gateway.bus import GatewayBus, SlowConsumer
 from gateway.server import create_server
 from tests.unit.test_gateway_http import TOKEN, TokenAuthenticator
 from tests.unit.test_gateway_schema import TENANT, FakeTimeline, running_fake_timeline, settings
+from tsunagu.bus.notices import MAX_NOTICE_BYTES, customer_subject, encode_notice
 from tsunagu.local.processes import NatsServer
+from tsunagu.v1 import interaction_pb2 as pb
+from tsunagu.v1 import timeline_pb2
+from tsunagu.v1.notices_pb2 import TimelineUpdated
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +59,10 @@ async def live(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, Gat
             await asyncio.wait_for(serving, timeout=10)
 
 
-@pytest.fixture
-async def ws(live: tuple[FakeTimeline, GatewayBus, str]) -> AsyncIterator[ClientConnection]:
-    async with connect(live[2], subprotocols=[Subprotocol("graphql-transport-ws")]) as socket:
+@asynccontextmanager
+async def agent_socket(url: str) -> AsyncIterator[ClientConnection]:
+    """A graphql-transport-ws connection, acknowledged for the test agent."""
+    async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as socket:
         await socket.send(
             json.dumps({"type": "connection_init", "payload": {"authorization": TOKEN}})
         )
@@ -62,8 +70,14 @@ async def ws(live: tuple[FakeTimeline, GatewayBus, str]) -> AsyncIterator[Client
         yield socket
 
 
+@pytest.fixture
+async def ws(live: tuple[FakeTimeline, GatewayBus, str]) -> AsyncIterator[ClientConnection]:
+    async with agent_socket(live[2]) as socket:
+        yield socket
+
+
 async def receive(socket: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(20):  # generous: two cores shared by many test runs
         message: dict[str, Any] = json.loads(await socket.recv())
     return message
 
@@ -73,26 +87,40 @@ async def subscribe(socket: ClientConnection, id_: str, query: str) -> None:
 
 
 async def until_following(bus: GatewayBus, count: int) -> None:
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(20):  # generous: two cores shared by many test runs
         while bus.active_followers != count:  # noqa: ASYNC110 - a counter the server owns
             await asyncio.sleep(0.01)
 
 
-async def announce(nc: Client, customer: str, event_id: str, **extra: Any) -> None:
-    tenant = extra.pop("tenant", TENANT)
-    notice = {
-        "tenant": tenant,
-        "customer_id": extra.pop("customer_id", customer),
-        "event_id": event_id,
-        "channel": extra.pop("channel", "chat"),
-        "kind": extra.pop("kind", "message"),
-        "occurred_at": "2025-03-01T09:00:00Z",
-        "merged_ids": [],
-        **extra,
-    }
-    await nc.publish(f"timeline.updated.{tenant}.{customer}", json.dumps(notice).encode())
+async def announce(
+    nc: Client,
+    customer: str,
+    event_id: str,
+    *,
+    tenant: str = TENANT,
+    channel: pb.Channel.ValueType = pb.CHANNEL_CHAT,
+    kind: pb.Kind.ValueType = pb.KIND_MESSAGE,
+    **fields: Any,
+) -> None:
+    """Publish a `tsunagu.v1.TimelineUpdated` the way the timeline does after a commit."""
+    notice = TimelineUpdated(
+        tenant=tenant,
+        customer_id=customer,
+        event_id=event_id,
+        channel=channel,
+        kind=kind,
+        occurred_at=Timestamp(seconds=int(OCCURRED_AT.timestamp())),
+        **fields,
+    )
+    await publish_raw(nc, customer_subject(TENANT, customer), encode_notice(notice))
+
+
+async def publish_raw(nc: Client, subject: str, payload: bytes) -> None:
+    await nc.publish(subject, payload)
     await nc.flush()
 
+
+OCCURRED_AT = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
 TIMELINE_UPDATED = """subscription {
   timelineUpdated(customerId: "c-1") {
@@ -105,12 +133,16 @@ TIMELINE_UPDATED = """subscription {
 async def test_timeline_updated_pushes_the_stored_entry_and_follows_a_merge(
     live: tuple[FakeTimeline, GatewayBus, str], ws: ClientConnection, announcer: Client
 ) -> None:
-    _, bus, _ = live
+    fake, bus, _ = live
     await subscribe(ws, "t1", TIMELINE_UPDATED)
     await until_following(bus, 1)
 
     # Another tenant's notice on the same customer id, and another customer: never delivered.
-    await announce(announcer, "c-1", "ev-foreign", tenant="globex")
+    await publish_raw(
+        announcer,
+        customer_subject("globex", "c-1"),
+        encode_notice(TimelineUpdated(tenant="globex", customer_id="c-1", event_id="ev-foreign")),
+    )
     await announce(announcer, "c-2", "ev-other")
     await announce(announcer, "c-1", "ev-chat", case_id="case-1")
     first = await receive(ws)
@@ -119,13 +151,12 @@ async def test_timeline_updated_pushes_the_stored_entry_and_follows_a_merge(
         announcer,
         "c-1",
         "ev-call",
-        customer_id="c-2",
         merged_into="c-2",
-        channel="voice",
-        kind="call_ended",
+        channel=pb.CHANNEL_VOICE,
+        kind=pb.KIND_CALL_ENDED,
     )
     merged = await receive(ws)
-    await announce(announcer, "c-2", "ev-note", channel="agent_desk", kind="handoff")
+    await announce(announcer, "c-2", "ev-note", channel=pb.CHANNEL_AGENT_DESK, kind=pb.KIND_HANDOFF)
     after = await receive(ws)
 
     assert first == {
@@ -150,8 +181,107 @@ async def test_timeline_updated_pushes_the_stored_entry_and_follows_a_merge(
     assert (merged_update["eventId"], merged_update["customerId"]) == ("ev-call", "c-2")
     assert merged_update["mergedInto"] == "c-2"
     assert after["payload"]["data"]["timelineUpdated"]["eventId"] == "ev-note"
+    # These notices came without their entry: each push read it back by event id.
+    assert {"ev-chat", "ev-call", "ev-note"} <= read_back(fake)
 
     await ws.send(json.dumps({"id": "t1", "type": "complete"}))
+    await until_following(bus, 0)
+
+
+def read_back(fake: FakeTimeline) -> set[str]:
+    """Event ids the gateway asked the timeline for with ``GetInteractions``."""
+    return {id_ for request in fake.calls("GetInteractions") for id_ in request.event_ids}
+
+
+def stored_entry(event_id: str, text: str) -> timeline_pb2.TimelineEntry:
+    return timeline_pb2.TimelineEntry(
+        customer_id="c-1",
+        case_id="case-1",
+        interaction=pb.Interaction(
+            event_id=event_id,
+            tenant=TENANT,
+            channel=pb.CHANNEL_SMS,
+            kind=pb.KIND_MESSAGE,
+            occurred_at=Timestamp(seconds=int(OCCURRED_AT.timestamp())),
+            content=pb.Content(text=text),
+        ),
+    )
+
+
+ENTRIES = {
+    # The fake timeline does not know this event: only the notice can supply the entry.
+    "carried by the notice": (
+        stored_entry("ev-fresh", "届いたばかりのSMS"),
+        {"eventId": "ev-fresh", "text": "届いたばかりのSMS", "channel": "SMS"},
+        False,
+    ),
+    # The codec leaves an entry this large out of the notice; the stored one is read back.
+    "too large for a notice": (
+        stored_entry("ev-chat", "x" * MAX_NOTICE_BYTES),
+        {"eventId": "ev-chat", "text": "解約したいです", "channel": "CHAT"},
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", ENTRIES)
+async def test_a_push_uses_the_notices_entry_and_reads_back_only_one_left_out(
+    live: tuple[FakeTimeline, GatewayBus, str],
+    ws: ClientConnection,
+    announcer: Client,
+    name: str,
+) -> None:
+    fake, bus, _ = live
+    entry, expected, read_back_expected = ENTRIES[name]
+    event_id = entry.interaction.event_id
+    await subscribe(ws, "e1", TIMELINE_UPDATED)
+    await until_following(bus, 1)
+
+    await announce(announcer, "c-1", event_id, channel=entry.interaction.channel, entry=entry)
+    pushed = await receive(ws)
+
+    assert pushed["payload"]["data"]["timelineUpdated"]["entry"] == expected
+    assert (event_id in read_back(fake)) is read_back_expected
+    await ws.send(json.dumps({"id": "e1", "type": "complete"}))
+    await until_following(bus, 0)
+
+
+UNREADABLE = {
+    "garbage": b"\xff\xfe not a protobuf",
+    "old JSON notice": json.dumps(
+        {"tenant": TENANT, "customer_id": "c-1", "event_id": "ev-json", "kind": "message"}
+    ).encode(),
+    "no ids": b"",
+    "oversized": TimelineUpdated(
+        tenant=TENANT, customer_id="c-1", event_id="ev-huge", merged_ids=["m" * 100] * 700
+    ).SerializeToString(),
+    "another tenant's notice on this tenant's subject": TimelineUpdated(
+        tenant="globex", customer_id="c-1", event_id="ev-forged"
+    ).SerializeToString(),
+}
+
+
+async def test_unreadable_or_foreign_notices_are_dropped_and_every_subscriber_goes_on(
+    live: tuple[FakeTimeline, GatewayBus, str], ws: ClientConnection, announcer: Client
+) -> None:
+    _, bus, url = live
+    await subscribe(ws, "u1", TIMELINE_UPDATED)
+    async with agent_socket(url) as other:
+        await subscribe(other, "u2", TIMELINE_UPDATED)
+        await until_following(bus, 2)
+
+        for payload in UNREADABLE.values():
+            await publish_raw(announcer, customer_subject(TENANT, "c-1"), payload)
+        await announce(announcer, "c-1", "ev-chat")
+        pushed = [await receive(ws), await receive(other)]
+
+        assert [p["payload"]["data"]["timelineUpdated"]["eventId"] for p in pushed] == [
+            "ev-chat",
+            "ev-chat",
+        ]
+        assert [p["id"] for p in pushed] == ["u1", "u2"]
+        assert bus.active_followers == 2
+    await ws.send(json.dumps({"id": "u1", "type": "complete"}))
     await until_following(bus, 0)
 
 
@@ -174,9 +304,9 @@ async def test_case_updated_pushes_only_the_watched_case_with_its_state(
         "c-1",
         "ev-note",
         case_id="case-1",
-        channel="agent_desk",
-        kind="escalation",
-        case_status="escalated",
+        channel=pb.CHANNEL_AGENT_DESK,
+        kind=pb.KIND_ESCALATION,
+        case_status=timeline_pb2.CASE_STATUS_ESCALATED,
     )
     pushed = await receive(ws)
 
@@ -195,11 +325,7 @@ async def test_disconnecting_ends_the_nats_subscription(
     live: tuple[FakeTimeline, GatewayBus, str],
 ) -> None:
     _, bus, url = live
-    async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as socket:
-        await socket.send(
-            json.dumps({"type": "connection_init", "payload": {"authorization": TOKEN}})
-        )
-        await receive(socket)
+    async with agent_socket(url) as socket:
         await subscribe(socket, "a", TIMELINE_UPDATED)
         await subscribe(socket, "b", TIMELINE_UPDATED.replace("c-1", "c-2"))
         await until_following(bus, 2)
@@ -252,7 +378,6 @@ async def test_a_follower_that_falls_too_far_behind_is_cut_off(
         GatewayBus(url=nats_server.url, publish_timeout_seconds=1) as bus,
         bus.follow(TENANT, "c-slow", queue_size=2) as follower,
     ):
-        await asyncio.sleep(0.05)  # the subscription reaches the server
         for number in range(3):
             await announce(announcer, "c-slow", f"ev-{number}")
         await asyncio.sleep(0.1)
