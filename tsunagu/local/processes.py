@@ -135,6 +135,14 @@ class ManagedProcess:
         assert self._proc is not None
         return await self._proc.wait()
 
+    async def complete(self) -> None:
+        """Run a one-shot process: start it, then wait for it to exit 0 after its ready line."""
+        await self.start()
+        if await self.wait() != 0:
+            output = "\n".join(self.tail)
+            raise ProcessFailedError(f"{self.name} failed ({self.returncode}):\n{output}")
+        await self.stop()
+
     async def stop(self) -> None:
         """SIGTERM, a bounded wait for a graceful exit, then SIGKILL."""
         proc = self._proc

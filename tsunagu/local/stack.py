@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from tsunagu.bus.provision import DONE_LINE as PROVISIONED_LINE
 from tsunagu.local.processes import (
     LineSink,
     ManagedProcess,
@@ -111,6 +113,14 @@ class LocalStack:
             self.mongodb_uri = self._mongodb_uri
         await asyncio.gather(*starting)
         self.nats_url = nats.url
+        # The streams have one owner: this step, run before any service needs them.
+        await ManagedProcess(
+            "provision",
+            [sys.executable, "-m", "tsunagu.bus.provision"],
+            ready_pattern=re.escape(PROVISIONED_LINE),
+            env={**self._env, "TSUNAGU_STREAMS_NATS_URL": self.nats_url},
+            sink=self._sink,
+        ).complete()
 
         timeline_port = _port(self.ports.timeline)
         self.timeline_address = f"127.0.0.1:{timeline_port}"
