@@ -159,16 +159,31 @@ def test_python_m_services_ingest_without_streams_exits_1_with_the_reason(
     assert " ready on " not in done.stdout
 
 
+class _LogHeard(logging.Handler):
+    """Sets `heard` when a record containing `text` is logged."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.INFO)
+        self.text = text
+        self.heard = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.heard.set()
+
+
 async def test_a_service_waits_for_streams_provisioned_after_it_started(
-    bare_nats: NatsServer, caplog: pytest.LogCaptureFixture
+    bare_nats: NatsServer,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="tsunagu.bus.streams")
+    logger = logging.getLogger("tsunagu.bus.streams")
+    waiting = _LogHeard("waiting for stream(s) INTERACTIONS")
+    logger.addHandler(waiting)
+    level = logger.level
+    logger.setLevel(logging.INFO)
     service = bootstrap(_ingest_settings(bare_nats, wait_seconds=60.0))
     starting = asyncio.create_task(service.open())
     try:
-        async with asyncio.timeout(30):
-            while not any("waiting for stream" in r.getMessage() for r in caplog.records):
-                await asyncio.sleep(0.05)
+        await asyncio.wait_for(waiting.heard.wait(), 30)
         assert not starting.done(), "the service started without its stream"
         await provision(ProvisionSettings(nats_url=bare_nats.url))
         await asyncio.wait_for(starting, 30)
@@ -178,6 +193,8 @@ async def test_a_service_waits_for_streams_provisioned_after_it_started(
             )
         assert health.status == health_pb2.HealthCheckResponse.SERVING
     finally:
+        logger.removeHandler(waiting)
+        logger.setLevel(level)
         if not starting.done():
             starting.cancel()
         await asyncio.gather(starting, return_exceptions=True)
