@@ -74,7 +74,11 @@ async def wait_for_stop_signal(
         loop.add_signal_handler(sig, stop.set)
     if ready is not None:
         ready()
-    waiters = [asyncio.ensure_future(stop.wait()), *(asyncio.ensure_future(e) for e in extra)]
+    # Shielded: giving up the wait must not cancel the task being watched.
+    waiters: list[asyncio.Future[object]] = [
+        asyncio.ensure_future(stop.wait()),
+        *(asyncio.shield(e) for e in extra),
+    ]
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -100,6 +104,11 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         _refuse_invalid(exc)
     except SettingsError as exc:
         _refuse(f"invalid settings: {exc}")
+
+
+def _crash_reason(crash: asyncio.Future[object]) -> object:
+    # Retrieved here so asyncio does not also report it as never retrieved.
+    return crash.exception() or crash.result()
 
 
 def _no_crash(_running: object) -> Awaitable[object] | None:
@@ -143,7 +152,10 @@ async def serve_until_stopped(process: Process[S, R], settings: S) -> bool:
 
             await wait_for_stop_signal(*([crash] if crash else []), ready=announce)
             crashed_now = crash is not None and crash.done() and not crash.cancelled()
-            log.info("%s stopping%s", name, " after a crash" if crashed_now else "")
+            if crash is not None and crashed_now:
+                log.error("%s: a task crashed (%r); stopping", name, _crash_reason(crash))
+            else:
+                log.info("%s stopping", name)
     except process.config_errors as error:
         _refuse(f"{name}: cannot start: {error}")
     except CannotStart as error:

@@ -83,6 +83,13 @@ def test_ingest_with_an_impossible_port_exits_naming_port(port: str) -> None:
     assert_refused_naming(outcome, "port")
 
 
+@pytest.mark.parametrize("port", ["99999", "http"])
+def test_gateway_with_an_impossible_port_exits_naming_port(port: str) -> None:
+    outcome = run("-m", "gateway", TSUNAGU_GATEWAY_PORT=port)
+    assert_refused_naming(outcome, "port")
+    assert "listening on" not in outcome.output
+
+
 def test_timeline_with_a_region_that_is_not_a_code_exits_naming_default_region() -> None:
     outcome = run("-m", "services.timeline", TSUNAGU_TIMELINE_DEFAULT_REGION="japan")
     assert_refused_naming(outcome, "default_region")

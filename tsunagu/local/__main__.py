@@ -86,6 +86,7 @@ async def _run(args: argparse.Namespace) -> None:
         await wait_for_stop_signal(exited)
         if exited.done():
             print(f"{exited.result()} exited unexpectedly; stopping everything", file=sys.stderr)
+        exited.cancel()
         print("stopping...", flush=True)
     print("stopped", flush=True)
 

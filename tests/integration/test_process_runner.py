@@ -1,0 +1,100 @@
+"""Every service runs under tsunagu.runtime: ready line, SIGTERM → exit 0, a crash → exit 1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tsunagu.local.processes import ManagedProcess, NatsServer
+
+REPO = Path(__file__).resolve().parents[2]
+Environment = Callable[[NatsServer, str, str, str], dict[str, str]]
+
+
+def _ingest(nats: NatsServer, _mongodb_uri: str, _database: str, _tenant: str) -> dict[str, str]:
+    return {
+        "TSUNAGU_INGEST_CHANNEL": "sms",
+        "TSUNAGU_INGEST_PORT": "0",
+        "TSUNAGU_INGEST_NATS_URL": nats.url,
+    }
+
+
+def _timeline(nats: NatsServer, mongodb_uri: str, database: str, tenant: str) -> dict[str, str]:
+    return {
+        "TSUNAGU_TIMELINE_PORT": "0",
+        "TSUNAGU_TIMELINE_NATS_URL": nats.url,
+        "TSUNAGU_TIMELINE_MONGODB_URI": mongodb_uri,
+        "TSUNAGU_TIMELINE_MONGODB_DATABASE": database,
+        "TSUNAGU_TIMELINE_CONSUMER_NAME": f"runner-{tenant}",
+        "TSUNAGU_TIMELINE_SUBJECT_FILTER": f"interactions.{tenant}.>",
+    }
+
+
+def _gateway(nats: NatsServer, _mongodb_uri: str, _database: str, _tenant: str) -> dict[str, str]:
+    # Nothing needs to listen at the timeline address: the gateway starts without it.
+    return {
+        "TSUNAGU_GATEWAY_PORT": "0",
+        "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": "127.0.0.1:9",
+        "TSUNAGU_GATEWAY_NATS_URL": nats.url,
+    }
+
+
+SERVICES: dict[str, tuple[str, str, Environment]] = {
+    "ingest": ("services.ingest", r"ingest-sms ready on 127\.0\.0\.1:\d+", _ingest),
+    "timeline": ("services.timeline", r"timeline ready on 127\.0\.0\.1:\d+", _timeline),
+    "gateway": ("gateway", r"gateway listening on http://127\.0\.0\.1:\d+/graphql", _gateway),
+}
+
+
+def _environment(**variables: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TSUNAGU_")}
+    return {**env, **variables}
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+async def test_sigterm_stops_a_service_gracefully_with_exit_0(
+    service: str, nats_server: NatsServer, mongodb_uri: str, database_name: str, tenant: str
+) -> None:
+    module, ready, environment = SERVICES[service]
+    lines: list[str] = []
+    process = ManagedProcess(
+        service,
+        [sys.executable, "-m", module],
+        ready_pattern=ready,
+        env=_environment(**environment(nats_server, mongodb_uri, database_name, tenant)),
+        cwd=REPO,
+        sink=lambda _name, line: lines.append(line),
+        start_timeout=60,
+        stop_timeout=30,
+    )
+    async with process:
+        assert process.returncode is None
+    output = "\n".join(lines)
+    assert process.returncode == 0, output
+    assert f"{service if service != 'ingest' else 'ingest-sms'} stopping" in output
+    assert "Traceback" not in output
+
+
+def _run_crashing(**variables: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tests.integration.crashing_process"],
+        cwd=REPO,
+        env=_environment(**variables),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_crashed_task_stops_the_process_through_the_graceful_path_with_exit_1() -> None:
+    done = _run_crashing(TEST_CRASH="1")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.startswith("crashing ready on nowhere"), done.stdout
+    assert "a task crashed (RuntimeError('the background task failed'))" in done.stderr
+    assert "closed gracefully" in done.stderr
