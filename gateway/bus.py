@@ -19,7 +19,6 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Self
 
 from nats.aio.client import Client
@@ -31,6 +30,7 @@ from gateway.errors import ErrorCode, GatewayError
 from gateway.notices import TimelineNotice, customer_subject, tenant_subject
 from tsunagu.bus.connection import connect
 from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
+from tsunagu.lifecycle import Lifecycle
 from tsunagu.v1 import interaction_pb2
 
 _log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ class CustomerFollower:
                 await subscription.unsubscribe()
 
 
-class GatewayBus:
+class GatewayBus(Lifecycle):
     """The gateway's NATS connection; an async context manager like the timeline client."""
 
     def __init__(
@@ -208,18 +208,6 @@ class GatewayBus:
         if nc is not None and not nc.is_closed:
             with contextlib.suppress(Exception):
                 await nc.drain()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def connectivity(self) -> str:
         """``CONNECTED``, ``RECONNECTING`` or ``CLOSED``, for the health probe."""

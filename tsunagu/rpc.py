@@ -69,8 +69,7 @@ class GrpcServer(Lifecycle):
         await self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._server.stop(grace_seconds)
 
-    async def open(self) -> None:
-        await self.start()
+    open = start
 
     async def close(self) -> None:
         await self.stop(5.0)

@@ -73,8 +73,9 @@ async def test_sigterm_stops_a_service_gracefully_with_exit_0(
         stop_timeout=30,
     )
     async with process:
-        assert process.returncode is None
+        served = process.returncode is None
     output = "\n".join(lines)
+    assert served, output
     assert process.returncode == 0, output
     assert f"{service if service != 'ingest' else 'ingest-sms'} stopping" in output
     assert "Traceback" not in output

@@ -13,8 +13,8 @@ import sys
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from tsunagu.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class ProcessFailedError(RuntimeError):
     """A child process exited before it became ready."""
 
 
-class ManagedProcess:
+class ManagedProcess(Lifecycle):
     """A child process whose output is prefixed and watched for a readiness line.
 
     Readiness is detected, never slept for: the process is ready when a line of its output
@@ -164,17 +164,9 @@ class ManagedProcess:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._reader, 5)
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    # `async with process:` starts it and stops it (tsunagu.lifecycle).
+    open = start
+    close = stop
 
 
 class NatsServer(ManagedProcess):

@@ -8,10 +8,9 @@ import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from tsunagu.bus.provision import DONE_LINE as PROVISIONED_LINE
+from tsunagu.lifecycle import Lifecycle
 from tsunagu.local.processes import (
     LineSink,
     ManagedProcess,
@@ -44,7 +43,7 @@ def _port(value: int) -> int:
     return value or free_port()
 
 
-class LocalStack:
+class LocalStack(Lifecycle):
     """Starts every process of Tsunagu, each one detected ready before the next depends on it.
 
     `mongodb_uri` points the timeline at an existing MongoDB instead of the embedded store.
@@ -90,13 +89,12 @@ class LocalStack:
     async def _enter(self, process: ManagedProcess) -> None:
         await self._stack.enter_async_context(process)
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
         try:
             await self._start()
         except BaseException:
             await self._stack.aclose()
             raise
-        return self
 
     async def _start(self) -> None:
         nats = NatsServer(self.data_dir / "nats", port=_port(self.ports.nats), sink=self._sink)
@@ -178,11 +176,6 @@ class LocalStack:
                 w.cancel()
         return waits[next(iter(done))]
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
         # Exit stack order stops services first (they drain), then nats and the store.
         await self._stack.aclose()
