@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -34,12 +33,13 @@ from pymongo import AsyncMongoClient
 
 from bench import live_view
 from bench.identity import merge_split_latency, resolution_throughput
-from tsunagu.local.stack import LocalStack, StackPorts
+from bench.stack import bench_stack, wait_stored
+from bench.stats import percentile
+from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import (
     ingest_pb2,
     ingest_pb2_grpc,
     interaction_pb2,
-    timeline_pb2,
     timeline_pb2_grpc,
 )
 
@@ -98,24 +98,6 @@ async def raw_insert_rate(mongodb_uri: str, payload: bytes, count: int) -> float
     return count / elapsed
 
 
-async def wait_stored(
-    stub: timeline_pb2_grpc.TimelineServiceAsyncStub, event_ids: list[str], limit_s: float
-) -> None:
-    deadline = time.perf_counter() + limit_s
-    pending = list(event_ids)
-    while pending:
-        chunk = pending[:500]
-        found = await stub.LookupEvents(
-            timeline_pb2.LookupEventsRequest(tenant=TENANT, event_ids=chunk)
-        )
-        stored = {f.event_id for f in found.found}
-        pending = [e for e in pending if e not in stored]
-        if pending and time.perf_counter() > deadline:
-            raise TimeoutError(f"{len(pending)} events not stored in {limit_s}s")
-        if len(stored) < len(chunk):
-            await asyncio.sleep(0.05)
-
-
 async def end_to_end(stack: LocalStack, count: int, batch: int) -> dict[str, float]:
     run = uuid.uuid4().hex[:6]
     base = datetime.now(UTC) - timedelta(hours=1)
@@ -136,7 +118,7 @@ async def end_to_end(stack: LocalStack, count: int, batch: int) -> dict[str, flo
             )
             assert accepted == len(response.results), response.results
         acked = time.perf_counter() - started
-        await wait_stored(timeline, [i.event_id for i in items], limit_s=600)
+        await wait_stored(timeline, TENANT, [i.event_id for i in items], limit_s=600)
         stored = time.perf_counter() - started
     return {"ingest_acked_per_s": count / acked, "stored_per_s": count / stored}
 
@@ -173,32 +155,18 @@ async def freshness(stack: LocalStack, samples: int) -> list[float]:
     return latencies
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
-        async with LocalStack(
-            Path(tmp),
-            ports=StackPorts.free(),
-            channels=("chat",),
-            mongodb_uri=os.environ.get("MONGODB_URI"),
-            sink=lambda _name, _line: None,
-            # The development principal's tenant, so GraphQL sees the benchmark's customers.
-            extra_env={"TSUNAGU_GATEWAY_DEV_TENANT": TENANT},
-        ) as stack:
-            payload = _chat(0, "size", datetime.now(UTC)).SerializeToString()
-            raw = await raw_publish_rate(stack.nats_url, payload, args.raw_count)
-            raw_store = await raw_insert_rate(stack.mongodb_uri, payload, args.store_count)
-            e2e = await end_to_end(stack, args.count, args.batch)
-            fresh = await freshness(stack, args.samples)
-            resolution = await resolution_throughput(
-                stack.mongodb_uri, args.identity_count, args.identity_batch
-            )
-            merge_split = await merge_split_latency(stack.mongodb_uri, args.merge_size)
-            live = await live_view.measure(stack, TENANT, live_view.LiveViewSizes.from_args(args))
+    async with bench_stack(TENANT) as stack:
+        payload = _chat(0, "size", datetime.now(UTC)).SerializeToString()
+        raw = await raw_publish_rate(stack.nats_url, payload, args.raw_count)
+        raw_store = await raw_insert_rate(stack.mongodb_uri, payload, args.store_count)
+        e2e = await end_to_end(stack, args.count, args.batch)
+        fresh = await freshness(stack, args.samples)
+        resolution = await resolution_throughput(
+            stack.mongodb_uri, args.identity_count, args.identity_batch
+        )
+        merge_split = await merge_split_latency(stack.mongodb_uri, args.merge_size)
+        live = await live_view.measure(stack, TENANT, live_view.LiveViewSizes.from_args(args))
     return {
         "machine": {"cpus": os.cpu_count()},
         "payload_bytes": len(payload),
@@ -215,7 +183,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "merge_split": merge_split,
         "freshness_ms": {
             "p50": 1000 * statistics.median(fresh),
-            "p99": 1000 * _pct(fresh, 0.99),
+            "p99": 1000 * percentile(fresh, 0.99),
             "samples": len(fresh),
         },
         "live_view": live,

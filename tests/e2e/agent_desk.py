@@ -9,10 +9,9 @@ from typing import Any
 
 import grpc
 import pytest
-from gql import Client, GraphQLRequest
-from gql.transport.aiohttp import AIOHTTPTransport
-from gql.transport.websockets import WebsocketsTransport
+from gql import GraphQLRequest
 
+from tsunagu.local import graphql
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2
 
@@ -23,20 +22,14 @@ TENANT = "demo"
 @asynccontextmanager
 async def http_session(stack: LocalStack) -> AsyncIterator[Any]:
     """A third-party GraphQL client (gql) over HTTP."""
-    transport = AIOHTTPTransport(url=stack.graphql_url)
-    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+    async with graphql.http_session(stack.graphql_url) as session:
         yield session
 
 
 @asynccontextmanager
 async def ws_session(stack: LocalStack) -> AsyncIterator[Any]:
     """A gql session over WebSocket speaking graphql-transport-ws (never legacy graphql-ws)."""
-    transport = WebsocketsTransport(
-        url=stack.graphql_url.replace("http://", "ws://"),
-        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
-        init_payload={},
-    )
-    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+    async with graphql.ws_session(stack.graphql_url) as session:
         yield session
 
 
