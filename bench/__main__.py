@@ -241,6 +241,7 @@ if __name__ == "__main__":
         args.count, args.raw_count, args.store_count, args.samples = 300, 2000, 300, 10
         args.identity_count, args.merge_size = 400, 1000
         args.live_seconds, args.page_seed, args.page_requests = 3.0, 500, 5
+        args.page_deep = 5
     result = asyncio.run(main(args))
     print(_report(result))
     print(live_view.report(result["live_view"]))

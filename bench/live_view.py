@@ -559,9 +559,14 @@ async def _time_store(
         last: dict[str, Any] = {}
         query = dict(base)
         for _ in range(deep_pages - 1):
-            last = (await page(query))[PAGE_SIZE - 1]
+            docs = await page(query)
+            if len(docs) < _STORE_LIMIT:
+                break  # the last page, as GraphQL's walk found too
+            last = docs[PAGE_SIZE - 1]
             # Seeded instants are distinct: a plain range walks to the deep page.
             query = {**base, "occurred_at": {"$lt": last["occurred_at"]}}
+        if not last:
+            raise RuntimeError("the customer's timeline has a single page")
         return {
             "first": await timed(base),
             "deep": await after(last["occurred_at"], last["event_id"]),

@@ -14,6 +14,8 @@ from tsunagu.bus.publisher import InteractionPublisher
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
 from tsunagu.rpc import GrpcServer
 
+_POLICY_SETTINGS = {"default_region", "tenant_regions", "max_text_bytes", "max_event_bytes"}
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -40,10 +42,8 @@ def bootstrap(
         InteractionPublisher(bus.jetstream, ack_timeout=settings.publish_ack_timeout_seconds),
         policy=IngestPolicy(
             channel=settings.channel_number,
-            default_region=settings.default_region,
-            tenant_regions=settings.tenant_regions,
-            max_text_bytes=settings.max_text_bytes,
-            max_event_bytes=settings.max_event_bytes,
+            # The policy's limits are settings of the same names.
+            **settings.model_dump(include=_POLICY_SETTINGS),
         ),
         clock=clock or _now,
         max_batch_items=settings.max_batch_items,

@@ -47,70 +47,55 @@ class StreamLimits:
     replicas: int = 1
 
 
-def _stream(
-    name: str,
-    subjects: str,
-    description: str,
-    limits: StreamLimits,
-    *,
-    max_bytes: int,
-    duplicate_window: float = 0.0,
-    max_msg_size: int = -1,
-) -> StreamConfig:
+_DESCRIPTIONS = {
+    INTERACTIONS_STREAM: (
+        "Every interaction accepted by ingestion or the gateway, per tenant/channel"
+    ),
+    DEAD_LETTER_STREAM: "Interactions the timeline could not process, with the error; replayable",
+    IDENTITY_STREAM: "Customer merges and splits (tsunagu.v1.IdentityChange), for downstream",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Stream:
+    """How one stream differs from the others."""
+
+    name: str
+    subjects: str
+    # Its share of `max_bytes`: 1 is all of it.
+    bytes_divisor: int
+    # Publishers set Nats-Msg-Id: retries within the window are recognised as duplicates.
+    deduplicated: bool
+    # Message size bounded below the server's maximum (ingestion checks events against it).
+    size_bounded: bool
+
+
+_STREAMS = (
+    _Stream(INTERACTIONS_STREAM, INTERACTIONS_SUBJECTS, 1, deduplicated=True, size_bounded=True),
+    _Stream(DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECTS, 10, deduplicated=False, size_bounded=False),
+    _Stream(IDENTITY_STREAM, IDENTITY_SUBJECTS, 10, deduplicated=True, size_bounded=False),
+)
+
+
+def _config(stream: _Stream, limits: StreamLimits) -> StreamConfig:
     return StreamConfig(
-        name=name,
-        description=description,
-        subjects=[subjects],
+        name=stream.name,
+        description=_DESCRIPTIONS[stream.name],
+        subjects=[stream.subjects],
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
-        duplicate_window=duplicate_window,
+        # 0: the server's own default window (nothing deduplicates on that stream).
+        duplicate_window=limits.duplicate_window_seconds if stream.deduplicated else 0.0,
         max_age=limits.max_age_seconds,
-        max_bytes=max_bytes,
-        max_msg_size=max_msg_size,
+        max_bytes=limits.max_bytes // stream.bytes_divisor,
+        max_msg_size=limits.max_msg_size if stream.size_bounded else -1,
         num_replicas=limits.replicas,
-    )
-
-
-def interactions_stream_config(limits: StreamLimits) -> StreamConfig:
-    return _stream(
-        INTERACTIONS_STREAM,
-        INTERACTIONS_SUBJECTS,
-        "Every interaction accepted by ingestion or the gateway, per tenant/channel",
-        limits,
-        max_bytes=limits.max_bytes,
-        duplicate_window=limits.duplicate_window_seconds,
-        max_msg_size=limits.max_msg_size,
-    )
-
-
-def dead_letter_stream_config(limits: StreamLimits) -> StreamConfig:
-    return _stream(
-        DEAD_LETTER_STREAM,
-        DEAD_LETTER_SUBJECTS,
-        "Interactions the timeline could not process, with the error; replayable",
-        limits,
-        max_bytes=limits.max_bytes // 10,
-    )
-
-
-def identity_stream_config(limits: StreamLimits) -> StreamConfig:
-    return _stream(
-        IDENTITY_STREAM,
-        IDENTITY_SUBJECTS,
-        "Customer merges and splits (tsunagu.v1.IdentityChange), for downstream",
-        limits,
-        max_bytes=limits.max_bytes // 10,
-        duplicate_window=limits.duplicate_window_seconds,
     )
 
 
 def stream_configs(limits: StreamLimits) -> tuple[StreamConfig, ...]:
     """Every stream Tsunagu uses, as declared for `limits`."""
-    return (
-        interactions_stream_config(limits),
-        dead_letter_stream_config(limits),
-        identity_stream_config(limits),
-    )
+    return tuple(_config(stream, limits) for stream in _STREAMS)
 
 
 class Provisioned(StrEnum):
