@@ -33,37 +33,31 @@ from pymongo import AsyncMongoClient
 
 from bench import live_view
 from bench.identity import merge_split_latency, resolution_throughput
-from bench.stack import bench_stack, wait_stored
+from bench.interactions import inbound
+from bench.stack import bench_stack, chat_and_timeline, submit_batches, wait_stored
 from bench.stats import percentile
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import (
     ingest_pb2,
     ingest_pb2_grpc,
     interaction_pb2,
-    timeline_pb2_grpc,
 )
 
 TENANT = "bench"
 
 
 def _chat(i: int, run: str, at: datetime) -> interaction_pb2.Interaction:
-    interaction = interaction_pb2.Interaction(
-        event_id=str(uuid.uuid4()),
-        tenant=TENANT,
-        channel=interaction_pb2.CHANNEL_CHAT,
-        kind=interaction_pb2.KIND_MESSAGE,
-        direction=interaction_pb2.DIRECTION_INBOUND,
-        identifiers=[
-            interaction_pb2.Identifier(
-                kind=interaction_pb2.IDENTIFIER_KIND_CHAT_VISITOR, value=f"{run}-visitor-{i % 50}"
-            )
-        ],
-        actor=interaction_pb2.Actor(type=interaction_pb2.ACTOR_TYPE_CUSTOMER),
-        content=interaction_pb2.Content(text=f"message {i}: my delivery is late " * 4),
-        chat=interaction_pb2.ChatDetail(session_id=f"{run}-session-{i % 50}"),
+    pb = interaction_pb2
+    visitor = pb.Identifier(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value=f"{run}-visitor-{i % 50}")
+    return inbound(
+        TENANT,
+        pb.CHANNEL_CHAT,
+        pb.KIND_MESSAGE,
+        at,
+        [visitor],
+        content=pb.Content(text=f"message {i}: my delivery is late " * 4),
+        chat=pb.ChatDetail(session_id=f"{run}-session-{i % 50}"),
     )
-    interaction.occurred_at.FromDatetime(at)
-    return interaction
 
 
 async def raw_publish_rate(nats_url: str, payload: bytes, count: int) -> float:
@@ -102,21 +96,9 @@ async def end_to_end(stack: LocalStack, count: int, batch: int) -> dict[str, flo
     run = uuid.uuid4().hex[:6]
     base = datetime.now(UTC) - timedelta(hours=1)
     items = [_chat(i, run, base + timedelta(milliseconds=i)) for i in range(count)]
-    async with (
-        grpc.aio.insecure_channel(stack.ingest_addresses["chat"]) as ingest_ch,
-        grpc.aio.insecure_channel(stack.timeline_address) as timeline_ch,
-    ):
-        ingest = ingest_pb2_grpc.IngestServiceStub(ingest_ch)
-        timeline = timeline_pb2_grpc.TimelineServiceStub(timeline_ch)
+    async with chat_and_timeline(stack) as (ingest, timeline):
         started = time.perf_counter()
-        for offset in range(0, count, batch):
-            response = await ingest.SubmitBatch(
-                ingest_pb2.SubmitBatchRequest(interactions=items[offset : offset + batch])
-            )
-            accepted = sum(
-                r.status == ingest_pb2.SubmitResult.STATUS_ACCEPTED for r in response.results
-            )
-            assert accepted == len(response.results), response.results
+        await submit_batches(ingest, items, batch)
         acked = time.perf_counter() - started
         await wait_stored(timeline, TENANT, [i.event_id for i in items], limit_s=600)
         stored = time.perf_counter() - started

@@ -43,7 +43,8 @@ import nats
 from gql import GraphQLRequest
 from pymongo import DESCENDING, AsyncMongoClient
 
-from bench.stack import bench_stack, wait_stored
+from bench.interactions import inbound
+from bench.stack import bench_stack, chat_and_timeline, submit_batches, wait_stored
 from bench.stats import ms_summary
 from tsunagu.bus.publisher import InteractionPublisher
 from tsunagu.local.graphql import http_session, ws_session
@@ -100,41 +101,29 @@ class LiveViewSizes:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LiveViewSizes:
-        return cls(
-            rate=args.live_rate,
-            duration_s=args.live_seconds,
-            customers=args.live_customers,
-            seed_count=args.page_seed,
-            small_count=args.page_small,
-            requests=args.page_requests,
-            deep_pages=args.page_deep,
-            push_after_seed=not args.no_push_after_seed,
-        )
+        sized = {name: getattr(args, flag[2:].replace("-", "_")) for name, flag, _ in _FLAGS}
+        return cls(**sized, push_after_seed=not args.no_push_after_seed)
+
+
+# Command-line flags sizing the measures: (LiveViewSizes field, flag, help).
+_FLAGS = (
+    ("rate", "--live-rate", "Submits per second"),
+    ("duration_s", "--live-seconds", "steady-load duration"),
+    ("customers", "--live-customers", "subscribed customers"),
+    ("seed_count", "--page-seed", "interactions of the big customer"),
+    ("small_count", "--page-small", "the baseline customer's"),
+    ("requests", "--page-requests", "timed requests per page"),
+    ("deep_pages", "--page-deep", "pages followed to the deep one"),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags sizing these measures, on the bench's command line."""
     group = parser.add_argument_group("live view (push freshness, timeline pages)")
     default = LiveViewSizes()
-    group.add_argument("--live-rate", type=float, default=default.rate, help="Submits per second")
-    group.add_argument(
-        "--live-seconds", type=float, default=default.duration_s, help="steady-load duration"
-    )
-    group.add_argument(
-        "--live-customers", type=int, default=default.customers, help="subscribed customers"
-    )
-    group.add_argument(
-        "--page-seed", type=int, default=default.seed_count, help="interactions of the big customer"
-    )
-    group.add_argument(
-        "--page-small", type=int, default=default.small_count, help="the baseline customer's"
-    )
-    group.add_argument(
-        "--page-requests", type=int, default=default.requests, help="timed requests per page"
-    )
-    group.add_argument(
-        "--page-deep", type=int, default=default.deep_pages, help="pages followed to the deep one"
-    )
+    for name, flag, help_text in _FLAGS:
+        value = getattr(default, name)
+        group.add_argument(flag, type=type(value), default=value, help=help_text)
     group.add_argument(
         "--no-push-after-seed",
         action="store_true",
@@ -154,34 +143,25 @@ def _interaction(
     email: bool = False,
 ) -> interaction_pb2.Interaction:
     """A customer's chat message (or, with `email`, an email from the same customer)."""
+    pb = interaction_pb2
     address = f"{visitor}@example.com"
-    interaction = interaction_pb2.Interaction(
-        event_id=str(uuid.uuid4()),
-        tenant=tenant,
-        direction=interaction_pb2.DIRECTION_INBOUND,
-        identifiers=[
-            interaction_pb2.Identifier(
-                kind=interaction_pb2.IDENTIFIER_KIND_CHAT_VISITOR, value=visitor
-            ),
-            interaction_pb2.Identifier(kind=interaction_pb2.IDENTIFIER_KIND_EMAIL, value=address),
-        ],
-        actor=interaction_pb2.Actor(type=interaction_pb2.ACTOR_TYPE_CUSTOMER),
-        content=interaction_pb2.Content(text=text),
-    )
-    if email:
-        interaction.channel = interaction_pb2.CHANNEL_EMAIL
-        interaction.kind = interaction_pb2.KIND_EMAIL
-        interaction.conversation_ref = f"email:{visitor}"
-        interaction.email.message_id = f"<{interaction.event_id}@example.com>"
-        interaction.email.from_address = address
-        interaction.email.to_addresses.append("support@example.com")
-        interaction.email.subject = "About my order"
-        interaction.email.text_body = text
-    else:
-        interaction.channel = interaction_pb2.CHANNEL_CHAT
-        interaction.kind = interaction_pb2.KIND_MESSAGE
-        interaction.chat.session_id = f"session-{visitor}"
-    interaction.occurred_at.FromDatetime(at)
+    identifiers = [
+        pb.Identifier(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value=visitor),
+        pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=address),
+    ]
+    content = pb.Content(text=text)
+    if not email:
+        chat = pb.ChatDetail(session_id=f"session-{visitor}")
+        return inbound(
+            tenant, pb.CHANNEL_CHAT, pb.KIND_MESSAGE, at, identifiers, content=content, chat=chat
+        )
+    interaction = inbound(tenant, pb.CHANNEL_EMAIL, pb.KIND_EMAIL, at, identifiers, content=content)
+    interaction.conversation_ref = f"email:{visitor}"
+    interaction.email.message_id = f"<{interaction.event_id}@example.com>"
+    interaction.email.from_address = address
+    interaction.email.to_addresses.append("support@example.com")
+    interaction.email.subject = "About my order"
+    interaction.email.text_body = text
     return interaction
 
 
@@ -430,29 +410,11 @@ async def _seed_customer(
     head, chats = chats[:1], chats[1:]
     nc = await nats.connect(stack.nats_url)
     try:
-        async with (
-            grpc.aio.insecure_channel(stack.ingest_addresses["chat"]) as ingest_ch,
-            grpc.aio.insecure_channel(stack.timeline_address) as timeline_ch,
-        ):
-            ingest = ingest_pb2_grpc.IngestServiceStub(ingest_ch)
-            timeline = timeline_pb2_grpc.TimelineServiceStub(timeline_ch)
+        async with chat_and_timeline(stack) as (ingest, timeline):
             started = time.perf_counter()
             await ingest.SubmitBatch(ingest_pb2.SubmitBatchRequest(interactions=head))
             owners = await wait_stored(timeline, tenant, [head[0].event_id], limit_s=60)
             publisher = InteractionPublisher(nc.jetstream())
-
-            async def submit_chats() -> None:
-                for offset in range(0, len(chats), batch):
-                    response = await ingest.SubmitBatch(
-                        ingest_pb2.SubmitBatchRequest(interactions=chats[offset : offset + batch])
-                    )
-                    refused = [
-                        r
-                        for r in response.results
-                        if r.status != ingest_pb2.SubmitResult.STATUS_ACCEPTED
-                    ]
-                    if refused:
-                        raise RuntimeError(f"SubmitBatch refused: {refused[:3]}")
 
             async def publish_emails() -> None:
                 for offset in range(0, len(emails), batch):
@@ -460,7 +422,7 @@ async def _seed_customer(
                         if isinstance(outcome, Exception):
                             raise outcome
 
-            await asyncio.gather(submit_chats(), publish_emails())
+            await asyncio.gather(submit_batches(ingest, chats, batch), publish_emails())
             acked = time.perf_counter() - started
             owners.update(
                 await wait_stored(timeline, tenant, [i.event_id for i in items], limit_s=900)

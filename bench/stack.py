@@ -1,4 +1,4 @@
-"""The stack every benchmark runs on, and waiting until the timeline stored given events."""
+"""The stack every benchmark runs on: submitting through it, waiting until events are stored."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import grpc
+
 from tsunagu.local.stack import LocalStack, StackPorts
-from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
+from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2, timeline_pb2, timeline_pb2_grpc
 
 
 @asynccontextmanager
@@ -31,6 +33,23 @@ async def bench_stack(tenant: str) -> AsyncIterator[LocalStack]:
             extra_env={"TSUNAGU_GATEWAY_DEV_TENANT": tenant},
         ) as stack:
             yield stack
+
+
+@asynccontextmanager
+async def chat_and_timeline(
+    stack: LocalStack,
+) -> AsyncIterator[
+    tuple[ingest_pb2_grpc.IngestServiceAsyncStub, timeline_pb2_grpc.TimelineServiceAsyncStub]
+]:
+    """gRPC stubs of the stack's chat ingestion and of its timeline."""
+    async with (
+        grpc.aio.insecure_channel(stack.ingest_addresses["chat"]) as ingest,
+        grpc.aio.insecure_channel(stack.timeline_address) as timeline,
+    ):
+        yield (
+            ingest_pb2_grpc.IngestServiceStub(ingest),
+            timeline_pb2_grpc.TimelineServiceStub(timeline),
+        )
 
 
 async def wait_stored(
@@ -56,3 +75,20 @@ async def wait_stored(
         if len(found.found) < len(chunk):
             await asyncio.sleep(0.05)
     return owners
+
+
+async def submit_batches(
+    ingest: ingest_pb2_grpc.IngestServiceAsyncStub,
+    items: Sequence[interaction_pb2.Interaction],
+    batch: int,
+) -> None:
+    """`SubmitBatch` the items `batch` at a time; raises if any is not accepted."""
+    for offset in range(0, len(items), batch):
+        response = await ingest.SubmitBatch(
+            ingest_pb2.SubmitBatchRequest(interactions=items[offset : offset + batch])
+        )
+        refused = [
+            r for r in response.results if r.status != ingest_pb2.SubmitResult.STATUS_ACCEPTED
+        ]
+        if refused:
+            raise RuntimeError(f"SubmitBatch refused: {refused[:3]}")
