@@ -497,13 +497,23 @@ def test_services_do_not_configure_streams() -> None:
 # Timeline and gateway
 
 
-def test_timeline_reads_mongodb_from_the_secret_and_serves_grpc_health() -> None:
-    deployment = named(BASE_DOCS, "Deployment", "timeline")
+def serving_deployment(
+    name: str, module: str, prefix: str, port: int
+) -> tuple[Manifest, Manifest, dict[str, Any]]:
+    """The Deployment, its only container and environment, checked to serve `module` on `port`."""
+    deployment = named(BASE_DOCS, "Deployment", name)
     container = only_container(deployment)
     env = effective_env(container, BASE_DOCS)
-    assert container["command"] == ["python", "-m", "services.timeline"]
-    assert env["TSUNAGU_TIMELINE_HOST"] == "0.0.0.0"
-    assert env["TSUNAGU_TIMELINE_PORT"] == str(TIMELINE_PORT)
+    assert container["command"] == ["python", "-m", module]
+    assert env[f"{prefix}_HOST"] == "0.0.0.0"
+    assert env[f"{prefix}_PORT"] == str(port)
+    return deployment, container, env
+
+
+def test_timeline_reads_mongodb_from_the_secret_and_serves_grpc_health() -> None:
+    deployment, container, env = serving_deployment(
+        "timeline", "services.timeline", "TSUNAGU_TIMELINE", TIMELINE_PORT
+    )
     assert env["TSUNAGU_TIMELINE_MONGODB_DATABASE"] == "tsunagu"
     reference = env["TSUNAGU_TIMELINE_MONGODB_URI"]["secretKeyRef"]
     secret = named(BASE_DOCS, "Secret", reference["name"])
@@ -515,12 +525,7 @@ def test_timeline_reads_mongodb_from_the_secret_and_serves_grpc_health() -> None
 
 
 def test_gateway_runs_hardened_graphql_and_reaches_the_timeline_service() -> None:
-    deployment = named(BASE_DOCS, "Deployment", "gateway")
-    container = only_container(deployment)
-    env = effective_env(container, BASE_DOCS)
-    assert container["command"] == ["python", "-m", "gateway"]
-    assert env["TSUNAGU_GATEWAY_HOST"] == "0.0.0.0"
-    assert env["TSUNAGU_GATEWAY_PORT"] == str(GATEWAY_PORT)
+    _, container, env = serving_deployment("gateway", "gateway", "TSUNAGU_GATEWAY", GATEWAY_PORT)
     assert env["TSUNAGU_GATEWAY_AUTH_MODE"] == "jwt"
     assert env["TSUNAGU_GATEWAY_MASK_ERRORS"] == "true"
     assert env["TSUNAGU_GATEWAY_GRAPHIQL"] == "false"

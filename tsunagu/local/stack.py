@@ -97,7 +97,8 @@ class LocalStack(Lifecycle):
             raise
 
     async def _start(self) -> None:
-        nats = NatsServer(self.data_dir / "nats", port=_port(self.ports.nats), sink=self._sink)
+        # Port 0: nats-server picks a free one itself.
+        nats = NatsServer(self.data_dir / "nats", port=self.ports.nats or None, sink=self._sink)
         self.processes["nats"] = nats
         starting = [self._enter(nats)]
         if self._mongodb_uri is None:
