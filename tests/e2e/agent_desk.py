@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -43,6 +44,19 @@ async def submit(stack: LocalStack, channel: str, interaction: interaction_pb2.I
         stub = ingest_pb2_grpc.IngestServiceStub(ch)
         response = await stub.Submit(ingest_pb2.SubmitRequest(interaction=interaction))
     assert response.result.status == ingest_pb2.SubmitResult.STATUS_ACCEPTED
+
+
+def unique_phone(prefix: str) -> tuple[str, str]:
+    """A four-digit suffix for this test's identifiers, and a phone number `prefix`NN-NNNN."""
+    suffix = f"{uuid.uuid4().int % 10**4:04d}"
+    return suffix, f"{prefix}{suffix[:2]}-{suffix}"
+
+
+async def found(session: Any, query: str, **variables: Any) -> dict[str, Any]:
+    """Run a ``customerByIdentifier`` query until the timeline has stored that customer."""
+    return await eventually(
+        session, query, lambda r: r["customerByIdentifier"] is not None, **variables
+    )
 
 
 async def eventually(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 from gql import GraphQLRequest
 
 from tests import builders
-from tests.e2e.agent_desk import http_session, submit
+from tests.e2e.agent_desk import http_session, submit, unique_phone
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import interaction_pb2
 
@@ -66,8 +65,7 @@ async def screen_pop_until(
 async def test_phone_agent_sees_the_chat_and_a_later_email_merges_the_customer(
     stack: LocalStack, graphql: Any
 ) -> None:
-    suffix = f"{uuid.uuid4().int % 10**4:04d}"
-    phone = f"090-55{suffix[:2]}-{suffix}"
+    suffix, phone = unique_phone("090-55")
     t0 = datetime.now(UTC) - timedelta(days=2)
 
     chat = builders.chat(TENANT, visitor=f"v-{suffix}", phone=phone, name="Sato Hanako", at=t0)
