@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tsunagu.bus.connection import connect
+from tsunagu.bus.subjects import INTERACTIONS_STREAM
 from tsunagu.local.processes import ManagedProcess, NatsServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,3 +102,32 @@ def test_a_crashed_task_stops_the_process_through_the_graceful_path_with_exit_1(
     assert done.stdout.startswith("crashing ready on nowhere"), done.stdout
     assert "a task crashed (RuntimeError('the background task failed'))" in done.stderr
     assert "closed gracefully" in done.stderr
+
+
+async def test_the_timeline_exits_1_through_the_graceful_path_when_its_consumer_dies(
+    nats_server: NatsServer, mongodb_uri: str, database_name: str, tenant: str
+) -> None:
+    lines: list[str] = []
+    process = ManagedProcess(
+        "timeline",
+        [sys.executable, "-m", "services.timeline"],
+        ready_pattern=SERVICES["timeline"][1],
+        env=_environment(**_timeline(nats_server, mongodb_uri, database_name, tenant)),
+        cwd=REPO,
+        sink=lambda _name, line: lines.append(line),
+        start_timeout=60,
+        stop_timeout=30,
+    )
+    async with process:
+        nc = await connect(nats_server.url, name="test")
+        try:
+            # Its durable consumer vanishes under it: the pump's next fetch fails for good.
+            await nc.jetstream().delete_consumer(INTERACTIONS_STREAM, f"runner-{tenant}")
+        finally:
+            await nc.drain()
+        returncode = await asyncio.wait_for(process.wait(), 60)
+    output = "\n".join(lines)
+    assert returncode == 1, output
+    assert "timeline: a task crashed" in output
+    # The graceful path ran: the gRPC server and NATS were closed, not abandoned.
+    assert "nats: disconnected" in output
