@@ -151,8 +151,8 @@ async def serve_until_stopped(process: Process[S, R], settings: S) -> bool:
                 print(line, flush=True)
 
             await wait_for_stop_signal(*([crash] if crash else []), ready=announce)
-            crashed_now = crash is not None and crash.done() and not crash.cancelled()
-            if crash is not None and crashed_now:
+            if crash is not None and crash.done() and not crash.cancelled():
+                crashed_now = True
                 log.error("%s: a task crashed (%r); stopping", name, _crash_reason(crash))
             else:
                 log.info("%s stopping", name)

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tsunagu.bus.connection import connect
+from services.ingest.bootstrap import bootstrap
+from services.ingest.settings import IngestSettings
+from tsunagu.bus.connection import NatsConnection, NatsUnreachable, connect
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
 from tsunagu.local.processes import ManagedProcess, NatsServer
 
@@ -131,3 +133,14 @@ async def test_the_timeline_exits_1_through_the_graceful_path_when_its_consumer_
     assert "timeline: a task crashed" in output
     # The graceful path ran: the gRPC server and NATS were closed, not abandoned.
     assert "nats: disconnected" in output
+
+
+async def test_a_service_that_cannot_reach_nats_fails_within_the_budget_naming_it() -> None:
+    # Nothing listens on the discard port: nats-py alone would retry this first connection
+    # forever behind a process that never becomes ready.
+    url = "nats://127.0.0.1:9"
+    bus = NatsConnection(url, name="test", connect_budget_seconds=1)
+    service = bootstrap(IngestSettings(channel="chat", port=0, nats_url=url), bus=bus)
+    with pytest.raises(NatsUnreachable, match=r"cannot connect to NATS at nats://127\.0\.0\.1:9"):
+        await asyncio.wait_for(service.open(), 30)
+    assert bus.client.is_closed

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from tsunagu.lifecycle import Lifecycle
+from tsunagu.lifecycle import CannotStart, Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -26,34 +28,52 @@ async def _on_reconnect() -> None:
     log.info("nats: reconnected")
 
 
+class NatsUnreachable(CannotStart, ConnectionError):
+    """Start-up error: no first connection to NATS within the budget."""
+
+
+# The first connection must succeed within this budget, or start-up fails.
+CONNECT_BUDGET_SECONDS = 10.0
+
+_OPTIONS: dict[str, Any] = {
+    "allow_reconnect": True,
+    "max_reconnect_attempts": -1,
+    "reconnect_time_wait": 0.5,
+    "connect_timeout": 5,
+    "error_cb": _on_error,
+    "disconnected_cb": _on_disconnect,
+    "reconnected_cb": _on_reconnect,
+}
+
+
 class NatsConnection(Lifecycle):
     """A NATS client built before it connects, so a composition root can wire it synchronously.
 
     `jetstream` is usable for wiring at once and for publishing once `open()` returned. The
-    first connection fails fast (start-up fails with a clear error) rather than retrying
-    silently behind a service that reports itself healthy; once connected it reconnects
-    forever in the background. `close()` drains.
+    first connection fails within `connect_budget_seconds` (start-up fails with a clear error)
+    rather than retrying silently behind a service that reports itself healthy; once
+    connected it reconnects forever in the background. `close()` drains.
     """
 
-    def __init__(self, url: str, *, name: str) -> None:
+    def __init__(
+        self, url: str, *, name: str, connect_budget_seconds: float = CONNECT_BUDGET_SECONDS
+    ) -> None:
         self.url = url
         self.name = name
         self.client = Client()
         self.jetstream: JetStreamContext = self.client.jetstream()
+        self._budget = connect_budget_seconds
 
     async def open(self) -> None:
-        await self.client.connect(
-            self.url,
-            name=self.name,
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            # nats-py annotates this as int but sleeps for the float it is given.
-            reconnect_time_wait=0.5,  # type: ignore[arg-type]
-            connect_timeout=5,
-            error_cb=_on_error,
-            disconnected_cb=_on_disconnect,
-            reconnected_cb=_on_reconnect,
-        )
+        try:
+            # nats-py retries a failed first connection as long as it would reconnect: forever.
+            async with asyncio.timeout(self._budget):
+                await self.client.connect(self.url, name=self.name, **_OPTIONS)
+        except (TimeoutError, OSError) as error:
+            await self.client.close()
+            raise NatsUnreachable(
+                f"cannot connect to NATS at {self.url} within {self._budget:g}s"
+            ) from error
 
     async def close(self) -> None:
         if not self.client.is_closed and (self.client.is_connected or self.client.is_reconnecting):
@@ -62,7 +82,11 @@ class NatsConnection(Lifecycle):
 
 
 async def connect(url: str, *, name: str) -> Client:
-    """Connect to NATS (see `NatsConnection`); the caller drains the client."""
+    """Connect to NATS (see `NatsConnection`); the caller drains the client.
+
+    Raises:
+        NatsUnreachable: No connection within the budget.
+    """
     connection = NatsConnection(url, name=name)
     await connection.open()
     return connection.client
