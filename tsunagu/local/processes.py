@@ -60,6 +60,7 @@ class ManagedProcess(Lifecycle):
         *,
         ready_pattern: str,
         env: Mapping[str, str] | None = None,
+        inherit_environment: bool = True,
         cwd: Path | None = None,
         sink: LineSink | None = None,
         start_timeout: float = 30.0,
@@ -68,7 +69,8 @@ class ManagedProcess(Lifecycle):
         self.name = name
         self.argv = list(argv)
         self._ready_re = re.compile(ready_pattern)
-        self._env = {**os.environ, **(env or {})}
+        # `env` is added to this process's environment, or is the whole of it.
+        self._env = {**(os.environ if inherit_environment else {}), **(env or {})}
         self._cwd = cwd
         self._sink = sink or _print_sink
         self._start_timeout = start_timeout
