@@ -55,7 +55,8 @@ async def _run(args: argparse.Namespace) -> None:
     )
     started = time.monotonic()
     print(
-        "starting Tsunagu: nats-server, store, timeline, 6 ingestion services, gateway", flush=True
+        "starting Tsunagu: nats-server, store, streams, timeline, 6 ingestion services, gateway",
+        flush=True,
     )
     async with LocalStack(args.data_dir, ports=ports, mongodb_uri=args.mongodb_uri) as stack:
         print(f"all services ready in {time.monotonic() - started:.1f}s", flush=True)

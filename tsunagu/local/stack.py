@@ -46,6 +46,9 @@ def _port(value: int) -> int:
 class LocalStack(Lifecycle):
     """Starts every process of Tsunagu, each one detected ready before the next depends on it.
 
+    Order: nats-server and the store → stream provisioning (run to completion) → the timeline,
+    the ingestion services and the gateway, together.
+
     `mongodb_uri` points the timeline at an existing MongoDB instead of the embedded store.
     """
 
