@@ -61,22 +61,37 @@ def _environment(**variables: str) -> dict[str, str]:
     return {**env, **variables}
 
 
+ServiceProcess = Callable[[str, list[str]], ManagedProcess]
+
+
+@pytest.fixture
+def service_process(
+    nats_server: NatsServer, mongodb_uri: str, database_name: str, tenant: str
+) -> ServiceProcess:
+    """`python -m` of a service against this test's NATS, store and tenant; output to `lines`."""
+
+    def build(service: str, lines: list[str]) -> ManagedProcess:
+        module, ready, environment = SERVICES[service]
+        return ManagedProcess(
+            service,
+            [sys.executable, "-m", module],
+            ready_pattern=ready,
+            env=_environment(**environment(nats_server, mongodb_uri, database_name, tenant)),
+            cwd=REPO,
+            sink=lambda _name, line: lines.append(line),
+            start_timeout=60,
+            stop_timeout=30,
+        )
+
+    return build
+
+
 @pytest.mark.parametrize("service", sorted(SERVICES))
 async def test_sigterm_stops_a_service_gracefully_with_exit_0(
-    service: str, nats_server: NatsServer, mongodb_uri: str, database_name: str, tenant: str
+    service: str, service_process: ServiceProcess
 ) -> None:
-    module, ready, environment = SERVICES[service]
     lines: list[str] = []
-    process = ManagedProcess(
-        service,
-        [sys.executable, "-m", module],
-        ready_pattern=ready,
-        env=_environment(**environment(nats_server, mongodb_uri, database_name, tenant)),
-        cwd=REPO,
-        sink=lambda _name, line: lines.append(line),
-        start_timeout=60,
-        stop_timeout=30,
-    )
+    process = service_process(service, lines)
     async with process:
         served = process.returncode is None
     output = "\n".join(lines)
@@ -107,19 +122,10 @@ def test_a_crashed_task_stops_the_process_through_the_graceful_path_with_exit_1(
 
 
 async def test_the_timeline_exits_1_through_the_graceful_path_when_its_consumer_dies(
-    nats_server: NatsServer, mongodb_uri: str, database_name: str, tenant: str
+    service_process: ServiceProcess, nats_server: NatsServer, tenant: str
 ) -> None:
     lines: list[str] = []
-    process = ManagedProcess(
-        "timeline",
-        [sys.executable, "-m", "services.timeline"],
-        ready_pattern=SERVICES["timeline"][1],
-        env=_environment(**_timeline(nats_server, mongodb_uri, database_name, tenant)),
-        cwd=REPO,
-        sink=lambda _name, line: lines.append(line),
-        start_timeout=60,
-        stop_timeout=30,
-    )
+    process = service_process("timeline", lines)
     async with process:
         nc = await connect(nats_server.url, name="test")
         try:
