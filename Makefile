@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps run test schema lint typecheck contracts proto proto-check unit integration e2e bench constraints clean
+.PHONY: help deps run test schema lint typecheck contracts proto proto-check unit integration e2e bench constraints clean provision
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ deps: $(STAMP)  ## create the virtualenv and install pinned dependencies
 
 run: $(STAMP)  ## run the whole system locally (nats-server, store, services, demo data)
 	$(PY) -m tsunagu.local run
+
+provision: $(STAMP)  ## create/update the JetStream streams (TSUNAGU_STREAMS_* settings); make run does it
+	$(PY) -m tsunagu.bus.provision
 
 test: $(STAMP)  ## everything CI checks: lint, types, architecture contracts, stale code, tests
 	$(BIN)/ruff check .

@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -34,36 +33,31 @@ from pymongo import AsyncMongoClient
 
 from bench import live_view
 from bench.identity import merge_split_latency, resolution_throughput
-from tsunagu.local.stack import LocalStack, StackPorts
+from bench.interactions import inbound
+from bench.stack import bench_stack, chat_and_timeline, submit_batches, wait_stored
+from bench.stats import percentile
+from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import (
     ingest_pb2,
     ingest_pb2_grpc,
     interaction_pb2,
-    timeline_pb2,
-    timeline_pb2_grpc,
 )
 
 TENANT = "bench"
 
 
 def _chat(i: int, run: str, at: datetime) -> interaction_pb2.Interaction:
-    interaction = interaction_pb2.Interaction(
-        event_id=str(uuid.uuid4()),
-        tenant=TENANT,
-        channel=interaction_pb2.CHANNEL_CHAT,
-        kind=interaction_pb2.KIND_MESSAGE,
-        direction=interaction_pb2.DIRECTION_INBOUND,
-        identifiers=[
-            interaction_pb2.Identifier(
-                kind=interaction_pb2.IDENTIFIER_KIND_CHAT_VISITOR, value=f"{run}-visitor-{i % 50}"
-            )
-        ],
-        actor=interaction_pb2.Actor(type=interaction_pb2.ACTOR_TYPE_CUSTOMER),
-        content=interaction_pb2.Content(text=f"message {i}: my delivery is late " * 4),
-        chat=interaction_pb2.ChatDetail(session_id=f"{run}-session-{i % 50}"),
+    pb = interaction_pb2
+    visitor = pb.Identifier(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value=f"{run}-visitor-{i % 50}")
+    return inbound(
+        TENANT,
+        pb.CHANNEL_CHAT,
+        pb.KIND_MESSAGE,
+        at,
+        [visitor],
+        content=pb.Content(text=f"message {i}: my delivery is late " * 4),
+        chat=pb.ChatDetail(session_id=f"{run}-session-{i % 50}"),
     )
-    interaction.occurred_at.FromDatetime(at)
-    return interaction
 
 
 async def raw_publish_rate(nats_url: str, payload: bytes, count: int) -> float:
@@ -98,45 +92,15 @@ async def raw_insert_rate(mongodb_uri: str, payload: bytes, count: int) -> float
     return count / elapsed
 
 
-async def wait_stored(
-    stub: timeline_pb2_grpc.TimelineServiceAsyncStub, event_ids: list[str], limit_s: float
-) -> None:
-    deadline = time.perf_counter() + limit_s
-    pending = list(event_ids)
-    while pending:
-        chunk = pending[:500]
-        found = await stub.LookupEvents(
-            timeline_pb2.LookupEventsRequest(tenant=TENANT, event_ids=chunk)
-        )
-        stored = {f.event_id for f in found.found}
-        pending = [e for e in pending if e not in stored]
-        if pending and time.perf_counter() > deadline:
-            raise TimeoutError(f"{len(pending)} events not stored in {limit_s}s")
-        if len(stored) < len(chunk):
-            await asyncio.sleep(0.05)
-
-
 async def end_to_end(stack: LocalStack, count: int, batch: int) -> dict[str, float]:
     run = uuid.uuid4().hex[:6]
     base = datetime.now(UTC) - timedelta(hours=1)
     items = [_chat(i, run, base + timedelta(milliseconds=i)) for i in range(count)]
-    async with (
-        grpc.aio.insecure_channel(stack.ingest_addresses["chat"]) as ingest_ch,
-        grpc.aio.insecure_channel(stack.timeline_address) as timeline_ch,
-    ):
-        ingest = ingest_pb2_grpc.IngestServiceStub(ingest_ch)
-        timeline = timeline_pb2_grpc.TimelineServiceStub(timeline_ch)
+    async with chat_and_timeline(stack) as (ingest, timeline):
         started = time.perf_counter()
-        for offset in range(0, count, batch):
-            response = await ingest.SubmitBatch(
-                ingest_pb2.SubmitBatchRequest(interactions=items[offset : offset + batch])
-            )
-            accepted = sum(
-                r.status == ingest_pb2.SubmitResult.STATUS_ACCEPTED for r in response.results
-            )
-            assert accepted == len(response.results), response.results
+        await submit_batches(ingest, items, batch)
         acked = time.perf_counter() - started
-        await wait_stored(timeline, [i.event_id for i in items], limit_s=600)
+        await wait_stored(timeline, TENANT, [i.event_id for i in items], limit_s=600)
         stored = time.perf_counter() - started
     return {"ingest_acked_per_s": count / acked, "stored_per_s": count / stored}
 
@@ -173,32 +137,18 @@ async def freshness(stack: LocalStack, samples: int) -> list[float]:
     return latencies
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
-        async with LocalStack(
-            Path(tmp),
-            ports=StackPorts.free(),
-            channels=("chat",),
-            mongodb_uri=os.environ.get("MONGODB_URI"),
-            sink=lambda _name, _line: None,
-            # The development principal's tenant, so GraphQL sees the benchmark's customers.
-            extra_env={"TSUNAGU_GATEWAY_DEV_TENANT": TENANT},
-        ) as stack:
-            payload = _chat(0, "size", datetime.now(UTC)).SerializeToString()
-            raw = await raw_publish_rate(stack.nats_url, payload, args.raw_count)
-            raw_store = await raw_insert_rate(stack.mongodb_uri, payload, args.store_count)
-            e2e = await end_to_end(stack, args.count, args.batch)
-            fresh = await freshness(stack, args.samples)
-            resolution = await resolution_throughput(
-                stack.mongodb_uri, args.identity_count, args.identity_batch
-            )
-            merge_split = await merge_split_latency(stack.mongodb_uri, args.merge_size)
-            live = await live_view.measure(stack, TENANT, live_view.LiveViewSizes.from_args(args))
+    async with bench_stack(TENANT) as stack:
+        payload = _chat(0, "size", datetime.now(UTC)).SerializeToString()
+        raw = await raw_publish_rate(stack.nats_url, payload, args.raw_count)
+        raw_store = await raw_insert_rate(stack.mongodb_uri, payload, args.store_count)
+        e2e = await end_to_end(stack, args.count, args.batch)
+        fresh = await freshness(stack, args.samples)
+        resolution = await resolution_throughput(
+            stack.mongodb_uri, args.identity_count, args.identity_batch
+        )
+        merge_split = await merge_split_latency(stack.mongodb_uri, args.merge_size)
+        live = await live_view.measure(stack, TENANT, live_view.LiveViewSizes.from_args(args))
     return {
         "machine": {"cpus": os.cpu_count()},
         "payload_bytes": len(payload),
@@ -215,7 +165,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "merge_split": merge_split,
         "freshness_ms": {
             "p50": 1000 * statistics.median(fresh),
-            "p99": 1000 * _pct(fresh, 0.99),
+            "p99": 1000 * percentile(fresh, 0.99),
             "samples": len(fresh),
         },
         "live_view": live,
@@ -273,6 +223,7 @@ if __name__ == "__main__":
         args.count, args.raw_count, args.store_count, args.samples = 300, 2000, 300, 10
         args.identity_count, args.merge_size = 400, 1000
         args.live_seconds, args.page_seed, args.page_requests = 3.0, 500, 5
+        args.page_deep = 5
     result = asyncio.run(main(args))
     print(_report(result))
     print(live_view.report(result["live_view"]))

@@ -18,6 +18,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from bench.interactions import inbound
 from services.timeline.identity.resolver import Actor
 from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.store import TimelineStore
@@ -29,33 +30,15 @@ T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 
 
 def _call(number: str, at: datetime) -> pb.Interaction:
-    call = pb.Interaction(
-        event_id=str(uuid.uuid4()),
-        tenant=TENANT,
-        channel=pb.CHANNEL_VOICE,
-        kind=pb.KIND_CALL_STARTED,
-        direction=pb.DIRECTION_INBOUND,
-        identifiers=[pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=number)],
-        actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER),
-        call=pb.CallDetail(call_id=uuid.uuid4().hex, from_number=number, to_number="0120123456"),
-    )
-    call.occurred_at.FromDatetime(at)
-    return call
+    phone = pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=number)
+    detail = pb.CallDetail(call_id=uuid.uuid4().hex, from_number=number, to_number="0120123456")
+    return inbound(TENANT, pb.CHANNEL_VOICE, pb.KIND_CALL_STARTED, at, [phone], call=detail)
 
 
 def _email(address: str, at: datetime, *extra: pb.Identifier) -> pb.Interaction:
-    email = pb.Interaction(
-        event_id=str(uuid.uuid4()),
-        tenant=TENANT,
-        channel=pb.CHANNEL_EMAIL,
-        kind=pb.KIND_EMAIL,
-        direction=pb.DIRECTION_INBOUND,
-        identifiers=[pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=address), *extra],
-        actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER),
-        email=pb.EmailDetail(from_address=address, subject="About my order", text_body="Hi"),
-    )
-    email.occurred_at.FromDatetime(at)
-    return email
+    sender = pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=address)
+    detail = pb.EmailDetail(from_address=address, subject="About my order", text_body="Hi")
+    return inbound(TENANT, pb.CHANNEL_EMAIL, pb.KIND_EMAIL, at, [sender, *extra], email=detail)
 
 
 def _phone(i: int) -> str:

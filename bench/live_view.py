@@ -9,10 +9,9 @@ Two measures, each with a baseline taken in the same run on the same processes:
   message's freshness is the time from its `Submit` response (the durable JetStream ack)
   to the push carrying its event id. Baseline: a core-NATS publish → receive ping on the
   same nats-server, i.e. the bus's own latency. Each run also splits the time at the
-  timeline's `recorded_at` (one wall clock on one machine), counts the store's rows, and
-  times what every push costs the timeline: the gateway reads the entry back with a
-  `ListInteractions` in a ±2 ms window. By default the load runs again once the big
-  customer below is stored, to show how freshness depends on the store's size.
+  timeline's `recorded_at` (one wall clock on one machine) and counts the store's rows. By
+  default the load runs again once the big customer below is stored, to show how freshness
+  depends on the store's size.
 - **Timeline page latency for a customer with many interactions.** One customer is seeded
   through the real pipeline (chat `SubmitBatch`, plus a share of email interactions
   published to JetStream with the ingestion services' own publisher, since the bench stack
@@ -20,7 +19,8 @@ Two measures, each with a baseline taken in the same run on the same processes:
   `customer(id) { timeline(first: 50) }` is timed for the first page, a page deep in
   (reached by following `after` cursors) and a filtered page. Baselines: the same first
   page for a customer with a few interactions, and the raw store query the timeline runs
-  (`find().sort().limit()`, same filter and cursor condition) for the large customer.
+  (`find().sort().limit()`, same filter; after a cursor the same two range queries) for the
+  large customer.
 
 Benchmarks report; nothing here asserts a time. Missed pushes are counted, not raised.
 `python -m bench.live_view` runs only these measures on a stack of their own.
@@ -30,29 +30,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from collections.abc import Iterable, Sequence
+from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import nats
-from gql import Client, GraphQLRequest
-from gql.transport.aiohttp import AIOHTTPTransport
-from gql.transport.websockets import WebsocketsTransport
+from gql import GraphQLRequest
 from pymongo import DESCENDING, AsyncMongoClient
 
+from bench.interactions import inbound
+from bench.stack import bench_stack, chat_and_timeline, submit_batches, wait_stored
+from bench.stats import ms_summary
 from tsunagu.bus.publisher import InteractionPublisher
+from tsunagu.local.graphql import http_session, ws_session
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import (
     ingest_pb2,
     ingest_pb2_grpc,
     interaction_pb2,
-    timeline_pb2,
     timeline_pb2_grpc,
 )
 
@@ -98,45 +98,32 @@ class LiveViewSizes:
     requests: int = 30
     deep_pages: int = 20
     push_after_seed: bool = True
-    readbacks: int = 10
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LiveViewSizes:
-        return cls(
-            rate=args.live_rate,
-            duration_s=args.live_seconds,
-            customers=args.live_customers,
-            seed_count=args.page_seed,
-            small_count=args.page_small,
-            requests=args.page_requests,
-            deep_pages=args.page_deep,
-            push_after_seed=not args.no_push_after_seed,
-        )
+        sized = {name: getattr(args, flag[2:].replace("-", "_")) for name, flag, _ in _FLAGS}
+        return cls(**sized, push_after_seed=not args.no_push_after_seed)
+
+
+# Command-line flags sizing the measures: (LiveViewSizes field, flag, help).
+_FLAGS = (
+    ("rate", "--live-rate", "Submits per second"),
+    ("duration_s", "--live-seconds", "steady-load duration"),
+    ("customers", "--live-customers", "subscribed customers"),
+    ("seed_count", "--page-seed", "interactions of the big customer"),
+    ("small_count", "--page-small", "the baseline customer's"),
+    ("requests", "--page-requests", "timed requests per page"),
+    ("deep_pages", "--page-deep", "pages followed to the deep one"),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags sizing these measures, on the bench's command line."""
     group = parser.add_argument_group("live view (push freshness, timeline pages)")
     default = LiveViewSizes()
-    group.add_argument("--live-rate", type=float, default=default.rate, help="Submits per second")
-    group.add_argument(
-        "--live-seconds", type=float, default=default.duration_s, help="steady-load duration"
-    )
-    group.add_argument(
-        "--live-customers", type=int, default=default.customers, help="subscribed customers"
-    )
-    group.add_argument(
-        "--page-seed", type=int, default=default.seed_count, help="interactions of the big customer"
-    )
-    group.add_argument(
-        "--page-small", type=int, default=default.small_count, help="the baseline customer's"
-    )
-    group.add_argument(
-        "--page-requests", type=int, default=default.requests, help="timed requests per page"
-    )
-    group.add_argument(
-        "--page-deep", type=int, default=default.deep_pages, help="pages followed to the deep one"
-    )
+    for name, flag, help_text in _FLAGS:
+        value = getattr(default, name)
+        group.add_argument(flag, type=type(value), default=value, help=help_text)
     group.add_argument(
         "--no-push-after-seed",
         action="store_true",
@@ -145,24 +132,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def _pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _ms_summary(seconds: Sequence[float]) -> dict[str, float]:
-    if not seconds:
-        return {"count": 0}
-    return {
-        "count": len(seconds),
-        "p50": 1000 * statistics.median(seconds),
-        "p95": 1000 * _pct(seconds, 0.95),
-        "p99": 1000 * _pct(seconds, 0.99),
-        "max": 1000 * max(seconds),
-        "min": 1000 * min(seconds),
-    }
 
 
 def _interaction(
@@ -174,78 +143,26 @@ def _interaction(
     email: bool = False,
 ) -> interaction_pb2.Interaction:
     """A customer's chat message (or, with `email`, an email from the same customer)."""
+    pb = interaction_pb2
     address = f"{visitor}@example.com"
-    interaction = interaction_pb2.Interaction(
-        event_id=str(uuid.uuid4()),
-        tenant=tenant,
-        direction=interaction_pb2.DIRECTION_INBOUND,
-        identifiers=[
-            interaction_pb2.Identifier(
-                kind=interaction_pb2.IDENTIFIER_KIND_CHAT_VISITOR, value=visitor
-            ),
-            interaction_pb2.Identifier(kind=interaction_pb2.IDENTIFIER_KIND_EMAIL, value=address),
-        ],
-        actor=interaction_pb2.Actor(type=interaction_pb2.ACTOR_TYPE_CUSTOMER),
-        content=interaction_pb2.Content(text=text),
-    )
-    if email:
-        interaction.channel = interaction_pb2.CHANNEL_EMAIL
-        interaction.kind = interaction_pb2.KIND_EMAIL
-        interaction.conversation_ref = f"email:{visitor}"
-        interaction.email.message_id = f"<{interaction.event_id}@example.com>"
-        interaction.email.from_address = address
-        interaction.email.to_addresses.append("support@example.com")
-        interaction.email.subject = "About my order"
-        interaction.email.text_body = text
-    else:
-        interaction.channel = interaction_pb2.CHANNEL_CHAT
-        interaction.kind = interaction_pb2.KIND_MESSAGE
-        interaction.chat.session_id = f"session-{visitor}"
-    interaction.occurred_at.FromDatetime(at)
-    return interaction
-
-
-async def _wait_stored(
-    timeline: timeline_pb2_grpc.TimelineServiceAsyncStub,
-    tenant: str,
-    event_ids: Sequence[str],
-    *,
-    limit_s: float,
-) -> dict[str, str]:
-    """Poll `LookupEvents` until every event is stored; event id → customer id."""
-    deadline = time.perf_counter() + limit_s
-    owners: dict[str, str] = {}
-    pending = list(event_ids)
-    while pending:
-        chunk = pending[:500]
-        found = await timeline.LookupEvents(
-            timeline_pb2.LookupEventsRequest(tenant=tenant, event_ids=chunk)
+    identifiers = [
+        pb.Identifier(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value=visitor),
+        pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=address),
+    ]
+    content = pb.Content(text=text)
+    if not email:
+        chat = pb.ChatDetail(session_id=f"session-{visitor}")
+        return inbound(
+            tenant, pb.CHANNEL_CHAT, pb.KIND_MESSAGE, at, identifiers, content=content, chat=chat
         )
-        owners.update({f.event_id: f.customer_id for f in found.found})
-        pending = [e for e in pending if e not in owners]
-        if pending and time.perf_counter() > deadline:
-            raise TimeoutError(f"{len(pending)} events not stored in {limit_s}s")
-        if len(found.found) < len(chunk):
-            await asyncio.sleep(0.05)
-    return owners
-
-
-@asynccontextmanager
-async def _ws_session(stack: LocalStack) -> AsyncIterator[Any]:
-    transport = WebsocketsTransport(
-        url=stack.graphql_url.replace("http://", "ws://"),
-        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
-        init_payload={},
-    )
-    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
-        yield session
-
-
-@asynccontextmanager
-async def _http_session(stack: LocalStack) -> AsyncIterator[Any]:
-    transport = AIOHTTPTransport(url=stack.graphql_url)
-    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
-        yield session
+    interaction = inbound(tenant, pb.CHANNEL_EMAIL, pb.KIND_EMAIL, at, identifiers, content=content)
+    interaction.conversation_ref = f"email:{visitor}"
+    interaction.email.message_id = f"<{interaction.event_id}@example.com>"
+    interaction.email.from_address = address
+    interaction.email.to_addresses.append("support@example.com")
+    interaction.email.subject = "About my order"
+    interaction.email.text_body = text
+    return interaction
 
 
 # -- baseline: the bus's own latency ------------------------------------------------------------
@@ -398,11 +315,11 @@ async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -
         firsts = [_interaction(tenant, v, datetime.now(UTC), "hello") for v in visitors]
         for item in firsts:
             await setup.submit(item)
-        owners = await _wait_stored(timeline, tenant, [i.event_id for i in firsts], limit_s=60)
+        owners = await wait_stored(timeline, tenant, [i.event_id for i in firsts], limit_s=60)
         customers = [owners[i.event_id] for i in firsts]
         listeners = []
         for customer_id in customers:
-            session = await resources.enter_async_context(_ws_session(stack))
+            session = await resources.enter_async_context(ws_session(stack.graphql_url))
             listeners.append(asyncio.create_task(pushes.listen(session, customer_id)))
         try:
             warmups = await _warm_up(setup, pushes, tenant, visitors)
@@ -414,8 +331,6 @@ async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -
             for task in listeners:
                 task.cancel()
             await asyncio.gather(*listeners, return_exceptions=True)
-
-        readback = await _readback_cost(timeline, tenant, customers[0], sizes.readbacks)
     rows = await _store_rows(stack)
     acked = load.acked
     latencies = [pushes.at[e] - t for e, t in acked.items() if e in pushes.at]
@@ -438,44 +353,10 @@ async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -
         "pushes_without_entry": pushes.without_entry,
         "warmup_submits": warmups,
         "subscription_errors": pushes.errors,
-        "freshness_ms": _ms_summary(latencies),
-        "ack_to_recorded_at_ms": _ms_summary(to_recorded),
-        "recorded_at_to_push_ms": _ms_summary(to_push),
-        "timeline_readback_ms": readback,
+        "freshness_ms": ms_summary(latencies),
+        "ack_to_recorded_at_ms": ms_summary(to_recorded),
+        "recorded_at_to_push_ms": ms_summary(to_push),
     }
-
-
-async def _readback_cost(
-    timeline: timeline_pb2_grpc.TimelineServiceAsyncStub,
-    tenant: str,
-    customer_id: str,
-    requests: int,
-) -> dict[str, dict[str, float]]:
-    """What each push costs the timeline: the gateway reads the announced entry back with a
-    `ListInteractions` in a ±2 ms window around its `occurred_at` (channel and kind set);
-    timed against the same customer's plain first page."""
-    now = datetime.now(UTC)
-    window = timeline_pb2.ListInteractionsRequest(
-        tenant=tenant,
-        customer_id=customer_id,
-        page_size=PAGE_SIZE,
-        channels=[interaction_pb2.CHANNEL_CHAT],
-        kinds=[interaction_pb2.KIND_MESSAGE],
-    )
-    window.since.FromDatetime(now - timedelta(milliseconds=2))
-    window.until.FromDatetime(now + timedelta(milliseconds=2))
-    plain = timeline_pb2.ListInteractionsRequest(
-        tenant=tenant, customer_id=customer_id, page_size=PAGE_SIZE
-    )
-    timed: dict[str, dict[str, float]] = {}
-    for name, request in (("entry_window", window), ("plain_first_page", plain)):
-        latencies = []
-        for _ in range(requests):
-            started = time.perf_counter()
-            await timeline.ListInteractions(request)
-            latencies.append(time.perf_counter() - started)
-        timed[name] = _ms_summary(latencies)
-    return timed
 
 
 async def _store_rows(stack: LocalStack) -> int:
@@ -529,29 +410,11 @@ async def _seed_customer(
     head, chats = chats[:1], chats[1:]
     nc = await nats.connect(stack.nats_url)
     try:
-        async with (
-            grpc.aio.insecure_channel(stack.ingest_addresses["chat"]) as ingest_ch,
-            grpc.aio.insecure_channel(stack.timeline_address) as timeline_ch,
-        ):
-            ingest = ingest_pb2_grpc.IngestServiceStub(ingest_ch)
-            timeline = timeline_pb2_grpc.TimelineServiceStub(timeline_ch)
+        async with chat_and_timeline(stack) as (ingest, timeline):
             started = time.perf_counter()
             await ingest.SubmitBatch(ingest_pb2.SubmitBatchRequest(interactions=head))
-            owners = await _wait_stored(timeline, tenant, [head[0].event_id], limit_s=60)
+            owners = await wait_stored(timeline, tenant, [head[0].event_id], limit_s=60)
             publisher = InteractionPublisher(nc.jetstream())
-
-            async def submit_chats() -> None:
-                for offset in range(0, len(chats), batch):
-                    response = await ingest.SubmitBatch(
-                        ingest_pb2.SubmitBatchRequest(interactions=chats[offset : offset + batch])
-                    )
-                    refused = [
-                        r
-                        for r in response.results
-                        if r.status != ingest_pb2.SubmitResult.STATUS_ACCEPTED
-                    ]
-                    if refused:
-                        raise RuntimeError(f"SubmitBatch refused: {refused[:3]}")
 
             async def publish_emails() -> None:
                 for offset in range(0, len(emails), batch):
@@ -559,10 +422,10 @@ async def _seed_customer(
                         if isinstance(outcome, Exception):
                             raise outcome
 
-            await asyncio.gather(submit_chats(), publish_emails())
+            await asyncio.gather(submit_batches(ingest, chats, batch), publish_emails())
             acked = time.perf_counter() - started
             owners.update(
-                await _wait_stored(timeline, tenant, [i.event_id for i in items], limit_s=900)
+                await wait_stored(timeline, tenant, [i.event_id for i in items], limit_s=900)
             )
             stored = time.perf_counter() - started
     finally:
@@ -639,20 +502,36 @@ async def _time_store(
             latencies.append(time.perf_counter() - started)
         return latencies
 
+    async def after(at: Any, event_id: str) -> list[float]:
+        # What the store runs after a cursor: the cursor's instant (ties by event id), then
+        # strictly older ones, as two range queries.
+        ties = {**base, "occurred_at": at, "event_id": {"$lt": event_id}}
+        older = {**base, "occurred_at": {"$lt": at}}
+        await page(ties)
+        await page(older)
+        latencies = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            await page(ties)
+            await page(older)
+            latencies.append(time.perf_counter() - started)
+        return latencies
+
     try:
-        deep = dict(base)
+        last: dict[str, Any] = {}
+        query = dict(base)
         for _ in range(deep_pages - 1):
-            last = (await page(deep))[PAGE_SIZE - 1]
-            deep = {
-                **base,
-                "$or": [
-                    {"occurred_at": {"$lt": last["occurred_at"]}},
-                    {"occurred_at": last["occurred_at"], "event_id": {"$lt": last["event_id"]}},
-                ],
-            }
+            docs = await page(query)
+            if len(docs) < _STORE_LIMIT:
+                break  # the last page, as GraphQL's walk found too
+            last = docs[PAGE_SIZE - 1]
+            # Seeded instants are distinct: a plain range walks to the deep page.
+            query = {**base, "occurred_at": {"$lt": last["occurred_at"]}}
+        if not last:
+            raise RuntimeError("the customer's timeline has a single page")
         return {
             "first": await timed(base),
-            "deep": await timed(deep),
+            "deep": await after(last["occurred_at"], last["event_id"]),
             "filtered": await timed(
                 {**base, "channel": {"$in": ["email"]}, "kind": {"$in": ["email"]}}
             ),
@@ -666,7 +545,7 @@ async def page_latency(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> 
     big, seeded = await _seed_customer(stack, tenant, sizes.seed_count, sizes.seed_batch)
     small, _ = await _seed_customer(stack, tenant, sizes.small_count, sizes.seed_batch)
     n = sizes.requests
-    async with _http_session(stack) as session:
+    async with http_session(stack.graphql_url) as session:
         after, walk = await _deep_cursor(session, big, sizes.deep_pages)
         graphql = {
             "first": await _time_page(session, n, id=big),
@@ -675,8 +554,8 @@ async def page_latency(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> 
             "small_first": await _time_page(session, n, id=small),
         }
     store = await _time_store(stack, tenant, big, n, sizes.deep_pages)
-    summary = {name: _ms_summary(v) for name, v in graphql.items()}
-    raw = {name: _ms_summary(v) for name, v in store.items()}
+    summary = {name: ms_summary(v) for name, v in graphql.items()}
+    raw = {name: ms_summary(v) for name, v in store.items()}
 
     def ratio(a: dict[str, float], b: dict[str, float]) -> float:
         return a["p50"] / b["p50"] if b.get("p50") else float("nan")
@@ -686,7 +565,7 @@ async def page_latency(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> 
         "page_size": PAGE_SIZE,
         "requests": n,
         "deep_page": sizes.deep_pages,
-        "walk_to_deep_ms": _ms_summary(walk),
+        "walk_to_deep_ms": ms_summary(walk),
         "graphql_ms": summary,
         "store_ms": raw,
         "ratios_p50": {
@@ -704,7 +583,7 @@ async def page_latency(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> 
 async def measure(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> dict[str, Any]:
     """Both measures and their baselines, on a running stack whose gateway serves `tenant`."""
     started = time.perf_counter()
-    bus = _ms_summary(await nats_ping_latency(stack.nats_url, sizes.nats_pings))
+    bus = ms_summary(await nats_ping_latency(stack.nats_url, sizes.nats_pings))
     push = await push_freshness(stack, tenant, sizes)
     pages = await page_latency(stack, tenant, sizes)
     result: dict[str, Any] = {"push": push, "pages": pages}
@@ -734,13 +613,10 @@ def _row(name: str, ms: dict[str, float], extra: str = "") -> str:
 
 def _push_lines(push: dict[str, Any], label: str) -> list[str]:
     ratio = push["ratio_to_nats"]
-    readback = push["timeline_readback_ms"]
     return [
         _row(f"Submit ack → push ({label})", push["freshness_ms"]),
         _row("  of which: ack → timeline recorded_at", push["ack_to_recorded_at_ms"]),
         _row("  of which: recorded_at → push", push["recorded_at_to_push_ms"]),
-        _row("  per push: ListInteractions ±2 ms window", readback["entry_window"]),
-        _row("  vs: ListInteractions plain first page", readback["plain_first_page"]),
         f"  push vs bus: p50 ×{ratio.get('p50', float('nan')):.0f}, "
         f"p99 ×{ratio.get('p99', float('nan')):.0f}; missed pushes {push['missed_pushes']} "
         f"of {push['acked']} acked (not pushed within {push['grace_s']:g} s of the last ack)",
@@ -790,23 +666,9 @@ def report(result: dict[str, Any]) -> str:
 
 
 async def _standalone(args: argparse.Namespace) -> dict[str, Any]:
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from tsunagu.local.stack import StackPorts
-
     tenant = "bench"
-    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-live-") as tmp:
-        async with LocalStack(
-            Path(tmp),
-            ports=StackPorts.free(),
-            channels=("chat",),
-            mongodb_uri=os.environ.get("MONGODB_URI"),
-            sink=lambda _name, _line: None,
-            extra_env={"TSUNAGU_GATEWAY_DEV_TENANT": tenant},
-        ) as stack:
-            return await measure(stack, tenant, LiveViewSizes.from_args(args))
+    async with bench_stack(tenant) as stack:
+        return await measure(stack, tenant, LiveViewSizes.from_args(args))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Self
 
 from nats.aio.client import Client
@@ -34,6 +33,7 @@ from gateway.errors import ErrorCode, GatewayError
 from tsunagu.bus.connection import connect
 from tsunagu.bus.notices import customer_subject, decode_notice, tenant_subject
 from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
+from tsunagu.lifecycle import Lifecycle
 from tsunagu.v1 import interaction_pb2
 from tsunagu.v1.notices_pb2 import TimelineUpdated
 
@@ -168,7 +168,7 @@ class CustomerFollower:
                 await subscription.unsubscribe()
 
 
-class GatewayBus:
+class GatewayBus(Lifecycle):
     """The gateway's NATS connection; an async context manager like the timeline client."""
 
     def __init__(
@@ -217,18 +217,6 @@ class GatewayBus:
         if nc is not None and not nc.is_closed:
             with contextlib.suppress(Exception):
                 await nc.drain()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def connectivity(self) -> str:
         """``CONNECTED``, ``RECONNECTING`` or ``CLOSED``, for the health probe."""

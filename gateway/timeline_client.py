@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.errors import ErrorCode, GatewayError
+from tsunagu.lifecycle import Lifecycle
 from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def timeline_unavailable() -> GatewayError:
     )
 
 
-class TimelineClient:
+class TimelineClient(Lifecycle):
     """Client of ``tsunagu.v1.TimelineService``; an async context manager owning its channel.
 
     The channel is opened by ``open()`` (or ``async with``) inside the running event loop,
@@ -107,18 +107,6 @@ class TimelineClient:
         channel, self._channel, self._stub = self._channel, None, None
         if channel is not None:
             await channel.close(grace)
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def connectivity(self) -> str:
         """Name the channel's state (``READY``, ``IDLE``, ``TRANSIENT_FAILURE``, ...).

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tsunagu.bus.provision import ProvisionSettings, provision
 from tsunagu.local.processes import MongoWireStore, NatsServer
 
 log = logging.getLogger("tests")
@@ -27,7 +28,9 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 async def nats_server(session_dir: Path) -> AsyncIterator[NatsServer]:
+    """A nats-server with the streams provisioned, as the provisioning step does before deploys."""
     async with NatsServer(session_dir / "nats", sink=_quiet_sink) as server:
+        await provision(ProvisionSettings(nats_url=server.url))
         yield server
 
 
@@ -83,6 +86,7 @@ def run_ingest(
     nats_server: NatsServer,
 ) -> Callable[..., AbstractAsyncContextManager[object]]:
     """Start a real ingestion service for one channel in this process, on a free port."""
+    from services.ingest.bootstrap import bootstrap
     from services.ingest.service import IngestService
     from services.ingest.settings import IngestSettings
 
@@ -95,7 +99,7 @@ def run_ingest(
             nats_url=nats_server.url,
             **overrides,  # type: ignore[arg-type]
         )
-        async with IngestService(settings) as service:
+        async with bootstrap(settings) as service:
             yield service
 
     return start

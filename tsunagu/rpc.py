@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from tsunagu.lifecycle import Lifecycle
+
 # Large enough for a full SubmitBatch; oversized requests are refused by gRPC with a clear status.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
-class GrpcServer:
+class GrpcServer(Lifecycle):
     """Serves `services` with health checks and reflection; health follows the lifecycle.
 
     Health is NOT_SERVING until `__aenter__` completes and again as soon as shutdown begins, so
@@ -68,14 +69,7 @@ class GrpcServer:
         await self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._server.stop(grace_seconds)
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
+    open = start
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
         await self.stop(5.0)

@@ -1,4 +1,4 @@
-"""Process entry-point plumbing: logging, signals, run until told to stop."""
+"""The one runner of every Tsunagu process: settings, logging, telemetry, signals, exit codes."""
 
 from __future__ import annotations
 
@@ -7,10 +7,24 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Generic, NoReturn, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
+
+from tsunagu.lifecycle import CannotStart
+from tsunagu.telemetry import configure_telemetry
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+# Exit codes supervisors and tests rely on.
+EXIT_CRASHED = 1
+EXIT_BAD_SETTINGS = 2
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -19,6 +33,31 @@ def configure_logging(level: str = "INFO") -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def _refuse(message: str) -> NoReturn:
+    # Bad configuration: say what is wrong, without a traceback through the event loop.
+    print(message, file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_BAD_SETTINGS)
+
+
+def _refuse_invalid(exc: ValidationError) -> NoReturn:
+    problems = "\n".join(
+        f"  {'.'.join(str(p) for p in err['loc']) or '(settings)'}: {err['msg']}"
+        + (f" (got {err['input']!r})" if isinstance(err.get("input"), str | int) else "")
+        for err in exc.errors()
+    )
+    _refuse(f"invalid settings ({exc.title}):\n{problems}")
+
+
+def parse_settings(factory: Callable[[], S]) -> S:
+    """Parse settings once, at start; exit 2 naming every bad setting if they are invalid."""
+    try:
+        return factory()
+    except ValidationError as exc:
+        _refuse_invalid(exc)
+    except SettingsError as exc:  # a value that is not even parseable (e.g. broken JSON)
+        _refuse(f"invalid settings: {exc}")
 
 
 async def wait_for_stop_signal(
@@ -35,7 +74,11 @@ async def wait_for_stop_signal(
         loop.add_signal_handler(sig, stop.set)
     if ready is not None:
         ready()
-    waiters = [asyncio.ensure_future(stop.wait()), *(asyncio.ensure_future(e) for e in extra)]
+    # Shielded: giving up the wait must not cancel the task being watched.
+    waiters: list[asyncio.Future[object]] = [
+        asyncio.ensure_future(stop.wait()),
+        *(asyncio.shield(e) for e in extra),
+    ]
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -46,7 +89,7 @@ async def wait_for_stop_signal(
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run an async main with uvloop when available; exit 1 with a clear message on failure."""
+    """Run an async main with uvloop when available; exit 2 on settings it finds invalid."""
     try:
         import uvloop
 
@@ -57,15 +100,81 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
-    except ValidationError as exc:
-        # Bad settings: say which ones, without a traceback through the event loop.
-        problems = "\n".join(
-            f"  {'.'.join(str(p) for p in err['loc']) or '(settings)'}: {err['msg']}"
-            + (f" (got {err['input']!r})" if isinstance(err.get("input"), str | int) else "")
-            for err in exc.errors()
-        )
-        print(f"invalid settings ({exc.title}):\n{problems}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except SettingsError as exc:  # a value that is not even parseable (e.g. broken JSON)
-        print(f"invalid settings: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    except ValidationError as exc:  # a setting checked only once something was reached
+        _refuse_invalid(exc)
+    except SettingsError as exc:
+        _refuse(f"invalid settings: {exc}")
+
+
+def _crash_reason(crash: asyncio.Future[object]) -> object:
+    # Retrieved here so asyncio does not also report it as never retrieved.
+    return crash.exception() or crash.result()
+
+
+def _no_crash(_running: object) -> Awaitable[object] | None:
+    return None
+
+
+# Not slotted: a slotted frozen dataclass cannot be called through `Process[S, R](...)`.
+@dataclass(frozen=True)
+class Process(Generic[S, R]):
+    """What the runner needs to know about one kind of process.
+
+    `serve(settings)` is the composition root's running service as an async context manager:
+    entering starts it; leaving stops it gracefully (health NOT_SERVING first, then drain,
+    then close connections). `ready_line(settings, running)` is the one line supervisors and
+    tests wait for. `crashed(running)` completes if a background task dies, which stops the
+    process through the same graceful path and makes it exit 1. `config_errors` are the
+    exceptions `serve` raises for configuration that cannot run; they exit 2 like bad
+    settings.
+    """
+
+    name: Callable[[S], str]
+    settings: Callable[[], S]
+    serve: Callable[[S], AbstractAsyncContextManager[R]]
+    ready_line: Callable[[S, R], str]
+    crashed: Callable[[R], Awaitable[object] | None] = _no_crash
+    config_errors: tuple[type[Exception], ...] = field(default=())
+
+
+async def serve_until_stopped(process: Process[S, R], settings: S) -> bool:
+    """Serve until SIGTERM/SIGINT or a crash; returns whether it crashed."""
+    name = process.name(settings)
+    crashed_now = False
+    try:
+        async with process.serve(settings) as running:
+            crashed = process.crashed(running)
+            crash = None if crashed is None else asyncio.ensure_future(crashed)
+            line = process.ready_line(settings, running)
+
+            def announce() -> None:
+                print(line, flush=True)
+
+            await wait_for_stop_signal(*([crash] if crash else []), ready=announce)
+            if crash is not None and crash.done() and not crash.cancelled():
+                crashed_now = True
+                log.error("%s: a task crashed (%r); stopping", name, _crash_reason(crash))
+            else:
+                log.info("%s stopping", name)
+    except process.config_errors as error:
+        _refuse(f"{name}: cannot start: {error}")
+    except CannotStart as error:
+        log.error("%s: cannot start: %s", name, error)
+        raise SystemExit(EXIT_CRASHED) from None
+    return crashed_now
+
+
+def run_process(process: Process[S, R]) -> None:
+    """The whole life of a process: exit 0 when stopped, 1 after a crash, 2 on bad settings."""
+    configure_logging()
+    settings = parse_settings(process.settings)
+    configure_telemetry(f"tsunagu-{process.name(settings)}")
+    crashed = False
+
+    async def main() -> None:
+        nonlocal crashed
+        crashed = await serve_until_stopped(process, settings)
+
+    run(main)
+    if crashed:
+        raise SystemExit(EXIT_CRASHED)

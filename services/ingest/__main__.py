@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-
+from services.ingest.bootstrap import bootstrap
 from services.ingest.service import IngestService
 from services.ingest.settings import IngestSettings
-from tsunagu.runtime import configure_logging, run, wait_for_stop_signal
-from tsunagu.telemetry import configure_telemetry
-
-log = logging.getLogger("services.ingest")
+from tsunagu.runtime import Process, run_process
 
 
-async def main() -> None:
-    settings = IngestSettings()  # the channel comes from the environment
-    configure_logging()
-    configure_telemetry(f"tsunagu-ingest-{settings.channel}")
-    async with IngestService(settings) as service:
-        # Supervisors and tests detect readiness from this line.
-        address = service.server.address
-        await wait_for_stop_signal(
-            ready=lambda: log.info("ingest-%s ready on %s", settings.channel, address)
-        )
-        log.info("ingest-%s stopping", settings.channel)
+def _ready_line(settings: IngestSettings, service: IngestService) -> str:
+    # Supervisors and tests (tsunagu.local, tests/) detect readiness from this line.
+    return f"ingest-{settings.channel} ready on {service.server.address}"
 
+
+INGEST: Process[IngestSettings, IngestService] = Process(
+    name=lambda settings: f"ingest-{settings.channel}",
+    settings=IngestSettings,
+    serve=bootstrap,
+    ready_line=_ready_line,
+)
 
 if __name__ == "__main__":
-    run(main)
+    run_process(INGEST)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tsunagu.bus.streams import STREAM_WAIT_SECONDS
 from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
 from tsunagu.identifiers.regions import PhoneRegion
 
@@ -28,10 +29,8 @@ class IngestSettings(BaseSettings):
     max_text_bytes: int = Field(default=64 * 1024, ge=1024)
     max_event_bytes: int = Field(default=512 * 1024, ge=4096)
     publish_ack_timeout_seconds: float = Field(default=5.0, gt=0)
-    # JetStream replicas of the streams this service declares: 3 in a clustered deployment.
-    stream_replicas: int = Field(default=1, ge=1, le=5)
-    # Must cover the longest retry horizon of any adapter (a retry inside it is a duplicate).
-    duplicate_window_seconds: float = Field(default=2 * 24 * 3600, gt=0)
+    # How long start-up waits for the provisioning step to have created the streams.
+    stream_wait_seconds: float = Field(default=STREAM_WAIT_SECONDS, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
 
     @property

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-
 from services.timeline.service import TimelineService
 from services.timeline.settings import TimelineSettings
-from tsunagu.runtime import configure_logging, run, wait_for_stop_signal
-from tsunagu.telemetry import configure_telemetry
+from tsunagu.runtime import Process, run_process
 
-log = logging.getLogger("services.timeline")
-
-
-async def main() -> None:
-    settings = TimelineSettings()
-    configure_logging()
-    configure_telemetry("tsunagu-timeline")
-    async with TimelineService(settings) as service:
-        # Supervisors and tests detect readiness from this line.
-        address = service.server.address
-        await wait_for_stop_signal(
-            service.failed, ready=lambda: log.info("timeline ready on %s", address)
-        )
-        log.info("timeline stopping")
-    if service.failed.done():
-        raise SystemExit(1)
-
+TIMELINE: Process[TimelineSettings, TimelineService] = Process(
+    name=lambda _settings: "timeline",
+    settings=TimelineSettings,
+    serve=TimelineService,
+    # Supervisors and tests (tsunagu.local, tests/) detect readiness from this line.
+    ready_line=lambda _settings, service: f"timeline ready on {service.server.address}",
+    # A dead consumer task stops the process through the graceful path, then exit 1.
+    crashed=lambda service: service.failed,
+)
 
 if __name__ == "__main__":
-    run(main)
+    run_process(TIMELINE)

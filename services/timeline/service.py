@@ -21,7 +21,8 @@ from services.timeline.settings import TimelineSettings
 from services.timeline.store import TimelineStore
 from services.timeline.store.documents import Document
 from tsunagu.bus.connection import connect
-from tsunagu.bus.streams import StreamLimits, ensure_streams
+from tsunagu.bus.streams import require_streams
+from tsunagu.bus.subjects import DEAD_LETTER_STREAM, IDENTITY_STREAM, INTERACTIONS_STREAM
 from tsunagu.rpc import GrpcServer
 from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
 
@@ -59,13 +60,8 @@ class TimelineService:
             self.nc = await connect(s.nats_url, name="tsunagu-timeline")
             self._stack.push_async_callback(self.nc.drain)
             js = self.nc.jetstream()
-            await ensure_streams(
-                js,
-                StreamLimits(
-                    replicas=s.stream_replicas,
-                    duplicate_window_seconds=s.duplicate_window_seconds,
-                ),
-            )
+            # Provisioning (python -m tsunagu.bus.provision) owns the streams' configuration.
+            await require_streams(js, (INTERACTIONS_STREAM, DEAD_LETTER_STREAM, IDENTITY_STREAM))
             self.recorder = TimelineRecorder(
                 self.store,
                 region_for=s.region_for,

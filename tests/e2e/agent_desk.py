@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
 import pytest
-from gql import Client, GraphQLRequest
-from gql.transport.aiohttp import AIOHTTPTransport
-from gql.transport.websockets import WebsocketsTransport
+from gql import GraphQLRequest
 
+from tsunagu.local import graphql
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2
 
@@ -23,20 +23,14 @@ TENANT = "demo"
 @asynccontextmanager
 async def http_session(stack: LocalStack) -> AsyncIterator[Any]:
     """A third-party GraphQL client (gql) over HTTP."""
-    transport = AIOHTTPTransport(url=stack.graphql_url)
-    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+    async with graphql.http_session(stack.graphql_url) as session:
         yield session
 
 
 @asynccontextmanager
 async def ws_session(stack: LocalStack) -> AsyncIterator[Any]:
     """A gql session over WebSocket speaking graphql-transport-ws (never legacy graphql-ws)."""
-    transport = WebsocketsTransport(
-        url=stack.graphql_url.replace("http://", "ws://"),
-        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
-        init_payload={},
-    )
-    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+    async with graphql.ws_session(stack.graphql_url) as session:
         yield session
 
 
@@ -50,6 +44,19 @@ async def submit(stack: LocalStack, channel: str, interaction: interaction_pb2.I
         stub = ingest_pb2_grpc.IngestServiceStub(ch)
         response = await stub.Submit(ingest_pb2.SubmitRequest(interaction=interaction))
     assert response.result.status == ingest_pb2.SubmitResult.STATUS_ACCEPTED
+
+
+def unique_phone(prefix: str) -> tuple[str, str]:
+    """A four-digit suffix for this test's identifiers, and a phone number `prefix`NN-NNNN."""
+    suffix = f"{uuid.uuid4().int % 10**4:04d}"
+    return suffix, f"{prefix}{suffix[:2]}-{suffix}"
+
+
+async def found(session: Any, query: str, **variables: Any) -> dict[str, Any]:
+    """Run a ``customerByIdentifier`` query until the timeline has stored that customer."""
+    return await eventually(
+        session, query, lambda r: r["customerByIdentifier"] is not None, **variables
+    )
 
 
 async def eventually(

@@ -16,7 +16,6 @@ TINY = live_view.LiveViewSizes(
     customers=2,
     grace_s=10,
     nats_pings=20,
-    readbacks=2,
     seed_count=60,
     small_count=3,
     seed_batch=20,

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gql import GraphQLRequest
 
 from tests import builders
-from tests.e2e.agent_desk import TENANT, eventually, execute, http_session, submit, ws_session
+from tests.e2e.agent_desk import (
+    TENANT,
+    eventually,
+    execute,
+    http_session,
+    submit,
+    unique_phone,
+    ws_session,
+)
 from tsunagu.local.stack import LocalStack
 
 CASE = """
@@ -46,8 +53,7 @@ async def act(session: Any, mutation: str, **variables: Any) -> dict[str, Any]:
 async def test_escalated_transferred_case_is_followed_up_resolved_and_rated(
     stack: LocalStack,
 ) -> None:
-    suffix = f"{uuid.uuid4().int % 10**4:04d}"
-    phone = f"090-66{suffix[:2]}-{suffix}"
+    suffix, phone = unique_phone("090-66")
     chat = builders.chat(
         TENANT, visitor=f"v-case-{suffix}", phone=phone, at=datetime.now(UTC) - timedelta(minutes=3)
     )

@@ -12,10 +12,11 @@ from gql import GraphQLRequest
 from tests import builders
 from tests.e2e.agent_desk import (
     TENANT,
-    eventually,
     execute,
+    found,
     http_session,
     submit,
+    unique_phone,
     ws_session,
 )
 from tsunagu.local.stack import LocalStack
@@ -55,8 +56,7 @@ subscription Live($customerId: ID!) {
 async def test_phone_agent_gets_the_chat_the_handoff_note_and_the_next_message_live(
     stack: LocalStack,
 ) -> None:
-    suffix = f"{uuid.uuid4().int % 10**4:04d}"
-    phone = f"090-77{suffix[:2]}-{suffix}"
+    suffix, phone = unique_phone("090-77")
     chat = builders.chat(
         TENANT,
         visitor=f"v-live-{suffix}",
@@ -68,12 +68,7 @@ async def test_phone_agent_gets_the_chat_the_handoff_note_and_the_next_message_l
     await submit(stack, "chat", chat)
 
     async with http_session(stack) as chat_agent:
-        popped = await eventually(
-            chat_agent,
-            SCREEN_POP,
-            lambda r: r["customerByIdentifier"] is not None,
-            phone=phone,
-        )
+        popped = await found(chat_agent, SCREEN_POP, phone=phone)
         customer_id = popped["customerByIdentifier"]["id"]
         key = str(uuid.uuid4())
         handed = await execute(chat_agent, HANDOFF, customerId=customer_id, eventId=key)

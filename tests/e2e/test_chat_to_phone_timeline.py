@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import grpc
 import pytest
-from gql import Client, GraphQLRequest
-from gql.transport.aiohttp import AIOHTTPTransport
+from gql import GraphQLRequest
 
 from tests import builders
+from tests.e2e.agent_desk import http_session, submit, unique_phone
 from tsunagu.local.stack import LocalStack
-from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2
+from tsunagu.v1 import interaction_pb2
 
 SCREEN_POP = """
     query ScreenPop($kind: IdentifierKind!, $value: String!) {
@@ -38,16 +36,8 @@ TENANT = "demo"
 
 @pytest.fixture
 async def graphql(stack: LocalStack) -> AsyncIterator[Any]:
-    transport = AIOHTTPTransport(url=stack.graphql_url)
-    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+    async with http_session(stack) as session:
         yield session
-
-
-async def submit(stack: LocalStack, channel: str, interaction: interaction_pb2.Interaction) -> None:
-    async with grpc.aio.insecure_channel(stack.ingest_addresses[channel]) as ch:
-        stub = ingest_pb2_grpc.IngestServiceStub(ch)
-        response = await stub.Submit(ingest_pb2.SubmitRequest(interaction=interaction))
-    assert response.result.status == ingest_pb2.SubmitResult.STATUS_ACCEPTED
 
 
 async def screen_pop_until(
@@ -75,8 +65,7 @@ async def screen_pop_until(
 async def test_phone_agent_sees_the_chat_and_a_later_email_merges_the_customer(
     stack: LocalStack, graphql: Any
 ) -> None:
-    suffix = f"{uuid.uuid4().int % 10**4:04d}"
-    phone = f"090-55{suffix[:2]}-{suffix}"
+    suffix, phone = unique_phone("090-55")
     t0 = datetime.now(UTC) - timedelta(days=2)
 
     chat = builders.chat(TENANT, visitor=f"v-{suffix}", phone=phone, name="Sato Hanako", at=t0)

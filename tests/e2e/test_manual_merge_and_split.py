@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-
 from tests import builders
-from tests.e2e.agent_desk import TENANT, eventually, execute, http_session, submit
+from tests.e2e.agent_desk import TENANT, execute, found, http_session, submit, unique_phone
 from tsunagu.local.stack import LocalStack
 
 BY_IDENTIFIER = """
@@ -28,28 +26,15 @@ query ($id: ID!) {
 
 
 async def test_manual_merge_shows_in_the_ledger_and_a_split_undoes_it(stack: LocalStack) -> None:
-    suffix = f"{uuid.uuid4().int % 10**4:04d}"
+    suffix, phone = unique_phone("080-55")
     address = f"kana.{suffix}@example.jp"
-    phone = f"080-55{suffix[:2]}-{suffix}"
     await submit(stack, "chat", builders.chat(TENANT, visitor=f"v-m-{suffix}", email=address))
     sms = builders.chat(TENANT, visitor=f"v-n-{suffix}", phone=phone)
     await submit(stack, "chat", sms)
 
     async with http_session(stack) as agent:
-        by_email = await eventually(
-            agent,
-            BY_IDENTIFIER,
-            lambda r: r["customerByIdentifier"] is not None,
-            kind="EMAIL",
-            value=address,
-        )
-        by_phone = await eventually(
-            agent,
-            BY_IDENTIFIER,
-            lambda r: r["customerByIdentifier"] is not None,
-            kind="PHONE",
-            value=phone,
-        )
+        by_email = await found(agent, BY_IDENTIFIER, kind="EMAIL", value=address)
+        by_phone = await found(agent, BY_IDENTIFIER, kind="PHONE", value=phone)
         first = by_email["customerByIdentifier"]["id"]
         second = by_phone["customerByIdentifier"]["id"]
         assert first != second

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tsunagu.local.processes import NatsServer
+from tsunagu.local.processes import ManagedProcess, NatsServer, ProcessFailedError
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
@@ -83,6 +83,13 @@ def test_ingest_with_an_impossible_port_exits_naming_port(port: str) -> None:
     assert_refused_naming(outcome, "port")
 
 
+@pytest.mark.parametrize("port", ["99999", "http"])
+def test_gateway_with_an_impossible_port_exits_naming_port(port: str) -> None:
+    outcome = run("-m", "gateway", TSUNAGU_GATEWAY_PORT=port)
+    assert_refused_naming(outcome, "port")
+    assert "listening on" not in outcome.output
+
+
 def test_timeline_with_a_region_that_is_not_a_code_exits_naming_default_region() -> None:
     outcome = run("-m", "services.timeline", TSUNAGU_TIMELINE_DEFAULT_REGION="japan")
     assert_refused_naming(outcome, "default_region")
@@ -141,28 +148,6 @@ async def test_ingest_with_an_unknown_phone_region_exits_naming_the_region(
     assert "'XX' is not a phone region code" in outcome.output
 
 
-async def first_line_or_exit(
-    proc: asyncio.subprocess.Process, pattern: str, seconds: float
-) -> tuple[str, list[str]]:
-    """Read output until a line matches `pattern` ("ready") or the process exits ("exited")."""
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            return "timeout", lines
-        try:
-            raw = await asyncio.wait_for(proc.stdout.readline(), remaining)
-        except TimeoutError:
-            return "timeout", lines
-        if not raw:
-            return "exited", lines
-        lines.append(raw.decode(errors="replace"))
-        if re.search(pattern, lines[-1]):
-            return "ready", lines
-
-
 async def test_timeline_with_an_unknown_phone_region_refuses_to_start(
     nats_server: NatsServer, mongodb_uri: str, database_name: str, tenant: str
 ) -> None:
@@ -177,28 +162,21 @@ async def test_timeline_with_an_unknown_phone_region_refuses_to_start(
         TSUNAGU_TIMELINE_SUBJECT_FILTER=f"interactions.{tenant}.>",
         TSUNAGU_TIMELINE_SHUTDOWN_GRACE_SECONDS="1",
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.timeline",
-        cwd=REPO,
+    process = ManagedProcess(
+        "timeline",
+        [sys.executable, "-m", "services.timeline"],
+        ready_pattern=r"timeline ready on ",
         env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        inherit_environment=False,
+        cwd=REPO,
+        sink=lambda _name, _line: None,
+        start_timeout=QUICKLY,
     )
-    try:
-        state, lines = await first_line_or_exit(proc, r"timeline ready on ", QUICKLY)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-    output = "".join(lines)
-    assert state == "exited", f"the timeline {state} with default_region=XX:\n{output}"
-    assert proc.returncode is not None
-    assert proc.returncode > 0
+    # Readiness, or exiting first, is detected from its output; it is stopped either way.
+    with pytest.raises(ProcessFailedError) as refused:
+        await process.start()
+    output = str(refused.value)
+    assert output.startswith("timeline exited"), f"the timeline with default_region=XX:\n{output}"
+    assert process.returncode is not None
+    assert process.returncode > 0
     assert "region" in output

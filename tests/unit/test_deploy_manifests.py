@@ -126,6 +126,7 @@ def named(docs: Iterable[Manifest], kind: str, name: str) -> Manifest:
 
 BASE_DOCS = resources(BASE)
 WORKLOADS = [doc for doc in BASE_DOCS if doc.get("kind") in WORKLOAD_KINDS]
+JOBS = [doc for doc in BASE_DOCS if doc.get("kind") == "Job"]
 
 
 def workload_id(workload: Manifest) -> str:
@@ -449,16 +450,70 @@ def test_every_ingest_channel_has_a_service_a_disruption_budget_and_an_autoscale
 
 
 # ---------------------------------------------------------------------------------------------
+# Stream provisioning: one Job owns the streams' configuration
+
+
+def provisioning_job() -> Manifest:
+    return named(BASE_DOCS, "Job", "provision-streams")
+
+
+def test_one_job_provisions_the_streams_with_the_cluster_replication() -> None:
+    job = provisioning_job()
+    container = only_container(job)
+    env = effective_env(container, BASE_DOCS)
+    assert container["command"] == ["python", "-m", "tsunagu.bus.provision"]
+    assert (ROOT / "tsunagu" / "bus" / "provision.py").is_file()
+    assert urlsplit(env["TSUNAGU_STREAMS_NATS_URL"]).hostname == "nats"
+    # R3 streams need the three NATS servers of the StatefulSet.
+    assert (
+        int(env["TSUNAGU_STREAMS_REPLICAS"])
+        == named(BASE_DOCS, "StatefulSet", "nats")["spec"]["replicas"]
+    )
+    # NATS may not be up yet when the Job starts: it must be retried, not given up on.
+    assert pod_spec(job)["restartPolicy"] in {"OnFailure", "Never"}
+    assert job["spec"]["backoffLimit"] >= 3
+    assert job["metadata"]["namespace"] == NAMESPACE
+
+
+@pytest.mark.parametrize("job", JOBS, ids=workload_id)
+def test_job_containers_are_hardened_and_bounded(job: Manifest) -> None:
+    spec = pod_spec(job)
+    assert spec["automountServiceAccountToken"] is False
+    account = named(BASE_DOCS, "ServiceAccount", spec["serviceAccountName"])
+    assert account["automountServiceAccountToken"] is False
+    for container in containers(job):
+        assert container_problems(container, spec.get("securityContext", {})) == []
+        assert container["image"].startswith(f"{IMAGE}:")
+
+
+def test_services_do_not_configure_streams() -> None:
+    for workload in tsunagu_workloads():
+        env = effective_env(only_container(workload), BASE_DOCS)
+        declared = [key for key in env if "STREAM_REPLICAS" in key or "DUPLICATE_WINDOW" in key]
+        assert not declared, (workload_id(workload), declared)
+
+
+# ---------------------------------------------------------------------------------------------
 # Timeline and gateway
 
 
-def test_timeline_reads_mongodb_from_the_secret_and_serves_grpc_health() -> None:
-    deployment = named(BASE_DOCS, "Deployment", "timeline")
+def serving_deployment(
+    name: str, module: str, prefix: str, port: int
+) -> tuple[Manifest, Manifest, dict[str, Any]]:
+    """The Deployment, its only container and environment, checked to serve `module` on `port`."""
+    deployment = named(BASE_DOCS, "Deployment", name)
     container = only_container(deployment)
     env = effective_env(container, BASE_DOCS)
-    assert container["command"] == ["python", "-m", "services.timeline"]
-    assert env["TSUNAGU_TIMELINE_HOST"] == "0.0.0.0"
-    assert env["TSUNAGU_TIMELINE_PORT"] == str(TIMELINE_PORT)
+    assert container["command"] == ["python", "-m", module]
+    assert env[f"{prefix}_HOST"] == "0.0.0.0"
+    assert env[f"{prefix}_PORT"] == str(port)
+    return deployment, container, env
+
+
+def test_timeline_reads_mongodb_from_the_secret_and_serves_grpc_health() -> None:
+    deployment, container, env = serving_deployment(
+        "timeline", "services.timeline", "TSUNAGU_TIMELINE", TIMELINE_PORT
+    )
     assert env["TSUNAGU_TIMELINE_MONGODB_DATABASE"] == "tsunagu"
     reference = env["TSUNAGU_TIMELINE_MONGODB_URI"]["secretKeyRef"]
     secret = named(BASE_DOCS, "Secret", reference["name"])
@@ -470,12 +525,7 @@ def test_timeline_reads_mongodb_from_the_secret_and_serves_grpc_health() -> None
 
 
 def test_gateway_runs_hardened_graphql_and_reaches_the_timeline_service() -> None:
-    deployment = named(BASE_DOCS, "Deployment", "gateway")
-    container = only_container(deployment)
-    env = effective_env(container, BASE_DOCS)
-    assert container["command"] == ["python", "-m", "gateway"]
-    assert env["TSUNAGU_GATEWAY_HOST"] == "0.0.0.0"
-    assert env["TSUNAGU_GATEWAY_PORT"] == str(GATEWAY_PORT)
+    _, container, env = serving_deployment("gateway", "gateway", "TSUNAGU_GATEWAY", GATEWAY_PORT)
     assert env["TSUNAGU_GATEWAY_AUTH_MODE"] == "jwt"
     assert env["TSUNAGU_GATEWAY_MASK_ERRORS"] == "true"
     assert env["TSUNAGU_GATEWAY_GRAPHIQL"] == "false"
@@ -857,6 +907,16 @@ def test_every_service_reaches_nats_and_nothing_else_does() -> None:
         assert not allowed(pod, PODS["nats"], NATS_CLUSTER_PORT), pod.name
     for outsider in OUTSIDERS:
         assert not allowed(outsider, PODS["nats"], NATS_CLIENT_PORT), outsider.name
+
+
+def test_the_provisioning_job_reaches_nats_and_nothing_else() -> None:
+    job = workload_pod(provisioning_job())
+    assert allowed(job, PODS["nats"], NATS_CLIENT_PORT)
+    assert not allowed(job, PODS["nats"], NATS_CLUSTER_PORT)
+    assert not allowed(job, MONGODB, MONGODB_PORT)
+    for pod in PODS.values():
+        assert not allowed(job, pod, TIMELINE_PORT), pod.name
+        assert not allowed(job, pod, INGEST_PORT), pod.name
 
 
 def test_nats_servers_route_to_each_other_and_are_monitored() -> None:

@@ -2,39 +2,91 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from typing import Any
 
-import nats
 from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from tsunagu.lifecycle import CannotStart, Lifecycle
 
 log = logging.getLogger(__name__)
 
 
-async def connect(url: str, *, name: str) -> Client:
-    """Connect to NATS; reconnect forever in the background once connected.
+async def _on_error(exc: Exception) -> None:
+    log.warning("nats: %s", exc)
 
-    The first connection fails fast (the caller's start-up fails with a clear error) rather
-    than retrying silently behind a service that reports itself healthy.
+
+async def _on_disconnect() -> None:
+    # Also logged on every orderly shutdown; a real outage shows up as errors and reconnects.
+    log.info("nats: disconnected")
+
+
+async def _on_reconnect() -> None:
+    log.info("nats: reconnected")
+
+
+class NatsUnreachable(CannotStart, ConnectionError):
+    """Start-up error: no first connection to NATS within the budget."""
+
+
+# The first connection must succeed within this budget, or start-up fails.
+CONNECT_BUDGET_SECONDS = 10.0
+
+_OPTIONS: dict[str, Any] = {
+    "allow_reconnect": True,
+    "max_reconnect_attempts": -1,
+    "reconnect_time_wait": 0.5,
+    "connect_timeout": 5,
+    "error_cb": _on_error,
+    "disconnected_cb": _on_disconnect,
+    "reconnected_cb": _on_reconnect,
+}
+
+
+class NatsConnection(Lifecycle):
+    """A NATS client built before it connects, so a composition root can wire it synchronously.
+
+    `jetstream` is usable for wiring at once and for publishing once `open()` returned. The
+    first connection fails within `connect_budget_seconds` (start-up fails with a clear error)
+    rather than retrying silently behind a service that reports itself healthy; once
+    connected it reconnects forever in the background. `close()` drains.
     """
 
-    async def on_error(exc: Exception) -> None:
-        log.warning("nats: %s", exc)
+    def __init__(
+        self, url: str, *, name: str, connect_budget_seconds: float = CONNECT_BUDGET_SECONDS
+    ) -> None:
+        self.url = url
+        self.name = name
+        self.client = Client()
+        self.jetstream: JetStreamContext = self.client.jetstream()
+        self._budget = connect_budget_seconds
 
-    async def on_disconnect() -> None:
-        # Also logged on every orderly shutdown; a real outage shows up as errors and reconnects.
-        log.info("nats: disconnected")
+    async def open(self) -> None:
+        try:
+            # nats-py retries a failed first connection as long as it would reconnect: forever.
+            async with asyncio.timeout(self._budget):
+                await self.client.connect(self.url, name=self.name, **_OPTIONS)
+        except (TimeoutError, OSError) as error:
+            await self.client.close()
+            raise NatsUnreachable(
+                f"cannot connect to NATS at {self.url} within {self._budget:g}s"
+            ) from error
 
-    async def on_reconnect() -> None:
-        log.info("nats: reconnected")
+    async def close(self) -> None:
+        if not self.client.is_closed and (self.client.is_connected or self.client.is_reconnecting):
+            with contextlib.suppress(Exception):
+                await self.client.drain()
 
-    return await nats.connect(
-        url,
-        name=name,
-        allow_reconnect=True,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        connect_timeout=5,
-        error_cb=on_error,
-        disconnected_cb=on_disconnect,
-        reconnected_cb=on_reconnect,
-    )
+
+async def connect(url: str, *, name: str) -> Client:
+    """Connect to NATS (see `NatsConnection`); the caller drains the client.
+
+    Raises:
+        NatsUnreachable: No connection within the budget.
+    """
+    connection = NatsConnection(url, name=name)
+    await connection.open()
+    return connection.client

@@ -55,7 +55,8 @@ async def _run(args: argparse.Namespace) -> None:
     )
     started = time.monotonic()
     print(
-        "starting Tsunagu: nats-server, store, timeline, 6 ingestion services, gateway", flush=True
+        "starting Tsunagu: nats-server, store, streams, timeline, 6 ingestion services, gateway",
+        flush=True,
     )
     async with LocalStack(args.data_dir, ports=ports, mongodb_uri=args.mongodb_uri) as stack:
         print(f"all services ready in {time.monotonic() - started:.1f}s", flush=True)
@@ -86,6 +87,7 @@ async def _run(args: argparse.Namespace) -> None:
         await wait_for_stop_signal(exited)
         if exited.done():
             print(f"{exited.result()} exited unexpectedly; stopping everything", file=sys.stderr)
+        exited.cancel()
         print("stopping...", flush=True)
     print("stopped", flush=True)
 

@@ -24,54 +24,55 @@ def _event_id(name: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, name))
 
 
-def _at(value: datetime) -> pb.Interaction:
-    interaction = pb.Interaction()
-    interaction.occurred_at.FromDatetime(value)
-    return interaction
-
-
 @dataclass(frozen=True, slots=True)
 class DemoEvent:
     channel: str
     interaction: pb.Interaction
 
 
-def scenario(now: datetime | None = None) -> list[DemoEvent]:
-    """The events of the demo, oldest first, ending a little before `now`."""
-    now = now or datetime.now(UTC)
-    day1 = (now - timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
-    events: list[DemoEvent] = []
+_CHANNELS = {
+    "web": pb.CHANNEL_WEB,
+    "chat": pb.CHANNEL_CHAT,
+    "voice": pb.CHANNEL_VOICE,
+    "email": pb.CHANNEL_EMAIL,
+}
+_HANAKO = pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER, display_name="Sato Hanako")
 
-    form = _at(day1 - timedelta(days=6))
-    form.MergeFrom(
-        pb.Interaction(
-            event_id=_event_id("web-form"),
-            tenant=TENANT,
-            channel=pb.CHANNEL_WEB,
-            kind=pb.KIND_FORM_SUBMISSION,
-            direction=pb.DIRECTION_INBOUND,
-            actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER, display_name="Sato Hanako"),
-            web_form=pb.WebFormDetail(
-                form_id="subscription-inquiry",
-                page_url="https://shop.example.jp/contact",
-                fields=[
-                    pb.FormField(name="name", value="Sato Hanako"),
-                    pb.FormField(name="email", value=EMAIL),
-                    pb.FormField(name="message", value="When does my next delivery ship?"),
-                ],
-            ),
-        )
+
+def _event(
+    name: str,
+    channel: str,
+    kind: pb.Kind.ValueType,
+    at: datetime,
+    *,
+    actor: pb.Actor = _HANAKO,
+    direction: pb.Direction.ValueType = pb.DIRECTION_INBOUND,
+    **detail: object,
+) -> DemoEvent:
+    """One event of the scenario: `detail` holds the channel's detail message and identifiers."""
+    interaction = pb.Interaction(
+        event_id=_event_id(name),
+        tenant=TENANT,
+        channel=_CHANNELS[channel],
+        kind=kind,
+        direction=direction,
+        actor=actor,
+        **detail,  # type: ignore[arg-type]
     )
-    events.append(DemoEvent("web", form))
+    interaction.occurred_at.FromDatetime(at)
+    return DemoEvent(channel, interaction)
 
-    chat_lines = [
+
+def _chat(day1: datetime) -> list[DemoEvent]:
+    lines = [
         ("customer", "Hello, my subscription delivery is three days late."),
         ("agent", "I'm sorry about that. May I have your phone number to look up the order?"),
         ("customer", f"It's {PHONE}. My email is {EMAIL.lower()} if that helps."),
         ("agent", "Thank you. I'll ask the warehouse and call you back."),
     ]
-    for i, (who, text) in enumerate(chat_lines):
-        msg = _at(day1 + timedelta(minutes=i))
+    agent = pb.Actor(type=pb.ACTOR_TYPE_AGENT, id="agent-tanaka", display_name="Tanaka")
+    events = []
+    for i, (who, text) in enumerate(lines):
         identifiers = [pb.Identifier(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value="visitor-7f3a")]
         if i == 2:
             identifiers += [
@@ -79,29 +80,37 @@ def scenario(now: datetime | None = None) -> list[DemoEvent]:
                 pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=EMAIL),
             ]
         customer = who == "customer"
-        msg.MergeFrom(
-            pb.Interaction(
-                event_id=_event_id(f"chat-{i}"),
-                tenant=TENANT,
-                channel=pb.CHANNEL_CHAT,
-                kind=pb.KIND_MESSAGE,
+        events.append(
+            _event(
+                f"chat-{i}",
+                "chat",
+                pb.KIND_MESSAGE,
+                day1 + timedelta(minutes=i),
+                actor=_HANAKO if customer else agent,
                 direction=pb.DIRECTION_INBOUND if customer else pb.DIRECTION_OUTBOUND,
                 identifiers=identifiers,
-                actor=(
-                    pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER, display_name="Sato Hanako")
-                    if customer
-                    else pb.Actor(
-                        type=pb.ACTOR_TYPE_AGENT, id="agent-tanaka", display_name="Tanaka"
-                    )
-                ),
                 content=pb.Content(text=text, language="en"),
                 chat=pb.ChatDetail(
                     session_id="chat-session-1029", page_url="https://shop.example.jp/mypage"
                 ),
             )
         )
-        events.append(DemoEvent("chat", msg))
+    return events
 
+
+def scenario(now: datetime | None = None) -> list[DemoEvent]:
+    """The events of the demo, oldest first, ending a little before `now`."""
+    now = now or datetime.now(UTC)
+    day1 = (now - timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+    form = pb.WebFormDetail(
+        form_id="subscription-inquiry",
+        page_url="https://shop.example.jp/contact",
+        fields=[
+            pb.FormField(name="name", value="Sato Hanako"),
+            pb.FormField(name="email", value=EMAIL),
+            pb.FormField(name="message", value="When does my next delivery ship?"),
+        ],
+    )
     call_at = day1 + timedelta(minutes=14)
     call = pb.CallDetail(
         call_id="call-88412",
@@ -110,20 +119,6 @@ def scenario(now: datetime | None = None) -> list[DemoEvent]:
         to_number="0120-123-456",
         queue="subscriptions",
     )
-    started = _at(call_at)
-    started.MergeFrom(
-        pb.Interaction(
-            event_id=_event_id("call-started"),
-            tenant=TENANT,
-            channel=pb.CHANNEL_VOICE,
-            kind=pb.KIND_CALL_STARTED,
-            direction=pb.DIRECTION_INBOUND,
-            actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER),
-            call=call,
-        )
-    )
-    events.append(DemoEvent("voice", started))
-    ended = _at(call_at + timedelta(minutes=6))
     ended_call = pb.CallDetail()
     ended_call.CopyFrom(call)
     ended_call.duration_seconds = 360
@@ -132,43 +127,34 @@ def scenario(now: datetime | None = None) -> list[DemoEvent]:
         "Customer asked again about the late delivery. Agent confirmed it ships tomorrow "
         "with express shipping at no charge."
     )
-    ended.MergeFrom(
-        pb.Interaction(
-            event_id=_event_id("call-ended"),
-            tenant=TENANT,
-            channel=pb.CHANNEL_VOICE,
-            kind=pb.KIND_CALL_ENDED,
-            direction=pb.DIRECTION_INBOUND,
-            actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER),
+    mail = pb.EmailDetail(
+        message_id="<cancel-5521@mail.example.jp>",
+        from_address=EMAIL,
+        to_addresses=["support@shop.example.jp"],
+        subject="Cancel my subscription",
+        html_body=(
+            "<html><body><p>Hello,</p><p>The delivery arrived, thank you. "
+            "I still have a lot of stock left, so I would like to "
+            "<b>cancel my subscription</b>.</p><p>Sato Hanako</p></body></html>"
+        ),
+    )
+    customer = pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER)
+    return [
+        _event("web-form", "web", pb.KIND_FORM_SUBMISSION, day1 - timedelta(days=6), web_form=form),
+        *_chat(day1),
+        _event("call-started", "voice", pb.KIND_CALL_STARTED, call_at, actor=customer, call=call),
+        _event(
+            "call-ended",
+            "voice",
+            pb.KIND_CALL_ENDED,
+            call_at + timedelta(minutes=6),
+            actor=customer,
             call=ended_call,
-        )
-    )
-    events.append(DemoEvent("voice", ended))
-
-    mail = _at(day1 + timedelta(days=1, hours=-2))
-    mail.MergeFrom(
-        pb.Interaction(
-            event_id=_event_id("email-cancel"),
-            tenant=TENANT,
-            channel=pb.CHANNEL_EMAIL,
-            kind=pb.KIND_EMAIL,
-            direction=pb.DIRECTION_INBOUND,
-            actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER, display_name="Sato Hanako"),
-            email=pb.EmailDetail(
-                message_id="<cancel-5521@mail.example.jp>",
-                from_address=EMAIL,
-                to_addresses=["support@shop.example.jp"],
-                subject="Cancel my subscription",
-                html_body=(
-                    "<html><body><p>Hello,</p><p>The delivery arrived, thank you. "
-                    "I still have a lot of stock left, so I would like to "
-                    "<b>cancel my subscription</b>.</p><p>Sato Hanako</p></body></html>"
-                ),
-            ),
-        )
-    )
-    events.append(DemoEvent("email", mail))
-    return events
+        ),
+        _event(
+            "email-cancel", "email", pb.KIND_EMAIL, day1 + timedelta(days=1, hours=-2), email=mail
+        ),
+    ]
 
 
 async def submit_demo(ingest_addresses: dict[str, str]) -> list[ingest_pb2.SubmitResult]:

