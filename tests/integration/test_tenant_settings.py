@@ -30,6 +30,7 @@ from pymongo import AsyncMongoClient
 from tests import builders
 from tests.conftest import _quiet_sink
 from tests.integration.test_ingest_to_timeline import wait_for_events
+from tsunagu.bus.provision import ProvisionSettings, provision
 from tsunagu.bus.publisher import InteractionPublisher
 from tsunagu.local.processes import ManagedProcess, NatsServer
 from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, timeline_pb2, timeline_pb2_grpc
@@ -148,6 +149,7 @@ async def running(
 ) -> AsyncIterator[Running]:
     database = f"settings_{_RUN}"
     async with NatsServer(tmp_path_factory.mktemp("settings-nats"), sink=_quiet_sink) as server:
+        await provision(ProvisionSettings(nats_url=server.url))
         timeline_env = {
             **TIMELINE_ENV,
             "TSUNAGU_TIMELINE_PORT": "0",
