@@ -11,18 +11,14 @@ import grpc
 import phonenumbers
 from opentelemetry import trace
 
+from services.timeline.cases.documents import CASE_STATUS_TOKENS, case_to_proto
+from services.timeline.cases.store import CaseQuery
 from services.timeline.cursor import InvalidCursorError, decode_cursor, encode_cursor
 from services.timeline.identity.events import actor_to_proto
 from services.timeline.identity.resolver import IdentityResolver
 from services.timeline.identity.suggestions import MergeSuggestions
+from services.timeline.interactions.entries import entry_to_proto
 from services.timeline.search_keys import identifier_prefixes, name_key
-from services.timeline.store import TimelineStore
-from services.timeline.store.case_documents import CASE_STATUS_TOKENS, case_to_proto
-from services.timeline.store.cases import CaseQuery, CaseStore
-from services.timeline.store.customer_search import (
-    customers_by_name_prefix,
-    owners_by_identifier_prefix,
-)
 from services.timeline.store.documents import (
     KIND_TOKENS,
     Document,
@@ -32,9 +28,9 @@ from services.timeline.store.documents import (
     identifier_to_proto,
     to_timestamp,
 )
-from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
+from services.timeline.stores import TimelineStore
 from tsunagu.identifiers import IdentifierFormatError, normalize_identifier
-from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
+from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
 
 tracer = trace.get_tracer(__name__)
 
@@ -63,20 +59,6 @@ async def _page_request(
         except InvalidCursorError:
             await _invalid(context, "after: not a cursor issued by this service")
     return size, before
-
-
-def entry_to_proto(doc: Document) -> timeline_pb2.TimelineEntry:
-    """A stored interaction as a timeline entry, with its page cursor."""
-    return timeline_pb2.TimelineEntry(
-        interaction=interaction_pb2.Interaction.FromString(bytes(doc["raw"])),
-        customer_id=doc["customer_id"],
-        recorded_at=to_timestamp(doc.get("recorded_at")),
-        cursor=encode_cursor(aware(doc["occurred_at"]), doc["event_id"]),
-        case_id=doc.get("case_id", ""),
-        switched_from=CHANNELS_BY_TOKEN.get(  # type: ignore[arg-type]
-            doc.get("switched_from", ""), interaction_pb2.CHANNEL_UNSPECIFIED
-        ),
-    )
 
 
 def merge_to_proto(entry: Document) -> timeline_pb2.MergeRecord:
@@ -121,15 +103,17 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         resolver: IdentityResolver,
         *,
         region_for: Callable[[str], str],
-        suggestions: MergeSuggestions | None = None,
+        suggestions: MergeSuggestions,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._store = store
+        self._interactions = store.interactions
+        self._customers = store.customers
+        self._identities = store.identities
+        self._cases = store.cases
         self._resolver = resolver
         self._region_for = region_for
-        self._suggestions = suggestions or MergeSuggestions(store)
+        self._suggestions = suggestions
         self._clock = clock
-        self._cases = CaseStore(store)
 
     async def _tenant(self, tenant: str, context: grpc.aio.ServicerContext[object, object]) -> str:
         if not TENANT_RE.fullmatch(tenant):
@@ -149,7 +133,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
             await _invalid(context, f"identifier.value: {exc}")
             raise
         key = policy.key(ident)
-        docs = await self._store.identity_docs(tenant, [key])
+        docs = await self._identities.identity_docs(tenant, [key])
         # A blocklisted or shared identifier names nobody in particular: no screen-pop.
         limit = policy.max_customers_per_identifier
         owners = {
@@ -172,7 +156,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         tenant = await self._tenant(request.tenant, context)
         if len(request.customer_ids) > MAX_IDS:
             await _invalid(context, f"customer_ids: at most {MAX_IDS} per call")
-        docs = await self._store.get_customers(tenant, request.customer_ids)
+        docs = await self._customers.get_customers(tenant, request.customer_ids)
         survivors_needed = {d["merged_into"] for d in docs.values() if d.get("merged_into")}
         live = await self._resolver.live_customers(tenant, survivors_needed)
         by_merged = _survivors_by_merged_id(live)
@@ -203,7 +187,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         if not live:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
         customer_id = next(iter(live))
-        docs = await self._store.list_interactions(
+        docs = await self._interactions.list_interactions(
             tenant,
             customer_id,
             limit=size + 1,
@@ -237,7 +221,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         ids = [customer["_id"], *customer.get("merged_ids", [])]
         if request.customer_id not in ids:
             ids.append(request.customer_id)
-        entries = await self._store.merges_involving(tenant, ids)
+        entries = await self._identities.merges_involving(tenant, ids)
         return timeline_pb2.GetMergeHistoryResponse(merges=[merge_to_proto(e) for e in entries])
 
     async def ListMergeSuggestions(
@@ -288,7 +272,8 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         if len(request.event_ids) > MAX_IDS:
             await _invalid(context, f"event_ids: at most {MAX_IDS} per call")
         docs = {
-            d["event_id"]: d for d in await self._store.get_interactions(tenant, request.event_ids)
+            d["event_id"]: d
+            for d in await self._interactions.get_interactions(tenant, request.event_ids)
         }
         target, _ = await self._resolver.survivors(
             tenant, {d["customer_id"] for d in docs.values()}
@@ -311,7 +296,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         tenant = await self._tenant(request.tenant, context)
         if len(request.event_ids) > MAX_IDS:
             await _invalid(context, f"event_ids: at most {MAX_IDS} per call")
-        docs = await self._store.lookup_events(tenant, request.event_ids)
+        docs = await self._interactions.lookup_events(tenant, request.event_ids)
         live = await self._resolver.live_customers(tenant, {d["customer_id"] for d in docs})
         alias = _survivors_by_merged_id(live)
         return timeline_pb2.LookupEventsResponse(
@@ -347,11 +332,10 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         found: dict[str, Document] = {}
         key = name_key(query)
         if len(key) >= MIN_SEARCH_CHARS:
-            for doc in await customers_by_name_prefix(self._store, tenant, key, limit=limit):
+            for doc in await self._customers.by_name_prefix(tenant, key, limit=limit):
                 found[doc["_id"]] = doc
         region = self._region_for(tenant)
-        owners = await owners_by_identifier_prefix(
-            self._store,
+        owners = await self._identities.owners_by_identifier_prefix(
             tenant,
             identifier_prefixes(query, country_code=phonenumbers.country_code_for_region(region)),
             limit=limit * 2,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from opentelemetry import propagate, trace
 
 from services.timeline.errors import PermanentError
 from services.timeline.recorder import Recorded, TimelineRecorder
-from services.timeline.store.documents import KIND_TOKENS, channel_token
 from tsunagu.bus import headers
 from tsunagu.bus.subjects import (
     CHANNEL_TOKENS,
@@ -26,7 +24,6 @@ from tsunagu.bus.subjects import (
     INTERACTIONS_SUBJECTS,
     dead_letter_subject,
     interaction_subject,
-    timeline_updated_subject,
 )
 from tsunagu.v1 import interaction_pb2
 
@@ -65,13 +62,13 @@ class InteractionConsumer:
         recorder: TimelineRecorder,
         *,
         options: ConsumerOptions,
-        on_recorded: Callable[[Recorded], Awaitable[None]] | None = None,
+        announce: Callable[[Recorded], Awaitable[None]],
     ) -> None:
         self._nc = nc
         self._js = js
         self._recorder = recorder
         self._options = options
-        self._on_recorded = on_recorded
+        self._announce = announce
         self._queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=options.fetch_batch * 2)
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -215,44 +212,9 @@ class InteractionConsumer:
             return
         await msg.ack()
         try:
-            if not outcome.duplicate:
-                await self._announce(interaction, outcome)
-            if self._on_recorded is not None:
-                await self._on_recorded(outcome)
+            await self._announce(outcome)
         except Exception:  # the event is committed; a lost notice is not fatal
             log.exception("could not announce event %s", outcome.event_id)
-
-    async def _announce(self, interaction: interaction_pb2.Interaction, recorded: Recorded) -> None:
-        """`timeline.updated.<tenant>.<customer>` after commit; merged customers hear it too."""
-        body = {
-            "tenant": recorded.tenant,
-            "customer_id": recorded.customer_id,
-            "event_id": recorded.event_id,
-            "channel": channel_token(interaction.channel),
-            "kind": KIND_TOKENS.get(interaction.kind, "unspecified"),
-            "occurred_at": interaction.occurred_at.ToJsonString(),
-            "merged_ids": recorded.merged_ids,
-            # For `caseUpdated(caseId)`: the case the event landed on and its status now.
-            "case_id": recorded.case_id,
-            "case_status": recorded.case_status,
-        }
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        payload = json.dumps(body).encode()
-        await self._nc.publish(
-            timeline_updated_subject(recorded.tenant, recorded.customer_id),
-            payload,
-            headers=carrier,
-        )
-        for merged in recorded.merged_ids:
-            note = json.dumps({**body, "merged_into": recorded.customer_id}).encode()
-            await self._nc.publish(timeline_updated_subject(recorded.tenant, merged), note)
-        for restored in recorded.restored_ids:
-            # A split gave this customer its records back: its own timeline changed too.
-            note = json.dumps(
-                {**body, "customer_id": restored, "split_from": recorded.customer_id}
-            ).encode()
-            await self._nc.publish(timeline_updated_subject(recorded.tenant, restored), note)
 
     async def _dead_letter(self, msg: Msg, error: str) -> None:
         log.error("dead-lettering message %s: %s", msg.subject, error)

@@ -1,25 +1,21 @@
-"""Wires the timeline service together: store, recorder, consumer and gRPC API."""
+"""Starts and stops the timeline service in order; `bootstrap` builds what it runs."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
 import grpc
 from nats.aio.client import Client
-from pymongo import AsyncMongoClient, WriteConcern
 
-from services.timeline.api import TimelineApi
-from services.timeline.consumer import ConsumerOptions, InteractionConsumer
-from services.timeline.identity.events import IdentityChangePublisher
+from services.timeline.bootstrap import Timeline, bootstrap, open_store
+from services.timeline.consumer import InteractionConsumer
 from services.timeline.recorder import TimelineRecorder
 from services.timeline.settings import TimelineSettings
-from services.timeline.store import TimelineStore
-from services.timeline.store.documents import Document
+from services.timeline.stores import TimelineStore
 from tsunagu.bus.connection import connect
 from tsunagu.bus.streams import StreamLimits, ensure_streams
 from tsunagu.rpc import GrpcServer
@@ -31,30 +27,32 @@ log = logging.getLogger(__name__)
 class TimelineService:
     """The running timeline: `async with TimelineService(settings) as service:`.
 
-    Start order: store (indexes, unfinished merges) → NATS (streams) → gRPC API → consumer.
-    Stop order: health NOT_SERVING → consumer drains → gRPC drains → NATS → MongoDB.
+    Start order: store (indexes) → NATS (streams) → unfinished merges and splits → gRPC API →
+    consumer. Stop order: consumer drains → gRPC (health NOT_SERVING, then drains) → NATS →
+    MongoDB.
     """
 
     def __init__(self, settings: TimelineSettings) -> None:
         self.settings = settings
         self._stack = AsyncExitStack()
         self.store: TimelineStore
-        self.recorder: TimelineRecorder
-        self.consumer: InteractionConsumer
+        self.timeline: Timeline
         self.server: GrpcServer
         self.nc: Client
+
+    @property
+    def recorder(self) -> TimelineRecorder:
+        return self.timeline.core.recorder
+
+    @property
+    def consumer(self) -> InteractionConsumer:
+        return self.timeline.consumer
 
     async def __aenter__(self) -> Self:
         s = self.settings
         try:
-            mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-                s.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000
-            )
+            mongo, self.store = open_store(s)
             self._stack.push_async_callback(mongo.close)
-            db = mongo.get_database(
-                s.mongodb_database, write_concern=WriteConcern(w=_write_concern(s))
-            )
-            self.store = TimelineStore(db)
             await self.store.ensure_indexes()
             self.nc = await connect(s.nats_url, name="tsunagu-timeline")
             self._stack.push_async_callback(self.nc.drain)
@@ -66,25 +64,12 @@ class TimelineService:
                     duplicate_window_seconds=s.duplicate_window_seconds,
                 ),
             )
-            self.recorder = TimelineRecorder(
-                self.store,
-                region_for=s.region_for,
-                clock=lambda: datetime.now(UTC),
-                identity_for=s.identity_for,
-                case_policy_for=s.case_policy_for,
-                announce_identity=IdentityChangePublisher(js),
-            )
-            merges = await self.recorder.resolver.complete_pending_merges()
-            splits = await self.recorder.splitter.complete_pending_splits()
+            self.timeline = bootstrap(s, store=self.store, bus=self.nc)
+            merges, splits = await self.timeline.core.finish_interrupted()
             if merges or splits:
                 log.warning("finished %d merges and %d splits left half-done", merges, splits)
 
-            api = TimelineApi(
-                self.store,
-                self.recorder.resolver,
-                region_for=s.region_for,
-                suggestions=self.recorder.suggestions,
-            )
+            api = self.timeline.api
 
             def register(server: grpc.aio.Server) -> None:
                 timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, server)
@@ -99,20 +84,6 @@ class TimelineService:
             )
             await self.server.start()
             self._stack.push_async_callback(self.server.stop, s.shutdown_grace_seconds)
-
-            self.consumer = InteractionConsumer(
-                self.nc,
-                js,
-                self.recorder,
-                options=ConsumerOptions(
-                    durable=s.consumer_name,
-                    subject_filter=s.subject_filter,
-                    fetch_batch=s.fetch_batch,
-                    max_ack_pending=s.max_ack_pending,
-                    ack_wait_seconds=s.ack_wait_seconds,
-                    max_deliver=s.max_deliver,
-                ),
-            )
             await self.consumer.start()
             self._stack.push_async_callback(self.consumer.stop, s.shutdown_grace_seconds)
         except BaseException:
@@ -131,8 +102,3 @@ class TimelineService:
         tb: TracebackType | None,
     ) -> None:
         await self._stack.aclose()
-
-
-def _write_concern(settings: TimelineSettings) -> int | str:
-    value = settings.mongodb_write_concern
-    return int(value) if value.isdigit() else value

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.timeline.cases.store import CaseQuery
 from services.timeline.search_keys import PREFIX_TOP
-from services.timeline.store import TimelineStore
-from services.timeline.store.cases import CaseQuery, CaseStore
 from services.timeline.store.documents import Document
+from services.timeline.stores import TimelineStore
 from tests.integration.test_store_conformance import real_mongodb_only
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
@@ -44,7 +44,7 @@ def case(case_id: str, *, minutes: int, due: datetime | None = None, **fields: o
 
 
 async def test_prefix_ranges_match_names_in_any_script(store: TimelineStore) -> None:
-    await store.customers.insert_many(
+    await store.db["customers"].insert_many(
         [
             {"_id": "a", "tenant": "t", "search_name": "tanakayui"},
             {"_id": "b", "tenant": "t", "search_name": "田中太郎"},
@@ -54,7 +54,7 @@ async def test_prefix_ranges_match_names_in_any_script(store: TimelineStore) -> 
     )
 
     async def prefixed(key: str) -> list[str]:
-        cursor = store.customers.find(
+        cursor = store.db["customers"].find(
             {"tenant": "t", "search_name": {"$gte": key, "$lt": key + PREFIX_TOP}}
         )
         return sorted([d["_id"] async for d in cursor])
@@ -66,7 +66,7 @@ async def test_prefix_ranges_match_names_in_any_script(store: TimelineStore) -> 
 
 
 async def test_case_listing_orders_pages_and_filters_by_due_dates(store: TimelineStore) -> None:
-    cases = CaseStore(store)
+    cases = store.cases
     for doc in [
         case("c1", minutes=1, due=T0),
         case("c2", minutes=2),
@@ -94,6 +94,6 @@ async def test_case_listing_orders_pages_and_filters_by_due_dates(store: Timelin
 @real_mongodb_only
 async def test_regex_prefixes_match_array_elements(store: TimelineStore) -> None:
     """nx-27017 deviation: `$regex` (and ranges) do not match elements of arrays."""
-    await store.customers.insert_one({"_id": "a", "tenant": "t", "names": ["tanaka", "yui"]})
-    found = await store.customers.find_one({"names": {"$regex": "^" + re.escape("yu")}})
+    await store.db["customers"].insert_one({"_id": "a", "tenant": "t", "names": ["tanaka", "yui"]})
+    found = await store.db["customers"].find_one({"names": {"$regex": "^" + re.escape("yu")}})
     assert found is not None

@@ -1,4 +1,4 @@
-"""The customer profile projection: pure functions over customer documents."""
+"""The customer profile: pure functions over customer documents (no store, no clock)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.timeline.identity.signals import address_key, name_key
+from services.timeline.interactions.tally import Tally
+from services.timeline.profiles.signals import address_key, name_key
 from services.timeline.store.documents import Document, aware
 
 _CUSTOMER_NAMESPACE = uuid.UUID("5b0f3c8e-7d1a-4a52-9a7e-2f1c0e3d9b61")
@@ -115,24 +116,22 @@ def with_open_case(customer: Document, open_case_id: str) -> Document:
     return {**customer, "open_case_id": open_case_id}
 
 
-def merged_profile(
-    survivor: Document,
-    losers: Iterable[Document],
-    *,
-    by_channel: Mapping[str, int],
-    first_contact_at: datetime | None,
-    last_contact_at: datetime | None,
-) -> Document:
+def with_tally(customer: Document, tally: Tally) -> Document:
+    """The customer with counts and contact dates recounted from its log."""
+    updated = dict(customer)
+    updated["by_channel"] = dict(tally.by_channel)
+    updated["channels"] = sorted(tally.by_channel)
+    updated["interaction_count"] = sum(tally.by_channel.values())
+    updated["first_contact_at"] = tally.first_contact_at or customer.get("first_contact_at")
+    updated["last_contact_at"] = tally.last_contact_at or customer.get("last_contact_at")
+    updated["counted_pending"] = list(tally.pending)
+    return updated
+
+
+def merged_profile(survivor: Document, losers: Iterable[Document], *, tally: Tally) -> Document:
     """The survivor after a merge; counts and dates come from the interaction log itself."""
     losers = list(losers)
-    updated = dict(survivor)
-    updated["by_channel"] = dict(by_channel)
-    updated["channels"] = sorted(by_channel)
-    updated["interaction_count"] = sum(by_channel.values())
-    if first_contact_at is not None:
-        updated["first_contact_at"] = first_contact_at
-    if last_contact_at is not None:
-        updated["last_contact_at"] = last_contact_at
+    updated = with_tally(survivor, tally)
     if not updated.get("display_name"):
         updated["display_name"] = next(
             (d["display_name"] for d in losers if d.get("display_name")), ""
@@ -152,20 +151,13 @@ def merged_profile(
 def rebuilt_profile(
     customer: Document,
     *,
-    by_channel: Mapping[str, int],
-    first_contact_at: datetime | None,
-    last_contact_at: datetime | None,
+    tally: Tally,
     identifiers: Iterable[Mapping[str, Any]],
     display_name: str,
     merged_ids: list[str],
 ) -> Document:
     """The customer recomputed from its log after a split (counts, dates, identifiers)."""
-    updated = dict(customer)
-    updated["by_channel"] = dict(by_channel)
-    updated["channels"] = sorted(by_channel)
-    updated["interaction_count"] = sum(by_channel.values())
-    updated["first_contact_at"] = first_contact_at or customer.get("first_contact_at")
-    updated["last_contact_at"] = last_contact_at or customer.get("last_contact_at")
+    updated = with_tally(customer, tally)
     updated["identifiers"] = _union_identifiers(identifiers)
     updated["display_name"] = display_name
     updated["name_key"] = name_key(display_name)

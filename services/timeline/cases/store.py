@@ -5,19 +5,38 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 
 from services.timeline.store.documents import Document
-
-if TYPE_CHECKING:
-    from services.timeline.store.database import TimelineStore
+from services.timeline.store.writes import insert_new
 
 # How many of a customer's most recently active cases assignment looks at: the open ones and
 # the latest resolved one are among them unless merges piled up more than this.
 RECENT_CASES = 20
+
+INDEXES = [
+    # A customer's cases, most recently active first (case assignment, the customer filter).
+    IndexModel(
+        [("tenant", ASCENDING), ("customer_id", ASCENDING), ("updated_at", DESCENDING)],
+        name="tenant_customer_recent",
+    ),
+    # ListCases pages: (updated_at, _id) descending within the tenant, optionally by owner.
+    # (`_id` stays out of the key: the embedded store fails writes to such an index.)
+    IndexModel([("tenant", ASCENDING), ("updated_at", DESCENDING)], name="tenant_recent"),
+    IndexModel(
+        [("tenant", ASCENDING), ("owner_agent_id", ASCENDING), ("updated_at", DESCENDING)],
+        name="tenant_owner_recent",
+    ),
+    IndexModel(
+        [("tenant", ASCENDING), ("next_follow_up_due", ASCENDING)], name="tenant_follow_up_due"
+    ),
+    # Single-field twins of the leading keys: the embedded store uses no compound index.
+    IndexModel([("customer_id", ASCENDING)], name="customer"),
+    IndexModel([("owner_agent_id", ASCENDING)], name="owner"),
+    IndexModel([("tenant", ASCENDING)], name="tenant"),
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,15 +54,17 @@ class CaseQuery:
 
 
 class CaseStore:
-    """Reads and writes case documents (see `services.timeline.cases` for their shape).
+    """The `cases` collection: the only code that touches it (see `lifecycle` for the shape).
 
     Dates are only ever written inside whole documents (insert or `replace_one`), never with
     `$set`, which the embedded store would turn into strings.
     """
 
-    def __init__(self, store: TimelineStore) -> None:
-        self.collection = store.cases
-        self._interactions = store.interactions
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self.collection = collection
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_indexes(INDEXES)
 
     async def get(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]:
         wanted = list(dict.fromkeys(ids))
@@ -72,11 +93,7 @@ class CaseStore:
 
     async def insert(self, doc: Document) -> bool:
         """Create a case; False when a case with this id exists already."""
-        try:
-            await self.collection.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+        return await insert_new(self.collection, doc)
 
     async def replace(self, doc: Document, *, expected_version: int) -> bool:
         """Optimistic write: succeeds only if nobody changed the case since it was read."""
@@ -129,20 +146,15 @@ class CaseStore:
         )
         return [doc async for doc in cursor]
 
-    # -- the log behind the cases (crash recovery) --------------------------------------------
-
-    async def case_log(self, tenant: str, case_id: str) -> list[Document]:
-        """The interactions attached to a case, oldest first."""
-        cursor = self._interactions.find(
-            {"tenant": tenant, "case_id": case_id},
-            {"raw": 1, "occurred_at": 1, "event_id": 1, "customer_id": 1, "origin_customer_id": 1},
-        ).sort([("occurred_at", ASCENDING), ("event_id", ASCENDING)])
+    async def origins_of(self, tenant: str, customer_id: str) -> list[Document]:
+        """The customer's cases, each with where it began (`origin_customer_id`; a split)."""
+        cursor = self.collection.find(
+            {"tenant": tenant, "customer_id": customer_id}, {"origin_customer_id": 1}
+        )
         return [doc async for doc in cursor]
 
-    async def latest_remark_source(self, tenant: str, customer_id: str) -> Document | None:
-        """The customer's latest note or handoff interaction, if any."""
-        return await self._interactions.find_one(
-            {"tenant": tenant, "customer_id": customer_id, "kind": {"$in": ["note", "handoff"]}},
-            {"raw": 1, "occurred_at": 1, "case_id": 1},
-            sort=[("occurred_at", DESCENDING), ("event_id", DESCENDING)],
+    async def give(self, tenant: str, case_id: str, customer_id: str) -> None:
+        """Give one case to another customer (a split returns it where it began)."""
+        await self.collection.update_one(
+            {"_id": case_id, "tenant": tenant}, {"$set": {"customer_id": customer_id}}
         )

@@ -1,0 +1,165 @@
+"""The composition root: the only place the timeline's objects are built and wired."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from nats.aio.client import Client
+from pymongo import AsyncMongoClient, WriteConcern
+
+from services.timeline.api import TimelineApi
+from services.timeline.cases.keeper import CaseKeeper
+from services.timeline.cases.policy import CasePolicy
+from services.timeline.consumer import ConsumerOptions, InteractionConsumer
+from services.timeline.identity.commands import IdentityCommands
+from services.timeline.identity.events import IdentityChangePublisher
+from services.timeline.identity.policy import IdentityPolicy
+from services.timeline.identity.resolver import IdentityAnnouncer, IdentityResolver
+from services.timeline.identity.split import MergeSplitter
+from services.timeline.identity.suggestions import MergeSuggestions
+from services.timeline.notices import TimelineAnnouncer
+from services.timeline.profiles.projector import Projector
+from services.timeline.recorder import TimelineRecorder
+from services.timeline.settings import TimelineSettings
+from services.timeline.store.documents import Document
+from services.timeline.stores import TimelineStore
+
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _default_case_policy(_tenant: str) -> CasePolicy:
+    return CasePolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    """The recording side of the timeline: its slices and the unit of work over them."""
+
+    store: TimelineStore
+    resolver: IdentityResolver
+    splitter: MergeSplitter
+    suggestions: MergeSuggestions
+    recorder: TimelineRecorder
+
+    async def finish_interrupted(self) -> tuple[int, int]:
+        """Finish merges and splits a crash cut off half-way; returns how many of each."""
+        merges = await self.resolver.complete_pending_merges()
+        splits = await self.splitter.complete_pending_splits()
+        return merges, splits
+
+
+def build_core(
+    store: TimelineStore,
+    *,
+    identity_for: Callable[[str], IdentityPolicy],
+    case_policy_for: Callable[[str], CasePolicy] = _default_case_policy,
+    announce_identity: IdentityAnnouncer | None = None,
+    clock: Clock = _now,
+) -> Core:
+    """Wire the slices over `store` (tests call this with their own store and clock)."""
+    suggestions = MergeSuggestions(store.identities, customers=store.customers)
+    resolver = IdentityResolver(
+        store.identities,
+        customers=store.customers,
+        interactions=store.interactions,
+        cases=store.cases,
+        clock=clock,
+        policy_for=identity_for,
+        announce=announce_identity,
+    )
+    splitter = MergeSplitter(
+        store.identities,
+        resolver,
+        customers=store.customers,
+        interactions=store.interactions,
+        cases=store.cases,
+    )
+
+    async def suggest(profile: Document) -> int:
+        return await suggestions.suggest_for(profile, at=clock())
+
+    recorder = TimelineRecorder(
+        interactions=store.interactions,
+        resolver=resolver,
+        commands=IdentityCommands(resolver, splitter, suggestions),
+        cases=CaseKeeper(
+            store.cases,
+            interactions=store.interactions,
+            policy_for=case_policy_for,
+            same_customer=resolver.same_customer,
+        ),
+        projector=Projector(
+            store.customers, interactions=store.interactions, cases=store.cases, suggest=suggest
+        ),
+        identity_for=identity_for,
+        clock=clock,
+    )
+    return Core(store, resolver, splitter, suggestions, recorder)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Everything the running service holds: the core, its read API and its consumer."""
+
+    core: Core
+    api: TimelineApi
+    consumer: InteractionConsumer
+
+
+def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], TimelineStore]:
+    """The MongoDB client (the caller closes it) and the slices' stores over its database."""
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000
+    )
+    concern = settings.mongodb_write_concern
+    db = mongo.get_database(
+        settings.mongodb_database,
+        write_concern=WriteConcern(w=int(concern) if concern.isdigit() else concern),
+    )
+    return mongo, TimelineStore(db)
+
+
+def bootstrap(
+    settings: TimelineSettings,
+    *,
+    store: TimelineStore,
+    bus: Client,
+    clock: Clock = _now,
+) -> Timeline:
+    """Build the timeline over an open store and NATS connection (nothing starts here)."""
+    js = bus.jetstream()
+    core = build_core(
+        store,
+        identity_for=settings.identity_for,
+        case_policy_for=settings.case_policy_for,
+        announce_identity=IdentityChangePublisher(js),
+        clock=clock,
+    )
+    api = TimelineApi(
+        store,
+        core.resolver,
+        region_for=settings.region_for,
+        suggestions=core.suggestions,
+        clock=clock,
+    )
+    consumer = InteractionConsumer(
+        bus,
+        js,
+        core.recorder,
+        options=ConsumerOptions(
+            durable=settings.consumer_name,
+            subject_filter=settings.subject_filter,
+            fetch_batch=settings.fetch_batch,
+            max_ack_pending=settings.max_ack_pending,
+            ack_wait_seconds=settings.ack_wait_seconds,
+            max_deliver=settings.max_deliver,
+        ),
+        announce=TimelineAnnouncer(bus),
+    )
+    return Timeline(core, api, consumer)

@@ -1,0 +1,92 @@
+"""Interactions as stored documents, and stored documents as timeline entries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from bson import Binary
+
+from services.timeline.cursor import encode_cursor
+from services.timeline.errors import PermanentError
+from services.timeline.store.documents import (
+    KIND_TOKENS,
+    Document,
+    aware,
+    channel_token,
+    interaction_key,
+    to_timestamp,
+)
+from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
+from tsunagu.v1 import interaction_pb2, timeline_pb2
+
+DIRECTION_TOKENS = {
+    v.number: v.name.removeprefix("DIRECTION_").lower()
+    for v in interaction_pb2.Direction.DESCRIPTOR.values
+}
+
+
+def occurred_at(interaction: interaction_pb2.Interaction) -> datetime:
+    """When the interaction happened (UTC).
+
+    Raises:
+        PermanentError: The timestamp is out of the range a datetime holds.
+    """
+    try:
+        return interaction.occurred_at.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise PermanentError(f"occurred_at out of range: {exc}") from exc
+
+
+def interaction_document(
+    interaction: interaction_pb2.Interaction,
+    *,
+    customer_id: str,
+    occurred_at: datetime,
+    recorded_at: datetime,
+    identifiers: Sequence[dict[str, object]],
+    case_id: str = "",
+    switched_from: str = "",
+) -> Document:
+    """The log entry of an interaction, not projected yet."""
+    doc: Document = {
+        "_id": interaction_key(interaction.tenant, interaction.event_id),
+        "tenant": interaction.tenant,
+        "event_id": interaction.event_id,
+        "customer_id": customer_id,
+        # Where identity resolution put it first: a split returns it there.
+        "origin_customer_id": customer_id,
+        "channel": channel_token(interaction.channel),
+        "kind": KIND_TOKENS.get(interaction.kind, "unspecified"),
+        "direction": DIRECTION_TOKENS.get(interaction.direction, "unspecified"),
+        "occurred_at": occurred_at,
+        "recorded_at": recorded_at,
+        "conversation_ref": interaction.conversation_ref,
+        "identifiers": list(identifiers),
+        "raw": Binary(interaction.SerializeToString()),
+        "projected": False,
+    }
+    if case_id:
+        doc["case_id"] = case_id
+    if switched_from:
+        doc["switched_from"] = switched_from
+    return doc
+
+
+def interaction_of(doc: Document) -> interaction_pb2.Interaction:
+    """The interaction a log entry was recorded from."""
+    return interaction_pb2.Interaction.FromString(bytes(doc["raw"]))
+
+
+def entry_to_proto(doc: Document) -> timeline_pb2.TimelineEntry:
+    """A stored interaction as a timeline entry, with its page cursor."""
+    return timeline_pb2.TimelineEntry(
+        interaction=interaction_of(doc),
+        customer_id=doc["customer_id"],
+        recorded_at=to_timestamp(doc.get("recorded_at")),
+        cursor=encode_cursor(aware(doc["occurred_at"]), doc["event_id"]),
+        case_id=doc.get("case_id", ""),
+        switched_from=CHANNELS_BY_TOKEN.get(  # type: ignore[arg-type]
+            doc.get("switched_from", ""), interaction_pb2.CHANNEL_UNSPECIFIED
+        ),
+    )
