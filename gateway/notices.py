@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tsunagu.bus.subjects import TIMELINE_UPDATED_PREFIX
+from tsunagu.bus.notices import decode_notice
+from tsunagu.bus.subjects import CHANNEL_TOKENS, TIMELINE_UPDATED_PREFIX
+from tsunagu.v1 import interaction_pb2, notices_pb2, timeline_pb2
 
 _log = logging.getLogger(__name__)
 
@@ -77,6 +79,10 @@ class TimelineNotice:
     @classmethod
     def parse(cls, data: bytes) -> TimelineNotice | None:
         """Read a notice; ``None`` (and a warning) for a payload that is not one."""
+        if not data.startswith(b"{"):
+            # The timeline now publishes the `tsunagu.v1.TimelineUpdated` contract; the JSON
+            # form below stays readable until the gateway reads the contract everywhere.
+            return cls._from_contract(decode_notice(data))
         try:
             body = json.loads(data)
             if not isinstance(body, dict):
@@ -96,6 +102,32 @@ class TimelineNotice:
         except (ValueError, TypeError, KeyError) as error:
             _log.warning("ignoring malformed timeline notice: %s", error)
             return None
+
+    @classmethod
+    def _from_contract(cls, notice: notices_pb2.TimelineUpdated | None) -> TimelineNotice | None:
+        if notice is None:
+            return None
+        status = notice.case_status
+        return cls(
+            tenant=notice.tenant,
+            customer_id=notice.customer_id,
+            event_id=notice.event_id,
+            channel=CHANNEL_TOKENS.get(notice.channel, ""),
+            kind=interaction_pb2.Kind.Name(notice.kind).removeprefix("KIND_").lower(),
+            occurred_at=(
+                notice.occurred_at.ToDatetime(tzinfo=UTC)
+                if notice.HasField("occurred_at")
+                else None
+            ),
+            merged_ids=tuple(notice.merged_ids),
+            merged_into=notice.merged_into or None,
+            case_id=notice.case_id or None,
+            case_status=(
+                timeline_pb2.CaseStatus.Name(status).removeprefix("CASE_STATUS_").lower()
+                if status
+                else None
+            ),
+        )
 
 
 def _text(body: dict[str, object], key: str) -> str:

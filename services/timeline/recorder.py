@@ -21,7 +21,7 @@ from services.timeline.interactions.entries import (
     interaction_document,
     occurred_at,
 )
-from services.timeline.interactions.store import InteractionStore
+from services.timeline.ports import InteractionLog
 from services.timeline.profiles.contacts import contact_from
 from services.timeline.profiles.profile import Contact
 from services.timeline.profiles.projector import Projector
@@ -83,7 +83,7 @@ class TimelineRecorder:
     def __init__(
         self,
         *,
-        interactions: InteractionStore,
+        interactions: InteractionLog,
         resolver: IdentityResolver,
         commands: IdentityCommands,
         cases: CaseKeeper,

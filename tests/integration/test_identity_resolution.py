@@ -384,6 +384,26 @@ async def test_same_name_suggests_a_merge_that_an_agent_can_dismiss_or_accept(
     assert await store.identities.open_suggestions(tenant, [fourth.customer_id], 10) == []
 
 
+async def test_a_web_form_name_field_names_the_customer_like_an_actor_name(
+    recorder: TimelineRecorder, store: TimelineStore, tenant: str
+) -> None:
+    email = "yamada@example.jp"
+    named = form(tenant, at=T0, email=email, お名前=" 山田 花子 ")
+    [first] = await record(recorder, named)
+    assert (await customer(store, tenant, first.customer_id))["display_name"] == "山田 花子"
+    # Same rules as an actor's name: a newer form renames, an older one does not.
+    newer = form(tenant, at=T0 + timedelta(hours=1), email=email, 氏名="Yamada Hanako")
+    older = form(tenant, at=T0 - timedelta(hours=1), email=email, 氏名="Old Name")
+    await record(recorder, newer, older)
+    profile = await customer(store, tenant, first.customer_id)
+    assert profile["display_name"] == "Yamada Hanako"
+    # The name is a soft signal too: another customer giving it is suggested for a merge.
+    other = form(tenant, at=T0 + timedelta(hours=2), email="h.y@example.com", name="yamada hanako")
+    [second] = await record(recorder, other)
+    [suggestion] = await store.identities.open_suggestions(tenant, [second.customer_id], 10)
+    assert suggestion["customer_ids"] == sorted([first.customer_id, second.customer_id])
+
+
 async def test_identity_actions_that_cannot_apply_are_permanent_errors_and_spare_the_batch(
     recorder: TimelineRecorder, store: TimelineStore, tenant: str
 ) -> None:

@@ -19,9 +19,8 @@ from services.timeline.cases.lifecycle import (
     new_case,
 )
 from services.timeline.cases.policy import CasePolicy
-from services.timeline.cases.store import CaseStore
 from services.timeline.errors import PermanentError
-from services.timeline.ports import InteractionLog
+from services.timeline.ports import CaseRecords, InteractionLog
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
 from services.timeline.store.documents import Document, aware
 from tsunagu.v1 import interaction_pb2
@@ -59,7 +58,7 @@ class CaseKeeper:
 
     def __init__(
         self,
-        store: CaseStore,
+        store: CaseRecords,
         *,
         interactions: InteractionLog,
         policy_for: Callable[[str], CasePolicy],

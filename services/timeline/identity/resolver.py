@@ -12,8 +12,7 @@ from opentelemetry import trace
 
 from services.timeline.errors import ConcurrentUpdateError, ResolutionConflictError
 from services.timeline.identity.policy import BLOCKLISTED, SHARED, IdentityKey, IdentityPolicy
-from services.timeline.identity.store import IdentityStore
-from services.timeline.ports import CaseRecords, CustomerRecords, InteractionLog
+from services.timeline.ports import CaseRecords, CustomerRecords, IdentityRecords, InteractionLog
 from services.timeline.profiles.profile import (
     customer_id_for,
     merged_profile,
@@ -92,7 +91,7 @@ class IdentityResolver:
 
     def __init__(
         self,
-        identities: IdentityStore,
+        identities: IdentityRecords,
         *,
         customers: CustomerRecords,
         interactions: InteractionLog,

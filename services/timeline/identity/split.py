@@ -20,8 +20,7 @@ from opentelemetry import trace
 from services.timeline.errors import ConcurrentUpdateError, PermanentError
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.identity.resolver import Actor, IdentityResolver
-from services.timeline.identity.store import IdentityStore
-from services.timeline.ports import CaseRecords, CustomerRecords, InteractionLog
+from services.timeline.ports import CaseRecords, CustomerRecords, IdentityRecords, InteractionLog
 from services.timeline.profiles.profile import rebuilt_profile, with_open_case
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
 from services.timeline.store.documents import Document, aware
@@ -39,7 +38,7 @@ class MergeSplitter:
 
     def __init__(
         self,
-        identities: IdentityStore,
+        identities: IdentityRecords,
         resolver: IdentityResolver,
         *,
         customers: CustomerRecords,

@@ -6,8 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from services.timeline.identity.store import IdentityStore
-from services.timeline.ports import CustomerRecords
+from services.timeline.ports import CustomerRecords, IdentityRecords
 from services.timeline.store.documents import Document
 
 _SUGGESTION_NAMESPACE = uuid.UUID("a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d")
@@ -26,7 +25,7 @@ def suggestion_id(tenant: str, customer_ids: Sequence[str]) -> str:
 class MergeSuggestions:
     """Writes and settles merge suggestions."""
 
-    def __init__(self, identities: IdentityStore, *, customers: CustomerRecords) -> None:
+    def __init__(self, identities: IdentityRecords, *, customers: CustomerRecords) -> None:
         self._identities = identities
         self._customers = customers
 

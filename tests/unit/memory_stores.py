@@ -1,0 +1,331 @@
+"""In-memory versions of the slices' store protocols (`services.timeline.ports`), for unit tests
+of the domain logic. They keep MongoDB's semantics that the logic relies on: unique keys, and
+version-checked whole-document replaces. `lose_next` makes the next write of a kind lose its
+race, as a concurrent writer would make it.
+"""
+
+# ruff: noqa: ARG002 - the protocols' signatures; ids here are unique across tenants anyway
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from services.timeline.identity.policy import IdentityKey
+from services.timeline.interactions.tally import Tally
+from services.timeline.store.documents import Document, aware, interaction_key
+
+
+def _aware(value: object) -> datetime:
+    assert isinstance(value, datetime)
+    return aware(value)
+
+
+class Races:
+    """Writes that will lose their race: name → how many more times."""
+
+    def __init__(self) -> None:
+        self.pending: Counter[str] = Counter()
+
+    def lose_next(self, write: str, times: int = 1) -> None:
+        self.pending[write] += times
+
+    def lost(self, write: str) -> bool:
+        if self.pending[write] > 0:
+            self.pending[write] -= 1
+            return True
+        return False
+
+
+class MemoryCustomers(Races):
+    def __init__(self) -> None:
+        super().__init__()
+        self.docs: dict[str, Document] = {}
+
+    async def get_customers(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]:
+        return {
+            i: copy.deepcopy(self.docs[i])
+            for i in ids
+            if i in self.docs and self.docs[i]["tenant"] == tenant
+        }
+
+    async def insert_customer(self, doc: Document) -> bool:
+        if doc["_id"] in self.docs:
+            return False
+        self.docs[doc["_id"]] = copy.deepcopy(doc)
+        return True
+
+    async def replace_customer(self, doc: Document, *, expected_version: int) -> bool:
+        stored = self.docs.get(doc["_id"])
+        if stored is None or stored["version"] != expected_version or self.lost("replace"):
+            return False
+        self.docs[doc["_id"]] = {**copy.deepcopy(doc), "version": expected_version + 1}
+        return True
+
+    async def delete_unused(self, tenant: str, customer_id: str) -> None:
+        if self.docs.get(customer_id, {}).get("interaction_count") == 0:
+            del self.docs[customer_id]
+
+    async def sharing(
+        self, tenant: str, field: str, value: str, *, besides: str, limit: int
+    ) -> list[Document]:
+        found = [
+            d
+            for d in self.docs.values()
+            if d["tenant"] == tenant
+            and d.get(field) == value
+            and d.get("status") == "active"
+            and d["_id"] != besides
+        ]
+        return copy.deepcopy(found[:limit])
+
+
+class MemoryLog:
+    def __init__(self) -> None:
+        self.docs: dict[str, Document] = {}
+
+    def _of(self, tenant: str, customer_id: str) -> list[Document]:
+        return [
+            d
+            for d in self.docs.values()
+            if d["tenant"] == tenant and d["customer_id"] == customer_id
+        ]
+
+    async def interaction_states(
+        self, tenant: str, event_ids: Iterable[str]
+    ) -> dict[str, Document]:
+        keys = {interaction_key(tenant, e) for e in event_ids}
+        return {d["event_id"]: copy.deepcopy(d) for k, d in self.docs.items() if k in keys}
+
+    async def insert_interactions(self, docs: Sequence[Document]) -> set[str]:
+        new = {d["_id"] for d in docs if d["_id"] not in self.docs}
+        for doc in docs:
+            self.docs.setdefault(doc["_id"], copy.deepcopy(doc))
+        return new
+
+    async def mark_projected(self, tenant: str, event_ids: Sequence[str]) -> None:
+        for event_id in event_ids:
+            self.docs[interaction_key(tenant, event_id)]["projected"] = True
+
+    async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
+        moved = [d for f in from_ids for d in self._of(tenant, f)]
+        for doc in moved:
+            doc["customer_id"] = to_id
+        return len(moved)
+
+    async def move(self, tenant: str, keys: Sequence[str], to_id: str) -> None:
+        for key in keys:
+            self.docs[key]["customer_id"] = to_id
+
+    async def of_customer(
+        self, tenant: str, customer_id: str, fields: Sequence[str]
+    ) -> list[Document]:
+        return [
+            {"_id": d["_id"], **{f: d[f] for f in fields if f in d}}
+            for d in self._of(tenant, customer_id)
+        ]
+
+    async def tally(self, tenant: str, customer_id: str) -> Tally:
+        docs = self._of(tenant, customer_id)
+        times = sorted(_aware(d["occurred_at"]) for d in docs)
+        return Tally(
+            pending=sorted(d["event_id"] for d in docs if not d["projected"]),
+            by_channel=dict(Counter(d["channel"] for d in docs)),
+            first_contact_at=times[0] if times else None,
+            last_contact_at=times[-1] if times else None,
+        )
+
+    async def case_log(self, tenant: str, case_id: str) -> list[Document]:
+        docs = [
+            d for d in self.docs.values() if d["tenant"] == tenant and d.get("case_id") == case_id
+        ]
+        return sorted(docs, key=lambda d: (_aware(d["occurred_at"]), d["event_id"]))
+
+    async def latest_remark_source(self, tenant: str, customer_id: str) -> Document | None:
+        notes = [d for d in self._of(tenant, customer_id) if d["kind"] in ("note", "handoff")]
+        return max(notes, key=lambda d: (_aware(d["occurred_at"]), d["event_id"]), default=None)
+
+
+class MemoryCases(Races):
+    def __init__(self) -> None:
+        super().__init__()
+        self.docs: dict[str, Document] = {}
+
+    def _recent(self, tenant: str, customer_id: str) -> list[Document]:
+        mine = [
+            d
+            for d in self.docs.values()
+            if d["tenant"] == tenant and d["customer_id"] == customer_id
+        ]
+        return sorted(mine, key=lambda d: (_aware(d["updated_at"]), d["_id"]), reverse=True)
+
+    async def get(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]:
+        return {
+            i: copy.deepcopy(self.docs[i])
+            for i in ids
+            if i in self.docs and self.docs[i]["tenant"] == tenant
+        }
+
+    async def recent(self, tenant: str, customer_id: str, *, limit: int = 20) -> list[Document]:
+        return copy.deepcopy(self._recent(tenant, customer_id)[:limit])
+
+    async def latest_open(self, tenant: str, customer_id: str) -> Document | None:
+        live = [d for d in self._recent(tenant, customer_id) if d["status"] != "resolved"]
+        return copy.deepcopy(live[0]) if live else None
+
+    async def insert(self, doc: Document) -> bool:
+        if doc["_id"] in self.docs:
+            return False
+        self.docs[doc["_id"]] = copy.deepcopy(doc)
+        return True
+
+    async def replace(self, doc: Document, *, expected_version: int) -> bool:
+        stored = self.docs.get(doc["_id"])
+        if stored is None or stored["version"] != expected_version or self.lost("replace"):
+            return False
+        self.docs[doc["_id"]] = {**copy.deepcopy(doc), "version": expected_version + 1}
+        return True
+
+    async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
+        moved = [
+            d for d in self.docs.values() if d["tenant"] == tenant and d["customer_id"] in from_ids
+        ]
+        for doc in moved:
+            doc["customer_id"] = to_id
+        return len(moved)
+
+    async def origins_of(self, tenant: str, customer_id: str) -> list[Document]:
+        return copy.deepcopy(self._recent(tenant, customer_id))
+
+    async def give(self, tenant: str, case_id: str, customer_id: str) -> None:
+        self.docs[case_id]["customer_id"] = customer_id
+
+
+class MemoryIdentities(Races):
+    def __init__(self) -> None:
+        super().__init__()
+        self.identities: dict[tuple[str, str, str], Document] = {}
+        self.merges: dict[str, Document] = {}
+        self.suggestions: dict[str, Document] = {}
+        # Identifiers another writer claims just before our next claim (a lost race).
+        self.claimed_by_others: dict[IdentityKey, str] = {}
+
+    async def identity_docs(
+        self, tenant: str, keys: Sequence[IdentityKey]
+    ) -> dict[IdentityKey, Document]:
+        return {
+            k: copy.deepcopy(self.identities[(tenant, *k)])
+            for k in keys
+            if (tenant, *k) in self.identities
+        }
+
+    async def identities_of(self, tenant: str, customer_id: str) -> list[Document]:
+        return [
+            copy.deepcopy(d)
+            for (t, *_), d in self.identities.items()
+            if t == tenant and d["customer_id"] == customer_id
+        ]
+
+    async def add_identity_customers(
+        self, tenant: str, keys: Sequence[IdentityKey], customer_ids: Sequence[str]
+    ) -> None:
+        for key in keys:
+            doc = self.identities.get((tenant, *key))
+            if doc is not None:
+                doc["customer_ids"] = sorted({*doc["customer_ids"], *customer_ids})
+
+    async def claim_identities(
+        self,
+        tenant: str,
+        customer_id: str,
+        keys: Sequence[IdentityKey],
+        *,
+        event_id: str,
+        at: datetime,
+    ) -> list[IdentityKey]:
+        for key, other in list(self.claimed_by_others.items()):
+            self._claim(tenant, key, other, "someone-else")
+            del self.claimed_by_others[key]
+        if self.lost("claim"):
+            return list(keys)
+        return [k for k in keys if not self._claim(tenant, k, customer_id, event_id)]
+
+    def _claim(self, tenant: str, key: IdentityKey, customer_id: str, event_id: str) -> bool:
+        if (tenant, *key) in self.identities:
+            return False
+        self.identities[(tenant, *key)] = {
+            "_id": f"{tenant}/{key[0]}/{key[1]}",
+            "tenant": tenant,
+            "kind": key[0],
+            "value": key[1],
+            "customer_id": customer_id,
+            "customer_ids": [customer_id],
+            "first_event_id": event_id,
+            "created_at": datetime.now(UTC),
+        }
+        return True
+
+    async def repoint_identities(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
+        moved = [
+            d
+            for (t, *_), d in self.identities.items()
+            if t == tenant and d["customer_id"] in from_ids
+        ]
+        for doc in moved:
+            doc["customer_id"] = to_id
+        return len(moved)
+
+    async def move_identities(self, tenant: str, ids: Sequence[object], to_id: str) -> None:
+        for doc in self.identities.values():
+            if doc["_id"] in ids:
+                doc["customer_id"] = to_id
+
+    async def record_merge(self, doc: Document) -> None:
+        self.merges.setdefault(doc["_id"], copy.deepcopy(doc))
+
+    async def replace_merge(self, doc: Document) -> None:
+        self.merges[doc["_id"]] = copy.deepcopy(doc)
+
+    async def settle_merge(self, entry: Document, *, status: str) -> None:
+        stored = self.merges.get(entry["_id"])
+        if stored is None or stored["status"] != "pending":
+            return
+        if status == "dropped":
+            del self.merges[entry["_id"]]
+        else:
+            stored["status"] = status
+
+    async def merges_with_status(self, status: str) -> list[Document]:
+        return [copy.deepcopy(d) for d in self.merges.values() if d["status"] == status]
+
+    async def get_merge(self, tenant: str, merge_id: str) -> Document | None:
+        return copy.deepcopy(self.merges.get(merge_id))
+
+    async def insert_suggestion(self, doc: Document) -> bool:
+        if doc["_id"] in self.suggestions:
+            return False
+        self.suggestions[doc["_id"]] = copy.deepcopy(doc)
+        return True
+
+    async def add_suggestion_signal(self, tenant: str, suggestion: str, signal: str) -> None:
+        signals = self.suggestions[suggestion]["signals"]
+        if signal not in signals:
+            signals.append(signal)
+
+    async def get_suggestion(self, tenant: str, suggestion: str) -> Document | None:
+        return copy.deepcopy(self.suggestions.get(suggestion))
+
+    async def replace_open_suggestion(self, doc: Document) -> None:
+        if self.suggestions[doc["_id"]]["status"] == "open":
+            self.suggestions[doc["_id"]] = copy.deepcopy(doc)
+
+    async def open_suggestions(
+        self, tenant: str, customer_ids: Sequence[str], limit: int
+    ) -> list[Document]:
+        return [
+            copy.deepcopy(d)
+            for d in self.suggestions.values()
+            if d["status"] == "open"
+            and (not customer_ids or set(d["customer_ids"]) & set(customer_ids))
+        ][:limit]
