@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from nats.aio.client import Client
-from pymongo import AsyncMongoClient, WriteConcern
 
 from services.timeline.api import TimelineApi
 from services.timeline.cases.keeper import CaseKeeper
@@ -110,19 +109,6 @@ class Timeline:
     core: Core
     api: TimelineApi
     consumer: InteractionConsumer
-
-
-def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], TimelineStore]:
-    """The MongoDB client (the caller closes it) and the slices' stores over its database."""
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000
-    )
-    concern = settings.mongodb_write_concern
-    db = mongo.get_database(
-        settings.mongodb_database,
-        write_concern=WriteConcern(w=int(concern) if concern.isdigit() else concern),
-    )
-    return mongo, TimelineStore(db)
 
 
 def bootstrap(

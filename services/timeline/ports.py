@@ -8,10 +8,8 @@ composition root (`bootstrap`) hands it the real store.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Protocol
 
-from services.timeline.identity.policy import IdentityKey
 from services.timeline.interactions.tally import Tally
 from services.timeline.store.documents import Document
 
@@ -78,53 +76,3 @@ class CaseRecords(Protocol):
     async def origins_of(self, tenant: str, customer_id: str) -> list[Document]: ...
 
     async def give(self, tenant: str, case_id: str, customer_id: str) -> None: ...
-
-
-class IdentityRecords(Protocol):
-    """Identifiers, the merge ledger and merge suggestions, as the identity slice uses them."""
-
-    async def identity_docs(
-        self, tenant: str, keys: Sequence[IdentityKey]
-    ) -> dict[IdentityKey, Document]: ...
-
-    async def identities_of(self, tenant: str, customer_id: str) -> list[Document]: ...
-
-    async def add_identity_customers(
-        self, tenant: str, keys: Sequence[IdentityKey], customer_ids: Sequence[str]
-    ) -> None: ...
-
-    async def claim_identities(
-        self,
-        tenant: str,
-        customer_id: str,
-        keys: Sequence[IdentityKey],
-        *,
-        event_id: str,
-        at: datetime,
-    ) -> list[IdentityKey]: ...
-
-    async def repoint_identities(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int: ...
-
-    async def move_identities(self, tenant: str, ids: Sequence[object], to_id: str) -> None: ...
-
-    async def record_merge(self, doc: Document) -> None: ...
-
-    async def replace_merge(self, doc: Document) -> None: ...
-
-    async def settle_merge(self, entry: Document, *, status: str) -> None: ...
-
-    async def merges_with_status(self, status: str) -> list[Document]: ...
-
-    async def get_merge(self, tenant: str, merge_id: str) -> Document | None: ...
-
-    async def insert_suggestion(self, doc: Document) -> bool: ...
-
-    async def add_suggestion_signal(self, tenant: str, suggestion: str, signal: str) -> None: ...
-
-    async def get_suggestion(self, tenant: str, suggestion: str) -> Document | None: ...
-
-    async def replace_open_suggestion(self, doc: Document) -> None: ...
-
-    async def open_suggestions(
-        self, tenant: str, customer_ids: Sequence[str], limit: int
-    ) -> list[Document]: ...

@@ -11,11 +11,11 @@ from typing import Self
 import grpc
 from nats.aio.client import Client
 
-from services.timeline.bootstrap import Timeline, bootstrap, open_store
+from services.timeline.bootstrap import Timeline, bootstrap
 from services.timeline.consumer import InteractionConsumer
 from services.timeline.recorder import TimelineRecorder
 from services.timeline.settings import TimelineSettings
-from services.timeline.stores import TimelineStore
+from services.timeline.stores import TimelineStore, open_store
 from tsunagu.bus.connection import connect
 from tsunagu.bus.streams import StreamLimits, ensure_streams
 from tsunagu.rpc import GrpcServer

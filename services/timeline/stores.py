@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.timeline.cases.store import CaseStore
 from services.timeline.identity.store import IdentityStore
 from services.timeline.interactions.store import InteractionStore
 from services.timeline.profiles.store import CustomerStore
+from services.timeline.settings import TimelineSettings
 from services.timeline.store.documents import Document
 
 
@@ -27,3 +29,16 @@ class TimelineStore:
         await self.identities.ensure_indexes()
         await self.customers.ensure_indexes()
         await self.cases.ensure_indexes()
+
+
+def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], TimelineStore]:
+    """The MongoDB client (the caller closes it) and the slices' stores over its database."""
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000
+    )
+    concern = settings.mongodb_write_concern
+    db = mongo.get_database(
+        settings.mongodb_database,
+        write_concern=WriteConcern(w=int(concern) if concern.isdigit() else concern),
+    )
+    return mongo, TimelineStore(db)

@@ -12,7 +12,8 @@ from opentelemetry import trace
 
 from services.timeline.errors import ConcurrentUpdateError, ResolutionConflictError
 from services.timeline.identity.policy import BLOCKLISTED, SHARED, IdentityKey, IdentityPolicy
-from services.timeline.ports import CaseRecords, CustomerRecords, IdentityRecords, InteractionLog
+from services.timeline.identity.records import IdentityRecords
+from services.timeline.ports import CaseRecords, CustomerRecords, InteractionLog
 from services.timeline.profiles.profile import (
     customer_id_for,
     merged_profile,

@@ -19,8 +19,9 @@ from opentelemetry import trace
 
 from services.timeline.errors import ConcurrentUpdateError, PermanentError
 from services.timeline.identity.policy import IdentityKey
+from services.timeline.identity.records import IdentityRecords
 from services.timeline.identity.resolver import Actor, IdentityResolver
-from services.timeline.ports import CaseRecords, CustomerRecords, IdentityRecords, InteractionLog
+from services.timeline.ports import CaseRecords, CustomerRecords, InteractionLog
 from services.timeline.profiles.profile import rebuilt_profile, with_open_case
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
 from services.timeline.store.documents import Document, aware

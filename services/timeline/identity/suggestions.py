@@ -6,7 +6,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from services.timeline.ports import CustomerRecords, IdentityRecords
+from services.timeline.identity.records import IdentityRecords
+from services.timeline.ports import CustomerRecords
 from services.timeline.store.documents import Document
 
 _SUGGESTION_NAMESPACE = uuid.UUID("a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d")

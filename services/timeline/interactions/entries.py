@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from bson import Binary
-
 from services.timeline.cursor import encode_cursor
 from services.timeline.errors import PermanentError
 from services.timeline.store.documents import (
@@ -63,7 +61,8 @@ def interaction_document(
         "recorded_at": recorded_at,
         "conversation_ref": interaction.conversation_ref,
         "identifiers": list(identifiers),
-        "raw": Binary(interaction.SerializeToString()),
+        # Stored as BSON binary (the driver's mapping of `bytes`), read back with `bytes()`.
+        "raw": interaction.SerializeToString(),
         "projected": False,
     }
     if case_id:
