@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from datetime import UTC, datetime
 
 import grpc
@@ -43,6 +43,14 @@ MAX_ID_LENGTH = 256
 
 async def _invalid(context: grpc.aio.ServicerContext[object, object], message: str) -> None:
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+async def _at_most(
+    ids: Sized, name: str, context: grpc.aio.ServicerContext[object, object]
+) -> None:
+    """Refuse a request naming more than `MAX_IDS` ids in its field `name`."""
+    if len(ids) > MAX_IDS:
+        await _invalid(context, f"{name}: at most {MAX_IDS} per call")
 
 
 async def _page_request(
@@ -115,6 +123,15 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         self._suggestions = suggestions
         self._clock = clock
 
+    async def _customer(
+        self, tenant: str, customer_id: str, context: grpc.aio.ServicerContext[object, object]
+    ) -> Document:
+        """The live customer `customer_id` is now (merges followed); NOT_FOUND if none."""
+        live = await self._resolver.live_customers(tenant, {customer_id})
+        if not live:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
+        return next(iter(live.values()))
+
     async def _tenant(self, tenant: str, context: grpc.aio.ServicerContext[object, object]) -> str:
         if not TENANT_RE.fullmatch(tenant):
             await _invalid(context, "tenant: required, lower-case letters, digits, '-' or '_'")
@@ -154,8 +171,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.GetCustomersResponse:
         tenant = await self._tenant(request.tenant, context)
-        if len(request.customer_ids) > MAX_IDS:
-            await _invalid(context, f"customer_ids: at most {MAX_IDS} per call")
+        await _at_most(request.customer_ids, "customer_ids", context)
         docs = await self._customers.get_customers(tenant, request.customer_ids)
         survivors_needed = {d["merged_into"] for d in docs.values() if d.get("merged_into")}
         live = await self._resolver.live_customers(tenant, survivors_needed)
@@ -183,10 +199,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         except (ValueError, OverflowError):
             await _invalid(context, "since/until: timestamps out of range")
             raise
-        live = await self._resolver.live_customers(tenant, {request.customer_id})
-        if not live:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
-        customer_id = next(iter(live))
+        customer_id: str = (await self._customer(tenant, request.customer_id, context))["_id"]
         docs = await self._interactions.list_interactions(
             tenant,
             customer_id,
@@ -214,10 +227,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         tenant = await self._tenant(request.tenant, context)
         if not request.customer_id or len(request.customer_id) > MAX_ID_LENGTH:
             await _invalid(context, f"customer_id: required, at most {MAX_ID_LENGTH} characters")
-        live = await self._resolver.live_customers(tenant, {request.customer_id})
-        if not live:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
-        customer = next(iter(live.values()))
+        customer = await self._customer(tenant, request.customer_id, context)
         ids = [customer["_id"], *customer.get("merged_ids", [])]
         if request.customer_id not in ids:
             ids.append(request.customer_id)
@@ -237,10 +247,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
             await _invalid(context, f"customer_id: at most {MAX_ID_LENGTH} characters")
         ids: list[str] = []
         if request.customer_id:
-            live = await self._resolver.live_customers(tenant, {request.customer_id})
-            if not live:
-                await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
-            customer = next(iter(live.values()))
+            customer = await self._customer(tenant, request.customer_id, context)
             ids = [customer["_id"], *customer.get("merged_ids", [])]
         docs = await self._suggestions.open_for(tenant, ids, limit)
         # Suggestions whose customers have since been merged (into one) are moot.
@@ -269,8 +276,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.GetInteractionsResponse:
         tenant = await self._tenant(request.tenant, context)
-        if len(request.event_ids) > MAX_IDS:
-            await _invalid(context, f"event_ids: at most {MAX_IDS} per call")
+        await _at_most(request.event_ids, "event_ids", context)
         docs = {
             d["event_id"]: d
             for d in await self._interactions.get_interactions(tenant, request.event_ids)
@@ -294,8 +300,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.LookupEventsResponse:
         tenant = await self._tenant(request.tenant, context)
-        if len(request.event_ids) > MAX_IDS:
-            await _invalid(context, f"event_ids: at most {MAX_IDS} per call")
+        await _at_most(request.event_ids, "event_ids", context)
         docs = await self._interactions.lookup_events(tenant, request.event_ids)
         live = await self._resolver.live_customers(tenant, {d["customer_id"] for d in docs})
         alias = _survivors_by_merged_id(live)
@@ -357,8 +362,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.GetCasesResponse:
         tenant = await self._tenant(request.tenant, context)
-        if len(request.case_ids) > MAX_IDS:
-            await _invalid(context, f"case_ids: at most {MAX_IDS} per call")
+        await _at_most(request.case_ids, "case_ids", context)
         docs = await self._cases.get(tenant, request.case_ids)
         return timeline_pb2.GetCasesResponse(
             cases=[

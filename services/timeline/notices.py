@@ -37,21 +37,24 @@ def notices_of(recorded: Recorded) -> list[notices_pb2.TimelineUpdated]:
         case_status=CASE_STATUSES_BY_TOKEN.get(recorded.case_status, 0),  # type: ignore[arg-type]
         entry=entry,
     )
-    notices = [notice]
-    for merged in recorded.merged_ids:
-        copy = notices_pb2.TimelineUpdated()
-        copy.CopyFrom(notice)
-        copy.customer_id = merged
-        copy.merged_into = recorded.customer_id
-        notices.append(copy)
-    for restored in recorded.restored_ids:
-        # A split gave this customer its records back: its own timeline changed too.
-        copy = notices_pb2.TimelineUpdated()
-        copy.CopyFrom(notice)
-        copy.customer_id = restored
-        copy.split_from = recorded.customer_id
-        notices.append(copy)
-    return notices
+    # A split gave each restored customer its records back: its own timeline changed too.
+    return [
+        notice,
+        *(_for(notice, m, merged_into=recorded.customer_id) for m in recorded.merged_ids),
+        *(_for(notice, r, split_from=recorded.customer_id) for r in recorded.restored_ids),
+    ]
+
+
+def _for(
+    notice: notices_pb2.TimelineUpdated, customer_id: str, **link: str
+) -> notices_pb2.TimelineUpdated:
+    """The notice as another customer hears it, with whom it is linked to now."""
+    copy = notices_pb2.TimelineUpdated()
+    copy.CopyFrom(notice)
+    copy.customer_id = customer_id
+    for name, value in link.items():
+        setattr(copy, name, value)
+    return copy
 
 
 class TimelineAnnouncer:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 
 from opentelemetry import trace
@@ -74,30 +74,21 @@ class _Batch:
         self.queued[(item.doc["tenant"], item.doc["event_id"])] = item.doc["customer_id"]
 
 
+@dataclass(frozen=True, slots=True)
 class TimelineRecorder:
     """Turns interactions from the stream into the customer timeline; safe to repeat.
 
     It only orders the slices' steps; every collaborator is handed in (see `bootstrap`).
     """
 
-    def __init__(
-        self,
-        *,
-        interactions: InteractionLog,
-        resolver: IdentityResolver,
-        commands: IdentityCommands,
-        cases: CaseKeeper,
-        projector: Projector,
-        identity_for: Callable[[str], IdentityPolicy],
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._interactions = interactions
-        self._resolver = resolver
-        self._commands = commands
-        self._cases = cases
-        self._projector = projector
-        self._identity_for = identity_for
-        self._clock = clock
+    _: KW_ONLY
+    interactions: InteractionLog
+    resolver: IdentityResolver
+    commands: IdentityCommands
+    cases: CaseKeeper
+    projector: Projector
+    identity_for: Callable[[str], IdentityPolicy]
+    clock: Callable[[], datetime]
 
     async def record(self, interaction: interaction_pb2.Interaction) -> Recorded:
         """Record one interaction; raises what `record_batch` would report for it."""
@@ -123,7 +114,7 @@ class TimelineRecorder:
         ):
             known: dict[str, dict[str, Document]] = {}
             for tenant in {i.tenant for i in interactions if i.tenant}:
-                known[tenant] = await self._interactions.interaction_states(
+                known[tenant] = await self.interactions.interaction_states(
                     tenant, [i.event_id for i in interactions if i.tenant == tenant]
                 )
             for index, interaction in enumerate(interactions):
@@ -156,7 +147,7 @@ class TimelineRecorder:
             await self._recover(tenant, event_id, state)
             return Recorded(event_id, tenant, state["customer_id"], duplicate=True)
 
-        identifiers = presented(interaction, self._identity_for(tenant))
+        identifiers = presented(interaction, self.identity_for(tenant))
         at = occurred_at(interaction)
         merged: list[str] = []
         restored: list[str] = []
@@ -166,7 +157,7 @@ class TimelineRecorder:
         if action in IDENTITY_ACTIONS:
             # It moves records between customers: everything queued is written first.
             batch.flushed.update(await self._flush(batch))
-            outcome = await self._commands.apply(interaction, self._clock())
+            outcome = await self.commands.apply(interaction, self.clock())
             customer_id, merged, restored = (
                 outcome.customer_id,
                 outcome.merged_ids,
@@ -184,13 +175,13 @@ class TimelineRecorder:
         event = case_event_from(interaction, at)
         assignment = Assignment("")
         if event is not None:
-            assignment = await self._cases.assign(tenant, customer_id, event, batch.cases)
+            assignment = await self.cases.assign(tenant, customer_id, event, batch.cases)
         ident_docs = [p.document(protected.get(p.key)) for p in identifiers]
         doc = interaction_document(
             interaction,
             customer_id=customer_id,
             occurred_at=at,
-            recorded_at=self._clock(),
+            recorded_at=self.clock(),
             identifiers=ident_docs,
             case_id=assignment.case_id,
             switched_from=assignment.switched_from,
@@ -214,13 +205,13 @@ class TimelineRecorder:
 
         The flush comes first so that the merge re-points and recounts a complete log.
         """
-        resolution = await self._resolver.resolve(
+        resolution = await self.resolver.resolve(
             tenant=tenant, event_id=event_id, occurred_at=at, keys=keys, may_merge=False
         )
         if not resolution.merge_needed:
             return resolution
         batch.flushed.update(await self._flush(batch))
-        return await self._resolver.resolve(
+        return await self.resolver.resolve(
             tenant=tenant, event_id=event_id, occurred_at=at, keys=keys, may_merge=True
         )
 
@@ -231,9 +222,9 @@ class TimelineRecorder:
         if state.get("projected"):
             return
         if state.get("case_id"):
-            await self._cases.rebuild(tenant, state["case_id"])
-        await self._projector.rebuild(tenant, state["customer_id"])
-        await self._interactions.mark_projected(tenant, [event_id])
+            await self.cases.rebuild(tenant, state["case_id"])
+        await self.projector.rebuild(tenant, state["customer_id"])
+        await self.interactions.mark_projected(tenant, [event_id])
 
     async def _flush(self, batch: _Batch) -> dict[int, Recorded | Exception]:
         """Write what the batch holds: the log, then each customer's cases and profile, then
@@ -246,7 +237,7 @@ class TimelineRecorder:
         if not items:
             return outcomes
         try:
-            inserted = await self._interactions.insert_interactions([item.doc for item in items])
+            inserted = await self.interactions.insert_interactions([item.doc for item in items])
         except Exception as exc:  # noqa: BLE001 - every item of the failed write is retried
             outcomes.update({item.index: exc for item in items})
             return outcomes
@@ -256,7 +247,7 @@ class TimelineRecorder:
             by_customer.setdefault((item.doc["tenant"], item.doc["customer_id"]), []).append(item)
         for (tenant, customer_id), pending in by_customer.items():
             try:
-                cases = await self._cases.write(
+                cases = await self.cases.write(
                     tenant,
                     [
                         CaseChange(i.doc["case_id"], i.doc["customer_id"], i.event)
@@ -268,7 +259,7 @@ class TimelineRecorder:
             except Exception as exc:  # noqa: BLE001 - retried on redelivery (stays unprojected)
                 outcomes.update({item.index: exc for item in pending})
                 continue
-            await self._interactions.mark_projected(tenant, [i.doc["event_id"] for i in pending])
+            await self.interactions.mark_projected(tenant, [i.doc["event_id"] for i in pending])
             for item in pending:
                 case_id = item.doc.get("case_id", "")
                 outcomes[item.index] = Recorded(
@@ -295,22 +286,22 @@ class TimelineRecorder:
     ) -> str:
         """Project the contacts; returns the customer they ended up on."""
         contacts = [item.contact for item in pending]
-        if await self._projector.project(tenant, customer_id, contacts, cases):
+        if await self.projector.project(tenant, customer_id, contacts, cases):
             return customer_id
         # Another replica merged the customer after we resolved to it: move what we appended
         # to the survivor and recount it from the log (so nothing is counted twice).
-        target, _ = await self._resolver.survivors(tenant, {customer_id})
+        target, _ = await self.resolver.survivors(tenant, {customer_id})
         survivor = target.get(customer_id)
         if survivor is None:
             raise ConcurrentUpdateError(f"customer {customer_id} has no live survivor")
-        await self._resolver.move_records(tenant, [customer_id], survivor)
-        await self._projector.rebuild(tenant, survivor)
+        await self.resolver.move_records(tenant, [customer_id], survivor)
+        await self.projector.rebuild(tenant, survivor)
         return survivor
 
     async def _subject_customer(self, tenant: str, customer_id: str) -> str:
         if not customer_id:
             raise PermanentError("agent action without a customer_id")
-        live = await self._resolver.live_customers(tenant, {customer_id})
+        live = await self.resolver.live_customers(tenant, {customer_id})
         if not live:
             raise PermanentError(f"agent action for unknown customer {customer_id}")
         return next(iter(live))

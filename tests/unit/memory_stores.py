@@ -38,30 +38,38 @@ class Races:
         return False
 
 
-class MemoryCustomers(Races):
+class VersionedDocs(Races):
+    """Documents by `_id`: inserts refuse a taken id, replaces check the version."""
+
     def __init__(self) -> None:
         super().__init__()
         self.docs: dict[str, Document] = {}
 
-    async def get_customers(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]:
+    async def get(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]:
         return {
             i: copy.deepcopy(self.docs[i])
             for i in ids
             if i in self.docs and self.docs[i]["tenant"] == tenant
         }
 
-    async def insert_customer(self, doc: Document) -> bool:
+    async def insert(self, doc: Document) -> bool:
         if doc["_id"] in self.docs:
             return False
         self.docs[doc["_id"]] = copy.deepcopy(doc)
         return True
 
-    async def replace_customer(self, doc: Document, *, expected_version: int) -> bool:
+    async def replace(self, doc: Document, *, expected_version: int) -> bool:
         stored = self.docs.get(doc["_id"])
         if stored is None or stored["version"] != expected_version or self.lost("replace"):
             return False
         self.docs[doc["_id"]] = {**copy.deepcopy(doc), "version": expected_version + 1}
         return True
+
+
+class MemoryCustomers(VersionedDocs):
+    get_customers = VersionedDocs.get
+    insert_customer = VersionedDocs.insert
+    replace_customer = VersionedDocs.replace
 
     async def delete_unused(self, tenant: str, customer_id: str) -> None:
         if self.docs.get(customer_id, {}).get("interaction_count") == 0:
@@ -147,11 +155,7 @@ class MemoryLog:
         return max(notes, key=lambda d: (_aware(d["occurred_at"]), d["event_id"]), default=None)
 
 
-class MemoryCases(Races):
-    def __init__(self) -> None:
-        super().__init__()
-        self.docs: dict[str, Document] = {}
-
+class MemoryCases(VersionedDocs):
     def _recent(self, tenant: str, customer_id: str) -> list[Document]:
         mine = [
             d
@@ -160,32 +164,12 @@ class MemoryCases(Races):
         ]
         return sorted(mine, key=lambda d: (_aware(d["updated_at"]), d["_id"]), reverse=True)
 
-    async def get(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]:
-        return {
-            i: copy.deepcopy(self.docs[i])
-            for i in ids
-            if i in self.docs and self.docs[i]["tenant"] == tenant
-        }
-
     async def recent(self, tenant: str, customer_id: str, *, limit: int = 20) -> list[Document]:
         return copy.deepcopy(self._recent(tenant, customer_id)[:limit])
 
     async def latest_open(self, tenant: str, customer_id: str) -> Document | None:
         live = [d for d in self._recent(tenant, customer_id) if d["status"] != "resolved"]
         return copy.deepcopy(live[0]) if live else None
-
-    async def insert(self, doc: Document) -> bool:
-        if doc["_id"] in self.docs:
-            return False
-        self.docs[doc["_id"]] = copy.deepcopy(doc)
-        return True
-
-    async def replace(self, doc: Document, *, expected_version: int) -> bool:
-        stored = self.docs.get(doc["_id"])
-        if stored is None or stored["version"] != expected_version or self.lost("replace"):
-            return False
-        self.docs[doc["_id"]] = {**copy.deepcopy(doc), "version": expected_version + 1}
-        return True
 
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
         moved = [

@@ -5,7 +5,7 @@ and rebuilding a case from the log after a crash.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from functools import partial
 
 from services.timeline.cases.events import CaseEvent, case_event_from
@@ -53,21 +53,15 @@ class CaseChange:
     event: CaseEvent
 
 
+@dataclass(frozen=True, slots=True)
 class CaseKeeper:
     """Decides and writes cases; per-tenant windows come from `policy_for`."""
 
-    def __init__(
-        self,
-        store: CaseRecords,
-        *,
-        interactions: InteractionLog,
-        policy_for: Callable[[str], CasePolicy],
-        same_customer: SameCustomer,
-    ) -> None:
-        self.store = store
-        self._interactions = interactions
-        self._policy_for = policy_for
-        self._same_customer = same_customer
+    store: CaseRecords
+    _: KW_ONLY
+    interactions: InteractionLog
+    policy_for: Callable[[str], CasePolicy]
+    same_customer: SameCustomer
 
     async def assign(
         self, tenant: str, customer_id: str, event: CaseEvent, view: CaseView
@@ -78,7 +72,7 @@ class CaseKeeper:
             PermanentError: The event names a case that is not the customer's, or one it
                 cannot apply to.
         """
-        policy = self._policy_for(tenant)
+        policy = self.policy_for(tenant)
         if (tenant, customer_id) not in view.customers:
             for case in await self.store.recent(tenant, customer_id):
                 view.cases.setdefault(case["_id"], case)
@@ -88,7 +82,7 @@ class CaseKeeper:
             requested = view.cases.get(event.case_id)
             if requested is None or requested["tenant"] != tenant:
                 requested = (await self.store.get(tenant, [event.case_id])).get(event.case_id)
-            if requested is None or not await self._same_customer(
+            if requested is None or not await self.same_customer(
                 tenant, requested["customer_id"], customer_id
             ):
                 raise PermanentError(
@@ -123,7 +117,7 @@ class CaseKeeper:
         """
         if not changes:
             return {}
-        policy = self._policy_for(tenant)
+        policy = self.policy_for(tenant)
         by_case: dict[str, list[CaseChange]] = {}
         for change in changes:
             by_case.setdefault(change.case_id, []).append(change)
@@ -170,7 +164,7 @@ class CaseKeeper:
 
         The event that opened the case goes first, the others in `occurred_at` order.
         """
-        log_docs = await self._interactions.case_log(tenant, case_id)
+        log_docs = await self.interactions.case_log(tenant, case_id)
         entries = [
             (doc, event)
             for doc in log_docs
@@ -196,7 +190,7 @@ class CaseKeeper:
                 case_id=case_id,
                 customer_id=owner["customer_id"],
                 events=[event for _, event in entries],
-                policy=self._policy_for(tenant),
+                policy=self.policy_for(tenant),
             )
             if rebuilt is None:
                 return None

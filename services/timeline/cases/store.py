@@ -10,7 +10,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.timeline.store.documents import Document
-from services.timeline.store.writes import insert_new
+from services.timeline.store.versioned import by_ids, replace_at_version
+from services.timeline.store.writes import insert_new, repoint
 
 # How many of a customer's most recently active cases assignment looks at: the open ones and
 # the latest resolved one are among them unless merges piled up more than this.
@@ -67,11 +68,7 @@ class CaseStore:
         await self.collection.create_indexes(INDEXES)
 
     async def get(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]:
-        wanted = list(dict.fromkeys(ids))
-        if not wanted:
-            return {}
-        cursor = self.collection.find({"_id": {"$in": wanted}, "tenant": tenant})
-        return {doc["_id"]: doc async for doc in cursor}
+        return await by_ids(self.collection, tenant, ids)
 
     async def recent(
         self, tenant: str, customer_id: str, *, limit: int = RECENT_CASES
@@ -97,24 +94,11 @@ class CaseStore:
 
     async def replace(self, doc: Document, *, expected_version: int) -> bool:
         """Optimistic write: succeeds only if nobody changed the case since it was read."""
-        result = await self.collection.replace_one(
-            {"_id": doc["_id"], "tenant": doc["tenant"], "version": expected_version},
-            {**doc, "version": expected_version + 1},
-        )
-        return result.matched_count == 1
+        return await replace_at_version(self.collection, doc, expected_version=expected_version)
 
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
-        """Move the cases of `from_ids` to customer `to_id` (a merge); returns how many.
-
-        `origin_customer_id` is left alone: a split moves cases back by it.
-        """
-        if not from_ids:
-            return 0
-        result = await self.collection.update_many(
-            {"tenant": tenant, "customer_id": {"$in": list(from_ids)}},
-            {"$set": {"customer_id": to_id}},
-        )
-        return result.modified_count
+        """Move the customers' records to `to_id` (a merge); returns how many."""
+        return await repoint(self.collection, tenant, from_ids, to_id)
 
     async def find(self, tenant: str, query: CaseQuery) -> list[Document]:
         """Cases matching `query`, most recently updated first, `(updated_at, _id)` descending."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 
 from opentelemetry import trace
@@ -84,30 +84,21 @@ def _default_policy(_tenant: str) -> IdentityPolicy:
     return IdentityPolicy(region="JP")
 
 
+@dataclass(frozen=True, slots=True)
 class IdentityResolver:
     """Finds or creates the customer of an interaction; merges customers an event links.
 
     No lock is held across awaits: unique indexes decide races, and the loser retries.
     """
 
-    def __init__(
-        self,
-        identities: IdentityRecords,
-        *,
-        customers: CustomerRecords,
-        interactions: InteractionLog,
-        cases: CaseRecords,
-        clock: Callable[[], datetime],
-        policy_for: Callable[[str], IdentityPolicy] = _default_policy,
-        announce: IdentityAnnouncer | None = None,
-    ) -> None:
-        self._identities = identities
-        self._customers = customers
-        self._interactions = interactions
-        self._cases = cases
-        self._clock = clock
-        self.policy_for = policy_for
-        self.announce = announce
+    identities: IdentityRecords
+    _: KW_ONLY
+    customers: CustomerRecords
+    interactions: InteractionLog
+    cases: CaseRecords
+    clock: Callable[[], datetime]
+    policy_for: Callable[[str], IdentityPolicy] = _default_policy
+    announce: IdentityAnnouncer | None = None
 
     async def live_customers(self, tenant: str, ids: set[str]) -> dict[str, Document]:
         """The active customers behind `ids`, following merges to their survivors."""
@@ -119,8 +110,8 @@ class IdentityResolver:
 
     async def move_records(self, tenant: str, from_ids: list[str], to_id: str) -> None:
         """Move identities and interactions appended to merged-away customers to `to_id`."""
-        await self._identities.repoint_identities(tenant, from_ids, to_id)
-        await self._interactions.repoint(tenant, from_ids, to_id)
+        await self.identities.repoint_identities(tenant, from_ids, to_id)
+        await self.interactions.repoint(tenant, from_ids, to_id)
 
     async def survivors(
         self, tenant: str, ids: set[str]
@@ -132,7 +123,7 @@ class IdentityResolver:
         for _ in range(MAX_MERGE_CHAIN):
             if not frontier:
                 return target, live
-            docs = await self._customers.get_customers(tenant, set(frontier.values()))
+            docs = await self.customers.get_customers(tenant, set(frontier.values()))
             following: dict[str, list[str]] = {}
             for current, doc in docs.items():
                 originals = [o for o, c in frontier.items() if c == current]
@@ -198,7 +189,7 @@ class IdentityResolver:
     ) -> Resolution | Lost:
         policy = self.policy_for(tenant)
         limit = policy.max_customers_per_identifier
-        docs = await self._identities.identity_docs(tenant, candidates)
+        docs = await self.identities.identity_docs(tenant, candidates)
         protected = dict(blocked)
         protected.update({k: SHARED for k, d in docs.items() if len(_presenters(d)) > limit})
         matching = {k: d["customer_id"] for k, d in docs.items() if k not in protected}
@@ -209,11 +200,11 @@ class IdentityResolver:
         newly_shared: list[IdentityKey] = []
         if not live:
             customer_id = customer_id_for(tenant, event_id)
-            created = await self._customers.insert_customer(
+            created = await self.customers.insert_customer(
                 new_customer(
                     tenant=tenant,
                     customer_id=customer_id,
-                    created_at=self._clock(),
+                    created_at=self.clock(),
                     first_contact_at=occurred_at,
                 )
             )
@@ -239,14 +230,14 @@ class IdentityResolver:
                 customer_id, merged = await self.merge(
                     tenant, list(live.values()), event_id=event_id, owners=matching
                 )
-                await self._identities.add_identity_customers(tenant, list(owner), sorted(live))
+                await self.identities.add_identity_customers(tenant, list(owner), sorted(live))
         unclaimed = [key for key in candidates if key not in docs]
-        conflicts = await self._identities.claim_identities(
-            tenant, customer_id, unclaimed, event_id=event_id, at=self._clock()
+        conflicts = await self.identities.claim_identities(
+            tenant, customer_id, unclaimed, event_id=event_id, at=self.clock()
         )
         if not conflicts:
             shared = [k for k, why in protected.items() if why == SHARED and k in docs]
-            await self._identities.add_identity_customers(
+            await self.identities.add_identity_customers(
                 tenant, sorted({*shared, *newly_shared}), [customer_id]
             )
             return Resolution(
@@ -257,7 +248,7 @@ class IdentityResolver:
         # created goes away only if it claimed nothing: identifiers it did claim point to
         # it (and other writers may already attach to it), so the retry merges it instead.
         if created and len(conflicts) == len(unclaimed):
-            await self._customers.delete_unused(tenant, customer_id)
+            await self.customers.delete_unused(tenant, customer_id)
         return CONFLICT
 
     async def merge(
@@ -280,7 +271,7 @@ class IdentityResolver:
         """
         # Read again: a batch writer may have just flushed contacts into these customers, and
         # the ledger's before-snapshot must hold what they really had.
-        fresh = await self._customers.get_customers(tenant, [d["_id"] for d in customers])
+        fresh = await self.customers.get_customers(tenant, [d["_id"] for d in customers])
         ordered = sorted((fresh.get(d["_id"], d) for d in customers), key=survivor_order)
         survivor, losers = ordered[0], ordered[1:]
         loser_ids = sorted(d["_id"] for d in losers)
@@ -296,7 +287,7 @@ class IdentityResolver:
                 "rule": rule,
                 "actor": actor.document(),
                 "reason": reason,
-                "at": self._clock(),
+                "at": self.clock(),
                 "status": "pending",
                 "evidence": {
                     "event_id": event_id,
@@ -317,7 +308,7 @@ class IdentityResolver:
                     for d in ordered
                 ],
             }
-            await self._identities.record_merge(ledger)
+            await self.identities.record_merge(ledger)
             await self.finish_merge(ledger)
             log.info("merged %s into %s (event %s)", loser_ids, survivor["_id"], event_id)
             return survivor["_id"], loser_ids
@@ -331,7 +322,7 @@ class IdentityResolver:
         # Again, now that the losers are marked: a writer that read a loser as live before the
         # mark may have appended to it after the first pass. Later writers see the mark.
         await self._repoint(tenant, loser_ids, survivor_id)
-        docs = await self._customers.get_customers(tenant, loser_ids)
+        docs = await self.customers.get_customers(tenant, loser_ids)
         losers = [docs[i] for i in loser_ids if i in docs]
         # A merge on another replica may have merged our survivor meanwhile (checked after our
         # last re-point: a later merge re-points what we moved). Finish on its live survivor.
@@ -340,12 +331,12 @@ class IdentityResolver:
             live_id = target[survivor_id]
             await self._repoint(tenant, [survivor_id], live_id)
             survivor_id = live_id
-        open_case = await self._cases.latest_open(tenant, survivor_id)
+        open_case = await self.cases.latest_open(tenant, survivor_id)
         manual = ledger.get("rule") == MANUAL_RULE
 
         async def rebuild() -> Lost | None:
-            survivor = (await self._customers.get_customers(tenant, [survivor_id]))[survivor_id]
-            tally = await self._interactions.tally(tenant, survivor_id)
+            survivor = (await self.customers.get_customers(tenant, [survivor_id]))[survivor_id]
+            tally = await self.interactions.tally(tenant, survivor_id)
             profile = merged_profile(
                 survivor,
                 [d for d in losers if d["_id"] not in survivor.get("merged_ids", [])],
@@ -358,16 +349,14 @@ class IdentityResolver:
                 profile["separated_from"] = [
                     c for c in profile.get("separated_from", []) if c not in apart
                 ]
-            if await self._customers.replace_customer(
-                profile, expected_version=survivor["version"]
-            ):
+            if await self.customers.replace_customer(profile, expected_version=survivor["version"]):
                 return None
             return CONFLICT
 
         await retry_on_conflict(rebuild, what=f"customer {survivor_id} during a merge")
         if self.announce is not None:
             await self.announce(ledger, "merged")
-        await self._identities.settle_merge(ledger, status="done")
+        await self.identities.settle_merge(ledger, status="done")
 
     async def _mark_merged(self, ledger: Document, loser_id: str) -> None:
         """Mark a loser merged into the survivor, re-reading it when a writer changed it.
@@ -380,16 +369,16 @@ class IdentityResolver:
         tenant, survivor_id = ledger["tenant"], ledger["survivor_id"]
 
         async def mark() -> Lost | None:
-            loser = (await self._customers.get_customers(tenant, [loser_id])).get(loser_id)
+            loser = (await self.customers.get_customers(tenant, [loser_id])).get(loser_id)
             if loser is None or loser.get("merged_into") == survivor_id:
                 return None
             if loser.get("merged_into"):
-                await self._identities.settle_merge(ledger, status="dropped")
+                await self.identities.settle_merge(ledger, status="dropped")
                 raise ConcurrentUpdateError(
                     f"customer {loser_id} was merged into {loser['merged_into']} meanwhile"
                 )
             marked = {**loser, "status": "merged", "merged_into": survivor_id}
-            if await self._customers.replace_customer(marked, expected_version=loser["version"]):
+            if await self.customers.replace_customer(marked, expected_version=loser["version"]):
                 return None
             return CONFLICT
 
@@ -397,12 +386,12 @@ class IdentityResolver:
 
     async def _repoint(self, tenant: str, from_ids: list[str], to_id: str) -> None:
         await self.move_records(tenant, from_ids, to_id)
-        await self._cases.repoint(tenant, from_ids, to_id)
+        await self.cases.repoint(tenant, from_ids, to_id)
 
     async def complete_pending_merges(self) -> int:
         """Finish merges a crash cut off half-way (run at start-up); returns how many."""
         done = 0
-        for entry in await self._identities.merges_with_status("pending"):
+        for entry in await self.identities.merges_with_status("pending"):
             try:
                 await self.finish_merge(entry)
             except ConcurrentUpdateError as exc:

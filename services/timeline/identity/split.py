@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,23 +35,16 @@ def _keys(identifiers: Iterable[dict[str, Any]]) -> set[IdentityKey]:
     return {(i["kind"], i["value"]) for i in identifiers}
 
 
+@dataclass(frozen=True, slots=True)
 class MergeSplitter:
     """Splits merges recorded in the ledger."""
 
-    def __init__(
-        self,
-        identities: IdentityRecords,
-        resolver: IdentityResolver,
-        *,
-        customers: CustomerRecords,
-        interactions: InteractionLog,
-        cases: CaseRecords,
-    ) -> None:
-        self._identities = identities
-        self._resolver = resolver
-        self._customers = customers
-        self._interactions = interactions
-        self._cases = cases
+    identities: IdentityRecords
+    resolver: IdentityResolver
+    _: KW_ONLY
+    customers: CustomerRecords
+    interactions: InteractionLog
+    cases: CaseRecords
 
     async def split(
         self, tenant: str, merge_id: str, *, actor: Actor, reason: str, at: datetime
@@ -61,14 +55,14 @@ class MergeSplitter:
             PermanentError: No such merge in the tenant, or its survivor was merged again
                 later (split that later merge first).
         """
-        entry = await self._identities.get_merge(tenant, merge_id)
+        entry = await self.identities.get_merge(tenant, merge_id)
         if entry is None:
             raise PermanentError(f"no merge {merge_id!r} in tenant {tenant}")
         if entry["status"] == "split":
             return entry
         if entry["status"] == "pending":
-            await self._resolver.finish_merge(entry)
-        survivor = (await self._customers.get_customers(tenant, [entry["survivor_id"]])).get(
+            await self.resolver.finish_merge(entry)
+        survivor = (await self.customers.get_customers(tenant, [entry["survivor_id"]])).get(
             entry["survivor_id"]
         )
         if survivor is None:
@@ -85,7 +79,7 @@ class MergeSplitter:
                 "status": "splitting",
                 "split": {"at": at, "actor": actor.document(), "reason": reason},
             }
-            await self._identities.replace_merge(entry)
+            await self.identities.replace_merge(entry)
         return await self.finish_split(entry)
 
     async def finish_split(self, entry: Document) -> Document:
@@ -103,14 +97,14 @@ class MergeSplitter:
             for customer_id in [survivor_id, *restored]:
                 await self._rebuild(tenant, customer_id, before, restored)
             done = {**entry, "status": "split"}
-            if self._resolver.announce is not None:
-                await self._resolver.announce(done, "split")
-            await self._identities.replace_merge(done)
+            if self.resolver.announce is not None:
+                await self.resolver.announce(done, "split")
+            await self.identities.replace_merge(done)
             log.info("split merge %s: %s back out of %s", entry["_id"], restored, survivor_id)
             return done
 
     async def _restore_customers(self, tenant: str, survivor_id: str, restored: list[str]) -> None:
-        docs = await self._customers.get_customers(tenant, [survivor_id, *restored])
+        docs = await self.customers.get_customers(tenant, [survivor_id, *restored])
         for customer_id in restored:
             doc = docs.get(customer_id)
             if doc is None or doc.get("merged_into") != survivor_id:
@@ -118,7 +112,7 @@ class MergeSplitter:
             back = {k: v for k, v in doc.items() if k != "merged_into"}
             back["status"] = "active"
             back["separated_from"] = sorted({*doc.get("separated_from", []), survivor_id})
-            if not await self._customers.replace_customer(back, expected_version=doc["version"]):
+            if not await self.customers.replace_customer(back, expected_version=doc["version"]):
                 raise ConcurrentUpdateError(f"customer {customer_id} changed during a split")
 
     async def _move_interactions(
@@ -129,11 +123,11 @@ class MergeSplitter:
         survivor_id: str = entry["survivor_id"]
         restored: list[str] = entry["merged_ids"]
         merged_at = aware(entry["at"])
-        docs = await self._interactions.of_customer(
+        docs = await self.interactions.of_customer(
             tenant, survivor_id, ("event_id", "origin_customer_id", "identifiers", "recorded_at")
         )
         origins = {doc.get("origin_customer_id") or survivor_id for doc in docs}
-        target, _ = await self._resolver.survivors(tenant, origins)
+        target, _ = await self.resolver.survivors(tenant, origins)
         survivor_keys = before_keys.get(survivor_id, set())
         moves: dict[str, list[str]] = {}
         owner_of: dict[str, str] = {}
@@ -151,7 +145,7 @@ class MergeSplitter:
                 moves.setdefault(owner, []).append(doc["_id"])
                 owner_of[doc["event_id"]] = owner
         for owner, ids in moves.items():
-            await self._interactions.move(tenant, ids, owner)
+            await self.interactions.move(tenant, ids, owner)
         return owner_of
 
     async def _move_identities(
@@ -167,7 +161,7 @@ class MergeSplitter:
         """
         survivor_keys = before_keys.get(survivor_id, set())
         moves: dict[str, list[Any]] = {}
-        for doc in await self._identities.identities_of(tenant, survivor_id):
+        for doc in await self.identities.identities_of(tenant, survivor_id):
             key = (doc["kind"], doc["value"])
             if key in survivor_keys:
                 continue
@@ -176,30 +170,30 @@ class MergeSplitter:
             if owner:
                 moves.setdefault(owner, []).append(doc["_id"])
         for owner, ids in moves.items():
-            await self._identities.move_identities(tenant, ids, owner)
+            await self.identities.move_identities(tenant, ids, owner)
 
     async def _move_cases(self, tenant: str, survivor_id: str) -> None:
-        cases = await self._cases.origins_of(tenant, survivor_id)
+        cases = await self.cases.origins_of(tenant, survivor_id)
         origins = {doc["origin_customer_id"] for doc in cases if doc.get("origin_customer_id")}
-        target, _ = await self._resolver.survivors(tenant, origins)
+        target, _ = await self.resolver.survivors(tenant, origins)
         for doc in cases:
             owner = target.get(doc.get("origin_customer_id", ""), survivor_id)
             if owner != survivor_id:
-                await self._cases.give(tenant, doc["_id"], owner)
+                await self.cases.give(tenant, doc["_id"], owner)
 
     async def _rebuild(
         self, tenant: str, customer_id: str, before: dict[str, Document], restored: list[str]
     ) -> None:
-        open_case = await self._cases.latest_open(tenant, customer_id)
+        open_case = await self.cases.latest_open(tenant, customer_id)
         identifiers: list[dict[str, Any]] = []
-        for doc in await self._interactions.of_customer(tenant, customer_id, ("identifiers",)):
+        for doc in await self.interactions.of_customer(tenant, customer_id, ("identifiers",)):
             identifiers.extend(doc.get("identifiers", []))
 
         async def rebuild() -> Lost | None:
-            customer = (await self._customers.get_customers(tenant, [customer_id])).get(customer_id)
+            customer = (await self.customers.get_customers(tenant, [customer_id])).get(customer_id)
             if customer is None:
                 return None
-            tally = await self._interactions.tally(tenant, customer_id)
+            tally = await self.interactions.tally(tenant, customer_id)
             mine = before.get(customer_id, {})
             if customer_id in restored:
                 merged_ids = list(mine.get("merged_ids", []))
@@ -221,9 +215,7 @@ class MergeSplitter:
             )
             profile["separated_from"] = sorted(separated)
             profile = with_open_case(profile, open_case["_id"] if open_case else "")
-            if await self._customers.replace_customer(
-                profile, expected_version=customer["version"]
-            ):
+            if await self.customers.replace_customer(profile, expected_version=customer["version"]):
                 return None
             return CONFLICT
 
@@ -232,7 +224,7 @@ class MergeSplitter:
     async def complete_pending_splits(self) -> int:
         """Finish splits a crash cut off half-way (run at start-up); returns how many."""
         done = 0
-        for entry in await self._identities.merges_with_status("splitting"):
+        for entry in await self.identities.merges_with_status("splitting"):
             await self.finish_split(entry)
             done += 1
         return done

@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.search_keys import PREFIX_TOP
 from services.timeline.store.documents import Document
-from services.timeline.store.writes import insert_many_new, insert_new
+from services.timeline.store.writes import insert_many_new, insert_new, repoint
 
 IDENTITY_INDEXES = [
     IndexModel(
@@ -122,11 +122,8 @@ class IdentityStore:
         return [keys[i] for i in sorted(refused)]
 
     async def repoint_identities(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
-        result = await self._identities.update_many(
-            {"tenant": tenant, "customer_id": {"$in": list(from_ids)}},
-            {"$set": {"customer_id": to_id}},
-        )
-        return result.modified_count
+        """Move the customers' records to `to_id` (a merge); returns how many."""
+        return await repoint(self._identities, tenant, from_ids, to_id)
 
     async def move_identities(self, tenant: str, ids: Sequence[object], to_id: str) -> None:
         """Give the identities with these `_id`s to customer `to_id` (a split)."""

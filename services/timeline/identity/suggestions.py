@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 
 from services.timeline.identity.records import IdentityRecords
@@ -23,12 +24,13 @@ def suggestion_id(tenant: str, customer_ids: Sequence[str]) -> str:
     return f"sug_{uuid.uuid5(_SUGGESTION_NAMESPACE, f'{tenant}/{pair}').hex}"
 
 
+@dataclass(frozen=True, slots=True)
 class MergeSuggestions:
     """Writes and settles merge suggestions."""
 
-    def __init__(self, identities: IdentityRecords, *, customers: CustomerRecords) -> None:
-        self._identities = identities
-        self._customers = customers
+    identities: IdentityRecords
+    _: KW_ONLY
+    customers: CustomerRecords
 
     async def suggest_for(self, customer: Document, *, at: datetime) -> int:
         """Suggest merging `customer` with live customers sharing a soft signal; returns how
@@ -41,7 +43,7 @@ class MergeSuggestions:
             value = customer.get(field)
             if not value:
                 continue
-            others = await self._customers.sharing(
+            others = await self.customers.sharing(
                 tenant, field, value, besides=customer_id, limit=MAX_PER_SIGNAL
             )
             for other in others:
@@ -57,27 +59,27 @@ class MergeSuggestions:
                     "status": "open",
                     "created_at": at,
                 }
-                if await self._identities.insert_suggestion(new):
+                if await self.identities.insert_suggestion(new):
                     written += 1
                 else:
-                    await self._identities.add_suggestion_signal(tenant, sid, signal)
+                    await self.identities.add_suggestion_signal(tenant, sid, signal)
         return written
 
     async def settle(
         self, tenant: str, suggestion: str, *, status: str, event_id: str, actor: Document
     ) -> Document:
         """Mark a suggestion accepted or dismissed (idempotent); returns it."""
-        doc = await self._identities.get_suggestion(tenant, suggestion)
+        doc = await self.identities.get_suggestion(tenant, suggestion)
         if doc is None:
             raise LookupError(f"no merge suggestion {suggestion!r} in tenant {tenant}")
         if doc["status"] != "open":
             return doc
         settled = {**doc, "status": status, "settled_by_event_id": event_id, "settled_by": actor}
-        await self._identities.replace_open_suggestion(settled)
+        await self.identities.replace_open_suggestion(settled)
         return settled
 
     async def open_for(
         self, tenant: str, customer_ids: Sequence[str], limit: int
     ) -> list[Document]:
         """Open suggestions naming any of `customer_ids` (all of the tenant's when empty)."""
-        return await self._identities.open_suggestions(tenant, customer_ids, limit)
+        return await self.identities.open_suggestions(tenant, customer_ids, limit)

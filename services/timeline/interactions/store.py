@@ -10,7 +10,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from services.timeline.interactions.tally import Tally
 from services.timeline.store.documents import Document, interaction_key
-from services.timeline.store.writes import insert_many_new, insert_new
+from services.timeline.store.writes import insert_many_new, insert_new, repoint
 
 INDEXES = [
     IndexModel([("tenant", ASCENDING), ("event_id", ASCENDING)], unique=True, name="tenant_event"),
@@ -78,15 +78,8 @@ class InteractionStore:
             )
 
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
-        """Move the interactions of `from_ids` to customer `to_id` (a merge); returns how many.
-
-        `origin_customer_id` is left alone: a split moves interactions back by it.
-        """
-        result = await self._log.update_many(
-            {"tenant": tenant, "customer_id": {"$in": list(from_ids)}},
-            {"$set": {"customer_id": to_id}},
-        )
-        return result.modified_count
+        """Move the customers' records to `to_id` (a merge); returns how many."""
+        return await repoint(self._log, tenant, from_ids, to_id)
 
     async def move(self, tenant: str, keys: Sequence[str], to_id: str) -> None:
         """Give the interactions with these `_id`s to customer `to_id` (a split)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass
 
 from services.timeline.cases.events import case_event_from
 from services.timeline.cases.lifecycle import open_case_after, remark_of
@@ -24,21 +25,15 @@ Suggest = Callable[[Document], Awaitable[object]]
 _SIGNAL_FIELDS = ("name_key", "address_key")
 
 
+@dataclass(frozen=True, slots=True)
 class Projector:
     """Applies contacts to profiles with version-checked writes."""
 
-    def __init__(
-        self,
-        customers: CustomerRecords,
-        *,
-        interactions: InteractionLog,
-        cases: CaseRecords,
-        suggest: Suggest,
-    ) -> None:
-        self._customers = customers
-        self._interactions = interactions
-        self._cases = cases
-        self._suggest = suggest
+    customers: CustomerRecords
+    _: KW_ONLY
+    interactions: InteractionLog
+    cases: CaseRecords
+    suggest: Suggest
 
     async def project(
         self, tenant: str, customer_id: str, contacts: list[Contact], cases: list[Document]
@@ -51,7 +46,7 @@ class Projector:
         """
 
         async def attempt() -> bool | Lost:
-            customer = (await self._customers.get_customers(tenant, [customer_id])).get(customer_id)
+            customer = (await self.customers.get_customers(tenant, [customer_id])).get(customer_id)
             if customer is None:
                 return CONFLICT
             if customer.get("merged_into"):
@@ -62,40 +57,38 @@ class Projector:
             if cases:
                 open_case = open_case_after(customer.get("open_case_id", ""), cases)
                 if open_case is None:
-                    latest = await self._cases.latest_open(tenant, customer_id)
+                    latest = await self.cases.latest_open(tenant, customer_id)
                     open_case = latest["_id"] if latest else ""
                 updated = with_open_case(updated, open_case)
-            if not await self._customers.replace_customer(
+            if not await self.customers.replace_customer(
                 updated, expected_version=customer["version"]
             ):
                 return CONFLICT
             if any(updated.get(f) and updated.get(f) != customer.get(f) for f in _SIGNAL_FIELDS):
-                await self._suggest(updated)
+                await self.suggest(updated)
             return True
 
         return await retry_on_conflict(attempt, what=f"customer {customer_id}")
 
     async def rebuild(self, tenant: str, customer_id: str) -> None:
         """Recount the customer from its log (a crash between append and projection)."""
-        open_case = await self._cases.latest_open(tenant, customer_id)
+        open_case = await self.cases.latest_open(tenant, customer_id)
         remark = None
-        if source := await self._interactions.latest_remark_source(tenant, customer_id):
+        if source := await self.interactions.latest_remark_source(tenant, customer_id):
             event = case_event_from(interaction_of(source), aware(source["occurred_at"]))
             remark = remark_of(event, source.get("case_id", "")) if event else None
 
         async def attempt() -> Lost | None:
-            customer = (await self._customers.get_customers(tenant, [customer_id])).get(customer_id)
+            customer = (await self.customers.get_customers(tenant, [customer_id])).get(customer_id)
             if customer is None:
                 return None
-            tally = await self._interactions.tally(tenant, customer_id)
+            tally = await self.interactions.tally(tenant, customer_id)
             updated = with_open_case(
                 with_tally(customer, tally), open_case["_id"] if open_case else ""
             )
             if remark is not None:
                 updated = with_remark(updated, remark)
-            if await self._customers.replace_customer(
-                updated, expected_version=customer["version"]
-            ):
+            if await self.customers.replace_customer(updated, expected_version=customer["version"]):
                 return None
             return CONFLICT
 

@@ -9,6 +9,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from services.timeline.search_keys import PREFIX_TOP, with_search_key
 from services.timeline.store.documents import Document
+from services.timeline.store.versioned import by_ids, replace_at_version
 from services.timeline.store.writes import insert_new
 
 INDEXES = [
@@ -37,11 +38,7 @@ class CustomerStore:
         await self._customers.create_indexes(INDEXES)
 
     async def get_customers(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]:
-        wanted = list(dict.fromkeys(ids))
-        if not wanted:
-            return {}
-        cursor = self._customers.find({"_id": {"$in": wanted}, "tenant": tenant})
-        return {doc["_id"]: doc async for doc in cursor}
+        return await by_ids(self._customers, tenant, ids)
 
     async def insert_customer(self, doc: Document) -> bool:
         """Create a customer; False when it exists already (a replay)."""
@@ -53,11 +50,9 @@ class CustomerStore:
         A whole-document replace (not `$set`/`$max`) keeps dates real dates on every store.
         The name search key is derived here, so every writer (projection, merge) keeps it true.
         """
-        result = await self._customers.replace_one(
-            {"_id": doc["_id"], "tenant": doc["tenant"], "version": expected_version},
-            {**with_search_key(doc), "version": expected_version + 1},
+        return await replace_at_version(
+            self._customers, with_search_key(doc), expected_version=expected_version
         )
-        return result.matched_count == 1
 
     async def delete_unused(self, tenant: str, customer_id: str) -> None:
         """Remove a customer nothing was recorded on yet (a resolution that lost a race)."""

@@ -1,4 +1,6 @@
-"""Inserts that treat "already there" as an answer, not an error (replays write ids again)."""
+"""Writes every slice's store shares: inserts that take "already there" as an answer (replays
+write the same ids again), and moving records from one customer to another (merges).
+"""
 
 from __future__ import annotations
 
@@ -39,3 +41,19 @@ async def insert_many_new(
             raise
         return {e["index"] for e in errors}
     return set()
+
+
+async def repoint(
+    collection: AsyncCollection[Document], tenant: str, from_ids: Sequence[str], to_id: str
+) -> int:
+    """Give the records of customers `from_ids` to customer `to_id`; returns how many moved.
+
+    `origin_customer_id` is left alone: a split moves records back by it.
+    """
+    if not from_ids:
+        return 0
+    result = await collection.update_many(
+        {"tenant": tenant, "customer_id": {"$in": list(from_ids)}},
+        {"$set": {"customer_id": to_id}},
+    )
+    return result.modified_count
