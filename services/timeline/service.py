@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import AsyncExitStack
-from types import TracebackType
 from typing import Self
 
 import grpc
@@ -95,10 +94,5 @@ class TimelineService:
     def failed(self) -> asyncio.Future[BaseException]:
         return self.consumer.failed
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_exc_info: object) -> None:
         await self._stack.aclose()

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from nats.aio.msg import Msg
-from pymongo import AsyncMongoClient
 
 from services.timeline.api import TimelineApi
 from services.timeline.bootstrap import build_core
@@ -25,6 +24,7 @@ from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tests import builders
 from tests.integration.test_consumer_faults import ERROR_HEADER, Starter, header, open_bus
+from tests.integration.timeline_db import timeline_db
 from tsunagu.bus.notices import decode_notice
 from tsunagu.local.processes import NatsServer
 from tsunagu.rpc import GrpcServer
@@ -107,35 +107,35 @@ POLICY = CasePolicy(
 
 @pytest.fixture
 async def desk(mongodb_uri: str, database_name: str, tenant: str) -> AsyncIterator[Desk]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-    store = TimelineStore(client[database_name])
-    await store.ensure_indexes()
-    clock = Clock()
-    core = build_core(
-        store,
-        identity_for=lambda _t: IdentityPolicy("JP"),
-        clock=clock,
-        case_policy_for=lambda _t: POLICY,
-    )
-    recorder = core.recorder
-    api = TimelineApi(
-        store, core.resolver, region_for=lambda _t: "JP", suggestions=core.suggestions, clock=clock
-    )
-    server = GrpcServer(
-        host="127.0.0.1",
-        port=0,
-        register=lambda s: timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, s),
-        service_names=["tsunagu.v1.TimelineService"],
-    )
-    await server.start()
-    channel = grpc.aio.insecure_channel(server.address)
-    try:
-        yield Desk(tenant, recorder, timeline_pb2_grpc.TimelineServiceStub(channel), clock, store)
-    finally:
-        await channel.close(grace=None)
-        await server.stop(1)
-        await client.drop_database(database_name)
-        await client.close()
+    async with timeline_db(mongodb_uri, database_name) as store:
+        clock = Clock()
+        core = build_core(
+            store,
+            identity_for=lambda _t: IdentityPolicy("JP"),
+            clock=clock,
+            case_policy_for=lambda _t: POLICY,
+        )
+        api = TimelineApi(
+            store,
+            core.resolver,
+            region_for=lambda _t: "JP",
+            suggestions=core.suggestions,
+            clock=clock,
+        )
+        server = GrpcServer(
+            host="127.0.0.1",
+            port=0,
+            register=lambda s: timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, s),
+            service_names=["tsunagu.v1.TimelineService"],
+        )
+        await server.start()
+        channel = grpc.aio.insecure_channel(server.address)
+        stub = timeline_pb2_grpc.TimelineServiceStub(channel)
+        try:
+            yield Desk(tenant, core.recorder, stub, clock, store)
+        finally:
+            await channel.close(grace=None)
+            await server.stop(1)
 
 
 def at(minutes: float) -> datetime:
@@ -565,11 +565,7 @@ async def test_replaying_the_same_events_into_an_empty_database_gives_the_same_c
     events = [customer_chat, caller(tenant, PHONE, 10)]
     results = []
     for name in ("replay_a", "replay_b"):
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-        db = f"{name}_{tenant}"
-        try:
-            store = TimelineStore(client[db])
-            await store.ensure_indexes()
+        async with timeline_db(mongodb_uri, f"{name}_{tenant}") as store:
             recorder = build_core(store, identity_for=lambda _t: IdentityPolicy("JP")).recorder
             [first, second] = await recorder.record_batch(events)
             assert isinstance(first, Recorded)
@@ -580,11 +576,7 @@ async def test_replaying_the_same_events_into_an_empty_database_gives_the_same_c
             )
             more.event_id = f"resolve-{tenant}"
             await recorder.record(more)
-            doc = (await store.cases.get(tenant, [first.case_id]))[first.case_id]
-            results.append(doc)
-        finally:
-            await client.drop_database(db)
-            await client.close()
+            results.append((await store.cases.get(tenant, [first.case_id]))[first.case_id])
     assert results[0] == results[1]
     assert results[0]["status"] == "resolved"
 

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from services.timeline.bootstrap import build_core
 from services.timeline.errors import PermanentError
@@ -15,6 +14,7 @@ from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tests import builders
+from tests.integration.timeline_db import timeline_db
 from tsunagu.v1 import interaction_pb2 as pb
 
 T0 = datetime.now(UTC) - timedelta(days=5)
@@ -23,12 +23,8 @@ Changes = list[tuple[str, Document]]
 
 @pytest.fixture
 async def store(mongodb_uri: str, database_name: str) -> AsyncIterator[TimelineStore]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-    store = TimelineStore(client[database_name])
-    await store.ensure_indexes()
-    yield store
-    await client.drop_database(database_name)
-    await client.close()
+    async with timeline_db(mongodb_uri, database_name) as store:
+        yield store
 
 
 @pytest.fixture

@@ -6,15 +6,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from services.timeline.bootstrap import build_core
 from services.timeline.errors import PermanentError
 from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.recorder import Recorded, TimelineRecorder
-from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tests import builders
+from tests.integration.timeline_db import timeline_db
 from tsunagu.v1 import interaction_pb2 as pb
 
 T0 = datetime.now(UTC) - timedelta(days=3)
@@ -22,12 +21,8 @@ T0 = datetime.now(UTC) - timedelta(days=3)
 
 @pytest.fixture
 async def store(mongodb_uri: str, database_name: str) -> AsyncIterator[TimelineStore]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-    store = TimelineStore(client[database_name])
-    await store.ensure_indexes()
-    yield store
-    await client.drop_database(database_name)
-    await client.close()
+    async with timeline_db(mongodb_uri, database_name) as store:
+        yield store
 
 
 @pytest.fixture
@@ -87,15 +82,7 @@ async def test_a_failing_item_fails_alone(
     recorder: TimelineRecorder, store: TimelineStore, tenant: str
 ) -> None:
     good = builders.chat(tenant, visitor="v2", at=T0)
-    note = pb.Interaction(
-        event_id="0b0b0b0b-0000-4000-8000-000000000001",
-        tenant=tenant,
-        channel=pb.CHANNEL_AGENT_DESK,
-        kind=pb.KIND_NOTE,
-        direction=pb.DIRECTION_INTERNAL,
-        agent_action=pb.AgentActionDetail(customer_id="cus_nobody", note=pb.NoteAction(text="hi")),
-    )
-    note.occurred_at.FromDatetime(T0)
+    note = builders.agent_action(tenant, "cus_nobody", at=T0, note=pb.NoteAction(text="hi"))
     also_good = builders.chat(tenant, visitor="v2", at=T0 + timedelta(minutes=1))
 
     outcomes = await recorder.record_batch([good, note, also_good])

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import Binary
-from pymongo import AsyncMongoClient
 
 from services.timeline.store.documents import Document, interaction_key
 from services.timeline.stores import TimelineStore
+from tests.integration.timeline_db import timeline_db
 
 ON_REAL_MONGODB = bool(os.environ.get("MONGODB_URI"))
 real_mongodb_only = pytest.mark.skipif(
@@ -28,13 +28,8 @@ T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def store(mongodb_uri: str, database_name: str) -> AsyncIterator[TimelineStore]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-    db = client[database_name]
-    timeline_store = TimelineStore(db)
-    await timeline_store.ensure_indexes()
-    yield timeline_store
-    await client.drop_database(database_name)
-    await client.close()
+    async with timeline_db(mongodb_uri, database_name) as store:
+        yield store
 
 
 def interaction(

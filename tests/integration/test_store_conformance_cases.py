@@ -7,25 +7,21 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from services.timeline.cases.store import CaseQuery
 from services.timeline.search_keys import PREFIX_TOP
 from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tests.integration.test_store_conformance import real_mongodb_only
+from tests.integration.timeline_db import timeline_db
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def store(mongodb_uri: str, database_name: str) -> AsyncIterator[TimelineStore]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-    timeline_store = TimelineStore(client[database_name])
-    await timeline_store.ensure_indexes()
-    yield timeline_store
-    await client.drop_database(database_name)
-    await client.close()
+    async with timeline_db(mongodb_uri, database_name) as store:
+        yield store
 
 
 def case(case_id: str, *, minutes: int, due: datetime | None = None, **fields: object) -> Document:

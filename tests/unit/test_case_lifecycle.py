@@ -9,17 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.timeline.cases import (
-    CaseEvent,
-    CasePolicy,
+from services.timeline.cases.events import CaseEvent
+from services.timeline.cases.lifecycle import (
+    STATUSES,
     CaseRefusedError,
     apply_event,
     assign,
     case_id_for,
     new_case,
+    open_case_after,
     task_id_for,
 )
-from services.timeline.cases.lifecycle import STATUSES, open_case_after
+from services.timeline.cases.policy import CasePolicy
 from services.timeline.store.documents import Document
 from tests.unit.case_events import POLICY, T0, TENANT, action, contact, reply
 

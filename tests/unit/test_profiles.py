@@ -20,12 +20,9 @@ TENANT = "acme"
 
 def web_form(*, actor_name: str = "", **fields: str) -> pb.Interaction:
     interaction = builders.chat(TENANT, at=T0)
-    interaction.channel = pb.CHANNEL_WEB
-    interaction.kind = pb.KIND_FORM_SUBMISSION
+    interaction.channel, interaction.kind = pb.CHANNEL_WEB, pb.KIND_FORM_SUBMISSION
     interaction.actor.display_name = actor_name
-    interaction.web_form.form_id = "contact"
-    for name, value in fields.items():
-        interaction.web_form.fields.add(name=name, value=value)
+    interaction.web_form.fields.extend(pb.FormField(name=n, value=v) for n, v in fields.items())
     return interaction
 
 
