@@ -26,6 +26,13 @@ from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 
 Clock = Callable[[], datetime]
+_CONSUMER_SETTINGS = {
+    "subject_filter",
+    "fetch_batch",
+    "max_ack_pending",
+    "ack_wait_seconds",
+    "max_deliver",
+}
 
 
 def _now() -> datetime:
@@ -140,11 +147,8 @@ def bootstrap(
         core.recorder,
         options=ConsumerOptions(
             durable=settings.consumer_name,
-            subject_filter=settings.subject_filter,
-            fetch_batch=settings.fetch_batch,
-            max_ack_pending=settings.max_ack_pending,
-            ack_wait_seconds=settings.ack_wait_seconds,
-            max_deliver=settings.max_deliver,
+            # The remaining options carry the settings' own names.
+            **settings.model_dump(include=_CONSUMER_SETTINGS),
         ),
         announce=TimelineAnnouncer(bus),
     )

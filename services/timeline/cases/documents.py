@@ -6,24 +6,19 @@ from datetime import datetime, timedelta
 
 from google.protobuf.duration_pb2 import Duration
 
-from services.timeline.store.documents import Document, to_timestamp
+from services.timeline.cases.events import CANCELLATION_OUTCOME_TOKENS, CANCELLATION_REASON_TOKENS
+from services.timeline.store.documents import Document, by_token, enum_tokens, to_timestamp
 from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
 from tsunagu.v1 import interaction_pb2, timeline_pb2
 
-CASE_STATUS_TOKENS: dict[int, str] = {
-    v.number: v.name.removeprefix("CASE_STATUS_").lower()
-    for v in timeline_pb2.CaseStatus.DESCRIPTOR.values
-    if v.number != timeline_pb2.CASE_STATUS_UNSPECIFIED
+CASE_STATUS_TOKENS = {
+    number: token
+    for number, token in enum_tokens(timeline_pb2.CaseStatus.DESCRIPTOR, "CASE_STATUS_").items()
+    if number != timeline_pb2.CASE_STATUS_UNSPECIFIED
 }
-CASE_STATUSES_BY_TOKEN = {token: number for number, token in CASE_STATUS_TOKENS.items()}
-_REASONS_BY_TOKEN = {
-    v.name.removeprefix("CANCELLATION_REASON_").lower(): v.number
-    for v in interaction_pb2.CancellationReason.DESCRIPTOR.values
-}
-_OUTCOMES_BY_TOKEN = {
-    v.name.removeprefix("CANCELLATION_OUTCOME_").lower(): v.number
-    for v in interaction_pb2.CancellationOutcome.DESCRIPTOR.values
-}
+CASE_STATUSES_BY_TOKEN = by_token(CASE_STATUS_TOKENS)
+_REASONS_BY_TOKEN = by_token(CANCELLATION_REASON_TOKENS)
+_OUTCOMES_BY_TOKEN = by_token(CANCELLATION_OUTCOME_TOKENS)
 
 
 def _channel(token: str) -> interaction_pb2.Channel.ValueType:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from services.timeline.cursor import encode_cursor
 from services.timeline.errors import PermanentError
 from services.timeline.store.documents import (
+    DIRECTION_TOKENS,
     KIND_TOKENS,
     Document,
     aware,
@@ -17,11 +18,6 @@ from services.timeline.store.documents import (
 )
 from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
 from tsunagu.v1 import interaction_pb2, timeline_pb2
-
-DIRECTION_TOKENS = {
-    v.number: v.name.removeprefix("DIRECTION_").lower()
-    for v in interaction_pb2.Direction.DESCRIPTOR.values
-}
 
 
 def occurred_at(interaction: interaction_pb2.Interaction) -> datetime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tsunagu.bus.subjects import CHANNEL_TOKENS, CHANNELS_BY_TOKEN
@@ -12,15 +13,22 @@ from tsunagu.v1 import interaction_pb2, timeline_pb2
 
 Document = dict[str, Any]
 
-KIND_TOKENS: dict[int, str] = {
-    v.number: v.name.removeprefix("KIND_").lower() for v in interaction_pb2.Kind.DESCRIPTOR.values
-}
-KINDS_BY_TOKEN = {token: number for number, token in KIND_TOKENS.items()}
-IDENTIFIER_TOKENS: dict[int, str] = {
-    v.number: v.name.removeprefix("IDENTIFIER_KIND_").lower()
-    for v in interaction_pb2.IdentifierKind.DESCRIPTOR.values
-}
-IDENTIFIERS_BY_TOKEN = {token: number for number, token in IDENTIFIER_TOKENS.items()}
+
+def enum_tokens(enum: EnumDescriptor, prefix: str) -> dict[int, str]:
+    """Each value of a contract enum → its stored token (`KIND_NOTE` → "note")."""
+    return {v.number: v.name.removeprefix(prefix).lower() for v in enum.values}
+
+
+def by_token(tokens: dict[int, str]) -> dict[str, int]:
+    """The reverse of `enum_tokens`: stored token → enum value."""
+    return {token: number for number, token in tokens.items()}
+
+
+KIND_TOKENS = enum_tokens(interaction_pb2.Kind.DESCRIPTOR, "KIND_")
+KINDS_BY_TOKEN = by_token(KIND_TOKENS)
+IDENTIFIER_TOKENS = enum_tokens(interaction_pb2.IdentifierKind.DESCRIPTOR, "IDENTIFIER_KIND_")
+IDENTIFIERS_BY_TOKEN = by_token(IDENTIFIER_TOKENS)
+DIRECTION_TOKENS = enum_tokens(interaction_pb2.Direction.DESCRIPTOR, "DIRECTION_")
 
 
 def aware(value: datetime) -> datetime:
