@@ -17,21 +17,21 @@ POLICY = CasePolicy(
 _seq = iter(range(10**9))
 
 
-def contact(channel: str = "chat", *, minutes: float = 0) -> CaseEvent:
+def _event(minutes: float, **fields: Any) -> CaseEvent:
     return CaseEvent(
-        event_id=f"e{next(_seq)}",
-        occurred_at=T0 + timedelta(minutes=minutes),
-        channel=channel,
-        kind="message",
-        direction="inbound",
-        actor_type="customer",
+        event_id=f"e{next(_seq)}", occurred_at=T0 + timedelta(minutes=minutes), **fields
+    )
+
+
+def contact(channel: str = "chat", *, minutes: float = 0) -> CaseEvent:
+    return _event(
+        minutes, channel=channel, kind="message", direction="inbound", actor_type="customer"
     )
 
 
 def reply(channel: str = "chat", *, minutes: float = 0, agent: str = "a1") -> CaseEvent:
-    return CaseEvent(
-        event_id=f"e{next(_seq)}",
-        occurred_at=T0 + timedelta(minutes=minutes),
+    return _event(
+        minutes,
         channel=channel,
         kind="message",
         direction="outbound",
@@ -43,9 +43,8 @@ def reply(channel: str = "chat", *, minutes: float = 0, agent: str = "a1") -> Ca
 def action(
     name: str, *, minutes: float = 0, agent: str = "a1", case_id: str = "", **payload: Any
 ) -> CaseEvent:
-    return CaseEvent(
-        event_id=f"e{next(_seq)}",
-        occurred_at=T0 + timedelta(minutes=minutes),
+    return _event(
+        minutes,
         channel="agent_desk",
         kind=name,
         direction="internal",
