@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 class TimelineService:
     """The running timeline: `async with TimelineService(settings) as service:`.
 
-    Start order: store (indexes) → NATS (streams) → unfinished merges and splits → gRPC API →
-    consumer. Stop order: consumer drains → gRPC (health NOT_SERVING, then drains) → NATS →
-    MongoDB.
+    Start order: store (indexes) → NATS (streams) → unfinished merges and splits (they
+    announce identity changes on JetStream, so after NATS) → gRPC API → consumer.
+    Stop order: health NOT_SERVING → consumer drains → gRPC drains → NATS → MongoDB.
     """
 
     def __init__(self, settings: TimelineSettings) -> None:
@@ -85,6 +85,8 @@ class TimelineService:
             self._stack.push_async_callback(self.server.stop, s.shutdown_grace_seconds)
             await self.consumer.start()
             self._stack.push_async_callback(self.consumer.stop, s.shutdown_grace_seconds)
+            # Runs first on the way out: balancers stop sending reads while the consumer drains.
+            self._stack.push_async_callback(self.server.not_serving)
         except BaseException:
             await self._stack.aclose()
             raise
