@@ -23,7 +23,7 @@ from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.identity.resolver import Actor
 from services.timeline.interactions.entries import interaction_document
 from services.timeline.recorder import Recorded, TimelineRecorder
-from services.timeline.store.documents import Document
+from services.timeline.store.documents import Document, IdentifierDoc
 from services.timeline.stores import TimelineStore
 from tsunagu.v1 import interaction_pb2 as pb
 
@@ -130,7 +130,7 @@ async def merge_split_latency(mongodb_uri: str, per_customer: int) -> dict[str, 
             for i in range(1, per_customer):
                 at = T0 + timedelta(minutes=2 + i)
                 interaction = _call(number, at) if channel == "voice" else _email(address, at)
-                ident: dict[str, object] = {
+                ident: IdentifierDoc = {
                     "kind": "phone" if channel == "voice" else "email",
                     "value": "+819055550001" if channel == "voice" else address,
                 }

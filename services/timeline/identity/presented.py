@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from services.timeline.identity.policy import INVALID, IdentityKey, IdentityPolicy
+from services.timeline.store.documents import IdentifierDoc
 from tsunagu.identifiers import IdentifierFormatError, NormalizedIdentifier, normalize_identifier
 from tsunagu.v1 import interaction_pb2
 
@@ -20,12 +21,12 @@ class Presented:
     identifier: NormalizedIdentifier
     network: str
 
-    def document(self, protected: str | None) -> dict[str, object]:
+    def document(self, protected: str | None) -> IdentifierDoc:
         """As stored on the interaction and the profile; `protected` says why it matched
         nobody ("blocklisted", "shared"), if so.
         """
         kind, value = self.key
-        doc: dict[str, object] = {"kind": kind, "value": value}
+        doc: IdentifierDoc = {"kind": kind, "value": value}
         if self.network:
             doc["network"] = self.network
         if not self.identifier.matchable:

@@ -11,6 +11,7 @@ from services.timeline.store.documents import (
     DIRECTION_TOKENS,
     KIND_TOKENS,
     Document,
+    IdentifierDoc,
     aware,
     channel_token,
     interaction_key,
@@ -38,7 +39,7 @@ def interaction_document(
     customer_id: str,
     occurred_at: datetime,
     recorded_at: datetime,
-    identifiers: Sequence[dict[str, object]],
+    identifiers: Sequence[IdentifierDoc],
     case_id: str = "",
     switched_from: str = "",
 ) -> Document:

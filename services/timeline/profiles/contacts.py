@@ -8,7 +8,7 @@ from typing import Any
 
 from services.timeline.profiles.profile import Contact
 from services.timeline.profiles.signals import ADDRESS_FIELDS, NAME_FIELDS
-from services.timeline.store.documents import channel_token
+from services.timeline.store.documents import IdentifierDoc, channel_token
 from tsunagu.v1 import interaction_pb2
 
 
@@ -39,7 +39,7 @@ def contact_from(
     interaction: interaction_pb2.Interaction,
     *,
     occurred_at: datetime,
-    identifiers: Sequence[Mapping[str, Any]],
+    identifiers: Sequence[IdentifierDoc],
     remark: Mapping[str, Any] | None,
 ) -> Contact:
     """The profile update of one interaction (`identifiers` as stored on its document)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from services.timeline.interactions.tally import Tally
 from services.timeline.profiles.signals import address_key, name_key
-from services.timeline.store.documents import Document, aware
+from services.timeline.store.documents import Document, IdentifierDoc, aware
 
 _CUSTOMER_NAMESPACE = uuid.UUID("5b0f3c8e-7d1a-4a52-9a7e-2f1c0e3d9b61")
 
@@ -27,7 +27,7 @@ class Contact:
     channel: str
     occurred_at: datetime
     display_name: str
-    identifiers: tuple[Mapping[str, Any], ...]
+    identifiers: tuple[IdentifierDoc, ...]
     # A postal address the customer gave (web form); a soft signal for merge suggestions.
     address: str = ""
     # A note or handoff: what the agent said, for the top of the customer's view.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,6 +12,17 @@ from tsunagu.bus.subjects import CHANNEL_TOKENS, CHANNELS_BY_TOKEN
 from tsunagu.v1 import interaction_pb2, timeline_pb2
 
 Document = dict[str, Any]
+
+
+class IdentifierDoc(TypedDict):
+    """An identifier as stored on an interaction and a profile (normalised, keyed)."""
+
+    kind: str
+    value: str
+    network: NotRequired[str]
+    # False when it matches nobody; `protected` says why ("invalid", "blocklisted", "shared").
+    matchable: NotRequired[bool]
+    protected: NotRequired[str]
 
 
 def enum_tokens(enum: EnumDescriptor, prefix: str) -> dict[int, str]:
