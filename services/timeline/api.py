@@ -15,6 +15,7 @@ from services.timeline.cases.documents import CASE_STATUS_TOKENS, case_to_proto
 from services.timeline.cases.store import CaseQuery
 from services.timeline.cursor import InvalidCursorError, decode_cursor, encode_cursor
 from services.timeline.identity.events import actor_to_proto
+from services.timeline.identity.ledger import MergeEntry
 from services.timeline.identity.resolver import IdentityResolver
 from services.timeline.identity.suggestions import MergeSuggestions
 from services.timeline.interactions.entries import entry_to_proto
@@ -69,31 +70,30 @@ async def _page_request(
     return size, before
 
 
-def merge_to_proto(entry: Document) -> timeline_pb2.MergeRecord:
+def merge_to_proto(entry: MergeEntry) -> timeline_pb2.MergeRecord:
     """A ledger entry as the API shows it: who, when, why, on what evidence, and any split."""
-    evidence = entry.get("evidence", {})
+    evidence = entry["evidence"]
     record = timeline_pb2.MergeRecord(
         id=entry["_id"],
         survivor_id=entry["survivor_id"],
         merged_ids=entry["merged_ids"],
-        rule=entry.get("rule", ""),
-        actor=actor_to_proto(entry.get("actor", {})),
-        at=to_timestamp(entry.get("at")),
+        rule=entry["rule"],
+        actor=actor_to_proto(entry["actor"]),
+        at=to_timestamp(entry["at"]),
         status=entry["status"],
-        evidence_event_id=evidence.get("event_id", ""),
+        evidence_event_id=evidence["event_id"],
         evidence=[
             timeline_pb2.LinkedIdentifier(
-                identifier=identifier_to_proto(ident), customer_id=ident.get("customer_id", "")
+                identifier=identifier_to_proto(ident), customer_id=ident["customer_id"]
             )
-            for ident in evidence.get("identifiers", [])
+            for ident in evidence["identifiers"]
         ],
-        reason=entry.get("reason", ""),
+        reason=entry["reason"],
     )
-    split = entry.get("split")
-    if split:
-        record.split_at.CopyFrom(to_timestamp(split.get("at")))
-        record.split_by.CopyFrom(actor_to_proto(split.get("actor", {})))
-        record.split_reason = split.get("reason", "")
+    if split := entry.get("split"):
+        record.split_at.CopyFrom(to_timestamp(split["at"]))
+        record.split_by.CopyFrom(actor_to_proto(split["actor"]))
+        record.split_reason = split["reason"]
     return record
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from services.timeline.bootstrap import build_core
 from services.timeline.errors import PermanentError
+from services.timeline.identity.ledger import MergeEntry
 from services.timeline.identity.policy import IdentityPolicy, IdentityRules
 from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.store.documents import Document
@@ -18,7 +19,7 @@ from tests.integration.timeline_db import timeline_db
 from tsunagu.v1 import interaction_pb2 as pb
 
 T0 = datetime.now(UTC) - timedelta(days=5)
-Changes = list[tuple[str, Document]]
+Changes = list[tuple[str, MergeEntry]]
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def changes() -> Changes:
 def make_recorder(store: TimelineStore, changes: Changes) -> Callable[..., TimelineRecorder]:
     """A recorder with the given identity rules for every tenant; it notes identity changes."""
 
-    async def announce(entry: Document, change: str) -> None:
+    async def announce(entry: MergeEntry, change: str) -> None:
         changes.append((change, entry))
 
     def make(**rules: object) -> TimelineRecorder:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bson import Binary
 
+from services.timeline.identity.ledger import MergeEntry
 from services.timeline.store.documents import Document, interaction_key
 from services.timeline.stores import TimelineStore
 from tests.integration.timeline_db import timeline_db
@@ -200,12 +201,18 @@ async def test_lookup_events_and_projection_flag(store: TimelineStore) -> None:
 
 
 async def test_merge_ledger_entries_are_written_once(store: TimelineStore) -> None:
-    entry: Document = {
+    entry: MergeEntry = {
         "_id": "m1",
         "tenant": "a",
         "survivor_id": "c1",
+        "merged_ids": ["c2"],
+        "rule": "manual",
+        "actor": {"type": "agent", "id": "a1", "display_name": ""},
+        "reason": "",
         "at": T0,
         "status": "pending",
+        "evidence": {"event_id": "e1", "identifiers": []},
+        "before": [],
     }
     await store.identities.record_merge(entry)
     await store.identities.record_merge(entry)

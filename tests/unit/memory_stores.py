@@ -11,7 +11,9 @@ import copy
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Literal
 
+from services.timeline.identity.ledger import MergeEntry, MergeStatus
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.interactions.tally import Tally
 from services.timeline.store.documents import Document, aware, interaction_key
@@ -190,7 +192,7 @@ class MemoryIdentities(Races):
     def __init__(self) -> None:
         super().__init__()
         self.identities: dict[tuple[str, str, str], Document] = {}
-        self.merges: dict[str, Document] = {}
+        self.merges: dict[str, MergeEntry] = {}
         self.suggestions: dict[str, Document] = {}
         # Identifiers another writer claims just before our next claim (a lost race).
         self.claimed_by_others: dict[IdentityKey, str] = {}
@@ -265,25 +267,25 @@ class MemoryIdentities(Races):
             if doc["_id"] in ids:
                 doc["customer_id"] = to_id
 
-    async def record_merge(self, doc: Document) -> None:
+    async def record_merge(self, doc: MergeEntry) -> None:
         self.merges.setdefault(doc["_id"], copy.deepcopy(doc))
 
-    async def replace_merge(self, doc: Document) -> None:
+    async def replace_merge(self, doc: MergeEntry) -> None:
         self.merges[doc["_id"]] = copy.deepcopy(doc)
 
-    async def settle_merge(self, entry: Document, *, status: str) -> None:
+    async def settle_merge(self, entry: MergeEntry, *, status: Literal["done", "dropped"]) -> None:
         stored = self.merges.get(entry["_id"])
         if stored is None or stored["status"] != "pending":
             return
         if status == "dropped":
             del self.merges[entry["_id"]]
         else:
-            stored["status"] = status
+            stored["status"] = "done"
 
-    async def merges_with_status(self, status: str) -> list[Document]:
+    async def merges_with_status(self, status: MergeStatus) -> list[MergeEntry]:
         return [copy.deepcopy(d) for d in self.merges.values() if d["status"] == status]
 
-    async def get_merge(self, tenant: str, merge_id: str) -> Document | None:
+    async def get_merge(self, tenant: str, merge_id: str) -> MergeEntry | None:
         return copy.deepcopy(self.merges.get(merge_id))
 
     async def insert_suggestion(self, doc: Document) -> bool:

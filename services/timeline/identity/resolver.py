@@ -11,6 +11,7 @@ from datetime import datetime
 from opentelemetry import trace
 
 from services.timeline.errors import ConcurrentUpdateError, ResolutionConflictError
+from services.timeline.identity.ledger import ActorDoc, MergeEntry
 from services.timeline.identity.policy import BLOCKLISTED, SHARED, IdentityKey, IdentityPolicy
 from services.timeline.identity.records import IdentityRecords
 from services.timeline.ports import CaseRecords, CustomerRecords, InteractionLog
@@ -71,12 +72,12 @@ class Actor:
     id: str
     display_name: str = ""
 
-    def document(self) -> Document:
+    def document(self) -> ActorDoc:
         return {"type": self.type, "id": self.id, "display_name": self.display_name}
 
 
 SYSTEM = Actor("system", "timeline")
-IdentityAnnouncer = Callable[[Document, str], Awaitable[None]]
+IdentityAnnouncer = Callable[[MergeEntry, str], Awaitable[None]]
 """Publishes an identity change: (ledger entry, "merged" | "split")."""
 
 
@@ -279,7 +280,7 @@ class IdentityResolver:
         with tracer.start_as_current_span(
             "identity.merge", attributes={"tsunagu.merge.customers": len(ordered)}
         ):
-            ledger: Document = {
+            ledger: MergeEntry = {
                 "_id": f"mrg_{merge_key.hex}",
                 "tenant": tenant,
                 "survivor_id": survivor["_id"],
@@ -313,7 +314,7 @@ class IdentityResolver:
             log.info("merged %s into %s (event %s)", loser_ids, survivor["_id"], event_id)
             return survivor["_id"], loser_ids
 
-    async def finish_merge(self, ledger: Document) -> None:
+    async def finish_merge(self, ledger: MergeEntry) -> None:
         tenant, survivor_id = ledger["tenant"], ledger["survivor_id"]
         loser_ids: list[str] = ledger["merged_ids"]
         await self._repoint(tenant, loser_ids, survivor_id)
@@ -358,7 +359,7 @@ class IdentityResolver:
             await self.announce(ledger, "merged")
         await self.identities.settle_merge(ledger, status="done")
 
-    async def _mark_merged(self, ledger: Document, loser_id: str) -> None:
+    async def _mark_merged(self, ledger: MergeEntry, loser_id: str) -> None:
         """Mark a loser merged into the survivor, re-reading it when a writer changed it.
 
         Raises:

@@ -11,7 +11,7 @@ running it again (`complete_pending_splits` does that at start-up).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any
@@ -19,19 +19,20 @@ from typing import Any
 from opentelemetry import trace
 
 from services.timeline.errors import ConcurrentUpdateError, PermanentError
+from services.timeline.identity.ledger import Before, MergeEntry, SplitRecord
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.identity.records import IdentityRecords
 from services.timeline.identity.resolver import Actor, IdentityResolver
 from services.timeline.ports import CaseRecords, CustomerRecords, InteractionLog
 from services.timeline.profiles.profile import rebuilt_profile, with_open_case
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
-from services.timeline.store.documents import Document, aware
+from services.timeline.store.documents import aware
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 
-def _keys(identifiers: Iterable[dict[str, Any]]) -> set[IdentityKey]:
+def _keys(identifiers: Iterable[Mapping[str, Any]]) -> set[IdentityKey]:
     return {(i["kind"], i["value"]) for i in identifiers}
 
 
@@ -48,7 +49,7 @@ class MergeSplitter:
 
     async def split(
         self, tenant: str, merge_id: str, *, actor: Actor, reason: str, at: datetime
-    ) -> Document:
+    ) -> MergeEntry:
         """Split one merge; splitting a merge already split is a no-op. Returns the entry.
 
         Raises:
@@ -74,29 +75,28 @@ class MergeSplitter:
             )
         if entry["status"] != "splitting":
             # Write-ahead: the intent is durable before anything moves.
-            entry = {
-                **entry,
-                "status": "splitting",
-                "split": {"at": at, "actor": actor.document(), "reason": reason},
-            }
+            entry = entry.copy()
+            entry["status"] = "splitting"
+            entry["split"] = SplitRecord(at=at, actor=actor.document(), reason=reason)
             await self.identities.replace_merge(entry)
         return await self.finish_split(entry)
 
-    async def finish_split(self, entry: Document) -> Document:
+    async def finish_split(self, entry: MergeEntry) -> MergeEntry:
         tenant, survivor_id = entry["tenant"], entry["survivor_id"]
         restored: list[str] = entry["merged_ids"]
         with tracer.start_as_current_span(
             "identity.split", attributes={"tsunagu.split.customers": len(restored) + 1}
         ):
             await self._restore_customers(tenant, survivor_id, restored)
-            before = {b["customer_id"]: b for b in entry.get("before", [])}
-            before_keys = {cid: _keys(b.get("identifiers", [])) for cid, b in before.items()}
+            before = {b["customer_id"]: b for b in entry["before"]}
+            before_keys = {cid: _keys(b["identifiers"]) for cid, b in before.items()}
             moved = await self._move_interactions(entry, before_keys)
             await self._move_identities(tenant, survivor_id, restored, before_keys, moved)
             await self._move_cases(tenant, survivor_id)
             for customer_id in [survivor_id, *restored]:
                 await self._rebuild(tenant, customer_id, before, restored)
-            done = {**entry, "status": "split"}
+            done = entry.copy()
+            done["status"] = "split"
             if self.resolver.announce is not None:
                 await self.resolver.announce(done, "split")
             await self.identities.replace_merge(done)
@@ -116,7 +116,7 @@ class MergeSplitter:
                 raise ConcurrentUpdateError(f"customer {customer_id} changed during a split")
 
     async def _move_interactions(
-        self, entry: Document, before_keys: dict[str, set[IdentityKey]]
+        self, entry: MergeEntry, before_keys: dict[str, set[IdentityKey]]
     ) -> dict[str, str]:
         """Re-point the survivor's interactions that belong elsewhere; event id → new owner."""
         tenant: str = entry["tenant"]
@@ -182,7 +182,7 @@ class MergeSplitter:
                 await self.cases.give(tenant, doc["_id"], owner)
 
     async def _rebuild(
-        self, tenant: str, customer_id: str, before: dict[str, Document], restored: list[str]
+        self, tenant: str, customer_id: str, before: dict[str, Before], restored: list[str]
     ) -> None:
         open_case = await self.cases.latest_open(tenant, customer_id)
         identifiers: list[dict[str, Any]] = []
@@ -194,14 +194,14 @@ class MergeSplitter:
             if customer is None:
                 return None
             tally = await self.interactions.tally(tenant, customer_id)
-            mine = before.get(customer_id, {})
+            mine = before.get(customer_id)
             if customer_id in restored:
-                merged_ids = list(mine.get("merged_ids", []))
+                merged_ids = list(mine["merged_ids"]) if mine else []
             else:
                 # The restored customers take back what they had absorbed before this merge.
                 gone = set(restored)
                 for r in restored:
-                    gone.update(before.get(r, {}).get("merged_ids", []))
+                    gone.update(before[r]["merged_ids"] if r in before else [])
                 merged_ids = [m for m in customer.get("merged_ids", []) if m not in gone]
             separated = set(customer.get("separated_from", []))
             if customer_id not in restored:
@@ -210,7 +210,8 @@ class MergeSplitter:
                 customer,
                 tally=tally,
                 identifiers=identifiers,
-                display_name=mine.get("display_name") or customer.get("display_name", ""),
+                display_name=(mine["display_name"] if mine else "")
+                or customer.get("display_name", ""),
                 merged_ids=merged_ids,
             )
             profile["separated_from"] = sorted(separated)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal, cast
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.timeline.identity.ledger import MergeEntry, MergeStatus
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.search_keys import PREFIX_TOP
 from services.timeline.store.documents import Document
@@ -37,6 +39,11 @@ SUGGESTION_INDEXES = [
     IndexModel([("tenant", ASCENDING), ("customer_ids", ASCENDING)], name="tenant_customers"),
     IndexModel([("customer_ids", ASCENDING)], name="customers"),
 ]
+
+
+def _entry(doc: Document) -> MergeEntry:
+    """A stored ledger entry (written only by `record_merge`/`replace_merge`, so of this shape)."""
+    return cast("MergeEntry", doc)
 
 
 class IdentityStore:
@@ -148,14 +155,14 @@ class IdentityStore:
 
     # -- the merge ledger ---------------------------------------------------------------------
 
-    async def record_merge(self, doc: Document) -> None:
+    async def record_merge(self, doc: MergeEntry) -> None:
         """Write a ledger entry; writing the same entry again (a redelivery) is a no-op."""
-        await insert_new(self._merges, doc)
+        await insert_new(self._merges, dict(doc))
 
-    async def replace_merge(self, doc: Document) -> None:
-        await self._merges.replace_one({"_id": doc["_id"], "tenant": doc["tenant"]}, doc)
+    async def replace_merge(self, doc: MergeEntry) -> None:
+        await self._merges.replace_one({"_id": doc["_id"], "tenant": doc["tenant"]}, dict(doc))
 
-    async def settle_merge(self, entry: Document, *, status: str) -> None:
+    async def settle_merge(self, entry: MergeEntry, *, status: Literal["done", "dropped"]) -> None:
         """Move a pending entry to `status`: "done", or gone when `status` is "dropped"."""
         query = {"_id": entry["_id"], "tenant": entry["tenant"], "status": "pending"}
         if status == "dropped":
@@ -163,15 +170,15 @@ class IdentityStore:
         else:
             await self._merges.update_one(query, {"$set": {"status": status}})
 
-    async def merges_with_status(self, status: str) -> list[Document]:
+    async def merges_with_status(self, status: MergeStatus) -> list[MergeEntry]:
         """Entries of every tenant in `status` ("pending", "splitting": cut off by a crash)."""
-        return [doc async for doc in self._merges.find({"status": status})]
+        return [_entry(doc) async for doc in self._merges.find({"status": status})]
 
-    async def merges_of(self, tenant: str, survivor_id: str) -> list[Document]:
+    async def merges_of(self, tenant: str, survivor_id: str) -> list[MergeEntry]:
         cursor = self._merges.find({"tenant": tenant, "survivor_id": survivor_id}).sort("at", 1)
-        return [doc async for doc in cursor]
+        return [_entry(doc) async for doc in cursor]
 
-    async def merges_involving(self, tenant: str, customer_ids: Sequence[str]) -> list[Document]:
+    async def merges_involving(self, tenant: str, customer_ids: Sequence[str]) -> list[MergeEntry]:
         """Ledger entries where any of `customer_ids` survived or was merged, oldest first."""
         ids = list(customer_ids)
         cursor = self._merges.find(
@@ -180,10 +187,11 @@ class IdentityStore:
                 "$or": [{"survivor_id": {"$in": ids}}, {"merged_ids": {"$in": ids}}],
             }
         ).sort("at", 1)
-        return [doc async for doc in cursor]
+        return [_entry(doc) async for doc in cursor]
 
-    async def get_merge(self, tenant: str, merge_id: str) -> Document | None:
-        return await self._merges.find_one({"_id": merge_id, "tenant": tenant})
+    async def get_merge(self, tenant: str, merge_id: str) -> MergeEntry | None:
+        doc = await self._merges.find_one({"_id": merge_id, "tenant": tenant})
+        return None if doc is None else _entry(doc)
 
     # -- merge suggestions --------------------------------------------------------------------
 

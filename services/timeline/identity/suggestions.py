@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 
+from services.timeline.identity.ledger import ActorDoc
 from services.timeline.identity.records import IdentityRecords
 from services.timeline.ports import CustomerRecords
 from services.timeline.store.documents import Document
@@ -66,7 +67,7 @@ class MergeSuggestions:
         return written
 
     async def settle(
-        self, tenant: str, suggestion: str, *, status: str, event_id: str, actor: Document
+        self, tenant: str, suggestion: str, *, status: str, event_id: str, actor: ActorDoc
     ) -> Document:
         """Mark a suggestion accepted or dismissed (idempotent); returns it."""
         doc = await self.identities.get_suggestion(tenant, suggestion)

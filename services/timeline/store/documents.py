@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
@@ -58,7 +59,7 @@ def interaction_key(tenant: str, event_id: str) -> str:
     return f"{tenant}/{event_id}"
 
 
-def identifier_to_proto(ident: Document) -> interaction_pb2.Identifier:
+def identifier_to_proto(ident: Mapping[str, Any]) -> interaction_pb2.Identifier:
     """A stored (normalised) identifier as the contract's `Identifier`."""
     return interaction_pb2.Identifier(
         kind=IDENTIFIERS_BY_TOKEN.get(ident["kind"], 0),  # type: ignore[arg-type]
