@@ -14,8 +14,8 @@ from opentelemetry import trace
 from services.timeline.cases.documents import CASE_STATUS_TOKENS, case_to_proto
 from services.timeline.cases.store import CaseQuery
 from services.timeline.cursor import InvalidCursorError, decode_cursor, encode_cursor
+from services.timeline.identity.documents import MergeEntry
 from services.timeline.identity.events import actor_to_proto
-from services.timeline.identity.ledger import MergeEntry
 from services.timeline.identity.resolver import IdentityResolver
 from services.timeline.identity.suggestions import MergeSuggestions
 from services.timeline.interactions.entries import entry_to_proto

@@ -9,7 +9,7 @@ import pytest
 
 from services.timeline.bootstrap import build_core
 from services.timeline.errors import PermanentError
-from services.timeline.identity.ledger import MergeEntry
+from services.timeline.identity.documents import MergeEntry
 from services.timeline.identity.policy import IdentityPolicy, IdentityRules
 from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.store.documents import Document

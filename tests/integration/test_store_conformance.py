@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bson import Binary
 
-from services.timeline.identity.ledger import MergeEntry
+from services.timeline.identity.documents import MergeEntry
 from services.timeline.store.documents import Document, interaction_key
 from services.timeline.stores import TimelineStore
 from tests.integration.timeline_db import timeline_db

@@ -13,7 +13,12 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
-from services.timeline.identity.ledger import MergeEntry, MergeStatus
+from services.timeline.identity.documents import (
+    IdentityDoc,
+    MergeEntry,
+    MergeStatus,
+    SuggestionDoc,
+)
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.interactions.tally import Tally
 from services.timeline.store.documents import Document, aware, interaction_key
@@ -191,22 +196,22 @@ class MemoryCases(VersionedDocs):
 class MemoryIdentities(Races):
     def __init__(self) -> None:
         super().__init__()
-        self.identities: dict[tuple[str, str, str], Document] = {}
+        self.identities: dict[tuple[str, str, str], IdentityDoc] = {}
         self.merges: dict[str, MergeEntry] = {}
-        self.suggestions: dict[str, Document] = {}
+        self.suggestions: dict[str, SuggestionDoc] = {}
         # Identifiers another writer claims just before our next claim (a lost race).
         self.claimed_by_others: dict[IdentityKey, str] = {}
 
     async def identity_docs(
         self, tenant: str, keys: Sequence[IdentityKey]
-    ) -> dict[IdentityKey, Document]:
+    ) -> dict[IdentityKey, IdentityDoc]:
         return {
             k: copy.deepcopy(self.identities[(tenant, *k)])
             for k in keys
             if (tenant, *k) in self.identities
         }
 
-    async def identities_of(self, tenant: str, customer_id: str) -> list[Document]:
+    async def identities_of(self, tenant: str, customer_id: str) -> list[IdentityDoc]:
         return [
             copy.deepcopy(d)
             for (t, *_), d in self.identities.items()
@@ -288,7 +293,7 @@ class MemoryIdentities(Races):
     async def get_merge(self, tenant: str, merge_id: str) -> MergeEntry | None:
         return copy.deepcopy(self.merges.get(merge_id))
 
-    async def insert_suggestion(self, doc: Document) -> bool:
+    async def insert_suggestion(self, doc: SuggestionDoc) -> bool:
         if doc["_id"] in self.suggestions:
             return False
         self.suggestions[doc["_id"]] = copy.deepcopy(doc)
@@ -299,16 +304,16 @@ class MemoryIdentities(Races):
         if signal not in signals:
             signals.append(signal)
 
-    async def get_suggestion(self, tenant: str, suggestion: str) -> Document | None:
+    async def get_suggestion(self, tenant: str, suggestion: str) -> SuggestionDoc | None:
         return copy.deepcopy(self.suggestions.get(suggestion))
 
-    async def replace_open_suggestion(self, doc: Document) -> None:
+    async def replace_open_suggestion(self, doc: SuggestionDoc) -> None:
         if self.suggestions[doc["_id"]]["status"] == "open":
             self.suggestions[doc["_id"]] = copy.deepcopy(doc)
 
     async def open_suggestions(
         self, tenant: str, customer_ids: Sequence[str], limit: int
-    ) -> list[Document]:
+    ) -> list[SuggestionDoc]:
         return [
             copy.deepcopy(d)
             for d in self.suggestions.values()

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from services.timeline.errors import PermanentError
+from services.timeline.identity.documents import SuggestionDoc
 from services.timeline.identity.resolver import MANUAL_RULE, Actor, IdentityResolver
 from services.timeline.identity.split import MergeSplitter
 from services.timeline.identity.suggestions import MergeSuggestions
-from services.timeline.store.documents import Document
 from tsunagu.v1 import interaction_pb2
 
 IDENTITY_ACTIONS = frozenset({"merge_customers", "split_merge", "dismiss_merge_suggestion"})
@@ -103,8 +104,11 @@ class IdentityCommands:
         return IdentityOutcome(target[sorted(target)[0]])
 
     async def _settle(
-        self, interaction: interaction_pb2.Interaction, suggestion: str, status: str
-    ) -> Document:
+        self,
+        interaction: interaction_pb2.Interaction,
+        suggestion: str,
+        status: Literal["accepted", "dismissed"],
+    ) -> SuggestionDoc:
         if not suggestion:
             raise PermanentError("suggestion_id is required")
         try:

@@ -8,7 +8,7 @@ from typing import Any
 from nats.js import JetStreamContext
 from opentelemetry import propagate
 
-from services.timeline.identity.ledger import MergeEntry
+from services.timeline.identity.documents import MergeEntry
 from services.timeline.store.documents import to_timestamp
 from tsunagu.bus import headers
 from tsunagu.bus.subjects import IDENTITY_STREAM, identity_subject

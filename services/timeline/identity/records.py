@@ -6,9 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal, Protocol
 
-from services.timeline.identity.ledger import MergeEntry, MergeStatus
+from services.timeline.identity.documents import (
+    IdentityDoc,
+    MergeEntry,
+    MergeStatus,
+    SuggestionDoc,
+)
 from services.timeline.identity.policy import IdentityKey
-from services.timeline.store.documents import Document
 
 
 class IdentityRecords(Protocol):
@@ -16,9 +20,9 @@ class IdentityRecords(Protocol):
 
     async def identity_docs(
         self, tenant: str, keys: Sequence[IdentityKey]
-    ) -> dict[IdentityKey, Document]: ...
+    ) -> dict[IdentityKey, IdentityDoc]: ...
 
-    async def identities_of(self, tenant: str, customer_id: str) -> list[Document]: ...
+    async def identities_of(self, tenant: str, customer_id: str) -> list[IdentityDoc]: ...
 
     async def add_identity_customers(
         self, tenant: str, keys: Sequence[IdentityKey], customer_ids: Sequence[str]
@@ -50,14 +54,14 @@ class IdentityRecords(Protocol):
 
     async def get_merge(self, tenant: str, merge_id: str) -> MergeEntry | None: ...
 
-    async def insert_suggestion(self, doc: Document) -> bool: ...
+    async def insert_suggestion(self, doc: SuggestionDoc) -> bool: ...
 
     async def add_suggestion_signal(self, tenant: str, suggestion: str, signal: str) -> None: ...
 
-    async def get_suggestion(self, tenant: str, suggestion: str) -> Document | None: ...
+    async def get_suggestion(self, tenant: str, suggestion: str) -> SuggestionDoc | None: ...
 
-    async def replace_open_suggestion(self, doc: Document) -> None: ...
+    async def replace_open_suggestion(self, doc: SuggestionDoc) -> None: ...
 
     async def open_suggestions(
         self, tenant: str, customer_ids: Sequence[str], limit: int
-    ) -> list[Document]: ...
+    ) -> list[SuggestionDoc]: ...

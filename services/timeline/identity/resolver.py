@@ -11,7 +11,7 @@ from datetime import datetime
 from opentelemetry import trace
 
 from services.timeline.errors import ConcurrentUpdateError, ResolutionConflictError
-from services.timeline.identity.ledger import ActorDoc, MergeEntry
+from services.timeline.identity.documents import ActorDoc, IdentityDoc, MergeEntry
 from services.timeline.identity.policy import BLOCKLISTED, SHARED, IdentityKey, IdentityPolicy
 from services.timeline.identity.records import IdentityRecords
 from services.timeline.ports import CaseRecords, CustomerRecords, InteractionLog
@@ -34,7 +34,7 @@ MERGE_RULE = "shared_deterministic_identifier"
 MANUAL_RULE = "manual"
 
 
-def _presenters(identity: Document) -> set[str]:
+def _presenters(identity: IdentityDoc) -> set[str]:
     """Customers that presented an identifier (older documents only know the owner)."""
     return set(identity.get("customer_ids") or [identity["customer_id"]])
 

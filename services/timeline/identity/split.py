@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry import trace
 
 from services.timeline.errors import ConcurrentUpdateError, PermanentError
-from services.timeline.identity.ledger import Before, MergeEntry, SplitRecord
+from services.timeline.identity.documents import Before, MergeEntry, SplitRecord
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.identity.records import IdentityRecords
 from services.timeline.identity.resolver import Actor, IdentityResolver

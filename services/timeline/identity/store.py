@@ -13,7 +13,12 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.timeline.identity.ledger import MergeEntry, MergeStatus
+from services.timeline.identity.documents import (
+    IdentityDoc,
+    MergeEntry,
+    MergeStatus,
+    SuggestionDoc,
+)
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.search_keys import PREFIX_TOP
 from services.timeline.store.documents import Document
@@ -69,7 +74,7 @@ class IdentityStore:
 
     async def identity_docs(
         self, tenant: str, keys: Sequence[IdentityKey]
-    ) -> dict[IdentityKey, Document]:
+    ) -> dict[IdentityKey, IdentityDoc]:
         """Stored identities among `keys`: owner and every customer that presented each."""
         if not keys:
             return {}
@@ -82,14 +87,14 @@ class IdentityStore:
             {"kind": 1, "value": 1, "customer_id": 1, "customer_ids": 1, "first_event_id": 1},
         )
         return {
-            (doc["kind"], doc["value"]): doc
+            (doc["kind"], doc["value"]): cast("IdentityDoc", doc)
             async for doc in cursor
             if (doc["kind"], doc["value"]) in wanted
         }
 
-    async def identities_of(self, tenant: str, customer_id: str) -> list[Document]:
+    async def identities_of(self, tenant: str, customer_id: str) -> list[IdentityDoc]:
         cursor = self._identities.find({"tenant": tenant, "customer_id": customer_id})
-        return [doc async for doc in cursor]
+        return [cast("IdentityDoc", doc) async for doc in cursor]
 
     async def add_identity_customers(
         self, tenant: str, keys: Sequence[IdentityKey], customer_ids: Sequence[str]
@@ -195,30 +200,31 @@ class IdentityStore:
 
     # -- merge suggestions --------------------------------------------------------------------
 
-    async def insert_suggestion(self, doc: Document) -> bool:
+    async def insert_suggestion(self, doc: SuggestionDoc) -> bool:
         """Write a new suggestion; False when the pair has one already."""
-        return await insert_new(self._suggestions, doc)
+        return await insert_new(self._suggestions, dict(doc))
 
     async def add_suggestion_signal(self, tenant: str, suggestion: str, signal: str) -> None:
         await self._suggestions.update_one(
             {"_id": suggestion, "tenant": tenant}, {"$addToSet": {"signals": signal}}
         )
 
-    async def get_suggestion(self, tenant: str, suggestion: str) -> Document | None:
-        return await self._suggestions.find_one({"_id": suggestion, "tenant": tenant})
+    async def get_suggestion(self, tenant: str, suggestion: str) -> SuggestionDoc | None:
+        doc = await self._suggestions.find_one({"_id": suggestion, "tenant": tenant})
+        return cast("SuggestionDoc | None", doc)
 
-    async def replace_open_suggestion(self, doc: Document) -> None:
+    async def replace_open_suggestion(self, doc: SuggestionDoc) -> None:
         """Replace a suggestion that is still open (settling it twice changes nothing)."""
         await self._suggestions.replace_one(
-            {"_id": doc["_id"], "tenant": doc["tenant"], "status": "open"}, doc
+            {"_id": doc["_id"], "tenant": doc["tenant"], "status": "open"}, dict(doc)
         )
 
     async def open_suggestions(
         self, tenant: str, customer_ids: Sequence[str], limit: int
-    ) -> list[Document]:
+    ) -> list[SuggestionDoc]:
         """Open suggestions naming any of `customer_ids` (all of the tenant's when empty)."""
         query: Document = {"tenant": tenant, "status": "open"}
         if customer_ids:
             query["customer_ids"] = {"$in": list(customer_ids)}
         cursor = self._suggestions.find(query).sort("created_at", -1).limit(limit)
-        return [doc async for doc in cursor]
+        return [cast("SuggestionDoc", doc) async for doc in cursor]

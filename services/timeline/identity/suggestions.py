@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
+from typing import Literal
 
-from services.timeline.identity.ledger import ActorDoc
+from services.timeline.identity.documents import ActorDoc, SuggestionDoc
 from services.timeline.identity.records import IdentityRecords
 from services.timeline.ports import CustomerRecords
 from services.timeline.store.documents import Document
@@ -52,7 +53,7 @@ class MergeSuggestions:
                     continue
                 pair = sorted([customer_id, other["_id"]])
                 sid = suggestion_id(tenant, pair)
-                new = {
+                new: SuggestionDoc = {
                     "_id": sid,
                     "tenant": tenant,
                     "customer_ids": pair,
@@ -67,20 +68,29 @@ class MergeSuggestions:
         return written
 
     async def settle(
-        self, tenant: str, suggestion: str, *, status: str, event_id: str, actor: ActorDoc
-    ) -> Document:
+        self,
+        tenant: str,
+        suggestion: str,
+        *,
+        status: Literal["accepted", "dismissed"],
+        event_id: str,
+        actor: ActorDoc,
+    ) -> SuggestionDoc:
         """Mark a suggestion accepted or dismissed (idempotent); returns it."""
         doc = await self.identities.get_suggestion(tenant, suggestion)
         if doc is None:
             raise LookupError(f"no merge suggestion {suggestion!r} in tenant {tenant}")
         if doc["status"] != "open":
             return doc
-        settled = {**doc, "status": status, "settled_by_event_id": event_id, "settled_by": actor}
+        settled = doc.copy()
+        settled["status"] = status
+        settled["settled_by_event_id"] = event_id
+        settled["settled_by"] = actor
         await self.identities.replace_open_suggestion(settled)
         return settled
 
     async def open_for(
         self, tenant: str, customer_ids: Sequence[str], limit: int
-    ) -> list[Document]:
+    ) -> list[SuggestionDoc]:
         """Open suggestions naming any of `customer_ids` (all of the tenant's when empty)."""
         return await self.identities.open_suggestions(tenant, customer_ids, limit)

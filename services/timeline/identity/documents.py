@@ -1,4 +1,4 @@
-"""The merge ledger's documents: who merged whom, on what evidence, and any split since."""
+"""The identity slice's documents: identities, the merge ledger, merge suggestions."""
 
 from __future__ import annotations
 
@@ -47,8 +47,9 @@ class SplitRecord(TypedDict):
     reason: str
 
 
-# `_id` is not a valid attribute name: the functional form keeps MongoDB's key.
 class MergeEntry(TypedDict):
+    """One merge in the `merges` collection (`identity.store`), written ahead of the merge."""
+
     _id: str
     tenant: str
     survivor_id: str
@@ -63,4 +64,30 @@ class MergeEntry(TypedDict):
     split: NotRequired[SplitRecord]
 
 
-"""One merge in the `merges` collection (`identity.store`), written ahead of the merge."""
+class IdentityDoc(TypedDict):
+    """An identifier in the `identities` collection (reads may leave out tenant and date)."""
+
+    _id: object
+    kind: str
+    value: str
+    # The customer the identifier belongs to now.
+    customer_id: str
+    # Every customer that presented it (merge protection counts them); older documents only
+    # know `customer_id`.
+    customer_ids: NotRequired[list[str]]
+    first_event_id: NotRequired[str]
+    tenant: NotRequired[str]
+    created_at: NotRequired[datetime]
+
+
+class SuggestionDoc(TypedDict):
+    """A merge suggestion in `merge_suggestions`: soft signals two customers share."""
+
+    _id: str
+    tenant: str
+    customer_ids: list[str]
+    signals: list[str]
+    status: Literal["open", "accepted", "dismissed"]
+    created_at: datetime
+    settled_by_event_id: NotRequired[str]
+    settled_by: NotRequired[ActorDoc]
