@@ -7,6 +7,7 @@ from dataclasses import KW_ONLY, dataclass
 
 from services.timeline.cases.events import case_event_from
 from services.timeline.cases.lifecycle import open_case_after, remark_of
+from services.timeline.errors import ConcurrentUpdateError
 from services.timeline.interactions.entries import interaction_of
 from services.timeline.ports import CaseRecords, CustomerRecords, InteractionLog
 from services.timeline.profiles.profile import (
@@ -48,7 +49,7 @@ class Projector:
         async def attempt() -> bool | Lost:
             customer = (await self.customers.get_customers(tenant, [customer_id])).get(customer_id)
             if customer is None:
-                return CONFLICT
+                raise ConcurrentUpdateError(f"customer {customer_id} vanished")
             if customer.get("merged_into"):
                 return False
             updated = customer
