@@ -1,8 +1,9 @@
-"""The slices' stores as the domain logic sees them: protocols, implemented by each slice's
-`store` module (MongoDB) and by the in-memory stores of the unit tests.
+"""The profiles' and the log's stores as other slices see them: protocols, implemented by
+`profiles.store` and `interactions.store` (MongoDB) and by the unit tests' in-memory stores.
 
-A slice never imports another slice's store module: it names here what it uses, and the
-composition root (`bootstrap`) hands it the real store.
+A slice never imports another slice's store module: it types against a protocol (these, and
+`cases.records`, `identity.records`), and the composition root (`bootstrap`) hands it the
+real store.
 """
 
 from __future__ import annotations
@@ -54,25 +55,3 @@ class InteractionLog(Protocol):
     async def case_log(self, tenant: str, case_id: str) -> list[Document]: ...
 
     async def latest_remark_source(self, tenant: str, customer_id: str) -> Document | None: ...
-
-
-class CaseRecords(Protocol):
-    """The `cases` collection as case assignment, merges, splits and profiles use it."""
-
-    async def get(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]: ...
-
-    async def recent(
-        self, tenant: str, customer_id: str, *, limit: int = ...
-    ) -> list[Document]: ...
-
-    async def insert(self, doc: Document) -> bool: ...
-
-    async def replace(self, doc: Document, *, expected_version: int) -> bool: ...
-
-    async def latest_open(self, tenant: str, customer_id: str) -> Document | None: ...
-
-    async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int: ...
-
-    async def origins_of(self, tenant: str, customer_id: str) -> list[Document]: ...
-
-    async def give(self, tenant: str, case_id: str, customer_id: str) -> None: ...

@@ -11,6 +11,7 @@ from opentelemetry import trace
 from services.timeline.cases.events import CaseEvent, case_event_from
 from services.timeline.cases.keeper import CaseChange, CaseKeeper, CaseView
 from services.timeline.cases.lifecycle import Assignment, remark_of
+from services.timeline.cases.model import CaseDoc
 from services.timeline.errors import ConcurrentUpdateError, PermanentError
 from services.timeline.identity.commands import IDENTITY_ACTIONS, IdentityCommands
 from services.timeline.identity.policy import IdentityPolicy
@@ -282,7 +283,7 @@ class TimelineRecorder:
         return outcomes
 
     async def _project(
-        self, tenant: str, customer_id: str, pending: list[_Pending], cases: list[Document]
+        self, tenant: str, customer_id: str, pending: list[_Pending], cases: list[CaseDoc]
     ) -> str:
         """Project the contacts; returns the customer they ended up on."""
         contacts = [item.contact for item in pending]

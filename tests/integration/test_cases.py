@@ -17,10 +17,10 @@ from nats.aio.msg import Msg
 from services.timeline.api import TimelineApi
 from services.timeline.bootstrap import build_core
 from services.timeline.cases import CasePolicy, case_id_for, task_id_for
+from services.timeline.cases.model import CaseDoc
 from services.timeline.errors import PermanentError
 from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.recorder import Recorded, TimelineRecorder
-from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tests import builders
 from tests.integration.test_consumer_faults import ERROR_HEADER, Starter, header, open_bus
@@ -296,7 +296,7 @@ async def test_one_batch_assigns_cases_in_order_and_reads_each_customers_cases_o
     reads: list[str] = []
     recent = desk.store.cases.recent
 
-    async def counted(tenant: str, customer_id: str, *, limit: int = 20) -> list[Document]:
+    async def counted(tenant: str, customer_id: str, *, limit: int = 20) -> list[CaseDoc]:
         reads.append(customer_id)
         return await recent(tenant, customer_id, limit=limit)
 

@@ -11,8 +11,9 @@ import copy
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar, cast
 
+from services.timeline.cases.model import CaseDoc
 from services.timeline.identity.documents import (
     IdentityDoc,
     MergeEntry,
@@ -27,6 +28,9 @@ from services.timeline.store.documents import Document, aware, interaction_key
 def _aware(value: object) -> datetime:
     assert isinstance(value, datetime)
     return aware(value)
+
+
+D = TypeVar("D")
 
 
 class Races:
@@ -45,38 +49,45 @@ class Races:
         return False
 
 
-class VersionedDocs(Races):
+class VersionedDocs(Races, Generic[D]):
     """Documents by `_id`: inserts refuse a taken id, replaces check the version."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.docs: dict[str, Document] = {}
+        self.docs: dict[str, D] = {}
 
-    async def get(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]:
+    def _raw(self, case_id: str) -> Any:
+        # Documents of any shape with `_id`, `tenant` and `version`; typed by `D` outside.
+        return self.docs.get(case_id)
+
+    async def get(self, tenant: str, ids: Iterable[str]) -> dict[str, D]:
         return {
             i: copy.deepcopy(self.docs[i])
             for i in ids
-            if i in self.docs and self.docs[i]["tenant"] == tenant
+            if i in self.docs and self._raw(i)["tenant"] == tenant
         }
 
-    async def insert(self, doc: Document) -> bool:
-        if doc["_id"] in self.docs:
+    async def insert(self, doc: D) -> bool:
+        key = cast("Any", doc)["_id"]
+        if key in self.docs:
             return False
-        self.docs[doc["_id"]] = copy.deepcopy(doc)
+        self.docs[key] = copy.deepcopy(doc)
         return True
 
-    async def replace(self, doc: Document, *, expected_version: int) -> bool:
-        stored = self.docs.get(doc["_id"])
+    async def replace(self, doc: D, *, expected_version: int) -> bool:
+        written: Any = copy.deepcopy(doc)
+        stored = self._raw(written["_id"])
         if stored is None or stored["version"] != expected_version or self.lost("replace"):
             return False
-        self.docs[doc["_id"]] = {**copy.deepcopy(doc), "version": expected_version + 1}
+        written["version"] = expected_version + 1
+        self.docs[written["_id"]] = written
         return True
 
 
-class MemoryCustomers(VersionedDocs):
-    get_customers = VersionedDocs.get
-    insert_customer = VersionedDocs.insert
-    replace_customer = VersionedDocs.replace
+class MemoryCustomers(VersionedDocs[Document]):
+    get_customers = VersionedDocs[Document].get
+    insert_customer = VersionedDocs[Document].insert
+    replace_customer = VersionedDocs[Document].replace
 
     async def delete_unused(self, tenant: str, customer_id: str) -> None:
         if self.docs.get(customer_id, {}).get("interaction_count") == 0:
@@ -162,8 +173,8 @@ class MemoryLog:
         return max(notes, key=lambda d: (_aware(d["occurred_at"]), d["event_id"]), default=None)
 
 
-class MemoryCases(VersionedDocs):
-    def _recent(self, tenant: str, customer_id: str) -> list[Document]:
+class MemoryCases(VersionedDocs[CaseDoc]):
+    def _recent(self, tenant: str, customer_id: str) -> list[CaseDoc]:
         mine = [
             d
             for d in self.docs.values()
@@ -171,10 +182,10 @@ class MemoryCases(VersionedDocs):
         ]
         return sorted(mine, key=lambda d: (_aware(d["updated_at"]), d["_id"]), reverse=True)
 
-    async def recent(self, tenant: str, customer_id: str, *, limit: int = 20) -> list[Document]:
+    async def recent(self, tenant: str, customer_id: str, *, limit: int = 20) -> list[CaseDoc]:
         return copy.deepcopy(self._recent(tenant, customer_id)[:limit])
 
-    async def latest_open(self, tenant: str, customer_id: str) -> Document | None:
+    async def latest_open(self, tenant: str, customer_id: str) -> CaseDoc | None:
         live = [d for d in self._recent(tenant, customer_id) if d["status"] != "resolved"]
         return copy.deepcopy(live[0]) if live else None
 
@@ -187,7 +198,10 @@ class MemoryCases(VersionedDocs):
         return len(moved)
 
     async def origins_of(self, tenant: str, customer_id: str) -> list[Document]:
-        return copy.deepcopy(self._recent(tenant, customer_id))
+        return [
+            {"_id": d["_id"], "origin_customer_id": d["origin_customer_id"]}
+            for d in self._recent(tenant, customer_id)
+        ]
 
     async def give(self, tenant: str, case_id: str, customer_id: str) -> None:
         self.docs[case_id]["customer_id"] = customer_id

@@ -20,8 +20,8 @@ from services.timeline.cases.lifecycle import (
     open_case_after,
     task_id_for,
 )
+from services.timeline.cases.model import CaseDoc
 from services.timeline.cases.policy import CasePolicy
-from services.timeline.store.documents import Document
 from tests.unit.case_events import POLICY, T0, TENANT, action, contact, reply
 
 
@@ -30,7 +30,7 @@ class Desk:
 
     def __init__(self, policy: CasePolicy = POLICY) -> None:
         self.policy = policy
-        self.cases: dict[str, Document] = {}
+        self.cases: dict[str, CaseDoc] = {}
         self.switches: list[str] = []
         self.assigned: list[str] = []
 
@@ -54,7 +54,7 @@ class Desk:
             self.cases[case_id] = apply_event(base, event, self.policy)
         return case_id
 
-    def __getitem__(self, case_id: str) -> Document:
+    def __getitem__(self, case_id: str) -> CaseDoc:
         return self.cases[case_id]
 
 
@@ -148,8 +148,10 @@ def test_handoff_moves_owner_and_queue_and_keeps_the_context() -> None:
     case = desk[case_id]
     assert case["owner_agent_id"] == "a9"
     assert case["queue"] == "billing"
-    assert case["last_handoff"]["summary"] == "Wants a refund"
-    assert case["last_handoff"]["open_questions"] == ["Which order?"]
+    handoff = case["last_handoff"]
+    assert handoff is not None
+    assert handoff["summary"] == "Wants a refund"
+    assert handoff["open_questions"] == ["Which order?"]
     assert case["status"] == "open"  # a handoff is not an answer to the customer
 
 
@@ -323,8 +325,8 @@ def test_clocks_are_never_negative_and_statuses_stay_consistent(
     assigned = 0
     for case in desk.cases.values():
         assert case["status"] in STATUSES
-        for clock in ("first_response_seconds", "resolution_seconds"):
-            assert case[clock] is None or case[clock] >= 0
+        for clock in (case["first_response_seconds"], case["resolution_seconds"]):
+            assert clock is None or clock >= 0
         assert (case["status"] == "resolved") == (case["resolved_at"] is not None)
         assert (case["resolution_seconds"] is None) == (case["resolved_at"] is None)
         assert case["reopen_count"] >= 0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 
 from services.timeline.cases.events import CANCELLATION_OUTCOME_TOKENS, CANCELLATION_REASON_TOKENS
-from services.timeline.store.documents import Document, by_token, enum_tokens, to_timestamp
+from services.timeline.cases.model import CaseDoc
+from services.timeline.store.documents import by_token, enum_tokens, to_timestamp
 from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
 from tsunagu.v1 import interaction_pb2, timeline_pb2
 
@@ -33,12 +36,12 @@ def _duration(seconds: float | None) -> Duration | None:
     return duration
 
 
-def _set_time(target: object, field_name: str, value: datetime | None) -> None:
+def _set_time(target: object, field_name: str, value: object) -> None:
     if isinstance(value, datetime):
         getattr(target, field_name).CopyFrom(to_timestamp(value))
 
 
-def handoff_to_proto(doc: Document) -> interaction_pb2.HandoffAction:
+def handoff_to_proto(doc: Mapping[str, Any]) -> interaction_pb2.HandoffAction:
     return interaction_pb2.HandoffAction(
         to_channel=_channel(doc.get("to_channel", "")),
         to_queue=doc.get("to_queue", ""),
@@ -48,7 +51,7 @@ def handoff_to_proto(doc: Document) -> interaction_pb2.HandoffAction:
     )
 
 
-def case_to_proto(doc: Document) -> timeline_pb2.Case:
+def case_to_proto(doc: CaseDoc) -> timeline_pb2.Case:
     """The `Case` message of a stored case document."""
     case = timeline_pb2.Case(
         id=doc["_id"],

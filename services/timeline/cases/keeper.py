@@ -18,11 +18,13 @@ from services.timeline.cases.lifecycle import (
     fold,
     new_case,
 )
+from services.timeline.cases.model import CaseDoc
 from services.timeline.cases.policy import CasePolicy
+from services.timeline.cases.records import CaseRecords
 from services.timeline.errors import PermanentError
-from services.timeline.ports import CaseRecords, InteractionLog
+from services.timeline.ports import InteractionLog
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
-from services.timeline.store.documents import Document, aware
+from services.timeline.store.documents import aware
 from tsunagu.v1 import interaction_pb2
 
 SameCustomer = Callable[[str, str, str], Awaitable[bool]]
@@ -36,7 +38,7 @@ class CaseView:
     opened. Dropped at every flush: the store is then the truth.
     """
 
-    cases: dict[str, Document] = field(default_factory=dict)
+    cases: dict[str, CaseDoc] = field(default_factory=dict)
     customers: set[tuple[str, str]] = field(default_factory=set)
 
     def clear(self) -> None:
@@ -109,7 +111,7 @@ class CaseKeeper:
             view.cases[assignment.case_id] = apply_event(base, event, policy)
         return assignment
 
-    async def write(self, tenant: str, changes: list[CaseChange]) -> dict[str, Document]:
+    async def write(self, tenant: str, changes: list[CaseChange]) -> dict[str, CaseDoc]:
         """Apply the new events to their cases (stored state, version-checked); case id → case.
 
         Assignment decided each event's case when the batch was prepared; here the events
@@ -122,7 +124,7 @@ class CaseKeeper:
         for change in changes:
             by_case.setdefault(change.case_id, []).append(change)
         stored = await self.store.get(tenant, by_case)
-        written: dict[str, Document] = {}
+        written: dict[str, CaseDoc] = {}
 
         for case_id, events in by_case.items():
             written[case_id] = await retry_on_conflict(
@@ -136,9 +138,9 @@ class CaseKeeper:
         tenant: str,
         case_id: str,
         events: list[CaseChange],
-        stored: dict[str, Document],
+        stored: dict[str, CaseDoc],
         policy: CasePolicy,
-    ) -> Document | Lost:
+    ) -> CaseDoc | Lost:
         """One version-checked write of a case; on a lost race `stored` is read again."""
         current = stored.get(case_id)
         case = current or new_case(
@@ -154,7 +156,7 @@ class CaseKeeper:
         stored.update(await self.store.get(tenant, [case_id]))
         return CONFLICT
 
-    async def _save(self, case: Document, current: Document | None) -> bool:
+    async def _save(self, case: CaseDoc, current: CaseDoc | None) -> bool:
         if current is None:
             return await self.store.insert(case)
         return await self.store.replace(case, expected_version=current["version"])
@@ -184,17 +186,21 @@ class CaseKeeper:
         async def rebuild_once() -> Lost | None:
             current = (await self.store.get(tenant, [case_id])).get(case_id)
             # A merge may have moved the case since: keep whose it is now, and where it began.
-            owner = current or first
+            if current is not None:
+                customer_id, origin = current["customer_id"], current["origin_customer_id"]
+            else:
+                customer_id = first["customer_id"]
+                origin = str(first.get("origin_customer_id", customer_id))
             rebuilt = fold(
                 tenant=tenant,
                 case_id=case_id,
-                customer_id=owner["customer_id"],
+                customer_id=customer_id,
                 events=[event for _, event in entries],
                 policy=self.policy_for(tenant),
             )
             if rebuilt is None:
                 return None
-            rebuilt["origin_customer_id"] = owner.get("origin_customer_id", owner["customer_id"])
+            rebuilt["origin_customer_id"] = origin
             return None if await self._save(rebuilt, current) else CONFLICT
 
         await retry_on_conflict(rebuild_once, what=f"case {case_id}")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
+from services.timeline.cases.model import CaseDoc
 from services.timeline.store.documents import Document
 from services.timeline.store.versioned import by_ids, replace_at_version
 from services.timeline.store.writes import insert_new, repoint
@@ -54,6 +56,11 @@ class CaseQuery:
     limit: int = 50
 
 
+def _case(doc: Document) -> CaseDoc:
+    """A stored case (written only whole, by `insert`/`replace`, so of this shape)."""
+    return cast("CaseDoc", doc)
+
+
 class CaseStore:
     """The `cases` collection: the only code that touches it (see `lifecycle` for the shape).
 
@@ -67,40 +74,43 @@ class CaseStore:
     async def ensure_indexes(self) -> None:
         await self.collection.create_indexes(INDEXES)
 
-    async def get(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]:
-        return await by_ids(self.collection, tenant, ids)
+    async def get(self, tenant: str, ids: Iterable[str]) -> dict[str, CaseDoc]:
+        return {i: _case(doc) for i, doc in (await by_ids(self.collection, tenant, ids)).items()}
 
     async def recent(
         self, tenant: str, customer_id: str, *, limit: int = RECENT_CASES
-    ) -> list[Document]:
+    ) -> list[CaseDoc]:
         """The customer's most recently active cases, newest first."""
         cursor = (
             self.collection.find({"tenant": tenant, "customer_id": customer_id})
             .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
             .limit(limit)
         )
-        return [doc async for doc in cursor]
+        return [_case(doc) async for doc in cursor]
 
-    async def latest_open(self, tenant: str, customer_id: str) -> Document | None:
+    async def latest_open(self, tenant: str, customer_id: str) -> CaseDoc | None:
         """The customer's most recently active case that is not resolved."""
-        return await self.collection.find_one(
+        doc = await self.collection.find_one(
             {"tenant": tenant, "customer_id": customer_id, "status": {"$ne": "resolved"}},
             sort=[("updated_at", DESCENDING), ("_id", DESCENDING)],
         )
+        return None if doc is None else _case(doc)
 
-    async def insert(self, doc: Document) -> bool:
+    async def insert(self, doc: CaseDoc) -> bool:
         """Create a case; False when a case with this id exists already."""
-        return await insert_new(self.collection, doc)
+        return await insert_new(self.collection, dict(doc))
 
-    async def replace(self, doc: Document, *, expected_version: int) -> bool:
+    async def replace(self, doc: CaseDoc, *, expected_version: int) -> bool:
         """Optimistic write: succeeds only if nobody changed the case since it was read."""
-        return await replace_at_version(self.collection, doc, expected_version=expected_version)
+        return await replace_at_version(
+            self.collection, dict(doc), expected_version=expected_version
+        )
 
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
         """Move the customers' records to `to_id` (a merge); returns how many."""
         return await repoint(self.collection, tenant, from_ids, to_id)
 
-    async def find(self, tenant: str, query: CaseQuery) -> list[Document]:
+    async def find(self, tenant: str, query: CaseQuery) -> list[CaseDoc]:
         """Cases matching `query`, most recently updated first, `(updated_at, _id)` descending."""
         find: Document = {"tenant": tenant}
         statuses = list(query.statuses)
@@ -128,7 +138,7 @@ class CaseStore:
             .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
             .limit(query.limit)
         )
-        return [doc async for doc in cursor]
+        return [_case(doc) async for doc in cursor]
 
     async def origins_of(self, tenant: str, customer_id: str) -> list[Document]:
         """The customer's cases, each with where it began (`origin_customer_id`; a split)."""

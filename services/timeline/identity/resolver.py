@@ -10,11 +10,12 @@ from datetime import datetime
 
 from opentelemetry import trace
 
+from services.timeline.cases.records import CaseRecords
 from services.timeline.errors import ConcurrentUpdateError, ResolutionConflictError
 from services.timeline.identity.documents import ActorDoc, IdentityDoc, MergeEntry
 from services.timeline.identity.policy import BLOCKLISTED, SHARED, IdentityKey, IdentityPolicy
 from services.timeline.identity.records import IdentityRecords
-from services.timeline.ports import CaseRecords, CustomerRecords, InteractionLog
+from services.timeline.ports import CustomerRecords, InteractionLog
 from services.timeline.profiles.profile import (
     customer_id_for,
     merged_profile,

@@ -18,12 +18,13 @@ from typing import Any
 
 from opentelemetry import trace
 
+from services.timeline.cases.records import CaseRecords
 from services.timeline.errors import ConcurrentUpdateError, PermanentError
 from services.timeline.identity.documents import Before, MergeEntry, SplitRecord
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.identity.records import IdentityRecords
 from services.timeline.identity.resolver import Actor, IdentityResolver
-from services.timeline.ports import CaseRecords, CustomerRecords, InteractionLog
+from services.timeline.ports import CustomerRecords, InteractionLog
 from services.timeline.profiles.profile import rebuilt_profile, with_open_case
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
 from services.timeline.store.documents import aware

@@ -7,9 +7,11 @@ from dataclasses import KW_ONLY, dataclass
 
 from services.timeline.cases.events import case_event_from
 from services.timeline.cases.lifecycle import open_case_after, remark_of
+from services.timeline.cases.model import CaseDoc
+from services.timeline.cases.records import CaseRecords
 from services.timeline.errors import ConcurrentUpdateError
 from services.timeline.interactions.entries import interaction_of
-from services.timeline.ports import CaseRecords, CustomerRecords, InteractionLog
+from services.timeline.ports import CustomerRecords, InteractionLog
 from services.timeline.profiles.profile import (
     Contact,
     apply_contact,
@@ -37,7 +39,7 @@ class Projector:
     suggest: Suggest
 
     async def project(
-        self, tenant: str, customer_id: str, contacts: list[Contact], cases: list[Document]
+        self, tenant: str, customer_id: str, contacts: list[Contact], cases: list[CaseDoc]
     ) -> bool:
         """Apply contacts (and the batch's cases) to the customer's profile.
 
