@@ -19,10 +19,10 @@ from services.timeline.identity.events import actor_to_proto
 from services.timeline.identity.resolver import IdentityResolver
 from services.timeline.identity.suggestions import MergeSuggestions
 from services.timeline.interactions.entries import entry_to_proto
+from services.timeline.profiles.model import CustomerDoc
 from services.timeline.search_keys import identifier_prefixes, name_key
 from services.timeline.store.documents import (
     KIND_TOKENS,
-    Document,
     aware,
     channel_token,
     customer_to_proto,
@@ -97,7 +97,7 @@ def merge_to_proto(entry: MergeEntry) -> timeline_pb2.MergeRecord:
     return record
 
 
-def _survivors_by_merged_id(live: dict[str, Document]) -> dict[str, Document]:
+def _survivors_by_merged_id(live: dict[str, CustomerDoc]) -> dict[str, CustomerDoc]:
     """Each merged-away customer id → the live customer it now belongs to."""
     return {merged: doc for doc in live.values() for merged in doc.get("merged_ids", [])}
 
@@ -125,7 +125,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
 
     async def _customer(
         self, tenant: str, customer_id: str, context: grpc.aio.ServicerContext[object, object]
-    ) -> Document:
+    ) -> CustomerDoc:
         """The live customer `customer_id` is now (merges followed); NOT_FOUND if none."""
         live = await self._resolver.live_customers(tenant, {customer_id})
         if not live:
@@ -334,7 +334,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         limit = request.limit or DEFAULT_SEARCH_LIMIT
         if not 1 <= limit <= MAX_SEARCH_LIMIT:
             await _invalid(context, f"limit: between 1 and {MAX_SEARCH_LIMIT}")
-        found: dict[str, Document] = {}
+        found: dict[str, CustomerDoc] = {}
         key = name_key(query)
         if len(key) >= MIN_SEARCH_CHARS:
             for doc in await self._customers.by_name_prefix(tenant, key, limit=limit):

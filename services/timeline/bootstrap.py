@@ -19,10 +19,10 @@ from services.timeline.identity.resolver import IdentityAnnouncer, IdentityResol
 from services.timeline.identity.split import MergeSplitter
 from services.timeline.identity.suggestions import MergeSuggestions
 from services.timeline.notices import TimelineAnnouncer
+from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.projector import Projector
 from services.timeline.recorder import TimelineRecorder
 from services.timeline.settings import TimelineSettings
-from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 
 Clock = Callable[[], datetime]
@@ -87,7 +87,7 @@ def build_core(
         cases=store.cases,
     )
 
-    async def suggest(profile: Document) -> int:
+    async def suggest(profile: CustomerDoc) -> int:
         return await suggestions.suggest_for(profile, at=clock())
 
     recorder = TimelineRecorder(

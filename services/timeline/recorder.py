@@ -22,7 +22,7 @@ from services.timeline.interactions.entries import (
     interaction_document,
     occurred_at,
 )
-from services.timeline.ports import InteractionLog
+from services.timeline.interactions.records import InteractionLog
 from services.timeline.profiles.contacts import contact_from
 from services.timeline.profiles.profile import Contact
 from services.timeline.profiles.projector import Projector

@@ -11,8 +11,8 @@ from services.timeline.bootstrap import build_core
 from services.timeline.errors import PermanentError
 from services.timeline.identity.documents import MergeEntry
 from services.timeline.identity.policy import IdentityPolicy, IdentityRules
+from services.timeline.profiles.model import CustomerDoc
 from services.timeline.recorder import Recorded, TimelineRecorder
-from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tests import builders
 from tests.integration.timeline_db import timeline_db
@@ -89,7 +89,7 @@ async def owner(store: TimelineStore, tenant: str, event: pb.Interaction) -> str
     return str(found[0]["customer_id"])
 
 
-async def customer(store: TimelineStore, tenant: str, customer_id: str) -> Document:
+async def customer(store: TimelineStore, tenant: str, customer_id: str) -> CustomerDoc:
     return (await store.customers.get_customers(tenant, [customer_id]))[customer_id]
 
 

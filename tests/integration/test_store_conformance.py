@@ -15,6 +15,7 @@ import pytest
 from bson import Binary
 
 from services.timeline.identity.documents import MergeEntry
+from services.timeline.profiles.profile import new_customer
 from services.timeline.store.documents import Document, interaction_key
 from services.timeline.stores import TimelineStore
 from tests.integration.timeline_db import timeline_db
@@ -168,9 +169,10 @@ async def test_repointing_moves_only_that_tenants_documents(store: TimelineStore
 async def test_optimistic_replace_keeps_dates_and_refuses_stale_versions(
     store: TimelineStore,
 ) -> None:
-    doc: Document = {"_id": "c1", "tenant": "a", "version": 0, "last_contact_at": T0}
+    doc = new_customer(tenant="a", customer_id="c1", created_at=T0, first_contact_at=T0)
     assert await store.customers.insert_customer(doc)
-    later = {**doc, "last_contact_at": T0 + timedelta(days=1)}
+    later = doc.copy()
+    later["last_contact_at"] = T0 + timedelta(days=1)
     assert await store.customers.replace_customer(later, expected_version=0)
     assert not await store.customers.replace_customer(later, expected_version=0)
     stored = (await store.customers.get_customers("a", ["c1"]))["c1"]

@@ -1,7 +1,7 @@
-"""In-memory versions of the slices' store protocols (`services.timeline.ports`), for unit tests
-of the domain logic. They keep MongoDB's semantics that the logic relies on: unique keys, and
-version-checked whole-document replaces. `lose_next` makes the next write of a kind lose its
-race, as a concurrent writer would make it.
+"""In-memory versions of the slices' store protocols (each slice's `records` module), for
+unit tests of the domain logic. They keep MongoDB's semantics that the logic relies on: unique
+keys, and version-checked whole-document replaces. `lose_next` makes the next write of a kind
+lose its race, as a concurrent writer would make it.
 """
 
 # ruff: noqa: ARG002 - the protocols' signatures; ids here are unique across tenants anyway
@@ -22,6 +22,7 @@ from services.timeline.identity.documents import (
 )
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.interactions.tally import Tally
+from services.timeline.profiles.model import CustomerDoc
 from services.timeline.store.documents import Document, aware, interaction_key
 
 
@@ -84,24 +85,25 @@ class VersionedDocs(Races, Generic[D]):
         return True
 
 
-class MemoryCustomers(VersionedDocs[Document]):
-    get_customers = VersionedDocs[Document].get
-    insert_customer = VersionedDocs[Document].insert
-    replace_customer = VersionedDocs[Document].replace
+class MemoryCustomers(VersionedDocs[CustomerDoc]):
+    get_customers = VersionedDocs[CustomerDoc].get
+    insert_customer = VersionedDocs[CustomerDoc].insert
+    replace_customer = VersionedDocs[CustomerDoc].replace
 
     async def delete_unused(self, tenant: str, customer_id: str) -> None:
-        if self.docs.get(customer_id, {}).get("interaction_count") == 0:
+        doc = self.docs.get(customer_id)
+        if doc is not None and doc["interaction_count"] == 0:
             del self.docs[customer_id]
 
     async def sharing(
         self, tenant: str, field: str, value: str, *, besides: str, limit: int
     ) -> list[Document]:
-        found = [
-            d
+        found: list[Document] = [
+            dict(d)
             for d in self.docs.values()
             if d["tenant"] == tenant
             and d.get(field) == value
-            and d.get("status") == "active"
+            and d["status"] == "active"
             and d["_id"] != besides
         ]
         return copy.deepcopy(found[:limit])

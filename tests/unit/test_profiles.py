@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.timeline.profiles.contacts import contact_from, display_name
+from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.profile import Contact, new_customer
 from services.timeline.profiles.projector import Projector
-from services.timeline.store.documents import Document
 from tests import builders
 from tests.unit.memory_stores import MemoryCases, MemoryCustomers, MemoryLog
 from tsunagu.v1 import interaction_pb2 as pb
@@ -55,16 +55,16 @@ def test_the_contact_of_a_form_carries_its_name_and_address() -> None:
 class Profiles:
     def __init__(self) -> None:
         self.customers = MemoryCustomers()
-        self.suggested: list[Document] = []
+        self.suggested: list[CustomerDoc] = []
 
-        async def suggest(profile: Document) -> None:
+        async def suggest(profile: CustomerDoc) -> None:
             self.suggested.append(profile)
 
         self.projector = Projector(
             self.customers, interactions=MemoryLog(), cases=MemoryCases(), suggest=suggest
         )
 
-    async def customer(self, customer_id: str = "cus_1") -> Document:
+    async def customer(self, customer_id: str = "cus_1") -> CustomerDoc:
         await self.customers.insert_customer(
             new_customer(tenant=TENANT, customer_id=customer_id, created_at=T0, first_contact_at=T0)
         )
@@ -107,6 +107,6 @@ async def test_a_lost_race_is_projected_again_onto_the_stored_profile() -> None:
 async def test_a_customer_merged_away_meanwhile_is_not_projected() -> None:
     profiles = Profiles()
     loser = await profiles.customer()
-    loser.update(status="merged", merged_into="cus_2")
+    loser["status"], loser["merged_into"] = "merged", "cus_2"
     assert not await profiles.projector.project(TENANT, "cus_1", [contact(minutes=1)], [])
     assert profiles.customers.docs["cus_1"]["interaction_count"] == 0

@@ -22,7 +22,7 @@ from services.timeline.cases.model import CaseDoc
 from services.timeline.cases.policy import CasePolicy
 from services.timeline.cases.records import CaseRecords
 from services.timeline.errors import PermanentError
-from services.timeline.ports import InteractionLog
+from services.timeline.interactions.records import InteractionLog
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
 from services.timeline.store.documents import aware
 from tsunagu.v1 import interaction_pb2

@@ -15,7 +15,8 @@ from services.timeline.errors import ConcurrentUpdateError, ResolutionConflictEr
 from services.timeline.identity.documents import ActorDoc, IdentityDoc, MergeEntry
 from services.timeline.identity.policy import BLOCKLISTED, SHARED, IdentityKey, IdentityPolicy
 from services.timeline.identity.records import IdentityRecords
-from services.timeline.ports import CustomerRecords, InteractionLog
+from services.timeline.interactions.records import InteractionLog
+from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.profile import (
     customer_id_for,
     merged_profile,
@@ -23,8 +24,8 @@ from services.timeline.profiles.profile import (
     survivor_order,
     with_open_case,
 )
+from services.timeline.profiles.records import CustomerRecords
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
-from services.timeline.store.documents import Document
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -40,7 +41,7 @@ def _presenters(identity: IdentityDoc) -> set[str]:
     return set(identity.get("customer_ids") or [identity["customer_id"]])
 
 
-def _separated(customers: Iterable[Document]) -> bool:
+def _separated(customers: Iterable[CustomerDoc]) -> bool:
     """Whether an agent split any two of these customers apart (they stay apart)."""
     docs = list(customers)
     ids = {d["_id"] for d in docs} | {m for d in docs for m in d.get("merged_ids", [])}
@@ -102,7 +103,7 @@ class IdentityResolver:
     policy_for: Callable[[str], IdentityPolicy] = _default_policy
     announce: IdentityAnnouncer | None = None
 
-    async def live_customers(self, tenant: str, ids: set[str]) -> dict[str, Document]:
+    async def live_customers(self, tenant: str, ids: set[str]) -> dict[str, CustomerDoc]:
         """The active customers behind `ids`, following merges to their survivors."""
         return (await self.survivors(tenant, ids))[1]
 
@@ -117,10 +118,10 @@ class IdentityResolver:
 
     async def survivors(
         self, tenant: str, ids: set[str]
-    ) -> tuple[dict[str, str], dict[str, Document]]:
+    ) -> tuple[dict[str, str], dict[str, CustomerDoc]]:
         """Each of `ids` → its live customer id (ids not found are left out), and the docs."""
         target: dict[str, str] = {}
-        live: dict[str, Document] = {}
+        live: dict[str, CustomerDoc] = {}
         frontier = {i: i for i in ids}  # id looked up now → the original id it stands for
         for _ in range(MAX_MERGE_CHAIN):
             if not frontier:
@@ -256,7 +257,7 @@ class IdentityResolver:
     async def merge(
         self,
         tenant: str,
-        customers: list[Document],
+        customers: list[CustomerDoc],
         *,
         event_id: str,
         owners: dict[IdentityKey, str],
@@ -379,7 +380,8 @@ class IdentityResolver:
                 raise ConcurrentUpdateError(
                     f"customer {loser_id} was merged into {loser['merged_into']} meanwhile"
                 )
-            marked = {**loser, "status": "merged", "merged_into": survivor_id}
+            marked = loser.copy()
+            marked["status"], marked["merged_into"] = "merged", survivor_id
             if await self.customers.replace_customer(marked, expected_version=loser["version"]):
                 return None
             return CONFLICT

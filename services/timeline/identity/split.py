@@ -24,10 +24,11 @@ from services.timeline.identity.documents import Before, MergeEntry, SplitRecord
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.identity.records import IdentityRecords
 from services.timeline.identity.resolver import Actor, IdentityResolver
-from services.timeline.ports import CustomerRecords, InteractionLog
+from services.timeline.interactions.records import InteractionLog
 from services.timeline.profiles.profile import rebuilt_profile, with_open_case
+from services.timeline.profiles.records import CustomerRecords
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
-from services.timeline.store.documents import aware
+from services.timeline.store.documents import IdentifierDoc, aware
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -110,7 +111,8 @@ class MergeSplitter:
             doc = docs.get(customer_id)
             if doc is None or doc.get("merged_into") != survivor_id:
                 continue  # restored already (a repeated split)
-            back = {k: v for k, v in doc.items() if k != "merged_into"}
+            back = doc.copy()
+            del back["merged_into"]
             back["status"] = "active"
             back["separated_from"] = sorted({*doc.get("separated_from", []), survivor_id})
             if not await self.customers.replace_customer(back, expected_version=doc["version"]):
@@ -186,7 +188,7 @@ class MergeSplitter:
         self, tenant: str, customer_id: str, before: dict[str, Before], restored: list[str]
     ) -> None:
         open_case = await self.cases.latest_open(tenant, customer_id)
-        identifiers: list[dict[str, Any]] = []
+        identifiers: list[IdentifierDoc] = []
         for doc in await self.interactions.of_customer(tenant, customer_id, ("identifiers",)):
             identifiers.extend(doc.get("identifiers", []))
 

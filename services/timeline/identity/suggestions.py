@@ -10,8 +10,8 @@ from typing import Literal
 
 from services.timeline.identity.documents import ActorDoc, SuggestionDoc
 from services.timeline.identity.records import IdentityRecords
-from services.timeline.ports import CustomerRecords
-from services.timeline.store.documents import Document
+from services.timeline.profiles.model import CustomerDoc
+from services.timeline.profiles.records import CustomerRecords
 
 _SUGGESTION_NAMESPACE = uuid.UUID("a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d")
 # Soft signals and the customer field each one compares.
@@ -34,15 +34,19 @@ class MergeSuggestions:
     _: KW_ONLY
     customers: CustomerRecords
 
-    async def suggest_for(self, customer: Document, *, at: datetime) -> int:
+    async def suggest_for(self, customer: CustomerDoc, *, at: datetime) -> int:
         """Suggest merging `customer` with live customers sharing a soft signal; returns how
         many new suggestions were written. Customers split apart are never suggested again.
         """
         tenant, customer_id = customer["tenant"], customer["_id"]
         apart = set(customer.get("separated_from", []))
         written = 0
+        keys = {
+            "name_key": customer.get("name_key", ""),
+            "address_key": customer.get("address_key", ""),
+        }
         for signal, field in SIGNALS:
-            value = customer.get(field)
+            value = keys[field]
             if not value:
                 continue
             others = await self.customers.sharing(

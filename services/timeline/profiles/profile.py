@@ -9,8 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from services.timeline.interactions.tally import Tally
+from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.signals import address_key, name_key
-from services.timeline.store.documents import Document, IdentifierDoc, aware
+from services.timeline.store.documents import IdentifierDoc, aware
 
 _CUSTOMER_NAMESPACE = uuid.UUID("5b0f3c8e-7d1a-4a52-9a7e-2f1c0e3d9b61")
 
@@ -38,7 +39,7 @@ class Contact:
 
 def new_customer(
     *, tenant: str, customer_id: str, created_at: datetime, first_contact_at: datetime
-) -> Document:
+) -> CustomerDoc:
     return {
         "_id": customer_id,
         "tenant": tenant,
@@ -57,21 +58,21 @@ def new_customer(
     }
 
 
-def _union_identifiers(*groups: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    seen: dict[tuple[str, str], dict[str, Any]] = {}
+def _union_identifiers(*groups: Iterable[IdentifierDoc]) -> list[IdentifierDoc]:
+    seen: dict[tuple[str, str], IdentifierDoc] = {}
     for group in groups:
         for ident in group:
-            seen.setdefault((ident["kind"], ident["value"]), dict(ident))
+            seen.setdefault((ident["kind"], ident["value"]), ident.copy())
     return list(seen.values())
 
 
-def apply_contact(customer: Document, contact: Contact) -> Document:
+def apply_contact(customer: CustomerDoc, contact: Contact) -> CustomerDoc:
     """The customer after one more interaction (the input is not changed).
 
     An interaction a recount from the log already counted (it is in `counted_pending`) is not
     counted again; it only updates the rest of the profile.
     """
-    updated = dict(customer)
+    updated = customer.copy()
     at = aware(contact.occurred_at)
     first = customer.get("first_contact_at")
     last = customer.get("last_contact_at")
@@ -103,7 +104,7 @@ def apply_contact(customer: Document, contact: Contact) -> Document:
     return updated
 
 
-def with_remark(customer: Document, remark: Mapping[str, Any]) -> Document:
+def with_remark(customer: CustomerDoc, remark: Mapping[str, Any]) -> CustomerDoc:
     """The customer with `remark` as the last agent remark, unless a later one is kept."""
     kept = customer.get("last_agent_remark")
     if kept and aware(kept["occurred_at"]) > aware(remark["occurred_at"]):
@@ -111,14 +112,14 @@ def with_remark(customer: Document, remark: Mapping[str, Any]) -> Document:
     return {**customer, "last_agent_remark": dict(remark)}
 
 
-def with_open_case(customer: Document, open_case_id: str) -> Document:
+def with_open_case(customer: CustomerDoc, open_case_id: str) -> CustomerDoc:
     """The customer with its open (not resolved) case; "" when it has none."""
     return {**customer, "open_case_id": open_case_id}
 
 
-def with_tally(customer: Document, tally: Tally) -> Document:
+def with_tally(customer: CustomerDoc, tally: Tally) -> CustomerDoc:
     """The customer with counts and contact dates recounted from its log."""
-    updated = dict(customer)
+    updated = customer.copy()
     updated["by_channel"] = dict(tally.by_channel)
     updated["channels"] = sorted(tally.by_channel)
     updated["interaction_count"] = sum(tally.by_channel.values())
@@ -128,7 +129,9 @@ def with_tally(customer: Document, tally: Tally) -> Document:
     return updated
 
 
-def merged_profile(survivor: Document, losers: Iterable[Document], *, tally: Tally) -> Document:
+def merged_profile(
+    survivor: CustomerDoc, losers: Iterable[CustomerDoc], *, tally: Tally
+) -> CustomerDoc:
     """The survivor after a merge; counts and dates come from the interaction log itself."""
     losers = list(losers)
     updated = with_tally(survivor, tally)
@@ -149,13 +152,13 @@ def merged_profile(survivor: Document, losers: Iterable[Document], *, tally: Tal
 
 
 def rebuilt_profile(
-    customer: Document,
+    customer: CustomerDoc,
     *,
     tally: Tally,
-    identifiers: Iterable[Mapping[str, Any]],
+    identifiers: Iterable[IdentifierDoc],
     display_name: str,
     merged_ids: list[str],
-) -> Document:
+) -> CustomerDoc:
     """The customer recomputed from its log after a split (counts, dates, identifiers)."""
     updated = with_tally(customer, tally)
     updated["identifiers"] = _union_identifiers(identifiers)
@@ -165,6 +168,6 @@ def rebuilt_profile(
     return updated
 
 
-def survivor_order(customer: Document) -> tuple[datetime, str]:
+def survivor_order(customer: CustomerDoc) -> tuple[datetime, str]:
     """Merges keep the customer first seen; ties go to the smaller id (deterministic)."""
     return aware(customer.get("first_contact_at") or customer["created_at"]), customer["_id"]

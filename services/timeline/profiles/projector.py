@@ -11,7 +11,8 @@ from services.timeline.cases.model import CaseDoc
 from services.timeline.cases.records import CaseRecords
 from services.timeline.errors import ConcurrentUpdateError
 from services.timeline.interactions.entries import interaction_of
-from services.timeline.ports import CustomerRecords, InteractionLog
+from services.timeline.interactions.records import InteractionLog
+from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.profile import (
     Contact,
     apply_contact,
@@ -19,10 +20,11 @@ from services.timeline.profiles.profile import (
     with_remark,
     with_tally,
 )
+from services.timeline.profiles.records import CustomerRecords
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
-from services.timeline.store.documents import Document, aware
+from services.timeline.store.documents import aware
 
-Suggest = Callable[[Document], Awaitable[object]]
+Suggest = Callable[[CustomerDoc], Awaitable[object]]
 """Called with a profile whose soft signals (name, address) just changed."""
 
 _SIGNAL_FIELDS = ("name_key", "address_key")

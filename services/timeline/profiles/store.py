@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
+from services.timeline.profiles.model import CustomerDoc
 from services.timeline.search_keys import PREFIX_TOP, with_search_key
 from services.timeline.store.documents import Document
 from services.timeline.store.versioned import by_ids, replace_at_version
@@ -24,6 +26,11 @@ INDEXES = [
 ]
 
 
+def _customer(doc: Document) -> CustomerDoc:
+    """A stored customer (written only whole, by insert or replace, so of this shape)."""
+    return cast("CustomerDoc", doc)
+
+
 class CustomerStore:
     """Reads and writes customer documents: whole-document, version-checked writes.
 
@@ -37,21 +44,22 @@ class CustomerStore:
     async def ensure_indexes(self) -> None:
         await self._customers.create_indexes(INDEXES)
 
-    async def get_customers(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]:
-        return await by_ids(self._customers, tenant, ids)
+    async def get_customers(self, tenant: str, ids: Iterable[str]) -> dict[str, CustomerDoc]:
+        found = await by_ids(self._customers, tenant, ids)
+        return {i: _customer(doc) for i, doc in found.items()}
 
-    async def insert_customer(self, doc: Document) -> bool:
+    async def insert_customer(self, doc: CustomerDoc) -> bool:
         """Create a customer; False when it exists already (a replay)."""
-        return await insert_new(self._customers, doc)
+        return await insert_new(self._customers, dict(doc))
 
-    async def replace_customer(self, doc: Document, *, expected_version: int) -> bool:
+    async def replace_customer(self, doc: CustomerDoc, *, expected_version: int) -> bool:
         """Optimistic write: succeeds only if nobody changed the customer since it was read.
 
         A whole-document replace (not `$set`/`$max`) keeps dates real dates on every store.
         The name search key is derived here, so every writer (projection, merge) keeps it true.
         """
         return await replace_at_version(
-            self._customers, with_search_key(doc), expected_version=expected_version
+            self._customers, with_search_key(dict(doc)), expected_version=expected_version
         )
 
     async def delete_unused(self, tenant: str, customer_id: str) -> None:
@@ -70,7 +78,7 @@ class CustomerStore:
         ).limit(limit)
         return [doc async for doc in cursor]
 
-    async def by_name_prefix(self, tenant: str, key: str, *, limit: int) -> list[Document]:
+    async def by_name_prefix(self, tenant: str, key: str, *, limit: int) -> list[CustomerDoc]:
         """Live customers whose `search_name` starts with `key`, most recently in contact first.
 
         A range `[key, key + PREFIX_TOP)` rather than a regex: both use the index on MongoDB,
@@ -87,4 +95,4 @@ class CustomerStore:
             .sort([("last_contact_at", DESCENDING), ("_id", DESCENDING)])
             .limit(limit)
         )
-        return [doc async for doc in cursor if not doc.get("merged_into")]
+        return [_customer(doc) async for doc in cursor if not doc.get("merged_into")]

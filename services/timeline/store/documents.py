@@ -68,7 +68,7 @@ def identifier_to_proto(ident: Mapping[str, Any]) -> interaction_pb2.Identifier:
     )
 
 
-def customer_to_proto(doc: Document) -> timeline_pb2.Customer:
+def customer_to_proto(doc: Mapping[str, Any]) -> timeline_pb2.Customer:
     customer = timeline_pb2.Customer(
         id=doc["_id"],
         tenant=doc["tenant"],

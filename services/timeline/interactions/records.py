@@ -1,9 +1,5 @@
-"""The profiles' and the log's stores as other slices see them: protocols, implemented by
-`profiles.store` and `interactions.store` (MongoDB) and by the unit tests' in-memory stores.
-
-A slice never imports another slice's store module: it types against a protocol (these, and
-`cases.records`, `identity.records`), and the composition root (`bootstrap`) hands it the
-real store.
+"""The interaction log as other slices see it (`interactions.store` implements it in MongoDB;
+the unit tests in memory).
 """
 
 from __future__ import annotations
@@ -13,22 +9,6 @@ from typing import Protocol
 
 from services.timeline.interactions.tally import Tally
 from services.timeline.store.documents import Document
-
-
-class CustomerRecords(Protocol):
-    """The `customers` collection as identity and the recorder use it."""
-
-    async def get_customers(self, tenant: str, ids: Iterable[str]) -> dict[str, Document]: ...
-
-    async def insert_customer(self, doc: Document) -> bool: ...
-
-    async def replace_customer(self, doc: Document, *, expected_version: int) -> bool: ...
-
-    async def delete_unused(self, tenant: str, customer_id: str) -> None: ...
-
-    async def sharing(
-        self, tenant: str, field: str, value: str, *, besides: str, limit: int
-    ) -> list[Document]: ...
 
 
 class InteractionLog(Protocol):
