@@ -22,6 +22,7 @@ from services.timeline.interactions.entries import (
     interaction_document,
     occurred_at,
 )
+from services.timeline.interactions.model import InteractionDoc
 from services.timeline.interactions.records import InteractionLog
 from services.timeline.profiles.contacts import contact_from
 from services.timeline.profiles.profile import Contact
@@ -53,7 +54,7 @@ class Recorded:
 @dataclass(slots=True)
 class _Pending:
     index: int
-    doc: Document
+    doc: InteractionDoc
     contact: Contact
     merged: list[str]
     restored: list[str] = field(default_factory=list)
@@ -272,7 +273,7 @@ class TimelineRecorder:
                     restored_ids=item.restored,
                     case_id=case_id,
                     case_status=cases[case_id]["status"] if case_id in cases else "",
-                    entry=entry_to_proto({**item.doc, "customer_id": owner}),
+                    entry=entry_to_proto(item.doc | {"customer_id": owner}),
                 )
         for item in items:
             if item.doc["_id"] not in inserted:

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bson import Binary
 
 from services.timeline.identity.documents import MergeEntry
+from services.timeline.interactions.model import InteractionDoc
 from services.timeline.profiles.profile import new_customer
-from services.timeline.store.documents import Document, interaction_key
+from services.timeline.store.documents import interaction_key
 from services.timeline.stores import TimelineStore
 from tests.integration.timeline_db import timeline_db
 
@@ -36,7 +36,7 @@ async def store(mongodb_uri: str, database_name: str) -> AsyncIterator[TimelineS
 
 def interaction(
     tenant: str, event_id: str, customer: str, at: datetime, channel: str = "chat"
-) -> Document:
+) -> InteractionDoc:
     return {
         "_id": interaction_key(tenant, event_id),
         "tenant": tenant,
@@ -45,9 +45,12 @@ def interaction(
         "origin_customer_id": customer,
         "channel": channel,
         "kind": "message",
+        "direction": "inbound",
         "occurred_at": at,
         "recorded_at": at,
-        "raw": Binary(b"\x0a\x01x"),
+        "conversation_ref": "",
+        "identifiers": [],
+        "raw": b"\x0a\x01x",
         "projected": False,
     }
 

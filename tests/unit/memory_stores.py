@@ -21,6 +21,7 @@ from services.timeline.identity.documents import (
     SuggestionDoc,
 )
 from services.timeline.identity.policy import IdentityKey
+from services.timeline.interactions.model import InteractionDoc
 from services.timeline.interactions.tally import Tally
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.store.documents import Document, aware, interaction_key
@@ -126,10 +127,10 @@ class MemoryLog:
         keys = {interaction_key(tenant, e) for e in event_ids}
         return {d["event_id"]: copy.deepcopy(d) for k, d in self.docs.items() if k in keys}
 
-    async def insert_interactions(self, docs: Sequence[Document]) -> set[str]:
+    async def insert_interactions(self, docs: Sequence[InteractionDoc]) -> set[str]:
         new = {d["_id"] for d in docs if d["_id"] not in self.docs}
         for doc in docs:
-            self.docs.setdefault(doc["_id"], copy.deepcopy(doc))
+            self.docs.setdefault(doc["_id"], dict(copy.deepcopy(doc)))
         return new
 
     async def mark_projected(self, tenant: str, event_ids: Sequence[str]) -> None:

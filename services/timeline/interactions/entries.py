@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from services.timeline.cursor import encode_cursor
 from services.timeline.errors import PermanentError
+from services.timeline.interactions.model import InteractionDoc
 from services.timeline.store.documents import (
     DIRECTION_TOKENS,
     KIND_TOKENS,
-    Document,
     IdentifierDoc,
     aware,
     channel_token,
@@ -42,9 +43,9 @@ def interaction_document(
     identifiers: Sequence[IdentifierDoc],
     case_id: str = "",
     switched_from: str = "",
-) -> Document:
+) -> InteractionDoc:
     """The log entry of an interaction, not projected yet."""
-    doc: Document = {
+    doc: InteractionDoc = {
         "_id": interaction_key(interaction.tenant, interaction.event_id),
         "tenant": interaction.tenant,
         "event_id": interaction.event_id,
@@ -69,12 +70,12 @@ def interaction_document(
     return doc
 
 
-def interaction_of(doc: Document) -> interaction_pb2.Interaction:
+def interaction_of(doc: Mapping[str, Any]) -> interaction_pb2.Interaction:
     """The interaction a log entry was recorded from."""
     return interaction_pb2.Interaction.FromString(bytes(doc["raw"]))
 
 
-def entry_to_proto(doc: Document) -> timeline_pb2.TimelineEntry:
+def entry_to_proto(doc: InteractionDoc) -> timeline_pb2.TimelineEntry:
     """A stored interaction as a timeline entry, with its page cursor."""
     return timeline_pb2.TimelineEntry(
         interaction=interaction_of(doc),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from services.timeline.interactions.model import InteractionDoc
 from services.timeline.interactions.tally import Tally
 from services.timeline.store.documents import Document
 
@@ -18,7 +19,7 @@ class InteractionLog(Protocol):
         self, tenant: str, event_ids: Iterable[str]
     ) -> dict[str, Document]: ...
 
-    async def insert_interactions(self, docs: Sequence[Document]) -> set[str]: ...
+    async def insert_interactions(self, docs: Sequence[InteractionDoc]) -> set[str]: ...
 
     async def mark_projected(self, tenant: str, event_ids: Sequence[str]) -> None: ...
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import cast
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
+from services.timeline.interactions.model import InteractionDoc
 from services.timeline.interactions.tally import Tally
 from services.timeline.store.documents import Document, interaction_key
 from services.timeline.store.writes import insert_many_new, insert_new, repoint
@@ -30,6 +32,11 @@ INDEXES = [
     # Rebuilding one case from the log after a crash reads its interactions.
     IndexModel([("case_id", ASCENDING)], name="case", sparse=True),
 ]
+
+
+def _stored(doc: Document) -> InteractionDoc:
+    """A stored interaction (appended only whole, by `interaction_document`, so of this shape)."""
+    return cast("InteractionDoc", doc)
 
 
 class InteractionStore:
@@ -61,14 +68,14 @@ class InteractionStore:
         )
         return {doc["event_id"]: doc async for doc in cursor}
 
-    async def insert_interactions(self, docs: Sequence[Document]) -> set[str]:
+    async def insert_interactions(self, docs: Sequence[InteractionDoc]) -> set[str]:
         """Append many; returns the `_id`s that were new (the others were already stored)."""
-        refused = await insert_many_new(self._log, docs)
+        refused = await insert_many_new(self._log, [dict(doc) for doc in docs])
         return {doc["_id"] for i, doc in enumerate(docs) if i not in refused}
 
-    async def insert_interaction(self, doc: Document) -> bool:
+    async def insert_interaction(self, doc: InteractionDoc) -> bool:
         """Append to the log; False when an interaction with this event id is already there."""
-        return await insert_new(self._log, doc)
+        return await insert_new(self._log, dict(doc))
 
     async def mark_projected(self, tenant: str, event_ids: Sequence[str]) -> None:
         if event_ids:
@@ -101,7 +108,7 @@ class InteractionStore:
         since: datetime | None = None,
         until: datetime | None = None,
         case_id: str = "",
-    ) -> list[Document]:
+    ) -> list[InteractionDoc]:
         """Newest first, ordered by (occurred_at, event_id) so pages are stable under inserts."""
         query: Document = {"tenant": tenant, "customer_id": customer_id}
         if case_id:
@@ -123,7 +130,7 @@ class InteractionStore:
         # ones, as two range queries rather than one `$or`, which the embedded store answers
         # with a scan of the whole collection (a deep page cost 4x the first one).
         at, event_id = before
-        ties: list[Document] = []
+        ties: list[InteractionDoc] = []
         if (since is None or at >= since) and (until is None or at < until):
             ties = await self._page(
                 {**query, "occurred_at": at, "event_id": {"$lt": event_id}}, limit
@@ -133,19 +140,19 @@ class InteractionStore:
         older = {**window, "$lt": at if until is None else min(at, until)}
         return ties + await self._page({**query, "occurred_at": older}, limit - len(ties))
 
-    async def _page(self, query: Document, limit: int) -> list[Document]:
+    async def _page(self, query: Document, limit: int) -> list[InteractionDoc]:
         cursor = (
             self._log.find(query, {"projected": 0})
             .sort([("occurred_at", DESCENDING), ("event_id", DESCENDING)])
             .limit(limit)
         )
-        return [doc async for doc in cursor]
+        return [_stored(doc) async for doc in cursor]
 
-    async def get_interactions(self, tenant: str, event_ids: Iterable[str]) -> list[Document]:
+    async def get_interactions(self, tenant: str, event_ids: Iterable[str]) -> list[InteractionDoc]:
         """Whole stored interactions by event id (a lookup by `_id`)."""
         keys = [interaction_key(tenant, e) for e in event_ids]
         cursor = self._log.find({"_id": {"$in": keys}, "tenant": tenant}, {"projected": 0})
-        return [doc async for doc in cursor]
+        return [_stored(doc) async for doc in cursor]
 
     async def lookup_events(self, tenant: str, event_ids: Iterable[str]) -> list[Document]:
         """Events that are stored *and* projected: only then can a reader see them."""
