@@ -22,12 +22,11 @@ from services.timeline.interactions.entries import (
     interaction_document,
     occurred_at,
 )
-from services.timeline.interactions.model import InteractionDoc
+from services.timeline.interactions.model import InteractionDoc, InteractionState
 from services.timeline.interactions.records import InteractionLog
 from services.timeline.profiles.contacts import contact_from
 from services.timeline.profiles.profile import Contact
 from services.timeline.profiles.projector import Projector
-from services.timeline.store.documents import Document
 from tsunagu.v1 import interaction_pb2, timeline_pb2
 
 tracer = trace.get_tracer(__name__)
@@ -114,7 +113,7 @@ class TimelineRecorder:
         with tracer.start_as_current_span(
             "timeline.record_batch", attributes={"tsunagu.batch.items": len(interactions)}
         ):
-            known: dict[str, dict[str, Document]] = {}
+            known: dict[str, dict[str, InteractionState]] = {}
             for tenant in {i.tenant for i in interactions if i.tenant}:
                 known[tenant] = await self.interactions.interaction_states(
                     tenant, [i.event_id for i in interactions if i.tenant == tenant]
@@ -134,7 +133,7 @@ class TimelineRecorder:
         self,
         index: int,
         interaction: interaction_pb2.Interaction,
-        known: dict[str, Document],
+        known: dict[str, InteractionState],
         batch: _Batch,
     ) -> Recorded | None:
         """Resolve one interaction and queue its writes; None when queued for the flush."""
@@ -217,7 +216,7 @@ class TimelineRecorder:
             tenant=tenant, event_id=event_id, occurred_at=at, keys=keys, may_merge=True
         )
 
-    async def _recover(self, tenant: str, event_id: str, state: Document) -> None:
+    async def _recover(self, tenant: str, event_id: str, state: InteractionState) -> None:
         """A previous delivery stored the event but stopped before projecting it: the slices
         rebuild what it may have left half-written.
         """

@@ -197,10 +197,14 @@ async def test_channel_counts_and_contact_bounds(store: TimelineStore) -> None:
 
 async def test_lookup_events_and_projection_flag(store: TimelineStore) -> None:
     await store.interactions.insert_interaction(interaction("a", "e1", "c1", T0))
-    assert (await store.interactions.interaction_state("a", "e1") or {}).get("projected") is False
+    stored = await store.interactions.interaction_state("a", "e1")
+    assert stored is not None
+    assert stored.get("projected") is False
     await store.interactions.mark_projected("a", ["e1"])
     # The timeline only relies on truthiness (see the boolean deviation below).
-    assert (await store.interactions.interaction_state("a", "e1") or {}).get("projected")
+    projected = await store.interactions.interaction_state("a", "e1")
+    assert projected is not None
+    assert projected.get("projected")
     found = await store.interactions.lookup_events("a", ["e1", "missing"])
     assert [(d["event_id"], d["customer_id"]) for d in found] == [("e1", "c1")]
 
@@ -249,4 +253,6 @@ async def test_set_with_a_boolean_stores_a_boolean(store: TimelineStore) -> None
     """nx-27017 deviation: `$set` with True stores the integer 1."""
     await store.interactions.insert_interaction(interaction("a", "e1", "c1", T0))
     await store.interactions.mark_projected("a", ["e1"])
-    assert (await store.interactions.interaction_state("a", "e1") or {}).get("projected") is True
+    projected = await store.interactions.interaction_state("a", "e1")
+    assert projected is not None
+    assert projected.get("projected") is True

@@ -21,7 +21,7 @@ from services.timeline.identity.documents import (
     SuggestionDoc,
 )
 from services.timeline.identity.policy import IdentityKey
-from services.timeline.interactions.model import InteractionDoc
+from services.timeline.interactions.model import InteractionDoc, InteractionState
 from services.timeline.interactions.tally import Tally
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.store.documents import Document, aware, interaction_key
@@ -123,9 +123,13 @@ class MemoryLog:
 
     async def interaction_states(
         self, tenant: str, event_ids: Iterable[str]
-    ) -> dict[str, Document]:
+    ) -> dict[str, InteractionState]:
         keys = {interaction_key(tenant, e) for e in event_ids}
-        return {d["event_id"]: copy.deepcopy(d) for k, d in self.docs.items() if k in keys}
+        return {
+            d["event_id"]: cast("InteractionState", copy.deepcopy(d))
+            for k, d in self.docs.items()
+            if k in keys
+        }
 
     async def insert_interactions(self, docs: Sequence[InteractionDoc]) -> set[str]:
         new = {d["_id"] for d in docs if d["_id"] not in self.docs}

@@ -30,3 +30,12 @@ class InteractionDoc(TypedDict):
     projected: NotRequired[bool]
     case_id: NotRequired[str]
     switched_from: NotRequired[str]
+
+
+class InteractionState(TypedDict):
+    """Whether and where an event is stored already (what a redelivery needs to know)."""
+
+    event_id: str
+    customer_id: str
+    projected: NotRequired[bool]
+    case_id: NotRequired[str]

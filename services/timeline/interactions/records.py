@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from services.timeline.interactions.model import InteractionDoc
+from services.timeline.interactions.model import InteractionDoc, InteractionState
 from services.timeline.interactions.tally import Tally
 from services.timeline.store.documents import Document
 
@@ -17,7 +17,7 @@ class InteractionLog(Protocol):
 
     async def interaction_states(
         self, tenant: str, event_ids: Iterable[str]
-    ) -> dict[str, Document]: ...
+    ) -> dict[str, InteractionState]: ...
 
     async def insert_interactions(self, docs: Sequence[InteractionDoc]) -> set[str]: ...
 

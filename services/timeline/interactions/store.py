@@ -9,7 +9,7 @@ from typing import cast
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.timeline.interactions.model import InteractionDoc
+from services.timeline.interactions.model import InteractionDoc, InteractionState
 from services.timeline.interactions.tally import Tally
 from services.timeline.store.documents import Document, interaction_key
 from services.timeline.store.writes import insert_many_new, insert_new, repoint
@@ -50,23 +50,21 @@ class InteractionStore:
 
     # -- recording ----------------------------------------------------------------------------
 
-    async def interaction_state(self, tenant: str, event_id: str) -> Document | None:
+    async def interaction_state(self, tenant: str, event_id: str) -> InteractionState | None:
         """The stored interaction's customer and projection flag, or None if not stored."""
-        return await self._log.find_one(
-            {"_id": interaction_key(tenant, event_id), "tenant": tenant},
-            {"customer_id": 1, "projected": 1},
-        )
+        states = await self.interaction_states(tenant, [event_id])
+        return states.get(event_id)
 
     async def interaction_states(
         self, tenant: str, event_ids: Iterable[str]
-    ) -> dict[str, Document]:
+    ) -> dict[str, InteractionState]:
         """Stored interactions among `event_ids` → their customer and projection flag."""
         keys = [interaction_key(tenant, e) for e in event_ids]
         cursor = self._log.find(
             {"_id": {"$in": keys}, "tenant": tenant},
             {"event_id": 1, "customer_id": 1, "projected": 1, "case_id": 1},
         )
-        return {doc["event_id"]: doc async for doc in cursor}
+        return {doc["event_id"]: cast("InteractionState", doc) async for doc in cursor}
 
     async def insert_interactions(self, docs: Sequence[InteractionDoc]) -> set[str]:
         """Append many; returns the `_id`s that were new (the others were already stored)."""
