@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.timeline.identity.documents import MergeEntry
+from services.timeline.identity.documents import Claim, MergeEntry
 from services.timeline.interactions.model import InteractionDoc
 from services.timeline.profiles.profile import new_customer
 from services.timeline.store.documents import interaction_key
@@ -149,8 +149,8 @@ async def test_paging_by_cursor_through_many_ties_and_a_window_misses_and_repeat
 
 async def test_identity_claims_report_conflicts_and_insert_the_rest(store: TimelineStore) -> None:
     keys = [("phone", "+819011112222"), ("email", "a@example.jp")]
-    assert await store.identities.claim_identities("a", "c1", keys[:1], event_id="e1", at=T0) == []
-    conflicts = await store.identities.claim_identities("a", "c2", keys, event_id="e2", at=T0)
+    assert await store.identities.claim_identities(Claim("a", "c1", keys[:1], "e1", T0)) == []
+    conflicts = await store.identities.claim_identities(Claim("a", "c2", keys, "e2", T0))
     assert conflicts == [keys[0]]
     owners = await store.identities.identity_owners("a", keys)
     assert owners == {keys[0]: "c1", keys[1]: "c2"}
@@ -160,7 +160,7 @@ async def test_identity_claims_report_conflicts_and_insert_the_rest(store: Timel
 async def test_repointing_moves_only_that_tenants_documents(store: TimelineStore) -> None:
     await store.interactions.insert_interaction(interaction("a", "e1", "c1", T0))
     await store.interactions.insert_interaction(interaction("b", "e1", "c1", T0))
-    await store.identities.claim_identities("a", "c1", [("phone", "+1")], event_id="e1", at=T0)
+    await store.identities.claim_identities(Claim("a", "c1", [("phone", "+1")], "e1", T0))
     assert await store.interactions.repoint("a", ["c1"], "c3") == 1
     assert await store.identities.repoint_identities("a", ["c1"], "c3") == 1
     assert (await store.db["interactions"].find_one({"_id": interaction_key("b", "e1")}) or {})[

@@ -10,11 +10,12 @@ from __future__ import annotations
 import copy
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar, cast
 
 from services.timeline.cases.model import CaseDoc
 from services.timeline.identity.documents import (
+    Claim,
     IdentityDoc,
     MergeEntry,
     MergeStatus,
@@ -247,35 +248,19 @@ class MemoryIdentities(Races):
             if doc is not None:
                 doc["customer_ids"] = sorted({*doc["customer_ids"], *customer_ids})
 
-    async def claim_identities(
-        self,
-        tenant: str,
-        customer_id: str,
-        keys: Sequence[IdentityKey],
-        *,
-        event_id: str,
-        at: datetime,
-    ) -> list[IdentityKey]:
+    async def claim_identities(self, claim: Claim) -> list[IdentityKey]:
         for key, other in list(self.claimed_by_others.items()):
-            self._claim(tenant, key, other, "someone-else")
+            self._claim(Claim(claim.tenant, other, [key], "someone-else", claim.at), key)
             del self.claimed_by_others[key]
         if self.lost("claim"):
-            return list(keys)
-        return [k for k in keys if not self._claim(tenant, k, customer_id, event_id)]
+            return list(claim.keys)
+        return [k for k in claim.keys if not self._claim(claim, k)]
 
-    def _claim(self, tenant: str, key: IdentityKey, customer_id: str, event_id: str) -> bool:
-        if (tenant, *key) in self.identities:
+    def _claim(self, claim: Claim, key: IdentityKey) -> bool:
+        if (claim.tenant, *key) in self.identities:
             return False
-        self.identities[(tenant, *key)] = {
-            "_id": f"{tenant}/{key[0]}/{key[1]}",
-            "tenant": tenant,
-            "kind": key[0],
-            "value": key[1],
-            "customer_id": customer_id,
-            "customer_ids": [customer_id],
-            "first_event_id": event_id,
-            "created_at": datetime.now(UTC),
-        }
+        doc = {"_id": f"{claim.tenant}/{key[0]}/{key[1]}", **claim.document(key)}
+        self.identities[(claim.tenant, *key)] = cast("IdentityDoc", doc)
         return True
 
     async def repoint_identities(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
+from services.timeline.identity.policy import IdentityKey
 from services.timeline.store.documents import IdentifierDoc
 
 MergeStatus = Literal["pending", "done", "splitting", "split"]
@@ -91,3 +94,28 @@ class SuggestionDoc(TypedDict):
     created_at: datetime
     settled_by_event_id: NotRequired[str]
     settled_by: NotRequired[ActorDoc]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Identifiers a customer claims with an event; the first writer of each one wins."""
+
+    tenant: str
+    customer_id: str
+    keys: Sequence[IdentityKey]
+    event_id: str
+    at: datetime
+
+    def document(self, key: IdentityKey) -> dict[str, Any]:
+        """The `identities` document that claims `key` (its `_id` is the store's)."""
+        kind, value = key
+        return {
+            "tenant": self.tenant,
+            "kind": kind,
+            "value": value,
+            "customer_id": self.customer_id,
+            # Every customer that presented the identifier; merge protection counts them.
+            "customer_ids": [self.customer_id],
+            "first_event_id": self.event_id,
+            "created_at": self.at,
+        }

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Literal, Protocol
 
 from services.timeline.identity.documents import (
+    Claim,
     IdentityDoc,
     MergeEntry,
     MergeStatus,
@@ -28,15 +28,7 @@ class IdentityRecords(Protocol):
         self, tenant: str, keys: Sequence[IdentityKey], customer_ids: Sequence[str]
     ) -> None: ...
 
-    async def claim_identities(
-        self,
-        tenant: str,
-        customer_id: str,
-        keys: Sequence[IdentityKey],
-        *,
-        event_id: str,
-        at: datetime,
-    ) -> list[IdentityKey]: ...
+    async def claim_identities(self, claim: Claim) -> list[IdentityKey]: ...
 
     async def repoint_identities(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int: ...
 

@@ -12,7 +12,7 @@ from opentelemetry import trace
 
 from services.timeline.cases.records import CaseRecords
 from services.timeline.errors import ConcurrentUpdateError, ResolutionConflictError
-from services.timeline.identity.documents import ActorDoc, IdentityDoc, MergeEntry
+from services.timeline.identity.documents import ActorDoc, Claim, IdentityDoc, MergeEntry
 from services.timeline.identity.policy import BLOCKLISTED, SHARED, IdentityKey, IdentityPolicy
 from services.timeline.identity.records import IdentityRecords
 from services.timeline.interactions.records import InteractionLog
@@ -236,7 +236,7 @@ class IdentityResolver:
                 await self.identities.add_identity_customers(tenant, list(owner), sorted(live))
         unclaimed = [key for key in candidates if key not in docs]
         conflicts = await self.identities.claim_identities(
-            tenant, customer_id, unclaimed, event_id=event_id, at=self.clock()
+            Claim(tenant, customer_id, unclaimed, event_id, self.clock())
         )
         if not conflicts:
             shared = [k for k, why in protected.items() if why == SHARED and k in docs]

@@ -6,7 +6,6 @@ The only code that touches them; every query is scoped by tenant.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Literal, cast
 
 from pymongo import ASCENDING, IndexModel
@@ -14,6 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.timeline.identity.documents import (
+    Claim,
     IdentityDoc,
     MergeEntry,
     MergeStatus,
@@ -107,31 +107,11 @@ class IdentityStore:
                 {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}},
             )
 
-    async def claim_identities(
-        self,
-        tenant: str,
-        customer_id: str,
-        keys: Sequence[IdentityKey],
-        *,
-        event_id: str,
-        at: datetime,
-    ) -> list[IdentityKey]:
+    async def claim_identities(self, claim: Claim) -> list[IdentityKey]:
         """Attach identifiers to a customer; returns those another writer claimed first."""
-        docs = [
-            {
-                "tenant": tenant,
-                "kind": kind,
-                "value": value,
-                "customer_id": customer_id,
-                # Every customer that presented the identifier; merge protection counts them.
-                "customer_ids": [customer_id],
-                "first_event_id": event_id,
-                "created_at": at,
-            }
-            for kind, value in keys
-        ]
+        docs = [claim.document(key) for key in claim.keys]
         refused = await insert_many_new(self._identities, docs)
-        return [keys[i] for i in sorted(refused)]
+        return [claim.keys[i] for i in sorted(refused)]
 
     async def repoint_identities(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
         """Move the customers' records to `to_id` (a merge); returns how many."""
