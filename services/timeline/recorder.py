@@ -14,7 +14,7 @@ from services.timeline.cases.lifecycle import Assignment, remark_of
 from services.timeline.cases.model import CaseDoc
 from services.timeline.errors import ConcurrentUpdateError, PermanentError
 from services.timeline.identity.commands import IDENTITY_ACTIONS, IdentityCommands
-from services.timeline.identity.policy import IdentityPolicy
+from services.timeline.identity.policy import IdentityKey, IdentityPolicy
 from services.timeline.identity.presented import matchable_keys, presented
 from services.timeline.identity.resolver import IdentityResolver, Resolution
 from services.timeline.interactions.entries import (
@@ -152,7 +152,7 @@ class TimelineRecorder:
         at = occurred_at(interaction)
         merged: list[str] = []
         restored: list[str] = []
-        protected: dict[tuple[str, str], str] = {}
+        protected: dict[IdentityKey, str] = {}
         detail = interaction.WhichOneof("detail")
         action = interaction.agent_action.WhichOneof("action") if detail == "agent_action" else None
         if action in IDENTITY_ACTIONS:
@@ -199,7 +199,7 @@ class TimelineRecorder:
         tenant: str,
         event_id: str,
         at: datetime,
-        keys: list[tuple[str, str]],
+        keys: list[IdentityKey],
         batch: _Batch,
     ) -> Resolution:
         """Resolve the customer; when the event links customers, flush, then merge them.
