@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import grpc
 from nats.aio.client import Client
 
 from services.timeline.api import TimelineApi
@@ -24,6 +25,8 @@ from services.timeline.profiles.projector import Projector
 from services.timeline.recorder import TimelineRecorder
 from services.timeline.settings import TimelineSettings
 from services.timeline.stores import TimelineStore
+from tsunagu.rpc import GrpcServer
+from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
 
 Clock = Callable[[], datetime]
 _CONSUMER_SETTINGS = {
@@ -111,10 +114,10 @@ def build_core(
 
 @dataclass(frozen=True, slots=True)
 class Timeline:
-    """Everything the running service holds: the core, its read API and its consumer."""
+    """Everything the running service holds: the core, its gRPC server and its consumer."""
 
     core: Core
-    api: TimelineApi
+    server: GrpcServer
     consumer: InteractionConsumer
 
 
@@ -141,6 +144,16 @@ def bootstrap(
         suggestions=core.suggestions,
         clock=clock,
     )
+
+    def register(server: grpc.aio.Server) -> None:
+        timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, server)
+
+    server = GrpcServer(
+        host=settings.host,
+        port=settings.port,
+        register=register,
+        service_names=[timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name],
+    )
     consumer = InteractionConsumer(
         bus,
         js,
@@ -152,4 +165,4 @@ def bootstrap(
         ),
         announce=TimelineAnnouncer(bus),
     )
-    return Timeline(core, api, consumer)
+    return Timeline(core, server, consumer)

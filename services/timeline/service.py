@@ -7,7 +7,6 @@ import logging
 from contextlib import AsyncExitStack
 from typing import Self
 
-import grpc
 from nats.aio.client import Client
 
 from services.timeline.bootstrap import Timeline, bootstrap
@@ -18,7 +17,6 @@ from services.timeline.stores import TimelineStore, open_store
 from tsunagu.bus.connection import connect
 from tsunagu.bus.streams import StreamLimits, ensure_streams
 from tsunagu.rpc import GrpcServer
-from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -68,19 +66,7 @@ class TimelineService:
             if merges or splits:
                 log.warning("finished %d merges and %d splits left half-done", merges, splits)
 
-            api = self.timeline.api
-
-            def register(server: grpc.aio.Server) -> None:
-                timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, server)
-
-            self.server = GrpcServer(
-                host=s.host,
-                port=s.port,
-                register=register,
-                service_names=[
-                    timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name
-                ],
-            )
+            self.server = self.timeline.server
             await self.server.start()
             self._stack.push_async_callback(self.server.stop, s.shutdown_grace_seconds)
             await self.consumer.start()
