@@ -19,10 +19,13 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from bench.interactions import inbound
+from services.timeline.bootstrap import build_core
+from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.identity.resolver import Actor
+from services.timeline.interactions.entries import interaction_document
 from services.timeline.recorder import Recorded, TimelineRecorder
-from services.timeline.store import TimelineStore
-from services.timeline.store.documents import Document
+from services.timeline.store.documents import Document, IdentifierDoc
+from services.timeline.stores import TimelineStore
 from tsunagu.v1 import interaction_pb2 as pb
 
 TENANT = "bench-identity"
@@ -52,7 +55,8 @@ class _Store:
         self.client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
         self.name = f"bench_identity_{uuid.uuid4().hex[:8]}"
         self.store = TimelineStore(self.client[self.name])
-        self.recorder = TimelineRecorder(self.store, region_for=lambda _tenant: "JP")
+        self.core = build_core(self.store, identity_for=lambda _tenant: IdentityPolicy("JP"))
+        self.recorder: TimelineRecorder = self.core.recorder
 
     async def __aenter__(self) -> _Store:
         await self.store.ensure_indexes()
@@ -88,7 +92,7 @@ async def resolution_throughput(mongodb_uri: str, count: int, batch: int) -> dic
         failed = [o for o in outcomes if not isinstance(o, Recorded)]
         assert not failed, failed[:3]
         merged = sum(1 for o in outcomes if isinstance(o, Recorded) and o.merged_ids)
-        live = await bench.store.customers.count_documents(
+        live = await bench.store.db["customers"].count_documents(
             {"tenant": TENANT, "merged_into": {"$exists": False}}
         )
         assert merged == len(events) // 4, merged
@@ -109,18 +113,24 @@ async def merge_split_latency(mongodb_uri: str, per_customer: int) -> dict[str, 
             for i in range(1, per_customer):
                 at = T0 + timedelta(minutes=2 + i)
                 interaction = _call(number, at) if channel == "voice" else _email(address, at)
-                ident: dict[str, object] = {
+                ident: IdentifierDoc = {
                     "kind": "phone" if channel == "voice" else "email",
                     "value": "+819055550001" if channel == "voice" else address,
                 }
-                doc = recorder._document(
-                    interaction, customer_id, at, (ident,)
+                doc = interaction_document(
+                    interaction,
+                    customer_id=customer_id,
+                    occurred_at=at,
+                    recorded_at=at,
+                    identifiers=[ident],
                 )  # the documented shape
                 docs.append({**doc, "projected": True})
             for offset in range(0, len(docs), 1000):
-                await store.interactions.insert_many(docs[offset : offset + 1000], ordered=False)
-            customer = (await store.get_customers(TENANT, [customer_id]))[customer_id]
-            await store.replace_customer(
+                await store.db["interactions"].insert_many(
+                    docs[offset : offset + 1000], ordered=False
+                )
+            customer = (await store.customers.get_customers(TENANT, [customer_id]))[customer_id]
+            await store.customers.replace_customer(
                 {
                     **customer,
                     "interaction_count": per_customer,
@@ -132,7 +142,7 @@ async def merge_split_latency(mongodb_uri: str, per_customer: int) -> dict[str, 
         both = list(customers.values())
 
         started = time.perf_counter()
-        await store.interactions.update_many(
+        await store.db["interactions"].update_many(
             {"tenant": TENANT, "customer_id": {"$in": both}}, {"$set": {"bench_touched": True}}
         )
         baseline = time.perf_counter() - started
@@ -146,17 +156,21 @@ async def merge_split_latency(mongodb_uri: str, per_customer: int) -> dict[str, 
         merged = await recorder.record(link)
         merge_s = time.perf_counter() - started
         assert merged.merged_ids, merged
-        survivor = (await store.get_customers(TENANT, [merged.customer_id]))[merged.customer_id]
+        survivor = (await store.customers.get_customers(TENANT, [merged.customer_id]))[
+            merged.customer_id
+        ]
         assert survivor["interaction_count"] == 2 * per_customer + 1, survivor
-        entry = await store.merges.find_one({"tenant": TENANT, "evidence.event_id": link.event_id})
+        entry = await store.db["merges"].find_one(
+            {"tenant": TENANT, "evidence.event_id": link.event_id}
+        )
         assert entry is not None
 
         started = time.perf_counter()
-        await recorder.splitter.split(
+        await bench.core.splitter.split(
             TENANT, entry["_id"], actor=Actor("agent", "bench"), reason="bench", at=T0
         )
         split_s = time.perf_counter() - started
-        counts = await store.get_customers(TENANT, both)
+        counts = await store.customers.get_customers(TENANT, both)
         assert sorted(c["interaction_count"] for c in counts.values()) == [
             per_customer,
             per_customer + 1,

@@ -65,8 +65,12 @@ class GrpcServer(Lifecycle):
         await self._server.start()
         await self._set(health_pb2.HealthCheckResponse.SERVING)
 
-    async def stop(self, grace_seconds: float) -> None:
+    async def not_serving(self) -> None:
+        """Tell health checks to send no more work (shutdown begins; calls still complete)."""
         await self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    async def stop(self, grace_seconds: float) -> None:
+        await self.not_serving()
         await self._server.stop(grace_seconds)
 
     open = start

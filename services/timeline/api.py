@@ -3,38 +3,35 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from datetime import UTC, datetime
 
 import grpc
 import phonenumbers
 from opentelemetry import trace
 
+from services.timeline.cases.documents import CASE_STATUS_TOKENS, case_to_proto
+from services.timeline.cases.store import CaseQuery
 from services.timeline.cursor import InvalidCursorError, decode_cursor, encode_cursor
+from services.timeline.identity.documents import MergeEntry
 from services.timeline.identity.events import actor_to_proto
 from services.timeline.identity.resolver import IdentityResolver
 from services.timeline.identity.suggestions import MergeSuggestions
+from services.timeline.interactions.entries import entry_to_proto
+from services.timeline.profiles.model import CustomerDoc
 from services.timeline.search_keys import identifier_prefixes, name_key
-from services.timeline.store import TimelineStore
-from services.timeline.store.case_documents import CASE_STATUS_TOKENS, case_to_proto
-from services.timeline.store.cases import CaseQuery, CaseStore
-from services.timeline.store.customer_search import (
-    customers_by_name_prefix,
-    owners_by_identifier_prefix,
-)
 from services.timeline.store.documents import (
     KIND_TOKENS,
-    Document,
     aware,
     channel_token,
     customer_to_proto,
     identifier_to_proto,
     to_timestamp,
 )
-from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
+from services.timeline.stores import TimelineStore
 from tsunagu.contracts import ContractViolation, check_tenant
 from tsunagu.identifiers import IdentifierFormatError, normalize_identifier
-from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
+from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
 
 tracer = trace.get_tracer(__name__)
 
@@ -46,6 +43,14 @@ MAX_ID_LENGTH = 256
 
 async def _invalid(context: grpc.aio.ServicerContext[object, object], message: str) -> None:
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+async def _at_most(
+    ids: Sized, name: str, context: grpc.aio.ServicerContext[object, object]
+) -> None:
+    """Refuse a request naming more than `MAX_IDS` ids in its field `name`."""
+    if len(ids) > MAX_IDS:
+        await _invalid(context, f"{name}: at most {MAX_IDS} per call")
 
 
 async def _page_request(
@@ -64,49 +69,34 @@ async def _page_request(
     return size, before
 
 
-def entry_to_proto(doc: Document) -> timeline_pb2.TimelineEntry:
-    """A stored interaction as a timeline entry, with its page cursor."""
-    return timeline_pb2.TimelineEntry(
-        interaction=interaction_pb2.Interaction.FromString(bytes(doc["raw"])),
-        customer_id=doc["customer_id"],
-        recorded_at=to_timestamp(doc.get("recorded_at")),
-        cursor=encode_cursor(aware(doc["occurred_at"]), doc["event_id"]),
-        case_id=doc.get("case_id", ""),
-        switched_from=CHANNELS_BY_TOKEN.get(  # type: ignore[arg-type]
-            doc.get("switched_from", ""), interaction_pb2.CHANNEL_UNSPECIFIED
-        ),
-    )
-
-
-def merge_to_proto(entry: Document) -> timeline_pb2.MergeRecord:
+def merge_to_proto(entry: MergeEntry) -> timeline_pb2.MergeRecord:
     """A ledger entry as the API shows it: who, when, why, on what evidence, and any split."""
-    evidence = entry.get("evidence", {})
+    evidence = entry["evidence"]
     record = timeline_pb2.MergeRecord(
         id=entry["_id"],
         survivor_id=entry["survivor_id"],
         merged_ids=entry["merged_ids"],
-        rule=entry.get("rule", ""),
-        actor=actor_to_proto(entry.get("actor", {})),
-        at=to_timestamp(entry.get("at")),
+        rule=entry["rule"],
+        actor=actor_to_proto(entry["actor"]),
+        at=to_timestamp(entry["at"]),
         status=entry["status"],
-        evidence_event_id=evidence.get("event_id", ""),
+        evidence_event_id=evidence["event_id"],
         evidence=[
             timeline_pb2.LinkedIdentifier(
-                identifier=identifier_to_proto(ident), customer_id=ident.get("customer_id", "")
+                identifier=identifier_to_proto(ident), customer_id=ident["customer_id"]
             )
-            for ident in evidence.get("identifiers", [])
+            for ident in evidence["identifiers"]
         ],
-        reason=entry.get("reason", ""),
+        reason=entry["reason"],
     )
-    split = entry.get("split")
-    if split:
-        record.split_at.CopyFrom(to_timestamp(split.get("at")))
-        record.split_by.CopyFrom(actor_to_proto(split.get("actor", {})))
-        record.split_reason = split.get("reason", "")
+    if split := entry.get("split"):
+        record.split_at.CopyFrom(to_timestamp(split["at"]))
+        record.split_by.CopyFrom(actor_to_proto(split["actor"]))
+        record.split_reason = split["reason"]
     return record
 
 
-def _survivors_by_merged_id(live: dict[str, Document]) -> dict[str, Document]:
+def _survivors_by_merged_id(live: dict[str, CustomerDoc]) -> dict[str, CustomerDoc]:
     """Each merged-away customer id → the live customer it now belongs to."""
     return {merged: doc for doc in live.values() for merged in doc.get("merged_ids", [])}
 
@@ -120,15 +110,26 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         resolver: IdentityResolver,
         *,
         region_for: Callable[[str], str],
-        suggestions: MergeSuggestions | None = None,
+        suggestions: MergeSuggestions,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._store = store
+        self._interactions = store.interactions
+        self._customers = store.customers
+        self._identities = store.identities
+        self._cases = store.cases
         self._resolver = resolver
         self._region_for = region_for
-        self._suggestions = suggestions or MergeSuggestions(store)
+        self._suggestions = suggestions
         self._clock = clock
-        self._cases = CaseStore(store)
+
+    async def _customer(
+        self, tenant: str, customer_id: str, context: grpc.aio.ServicerContext[object, object]
+    ) -> CustomerDoc:
+        """The live customer `customer_id` is now (merges followed); NOT_FOUND if none."""
+        live = await self._resolver.live_customers(tenant, {customer_id})
+        if not live:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
+        return next(iter(live.values()))
 
     async def _tenant(self, tenant: str, context: grpc.aio.ServicerContext[object, object]) -> str:
         try:
@@ -150,7 +151,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
             await _invalid(context, f"identifier.value: {exc}")
             raise
         key = policy.key(ident)
-        docs = await self._store.identity_docs(tenant, [key])
+        docs = await self._identities.identity_docs(tenant, [key])
         # A blocklisted or shared identifier names nobody in particular: no screen-pop.
         limit = policy.max_customers_per_identifier
         owners = {
@@ -171,9 +172,8 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.GetCustomersResponse:
         tenant = await self._tenant(request.tenant, context)
-        if len(request.customer_ids) > MAX_IDS:
-            await _invalid(context, f"customer_ids: at most {MAX_IDS} per call")
-        docs = await self._store.get_customers(tenant, request.customer_ids)
+        await _at_most(request.customer_ids, "customer_ids", context)
+        docs = await self._customers.get_customers(tenant, request.customer_ids)
         survivors_needed = {d["merged_into"] for d in docs.values() if d.get("merged_into")}
         live = await self._resolver.live_customers(tenant, survivors_needed)
         by_merged = _survivors_by_merged_id(live)
@@ -200,11 +200,8 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         except (ValueError, OverflowError):
             await _invalid(context, "since/until: timestamps out of range")
             raise
-        live = await self._resolver.live_customers(tenant, {request.customer_id})
-        if not live:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
-        customer_id = next(iter(live))
-        docs = await self._store.list_interactions(
+        customer_id: str = (await self._customer(tenant, request.customer_id, context))["_id"]
+        docs = await self._interactions.list_interactions(
             tenant,
             customer_id,
             limit=size + 1,
@@ -231,14 +228,11 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         tenant = await self._tenant(request.tenant, context)
         if not request.customer_id or len(request.customer_id) > MAX_ID_LENGTH:
             await _invalid(context, f"customer_id: required, at most {MAX_ID_LENGTH} characters")
-        live = await self._resolver.live_customers(tenant, {request.customer_id})
-        if not live:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
-        customer = next(iter(live.values()))
+        customer = await self._customer(tenant, request.customer_id, context)
         ids = [customer["_id"], *customer.get("merged_ids", [])]
         if request.customer_id not in ids:
             ids.append(request.customer_id)
-        entries = await self._store.merges_involving(tenant, ids)
+        entries = await self._identities.merges_involving(tenant, ids)
         return timeline_pb2.GetMergeHistoryResponse(merges=[merge_to_proto(e) for e in entries])
 
     async def ListMergeSuggestions(
@@ -254,10 +248,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
             await _invalid(context, f"customer_id: at most {MAX_ID_LENGTH} characters")
         ids: list[str] = []
         if request.customer_id:
-            live = await self._resolver.live_customers(tenant, {request.customer_id})
-            if not live:
-                await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
-            customer = next(iter(live.values()))
+            customer = await self._customer(tenant, request.customer_id, context)
             ids = [customer["_id"], *customer.get("merged_ids", [])]
         docs = await self._suggestions.open_for(tenant, ids, limit)
         # Suggestions whose customers have since been merged (into one) are moot.
@@ -286,10 +277,10 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.GetInteractionsResponse:
         tenant = await self._tenant(request.tenant, context)
-        if len(request.event_ids) > MAX_IDS:
-            await _invalid(context, f"event_ids: at most {MAX_IDS} per call")
+        await _at_most(request.event_ids, "event_ids", context)
         docs = {
-            d["event_id"]: d for d in await self._store.get_interactions(tenant, request.event_ids)
+            d["event_id"]: d
+            for d in await self._interactions.get_interactions(tenant, request.event_ids)
         }
         target, _ = await self._resolver.survivors(
             tenant, {d["customer_id"] for d in docs.values()}
@@ -310,9 +301,8 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.LookupEventsResponse:
         tenant = await self._tenant(request.tenant, context)
-        if len(request.event_ids) > MAX_IDS:
-            await _invalid(context, f"event_ids: at most {MAX_IDS} per call")
-        docs = await self._store.lookup_events(tenant, request.event_ids)
+        await _at_most(request.event_ids, "event_ids", context)
+        docs = await self._interactions.lookup_events(tenant, request.event_ids)
         live = await self._resolver.live_customers(tenant, {d["customer_id"] for d in docs})
         alias = _survivors_by_merged_id(live)
         return timeline_pb2.LookupEventsResponse(
@@ -345,14 +335,13 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         limit = request.limit or DEFAULT_SEARCH_LIMIT
         if not 1 <= limit <= MAX_SEARCH_LIMIT:
             await _invalid(context, f"limit: between 1 and {MAX_SEARCH_LIMIT}")
-        found: dict[str, Document] = {}
+        found: dict[str, CustomerDoc] = {}
         key = name_key(query)
         if len(key) >= MIN_SEARCH_CHARS:
-            for doc in await customers_by_name_prefix(self._store, tenant, key, limit=limit):
+            for doc in await self._customers.by_name_prefix(tenant, key, limit=limit):
                 found[doc["_id"]] = doc
         region = self._region_for(tenant)
-        owners = await owners_by_identifier_prefix(
-            self._store,
+        owners = await self._identities.owners_by_identifier_prefix(
             tenant,
             identifier_prefixes(query, country_code=phonenumbers.country_code_for_region(region)),
             limit=limit * 2,
@@ -374,8 +363,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         context: grpc.aio.ServicerContext[object, object],
     ) -> timeline_pb2.GetCasesResponse:
         tenant = await self._tenant(request.tenant, context)
-        if len(request.case_ids) > MAX_IDS:
-            await _invalid(context, f"case_ids: at most {MAX_IDS} per call")
+        await _at_most(request.case_ids, "case_ids", context)
         docs = await self._cases.get(tenant, request.case_ids)
         return timeline_pb2.GetCasesResponse(
             cases=[

@@ -19,17 +19,15 @@ from opentelemetry import propagate, trace
 from services.timeline.errors import PermanentError
 from services.timeline.recorder import Recorded, TimelineRecorder
 from tsunagu.bus import headers
-from tsunagu.bus.notices import encode_notice
 from tsunagu.bus.subjects import (
     CHANNEL_TOKENS,
     INTERACTIONS_STREAM,
     INTERACTIONS_SUBJECTS,
     dead_letter_subject,
     interaction_subject,
-    timeline_updated_subject,
 )
 from tsunagu.contracts import BUS_LIMITS, ContractViolation, Reason, check_interaction
-from tsunagu.v1 import interaction_pb2, notices_pb2, timeline_pb2
+from tsunagu.v1 import interaction_pb2
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -66,13 +64,13 @@ class InteractionConsumer:
         recorder: TimelineRecorder,
         *,
         options: ConsumerOptions,
-        on_recorded: Callable[[Recorded], Awaitable[None]] | None = None,
+        announce: Callable[[Recorded], Awaitable[None]],
     ) -> None:
         self._nc = nc
         self._js = js
         self._recorder = recorder
         self._options = options
-        self._on_recorded = on_recorded
+        self._announce = announce
         self._queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=options.fetch_batch * 2)
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -234,51 +232,9 @@ class InteractionConsumer:
             return
         await msg.ack()
         try:
-            if not outcome.duplicate:
-                await self._announce(interaction, outcome)
-            if self._on_recorded is not None:
-                await self._on_recorded(outcome)
+            await self._announce(outcome)
         except Exception:  # the event is committed; a lost notice is not fatal
             log.exception("could not announce event %s", outcome.event_id)
-
-    async def _announce(self, interaction: interaction_pb2.Interaction, recorded: Recorded) -> None:
-        """`timeline.updated.<tenant>.<customer>` after commit; merged customers hear it too."""
-        notice = notices_pb2.TimelineUpdated(
-            tenant=recorded.tenant,
-            customer_id=recorded.customer_id,
-            event_id=recorded.event_id,
-            channel=interaction.channel,
-            kind=interaction.kind,
-            occurred_at=interaction.occurred_at,
-            merged_ids=recorded.merged_ids,
-            # For `caseUpdated(caseId)`: the case the event landed on and its status now.
-            case_id=recorded.case_id,
-            case_status=timeline_pb2.CaseStatus.Value(
-                f"CASE_STATUS_{recorded.case_status or 'unspecified'}".upper()
-            ),
-        )
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        await self._nc.publish(
-            timeline_updated_subject(recorded.tenant, recorded.customer_id),
-            encode_notice(notice),
-            headers=carrier,
-        )
-        for merged in recorded.merged_ids:
-            copy = notices_pb2.TimelineUpdated()
-            copy.CopyFrom(notice)
-            copy.customer_id, copy.merged_into = merged, recorded.customer_id
-            await self._nc.publish(
-                timeline_updated_subject(recorded.tenant, merged), encode_notice(copy)
-            )
-        for restored in recorded.restored_ids:
-            # A split gave this customer its records back: its own timeline changed too.
-            copy = notices_pb2.TimelineUpdated()
-            copy.CopyFrom(notice)
-            copy.customer_id, copy.split_from = restored, recorded.customer_id
-            await self._nc.publish(
-                timeline_updated_subject(recorded.tenant, restored), encode_notice(copy)
-            )
 
     async def _dead_letter(
         self, msg: Msg, error: str, *, reason: Reason = Reason.NOT_RECORDED

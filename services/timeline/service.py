@@ -1,30 +1,23 @@
-"""Wires the timeline service together: store, recorder, consumer and gRPC API."""
+"""Starts and stops the timeline service in order; `bootstrap` builds what it runs."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
-from types import TracebackType
 from typing import Self
 
-import grpc
 from nats.aio.client import Client
-from pymongo import AsyncMongoClient, WriteConcern
 
-from services.timeline.api import TimelineApi
-from services.timeline.consumer import ConsumerOptions, InteractionConsumer
-from services.timeline.identity.events import IdentityChangePublisher
+from services.timeline.bootstrap import Timeline, bootstrap
+from services.timeline.consumer import InteractionConsumer
 from services.timeline.recorder import TimelineRecorder
 from services.timeline.settings import TimelineSettings
-from services.timeline.store import TimelineStore
-from services.timeline.store.documents import Document
+from services.timeline.stores import TimelineStore, open_store
 from tsunagu.bus.connection import connect
 from tsunagu.bus.streams import require_streams
 from tsunagu.bus.subjects import DEAD_LETTER_STREAM, IDENTITY_STREAM, INTERACTIONS_STREAM
 from tsunagu.rpc import GrpcServer
-from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +25,8 @@ log = logging.getLogger(__name__)
 class TimelineService:
     """The running timeline: `async with TimelineService(settings) as service:`.
 
-    Start order: store (indexes, unfinished merges) → NATS (streams) → gRPC API → consumer.
+    Start order: store (indexes) → NATS (streams) → unfinished merges and splits (they
+    announce identity changes on JetStream, so after NATS) → gRPC API → consumer.
     Stop order: health NOT_SERVING → consumer drains → gRPC drains → NATS → MongoDB.
     """
 
@@ -40,77 +34,45 @@ class TimelineService:
         self.settings = settings
         self._stack = AsyncExitStack()
         self.store: TimelineStore
-        self.recorder: TimelineRecorder
-        self.consumer: InteractionConsumer
+        self.timeline: Timeline
         self.server: GrpcServer
         self.nc: Client
+
+    @property
+    def recorder(self) -> TimelineRecorder:
+        return self.timeline.core.recorder
+
+    @property
+    def consumer(self) -> InteractionConsumer:
+        return self.timeline.consumer
 
     async def __aenter__(self) -> Self:
         s = self.settings
         try:
-            mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-                s.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000
-            )
+            mongo, self.store = open_store(s)
             self._stack.push_async_callback(mongo.close)
-            db = mongo.get_database(
-                s.mongodb_database, write_concern=WriteConcern(w=_write_concern(s))
-            )
-            self.store = TimelineStore(db)
             await self.store.ensure_indexes()
             self.nc = await connect(s.nats_url, name="tsunagu-timeline")
             self._stack.push_async_callback(self.nc.drain)
             js = self.nc.jetstream()
             # Provisioning (python -m tsunagu.bus.provision) owns the streams' configuration.
-            await require_streams(js, (INTERACTIONS_STREAM, DEAD_LETTER_STREAM, IDENTITY_STREAM))
-            self.recorder = TimelineRecorder(
-                self.store,
-                region_for=s.region_for,
-                clock=lambda: datetime.now(UTC),
-                identity_for=s.identity_for,
-                case_policy_for=s.case_policy_for,
-                announce_identity=IdentityChangePublisher(js),
+            await require_streams(
+                js,
+                (INTERACTIONS_STREAM, DEAD_LETTER_STREAM, IDENTITY_STREAM),
+                wait_seconds=s.stream_wait_seconds,
             )
-            merges = await self.recorder.resolver.complete_pending_merges()
-            splits = await self.recorder.splitter.complete_pending_splits()
+            self.timeline = bootstrap(s, store=self.store, bus=self.nc)
+            merges, splits = await self.timeline.core.finish_interrupted()
             if merges or splits:
                 log.warning("finished %d merges and %d splits left half-done", merges, splits)
 
-            api = TimelineApi(
-                self.store,
-                self.recorder.resolver,
-                region_for=s.region_for,
-                suggestions=self.recorder.suggestions,
-            )
-
-            def register(server: grpc.aio.Server) -> None:
-                timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, server)
-
-            self.server = GrpcServer(
-                host=s.host,
-                port=s.port,
-                register=register,
-                service_names=[
-                    timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name
-                ],
-            )
+            self.server = self.timeline.server
             await self.server.start()
             self._stack.push_async_callback(self.server.stop, s.shutdown_grace_seconds)
-
-            self.consumer = InteractionConsumer(
-                self.nc,
-                js,
-                self.recorder,
-                options=ConsumerOptions(
-                    durable=s.consumer_name,
-                    subject_filter=s.subject_filter,
-                    fetch_batch=s.fetch_batch,
-                    max_ack_pending=s.max_ack_pending,
-                    ack_wait_seconds=s.ack_wait_seconds,
-                    max_deliver=s.max_deliver,
-                ),
-            )
             await self.consumer.start()
             self._stack.push_async_callback(self.consumer.stop, s.shutdown_grace_seconds)
+            # Runs first on the way out: balancers stop sending reads while the consumer drains.
+            self._stack.push_async_callback(self.server.not_serving)
         except BaseException:
             await self._stack.aclose()
             raise
@@ -120,15 +82,5 @@ class TimelineService:
     def failed(self) -> asyncio.Future[BaseException]:
         return self.consumer.failed
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_exc_info: object) -> None:
         await self._stack.aclose()
-
-
-def _write_concern(settings: TimelineSettings) -> int | str:
-    value = settings.mongodb_write_concern
-    return int(value) if value.isdigit() else value

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.timeline.cases.policy import CasePolicy
 from services.timeline.identity.policy import IdentityPolicy, IdentityRules
+from tsunagu.bus.streams import STREAM_WAIT_SECONDS
 from tsunagu.identifiers.regions import PhoneRegion
 
 
@@ -55,10 +56,8 @@ class TimelineSettings(BaseSettings):
     max_ack_pending: int = Field(default=1024, ge=1)
     ack_wait_seconds: float = Field(default=30.0, gt=0)
     max_deliver: int = Field(default=5, ge=1)
-    # JetStream replicas of the streams this service declares: 3 in a clustered deployment.
-    stream_replicas: int = Field(default=1, ge=1, le=5)
-    # Must cover the longest retry horizon of any adapter (a retry inside it is a duplicate).
-    duplicate_window_seconds: float = Field(default=2 * 24 * 3600, gt=0)
+    # How long to wait at start for the provisioning step to have created the streams.
+    stream_wait_seconds: float = Field(default=STREAM_WAIT_SECONDS, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
     # Cases (durations as seconds or ISO 8601, e.g. "P7D", "PT72H"): a contact attaches to
     # an open case active within the attach window, reopens a case resolved within the

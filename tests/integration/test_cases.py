@@ -13,23 +13,23 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from nats.aio.msg import Msg
-from pymongo import AsyncMongoClient
 
 from services.timeline.api import TimelineApi
+from services.timeline.bootstrap import build_core
 from services.timeline.cases import CasePolicy, case_id_for, task_id_for
+from services.timeline.cases.model import CaseDoc
 from services.timeline.errors import PermanentError
+from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.recorder import Recorded, TimelineRecorder
-from services.timeline.store import TimelineStore
-from services.timeline.store.cases import CaseStore
-from services.timeline.store.documents import Document
+from services.timeline.stores import TimelineStore
 from tests import builders
 from tests.integration.test_consumer_faults import ERROR_HEADER, Starter, header, open_bus
+from tests.integration.timeline_db import timeline_db
 from tsunagu.bus.notices import decode_notice
 from tsunagu.local.processes import NatsServer
 from tsunagu.rpc import GrpcServer
 from tsunagu.v1 import interaction_pb2 as pb
-from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
-from tsunagu.v1.notices_pb2 import TimelineUpdated
+from tsunagu.v1 import notices_pb2, timeline_pb2, timeline_pb2_grpc
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=30)
 Code = grpc.StatusCode
@@ -107,29 +107,35 @@ POLICY = CasePolicy(
 
 @pytest.fixture
 async def desk(mongodb_uri: str, database_name: str, tenant: str) -> AsyncIterator[Desk]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-    store = TimelineStore(client[database_name])
-    await store.ensure_indexes()
-    clock = Clock()
-    recorder = TimelineRecorder(
-        store, region_for=lambda _t: "JP", clock=clock, case_policy_for=lambda _t: POLICY
-    )
-    api = TimelineApi(store, recorder.resolver, region_for=lambda _t: "JP", clock=clock)
-    server = GrpcServer(
-        host="127.0.0.1",
-        port=0,
-        register=lambda s: timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, s),
-        service_names=["tsunagu.v1.TimelineService"],
-    )
-    await server.start()
-    channel = grpc.aio.insecure_channel(server.address)
-    try:
-        yield Desk(tenant, recorder, timeline_pb2_grpc.TimelineServiceStub(channel), clock, store)
-    finally:
-        await channel.close(grace=None)
-        await server.stop(1)
-        await client.drop_database(database_name)
-        await client.close()
+    async with timeline_db(mongodb_uri, database_name) as store:
+        clock = Clock()
+        core = build_core(
+            store,
+            identity_for=lambda _t: IdentityPolicy("JP"),
+            clock=clock,
+            case_policy_for=lambda _t: POLICY,
+        )
+        api = TimelineApi(
+            store,
+            core.resolver,
+            region_for=lambda _t: "JP",
+            suggestions=core.suggestions,
+            clock=clock,
+        )
+        server = GrpcServer(
+            host="127.0.0.1",
+            port=0,
+            register=lambda s: timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, s),
+            service_names=["tsunagu.v1.TimelineService"],
+        )
+        await server.start()
+        channel = grpc.aio.insecure_channel(server.address)
+        stub = timeline_pb2_grpc.TimelineServiceStub(channel)
+        try:
+            yield Desk(tenant, core.recorder, stub, clock, store)
+        finally:
+            await channel.close(grace=None)
+            await server.stop(1)
 
 
 def at(minutes: float) -> datetime:
@@ -288,13 +294,13 @@ async def test_one_batch_assigns_cases_in_order_and_reads_each_customers_cases_o
 ) -> None:
     t = desk.tenant
     reads: list[str] = []
-    recent = desk.recorder.cases.recent
+    recent = desk.store.cases.recent
 
-    async def counted(tenant: str, customer_id: str, *, limit: int = 20) -> list[Document]:
+    async def counted(tenant: str, customer_id: str, *, limit: int = 20) -> list[CaseDoc]:
         reads.append(customer_id)
         return await recent(tenant, customer_id, limit=limit)
 
-    desk.recorder.cases.recent = counted  # type: ignore[method-assign]
+    desk.store.cases.recent = counted  # type: ignore[method-assign]
     batch = [builders.chat(t, visitor=f"v{i % 3}", at=at(i)) for i in range(9)]
     outcomes = await desk.record(*batch)
     assert sorted(reads) == sorted({o.customer_id for o in outcomes})
@@ -483,7 +489,7 @@ async def test_search_customers_by_identifier_prefix_and_never_a_merged_customer
 
     # The merge moved the merged customer's case (CaseStore.repoint), keeping where it began;
     # doing it again finds nothing left to move.
-    cases = CaseStore(desk.store)
+    cases = desk.store.cases
     assert await cases.repoint(tenant, [by_email.customer_id], by_phone.customer_id) == 0
     moved = (await cases.get(tenant, [by_email.case_id]))[by_email.case_id]
     assert moved["customer_id"] == by_phone.customer_id
@@ -559,12 +565,8 @@ async def test_replaying_the_same_events_into_an_empty_database_gives_the_same_c
     events = [customer_chat, caller(tenant, PHONE, 10)]
     results = []
     for name in ("replay_a", "replay_b"):
-        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-        db = f"{name}_{tenant}"
-        try:
-            store = TimelineStore(client[db])
-            await store.ensure_indexes()
-            recorder = TimelineRecorder(store, region_for=lambda _t: "JP")
+        async with timeline_db(mongodb_uri, f"{name}_{tenant}") as store:
+            recorder = build_core(store, identity_for=lambda _t: IdentityPolicy("JP")).recorder
             [first, second] = await recorder.record_batch(events)
             assert isinstance(first, Recorded)
             assert isinstance(second, Recorded)
@@ -574,11 +576,7 @@ async def test_replaying_the_same_events_into_an_empty_database_gives_the_same_c
             )
             more.event_id = f"resolve-{tenant}"
             await recorder.record(more)
-            doc = (await CaseStore(store).get(tenant, [first.case_id]))[first.case_id]
-            results.append(doc)
-        finally:
-            await client.drop_database(db)
-            await client.close()
+            results.append((await store.cases.get(tenant, [first.case_id]))[first.case_id])
     assert results[0] == results[1]
     assert results[0]["status"] == "resolved"
 
@@ -590,8 +588,8 @@ async def test_a_case_lost_between_the_log_and_the_case_write_is_rebuilt_on_rede
     reply = builders.agent_reply(tenant, visitor="crash", text="hi", at=at(3))
     [rec, _] = await desk.record(chat, reply)
     # As if the process died after the log insert of the reply, before its case write.
-    await desk.store.cases.delete_one({"_id": rec.case_id})
-    await desk.store.interactions.update_one(
+    await desk.store.db["cases"].delete_one({"_id": rec.case_id})
+    await desk.store.db["interactions"].update_one(
         {"tenant": tenant, "event_id": reply.event_id}, {"$set": {"projected": False}}
     )
     [again] = await desk.record(reply)
@@ -607,7 +605,7 @@ async def test_the_stream_dead_letters_an_action_on_a_foreign_case_and_announces
     run_timeline: Starter, nats_server: NatsServer, tenant: str
 ) -> None:
     async with open_bus(run_timeline, nats_server, tenant) as bus:
-        updates: asyncio.Queue[TimelineUpdated] = asyncio.Queue()
+        updates: asyncio.Queue[notices_pb2.TimelineUpdated] = asyncio.Queue()
 
         async def heard(msg: Msg) -> None:
             notice = decode_notice(msg.data)
@@ -620,13 +618,16 @@ async def test_the_stream_dead_letters_an_action_on_a_foreign_case_and_announces
         for chat in (mine, theirs):
             await bus.publish(chat.SerializeToString())
         owners = await bus.recorded([mine.event_id, theirs.event_id])
-        announced: dict[str, TimelineUpdated] = {}
+        announced: dict[str, notices_pb2.TimelineUpdated] = {}
         while len(announced) < 2:
-            body = await asyncio.wait_for(updates.get(), 10)
-            announced[body.event_id] = body
+            notice = await asyncio.wait_for(updates.get(), 10)
+            announced[notice.event_id] = notice
         mine_case = case_id_for(tenant, mine.event_id)
         assert announced[mine.event_id].case_id == mine_case
         assert announced[mine.event_id].case_status == timeline_pb2.CASE_STATUS_OPEN
+        # The notice carries the stored entry: a reader needs no second round trip.
+        assert announced[mine.event_id].entry.interaction.event_id == mine.event_id
+        assert announced[mine.event_id].entry.case_id == mine_case
 
         subject = f"interactions.{tenant}.agent_desk"
         hijack = builders.agent_action(
@@ -644,8 +645,8 @@ async def test_the_stream_dead_letters_an_action_on_a_foreign_case_and_announces
         assert await bus.stored([hijack.event_id]) == set()
         [dead] = await bus.dead_letters(subject)
         assert case_id_for(tenant, theirs.event_id) in header(dead, ERROR_HEADER)
-        body = await asyncio.wait_for(updates.get(), 10)
-        assert (body.event_id, body.case_id, body.case_status) == (
+        notice = await asyncio.wait_for(updates.get(), 10)
+        assert (notice.event_id, notice.case_id, notice.case_status) == (
             escalate.event_id,
             mine_case,
             timeline_pb2.CASE_STATUS_ESCALATED,

@@ -23,11 +23,13 @@ from typing import Any
 import grpc
 import nats
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import APIError, NotFoundError
 
+from services.timeline.consumer import InteractionConsumer
 from services.timeline.service import TimelineService
 from tests import builders
 from tests.integration.test_ingest_to_timeline import wait_for_events
@@ -341,3 +343,28 @@ async def test_interaction_claiming_another_tenant_than_its_subject_is_not_recor
         assert await bus.stored([forged.event_id], tenant=victim) == set()
         [dead] = await bus.dead_letters()
         assert header(dead, ERROR_HEADER)
+
+
+async def _health(address: str) -> int:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        answer = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        return int(answer.status)
+
+
+async def test_shutdown_reports_not_serving_before_the_consumer_drains(
+    run_timeline: Starter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address: list[str] = []
+    during_drain: list[int] = []
+    drain = InteractionConsumer.stop
+
+    async def watched_stop(consumer: InteractionConsumer, grace_seconds: float) -> None:
+        during_drain.append(await _health(address[0]))
+        await drain(consumer, grace_seconds)
+
+    monkeypatch.setattr(InteractionConsumer, "stop", watched_stop)
+    async with run_timeline() as service:
+        address.append(service.server.address)
+        assert await _health(address[0]) == health_pb2.HealthCheckResponse.SERVING
+    assert during_drain == [health_pb2.HealthCheckResponse.NOT_SERVING]

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import nats
 
-from services.timeline.projection import customer_id_for
+from services.timeline.profiles.profile import customer_id_for
 from tests import builders
 from tests.integration.test_ingest_to_timeline import wait_for_events
 from tsunagu.bus.subjects import interaction_subject

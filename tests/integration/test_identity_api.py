@@ -17,9 +17,10 @@ from nats.aio.msg import Msg
 
 from tests import builders
 from tests.integration.test_ingest_to_timeline import wait_for_events
+from tsunagu.bus.notices import customer_subject, decode_notice, tenant_subject
 from tsunagu.bus.publisher import InteractionPublisher
 from tsunagu.local.processes import NatsServer
-from tsunagu.v1 import identity_pb2, timeline_pb2, timeline_pb2_grpc
+from tsunagu.v1 import identity_pb2, notices_pb2, timeline_pb2, timeline_pb2_grpc
 from tsunagu.v1 import interaction_pb2 as pb
 
 Starter = Callable[..., AbstractAsyncContextManager[Any]]
@@ -224,3 +225,48 @@ async def test_another_tenants_customer_has_no_history_here(identity: Identity) 
             )
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_merges_and_splits_notify_every_customer_whose_timeline_changed(
+    identity: Identity, nats_server: NatsServer
+) -> None:
+    tenant = identity.tenant
+    nc = await nats.connect(nats_server.url)
+    heard: asyncio.Queue[notices_pb2.TimelineUpdated] = asyncio.Queue()
+
+    async def collect(msg: Msg) -> None:
+        notice = decode_notice(msg.data)
+        assert notice is not None, msg.data
+        assert msg.subject == customer_subject(tenant, notice.customer_id)
+        heard.put_nowait(notice)
+
+    await nc.subscribe(tenant_subject(tenant), cb=collect)
+    await nc.flush()  # the subscription reached the server
+    try:
+        mail = _web(tenant, "yui@example.jp", "Kato Yui")
+        chat = builders.chat(tenant, visitor="v-88", name="Yui", at=T0 + timedelta(hours=1))
+        link = builders.chat(
+            tenant, visitor="v-88", email="yui@example.jp", at=T0 + timedelta(hours=2)
+        )
+        owners = await identity.send(mail, chat, link)
+        survivor = owners[link.event_id]
+        merged = await identity.next_change()
+        [loser] = merged.customer_ids
+        split = builders.split_merge(tenant, merged.merge_id, reason="two people")
+        split.agent_action.customer_id = survivor
+        await identity.send(split)
+
+        by_subject: dict[tuple[str, str], notices_pb2.TimelineUpdated] = {}
+        while (loser, split.event_id) not in by_subject:
+            notice = await asyncio.wait_for(heard.get(), timeout=10)
+            by_subject[(notice.customer_id, notice.event_id)] = notice
+    finally:
+        await nc.drain()
+
+    on_survivor = by_subject[(survivor, link.event_id)]
+    assert list(on_survivor.merged_ids) == [loser]
+    assert on_survivor.entry.interaction.event_id == link.event_id
+    assert on_survivor.entry.customer_id == survivor
+    assert by_subject[(loser, link.event_id)].merged_into == survivor
+    assert by_subject[(loser, split.event_id)].split_from == survivor
+    assert (survivor, split.event_id) in by_subject

@@ -34,7 +34,7 @@ from nats.js.errors import NotFoundError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.timeline.projection import customer_id_for
+from services.timeline.profiles.profile import customer_id_for
 from tests import builders
 from tsunagu.bus.publisher import InteractionPublisher, Published
 from tsunagu.bus.streams import ensure_streams

@@ -6,28 +6,26 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
 
+from services.timeline.bootstrap import build_core
 from services.timeline.errors import PermanentError
+from services.timeline.identity.documents import MergeEntry
 from services.timeline.identity.policy import IdentityPolicy, IdentityRules
+from services.timeline.profiles.model import CustomerDoc
 from services.timeline.recorder import Recorded, TimelineRecorder
-from services.timeline.store import TimelineStore
-from services.timeline.store.documents import Document
+from services.timeline.stores import TimelineStore
 from tests import builders
+from tests.integration.timeline_db import timeline_db
 from tsunagu.v1 import interaction_pb2 as pb
 
 T0 = datetime.now(UTC) - timedelta(days=5)
-Changes = list[tuple[str, Document]]
+Changes = list[tuple[str, MergeEntry]]
 
 
 @pytest.fixture
 async def store(mongodb_uri: str, database_name: str) -> AsyncIterator[TimelineStore]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-    store = TimelineStore(client[database_name])
-    await store.ensure_indexes()
-    yield store
-    await client.drop_database(database_name)
-    await client.close()
+    async with timeline_db(mongodb_uri, database_name) as store:
+        yield store
 
 
 @pytest.fixture
@@ -39,17 +37,14 @@ def changes() -> Changes:
 def make_recorder(store: TimelineStore, changes: Changes) -> Callable[..., TimelineRecorder]:
     """A recorder with the given identity rules for every tenant; it notes identity changes."""
 
-    async def announce(entry: Document, change: str) -> None:
+    async def announce(entry: MergeEntry, change: str) -> None:
         changes.append((change, entry))
 
     def make(**rules: object) -> TimelineRecorder:
         policy = IdentityPolicy.from_rules(IdentityRules(**rules), region="JP")
-        return TimelineRecorder(
-            store,
-            region_for=lambda _tenant: "JP",
-            identity_for=lambda _tenant: policy,
-            announce_identity=announce,
-        )
+        return build_core(
+            store, identity_for=lambda _tenant: policy, announce_identity=announce
+        ).recorder
 
     return make
 
@@ -89,13 +84,13 @@ async def record(recorder: TimelineRecorder, *events: pb.Interaction) -> list[Re
 
 
 async def owner(store: TimelineStore, tenant: str, event: pb.Interaction) -> str:
-    found = await store.lookup_events(tenant, [event.event_id])
+    found = await store.interactions.lookup_events(tenant, [event.event_id])
     assert len(found) == 1, f"event {event.event_id} not stored exactly once"
     return str(found[0]["customer_id"])
 
 
-async def customer(store: TimelineStore, tenant: str, customer_id: str) -> Document:
-    return (await store.get_customers(tenant, [customer_id]))[customer_id]
+async def customer(store: TimelineStore, tenant: str, customer_id: str) -> CustomerDoc:
+    return (await store.customers.get_customers(tenant, [customer_id]))[customer_id]
 
 
 # -- normalisation before matching --------------------------------------------------------------
@@ -139,7 +134,7 @@ async def test_identifiers_never_link_across_tenants(
     recorded = await record(recorder, mine, theirs)
     assert recorded[0].customer_id != recorded[1].customer_id
     assert recorded[0].merged_ids == recorded[1].merged_ids == []
-    assert await store.get_customers(tenant, [recorded[1].customer_id]) == {}
+    assert await store.customers.get_customers(tenant, [recorded[1].customer_id]) == {}
 
 
 # -- merge protection ---------------------------------------------------------------------------
@@ -164,7 +159,7 @@ async def test_blocklisted_address_never_merges_and_the_event_lands_by_its_other
     sato_doc = await customer(store, tenant, first.customer_id)
     protected = {(i["value"], i["protected"]) for i in sato_doc["identifiers"] if "protected" in i}
     assert ("info@shop.example", "blocklisted") in protected
-    assert await store.identity_docs(tenant, [("email", "info@shop.example")]) == {}
+    assert await store.identities.identity_docs(tenant, [("email", "info@shop.example")]) == {}
 
 
 async def test_noreply_addresses_are_blocklisted_by_default(
@@ -197,7 +192,7 @@ async def test_identifier_that_joined_the_limit_of_customers_stops_merging_and_i
     # Now shared by three customers, the line identifies nobody: a call from it is new.
     assert rline.customer_id not in {ra.customer_id, rc.customer_id}
     key = ("phone", "+81399990000")
-    presenters = (await store.identity_docs(tenant, [key]))[key]["customer_ids"]
+    presenters = (await store.identities.identity_docs(tenant, [key]))[key]["customer_ids"]
     assert {ra.customer_id, rb.customer_id, rc.customer_id} <= set(presenters)
     c_doc = await customer(store, tenant, rc.customer_id)
     assert {
@@ -232,7 +227,7 @@ async def test_merge_ledger_explains_which_identifiers_linked_whom(
 ) -> None:
     web, _chat, link, _merge = await _merged_pair(recorder, tenant)
     web_customer = await owner(store, tenant, web)
-    [entry] = await store.merges_involving(tenant, [web_customer])
+    [entry] = await store.identities.merges_involving(tenant, [web_customer])
     assert entry["status"] == "done"
     assert entry["rule"] == "shared_deterministic_identifier"
     assert entry["actor"]["type"] == "system"
@@ -256,7 +251,7 @@ async def test_split_puts_customers_identities_and_interactions_back_exactly(
     await record(recorder, later_chat, later_mail)
     before_split = await customer(store, tenant, survivor)
     assert before_split["interaction_count"] == 5
-    [entry] = await store.merges_involving(tenant, [survivor])
+    [entry] = await store.identities.merges_involving(tenant, [survivor])
 
     split = builders.split_merge(tenant, entry["_id"])
     [outcome] = await record(recorder, split)
@@ -278,7 +273,7 @@ async def test_split_puts_customers_identities_and_interactions_back_exactly(
     assert restored not in kept["merged_ids"]
     assert back["display_name"] == "Hanako"
     assert kept["display_name"] == "Sato Hanako"
-    owners = await store.identity_owners(
+    owners = await store.identities.identity_owners(
         tenant, [("chat_visitor", "v-hanako"), ("email", "hanako@example.jp")]
     )
     assert owners == {
@@ -286,12 +281,14 @@ async def test_split_puts_customers_identities_and_interactions_back_exactly(
         ("email", "hanako@example.jp"): survivor,
     }
     # The case the chat opened goes back with it, and is the restored customer's open case.
-    chat_case = (await store.interaction_states(tenant, [chat.event_id]))[chat.event_id]["case_id"]
-    case = await store.cases.find_one({"_id": chat_case})
+    chat_case = (await store.interactions.interaction_states(tenant, [chat.event_id]))[
+        chat.event_id
+    ]["case_id"]
+    case = await store.db["cases"].find_one({"_id": chat_case})
     assert case is not None
     assert case["customer_id"] == restored
     assert back["open_case_id"] == chat_case
-    ledger = await store.get_merge(tenant, entry["_id"])
+    ledger = await store.identities.get_merge(tenant, entry["_id"])
     assert ledger is not None
     assert ledger["status"] == "split"
     assert ledger["split"]["actor"] == {"type": "agent", "id": "agent-7", "display_name": "Suzuki"}
@@ -307,7 +304,7 @@ async def test_customers_split_apart_are_not_merged_again_automatically(
     recorder: TimelineRecorder, store: TimelineStore, tenant: str
 ) -> None:
     _web, _chat, _link, merge = await _merged_pair(recorder, tenant)
-    [entry] = await store.merges_involving(tenant, [merge.customer_id])
+    [entry] = await store.identities.merges_involving(tenant, [merge.customer_id])
     await record(recorder, builders.split_merge(tenant, entry["_id"]))
 
     relink = builders.chat(
@@ -333,7 +330,7 @@ async def test_an_agent_merges_by_hand_and_the_ledger_names_the_agent(
     [merged] = await record(recorder, merge_event)
     assert merged.customer_id == first.customer_id  # first seen survives
     assert merged.merged_ids == [second.customer_id]
-    [entry] = await store.merges_involving(tenant, [first.customer_id])
+    [entry] = await store.identities.merges_involving(tenant, [first.customer_id])
     assert entry["rule"] == "manual"
     assert entry["actor"]["id"] == "agent-7"
     assert entry["reason"] == "caller confirmed her e-mail"
@@ -345,7 +342,7 @@ async def test_an_agent_merges_by_hand_and_the_ledger_names_the_agent(
     )
     assert again.customer_id == first.customer_id
     assert again.merged_ids == []
-    assert len(await store.merges_involving(tenant, [first.customer_id])) == 1
+    assert len(await store.identities.merges_involving(tenant, [first.customer_id])) == 1
 
 
 async def test_same_name_suggests_a_merge_that_an_agent_can_dismiss_or_accept(
@@ -356,21 +353,21 @@ async def test_same_name_suggests_a_merge_that_an_agent_can_dismiss_or_accept(
     three = form(tenant, at=T0 + timedelta(hours=2), email="sato3@example.com", name="Guest")
     first, second, third = await record(recorder, one, two, three)
     assert first.customer_id != second.customer_id  # a soft signal never merges by itself
-    [suggestion] = await recorder.suggestions.open_for(tenant, [first.customer_id], 10)
+    [suggestion] = await store.identities.open_suggestions(tenant, [first.customer_id], 10)
     assert suggestion["customer_ids"] == sorted([first.customer_id, second.customer_id])
     assert suggestion["signals"] == ["same_name"]
     assert third.customer_id not in suggestion["customer_ids"]
     guest = form(tenant, at=T0 + timedelta(hours=3), email="g2@example.com", name="guest")
     [other_guest] = await record(recorder, guest)
-    assert await recorder.suggestions.open_for(tenant, [other_guest.customer_id], 10) == []
+    assert await store.identities.open_suggestions(tenant, [other_guest.customer_id], 10) == []
 
     await record(recorder, builders.dismiss_suggestion(tenant, suggestion["_id"]))
-    assert await recorder.suggestions.open_for(tenant, [first.customer_id], 10) == []
+    assert await store.identities.open_suggestions(tenant, [first.customer_id], 10) == []
 
     four = form(tenant, at=T0 + timedelta(hours=3), email="k@example.jp", name="Kato Ken")
     five = form(tenant, at=T0 + timedelta(hours=4), email="ken@example.jp", name="kato  KEN")
     fourth, fifth = await record(recorder, four, five)
-    [accept] = await recorder.suggestions.open_for(tenant, [fifth.customer_id], 10)
+    [accept] = await store.identities.open_suggestions(tenant, [fifth.customer_id], 10)
     [merged] = await record(
         recorder,
         builders.merge_customers(
@@ -378,10 +375,30 @@ async def test_same_name_suggests_a_merge_that_an_agent_can_dismiss_or_accept(
         ),
     )
     assert merged.merged_ids == [fifth.customer_id]
-    settled = await store.suggestions.find_one({"_id": accept["_id"]})
+    settled = await store.db["merge_suggestions"].find_one({"_id": accept["_id"]})
     assert settled is not None
     assert settled["status"] == "accepted"
-    assert await recorder.suggestions.open_for(tenant, [fourth.customer_id], 10) == []
+    assert await store.identities.open_suggestions(tenant, [fourth.customer_id], 10) == []
+
+
+async def test_a_web_form_name_field_names_the_customer_like_an_actor_name(
+    recorder: TimelineRecorder, store: TimelineStore, tenant: str
+) -> None:
+    email = "yamada@example.jp"
+    named = form(tenant, at=T0, email=email, お名前=" 山田 花子 ")
+    [first] = await record(recorder, named)
+    assert (await customer(store, tenant, first.customer_id))["display_name"] == "山田 花子"
+    # Same rules as an actor's name: a newer form renames, an older one does not.
+    newer = form(tenant, at=T0 + timedelta(hours=1), email=email, 氏名="Yamada Hanako")
+    older = form(tenant, at=T0 - timedelta(hours=1), email=email, 氏名="Old Name")
+    await record(recorder, newer, older)
+    profile = await customer(store, tenant, first.customer_id)
+    assert profile["display_name"] == "Yamada Hanako"
+    # The name is a soft signal too: another customer giving it is suggested for a merge.
+    other = form(tenant, at=T0 + timedelta(hours=2), email="h.y@example.com", name="yamada hanako")
+    [second] = await record(recorder, other)
+    [suggestion] = await store.identities.open_suggestions(tenant, [second.customer_id], 10)
+    assert suggestion["customer_ids"] == sorted([first.customer_id, second.customer_id])
 
 
 async def test_identity_actions_that_cannot_apply_are_permanent_errors_and_spare_the_batch(
@@ -401,4 +418,4 @@ async def test_identity_actions_that_cannot_apply_are_permanent_errors_and_spare
     outcomes = await recorder.record_batch([*bad, good])
     assert all(isinstance(o, PermanentError) for o in outcomes[:-1]), outcomes
     assert isinstance(outcomes[-1], Recorded)
-    assert await store.lookup_events(tenant, [good.event_id])
+    assert await store.interactions.lookup_events(tenant, [good.event_id])

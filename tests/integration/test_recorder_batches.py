@@ -6,26 +6,28 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
 
+from services.timeline.bootstrap import build_core
 from services.timeline.errors import PermanentError
+from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.recorder import Recorded, TimelineRecorder
-from services.timeline.store import TimelineStore
-from services.timeline.store.documents import Document
+from services.timeline.stores import TimelineStore
 from tests import builders
+from tests.integration.timeline_db import timeline_db
 from tsunagu.v1 import interaction_pb2 as pb
 
 T0 = datetime.now(UTC) - timedelta(days=3)
 
 
 @pytest.fixture
-async def recorder(mongodb_uri: str, database_name: str) -> AsyncIterator[TimelineRecorder]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-    store = TimelineStore(client[database_name])
-    await store.ensure_indexes()
-    yield TimelineRecorder(store, region_for=lambda _tenant: "JP")
-    await client.drop_database(database_name)
-    await client.close()
+async def store(mongodb_uri: str, database_name: str) -> AsyncIterator[TimelineStore]:
+    async with timeline_db(mongodb_uri, database_name) as store:
+        yield store
+
+
+@pytest.fixture
+def recorder(store: TimelineStore) -> TimelineRecorder:
+    return build_core(store, identity_for=lambda _tenant: IdentityPolicy("JP")).recorder
 
 
 def phone(value: str) -> pb.Identifier:
@@ -38,7 +40,7 @@ def email(value: str) -> pb.Identifier:
 
 
 async def test_a_merge_in_the_middle_of_a_batch_keeps_every_interaction_and_count(
-    recorder: TimelineRecorder, tenant: str
+    recorder: TimelineRecorder, store: TimelineStore, tenant: str
 ) -> None:
     by_phone = builders.chat(tenant, visitor="v1", phone="090-1111-2222", at=T0)
     by_email = builders.email(
@@ -66,28 +68,21 @@ async def test_a_merge_in_the_middle_of_a_batch_keeps_every_interaction_and_coun
     assert recorded[3].merged_ids  # the linking email merged the two customers
     survivor = recorded[3].customer_id
     assert recorded[4].customer_id == survivor
-    store = recorder._store
-    docs = await store.list_interactions(tenant, survivor, limit=50)
+    docs = await store.interactions.list_interactions(tenant, survivor, limit=50)
     assert {d["event_id"] for d in docs} == {i.event_id for i in batch}
-    customer = (await store.get_customers(tenant, [survivor]))[survivor]
+    customer = (await store.customers.get_customers(tenant, [survivor]))[survivor]
     assert customer["interaction_count"] == 5
     assert customer["by_channel"] == {"chat": 2, "email": 2, "voice": 1}
     assert customer["first_contact_at"] == T0.replace(microsecond=T0.microsecond // 1000 * 1000)
-    states = await store.interaction_states(tenant, [d["event_id"] for d in docs])
+    states = await store.interactions.interaction_states(tenant, [d["event_id"] for d in docs])
     assert all(state.get("projected") for state in states.values())
 
 
-async def test_a_failing_item_fails_alone(recorder: TimelineRecorder, tenant: str) -> None:
+async def test_a_failing_item_fails_alone(
+    recorder: TimelineRecorder, store: TimelineStore, tenant: str
+) -> None:
     good = builders.chat(tenant, visitor="v2", at=T0)
-    note = pb.Interaction(
-        event_id="0b0b0b0b-0000-4000-8000-000000000001",
-        tenant=tenant,
-        channel=pb.CHANNEL_AGENT_DESK,
-        kind=pb.KIND_NOTE,
-        direction=pb.DIRECTION_INTERNAL,
-        agent_action=pb.AgentActionDetail(customer_id="cus_nobody", note=pb.NoteAction(text="hi")),
-    )
-    note.occurred_at.FromDatetime(T0)
+    note = builders.agent_action(tenant, "cus_nobody", at=T0, note=pb.NoteAction(text="hi"))
     also_good = builders.chat(tenant, visitor="v2", at=T0 + timedelta(minutes=1))
 
     outcomes = await recorder.record_batch([good, note, also_good])
@@ -98,12 +93,12 @@ async def test_a_failing_item_fails_alone(recorder: TimelineRecorder, tenant: st
     assert isinstance(first, Recorded)
     assert isinstance(third, Recorded)
     assert first.customer_id == third.customer_id
-    customer = (await recorder._store.get_customers(tenant, [first.customer_id]))[first.customer_id]
+    customer = (await store.customers.get_customers(tenant, [first.customer_id]))[first.customer_id]
     assert customer["interaction_count"] == 2
 
 
 async def test_recording_the_same_batch_twice_changes_nothing(
-    recorder: TimelineRecorder, tenant: str
+    recorder: TimelineRecorder, store: TimelineStore, tenant: str
 ) -> None:
     batch = [
         builders.chat(tenant, visitor=f"v{i % 3}", at=T0 + timedelta(minutes=i)) for i in range(9)
@@ -113,5 +108,5 @@ async def test_recording_the_same_batch_twice_changes_nothing(
     assert all(isinstance(o, Recorded) and not o.duplicate for o in first)
     assert all(isinstance(o, Recorded) and o.duplicate for o in again)
     ids = {o.customer_id for o in first if isinstance(o, Recorded)}
-    customers = await recorder._store.get_customers(tenant, ids)
+    customers = await store.customers.get_customers(tenant, ids)
     assert sorted(c["interaction_count"] for c in customers.values()) == [3, 3, 3]

@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bson import Binary
-from pymongo import AsyncMongoClient
 
-from services.timeline.store import TimelineStore
-from services.timeline.store.documents import Document, interaction_key
+from services.timeline.identity.documents import Claim, MergeEntry
+from services.timeline.interactions.model import InteractionDoc
+from services.timeline.profiles.profile import new_customer
+from services.timeline.store.documents import interaction_key
+from services.timeline.stores import TimelineStore
+from tests.integration.timeline_db import timeline_db
 
 ON_REAL_MONGODB = bool(os.environ.get("MONGODB_URI"))
 real_mongodb_only = pytest.mark.skipif(
@@ -28,18 +30,13 @@ T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def store(mongodb_uri: str, database_name: str) -> AsyncIterator[TimelineStore]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-    db = client[database_name]
-    timeline_store = TimelineStore(db)
-    await timeline_store.ensure_indexes()
-    yield timeline_store
-    await client.drop_database(database_name)
-    await client.close()
+    async with timeline_db(mongodb_uri, database_name) as store:
+        yield store
 
 
 def interaction(
     tenant: str, event_id: str, customer: str, at: datetime, channel: str = "chat"
-) -> Document:
+) -> InteractionDoc:
     return {
         "_id": interaction_key(tenant, event_id),
         "tenant": tenant,
@@ -48,9 +45,12 @@ def interaction(
         "origin_customer_id": customer,
         "channel": channel,
         "kind": "message",
+        "direction": "inbound",
         "occurred_at": at,
         "recorded_at": at,
-        "raw": Binary(b"\x0a\x01x"),
+        "conversation_ref": "",
+        "identifiers": [],
+        "raw": b"\x0a\x01x",
         "projected": False,
     }
 
@@ -59,7 +59,7 @@ async def index_keys(store: TimelineStore) -> dict[tuple[str, ...], bool]:
     """Index field sequences of the interactions collection → unique flag."""
     return {
         tuple(ix["key"]): bool(ix.get("unique"))
-        async for ix in await store.interactions.list_indexes()
+        async for ix in await store.db["interactions"].list_indexes()
     }
 
 
@@ -74,20 +74,20 @@ async def test_ensure_indexes_is_idempotent(store: TimelineStore) -> None:
 @real_mongodb_only
 async def test_indexes_keep_their_names_and_directions(store: TimelineStore) -> None:
     """nx-27017 deviation: index names are replaced and every key is stored ascending."""
-    indexes = {ix["name"]: ix async for ix in await store.interactions.list_indexes()}
+    indexes = {ix["name"]: ix async for ix in await store.db["interactions"].list_indexes()}
     assert dict(indexes["tenant_customer_timeline"]["key"])["occurred_at"] == -1
 
 
 async def test_unique_event_id_per_tenant(store: TimelineStore) -> None:
-    assert await store.insert_interaction(interaction("a", "e1", "c1", T0))
-    assert not await store.insert_interaction(interaction("a", "e1", "c1", T0))
+    assert await store.interactions.insert_interaction(interaction("a", "e1", "c1", T0))
+    assert not await store.interactions.insert_interaction(interaction("a", "e1", "c1", T0))
     # The same event id in another tenant is another event.
-    assert await store.insert_interaction(interaction("b", "e1", "c9", T0))
+    assert await store.interactions.insert_interaction(interaction("b", "e1", "c9", T0))
 
 
 async def test_dates_round_trip_as_aware_datetimes(store: TimelineStore) -> None:
-    await store.insert_interaction(interaction("a", "e1", "c1", T0))
-    doc = await store.interactions.find_one({"_id": interaction_key("a", "e1")})
+    await store.interactions.insert_interaction(interaction("a", "e1", "c1", T0))
+    doc = await store.db["interactions"].find_one({"_id": interaction_key("a", "e1")})
     assert doc is not None
     assert doc["occurred_at"] == T0
     assert doc["occurred_at"].tzinfo is not None
@@ -97,18 +97,20 @@ async def test_timeline_page_order_cursor_and_filters(store: TimelineStore) -> N
     for i in range(6):
         # Two events share each timestamp: the event id breaks the tie.
         at = T0 + timedelta(minutes=i // 2)
-        await store.insert_interaction(
+        await store.interactions.insert_interaction(
             interaction("a", f"e{i}", "c1", at, channel="chat" if i % 2 else "voice")
         )
-    await store.insert_interaction(interaction("a", "other", "c2", T0))
-    page = await store.list_interactions("a", "c1", limit=3)
+    await store.interactions.insert_interaction(interaction("a", "other", "c2", T0))
+    page = await store.interactions.list_interactions("a", "c1", limit=3)
     assert [d["event_id"] for d in page] == ["e5", "e4", "e3"]
     last = page[-1]
-    rest = await store.list_interactions("a", "c1", limit=10, before=(last["occurred_at"], "e3"))
+    rest = await store.interactions.list_interactions(
+        "a", "c1", limit=10, before=(last["occurred_at"], "e3")
+    )
     assert [d["event_id"] for d in rest] == ["e2", "e1", "e0"]
-    chats = await store.list_interactions("a", "c1", limit=10, channels=["chat"])
+    chats = await store.interactions.list_interactions("a", "c1", limit=10, channels=["chat"])
     assert [d["event_id"] for d in chats] == ["e5", "e3", "e1"]
-    window = await store.list_interactions(
+    window = await store.interactions.list_interactions(
         "a", "c1", limit=10, since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=2)
     )
     assert [d["event_id"] for d in window] == ["e3", "e2"]
@@ -120,24 +122,26 @@ async def test_paging_by_cursor_through_many_ties_and_a_window_misses_and_repeat
     same = T0 + timedelta(minutes=5)
     ids = [f"t{i}" for i in range(5)]  # five events at one instant
     for event_id in ids:
-        await store.insert_interaction(interaction("a", event_id, "c1", same))
+        await store.interactions.insert_interaction(interaction("a", event_id, "c1", same))
     for i in range(3):
-        await store.insert_interaction(interaction("a", f"o{i}", "c1", T0 + timedelta(minutes=i)))
+        await store.interactions.insert_interaction(
+            interaction("a", f"o{i}", "c1", T0 + timedelta(minutes=i))
+        )
     seen: list[str] = []
     before = None
     while True:
-        page = await store.list_interactions("a", "c1", limit=2, before=before)
+        page = await store.interactions.list_interactions("a", "c1", limit=2, before=before)
         if not page:
             break
         seen += [d["event_id"] for d in page]
         before = (page[-1]["occurred_at"], page[-1]["event_id"])
     assert seen == ["t4", "t3", "t2", "t1", "t0", "o2", "o1", "o0"]
     # A cursor inside the tie, with an `until` that cuts the tie's instant off.
-    cut = await store.list_interactions(
+    cut = await store.interactions.list_interactions(
         "a", "c1", limit=10, before=(same, "t2"), until=T0 + timedelta(minutes=2)
     )
     assert [d["event_id"] for d in cut] == ["o1", "o0"]
-    kept = await store.list_interactions(
+    kept = await store.interactions.list_interactions(
         "a", "c1", limit=10, before=(same, "t2"), since=T0 + timedelta(minutes=1)
     )
     assert [d["event_id"] for d in kept] == ["t1", "t0", "o2", "o1"]
@@ -145,87 +149,99 @@ async def test_paging_by_cursor_through_many_ties_and_a_window_misses_and_repeat
 
 async def test_identity_claims_report_conflicts_and_insert_the_rest(store: TimelineStore) -> None:
     keys = [("phone", "+819011112222"), ("email", "a@example.jp")]
-    assert await store.claim_identities("a", "c1", keys[:1], event_id="e1", at=T0) == []
-    conflicts = await store.claim_identities("a", "c2", keys, event_id="e2", at=T0)
+    assert await store.identities.claim_identities(Claim("a", "c1", keys[:1], "e1", T0)) == []
+    conflicts = await store.identities.claim_identities(Claim("a", "c2", keys, "e2", T0))
     assert conflicts == [keys[0]]
-    owners = await store.identity_owners("a", keys)
+    owners = await store.identities.identity_owners("a", keys)
     assert owners == {keys[0]: "c1", keys[1]: "c2"}
-    assert await store.identity_owners("b", keys) == {}
+    assert await store.identities.identity_owners("b", keys) == {}
 
 
 async def test_repointing_moves_only_that_tenants_documents(store: TimelineStore) -> None:
-    await store.insert_interaction(interaction("a", "e1", "c1", T0))
-    await store.insert_interaction(interaction("b", "e1", "c1", T0))
-    await store.claim_identities("a", "c1", [("phone", "+1")], event_id="e1", at=T0)
-    assert await store.repoint_interactions("a", ["c1"], "c3") == 1
-    assert await store.repoint_identities("a", ["c1"], "c3") == 1
-    assert (await store.interactions.find_one({"_id": interaction_key("b", "e1")}) or {})[
+    await store.interactions.insert_interaction(interaction("a", "e1", "c1", T0))
+    await store.interactions.insert_interaction(interaction("b", "e1", "c1", T0))
+    await store.identities.claim_identities(Claim("a", "c1", [("phone", "+1")], "e1", T0))
+    assert await store.interactions.repoint("a", ["c1"], "c3") == 1
+    assert await store.identities.repoint_identities("a", ["c1"], "c3") == 1
+    assert (await store.db["interactions"].find_one({"_id": interaction_key("b", "e1")}) or {})[
         "customer_id"
     ] == "c1"
-    assert await store.identity_owners("a", [("phone", "+1")]) == {("phone", "+1"): "c3"}
+    assert await store.identities.identity_owners("a", [("phone", "+1")]) == {("phone", "+1"): "c3"}
 
 
 async def test_optimistic_replace_keeps_dates_and_refuses_stale_versions(
     store: TimelineStore,
 ) -> None:
-    doc: Document = {"_id": "c1", "tenant": "a", "version": 0, "last_contact_at": T0}
-    assert await store.insert_customer(doc)
-    later = {**doc, "last_contact_at": T0 + timedelta(days=1)}
-    assert await store.replace_customer(later, expected_version=0)
-    assert not await store.replace_customer(later, expected_version=0)
-    stored = (await store.get_customers("a", ["c1"]))["c1"]
+    doc = new_customer(tenant="a", customer_id="c1", created_at=T0, first_contact_at=T0)
+    assert await store.customers.insert_customer(doc)
+    later = doc.copy()
+    later["last_contact_at"] = T0 + timedelta(days=1)
+    assert await store.customers.replace_customer(later, expected_version=0)
+    assert not await store.customers.replace_customer(later, expected_version=0)
+    stored = (await store.customers.get_customers("a", ["c1"]))["c1"]
     assert stored["version"] == 1
     assert isinstance(stored["last_contact_at"], datetime)
     # Still a date: range queries find it.
-    assert await store.customers.count_documents({"last_contact_at": {"$gt": T0}}) == 1
+    assert await store.db["customers"].count_documents({"last_contact_at": {"$gt": T0}}) == 1
 
 
 async def test_channel_counts_and_contact_bounds(store: TimelineStore) -> None:
     for i, channel in enumerate(["chat", "voice", "chat"]):
-        await store.insert_interaction(
+        await store.interactions.insert_interaction(
             interaction("a", f"e{i}", "c1", T0 + timedelta(hours=i), channel=channel)
         )
-    assert await store.channel_counts("a", "c1") == {"chat": 2, "voice": 1}
-    assert await store.contact_bounds("a", "c1") == (T0, T0 + timedelta(hours=2))
-    assert await store.contact_bounds("a", "nobody") == (None, None)
+    assert await store.interactions.channel_counts("a", "c1") == {"chat": 2, "voice": 1}
+    assert await store.interactions.contact_bounds("a", "c1") == (T0, T0 + timedelta(hours=2))
+    assert await store.interactions.contact_bounds("a", "nobody") == (None, None)
 
 
 async def test_lookup_events_and_projection_flag(store: TimelineStore) -> None:
-    await store.insert_interaction(interaction("a", "e1", "c1", T0))
-    assert (await store.interaction_state("a", "e1") or {}).get("projected") is False
-    await store.mark_projected("a", "e1")
+    await store.interactions.insert_interaction(interaction("a", "e1", "c1", T0))
+    stored = await store.interactions.interaction_state("a", "e1")
+    assert stored is not None
+    assert stored.get("projected") is False
+    await store.interactions.mark_projected("a", ["e1"])
     # The timeline only relies on truthiness (see the boolean deviation below).
-    assert (await store.interaction_state("a", "e1") or {}).get("projected")
-    found = await store.lookup_events("a", ["e1", "missing"])
+    projected = await store.interactions.interaction_state("a", "e1")
+    assert projected is not None
+    assert projected.get("projected")
+    found = await store.interactions.lookup_events("a", ["e1", "missing"])
     assert [(d["event_id"], d["customer_id"]) for d in found] == [("e1", "c1")]
 
 
 async def test_merge_ledger_entries_are_written_once(store: TimelineStore) -> None:
-    entry: Document = {
+    entry: MergeEntry = {
         "_id": "m1",
         "tenant": "a",
         "survivor_id": "c1",
+        "merged_ids": ["c2"],
+        "rule": "manual",
+        "actor": {"type": "agent", "id": "a1", "display_name": ""},
+        "reason": "",
         "at": T0,
         "status": "pending",
+        "evidence": {"event_id": "e1", "identifiers": []},
+        "before": [],
     }
-    await store.record_merge(entry)
-    await store.record_merge(entry)
-    assert [m["_id"] for m in await store.merges_of("a", "c1")] == ["m1"]
+    await store.identities.record_merge(entry)
+    await store.identities.record_merge(entry)
+    assert [m["_id"] for m in await store.identities.merges_of("a", "c1")] == ["m1"]
 
 
 @real_mongodb_only
 async def test_set_with_a_datetime_stores_a_date(store: TimelineStore) -> None:
     """nx-27017 deviation: `$set` with a datetime stores a string (date queries miss it)."""
-    await store.customers.insert_one({"_id": "c1", "tenant": "a"})
-    await store.customers.update_one({"_id": "c1"}, {"$set": {"at": T0}})
-    assert await store.customers.count_documents({"at": {"$gte": T0}}) == 1
+    await store.db["customers"].insert_one({"_id": "c1", "tenant": "a"})
+    await store.db["customers"].update_one({"_id": "c1"}, {"$set": {"at": T0}})
+    assert await store.db["customers"].count_documents({"at": {"$gte": T0}}) == 1
 
 
 @real_mongodb_only
 async def test_timeline_query_uses_the_compound_index(store: TimelineStore) -> None:
     """nx-27017 deviation: compound indexes are never used by queries (full scans)."""
     plan = (
-        await store.interactions.find({"tenant": "a", "customer_id": "c1"})
+        await store.db["interactions"]
+        .find({"tenant": "a", "customer_id": "c1"})
         .sort([("occurred_at", -1), ("event_id", -1)])
         .explain()
     )
@@ -235,6 +251,8 @@ async def test_timeline_query_uses_the_compound_index(store: TimelineStore) -> N
 @real_mongodb_only
 async def test_set_with_a_boolean_stores_a_boolean(store: TimelineStore) -> None:
     """nx-27017 deviation: `$set` with True stores the integer 1."""
-    await store.insert_interaction(interaction("a", "e1", "c1", T0))
-    await store.mark_projected("a", "e1")
-    assert (await store.interaction_state("a", "e1") or {}).get("projected") is True
+    await store.interactions.insert_interaction(interaction("a", "e1", "c1", T0))
+    await store.interactions.mark_projected("a", ["e1"])
+    projected = await store.interactions.interaction_state("a", "e1")
+    assert projected is not None
+    assert projected.get("projected") is True

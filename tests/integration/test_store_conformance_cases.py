@@ -5,46 +5,47 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
-from pymongo import AsyncMongoClient
 
+from services.timeline.cases.model import CaseDoc
+from services.timeline.cases.store import CaseQuery
 from services.timeline.search_keys import PREFIX_TOP
-from services.timeline.store import TimelineStore
-from services.timeline.store.cases import CaseQuery, CaseStore
-from services.timeline.store.documents import Document
+from services.timeline.stores import TimelineStore
 from tests.integration.test_store_conformance import real_mongodb_only
+from tests.integration.timeline_db import timeline_db
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def store(mongodb_uri: str, database_name: str) -> AsyncIterator[TimelineStore]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-    timeline_store = TimelineStore(client[database_name])
-    await timeline_store.ensure_indexes()
-    yield timeline_store
-    await client.drop_database(database_name)
-    await client.close()
+    async with timeline_db(mongodb_uri, database_name) as store:
+        yield store
 
 
-def case(case_id: str, *, minutes: int, due: datetime | None = None, **fields: object) -> Document:
-    return {
-        "_id": case_id,
-        "tenant": "t",
-        "version": 0,
-        "customer_id": "cus_1",
-        "status": "open",
-        "owner_agent_id": "",
-        "escalation_level": 0,
-        "updated_at": T0 + timedelta(minutes=minutes),
-        "next_follow_up_due": due,
-        **fields,
-    }
+def case(case_id: str, *, minutes: int, due: datetime | None = None, **fields: object) -> CaseDoc:
+    # Only what the queries read: the store takes the document as it is.
+    return cast(
+        "CaseDoc",
+        {
+            "_id": case_id,
+            "tenant": "t",
+            "version": 0,
+            "customer_id": "cus_1",
+            "status": "open",
+            "owner_agent_id": "",
+            "escalation_level": 0,
+            "updated_at": T0 + timedelta(minutes=minutes),
+            "next_follow_up_due": due,
+            **fields,
+        },
+    )
 
 
 async def test_prefix_ranges_match_names_in_any_script(store: TimelineStore) -> None:
-    await store.customers.insert_many(
+    await store.db["customers"].insert_many(
         [
             {"_id": "a", "tenant": "t", "search_name": "tanakayui"},
             {"_id": "b", "tenant": "t", "search_name": "田中太郎"},
@@ -54,7 +55,7 @@ async def test_prefix_ranges_match_names_in_any_script(store: TimelineStore) -> 
     )
 
     async def prefixed(key: str) -> list[str]:
-        cursor = store.customers.find(
+        cursor = store.db["customers"].find(
             {"tenant": "t", "search_name": {"$gte": key, "$lt": key + PREFIX_TOP}}
         )
         return sorted([d["_id"] async for d in cursor])
@@ -66,7 +67,7 @@ async def test_prefix_ranges_match_names_in_any_script(store: TimelineStore) -> 
 
 
 async def test_case_listing_orders_pages_and_filters_by_due_dates(store: TimelineStore) -> None:
-    cases = CaseStore(store)
+    cases = store.cases
     for doc in [
         case("c1", minutes=1, due=T0),
         case("c2", minutes=2),
@@ -94,6 +95,6 @@ async def test_case_listing_orders_pages_and_filters_by_due_dates(store: Timelin
 @real_mongodb_only
 async def test_regex_prefixes_match_array_elements(store: TimelineStore) -> None:
     """nx-27017 deviation: `$regex` (and ranges) do not match elements of arrays."""
-    await store.customers.insert_one({"_id": "a", "tenant": "t", "names": ["tanaka", "yui"]})
-    found = await store.customers.find_one({"names": {"$regex": "^" + re.escape("yu")}})
+    await store.db["customers"].insert_one({"_id": "a", "tenant": "t", "names": ["tanaka", "yui"]})
+    found = await store.db["customers"].find_one({"names": {"$regex": "^" + re.escape("yu")}})
     assert found is not None

@@ -3,74 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.timeline.cases import (
-    CaseEvent,
-    CasePolicy,
+from services.timeline.cases.events import CaseEvent
+from services.timeline.cases.lifecycle import (
+    STATUSES,
     CaseRefusedError,
     apply_event,
     assign,
     case_id_for,
     new_case,
+    open_case_after,
     task_id_for,
 )
-from services.timeline.cases.lifecycle import STATUSES, open_case_after
-from services.timeline.store.documents import Document
-
-T0 = datetime(2025, 4, 1, 9, 0, tzinfo=UTC)
-TENANT = "acme"
-POLICY = CasePolicy(
-    attach_window=timedelta(days=7),
-    reopen_window=timedelta(hours=72),
-    follow_up_due=timedelta(hours=24),
-)
-_seq = iter(range(10**9))
-
-
-def contact(channel: str = "chat", *, minutes: float = 0) -> CaseEvent:
-    return CaseEvent(
-        event_id=f"e{next(_seq)}",
-        occurred_at=T0 + timedelta(minutes=minutes),
-        channel=channel,
-        kind="message",
-        direction="inbound",
-        actor_type="customer",
-    )
-
-
-def reply(channel: str = "chat", *, minutes: float = 0, agent: str = "a1") -> CaseEvent:
-    return CaseEvent(
-        event_id=f"e{next(_seq)}",
-        occurred_at=T0 + timedelta(minutes=minutes),
-        channel=channel,
-        kind="message",
-        direction="outbound",
-        actor_type="agent",
-        actor_id=agent,
-    )
-
-
-def action(
-    name: str, *, minutes: float = 0, agent: str = "a1", case_id: str = "", **payload: Any
-) -> CaseEvent:
-    return CaseEvent(
-        event_id=f"e{next(_seq)}",
-        occurred_at=T0 + timedelta(minutes=minutes),
-        channel="agent_desk",
-        kind=name,
-        direction="internal",
-        actor_type="agent",
-        actor_id=agent,
-        action=name,
-        case_id=case_id,
-        payload=payload,
-    )
+from services.timeline.cases.model import CaseDoc
+from services.timeline.cases.policy import CasePolicy
+from tests.unit.case_events import POLICY, T0, TENANT, action, contact, reply
 
 
 class Desk:
@@ -78,7 +30,7 @@ class Desk:
 
     def __init__(self, policy: CasePolicy = POLICY) -> None:
         self.policy = policy
-        self.cases: dict[str, Document] = {}
+        self.cases: dict[str, CaseDoc] = {}
         self.switches: list[str] = []
         self.assigned: list[str] = []
 
@@ -102,7 +54,7 @@ class Desk:
             self.cases[case_id] = apply_event(base, event, self.policy)
         return case_id
 
-    def __getitem__(self, case_id: str) -> Document:
+    def __getitem__(self, case_id: str) -> CaseDoc:
         return self.cases[case_id]
 
 
@@ -196,8 +148,10 @@ def test_handoff_moves_owner_and_queue_and_keeps_the_context() -> None:
     case = desk[case_id]
     assert case["owner_agent_id"] == "a9"
     assert case["queue"] == "billing"
-    assert case["last_handoff"]["summary"] == "Wants a refund"
-    assert case["last_handoff"]["open_questions"] == ["Which order?"]
+    handoff = case["last_handoff"]
+    assert handoff is not None
+    assert handoff["summary"] == "Wants a refund"
+    assert handoff["open_questions"] == ["Which order?"]
     assert case["status"] == "open"  # a handoff is not an answer to the customer
 
 
@@ -371,8 +325,8 @@ def test_clocks_are_never_negative_and_statuses_stay_consistent(
     assigned = 0
     for case in desk.cases.values():
         assert case["status"] in STATUSES
-        for clock in ("first_response_seconds", "resolution_seconds"):
-            assert case[clock] is None or case[clock] >= 0
+        for clock in (case["first_response_seconds"], case["resolution_seconds"]):
+            assert clock is None or clock >= 0
         assert (case["status"] == "resolved") == (case["resolved_at"] is not None)
         assert (case["resolution_seconds"] is None) == (case["resolved_at"] is None)
         assert case["reopen_count"] >= 0

@@ -13,7 +13,7 @@ from services.timeline.identity.policy import (
     fold_subaddress,
     parse_blocklist_entry,
 )
-from services.timeline.identity.signals import address_key, name_key
+from services.timeline.profiles.signals import address_key, name_key
 from services.timeline.settings import TimelineSettings
 from tsunagu.identifiers import normalize_identifier
 from tsunagu.v1 import interaction_pb2 as pb

@@ -1,7 +1,8 @@
 """Cases that span channels: which case an event belongs to, and what it does to the case.
 
-Pure logic over case documents (`lifecycle`), the per-tenant windows (`policy`) and the
-event facts it reads (`events`); the recorder stores what it decides.
+Pure logic over case documents (`model`, `lifecycle`), the per-tenant windows (`policy`) and
+the event facts it reads (`events`); `keeper` assigns and writes cases for the recorder through
+the slice's store (`records` protocol, `store` in MongoDB).
 """
 
 from services.timeline.cases.events import CaseEvent, case_event_from

@@ -7,25 +7,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.timeline.store.documents import KIND_TOKENS, channel_token
+from services.timeline.store.documents import (
+    DIRECTION_TOKENS,
+    KIND_TOKENS,
+    channel_token,
+    enum_tokens,
+)
 from tsunagu.v1 import interaction_pb2
 
-ACTOR_TOKENS: dict[int, str] = {
-    v.number: v.name.removeprefix("ACTOR_TYPE_").lower()
-    for v in interaction_pb2.ActorType.DESCRIPTOR.values
-}
-DIRECTION_TOKENS: dict[int, str] = {
-    v.number: v.name.removeprefix("DIRECTION_").lower()
-    for v in interaction_pb2.Direction.DESCRIPTOR.values
-}
-CANCELLATION_REASON_TOKENS: dict[int, str] = {
-    v.number: v.name.removeprefix("CANCELLATION_REASON_").lower()
-    for v in interaction_pb2.CancellationReason.DESCRIPTOR.values
-}
-CANCELLATION_OUTCOME_TOKENS: dict[int, str] = {
-    v.number: v.name.removeprefix("CANCELLATION_OUTCOME_").lower()
-    for v in interaction_pb2.CancellationOutcome.DESCRIPTOR.values
-}
+ACTOR_TOKENS = enum_tokens(interaction_pb2.ActorType.DESCRIPTOR, "ACTOR_TYPE_")
+CANCELLATION_REASON_TOKENS = enum_tokens(
+    interaction_pb2.CancellationReason.DESCRIPTOR, "CANCELLATION_REASON_"
+)
+CANCELLATION_OUTCOME_TOKENS = enum_tokens(
+    interaction_pb2.CancellationOutcome.DESCRIPTOR, "CANCELLATION_OUTCOME_"
+)
 # Channels on which the customer is reached; agent-desk actions happen beside them.
 NOT_CUSTOMER_FACING = frozenset({"agent_desk", "unspecified"})
 # Agent actions that are not about cases at all (identity housekeeping).

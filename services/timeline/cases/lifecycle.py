@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from services.timeline.cases.events import CaseEvent
+from services.timeline.cases.model import CaseDoc
 from services.timeline.cases.policy import CasePolicy
 from services.timeline.store.documents import Document, aware
 
@@ -66,12 +67,12 @@ def _at(doc: Mapping[str, Any], key: str) -> datetime | None:
     return aware(value) if isinstance(value, datetime) else None
 
 
-def _latest(cases: Iterable[Document], key: str) -> Document | None:
+def _latest(cases: Iterable[CaseDoc], key: str) -> CaseDoc | None:
     dated = [(when, c["_id"], c) for c in cases if (when := _at(c, key)) is not None]
     return max(dated, key=lambda t: (t[0], t[1]))[2] if dated else None
 
 
-def task_case(cases: Iterable[Document], task_id: str) -> Document | None:
+def task_case(cases: Iterable[CaseDoc], task_id: str) -> CaseDoc | None:
     """The case holding follow-up task `task_id`, if any of `cases` does."""
     return next(
         (c for c in cases if any(t["id"] == task_id for t in c.get("follow_ups", []))), None
@@ -80,11 +81,11 @@ def task_case(cases: Iterable[Document], task_id: str) -> Document | None:
 
 def assign(
     tenant: str,
-    cases: Sequence[Document],
+    cases: Sequence[CaseDoc],
     event: CaseEvent,
     policy: CasePolicy,
     *,
-    requested: Document | None = None,
+    requested: CaseDoc | None = None,
 ) -> Assignment:
     """Decide which case `event` belongs to.
 
@@ -101,7 +102,7 @@ def assign(
     Raises:
         CaseRefusedError: A follow-up completion names a task none of the cases holds.
     """
-    target: Document | None
+    target: CaseDoc | None
     if requested is not None:
         target = requested
     elif event.action == "complete_follow_up":
@@ -128,9 +129,7 @@ def assign(
     return Assignment(target["_id"], switched_from=switched)
 
 
-def _current_case(
-    cases: Sequence[Document], event: CaseEvent, policy: CasePolicy
-) -> Document | None:
+def _current_case(cases: Sequence[CaseDoc], event: CaseEvent, policy: CasePolicy) -> CaseDoc | None:
     """The case an event without an explicit case goes to, or None for a new one."""
     at = event.occurred_at
     open_case = _latest((c for c in cases if c["status"] != RESOLVED), "updated_at")
@@ -148,7 +147,7 @@ def _current_case(
     return None
 
 
-def new_case(*, tenant: str, case_id: str, customer_id: str, event: CaseEvent) -> Document:
+def new_case(*, tenant: str, case_id: str, customer_id: str, event: CaseEvent) -> CaseDoc:
     """An empty case opened by `event` (apply the event to it next)."""
     at = event.occurred_at
     return {
@@ -196,23 +195,24 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return max(0.0, (end - start).total_seconds())
 
 
-def _reopen(case: Document) -> None:
+def _reopen(case: CaseDoc) -> None:
     case["reopen_count"] = case.get("reopen_count", 0) + 1
     case["resolved_at"] = None
     case["resolution_seconds"] = None
 
 
-def _complete_tasks(case: Document, event: CaseEvent, *, task_id: str = "") -> None:
+def _complete_tasks(case: CaseDoc, event: CaseEvent, *, task_id: str = "") -> None:
     at = event.occurred_at
     for task in case["follow_ups"]:
         if task["done"]:
             continue
         created = _at(task, "created_at") or at
         if (task_id and task["id"] == task_id) or (not task_id and created <= at):
-            task.update(done=True, done_at=at, done_by_event_id=event.event_id)
+            task["done"], task["done_at"] = True, at
+            task["done_by_event_id"] = event.event_id
 
 
-def _settle_open_or_pending(case: Document) -> None:
+def _settle_open_or_pending(case: CaseDoc) -> None:
     """Open while the customer spoke last, pending once an agent answered after that."""
     if case["status"] not in {OPEN, PENDING}:
         return
@@ -221,7 +221,7 @@ def _settle_open_or_pending(case: Document) -> None:
     case["status"] = PENDING if answered and (asked is None or answered >= asked) else OPEN
 
 
-def _handoff(case: Document, event: CaseEvent, _policy: CasePolicy) -> None:
+def _handoff(case: CaseDoc, event: CaseEvent, _policy: CasePolicy) -> None:
     payload, at = event.payload, event.occurred_at
     if payload.get("to_agent"):
         case["owner_agent_id"] = payload["to_agent"]
@@ -237,7 +237,7 @@ def _handoff(case: Document, event: CaseEvent, _policy: CasePolicy) -> None:
         }
 
 
-def _escalation(case: Document, event: CaseEvent, _policy: CasePolicy) -> None:
+def _escalation(case: CaseDoc, event: CaseEvent, _policy: CasePolicy) -> None:
     requested = int(event.payload.get("level", 0))
     level = case["escalation_level"]
     # Escalation raises the level: to the one asked for, or one up when none is given.
@@ -248,7 +248,7 @@ def _escalation(case: Document, event: CaseEvent, _policy: CasePolicy) -> None:
     case["status"] = ESCALATED
 
 
-def _transfer(case: Document, event: CaseEvent, policy: CasePolicy) -> None:
+def _transfer(case: CaseDoc, event: CaseEvent, policy: CasePolicy) -> None:
     payload, at = event.payload, event.occurred_at
     case["department"] = payload.get("to_department", "") or case["department"]
     task_id = task_id_for(case["tenant"], event.event_id)
@@ -270,7 +270,7 @@ def _transfer(case: Document, event: CaseEvent, policy: CasePolicy) -> None:
     )
 
 
-def _resolution(case: Document, event: CaseEvent, _policy: CasePolicy) -> None:
+def _resolution(case: CaseDoc, event: CaseEvent, _policy: CasePolicy) -> None:
     at = event.occurred_at
     resolved_at = _at(case, "resolved_at")
     if case["status"] != RESOLVED or resolved_at is None or at > resolved_at:
@@ -281,28 +281,28 @@ def _resolution(case: Document, event: CaseEvent, _policy: CasePolicy) -> None:
     _complete_tasks(case, event)
 
 
-def _tag(case: Document, event: CaseEvent, _policy: CasePolicy) -> None:
+def _tag(case: CaseDoc, event: CaseEvent, _policy: CasePolicy) -> None:
     case["tags"] = list(dict.fromkeys([*case["tags"], *event.payload.get("tags", [])]))
 
 
-def _csat(case: Document, event: CaseEvent, _policy: CasePolicy) -> None:
+def _csat(case: CaseDoc, event: CaseEvent, _policy: CasePolicy) -> None:
     payload = event.payload
     case["csat"] = {"score": payload.get("score", 0), "comment": payload.get("comment", "")}
 
 
-def _cancellation_request(case: Document, event: CaseEvent, _policy: CasePolicy) -> None:
+def _cancellation_request(case: CaseDoc, event: CaseEvent, _policy: CasePolicy) -> None:
     case["cancellation_request"] = dict(event.payload)
 
 
-def _cancellation_outcome(case: Document, event: CaseEvent, _policy: CasePolicy) -> None:
+def _cancellation_outcome(case: CaseDoc, event: CaseEvent, _policy: CasePolicy) -> None:
     case["cancellation_outcome"] = event.payload.get("outcome", "unspecified")
 
 
-def _complete_follow_up(case: Document, event: CaseEvent, _policy: CasePolicy) -> None:
+def _complete_follow_up(case: CaseDoc, event: CaseEvent, _policy: CasePolicy) -> None:
     _complete_tasks(case, event, task_id=str(event.payload.get("task_id", "")))
 
 
-_ACTIONS: dict[str, Callable[[Document, CaseEvent, CasePolicy], None]] = {
+_ACTIONS: dict[str, Callable[[CaseDoc, CaseEvent, CasePolicy], None]] = {
     "handoff": _handoff,
     "escalation": _escalation,
     "transfer": _transfer,
@@ -315,7 +315,7 @@ _ACTIONS: dict[str, Callable[[Document, CaseEvent, CasePolicy], None]] = {
 }
 
 
-def apply_event(case: Document, event: CaseEvent, policy: CasePolicy) -> Document:
+def apply_event(case: CaseDoc, event: CaseEvent, policy: CasePolicy) -> CaseDoc:
     """The case after one more event (the input is not changed).
 
     Args:
@@ -367,7 +367,7 @@ def apply_event(case: Document, event: CaseEvent, policy: CasePolicy) -> Documen
 
 def fold(
     *, tenant: str, case_id: str, customer_id: str, events: Sequence[CaseEvent], policy: CasePolicy
-) -> Document | None:
+) -> CaseDoc | None:
     """A case rebuilt from its events (in the order given); None when there are none."""
     if not events:
         return None
@@ -377,7 +377,7 @@ def fold(
     return case
 
 
-def open_case_after(current: str, touched: Iterable[Document]) -> str | None:
+def open_case_after(current: str, touched: Iterable[CaseDoc]) -> str | None:
     """The customer's open case after `touched` cases changed; None: look it up in the store.
 
     Args:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from services.timeline.errors import PermanentError
+from services.timeline.identity.documents import SuggestionDoc
 from services.timeline.identity.resolver import MANUAL_RULE, Actor, IdentityResolver
 from services.timeline.identity.split import MergeSplitter
 from services.timeline.identity.suggestions import MergeSuggestions
-from services.timeline.store.documents import Document
 from tsunagu.v1 import interaction_pb2
 
 IDENTITY_ACTIONS = frozenset({"merge_customers", "split_merge", "dismiss_merge_suggestion"})
@@ -35,18 +36,13 @@ def _actor(interaction: interaction_pb2.Interaction) -> Actor:
     return Actor(kind, actor.id, actor.display_name)
 
 
+@dataclass(frozen=True, slots=True)
 class IdentityCommands:
     """Applies identity actions; each is idempotent, so a redelivery changes nothing."""
 
-    def __init__(
-        self,
-        resolver: IdentityResolver,
-        splitter: MergeSplitter,
-        suggestions: MergeSuggestions,
-    ) -> None:
-        self._resolver = resolver
-        self._splitter = splitter
-        self._suggestions = suggestions
+    resolver: IdentityResolver
+    splitter: MergeSplitter
+    suggestions: MergeSuggestions
 
     async def apply(
         self, interaction: interaction_pb2.Interaction, at: datetime
@@ -66,7 +62,7 @@ class IdentityCommands:
         ids = list(dict.fromkeys(i for i in command.customer_ids if i))
         if not 2 <= len(ids) <= MAX_MERGE_CUSTOMERS:
             raise PermanentError(f"merge_customers: between 2 and {MAX_MERGE_CUSTOMERS} ids")
-        target, live = await self._resolver.survivors(tenant, set(ids))
+        target, live = await self.resolver.survivors(tenant, set(ids))
         missing = sorted(set(ids) - set(target))
         if missing:
             raise PermanentError(f"merge_customers: unknown customers {missing}")
@@ -74,7 +70,7 @@ class IdentityCommands:
             await self._settle(interaction, command.suggestion_id, "accepted")
         if len(live) == 1:  # merged already (by this event's first delivery, or before)
             return IdentityOutcome(next(iter(live)))
-        survivor, merged = await self._resolver.merge(
+        survivor, merged = await self.resolver.merge(
             tenant,
             list(live.values()),
             event_id=interaction.event_id,
@@ -91,29 +87,32 @@ class IdentityCommands:
         tenant, command = interaction.tenant, interaction.agent_action.split_merge
         if not command.merge_id:
             raise PermanentError("split_merge: merge_id is required")
-        entry = await self._splitter.split(
+        entry = await self.splitter.split(
             tenant, command.merge_id, actor=_actor(interaction), reason=command.reason, at=at
         )
         survivor_id: str = entry["survivor_id"]
-        target, _ = await self._resolver.survivors(tenant, {survivor_id})
+        target, _ = await self.resolver.survivors(tenant, {survivor_id})
         survivor = target.get(survivor_id, survivor_id)
         return IdentityOutcome(survivor, restored_ids=list(entry["merged_ids"]))
 
     async def _dismiss(self, interaction: interaction_pb2.Interaction) -> IdentityOutcome:
         command = interaction.agent_action.dismiss_merge_suggestion
         doc = await self._settle(interaction, command.suggestion_id, "dismissed")
-        target, _ = await self._resolver.survivors(interaction.tenant, set(doc["customer_ids"]))
+        target, _ = await self.resolver.survivors(interaction.tenant, set(doc["customer_ids"]))
         if not target:
             raise PermanentError("dismiss_merge_suggestion: its customers no longer exist")
         return IdentityOutcome(target[sorted(target)[0]])
 
     async def _settle(
-        self, interaction: interaction_pb2.Interaction, suggestion: str, status: str
-    ) -> Document:
+        self,
+        interaction: interaction_pb2.Interaction,
+        suggestion: str,
+        status: Literal["accepted", "dismissed"],
+    ) -> SuggestionDoc:
         if not suggestion:
             raise PermanentError("suggestion_id is required")
         try:
-            return await self._suggestions.settle(
+            return await self.suggestions.settle(
                 interaction.tenant,
                 suggestion,
                 status=status,

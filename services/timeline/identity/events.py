@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from nats.js import JetStreamContext
 from opentelemetry import propagate
 
-from services.timeline.store.documents import Document, to_timestamp
+from services.timeline.identity.documents import MergeEntry
+from services.timeline.store.documents import to_timestamp
 from tsunagu.bus import headers
 from tsunagu.bus.subjects import IDENTITY_STREAM, identity_subject
 from tsunagu.v1 import identity_pb2, interaction_pb2
@@ -21,7 +25,7 @@ _ACTOR_TYPES = {
 }
 
 
-def actor_to_proto(doc: Document) -> interaction_pb2.Actor:
+def actor_to_proto(doc: Mapping[str, Any]) -> interaction_pb2.Actor:
     return interaction_pb2.Actor(
         type=_ACTOR_TYPES.get(doc.get("type", ""), interaction_pb2.ACTOR_TYPE_UNSPECIFIED),
         id=doc.get("id", ""),
@@ -29,18 +33,19 @@ def actor_to_proto(doc: Document) -> interaction_pb2.Actor:
     )
 
 
-def identity_change(entry: Document, change: str) -> identity_pb2.IdentityChange:
+def identity_change(entry: MergeEntry, change: str) -> identity_pb2.IdentityChange:
     """The message for a ledger entry that was just merged or split."""
     survivor: str = entry["survivor_id"]
     merged: list[str] = list(entry["merged_ids"])
     mapping: dict[str, str]
+    actor: Mapping[str, Any] = entry["actor"]
+    at = entry["at"]
     if change == "merged":
         mapping = dict.fromkeys(merged, survivor)
-        actor, at = entry.get("actor", {}), entry["at"]
     else:
         mapping = {m: m for m in merged}
-        split = entry.get("split", {})
-        actor, at = split.get("actor", {}), split.get("at", entry["at"])
+        if split := entry.get("split"):
+            actor, at = split["actor"], split["at"]
     return identity_pb2.IdentityChange(
         type=_TYPES[change],
         tenant=entry["tenant"],
@@ -48,7 +53,7 @@ def identity_change(entry: Document, change: str) -> identity_pb2.IdentityChange
         customer_map=mapping,
         survivor_id=survivor,
         customer_ids=merged,
-        rule=entry.get("rule", ""),
+        rule=entry["rule"],
         actor=actor_to_proto(actor),
         at=to_timestamp(at),
     )
@@ -60,7 +65,7 @@ class IdentityChangePublisher:
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
 
-    async def __call__(self, entry: Document, change: str) -> None:
+    async def __call__(self, entry: MergeEntry, change: str) -> None:
         carrier = {
             headers.MSG_ID: f"{entry['_id']}:{change}",
             headers.SCHEMA: headers.IDENTITY_CHANGE_SCHEMA,

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.timeline.store.database import IdentityKey
 from services.timeline.store.documents import IDENTIFIER_TOKENS, IDENTIFIERS_BY_TOKEN
 from tsunagu.identifiers import IdentifierFormatError, NormalizedIdentifier, normalize_identifier
 from tsunagu.v1 import interaction_pb2
+
+IdentityKey = tuple[str, str]  # (kind token, normalised value)
 
 # Mailboxes that are never a person, whatever the tenant.
 DEFAULT_BLOCKED_LOCAL_PARTS = (

@@ -5,48 +5,43 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 
 from opentelemetry import trace
 
-from services.timeline.identity.policy import BLOCKLISTED, SHARED, IdentityPolicy
-from services.timeline.projection import (
+from services.timeline.cases.records import CaseRecords
+from services.timeline.errors import ConcurrentUpdateError, ResolutionConflictError
+from services.timeline.identity.documents import ActorDoc, Claim, IdentityDoc, MergeEntry
+from services.timeline.identity.policy import BLOCKLISTED, SHARED, IdentityKey, IdentityPolicy
+from services.timeline.identity.records import IdentityRecords
+from services.timeline.interactions.records import InteractionLog
+from services.timeline.profiles.model import CustomerDoc
+from services.timeline.profiles.profile import (
     customer_id_for,
     merged_profile,
     new_customer,
     survivor_order,
     with_open_case,
 )
-from services.timeline.store import TimelineStore
-from services.timeline.store.cases import CaseStore
-from services.timeline.store.database import IdentityKey
-from services.timeline.store.documents import Document
+from services.timeline.profiles.records import CustomerRecords
+from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 _MERGE_NAMESPACE = uuid.UUID("0c6a1f55-3a0e-4f0b-8d57-6a6e1b9f2a10")
-MAX_ATTEMPTS = 8
 MAX_MERGE_CHAIN = 32
 MERGE_RULE = "shared_deterministic_identifier"
 MANUAL_RULE = "manual"
 
 
-class ResolutionConflictError(RuntimeError):
-    """Concurrent writers kept claiming the same identifiers; the event is retried later."""
-
-
-class ConcurrentUpdateError(RuntimeError):
-    """A customer changed between read and write too many times in a row."""
-
-
-def _presenters(identity: Document) -> set[str]:
+def _presenters(identity: IdentityDoc) -> set[str]:
     """Customers that presented an identifier (older documents only know the owner)."""
     return set(identity.get("customer_ids") or [identity["customer_id"]])
 
 
-def _separated(customers: Iterable[Document]) -> bool:
+def _separated(customers: Iterable[CustomerDoc]) -> bool:
     """Whether an agent split any two of these customers apart (they stay apart)."""
     docs = list(customers)
     ids = {d["_id"] for d in docs} | {m for d in docs for m in d.get("merged_ids", [])}
@@ -55,11 +50,20 @@ def _separated(customers: Iterable[Document]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
+    """Whose the event is; or, asked with `may_merge=False`, that a merge must come first.
+
+    Attributes:
+        merge_needed: The event links customers that must be merged. Nothing was written:
+            the caller makes its pending writes durable (a merge moves and counts the log)
+            and resolves again with `may_merge=True`.
+    """
+
     customer_id: str
     created: bool = False
     merged_ids: list[str] = field(default_factory=list)
     # Keys of the event that matched nobody, with why: "blocklisted" or "shared".
     protected: dict[IdentityKey, str] = field(default_factory=dict)
+    merge_needed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +74,12 @@ class Actor:
     id: str
     display_name: str = ""
 
-    def document(self) -> Document:
+    def document(self) -> ActorDoc:
         return {"type": self.type, "id": self.id, "display_name": self.display_name}
 
 
 SYSTEM = Actor("system", "timeline")
-IdentityAnnouncer = Callable[[Document, str], Awaitable[None]]
+IdentityAnnouncer = Callable[[MergeEntry, str], Awaitable[None]]
 """Publishes an identity change: (ledger entry, "merged" | "split")."""
 
 
@@ -83,40 +87,46 @@ def _default_policy(_tenant: str) -> IdentityPolicy:
     return IdentityPolicy(region="JP")
 
 
+@dataclass(frozen=True, slots=True)
 class IdentityResolver:
     """Finds or creates the customer of an interaction; merges customers an event links.
 
     No lock is held across awaits: unique indexes decide races, and the loser retries.
     """
 
-    def __init__(
-        self,
-        store: TimelineStore,
-        *,
-        clock: Callable[[], datetime],
-        policy_for: Callable[[str], IdentityPolicy] = _default_policy,
-        announce: IdentityAnnouncer | None = None,
-    ) -> None:
-        self._store = store
-        self._clock = clock
-        self.policy_for = policy_for
-        self.announce = announce
+    identities: IdentityRecords
+    _: KW_ONLY
+    customers: CustomerRecords
+    interactions: InteractionLog
+    cases: CaseRecords
+    clock: Callable[[], datetime]
+    policy_for: Callable[[str], IdentityPolicy] = _default_policy
+    announce: IdentityAnnouncer | None = None
 
-    async def live_customers(self, tenant: str, ids: set[str]) -> dict[str, Document]:
+    async def live_customers(self, tenant: str, ids: set[str]) -> dict[str, CustomerDoc]:
         """The active customers behind `ids`, following merges to their survivors."""
         return (await self.survivors(tenant, ids))[1]
 
+    async def same_customer(self, tenant: str, first: str, second: str) -> bool:
+        """Whether `first` is `second` or was merged into it (perhaps not re-pointed yet)."""
+        return first == second or second in await self.live_customers(tenant, {first})
+
+    async def move_records(self, tenant: str, from_ids: list[str], to_id: str) -> None:
+        """Move identities and interactions appended to merged-away customers to `to_id`."""
+        await self.identities.repoint_identities(tenant, from_ids, to_id)
+        await self.interactions.repoint(tenant, from_ids, to_id)
+
     async def survivors(
         self, tenant: str, ids: set[str]
-    ) -> tuple[dict[str, str], dict[str, Document]]:
+    ) -> tuple[dict[str, str], dict[str, CustomerDoc]]:
         """Each of `ids` → its live customer id (ids not found are left out), and the docs."""
         target: dict[str, str] = {}
-        live: dict[str, Document] = {}
+        live: dict[str, CustomerDoc] = {}
         frontier = {i: i for i in ids}  # id looked up now → the original id it stands for
         for _ in range(MAX_MERGE_CHAIN):
             if not frontier:
                 return target, live
-            docs = await self._store.get_customers(tenant, set(frontier.values()))
+            docs = await self.customers.get_customers(tenant, set(frontier.values()))
             following: dict[str, list[str]] = {}
             for current, doc in docs.items():
                 originals = [o for o, c in frontier.items() if c == current]
@@ -135,7 +145,7 @@ class IdentityResolver:
         event_id: str,
         occurred_at: datetime,
         keys: Sequence[IdentityKey],
-        before_merge: Callable[[], Awaitable[None]] | None = None,
+        may_merge: bool = True,
     ) -> Resolution:
         """The customer the identifier keys belong to, creating or merging as needed.
 
@@ -145,82 +155,109 @@ class IdentityResolver:
         refused, and that key becomes shared. A refused merge lands the event on the customer
         of its strongest identifier.
 
-        `before_merge` runs before a merge starts: a batch writer flushes what it holds, so
-        the merge re-points and counts a complete log.
+        With `may_merge=False` a needed merge is not done but answered `merge_needed`.
+
+        Raises:
+            ResolutionConflictError: Other writers kept claiming the same identifiers.
         """
         policy = self.policy_for(tenant)
-        limit = policy.max_customers_per_identifier
         blocked = {key: BLOCKLISTED for key in keys if policy.blocklisted(key)}
         candidates = [key for key in keys if key not in blocked]
-        for _ in range(MAX_ATTEMPTS):
-            docs = await self._store.identity_docs(tenant, candidates)
-            protected = dict(blocked)
-            protected.update({k: SHARED for k, d in docs.items() if len(_presenters(d)) > limit})
-            matching = {k: d["customer_id"] for k, d in docs.items() if k not in protected}
-            target, live = await self.survivors(tenant, set(matching.values()))
-            owner = {k: target[c] for k, c in matching.items() if c in target}
-            created = False
-            merged: list[str] = []
-            newly_shared: list[IdentityKey] = []
-            if not live:
-                customer_id = customer_id_for(tenant, event_id)
-                created = await self._store.insert_customer(
-                    new_customer(
-                        tenant=tenant,
-                        customer_id=customer_id,
-                        created_at=self._clock(),
-                        first_contact_at=occurred_at,
-                    )
-                )
-            elif len(live) == 1:
-                customer_id = next(iter(live))
-            else:
-                over = [k for k in owner if len(_presenters(docs[k]) | set(live)) > limit]
-                if over or _separated(live.values()):
-                    strongest = policy.strongest(owner)
-                    assert strongest is not None  # live is not empty, so owner is not
-                    customer_id = owner[strongest]
-                    newly_shared = over
-                    protected.update({k: SHARED for k, c in owner.items() if c != customer_id})
-                    log.info(
-                        "merge of %d customers refused for event %s (%s)",
-                        len(live),
-                        event_id,
-                        "identifier limit" if over else "split apart before",
-                    )
-                else:
-                    if before_merge is not None:
-                        await before_merge()
-                    customer_id, merged = await self.merge(
-                        tenant, list(live.values()), event_id=event_id, owners=matching
-                    )
-                    await self._store.add_identity_customers(tenant, list(owner), sorted(live))
-            unclaimed = [key for key in candidates if key not in docs]
-            conflicts = await self._store.claim_identities(
-                tenant, customer_id, unclaimed, event_id=event_id, at=self._clock()
+
+        async def attempt() -> Resolution | Lost:
+            return await self._resolve_once(
+                tenant=tenant,
+                event_id=event_id,
+                occurred_at=occurred_at,
+                candidates=candidates,
+                blocked=blocked,
+                may_merge=may_merge,
             )
-            if not conflicts:
-                shared = [k for k, why in protected.items() if why == SHARED and k in docs]
-                await self._store.add_identity_customers(
-                    tenant, sorted({*shared, *newly_shared}), [customer_id]
+
+        return await retry_on_conflict(
+            attempt,
+            what=f"owner of the identifiers of event {event_id}",
+            error=ResolutionConflictError,
+        )
+
+    async def _resolve_once(
+        self,
+        *,
+        tenant: str,
+        event_id: str,
+        occurred_at: datetime,
+        candidates: list[IdentityKey],
+        blocked: dict[IdentityKey, str],
+        may_merge: bool,
+    ) -> Resolution | Lost:
+        policy = self.policy_for(tenant)
+        limit = policy.max_customers_per_identifier
+        docs = await self.identities.identity_docs(tenant, candidates)
+        protected = dict(blocked)
+        protected.update({k: SHARED for k, d in docs.items() if len(_presenters(d)) > limit})
+        matching = {k: d["customer_id"] for k, d in docs.items() if k not in protected}
+        target, live = await self.survivors(tenant, set(matching.values()))
+        owner = {k: target[c] for k, c in matching.items() if c in target}
+        created = False
+        merged: list[str] = []
+        newly_shared: list[IdentityKey] = []
+        if not live:
+            customer_id = customer_id_for(tenant, event_id)
+            created = await self.customers.insert_customer(
+                new_customer(
+                    tenant=tenant,
+                    customer_id=customer_id,
+                    created_at=self.clock(),
+                    first_contact_at=occurred_at,
                 )
-                return Resolution(
-                    customer_id=customer_id, created=created, merged_ids=merged, protected=protected
+            )
+        elif len(live) == 1:
+            customer_id = next(iter(live))
+        else:
+            over = [k for k in owner if len(_presenters(docs[k]) | set(live)) > limit]
+            if over or _separated(live.values()):
+                strongest = policy.strongest(owner)
+                assert strongest is not None  # live is not empty, so owner is not
+                customer_id = owner[strongest]
+                newly_shared = over
+                protected.update({k: SHARED for k, c in owner.items() if c != customer_id})
+                log.info(
+                    "merge of %d customers refused for event %s (%s)",
+                    len(live),
+                    event_id,
+                    "identifier limit" if over else "split apart before",
                 )
-            # Another writer claimed an identifier between our read and write: resolve again,
-            # which attaches to (or merges with) the customer that won. A customer we just
-            # created goes away only if it claimed nothing: identifiers it did claim point to
-            # it (and other writers may already attach to it), so the retry merges it instead.
-            if created and len(conflicts) == len(unclaimed):
-                await self._store.customers.delete_one(
-                    {"_id": customer_id, "tenant": tenant, "interaction_count": 0}
+            elif not may_merge:
+                return Resolution(customer_id="", merge_needed=True)
+            else:
+                customer_id, merged = await self.merge(
+                    tenant, list(live.values()), event_id=event_id, owners=matching
                 )
-        raise ResolutionConflictError(f"identifiers of event {event_id} kept changing owner")
+                await self.identities.add_identity_customers(tenant, list(owner), sorted(live))
+        unclaimed = [key for key in candidates if key not in docs]
+        conflicts = await self.identities.claim_identities(
+            Claim(tenant, customer_id, unclaimed, event_id, self.clock())
+        )
+        if not conflicts:
+            shared = [k for k, why in protected.items() if why == SHARED and k in docs]
+            await self.identities.add_identity_customers(
+                tenant, sorted({*shared, *newly_shared}), [customer_id]
+            )
+            return Resolution(
+                customer_id=customer_id, created=created, merged_ids=merged, protected=protected
+            )
+        # Another writer claimed an identifier between our read and write: resolve again,
+        # which attaches to (or merges with) the customer that won. A customer we just
+        # created goes away only if it claimed nothing: identifiers it did claim point to
+        # it (and other writers may already attach to it), so the retry merges it instead.
+        if created and len(conflicts) == len(unclaimed):
+            await self.customers.delete_unused(tenant, customer_id)
+        return CONFLICT
 
     async def merge(
         self,
         tenant: str,
-        customers: list[Document],
+        customers: list[CustomerDoc],
         *,
         event_id: str,
         owners: dict[IdentityKey, str],
@@ -237,7 +274,7 @@ class IdentityResolver:
         """
         # Read again: a batch writer may have just flushed contacts into these customers, and
         # the ledger's before-snapshot must hold what they really had.
-        fresh = await self._store.get_customers(tenant, [d["_id"] for d in customers])
+        fresh = await self.customers.get_customers(tenant, [d["_id"] for d in customers])
         ordered = sorted((fresh.get(d["_id"], d) for d in customers), key=survivor_order)
         survivor, losers = ordered[0], ordered[1:]
         loser_ids = sorted(d["_id"] for d in losers)
@@ -245,7 +282,7 @@ class IdentityResolver:
         with tracer.start_as_current_span(
             "identity.merge", attributes={"tsunagu.merge.customers": len(ordered)}
         ):
-            ledger: Document = {
+            ledger: MergeEntry = {
                 "_id": f"mrg_{merge_key.hex}",
                 "tenant": tenant,
                 "survivor_id": survivor["_id"],
@@ -253,7 +290,7 @@ class IdentityResolver:
                 "rule": rule,
                 "actor": actor.document(),
                 "reason": reason,
-                "at": self._clock(),
+                "at": self.clock(),
                 "status": "pending",
                 "evidence": {
                     "event_id": event_id,
@@ -274,22 +311,21 @@ class IdentityResolver:
                     for d in ordered
                 ],
             }
-            await self._store.record_merge(ledger)
+            await self.identities.record_merge(ledger)
             await self.finish_merge(ledger)
             log.info("merged %s into %s (event %s)", loser_ids, survivor["_id"], event_id)
             return survivor["_id"], loser_ids
 
-    async def finish_merge(self, ledger: Document) -> None:
+    async def finish_merge(self, ledger: MergeEntry) -> None:
         tenant, survivor_id = ledger["tenant"], ledger["survivor_id"]
         loser_ids: list[str] = ledger["merged_ids"]
-        store = self._store
         await self._repoint(tenant, loser_ids, survivor_id)
         for loser_id in loser_ids:
             await self._mark_merged(ledger, loser_id)
         # Again, now that the losers are marked: a writer that read a loser as live before the
         # mark may have appended to it after the first pass. Later writers see the mark.
         await self._repoint(tenant, loser_ids, survivor_id)
-        docs = await store.get_customers(tenant, loser_ids)
+        docs = await self.customers.get_customers(tenant, loser_ids)
         losers = [docs[i] for i in loser_ids if i in docs]
         # A merge on another replica may have merged our survivor meanwhile (checked after our
         # last re-point: a later merge re-points what we moved). Finish on its live survivor.
@@ -298,22 +334,17 @@ class IdentityResolver:
             live_id = target[survivor_id]
             await self._repoint(tenant, [survivor_id], live_id)
             survivor_id = live_id
-        open_case = await CaseStore(store).latest_open(tenant, survivor_id)
+        open_case = await self.cases.latest_open(tenant, survivor_id)
         manual = ledger.get("rule") == MANUAL_RULE
-        for _ in range(MAX_ATTEMPTS):
-            survivor = (await store.get_customers(tenant, [survivor_id]))[survivor_id]
-            # The log is read after the version (see TimelineRecorder._rebuild_projection).
-            pending = await store.unprojected_events(tenant, survivor_id)
-            by_channel = await store.channel_counts(tenant, survivor_id)
-            first, last = await store.contact_bounds(tenant, survivor_id)
+
+        async def rebuild() -> Lost | None:
+            survivor = (await self.customers.get_customers(tenant, [survivor_id]))[survivor_id]
+            tally = await self.interactions.tally(tenant, survivor_id)
             profile = merged_profile(
                 survivor,
                 [d for d in losers if d["_id"] not in survivor.get("merged_ids", [])],
-                by_channel=by_channel,
-                first_contact_at=first,
-                last_contact_at=last,
+                tally=tally,
             )
-            profile["counted_pending"] = pending
             profile = with_open_case(profile, open_case["_id"] if open_case else "")
             if manual:
                 # An agent joined them on purpose: an earlier split no longer keeps them apart.
@@ -321,18 +352,16 @@ class IdentityResolver:
                 profile["separated_from"] = [
                     c for c in profile.get("separated_from", []) if c not in apart
                 ]
-            if await store.replace_customer(profile, expected_version=survivor["version"]):
-                break
-        else:
-            raise ConcurrentUpdateError(f"customer {survivor_id} kept changing during merge")
+            if await self.customers.replace_customer(profile, expected_version=survivor["version"]):
+                return None
+            return CONFLICT
+
+        await retry_on_conflict(rebuild, what=f"customer {survivor_id} during a merge")
         if self.announce is not None:
             await self.announce(ledger, "merged")
-        await store.merges.update_one(
-            {"_id": ledger["_id"], "tenant": tenant, "status": "pending"},
-            {"$set": {"status": "done"}},
-        )
+        await self.identities.settle_merge(ledger, status="done")
 
-    async def _mark_merged(self, ledger: Document, loser_id: str) -> None:
+    async def _mark_merged(self, ledger: MergeEntry, loser_id: str) -> None:
         """Mark a loser merged into the survivor, re-reading it when a writer changed it.
 
         Raises:
@@ -341,32 +370,32 @@ class IdentityResolver:
                 asked for it is retried: it then merges the customers that are live by then.
         """
         tenant, survivor_id = ledger["tenant"], ledger["survivor_id"]
-        for _ in range(MAX_ATTEMPTS):
-            loser = (await self._store.get_customers(tenant, [loser_id])).get(loser_id)
+
+        async def mark() -> Lost | None:
+            loser = (await self.customers.get_customers(tenant, [loser_id])).get(loser_id)
             if loser is None or loser.get("merged_into") == survivor_id:
-                return
+                return None
             if loser.get("merged_into"):
-                await self._store.merges.delete_one(
-                    {"_id": ledger["_id"], "tenant": tenant, "status": "pending"}
-                )
+                await self.identities.settle_merge(ledger, status="dropped")
                 raise ConcurrentUpdateError(
                     f"customer {loser_id} was merged into {loser['merged_into']} meanwhile"
                 )
-            marked = {**loser, "status": "merged", "merged_into": survivor_id}
-            if await self._store.replace_customer(marked, expected_version=loser["version"]):
-                return
-        raise ConcurrentUpdateError(f"customer {loser_id} kept changing during merge")
+            marked = loser.copy()
+            marked["status"], marked["merged_into"] = "merged", survivor_id
+            if await self.customers.replace_customer(marked, expected_version=loser["version"]):
+                return None
+            return CONFLICT
+
+        await retry_on_conflict(mark, what=f"customer {loser_id} during a merge")
 
     async def _repoint(self, tenant: str, from_ids: list[str], to_id: str) -> None:
-        store = self._store
-        await store.repoint_identities(tenant, from_ids, to_id)
-        await store.repoint_interactions(tenant, from_ids, to_id)
-        await CaseStore(store).repoint(tenant, from_ids, to_id)
+        await self.move_records(tenant, from_ids, to_id)
+        await self.cases.repoint(tenant, from_ids, to_id)
 
     async def complete_pending_merges(self) -> int:
         """Finish merges a crash cut off half-way (run at start-up); returns how many."""
         done = 0
-        async for entry in self._store.merges.find({"status": "pending"}):
+        for entry in await self.identities.merges_with_status("pending"):
             try:
                 await self.finish_merge(entry)
             except ConcurrentUpdateError as exc:

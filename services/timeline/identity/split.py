@@ -11,57 +11,61 @@ running it again (`complete_pending_splits` does that at start-up).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any
 
 from opentelemetry import trace
 
-from services.timeline.errors import PermanentError
-from services.timeline.identity.resolver import (
-    MAX_ATTEMPTS,
-    Actor,
-    ConcurrentUpdateError,
-    IdentityResolver,
-)
-from services.timeline.projection import rebuilt_profile, with_open_case
-from services.timeline.store import TimelineStore
-from services.timeline.store.cases import CaseStore
-from services.timeline.store.database import IdentityKey
-from services.timeline.store.documents import Document, aware
+from services.timeline.cases.records import CaseRecords
+from services.timeline.errors import ConcurrentUpdateError, PermanentError
+from services.timeline.identity.documents import Before, MergeEntry, SplitRecord
+from services.timeline.identity.policy import IdentityKey
+from services.timeline.identity.records import IdentityRecords
+from services.timeline.identity.resolver import Actor, IdentityResolver
+from services.timeline.interactions.records import InteractionLog
+from services.timeline.profiles.profile import rebuilt_profile, with_open_case
+from services.timeline.profiles.records import CustomerRecords
+from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
+from services.timeline.store.documents import IdentifierDoc, aware
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 
-def _keys(identifiers: Iterable[dict[str, Any]]) -> set[IdentityKey]:
+def _keys(identifiers: Iterable[Mapping[str, Any]]) -> set[IdentityKey]:
     return {(i["kind"], i["value"]) for i in identifiers}
 
 
+@dataclass(frozen=True, slots=True)
 class MergeSplitter:
     """Splits merges recorded in the ledger."""
 
-    def __init__(self, store: TimelineStore, resolver: IdentityResolver) -> None:
-        self._store = store
-        self._resolver = resolver
+    identities: IdentityRecords
+    resolver: IdentityResolver
+    _: KW_ONLY
+    customers: CustomerRecords
+    interactions: InteractionLog
+    cases: CaseRecords
 
     async def split(
         self, tenant: str, merge_id: str, *, actor: Actor, reason: str, at: datetime
-    ) -> Document:
+    ) -> MergeEntry:
         """Split one merge; splitting a merge already split is a no-op. Returns the entry.
 
         Raises:
             PermanentError: No such merge in the tenant, or its survivor was merged again
                 later (split that later merge first).
         """
-        entry = await self._store.get_merge(tenant, merge_id)
+        entry = await self.identities.get_merge(tenant, merge_id)
         if entry is None:
             raise PermanentError(f"no merge {merge_id!r} in tenant {tenant}")
         if entry["status"] == "split":
             return entry
         if entry["status"] == "pending":
-            await self._resolver.finish_merge(entry)
-        survivor = (await self._store.get_customers(tenant, [entry["survivor_id"]])).get(
+            await self.resolver.finish_merge(entry)
+        survivor = (await self.customers.get_customers(tenant, [entry["survivor_id"]])).get(
             entry["survivor_id"]
         )
         if survivor is None:
@@ -73,65 +77,60 @@ class MergeSplitter:
             )
         if entry["status"] != "splitting":
             # Write-ahead: the intent is durable before anything moves.
-            entry = {
-                **entry,
-                "status": "splitting",
-                "split": {"at": at, "actor": actor.document(), "reason": reason},
-            }
-            await self._store.merges.replace_one({"_id": merge_id, "tenant": tenant}, entry)
+            entry = entry.copy()
+            entry["status"] = "splitting"
+            entry["split"] = SplitRecord(at=at, actor=actor.document(), reason=reason)
+            await self.identities.replace_merge(entry)
         return await self.finish_split(entry)
 
-    async def finish_split(self, entry: Document) -> Document:
+    async def finish_split(self, entry: MergeEntry) -> MergeEntry:
         tenant, survivor_id = entry["tenant"], entry["survivor_id"]
         restored: list[str] = entry["merged_ids"]
         with tracer.start_as_current_span(
             "identity.split", attributes={"tsunagu.split.customers": len(restored) + 1}
         ):
             await self._restore_customers(tenant, survivor_id, restored)
-            before = {b["customer_id"]: b for b in entry.get("before", [])}
-            before_keys = {cid: _keys(b.get("identifiers", [])) for cid, b in before.items()}
+            before = {b["customer_id"]: b for b in entry["before"]}
+            before_keys = {cid: _keys(b["identifiers"]) for cid, b in before.items()}
             moved = await self._move_interactions(entry, before_keys)
             await self._move_identities(tenant, survivor_id, restored, before_keys, moved)
             await self._move_cases(tenant, survivor_id)
             for customer_id in [survivor_id, *restored]:
                 await self._rebuild(tenant, customer_id, before, restored)
-            done = {**entry, "status": "split"}
-            if self._resolver.announce is not None:
-                await self._resolver.announce(done, "split")
-            await self._store.merges.replace_one({"_id": entry["_id"], "tenant": tenant}, done)
+            done = entry.copy()
+            done["status"] = "split"
+            if self.resolver.announce is not None:
+                await self.resolver.announce(done, "split")
+            await self.identities.replace_merge(done)
             log.info("split merge %s: %s back out of %s", entry["_id"], restored, survivor_id)
             return done
 
     async def _restore_customers(self, tenant: str, survivor_id: str, restored: list[str]) -> None:
-        store = self._store
-        docs = await store.get_customers(tenant, [survivor_id, *restored])
+        docs = await self.customers.get_customers(tenant, [survivor_id, *restored])
         for customer_id in restored:
             doc = docs.get(customer_id)
             if doc is None or doc.get("merged_into") != survivor_id:
                 continue  # restored already (a repeated split)
-            back = {k: v for k, v in doc.items() if k != "merged_into"}
+            back = doc.copy()
+            del back["merged_into"]
             back["status"] = "active"
             back["separated_from"] = sorted({*doc.get("separated_from", []), survivor_id})
-            if not await store.replace_customer(back, expected_version=doc["version"]):
+            if not await self.customers.replace_customer(back, expected_version=doc["version"]):
                 raise ConcurrentUpdateError(f"customer {customer_id} changed during a split")
 
     async def _move_interactions(
-        self, entry: Document, before_keys: dict[str, set[IdentityKey]]
+        self, entry: MergeEntry, before_keys: dict[str, set[IdentityKey]]
     ) -> dict[str, str]:
         """Re-point the survivor's interactions that belong elsewhere; event id → new owner."""
         tenant: str = entry["tenant"]
         survivor_id: str = entry["survivor_id"]
         restored: list[str] = entry["merged_ids"]
         merged_at = aware(entry["at"])
-        docs = [
-            doc
-            async for doc in self._store.interactions.find(
-                {"tenant": tenant, "customer_id": survivor_id},
-                {"event_id": 1, "origin_customer_id": 1, "identifiers": 1, "recorded_at": 1},
-            )
-        ]
+        docs = await self.interactions.of_customer(
+            tenant, survivor_id, ("event_id", "origin_customer_id", "identifiers", "recorded_at")
+        )
         origins = {doc.get("origin_customer_id") or survivor_id for doc in docs}
-        target, _ = await self._resolver.survivors(tenant, origins)
+        target, _ = await self.resolver.survivors(tenant, origins)
         survivor_keys = before_keys.get(survivor_id, set())
         moves: dict[str, list[str]] = {}
         owner_of: dict[str, str] = {}
@@ -149,9 +148,7 @@ class MergeSplitter:
                 moves.setdefault(owner, []).append(doc["_id"])
                 owner_of[doc["event_id"]] = owner
         for owner, ids in moves.items():
-            await self._store.interactions.update_many(
-                {"_id": {"$in": ids}, "tenant": tenant}, {"$set": {"customer_id": owner}}
-            )
+            await self.interactions.move(tenant, ids, owner)
         return owner_of
 
     async def _move_identities(
@@ -167,7 +164,7 @@ class MergeSplitter:
         """
         survivor_keys = before_keys.get(survivor_id, set())
         moves: dict[str, list[Any]] = {}
-        for doc in await self._store.identities_of(tenant, survivor_id):
+        for doc in await self.identities.identities_of(tenant, survivor_id):
             key = (doc["kind"], doc["value"])
             if key in survivor_keys:
                 continue
@@ -176,76 +173,62 @@ class MergeSplitter:
             if owner:
                 moves.setdefault(owner, []).append(doc["_id"])
         for owner, ids in moves.items():
-            await self._store.identities.update_many(
-                {"_id": {"$in": ids}, "tenant": tenant}, {"$set": {"customer_id": owner}}
-            )
+            await self.identities.move_identities(tenant, ids, owner)
 
     async def _move_cases(self, tenant: str, survivor_id: str) -> None:
-        cases = [
-            doc
-            async for doc in self._store.cases.find(
-                {"tenant": tenant, "customer_id": survivor_id}, {"origin_customer_id": 1}
-            )
-        ]
+        cases = await self.cases.origins_of(tenant, survivor_id)
         origins = {doc["origin_customer_id"] for doc in cases if doc.get("origin_customer_id")}
-        target, _ = await self._resolver.survivors(tenant, origins)
+        target, _ = await self.resolver.survivors(tenant, origins)
         for doc in cases:
             owner = target.get(doc.get("origin_customer_id", ""), survivor_id)
             if owner != survivor_id:
-                await self._store.cases.update_one(
-                    {"_id": doc["_id"], "tenant": tenant}, {"$set": {"customer_id": owner}}
-                )
+                await self.cases.give(tenant, doc["_id"], owner)
 
     async def _rebuild(
-        self, tenant: str, customer_id: str, before: dict[str, Document], restored: list[str]
+        self, tenant: str, customer_id: str, before: dict[str, Before], restored: list[str]
     ) -> None:
-        store = self._store
-        open_case = await CaseStore(store).latest_open(tenant, customer_id)
-        identifiers: list[dict[str, Any]] = []
-        async for doc in store.interactions.find(
-            {"tenant": tenant, "customer_id": customer_id}, {"identifiers": 1}
-        ):
+        open_case = await self.cases.latest_open(tenant, customer_id)
+        identifiers: list[IdentifierDoc] = []
+        for doc in await self.interactions.of_customer(tenant, customer_id, ("identifiers",)):
             identifiers.extend(doc.get("identifiers", []))
-        for _ in range(MAX_ATTEMPTS):
-            customer = (await store.get_customers(tenant, [customer_id])).get(customer_id)
+
+        async def rebuild() -> Lost | None:
+            customer = (await self.customers.get_customers(tenant, [customer_id])).get(customer_id)
             if customer is None:
-                return
-            # The log is read after the version (see TimelineRecorder._rebuild_projection).
-            pending = await store.unprojected_events(tenant, customer_id)
-            by_channel = await store.channel_counts(tenant, customer_id)
-            first, last = await store.contact_bounds(tenant, customer_id)
-            mine = before.get(customer_id, {})
+                return None
+            tally = await self.interactions.tally(tenant, customer_id)
+            mine = before.get(customer_id)
             if customer_id in restored:
-                merged_ids = list(mine.get("merged_ids", []))
+                merged_ids = list(mine["merged_ids"]) if mine else []
             else:
                 # The restored customers take back what they had absorbed before this merge.
                 gone = set(restored)
                 for r in restored:
-                    gone.update(before.get(r, {}).get("merged_ids", []))
+                    gone.update(before[r]["merged_ids"] if r in before else [])
                 merged_ids = [m for m in customer.get("merged_ids", []) if m not in gone]
             separated = set(customer.get("separated_from", []))
             if customer_id not in restored:
                 separated.update(restored)
             profile = rebuilt_profile(
                 customer,
-                by_channel=by_channel,
-                first_contact_at=first,
-                last_contact_at=last,
+                tally=tally,
                 identifiers=identifiers,
-                display_name=mine.get("display_name") or customer.get("display_name", ""),
+                display_name=(mine["display_name"] if mine else "")
+                or customer.get("display_name", ""),
                 merged_ids=merged_ids,
             )
             profile["separated_from"] = sorted(separated)
-            profile["counted_pending"] = pending
             profile = with_open_case(profile, open_case["_id"] if open_case else "")
-            if await store.replace_customer(profile, expected_version=customer["version"]):
-                return
-        raise ConcurrentUpdateError(f"customer {customer_id} kept changing during a split")
+            if await self.customers.replace_customer(profile, expected_version=customer["version"]):
+                return None
+            return CONFLICT
+
+        await retry_on_conflict(rebuild, what=f"customer {customer_id} during a split")
 
     async def complete_pending_splits(self) -> int:
         """Finish splits a crash cut off half-way (run at start-up); returns how many."""
         done = 0
-        async for entry in self._store.merges.find({"status": "splitting"}):
+        for entry in await self.identities.merges_with_status("splitting"):
             await self.finish_split(entry)
             done += 1
         return done

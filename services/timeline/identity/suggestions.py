@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
+from typing import Literal
 
-from pymongo.errors import DuplicateKeyError
-
-from services.timeline.store import TimelineStore
-from services.timeline.store.documents import Document
+from services.timeline.identity.documents import ActorDoc, SuggestionDoc
+from services.timeline.identity.records import IdentityRecords
+from services.timeline.profiles.model import CustomerDoc
+from services.timeline.profiles.records import CustomerRecords
 
 _SUGGESTION_NAMESPACE = uuid.UUID("a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d")
 # Soft signals and the customer field each one compares.
@@ -24,72 +26,75 @@ def suggestion_id(tenant: str, customer_ids: Sequence[str]) -> str:
     return f"sug_{uuid.uuid5(_SUGGESTION_NAMESPACE, f'{tenant}/{pair}').hex}"
 
 
+@dataclass(frozen=True, slots=True)
 class MergeSuggestions:
     """Writes and settles merge suggestions."""
 
-    def __init__(self, store: TimelineStore) -> None:
-        self._store = store
+    identities: IdentityRecords
+    _: KW_ONLY
+    customers: CustomerRecords
 
-    async def suggest_for(self, customer: Document, *, at: datetime) -> int:
+    async def suggest_for(self, customer: CustomerDoc, *, at: datetime) -> int:
         """Suggest merging `customer` with live customers sharing a soft signal; returns how
         many new suggestions were written. Customers split apart are never suggested again.
         """
-        store = self._store
         tenant, customer_id = customer["tenant"], customer["_id"]
         apart = set(customer.get("separated_from", []))
         written = 0
+        keys = {
+            "name_key": customer.get("name_key", ""),
+            "address_key": customer.get("address_key", ""),
+        }
         for signal, field in SIGNALS:
-            value = customer.get(field)
+            value = keys[field]
             if not value:
                 continue
-            cursor = store.customers.find(
-                {"tenant": tenant, field: value, "status": "active", "_id": {"$ne": customer_id}},
-                {"separated_from": 1},
-            ).limit(MAX_PER_SIGNAL)
-            async for other in cursor:
+            others = await self.customers.sharing(
+                tenant, field, value, besides=customer_id, limit=MAX_PER_SIGNAL
+            )
+            for other in others:
                 if other["_id"] in apart or customer_id in other.get("separated_from", []):
                     continue
                 pair = sorted([customer_id, other["_id"]])
                 sid = suggestion_id(tenant, pair)
-                try:
-                    await store.suggestions.insert_one(
-                        {
-                            "_id": sid,
-                            "tenant": tenant,
-                            "customer_ids": pair,
-                            "signals": [signal],
-                            "status": "open",
-                            "created_at": at,
-                        }
-                    )
+                new: SuggestionDoc = {
+                    "_id": sid,
+                    "tenant": tenant,
+                    "customer_ids": pair,
+                    "signals": [signal],
+                    "status": "open",
+                    "created_at": at,
+                }
+                if await self.identities.insert_suggestion(new):
                     written += 1
-                except DuplicateKeyError:
-                    await store.suggestions.update_one(
-                        {"_id": sid, "tenant": tenant}, {"$addToSet": {"signals": signal}}
-                    )
+                else:
+                    await self.identities.add_suggestion_signal(tenant, sid, signal)
         return written
 
     async def settle(
-        self, tenant: str, suggestion: str, *, status: str, event_id: str, actor: Document
-    ) -> Document:
+        self,
+        tenant: str,
+        suggestion: str,
+        *,
+        status: Literal["accepted", "dismissed"],
+        event_id: str,
+        actor: ActorDoc,
+    ) -> SuggestionDoc:
         """Mark a suggestion accepted or dismissed (idempotent); returns it."""
-        doc = await self._store.suggestions.find_one({"_id": suggestion, "tenant": tenant})
+        doc = await self.identities.get_suggestion(tenant, suggestion)
         if doc is None:
             raise LookupError(f"no merge suggestion {suggestion!r} in tenant {tenant}")
         if doc["status"] != "open":
             return doc
-        settled = {**doc, "status": status, "settled_by_event_id": event_id, "settled_by": actor}
-        await self._store.suggestions.replace_one(
-            {"_id": suggestion, "tenant": tenant, "status": "open"}, settled
-        )
+        settled = doc.copy()
+        settled["status"] = status
+        settled["settled_by_event_id"] = event_id
+        settled["settled_by"] = actor
+        await self.identities.replace_open_suggestion(settled)
         return settled
 
     async def open_for(
         self, tenant: str, customer_ids: Sequence[str], limit: int
-    ) -> list[Document]:
+    ) -> list[SuggestionDoc]:
         """Open suggestions naming any of `customer_ids` (all of the tenant's when empty)."""
-        query: Document = {"tenant": tenant, "status": "open"}
-        if customer_ids:
-            query["customer_ids"] = {"$in": list(customer_ids)}
-        cursor = self._store.suggestions.find(query).sort("created_at", -1).limit(limit)
-        return [doc async for doc in cursor]
+        return await self.identities.open_suggestions(tenant, customer_ids, limit)

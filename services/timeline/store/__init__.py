@@ -1,5 +1,1 @@
-"""MongoDB persistence of the timeline: the only code that touches the customer store."""
-
-from services.timeline.store.database import TimelineStore
-
-__all__ = ["TimelineStore"]
+"""What every slice's store shares: document conversions and duplicate-tolerant inserts."""

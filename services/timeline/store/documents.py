@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
+from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tsunagu.bus.subjects import CHANNEL_TOKENS, CHANNELS_BY_TOKEN
@@ -12,15 +14,33 @@ from tsunagu.v1 import interaction_pb2, timeline_pb2
 
 Document = dict[str, Any]
 
-KIND_TOKENS: dict[int, str] = {
-    v.number: v.name.removeprefix("KIND_").lower() for v in interaction_pb2.Kind.DESCRIPTOR.values
-}
-KINDS_BY_TOKEN = {token: number for number, token in KIND_TOKENS.items()}
-IDENTIFIER_TOKENS: dict[int, str] = {
-    v.number: v.name.removeprefix("IDENTIFIER_KIND_").lower()
-    for v in interaction_pb2.IdentifierKind.DESCRIPTOR.values
-}
-IDENTIFIERS_BY_TOKEN = {token: number for number, token in IDENTIFIER_TOKENS.items()}
+
+class IdentifierDoc(TypedDict):
+    """An identifier as stored on an interaction and a profile (normalised, keyed)."""
+
+    kind: str
+    value: str
+    network: NotRequired[str]
+    # False when it matches nobody; `protected` says why ("invalid", "blocklisted", "shared").
+    matchable: NotRequired[bool]
+    protected: NotRequired[str]
+
+
+def enum_tokens(enum: EnumDescriptor, prefix: str) -> dict[int, str]:
+    """Each value of a contract enum → its stored token (`KIND_NOTE` → "note")."""
+    return {v.number: v.name.removeprefix(prefix).lower() for v in enum.values}
+
+
+def by_token(tokens: dict[int, str]) -> dict[str, int]:
+    """The reverse of `enum_tokens`: stored token → enum value."""
+    return {token: number for number, token in tokens.items()}
+
+
+KIND_TOKENS = enum_tokens(interaction_pb2.Kind.DESCRIPTOR, "KIND_")
+KINDS_BY_TOKEN = by_token(KIND_TOKENS)
+IDENTIFIER_TOKENS = enum_tokens(interaction_pb2.IdentifierKind.DESCRIPTOR, "IDENTIFIER_KIND_")
+IDENTIFIERS_BY_TOKEN = by_token(IDENTIFIER_TOKENS)
+DIRECTION_TOKENS = enum_tokens(interaction_pb2.Direction.DESCRIPTOR, "DIRECTION_")
 
 
 def aware(value: datetime) -> datetime:
@@ -39,7 +59,7 @@ def interaction_key(tenant: str, event_id: str) -> str:
     return f"{tenant}/{event_id}"
 
 
-def identifier_to_proto(ident: Document) -> interaction_pb2.Identifier:
+def identifier_to_proto(ident: Mapping[str, Any]) -> interaction_pb2.Identifier:
     """A stored (normalised) identifier as the contract's `Identifier`."""
     return interaction_pb2.Identifier(
         kind=IDENTIFIERS_BY_TOKEN.get(ident["kind"], 0),  # type: ignore[arg-type]
@@ -48,7 +68,7 @@ def identifier_to_proto(ident: Document) -> interaction_pb2.Identifier:
     )
 
 
-def customer_to_proto(doc: Document) -> timeline_pb2.Customer:
+def customer_to_proto(doc: Mapping[str, Any]) -> timeline_pb2.Customer:
     customer = timeline_pb2.Customer(
         id=doc["_id"],
         tenant=doc["tenant"],

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
 
-from services.timeline.store.documents import Document, to_timestamp
+from services.timeline.cases.events import CANCELLATION_OUTCOME_TOKENS, CANCELLATION_REASON_TOKENS
+from services.timeline.cases.model import CaseDoc
+from services.timeline.store.documents import by_token, enum_tokens, to_timestamp
 from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
 from tsunagu.v1 import interaction_pb2, timeline_pb2
 
-CASE_STATUS_TOKENS: dict[int, str] = {
-    v.number: v.name.removeprefix("CASE_STATUS_").lower()
-    for v in timeline_pb2.CaseStatus.DESCRIPTOR.values
-    if v.number != timeline_pb2.CASE_STATUS_UNSPECIFIED
+CASE_STATUS_TOKENS = {
+    number: token
+    for number, token in enum_tokens(timeline_pb2.CaseStatus.DESCRIPTOR, "CASE_STATUS_").items()
+    if number != timeline_pb2.CASE_STATUS_UNSPECIFIED
 }
-CASE_STATUSES_BY_TOKEN = {token: number for number, token in CASE_STATUS_TOKENS.items()}
-_REASONS_BY_TOKEN = {
-    v.name.removeprefix("CANCELLATION_REASON_").lower(): v.number
-    for v in interaction_pb2.CancellationReason.DESCRIPTOR.values
-}
-_OUTCOMES_BY_TOKEN = {
-    v.name.removeprefix("CANCELLATION_OUTCOME_").lower(): v.number
-    for v in interaction_pb2.CancellationOutcome.DESCRIPTOR.values
-}
+CASE_STATUSES_BY_TOKEN = by_token(CASE_STATUS_TOKENS)
+_REASONS_BY_TOKEN = by_token(CANCELLATION_REASON_TOKENS)
+_OUTCOMES_BY_TOKEN = by_token(CANCELLATION_OUTCOME_TOKENS)
 
 
 def _channel(token: str) -> interaction_pb2.Channel.ValueType:
@@ -38,12 +36,12 @@ def _duration(seconds: float | None) -> Duration | None:
     return duration
 
 
-def _set_time(target: object, field_name: str, value: datetime | None) -> None:
+def _set_time(target: object, field_name: str, value: object) -> None:
     if isinstance(value, datetime):
         getattr(target, field_name).CopyFrom(to_timestamp(value))
 
 
-def handoff_to_proto(doc: Document) -> interaction_pb2.HandoffAction:
+def handoff_to_proto(doc: Mapping[str, Any]) -> interaction_pb2.HandoffAction:
     return interaction_pb2.HandoffAction(
         to_channel=_channel(doc.get("to_channel", "")),
         to_queue=doc.get("to_queue", ""),
@@ -53,7 +51,7 @@ def handoff_to_proto(doc: Document) -> interaction_pb2.HandoffAction:
     )
 
 
-def case_to_proto(doc: Document) -> timeline_pb2.Case:
+def case_to_proto(doc: CaseDoc) -> timeline_pb2.Case:
     """The `Case` message of a stored case document."""
     case = timeline_pb2.Case(
         id=doc["_id"],

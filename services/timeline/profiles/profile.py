@@ -1,4 +1,4 @@
-"""The customer profile projection: pure functions over customer documents."""
+"""The customer profile: pure functions over customer documents (no store, no clock)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.timeline.identity.signals import address_key, name_key
-from services.timeline.store.documents import Document, aware
+from services.timeline.interactions.tally import Tally
+from services.timeline.profiles.model import CustomerDoc
+from services.timeline.profiles.signals import address_key, name_key
+from services.timeline.store.documents import IdentifierDoc, aware
 
 _CUSTOMER_NAMESPACE = uuid.UUID("5b0f3c8e-7d1a-4a52-9a7e-2f1c0e3d9b61")
 
@@ -26,7 +28,7 @@ class Contact:
     channel: str
     occurred_at: datetime
     display_name: str
-    identifiers: tuple[Mapping[str, Any], ...]
+    identifiers: tuple[IdentifierDoc, ...]
     # A postal address the customer gave (web form); a soft signal for merge suggestions.
     address: str = ""
     # A note or handoff: what the agent said, for the top of the customer's view.
@@ -37,7 +39,7 @@ class Contact:
 
 def new_customer(
     *, tenant: str, customer_id: str, created_at: datetime, first_contact_at: datetime
-) -> Document:
+) -> CustomerDoc:
     return {
         "_id": customer_id,
         "tenant": tenant,
@@ -56,21 +58,21 @@ def new_customer(
     }
 
 
-def _union_identifiers(*groups: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    seen: dict[tuple[str, str], dict[str, Any]] = {}
+def _union_identifiers(*groups: Iterable[IdentifierDoc]) -> list[IdentifierDoc]:
+    seen: dict[tuple[str, str], IdentifierDoc] = {}
     for group in groups:
         for ident in group:
-            seen.setdefault((ident["kind"], ident["value"]), dict(ident))
+            seen.setdefault((ident["kind"], ident["value"]), ident.copy())
     return list(seen.values())
 
 
-def apply_contact(customer: Document, contact: Contact) -> Document:
+def apply_contact(customer: CustomerDoc, contact: Contact) -> CustomerDoc:
     """The customer after one more interaction (the input is not changed).
 
     An interaction a recount from the log already counted (it is in `counted_pending`) is not
     counted again; it only updates the rest of the profile.
     """
-    updated = dict(customer)
+    updated = customer.copy()
     at = aware(contact.occurred_at)
     first = customer.get("first_contact_at")
     last = customer.get("last_contact_at")
@@ -102,7 +104,7 @@ def apply_contact(customer: Document, contact: Contact) -> Document:
     return updated
 
 
-def with_remark(customer: Document, remark: Mapping[str, Any]) -> Document:
+def with_remark(customer: CustomerDoc, remark: Mapping[str, Any]) -> CustomerDoc:
     """The customer with `remark` as the last agent remark, unless a later one is kept."""
     kept = customer.get("last_agent_remark")
     if kept and aware(kept["occurred_at"]) > aware(remark["occurred_at"]):
@@ -110,29 +112,29 @@ def with_remark(customer: Document, remark: Mapping[str, Any]) -> Document:
     return {**customer, "last_agent_remark": dict(remark)}
 
 
-def with_open_case(customer: Document, open_case_id: str) -> Document:
+def with_open_case(customer: CustomerDoc, open_case_id: str) -> CustomerDoc:
     """The customer with its open (not resolved) case; "" when it has none."""
     return {**customer, "open_case_id": open_case_id}
 
 
+def with_tally(customer: CustomerDoc, tally: Tally) -> CustomerDoc:
+    """The customer with counts and contact dates recounted from its log."""
+    updated = customer.copy()
+    updated["by_channel"] = dict(tally.by_channel)
+    updated["channels"] = sorted(tally.by_channel)
+    updated["interaction_count"] = sum(tally.by_channel.values())
+    updated["first_contact_at"] = tally.first_contact_at or customer.get("first_contact_at")
+    updated["last_contact_at"] = tally.last_contact_at or customer.get("last_contact_at")
+    updated["counted_pending"] = list(tally.pending)
+    return updated
+
+
 def merged_profile(
-    survivor: Document,
-    losers: Iterable[Document],
-    *,
-    by_channel: Mapping[str, int],
-    first_contact_at: datetime | None,
-    last_contact_at: datetime | None,
-) -> Document:
+    survivor: CustomerDoc, losers: Iterable[CustomerDoc], *, tally: Tally
+) -> CustomerDoc:
     """The survivor after a merge; counts and dates come from the interaction log itself."""
     losers = list(losers)
-    updated = dict(survivor)
-    updated["by_channel"] = dict(by_channel)
-    updated["channels"] = sorted(by_channel)
-    updated["interaction_count"] = sum(by_channel.values())
-    if first_contact_at is not None:
-        updated["first_contact_at"] = first_contact_at
-    if last_contact_at is not None:
-        updated["last_contact_at"] = last_contact_at
+    updated = with_tally(survivor, tally)
     if not updated.get("display_name"):
         updated["display_name"] = next(
             (d["display_name"] for d in losers if d.get("display_name")), ""
@@ -150,22 +152,15 @@ def merged_profile(
 
 
 def rebuilt_profile(
-    customer: Document,
+    customer: CustomerDoc,
     *,
-    by_channel: Mapping[str, int],
-    first_contact_at: datetime | None,
-    last_contact_at: datetime | None,
-    identifiers: Iterable[Mapping[str, Any]],
+    tally: Tally,
+    identifiers: Iterable[IdentifierDoc],
     display_name: str,
     merged_ids: list[str],
-) -> Document:
+) -> CustomerDoc:
     """The customer recomputed from its log after a split (counts, dates, identifiers)."""
-    updated = dict(customer)
-    updated["by_channel"] = dict(by_channel)
-    updated["channels"] = sorted(by_channel)
-    updated["interaction_count"] = sum(by_channel.values())
-    updated["first_contact_at"] = first_contact_at or customer.get("first_contact_at")
-    updated["last_contact_at"] = last_contact_at or customer.get("last_contact_at")
+    updated = with_tally(customer, tally)
     updated["identifiers"] = _union_identifiers(identifiers)
     updated["display_name"] = display_name
     updated["name_key"] = name_key(display_name)
@@ -173,6 +168,6 @@ def rebuilt_profile(
     return updated
 
 
-def survivor_order(customer: Document) -> tuple[datetime, str]:
+def survivor_order(customer: CustomerDoc) -> tuple[datetime, str]:
     """Merges keep the customer first seen; ties go to the smaller id (deterministic)."""
     return aware(customer.get("first_contact_at") or customer["created_at"]), customer["_id"]

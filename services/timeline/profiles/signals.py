@@ -10,6 +10,8 @@ _GENERIC_NAMES = frozenset(
 )
 # Form fields whose value is a postal address.
 ADDRESS_FIELDS = frozenset({"address", "postal_address", "street_address", "住所"})
+# Form fields whose value is the name the customer gave (compared case-folded and trimmed).
+NAME_FIELDS = frozenset({"name", "full_name", "your_name", "氏名", "お名前", "名前"})
 _SEPARATORS = frozenset({"・", "･", "-", "‐", "−", "ー", ",", "、", "."})
 
 

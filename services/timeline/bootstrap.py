@@ -1,0 +1,168 @@
+"""The composition root: the only place the timeline's objects are built and wired."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import grpc
+from nats.aio.client import Client
+
+from services.timeline.api import TimelineApi
+from services.timeline.cases.keeper import CaseKeeper
+from services.timeline.cases.policy import CasePolicy
+from services.timeline.consumer import ConsumerOptions, InteractionConsumer
+from services.timeline.identity.commands import IdentityCommands
+from services.timeline.identity.events import IdentityChangePublisher
+from services.timeline.identity.policy import IdentityPolicy
+from services.timeline.identity.resolver import IdentityAnnouncer, IdentityResolver
+from services.timeline.identity.split import MergeSplitter
+from services.timeline.identity.suggestions import MergeSuggestions
+from services.timeline.notices import TimelineAnnouncer
+from services.timeline.profiles.model import CustomerDoc
+from services.timeline.profiles.projector import Projector
+from services.timeline.recorder import TimelineRecorder
+from services.timeline.settings import TimelineSettings
+from services.timeline.stores import TimelineStore
+from tsunagu.rpc import GrpcServer
+from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
+
+Clock = Callable[[], datetime]
+_CONSUMER_SETTINGS = {
+    "subject_filter",
+    "fetch_batch",
+    "max_ack_pending",
+    "ack_wait_seconds",
+    "max_deliver",
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _default_case_policy(_tenant: str) -> CasePolicy:
+    return CasePolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    """The recording side of the timeline: its slices and the unit of work over them."""
+
+    store: TimelineStore
+    resolver: IdentityResolver
+    splitter: MergeSplitter
+    suggestions: MergeSuggestions
+    recorder: TimelineRecorder
+
+    async def finish_interrupted(self) -> tuple[int, int]:
+        """Finish merges and splits a crash cut off half-way; returns how many of each."""
+        merges = await self.resolver.complete_pending_merges()
+        splits = await self.splitter.complete_pending_splits()
+        return merges, splits
+
+
+def build_core(
+    store: TimelineStore,
+    *,
+    identity_for: Callable[[str], IdentityPolicy],
+    case_policy_for: Callable[[str], CasePolicy] = _default_case_policy,
+    announce_identity: IdentityAnnouncer | None = None,
+    clock: Clock = _now,
+) -> Core:
+    """Wire the slices over `store` (tests call this with their own store and clock)."""
+    suggestions = MergeSuggestions(store.identities, customers=store.customers)
+    resolver = IdentityResolver(
+        store.identities,
+        customers=store.customers,
+        interactions=store.interactions,
+        cases=store.cases,
+        clock=clock,
+        policy_for=identity_for,
+        announce=announce_identity,
+    )
+    splitter = MergeSplitter(
+        store.identities,
+        resolver,
+        customers=store.customers,
+        interactions=store.interactions,
+        cases=store.cases,
+    )
+
+    async def suggest(profile: CustomerDoc) -> int:
+        return await suggestions.suggest_for(profile, at=clock())
+
+    recorder = TimelineRecorder(
+        interactions=store.interactions,
+        resolver=resolver,
+        commands=IdentityCommands(resolver, splitter, suggestions),
+        cases=CaseKeeper(
+            store.cases,
+            interactions=store.interactions,
+            policy_for=case_policy_for,
+            same_customer=resolver.same_customer,
+        ),
+        projector=Projector(
+            store.customers, interactions=store.interactions, cases=store.cases, suggest=suggest
+        ),
+        identity_for=identity_for,
+        clock=clock,
+    )
+    return Core(store, resolver, splitter, suggestions, recorder)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """Everything the running service holds: the core, its gRPC server and its consumer."""
+
+    core: Core
+    server: GrpcServer
+    consumer: InteractionConsumer
+
+
+def bootstrap(
+    settings: TimelineSettings,
+    *,
+    store: TimelineStore,
+    bus: Client,
+    clock: Clock = _now,
+) -> Timeline:
+    """Build the timeline over an open store and NATS connection (nothing starts here)."""
+    js = bus.jetstream()
+    core = build_core(
+        store,
+        identity_for=settings.identity_for,
+        case_policy_for=settings.case_policy_for,
+        announce_identity=IdentityChangePublisher(js),
+        clock=clock,
+    )
+    api = TimelineApi(
+        store,
+        core.resolver,
+        region_for=settings.region_for,
+        suggestions=core.suggestions,
+        clock=clock,
+    )
+
+    def register(server: grpc.aio.Server) -> None:
+        timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, server)
+
+    server = GrpcServer(
+        host=settings.host,
+        port=settings.port,
+        register=register,
+        service_names=[timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name],
+    )
+    consumer = InteractionConsumer(
+        bus,
+        js,
+        core.recorder,
+        options=ConsumerOptions(
+            durable=settings.consumer_name,
+            # The remaining options carry the settings' own names.
+            **settings.model_dump(include=_CONSUMER_SETTINGS),
+        ),
+        announce=TimelineAnnouncer(bus),
+    )
+    return Timeline(core, server, consumer)

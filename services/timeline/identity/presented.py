@@ -1,0 +1,57 @@
+"""The identifiers an interaction presents: normalised, keyed by the tenant's policy."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from services.timeline.identity.policy import INVALID, IdentityKey, IdentityPolicy
+from services.timeline.store.documents import IdentifierDoc
+from tsunagu.identifiers import IdentifierFormatError, NormalizedIdentifier, normalize_identifier
+from tsunagu.v1 import interaction_pb2
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """One identifier of an interaction, with the key identity resolution matches on."""
+
+    key: IdentityKey
+    identifier: NormalizedIdentifier
+    network: str
+
+    def document(self, protected: str | None) -> IdentifierDoc:
+        """As stored on the interaction and the profile; `protected` says why it matched
+        nobody ("blocklisted", "shared"), if so.
+        """
+        kind, value = self.key
+        doc: IdentifierDoc = {"kind": kind, "value": value}
+        if self.network:
+            doc["network"] = self.network
+        if not self.identifier.matchable:
+            doc["matchable"] = False
+            doc["protected"] = INVALID
+        elif protected:
+            doc["matchable"] = False
+            doc["protected"] = protected
+        return doc
+
+
+def presented(interaction: interaction_pb2.Interaction, policy: IdentityPolicy) -> list[Presented]:
+    """The interaction's identifiers that normalise (others are logged and left out)."""
+    result = []
+    for ident in interaction.identifiers:
+        try:
+            normalized = normalize_identifier(ident, default_region=policy.region)
+        except IdentifierFormatError as exc:
+            # Ingestion rejects these; one from another producer is kept off the match.
+            log.warning("ignoring identifier of event %s: %s", interaction.event_id, exc)
+            continue
+        result.append(Presented(policy.key(normalized), normalized, ident.network))
+    return result
+
+
+def matchable_keys(identifiers: list[Presented]) -> list[IdentityKey]:
+    """Keys resolution may match on, each once, in the order presented."""
+    return list(dict.fromkeys(p.key for p in identifiers if p.identifier.matchable))

@@ -1,0 +1,210 @@
+"""The identity slice's collections: `identities`, `merges` (the ledger), `merge_suggestions`.
+
+The only code that touches them; every query is scoped by tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, cast
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.timeline.identity.documents import (
+    Claim,
+    IdentityDoc,
+    MergeEntry,
+    MergeStatus,
+    SuggestionDoc,
+)
+from services.timeline.identity.policy import IdentityKey
+from services.timeline.search_keys import PREFIX_TOP
+from services.timeline.store.documents import Document
+from services.timeline.store.writes import insert_many_new, insert_new, repoint
+
+IDENTITY_INDEXES = [
+    IndexModel(
+        [("tenant", ASCENDING), ("kind", ASCENDING), ("value", ASCENDING)],
+        unique=True,
+        name="tenant_kind_value",
+    ),
+    IndexModel([("tenant", ASCENDING), ("customer_id", ASCENDING)], name="tenant_customer"),
+    IndexModel([("value", ASCENDING)], name="value"),
+    IndexModel([("customer_id", ASCENDING)], name="customer"),
+]
+MERGE_INDEXES = [
+    IndexModel([("tenant", ASCENDING), ("survivor_id", ASCENDING)], name="tenant_survivor"),
+    IndexModel([("survivor_id", ASCENDING)], name="survivor"),
+    IndexModel([("merged_ids", ASCENDING)], name="merged"),
+    IndexModel([("status", ASCENDING)], name="status"),
+]
+SUGGESTION_INDEXES = [
+    IndexModel([("tenant", ASCENDING), ("customer_ids", ASCENDING)], name="tenant_customers"),
+    IndexModel([("customer_ids", ASCENDING)], name="customers"),
+]
+
+
+def _entry(doc: Document) -> MergeEntry:
+    """A stored ledger entry (written only by `record_merge`/`replace_merge`, so of this shape)."""
+    return cast("MergeEntry", doc)
+
+
+class IdentityStore:
+    """Identifiers and who holds them, the merge ledger, and merge suggestions."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._identities: AsyncCollection[Document] = db["identities"]
+        self._merges: AsyncCollection[Document] = db["merges"]
+        self._suggestions: AsyncCollection[Document] = db["merge_suggestions"]
+
+    async def ensure_indexes(self) -> None:
+        await self._identities.create_indexes(IDENTITY_INDEXES)
+        await self._merges.create_indexes(MERGE_INDEXES)
+        await self._suggestions.create_indexes(SUGGESTION_INDEXES)
+
+    # -- identities ---------------------------------------------------------------------------
+
+    async def identity_owners(
+        self, tenant: str, keys: Sequence[IdentityKey]
+    ) -> dict[IdentityKey, str]:
+        docs = await self.identity_docs(tenant, keys)
+        return {key: doc["customer_id"] for key, doc in docs.items()}
+
+    async def identity_docs(
+        self, tenant: str, keys: Sequence[IdentityKey]
+    ) -> dict[IdentityKey, IdentityDoc]:
+        """Stored identities among `keys`: owner and every customer that presented each."""
+        if not keys:
+            return {}
+        # `value $in` (then the kind checked here) rather than an `$or` of (kind, value) pairs:
+        # one index range per value on MongoDB, and the only form the embedded store answers
+        # from an index (it never uses the compound one) — the `$or` was a full scan there.
+        wanted = set(keys)
+        cursor = self._identities.find(
+            {"tenant": tenant, "value": {"$in": sorted({v for _, v in wanted})}},
+            {"kind": 1, "value": 1, "customer_id": 1, "customer_ids": 1, "first_event_id": 1},
+        )
+        return {
+            (doc["kind"], doc["value"]): cast("IdentityDoc", doc)
+            async for doc in cursor
+            if (doc["kind"], doc["value"]) in wanted
+        }
+
+    async def identities_of(self, tenant: str, customer_id: str) -> list[IdentityDoc]:
+        cursor = self._identities.find({"tenant": tenant, "customer_id": customer_id})
+        return [cast("IdentityDoc", doc) async for doc in cursor]
+
+    async def add_identity_customers(
+        self, tenant: str, keys: Sequence[IdentityKey], customer_ids: Sequence[str]
+    ) -> None:
+        """Record that these customers presented these identifiers (merge protection counts)."""
+        for kind, value in keys if customer_ids else ():
+            # One indexed update per key (an `$or` of pairs is a full scan on the embedded store).
+            await self._identities.update_one(
+                {"tenant": tenant, "value": value, "kind": kind},
+                {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}},
+            )
+
+    async def claim_identities(self, claim: Claim) -> list[IdentityKey]:
+        """Attach identifiers to a customer; returns those another writer claimed first."""
+        docs = [claim.document(key) for key in claim.keys]
+        refused = await insert_many_new(self._identities, docs)
+        return [claim.keys[i] for i in sorted(refused)]
+
+    async def repoint_identities(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
+        """Move the customers' records to `to_id` (a merge); returns how many."""
+        return await repoint(self._identities, tenant, from_ids, to_id)
+
+    async def move_identities(self, tenant: str, ids: Sequence[object], to_id: str) -> None:
+        """Give the identities with these `_id`s to customer `to_id` (a split)."""
+        await self._identities.update_many(
+            {"_id": {"$in": list(ids)}, "tenant": tenant}, {"$set": {"customer_id": to_id}}
+        )
+
+    async def owners_by_identifier_prefix(
+        self, tenant: str, prefixes: Sequence[str], *, limit: int
+    ) -> list[str]:
+        """Customer ids holding an identifier whose normalised value starts with a prefix."""
+        if not prefixes:
+            return []
+        cursor = self._identities.find(
+            {
+                "tenant": tenant,
+                "$or": [{"value": {"$gte": p, "$lt": p + PREFIX_TOP}} for p in prefixes],
+            },
+            {"customer_id": 1},
+        ).limit(limit)
+        return list(dict.fromkeys([doc["customer_id"] async for doc in cursor]))
+
+    # -- the merge ledger ---------------------------------------------------------------------
+
+    async def record_merge(self, doc: MergeEntry) -> None:
+        """Write a ledger entry; writing the same entry again (a redelivery) is a no-op."""
+        await insert_new(self._merges, dict(doc))
+
+    async def replace_merge(self, doc: MergeEntry) -> None:
+        await self._merges.replace_one({"_id": doc["_id"], "tenant": doc["tenant"]}, dict(doc))
+
+    async def settle_merge(self, entry: MergeEntry, *, status: Literal["done", "dropped"]) -> None:
+        """Move a pending entry to `status`: "done", or gone when `status` is "dropped"."""
+        query = {"_id": entry["_id"], "tenant": entry["tenant"], "status": "pending"}
+        if status == "dropped":
+            await self._merges.delete_one(query)
+        else:
+            await self._merges.update_one(query, {"$set": {"status": status}})
+
+    async def merges_with_status(self, status: MergeStatus) -> list[MergeEntry]:
+        """Entries of every tenant in `status` ("pending", "splitting": cut off by a crash)."""
+        return [_entry(doc) async for doc in self._merges.find({"status": status})]
+
+    async def merges_of(self, tenant: str, survivor_id: str) -> list[MergeEntry]:
+        cursor = self._merges.find({"tenant": tenant, "survivor_id": survivor_id}).sort("at", 1)
+        return [_entry(doc) async for doc in cursor]
+
+    async def merges_involving(self, tenant: str, customer_ids: Sequence[str]) -> list[MergeEntry]:
+        """Ledger entries where any of `customer_ids` survived or was merged, oldest first."""
+        ids = list(customer_ids)
+        cursor = self._merges.find(
+            {
+                "tenant": tenant,
+                "$or": [{"survivor_id": {"$in": ids}}, {"merged_ids": {"$in": ids}}],
+            }
+        ).sort("at", 1)
+        return [_entry(doc) async for doc in cursor]
+
+    async def get_merge(self, tenant: str, merge_id: str) -> MergeEntry | None:
+        doc = await self._merges.find_one({"_id": merge_id, "tenant": tenant})
+        return None if doc is None else _entry(doc)
+
+    # -- merge suggestions --------------------------------------------------------------------
+
+    async def insert_suggestion(self, doc: SuggestionDoc) -> bool:
+        """Write a new suggestion; False when the pair has one already."""
+        return await insert_new(self._suggestions, dict(doc))
+
+    async def add_suggestion_signal(self, tenant: str, suggestion: str, signal: str) -> None:
+        await self._suggestions.update_one(
+            {"_id": suggestion, "tenant": tenant}, {"$addToSet": {"signals": signal}}
+        )
+
+    async def get_suggestion(self, tenant: str, suggestion: str) -> SuggestionDoc | None:
+        doc = await self._suggestions.find_one({"_id": suggestion, "tenant": tenant})
+        return cast("SuggestionDoc | None", doc)
+
+    async def replace_open_suggestion(self, doc: SuggestionDoc) -> None:
+        """Replace a suggestion that is still open (settling it twice changes nothing)."""
+        await self._suggestions.replace_one(
+            {"_id": doc["_id"], "tenant": doc["tenant"], "status": "open"}, dict(doc)
+        )
+
+    async def open_suggestions(
+        self, tenant: str, customer_ids: Sequence[str], limit: int
+    ) -> list[SuggestionDoc]:
+        """Open suggestions naming any of `customer_ids` (all of the tenant's when empty)."""
+        query: Document = {"tenant": tenant, "status": "open"}
+        if customer_ids:
+            query["customer_ids"] = {"$in": list(customer_ids)}
+        cursor = self._suggestions.find(query).sort("created_at", -1).limit(limit)
+        return [cast("SuggestionDoc", doc) async for doc in cursor]

@@ -1,0 +1,1 @@
+"""The interaction log: stored interactions, their documents and timeline entries."""

@@ -1,0 +1,231 @@
+"""The `interactions` collection (the append-only log): the only code that touches it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import cast
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+
+from services.timeline.interactions.model import InteractionDoc, InteractionState
+from services.timeline.interactions.tally import Tally
+from services.timeline.store.documents import Document, interaction_key
+from services.timeline.store.writes import insert_many_new, insert_new, repoint
+
+INDEXES = [
+    IndexModel([("tenant", ASCENDING), ("event_id", ASCENDING)], unique=True, name="tenant_event"),
+    # A customer's timeline page is one range scan of this index.
+    IndexModel(
+        [
+            ("tenant", ASCENDING),
+            ("customer_id", ASCENDING),
+            ("occurred_at", DESCENDING),
+            ("event_id", DESCENDING),
+        ],
+        name="tenant_customer_timeline",
+    ),
+    # Customer ids are globally unique. This single-field index is what the embedded store can
+    # use (it ignores compound indexes); real MongoDB picks the compound one above.
+    IndexModel([("customer_id", ASCENDING)], name="customer"),
+    # Rebuilding one case from the log after a crash reads its interactions.
+    IndexModel([("case_id", ASCENDING)], name="case", sparse=True),
+]
+
+
+def _stored(doc: Document) -> InteractionDoc:
+    """A stored interaction (appended only whole, by `interaction_document`, so of this shape)."""
+    return cast("InteractionDoc", doc)
+
+
+class InteractionStore:
+    """Appends, pages and re-points interactions; every query is scoped by tenant."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self._log = collection
+
+    async def ensure_indexes(self) -> None:
+        await self._log.create_indexes(INDEXES)
+
+    # -- recording ----------------------------------------------------------------------------
+
+    async def interaction_state(self, tenant: str, event_id: str) -> InteractionState | None:
+        """The stored interaction's customer and projection flag, or None if not stored."""
+        states = await self.interaction_states(tenant, [event_id])
+        return states.get(event_id)
+
+    async def interaction_states(
+        self, tenant: str, event_ids: Iterable[str]
+    ) -> dict[str, InteractionState]:
+        """Stored interactions among `event_ids` → their customer and projection flag."""
+        keys = [interaction_key(tenant, e) for e in event_ids]
+        cursor = self._log.find(
+            {"_id": {"$in": keys}, "tenant": tenant},
+            {"event_id": 1, "customer_id": 1, "projected": 1, "case_id": 1},
+        )
+        return {doc["event_id"]: cast("InteractionState", doc) async for doc in cursor}
+
+    async def insert_interactions(self, docs: Sequence[InteractionDoc]) -> set[str]:
+        """Append many; returns the `_id`s that were new (the others were already stored)."""
+        refused = await insert_many_new(self._log, [dict(doc) for doc in docs])
+        return {doc["_id"] for i, doc in enumerate(docs) if i not in refused}
+
+    async def insert_interaction(self, doc: InteractionDoc) -> bool:
+        """Append to the log; False when an interaction with this event id is already there."""
+        return await insert_new(self._log, dict(doc))
+
+    async def mark_projected(self, tenant: str, event_ids: Sequence[str]) -> None:
+        if event_ids:
+            await self._log.update_many(
+                {"_id": {"$in": [interaction_key(tenant, e) for e in event_ids]}, "tenant": tenant},
+                {"$set": {"projected": True}},
+            )
+
+    async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
+        """Move the customers' records to `to_id` (a merge); returns how many."""
+        return await repoint(self._log, tenant, from_ids, to_id)
+
+    async def move(self, tenant: str, keys: Sequence[str], to_id: str) -> None:
+        """Give the interactions with these `_id`s to customer `to_id` (a split)."""
+        await self._log.update_many(
+            {"_id": {"$in": list(keys)}, "tenant": tenant}, {"$set": {"customer_id": to_id}}
+        )
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def list_interactions(
+        self,
+        tenant: str,
+        customer_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None = None,
+        channels: Sequence[str] = (),
+        kinds: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        case_id: str = "",
+    ) -> list[InteractionDoc]:
+        """Newest first, ordered by (occurred_at, event_id) so pages are stable under inserts."""
+        query: Document = {"tenant": tenant, "customer_id": customer_id}
+        if case_id:
+            query["case_id"] = case_id
+        if channels:
+            query["channel"] = {"$in": list(channels)}
+        if kinds:
+            query["kind"] = {"$in": list(kinds)}
+        window: Document = {}
+        if since is not None:
+            window["$gte"] = since
+        if until is not None:
+            window["$lt"] = until
+        if before is None:
+            if window:
+                query["occurred_at"] = window
+            return await self._page(query, limit)
+        # After a cursor: the cursor's own instant (ties, by event id) and then strictly older
+        # ones, as two range queries rather than one `$or`, which the embedded store answers
+        # with a scan of the whole collection (a deep page cost 4x the first one).
+        at, event_id = before
+        ties: list[InteractionDoc] = []
+        if (since is None or at >= since) and (until is None or at < until):
+            ties = await self._page(
+                {**query, "occurred_at": at, "event_id": {"$lt": event_id}}, limit
+            )
+        if len(ties) >= limit:
+            return ties[:limit]
+        older = {**window, "$lt": at if until is None else min(at, until)}
+        return ties + await self._page({**query, "occurred_at": older}, limit - len(ties))
+
+    async def _page(self, query: Document, limit: int) -> list[InteractionDoc]:
+        cursor = (
+            self._log.find(query, {"projected": 0})
+            .sort([("occurred_at", DESCENDING), ("event_id", DESCENDING)])
+            .limit(limit)
+        )
+        return [_stored(doc) async for doc in cursor]
+
+    async def get_interactions(self, tenant: str, event_ids: Iterable[str]) -> list[InteractionDoc]:
+        """Whole stored interactions by event id (a lookup by `_id`)."""
+        keys = [interaction_key(tenant, e) for e in event_ids]
+        cursor = self._log.find({"_id": {"$in": keys}, "tenant": tenant}, {"projected": 0})
+        return [_stored(doc) async for doc in cursor]
+
+    async def lookup_events(self, tenant: str, event_ids: Iterable[str]) -> list[Document]:
+        """Events that are stored *and* projected: only then can a reader see them."""
+        keys = [interaction_key(tenant, e) for e in event_ids]
+        cursor = self._log.find(
+            {"_id": {"$in": keys}, "tenant": tenant, "projected": True},
+            {"event_id": 1, "customer_id": 1},
+        )
+        return [doc async for doc in cursor]
+
+    async def of_customer(
+        self, tenant: str, customer_id: str, fields: Sequence[str]
+    ) -> list[Document]:
+        """The customer's whole log, only `fields` of each entry (a split sorts it out)."""
+        cursor = self._log.find(
+            {"tenant": tenant, "customer_id": customer_id}, dict.fromkeys(fields, 1)
+        )
+        return [doc async for doc in cursor]
+
+    # -- recounts -----------------------------------------------------------------------------
+
+    async def tally(self, tenant: str, customer_id: str) -> Tally:
+        """Counts and contact dates of the customer's log.
+
+        Read after the customer's version: a concurrent append either is in these counts or
+        changes the version first. Its writer skips what `Tally.pending` lists.
+        """
+        pending = await self.unprojected_events(tenant, customer_id)
+        by_channel = await self.channel_counts(tenant, customer_id)
+        first, last = await self.contact_bounds(tenant, customer_id)
+        return Tally(pending, by_channel, first, last)
+
+    async def channel_counts(self, tenant: str, customer_id: str) -> dict[str, int]:
+        pipeline: list[Document] = [
+            {"$match": {"tenant": tenant, "customer_id": customer_id}},
+            {"$group": {"_id": "$channel", "count": {"$sum": 1}}},
+        ]
+        cursor = await self._log.aggregate(pipeline)
+        return {doc["_id"]: int(doc["count"]) async for doc in cursor}
+
+    async def unprojected_events(self, tenant: str, customer_id: str) -> list[str]:
+        """The customer's stored interactions whose writer has not projected them yet."""
+        cursor = self._log.find(
+            {"tenant": tenant, "customer_id": customer_id, "projected": False}, {"event_id": 1}
+        )
+        return sorted([doc["event_id"] async for doc in cursor])
+
+    async def contact_bounds(
+        self, tenant: str, customer_id: str
+    ) -> tuple[datetime | None, datetime | None]:
+        """First and last contact, read from the log (sorted finds; correct on every store)."""
+        bounds: list[datetime | None] = []
+        for direction in (ASCENDING, DESCENDING):
+            doc = await self._log.find_one(
+                {"tenant": tenant, "customer_id": customer_id},
+                {"occurred_at": 1},
+                sort=[("occurred_at", direction)],
+            )
+            bounds.append(doc["occurred_at"] if doc else None)
+        return bounds[0], bounds[1]
+
+    # -- the log behind cases and remarks (crash recovery) -------------------------------------
+
+    async def case_log(self, tenant: str, case_id: str) -> list[Document]:
+        """The interactions attached to a case, oldest first."""
+        cursor = self._log.find(
+            {"tenant": tenant, "case_id": case_id},
+            {"raw": 1, "occurred_at": 1, "event_id": 1, "customer_id": 1, "origin_customer_id": 1},
+        ).sort([("occurred_at", ASCENDING), ("event_id", ASCENDING)])
+        return [doc async for doc in cursor]
+
+    async def latest_remark_source(self, tenant: str, customer_id: str) -> Document | None:
+        """The customer's latest note or handoff interaction, if any."""
+        return await self._log.find_one(
+            {"tenant": tenant, "customer_id": customer_id, "kind": {"$in": ["note", "handoff"]}},
+            {"raw": 1, "occurred_at": 1, "case_id": 1},
+            sort=[("occurred_at", DESCENDING), ("event_id", DESCENDING)],
+        )

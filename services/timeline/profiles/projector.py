@@ -1,0 +1,100 @@
+"""Keeps customer profiles true to the log: per batch, and rebuilt after a crash."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass
+
+from services.timeline.cases.events import case_event_from
+from services.timeline.cases.lifecycle import open_case_after, remark_of
+from services.timeline.cases.model import CaseDoc
+from services.timeline.cases.records import CaseRecords
+from services.timeline.errors import ConcurrentUpdateError
+from services.timeline.interactions.entries import interaction_of
+from services.timeline.interactions.records import InteractionLog
+from services.timeline.profiles.model import CustomerDoc
+from services.timeline.profiles.profile import (
+    Contact,
+    apply_contact,
+    with_open_case,
+    with_remark,
+    with_tally,
+)
+from services.timeline.profiles.records import CustomerRecords
+from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
+from services.timeline.store.documents import aware
+
+Suggest = Callable[[CustomerDoc], Awaitable[object]]
+"""Called with a profile whose soft signals (name, address) just changed."""
+
+_SIGNAL_FIELDS = ("name_key", "address_key")
+
+
+@dataclass(frozen=True, slots=True)
+class Projector:
+    """Applies contacts to profiles with version-checked writes."""
+
+    customers: CustomerRecords
+    _: KW_ONLY
+    interactions: InteractionLog
+    cases: CaseRecords
+    suggest: Suggest
+
+    async def project(
+        self, tenant: str, customer_id: str, contacts: list[Contact], cases: list[CaseDoc]
+    ) -> bool:
+        """Apply contacts (and the batch's cases) to the customer's profile.
+
+        Returns:
+            False when the customer was merged away since it was resolved: the caller moves
+            what it appended to the survivor and recounts it there.
+        """
+
+        async def attempt() -> bool | Lost:
+            customer = (await self.customers.get_customers(tenant, [customer_id])).get(customer_id)
+            if customer is None:
+                raise ConcurrentUpdateError(f"customer {customer_id} vanished")
+            if customer.get("merged_into"):
+                return False
+            updated = customer
+            for contact in contacts:
+                updated = apply_contact(updated, contact)
+            if cases:
+                open_case = open_case_after(customer.get("open_case_id", ""), cases)
+                if open_case is None:
+                    latest = await self.cases.latest_open(tenant, customer_id)
+                    open_case = latest["_id"] if latest else ""
+                updated = with_open_case(updated, open_case)
+            if not await self.customers.replace_customer(
+                updated, expected_version=customer["version"]
+            ):
+                return CONFLICT
+            if any(updated.get(f) and updated.get(f) != customer.get(f) for f in _SIGNAL_FIELDS):
+                await self.suggest(updated)
+            return True
+
+        return await retry_on_conflict(attempt, what=f"customer {customer_id}")
+
+    async def rebuild(self, tenant: str, customer_id: str) -> None:
+        """Recount the customer from its log (a crash between append and projection)."""
+        open_case = await self.cases.latest_open(tenant, customer_id)
+        remark = None
+        if source := await self.interactions.latest_remark_source(tenant, customer_id):
+            event = case_event_from(interaction_of(source), aware(source["occurred_at"]))
+            remark = remark_of(event, source.get("case_id", "")) if event else None
+
+        async def attempt() -> Lost | None:
+            customer = (await self.customers.get_customers(tenant, [customer_id])).get(customer_id)
+            if customer is None:
+                return None
+            tally = await self.interactions.tally(tenant, customer_id)
+            updated = with_open_case(
+                with_tally(customer, tally), open_case["_id"] if open_case else ""
+            )
+            if remark is not None:
+                updated = with_remark(updated, remark)
+            if await self.customers.replace_customer(updated, expected_version=customer["version"]):
+                return None
+            return CONFLICT
+
+        await retry_on_conflict(attempt, what=f"customer {customer_id}")

@@ -1,0 +1,27 @@
+"""The `customers` collection as profile logic and other slices see it (`profiles.store`
+implements it in MongoDB; the unit tests in memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from services.timeline.profiles.model import CustomerDoc
+from services.timeline.store.documents import Document
+
+
+class CustomerRecords(Protocol):
+    """The `customers` collection as identity and the recorder use it."""
+
+    async def get_customers(self, tenant: str, ids: Iterable[str]) -> dict[str, CustomerDoc]: ...
+
+    async def insert_customer(self, doc: CustomerDoc) -> bool: ...
+
+    async def replace_customer(self, doc: CustomerDoc, *, expected_version: int) -> bool: ...
+
+    async def delete_unused(self, tenant: str, customer_id: str) -> None: ...
+
+    async def sharing(
+        self, tenant: str, field: str, value: str, *, besides: str, limit: int
+    ) -> list[Document]: ...

@@ -1,0 +1,59 @@
+"""Writes every slice's store shares: inserts that take "already there" as an answer (replays
+write the same ids again), and moving records from one customer to another (merges).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.timeline.store.documents import Document
+
+DUPLICATE_KEY = 11000
+
+
+async def insert_new(collection: AsyncCollection[Document], doc: Document) -> bool:
+    """Insert one document; False when one with the same unique key is stored already."""
+    try:
+        await collection.insert_one(doc)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+async def insert_many_new(
+    collection: AsyncCollection[Document], docs: Sequence[Document]
+) -> set[int]:
+    """Insert documents unordered; returns the positions refused as duplicates.
+
+    Raises:
+        BulkWriteError: A write failed for another reason than a duplicate key.
+    """
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {e["index"] for e in errors}
+    return set()
+
+
+async def repoint(
+    collection: AsyncCollection[Document], tenant: str, from_ids: Sequence[str], to_id: str
+) -> int:
+    """Give the records of customers `from_ids` to customer `to_id`; returns how many moved.
+
+    `origin_customer_id` is left alone: a split moves records back by it.
+    """
+    if not from_ids:
+        return 0
+    result = await collection.update_many(
+        {"tenant": tenant, "customer_id": {"$in": list(from_ids)}},
+        {"$set": {"customer_id": to_id}},
+    )
+    return result.modified_count

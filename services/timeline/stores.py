@@ -1,0 +1,44 @@
+"""The timeline's MongoDB database as the slices' stores, and their indexes."""
+
+from __future__ import annotations
+
+from pymongo import AsyncMongoClient, WriteConcern
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.timeline.cases.store import CaseStore
+from services.timeline.identity.store import IdentityStore
+from services.timeline.interactions.store import InteractionStore
+from services.timeline.profiles.store import CustomerStore
+from services.timeline.settings import TimelineSettings
+from services.timeline.store.documents import Document
+
+
+class TimelineStore:
+    """One store per slice over one database; each is the only code touching its collections."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.interactions = InteractionStore(db["interactions"])
+        self.customers = CustomerStore(db["customers"])
+        self.identities = IdentityStore(db)
+        self.cases = CaseStore(db["cases"])
+
+    async def ensure_indexes(self) -> None:
+        """Create every slice's indexes (idempotent; run at start)."""
+        await self.interactions.ensure_indexes()
+        await self.identities.ensure_indexes()
+        await self.customers.ensure_indexes()
+        await self.cases.ensure_indexes()
+
+
+def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], TimelineStore]:
+    """The MongoDB client (the caller closes it) and the slices' stores over its database."""
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000
+    )
+    concern = settings.mongodb_write_concern
+    db = mongo.get_database(
+        settings.mongodb_database,
+        write_concern=WriteConcern(w=int(concern) if concern.isdigit() else concern),
+    )
+    return mongo, TimelineStore(db)
