@@ -214,12 +214,16 @@ class InteractionConsumer:
         self, msg: Msg, interaction: interaction_pb2.Interaction, outcome: Recorded | Exception
     ) -> None:
         if isinstance(outcome, PermanentError):
-            await self._dead_letter(msg, str(outcome))
+            await self._dead_letter(msg, str(outcome), reason=Reason.REFUSED)
             return
         if isinstance(outcome, Exception):
             delivered = msg.metadata.num_delivered or 1
             if delivered >= self._options.max_deliver:
-                await self._dead_letter(msg, f"{type(outcome).__name__}: {outcome}")
+                await self._dead_letter(
+                    msg,
+                    f"{type(outcome).__name__}: {outcome}",
+                    reason=Reason.DELIVERIES_EXHAUSTED,
+                )
                 return
             delay = BACKOFF_SECONDS[min(delivered, len(BACKOFF_SECONDS)) - 1]
             log.warning(

@@ -43,6 +43,7 @@ Starter = Callable[..., AbstractAsyncContextManager[Any]]
 DLQ_STREAM = "INTERACTIONS_DLQ"
 ERROR_HEADER = "Tsunagu-Error"
 SEQUENCE_HEADER = "Tsunagu-Original-Sequence"
+REASON_HEADER = "Tsunagu-Dead-Letter-Reason"
 
 
 @dataclass
@@ -199,6 +200,7 @@ async def test_agent_action_for_an_unknown_customer_is_dead_lettered_naming_the_
     assert await bus.stored([note.event_id]) == set()
     [dead] = await bus.dead_letters(subject)
     assert unknown in header(dead, ERROR_HEADER)
+    assert header(dead, REASON_HEADER) == "refused"
     assert header(dead, SEQUENCE_HEADER) == str(sequence)
     assert pb.Interaction.FromString(dead.data or b"") == note
 

@@ -31,6 +31,11 @@ class Reason(StrEnum):
     IDENTIFIER_INVALID = "identifier_invalid"
     IDENTIFIERS_MISSING = "identifiers_missing"
     CHANNEL_DATA_INVALID = "channel_data_invalid"
+    # Valid on the wire, refused by the timeline's rules (an agent action for an unknown
+    # customer, a case of another customer): fixing the data and replaying can succeed.
+    REFUSED = "refused"
+    # Failed on every delivery (the store kept failing): replay once the cause is fixed.
+    DELIVERIES_EXHAUSTED = "deliveries_exhausted"
 
 
 class ContractViolation(ValueError):

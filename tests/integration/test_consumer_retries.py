@@ -1,0 +1,78 @@
+"""A transient failure is retried with backoff and dead-lettered only when every delivery failed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import cast
+
+import nats
+from nats.js.errors import NotFoundError
+
+from services.timeline.consumer import ConsumerOptions, InteractionConsumer
+from services.timeline.recorder import Recorded, TimelineRecorder
+from tests import builders
+from tsunagu.bus import headers
+from tsunagu.bus.subjects import DEAD_LETTER_STREAM, interaction_subject
+from tsunagu.local.processes import NatsServer
+from tsunagu.v1 import interaction_pb2 as pb
+
+
+class _StoreDown:
+    """Stands in for the recorder while its store is down: every item fails, transiently."""
+
+    def __init__(self) -> None:
+        self.attempts: list[str] = []
+
+    async def record_batch(
+        self, interactions: Sequence[pb.Interaction]
+    ) -> list[Recorded | Exception]:
+        self.attempts.extend(i.event_id for i in interactions)
+        return [ConnectionError("store unreachable") for _ in interactions]
+
+
+async def _announce(_outcome: Recorded) -> None:
+    raise AssertionError("nothing was recorded, so nothing may be announced")
+
+
+async def test_an_event_that_fails_every_delivery_is_dead_lettered_as_deliveries_exhausted(
+    nats_server: NatsServer, tenant: str
+) -> None:
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    recorder = _StoreDown()
+    consumer = InteractionConsumer(
+        nc,
+        js,
+        cast("TimelineRecorder", recorder),
+        options=ConsumerOptions(
+            durable=f"retries-{tenant}", subject_filter=f"interactions.{tenant}.>", max_deliver=2
+        ),
+        announce=_announce,
+    )
+    await consumer.start()
+    chat = builders.chat(tenant)
+    subject = interaction_subject(tenant, pb.CHANNEL_CHAT)
+    try:
+        published = await js.publish(subject, chat.SerializeToString())
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:
+            try:
+                dead = await js.get_msg(
+                    DEAD_LETTER_STREAM, seq=1, subject=f"dlq.{subject}", next=True
+                )
+                break
+            except NotFoundError:
+                assert asyncio.get_running_loop().time() < deadline, "never dead-lettered"
+                await asyncio.sleep(0.2)
+    finally:
+        await consumer.stop(grace_seconds=5)
+        await nc.close()
+
+    assert recorder.attempts == [chat.event_id, chat.event_id]  # retried once, then given up
+    hdrs = dead.headers or {}
+    assert hdrs[headers.DEAD_LETTER_REASON] == "deliveries_exhausted"
+    assert hdrs[headers.DEAD_LETTER_DELIVERIES] == "2"
+    assert "store unreachable" in hdrs[headers.DEAD_LETTER_ERROR]
+    assert hdrs[headers.DEAD_LETTER_ORIGINAL_SEQUENCE] == str(published.seq)
+    assert dead.data == chat.SerializeToString()
