@@ -213,7 +213,12 @@ class TimelineRecorder:
             return resolution
         batch.flushed.update(await self._flush(batch))
         return await self.resolver.resolve(
-            tenant=tenant, event_id=event_id, occurred_at=at, keys=keys, may_merge=True
+            tenant=tenant,
+            event_id=event_id,
+            occurred_at=at,
+            keys=keys,
+            may_merge=True,
+            lookup=resolution.lookup,
         )
 
     async def _recover(self, tenant: str, event_id: str, state: InteractionState) -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.timeline.errors import ResolutionConflictError
-from services.timeline.identity.policy import BLOCKLISTED, IdentityPolicy, IdentityRules
+from services.timeline.identity.documents import IdentityDoc
+from services.timeline.identity.policy import (
+    BLOCKLISTED,
+    IdentityKey,
+    IdentityPolicy,
+    IdentityRules,
+)
 from services.timeline.identity.resolver import IdentityResolver
 from services.timeline.profiles.profile import customer_id_for
 from services.timeline.retry import MAX_ATTEMPTS
@@ -145,3 +152,73 @@ async def test_identifiers_that_keep_changing_owner_give_up_after_the_retry_budg
     world.identities.lose_next("claim", times=MAX_ATTEMPTS - 1)
     customer_id, _, _ = await resolve(world, "e2", PHONE)
     assert customer_id == customer_id_for(TENANT, "e2")
+
+
+class CountingIdentities(MemoryIdentities):
+    """Counts identity reads, to show what a second resolution reads again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def identity_docs(
+        self, tenant: str, keys: Sequence[IdentityKey]
+    ) -> dict[IdentityKey, IdentityDoc]:
+        self.reads += 1
+        return await super().identity_docs(tenant, keys)
+
+
+async def test_the_merge_after_merge_needed_starts_from_what_the_first_resolution_read() -> None:
+    identities = CountingIdentities()
+    world = World(identities=identities)
+    first, _, _ = await resolve(world, "e1", PHONE)
+    later, _, _ = await resolve(world, "e2", EMAIL, minutes=5)
+    resolver = world.resolver
+    at = T0 + timedelta(minutes=10)
+    asked = await resolver.resolve(
+        tenant=TENANT, event_id="e3", occurred_at=at, keys=[PHONE, EMAIL], may_merge=False
+    )
+    assert asked.merge_needed
+    assert asked.lookup is not None
+    reads = identities.reads
+    merged = await resolver.resolve(
+        tenant=TENANT,
+        event_id="e3",
+        occurred_at=at,
+        keys=[PHONE, EMAIL],
+        may_merge=True,
+        lookup=asked.lookup,
+    )
+    assert (merged.customer_id, merged.merged_ids) == (first, [later])
+    assert identities.reads == reads  # the identities were not read again
+
+
+async def test_a_lost_race_after_merge_needed_reads_everything_afresh() -> None:
+    identities = CountingIdentities()
+    world = World(identities=identities)
+    first, _, _ = await resolve(world, "e1", PHONE)
+    await resolve(world, "e2", EMAIL, minutes=5)
+    resolver = world.resolver
+    at = T0 + timedelta(minutes=10)
+    asked = await resolver.resolve(
+        tenant=TENANT,
+        event_id="e3",
+        occurred_at=at,
+        keys=[PHONE, EMAIL, OTHER_EMAIL],
+        may_merge=False,
+    )
+    # Between the two resolutions another writer claims the event's new address.
+    world.identities.claimed_by_others[OTHER_EMAIL] = first
+    reads = identities.reads
+    merged = await resolver.resolve(
+        tenant=TENANT,
+        event_id="e3",
+        occurred_at=at,
+        keys=[PHONE, EMAIL, OTHER_EMAIL],
+        may_merge=True,
+        lookup=asked.lookup,
+    )
+    assert merged.customer_id == first
+    assert identities.reads > reads  # the retry did not trust the stale lookup
+    owners = await world.identities.identity_docs(TENANT, [PHONE, EMAIL, OTHER_EMAIL])
+    assert {doc["customer_id"] for doc in owners.values()} == {first}

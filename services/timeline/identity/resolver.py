@@ -49,13 +49,25 @@ def _separated(customers: Iterable[CustomerDoc]) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Lookup:
+    """What one resolution read: the identities of the event's keys and their live owners."""
+
+    docs: dict[IdentityKey, IdentityDoc]
+    target: dict[str, str]
+    live: dict[str, CustomerDoc]
+
+
+@dataclass(frozen=True, slots=True)
 class Resolution:
     """Whose the event is; or, asked with `may_merge=False`, that a merge must come first.
 
     Attributes:
         merge_needed: The event links customers that must be merged. Nothing was written:
             the caller makes its pending writes durable (a merge moves and counts the log)
-            and resolves again with `may_merge=True`.
+            and resolves again with `may_merge=True`, passing `lookup` back.
+        lookup: With `merge_needed`, what was read; the second resolution starts from it
+            instead of reading it again (a merge re-reads the customers it moves anyway,
+            and a lost race in the second resolution reads everything afresh).
     """
 
     customer_id: str
@@ -64,6 +76,7 @@ class Resolution:
     # Keys of the event that matched nobody, with why: "blocklisted" or "shared".
     protected: dict[IdentityKey, str] = field(default_factory=dict)
     merge_needed: bool = False
+    lookup: Lookup | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +159,7 @@ class IdentityResolver:
         occurred_at: datetime,
         keys: Sequence[IdentityKey],
         may_merge: bool = True,
+        lookup: Lookup | None = None,
     ) -> Resolution:
         """The customer the identifier keys belong to, creating or merging as needed.
 
@@ -155,7 +169,8 @@ class IdentityResolver:
         refused, and that key becomes shared. A refused merge lands the event on the customer
         of its strongest identifier.
 
-        With `may_merge=False` a needed merge is not done but answered `merge_needed`.
+        With `may_merge=False` a needed merge is not done but answered `merge_needed`, with
+        the `lookup` to pass back to the second call.
 
         Raises:
             ResolutionConflictError: Other writers kept claiming the same identifiers.
@@ -163,6 +178,8 @@ class IdentityResolver:
         policy = self.policy_for(tenant)
         blocked = {key: BLOCKLISTED for key in keys if policy.blocklisted(key)}
         candidates = [key for key in keys if key not in blocked]
+
+        reuse = [lookup] if lookup is not None else []
 
         async def attempt() -> Resolution | Lost:
             return await self._resolve_once(
@@ -172,6 +189,8 @@ class IdentityResolver:
                 candidates=candidates,
                 blocked=blocked,
                 may_merge=may_merge,
+                # Only the first attempt: a retry after a lost race must read afresh.
+                lookup=reuse.pop() if reuse else None,
             )
 
         return await retry_on_conflict(
@@ -189,14 +208,21 @@ class IdentityResolver:
         candidates: list[IdentityKey],
         blocked: dict[IdentityKey, str],
         may_merge: bool,
+        lookup: Lookup | None,
     ) -> Resolution | Lost:
         policy = self.policy_for(tenant)
         limit = policy.max_customers_per_identifier
-        docs = await self.identities.identity_docs(tenant, candidates)
+        if lookup is None:
+            docs = await self.identities.identity_docs(tenant, candidates)
+        else:
+            docs = lookup.docs
         protected = dict(blocked)
         protected.update({k: SHARED for k, d in docs.items() if len(_presenters(d)) > limit})
         matching = {k: d["customer_id"] for k, d in docs.items() if k not in protected}
-        target, live = await self.survivors(tenant, set(matching.values()))
+        if lookup is None:
+            target, live = await self.survivors(tenant, set(matching.values()))
+        else:
+            target, live = lookup.target, lookup.live
         owner = {k: target[c] for k, c in matching.items() if c in target}
         created = False
         merged: list[str] = []
@@ -228,7 +254,9 @@ class IdentityResolver:
                     "identifier limit" if over else "split apart before",
                 )
             elif not may_merge:
-                return Resolution(customer_id="", merge_needed=True)
+                return Resolution(
+                    customer_id="", merge_needed=True, lookup=Lookup(docs, target, live)
+                )
             else:
                 customer_id, merged = await self.merge(
                     tenant, list(live.values()), event_id=event_id, owners=matching
