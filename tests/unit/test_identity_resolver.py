@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +16,7 @@ from services.timeline.identity.policy import (
     IdentityPolicy,
     IdentityRules,
 )
-from services.timeline.identity.resolver import IdentityResolver
+from services.timeline.identity.resolver import IdentityResolver, Resolution
 from services.timeline.profiles.profile import customer_id_for
 from services.timeline.retry import MAX_ATTEMPTS
 from tests.unit.memory_stores import MemoryCases, MemoryCustomers, MemoryIdentities, MemoryLog
@@ -168,29 +168,39 @@ class CountingIdentities(MemoryIdentities):
         return await super().identity_docs(tenant, keys)
 
 
+async def merge_in_two_steps(
+    world: World, *keys: tuple[str, str], between: Callable[[], None] = lambda: None
+) -> Resolution:
+    """Resolve "e3" as the recorder does: ask, let `between` happen, then merge from the lookup."""
+    resolver = world.resolver
+    at = T0 + timedelta(minutes=10)
+    asked = await resolver.resolve(
+        tenant=TENANT, event_id="e3", occurred_at=at, keys=list(keys), may_merge=False
+    )
+    assert asked.merge_needed
+    assert asked.lookup is not None
+    between()
+    return await resolver.resolve(
+        tenant=TENANT,
+        event_id="e3",
+        occurred_at=at,
+        keys=list(keys),
+        may_merge=True,
+        lookup=asked.lookup,
+    )
+
+
 async def test_the_merge_after_merge_needed_starts_from_what_the_first_resolution_read() -> None:
     identities = CountingIdentities()
     world = World(identities=identities)
     first, _, _ = await resolve(world, "e1", PHONE)
     later, _, _ = await resolve(world, "e2", EMAIL, minutes=5)
-    resolver = world.resolver
-    at = T0 + timedelta(minutes=10)
-    asked = await resolver.resolve(
-        tenant=TENANT, event_id="e3", occurred_at=at, keys=[PHONE, EMAIL], may_merge=False
-    )
-    assert asked.merge_needed
-    assert asked.lookup is not None
-    reads = identities.reads
-    merged = await resolver.resolve(
-        tenant=TENANT,
-        event_id="e3",
-        occurred_at=at,
-        keys=[PHONE, EMAIL],
-        may_merge=True,
-        lookup=asked.lookup,
+    reads: list[int] = []
+    merged = await merge_in_two_steps(
+        world, PHONE, EMAIL, between=lambda: reads.append(identities.reads)
     )
     assert (merged.customer_id, merged.merged_ids) == (first, [later])
-    assert identities.reads == reads  # the identities were not read again
+    assert identities.reads == reads[0]  # the identities were not read again
 
 
 async def test_a_lost_race_after_merge_needed_reads_everything_afresh() -> None:
@@ -198,27 +208,16 @@ async def test_a_lost_race_after_merge_needed_reads_everything_afresh() -> None:
     world = World(identities=identities)
     first, _, _ = await resolve(world, "e1", PHONE)
     await resolve(world, "e2", EMAIL, minutes=5)
-    resolver = world.resolver
-    at = T0 + timedelta(minutes=10)
-    asked = await resolver.resolve(
-        tenant=TENANT,
-        event_id="e3",
-        occurred_at=at,
-        keys=[PHONE, EMAIL, OTHER_EMAIL],
-        may_merge=False,
-    )
-    # Between the two resolutions another writer claims the event's new address.
-    world.identities.claimed_by_others[OTHER_EMAIL] = first
-    reads = identities.reads
-    merged = await resolver.resolve(
-        tenant=TENANT,
-        event_id="e3",
-        occurred_at=at,
-        keys=[PHONE, EMAIL, OTHER_EMAIL],
-        may_merge=True,
-        lookup=asked.lookup,
+    reads: list[int] = []
+
+    def another_writer_claims_the_new_address() -> None:
+        identities.claimed_by_others[OTHER_EMAIL] = first
+        reads.append(identities.reads)
+
+    merged = await merge_in_two_steps(
+        world, PHONE, EMAIL, OTHER_EMAIL, between=another_writer_claims_the_new_address
     )
     assert merged.customer_id == first
-    assert identities.reads > reads  # the retry did not trust the stale lookup
-    owners = await world.identities.identity_docs(TENANT, [PHONE, EMAIL, OTHER_EMAIL])
+    assert identities.reads > reads[0]  # the retry did not trust the stale lookup
+    owners = await identities.identity_docs(TENANT, [PHONE, EMAIL, OTHER_EMAIL])
     assert {doc["customer_id"] for doc in owners.values()} == {first}
