@@ -155,7 +155,6 @@ def bootstrap(
         service_names=[timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name],
     )
     consumer = InteractionConsumer(
-        bus,
         js,
         core.recorder,
         options=ConsumerOptions(

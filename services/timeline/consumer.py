@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from google.protobuf.message import DecodeError
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -59,14 +58,12 @@ class InteractionConsumer:
 
     def __init__(
         self,
-        nc: Client,
         js: JetStreamContext,
         recorder: TimelineRecorder,
         *,
         options: ConsumerOptions,
         announce: Callable[[Recorded], Awaitable[None]],
     ) -> None:
-        self._nc = nc
         self._js = js
         self._recorder = recorder
         self._options = options

@@ -42,7 +42,6 @@ async def test_an_event_that_fails_every_delivery_is_dead_lettered_as_deliveries
     js = nc.jetstream()
     recorder = _StoreDown()
     consumer = InteractionConsumer(
-        nc,
         js,
         cast("TimelineRecorder", recorder),
         options=ConsumerOptions(
