@@ -7,7 +7,7 @@ import strawberry
 from gateway.cases import CaseFilter
 from gateway.context import Info
 from gateway.enums import IDENTIFIER_KINDS, IdentifierKind
-from gateway.errors import bad_user_input
+from gateway.errors import ErrorCode, GatewayError, bad_user_input
 from gateway.nodes import (
     Case,
     CaseConnection,
@@ -19,14 +19,19 @@ from gateway.nodes import (
     read_suggestions,
 )
 from gateway.paging import check_first
+from gateway.permissions import Operation, may
 from gateway.scalars import check_id
 from tsunagu.v1 import interaction_pb2
 
 # Longer than any e-mail address or phone number; stops abuse of the screen-pop field.
 _MAX_IDENTIFIER_LENGTH = 512
-# What the timeline's SearchCustomers accepts.
-_MIN_SEARCH_LENGTH = 2
-_MAX_SEARCH_RESULTS = 50
+# Searching is a way to page through the customer base: short prefixes and long pages are
+# refused, so a search finds a customer rather than lists them.
+_MIN_SEARCH_LENGTH = 3
+_MAX_SEARCH_RESULTS = 20
+# A phone-number prefix ("+8", "090") matches a country or a carrier, not a person.
+_MIN_PHONE_DIGITS = 6
+_PHONE_CHARACTERS = frozenset("+0123456789 -().")
 
 
 async def resolve_customer(info: Info, id: strawberry.ID) -> Customer | None:
@@ -65,6 +70,10 @@ async def resolve_search_customers(info: Info, query: str, first: int = 20) -> l
         raise bad_user_input(f"`query` must have at least {_MIN_SEARCH_LENGTH} characters.")
     if len(text) > _MAX_IDENTIFIER_LENGTH:
         raise bad_user_input(f"`query` must be at most {_MAX_IDENTIFIER_LENGTH} characters.")
+    if set(text) <= _PHONE_CHARACTERS and sum(c.isdigit() for c in text) < _MIN_PHONE_DIGITS:
+        raise bad_user_input(
+            f"A phone number `query` must have at least {_MIN_PHONE_DIGITS} digits."
+        )
     check_first(first, _MAX_SEARCH_RESULTS)
     context = info.context
     found = await context.timeline.search_customers(context.principal.tenant, text, limit=first)
@@ -84,8 +93,21 @@ async def resolve_cases(
     first: int = 20,
     after: str | None = None,
 ) -> CaseConnection:
-    """Cases of the tenant matching ``filter`` (arguments as in the SDL)."""
+    """Cases of the tenant matching ``filter`` (arguments as in the SDL).
+
+    Without ``LIST_ALL_CASES`` (an agent) the filter must name a customer or the caller as
+    the owner: an agent works a customer's cases or its own queue, not everyone's.
+    """
     case_filter = (filter or CaseFilter()).to_proto()
+    principal = info.context.principal
+    if not may(principal, Operation.LIST_ALL_CASES) and not (
+        case_filter.customer_id or case_filter.owner_agent_id == principal.subject
+    ):
+        raise GatewayError(
+            ErrorCode.FORBIDDEN,
+            "Your roles allow listing your own cases (`ownerAgentId`) or one customer's "
+            "(`customerId`) only.",
+        )
     return await read_cases(info, case_filter, first=first, after=after)
 
 
@@ -106,7 +128,10 @@ class Query:
     )
     search_customers: list[Customer] = strawberry.field(
         resolver=resolve_search_customers,
-        description="Customers whose name or an identifier starts with `query` (first: 1-50).",
+        description=(
+            "Customers whose name or an identifier starts with `query` (at least 3 "
+            "characters, a phone number at least 6 digits; first: 1-20)."
+        ),
     )
     case: Case | None = strawberry.field(resolver=resolve_case, description="A case by id.")
     cases: CaseConnection = strawberry.field(

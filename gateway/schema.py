@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -20,6 +21,7 @@ from strawberry.utils.logging import StrawberryLogger
 
 from gateway.errors import ErrorCode, GatewayError
 from gateway.mutations import Mutation
+from gateway.permissions import enforce
 from gateway.queries import Query
 from gateway.settings import GatewaySettings
 from gateway.subscriptions import Subscription
@@ -65,7 +67,12 @@ class _MaskUnexpectedErrors(MaskErrors):
 
 
 class GatewaySchema(strawberry.Schema):
-    """The schema, logging only the errors that are the gateway's problem."""
+    """The schema: every field guarded by its role decision, only the gateway's errors logged."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Wrapped once the executable schema exists: Strawberry builds its resolvers then.
+        enforce(self._schema)
 
     def process_errors(
         self,

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.agent_actions import PlannedAction, to_interaction
-from gateway.auth import Principal
 from gateway.context import GatewayContext
 from gateway.enums import WriteStatus
 from gateway.errors import ErrorCode, GatewayError
@@ -23,9 +22,6 @@ from gateway.timeline_client import TimelineCallFailed
 from tsunagu.v1.notices_pb2 import TimelineUpdated
 
 _log = logging.getLogger(__name__)
-
-# Roles allowed to act on customers; analysts and privacy officers read only.
-ACTING_ROLES = frozenset({"agent", "supervisor", "admin"})
 
 
 @dataclass(frozen=True)
@@ -43,18 +39,6 @@ class WriteOutcome:
     status: WriteStatus
     customer_id: str | None
     case_id: str | None
-
-
-def require_acting_role(principal: Principal) -> None:
-    """Refuse callers who may read but not act.
-
-    Raises:
-        GatewayError: ``FORBIDDEN``.
-    """
-    if not principal.roles & ACTING_ROLES:
-        raise GatewayError(
-            ErrorCode.FORBIDDEN, "Only agents, supervisors and admins can act on customers."
-        )
 
 
 async def live_customer_id(context: GatewayContext, customer_id: str) -> str:

@@ -50,6 +50,16 @@ SUBJECT = f"interactions.{TENANT}.agent_desk"
 AGENT_SATO = Principal(
     subject="agent-7", tenant=TENANT, roles=frozenset({"agent"}), display_name="Sato"
 )
+# Merging, splitting and dismissing suggestions are a supervisor's (gateway.permissions).
+SUPERVISOR_ITO = Principal(
+    subject="lead-2", tenant=TENANT, roles=frozenset({"agent", "supervisor"}), display_name="Ito"
+)
+
+
+def allowed_to(field: str) -> Principal:
+    """Who may perform the mutation ``field`` starts with."""
+    merging = field.startswith(("mergeCustomers", "splitMerge", "dismissMergeSuggestion"))
+    return SUPERVISOR_ITO if merging else AGENT_SATO
 
 
 class Recorder:
@@ -279,7 +289,13 @@ async def test_every_agent_action_becomes_its_event(
 ) -> None:
     field, oneof, expected = MUTATIONS[name]
 
-    result = await act(schema, timeline, bus, f"mutation {{ {field} {{ eventId status }} }}")
+    result = await act(
+        schema,
+        timeline,
+        bus,
+        f"mutation {{ {field} {{ eventId status }} }}",
+        principal=allowed_to(field),
+    )
 
     [payload] = data(result).values()
     assert payload["status"] == "STORED"
@@ -399,7 +415,9 @@ async def test_invalid_input_is_bad_user_input_and_nothing_is_published(
 ) -> None:
     field, message = INVALID[name]
 
-    result = await act(schema, timeline, bus, f"mutation {{ {field} {{ eventId }} }}")
+    result = await act(
+        schema, timeline, bus, f"mutation {{ {field} {{ eventId }} }}", principal=allowed_to(field)
+    )
 
     assert error_codes(result) == ["BAD_USER_INPUT"], result.errors
     assert result.errors is not None

@@ -162,6 +162,8 @@ class LocalStack(Lifecycle):
                 "TSUNAGU_GATEWAY_PORT": str(self.ports.gateway),
                 "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": self.timeline_address,
                 "TSUNAGU_GATEWAY_NATS_URL": self.nats_url,
+                # The local desk also merges and searches, which are a supervisor's.
+                "TSUNAGU_GATEWAY_DEV_ROLES": '["agent", "supervisor"]',
             },
             r"gateway listening on (\S+)",
         )
