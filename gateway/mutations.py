@@ -27,7 +27,7 @@ from gateway import agent_actions
 from gateway.agent_actions import PlannedAction
 from gateway.context import Info
 from gateway.enums import CancellationOutcome, CancellationReason, Channel, WriteStatus
-from gateway.errors import bad_user_input
+from gateway.errors import ErrorCode, GatewayError, bad_user_input
 from gateway.nodes import Case, Customer, load_case, load_customer
 from gateway.scalars import check_id
 from gateway.writes import WriteOutcome, live_customer_id, perform
@@ -230,10 +230,32 @@ async def _act(
         live = await _one_of_several(info, arguments["customer_ids"])
         checked_case = None
     else:
-        checked_case = None if case_id is None else check_id("caseId", case_id)
         live = await live_customer_id(context, check_id("customerId", customer_id))
+        checked_case = None if case_id is None else await _case_of(info, case_id, live)
     outcome = await perform(context, action, customer_id=live, case_id=checked_case, event_id=key)
     return ActionResult.from_outcome(outcome)
+
+
+async def _case_of(info: Info, case_id: strawberry.ID, customer_id: str) -> str:
+    """The id of the customer's case ``case_id``, checked before anything is published.
+
+    The timeline dead-letters an action about a case it does not know, or a case of another
+    customer: the agent must hear NOT_FOUND now, not ACCEPTED and silence.
+
+    Raises:
+        GatewayError: ``NOT_FOUND`` for a case that is not one of the customer's.
+    """
+    checked = check_id("caseId", case_id)
+    found = await info.context.loaders.cases.load(checked)
+    # A case opened before a merge names the merged-away customer: compare survivors.
+    if found is None or (
+        found.customer_id != customer_id
+        and await live_customer_id(info.context, found.customer_id) != customer_id
+    ):
+        raise GatewayError(
+            ErrorCode.NOT_FOUND, f"Case {checked} not found for customer {customer_id}."
+        )
+    return checked
 
 
 async def _one_of_several(info: Info, customer_ids: list[str]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from graphql import ExecutionResult
+from strawberry.types import ExecutionResult
 
 from gateway.auth import Principal
 from gateway.schema import GatewaySchema

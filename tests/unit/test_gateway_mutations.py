@@ -434,6 +434,23 @@ async def test_an_action_about_an_unknown_customer_is_not_found_and_not_publishe
     await assert_nothing_published(bus, recorder)
 
 
+@pytest.mark.parametrize("case_id", ["case-2", "case-nobody"])
+async def test_an_action_on_another_customers_or_an_unknown_case_is_not_found_at_once(
+    schema: GatewaySchema,
+    timeline: TimelineClient,
+    bus: GatewayBus,
+    recorder: Recorder,
+    case_id: str,
+) -> None:
+    # case-2 is c-2's: accepted, the timeline would dead-letter it after the write wait.
+    variables = {"customerId": "c-1", "text": "x", "caseId": case_id}
+
+    result = await act(schema, timeline, bus, NOTE, variables, wait=30)
+
+    assert error_codes(result) == ["NOT_FOUND"]
+    await assert_nothing_published(bus, recorder)
+
+
 async def test_a_merged_customer_id_acts_on_the_survivor(
     schema: GatewaySchema, timeline: TimelineClient, bus: GatewayBus, recorder: Recorder
 ) -> None:
