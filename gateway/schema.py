@@ -20,6 +20,7 @@ from strawberry.types import ExecutionContext
 from strawberry.utils.logging import StrawberryLogger
 
 from gateway.errors import ErrorCode, GatewayError
+from gateway.limits import OperationLimits
 from gateway.mutations import Mutation
 from gateway.permissions import enforce
 from gateway.queries import Query
@@ -113,6 +114,7 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
         partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
+        OperationLimits,
     ]
     if settings.mask_errors:
         extensions.append(_MaskUnexpectedErrors)
