@@ -18,6 +18,16 @@ _MAX_IDS_PER_CALL = 100
 
 
 @dataclass(frozen=True)
+class CasePage:
+    """One page of a case's interactions: the key of ``Loaders.case_timelines``."""
+
+    customer_id: str
+    case_id: str
+    first: int
+    after: str | None
+
+
+@dataclass(frozen=True)
 class Loaders:
     """The DataLoaders of one GraphQL operation (never shared across callers)."""
 
@@ -26,6 +36,9 @@ class Loaders:
     # GetMergeHistory takes one customer: the loader de-duplicates and runs a batch's
     # calls concurrently, so a list of customers costs one round trip of latency.
     merge_history: DataLoader[str, list[timeline_pb2.MergeRecord]]
+    # ListInteractions takes one customer: the entries of a timeline page that share a case
+    # ask for its timeline once, and a batch's distinct pages are read concurrently.
+    case_timelines: DataLoader[CasePage, timeline_pb2.ListInteractionsResponse | None]
 
     def forget_writes(self, *, customer_ids: list[str], case_ids: list[str]) -> None:
         """Drop cached values a mutation may have changed, so its payload reads them fresh.
@@ -39,6 +52,8 @@ class Loaders:
             _forget(self.merge_history, customer_id)
         for case_id in case_ids:
             _forget(self.cases, case_id)
+        # Keyed by page, not by case: a write may have added to any page of its case.
+        self.case_timelines.clear_all()
 
 
 def _forget(loader: DataLoader[str, Any], key: str) -> None:
@@ -69,10 +84,31 @@ def create_loaders(timeline: TimelineClient, *, tenant: str, cache: bool = True)
     async def load_merge_history(ids: list[str]) -> list[list[timeline_pb2.MergeRecord]]:
         return list(await asyncio.gather(*(timeline.get_merge_history(tenant, id_) for id_ in ids)))
 
+    async def load_case_timelines(
+        pages: list[CasePage],
+    ) -> list[timeline_pb2.ListInteractionsResponse | None]:
+        return list(
+            await asyncio.gather(
+                *(
+                    timeline.list_interactions(
+                        tenant,
+                        page.customer_id,
+                        page_size=page.first,
+                        after=page.after,
+                        case_id=page.case_id,
+                    )
+                    for page in pages
+                )
+            )
+        )
+
     return Loaders(
         customers=DataLoader(load_fn=load_customers, max_batch_size=_MAX_IDS_PER_CALL, cache=cache),
         cases=DataLoader(load_fn=load_cases, max_batch_size=_MAX_IDS_PER_CALL, cache=cache),
         merge_history=DataLoader(
             load_fn=load_merge_history, max_batch_size=_MAX_IDS_PER_CALL, cache=cache
+        ),
+        case_timelines=DataLoader(
+            load_fn=load_case_timelines, max_batch_size=_MAX_IDS_PER_CALL, cache=cache
         ),
     )

@@ -80,8 +80,8 @@ async def _case_customer(root: Case, info: Info) -> Customer | None:
 async def _case_timeline(
     root: Case, info: Info, first: int = 20, after: str | None = None
 ) -> InteractionConnection:
-    page = await timeline.read_page(
-        info, str(root.customer_id), first=first, after=after, case_id=str(root.id)
+    page = await timeline.read_case_page(
+        info, str(root.customer_id), str(root.id), first=first, after=after
     )
     return InteractionConnection.from_response(page)
 

@@ -13,6 +13,7 @@ from gateway.details import InteractionDetail, detail_from_proto
 from gateway.enums import CHANNELS, DIRECTIONS, KINDS, Channel, Direction, Kind
 from gateway.errors import ErrorCode, GatewayError, bad_user_input
 from gateway.identifiers import Actor, Identifier
+from gateway.loaders import CasePage
 from gateway.paging import check_first
 from gateway.scalars import instant, optional, optional_id, utc
 from tsunagu.v1 import timeline_pb2
@@ -142,6 +143,23 @@ async def read_page(
         until=until,
         case_id=case_id,
     )
+    if response is None:
+        raise GatewayError(ErrorCode.NOT_FOUND, f"Customer {customer_id} not found.")
+    return response
+
+
+async def read_case_page(
+    info: Info, customer_id: str, case_id: str, *, first: int, after: str | None
+) -> timeline_pb2.ListInteractionsResponse:
+    """Read one page of a case's interactions, batched with the operation's other cases.
+
+    Raises:
+        GatewayError: ``BAD_USER_INPUT`` for ``first`` outside 1..100; ``NOT_FOUND`` when
+            the timeline no longer knows the customer.
+    """
+    check_first(first, MAX_PAGE_SIZE)
+    page = CasePage(customer_id=customer_id, case_id=case_id, first=first, after=after or None)
+    response = await info.context.loaders.case_timelines.load(page)
     if response is None:
         raise GatewayError(ErrorCode.NOT_FOUND, f"Customer {customer_id} not found.")
     return response

@@ -374,3 +374,19 @@ async def test_an_older_timeline_without_the_rpc_is_not_supported_for_that_field
     assert result.data == {"customer": None}
     assert set(error_codes(result)) == {"NOT_SUPPORTED"}
     assert "does not support" in result.errors[0].message
+
+
+async def test_entries_of_one_case_read_its_timeline_once(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    query = """{ customer(id: "c-1") { timeline(first: 20) { edges { node { eventId
+        case { id timeline(first: 5) { edges { node { eventId } } } } } } } } }"""
+
+    result = await run(schema, timeline, query)
+
+    edges = data(result)["customer"]["timeline"]["edges"]
+    cases = {edge["node"]["case"]["id"] for edge in edges}
+    assert len(edges) > len(cases) == 1  # several entries, one case
+    assert all(edge["node"]["case"]["timeline"]["edges"] for edge in edges)
+    # The customer's page, then one page for the case: not one call per entry.
+    assert [request.case_id for request in fake.calls("ListInteractions")] == ["", "case-1"]
