@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from gateway.app import bootstrap
-from gateway.auth import Credentials, Principal, Unauthenticated
+from gateway.auth import Authenticator, Credentials, Principal, Unauthenticated
 from gateway.server import create_server
 from tests.unit.test_gateway_schema import (
     PHONE_AS_TYPED,
@@ -47,8 +48,10 @@ class TokenAuthenticator:
         return Principal(subject="agent-7", tenant=TENANT, roles=frozenset({"agent"}))
 
 
-@pytest.fixture(scope="module")
-async def served(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, str]]:
+@asynccontextmanager
+async def serving_gateway(
+    nats_server: NatsServer, authenticator: Authenticator
+) -> AsyncIterator[tuple[FakeTimeline, str]]:
     """A fake timeline over gRPC and the gateway in front of it, on free ports."""
     async with running_fake_timeline() as (fake, timeline_address):
         config = settings(
@@ -57,7 +60,7 @@ async def served(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, s
             grpc_timeout_seconds=2.0,
             nats_url=nats_server.url,
         )
-        server = create_server(bootstrap(config, authenticator=TokenAuthenticator()), config)
+        server = create_server(bootstrap(config, authenticator=authenticator), config)
         serving = asyncio.create_task(server.serve())
         await asyncio.wait_for(server.ready.wait(), timeout=10)
         assert server.started
@@ -66,6 +69,12 @@ async def served(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, s
         finally:
             server.should_exit = True
             await asyncio.wait_for(serving, timeout=10)
+
+
+@pytest.fixture(scope="module")
+async def served(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, str]]:
+    async with serving_gateway(nats_server, TokenAuthenticator()) as served:
+        yield served
 
 
 @pytest.fixture

@@ -15,16 +15,15 @@ import strawberry
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from gateway.app import bootstrap
 from gateway.auth import Credentials, Principal, Unauthenticated
 from gateway.mutations import Mutation
 from gateway.permissions import ROLES, Operation, UndecidedField, decision
 from gateway.queries import Query
 from gateway.roles import Role
 from gateway.schema import GatewaySchema, build_schema
-from gateway.server import create_server
 from gateway.subscriptions import Subscription
-from tests.unit.test_gateway_schema import TENANT, FakeTimeline, running_fake_timeline, settings
+from tests.unit.test_gateway_http import serving_gateway
+from tests.unit.test_gateway_schema import TENANT, FakeTimeline, settings
 from tsunagu.local.processes import NatsServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -57,21 +56,8 @@ class RoleTokenAuthenticator:
 @pytest.fixture(scope="module")
 async def served(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, str]]:
     """The real ASGI app over uvicorn, in front of a fake timeline over real gRPC."""
-    async with running_fake_timeline() as (fake, timeline_address):
-        config = settings(
-            port=0,
-            timeline_address=timeline_address,
-            grpc_timeout_seconds=2.0,
-            nats_url=nats_server.url,
-        )
-        server = create_server(bootstrap(config, authenticator=RoleTokenAuthenticator()), config)
-        serving = asyncio.create_task(server.serve())
-        await asyncio.wait_for(server.ready.wait(), timeout=10)
-        try:
-            yield fake, server.graphql_url
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(serving, timeout=10)
+    async with serving_gateway(nats_server, RoleTokenAuthenticator()) as served:
+        yield served
 
 
 # --- the matrix covers the schema -------------------------------------------------------
