@@ -23,7 +23,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 import strawberry
 
-from gateway import agent_actions
+from gateway import agent_actions, merges
 from gateway.agent_actions import PlannedAction
 from gateway.context import Info
 from gateway.enums import CancellationOutcome, CancellationReason, Channel, WriteStatus
@@ -232,6 +232,7 @@ async def _act(
     else:
         live = await live_customer_id(context, check_id("customerId", customer_id))
         checked_case = None if case_id is None else await _case_of(info, case_id, live)
+    await _check_ledger_references(info, arguments, live)
     outcome = await perform(context, action, customer_id=live, case_id=checked_case, event_id=key)
     return ActionResult.from_outcome(outcome)
 
@@ -256,6 +257,28 @@ async def _case_of(info: Info, case_id: strawberry.ID, customer_id: str) -> str:
             ErrorCode.NOT_FOUND, f"Case {checked} not found for customer {customer_id}."
         )
     return checked
+
+
+async def _check_ledger_references(info: Info, arguments: Mapping[str, Any], live: str) -> None:
+    """Refuse a suggestion or merge the customer does not have, before publishing.
+
+    Raises:
+        GatewayError: ``NOT_FOUND``.
+    """
+    suggestion_id = arguments.get("suggestion_id")
+    if suggestion_id is not None:
+        suggestions = await merges.read_suggestions(
+            info, customer_id=live, first=merges.MAX_SUGGESTIONS
+        )
+        if str(suggestion_id) not in {suggestion.id for suggestion in suggestions}:
+            raise GatewayError(
+                ErrorCode.NOT_FOUND, f"No open merge suggestion {suggestion_id} for {live}."
+            )
+    merge_id = arguments.get("merge_id")
+    if merge_id is not None:
+        records = await info.context.loaders.merge_history.load(live)
+        if str(merge_id) not in {record.id for record in records}:
+            raise GatewayError(ErrorCode.NOT_FOUND, f"No merge {merge_id} of {live}.")
 
 
 async def _one_of_several(info: Info, customer_ids: list[str]) -> str:

@@ -451,6 +451,25 @@ async def test_an_action_on_another_customers_or_an_unknown_case_is_not_found_at
     await assert_nothing_published(bus, recorder)
 
 
+@pytest.mark.parametrize(
+    "field",
+    [
+        'splitMerge(customerId: "c-1", mergeId: "merge-nobody", reason: "r")',
+        'dismissMergeSuggestion(customerId: "c-1", suggestionId: "sug-nobody", reason: "r")',
+        'mergeCustomers(customerIds: ["c-1", "c-2"], reason: "r", suggestionId: "sug-nobody")',
+    ],
+)
+async def test_a_merge_or_suggestion_the_customer_does_not_have_is_not_found_at_once(
+    schema: GatewaySchema, timeline: TimelineClient, bus: GatewayBus, recorder: Recorder, field: str
+) -> None:
+    result = await act(
+        schema, timeline, bus, f"mutation {{ {field} {{ eventId }} }}", principal=SUPERVISOR_ITO
+    )
+
+    assert error_codes(result) == ["NOT_FOUND"]
+    await assert_nothing_published(bus, recorder)
+
+
 async def test_a_merged_customer_id_acts_on_the_survivor(
     schema: GatewaySchema, timeline: TimelineClient, bus: GatewayBus, recorder: Recorder
 ) -> None:
