@@ -289,3 +289,30 @@ async def test_only_agents_and_supervisors_watch_timelines_live(
     errors = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
     expected = "NOT_FOUND" if role in {"agent", "supervisor"} else "FORBIDDEN"
     assert [error["extensions"]["code"] for error in errors] == [expected], answer
+
+
+@pytest.mark.parametrize(
+    ("role", "codes"),
+    [
+        (NO_ROLES, ["FORBIDDEN", "FORBIDDEN"]),
+        ("agent", ["FORBIDDEN"]),  # the profile is an agent's; searching everyone is not
+        ("supervisor", ["BAD_USER_INPUT"]),  # "+8" is a country, not a person
+    ],
+)
+async def test_finding_5_reads_get_no_data_without_the_role_and_no_prefix_dump(
+    served: tuple[FakeTimeline, str], role: str, codes: list[str]
+) -> None:
+    fake, url = served
+    fake.requests.clear()
+    query = """{ customer(id: "c-1") { identifiers { value } timeline { edges { node { text } } } }
+                 searchCustomers(query: "+8", first: 50) { id displayName } }"""
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            url, json={"query": query}, headers={"authorization": _token(role)}
+        )
+
+    body = response.json()
+    assert sorted(error["extensions"]["code"] for error in body["errors"]) == sorted(codes)
+    assert body["data"] is None  # a non-null searchCustomers refused nulls the whole answer
+    assert fake.calls("SearchCustomers") == []
