@@ -272,15 +272,31 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
     assert b"development authentication is ON" in stderr
 
 
-async def test_python_m_gateway_refuses_jwt_mode_until_configured() -> None:
-    env = {**os.environ, "TSUNAGU_GATEWAY_AUTH_MODE": "jwt"}
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TSUNAGU_GATEWAY_AUTH_MODE": "jwt"}, b"JWT authentication needs"),
+        (
+            {"TSUNAGU_GATEWAY_AUTH_MODE": "development", "TSUNAGU_GATEWAY_HOST": "0.0.0.0"},
+            b"loopback only",
+        ),
+    ],
+)
+async def test_python_m_gateway_refuses_an_unsafe_authentication_setup(
+    env: dict[str, str], message: bytes
+) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", env=env, cwd=REPO_ROOT, stderr=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "gateway",
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
 
     assert process.returncode == 2
-    assert b"JWT authentication is not configured yet" in stderr
+    assert message in stderr
 
 
 HOSTILE = {

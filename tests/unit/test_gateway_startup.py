@@ -10,11 +10,10 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 
 from gateway.app import bootstrap
-from gateway.auth import (
+from gateway.auth import Credentials, Principal
+from gateway.authenticators import (
     AuthenticationNotConfigured,
-    Credentials,
     DevelopmentAuthenticator,
-    Principal,
     build_authenticator,
 )
 from gateway.bus import BusNotReachable, GatewayBus
@@ -62,7 +61,7 @@ async def test_development_mode_lets_everyone_in_as_the_dev_principal_and_says_s
 ) -> None:
     settings = GatewaySettings.model_construct(dev_tenant="acme", dev_roles=["agent", "admin"])
 
-    with caplog.at_level(logging.WARNING, logger="gateway.auth"):
+    with caplog.at_level(logging.WARNING, logger="gateway.authenticators"):
         authenticator = build_authenticator(settings)
     principal = await authenticator.authenticate(Credentials(headers={}))
 
@@ -76,10 +75,18 @@ async def test_development_mode_lets_everyone_in_as_the_dev_principal_and_says_s
     assert "development authentication is ON" in caplog.text
 
 
-def test_jwt_mode_refuses_to_start_until_it_is_implemented() -> None:
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "gateway.internal"])
+def test_development_mode_refuses_a_non_loopback_bind(host: str) -> None:
+    settings = GatewaySettings.model_construct(auth_mode="development", host=host)
+
+    with pytest.raises(AuthenticationNotConfigured, match="loopback only"):
+        bootstrap(settings)
+
+
+def test_jwt_mode_without_an_identity_provider_refuses_to_start() -> None:
     settings = GatewaySettings.model_construct(auth_mode="jwt")
 
-    with pytest.raises(AuthenticationNotConfigured, match="JWT authentication is not configured"):
+    with pytest.raises(AuthenticationNotConfigured, match="JWT_JWKS_URL"):
         bootstrap(settings)
 
 
