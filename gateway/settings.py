@@ -20,9 +20,10 @@ class GatewaySettings(BaseSettings):
     # 0 asks the OS for a free port; the ready line then prints the port actually bound.
     port: int = Field(default=8000, ge=0, le=65535)
     timeline_address: str = Field(default="127.0.0.1:50060", min_length=1)
-    # "development" lets every caller in as one fixed principal; it refuses to start on
-    # anything but a loopback address.
-    auth_mode: Literal["development", "jwt"] = "development"
+    # "jwt": callers present an IdP's bearer token (make run starts a local issuer).
+    # "development" lets every caller in as one fixed principal; an explicit choice that
+    # refuses to start on anything but a loopback address.
+    auth_mode: Literal["development", "jwt"] = "jwt"
     # The IdP: tokens must carry this issuer and audience, be signed with one of these
     # (asymmetric) algorithms by a key published at jwks_url.
     jwt_issuer: str = ""

@@ -236,6 +236,7 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
         # Nothing needs to listen there: the gateway serves (and reports) without a timeline.
         "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": "127.0.0.1:9",
         "TSUNAGU_GATEWAY_NATS_URL": nats_server.url,
+        "TSUNAGU_GATEWAY_AUTH_MODE": "development",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
