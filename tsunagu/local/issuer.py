@@ -154,7 +154,12 @@ class JwksServer(Lifecycle):
 
     def __init__(self, keys: Callable[[], list[dict[str, object]]], *, port: int = 0) -> None:
         config = uvicorn.Config(
-            jwks_app(keys), host="127.0.0.1", port=port, log_config=None, access_log=False
+            jwks_app(keys),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
         )
         self._server = _QuietServer(config)
         self._serving: asyncio.Task[None] | None = None
