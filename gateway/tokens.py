@@ -25,7 +25,8 @@ _BEARER = "bearer "
 class ClaimNames:
     """Where an IdP puts what a principal needs; dotted paths reach nested claims.
 
-    Keycloak, for instance, puts roles under ``realm_access.roles``.
+    Keycloak, for instance, puts roles under ``realm_access.roles``. A claim whose whole
+    name matches (Auth0's ``https://example.com/roles``) wins over a nested path.
     """
 
     tenant: str = "tenant"
@@ -75,6 +76,9 @@ def bearer_token(credentials: Credentials) -> str:
 
 
 def _claim(claims: Mapping[str, object], path: str) -> object:
+    # A name as a whole first: Auth0's namespaced claims are URLs, full of dots.
+    if path in claims:
+        return claims[path]
     value: object = claims
     for part in path.split("."):
         if not isinstance(value, Mapping):

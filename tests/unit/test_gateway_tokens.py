@@ -298,6 +298,8 @@ async def test_claim_names_are_configurable_with_nested_paths_and_string_roles(
             preferred_username="suzuki",
         )
     )
+    auth0_style = build_authenticator(idp.settings(jwt_tenant_claim="https://t.example/tenant"))
+    namespaced = idp.issuer.sign(_claims(tenant=None, **{"https://t.example/tenant": "initech"}))
     scope_style = build_authenticator(idp.settings(jwt_roles_claim="scp"))
     spaced = idp.issuer.sign(_claims(scp="agent analyst"))
 
@@ -315,6 +317,10 @@ async def test_claim_names_are_configurable_with_nested_paths_and_string_roles(
         display_name="suzuki",
     )
     assert spaced_principal.roles == frozenset({"agent", "analyst"})
+    namespaced_principal = await auth0_style.authenticate(
+        Credentials(headers={"authorization": f"Bearer {namespaced}"})
+    )
+    assert namespaced_principal.tenant == "initech"
 
 
 @pytest.mark.parametrize(
