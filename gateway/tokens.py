@@ -116,17 +116,7 @@ class JwtAuthenticator:
         self._claims = claims
 
     async def authenticate(self, credentials: Credentials) -> Principal:
-        """Validate the presented token and build the principal from its signed claims.
-
-        Args:
-            credentials: Headers and, for WebSockets, the connection parameters.
-
-        Returns:
-            The caller.
-
-        Raises:
-            Unauthenticated: No token, or one that is invalid for any reason.
-        """
+        """The caller, from the signed claims of a valid token (``Unauthenticated`` if none)."""
         claims = await self._verified_claims(bearer_token(credentials))
         names = self._claims
         return Principal(

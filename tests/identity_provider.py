@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from gateway.auth import Authenticator, Credentials, Principal
 from gateway.settings import GatewaySettings
 from tsunagu.local.issuer import AUDIENCE, ISSUER, JwksServer, LocalIssuer
 
@@ -38,6 +39,13 @@ class TestIdentityProvider:
             "jwt_jwks_url": self.jwks_url,
         }
         return GatewaySettings.model_construct(**{**jwt, **overrides})
+
+
+async def principal_of(authenticator: Authenticator, token: str) -> Principal:
+    """Who ``authenticator`` says the bearer of ``token`` (sent as a header) is."""
+    return await authenticator.authenticate(
+        Credentials(headers={"authorization": f"Bearer {token}"})
+    )
 
 
 @asynccontextmanager

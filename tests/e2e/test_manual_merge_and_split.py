@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from tests import builders
-from tests.e2e.agent_desk import (
-    AGENT_ID,
-    TENANT,
-    execute,
-    found,
-    http_session,
-    submit,
-    unique_phone,
-)
+from tests.e2e import agent_desk
+from tests.e2e.agent_desk import TENANT, execute, found, http_session, submit, unique_phone
 from tsunagu.local.stack import LocalStack
 
 BY_IDENTIFIER = """
@@ -63,7 +56,7 @@ async def test_manual_merge_shows_in_the_ledger_and_a_split_undoes_it(stack: Loc
         [record] = [r for r in ledger if r["rule"] == "manual"]
         assert record["status"] == "done"
         assert record["reason"] == "Same person, confirmed on the phone"
-        assert record["actor"] == {"type": "AGENT", "id": AGENT_ID}
+        assert record["actor"] == {"type": "AGENT", "id": agent_desk.AGENT_ID}
         assert {record["survivorId"], *record["mergedIds"]} == {first, second}
 
         split = await execute(
@@ -82,4 +75,4 @@ async def test_manual_merge_shows_in_the_ledger_and_a_split_undoes_it(stack: Loc
     [after] = [r for r in ledger if r["id"] == record["id"]]
     assert after["status"] == "split"
     assert after["splitReason"] == "Two people after all"
-    assert after["splitBy"] == {"id": AGENT_ID}
+    assert after["splitBy"] == {"id": agent_desk.AGENT_ID}

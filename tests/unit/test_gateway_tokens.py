@@ -26,7 +26,7 @@ from gateway.authenticators import AuthenticationNotConfigured, build_authentica
 from gateway.jwks import JwksKeys
 from gateway.server import create_server
 from gateway.tokens import ClaimNames, JwtAuthenticator, TokenRules
-from tests.identity_provider import TestIdentityProvider, identity_provider
+from tests.identity_provider import TestIdentityProvider, identity_provider, principal_of
 from tests.unit.test_gateway_schema import TENANT, FakeTimeline, running_fake_timeline
 from tsunagu.local.issuer import AUDIENCE, ISSUER, LocalIssuer
 from tsunagu.local.processes import NatsServer
@@ -306,9 +306,7 @@ async def test_claim_names_are_configurable_with_nested_paths_and_string_roles(
     principal = await authenticator.authenticate(
         Credentials(headers={}, connection_params={"Authorization": f"Bearer {nested}"})
     )
-    spaced_principal = await scope_style.authenticate(
-        Credentials(headers={"authorization": f"Bearer {spaced}"})
-    )
+    spaced_principal = await principal_of(scope_style, spaced)
 
     assert principal == Principal(
         subject="agent-7",
@@ -317,10 +315,7 @@ async def test_claim_names_are_configurable_with_nested_paths_and_string_roles(
         display_name="suzuki",
     )
     assert spaced_principal.roles == frozenset({"agent", "analyst"})
-    namespaced_principal = await auth0_style.authenticate(
-        Credentials(headers={"authorization": f"Bearer {namespaced}"})
-    )
-    assert namespaced_principal.tenant == "initech"
+    assert (await principal_of(auth0_style, namespaced)).tenant == "initech"
 
 
 @pytest.mark.parametrize(

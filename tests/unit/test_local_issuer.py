@@ -7,9 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from gateway.auth import Credentials, Principal
+from gateway.auth import Principal
 from gateway.authenticators import build_authenticator
 from gateway.settings import GatewaySettings
+from tests.identity_provider import principal_of
 from tests.unit.test_gateway_http import REPO_ROOT
 from tsunagu.local.credentials import CREDENTIALS_FILE, write_section
 from tsunagu.local.issuer import AUDIENCE, ISSUER, JwksServer, LocalIssuer
@@ -66,9 +67,7 @@ async def test_python_m_tsunagu_local_token_mints_a_token_the_gateway_accepts(
                 jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwt_jwks_url=jwks.url
             )
         )
-        principal = await authenticator.authenticate(
-            Credentials(headers={"authorization": f"Bearer {stdout.decode().strip()}"})
-        )
+        principal = await principal_of(authenticator, stdout.decode().strip())
 
     assert principal == Principal(
         subject="local-agent-supervisor",
