@@ -110,6 +110,7 @@ async def freshness(stack: LocalStack, samples: int) -> list[float]:
     query = """query($v: String!) { customerByIdentifier(kind: CHAT_VISITOR, value: $v) {
         timeline(first: 1) { edges { node { eventId } } } } }"""
     latencies = []
+    agent = {"authorization": f"Bearer {stack.issuer.mint(tenant=TENANT, roles=['agent'])}"}
     async with (
         grpc.aio.insecure_channel(stack.ingest_addresses["chat"]) as ch,
         httpx.AsyncClient(timeout=10) as http,
@@ -125,7 +126,7 @@ async def freshness(stack: LocalStack, samples: int) -> list[float]:
                 response = await http.post(
                     stack.graphql_url,
                     json={"query": query, "variables": {"v": visitor}},
-                    headers={"authorization": stack.bearer(tenant=TENANT, roles=["agent"])},
+                    headers=agent,
                 )
                 data: Any = response.json().get("data") or {}
                 customer = data.get("customerByIdentifier")

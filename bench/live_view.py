@@ -295,7 +295,7 @@ async def _warm_up(
 
 
 def _agent(stack: LocalStack, tenant: str) -> str:
-    return stack.bearer(tenant=tenant, roles=["agent"])
+    return f"Bearer {stack.issuer.mint(tenant=tenant, roles=['agent'])}"
 
 
 async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2, timeline_pb
 async def bench_stack() -> AsyncIterator[LocalStack]:
     """Real processes on free ports in a temporary directory: chat ingestion only.
 
-    GraphQL callers authenticate with `stack.bearer(tenant=..., roles=...)`, a token of
+    GraphQL callers authenticate with `stack.issuer.mint(tenant=..., roles=...)`, a token of
     the benchmark's tenant. MONGODB_URI, when set, replaces the embedded store.
     """
     with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:

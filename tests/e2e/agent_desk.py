@@ -24,10 +24,15 @@ AGENT_ID = "agent-7"
 AGENT_NAME = "Tanaka"
 
 
+def _bearer(stack: LocalStack, roles: Iterable[str]) -> str:
+    token = stack.issuer.mint(tenant=TENANT, roles=roles, subject=AGENT_ID, name=AGENT_NAME)
+    return f"Bearer {token}"
+
+
 @asynccontextmanager
 async def http_session(stack: LocalStack, roles: Iterable[str] = AGENT) -> AsyncIterator[Any]:
     """A third-party GraphQL client (gql) over HTTP, as an agent of TENANT with ``roles``."""
-    authorization = stack.bearer(tenant=TENANT, roles=roles, subject=AGENT_ID, name=AGENT_NAME)
+    authorization = _bearer(stack, roles)
     async with graphql.http_session(stack.graphql_url, authorization=authorization) as session:
         yield session
 
@@ -35,7 +40,7 @@ async def http_session(stack: LocalStack, roles: Iterable[str] = AGENT) -> Async
 @asynccontextmanager
 async def ws_session(stack: LocalStack, roles: Iterable[str] = AGENT) -> AsyncIterator[Any]:
     """A gql session over graphql-transport-ws, as an agent of TENANT with ``roles``."""
-    authorization = stack.bearer(tenant=TENANT, roles=roles, subject=AGENT_ID, name=AGENT_NAME)
+    authorization = _bearer(stack, roles)
     async with graphql.ws_session(stack.graphql_url, authorization=authorization) as session:
         yield session
 

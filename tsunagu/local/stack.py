@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,7 +181,10 @@ class LocalStack(Lifecycle):
         self.credentials_file = write_section(
             self.data_dir,
             "graphql",
-            {role: self.bearer(tenant=DEMO_TENANT, roles=[role]) for role in ROLES},
+            {
+                role: f"Bearer {self.issuer.mint(tenant=DEMO_TENANT, roles=[role])}"
+                for role in ROLES
+            },
         )
 
     async def _start_issuer(self) -> str:
@@ -190,18 +192,6 @@ class LocalStack(Lifecycle):
         jwks = JwksServer(lambda: [self.issuer.jwk()])
         await self._stack.enter_async_context(jwks)
         return jwks.url
-
-    def bearer(
-        self,
-        *,
-        tenant: str,
-        roles: Iterable[str],
-        subject: str | None = None,
-        name: str | None = None,
-    ) -> str:
-        """An ``Authorization`` header value the gateway accepts: an agent of ``tenant``."""
-        token = self.issuer.mint(tenant=tenant, roles=roles, subject=subject, name=name)
-        return f"Bearer {token}"
 
     async def wait_any_exit(self) -> str:
         """Return the name of the first process that exits on its own."""
