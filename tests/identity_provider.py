@@ -49,9 +49,14 @@ async def principal_of(authenticator: Authenticator, token: str) -> Principal:
 
 
 @asynccontextmanager
-async def identity_provider() -> AsyncIterator[TestIdentityProvider]:
-    """A test identity provider with its JWKS served on a free loopback port."""
-    provider = TestIdentityProvider()
+async def identity_provider(
+    provider: TestIdentityProvider | None = None,
+) -> AsyncIterator[TestIdentityProvider]:
+    """A test identity provider (or ``provider``) with its JWKS served on a free loopback port.
+
+    Passing one lets a test module mint tokens at import time, before anything is served.
+    """
+    provider = provider or TestIdentityProvider()
     async with JwksServer(provider.keys) as server:
         provider.jwks_url = server.url
         yield provider

@@ -18,46 +18,35 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from gateway.app import bootstrap
-from gateway.auth import Credentials, Principal, Unauthenticated
 from gateway.server import create_server
+from tests.identity_provider import TestIdentityProvider, identity_provider
 from tests.unit.test_gateway_schema import (
     PHONE_AS_TYPED,
     TENANT,
     FakeTimeline,
     running_fake_timeline,
-    settings,
 )
 from tsunagu.local.processes import NatsServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "Bearer agent-7-token"
+# The module's IdP: its JWKS is served by the fixtures, and the gateway validates real JWTs.
+IDP = TestIdentityProvider()
+TOKEN = IDP.bearer(tenant=TENANT, subject="agent-7")
 AUTH = {"authorization": TOKEN}
 QUERY = {"query": '{ customer(id: "c-1") { id displayName } }'}
-
-
-class TokenAuthenticator:
-    """Accepts one bearer token, from a header or from the WebSocket connection params."""
-
-    async def authenticate(self, credentials: Credentials) -> Principal:
-        presented = credentials.headers.get("authorization") or credentials.connection_params.get(
-            "authorization"
-        )
-        if presented != TOKEN:
-            raise Unauthenticated("Missing or invalid bearer token.")
-        return Principal(subject="agent-7", tenant=TENANT, roles=frozenset({"agent"}))
 
 
 @pytest.fixture(scope="module")
 async def served(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, str]]:
     """A fake timeline over gRPC and the gateway in front of it, on free ports."""
-    async with running_fake_timeline() as (fake, timeline_address):
-        config = settings(
+    async with running_fake_timeline() as (fake, timeline_address), identity_provider(IDP):
+        config = IDP.settings(
             port=0,
             timeline_address=timeline_address,
             grpc_timeout_seconds=2.0,
             nats_url=nats_server.url,
         )
-        server = create_server(bootstrap(config, authenticator=TokenAuthenticator()), config)
+        server = create_server(bootstrap(config), config)
         serving = asyncio.create_task(server.serve())
         await asyncio.wait_for(server.ready.wait(), timeout=10)
         assert server.started
