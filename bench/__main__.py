@@ -110,6 +110,7 @@ async def freshness(stack: LocalStack, samples: int) -> list[float]:
     query = """query($v: String!) { customerByIdentifier(kind: CHAT_VISITOR, value: $v) {
         timeline(first: 1) { edges { node { eventId } } } } }"""
     latencies = []
+    agent = {"authorization": f"Bearer {stack.issuer.mint(tenant=TENANT, roles=['agent'])}"}
     async with (
         grpc.aio.insecure_channel(stack.ingest_addresses["chat"]) as ch,
         httpx.AsyncClient(timeout=10) as http,
@@ -123,7 +124,9 @@ async def freshness(stack: LocalStack, samples: int) -> list[float]:
             acked = time.perf_counter()
             while time.perf_counter() - acked < 30:
                 response = await http.post(
-                    stack.graphql_url, json={"query": query, "variables": {"v": visitor}}
+                    stack.graphql_url,
+                    json={"query": query, "variables": {"v": visitor}},
+                    headers=agent,
                 )
                 data: Any = response.json().get("data") or {}
                 customer = data.get("customerByIdentifier")
@@ -138,7 +141,7 @@ async def freshness(stack: LocalStack, samples: int) -> list[float]:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    async with bench_stack(TENANT) as stack:
+    async with bench_stack() as stack:
         payload = _chat(0, "size", datetime.now(UTC)).SerializeToString()
         raw = await raw_publish_rate(stack.nats_url, payload, args.raw_count)
         raw_store = await raw_insert_rate(stack.mongodb_uri, payload, args.store_count)

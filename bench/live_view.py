@@ -294,6 +294,10 @@ async def _warm_up(
     return sent
 
 
+def _agent(stack: LocalStack, tenant: str) -> str:
+    return f"Bearer {stack.issuer.mint(tenant=tenant, roles=['agent'])}"
+
+
 async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> dict[str, Any]:
     """Submit ack → `timelineUpdated` push, at `sizes.rate` Submits per second."""
     run = uuid.uuid4().hex[:6]
@@ -319,7 +323,9 @@ async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -
         customers = [owners[i.event_id] for i in firsts]
         listeners = []
         for customer_id in customers:
-            session = await resources.enter_async_context(ws_session(stack.graphql_url))
+            session = await resources.enter_async_context(
+                ws_session(stack.graphql_url, authorization=_agent(stack, tenant))
+            )
             listeners.append(asyncio.create_task(pushes.listen(session, customer_id)))
         try:
             warmups = await _warm_up(setup, pushes, tenant, visitors)
@@ -545,7 +551,7 @@ async def page_latency(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> 
     big, seeded = await _seed_customer(stack, tenant, sizes.seed_count, sizes.seed_batch)
     small, _ = await _seed_customer(stack, tenant, sizes.small_count, sizes.seed_batch)
     n = sizes.requests
-    async with http_session(stack.graphql_url) as session:
+    async with http_session(stack.graphql_url, authorization=_agent(stack, tenant)) as session:
         after, walk = await _deep_cursor(session, big, sizes.deep_pages)
         graphql = {
             "first": await _time_page(session, n, id=big),
@@ -667,7 +673,7 @@ def report(result: dict[str, Any]) -> str:
 
 async def _standalone(args: argparse.Namespace) -> dict[str, Any]:
     tenant = "bench"
-    async with bench_stack(tenant) as stack:
+    async with bench_stack() as stack:
         return await measure(stack, tenant, LiveViewSizes.from_args(args))
 
 

@@ -17,11 +17,11 @@ from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2, timeline_pb
 
 
 @asynccontextmanager
-async def bench_stack(tenant: str) -> AsyncIterator[LocalStack]:
+async def bench_stack() -> AsyncIterator[LocalStack]:
     """Real processes on free ports in a temporary directory: chat ingestion only.
 
-    The gateway's development principal belongs to `tenant`, so GraphQL sees the
-    benchmark's customers. MONGODB_URI, when set, replaces the embedded store.
+    GraphQL callers authenticate with `stack.issuer.mint(tenant=..., roles=...)`, a token of
+    the benchmark's tenant. MONGODB_URI, when set, replaces the embedded store.
     """
     with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
         async with LocalStack(
@@ -30,7 +30,6 @@ async def bench_stack(tenant: str) -> AsyncIterator[LocalStack]:
             channels=("chat",),
             mongodb_uri=os.environ.get("MONGODB_URI"),
             sink=lambda _name, _line: None,
-            extra_env={"TSUNAGU_GATEWAY_DEV_TENANT": tenant},
         ) as stack:
             yield stack
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.app import bootstrap
-from gateway.auth import AuthenticationNotConfigured
+from gateway.authenticators import AuthenticationNotConfigured
 from gateway.server import GatewayServer, create_server
 from gateway.settings import GatewaySettings
 from tsunagu.runtime import Process, run_process

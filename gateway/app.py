@@ -30,8 +30,8 @@ from gateway.auth import (
     Credentials,
     Principal,
     Unauthenticated,
-    build_authenticator,
 )
+from gateway.authenticators import build_authenticator
 from gateway.bus import GatewayBus
 from gateway.context import GatewayContext
 from gateway.errors import ErrorCode

@@ -20,7 +20,26 @@ class GatewaySettings(BaseSettings):
     # 0 asks the OS for a free port; the ready line then prints the port actually bound.
     port: int = Field(default=8000, ge=0, le=65535)
     timeline_address: str = Field(default="127.0.0.1:50060", min_length=1)
-    auth_mode: Literal["development", "jwt"] = "development"
+    # "jwt": callers present an IdP's bearer token (make run starts a local issuer).
+    # "development" lets every caller in as one fixed principal; an explicit choice that
+    # refuses to start on anything but a loopback address.
+    auth_mode: Literal["development", "jwt"] = "jwt"
+    # The IdP: tokens must carry this issuer and audience, be signed with one of these
+    # (asymmetric) algorithms by a key published at jwks_url.
+    jwt_issuer: str = ""
+    jwt_audience: str = ""
+    jwt_jwks_url: str = ""
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    # Clock skew tolerated on exp/nbf/iat.
+    jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+    jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    # An unknown kid refetches the JWKS (key rotation), at most this often.
+    jwks_min_refetch_seconds: float = Field(default=30.0, ge=0)
+    # Claim names; dotted paths reach nested claims (Keycloak: realm_access.roles).
+    jwt_tenant_claim: str = Field(default="tenant", min_length=1)
+    jwt_subject_claim: str = Field(default="sub", min_length=1)
+    jwt_name_claim: str = Field(default="name", min_length=1)
+    jwt_roles_claim: str = Field(default="roles", min_length=1)
     dev_tenant: str = Field(default="demo", min_length=1)
     dev_roles: list[str] = Field(default_factory=lambda: ["agent"])
     graphiql: bool = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -16,21 +16,32 @@ from tsunagu.local import graphql
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2
 
-# The dev principal's tenant: the gateway takes the tenant from the principal, never the query.
+# The agents' tenant: the gateway takes the tenant from the token, never the query.
 TENANT = "demo"
+AGENT = ("agent",)
+# Who the sessions' tokens name: actions on the timeline carry them.
+AGENT_ID = "agent-7"
+AGENT_NAME = "Tanaka"
+
+
+def _bearer(stack: LocalStack, roles: Iterable[str]) -> str:
+    token = stack.issuer.mint(tenant=TENANT, roles=roles, subject=AGENT_ID, name=AGENT_NAME)
+    return f"Bearer {token}"
 
 
 @asynccontextmanager
-async def http_session(stack: LocalStack) -> AsyncIterator[Any]:
-    """A third-party GraphQL client (gql) over HTTP."""
-    async with graphql.http_session(stack.graphql_url) as session:
+async def http_session(stack: LocalStack, roles: Iterable[str] = AGENT) -> AsyncIterator[Any]:
+    """A third-party GraphQL client (gql) over HTTP, as an agent of TENANT with ``roles``."""
+    authorization = _bearer(stack, roles)
+    async with graphql.http_session(stack.graphql_url, authorization=authorization) as session:
         yield session
 
 
 @asynccontextmanager
-async def ws_session(stack: LocalStack) -> AsyncIterator[Any]:
-    """A gql session over WebSocket speaking graphql-transport-ws (never legacy graphql-ws)."""
-    async with graphql.ws_session(stack.graphql_url) as session:
+async def ws_session(stack: LocalStack, roles: Iterable[str] = AGENT) -> AsyncIterator[Any]:
+    """A gql session over graphql-transport-ws, as an agent of TENANT with ``roles``."""
+    authorization = _bearer(stack, roles)
+    async with graphql.ws_session(stack.graphql_url, authorization=authorization) as session:
         yield session
 
 

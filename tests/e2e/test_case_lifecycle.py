@@ -10,6 +10,7 @@ from gql import GraphQLRequest
 
 from tests import builders
 from tests.e2e.agent_desk import (
+    AGENT_ID,
     TENANT,
     eventually,
     execute,
@@ -82,7 +83,7 @@ async def test_escalated_transferred_case_is_followed_up_resolved_and_rated(
             "kind": "HANDOFF",
             "text": "Charged twice",
             "openQuestions": ["Which card?"],
-            "agent": {"id": "developer"},
+            "agent": {"id": AGENT_ID},
         }
 
         escalated = await act(
@@ -109,7 +110,7 @@ async def test_escalated_transferred_case_is_followed_up_resolved_and_rated(
         )
         case = (await execute(agent, CASE, id=case_id))["case"]
         [task] = case["followUps"]
-        assert (task["agentId"], task["done"]) == ("developer", False)
+        assert (task["agentId"], task["done"]) == (AGENT_ID, False)
         assert case["department"] == "billing"
 
         async with ws_session(stack) as live:

@@ -11,6 +11,8 @@ from gql import GraphQLRequest
 
 from tests import builders
 from tests.e2e.agent_desk import (
+    AGENT_ID,
+    AGENT_NAME,
     TENANT,
     execute,
     found,
@@ -89,7 +91,7 @@ async def test_phone_agent_gets_the_chat_the_handoff_note_and_the_next_message_l
     assert [node["eventId"] for node in nodes] == [key, chat.event_id]  # newest first
     note = nodes[0]
     assert (note["channel"], note["kind"]) == ("AGENT_DESK", "HANDOFF")
-    assert note["actor"] == {"type": "AGENT", "id": "developer", "displayName": "Developer"}
+    assert note["actor"] == {"type": "AGENT", "id": AGENT_ID, "displayName": AGENT_NAME}
     assert note["detail"] == {
         "customerId": customer_id,
         "action": {

@@ -30,7 +30,7 @@ SCREEN_POP = """
     }
     """
 
-# The dev principal's tenant: the gateway takes the tenant from the principal, never the query.
+# The agents' tenant: the gateway takes the tenant from the token, never the query.
 TENANT = "demo"
 
 

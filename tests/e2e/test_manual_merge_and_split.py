@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests import builders
+from tests.e2e import agent_desk
 from tests.e2e.agent_desk import TENANT, execute, found, http_session, submit, unique_phone
 from tsunagu.local.stack import LocalStack
 
@@ -32,7 +33,8 @@ async def test_manual_merge_shows_in_the_ledger_and_a_split_undoes_it(stack: Loc
     sms = builders.chat(TENANT, visitor=f"v-n-{suffix}", phone=phone)
     await submit(stack, "chat", sms)
 
-    async with http_session(stack) as agent:
+    # Merging and splitting customers is a supervisor's decision.
+    async with http_session(stack, roles=("agent", "supervisor")) as agent:
         by_email = await found(agent, BY_IDENTIFIER, kind="EMAIL", value=address)
         by_phone = await found(agent, BY_IDENTIFIER, kind="PHONE", value=phone)
         first = by_email["customerByIdentifier"]["id"]
@@ -55,7 +57,7 @@ async def test_manual_merge_shows_in_the_ledger_and_a_split_undoes_it(stack: Loc
         [record] = [r for r in ledger if r["rule"] == "manual"]
         assert record["status"] == "done"
         assert record["reason"] == "Same person, confirmed on the phone"
-        assert record["actor"] == {"type": "AGENT", "id": "developer"}
+        assert record["actor"] == {"type": "AGENT", "id": agent_desk.AGENT_ID}
         assert {record["survivorId"], *record["mergedIds"]} == {first, second}
 
         split = await execute(
@@ -74,4 +76,4 @@ async def test_manual_merge_shows_in_the_ledger_and_a_split_undoes_it(stack: Loc
     [after] = [r for r in ledger if r["id"] == record["id"]]
     assert after["status"] == "split"
     assert after["splitReason"] == "Two people after all"
-    assert after["splitBy"] == {"id": "developer"}
+    assert after["splitBy"] == {"id": agent_desk.AGENT_ID}

@@ -44,6 +44,8 @@ def _gateway(nats: NatsServer, _mongodb_uri: str, _database: str, _tenant: str) 
     # Nothing needs to listen at the timeline address: the gateway starts without it.
     return {
         "TSUNAGU_GATEWAY_PORT": "0",
+        # Start-up and shutdown are under test here, not authentication (loopback only).
+        "TSUNAGU_GATEWAY_AUTH_MODE": "development",
         "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": "127.0.0.1:9",
         "TSUNAGU_GATEWAY_NATS_URL": nats.url,
     }

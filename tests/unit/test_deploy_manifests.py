@@ -31,6 +31,10 @@ import pytest
 # PyYAML ships no inline types and types-PyYAML is not among the project's pinned packages.
 import yaml  # type: ignore[import-untyped]
 
+from gateway.authenticators import build_authenticator
+from gateway.settings import GatewaySettings
+from gateway.tokens import JwtAuthenticator
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -542,6 +546,23 @@ def test_gateway_runs_hardened_graphql_and_reaches_the_timeline_service() -> Non
     }
 
 
+def test_gateway_jwt_settings_parse_and_build_the_jwt_authenticator_offline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, _, env = serving_deployment("gateway", "gateway", "TSUNAGU_GATEWAY", GATEWAY_PORT)
+    for name, value in env.items():
+        if name.startswith("TSUNAGU_GATEWAY_") and isinstance(value, str):
+            monkeypatch.setenv(name, value)
+
+    # What the pod does at start, without the network: the JWKS is fetched on first use.
+    authenticator = build_authenticator(GatewaySettings())
+
+    assert isinstance(authenticator, JwtAuthenticator)
+    jwks_url = urlsplit(env["TSUNAGU_GATEWAY_JWT_JWKS_URL"])
+    assert jwks_url.scheme == "https"
+    assert env["TSUNAGU_GATEWAY_JWT_ISSUER"].startswith("https://")
+
+
 @pytest.mark.parametrize("workload", tsunagu_workloads(), ids=workload_id)
 def test_tsunagu_processes_export_opentelemetry(workload: Manifest) -> None:
     env = effective_env(only_container(workload), BASE_DOCS)
@@ -779,6 +800,8 @@ KUBE_DNS = pod_in("kube-system", "kube-dns", {"k8s-app": "kube-dns"})
 PROMETHEUS = pod_in("monitoring", "prometheus", {"app": "prometheus"})
 MONGODB = Endpoint("MongoDB replica set", ip="192.0.2.10")
 INTERNET = Endpoint("internet", ip="203.0.113.7")
+# Inside the example range the gateway's policy names for the IdP.
+IDENTITY_PROVIDER = Endpoint("identity provider", ip="198.51.100.20")
 OUTSIDERS = [ADAPTER, ADAPTER_HERE, STRANGER, STRANGER_HERE, INGRESS_CONTROLLER, PROMETHEUS]
 
 
@@ -923,6 +946,13 @@ def test_nats_servers_route_to_each_other_and_are_monitored() -> None:
     assert allowed(PODS["nats"], PODS["nats"], NATS_CLUSTER_PORT)
     assert allowed(PROMETHEUS, PODS["nats"], NATS_MONITOR_PORT)
     assert not allowed(STRANGER, PODS["nats"], NATS_MONITOR_PORT)
+
+
+def test_only_the_gateway_reaches_the_identity_provider_over_https() -> None:
+    reaching = [pod.name for pod in PODS.values() if allowed(pod, IDENTITY_PROVIDER, 443)]
+    assert reaching == ["gateway"]
+    assert not allowed(PODS["gateway"], IDENTITY_PROVIDER, 80)
+    assert not allowed(PODS["gateway"], INTERNET, 443)
 
 
 def test_the_ingress_controller_reaches_the_gateway_only() -> None:

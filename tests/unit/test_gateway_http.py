@@ -19,48 +19,36 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from gateway.app import bootstrap
-from gateway.auth import Authenticator, Credentials, Principal, Unauthenticated
 from gateway.server import create_server
+from tests.identity_provider import TestIdentityProvider, identity_provider
 from tests.unit.test_gateway_schema import (
     PHONE_AS_TYPED,
     TENANT,
     FakeTimeline,
     running_fake_timeline,
-    settings,
 )
 from tsunagu.local.processes import NatsServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "Bearer agent-7-token"
+# The module's IdP: its JWKS is served by the fixtures, and the gateway validates real JWTs.
+IDP = TestIdentityProvider()
+TOKEN = IDP.bearer(tenant=TENANT, subject="agent-7")
 AUTH = {"authorization": TOKEN}
 QUERY = {"query": '{ customer(id: "c-1") { id displayName } }'}
 
 
-class TokenAuthenticator:
-    """Accepts one bearer token, from a header or from the WebSocket connection params."""
-
-    async def authenticate(self, credentials: Credentials) -> Principal:
-        presented = credentials.headers.get("authorization") or credentials.connection_params.get(
-            "authorization"
-        )
-        if presented != TOKEN:
-            raise Unauthenticated("Missing or invalid bearer token.")
-        return Principal(subject="agent-7", tenant=TENANT, roles=frozenset({"agent"}))
-
-
 @asynccontextmanager
-async def serving_gateway(
-    nats_server: NatsServer, authenticator: Authenticator
-) -> AsyncIterator[tuple[FakeTimeline, str]]:
-    """A fake timeline over gRPC and the gateway in front of it, on free ports."""
-    async with running_fake_timeline() as (fake, timeline_address):
-        config = settings(
+async def serving_gateway(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, str]]:
+    """A fake timeline over gRPC and the gateway in front of it, on free ports; the gateway
+    validates real JWTs of `IDP`, whose JWKS is served meanwhile."""
+    async with running_fake_timeline() as (fake, timeline_address), identity_provider(IDP):
+        config = IDP.settings(
             port=0,
             timeline_address=timeline_address,
             grpc_timeout_seconds=2.0,
             nats_url=nats_server.url,
         )
-        server = create_server(bootstrap(config, authenticator=authenticator), config)
+        server = create_server(bootstrap(config), config)
         serving = asyncio.create_task(server.serve())
         await asyncio.wait_for(server.ready.wait(), timeout=10)
         assert server.started
@@ -73,7 +61,7 @@ async def serving_gateway(
 
 @pytest.fixture(scope="module")
 async def served(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, str]]:
-    async with serving_gateway(nats_server, TokenAuthenticator()) as served:
+    async with serving_gateway(nats_server) as served:
         yield served
 
 
@@ -245,6 +233,7 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
         # Nothing needs to listen there: the gateway serves (and reports) without a timeline.
         "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": "127.0.0.1:9",
         "TSUNAGU_GATEWAY_NATS_URL": nats_server.url,
+        "TSUNAGU_GATEWAY_AUTH_MODE": "development",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -281,15 +270,31 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
     assert b"development authentication is ON" in stderr
 
 
-async def test_python_m_gateway_refuses_jwt_mode_until_configured() -> None:
-    env = {**os.environ, "TSUNAGU_GATEWAY_AUTH_MODE": "jwt"}
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TSUNAGU_GATEWAY_AUTH_MODE": "jwt"}, b"JWT authentication needs"),
+        (
+            {"TSUNAGU_GATEWAY_AUTH_MODE": "development", "TSUNAGU_GATEWAY_HOST": "0.0.0.0"},
+            b"loopback only",
+        ),
+    ],
+)
+async def test_python_m_gateway_refuses_an_unsafe_authentication_setup(
+    env: dict[str, str], message: bytes
+) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", env=env, cwd=REPO_ROOT, stderr=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "gateway",
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
 
     assert process.returncode == 2
-    assert b"JWT authentication is not configured yet" in stderr
+    assert message in stderr
 
 
 HOSTILE = {

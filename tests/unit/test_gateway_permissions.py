@@ -15,48 +15,31 @@ import strawberry
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from gateway.auth import Credentials, Principal, Unauthenticated
 from gateway.mutations import Mutation
 from gateway.permissions import ROLES, Operation, UndecidedField, decision
 from gateway.queries import Query
 from gateway.roles import Role
 from gateway.schema import GatewaySchema, build_schema
 from gateway.subscriptions import Subscription
-from tests.unit.test_gateway_http import serving_gateway
+from tests.unit.test_gateway_http import IDP, serving_gateway
 from tests.unit.test_gateway_schema import TENANT, FakeTimeline, settings
 from tsunagu.local.processes import NatsServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUBJECT = "u-1"
-# "Bearer roles:" is a principal without any role.
-ROLE_PREFIX = "Bearer roles:"
 NO_ROLES = "(none)"
 EVERY_ROLE = (*(role.value for role in Role), NO_ROLES)
 
 
 def _token(role: str) -> str:
-    return ROLE_PREFIX + ("" if role == NO_ROLES else role)
-
-
-class RoleTokenAuthenticator:
-    """Test credentials: ``Bearer roles:<role>`` is a principal of the test tenant with it."""
-
-    async def authenticate(self, credentials: Credentials) -> Principal:
-        presented = credentials.headers.get("authorization") or credentials.connection_params.get(
-            "authorization"
-        )
-        if not isinstance(presented, str) or not presented.startswith(ROLE_PREFIX):
-            raise Unauthenticated
-        roles = presented.removeprefix(ROLE_PREFIX)
-        return Principal(
-            subject=SUBJECT, tenant=TENANT, roles=frozenset(filter(None, roles.split(",")))
-        )
+    """A real signed token of the test IdP for a principal with `role` (or none)."""
+    return IDP.bearer(tenant=TENANT, subject=SUBJECT, roles=() if role == NO_ROLES else (role,))
 
 
 @pytest.fixture(scope="module")
 async def served(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, str]]:
     """The real ASGI app over uvicorn, in front of a fake timeline over real gRPC."""
-    async with serving_gateway(nats_server, RoleTokenAuthenticator()) as served:
+    async with serving_gateway(nats_server) as served:
         yield served
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 import pytest
@@ -10,11 +11,10 @@ from pydantic import ValidationError
 from starlette.applications import Starlette
 
 from gateway.app import bootstrap
-from gateway.auth import (
+from gateway.auth import Credentials, Principal
+from gateway.authenticators import (
     AuthenticationNotConfigured,
-    Credentials,
     DevelopmentAuthenticator,
-    Principal,
     build_authenticator,
 )
 from gateway.bus import BusNotReachable, GatewayBus
@@ -37,10 +37,11 @@ def test_settings_come_from_prefixed_environment_variables(monkeypatch: pytest.M
         ["agent", "supervisor"],
         True,
     )
-    assert (parsed.host, parsed.timeline_address, parsed.max_query_depth) == (
+    assert (parsed.host, parsed.timeline_address, parsed.max_query_depth, parsed.auth_mode) == (
         "127.0.0.1",
         "127.0.0.1:50060",
         10,
+        "jwt",
     )
 
 
@@ -60,9 +61,11 @@ def test_invalid_settings_fail_fast_naming_the_setting(
 async def test_development_mode_lets_everyone_in_as_the_dev_principal_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = GatewaySettings.model_construct(dev_tenant="acme", dev_roles=["agent", "admin"])
+    settings = GatewaySettings.model_construct(
+        auth_mode="development", dev_tenant="acme", dev_roles=["agent", "admin"]
+    )
 
-    with caplog.at_level(logging.WARNING, logger="gateway.auth"):
+    with caplog.at_level(logging.WARNING, logger="gateway.authenticators"):
         authenticator = build_authenticator(settings)
     principal = await authenticator.authenticate(Credentials(headers={}))
 
@@ -76,11 +79,29 @@ async def test_development_mode_lets_everyone_in_as_the_dev_principal_and_says_s
     assert "development authentication is ON" in caplog.text
 
 
-def test_jwt_mode_refuses_to_start_until_it_is_implemented() -> None:
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.0.0.5", "gateway.internal"])
+def test_development_mode_refuses_a_non_loopback_bind(host: str) -> None:
+    settings = GatewaySettings.model_construct(auth_mode="development", host=host)
+
+    with pytest.raises(AuthenticationNotConfigured, match="loopback only"):
+        bootstrap(settings)
+
+
+def test_jwt_mode_without_an_identity_provider_refuses_to_start() -> None:
     settings = GatewaySettings.model_construct(auth_mode="jwt")
 
-    with pytest.raises(AuthenticationNotConfigured, match="JWT authentication is not configured"):
+    with pytest.raises(AuthenticationNotConfigured, match="JWT_JWKS_URL"):
         bootstrap(settings)
+
+
+def _jwt_settings(**overrides: Any) -> GatewaySettings:
+    """JWT settings of an IdP nobody asks here: these tests never authenticate a caller."""
+    return GatewaySettings.model_construct(
+        jwt_issuer="https://idp.example",
+        jwt_audience="tsunagu-gateway",
+        jwt_jwks_url="https://idp.example/.well-known/jwks.json",
+        **overrides,
+    )
 
 
 def _client(app: Starlette) -> httpx.AsyncClient:
@@ -93,7 +114,7 @@ async def test_health_is_503_until_the_lifespan_has_started_and_after_it_stopped
 ) -> None:
     # Nothing needs to listen there: opening the channel does not connect.
     timeline = TimelineClient(address="127.0.0.1:9", timeout_seconds=1)
-    app = bootstrap(GatewaySettings.model_construct(nats_url=nats_server.url), timeline=timeline)
+    app = bootstrap(_jwt_settings(nats_url=nats_server.url), timeline=timeline)
 
     async with _client(app) as client:
         before = await client.get("/healthz")
@@ -112,7 +133,7 @@ async def test_start_up_fails_when_nats_cannot_be_reached() -> None:
     timeline = TimelineClient(address="127.0.0.1:9", timeout_seconds=1)
     # A port nothing listens on: the lifespan must fail (bounded), not hang or serve.
     bus = GatewayBus(url=f"nats://{_unused()}", publish_timeout_seconds=1, connect_budget_seconds=1)
-    app = bootstrap(GatewaySettings.model_construct(), timeline=timeline, bus=bus)
+    app = bootstrap(_jwt_settings(), timeline=timeline, bus=bus)
 
     with pytest.raises(BusNotReachable, match="cannot connect to NATS"):
         async with app.router.lifespan_context(app):
@@ -122,7 +143,7 @@ async def test_start_up_fails_when_nats_cannot_be_reached() -> None:
 
 @pytest.mark.parametrize(("graphiql", "status"), [(True, 200), (False, 404)])
 async def test_graphiql_is_served_only_when_enabled(graphiql: bool, status: int) -> None:
-    app = bootstrap(GatewaySettings.model_construct(graphiql=graphiql))
+    app = bootstrap(_jwt_settings(graphiql=graphiql))
 
     async with _client(app) as client:
         response = await client.get("/graphql", headers={"accept": "text/html"})

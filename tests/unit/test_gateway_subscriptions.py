@@ -19,8 +19,9 @@ from websockets.typing import Subprotocol
 from gateway.app import bootstrap
 from gateway.bus import GatewayBus, SlowConsumer
 from gateway.server import create_server
-from tests.unit.test_gateway_http import TOKEN, TokenAuthenticator
-from tests.unit.test_gateway_schema import TENANT, FakeTimeline, running_fake_timeline, settings
+from tests.identity_provider import identity_provider
+from tests.unit.test_gateway_http import IDP, TOKEN
+from tests.unit.test_gateway_schema import TENANT, FakeTimeline, running_fake_timeline
 from tsunagu.bus.notices import MAX_NOTICE_BYTES, customer_subject, encode_notice
 from tsunagu.local.processes import NatsServer
 from tsunagu.v1 import interaction_pb2 as pb
@@ -39,8 +40,8 @@ async def announcer(nats_server: NatsServer) -> AsyncIterator[Client]:
 @pytest.fixture(scope="module")
 async def live(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, GatewayBus, str]]:
     """The gateway under uvicorn, with its bus at hand to count live subscriptions."""
-    async with running_fake_timeline() as (fake, timeline_address):
-        config = settings(
+    async with running_fake_timeline() as (fake, timeline_address), identity_provider(IDP):
+        config = IDP.settings(
             port=0,
             timeline_address=timeline_address,
             nats_url=nats_server.url,
@@ -48,7 +49,7 @@ async def live(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, Gat
             max_query_depth=6,
         )
         bus = GatewayBus(url=nats_server.url, publish_timeout_seconds=2)
-        app = bootstrap(config, authenticator=TokenAuthenticator(), bus=bus)
+        app = bootstrap(config, bus=bus)
         server = create_server(app, config)
         serving = asyncio.create_task(server.serve())
         await asyncio.wait_for(server.ready.wait(), timeout=10)

@@ -11,11 +11,14 @@ from pathlib import Path
 
 from tsunagu.local.demo import (
     SCREEN_POP_QUERY,
+    TENANT,
     find_demo_customer,
+    graphiql_headers,
     mutation_example,
     submit_demo,
     subscription_example,
 )
+from tsunagu.local.issuer import DEFAULT_TTL_SECONDS, LocalIssuer
 from tsunagu.local.stack import LocalStack, StackPorts
 from tsunagu.runtime import run, wait_for_stop_signal
 
@@ -41,7 +44,28 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--mongodb-uri", default=None, help="use this MongoDB instead of the embedded store"
     )
     up.add_argument("--no-demo", action="store_true", help="do not submit the demo scenario")
+    mint = sub.add_parser("token", help="mint a GraphQL bearer token from the local issuer")
+    mint.add_argument("--data-dir", type=Path, default=Path(".tsunagu"))
+    mint.add_argument("--tenant", default=TENANT)
+    mint.add_argument("--roles", default="agent", help="comma-separated, e.g. agent,supervisor")
+    mint.add_argument("--subject", default=None, help="the sub claim (default: from the roles)")
+    mint.add_argument("--name", default=None, help="the display name on the timeline")
+    mint.add_argument("--ttl", type=int, default=DEFAULT_TTL_SECONDS, help="lifetime in seconds")
     return parser.parse_args(argv)
+
+
+def _token(args: argparse.Namespace) -> None:
+    roles = [role.strip() for role in args.roles.split(",") if role.strip()]
+    issuer = LocalIssuer.load_or_create(args.data_dir)
+    print(
+        issuer.mint(
+            tenant=args.tenant,
+            roles=roles,
+            subject=args.subject,
+            name=args.name,
+            ttl_seconds=args.ttl,
+        )
+    )
 
 
 async def _run(args: argparse.Namespace) -> None:
@@ -75,6 +99,8 @@ async def _run(args: argparse.Namespace) -> None:
         print(
             "\n"
             f"  GraphQL (GraphiQL in the browser): {stack.graphql_url}\n"
+            + graphiql_headers(stack.credentials_file)
+            + "\n"
             f"  ingestion gRPC: {ingest}\n"
             f"  timeline gRPC:  {stack.timeline_address}\n"
             "\n  Paste this query into GraphiQL to see the demo customer's whole history:\n\n"
@@ -108,6 +134,9 @@ def _live_examples(customer_id: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.command == "token":
+        _token(args)
+        return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run(lambda: _run(args))
 

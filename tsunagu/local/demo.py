@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 
@@ -242,3 +244,16 @@ mutation HandOffToPhone {{
     customer {{ id lastAgentRemark {{ kind text openQuestions }} }}
   }}
 }}"""
+
+
+def graphiql_headers(credentials_file: Path) -> str:
+    """How to use the local tokens: where they are, and a GraphiQL headers snippet."""
+    tokens = json.loads(credentials_file.read_text(encoding="utf-8"))["graphql"]
+    headers = json.dumps({"Authorization": tokens["agent"]})
+    return (
+        f'  Tokens for tenant {TENANT!r}, one per role: {credentials_file} (section "graphql").\n'
+        "  Paste this into GraphiQL's Headers tab (the agent's token):\n\n"
+        f"    {headers}\n\n"
+        "  More tokens:\n"
+        "    .venv/bin/python -m tsunagu.local token --tenant demo --roles agent,supervisor\n"
+    )

@@ -12,20 +12,23 @@ from gql.transport.websockets import WebsocketsTransport
 
 
 @asynccontextmanager
-async def http_session(graphql_url: str) -> AsyncIterator[Any]:
-    """A third-party GraphQL client (gql) over HTTP."""
-    transport = AIOHTTPTransport(url=graphql_url)
+async def http_session(graphql_url: str, *, authorization: str) -> AsyncIterator[Any]:
+    """A third-party GraphQL client (gql) over HTTP, sending ``authorization`` ("Bearer …")."""
+    transport = AIOHTTPTransport(url=graphql_url, headers={"Authorization": authorization})
     async with Client(transport=transport, fetch_schema_from_transport=False) as session:
         yield session
 
 
 @asynccontextmanager
-async def ws_session(graphql_url: str) -> AsyncIterator[Any]:
-    """A gql session over WebSocket speaking graphql-transport-ws (never legacy graphql-ws)."""
+async def ws_session(graphql_url: str, *, authorization: str) -> AsyncIterator[Any]:
+    """A gql session over WebSocket speaking graphql-transport-ws (never legacy graphql-ws).
+
+    Browsers cannot set WebSocket headers: the token goes in the ``connection_init`` payload.
+    """
     transport = WebsocketsTransport(
         url=graphql_url.replace("http://", "ws://"),
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
-        init_payload={},
+        init_payload={"Authorization": authorization},
     )
     async with Client(transport=transport, fetch_schema_from_transport=False) as session:
         yield session

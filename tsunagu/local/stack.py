@@ -11,6 +11,9 @@ from pathlib import Path
 
 from tsunagu.bus.provision import DONE_LINE as PROVISIONED_LINE
 from tsunagu.lifecycle import Lifecycle
+from tsunagu.local.credentials import CREDENTIALS_FILE, write_section
+from tsunagu.local.demo import TENANT as DEMO_TENANT
+from tsunagu.local.issuer import ROLES, JwksServer, LocalIssuer
 from tsunagu.local.processes import (
     LineSink,
     ManagedProcess,
@@ -78,6 +81,8 @@ class LocalStack(Lifecycle):
         self.timeline_address = ""
         self.ingest_addresses: dict[str, str] = {}
         self.graphql_url = ""
+        self.issuer = LocalIssuer.load_or_create(data_dir)
+        self.credentials_file = data_dir / CREDENTIALS_FILE
 
     def _service(self, name: str, module: str, env: dict[str, str], ready: str) -> ManagedProcess:
         process = ManagedProcess(
@@ -155,6 +160,7 @@ class LocalStack(Lifecycle):
         await asyncio.gather(*(self._enter(p) for p in backends))
         self.timeline_address = _bound(backends[0])
         self.ingest_addresses = {c: _bound(self.processes[f"ingest-{c}"]) for c in self.channels}
+        jwks_url = await self._start_issuer()
         gateway = self._service(
             "gateway",
             "gateway",
@@ -162,13 +168,30 @@ class LocalStack(Lifecycle):
                 "TSUNAGU_GATEWAY_PORT": str(self.ports.gateway),
                 "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": self.timeline_address,
                 "TSUNAGU_GATEWAY_NATS_URL": self.nats_url,
-                # The local desk also merges and searches, which are a supervisor's.
-                "TSUNAGU_GATEWAY_DEV_ROLES": '["agent", "supervisor"]',
+                # The local issuer is an IdP like any other: same validation path as production.
+                "TSUNAGU_GATEWAY_AUTH_MODE": "jwt",
+                "TSUNAGU_GATEWAY_JWT_ISSUER": self.issuer.issuer,
+                "TSUNAGU_GATEWAY_JWT_AUDIENCE": self.issuer.audience,
+                "TSUNAGU_GATEWAY_JWT_JWKS_URL": jwks_url,
             },
             r"gateway listening on (\S+)",
         )
         await self._enter(gateway)
         self.graphql_url = _bound(gateway)
+        self.credentials_file = write_section(
+            self.data_dir,
+            "graphql",
+            {
+                role: f"Bearer {self.issuer.mint(tenant=DEMO_TENANT, roles=[role])}"
+                for role in ROLES
+            },
+        )
+
+    async def _start_issuer(self) -> str:
+        """Serve the local issuer's JWKS (its key is kept in the data folder across runs)."""
+        jwks = JwksServer(lambda: [self.issuer.jwk()])
+        await self._stack.enter_async_context(jwks)
+        return jwks.url
 
     async def wait_any_exit(self) -> str:
         """Return the name of the first process that exits on its own."""
