@@ -21,6 +21,8 @@ class IdentifierDoc(TypedDict):
     kind: str
     value: str
     network: NotRequired[str]
+    # True when a channel verified it (an unverified identifier links no customers).
+    verified: NotRequired[bool]
     # False when it matches nobody; `protected` says why ("invalid", "blocklisted", "shared").
     matchable: NotRequired[bool]
     protected: NotRequired[str]
