@@ -50,13 +50,20 @@ class World:
 
 
 async def resolve(
-    world: World, event_id: str, *keys: tuple[str, str], minutes: int = 0, may_merge: bool = True
+    world: World,
+    event_id: str,
+    *keys: tuple[str, str],
+    minutes: int = 0,
+    may_merge: bool = True,
+    verified: bool = True,
 ) -> tuple[str, list[str], bool]:
+    """Resolve an event; its identifiers are verified by the channel unless told otherwise."""
     resolution = await world.resolver.resolve(
         tenant=TENANT,
         event_id=event_id,
         occurred_at=T0 + timedelta(minutes=minutes),
         keys=list(keys),
+        verified=list(keys) if verified else [],
         may_merge=may_merge,
     )
     return resolution.customer_id, resolution.merged_ids, resolution.merge_needed
@@ -175,7 +182,12 @@ async def merge_in_two_steps(
     resolver = world.resolver
     at = T0 + timedelta(minutes=10)
     asked = await resolver.resolve(
-        tenant=TENANT, event_id="e3", occurred_at=at, keys=list(keys), may_merge=False
+        tenant=TENANT,
+        event_id="e3",
+        occurred_at=at,
+        keys=list(keys),
+        verified=list(keys),
+        may_merge=False,
     )
     assert asked.merge_needed
     assert asked.lookup is not None
@@ -185,6 +197,7 @@ async def merge_in_two_steps(
         event_id="e3",
         occurred_at=at,
         keys=list(keys),
+        verified=list(keys),
         may_merge=True,
         lookup=asked.lookup,
     )
