@@ -126,8 +126,10 @@ def identifier(kind: pb.IdentifierKind.ValueType, value: str) -> pb.Identifier:
     return pb.Identifier(kind=kind, value=value)
 
 
-def alice_replies(tenant: str, address: str = ALICE) -> pb.Interaction:
-    """Alice answers our mail in its thread: e-mail ingestion verifies her address so."""
+def replies_in_thread(
+    tenant: str, address: str = ALICE, name: str = "Alice Sato"
+) -> pb.Interaction:
+    """A customer answers our mail in its thread: e-mail ingestion verifies the address so."""
     mail = builders.email(
         tenant,
         from_address=address,
@@ -135,7 +137,7 @@ def alice_replies(tenant: str, address: str = ALICE) -> pb.Interaction:
         at=at(0),
     )
     mail.email.in_reply_to = "<answer-1@shop.example.jp>"
-    mail.actor.display_name = "Alice Sato"
+    mail.actor.display_name = name
     return builders.verified(mail)
 
 
@@ -158,7 +160,7 @@ def web_form(tenant: str, *, name: str, minutes: float, **fields: str) -> pb.Int
 async def test_an_anonymous_form_and_chat_with_alices_address_do_not_take_her_over(
     desk: Desk,
 ) -> None:
-    mail = alice_replies(PLAIN)
+    mail = replies_in_thread(PLAIN)
     alice = (await desk.record(mail))[mail.event_id]
 
     form = web_form(PLAIN, name="Mallory", minutes=10, email=ALICE, phone=ATTACKER_PHONE)
@@ -189,7 +191,7 @@ async def test_an_anonymous_form_and_chat_with_alices_address_do_not_take_her_ov
 
 async def test_the_same_links_verified_by_a_signed_in_chat_still_merge(desk: Desk) -> None:
     bob = "bob.ito@example.jp"
-    mail = alice_replies(PLAIN, bob)
+    mail = replies_in_thread(PLAIN, bob, "Ito Bob")
     by_mail = (await desk.record(mail))[mail.event_id]
     call = builders.call(PLAIN, from_number="090-6666-0002", at=at(5))
     # What voice ingestion adds: the caller id, which the telephony network vouches for.
@@ -205,6 +207,8 @@ async def test_the_same_links_verified_by_a_signed_in_chat_still_merge(desk: Des
 
     profile = await desk.profile(PLAIN, survivor)
     assert {by_mail, by_phone} == {survivor, *profile.merged_ids}
+    assert profile.display_name == "Ito Bob"  # the verified reply named the profile
+    assert all(i.verified for i in profile.identifiers)
     for ident in (
         identifier(pb.IDENTIFIER_KIND_PHONE, "090-6666-0002"),
         identifier(pb.IDENTIFIER_KIND_CHAT_VISITOR, "cookie-bob"),

@@ -67,6 +67,7 @@ def identifier_to_proto(ident: Mapping[str, Any]) -> interaction_pb2.Identifier:
         kind=IDENTIFIERS_BY_TOKEN.get(ident["kind"], 0),  # type: ignore[arg-type]
         value=ident["value"],
         network=ident.get("network", ""),
+        verified=bool(ident.get("verified", False)),
     )
 
 
