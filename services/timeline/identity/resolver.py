@@ -414,6 +414,7 @@ class IdentityResolver:
                     {
                         "customer_id": d["_id"],
                         "display_name": d.get("display_name", ""),
+                        "name_verified": bool(d.get("name_verified")),
                         "identifiers": d.get("identifiers", []),
                         "merged_ids": d.get("merged_ids", []),
                         "interaction_count": d.get("interaction_count", 0),

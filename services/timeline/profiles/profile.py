@@ -181,12 +181,14 @@ def rebuilt_profile(
     tally: Tally,
     identifiers: Iterable[IdentifierDoc],
     display_name: str,
+    name_verified: bool,
     merged_ids: list[str],
 ) -> CustomerDoc:
     """The customer recomputed from its log after a split (counts, dates, identifiers)."""
     updated = with_tally(customer, tally)
     updated["identifiers"] = _union_identifiers(identifiers)
     updated["display_name"] = display_name
+    updated["name_verified"] = name_verified
     updated["name_key"] = name_key(display_name)
     updated["merged_ids"] = merged_ids
     return updated
