@@ -76,6 +76,16 @@ async def test_an_unverified_identifier_gives_a_verified_customer_no_new_identif
     assert _suggested_pairs(world) == [(sorted([alice, intruder]), [UNVERIFIED_LINK])]
 
 
+async def test_a_replayed_event_lands_on_the_customer_of_its_own_it_got_before() -> None:
+    world = World()
+    alice, _, _ = await resolve(world, "e1", EMAIL)
+    _vouch(world, alice, EMAIL)
+    intruder, _, _ = await resolve(world, "e2", EMAIL, COOKIE, minutes=5, verified=False)
+    # Redelivered after its identifiers were claimed but before it was stored.
+    again, _, _ = await resolve(world, "e2", EMAIL, COOKIE, minutes=5, verified=False)
+    assert again == intruder
+
+
 async def test_an_unverified_identifier_still_attaches_to_an_unverified_customer() -> None:
     world = World()
     first, _, _ = await resolve(world, "e1", EMAIL, verified=False)

@@ -350,6 +350,10 @@ class IdentityResolver:
         strongest = policy.strongest(trusted) or policy.strongest(owner)
         assert strongest is not None  # live is not empty, so owner is not
         customer_id, created = owner[strongest], False
+        own = customer_id_for(tenant, event_id)
+        if not trusted and own in live:
+            # A replay after this event got a customer of its own (below): land there again.
+            customer_id = own
         others = sorted(set(live) - {customer_id})
         if not trusted and new_keys and _vouched_for(live[customer_id]):
             # Its new identifiers would screen-pop a verified customer on nobody's word.
