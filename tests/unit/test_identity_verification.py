@@ -12,6 +12,7 @@ from services.timeline.identity.suggestions import UNVERIFIED_LINK
 from services.timeline.interactions.tally import Tally
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.profile import Contact, apply_contact, merged_profile, new_customer
+from services.timeline.settings import TimelineSettings
 from services.timeline.store.documents import IdentifierDoc
 from tests.unit.test_identity_resolver import EMAIL, PHONE, TENANT, World, resolve
 
@@ -159,3 +160,16 @@ def test_a_merge_keeps_a_verified_name_over_the_survivors_unverified_one() -> No
         survivor, [loser], tally=Tally([], {}, first_contact_at=None, last_contact_at=None)
     )
     assert (merged["display_name"], merged["name_verified"]) == ("Alice", True)
+
+
+def test_merge_unverified_is_read_from_the_environment_once_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TSUNAGU_TIMELINE_IDENTITY", '{"merge_unverified": ["external_crm_id"]}')
+    monkeypatch.setenv("TSUNAGU_TIMELINE_TENANT_IDENTITY", '{"strict": {}}')
+    settings = TimelineSettings()
+    assert settings.identity_for("acme").merge_unverified == {"external_crm_id"}
+    assert settings.identity_for("strict").merge_unverified == frozenset()  # whole-rule override
+    monkeypatch.setenv("TSUNAGU_TIMELINE_IDENTITY", '{"merge_unverified": ["cookie"]}')
+    with pytest.raises(ValidationError, match="cookie"):
+        TimelineSettings()
