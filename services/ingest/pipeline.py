@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from services.ingest.channels import NORMALIZERS
+from services.ingest.channels import NORMALIZERS, VERIFIABLE
 from services.ingest.errors import InvalidInteraction
 from tsunagu.contracts import Limits, Reason, canonical_event_id, channel_label, check_interaction
 from tsunagu.contracts.limits import (
@@ -124,7 +124,11 @@ def _normalize_identifiers(
     interaction: pb.Interaction, *, policy: IngestPolicy, region: str
 ) -> None:
     kept: dict[tuple[int, str], pb.Identifier] = {}
+    vouchable = VERIFIABLE.get(interaction.channel, frozenset())
     for index, identifier in enumerate(interaction.identifiers):
+        # Only kinds the channel can vouch for stay verified: a web form's "verified" email
+        # is one anybody typed.
+        identifier.verified &= identifier.kind in vouchable
         try:
             normalized = normalize_identifier(identifier, default_region=region)
         except IdentifierFormatError as exc:

@@ -15,7 +15,7 @@ from services.timeline.cases.model import CaseDoc
 from services.timeline.errors import ConcurrentUpdateError, PermanentError
 from services.timeline.identity.commands import IDENTITY_ACTIONS, IdentityCommands
 from services.timeline.identity.policy import IdentityKey, IdentityPolicy
-from services.timeline.identity.presented import matchable_keys, presented
+from services.timeline.identity.presented import matchable_keys, presented, verified_keys
 from services.timeline.identity.resolver import IdentityResolver, Resolution
 from services.timeline.interactions.entries import (
     entry_to_proto,
@@ -168,7 +168,11 @@ class TimelineRecorder:
             customer_id = await self._subject_customer(tenant, interaction.agent_action.customer_id)
         else:
             resolution = await self._resolve(
-                tenant, event_id, at, matchable_keys(identifiers), batch
+                tenant,
+                event_id,
+                at,
+                (matchable_keys(identifiers), verified_keys(identifiers)),
+                batch,
             )
             customer_id, merged = resolution.customer_id, resolution.merged_ids
             protected = resolution.protected
@@ -199,15 +203,22 @@ class TimelineRecorder:
         tenant: str,
         event_id: str,
         at: datetime,
-        keys: list[IdentityKey],
+        presented_keys: tuple[list[IdentityKey], frozenset[IdentityKey]],
         batch: _Batch,
     ) -> Resolution:
         """Resolve the customer; when the event links customers, flush, then merge them.
 
         The flush comes first so that the merge re-points and recounts a complete log.
+        `presented_keys`: the keys to match on, and those of them the channel verified.
         """
+        keys, verified = presented_keys
         resolution = await self.resolver.resolve(
-            tenant=tenant, event_id=event_id, occurred_at=at, keys=keys, may_merge=False
+            tenant=tenant,
+            event_id=event_id,
+            occurred_at=at,
+            keys=keys,
+            verified=verified,
+            may_merge=False,
         )
         if not resolution.merge_needed:
             return resolution
@@ -217,6 +228,7 @@ class TimelineRecorder:
             event_id=event_id,
             occurred_at=at,
             keys=keys,
+            verified=verified,
             may_merge=True,
             lookup=resolution.lookup,
         )

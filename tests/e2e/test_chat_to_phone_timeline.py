@@ -13,7 +13,6 @@ from gql import GraphQLRequest
 from tests import builders
 from tests.e2e.agent_desk import http_session, submit, unique_phone
 from tsunagu.local.stack import LocalStack
-from tsunagu.v1 import interaction_pb2
 
 SCREEN_POP = """
     query ScreenPop($kind: IdentifierKind!, $value: String!) {
@@ -62,7 +61,7 @@ async def screen_pop_until(
         await asyncio.sleep(0.05)
 
 
-async def test_phone_agent_sees_the_chat_and_a_later_email_merges_the_customer(
+async def test_phone_agent_sees_the_chat_and_a_later_signed_in_chat_merges_the_customer(
     stack: LocalStack, graphql: Any
 ) -> None:
     suffix, phone = unique_phone("090-55")
@@ -92,17 +91,19 @@ async def test_phone_agent_sees_the_chat_and_a_later_email_merges_the_customer(
     other = await screen_pop_until(graphql, "EMAIL", address, event_ids={earlier.event_id})
     assert other["id"] != first_id
 
-    # Today's email carries both her address and her number (signature): one person after all.
-    linking = builders.email(
-        TENANT,
-        from_address=address.upper(),
-        html="<p>I have surplus stock, please <b>cancel</b>.</p>",
-        extra_identifiers=[
-            interaction_pb2.Identifier(kind=interaction_pb2.IDENTIFIER_KIND_PHONE, value=phone)
-        ],
-        at=t0 + timedelta(days=1),
+    # Today she chats signed in: the shop vouches for her account's address and number, so
+    # the chat links both customers (a number in an e-mail signature would only suggest it).
+    linking = builders.verified(
+        builders.chat(
+            TENANT,
+            visitor=f"v-{suffix}",
+            phone=phone,
+            email=address.upper(),
+            text="I have surplus stock, please cancel.",
+            at=t0 + timedelta(days=1),
+        )
     )
-    await submit(stack, "email", linking)
+    await submit(stack, "chat", linking)
     everything = {chat.event_id, call.event_id, earlier.event_id, linking.event_id}
     merged = await screen_pop_until(graphql, "EMAIL", address, event_ids=everything)
     by_phone = await screen_pop_until(graphql, "PHONE", phone, event_ids=everything)

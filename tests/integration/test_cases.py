@@ -471,15 +471,17 @@ async def test_search_customers_by_identifier_prefix_and_never_a_merged_customer
     assert await desk.search("+81 90 5555") == [by_phone.customer_id]
     assert await desk.search("Aki.Mori@") == [by_email.customer_id]
 
-    # An email carrying the phone number links them: one customer survives.
-    linking = builders.email(
-        tenant,
-        from_address="aki.mori@example.jp",
-        extra_identifiers=[
-            email,
-            pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value="09055551234"),
-        ],
-        at=at(2),
+    # An email carrying the phone number (both verified) links them: one customer survives.
+    linking = builders.verified(
+        builders.email(
+            tenant,
+            from_address="aki.mori@example.jp",
+            extra_identifiers=[
+                email,
+                pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value="09055551234"),
+            ],
+            at=at(2),
+        )
     )
     [linked] = await desk.record(linking)
     assert linked.merged_ids == [by_email.customer_id]

@@ -96,8 +96,10 @@ async def test_merge_and_split_are_explained_over_grpc_and_announced_on_nats(
     mail = _web(tenant, "hanako@example.jp", "Sato Hanako")
     chat = builders.chat(tenant, visitor="v-77", name="Hanako", at=T0 + timedelta(hours=1))
     # The chat gives her address with a sub-address tag: this tenant folds tags.
-    link = builders.chat(
-        tenant, visitor="v-77", email="Hanako+orders@example.jp", at=T0 + timedelta(hours=2)
+    link = builders.verified(
+        builders.chat(
+            tenant, visitor="v-77", email="Hanako+orders@example.jp", at=T0 + timedelta(hours=2)
+        )
     )
     owners = await identity.send(mail, chat, link)
     survivor = owners[mail.event_id]
@@ -245,8 +247,10 @@ async def test_merges_and_splits_notify_every_customer_whose_timeline_changed(
     try:
         mail = _web(tenant, "yui@example.jp", "Kato Yui")
         chat = builders.chat(tenant, visitor="v-88", name="Yui", at=T0 + timedelta(hours=1))
-        link = builders.chat(
-            tenant, visitor="v-88", email="yui@example.jp", at=T0 + timedelta(hours=2)
+        link = builders.verified(
+            builders.chat(
+                tenant, visitor="v-88", email="yui@example.jp", at=T0 + timedelta(hours=2)
+            )
         )
         owners = await identity.send(mail, chat, link)
         survivor = owners[link.event_id]

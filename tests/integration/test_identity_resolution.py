@@ -178,9 +178,13 @@ async def test_identifier_that_joined_the_limit_of_customers_stops_merging_and_i
     family_line = "03-9999-0000"
     a = form(tenant, at=T0, email="a@example.jp", phone=family_line)
     b = form(tenant, at=T0 + timedelta(hours=1), email="b@example.jp")
-    b_with_line = form(tenant, at=T0 + timedelta(hours=2), email="b@example.jp", phone=family_line)
+    b_with_line = builders.verified(
+        form(tenant, at=T0 + timedelta(hours=2), email="b@example.jp", phone=family_line)
+    )
     c = form(tenant, at=T0 + timedelta(hours=3), email="c@example.jp")
-    c_with_line = form(tenant, at=T0 + timedelta(hours=4), email="c@example.jp", phone=family_line)
+    c_with_line = builders.verified(
+        form(tenant, at=T0 + timedelta(hours=4), email="c@example.jp", phone=family_line)
+    )
     line_only = form(tenant, at=T0 + timedelta(hours=5), phone=family_line)
     ra, rb, rb2, rc, rc2, rline = await record(
         recorder, a, b, b_with_line, c, c_with_line, line_only
@@ -214,8 +218,10 @@ async def _merged_pair(
 ) -> tuple[pb.Interaction, pb.Interaction, pb.Interaction, Recorded]:
     web = form(tenant, at=T0, email="hanako@example.jp", name="Sato Hanako")
     chat = builders.chat(tenant, visitor="v-hanako", name="Hanako", at=T0 + timedelta(days=1))
-    link = builders.chat(
-        tenant, visitor="v-hanako", email="hanako@example.jp", at=T0 + timedelta(days=2)
+    link = builders.verified(
+        builders.chat(
+            tenant, visitor="v-hanako", email="hanako@example.jp", at=T0 + timedelta(days=2)
+        )
     )
     recorded = await record(recorder, web, chat, link)
     assert recorded[2].merged_ids, "the linking chat should merge the two customers"
@@ -307,8 +313,10 @@ async def test_customers_split_apart_are_not_merged_again_automatically(
     [entry] = await store.identities.merges_involving(tenant, [merge.customer_id])
     await record(recorder, builders.split_merge(tenant, entry["_id"]))
 
-    relink = builders.chat(
-        tenant, visitor="v-hanako", email="hanako@example.jp", at=T0 + timedelta(days=6)
+    relink = builders.verified(
+        builders.chat(
+            tenant, visitor="v-hanako", email="hanako@example.jp", at=T0 + timedelta(days=6)
+        )
     )
     [outcome] = await record(recorder, relink)
     assert outcome.merged_ids == []

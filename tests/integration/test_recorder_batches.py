@@ -51,11 +51,13 @@ async def test_a_merge_in_the_middle_of_a_batch_keeps_every_interaction_and_coun
     )
     phone_again = builders.call(tenant, from_number="09011112222", at=T0 + timedelta(hours=2))
     phone_again.identifiers.append(phone("09011112222"))  # what voice ingestion adds
-    linking = builders.email(
-        tenant,
-        from_address="A@example.jp",
-        extra_identifiers=[email("A@example.jp"), phone("+81 90 1111 2222")],
-        at=T0 + timedelta(hours=3),
+    linking = builders.verified(
+        builders.email(
+            tenant,
+            from_address="A@example.jp",
+            extra_identifiers=[email("A@example.jp"), phone("+81 90 1111 2222")],
+            at=T0 + timedelta(hours=3),
+        )
     )
     after = builders.chat(tenant, visitor="v1", at=T0 + timedelta(hours=4))
     batch = [by_phone, by_email, phone_again, linking, after, by_phone]

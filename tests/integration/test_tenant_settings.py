@@ -305,8 +305,8 @@ async def test_an_identifier_may_join_no_more_customers_than_the_tenant_allows(
         b = builders.chat(tenant, visitor="line-b", email="b@example.jp", at=at(60))
         await running.record(a, b)
         # b now presents a's line: merging a and b makes the line join two customers.
-        b_with_line = builders.chat(
-            tenant, visitor="line-b", email="b@example.jp", phone=line, at=at(120)
+        b_with_line = builders.verified(
+            builders.chat(tenant, visitor="line-b", email="b@example.jp", phone=line, at=at(120))
         )
         await running.record(b_with_line)
         owners = await running.stored((a, b))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 
@@ -50,13 +51,20 @@ class World:
 
 
 async def resolve(
-    world: World, event_id: str, *keys: tuple[str, str], minutes: int = 0, may_merge: bool = True
+    world: World,
+    event_id: str,
+    *keys: tuple[str, str],
+    minutes: int = 0,
+    may_merge: bool = True,
+    verified: bool = True,
 ) -> tuple[str, list[str], bool]:
+    """Resolve an event; its identifiers are verified by the channel unless told otherwise."""
     resolution = await world.resolver.resolve(
         tenant=TENANT,
         event_id=event_id,
         occurred_at=T0 + timedelta(minutes=minutes),
         keys=list(keys),
+        verified=list(keys) if verified else [],
         may_merge=may_merge,
     )
     return resolution.customer_id, resolution.merged_ids, resolution.merge_needed
@@ -173,21 +181,19 @@ async def merge_in_two_steps(
 ) -> Resolution:
     """Resolve "e3" as the recorder does: ask, let `between` happen, then merge from the lookup."""
     resolver = world.resolver
-    at = T0 + timedelta(minutes=10)
-    asked = await resolver.resolve(
-        tenant=TENANT, event_id="e3", occurred_at=at, keys=list(keys), may_merge=False
+    resolve_e3 = partial(
+        resolver.resolve,
+        tenant=TENANT,
+        event_id="e3",
+        occurred_at=T0 + timedelta(minutes=10),
+        keys=list(keys),
+        verified=list(keys),
     )
+    asked = await resolve_e3(may_merge=False)
     assert asked.merge_needed
     assert asked.lookup is not None
     between()
-    return await resolver.resolve(
-        tenant=TENANT,
-        event_id="e3",
-        occurred_at=at,
-        keys=list(keys),
-        may_merge=True,
-        lookup=asked.lookup,
-    )
+    return await resolve_e3(may_merge=True, lookup=asked.lookup)
 
 
 async def test_the_merge_after_merge_needed_starts_from_what_the_first_resolution_read() -> None:

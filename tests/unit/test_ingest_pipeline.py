@@ -1048,3 +1048,46 @@ def test_rejections_carry_the_contracts_reason_code(
 def test_policy_with_an_unknown_phone_region_is_refused() -> None:
     with pytest.raises(ValueError, match="region"):
         IngestPolicy(channel=pb.CHANNEL_SMS, tenant_regions={"acme": "XX"})
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+def _verification(interaction: pb.Interaction) -> dict[tuple[int, str], bool]:
+    return {(i.kind, i.value): i.verified for i in run(interaction).identifiers}
+
+
+def test_the_channel_vouches_for_a_caller_id_a_sender_number_and_a_social_account() -> None:
+    phone = (pb.IDENTIFIER_KIND_PHONE, "+819012345678")
+    assert _verification(call_event()) == {phone: True}
+    assert _verification(sms_event()) == {phone: True}
+    assert _verification(social_event()) == {(pb.IDENTIFIER_KIND_SOCIAL_HANDLE, "taro_y"): True}
+
+
+def test_an_email_sender_is_verified_only_when_the_mail_replies_in_a_thread() -> None:
+    sender = (pb.IDENTIFIER_KIND_EMAIL, "taro@example.jp")
+    assert _verification(email_event()) == {sender: False}
+    reply = email_event()
+    reply.email.in_reply_to = "<our-answer-1@shop.example.jp>"
+    assert _verification(reply) == {sender: True}
+
+
+def test_a_web_form_verifies_nothing_whatever_its_producer_claims() -> None:
+    interaction = web_event()
+    interaction.identifiers.append(
+        _identifier(pb.IDENTIFIER_KIND_EMAIL, "alice@example.jp", verified=True)
+    )
+    assert not any(_verification(interaction).values())
+
+
+def test_a_chat_keeps_a_signed_in_sessions_verification_but_never_for_a_social_handle() -> None:
+    interaction = chat_event()
+    interaction.identifiers.extend(
+        [
+            _identifier(pb.IDENTIFIER_KIND_CHAT_LOGIN, "user-77", verified=True),
+            _identifier(pb.IDENTIFIER_KIND_SOCIAL_HANDLE, "x:@taro", verified=True),
+        ]
+    )
+    verification = _verification(interaction)
+    assert verification[(pb.IDENTIFIER_KIND_CHAT_LOGIN, "user-77")]
+    assert not verification[(pb.IDENTIFIER_KIND_SOCIAL_HANDLE, "taro")]

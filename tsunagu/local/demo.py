@@ -75,11 +75,15 @@ def _chat(day1: datetime) -> list[DemoEvent]:
     agent = pb.Actor(type=pb.ACTOR_TYPE_AGENT, id="agent-tanaka", display_name="Tanaka")
     events = []
     for i, (who, text) in enumerate(lines):
-        identifiers = [pb.Identifier(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value="visitor-7f3a")]
+        # She chats signed in (her account page): the shop vouches for the session and for
+        # her account's number and address, so the chat may link her earlier web form.
+        identifiers = [
+            pb.Identifier(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value="visitor-7f3a", verified=True)
+        ]
         if i == 2:
             identifiers += [
-                pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=PHONE),
-                pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=EMAIL),
+                pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=PHONE, verified=True),
+                pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=EMAIL, verified=True),
             ]
         customer = who == "customer"
         events.append(

@@ -28,4 +28,30 @@ NORMALIZERS: Mapping[int, Normalizer] = MappingProxyType(
     }
 )
 
-__all__ = ["NORMALIZERS", "Normalizer"]
+# Identifier kinds a channel can vouch for; a producer's `verified` on any other kind is
+# dropped (docs/architecture.md, "Verified identifiers", gives the reason for each).
+VERIFIABLE: Mapping[int, frozenset[int]] = MappingProxyType(
+    {
+        # A signed-in widget session: the login, the session's visitor id and the account's
+        # contact details, as the shop's backend vouches for them.
+        interaction_pb2.CHANNEL_CHAT: frozenset(
+            {
+                interaction_pb2.IDENTIFIER_KIND_CHAT_LOGIN,
+                interaction_pb2.IDENTIFIER_KIND_CHAT_VISITOR,
+                interaction_pb2.IDENTIFIER_KIND_EMAIL,
+                interaction_pb2.IDENTIFIER_KIND_PHONE,
+            }
+        ),
+        # The caller id the telephony network delivered; the sender the carrier delivered.
+        interaction_pb2.CHANNEL_VOICE: frozenset({interaction_pb2.IDENTIFIER_KIND_PHONE}),
+        interaction_pb2.CHANNEL_SMS: frozenset({interaction_pb2.IDENTIFIER_KIND_PHONE}),
+        # The sender of a reply in a thread our mail started (or a DKIM-checked sender).
+        interaction_pb2.CHANNEL_EMAIL: frozenset({interaction_pb2.IDENTIFIER_KIND_EMAIL}),
+        # The account the network authenticated as the sender.
+        interaction_pb2.CHANNEL_SOCIAL: frozenset({interaction_pb2.IDENTIFIER_KIND_SOCIAL_HANDLE}),
+        # Anyone can type anything into a public form.
+        interaction_pb2.CHANNEL_WEB: frozenset(),
+    }
+)
+
+__all__ = ["NORMALIZERS", "VERIFIABLE", "Normalizer"]

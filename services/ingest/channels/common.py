@@ -45,6 +45,7 @@ def add_identifier(
     value: str,
     *,
     network: str = "",
+    verified: bool = False,
 ) -> None:
     """Append a channel-derived identifier; duplicates are removed later by the pipeline.
 
@@ -53,5 +54,6 @@ def add_identifier(
         kind: Identifier kind.
         value: Already-normalised value, so that the pipeline's normalisation is a no-op.
         network: Social network, for social handles.
+        verified: The channel itself vouches for it (a caller id the network delivered).
     """
-    interaction.identifiers.add(kind=kind, value=value, network=network)
+    interaction.identifiers.add(kind=kind, value=value, network=network, verified=verified)

@@ -113,7 +113,8 @@ def normalize(interaction: interaction_pb2.Interaction, *, region: str) -> None:
     The HTML body becomes `text_body` (when there is none) and the text body the content
     text; the subject fills `content.subject`. Message ids get one `<id@host>` form, and the
     thread root (first References entry, else In-Reply-To, else the message's own id) gives
-    `conversation_ref = email:<root>`. An inbound mail's sender becomes an EMAIL identifier.
+    `conversation_ref = email:<root>`. An inbound mail's sender becomes an EMAIL identifier,
+    verified when the mail replies in a thread.
 
     Args:
         interaction: The pipeline's copy of the interaction (mutated).
@@ -139,7 +140,14 @@ def normalize(interaction: interaction_pb2.Interaction, *, region: str) -> None:
 
     mail.from_address = _sender_address(mail.from_address)
     if interaction.direction == interaction_pb2.DIRECTION_INBOUND:
-        add_identifier(interaction, interaction_pb2.IDENTIFIER_KIND_EMAIL, mail.from_address)
+        # A reply in a thread proves the sender reads the mailbox our mail went to; a new
+        # mail's From is whatever the sender typed.
+        add_identifier(
+            interaction,
+            interaction_pb2.IDENTIFIER_KIND_EMAIL,
+            mail.from_address,
+            verified=bool(reply_ids or references),
+        )
 
     if not mail.text_body.strip() and mail.html_body.strip():
         mail.text_body = html_to_text(mail.html_body)

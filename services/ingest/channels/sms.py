@@ -12,8 +12,9 @@ def normalize(interaction: interaction_pb2.Interaction, *, region: str) -> None:
 
     Numbers are rewritten to E.164 when valid (an outbound sender may be a short code or an
     alphanumeric sender id, kept as given). An inbound message's sender is the customer: it
-    must be a phone number and becomes a PHONE identifier. The conversation is keyed by the
-    customer's number: `sms:<from_number>` inbound, `sms:<to_number>` otherwise.
+    must be a phone number and becomes a PHONE identifier, verified (the carrier delivered it).
+    The conversation is keyed by the customer's number: `sms:<from_number>` inbound,
+    `sms:<to_number>` otherwise.
 
     Args:
         interaction: The pipeline's copy of the interaction (mutated).
@@ -31,7 +32,10 @@ def normalize(interaction: interaction_pb2.Interaction, *, region: str) -> None:
             raise InvalidInteraction(
                 "sms.from_number", "the sender of an inbound SMS must be a phone number"
             )
-        add_identifier(interaction, interaction_pb2.IDENTIFIER_KIND_PHONE, customer_key[0])
+        # The carrier delivered the message from this number: verified.
+        add_identifier(
+            interaction, interaction_pb2.IDENTIFIER_KIND_PHONE, customer_key[0], verified=True
+        )
     sms.from_number = e164_if_valid(sms.from_number, region=region)
     sms.to_number = e164_if_valid(sms.to_number, region=region)
     # The identifier key (not the display form) threads the conversation, so an inbound and

@@ -13,7 +13,8 @@ def normalize(interaction: interaction_pb2.Interaction, *, region: str) -> None:
     """Normalise a social interaction in place.
 
     The network is lower-cased and the handle normalised as identity resolution keys it; an
-    inbound message adds the SOCIAL_HANDLE identifier. The conversation is
+    inbound message adds the SOCIAL_HANDLE identifier, verified (the network authenticated
+    the sender). The conversation is
     `social:<network>:<thread_id>`, or `social:<network>:<handle>` without a thread.
 
     Args:
@@ -40,5 +41,7 @@ def normalize(interaction: interaction_pb2.Interaction, *, region: str) -> None:
             interaction_pb2.IDENTIFIER_KIND_SOCIAL_HANDLE,
             social.handle,
             network=social.network,
+            # The network authenticated the account that sent it.
+            verified=True,
         )
     interaction.conversation_ref = f"social:{social.network}:{social.thread_id or social.handle}"

@@ -11,7 +11,8 @@ def normalize(interaction: interaction_pb2.Interaction, *, region: str) -> None:
 
     Every leg of a call shares `conversation_ref = call:<call_id>`. Numbers are rewritten to
     E.164 when valid. For inbound calls the caller's number becomes a PHONE identifier when it
-    is a phone number at all (a withheld caller id such as "anonymous" is not). A transcript
+    is a phone number at all (a withheld caller id such as "anonymous" is not), verified: the
+    network vouches for the caller id. A transcript
     becomes the content text when there is none.
 
     Args:
@@ -25,6 +26,7 @@ def normalize(interaction: interaction_pb2.Interaction, *, region: str) -> None:
     call.from_number = e164_if_valid(call.from_number, region=region)
     call.to_number = e164_if_valid(call.to_number, region=region)
     if interaction.direction == interaction_pb2.DIRECTION_INBOUND and caller is not None:
-        add_identifier(interaction, interaction_pb2.IDENTIFIER_KIND_PHONE, caller[0])
+        # The telephony network delivered the call from this number: verified.
+        add_identifier(interaction, interaction_pb2.IDENTIFIER_KIND_PHONE, caller[0], verified=True)
     if not interaction.content.text and call.transcript:
         interaction.content.text = call.transcript

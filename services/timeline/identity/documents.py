@@ -39,6 +39,7 @@ class Before(TypedDict):
 
     customer_id: str
     display_name: str
+    name_verified: NotRequired[bool]
     identifiers: list[IdentifierDoc]
     merged_ids: list[str]
     interaction_count: int

@@ -3,15 +3,16 @@
 Identifiers are normalised by `tsunagu.identifiers` (the same everywhere); what a tenant may
 decide on top is here: whether `a+tag@x` and `a@x` are one mailbox, which identifiers are
 never a person (a shop's main line, `noreply@`), and how many customers one identifier may
-join before it is treated as shared.
+join before it is treated as shared, and which identifier kinds may link customers without
+the channel having verified them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.timeline.store.documents import IDENTIFIER_TOKENS, IDENTIFIERS_BY_TOKEN
 from tsunagu.identifiers import IdentifierFormatError, NormalizedIdentifier, normalize_identifier
@@ -62,6 +63,21 @@ class IdentityRules(BaseModel):
     # An identifier that has joined this many customers causes no further merge; one that
     # more customers than this present is "shared" and matches nobody.
     max_customers_per_identifier: int = Field(default=3, ge=1, le=1000)
+    # Identifier kinds that link customers even when the channel did not verify them (a CRM
+    # id a trusted back office sends, say). Default none: anyone can type an email address
+    # or a phone number into a web form, and a link through one would hand them a stranger's
+    # history (the attacker's phone screen-popping the victim).
+    merge_unverified: list[str] = Field(default_factory=list)
+
+    @field_validator("merge_unverified")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str]) -> list[str]:
+        unknown = sorted(set(kinds) - set(KIND_PRIORITY))
+        if unknown:
+            raise ValueError(
+                f"unknown identifier kinds {unknown}; one of {', '.join(sorted(KIND_PRIORITY))}"
+            )
+        return kinds
 
 
 def fold_subaddress(address: str) -> str:
@@ -96,6 +112,7 @@ class IdentityPolicy:
     max_customers_per_identifier: int = 3
     blocked_keys: frozenset[IdentityKey] = field(default_factory=frozenset)
     blocked_local_parts: frozenset[str] = frozenset(DEFAULT_BLOCKED_LOCAL_PARTS)
+    merge_unverified: frozenset[str] = frozenset()
 
     @classmethod
     def from_rules(cls, rules: IdentityRules, *, region: str) -> IdentityPolicy:
@@ -111,6 +128,7 @@ class IdentityPolicy:
             blocked_local_parts=frozenset(
                 part.strip().lower() for part in rules.blocked_email_local_parts
             ),
+            merge_unverified=frozenset(rules.merge_unverified),
         )
 
     def key(self, ident: NormalizedIdentifier) -> IdentityKey:
@@ -126,6 +144,12 @@ class IdentityPolicy:
         if key in self.blocked_keys:
             return True
         return kind == "email" and value.rpartition("@")[0] in self.blocked_local_parts
+
+    def trusted(self, key: IdentityKey, *, verified: Collection[IdentityKey]) -> bool:
+        """Whether `key` may link customers: the channel verified it, or its kind is one the
+        tenant lets link unverified.
+        """
+        return key in verified or key[0] in self.merge_unverified
 
     def strongest(self, keys: Iterable[IdentityKey]) -> IdentityKey | None:
         """The key of the highest-priority kind (ties: the smaller value); None if no keys."""

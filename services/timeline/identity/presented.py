@@ -20,6 +20,8 @@ class Presented:
     key: IdentityKey
     identifier: NormalizedIdentifier
     network: str
+    # The channel vouched for it (signed-in user, caller id, replied-to address).
+    verified: bool = False
 
     def document(self, protected: str | None) -> IdentifierDoc:
         """As stored on the interaction and the profile; `protected` says why it matched
@@ -29,6 +31,8 @@ class Presented:
         doc: IdentifierDoc = {"kind": kind, "value": value}
         if self.network:
             doc["network"] = self.network
+        if self.verified:
+            doc["verified"] = True
         if not self.identifier.matchable:
             doc["matchable"] = False
             doc["protected"] = INVALID
@@ -48,10 +52,15 @@ def presented(interaction: interaction_pb2.Interaction, policy: IdentityPolicy) 
             # Ingestion rejects these; one from another producer is kept off the match.
             log.warning("ignoring identifier of event %s: %s", interaction.event_id, exc)
             continue
-        result.append(Presented(policy.key(normalized), normalized, ident.network))
+        result.append(Presented(policy.key(normalized), normalized, ident.network, ident.verified))
     return result
 
 
 def matchable_keys(identifiers: list[Presented]) -> list[IdentityKey]:
     """Keys resolution may match on, each once, in the order presented."""
     return list(dict.fromkeys(p.key for p in identifiers if p.identifier.matchable))
+
+
+def verified_keys(identifiers: list[Presented]) -> frozenset[IdentityKey]:
+    """Keys of identifiers the channel verified (an unverified sighting adds nothing)."""
+    return frozenset(p.key for p in identifiers if p.verified and p.identifier.matchable)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 
@@ -15,6 +15,7 @@ from services.timeline.errors import ConcurrentUpdateError, ResolutionConflictEr
 from services.timeline.identity.documents import ActorDoc, Claim, IdentityDoc, MergeEntry
 from services.timeline.identity.policy import BLOCKLISTED, SHARED, IdentityKey, IdentityPolicy
 from services.timeline.identity.records import IdentityRecords
+from services.timeline.identity.suggestions import UNVERIFIED_LINK, suggest_pair
 from services.timeline.interactions.records import InteractionLog
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.profile import (
@@ -39,6 +40,13 @@ MANUAL_RULE = "manual"
 def _presenters(identity: IdentityDoc) -> set[str]:
     """Customers that presented an identifier (older documents only know the owner)."""
     return set(identity.get("customer_ids") or [identity["customer_id"]])
+
+
+def _vouched_for(customer: CustomerDoc) -> bool:
+    """Whether a channel ever verified who this customer is (then there is a history to steal)."""
+    return bool(customer.get("name_verified")) or any(
+        ident.get("verified") for ident in customer.get("identifiers", [])
+    )
 
 
 def _separated(customers: Iterable[CustomerDoc]) -> bool:
@@ -158,6 +166,7 @@ class IdentityResolver:
         event_id: str,
         occurred_at: datetime,
         keys: Sequence[IdentityKey],
+        verified: Collection[IdentityKey] = (),
         may_merge: bool = True,
         lookup: Lookup | None = None,
     ) -> Resolution:
@@ -168,6 +177,13 @@ class IdentityResolver:
         automatically; a merge that would make a key join more customers than allowed is
         refused, and that key becomes shared. A refused merge lands the event on the customer
         of its strongest identifier.
+
+        Only identifiers the channel verified (`verified`), or of kinds the tenant trusts
+        unverified, link customers: an event whose other identifiers lead to more customers
+        lands on the customer of its strongest trusted identifier (else its strongest one)
+        and suggests the merge to an agent instead. Nor does an unverified identifier hand a
+        verified customer new identifiers: such an event gets a customer of its own and a
+        suggestion, so that a phone typed next to someone's address never screen-pops them.
 
         With `may_merge=False` a needed merge is not done but answered `merge_needed`, with
         the `lookup` to pass back to the second call.
@@ -187,6 +203,7 @@ class IdentityResolver:
                 event_id=event_id,
                 occurred_at=occurred_at,
                 candidates=candidates,
+                verified=verified,
                 blocked=blocked,
                 may_merge=may_merge,
                 # Only the first attempt: a retry after a lost race must read afresh.
@@ -206,6 +223,7 @@ class IdentityResolver:
         event_id: str,
         occurred_at: datetime,
         candidates: list[IdentityKey],
+        verified: Collection[IdentityKey],
         blocked: dict[IdentityKey, str],
         may_merge: bool,
         lookup: Lookup | None,
@@ -213,30 +231,33 @@ class IdentityResolver:
         policy = self.policy_for(tenant)
         limit = policy.max_customers_per_identifier
         if lookup is None:
-            docs = await self.identities.identity_docs(tenant, candidates)
-        else:
-            docs = lookup.docs
+            lookup = await self._look_up(tenant, candidates, limit)
+        docs, target, live = lookup.docs, lookup.target, lookup.live
         protected = dict(blocked)
         protected.update({k: SHARED for k, d in docs.items() if len(_presenters(d)) > limit})
         matching = {k: d["customer_id"] for k, d in docs.items() if k not in protected}
-        if lookup is None:
-            target, live = await self.survivors(tenant, set(matching.values()))
-        else:
-            target, live = lookup.target, lookup.live
         owner = {k: target[c] for k, c in matching.items() if c in target}
+        unclaimed = [key for key in candidates if key not in docs]
+        trusted = [k for k in owner if policy.trusted(k, verified=verified)]
         created = False
         merged: list[str] = []
+        suggested: list[str] = []
         newly_shared: list[IdentityKey] = []
-        if not live:
-            customer_id = customer_id_for(tenant, event_id)
-            created = await self.customers.insert_customer(
-                new_customer(
-                    tenant=tenant,
-                    customer_id=customer_id,
-                    created_at=self.clock(),
-                    first_contact_at=occurred_at,
-                )
+        unvouched = set(live) - {owner[k] for k in trusted}
+        if unvouched and (
+            len(live) > 1 or (unclaimed and any(_vouched_for(live[c]) for c in unvouched))
+        ):
+            customer_id, created, suggested = await self._unverified_link(
+                tenant,
+                event_id=event_id,
+                occurred_at=occurred_at,
+                owner=owner,
+                trusted=trusted,
+                live=live,
+                new_keys=bool(unclaimed),
             )
+        elif not live:
+            customer_id, created = await self._new_customer(tenant, event_id, occurred_at)
         elif len(live) == 1:
             customer_id = next(iter(live))
         else:
@@ -262,7 +283,6 @@ class IdentityResolver:
                     tenant, list(live.values()), event_id=event_id, owners=matching
                 )
                 await self.identities.add_identity_customers(tenant, list(owner), sorted(live))
-        unclaimed = [key for key in candidates if key not in docs]
         conflicts = await self.identities.claim_identities(
             Claim(tenant, customer_id, unclaimed, event_id, self.clock())
         )
@@ -271,6 +291,7 @@ class IdentityResolver:
             await self.identities.add_identity_customers(
                 tenant, sorted({*shared, *newly_shared}), [customer_id]
             )
+            await self._suggest(tenant, customer_id, suggested)
             return Resolution(
                 customer_id=customer_id, created=created, merged_ids=merged, protected=protected
             )
@@ -281,6 +302,71 @@ class IdentityResolver:
         if created and len(conflicts) == len(unclaimed):
             await self.customers.delete_unused(tenant, customer_id)
         return CONFLICT
+
+    async def _look_up(self, tenant: str, candidates: list[IdentityKey], limit: int) -> Lookup:
+        docs = await self.identities.identity_docs(tenant, candidates)
+        owners = {d["customer_id"] for d in docs.values() if len(_presenters(d)) <= limit}
+        target, live = await self.survivors(tenant, owners)
+        return Lookup(docs, target, live)
+
+    async def _new_customer(
+        self, tenant: str, event_id: str, occurred_at: datetime
+    ) -> tuple[str, bool]:
+        """The event's own customer, and whether this call created it (not on a replay)."""
+        customer_id = customer_id_for(tenant, event_id)
+        created = await self.customers.insert_customer(
+            new_customer(
+                tenant=tenant,
+                customer_id=customer_id,
+                created_at=self.clock(),
+                first_contact_at=occurred_at,
+            )
+        )
+        return customer_id, created
+
+    async def _suggest(self, tenant: str, customer_id: str, others: list[str]) -> None:
+        at = self.clock()
+        for other in others:
+            await suggest_pair(
+                self.identities, tenant, [customer_id, other], UNVERIFIED_LINK, at=at
+            )
+
+    async def _unverified_link(
+        self,
+        tenant: str,
+        *,
+        event_id: str,
+        occurred_at: datetime,
+        owner: dict[IdentityKey, str],
+        trusted: list[IdentityKey],
+        live: dict[str, CustomerDoc],
+        new_keys: bool,
+    ) -> tuple[str, bool, list[str]]:
+        """Where an event goes whose unverified identifiers link customers: no merge, but a
+        suggestion per linked pair. Returns the customer, whether this call created it, and
+        the customers to suggest merging it with.
+        """
+        policy = self.policy_for(tenant)
+        strongest = policy.strongest(trusted) or policy.strongest(owner)
+        assert strongest is not None  # live is not empty, so owner is not
+        customer_id, created = owner[strongest], False
+        own = customer_id_for(tenant, event_id)
+        if not trusted and own in live:
+            # A replay after this event got a customer of its own (below): land there again.
+            customer_id = own
+        others = sorted(set(live) - {customer_id})
+        if not trusted and new_keys and _vouched_for(live[customer_id]):
+            # Its new identifiers would screen-pop a verified customer on nobody's word.
+            customer_id, created = await self._new_customer(tenant, event_id, occurred_at)
+            others = sorted(live)
+        log.info(
+            "event %s links %d customers through unverified identifiers: suggested, not merged",
+            event_id,
+            len(live),
+        )
+        # Customers an agent split apart are not suggested again.
+        landed = [live[customer_id]] if customer_id in live else []
+        return customer_id, created, [c for c in others if not _separated([live[c], *landed])]
 
     async def merge(
         self,
@@ -332,6 +418,7 @@ class IdentityResolver:
                     {
                         "customer_id": d["_id"],
                         "display_name": d.get("display_name", ""),
+                        "name_verified": bool(d.get("name_verified")),
                         "identifiers": d.get("identifiers", []),
                         "merged_ids": d.get("merged_ids", []),
                         "interaction_count": d.get("interaction_count", 0),

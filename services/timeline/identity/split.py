@@ -209,12 +209,14 @@ class MergeSplitter:
             separated = set(customer.get("separated_from", []))
             if customer_id not in restored:
                 separated.update(restored)
+            # The name (and whether it was verified) it had before the merge, if it had one.
+            named: Mapping[str, Any] = mine if mine and mine["display_name"] else customer
             profile = rebuilt_profile(
                 customer,
                 tally=tally,
                 identifiers=identifiers,
-                display_name=(mine["display_name"] if mine else "")
-                or customer.get("display_name", ""),
+                display_name=named.get("display_name", ""),
+                name_verified=bool(named.get("name_verified")),
                 merged_ids=merged_ids,
             )
             profile["separated_from"] = sorted(separated)

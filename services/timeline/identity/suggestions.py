@@ -1,4 +1,6 @@
-"""Merge suggestions from soft signals (same name, same address): an agent decides, never us."""
+"""Merge suggestions from soft signals (same name, same address, an unverified identifier
+they share): an agent decides, never us.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from services.timeline.profiles.records import CustomerRecords
 _SUGGESTION_NAMESPACE = uuid.UUID("a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d")
 # Soft signals and the customer field each one compares.
 SIGNALS = (("same_name", "name_key"), ("same_address", "address_key"))
+# Two customers an event linked only through identifiers no channel verified.
+UNVERIFIED_LINK = "unverified_identifier"
 # A common name must not fan out into hundreds of suggestions for one customer.
 MAX_PER_SIGNAL = 5
 
@@ -24,6 +28,28 @@ def suggestion_id(tenant: str, customer_ids: Sequence[str]) -> str:
     """One suggestion per pair of customers, whatever signals they share (replay-stable)."""
     pair = ",".join(sorted(customer_ids))
     return f"sug_{uuid.uuid5(_SUGGESTION_NAMESPACE, f'{tenant}/{pair}').hex}"
+
+
+async def suggest_pair(
+    identities: IdentityRecords, tenant: str, pair: Sequence[str], signal: str, *, at: datetime
+) -> bool:
+    """Suggest merging two customers for `signal`; False when the pair had a suggestion
+    already (then `signal` is added to it).
+    """
+    ordered = sorted(pair)
+    sid = suggestion_id(tenant, ordered)
+    new: SuggestionDoc = {
+        "_id": sid,
+        "tenant": tenant,
+        "customer_ids": ordered,
+        "signals": [signal],
+        "status": "open",
+        "created_at": at,
+    }
+    if await identities.insert_suggestion(new):
+        return True
+    await identities.add_suggestion_signal(tenant, sid, signal)
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,20 +81,8 @@ class MergeSuggestions:
             for other in others:
                 if other["_id"] in apart or customer_id in other.get("separated_from", []):
                     continue
-                pair = sorted([customer_id, other["_id"]])
-                sid = suggestion_id(tenant, pair)
-                new: SuggestionDoc = {
-                    "_id": sid,
-                    "tenant": tenant,
-                    "customer_ids": pair,
-                    "signals": [signal],
-                    "status": "open",
-                    "created_at": at,
-                }
-                if await self.identities.insert_suggestion(new):
-                    written += 1
-                else:
-                    await self.identities.add_suggestion_signal(tenant, sid, signal)
+                pair = [customer_id, other["_id"]]
+                written += await suggest_pair(self.identities, tenant, pair, signal, at=at)
         return written
 
     async def settle(

@@ -52,4 +52,5 @@ def contact_from(
         address=_form_value(interaction, ADDRESS_FIELDS),
         remark=remark,
         event_id=interaction.event_id,
+        verified=any(ident.get("verified") for ident in identifiers),
     )

@@ -18,6 +18,8 @@ class CustomerDoc(TypedDict):
     # "active", or "merged" (then `merged_into` names the customer it lives on in).
     status: str
     display_name: str
+    # The display name came from a contact a channel verified: unverified ones leave it alone.
+    name_verified: NotRequired[bool]
     identifiers: list[IdentifierDoc]
     channels: list[str]
     by_channel: dict[str, int]

@@ -35,6 +35,8 @@ class Contact:
     remark: Mapping[str, Any] | None = None
     # The interaction's event id: a recount from the log may have counted it already.
     event_id: str = ""
+    # A channel verified one of its identifiers: its name may replace a verified one.
+    verified: bool = False
 
 
 def new_customer(
@@ -62,8 +64,24 @@ def _union_identifiers(*groups: Iterable[IdentifierDoc]) -> list[IdentifierDoc]:
     seen: dict[tuple[str, str], IdentifierDoc] = {}
     for group in groups:
         for ident in group:
-            seen.setdefault((ident["kind"], ident["value"]), ident.copy())
+            kept = seen.setdefault((ident["kind"], ident["value"]), ident.copy())
+            # Verified once is verified: a later unverified sighting does not undo it.
+            if ident.get("verified"):
+                kept["verified"] = True
     return list(seen.values())
+
+
+def _may_rename(customer: CustomerDoc, contact: Contact, *, newest: bool) -> bool:
+    """Whether the contact's name replaces the customer's: the newest name wins, except that
+    an unverified contact never renames a customer a verified one named (anyone can type a
+    name into a form next to somebody's address), and a verified name replaces an unverified
+    one whenever it comes.
+    """
+    if not customer.get("display_name"):
+        return True
+    if customer.get("name_verified"):
+        return contact.verified and newest
+    return newest or contact.verified
 
 
 def apply_contact(customer: CustomerDoc, contact: Contact) -> CustomerDoc:
@@ -91,9 +109,10 @@ def apply_contact(customer: CustomerDoc, contact: Contact) -> CustomerDoc:
     )
     newest = is_first_projection or last is None or at >= aware(last)
     updated["last_contact_at"] = at if newest else last
-    if contact.display_name and (newest or not customer.get("display_name")):
+    if contact.display_name and _may_rename(customer, contact, newest=newest):
         updated["display_name"] = contact.display_name
         updated["name_key"] = name_key(contact.display_name)
+        updated["name_verified"] = contact.verified
     if contact.address and (newest or not customer.get("address_key")):
         updated["address_key"] = address_key(contact.address)
     updated["identifiers"] = _union_identifiers(
@@ -135,10 +154,15 @@ def merged_profile(
     """The survivor after a merge; counts and dates come from the interaction log itself."""
     losers = list(losers)
     updated = with_tally(survivor, tally)
-    if not updated.get("display_name"):
-        updated["display_name"] = next(
-            (d["display_name"] for d in losers if d.get("display_name")), ""
-        )
+    if not updated.get("display_name") or not updated.get("name_verified"):
+        # A verified name among the losers beats the survivor's unverified one.
+        named = [d for d in losers if d.get("display_name")]
+        better = next((d for d in named if d.get("name_verified")), None)
+        if better is None and not updated.get("display_name"):
+            better = next(iter(named), None)
+        if better is not None:
+            updated["display_name"] = better["display_name"]
+            updated["name_verified"] = bool(better.get("name_verified"))
     updated["identifiers"] = _union_identifiers(
         survivor.get("identifiers", []), *(d.get("identifiers", []) for d in losers)
     )
@@ -157,12 +181,14 @@ def rebuilt_profile(
     tally: Tally,
     identifiers: Iterable[IdentifierDoc],
     display_name: str,
+    name_verified: bool,
     merged_ids: list[str],
 ) -> CustomerDoc:
     """The customer recomputed from its log after a split (counts, dates, identifiers)."""
     updated = with_tally(customer, tally)
     updated["identifiers"] = _union_identifiers(identifiers)
     updated["display_name"] = display_name
+    updated["name_verified"] = name_verified
     updated["name_key"] = name_key(display_name)
     updated["merged_ids"] = merged_ids
     return updated

@@ -21,6 +21,8 @@ class IdentifierDoc(TypedDict):
     kind: str
     value: str
     network: NotRequired[str]
+    # True when a channel verified it (an unverified identifier links no customers).
+    verified: NotRequired[bool]
     # False when it matches nobody; `protected` says why ("invalid", "blocklisted", "shared").
     matchable: NotRequired[bool]
     protected: NotRequired[str]
@@ -65,6 +67,7 @@ def identifier_to_proto(ident: Mapping[str, Any]) -> interaction_pb2.Identifier:
         kind=IDENTIFIERS_BY_TOKEN.get(ident["kind"], 0),  # type: ignore[arg-type]
         value=ident["value"],
         network=ident.get("network", ""),
+        verified=bool(ident.get("verified", False)),
     )
 
 
