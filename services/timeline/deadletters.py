@@ -73,7 +73,10 @@ async def replay(js: JetStreamContext, letter: DeadLetter) -> None:
     kept = {k: v for k, v in letter.headers.items() if k in _CARRIED_HEADERS}
     # A fresh message id: the original one may still be inside the duplicate window, where
     # the stream would drop the copy. The timeline de-duplicates by event id regardless.
-    kept[headers.MSG_ID] = f"replay-{DEAD_LETTER_STREAM}-{letter.sequence}"
+    tenant = letter.original_subject.split(".")[1]
+    kept[headers.MSG_ID] = headers.message_id(
+        tenant, f"replay-{DEAD_LETTER_STREAM}-{letter.sequence}"
+    )
     await js.publish(letter.original_subject, letter.data, stream=INTERACTIONS_STREAM, headers=kept)
     await js.delete_msg(DEAD_LETTER_STREAM, letter.sequence)
 
