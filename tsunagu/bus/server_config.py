@@ -1,10 +1,11 @@
-"""nats-server's `authorization` block and the local run's generated passwords, kept across runs."""
+"""nats-server's `authorization` block, and the local run's passwords, generated once and kept."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,19 +20,29 @@ def all_users() -> tuple[NatsUser, ...]:
     return (OPERATOR_USER, *service_users())
 
 
-def authorization(users: tuple[NatsUser, ...], passwords: Mapping[str, str]) -> str:
-    """The `authorization` block for nats-server (its config syntax accepts JSON).
+def password_variable(user: str) -> str:
+    """The environment variable nats-server reads `user`'s password from (Kubernetes)."""
+    return "NATS_PASSWORD_" + user.upper().replace("-", "_")
 
-    Strings are quoted, so a `$` in a subject is never read as a variable. No `no_auth_user`:
-    a connection without credentials is refused.
+
+def authorization(users: tuple[NatsUser, ...], passwords: Mapping[str, str] | None = None) -> str:
+    """The `authorization` block of nats-server's configuration (whose syntax accepts JSON).
+
+    Without `passwords`, each password is the server's environment variable
+    `password_variable(user)`, filled from a Secret. Subjects are quoted, so a `$` in them is
+    never read as a variable. No `no_auth_user`: a connection without credentials is refused.
     """
-    block = {
-        "users": [
-            {"user": u.name, "password": passwords[u.name], "permissions": u.permissions()}
-            for u in users
-        ]
-    }
-    return "authorization: " + json.dumps(block, indent=2) + "\n"
+    entries = []
+    for user in users:
+        password = (
+            json.dumps(passwords[user.name]) if passwords else "$" + password_variable(user.name)
+        )
+        permissions = textwrap.indent(json.dumps(user.permissions(), indent=2), "      ").lstrip()
+        entries.append(
+            f"    {{\n      user: {json.dumps(user.name)}\n      password: {password}\n"
+            f"      permissions: {permissions}\n    }}"
+        )
+    return "authorization {\n  users: [\n" + ",\n".join(entries) + "\n  ]\n}\n"
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -65,3 +76,8 @@ class LocalNatsUsers:
     def login(self, user: str) -> NatsLogin:
         """The credentials of one user (KeyError for an unknown one)."""
         return NatsLogin(user, self._passwords[user])
+
+
+if __name__ == "__main__":
+    # The block deploy/k8s/base/nats.yaml carries (a manifest test keeps the two equal).
+    print(authorization(all_users()), end="")
