@@ -30,7 +30,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
 from gateway.errors import ErrorCode, GatewayError
-from tsunagu.bus.connection import NatsLogin, connect
+from tsunagu.bus.connection import NatsLogin, connect, without_credentials
 from tsunagu.bus.notices import customer_subject, decode_notice, tenant_subject
 from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
 from tsunagu.lifecycle import Lifecycle
@@ -206,7 +206,9 @@ class GatewayBus(Lifecycle):
             async with asyncio.timeout(self._connect_budget):
                 self._nc = await connect(self._url, name="tsunagu-gateway", login=self._login)
         except (TimeoutError, OSError) as error:
-            raise BusNotReachable(f"cannot connect to NATS at {self._url}") from error
+            raise BusNotReachable(
+                f"cannot connect to NATS at {without_credentials(self._url)}"
+            ) from error
         self._publisher = InteractionPublisher(
             self._nc.jetstream(), ack_timeout=self._publish_timeout
         )

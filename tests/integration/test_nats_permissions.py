@@ -16,6 +16,7 @@ from nats.errors import Error as NatsError
 from nats.js.api import ConsumerConfig
 
 from tests import builders
+from tsunagu.bus.connection import NatsConnection, NatsUnreachable
 from tsunagu.bus.headers import INTERACTION_SCHEMA, MSG_ID, SCHEMA, message_id
 from tsunagu.bus.permissions import GATEWAY, TIMELINE, ingest_user, service_users
 from tsunagu.bus.subjects import (
@@ -230,3 +231,13 @@ async def test_an_ingest_credential_cannot_create_a_consumer(
                 f"interactions.{tenant}.>", durable=f"spy-{tenant}", stream=INTERACTIONS_STREAM
             )
         await chat.refused("Publish", "$JS.API.CONSUMER.", prefix=True)
+
+
+async def test_refused_credentials_fail_start_up_without_showing_the_password(
+    nats_server: NatsServer,
+) -> None:
+    url = f"nats://{TIMELINE}:wrong-secret@127.0.0.1:{nats_server.port}"
+    connection = NatsConnection(url, name="tsunagu-test", connect_budget_seconds=5)
+    with pytest.raises(NatsUnreachable, match="credentials refused") as raised:
+        await connection.open()
+    assert "wrong-secret" not in str(raised.value)

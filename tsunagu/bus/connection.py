@@ -7,6 +7,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -65,6 +66,16 @@ class NatsLogin:
         }
 
 
+def without_credentials(url: str) -> str:
+    """The URL with any `user:password@` removed: safe to log."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def nats_login(user: str, password: SecretStr) -> NatsLogin | None:
     """The login a service's settings name, or None when they name none (credentials in the URL)."""
     return NatsLogin(user, password.get_secret_value()) if user else None
@@ -107,7 +118,8 @@ class NatsConnection(Lifecycle):
         except (TimeoutError, OSError) as error:
             await self.client.close()
             raise NatsUnreachable(
-                f"cannot connect to NATS at {self.url} within {self._budget:g}s"
+                f"cannot connect to NATS at {without_credentials(self.url)} "
+                f"within {self._budget:g}s (unreachable, or its credentials refused)"
             ) from error
 
     async def close(self) -> None:
