@@ -38,6 +38,7 @@ from gateway.errors import ErrorCode
 from gateway.schema import build_schema
 from gateway.settings import GatewaySettings
 from gateway.timeline_client import TimelineClient
+from tsunagu.bus.connection import nats_login
 
 _log = logging.getLogger(__name__)
 
@@ -210,7 +211,9 @@ def bootstrap(
         )
     if bus is None:
         bus = GatewayBus(
-            url=settings.nats_url, publish_timeout_seconds=settings.publish_timeout_seconds
+            url=settings.nats_url,
+            publish_timeout_seconds=settings.publish_timeout_seconds,
+            login=nats_login(settings.nats_user, settings.nats_password),
         )
     graphql = GatewayGraphQL(
         schema=build_schema(settings),

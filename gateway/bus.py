@@ -30,7 +30,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
 from gateway.errors import ErrorCode, GatewayError
-from tsunagu.bus.connection import connect
+from tsunagu.bus.connection import NatsLogin, connect, without_credentials
 from tsunagu.bus.notices import customer_subject, decode_notice, tenant_subject
 from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
 from tsunagu.lifecycle import Lifecycle
@@ -176,9 +176,11 @@ class GatewayBus(Lifecycle):
         *,
         url: str,
         publish_timeout_seconds: float,
+        login: NatsLogin | None = None,
         connect_budget_seconds: float = CONNECT_BUDGET_SECONDS,
     ) -> None:
         self._url = url
+        self._login = login
         self._connect_budget = connect_budget_seconds
         self._publish_timeout = publish_timeout_seconds
         self._nc: Client | None = None
@@ -202,9 +204,11 @@ class GatewayBus(Lifecycle):
             raise RuntimeError("the gateway bus is already open")
         try:
             async with asyncio.timeout(self._connect_budget):
-                self._nc = await connect(self._url, name="tsunagu-gateway")
+                self._nc = await connect(self._url, name="tsunagu-gateway", login=self._login)
         except (TimeoutError, OSError) as error:
-            raise BusNotReachable(f"cannot connect to NATS at {self._url}") from error
+            raise BusNotReachable(
+                f"cannot connect to NATS at {without_credentials(self._url)}"
+            ) from error
         self._publisher = InteractionPublisher(
             self._nc.jetstream(), ack_timeout=self._publish_timeout
         )
@@ -238,7 +242,7 @@ class GatewayBus(Lifecycle):
         """Publish an agent action and wait for JetStream's acknowledgement, bounded in time.
 
         Args:
-            interaction: The complete event; its ``event_id`` is the ``Nats-Msg-Id``.
+            interaction: The complete event; ``<tenant>/<event_id>`` is its ``Nats-Msg-Id``.
 
         Returns:
             The acknowledgement (``duplicate`` when the stream already had that event id).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -59,3 +59,7 @@ class GatewaySettings(BaseSettings):
     subscription_queue_size: int = Field(default=100, ge=1, le=10_000)
     dev_subject: str = Field(default="developer", min_length=1)
     dev_display_name: str = "Developer"
+
+    # The gateway's NATS user and password (docs/security.md); unset: whatever nats_url carries.
+    nats_user: str = ""
+    nats_password: SecretStr = SecretStr("")

@@ -8,10 +8,13 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tsunagu.bus.permissions import PROVISION, TIMELINE, ingest_user
 from tsunagu.bus.provision import ProvisionSettings, provision
+from tsunagu.bus.server_config import LocalNatsUsers
 from tsunagu.local.processes import MongoWireStore, NatsServer
 
 log = logging.getLogger("tests")
@@ -27,10 +30,26 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def nats_server(session_dir: Path) -> AsyncIterator[NatsServer]:
-    """A nats-server with the streams provisioned, as the provisioning step does before deploys."""
-    async with NatsServer(session_dir / "nats", sink=_quiet_sink) as server:
-        await provision(ProvisionSettings(nats_url=server.url))
+def nats_users(session_dir: Path) -> LocalNatsUsers:
+    """The NATS users and passwords of the test session, generated as `make run` does."""
+    return LocalNatsUsers(session_dir / "nats-users")
+
+
+def service_nats(server: NatsServer, user: str) -> dict[str, Any]:
+    """Settings that connect a service as its own least-privileged NATS user, as deployed."""
+    login = server.users.login(user) if server.users is not None else None
+    assert login is not None, "the test nats-server has users"
+    return {"nats_url": server.address, "nats_user": login.user, "nats_password": login.password}
+
+
+@pytest.fixture(scope="session")
+async def nats_server(session_dir: Path, nats_users: LocalNatsUsers) -> AsyncIterator[NatsServer]:
+    """A nats-server with users and the streams provisioned, as before a deploy.
+
+    Its `url` carries the operator's credentials, so tests connect with `nats.connect(url)`.
+    """
+    async with NatsServer(session_dir / "nats", sink=_quiet_sink, users=nats_users) as server:
+        await provision(ProvisionSettings(**service_nats(server, PROVISION)))
         yield server
 
 
@@ -64,16 +83,18 @@ def run_timeline(
     from services.timeline.settings import TimelineSettings
 
     @asynccontextmanager
-    async def start(**overrides: object) -> AsyncIterator[TimelineService]:
+    async def start(**overrides: Any) -> AsyncIterator[TimelineService]:
         settings = TimelineSettings(
             host="127.0.0.1",
             port=0,
-            nats_url=nats_server.url,
+            **service_nats(nats_server, TIMELINE),
             mongodb_uri=mongodb_uri,
             mongodb_database=database_name,
-            consumer_name=f"timeline-{tenant}",
-            subject_filter=f"interactions.{tenant}.>",
-            **overrides,  # type: ignore[arg-type]
+            **{
+                "consumer_name": f"timeline-{tenant}",
+                "subject_filter": f"interactions.{tenant}.>",
+                **overrides,
+            },
         )
         async with TimelineService(settings) as service:
             yield service
@@ -96,7 +117,7 @@ def run_ingest(
             channel=channel,
             host="127.0.0.1",
             port=0,
-            nats_url=nats_server.url,
+            **service_nats(nats_server, ingest_user(channel)),
             **overrides,  # type: ignore[arg-type]
         )
         async with bootstrap(settings) as service:

@@ -9,7 +9,7 @@ from services.ingest.api import SERVICE_NAME, IngestApi, generic_handler
 from services.ingest.pipeline import IngestPolicy
 from services.ingest.service import IngestService
 from services.ingest.settings import IngestSettings
-from tsunagu.bus.connection import NatsConnection
+from tsunagu.bus.connection import NatsConnection, nats_login
 from tsunagu.bus.publisher import InteractionPublisher
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
 from tsunagu.rpc import GrpcServer
@@ -37,7 +37,11 @@ def bootstrap(
     Returns:
         The service; `async with` starts it.
     """
-    bus = bus or NatsConnection(settings.nats_url, name=f"tsunagu-ingest-{settings.channel}")
+    bus = bus or NatsConnection(
+        settings.nats_url,
+        name=f"tsunagu-ingest-{settings.channel}",
+        login=nats_login(settings.nats_user, settings.nats_password),
+    )
     api = IngestApi(
         InteractionPublisher(bus.jetstream, ack_timeout=settings.publish_ack_timeout_seconds),
         policy=IngestPolicy(

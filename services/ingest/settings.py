@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tsunagu.bus.streams import STREAM_WAIT_SECONDS
@@ -23,6 +23,9 @@ class IngestSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535)
     nats_url: str = "nats://127.0.0.1:4222"
+    # Its NATS user and password (docs/security.md); unset: whatever nats_url carries.
+    nats_user: str = ""
+    nats_password: SecretStr = SecretStr("")
     default_region: PhoneRegion = "JP"
     tenant_regions: dict[str, PhoneRegion] = Field(default_factory=dict)
     max_batch_items: int = Field(default=1000, ge=1)

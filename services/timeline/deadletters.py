@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from pydantic import SecretStr
 
 from tsunagu.bus import headers
-from tsunagu.bus.connection import connect
+from tsunagu.bus.connection import connect, nats_login
 from tsunagu.bus.subjects import DEAD_LETTER_STREAM, INTERACTIONS_STREAM
 from tsunagu.contracts import is_tenant_name
 
+PASSWORD_VARIABLE = "TSUNAGU_NATS_PASSWORD"  # noqa: S105 - a variable name, not a password
 _CARRIED_HEADERS = {headers.SCHEMA, "traceparent", "tracestate"}
 
 
@@ -73,7 +76,10 @@ async def replay(js: JetStreamContext, letter: DeadLetter) -> None:
     kept = {k: v for k, v in letter.headers.items() if k in _CARRIED_HEADERS}
     # A fresh message id: the original one may still be inside the duplicate window, where
     # the stream would drop the copy. The timeline de-duplicates by event id regardless.
-    kept[headers.MSG_ID] = f"replay-{DEAD_LETTER_STREAM}-{letter.sequence}"
+    tenant = letter.original_subject.split(".")[1]
+    kept[headers.MSG_ID] = headers.message_id(
+        tenant, f"replay-{DEAD_LETTER_STREAM}-{letter.sequence}"
+    )
     await js.publish(letter.original_subject, letter.data, stream=INTERACTIONS_STREAM, headers=kept)
     await js.delete_msg(DEAD_LETTER_STREAM, letter.sequence)
 
@@ -82,6 +88,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m services.timeline.deadletters")
     parser.add_argument("command", choices=["list", "replay"])
     parser.add_argument("--nats-url", default="nats://127.0.0.1:14222")
+    # Reading and deleting dead letters is the operator's: no service user may. The password
+    # comes from the environment, never the command line (shell history, `ps`).
+    parser.add_argument(
+        "--nats-user", default="", help=f"NATS user; its password in ${PASSWORD_VARIABLE}"
+    )
     parser.add_argument("--tenant", help="only this tenant's dead letters")
     parser.add_argument("--limit", type=int, help="at most this many")
     args = parser.parse_args(argv)
@@ -93,7 +104,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    nc = await connect(args.nats_url, name="tsunagu-deadletters")
+    password = SecretStr(os.environ.get(PASSWORD_VARIABLE, ""))
+    nc = await connect(
+        args.nats_url, name="tsunagu-deadletters", login=nats_login(args.nats_user, password)
+    )
     try:
         js = nc.jetstream()
         count = 0

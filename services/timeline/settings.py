@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import cached_property
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.timeline.cases.policy import CasePolicy
@@ -40,6 +40,9 @@ class TimelineSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=50060, ge=0, le=65535)
     nats_url: str = "nats://127.0.0.1:4222"
+    # Its NATS user and password (docs/security.md); unset: whatever nats_url carries.
+    nats_user: str = ""
+    nats_password: SecretStr = SecretStr("")
     mongodb_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     mongodb_database: str = "tsunagu"
     # "majority" in production; the embedded store accepts it too.

@@ -76,6 +76,19 @@ def _agent_note_on_chat(tenant: str, kind: pb.Kind.ValueType) -> pb.Interaction:
     return interaction
 
 
+def _id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def _two_customers() -> list[str]:
+    return [_id("cus"), _id("cus")]
+
+
+def _claiming_chat(interaction: pb.Interaction) -> pb.Interaction:
+    interaction.channel = pb.CHANNEL_CHAT
+    return interaction
+
+
 @pytest.fixture
 async def bus(run_timeline: Starter, nats_server: NatsServer, tenant: str) -> AsyncIterator[Bus]:
     async with open_bus(run_timeline, nats_server, tenant) as opened:
@@ -101,6 +114,20 @@ HOSTILE: list[Callable[[str], Hostile]] = [
         "agent action detail on a chat message",
         _agent_note_on_chat(t, pb.KIND_MESSAGE),
         "detail_invalid",
+    ),
+    # Identity actions are the agent desk's alone (only the gateway may publish there): on a
+    # chat subject a forged merge, split or dismissal is refused, whichever channel it claims.
+    lambda t: Hostile(
+        "merge on chat", builders.merge_customers(t, _two_customers()), "subject_mismatch"
+    ),
+    lambda t: Hostile("split on chat", builders.split_merge(t, _id("mrg")), "subject_mismatch"),
+    lambda t: Hostile(
+        "dismissal on chat", builders.dismiss_suggestion(t, _id("sug")), "subject_mismatch"
+    ),
+    lambda t: Hostile(
+        "merge claiming chat",
+        _claiming_chat(builders.merge_customers(t, _two_customers())),
+        "kind_invalid",
     ),
 ]
 

@@ -148,6 +148,31 @@ async def test_same_event_id_twice_is_stored_once(system: Any, tenant: str) -> N
     )
 
 
+async def test_two_tenants_with_the_same_event_id_are_both_stored(
+    system: Any, tenant: str, run_timeline: Starter
+) -> None:
+    other_tenant = f"{tenant}x"
+    ours = builders.chat(tenant, phone="090-4444-5555", text="ours")
+    theirs = builders.chat(other_tenant, phone="090-4444-5555", text="theirs")
+    theirs.event_id = ours.event_id
+
+    assert (await submit(system["chat"], ours)).status == Result.STATUS_ACCEPTED
+    assert (await submit(system["chat"], theirs)).status == Result.STATUS_ACCEPTED
+    assert (await submit(system["chat"], theirs)).status == Result.STATUS_DUPLICATE
+
+    async with run_timeline(
+        consumer_name=f"timeline-{other_tenant}", subject_filter=f"interactions.{other_tenant}.>"
+    ):
+        for owner, event in [(tenant, ours), (other_tenant, theirs)]:
+            owners = await wait_for_events(system["timeline"], owner, [event.event_id])
+            page = await system["timeline"].ListInteractions(
+                timeline_pb2.ListInteractionsRequest(
+                    tenant=owner, customer_id=owners[event.event_id]
+                )
+            )
+            assert [e.interaction.content.text for e in page.entries] == [event.content.text]
+
+
 async def test_email_linking_two_customers_merges_them_and_keeps_every_interaction(
     system: Any, tenant: str
 ) -> None:

@@ -34,6 +34,8 @@ import yaml  # type: ignore[import-untyped]
 from gateway.authenticators import build_authenticator
 from gateway.settings import GatewaySettings
 from gateway.tokens import JwtAuthenticator
+from tsunagu.bus.permissions import ingest_user
+from tsunagu.bus.server_config import all_users, authorization, password_variable
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -53,6 +55,7 @@ NATS_CLIENT_PORT = 4222
 NATS_CLUSTER_PORT = 6222
 NATS_MONITOR_PORT = 8222
 MONGODB_PORT = 27017
+NATS_USERS_SECRET = "tsunagu-nats-users"
 
 Manifest = dict[str, Any]
 
@@ -752,9 +755,55 @@ def test_nats_config_is_accepted_by_nats_server(tmp_path: Path) -> None:
         text=True,
         timeout=30,
         check=False,
-        env={**os.environ, "POD_NAME": "nats-0"},
+        env={**os.environ, "POD_NAME": "nats-0", **nats_password_variables()},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def nats_password_variables() -> dict[str, str]:
+    """A stand-in value for each password the NATS pods take from the users Secret."""
+    env = effective_env(only_container(named(BASE_DOCS, "StatefulSet", "nats")), BASE_DOCS)
+    return {name: "stand-in" for name, value in env.items() if isinstance(value, dict)}
+
+
+def test_nats_config_holds_every_user_with_the_generated_permissions() -> None:
+    # The same table (tsunagu.bus.permissions) as the local run and the tests: one truth.
+    assert authorization(all_users()) in nats_config()
+    assert "no_auth_user" not in nats_config()
+
+
+def test_nats_reads_each_password_from_the_users_secret() -> None:
+    env = effective_env(only_container(named(BASE_DOCS, "StatefulSet", "nats")), BASE_DOCS)
+    secret = named(BASE_DOCS, "Secret", NATS_USERS_SECRET)
+    assert set(secret["stringData"]) == {u.name for u in all_users()}
+    for user in all_users():
+        reference = env[password_variable(user.name)]["secretKeyRef"]
+        assert reference == {"name": NATS_USERS_SECRET, "key": user.name}
+
+
+def nats_login_of(container: Manifest, prefix: str) -> str:
+    """The NATS user a container connects as; its password must be that user's Secret key."""
+    env = effective_env(container, BASE_DOCS)
+    user: str = env[f"{prefix}_NATS_USER"]
+    reference = env[f"{prefix}_NATS_PASSWORD"]["secretKeyRef"]
+    assert reference == {"name": NATS_USERS_SECRET, "key": user}
+    return user
+
+
+def test_every_process_connects_to_nats_as_its_own_user() -> None:
+    users = {
+        nats_login_of(
+            only_container(named(BASE_DOCS, "Deployment", "timeline")), "TSUNAGU_TIMELINE"
+        ),
+        nats_login_of(only_container(named(BASE_DOCS, "Deployment", "gateway")), "TSUNAGU_GATEWAY"),
+        nats_login_of(
+            only_container(named(BASE_DOCS, "Job", "provision-streams")), "TSUNAGU_STREAMS"
+        ),
+    }
+    assert users == {"timeline", "gateway", "provision"}
+    for channel in CHANNELS:
+        deployment = named(BASE_DOCS, "Deployment", f"ingest-{channel}")
+        assert nats_login_of(only_container(deployment), "TSUNAGU_INGEST") == ingest_user(channel)
 
 
 # ---------------------------------------------------------------------------------------------

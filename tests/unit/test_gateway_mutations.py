@@ -178,7 +178,7 @@ async def test_note_is_published_as_the_timeline_needs_it_and_answered_stored(
     [(published, sent_headers)] = recorder.seen
     assert published.event_id == payload["eventId"]
     assert uuid.UUID(published.event_id).version == 4
-    assert sent_headers[headers.MSG_ID] == published.event_id
+    assert sent_headers[headers.MSG_ID] == f"{TENANT}/{published.event_id}"
     assert published.tenant == TENANT  # from the principal, never the client
     assert published.channel == pb.CHANNEL_AGENT_DESK
     assert published.kind == pb.KIND_NOTE

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from pydantic import SecretStr
 
+from tsunagu.bus.permissions import inbox_prefix
 from tsunagu.lifecycle import CannotStart, Lifecycle
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,37 @@ _OPTIONS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class NatsLogin:
+    """A service's NATS user and password (tsunagu.bus.permissions says what it may do)."""
+
+    user: str
+    password: str = field(repr=False)
+
+    def options(self) -> dict[str, Any]:
+        # Replies come to the user's own inbox: the only one its permissions let it read.
+        return {
+            "user": self.user,
+            "password": self.password,
+            "inbox_prefix": inbox_prefix(self.user),
+        }
+
+
+def without_credentials(url: str) -> str:
+    """The URL with any `user:password@` removed: safe to log."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def nats_login(user: str, password: SecretStr) -> NatsLogin | None:
+    """The login a service's settings name, or None when they name none (credentials in the URL)."""
+    return NatsLogin(user, password.get_secret_value()) if user else None
+
+
 class NatsConnection(Lifecycle):
     """A NATS client built before it connects, so a composition root can wire it synchronously.
 
@@ -56,10 +91,16 @@ class NatsConnection(Lifecycle):
     """
 
     def __init__(
-        self, url: str, *, name: str, connect_budget_seconds: float = CONNECT_BUDGET_SECONDS
+        self,
+        url: str,
+        *,
+        name: str,
+        login: NatsLogin | None = None,
+        connect_budget_seconds: float = CONNECT_BUDGET_SECONDS,
     ) -> None:
         self.url = url
         self.name = name
+        self._login = login
         self.client = Client()
         self.jetstream: JetStreamContext = self.client.jetstream()
         self._budget = connect_budget_seconds
@@ -68,11 +109,17 @@ class NatsConnection(Lifecycle):
         try:
             # nats-py retries a failed first connection as long as it would reconnect: forever.
             async with asyncio.timeout(self._budget):
-                await self.client.connect(self.url, name=self.name, **_OPTIONS)
+                await self.client.connect(
+                    self.url,
+                    name=self.name,
+                    **_OPTIONS,
+                    **(self._login.options() if self._login else {}),
+                )
         except (TimeoutError, OSError) as error:
             await self.client.close()
             raise NatsUnreachable(
-                f"cannot connect to NATS at {self.url} within {self._budget:g}s"
+                f"cannot connect to NATS at {without_credentials(self.url)} "
+                f"within {self._budget:g}s (unreachable, or its credentials refused)"
             ) from error
 
     async def close(self) -> None:
@@ -81,12 +128,12 @@ class NatsConnection(Lifecycle):
                 await self.client.drain()
 
 
-async def connect(url: str, *, name: str) -> Client:
+async def connect(url: str, *, name: str, login: NatsLogin | None = None) -> Client:
     """Connect to NATS (see `NatsConnection`); the caller drains the client.
 
     Raises:
         NatsUnreachable: No connection within the budget.
     """
-    connection = NatsConnection(url, name=name)
+    connection = NatsConnection(url, name=name, login=login)
     await connection.open()
     return connection.client

@@ -11,3 +11,13 @@ DEAD_LETTER_ERROR = "Tsunagu-Error"
 DEAD_LETTER_REASON = "Tsunagu-Dead-Letter-Reason"
 DEAD_LETTER_DELIVERIES = "Tsunagu-Deliveries"
 DEAD_LETTER_ORIGINAL_SEQUENCE = "Tsunagu-Original-Sequence"
+
+
+def message_id(tenant: str, event_id: str) -> str:
+    """`Nats-Msg-Id` of an interaction: `<tenant>/<event_id>`.
+
+    Event ids are chosen by adapters, so only the pair is unique: with the bare event id, one
+    tenant reusing another's would be silently dropped as a duplicate (and the ack would reveal
+    that the id exists).
+    """
+    return f"{tenant}/{event_id}"

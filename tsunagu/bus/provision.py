@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tsunagu.bus.connection import connect
+from tsunagu.bus.connection import connect, nats_login
 from tsunagu.bus.streams import DAY, StreamLimits, ensure_streams
 from tsunagu.runtime import configure_logging, parse_settings, run
 
@@ -23,6 +23,9 @@ class ProvisionSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TSUNAGU_STREAMS_", extra="forbid")
 
     nats_url: str = Field(default="nats://127.0.0.1:4222", min_length=1)
+    # Its NATS user and password (docs/security.md); unset: whatever nats_url carries.
+    nats_user: str = ""
+    nats_password: SecretStr = SecretStr("")
     # JetStream replicas of every stream: 3 in a clustered deployment.
     replicas: int = Field(default=1, ge=1, le=5)
     # Must cover the longest retry horizon of any adapter (a retry inside it is a duplicate).
@@ -42,7 +45,11 @@ class ProvisionSettings(BaseSettings):
 
 async def provision(settings: ProvisionSettings) -> str:
     """Bring the streams to the configured limits; returns the summary line it prints."""
-    nc = await connect(settings.nats_url, name="tsunagu-provision")
+    nc = await connect(
+        settings.nats_url,
+        name="tsunagu-provision",
+        login=nats_login(settings.nats_user, settings.nats_password),
+    )
     try:
         outcome = await ensure_streams(nc.jetstream(), settings.limits)
     finally:

@@ -31,7 +31,7 @@ class PublishError(RuntimeError):
 
 def _headers(interaction: interaction_pb2.Interaction) -> dict[str, str]:
     carrier = {
-        headers.MSG_ID: interaction.event_id,
+        headers.MSG_ID: headers.message_id(interaction.tenant, interaction.event_id),
         headers.SCHEMA: headers.INTERACTION_SCHEMA,
     }
     propagate.inject(carrier)  # W3C traceparent: one trace from the adapter to the timeline
@@ -39,7 +39,7 @@ def _headers(interaction: interaction_pb2.Interaction) -> dict[str, str]:
 
 
 class InteractionPublisher:
-    """Publishes interactions with `Nats-Msg-Id = event_id`, so a retry is a stream duplicate."""
+    """Publishes interactions with `Nats-Msg-Id = <tenant>/<event_id>`: a retry is a duplicate."""
 
     def __init__(self, js: JetStreamContext, *, ack_timeout: float = 5.0) -> None:
         self._js = js

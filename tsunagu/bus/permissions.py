@@ -1,0 +1,113 @@
+"""Who may do what on NATS: one user per service, each allowed only the subjects it needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tsunagu.bus.subjects import (
+    CHANNEL_TOKENS,
+    DEAD_LETTER_SUBJECTS,
+    IDENTITY_SUBJECTS,
+    INTERACTIONS_STREAM,
+    TIMELINE_UPDATED_PREFIX,
+)
+
+AGENT_DESK = "agent_desk"
+# Channels an ingestion service runs for: every channel but the agent desk, which is the
+# gateway's alone (an agent action from an adapter would be a forged supervisor).
+INGEST_CHANNELS = tuple(t for t in CHANNEL_TOKENS.values() if t != AGENT_DESK)
+
+OPERATOR = "operator"
+PROVISION = "provision"
+TIMELINE = "timeline"
+GATEWAY = "gateway"
+
+# Denied to every service even where an allow pattern would match: losing a stream, its
+# messages or the timeline's consumer position is an operator's decision, never a service's.
+SERVICE_DENY = (
+    "$JS.API.STREAM.DELETE.>",
+    "$JS.API.STREAM.PURGE.>",
+    "$JS.API.STREAM.MSG.DELETE.>",
+    "$JS.API.CONSUMER.DELETE.>",
+)
+# The JetStream check every service makes at start: do its streams exist?
+_STREAM_INFO = "$JS.API.STREAM.INFO.*"
+
+
+def ingest_user(channel: str) -> str:
+    """The NATS user of the ingestion service for `channel`."""
+    return f"ingest-{channel}"
+
+
+def inbox_prefix(user: str) -> str:
+    """Where a user's replies arrive; each user may subscribe only to its own inbox."""
+    return f"_INBOX.{user}"
+
+
+@dataclass(frozen=True, slots=True)
+class NatsUser:
+    """A NATS user and the subjects it may publish and subscribe to (`deny` wins)."""
+
+    name: str
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    deny_publish: tuple[str, ...] = SERVICE_DENY
+    deny_subscribe: tuple[str, ...] = ()
+
+    def permissions(self) -> dict[str, object]:
+        """The `permissions` block of this user in nats-server's configuration."""
+        return {
+            "publish": {"allow": list(self.publish), "deny": list(self.deny_publish)},
+            "subscribe": {"allow": list(self.subscribe), "deny": list(self.deny_subscribe)},
+        }
+
+
+def _service(name: str, *, publish: Iterable[str], subscribe: Iterable[str] = ()) -> NatsUser:
+    return NatsUser(
+        name,
+        publish=(_STREAM_INFO, *publish),
+        subscribe=(f"{inbox_prefix(name)}.>", *subscribe),
+    )
+
+
+def _timeline() -> NatsUser:
+    consumer = f"$JS.API.CONSUMER.%s.{INTERACTIONS_STREAM}.>"
+    return _service(
+        TIMELINE,
+        publish=(
+            # Its durable pull consumer on the interactions stream: create, inspect, fetch, ack.
+            consumer % "CREATE",
+            consumer % "DURABLE.CREATE",
+            consumer % "INFO",
+            consumer % "MSG.NEXT",
+            f"$JS.ACK.{INTERACTIONS_STREAM}.>",
+            DEAD_LETTER_SUBJECTS,
+            IDENTITY_SUBJECTS,
+            f"{TIMELINE_UPDATED_PREFIX}.>",
+        ),
+    )
+
+
+def service_users() -> tuple[NatsUser, ...]:
+    """Every service's user; the operator (full access, for people and tools) is not one."""
+    return (
+        _service(
+            PROVISION,
+            # The one step that creates and updates streams; it never deletes or purges.
+            publish=("$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.UPDATE.*"),
+        ),
+        _timeline(),
+        _service(
+            GATEWAY,
+            publish=(f"interactions.*.{AGENT_DESK}",),
+            subscribe=(f"{TIMELINE_UPDATED_PREFIX}.>",),
+        ),
+        *(
+            _service(ingest_user(channel), publish=(f"interactions.*.{channel}",))
+            for channel in INGEST_CHANNELS
+        ),
+    )
+
+
+OPERATOR_USER = NatsUser(OPERATOR, publish=(">",), subscribe=(">",), deny_publish=())
