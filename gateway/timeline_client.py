@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.errors import ErrorCode, GatewayError
 from tsunagu.lifecycle import Lifecycle
+from tsunagu.rpc import MAX_RESPONSE_BYTES
 from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
 
 if TYPE_CHECKING:
@@ -95,7 +96,11 @@ class TimelineClient(Lifecycle):
         if self._channel is not None:
             raise RuntimeError("the timeline client is already open")
         # Plaintext inside the cluster for now; TLS comes with the security work item.
-        self._channel = grpc.aio.insecure_channel(self._address)
+        # The timeline sends at most MAX_RESPONSE_BYTES (its pages stop early by bytes), and
+        # the client accepts exactly that much: gRPC's 4 MiB default would fail full pages.
+        self._channel = grpc.aio.insecure_channel(
+            self._address, options=[("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
+        )
         self._stub = timeline_pb2_grpc.TimelineServiceStub(self._channel)
 
     async def close(self, grace: float | None = None) -> None:

@@ -9,10 +9,23 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from tsunagu.contracts.limits import MAX_EVENT_BYTES
 from tsunagu.lifecycle import Lifecycle
 
-# Large enough for a full SubmitBatch; oversized requests are refused by gRPC with a clear status.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# Room for a message's own fields around its items (ids, cursors, per-item framing).
+ENVELOPE_BYTES = 64 * 1024
+# The largest response the timeline sends and the gateway's client receives: one number for
+# both ends, so a page the timeline builds is always one the gateway can read (gRPC's 4 MiB
+# default would not be). Sixteen of the largest events the contract admits fit in it;
+# ListInteractions stops a longer page early by bytes.
+MAX_RESPONSE_BYTES = 16 * MAX_EVENT_BYTES + ENVELOPE_BYTES
+# Requests that carry no events (queries by id, pages, searches) stay far below this.
+MAX_QUERY_REQUEST_BYTES = 1024 * 1024
+
+
+def batch_request_bytes(max_items: int, max_event_bytes: int) -> int:
+    """The receive limit that fits a batch of `max_items` events of `max_event_bytes` each."""
+    return max_items * max_event_bytes + ENVELOPE_BYTES
 
 
 class GrpcServer(Lifecycle):
@@ -30,13 +43,16 @@ class GrpcServer(Lifecycle):
         register: Callable[[grpc.aio.Server], None],
         service_names: Sequence[str],
         handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
-        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_receive_bytes: int,
+        max_send_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
+        # A request over `max_receive_bytes` is refused by gRPC with RESOURCE_EXHAUSTED before
+        # any handler runs; a response over `max_send_bytes` fails the call, never the server.
         self._server = grpc.aio.server(
             handlers=list(handlers),
             options=[
-                ("grpc.max_receive_message_length", max_message_bytes),
-                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_receive_bytes),
+                ("grpc.max_send_message_length", max_send_bytes),
                 ("grpc.so_reuseport", 0),
             ],
         )

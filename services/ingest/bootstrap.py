@@ -12,7 +12,7 @@ from services.ingest.settings import IngestSettings
 from tsunagu.bus.connection import NatsConnection, nats_login
 from tsunagu.bus.publisher import InteractionPublisher
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
-from tsunagu.rpc import GrpcServer
+from tsunagu.rpc import GrpcServer, batch_request_bytes
 
 _POLICY_SETTINGS = {"default_region", "tenant_regions", "max_text_bytes", "max_event_bytes"}
 
@@ -58,6 +58,9 @@ def bootstrap(
         register=lambda _server: None,
         handlers=[generic_handler(api)],
         service_names=[SERVICE_NAME],
+        # Exactly a full batch of the largest events: anything larger is refused by gRPC with
+        # RESOURCE_EXHAUSTED before it is read into memory.
+        max_receive_bytes=batch_request_bytes(settings.max_batch_items, settings.max_event_bytes),
     )
     return IngestService(
         bus=bus,

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tsunagu.bus.streams import STREAM_WAIT_SECONDS
 from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
+from tsunagu.contracts.limits import MAX_EVENT_BYTES, MAX_TEXT_BYTES
 from tsunagu.identifiers.regions import PhoneRegion
 
 ChannelName = Literal["chat", "voice", "email", "sms", "social", "web"]
@@ -28,9 +29,10 @@ class IngestSettings(BaseSettings):
     nats_password: SecretStr = SecretStr("")
     default_region: PhoneRegion = "JP"
     tenant_regions: dict[str, PhoneRegion] = Field(default_factory=dict)
-    max_batch_items: int = Field(default=1000, ge=1)
-    max_text_bytes: int = Field(default=64 * 1024, ge=1024)
-    max_event_bytes: int = Field(default=512 * 1024, ge=4096)
+    # The gRPC receive limit is a full batch of the largest events (32 x 512 KiB = 16 MiB).
+    max_batch_items: int = Field(default=32, ge=1, le=1000)
+    max_text_bytes: int = Field(default=MAX_TEXT_BYTES, ge=1024)
+    max_event_bytes: int = Field(default=MAX_EVENT_BYTES, ge=4096)
     publish_ack_timeout_seconds: float = Field(default=5.0, gt=0)
     # How long start-up waits for the provisioning step to have created the streams.
     stream_wait_seconds: float = Field(default=STREAM_WAIT_SECONDS, gt=0)

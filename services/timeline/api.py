@@ -18,6 +18,7 @@ from services.timeline.identity.events import actor_to_proto
 from services.timeline.identity.resolver import IdentityResolver
 from services.timeline.identity.suggestions import MergeSuggestions
 from services.timeline.interactions.entries import entry_to_proto
+from services.timeline.interactions.model import InteractionDoc
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.search_keys import identifier_prefixes, name_key
 from services.timeline.store.documents import (
@@ -31,6 +32,7 @@ from services.timeline.store.documents import (
 from services.timeline.stores import TimelineStore
 from tsunagu.contracts import ContractViolation, check_tenant
 from tsunagu.identifiers import IdentifierFormatError, normalize_identifier
+from tsunagu.rpc import MAX_RESPONSE_BYTES
 from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
 
 tracer = trace.get_tracer(__name__)
@@ -39,6 +41,8 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_IDS = 500
 MAX_ID_LENGTH = 256
+# What entries may fill in one response: the send limit less room for the cursor and flags.
+ENTRY_BUDGET_BYTES = MAX_RESPONSE_BYTES - 4096
 
 
 async def _invalid(context: grpc.aio.ServicerContext[object, object], message: str) -> None:
@@ -51,6 +55,27 @@ async def _at_most(
     """Refuse a request naming more than `MAX_IDS` ids in its field `name`."""
     if len(ids) > MAX_IDS:
         await _invalid(context, f"{name}: at most {MAX_IDS} per call")
+
+
+def _framed_size(entry: timeline_pb2.TimelineEntry) -> int:
+    """Bytes an entry adds to a repeated field: its size plus tag and length prefix."""
+    return entry.ByteSize() + 6
+
+
+def _fill(docs: list[InteractionDoc], entries: list[timeline_pb2.TimelineEntry], size: int) -> bool:
+    """Append up to `size` of `docs` to `entries` within the byte budget; True if any left.
+
+    A page stops early rather than outgrow the response limit (the rest comes with the
+    cursor); the first entry always fits, since the contract bounds every event well below.
+    """
+    used = 0
+    for doc in docs[:size]:
+        entry = entry_to_proto(doc)
+        used += _framed_size(entry)
+        if entries and used > ENTRY_BUDGET_BYTES:
+            return True
+        entries.append(entry)
+    return len(docs) > size
 
 
 async def _page_request(
@@ -212,8 +237,9 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
             until=until,
             case_id=request.case_id,
         )
-        response = timeline_pb2.ListInteractionsResponse(has_more=len(docs) > size)
-        response.entries.extend(entry_to_proto(doc) for doc in docs[:size])
+        entries: list[timeline_pb2.TimelineEntry] = []
+        has_more = _fill(docs, entries, size)
+        response = timeline_pb2.ListInteractionsResponse(entries=entries, has_more=has_more)
         if response.entries:
             response.next_cursor = response.entries[-1].cursor
         return response
@@ -286,12 +312,20 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
             tenant, {d["customer_id"] for d in docs.values()}
         )
         response = timeline_pb2.GetInteractionsResponse()
+        used = 0
         for event_id in dict.fromkeys(request.event_ids):
             doc = docs.get(event_id)
             if doc is not None:
                 entry = entry_to_proto(doc)
                 stored_on: str = doc["customer_id"]
                 entry.customer_id = target.get(stored_on, stored_on)
+                used += _framed_size(entry)
+                if used > ENTRY_BUDGET_BYTES:
+                    # Leaving entries out would read as "not stored": refuse plainly instead.
+                    await context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"event_ids: the events exceed {MAX_RESPONSE_BYTES} bytes; ask for fewer",
+                    )
                 response.entries.append(entry)
         return response
 

@@ -25,7 +25,7 @@ from services.timeline.profiles.projector import Projector
 from services.timeline.recorder import TimelineRecorder
 from services.timeline.settings import TimelineSettings
 from services.timeline.stores import TimelineStore
-from tsunagu.rpc import GrpcServer
+from tsunagu.rpc import MAX_QUERY_REQUEST_BYTES, GrpcServer
 from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
 
 Clock = Callable[[], datetime]
@@ -153,6 +153,8 @@ def bootstrap(
         port=settings.port,
         register=register,
         service_names=[timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name],
+        # Its requests carry ids and cursors, never events; responses: the shared limit.
+        max_receive_bytes=MAX_QUERY_REQUEST_BYTES,
     )
     consumer = InteractionConsumer(
         js,
