@@ -7,7 +7,6 @@ RESOURCE_EXHAUSTED. Real timeline, real ingestion, the gateway's own timeline cl
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
@@ -17,9 +16,16 @@ import grpc
 import pytest
 
 from gateway.timeline_client import TimelineClient
+from tests import builders
 from tests.integration.test_ingest_to_timeline import wait_for_events
 from tsunagu.contracts.limits import MAX_EVENT_BYTES, MAX_TEXT_BYTES
-from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2, timeline_pb2_grpc
+from tsunagu.v1 import (
+    ingest_pb2,
+    ingest_pb2_grpc,
+    interaction_pb2,
+    timeline_pb2,
+    timeline_pb2_grpc,
+)
 
 Starter = Callable[..., AbstractAsyncContextManager[Any]]
 pb = interaction_pb2
@@ -31,15 +37,12 @@ EVENTS = 20
 
 def largest_form(tenant: str, minutes_ago: int) -> pb.Interaction:
     """A valid web form within a few KiB of the contract's event limit."""
-    form = pb.Interaction(
-        event_id=str(uuid.uuid4()),
-        tenant=tenant,
-        channel=pb.CHANNEL_WEB,
-        kind=pb.KIND_FORM_SUBMISSION,
-        direction=pb.DIRECTION_INBOUND,
-        actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER),
+    form = builders._base(
+        tenant,
+        pb.CHANNEL_WEB,
+        pb.KIND_FORM_SUBMISSION,
+        datetime.now(UTC) - timedelta(minutes=minutes_ago),
     )
-    form.occurred_at.FromDatetime(datetime.now(UTC) - timedelta(minutes=minutes_ago))
     form.identifiers.append(pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=EMAIL))
     form.web_form.form_id = "contact"
     form.content.text = "Contact form"
@@ -67,11 +70,8 @@ async def test_a_timeline_of_the_largest_events_pages_through_the_gateway_client
         for form in forms:
             result = (await ingest.Submit(ingest_pb2.SubmitRequest(interaction=form))).result
             assert result.status == ingest_pb2.SubmitResult.STATUS_ACCEPTED, result.reason
-        stored = await wait_for_events(
-            timeline_pb2_grpc.TimelineServiceStub(timeline_channel),
-            tenant,
-            [f.event_id for f in forms],
-        )
+        timeline_stub = timeline_pb2_grpc.TimelineServiceStub(timeline_channel)
+        stored = await wait_for_events(timeline_stub, tenant, [f.event_id for f in forms])
         (customer_id,) = set(stored.values())
 
         seen: list[str] = []
@@ -91,6 +91,14 @@ async def test_a_timeline_of_the_largest_events_pages_through_the_gateway_client
             after = page.next_cursor
         assert pages > 1, "the byte budget stops the first page early"
         assert seen == [f.event_id for f in reversed(forms)], "each event once, newest first"
+
+        # By-id reads cannot page: more than fits is refused plainly, not cut short silently.
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await timeline_stub.GetInteractions(
+                timeline_pb2.GetInteractionsRequest(tenant=tenant, event_ids=seen)
+            )
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "ask for fewer" in (refused.value.details() or "")
 
 
 async def test_ingest_takes_a_full_batch_and_refuses_a_larger_one_and_keeps_serving(
