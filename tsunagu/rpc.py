@@ -43,7 +43,7 @@ class GrpcServer(Lifecycle):
         register: Callable[[grpc.aio.Server], None],
         service_names: Sequence[str],
         handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
-        max_receive_bytes: int,
+        max_receive_bytes: int = MAX_QUERY_REQUEST_BYTES,
         max_send_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
         # A request over `max_receive_bytes` is refused by gRPC with RESOURCE_EXHAUSTED before
