@@ -23,9 +23,16 @@ MAX_RESPONSE_BYTES = 16 * MAX_EVENT_BYTES + ENVELOPE_BYTES
 MAX_QUERY_REQUEST_BYTES = 1024 * 1024
 
 
+# The largest batch request ingest receives, whatever its item limit: 32 of the largest
+# events. A batch of many small events (the common case) has far more items than that; a batch
+# of many large ones is refused whole with RESOURCE_EXHAUSTED and is sent in smaller batches.
+MAX_BATCH_REQUEST_BYTES = 32 * MAX_EVENT_BYTES + ENVELOPE_BYTES
+
+
 def batch_request_bytes(max_items: int, max_event_bytes: int) -> int:
-    """The receive limit that fits a batch of `max_items` events of `max_event_bytes` each."""
-    return max_items * max_event_bytes + ENVELOPE_BYTES
+    """The receive limit for batches of at most `max_items` events of `max_event_bytes` each,
+    capped at `MAX_BATCH_REQUEST_BYTES`."""
+    return min(max_items * max_event_bytes + ENVELOPE_BYTES, MAX_BATCH_REQUEST_BYTES)
 
 
 class GrpcServer(Lifecycle):

@@ -29,8 +29,9 @@ class IngestSettings(BaseSettings):
     nats_password: SecretStr = SecretStr("")
     default_region: PhoneRegion = "JP"
     tenant_regions: dict[str, PhoneRegion] = Field(default_factory=dict)
-    # The gRPC receive limit is a full batch of the largest events (32 x 512 KiB = 16 MiB).
-    max_batch_items: int = Field(default=32, ge=1, le=1000)
+    # Items per SubmitBatch. The request itself is also capped by bytes (tsunagu.rpc: 32 of the
+    # largest events, about 16 MiB), so a batch of many large events is refused whole.
+    max_batch_items: int = Field(default=1000, ge=1, le=1000)
     max_text_bytes: int = Field(default=MAX_TEXT_BYTES, ge=1024)
     max_event_bytes: int = Field(default=MAX_EVENT_BYTES, ge=4096)
     publish_ack_timeout_seconds: float = Field(default=5.0, gt=0)
