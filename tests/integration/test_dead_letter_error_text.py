@@ -38,7 +38,7 @@ class _DuplicateWrites:
     async def record_batch(
         self, interactions: Sequence[pb.Interaction]
     ) -> list[Recorded | Exception]:
-        doc = {"_id": "duplicate", "text": _SECRET}
+        doc: dict[str, object] = {"_id": "duplicate", "text": _SECRET}
         with pytest.raises(BulkWriteError, match="card ends 4242") as refused:
             # The match shows the driver quotes the document: what must not leak.
             await self._collection.insert_many([doc, dict(doc)], ordered=False)
