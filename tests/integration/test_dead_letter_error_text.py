@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
-from typing import cast
 
-import nats
 import pytest
-from nats.js.errors import NotFoundError
 from pymongo import AsyncMongoClient
 from pymongo.errors import BulkWriteError
 
-from services.timeline.consumer import ConsumerOptions, InteractionConsumer
-from services.timeline.recorder import Recorded, TimelineRecorder
+from services.timeline.recorder import Recorded
 from tests import builders
+from tests.integration.test_consumer_retries import dead_lettered
 from tsunagu.bus import headers
-from tsunagu.bus.subjects import DEAD_LETTER_STREAM, interaction_subject
 from tsunagu.local.processes import NatsServer
 from tsunagu.v1 import interaction_pb2 as pb
 
@@ -48,10 +43,6 @@ class _DuplicateWrites:
         await self._client.close()
 
 
-async def _announce(_outcome: Recorded) -> None:
-    raise AssertionError("nothing was recorded, so nothing may be announced")
-
-
 async def test_a_store_error_is_logged_and_dead_lettered_as_class_and_code_only(
     nats_server: NatsServer,
     mongodb_uri: str,
@@ -61,35 +52,13 @@ async def test_a_store_error_is_logged_and_dead_lettered_as_class_and_code_only(
 ) -> None:
     # INFO, as the processes log (pymongo's DEBUG command log quotes every document).
     caplog.set_level(logging.INFO)
-    nc = await nats.connect(nats_server.url)
-    js = nc.jetstream()
     recorder = _DuplicateWrites(mongodb_uri, database_name)
-    consumer = InteractionConsumer(
-        js,
-        cast("TimelineRecorder", recorder),
-        options=ConsumerOptions(
-            durable=f"errors-{tenant}", subject_filter=f"interactions.{tenant}.>", max_deliver=2
-        ),
-        announce=_announce,
-    )
-    await consumer.start()
-    subject = interaction_subject(tenant, pb.CHANNEL_CHAT)
     try:
-        await js.publish(subject, builders.chat(tenant).SerializeToString())
-        deadline = asyncio.get_running_loop().time() + 60
-        while True:
-            try:
-                dead = await js.get_msg(
-                    DEAD_LETTER_STREAM, seq=1, subject=f"dlq.{subject}", next=True
-                )
-                break
-            except NotFoundError:
-                assert asyncio.get_running_loop().time() < deadline, "never dead-lettered"
-                await asyncio.sleep(0.2)
+        _, dead = await dead_lettered(
+            nats_server, recorder, tenant=tenant, interaction=builders.chat(tenant)
+        )
     finally:
-        await consumer.stop(grace_seconds=5)
         await recorder.close()
-        await nc.close()
 
     assert (dead.headers or {})[headers.DEAD_LETTER_ERROR] == "BulkWriteError code 11000"
     logged = caplog.text
