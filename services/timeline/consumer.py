@@ -14,10 +14,10 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import propagate, trace
-from pymongo.errors import BulkWriteError, PyMongoError
 
 from services.timeline.errors import PermanentError
 from services.timeline.recorder import Recorded, TimelineRecorder
+from services.timeline.store.error_text import error_text, is_store_error
 from tsunagu.bus import headers
 from tsunagu.bus.subjects import (
     CHANNEL_TOKENS,
@@ -34,23 +34,6 @@ tracer = trace.get_tracer(__name__)
 
 # Redelivery delays by attempt: a store hiccup gets a quick retry, a real outage a slower one.
 BACKOFF_SECONDS = (0.2, 1.0, 5.0, 15.0, 30.0)
-
-
-def error_text(exc: BaseException) -> str:
-    """What a log line or dead letter may say about a failure.
-
-    A store error's message ends in the driver's "full error", which quotes the document it
-    refused (names, phone numbers, texts): only its class and server error code are kept.
-    The timeline's own errors name customer ids, never personal data, and are kept whole.
-    """
-    if not isinstance(exc, PyMongoError):
-        return f"{type(exc).__name__}: {exc}"
-    code = getattr(exc, "code", None)
-    if isinstance(exc, BulkWriteError):
-        # The bulk error's own code (65) says nothing; the first write error's says why.
-        write_errors = exc.details.get("writeErrors") or [{}]
-        code = write_errors[0].get("code", code)
-    return type(exc).__name__ if code is None else f"{type(exc).__name__} code {code}"
 
 
 def interaction_subject_or_none(interaction: interaction_pb2.Interaction) -> str | None:
@@ -176,7 +159,7 @@ class InteractionConsumer:
                     len(readable),
                     error_text(exc),
                     # A store error's traceback would repeat its message, document included.
-                    exc_info=not isinstance(exc, PyMongoError),
+                    exc_info=not is_store_error(exc),
                 )
                 outcomes = [exc] * len(readable)
             for (msg, interaction), outcome in zip(readable, outcomes, strict=True):
