@@ -68,6 +68,7 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
+            allow_queries_via_get=settings.queries_over_get,
             # Subscriptions speak graphql-transport-ws only, never the legacy graphql-ws.
             subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         )
@@ -223,9 +224,12 @@ def bootstrap(
         settings=settings,
     )
     lifespan, health = _lifecycle(timeline, bus)
+    # GET serves GraphiQL's page or queries; with neither, it is refused (405) before
+    # authentication or parsing, and the URL's query string is never looked at.
+    methods = ["GET", "POST"] if settings.graphiql or settings.queries_over_get else ["POST"]
     return Starlette(
         routes=[
-            Route(GRAPHQL_PATH, graphql),
+            Route(GRAPHQL_PATH, graphql, methods=methods),
             WebSocketRoute(GRAPHQL_PATH, graphql),
             health,
         ],

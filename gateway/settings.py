@@ -63,3 +63,13 @@ class GatewaySettings(BaseSettings):
     # The gateway's NATS user and password (docs/security.md); unset: whatever nats_url carries.
     nats_user: str = ""
     nats_password: SecretStr = SecretStr("")
+
+    # GraphQL over GET puts the query, with its phone numbers and e-mail addresses, in the
+    # URL, which proxies and browsers log. Unset: allowed only where GraphiQL is on (local
+    # development); the production config turns GraphiQL off, so GET answers 405 there.
+    graphql_over_get: bool | None = None
+
+    @property
+    def queries_over_get(self) -> bool:
+        """Whether GraphQL queries may come as GET requests."""
+        return self.graphiql if self.graphql_over_get is None else self.graphql_over_get

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -27,12 +28,40 @@ EXIT_CRASHED = 1
 EXIT_BAD_SETTINGS = 2
 
 
+# A URL's query string: what follows "?" after a path or host, up to whitespace or a quote.
+# Query strings carry personal data (`?access_token=…&phone=…`); uvicorn logs WebSocket
+# handshakes and some errors with the full path, so every log line goes through this.
+_QUERY_STRING = re.compile(r"(?<=[\w/\]])\?[^\s\"'<>]+")
+
+
+def scrub_query_strings(text: str) -> str:
+    """Replace every URL query string in `text` by ``?…``."""
+    return _QUERY_STRING.sub("?…", text)
+
+
+class QueryStringScrubber(logging.Filter):
+    """Rewrites each record's message without URL query strings (never drops a record)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        scrubbed = scrub_query_strings(message)
+        if scrubbed != message:
+            # Formatted here once: the arguments themselves are what carried the query.
+            record.msg, record.args = scrubbed, None
+        return True
+
+
 def configure_logging(level: str = "INFO") -> None:
+    """Log to stderr, every line without URL query strings."""
     logging.basicConfig(
         level=level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # On the handlers, not the root logger: a logger's filters do not see records that
+    # propagate from child loggers (uvicorn.error, for instance).
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(QueryStringScrubber())
 
 
 def _refuse(message: str) -> NoReturn:

@@ -17,6 +17,7 @@ from opentelemetry import propagate, trace
 
 from services.timeline.errors import PermanentError
 from services.timeline.recorder import Recorded, TimelineRecorder
+from services.timeline.store.error_text import error_text, is_store_error
 from tsunagu.bus import headers
 from tsunagu.bus.subjects import (
     CHANNEL_TOKENS,
@@ -153,7 +154,13 @@ class InteractionConsumer:
             try:
                 outcomes = await self._recorder.record_batch([i for _, i in readable])
             except Exception as exc:
-                log.exception("recording a batch of %d failed", len(readable))
+                log.error(
+                    "recording a batch of %d failed: %s",
+                    len(readable),
+                    error_text(exc),
+                    # A store error's traceback would repeat its message, document included.
+                    exc_info=not is_store_error(exc),
+                )
                 outcomes = [exc] * len(readable)
             for (msg, interaction), outcome in zip(readable, outcomes, strict=True):
                 await self._guarded(msg, self._settle(msg, interaction, outcome))
@@ -218,16 +225,16 @@ class InteractionConsumer:
             if delivered >= self._options.max_deliver:
                 await self._dead_letter(
                     msg,
-                    f"{type(outcome).__name__}: {outcome}",
+                    error_text(outcome),
                     reason=Reason.DELIVERIES_EXHAUSTED,
                 )
                 return
             delay = BACKOFF_SECONDS[min(delivered, len(BACKOFF_SECONDS)) - 1]
             log.warning(
-                "event %s failed (attempt %d), retrying: %r",
+                "event %s failed (attempt %d), retrying: %s",
                 interaction.event_id,
                 delivered,
-                outcome,
+                error_text(outcome),
             )
             await msg.nak(delay=delay)
             return

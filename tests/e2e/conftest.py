@@ -12,13 +12,29 @@ from tests.conftest import _quiet_sink
 from tsunagu.local.stack import LocalStack, StackPorts
 
 
+class StackLog:
+    """Every line every process of the stack printed, for tests that read the logs."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, name: str, line: str) -> None:
+        self.lines.append(f"[{name}] {line}")
+        _quiet_sink(name, line)
+
+
 @pytest.fixture(scope="session")
-async def stack(session_dir: Path) -> AsyncIterator[LocalStack]:
+def stack_log() -> StackLog:
+    return StackLog()
+
+
+@pytest.fixture(scope="session")
+async def stack(session_dir: Path, stack_log: StackLog) -> AsyncIterator[LocalStack]:
     async with LocalStack(
         session_dir / "e2e",
         ports=StackPorts.free(),
         tenant_database="e2e",
         mongodb_uri=os.environ.get("MONGODB_URI"),
-        sink=_quiet_sink,
+        sink=stack_log,
     ) as running:
         yield running

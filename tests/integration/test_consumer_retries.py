@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import cast
 
 import nats
+from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
 from services.timeline.consumer import ConsumerOptions, InteractionConsumer
@@ -35,12 +36,16 @@ async def _announce(_outcome: Recorded) -> None:
     raise AssertionError("nothing was recorded, so nothing may be announced")
 
 
-async def test_an_event_that_fails_every_delivery_is_dead_lettered_as_deliveries_exhausted(
-    nats_server: NatsServer, tenant: str
-) -> None:
+async def dead_lettered(
+    nats_server: NatsServer, recorder: object, *, tenant: str, interaction: pb.Interaction
+) -> tuple[int, RawStreamMsg]:
+    """Publish `interaction` to a consumer recording with `recorder` (max 2 deliveries).
+
+    Returns:
+        The published sequence, and the message the dead-letter stream got for it.
+    """
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
-    recorder = _StoreDown()
     consumer = InteractionConsumer(
         js,
         cast("TimelineRecorder", recorder),
@@ -50,17 +55,16 @@ async def test_an_event_that_fails_every_delivery_is_dead_lettered_as_deliveries
         announce=_announce,
     )
     await consumer.start()
-    chat = builders.chat(tenant)
-    subject = interaction_subject(tenant, pb.CHANNEL_CHAT)
+    subject = interaction_subject(tenant, interaction.channel)
     try:
-        published = await js.publish(subject, chat.SerializeToString())
+        published = await js.publish(subject, interaction.SerializeToString())
         deadline = asyncio.get_running_loop().time() + 60
         while True:
             try:
                 dead = await js.get_msg(
                     DEAD_LETTER_STREAM, seq=1, subject=f"dlq.{subject}", next=True
                 )
-                break
+                return published.seq, dead
             except NotFoundError:
                 assert asyncio.get_running_loop().time() < deadline, "never dead-lettered"
                 await asyncio.sleep(0.2)
@@ -68,10 +72,19 @@ async def test_an_event_that_fails_every_delivery_is_dead_lettered_as_deliveries
         await consumer.stop(grace_seconds=5)
         await nc.close()
 
+
+async def test_an_event_that_fails_every_delivery_is_dead_lettered_as_deliveries_exhausted(
+    nats_server: NatsServer, tenant: str
+) -> None:
+    recorder = _StoreDown()
+    chat = builders.chat(tenant)
+
+    sequence, dead = await dead_lettered(nats_server, recorder, tenant=tenant, interaction=chat)
+
     assert recorder.attempts == [chat.event_id, chat.event_id]  # retried once, then given up
     hdrs = dead.headers or {}
     assert hdrs[headers.DEAD_LETTER_REASON] == "deliveries_exhausted"
     assert hdrs[headers.DEAD_LETTER_DELIVERIES] == "2"
     assert "store unreachable" in hdrs[headers.DEAD_LETTER_ERROR]
-    assert hdrs[headers.DEAD_LETTER_ORIGINAL_SEQUENCE] == str(published.seq)
+    assert hdrs[headers.DEAD_LETTER_ORIGINAL_SEQUENCE] == str(sequence)
     assert dead.data == chat.SerializeToString()

@@ -38,15 +38,18 @@ QUERY = {"query": '{ customer(id: "c-1") { id displayName } }'}
 
 
 @asynccontextmanager
-async def serving_gateway(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, str]]:
+async def serving_gateway(
+    nats_server: NatsServer, **settings: Any
+) -> AsyncIterator[tuple[FakeTimeline, str]]:
     """A fake timeline over gRPC and the gateway in front of it, on free ports; the gateway
-    validates real JWTs of `IDP`, whose JWKS is served meanwhile."""
+    validates real JWTs of `IDP`, whose JWKS is served meanwhile. `settings` override."""
     async with running_fake_timeline() as (fake, timeline_address), identity_provider(IDP):
         config = IDP.settings(
             port=0,
             timeline_address=timeline_address,
             grpc_timeout_seconds=2.0,
             nats_url=nats_server.url,
+            **settings,
         )
         server = create_server(bootstrap(config), config)
         serving = asyncio.create_task(server.serve())
