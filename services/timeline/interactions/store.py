@@ -175,13 +175,24 @@ class InteractionStore:
     async def tally(self, tenant: str, customer_id: str) -> Tally:
         """Counts and contact dates of the customer's log.
 
-        Read after the customer's version: a concurrent append either is in these counts or
-        changes the version first. Its writer skips what `Tally.pending` lists.
+        The counts and the pending list come from one read of the same documents: an event
+        counted here while its writer has not projected it yet is listed in `Tally.pending`,
+        so that writer skips it; an event this read did not see is not counted, so its writer
+        counts it. (Reading the pending list and the counts separately let an append land
+        between the two reads, counted here and again by its writer.)
         """
-        pending = await self.unprojected_events(tenant, customer_id)
-        by_channel = await self.channel_counts(tenant, customer_id)
+        cursor = self._log.find(
+            {"tenant": tenant, "customer_id": customer_id},
+            {"_id": 0, "channel": 1, "projected": 1, "event_id": 1},
+        )
+        by_channel: dict[str, int] = {}
+        pending: list[str] = []
+        async for doc in cursor:
+            by_channel[doc["channel"]] = by_channel.get(doc["channel"], 0) + 1
+            if not doc.get("projected"):
+                pending.append(doc["event_id"])
         first, last = await self.contact_bounds(tenant, customer_id)
-        return Tally(pending, by_channel, first, last)
+        return Tally(sorted(pending), by_channel, first, last)
 
     async def channel_counts(self, tenant: str, customer_id: str) -> dict[str, int]:
         pipeline: list[Document] = [
@@ -190,13 +201,6 @@ class InteractionStore:
         ]
         cursor = await self._log.aggregate(pipeline)
         return {doc["_id"]: int(doc["count"]) async for doc in cursor}
-
-    async def unprojected_events(self, tenant: str, customer_id: str) -> list[str]:
-        """The customer's stored interactions whose writer has not projected them yet."""
-        cursor = self._log.find(
-            {"tenant": tenant, "customer_id": customer_id, "projected": False}, {"event_id": 1}
-        )
-        return sorted([doc["event_id"] async for doc in cursor])
 
     async def contact_bounds(
         self, tenant: str, customer_id: str

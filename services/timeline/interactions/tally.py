@@ -12,9 +12,9 @@ class Tally:
     a merge or a split).
 
     Attributes:
-        pending: Event ids stored but not projected yet, read *before* counting: their
-            writer finds them in the customer's `counted_pending` and does not count them
-            a second time.
+        pending: Event ids counted here but not projected yet (read with the counts, from the
+            same documents): their writer finds them in the customer's `counted_pending` and
+            does not count them a second time.
     """
 
     pending: list[str]
