@@ -22,7 +22,7 @@ from services.timeline.identity.documents import (
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.search_keys import PREFIX_TOP
 from services.timeline.store.documents import Document
-from services.timeline.store.writes import insert_many_new, insert_new, repoint
+from services.timeline.store.writes import insert_many_new, insert_new, move_by_id, repoint
 
 IDENTITY_INDEXES = [
     IndexModel(
@@ -119,9 +119,7 @@ class IdentityStore:
 
     async def move_identities(self, tenant: str, ids: Sequence[object], to_id: str) -> None:
         """Give the identities with these `_id`s to customer `to_id` (a split)."""
-        await self._identities.update_many(
-            {"_id": {"$in": list(ids)}, "tenant": tenant}, {"$set": {"customer_id": to_id}}
-        )
+        await move_by_id(self._identities, tenant, ids, to_id)
 
     async def owners_by_identifier_prefix(
         self, tenant: str, prefixes: Sequence[str], *, limit: int

@@ -12,7 +12,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from services.timeline.interactions.model import InteractionDoc, InteractionState
 from services.timeline.interactions.tally import Tally
 from services.timeline.store.documents import Document, interaction_key
-from services.timeline.store.writes import insert_many_new, insert_new, repoint
+from services.timeline.store.writes import insert_many_new, insert_new, move_by_id, repoint
 
 INDEXES = [
     IndexModel([("tenant", ASCENDING), ("event_id", ASCENDING)], unique=True, name="tenant_event"),
@@ -88,9 +88,7 @@ class InteractionStore:
 
     async def move(self, tenant: str, keys: Sequence[str], to_id: str) -> None:
         """Give the interactions with these `_id`s to customer `to_id` (a split)."""
-        await self._log.update_many(
-            {"_id": {"$in": list(keys)}, "tenant": tenant}, {"$set": {"customer_id": to_id}}
-        )
+        await move_by_id(self._log, tenant, keys, to_id)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -57,3 +57,12 @@ async def repoint(
         {"$set": {"customer_id": to_id}},
     )
     return result.modified_count
+
+
+async def move_by_id(
+    collection: AsyncCollection[Document], tenant: str, ids: Sequence[object], to_id: str
+) -> None:
+    """Give the records with these `_id`s to customer `to_id` (a split hands records back)."""
+    await collection.update_many(
+        {"_id": {"$in": list(ids)}, "tenant": tenant}, {"$set": {"customer_id": to_id}}
+    )
