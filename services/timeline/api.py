@@ -337,17 +337,14 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         tenant = await self._tenant(request.tenant, context)
         await _at_most(request.event_ids, "event_ids", context)
         docs = await self._interactions.lookup_events(tenant, request.event_ids)
-        live = await self._resolver.live_customers(tenant, {d["customer_id"] for d in docs})
-        alias = _survivors_by_merged_id(live)
+        stored_on: dict[str, str] = {d["event_id"]: d["customer_id"] for d in docs}
+        target, _ = await self._resolver.survivors(tenant, set(stored_on.values()))
         return timeline_pb2.LookupEventsResponse(
             found=[
                 timeline_pb2.LookupEventsResponse.Found(
-                    event_id=d["event_id"],
-                    customer_id=alias[d["customer_id"]]["_id"]
-                    if d["customer_id"] in alias
-                    else d["customer_id"],
+                    event_id=event_id, customer_id=target.get(customer_id, customer_id)
                 )
-                for d in docs
+                for event_id, customer_id in stored_on.items()
             ]
         )
 
