@@ -88,6 +88,25 @@ class GrpcServer(Lifecycle):
         await self._server.start()
         await self._set(health_pb2.HealthCheckResponse.SERVING)
 
+    async def set_ready(self, ready: bool) -> None:
+        """Flip readiness while the process stays alive.
+
+        The health service's overall status (service name ``""``) is liveness: SERVING from
+        start until shutdown begins. Each served service's own name is readiness: it follows
+        this call, so a dependency outage (store down, NATS reconnecting) takes the process
+        out of load balancing without getting it restarted.
+
+        Args:
+            ready: Whether the service can do its work now.
+        """
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ready
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in self._names:
+            await self._health.set(name, status)
+
     async def not_serving(self) -> None:
         """Tell health checks to send no more work (shutdown begins; calls still complete)."""
         await self._set(health_pb2.HealthCheckResponse.NOT_SERVING)
