@@ -2,8 +2,8 @@
 
 Starlette routes, limits request bodies and runs the lifespan; Strawberry's ASGI
 integration serves GraphQL over HTTP and graphql-transport-ws. This module only adds
-authentication, the health probe and the lifetimes of the timeline channel and the NATS
-connection.
+authentication, the health routes (gateway.health) and the lifetimes of the timeline channel
+and the NATS connection.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Lifespan
 from starlette.websockets import WebSocket
@@ -35,6 +35,7 @@ from gateway.authenticators import build_authenticator
 from gateway.bus import GatewayBus
 from gateway.context import GatewayContext
 from gateway.errors import ErrorCode
+from gateway.health import health_routes
 from gateway.schema import build_schema
 from gateway.settings import GatewaySettings
 from gateway.timeline_client import TimelineClient
@@ -43,7 +44,6 @@ from tsunagu.bus.connection import nats_login
 _log = logging.getLogger(__name__)
 
 GRAPHQL_PATH = "/graphql"
-HEALTH_PATH = "/healthz"
 
 # GraphQL documents are small (the token limit refuses big ones anyway); this bounds the
 # memory one request can take before parsing even starts.
@@ -141,8 +141,10 @@ def _unauthenticated(request: Request, error: Exception) -> Response:  # noqa: A
     return JSONResponse(body, status_code=401, headers={"www-authenticate": "Bearer"})
 
 
-def _lifecycle(timeline: TimelineClient, bus: GatewayBus) -> tuple[Lifespan[Starlette], Route]:
-    """The lifespan owning the timeline channel and the NATS connection, and the health probe."""
+def _lifecycle(
+    timeline: TimelineClient, bus: GatewayBus
+) -> tuple[Lifespan[Starlette], list[Route]]:
+    """The lifespan owning the timeline channel and the NATS connection, and the health routes."""
     serving = False
 
     @asynccontextmanager
@@ -168,16 +170,7 @@ def _lifecycle(timeline: TimelineClient, bus: GatewayBus) -> tuple[Lifespan[Star
             await timeline.close(grace=_CHANNEL_CLOSE_GRACE_SECONDS)
             _log.info("timeline client closed")
 
-    async def health(request: Request) -> Response:  # noqa: ARG001 - Starlette's signature
-        # A timeline or NATS that is down does not fail the probe: restarting the gateway
-        # would not help (NATS reconnects by itself), and reads keep working. Both are reported.
-        if not serving:
-            return PlainTextResponse("not serving\n", status_code=503)
-        return PlainTextResponse(
-            f"ok\ntimeline: {timeline.connectivity()}\nnats: {bus.connectivity()}\n"
-        )
-
-    return lifespan, Route(HEALTH_PATH, health, methods=["GET"])
+    return lifespan, health_routes(timeline=timeline, bus=bus, serving=lambda: serving)
 
 
 def bootstrap(
@@ -231,7 +224,7 @@ def bootstrap(
         routes=[
             Route(GRAPHQL_PATH, graphql, methods=methods),
             WebSocketRoute(GRAPHQL_PATH, graphql),
-            health,
+            *health,
         ],
         exception_handlers={Unauthenticated: _unauthenticated},
         lifespan=lifespan,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import grpc
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.errors import ErrorCode, GatewayError
 from tsunagu.lifecycle import Lifecycle
@@ -28,6 +29,8 @@ _Response = TypeVar("_Response", bound=Message)
 _UNAVAILABLE_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # The timeline refused what the client asked for (an unparseable phone number, a stale cursor).
 _BAD_INPUT_CODES = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE})
+# The name the timeline's gRPC health service reports its readiness under.
+TIMELINE_SERVICE_NAME = timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name
 # Bounds LookupEvents and GetCases calls to what the timeline accepts in one request.
 MAX_IDS_PER_CALL = 500
 
@@ -124,6 +127,32 @@ class TimelineClient(Lifecycle):
         if self._channel is None:
             return "CLOSED"
         return self._channel.get_state(try_to_connect=True).name
+
+    async def readiness(self, *, timeout_seconds: float) -> str:
+        """Ask the timeline's gRPC health service whether it can serve queries now.
+
+        The timeline's own service name is its readiness (the overall status is only its
+        liveness: tsunagu.rpc.GrpcServer.set_ready).
+
+        Args:
+            timeout_seconds: The most the answer may take.
+
+        Returns:
+            ``SERVING`` or ``NOT_SERVING``; the gRPC status name (``UNAVAILABLE``,
+            ``DEADLINE_EXCEEDED``, ...) when the check failed; ``CLOSED`` when not open.
+        """
+        if self._channel is None:
+            return "CLOSED"
+        request = health_pb2.HealthCheckRequest(service=TIMELINE_SERVICE_NAME)
+        try:
+            answer: health_pb2.HealthCheckResponse = await health_pb2_grpc.HealthStub(
+                self._channel
+            ).Check(request, timeout=timeout_seconds)
+        except grpc.aio.AioRpcError as error:
+            code: grpc.StatusCode = error.code()
+            return code.name
+        status: str = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+        return status
 
     async def resolve_identifier(
         self, tenant: str, identifier: interaction_pb2.Identifier

@@ -18,6 +18,8 @@ INGEST: Process[IngestSettings, IngestService] = Process(
     settings=IngestSettings,
     serve=bootstrap,
     ready_line=_ready_line,
+    # Following readiness is the one background task: if it dies, readiness would lie.
+    crashed=lambda service: service.readiness.stopped,
 )
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from services.ingest.api import SERVICE_NAME, IngestApi, generic_handler
 from services.ingest.pipeline import IngestPolicy
+from services.ingest.readiness import PublishReadiness
 from services.ingest.service import IngestService
 from services.ingest.settings import IngestSettings
 from tsunagu.bus.connection import NatsConnection, nats_login
@@ -62,10 +63,12 @@ def bootstrap(
         # RESOURCE_EXHAUSTED before it is read into memory.
         max_receive_bytes=batch_request_bytes(settings.max_batch_items, settings.max_event_bytes),
     )
+    streams = (INTERACTIONS_STREAM,)
     return IngestService(
         bus=bus,
         server=server,
-        streams=(INTERACTIONS_STREAM,),
+        readiness=PublishReadiness(bus=bus, server=server, streams=streams),
+        streams=streams,
         stream_wait_seconds=settings.stream_wait_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
     )

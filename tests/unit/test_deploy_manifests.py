@@ -32,8 +32,11 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from gateway.authenticators import build_authenticator
+from gateway.health import LIVE_PATH, READY_PATH, TIMELINE_CHECK_SECONDS
 from gateway.settings import GatewaySettings
+from gateway.timeline_client import TIMELINE_SERVICE_NAME
 from gateway.tokens import JwtAuthenticator
+from services.ingest.api import SERVICE_NAME as INGEST_SERVICE_NAME
 from tsunagu.bus.permissions import ingest_user
 from tsunagu.bus.server_config import all_users, authorization, password_variable
 
@@ -398,6 +401,53 @@ def test_overlay_images_are_pinned() -> None:
             assert "digest" in image or image_is_pinned(reference), f"{folder}: {image}"
 
 
+def _probe_target(probe: Manifest) -> Manifest:
+    """What a probe asks: its gRPC or HTTP check, without the timings."""
+    return {kind: probe[kind] for kind in ("grpc", "httpGet") if kind in probe}
+
+
+# What each Tsunagu process answers on: gRPC health with its own service name for readiness
+# and the overall status ("", i.e. no `service`) for liveness; HTTP paths for the gateway.
+_PROBES: dict[str, tuple[Manifest, Manifest]] = {
+    "ingest": (
+        {"grpc": {"port": INGEST_PORT}},
+        {"grpc": {"port": INGEST_PORT, "service": INGEST_SERVICE_NAME}},
+    ),
+    "timeline": (
+        {"grpc": {"port": TIMELINE_PORT}},
+        {"grpc": {"port": TIMELINE_PORT, "service": TIMELINE_SERVICE_NAME}},
+    ),
+    "gateway": (
+        {"httpGet": {"path": LIVE_PATH, "port": GATEWAY_PORT}},
+        {"httpGet": {"path": READY_PATH, "port": GATEWAY_PORT}},
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "deployment",
+    [w for w in tsunagu_workloads() if w["kind"] == "Deployment"],
+    ids=workload_id,
+)
+def test_probes_ask_liveness_of_the_process_and_readiness_of_its_dependencies(
+    deployment: Manifest,
+) -> None:
+    container = only_container(deployment)
+    liveness, readiness = _PROBES[pod_labels(deployment)["app.kubernetes.io/name"]]
+    live, ready = container["livenessProbe"], container["readinessProbe"]
+    assert _probe_target(live) == liveness
+    assert _probe_target(ready) == readiness
+    # A slow start must not be taken for a dead process: start-up waits on liveness too.
+    assert _probe_target(container["startupProbe"]) == liveness
+    # The gateway's readiness asks the timeline with its own bound, which must fit the probe's
+    # (the kubelet's default timeout is 1 s).
+    assert ready.get("timeoutSeconds", 1) > TIMELINE_CHECK_SECONDS
+    # An outage takes a pod out of rotation well before liveness would restart anything.
+    assert ready["periodSeconds"] * ready["failureThreshold"] < (
+        live["periodSeconds"] * live["failureThreshold"]
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Ingest: one Deployment per channel
 
@@ -536,8 +586,8 @@ def test_gateway_runs_hardened_graphql_and_reaches_the_timeline_service() -> Non
     assert env["TSUNAGU_GATEWAY_AUTH_MODE"] == "jwt"
     assert env["TSUNAGU_GATEWAY_MASK_ERRORS"] == "true"
     assert env["TSUNAGU_GATEWAY_GRAPHIQL"] == "false"
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": GATEWAY_PORT}
+    assert container["livenessProbe"]["httpGet"] == {"path": LIVE_PATH, "port": GATEWAY_PORT}
+    assert container["readinessProbe"]["httpGet"] == {"path": READY_PATH, "port": GATEWAY_PORT}
     host, _, port = env["TSUNAGU_GATEWAY_TIMELINE_ADDRESS"].partition(":")
     service = named(BASE_DOCS, "Service", host)
     assert int(port) in {p["port"] for p in service["spec"]["ports"]}

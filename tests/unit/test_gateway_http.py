@@ -115,16 +115,19 @@ async def test_request_without_credentials_is_401_unauthenticated(
     assert error["extensions"] == {"code": "UNAUTHENTICATED"}
 
 
-async def test_healthz_is_ok_and_reports_the_timeline_channel(
+async def test_healthz_is_readiness_and_reports_the_timeline_and_nats(
     served: tuple[FakeTimeline, str], client: httpx.AsyncClient
 ) -> None:
     _, url = served
-    await client.post(url, json=QUERY, headers=AUTH)  # the channel is READY once used
 
     response = await client.get(f"{_base(url)}/healthz")
 
     assert response.status_code == 200
-    assert response.text == "ok\ntimeline: READY\nnats: CONNECTED\n"
+    assert response.json() == {
+        "ready": True,
+        "down": [],
+        "checks": {"timeline": "SERVING", "nats": "CONNECTED"},
+    }
 
 
 async def test_browser_gets_graphiql(
@@ -233,7 +236,7 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
     env = {
         **os.environ,
         "TSUNAGU_GATEWAY_PORT": "0",
-        # Nothing needs to listen there: the gateway serves (and reports) without a timeline.
+        # Nothing needs to listen there: the gateway serves (and reports it) without a timeline.
         "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": "127.0.0.1:9",
         "TSUNAGU_GATEWAY_NATS_URL": nats_server.url,
         "TSUNAGU_GATEWAY_AUTH_MODE": "development",
@@ -254,10 +257,14 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
         url = line.removeprefix("gateway listening on ").strip()
         assert url.endswith("/graphql")
 
-        health = await client.get(f"{_base(url)}/healthz")
-        assert health.status_code == 200
-        assert health.text.startswith("ok\ntimeline: ")
-        assert "\nnats: CONNECTED\n" in health.text
+        # Alive, but not ready: nothing answers for the timeline.
+        live = await client.get(f"{_base(url)}/livez")
+        assert live.status_code == 200
+        for path in ("/readyz", "/healthz"):
+            ready = await client.get(f"{_base(url)}{path}")
+            assert ready.status_code == 503, path
+            assert ready.json()["down"] == ["timeline"], path
+            assert ready.json()["checks"]["nats"] == "CONNECTED", path
 
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)

@@ -21,7 +21,8 @@ from gateway.context import GatewayContext
 from gateway.enums import PROTO_ENUMS, ProtoEnumMapping
 from gateway.schema import GatewaySchema, build_schema
 from gateway.settings import GatewaySettings
-from gateway.timeline_client import TimelineClient
+from gateway.timeline_client import TIMELINE_SERVICE_NAME, TimelineClient
+from tsunagu.rpc import GrpcServer
 from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
 
 TENANT = "acme"
@@ -446,16 +447,29 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
 
 @asynccontextmanager
 async def running_fake_timeline() -> AsyncIterator[tuple[FakeTimeline, str]]:
-    """Serve a ``FakeTimeline`` over real gRPC on a free local port."""
+    """Serve a ``FakeTimeline`` over real gRPC on a free local port, health SERVING."""
+    async with serving_fake_timeline() as (fake, server):
+        yield fake, server.address
+
+
+@asynccontextmanager
+async def serving_fake_timeline() -> AsyncIterator[tuple[FakeTimeline, GrpcServer]]:
+    """Serve a ``FakeTimeline`` as the timeline does: with gRPC health whose readiness
+    (``server.set_ready``) tests can flip."""
     fake = FakeTimeline()
-    server = grpc.aio.server()
-    timeline_pb2_grpc.add_TimelineServiceServicer_to_server(fake, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    server = GrpcServer(
+        host="127.0.0.1",
+        port=0,
+        register=lambda grpc_server: timeline_pb2_grpc.add_TimelineServiceServicer_to_server(
+            fake, grpc_server
+        ),
+        service_names=[TIMELINE_SERVICE_NAME],
+    )
     await server.start()
     try:
-        yield fake, f"127.0.0.1:{port}"
+        yield fake, server
     finally:
-        await server.stop(grace=1)
+        await server.stop(1)
 
 
 def unused_address() -> str:

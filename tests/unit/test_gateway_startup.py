@@ -20,6 +20,7 @@ from gateway.authenticators import (
 from gateway.bus import BusNotReachable, GatewayBus
 from gateway.settings import GatewaySettings
 from gateway.timeline_client import TimelineClient
+from tests.unit.test_gateway_schema import serving_fake_timeline
 from tests.unit.test_gateway_schema import unused_address as _unused
 from tsunagu.local.processes import NatsServer
 
@@ -109,24 +110,25 @@ def _client(app: Starlette) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
 
 
-async def test_health_is_503_until_the_lifespan_has_started_and_after_it_stopped(
+async def test_readiness_is_503_until_the_lifespan_has_started_and_after_it_stopped(
     nats_server: NatsServer,
 ) -> None:
-    # Nothing needs to listen there: opening the channel does not connect.
-    timeline = TimelineClient(address="127.0.0.1:9", timeout_seconds=1)
-    app = bootstrap(_jwt_settings(nats_url=nats_server.url), timeline=timeline)
+    async with serving_fake_timeline() as (_, timeline_server):
+        timeline = TimelineClient(address=timeline_server.address, timeout_seconds=1)
+        app = bootstrap(_jwt_settings(nats_url=nats_server.url), timeline=timeline)
 
-    async with _client(app) as client:
-        before = await client.get("/healthz")
-        async with app.router.lifespan_context(app):
-            during = await client.get("/healthz")
-        after = await client.get("/healthz")
+        async with _client(app) as client:
+            before = await client.get("/readyz")
+            async with app.router.lifespan_context(app):
+                during = await client.get("/readyz")
+            after = await client.get("/readyz")
 
     assert before.status_code == 503
+    assert before.json()["down"] == ["gateway"]
     assert during.status_code == 200
-    assert during.text.startswith("ok\ntimeline: ")
-    assert during.text.endswith("\nnats: CONNECTED\n")
+    assert during.json()["checks"] == {"timeline": "SERVING", "nats": "CONNECTED"}
     assert after.status_code == 503
+    assert after.json()["down"] == ["gateway"]
 
 
 async def test_start_up_fails_when_nats_cannot_be_reached() -> None:

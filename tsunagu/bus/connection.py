@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -104,6 +105,24 @@ class NatsConnection(Lifecycle):
         self.client = Client()
         self.jetstream: JetStreamContext = self.client.jetstream()
         self._budget = connect_budget_seconds
+        self._listeners: list[Callable[[], object]] = []
+
+    def on_connectivity_change(self, listener: Callable[[], object]) -> None:
+        """Call `listener` after every disconnection and reconnection; register before `open()`.
+
+        The listener reads `client.is_connected` itself: callbacks can arrive late or in bursts.
+        """
+        self._listeners.append(listener)
+
+    async def _disconnected(self) -> None:
+        await _on_disconnect()
+        for listener in self._listeners:
+            listener()
+
+    async def _reconnected(self) -> None:
+        await _on_reconnect()
+        for listener in self._listeners:
+            listener()
 
     async def open(self) -> None:
         try:
@@ -112,7 +131,11 @@ class NatsConnection(Lifecycle):
                 await self.client.connect(
                     self.url,
                     name=self.name,
-                    **_OPTIONS,
+                    **{
+                        **_OPTIONS,
+                        "disconnected_cb": self._disconnected,
+                        "reconnected_cb": self._reconnected,
+                    },
                     **(self._login.options() if self._login else {}),
                 )
         except (TimeoutError, OSError) as error:
