@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from tsunagu.lifecycle import CannotStart
+from tsunagu.logs import LogFormat, LogSettings, QueryStringScrubber, formatter
 from tsunagu.telemetry import configure_telemetry
 
 log = logging.getLogger(__name__)
@@ -28,40 +28,23 @@ EXIT_CRASHED = 1
 EXIT_BAD_SETTINGS = 2
 
 
-# A URL's query string: what follows "?" after a path or host, up to whitespace or a quote.
-# Query strings carry personal data (`?access_token=…&phone=…`); uvicorn logs WebSocket
-# handshakes and some errors with the full path, so every log line goes through this.
-_QUERY_STRING = re.compile(r"(?<=[\w/\]])\?[^\s\"'<>]+")
+def configure_logging(settings: LogSettings | None = None, *, service: str = "tsunagu") -> None:
+    """Log to stderr as `settings` say (by default as TSUNAGU_LOG_* say), without query strings.
 
-
-def scrub_query_strings(text: str) -> str:
-    """Replace every URL query string in `text` by ``?…``."""
-    return _QUERY_STRING.sub("?…", text)
-
-
-class QueryStringScrubber(logging.Filter):
-    """Rewrites each record's message without URL query strings (never drops a record)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        scrubbed = scrub_query_strings(message)
-        if scrubbed != message:
-            # Formatted here once: the arguments themselves are what carried the query.
-            record.msg, record.args = scrubbed, None
-        return True
-
-
-def configure_logging(level: str = "INFO") -> None:
-    """Log to stderr, every line without URL query strings."""
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # On the handlers, not the root logger: a logger's filters do not see records that
+    Args:
+        settings: Format and level; parsed from the environment when not given.
+        service: The process's name in JSON lines (its OpenTelemetry service name).
+    """
+    settings = settings or parse_settings(LogSettings)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(settings, service=service))
+    # On the handler, not the root logger: a logger's filters do not see records that
     # propagate from child loggers (uvicorn.error, for instance).
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(QueryStringScrubber())
+    handler.addFilter(QueryStringScrubber())
+    logging.basicConfig(level=settings.level, handlers=[handler])
+    if settings.format is LogFormat.JSON:
+        # Warnings would otherwise be written to stderr as bare text between the JSON lines.
+        logging.captureWarnings(True)
 
 
 def _refuse(message: str) -> NoReturn:
@@ -195,9 +178,10 @@ async def serve_until_stopped(process: Process[S, R], settings: S) -> bool:
 
 def run_process(process: Process[S, R]) -> None:
     """The whole life of a process: exit 0 when stopped, 1 after a crash, 2 on bad settings."""
-    configure_logging()
+    log_settings = parse_settings(LogSettings)
     settings = parse_settings(process.settings)
-    configure_telemetry(f"tsunagu-{process.name(settings)}")
+    provider = configure_telemetry(f"tsunagu-{process.name(settings)}")
+    configure_logging(log_settings, service=str(provider.resource.attributes["service.name"]))
     crashed = False
 
     async def main() -> None:

@@ -39,6 +39,7 @@ from gateway.tokens import JwtAuthenticator
 from services.ingest.api import SERVICE_NAME as INGEST_SERVICE_NAME
 from tsunagu.bus.permissions import ingest_user
 from tsunagu.bus.server_config import all_users, authorization, password_variable
+from tsunagu.logs import LogFormat, LogSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -446,6 +447,15 @@ def test_probes_ask_liveness_of_the_process_and_readiness_of_its_dependencies(
     assert ready["periodSeconds"] * ready["failureThreshold"] < (
         live["periodSeconds"] * live["failureThreshold"]
     )
+
+
+@pytest.mark.parametrize("workload", [*tsunagu_workloads(), *JOBS], ids=workload_id)
+def test_every_tsunagu_process_logs_json_lines_in_the_cluster(
+    workload: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = effective_env(only_container(workload), BASE_DOCS)
+    monkeypatch.setenv("TSUNAGU_LOG_FORMAT", env["TSUNAGU_LOG_FORMAT"])
+    assert LogSettings().format is LogFormat.JSON
 
 
 # ---------------------------------------------------------------------------------------------

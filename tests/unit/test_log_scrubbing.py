@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from tsunagu.runtime import QueryStringScrubber, scrub_query_strings
+from tsunagu.logs import QueryStringScrubber, scrub_query_strings
 
 
 @pytest.mark.parametrize(
