@@ -47,12 +47,6 @@ class PublishReadiness(Lifecycle):
         self._task: asyncio.Task[None] | None = None
         bus.on_connectivity_change(self._changed.set)
 
-    @property
-    def stopped(self) -> asyncio.Task[None]:
-        """Completes only if following fails: the runner then stops the process (a crash)."""
-        assert self._task is not None, "readiness is not being followed"
-        return self._task
-
     async def open(self) -> None:
         """Start following; the server was started SERVING once the streams were found."""
         self._task = asyncio.create_task(self._follow(), name="ingest-readiness")
@@ -63,6 +57,12 @@ class PublishReadiness(Lifecycle):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    @property
+    def stopped(self) -> asyncio.Task[None]:
+        """Completes only if following fails: the runner then stops the process (a crash)."""
+        assert self._task is not None, "readiness is not being followed"
+        return self._task
 
     async def _follow(self) -> None:
         ready = True

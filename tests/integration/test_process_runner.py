@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -63,7 +66,10 @@ def _environment(**variables: str) -> dict[str, str]:
     return {**env, **variables}
 
 
-ServiceProcess = Callable[[str, list[str]], ManagedProcess]
+# (service, lines, **extra environment variables) -> the process, not started.
+ServiceProcess = Callable[..., ManagedProcess]
+# What every JSON log line has (tsunagu.logs.JsonLineFormatter).
+JSON_LOG_FIELDS = {"timestamp", "level", "logger", "message", "service", "pid"}
 
 
 @pytest.fixture
@@ -72,13 +78,15 @@ def service_process(
 ) -> ServiceProcess:
     """`python -m` of a service against this test's NATS, store and tenant; output to `lines`."""
 
-    def build(service: str, lines: list[str]) -> ManagedProcess:
+    def build(service: str, lines: list[str], **variables: str) -> ManagedProcess:
         module, ready, environment = SERVICES[service]
         return ManagedProcess(
             service,
             [sys.executable, "-m", module],
             ready_pattern=ready,
-            env=_environment(**environment(nats_server, mongodb_uri, database_name, tenant)),
+            env=_environment(
+                **environment(nats_server, mongodb_uri, database_name, tenant), **variables
+            ),
             cwd=REPO,
             sink=lambda _name, line: lines.append(line),
             start_timeout=60,
@@ -101,6 +109,33 @@ async def test_sigterm_stops_a_service_gracefully_with_exit_0(
     assert process.returncode == 0, output
     assert f"{service if service != 'ingest' else 'ingest-sms'} stopping" in output
     assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+async def test_with_json_logs_a_service_writes_every_log_record_as_one_json_line(
+    service: str, service_process: ServiceProcess
+) -> None:
+    lines: list[str] = []
+    process = service_process(service, lines, TSUNAGU_LOG_FORMAT="json")
+    async with process:
+        pid = process.pid
+    name = "ingest-sms" if service == "ingest" else service
+    # The ready line is for supervisors, on stdout; all the rest is the log.
+    ready = re.compile(SERVICES[service][1])
+    records = [json.loads(line) for line in lines if not ready.search(line)]
+    for record in records:
+        assert record.keys() >= JSON_LOG_FIELDS, record
+        assert record["service"] == f"tsunagu-{name}"
+        assert record["pid"] == pid
+        assert datetime.fromisoformat(record["timestamp"]).tzname() == "UTC"
+    said = {(record["level"], record["logger"], record["message"]) for record in records}
+    assert ("INFO", "tsunagu.runtime", f"{name} stopping") in said
+
+
+def test_an_unknown_log_format_stops_a_process_with_exit_2_naming_the_setting() -> None:
+    done = _run_crashing(TSUNAGU_LOG_FORMAT="yaml")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("invalid settings (LogSettings):\n  format:"), done.stderr
 
 
 def _run_crashing(**variables: str) -> subprocess.CompletedProcess[str]:

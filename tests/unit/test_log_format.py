@@ -129,17 +129,20 @@ def test_text_stays_the_default_and_its_tracebacks_are_scrubbed_too() -> None:
     assert EMAIL not in stream.getvalue()
 
 
-def test_the_format_and_level_are_read_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({}, LogSettings.model_construct()),
+        ({"TSUNAGU_LOG_FORMAT": "json"}, LogSettings.model_construct(format=LogFormat.JSON)),
+        ({"TSUNAGU_LOG_LEVEL": "DEBUG"}, LogSettings.model_construct(level="DEBUG")),
+    ],
+)
+def test_format_and_level_come_from_the_environment_text_and_info_by_default(
+    variables: dict[str, str], expected: LogSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TSUNAGU_LOG_FORMAT", "json")
-    monkeypatch.setenv("TSUNAGU_LOG_LEVEL", "WARNING")
+    for name in ("TSUNAGU_LOG_FORMAT", "TSUNAGU_LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
 
-    settings = LogSettings()
-
-    assert settings.format is LogFormat.JSON
-    assert settings.level == "WARNING"
-    assert isinstance(formatter(settings, service="s"), JsonLineFormatter)
-    monkeypatch.setenv("TSUNAGU_LOG_FORMAT", "yaml")
-    with pytest.raises(ValidationError, match="format"):
-        LogSettings()
+    assert LogSettings() == expected
