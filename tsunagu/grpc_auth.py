@@ -48,10 +48,9 @@ def admit_kind(kind: CallerKind, *, channel: str = "") -> Admit:
 def certificate_identities(context: _Context) -> list[str]:
     """The client certificate's SAN URIs, then its subject CN (empty without a certificate)."""
     auth = context.auth_context()
-    uris = [
-        value.decode() for value in auth.get("x509_subject_alternative_name", []) if b"://" in value
-    ]
-    return uris + [value.decode() for value in auth.get("x509_common_name", [])]
+    # "peer_uri": the URI SANs (SPIFFE ids and the like) of a verified client certificate.
+    names = [*auth.get("peer_uri", []), *auth.get("x509_common_name", [])]
+    return [name.decode() for name in names]
 
 
 def _request_tenant(request: object) -> str | None:
