@@ -44,9 +44,17 @@ from gql import GraphQLRequest
 from pymongo import DESCENDING, AsyncMongoClient
 
 from bench.interactions import inbound
-from bench.stack import bench_stack, chat_and_timeline, submit_batches, wait_stored
+from bench.stack import (
+    TENANT,
+    bench_stack,
+    chat_and_timeline,
+    chat_channel,
+    submit_batches,
+    wait_stored,
+)
 from bench.stats import ms_summary
 from tsunagu.bus.publisher import InteractionPublisher
+from tsunagu.grpc_channels import open_channel
 from tsunagu.local.graphql import http_session, ws_session
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import (
@@ -305,11 +313,9 @@ async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -
     pushes = _Pushes()
     total = max(1, round(sizes.rate * sizes.duration_s))
     async with AsyncExitStack() as resources:
-        ingest_ch = await resources.enter_async_context(
-            grpc.aio.insecure_channel(stack.ingest_addresses["chat"])
-        )
+        ingest_ch = await resources.enter_async_context(chat_channel(stack))
         timeline_ch = await resources.enter_async_context(
-            grpc.aio.insecure_channel(stack.timeline_address)
+            open_channel(stack.timeline_address, token=stack.grpc_callers.tools)
         )
         timeline: timeline_pb2_grpc.TimelineServiceAsyncStub = (
             timeline_pb2_grpc.TimelineServiceStub(timeline_ch)
@@ -672,9 +678,8 @@ def report(result: dict[str, Any]) -> str:
 
 
 async def _standalone(args: argparse.Namespace) -> dict[str, Any]:
-    tenant = "bench"
     async with bench_stack() as stack:
-        return await measure(stack, tenant, LiveViewSizes.from_args(args))
+        return await measure(stack, TENANT, LiveViewSizes.from_args(args))
 
 
 if __name__ == "__main__":

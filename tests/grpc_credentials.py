@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,30 +12,14 @@ from tsunagu.grpc_auth import Admit, CallerInterceptor
 from tsunagu.grpc_callers import (
     CREDENTIALS,
     CallerCredential,
-    CallerKind,
     CallerRegistry,
-    token_digest,
+    issue_credential,
 )
 from tsunagu.grpc_channels import open_channel
 from tsunagu.grpc_settings import ServerSecurity
 
 CHANNELS = ("chat", "voice", "email", "sms", "social", "web")
 SERVICE = "gateway"
-
-
-def issue(
-    name: str, *, kind: CallerKind, tenants: Sequence[str], channel: str = ""
-) -> tuple[CallerCredential, str]:
-    """A new random token and the credential a server needs for it (its digest only)."""
-    token = secrets.token_urlsafe(32)
-    credential = CallerCredential(
-        name=name,
-        kind=kind,
-        tenants=list(tenants),
-        channel=channel,
-        token_sha256=token_digest(token),
-    )
-    return credential, token
 
 
 @dataclass
@@ -78,8 +61,8 @@ def caller_set(tenants: Sequence[str]) -> CallerSet:
     callers = CallerSet()
     for channel in CHANNELS:
         name = f"adapter-{channel}"
-        callers.add(*issue(name, kind="adapter", tenants=tenants, channel=channel))
-    callers.add(*issue(SERVICE, kind="service", tenants=["*"]))
+        callers.add(*issue_credential(name, kind="adapter", tenants=tenants, channel=channel))
+    callers.add(*issue_credential(SERVICE, kind="service", tenants=["*"]))
     return callers
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -56,6 +57,21 @@ class CallerCredential(BaseModel):
 
 
 CREDENTIALS = TypeAdapter(list[CallerCredential])
+
+
+def issue_credential(
+    name: str, *, kind: CallerKind, tenants: Sequence[str], channel: str = ""
+) -> tuple[CallerCredential, str]:
+    """A new random bearer token, and the credential (its digest only) servers are given."""
+    token = secrets.token_urlsafe(32)
+    credential = CallerCredential(
+        name=name,
+        kind=kind,
+        tenants=list(tenants),
+        channel=channel,
+        token_sha256=token_digest(token),
+    )
+    return credential, token
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,10 @@ from nats.js.errors import NotFoundError
 
 from tests import builders
 from tests.certificates import Issued, TestAuthority
-from tests.grpc_credentials import CallerSet, channel_for, issue
+from tests.grpc_credentials import CallerSet, channel_for
 from tests.integration.test_ingest_to_timeline import wait_for_events
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
-from tsunagu.grpc_callers import CallerCredential
+from tsunagu.grpc_callers import CallerCredential, issue_credential
 from tsunagu.grpc_channels import open_channel
 from tsunagu.grpc_tls import channel_credentials
 from tsunagu.local.processes import NatsServer
@@ -85,7 +85,7 @@ async def test_anonymous_or_unknown_callers_are_unauthenticated_and_nothing_is_p
 
 
 def _adapter(name: str, tenant: str, channel: str = "chat") -> tuple[CallerCredential, str]:
-    return issue(name, kind="adapter", tenants=[tenant], channel=channel)
+    return issue_credential(name, kind="adapter", tenants=[tenant], channel=channel)
 
 
 async def test_an_adapter_of_one_tenant_cannot_submit_for_another_and_the_other_still_can(
@@ -153,7 +153,7 @@ def _timeline_reads(tenant: str, stub: timeline_pb2_grpc.TimelineServiceAsyncStu
 async def test_the_timeline_api_refuses_adapters_anonymous_callers_and_foreign_tenants(
     run_timeline: Starter, run_ingest: Starter, tenant: str, callers: CallerSet
 ) -> None:
-    tools, tools_token = issue("tools", kind="service", tenants=[f"{tenant}x"])
+    tools, tools_token = issue_credential("tools", kind="service", tenants=[f"{tenant}x"])
     event = builders.chat(tenant, phone="090-5555-6666", name="Sato Hanako")
     async with (
         run_timeline(callers=[*callers.credentials, tools]) as timeline,
