@@ -1,4 +1,4 @@
-"""Client channels that present a bearer token on every call, over TLS when configured."""
+"""Client channels whose calls present a bearer token, over TLS when configured."""
 
 from __future__ import annotations
 
@@ -11,10 +11,8 @@ Options = Sequence[tuple[str, Any]]
 
 if TYPE_CHECKING:  # generic in the stubs only
     _UnaryInterceptor = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
-    _StreamInterceptor = grpc.aio.StreamStreamClientInterceptor[Any, Any]
 else:
     _UnaryInterceptor = grpc.aio.UnaryUnaryClientInterceptor
-    _StreamInterceptor = grpc.aio.StreamStreamClientInterceptor
 
 
 def _with_token(details: grpc.aio.ClientCallDetails, header: str) -> grpc.aio.ClientCallDetails:
@@ -42,20 +40,6 @@ class _UnaryBearer(_UnaryInterceptor):
         return await continuation(_with_token(client_call_details, self._header), request)
 
 
-class _StreamBearer(_StreamInterceptor):
-    def __init__(self, header: str) -> None:
-        self._header = header
-
-    async def intercept_stream_stream(
-        self,
-        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request_iterator: Any,
-    ) -> Any:
-        details = _with_token(client_call_details, self._header)
-        return await continuation(details, request_iterator)
-
-
 def open_channel(
     address: str,
     *,
@@ -63,10 +47,11 @@ def open_channel(
     tls: grpc.ChannelCredentials | None = None,
     options: Options = (),
 ) -> grpc.aio.Channel:
-    """A channel to `address` whose calls carry `authorization: Bearer <token>`.
+    """A channel to `address` whose unary calls carry `authorization: Bearer <token>`.
 
-    The token goes as call metadata rather than call credentials, which gRPC sends over TLS
-    only: a local run is plaintext on the loopback interface, production is TLS
+    Every Tsunagu RPC is unary; a streaming call (server reflection) passes the metadata
+    itself. The token goes as call metadata rather than call credentials, which gRPC sends
+    over TLS only: a local run is plaintext on the loopback interface, production is TLS
     (`tsunagu.grpc_tls.channel_credentials`).
 
     Args:
@@ -75,10 +60,7 @@ def open_channel(
         tls: TLS credentials; None opens a plaintext channel.
         options: Channel options, e.g. message size limits.
     """
-    interceptors: list[Any] = []
-    if token:
-        header = f"Bearer {token}"
-        interceptors = [_UnaryBearer(header), _StreamBearer(header)]
+    interceptors: list[Any] = [_UnaryBearer(f"Bearer {token}")] if token else []
     if tls is None:
         return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
     return grpc.aio.secure_channel(address, tls, options=options, interceptors=interceptors)

@@ -194,10 +194,11 @@ async def _health(ch: grpc.aio.Channel) -> int:
     return int(answer.status)
 
 
-async def _list_services(ch: grpc.aio.Channel) -> list[str]:
+async def _list_services(ch: grpc.aio.Channel, token: str = "") -> list[str]:
     stub = reflection_pb2_grpc.ServerReflectionStub(ch)
     request = reflection_pb2.ServerReflectionRequest(list_services="")
-    async for answer in stub.ServerReflectionInfo(iter([request])):
+    metadata = [("authorization", f"Bearer {token}")] if token else None
+    async for answer in stub.ServerReflectionInfo(iter([request]), metadata=metadata):
         return [s.name for s in answer.list_services_response.service]
     return []
 
@@ -205,17 +206,16 @@ async def _list_services(ch: grpc.aio.Channel) -> list[str]:
 async def test_reflection_is_authenticated_and_off_when_configured_and_health_is_open(
     run_ingest: Starter, callers: CallerSet
 ) -> None:
-    async with run_ingest("chat") as chat:
-        async with channel_for(chat.server.address, callers.adapter("chat")) as ch:
-            assert "tsunagu.v1.IngestService" in await _list_services(ch)
-        async with open_channel(chat.server.address) as ch:
-            assert (await refused(_list_services(ch))).code() == Code.UNAUTHENTICATED
-            assert await _health(ch) == health_pb2.HealthCheckResponse.SERVING
+    token = callers.adapter("chat")
+    async with run_ingest("chat") as chat, open_channel(chat.server.address) as ch:
+        assert "tsunagu.v1.IngestService" in await _list_services(ch, token)
+        assert (await refused(_list_services(ch))).code() == Code.UNAUTHENTICATED
+        assert await _health(ch) == health_pb2.HealthCheckResponse.SERVING
     async with (
         run_ingest("chat", reflection=False) as chat,
-        channel_for(chat.server.address, callers.adapter("chat")) as ch,
+        open_channel(chat.server.address) as ch,
     ):
-        assert (await refused(_list_services(ch))).code() == Code.UNIMPLEMENTED
+        assert (await refused(_list_services(ch, token))).code() == Code.UNIMPLEMENTED
         assert await _health(ch) == health_pb2.HealthCheckResponse.SERVING
 
 
