@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,6 +19,8 @@ from tsunagu.grpc_callers import (
     bearer_token,
     set_current_caller,
 )
+
+log = logging.getLogger(__name__)
 
 # Probes (kubelet, load balancers) carry no credentials; health says nothing about data.
 _HEALTH_PREFIX = f"/{health.SERVICE_NAME}/"
@@ -91,7 +95,7 @@ class CallerInterceptor(_Interceptor):
             raise _Refused(grpc.StatusCode.UNAUTHENTICATED, UNKNOWN)
         return caller
 
-    async def _authenticate(self, request: object, context: _Context) -> None:
+    async def _authenticate(self, method: str, request: object, context: _Context) -> None:
         try:
             caller = self._identify(context)
             if refusal := self._admit(caller):
@@ -103,6 +107,8 @@ class CallerInterceptor(_Interceptor):
                     f"{caller.name} does not act for tenant {tenant!r}",
                 )
         except _Refused as refused:
+            # Names of callers and tenants only: what an operator needs to fix a credential.
+            log.warning("%s refused %s: %s", refused.code.name, method, refused.message)
             await context.abort(refused.code, refused.message)
         set_current_caller(caller)
 
@@ -118,7 +124,7 @@ class CallerInterceptor(_Interceptor):
         method: str = handler_call_details.method
         if handler is None or method.startswith(_HEALTH_PREFIX):
             return handler  # type: ignore[return-value]
-        return _guarded(handler, self._authenticate)
+        return _guarded(handler, functools.partial(self._authenticate, method))
 
 
 class _Refused(Exception):

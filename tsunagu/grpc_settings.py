@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tsunagu.grpc_auth import Admit, CallerInterceptor
 from tsunagu.grpc_callers import CREDENTIALS, CallerCredential, CallerRegistry
 from tsunagu.grpc_tls import server_credentials
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +78,11 @@ class GrpcServerSettings(BaseSettings):
                 client_ca_file=self.tls_client_ca_file,
                 require_client_cert=self.tls_require_client_cert,
             )
+        registry = CallerRegistry(self.caller_credentials())
+        if not len(registry):
+            log.warning("no gRPC callers configured: every call but health checks is refused")
         return ServerSecurity(
-            interceptor=CallerInterceptor(CallerRegistry(self.caller_credentials()), admit=admit),
+            interceptor=CallerInterceptor(registry, admit=admit),
             credentials=credentials,
             reflection=self.reflection,
             health_port=self.health_port,

@@ -86,7 +86,6 @@ class GrpcServer(Lifecycle):
         if self.port == 0:
             raise OSError(f"cannot bind gRPC server to {address}")
         self.host = host
-        self.tls = security.credentials is not None
         # Health alone on a plaintext port of its own, for probes that cannot present TLS or
         # credentials (kubelet's gRPC probe); the same servicer, so both ports agree.
         self._health_server: grpc.aio.Server | None = None

@@ -82,6 +82,7 @@ async def _claim(items: list[Decoded], context: grpc.aio.ServicerContext[Any, An
             if item.interaction is not None:
                 claim_tenant(caller, item.interaction)
     except ForeignTenant as exc:
+        log.warning("PERMISSION_DENIED: %s", exc)
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
 
 
