@@ -104,7 +104,8 @@ class CallerInterceptor(_Interceptor):
             if tenant is not None and not caller.acts_for(tenant):
                 raise _Refused(
                     grpc.StatusCode.PERMISSION_DENIED,
-                    f"{caller.name} does not act for tenant {tenant!r}",
+                    # Truncated: the tenant is the caller's input, and it is logged.
+                    f"{caller.name} does not act for tenant {tenant[:64]!r}",
                 )
         except _Refused as refused:
             # Names of callers and tenants only: what an operator needs to fix a credential.

@@ -25,4 +25,6 @@ def claim_tenant(caller: Caller, interaction: interaction_pb2.Interaction) -> No
             interaction.tenant = only
         return
     if not caller.acts_for(interaction.tenant):
-        raise ForeignTenant(f"{caller.name} does not submit for tenant {interaction.tenant!r}")
+        # Truncated: the tenant is not validated yet, and the message is logged.
+        tenant = interaction.tenant[:64]
+        raise ForeignTenant(f"{caller.name} does not submit for tenant {tenant!r}")
