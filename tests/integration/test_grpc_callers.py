@@ -286,18 +286,34 @@ async def test_mtls_admits_the_right_certificate_only(
             assert error.code() == Code.UNAVAILABLE
 
 
-async def test_the_gateway_client_reads_the_timeline_over_tls_with_its_service_token(
+async def test_the_gateway_reads_the_timeline_over_mtls_with_its_service_token(
     run_timeline: Starter, authority: TestAuthority, tenant: str, callers: CallerSet
 ) -> None:
+    from gateway.settings import GatewaySettings
     from gateway.timeline_client import TimelineClient
 
-    async with run_timeline(**_mtls(authority)) as timeline:
-        tls = channel_credentials(ca_file=authority.ca.cert_file)
+    client_cert = authority.issue(
+        "gateway", common_name="gateway", uris=("spiffe://tsunagu/service/gateway",)
+    )
+    settings = GatewaySettings(
+        timeline_tls_ca_file=authority.ca.cert_file,
+        timeline_tls_cert_file=client_cert.cert_file,
+        timeline_tls_key_file=client_cert.key_file,
+    )
+    request = timeline_pb2.GetCustomersRequest(tenant=tenant, customer_ids=["cus_x"])
+    # As in the production overlay: TLS, and a client certificate required.
+    async with run_timeline(**_mtls(authority, tls_require_client_cert=True)) as timeline:
+        address = timeline.server.address
         async with TimelineClient(
-            address=timeline.server.address, timeout_seconds=30, token=callers.service, tls=tls
+            address=address, timeout_seconds=30, token=callers.service, tls=settings.timeline_tls()
         ) as client:
             assert await client.get_customers(tenant, ["cus_unknown"]) == [None]
-        async with open_channel(timeline.server.address, tls=tls) as ch:
+        # The certificate opens the connection; without a token or a known identity, no call.
+        async with open_channel(address, tls=settings.timeline_tls(), token="forged") as ch:
             stub = timeline_pb2_grpc.TimelineServiceStub(ch)
-            request = timeline_pb2.GetCustomersRequest(tenant=tenant, customer_ids=["cus_x"])
             assert (await refused(stub.GetCustomers(request))).code() == Code.UNAUTHENTICATED
+        # The token alone does not open a connection that requires a certificate.
+        server_only = channel_credentials(ca_file=authority.ca.cert_file)
+        async with open_channel(address, tls=server_only, token=callers.service) as ch:
+            stub = timeline_pb2_grpc.TimelineServiceStub(ch)
+            assert (await refused(stub.GetCustomers(request))).code() == Code.UNAVAILABLE
