@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import nats
 from nats.js.api import StorageType, StreamConfig
@@ -34,7 +33,14 @@ from pymongo import AsyncMongoClient
 from bench import live_view
 from bench.identity import merge_split_latency, resolution_throughput
 from bench.interactions import inbound
-from bench.stack import bench_stack, chat_and_timeline, submit_batches, wait_stored
+from bench.stack import (
+    TENANT,
+    bench_stack,
+    chat_and_timeline,
+    chat_channel,
+    submit_batches,
+    wait_stored,
+)
 from bench.stats import percentile
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import (
@@ -42,8 +48,6 @@ from tsunagu.v1 import (
     ingest_pb2_grpc,
     interaction_pb2,
 )
-
-TENANT = "bench"
 
 
 def _chat(i: int, run: str, at: datetime) -> interaction_pb2.Interaction:
@@ -112,7 +116,7 @@ async def freshness(stack: LocalStack, samples: int) -> list[float]:
     latencies = []
     agent = {"authorization": f"Bearer {stack.issuer.mint(tenant=TENANT, roles=['agent'])}"}
     async with (
-        grpc.aio.insecure_channel(stack.ingest_addresses["chat"]) as ch,
+        chat_channel(stack) as ch,
         httpx.AsyncClient(timeout=10) as http,
     ):
         ingest = ingest_pb2_grpc.IngestServiceStub(ch)

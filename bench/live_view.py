@@ -44,7 +44,7 @@ from gql import GraphQLRequest
 from pymongo import DESCENDING, AsyncMongoClient
 
 from bench.interactions import inbound
-from bench.stack import bench_stack, chat_and_timeline, submit_batches, wait_stored
+from bench.stack import TENANT, bench_stack, chat_and_timeline, submit_batches, wait_stored
 from bench.stats import ms_summary
 from tsunagu.bus.publisher import InteractionPublisher
 from tsunagu.local.graphql import http_session, ws_session
@@ -53,7 +53,6 @@ from tsunagu.v1 import (
     ingest_pb2,
     ingest_pb2_grpc,
     interaction_pb2,
-    timeline_pb2_grpc,
 )
 
 LIVE = """
@@ -305,16 +304,8 @@ async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -
     pushes = _Pushes()
     total = max(1, round(sizes.rate * sizes.duration_s))
     async with AsyncExitStack() as resources:
-        ingest_ch = await resources.enter_async_context(
-            grpc.aio.insecure_channel(stack.ingest_addresses["chat"])
-        )
-        timeline_ch = await resources.enter_async_context(
-            grpc.aio.insecure_channel(stack.timeline_address)
-        )
-        timeline: timeline_pb2_grpc.TimelineServiceAsyncStub = (
-            timeline_pb2_grpc.TimelineServiceStub(timeline_ch)
-        )
-        setup = _Submitter(ingest_pb2_grpc.IngestServiceStub(ingest_ch))
+        ingest, timeline = await resources.enter_async_context(chat_and_timeline(stack))
+        setup = _Submitter(ingest)
         # One first message makes each visitor a customer; subscriptions need the id.
         firsts = [_interaction(tenant, v, datetime.now(UTC), "hello") for v in visitors]
         for item in firsts:
@@ -672,9 +663,8 @@ def report(result: dict[str, Any]) -> str:
 
 
 async def _standalone(args: argparse.Namespace) -> dict[str, Any]:
-    tenant = "bench"
     async with bench_stack() as stack:
-        return await measure(stack, tenant, LiveViewSizes.from_args(args))
+        return await measure(stack, TENANT, LiveViewSizes.from_args(args))
 
 
 if __name__ == "__main__":

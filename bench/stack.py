@@ -12,8 +12,12 @@ from pathlib import Path
 
 import grpc
 
+from tsunagu.grpc_channels import open_channel
 from tsunagu.local.stack import LocalStack, StackPorts
 from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2, timeline_pb2, timeline_pb2_grpc
+
+# The benchmarks' tenant: the stack's chat adapter and tools tokens are issued for it.
+TENANT = "bench"
 
 
 @asynccontextmanager
@@ -30,6 +34,7 @@ async def bench_stack() -> AsyncIterator[LocalStack]:
             channels=("chat",),
             mongodb_uri=os.environ.get("MONGODB_URI"),
             sink=lambda _name, _line: None,
+            adapter_tenants=(TENANT,),
         ) as stack:
             yield stack
 
@@ -40,15 +45,20 @@ async def chat_and_timeline(
 ) -> AsyncIterator[
     tuple[ingest_pb2_grpc.IngestServiceAsyncStub, timeline_pb2_grpc.TimelineServiceAsyncStub]
 ]:
-    """gRPC stubs of the stack's chat ingestion and of its timeline."""
+    """gRPC stubs of the stack's chat ingestion and of its timeline, with their tokens."""
     async with (
-        grpc.aio.insecure_channel(stack.ingest_addresses["chat"]) as ingest,
-        grpc.aio.insecure_channel(stack.timeline_address) as timeline,
+        chat_channel(stack) as ingest,
+        open_channel(stack.timeline_address, token=stack.grpc_callers.tools) as timeline,
     ):
         yield (
             ingest_pb2_grpc.IngestServiceStub(ingest),
             timeline_pb2_grpc.TimelineServiceStub(timeline),
         )
+
+
+def chat_channel(stack: LocalStack) -> grpc.aio.Channel:
+    """A channel to the stack's chat ingestion as its chat adapter."""
+    return open_channel(stack.ingest_addresses["chat"], token=stack.grpc_callers.adapter("chat"))
 
 
 async def wait_stored(

@@ -201,7 +201,10 @@ def bootstrap(
         authenticator = build_authenticator(settings)
     if timeline is None:
         timeline = TimelineClient(
-            address=settings.timeline_address, timeout_seconds=settings.grpc_timeout_seconds
+            address=settings.timeline_address,
+            timeout_seconds=settings.grpc_timeout_seconds,
+            token=settings.timeline_token.get_secret_value(),
+            tls=settings.timeline_tls(),
         )
     if bus is None:
         bus = GatewayBus(

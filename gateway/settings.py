@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
+import grpc
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tsunagu.grpc_tls import channel_credentials
 
 
 class GatewaySettings(BaseSettings):
@@ -20,6 +24,12 @@ class GatewaySettings(BaseSettings):
     # 0 asks the OS for a free port; the ready line then prints the port actually bound.
     port: int = Field(default=8000, ge=0, le=65535)
     timeline_address: str = Field(default="127.0.0.1:50060", min_length=1)
+    # The gateway's service token for the timeline's gRPC API (docs/security.md).
+    timeline_token: SecretStr = SecretStr("")
+    # TLS to the timeline when a CA is set; a client certificate and key add mTLS.
+    timeline_tls_ca_file: Path | None = None
+    timeline_tls_cert_file: Path | None = None
+    timeline_tls_key_file: Path | None = None
     # "jwt": callers present an IdP's bearer token (make run starts a local issuer).
     # "development" lets every caller in as one fixed principal; an explicit choice that
     # refuses to start on anything but a loopback address.
@@ -68,6 +78,16 @@ class GatewaySettings(BaseSettings):
     # URL, which proxies and browsers log. Unset: allowed only where GraphiQL is on (local
     # development); the production config turns GraphiQL off, so GET answers 405 there.
     graphql_over_get: bool | None = None
+
+    def timeline_tls(self) -> grpc.ChannelCredentials | None:
+        """TLS credentials for the timeline channel; None: plaintext (a local run)."""
+        if self.timeline_tls_ca_file is None:
+            return None
+        return channel_credentials(
+            ca_file=self.timeline_tls_ca_file,
+            cert_file=self.timeline_tls_cert_file,
+            key_file=self.timeline_tls_key_file,
+        )
 
     @property
     def queries_over_get(self) -> bool:

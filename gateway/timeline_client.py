@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.errors import ErrorCode, GatewayError
+from tsunagu.grpc_channels import open_channel
 from tsunagu.lifecycle import Lifecycle
 from tsunagu.rpc import MAX_RESPONSE_BYTES
 from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
@@ -83,9 +84,19 @@ class TimelineClient(Lifecycle):
     which is why the gateway's ASGI lifespan does it rather than the constructor.
     """
 
-    def __init__(self, *, address: str, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        *,
+        address: str,
+        timeout_seconds: float,
+        token: str = "",
+        tls: grpc.ChannelCredentials | None = None,
+    ) -> None:
         self._address = address
         self._timeout = timeout_seconds
+        # The gateway's service identity: the timeline serves service identities only.
+        self._token = token
+        self._tls = tls
         self._channel: grpc.aio.Channel | None = None
         self._stub: TimelineServiceAsyncStub | None = None
 
@@ -98,11 +109,13 @@ class TimelineClient(Lifecycle):
         """Create the gRPC channel; connecting happens lazily on the first call or probe."""
         if self._channel is not None:
             raise RuntimeError("the timeline client is already open")
-        # Plaintext inside the cluster for now; TLS comes with the security work item.
         # The timeline sends at most MAX_RESPONSE_BYTES (its pages stop early by bytes), and
         # the client accepts exactly that much: gRPC's 4 MiB default would fail full pages.
-        self._channel = grpc.aio.insecure_channel(
-            self._address, options=[("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
+        self._channel = open_channel(
+            self._address,
+            token=self._token or None,
+            tls=self._tls,
+            options=[("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)],
         )
         self._stub = timeline_pb2_grpc.TimelineServiceStub(self._channel)
 

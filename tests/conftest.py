@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.grpc_credentials import CallerSet, caller_set
 from tsunagu.bus.permissions import PROVISION, TIMELINE, ingest_user
 from tsunagu.bus.provision import ProvisionSettings, provision
 from tsunagu.bus.server_config import LocalNatsUsers
@@ -70,13 +71,23 @@ def tenant() -> str:
 
 
 @pytest.fixture
+def callers(tenant: str) -> CallerSet:
+    """gRPC callers of this test: adapters for its tenant (and `{tenant}x`), a service identity.
+
+    `run_ingest` and `run_timeline` accept them; clients use `tests.grpc_credentials.channel`
+    with `callers.adapter(channel)` or `callers.service`.
+    """
+    return caller_set([tenant, f"{tenant}x"])
+
+
+@pytest.fixture
 def database_name() -> str:
     return f"test_{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture
 def run_timeline(
-    nats_server: NatsServer, mongodb_uri: str, database_name: str, tenant: str
+    nats_server: NatsServer, mongodb_uri: str, database_name: str, tenant: str, callers: CallerSet
 ) -> Callable[..., AbstractAsyncContextManager[object]]:
     """Start a real TimelineService in this process, consuming only this test's tenant."""
     from services.timeline.service import TimelineService
@@ -93,6 +104,7 @@ def run_timeline(
             **{
                 "consumer_name": f"timeline-{tenant}",
                 "subject_filter": f"interactions.{tenant}.>",
+                "callers": callers.credentials,
                 **overrides,
             },
         )
@@ -104,7 +116,7 @@ def run_timeline(
 
 @pytest.fixture
 def run_ingest(
-    nats_server: NatsServer,
+    nats_server: NatsServer, callers: CallerSet
 ) -> Callable[..., AbstractAsyncContextManager[object]]:
     """Start a real ingestion service for one channel in this process, on a free port."""
     from services.ingest.bootstrap import bootstrap
@@ -118,7 +130,7 @@ def run_ingest(
             host="127.0.0.1",
             port=0,
             **service_nats(nats_server, ingest_user(channel)),
-            **overrides,  # type: ignore[arg-type]
+            **{"callers": callers.credentials, **overrides},  # type: ignore[arg-type]
         )
         async with bootstrap(settings) as service:
             yield service

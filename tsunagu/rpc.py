@@ -1,4 +1,4 @@
-"""A grpc.aio server with the standard health service, reflection and graceful stop."""
+"""A grpc.aio server with authenticated callers, TLS, health, optional reflection, graceful stop."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tsunagu.contracts.limits import MAX_EVENT_BYTES
+from tsunagu.grpc_settings import ServerSecurity
 from tsunagu.lifecycle import Lifecycle
 
 # Room for a message's own fields around its items (ids, cursors, per-item framing).
@@ -36,7 +37,10 @@ def batch_request_bytes(max_items: int, max_event_bytes: int) -> int:
 
 
 class GrpcServer(Lifecycle):
-    """Serves `services` with health checks and reflection; health follows the lifecycle.
+    """Serves `services` to the callers `security` admits; health follows the lifecycle.
+
+    Every call but health checks is authenticated (`tsunagu.grpc_auth`); with TLS
+    credentials the port is TLS only. Reflection is served only when `security` enables it.
 
     Health is NOT_SERVING until `__aenter__` completes and again as soon as shutdown begins, so
     load balancers stop sending work before in-flight calls are drained.
@@ -49,6 +53,7 @@ class GrpcServer(Lifecycle):
         port: int,
         register: Callable[[grpc.aio.Server], None],
         service_names: Sequence[str],
+        security: ServerSecurity,
         handlers: Sequence[grpc.GenericRpcHandler[Any, Any]] = (),
         max_receive_bytes: int = MAX_QUERY_REQUEST_BYTES,
         max_send_bytes: int = MAX_RESPONSE_BYTES,
@@ -57,6 +62,7 @@ class GrpcServer(Lifecycle):
         # any handler runs; a response over `max_send_bytes` fails the call, never the server.
         self._server = grpc.aio.server(
             handlers=list(handlers),
+            interceptors=[security.interceptor],
             options=[
                 ("grpc.max_receive_message_length", max_receive_bytes),
                 ("grpc.max_send_message_length", max_send_bytes),
@@ -68,13 +74,30 @@ class GrpcServer(Lifecycle):
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._names = list(service_names)
-        reflection.enable_server_reflection(
-            [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
-        )
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        if security.reflection:
+            reflection.enable_server_reflection(
+                [*self._names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
+            )
+        address = f"{host}:{port}"
+        if security.credentials is None:
+            self.port = self._server.add_insecure_port(address)
+        else:
+            self.port = self._server.add_secure_port(address, security.credentials)
         if self.port == 0:
-            raise OSError(f"cannot bind gRPC server to {host}:{port}")
+            raise OSError(f"cannot bind gRPC server to {address}")
         self.host = host
+        # Health alone on a plaintext port of its own, for probes that cannot present TLS or
+        # credentials (kubelet's gRPC probe); the same servicer, so both ports agree.
+        self._health_server: grpc.aio.Server | None = None
+        self.health_port: int | None = None
+        if security.health_port is not None:
+            self._health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._health_server)
+            self.health_port = self._health_server.add_insecure_port(
+                f"{host}:{security.health_port}"
+            )
+            if self.health_port == 0:
+                raise OSError(f"cannot bind the health port {host}:{security.health_port}")
 
     @property
     def address(self) -> str:
@@ -86,6 +109,8 @@ class GrpcServer(Lifecycle):
 
     async def start(self) -> None:
         await self._server.start()
+        if self._health_server is not None:
+            await self._health_server.start()
         await self._set(health_pb2.HealthCheckResponse.SERVING)
 
     async def set_ready(self, ready: bool) -> None:
@@ -114,6 +139,8 @@ class GrpcServer(Lifecycle):
     async def stop(self, grace_seconds: float) -> None:
         await self.not_serving()
         await self._server.stop(grace_seconds)
+        if self._health_server is not None:
+            await self._health_server.stop(None)
 
     open = start
 

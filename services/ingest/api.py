@@ -14,10 +14,12 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from opentelemetry import trace
 
+from services.ingest.access import ForeignTenant, claim_tenant
 from services.ingest.errors import InvalidInteraction
 from services.ingest.pipeline import IngestPolicy, prepare
 from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
 from tsunagu.contracts import ContractViolation, Reason
+from tsunagu.grpc_callers import current_caller
 from tsunagu.v1 import ingest_pb2, interaction_pb2
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,18 @@ def _stored(index: int, event_id: str, published: Published) -> Result:
     return Result(index=index, event_id=event_id, status=status, stream_sequence=published.sequence)
 
 
+async def _claim(items: list[Decoded], context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    """Refuse the call unless its caller covers every event's tenant (filling implied ones)."""
+    caller = current_caller()
+    try:
+        for item in items:
+            if item.interaction is not None:
+                claim_tenant(caller, item.interaction)
+    except ForeignTenant as exc:
+        log.warning("PERMISSION_DENIED: %s", exc)
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+
+
 async def _abort_invalid(
     context: grpc.aio.ServicerContext[Any, Any], field: str, reason: str
 ) -> None:
@@ -110,6 +124,7 @@ class IngestApi:
     async def submit(
         self, request: Decoded, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ingest_pb2.SubmitResponse:
+        await _claim([request], context)
         try:
             interaction = self._prepare(request)
         except ContractViolation as exc:
@@ -138,6 +153,10 @@ class IngestApi:
                 "interactions",
                 f"{len(request)} items; at most {self._max_batch_items} per batch",
             )
+        # One foreign event refuses the whole batch, before anything is published: it is an
+        # adapter misconfigured or abused, not one bad item; a partial answer would tell a
+        # prober which tenants it may write to, and PERMISSION_DENIED is a call's status.
+        await _claim(request, context)
         results: list[Result | None] = [None] * len(request)
         ready: list[tuple[int, interaction_pb2.Interaction]] = []
         for index, decoded in enumerate(request):

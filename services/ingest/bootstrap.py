@@ -13,6 +13,7 @@ from services.ingest.settings import IngestSettings
 from tsunagu.bus.connection import NatsConnection, nats_login
 from tsunagu.bus.publisher import InteractionPublisher
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
+from tsunagu.grpc_auth import admit_kind
 from tsunagu.rpc import GrpcServer, batch_request_bytes
 
 _POLICY_SETTINGS = {"default_region", "tenant_regions", "max_text_bytes", "max_event_bytes"}
@@ -59,6 +60,8 @@ def bootstrap(
         register=lambda _server: None,
         handlers=[generic_handler(api)],
         service_names=[SERVICE_NAME],
+        # Only adapters of this channel: the tenant of each event is checked by the API.
+        security=settings.server_security(admit=admit_kind("adapter", channel=settings.channel)),
         # Exactly a full batch of the largest events: anything larger is refused by gRPC with
         # RESOURCE_EXHAUSTED before it is read into memory.
         max_receive_bytes=batch_request_bytes(settings.max_batch_items, settings.max_event_bytes),

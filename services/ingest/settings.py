@@ -5,18 +5,23 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from tsunagu.bus.streams import STREAM_WAIT_SECONDS
 from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
 from tsunagu.contracts.limits import MAX_EVENT_BYTES, MAX_TEXT_BYTES
+from tsunagu.grpc_settings import GrpcServerSettings
 from tsunagu.identifiers.regions import PhoneRegion
 
 ChannelName = Literal["chat", "voice", "email", "sms", "social", "web"]
 
 
-class IngestSettings(BaseSettings):
-    """One deployment serves one channel; everything else has a local default."""
+class IngestSettings(GrpcServerSettings):
+    """One deployment serves one channel; everything else has a local default.
+
+    Its callers (`TSUNAGU_INGEST_CALLERS`, `TSUNAGU_INGEST_CALLERS_FILE`) are adapter
+    credentials for this channel; the gRPC security settings are `GrpcServerSettings`'.
+    """
 
     model_config = SettingsConfigDict(env_prefix="TSUNAGU_INGEST_", extra="forbid")
 

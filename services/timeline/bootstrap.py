@@ -25,6 +25,7 @@ from services.timeline.profiles.projector import Projector
 from services.timeline.recorder import TimelineRecorder
 from services.timeline.settings import TimelineSettings
 from services.timeline.stores import TimelineStore
+from tsunagu.grpc_auth import admit_kind
 from tsunagu.rpc import MAX_QUERY_REQUEST_BYTES, GrpcServer
 from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
 
@@ -155,6 +156,9 @@ def bootstrap(
         service_names=[timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name],
         # Its requests carry ids and cursors, never events; responses: the shared limit.
         max_receive_bytes=MAX_QUERY_REQUEST_BYTES,
+        # Service identities only (adapters write through ingest, never read); a caller
+        # limited to some tenants may name only those in its requests.
+        security=settings.server_security(admit=admit_kind("service")),
     )
     consumer = InteractionConsumer(
         js,

@@ -6,11 +6,12 @@ from datetime import timedelta
 from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from services.timeline.cases.policy import CasePolicy
 from services.timeline.identity.policy import IdentityPolicy, IdentityRules
 from tsunagu.bus.streams import STREAM_WAIT_SECONDS
+from tsunagu.grpc_settings import GrpcServerSettings
 from tsunagu.identifiers.regions import PhoneRegion
 
 
@@ -32,8 +33,12 @@ class CaseWindows(BaseModel):
     _check = field_validator("attach_window", "reopen_window", "follow_up_due")(_positive)
 
 
-class TimelineSettings(BaseSettings):
-    """Everything the timeline needs to start; invalid values fail start-up with a message."""
+class TimelineSettings(GrpcServerSettings):
+    """Everything the timeline needs to start; invalid values fail start-up with a message.
+
+    Its callers (`TSUNAGU_TIMELINE_CALLERS`, `TSUNAGU_TIMELINE_CALLERS_FILE`) are service
+    identities (the gateway, tools); the gRPC security settings are `GrpcServerSettings`'.
+    """
 
     model_config = SettingsConfigDict(env_prefix="TSUNAGU_TIMELINE_", extra="forbid")
 

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import grpc
 import pytest
 from gql import GraphQLRequest
 
+from tsunagu.grpc_channels import open_channel
 from tsunagu.local import graphql
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2
@@ -51,7 +51,8 @@ async def execute(session: Any, query: str, **variables: Any) -> dict[str, Any]:
 
 
 async def submit(stack: LocalStack, channel: str, interaction: interaction_pb2.Interaction) -> None:
-    async with grpc.aio.insecure_channel(stack.ingest_addresses[channel]) as ch:
+    token = stack.grpc_callers.adapter(channel)
+    async with open_channel(stack.ingest_addresses[channel], token=token) as ch:
         stub = ingest_pb2_grpc.IngestServiceStub(ch)
         response = await stub.Submit(ingest_pb2.SubmitRequest(interaction=interaction))
     assert response.result.status == ingest_pb2.SubmitResult.STATUS_ACCEPTED

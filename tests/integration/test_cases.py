@@ -23,9 +23,11 @@ from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.stores import TimelineStore
 from tests import builders
+from tests.grpc_credentials import CallerSet, channel_for
 from tests.integration.test_consumer_faults import ERROR_HEADER, Starter, header, open_bus
 from tests.integration.timeline_db import timeline_db
 from tsunagu.bus.notices import decode_notice
+from tsunagu.grpc_auth import admit_kind
 from tsunagu.local.processes import NatsServer
 from tsunagu.rpc import GrpcServer
 from tsunagu.v1 import interaction_pb2 as pb
@@ -106,7 +108,9 @@ POLICY = CasePolicy(
 
 
 @pytest.fixture
-async def desk(mongodb_uri: str, database_name: str, tenant: str) -> AsyncIterator[Desk]:
+async def desk(
+    mongodb_uri: str, database_name: str, tenant: str, callers: CallerSet
+) -> AsyncIterator[Desk]:
     async with timeline_db(mongodb_uri, database_name) as store:
         clock = Clock()
         core = build_core(
@@ -127,14 +131,15 @@ async def desk(mongodb_uri: str, database_name: str, tenant: str) -> AsyncIterat
             port=0,
             register=lambda s: timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, s),
             service_names=["tsunagu.v1.TimelineService"],
+            security=callers.security(admit_kind("service")),
         )
         await server.start()
-        channel = grpc.aio.insecure_channel(server.address)
-        stub = timeline_pb2_grpc.TimelineServiceStub(channel)
+        timeline_channel = channel_for(server.address, callers.service)
+        stub = timeline_pb2_grpc.TimelineServiceStub(timeline_channel)
         try:
             yield Desk(tenant, core.recorder, stub, clock, store)
         finally:
-            await channel.close(grace=None)
+            await timeline_channel.close(grace=None)
             await server.stop(1)
 
 
@@ -604,9 +609,9 @@ async def test_a_case_lost_between_the_log_and_the_case_write_is_rebuilt_on_rede
 
 
 async def test_the_stream_dead_letters_an_action_on_a_foreign_case_and_announces_case_updates(
-    run_timeline: Starter, nats_server: NatsServer, tenant: str
+    run_timeline: Starter, nats_server: NatsServer, tenant: str, callers: CallerSet
 ) -> None:
-    async with open_bus(run_timeline, nats_server, tenant) as bus:
+    async with open_bus(run_timeline, nats_server, tenant, callers) as bus:
         updates: asyncio.Queue[notices_pb2.TimelineUpdated] = asyncio.Queue()
 
         async def heard(msg: Msg) -> None:

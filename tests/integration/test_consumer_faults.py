@@ -32,6 +32,7 @@ from nats.js.errors import APIError, NotFoundError
 from services.timeline.consumer import InteractionConsumer
 from services.timeline.service import TimelineService
 from tests import builders
+from tests.grpc_credentials import CallerSet, channel_for
 from tests.integration.test_ingest_to_timeline import wait_for_events
 from tsunagu.bus.publisher import InteractionPublisher
 from tsunagu.local.processes import NatsServer
@@ -104,28 +105,30 @@ class Bus:
 
 @asynccontextmanager
 async def open_bus(
-    run_timeline: Starter, nats_server: NatsServer, tenant: str
+    run_timeline: Starter, nats_server: NatsServer, tenant: str, callers: CallerSet
 ) -> AsyncIterator[Bus]:
     # A short grace keeps the shutdown of a consumer quick.
     async with run_timeline(shutdown_grace_seconds=1) as service:
         nc = await nats.connect(nats_server.url)
-        channel = grpc.aio.insecure_channel(service.server.address)
+        timeline_channel = channel_for(service.server.address, callers.service)
         try:
             yield Bus(
                 tenant=tenant,
                 service=service,
                 nc=nc,
                 js=nc.jetstream(),
-                timeline=timeline_pb2_grpc.TimelineServiceStub(channel),
+                timeline=timeline_pb2_grpc.TimelineServiceStub(timeline_channel),
             )
         finally:
-            await channel.close(grace=None)
+            await timeline_channel.close(grace=None)
             await nc.close()
 
 
 @pytest.fixture
-async def bus(run_timeline: Starter, nats_server: NatsServer, tenant: str) -> AsyncIterator[Bus]:
-    async with open_bus(run_timeline, nats_server, tenant) as opened:
+async def bus(
+    run_timeline: Starter, nats_server: NatsServer, tenant: str, callers: CallerSet
+) -> AsyncIterator[Bus]:
+    async with open_bus(run_timeline, nats_server, tenant, callers) as opened:
         yield opened
 
 
@@ -295,9 +298,9 @@ async def test_burst_of_valid_interactions_survives_interleaved_garbage(bus: Bus
 
 
 async def test_dead_letter_of_an_interaction_from_the_project_publisher_keeps_the_consumer_up(
-    run_timeline: Starter, nats_server: NatsServer, tenant: str
+    run_timeline: Starter, nats_server: NatsServer, tenant: str, callers: CallerSet
 ) -> None:
-    async with open_bus(run_timeline, nats_server, tenant) as bus:
+    async with open_bus(run_timeline, nats_server, tenant, callers) as bus:
         publisher = InteractionPublisher(bus.js)
         unknown = f"cus_{uuid.uuid4().hex}"
         note = agent_note(tenant, unknown)
@@ -311,9 +314,9 @@ async def test_dead_letter_of_an_interaction_from_the_project_publisher_keeps_th
 
 
 async def test_garbage_message_of_the_maximum_size_is_dead_lettered_without_stopping_the_consumer(
-    run_timeline: Starter, nats_server: NatsServer, tenant: str
+    run_timeline: Starter, nats_server: NatsServer, tenant: str, callers: CallerSet
 ) -> None:
-    async with open_bus(run_timeline, nats_server, tenant) as bus:
+    async with open_bus(run_timeline, nats_server, tenant, callers) as bus:
         max_payload = bus.nc.max_payload  # the largest message the server accepts
         garbage = b"\xff" * (max_payload - 64)
         try:
@@ -332,9 +335,9 @@ async def test_garbage_message_of_the_maximum_size_is_dead_lettered_without_stop
 
 
 async def test_interaction_claiming_another_tenant_than_its_subject_is_not_recorded(
-    run_timeline: Starter, nats_server: NatsServer, tenant: str
+    run_timeline: Starter, nats_server: NatsServer, tenant: str, callers: CallerSet
 ) -> None:
-    async with open_bus(run_timeline, nats_server, tenant) as bus:
+    async with open_bus(run_timeline, nats_server, tenant, callers) as bus:
         victim = f"{tenant}-victim"
         forged = builders.chat(victim, phone="090-1212-3434", name="Forged Name")
         await bus.publish(forged.SerializeToString())  # on this tenant's subject

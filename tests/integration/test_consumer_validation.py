@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests import builders
+from tests.grpc_credentials import CallerSet
 from tests.integration.test_consumer_faults import (
     ERROR_HEADER,
     SEQUENCE_HEADER,
@@ -90,8 +91,10 @@ def _claiming_chat(interaction: pb.Interaction) -> pb.Interaction:
 
 
 @pytest.fixture
-async def bus(run_timeline: Starter, nats_server: NatsServer, tenant: str) -> AsyncIterator[Bus]:
-    async with open_bus(run_timeline, nats_server, tenant) as opened:
+async def bus(
+    run_timeline: Starter, nats_server: NatsServer, tenant: str, callers: CallerSet
+) -> AsyncIterator[Bus]:
+    async with open_bus(run_timeline, nats_server, tenant, callers) as opened:
         yield opened
 
 

@@ -10,11 +10,11 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-import grpc
 import nats
 
 from services.timeline.profiles.profile import customer_id_for
 from tests import builders
+from tests.grpc_credentials import CallerSet, channel_for
 from tests.integration.test_ingest_to_timeline import wait_for_events
 from tsunagu.bus.subjects import interaction_subject
 from tsunagu.local.processes import NatsServer
@@ -35,7 +35,11 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_a_note_for_a_customer_not_yet_known_is_replayed_after_the_customer_arrives(
-    nats_server: NatsServer, run_timeline: Starter, run_ingest: Starter, tenant: str
+    nats_server: NatsServer,
+    run_timeline: Starter,
+    run_ingest: Starter,
+    tenant: str,
+    callers: CallerSet,
 ) -> None:
     chat = builders.chat(tenant, visitor="late-visitor")
     customer_id = customer_id_for(tenant, chat.event_id)  # the id the chat will create
@@ -66,11 +70,11 @@ async def test_a_note_for_a_customer_not_yet_known_is_replayed_after_the_custome
             )
         assert customer_id in listing.stdout  # the error names the unknown customer
 
-        async with grpc.aio.insecure_channel(ingest.server.address) as ch:
+        async with channel_for(ingest.server.address, callers.adapter("chat")) as ch:
             await ingest_pb2_grpc.IngestServiceStub(ch).Submit(
                 ingest_pb2.SubmitRequest(interaction=chat)
             )
-        async with grpc.aio.insecure_channel(timeline.server.address) as ch:
+        async with channel_for(timeline.server.address, callers.service) as ch:
             stub = timeline_pb2_grpc.TimelineServiceStub(ch)
             await wait_for_events(stub, tenant, [chat.event_id])
             replayed = await asyncio.to_thread(

@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from tests import builders
+from tests.grpc_credentials import CallerSet, channel_for
 from tests.integration.test_ingest_to_timeline import wait_for_events
 from tsunagu.bus.notices import customer_subject, decode_notice, tenant_subject
 from tsunagu.bus.publisher import InteractionPublisher
@@ -51,7 +52,7 @@ class Identity:
 
 @pytest.fixture
 async def identity(
-    run_timeline: Starter, nats_server: NatsServer, tenant: str
+    run_timeline: Starter, nats_server: NatsServer, tenant: str, callers: CallerSet
 ) -> AsyncIterator[Identity]:
     rules = {tenant: {"blocklist": ["email:info@shop.example"], "fold_email_subaddress": True}}
     async with run_timeline(tenant_identity=rules) as service:
@@ -64,17 +65,17 @@ async def identity(
 
         js = nc.jetstream()
         sub = await js.subscribe(f"identity.*.{tenant}", cb=collect, stream="IDENTITY")
-        channel = grpc.aio.insecure_channel(service.server.address)
+        timeline_channel = channel_for(service.server.address, callers.service)
         try:
             yield Identity(
                 tenant,
-                timeline_pb2_grpc.TimelineServiceStub(channel),
+                timeline_pb2_grpc.TimelineServiceStub(timeline_channel),
                 InteractionPublisher(js),
                 changes,
             )
         finally:
             await sub.unsubscribe()
-            await channel.close(grace=None)
+            await timeline_channel.close(grace=None)
             await nc.drain()
 
 

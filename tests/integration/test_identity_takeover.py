@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import grpc
 import nats
 import pytest
 from pymongo import AsyncMongoClient
 
 from tests import builders
 from tests.conftest import _quiet_sink
+from tests.grpc_credentials import caller_set, channel_for
 from tests.integration.test_tenant_settings import Running, _address, _service
 from tsunagu.bus.provision import ProvisionSettings, provision
 from tsunagu.local.processes import NatsServer
@@ -36,6 +36,7 @@ PLAIN = f"plain{_RUN}"
 TRUSTING = f"trusting{_RUN}"
 
 ALICE = "alice.sato@example.jp"
+CALLERS = caller_set([PLAIN, TRUSTING])
 ATTACKER_PHONE = "+81 90 6666 0001"
 ATTACKER_COOKIE = "cookie-mallory"
 
@@ -89,6 +90,7 @@ async def desk(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> As
             "TSUNAGU_TIMELINE_NATS_URL": server.url,
             "TSUNAGU_TIMELINE_MONGODB_URI": mongodb_uri,
             "TSUNAGU_TIMELINE_MONGODB_DATABASE": database,
+            "TSUNAGU_TIMELINE_CALLERS": CALLERS.json(),
         }
 
         def ingest_env(channel: str) -> dict[str, str]:
@@ -96,6 +98,7 @@ async def desk(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> As
                 "TSUNAGU_INGEST_CHANNEL": channel,
                 "TSUNAGU_INGEST_PORT": "0",
                 "TSUNAGU_INGEST_NATS_URL": server.url,
+                "TSUNAGU_INGEST_CALLERS": CALLERS.json(),
             }
 
         async with (
@@ -104,7 +107,11 @@ async def desk(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> As
             _service("services.ingest", "ingest-chat", ingest_env("chat")) as chat,
         ):
             nc = await nats.connect(server.url)
-            channels = [grpc.aio.insecure_channel(_address(p)) for p in (timeline, web, chat)]
+            channels = [
+                channel_for(_address(timeline), CALLERS.service),
+                channel_for(_address(web), CALLERS.adapter("web")),
+                channel_for(_address(chat), CALLERS.adapter("chat")),
+            ]
             try:
                 yield Desk(
                     js=nc.jetstream(),
@@ -114,8 +121,8 @@ async def desk(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> As
                     chat=ingest_pb2_grpc.IngestServiceStub(channels[2]),
                 )
             finally:
-                for channel in channels:
-                    await channel.close(grace=None)
+                for opened in channels:
+                    await opened.close(grace=None)
                 await nc.close()
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_uri)
     await client.drop_database(database)

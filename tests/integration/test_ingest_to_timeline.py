@@ -14,6 +14,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from tests import builders
+from tests.grpc_credentials import CallerSet, channel_for
 from tsunagu.v1 import (
     ingest_pb2,
     ingest_pb2_grpc,
@@ -44,7 +45,7 @@ async def wait_for_events(
 
 
 @pytest.fixture
-async def system(run_timeline: Starter, run_ingest: Starter) -> Any:
+async def system(run_timeline: Starter, run_ingest: Starter, callers: CallerSet) -> Any:
     """Timeline plus chat, voice and email ingestion, and stubs to talk to them."""
     async with (
         run_timeline() as timeline,
@@ -53,7 +54,10 @@ async def system(run_timeline: Starter, run_ingest: Starter) -> Any:
         run_ingest("email") as email,
     ):
         channels = {
-            name: grpc.aio.insecure_channel(svc.server.address)
+            name: channel_for(
+                svc.server.address,
+                callers.service if name == "timeline" else callers.adapter(name),
+            )
             for name, svc in [
                 ("timeline", timeline),
                 ("chat", chat),

@@ -17,6 +17,7 @@ import pytest
 
 from gateway.timeline_client import TimelineClient
 from tests import builders
+from tests.grpc_credentials import CallerSet, channel_for
 from tests.integration.test_ingest_to_timeline import wait_for_events
 from tsunagu.contracts.limits import MAX_EVENT_BYTES, MAX_TEXT_BYTES
 from tsunagu.v1 import (
@@ -56,15 +57,17 @@ def largest_form(tenant: str, minutes_ago: int) -> pb.Interaction:
 
 
 async def test_a_timeline_of_the_largest_events_pages_through_the_gateway_client(
-    run_timeline: Starter, run_ingest: Starter, tenant: str
+    run_timeline: Starter, run_ingest: Starter, tenant: str, callers: CallerSet
 ) -> None:
     forms = [largest_form(tenant, minutes_ago=EVENTS - i) for i in range(EVENTS)]
     async with (
         run_timeline() as timeline,
         run_ingest("web") as web,
-        grpc.aio.insecure_channel(web.server.address) as ingest_channel,
-        grpc.aio.insecure_channel(timeline.server.address) as timeline_channel,
-        TimelineClient(address=timeline.server.address, timeout_seconds=30) as client,
+        channel_for(web.server.address, callers.adapter("web")) as ingest_channel,
+        channel_for(timeline.server.address, callers.service) as timeline_channel,
+        TimelineClient(
+            address=timeline.server.address, timeout_seconds=30, token=callers.service
+        ) as client,
     ):
         ingest = ingest_pb2_grpc.IngestServiceStub(ingest_channel)
         for form in forms:
@@ -102,13 +105,13 @@ async def test_a_timeline_of_the_largest_events_pages_through_the_gateway_client
 
 
 async def test_ingest_takes_a_full_batch_and_refuses_a_larger_one_and_keeps_serving(
-    run_ingest: Starter, tenant: str
+    run_ingest: Starter, tenant: str, callers: CallerSet
 ) -> None:
     async with (
         run_ingest("web", max_batch_items=2) as web,
-        grpc.aio.insecure_channel(web.server.address) as channel,
+        channel_for(web.server.address, callers.adapter("web")) as web_channel,
     ):
-        ingest = ingest_pb2_grpc.IngestServiceStub(channel)
+        ingest = ingest_pb2_grpc.IngestServiceStub(web_channel)
         full = ingest_pb2.SubmitBatchRequest(
             interactions=[largest_form(tenant, minutes_ago=i) for i in (3, 2)]
         )

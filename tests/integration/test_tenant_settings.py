@@ -29,6 +29,7 @@ from pymongo import AsyncMongoClient
 
 from tests import builders
 from tests.conftest import _quiet_sink
+from tests.grpc_credentials import caller_set, channel_for
 from tests.integration.test_ingest_to_timeline import wait_for_events
 from tsunagu.bus.provision import ProvisionSettings, provision
 from tsunagu.bus.publisher import InteractionPublisher
@@ -67,6 +68,7 @@ TIMELINE_ENV = {
     ),
 }
 INGEST_ENV = {"TSUNAGU_INGEST_TENANT_REGIONS": json.dumps({US: "US"})}
+CALLERS = caller_set([PLAIN, US, ATTACH, REOPEN, FOLLOW_UP, BLOCKLIST, FOLD, LIMITED])
 
 # Two days ago: every event of a test fits before "now" (the contract's future bound).
 T0 = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
@@ -156,20 +158,22 @@ async def running(
             "TSUNAGU_TIMELINE_NATS_URL": server.url,
             "TSUNAGU_TIMELINE_MONGODB_URI": mongodb_uri,
             "TSUNAGU_TIMELINE_MONGODB_DATABASE": database,
+            "TSUNAGU_TIMELINE_CALLERS": CALLERS.json(),
         }
         ingest_env = {
             **INGEST_ENV,
             "TSUNAGU_INGEST_CHANNEL": "sms",
             "TSUNAGU_INGEST_PORT": "0",
             "TSUNAGU_INGEST_NATS_URL": server.url,
+            "TSUNAGU_INGEST_CALLERS": CALLERS.json(),
         }
         async with (
             _service("services.timeline", "timeline", timeline_env) as timeline,
             _service("services.ingest", "ingest-sms", ingest_env) as sms,
         ):
             nc = await nats.connect(server.url)
-            timeline_channel = grpc.aio.insecure_channel(_address(timeline))
-            sms_channel = grpc.aio.insecure_channel(_address(sms))
+            timeline_channel = channel_for(_address(timeline), CALLERS.service)
+            sms_channel = channel_for(_address(sms), CALLERS.adapter("sms"))
             try:
                 yield Running(
                     js=nc.jetstream(),

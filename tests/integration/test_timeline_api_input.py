@@ -18,6 +18,7 @@ import grpc
 import pytest
 
 from tests import builders
+from tests.grpc_credentials import CallerSet, channel_for
 from tests.integration.test_ingest_to_timeline import wait_for_events
 from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, timeline_pb2, timeline_pb2_grpc
 from tsunagu.v1 import interaction_pb2 as pb
@@ -63,9 +64,15 @@ class Api:
 
 
 @pytest.fixture
-async def api(run_timeline: Starter, run_ingest: Starter, tenant: str) -> AsyncIterator[Api]:
+async def api(
+    run_timeline: Starter, run_ingest: Starter, tenant: str, callers: CallerSet
+) -> AsyncIterator[Api]:
     async with run_timeline() as timeline, run_ingest("chat") as chat, run_ingest("voice") as voice:
-        channels = [grpc.aio.insecure_channel(s.server.address) for s in (timeline, chat, voice)]
+        channels = [
+            channel_for(timeline.server.address, callers.service),
+            channel_for(chat.server.address, callers.adapter("chat")),
+            channel_for(voice.server.address, callers.adapter("voice")),
+        ]
         try:
             yield Api(
                 tenant=tenant,

@@ -23,13 +23,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
 
 # PyYAML ships no inline types and types-PyYAML is not among the project's pinned packages.
 import yaml  # type: ignore[import-untyped]
+from pydantic_settings import BaseSettings
 
 from gateway.authenticators import build_authenticator
 from gateway.health import LIVE_PATH, READY_PATH, TIMELINE_CHECK_SECONDS
@@ -37,8 +38,11 @@ from gateway.settings import GatewaySettings
 from gateway.timeline_client import TIMELINE_SERVICE_NAME
 from gateway.tokens import JwtAuthenticator
 from services.ingest.api import SERVICE_NAME as INGEST_SERVICE_NAME
+from services.ingest.settings import IngestSettings
+from services.timeline.settings import TimelineSettings
 from tsunagu.bus.permissions import ingest_user
 from tsunagu.bus.server_config import all_users, authorization, password_variable
+from tsunagu.grpc_settings import GrpcServerSettings
 from tsunagu.logs import LogFormat, LogSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +58,8 @@ WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet"})
 CLUSTER_SCOPED_KINDS = frozenset({"Namespace"})
 INGEST_PORT = 50051
 TIMELINE_PORT = 50060
+# Health alone, plaintext: kubelet's gRPC probe has neither TLS nor credentials.
+GRPC_HEALTH_PORT = 8081
 GATEWAY_PORT = 8000
 NATS_CLIENT_PORT = 4222
 NATS_CLUSTER_PORT = 6222
@@ -411,12 +417,12 @@ def _probe_target(probe: Manifest) -> Manifest:
 # and the overall status ("", i.e. no `service`) for liveness; HTTP paths for the gateway.
 _PROBES: dict[str, tuple[Manifest, Manifest]] = {
     "ingest": (
-        {"grpc": {"port": INGEST_PORT}},
-        {"grpc": {"port": INGEST_PORT, "service": INGEST_SERVICE_NAME}},
+        {"grpc": {"port": GRPC_HEALTH_PORT}},
+        {"grpc": {"port": GRPC_HEALTH_PORT, "service": INGEST_SERVICE_NAME}},
     ),
     "timeline": (
-        {"grpc": {"port": TIMELINE_PORT}},
-        {"grpc": {"port": TIMELINE_PORT, "service": TIMELINE_SERVICE_NAME}},
+        {"grpc": {"port": GRPC_HEALTH_PORT}},
+        {"grpc": {"port": GRPC_HEALTH_PORT, "service": TIMELINE_SERVICE_NAME}},
     ),
     "gateway": (
         {"httpGet": {"path": LIVE_PATH, "port": GATEWAY_PORT}},
@@ -484,8 +490,9 @@ def test_one_ingest_deployment_per_channel() -> None:
         assert env["TSUNAGU_INGEST_PORT"] == str(INGEST_PORT)
         assert env["TSUNAGU_INGEST_NATS_URL"] == f"nats://nats:{NATS_CLIENT_PORT}"
         assert env["TSUNAGU_INGEST_DEFAULT_REGION"] == "JP"
+        assert env["TSUNAGU_INGEST_HEALTH_PORT"] == str(GRPC_HEALTH_PORT)
         for probe in ("livenessProbe", "readinessProbe"):
-            assert container[probe]["grpc"]["port"] == INGEST_PORT, (channel, probe)
+            assert container[probe]["grpc"]["port"] == GRPC_HEALTH_PORT, (channel, probe)
         assert container_port(deployment, INGEST_PORT) == INGEST_PORT
         # SIGTERM drains in-flight publishes; the grace period must cover it.
         assert pod_spec(deployment)["terminationGracePeriodSeconds"] >= 30
@@ -585,8 +592,9 @@ def test_timeline_reads_mongodb_from_the_secret_and_serves_grpc_health() -> None
     reference = env["TSUNAGU_TIMELINE_MONGODB_URI"]["secretKeyRef"]
     secret = named(BASE_DOCS, "Secret", reference["name"])
     assert reference["key"] in secret.get("stringData", {}) | secret.get("data", {})
+    assert env["TSUNAGU_TIMELINE_HEALTH_PORT"] == str(GRPC_HEALTH_PORT)
     for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["grpc"]["port"] == TIMELINE_PORT
+        assert container[probe]["grpc"]["port"] == GRPC_HEALTH_PORT
     assert deployment["spec"]["replicas"] >= 2
     assert pod_spec(deployment)["terminationGracePeriodSeconds"] >= 30
 
@@ -1127,6 +1135,104 @@ def test_rendered_production_overlay_carries_no_placeholder_secret() -> None:
     assert not of_kind(rendered, "Secret"), "the real MongoDB Secret is created out of band"
     base_objects = {workload_id(d) for d in BASE_DOCS if d["kind"] != "Secret"}
     assert {workload_id(d) for d in rendered} == base_objects
+
+
+def _mounted_secret(workload: Manifest, path: str) -> str:
+    """The Secret mounted (read-only) at the folder of `path` in the workload's container."""
+    container = only_container(workload)
+    folder = str(Path(path).parent)
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == folder]
+    assert mount.get("readOnly") is True, (workload_id(workload), folder)
+    [volume] = [v for v in pod_spec(workload)["volumes"] if v["name"] == mount["name"]]
+    return str(volume["secret"]["secretName"])
+
+
+def _settings_env(workload: Manifest, docs: list[Manifest], prefix: str) -> dict[str, str]:
+    env = effective_env(only_container(workload), docs)
+    return {k: v for k, v in env.items() if k.startswith(prefix) and isinstance(v, str)}
+
+
+_Settings = TypeVar("_Settings", bound=BaseSettings)
+
+
+def _parsed(
+    settings_type: type[_Settings], env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch
+) -> _Settings:
+    """The settings the pod parses at start from `env` (its literal values)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return settings_type()
+
+
+def _grpc_servers(docs: list[Manifest]) -> list[tuple[Manifest, type[GrpcServerSettings], str]]:
+    """Each gRPC server Deployment, its settings type and their env prefix."""
+    return [
+        (d, IngestSettings, "TSUNAGU_INGEST_")
+        if d["metadata"]["name"].startswith("ingest-")
+        else (d, TimelineSettings, "TSUNAGU_TIMELINE_")
+        for d in of_kind(docs, "Deployment")
+        if d["metadata"]["name"].startswith("ingest-") or d["metadata"]["name"] == "timeline"
+    ]
+
+
+def test_base_grpc_servers_read_their_callers_from_the_placeholder_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    servers = _grpc_servers(BASE_DOCS)
+    assert len(servers) == len(CHANNELS) + 1
+    for workload, settings_type, prefix in servers:
+        env = _settings_env(workload, BASE_DOCS, prefix)
+        settings = _parsed(settings_type, env, monkeypatch)
+        assert settings.callers_file is not None
+        secret = named(BASE_DOCS, "Secret", _mounted_secret(workload, str(settings.callers_file)))
+        assert settings.callers_file.name in secret["stringData"]
+        assert settings.health_port == GRPC_HEALTH_PORT
+    gateway = only_container(named(BASE_DOCS, "Deployment", "gateway"))
+    reference = effective_env(gateway, BASE_DOCS)["TSUNAGU_GATEWAY_TIMELINE_TOKEN"]
+    secret = named(BASE_DOCS, "Secret", reference["secretKeyRef"]["name"])
+    assert reference["secretKeyRef"]["key"] in secret["stringData"]
+
+
+def test_production_overlay_runs_every_grpc_hop_over_tls_without_reflection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rendered = render(PRODUCTION)
+    deployments = {d["metadata"]["name"]: d for d in of_kind(rendered, "Deployment")}
+    servers = _grpc_servers(rendered)
+    assert len(servers) == len(CHANNELS) + 1
+    for workload, settings_type, prefix in servers:
+        name = workload["metadata"]["name"]
+        env = _settings_env(workload, rendered, prefix)
+        settings = _parsed(settings_type, env, monkeypatch)
+        assert settings.reflection is False, name
+        assert settings.tls_cert_file is not None, name
+        assert settings.tls_key_file is not None, name
+        assert settings.tls_client_ca_file is not None, name
+        tls_secrets = {
+            _mounted_secret(workload, str(path))
+            for path in (settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
+        }
+        assert tls_secrets == {f"tsunagu-{'timeline' if name == 'timeline' else 'ingest'}-tls"}
+        # Probes stay on the plaintext health port: kubelet's gRPC probe cannot do TLS.
+        container = only_container(workload)
+        assert settings.health_port == GRPC_HEALTH_PORT
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert container[probe]["grpc"]["port"] == GRPC_HEALTH_PORT, (name, probe)
+    # Only the cluster's services call the timeline: a client certificate is required.
+    timeline_env = _settings_env(deployments["timeline"], rendered, "TSUNAGU_TIMELINE_")
+    assert timeline_env["TSUNAGU_TIMELINE_TLS_REQUIRE_CLIENT_CERT"] == "true"
+
+    gateway = deployments["gateway"]
+    gateway_settings = _parsed(
+        GatewaySettings, _settings_env(gateway, rendered, "TSUNAGU_GATEWAY_"), monkeypatch
+    )
+    files = (
+        gateway_settings.timeline_tls_ca_file,
+        gateway_settings.timeline_tls_cert_file,
+        gateway_settings.timeline_tls_key_file,
+    )
+    assert all(files)
+    assert {_mounted_secret(gateway, str(f)) for f in files} == {"tsunagu-gateway-timeline-tls"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from gateway.enums import PROTO_ENUMS, ProtoEnumMapping
 from gateway.schema import GatewaySchema, build_schema
 from gateway.settings import GatewaySettings
 from gateway.timeline_client import TIMELINE_SERVICE_NAME, TimelineClient
+from tsunagu.grpc_auth import ServerInterceptor
+from tsunagu.grpc_settings import ServerSecurity
 from tsunagu.rpc import GrpcServer
 from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
 
@@ -452,6 +454,14 @@ async def running_fake_timeline() -> AsyncIterator[tuple[FakeTimeline, str]]:
         yield fake, server.address
 
 
+class _AnyCaller(ServerInterceptor):
+    """The fake timeline takes every call: these tests are about the gateway, and the real
+    timeline's callers are tested in tests/integration/test_grpc_callers.py."""
+
+    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        return await continuation(handler_call_details)
+
+
 @asynccontextmanager
 async def serving_fake_timeline() -> AsyncIterator[tuple[FakeTimeline, GrpcServer]]:
     """Serve a ``FakeTimeline`` as the timeline does: with gRPC health whose readiness
@@ -464,6 +474,7 @@ async def serving_fake_timeline() -> AsyncIterator[tuple[FakeTimeline, GrpcServe
             fake, grpc_server
         ),
         service_names=[TIMELINE_SERVICE_NAME],
+        security=ServerSecurity(_AnyCaller()),
     )
     await server.start()
     try:

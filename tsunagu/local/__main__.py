@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from tsunagu.grpc_callers import CREDENTIALS, issue_credential
 from tsunagu.local.demo import (
     SCREEN_POP_QUERY,
     TENANT,
+    adapter_usage,
     find_demo_customer,
     graphiql_headers,
     mutation_example,
@@ -19,7 +21,7 @@ from tsunagu.local.demo import (
     subscription_example,
 )
 from tsunagu.local.issuer import DEFAULT_TTL_SECONDS, LocalIssuer
-from tsunagu.local.stack import LocalStack, StackPorts
+from tsunagu.local.stack import CHANNELS, LocalStack, StackPorts
 from tsunagu.runtime import run, wait_for_stop_signal
 
 log = logging.getLogger("tsunagu.local")
@@ -51,7 +53,26 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     mint.add_argument("--subject", default=None, help="the sub claim (default: from the roles)")
     mint.add_argument("--name", default=None, help="the display name on the timeline")
     mint.add_argument("--ttl", type=int, default=DEFAULT_TTL_SECONDS, help="lifetime in seconds")
+    adapter = sub.add_parser(
+        "adapter-token",
+        help="issue a gRPC adapter token: prints the token and the credential servers need",
+    )
+    adapter.add_argument("--tenant", required=True, help="comma-separated for several")
+    adapter.add_argument("--channel", required=True, choices=CHANNELS)
+    adapter.add_argument("--name", default=None, help="the caller's name (default: tenant-channel)")
     return parser.parse_args(argv)
+
+
+def _adapter_token(args: argparse.Namespace) -> None:
+    tenants = [tenant.strip() for tenant in args.tenant.split(",") if tenant.strip()]
+    name = args.name or f"{'-'.join(tenants)}-{args.channel}"
+    credential, token = issue_credential(
+        name, kind="adapter", tenants=tenants, channel=args.channel
+    )
+    # The token goes to the adapter only; servers get the credential, with its digest.
+    print(f"token (give it to the adapter, keep it secret): {token}")
+    print("credential (add it to the callers list of the ingest and timeline servers):")
+    print(CREDENTIALS.dump_json([credential], indent=2).decode())
 
 
 def _token(args: argparse.Namespace) -> None:
@@ -69,7 +90,7 @@ def _token(args: argparse.Namespace) -> None:
 
 
 async def _run(args: argparse.Namespace) -> None:
-    channels = ("chat", "voice", "email", "sms", "social", "web")
+    channels = CHANNELS
     ports = StackPorts(
         gateway=args.gateway_port,
         timeline=args.timeline_port,
@@ -85,7 +106,8 @@ async def _run(args: argparse.Namespace) -> None:
     async with LocalStack(args.data_dir, ports=ports, mongodb_uri=args.mongodb_uri) as stack:
         print(f"all services ready in {time.monotonic() - started:.1f}s", flush=True)
         if not args.no_demo:
-            results = await submit_demo(stack.ingest_addresses)
+            tokens = {c: stack.grpc_callers.adapter(c) for c in stack.channels}
+            results = await submit_demo(stack.ingest_addresses, tokens)
             accepted = sum(r.status == r.STATUS_ACCEPTED for r in results)
             print(
                 f"demo: {len(results)} interactions submitted "
@@ -95,15 +117,18 @@ async def _run(args: argparse.Namespace) -> None:
         ingest = ", ".join(f"{c}={a}" for c, a in stack.ingest_addresses.items())
         customer_id = None
         if not args.no_demo:
-            customer_id = await find_demo_customer(stack.timeline_address)
+            customer_id = await find_demo_customer(
+                stack.timeline_address, token=stack.grpc_callers.tools
+            )
         print(
             "\n"
             f"  GraphQL (GraphiQL in the browser): {stack.graphql_url}\n"
             + graphiql_headers(stack.credentials_file)
             + "\n"
             f"  ingestion gRPC: {ingest}\n"
-            f"  timeline gRPC:  {stack.timeline_address}\n"
-            "\n  Paste this query into GraphiQL to see the demo customer's whole history:\n\n"
+            f"  timeline gRPC:  {stack.timeline_address}\n\n"
+            + adapter_usage(stack.credentials_file)
+            + "\n  Paste this query into GraphiQL to see the demo customer's whole history:\n\n"
             + _indented(SCREEN_POP_QUERY)
             + _live_examples(customer_id or "<id from the query above>")
             + "\n\n  Ctrl-C stops everything.\n",
@@ -136,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.command == "token":
         _token(args)
+        return
+    if args.command == "adapter-token":
+        _adapter_token(args)
         return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run(lambda: _run(args))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 
+from tsunagu.grpc_channels import open_channel
 from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2, timeline_pb2, timeline_pb2_grpc
 
 TENANT = "demo"
@@ -163,14 +165,23 @@ def scenario(now: datetime | None = None) -> list[DemoEvent]:
     ]
 
 
-async def submit_demo(ingest_addresses: dict[str, str]) -> list[ingest_pb2.SubmitResult]:
-    """Submit the scenario through the real gRPC API, each event to its channel's service."""
+async def submit_demo(
+    ingest_addresses: Mapping[str, str], tokens: Mapping[str, str]
+) -> list[ingest_pb2.SubmitResult]:
+    """Submit the scenario through the real gRPC API, each event to its channel's service.
+
+    Args:
+        ingest_addresses: Channel → ``host:port`` of its ingestion service.
+        tokens: Channel → the bearer token of that channel's adapter.
+    """
     results = []
     channels: dict[str, grpc.aio.Channel] = {}
     try:
         for event in scenario():
             if event.channel not in channels:
-                channels[event.channel] = grpc.aio.insecure_channel(ingest_addresses[event.channel])
+                channels[event.channel] = open_channel(
+                    ingest_addresses[event.channel], token=tokens[event.channel]
+                )
             stub = ingest_pb2_grpc.IngestServiceStub(channels[event.channel])
             response = await stub.Submit(
                 ingest_pb2.SubmitRequest(interaction=event.interaction), timeout=10
@@ -199,8 +210,15 @@ query ScreenPop {
 }"""
 
 
-async def find_demo_customer(timeline_address: str, *, within_seconds: float = 10) -> str | None:
+async def find_demo_customer(
+    timeline_address: str, *, token: str, within_seconds: float = 10
+) -> str | None:
     """The demo customer's id, once the timeline has stored her (screen-pop by her number).
+
+    Args:
+        timeline_address: ``host:port`` of the timeline.
+        token: A service identity's bearer token (the timeline serves no one else).
+        within_seconds: How long to wait for her.
 
     Returns:
         The id, or ``None`` when the timeline does not know her within ``within_seconds``.
@@ -208,7 +226,7 @@ async def find_demo_customer(timeline_address: str, *, within_seconds: float = 1
     request = timeline_pb2.ResolveIdentifierRequest(
         tenant=TENANT, identifier=pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=PHONE)
     )
-    async with grpc.aio.insecure_channel(timeline_address) as channel:
+    async with open_channel(timeline_address, token=token) as channel:
         stub = timeline_pb2_grpc.TimelineServiceStub(channel)
         deadline = asyncio.get_running_loop().time() + within_seconds
         while asyncio.get_running_loop().time() < deadline:
@@ -260,4 +278,17 @@ def graphiql_headers(credentials_file: Path) -> str:
         f"    {headers}\n\n"
         "  More tokens:\n"
         "    .venv/bin/python -m tsunagu.local token --tenant demo --roles agent,supervisor\n"
+    )
+
+
+def adapter_usage(credentials_file: Path) -> str:
+    """How an adapter authenticates locally: where the tokens are, and one as a header."""
+    adapters = json.loads(credentials_file.read_text(encoding="utf-8"))["adapters"]
+    chat = adapters.get("chat") or next(iter(adapters.values()))
+    return (
+        f"  gRPC adapters, one bearer token per ingest channel: {credentials_file} (section\n"
+        '  "adapters"). Send it as metadata on every call, e.g. for chat:\n\n'
+        f"    authorization: {chat['metadata']['authorization']}\n\n"
+        "  Another tenant's or channel's adapter (prints the token and the server's credential):\n"
+        "    .venv/bin/python -m tsunagu.local adapter-token --tenant acme --channel chat\n"
     )

@@ -15,6 +15,7 @@ from tsunagu.bus.server_config import LocalNatsUsers
 from tsunagu.lifecycle import Lifecycle
 from tsunagu.local.credentials import CREDENTIALS_FILE, write_section
 from tsunagu.local.demo import TENANT as DEMO_TENANT
+from tsunagu.local.grpc_callers import LocalCallers
 from tsunagu.local.issuer import ROLES, JwksServer, LocalIssuer
 from tsunagu.local.processes import (
     LineSink,
@@ -68,6 +69,7 @@ class LocalStack(Lifecycle):
         mongodb_uri: str | None = None,
         sink: LineSink | None = None,
         extra_env: dict[str, str] | None = None,
+        adapter_tenants: tuple[str, ...] = (DEMO_TENANT,),
     ) -> None:
         self.data_dir = data_dir
         self.ports = ports or StackPorts()
@@ -87,6 +89,10 @@ class LocalStack(Lifecycle):
         self.ingest_addresses: dict[str, str] = {}
         self.graphql_url = ""
         self.issuer = LocalIssuer.load_or_create(data_dir)
+        # gRPC bearer tokens (adapters of `adapter_tenants`, the gateway, tools), kept across runs.
+        self.grpc_callers = LocalCallers.load_or_create(
+            data_dir, channels=channels, tenants=adapter_tenants
+        )
         self.credentials_file = data_dir / CREDENTIALS_FILE
 
     def _nats_env(self, prefix: str, user: str) -> dict[str, str]:
@@ -161,6 +167,7 @@ class LocalStack(Lifecycle):
                     **self._nats_env("TSUNAGU_TIMELINE_", TIMELINE),
                     "TSUNAGU_TIMELINE_MONGODB_URI": self.mongodb_uri,
                     "TSUNAGU_TIMELINE_MONGODB_DATABASE": self.database,
+                    **self.grpc_callers.server_env("TSUNAGU_TIMELINE_"),
                 },
                 r"timeline ready on (\S+)",
             )
@@ -174,6 +181,7 @@ class LocalStack(Lifecycle):
                         "TSUNAGU_INGEST_CHANNEL": channel,
                         "TSUNAGU_INGEST_PORT": str(self.ports.ingest.get(channel, 0)),
                         **self._nats_env("TSUNAGU_INGEST_", ingest_user(channel)),
+                        **self.grpc_callers.server_env("TSUNAGU_INGEST_"),
                     },
                     rf"ingest-{channel} ready on (\S+)",
                 )
@@ -181,6 +189,9 @@ class LocalStack(Lifecycle):
         await asyncio.gather(*(self._enter(p) for p in backends))
         self.timeline_address = _bound(backends[0])
         self.ingest_addresses = {c: _bound(self.processes[f"ingest-{c}"]) for c in self.channels}
+        write_section(
+            self.data_dir, "adapters", self.grpc_callers.adapters_section(self.ingest_addresses)
+        )
         jwks_url = await self._start_issuer()
         gateway = self._service(
             "gateway",
@@ -188,6 +199,7 @@ class LocalStack(Lifecycle):
             {
                 "TSUNAGU_GATEWAY_PORT": str(self.ports.gateway),
                 "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": self.timeline_address,
+                "TSUNAGU_GATEWAY_TIMELINE_TOKEN": self.grpc_callers.gateway,
                 **self._nats_env("TSUNAGU_GATEWAY_", GATEWAY),
                 # The local issuer is an IdP like any other: same validation path as production.
                 "TSUNAGU_GATEWAY_AUTH_MODE": "jwt",
