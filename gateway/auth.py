@@ -18,6 +18,9 @@ class Principal:
     roles: frozenset[str]
     # How the agent is named on the timeline ("Tanaka"); the subject when empty.
     display_name: str = ""
+    # Unix time after which the credentials are no longer accepted (the token's `exp` plus
+    # the clock skew tolerated); a WebSocket is closed then. None: they do not expire.
+    valid_until: float | None = None
 
 
 @dataclass(frozen=True)
