@@ -203,16 +203,21 @@ async def test_graphql_transport_ws_authenticates_from_connection_params(
     assert [request.tenant for request in fake.calls("GetCustomers")] == [TENANT]
 
 
-async def test_graphql_transport_ws_without_credentials_is_closed_4403(
-    served: tuple[FakeTimeline, str],
+@pytest.mark.parametrize(
+    "init_payload",
+    [{}, {"authorization": "Bearer not.a.token"}, {"authorization": TOKEN + "x"}],
+    ids=["no token", "garbage", "bad signature"],
+)
+async def test_graphql_transport_ws_without_a_valid_token_is_closed_4401(
+    served: tuple[FakeTimeline, str], init_payload: dict[str, object]
 ) -> None:
     _, url = served
 
     with pytest.raises(ConnectionClosed) as closed:
-        await _ws_messages(url, {})
+        await _ws_messages(url, init_payload)
 
     assert closed.value.rcvd is not None
-    assert closed.value.rcvd.code == 4403
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "Unauthorized")
 
 
 async def test_legacy_graphql_ws_protocol_is_refused(served: tuple[FakeTimeline, str]) -> None:
