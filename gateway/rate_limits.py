@@ -115,6 +115,10 @@ class TokenBuckets:
     def _wait(self, tokens: float) -> float:
         return 0.0 if tokens >= _ONE_TOKEN else (1 - tokens) * self.rate.refill_seconds
 
+    def forget_idle(self) -> None:
+        """Drop the buckets that are full again (``take`` and ``wait`` do it as they go)."""
+        self._forget_idle(self._clock())
+
     def _forget_idle(self, now: float) -> None:
         full_after = self.rate.full_after_seconds
         while self._buckets:
@@ -159,11 +163,12 @@ class RateLimits:
         self._queries = TokenBuckets(queries, clock=clock, max_keys=max_keys)
         self._mutations = TokenBuckets(mutations, clock=clock, max_keys=max_keys)
         self._failures = TokenBuckets(failed_authentications, clock=clock, max_keys=max_keys)
+        self._all = (self._queries, self._mutations, self._failures)
 
     @property
     def remembered(self) -> int:
         """Buckets held in memory across the budgets (bounded; see ``TokenBuckets``)."""
-        return len(self._queries) + len(self._mutations) + len(self._failures)
+        return sum(map(len, self._all))
 
     def admit(self, *, tenant: str, subject: str, mutation: bool) -> None:
         """Charge one operation to the principal's budget.
@@ -171,6 +176,7 @@ class RateLimits:
         Raises:
             RateLimited: The budget is spent; nothing was charged.
         """
+        self._forget_idle()
         buckets, what = (self._mutations, "mutations") if mutation else (self._queries, "requests")
         wait = buckets.take((tenant, subject))
         if wait:
@@ -182,6 +188,7 @@ class RateLimits:
         Raises:
             RateLimited: The address must wait before presenting credentials again.
         """
+        self._forget_idle()
         wait = self._failures.wait(address)
         if wait:
             raise RateLimited("failed authentications from your address", wait)
@@ -189,3 +196,8 @@ class RateLimits:
     def failed_authentication(self, address: str) -> None:
         """Charge one failed authentication to a client address."""
         self._failures.take(address)
+
+    def _forget_idle(self) -> None:
+        # Every budget, not just the one used: one that is no longer used must shrink too.
+        for buckets in self._all:
+            buckets.forget_idle()

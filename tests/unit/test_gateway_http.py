@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from gateway.app import bootstrap
+from gateway.rate_limits import RateLimits
 from gateway.server import create_server
 from tests.identity_provider import TestIdentityProvider, identity_provider
 from tests.unit.test_gateway_schema import (
@@ -39,10 +40,11 @@ QUERY = {"query": '{ customer(id: "c-1") { id displayName } }'}
 
 @asynccontextmanager
 async def serving_gateway(
-    nats_server: NatsServer, **settings: Any
+    nats_server: NatsServer, *, limits: RateLimits | None = None, **settings: Any
 ) -> AsyncIterator[tuple[FakeTimeline, str]]:
     """A fake timeline over gRPC and the gateway in front of it, on free ports; the gateway
-    validates real JWTs of `IDP`, whose JWKS is served meanwhile. `settings` override."""
+    validates real JWTs of `IDP`, whose JWKS is served meanwhile. `settings` override;
+    `limits` replaces the rate limits of the settings (a test's clock)."""
     async with running_fake_timeline() as (fake, timeline_address), identity_provider(IDP):
         config = IDP.settings(
             port=0,
@@ -51,7 +53,7 @@ async def serving_gateway(
             nats_url=nats_server.url,
             **settings,
         )
-        server = create_server(bootstrap(config), config)
+        server = create_server(bootstrap(config, limits=limits), config)
         serving = asyncio.create_task(server.serve())
         await asyncio.wait_for(server.ready.wait(), timeout=10)
         assert server.started

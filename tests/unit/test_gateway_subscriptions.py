@@ -61,11 +61,11 @@ async def live(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, Gat
 
 
 @asynccontextmanager
-async def agent_socket(url: str) -> AsyncIterator[ClientConnection]:
-    """A graphql-transport-ws connection, acknowledged for the test agent."""
+async def agent_socket(url: str, token: str = TOKEN) -> AsyncIterator[ClientConnection]:
+    """A graphql-transport-ws connection, acknowledged for the test agent (or `token`'s)."""
     async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as socket:
         await socket.send(
-            json.dumps({"type": "connection_init", "payload": {"authorization": TOKEN}})
+            json.dumps({"type": "connection_init", "payload": {"authorization": token}})
         )
         assert json.loads(await socket.recv()) == {"type": "connection_ack"}
         yield socket
