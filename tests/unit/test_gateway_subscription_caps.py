@@ -19,7 +19,7 @@ from gateway.bus import GatewayBus
 from gateway.server import create_server
 from tests.identity_provider import identity_provider
 from tests.unit.test_gateway_http import IDP
-from tests.unit.test_gateway_schema import TENANT, FakeTimeline, running_fake_timeline
+from tests.unit.test_gateway_schema import TENANT, running_fake_timeline
 from tests.unit.test_gateway_subscriptions import (
     agent_socket,
     announce,
@@ -178,6 +178,12 @@ async def test_a_subscription_the_role_forbids_is_an_error_and_the_connection_go
     assert bus.active_followers == 0
 
 
+async def _read_until_closed(ws: ClientConnection) -> None:
+    async with asyncio.timeout(30):  # generous: two cores shared by many test runs
+        async for _ in ws:
+            pass
+
+
 async def test_a_connection_is_closed_4401_when_its_token_expires(
     live: tuple[GatewayBus, str], announcer: Client
 ) -> None:
@@ -190,9 +196,7 @@ async def test_a_connection_is_closed_4401_when_its_token_expires(
         before = await _pushed(ws, {"w"})
 
         with pytest.raises(ConnectionClosed) as closed:
-            async with asyncio.timeout(30):  # generous: two cores shared by many test runs
-                while True:
-                    await ws.recv()
+            await _read_until_closed(ws)
         closed_at = time.time()
     await until_following(bus, 0)
 
