@@ -71,6 +71,10 @@ class GatewaySettings(BaseSettings):
     # connections, may hold at once.
     max_subscriptions_per_connection: int = Field(default=20, ge=1)
     max_subscriptions_per_principal: int = Field(default=50, ge=1)
+    # Addresses (or CIDR ranges) of the reverse proxies whose X-Forwarded-For names the
+    # client: behind an ingress, the client's address keys the failed-login budget, not
+    # the ingress's. "*" trusts anyone to say who they are: never on an exposed port.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     dev_subject: str = Field(default="developer", min_length=1)
     dev_display_name: str = "Developer"
 

@@ -6,6 +6,7 @@ is a step of that clock, not a sleep.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from gateway.rate_limits import Rate, RateLimits, TokenBuckets
 from tests.unit.test_gateway_http import IDP, serving_gateway
@@ -249,3 +253,48 @@ def test_the_number_of_buckets_is_bounded_even_within_the_idle_time() -> None:
         clock.advance(0.001)
 
     assert len(buckets) == 100
+
+
+async def test_behind_a_trusted_proxy_each_client_address_has_its_own_login_budget(
+    served: tuple[FakeTimeline, str], client: httpx.AsyncClient
+) -> None:
+    _, url = served
+    guesser = {"x-forwarded-for": "203.0.113.7"}  # the loopback proxy is trusted by default
+    for _ in range(FAILED_LOGINS.burst):
+        await client.post(url, json=QUERY, headers={**guesser, "authorization": "Bearer guess"})
+
+    spent = await client.post(url, json=QUERY, headers={**guesser, **_fresh_principal()})
+    other_client = await client.post(
+        url, json=QUERY, headers={"x-forwarded-for": "198.51.100.9", **_fresh_principal()}
+    )
+
+    assert spent.status_code == 429
+    assert other_client.json() == CUSTOMER
+
+
+async def _close_code(url: str, token: str, address: str) -> tuple[int, str]:
+    """How the gateway closes a WebSocket from ``address`` that logs in with ``token``."""
+    async with connect(
+        url.replace("http://", "ws://"),
+        subprotocols=[Subprotocol("graphql-transport-ws")],
+        additional_headers={"x-forwarded-for": address},
+    ) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": token}}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive(ws)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def test_websocket_logins_share_the_address_budget_and_close_4429_when_spent(
+    served: tuple[FakeTimeline, str],
+) -> None:
+    _, url = served
+    address = "192.0.2.44"
+    guesses = [await _close_code(url, "Bearer guess", address) for _ in range(FAILED_LOGINS.burst)]
+
+    spent = await _close_code(url, IDP.bearer(tenant=TENANT), address)
+
+    assert guesses == [(4401, "Unauthorized")] * FAILED_LOGINS.burst
+    assert spent[0] == 4429
+    assert "retry after 20 seconds" in spent[1]
