@@ -14,16 +14,14 @@ from nats.aio.client import Client
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from gateway.app import bootstrap
 from gateway.bus import GatewayBus
-from gateway.server import create_server
-from tests.identity_provider import identity_provider
 from tests.unit.test_gateway_http import IDP
-from tests.unit.test_gateway_schema import TENANT, running_fake_timeline
+from tests.unit.test_gateway_schema import TENANT
 from tests.unit.test_gateway_subscriptions import (
     agent_socket,
     announce,
     announcer,
+    live_gateway,
     receive,
     subscribe,
     until_following,
@@ -40,22 +38,15 @@ CUSTOMERS = ("c-1", "c-2", "c-3")
 
 @pytest.fixture(scope="module")
 async def live(nats_server: NatsServer) -> AsyncIterator[tuple[GatewayBus, str]]:
-    """The gateway under uvicorn with small caps, and its bus to count live followers."""
-    async with running_fake_timeline() as (_, timeline_address), identity_provider(IDP):
-        config = IDP.settings(
-            port=0,
-            timeline_address=timeline_address,
-            nats_url=nats_server.url,
-            grpc_timeout_seconds=2.0,
-            max_subscriptions_per_connection=PER_CONNECTION,
-            max_subscriptions_per_principal=PER_PRINCIPAL,
-            # Tokens end exactly at `exp` here, for the expiry test.
-            jwt_leeway_seconds=0.0,
-        )
-        bus = GatewayBus(url=nats_server.url, publish_timeout_seconds=2)
-        server = create_server(bootstrap(config, bus=bus), config)
-        async with server:
-            yield bus, server.graphql_url.replace("http://", "ws://")
+    """The gateway with small caps, and its bus to count live followers."""
+    async with live_gateway(
+        nats_server,
+        max_subscriptions_per_connection=PER_CONNECTION,
+        max_subscriptions_per_principal=PER_PRINCIPAL,
+        # Tokens end exactly at `exp` here, for the expiry test.
+        jwt_leeway_seconds=0.0,
+    ) as (_, bus, url):
+        yield bus, url
 
 
 def _token(*, roles: tuple[str, ...] = ("agent",), **claims: Any) -> str:
