@@ -101,7 +101,7 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
         self._write_wait = settings.write_wait_seconds
         self._queue_size = settings.subscription_queue_size
         self._limits = limits
-        self.subscription_caps = SubscriptionCaps(
+        self._subscription_caps = SubscriptionCaps(
             per_connection=settings.max_subscriptions_per_connection,
             per_principal=settings.max_subscriptions_per_principal,
         )
@@ -115,7 +115,7 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
             write_wait_seconds=self._write_wait,
             subscription_queue_size=self._queue_size,
             rate_limits=self._limits,
-            subscriptions=self.subscription_caps.connection(),
+            subscriptions=self._subscription_caps.connection(),
             client_address=request.client.host if request.client else "",
         )
 

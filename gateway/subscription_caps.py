@@ -32,15 +32,6 @@ class SubscriptionCaps:
         """The slots of one new connection."""
         return ConnectionSubscriptions(self)
 
-    def held_by(self, principal: Principal) -> int:
-        """Slots the principal holds over all of its connections."""
-        return self._held.get((principal.tenant, principal.subject), 0)
-
-    @property
-    def principals(self) -> int:
-        """Principals holding at least one slot."""
-        return len(self._held)
-
     def take(self, principal: Principal) -> None:
         """Count one more subscription of ``principal``.
 
@@ -83,10 +74,6 @@ class ConnectionSubscriptions:
     def __init__(self, caps: SubscriptionCaps) -> None:
         self._caps = caps
         self._slots: dict[Slot, Principal] = {}
-
-    def __len__(self) -> int:
-        """Active subscriptions on this connection."""
-        return len(self._slots)
 
     def open(self, principal: Principal) -> Slot:
         """Take a slot for a new subscription of ``principal``.
