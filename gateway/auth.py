@@ -18,6 +18,10 @@ class Principal:
     roles: frozenset[str]
     # How the agent is named on the timeline ("Tanaka"); the subject when empty.
     display_name: str = ""
+    # Unix time after which the credentials are no longer accepted (the token's `exp` plus
+    # the clock skew tolerated); a WebSocket is closed then. None: they do not expire.
+    # Not part of who the caller is: a refreshed token names the same principal.
+    valid_until: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

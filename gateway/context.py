@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import strawberry
+from strawberry.types.graphql import OperationType
 
 from gateway.auth import Principal, Unauthenticated
 from gateway.bus import GatewayBus, bus_unavailable
 from gateway.loaders import Loaders, create_loaders
+from gateway.rate_limits import RateLimited, RateLimits
+from gateway.subscription_caps import ConnectionSubscriptions
 from gateway.timeline_client import TimelineClient
 
 # Defaults of the settings with the same names (gateway.settings), for contexts built in tests.
@@ -34,8 +37,17 @@ class GatewayContext:
         bus: GatewayBus | None = None,
         write_wait_seconds: float = DEFAULT_WRITE_WAIT_SECONDS,
         subscription_queue_size: int = DEFAULT_SUBSCRIPTION_QUEUE_SIZE,
+        rate_limits: RateLimits | None = None,
+        subscriptions: ConnectionSubscriptions | None = None,
+        client_address: str = "",
     ) -> None:
         self.timeline = timeline
+        # None (contexts built in-process by tests): no rate limit, no subscription cap.
+        self._rate_limits = rate_limits
+        self.subscriptions = subscriptions
+        self.client_address = client_address
+        # Set when an operation was refused by the rate limit (HTTP answers 429 then).
+        self.rate_limited: RateLimited | None = None
         self.write_wait_seconds = write_wait_seconds
         self.subscription_queue_size = subscription_queue_size
         self._bus = bus
@@ -58,6 +70,35 @@ class GatewayContext:
         self._loaders = create_loaders(
             self.timeline, tenant=principal.tenant, cache=self._cache_loads
         )
+
+    def admit(self, operation: OperationType) -> None:
+        """Charge an operation to the caller's rate limit, before it is validated or run.
+
+        Raises:
+            RateLimited: Over the limit; also kept in ``rate_limited``.
+        """
+        if self._rate_limits is None:
+            return
+        principal = self.principal
+        try:
+            self._rate_limits.admit(
+                tenant=principal.tenant,
+                subject=principal.subject,
+                mutation=operation is OperationType.MUTATION,
+            )
+        except RateLimited as refused:
+            self.rate_limited = refused
+            raise
+
+    def check_address(self) -> None:
+        """Refuse the client's address if it failed authentication too often (``RateLimited``)."""
+        if self._rate_limits is not None:
+            self._rate_limits.check_address(self.client_address)
+
+    def failed_authentication(self) -> None:
+        """Count a failed authentication against the client's address."""
+        if self._rate_limits is not None:
+            self._rate_limits.failed_authentication(self.client_address)
 
     @property
     def principal(self) -> Principal:

@@ -19,6 +19,11 @@ class ErrorCode(StrEnum):
     NOT_SUPPORTED = "NOT_SUPPORTED"
     # A subscription's client read its updates too slowly; the subscription was ended.
     SLOW_CONSUMER = "SLOW_CONSUMER"
+    # Over the caller's rate limit; nothing was executed. ``extensions.retryAfter`` says
+    # after how many seconds to retry (HTTP: status 429 with a Retry-After header).
+    RATE_LIMITED = "RATE_LIMITED"
+    # A subscribe over the cap per connection or per principal; nothing was started.
+    TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"

@@ -1,4 +1,4 @@
-"""What one GraphQL operation may ask for: mutations and query cost, checked before it runs."""
+"""What one GraphQL operation may ask for: its rate, mutations and cost, checked before it runs."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ from graphql import (
 )
 from strawberry.extensions import SchemaExtension
 
+from gateway.context import GatewayContext
+from gateway.rate_limits import RateLimited
+
 # Each mutation holds its request for the read-your-writes wait: a few per operation (a
 # note and a tag) are a desk's need, dozens of aliases a way to tie up the gateway.
 MAX_MUTATIONS_PER_OPERATION = 3
@@ -46,6 +49,27 @@ class OperationLimits(SchemaExtension):
             _MaxMutations,
             _cost_rule(variables),
         )
+        yield
+
+
+class RateLimit(SchemaExtension):
+    """Charges every operation to its caller's budget once parsed, before it is validated.
+
+    Refused, the operation ends with the one ``RATE_LIMITED`` error: validation is skipped
+    (Strawberry validates only while no pre-execution errors are set) and nothing runs.
+    Parsing comes first because the operation's type picks the budget; the token limit
+    keeps parsing cheap.
+    """
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, GatewayContext):
+            try:
+                context.admit(self.execution_context.operation_type)
+            except RateLimited as refused:
+                self.execution_context.pre_execution_errors = [
+                    GraphQLError(refused.message, original_error=refused)
+                ]
         yield
 
 

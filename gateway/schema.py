@@ -20,11 +20,12 @@ from strawberry.types import ExecutionContext
 from strawberry.utils.logging import StrawberryLogger
 
 from gateway.errors import ErrorCode, GatewayError
-from gateway.limits import OperationLimits
+from gateway.limits import OperationLimits, RateLimit
 from gateway.mutations import Mutation
 from gateway.permissions import enforce
 from gateway.queries import Query
 from gateway.settings import GatewaySettings
+from gateway.subscription_caps import cap_subscriptions
 from gateway.subscriptions import Subscription
 
 _log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class GatewaySchema(strawberry.Schema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Wrapped once the executable schema exists: Strawberry builds its resolvers then.
+        # The cap goes on first, so the role check wraps it: a refused role takes no slot.
+        cap_subscriptions(self._schema)
         enforce(self._schema)
 
     def process_errors(
@@ -115,6 +118,7 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         OperationLimits,
+        RateLimit,
     ]
     if settings.mask_errors:
         extensions.append(_MaskUnexpectedErrors)

@@ -110,6 +110,9 @@ def create_server(app: ASGIApp, settings: GatewaySettings) -> GatewayServer:
         # Access lines would carry GET query strings, i.e. phone numbers and e-mail addresses.
         access_log=False,
         server_header=False,
+        # The client address keys the failed-login budget (gateway.rate_limits).
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
         ws_max_size=_WS_MAX_MESSAGE_BYTES,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )

@@ -67,6 +67,24 @@ class GatewaySettings(BaseSettings):
     publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # Updates buffered per subscription; a client that falls further behind is cut off.
     subscription_queue_size: int = Field(default=100, ge=1, le=10_000)
+    # Rate limits (docs/security.md, abuse limits): token buckets of `burst` requests,
+    # refilled at `per_minute`. Queries and subscriptions share one budget per principal
+    # (tenant + subject), mutations have their own; requests that fail authentication are
+    # counted per client address.
+    rate_limit_queries_per_minute: float = Field(default=600.0, gt=0)
+    rate_limit_queries_burst: int = Field(default=120, ge=1)
+    rate_limit_mutations_per_minute: float = Field(default=120.0, gt=0)
+    rate_limit_mutations_burst: int = Field(default=30, ge=1)
+    rate_limit_failed_auth_per_minute: float = Field(default=30.0, gt=0)
+    rate_limit_failed_auth_burst: int = Field(default=30, ge=1)
+    # Active subscriptions a WebSocket connection, and a principal over all of its
+    # connections, may hold at once.
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    max_subscriptions_per_principal: int = Field(default=50, ge=1)
+    # Addresses (or CIDR ranges) of the reverse proxies whose X-Forwarded-For names the
+    # client: behind an ingress, the client's address keys the failed-login budget, not
+    # the ingress's. "*" trusts anyone to say who they are: never on an exposed port.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     dev_subject: str = Field(default="developer", min_length=1)
     dev_display_name: str = "Developer"
 

@@ -107,6 +107,14 @@ def _text(claims: Mapping[str, object], path: str, *, required: bool) -> str:
     return value
 
 
+def _expiry(claims: Mapping[str, object]) -> float:
+    # PyJWT has checked `exp` by converting it with int(), so it converts here too.
+    expiry = claims["exp"]
+    if not isinstance(expiry, int | float | str):
+        raise Unauthenticated("The token has no valid 'exp' claim.")
+    return float(expiry)
+
+
 class JwtAuthenticator:
     """Authenticates callers by a JWT signed with one of the IdP's published keys."""
 
@@ -124,6 +132,7 @@ class JwtAuthenticator:
             tenant=_text(claims, names.tenant, required=True),
             roles=_roles(_claim(claims, names.roles)),
             display_name=_text(claims, names.display_name, required=False),
+            valid_until=_expiry(claims) + self._rules.leeway_seconds,
         )
 
     async def _verified_claims(self, token: str) -> dict[str, object]:

@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from gateway.app import bootstrap
+from gateway.rate_limits import RateLimits
 from gateway.server import create_server
 from tests.identity_provider import TestIdentityProvider, identity_provider
 from tests.unit.test_gateway_schema import (
@@ -39,10 +40,11 @@ QUERY = {"query": '{ customer(id: "c-1") { id displayName } }'}
 
 @asynccontextmanager
 async def serving_gateway(
-    nats_server: NatsServer, **settings: Any
+    nats_server: NatsServer, *, limits: RateLimits | None = None, **settings: Any
 ) -> AsyncIterator[tuple[FakeTimeline, str]]:
     """A fake timeline over gRPC and the gateway in front of it, on free ports; the gateway
-    validates real JWTs of `IDP`, whose JWKS is served meanwhile. `settings` override."""
+    validates real JWTs of `IDP`, whose JWKS is served meanwhile. `settings` override;
+    `limits` replaces the rate limits of the settings (a test's clock)."""
     async with running_fake_timeline() as (fake, timeline_address), identity_provider(IDP):
         config = IDP.settings(
             port=0,
@@ -51,7 +53,7 @@ async def serving_gateway(
             nats_url=nats_server.url,
             **settings,
         )
-        server = create_server(bootstrap(config), config)
+        server = create_server(bootstrap(config, limits=limits), config)
         serving = asyncio.create_task(server.serve())
         await asyncio.wait_for(server.ready.wait(), timeout=10)
         assert server.started
@@ -206,16 +208,21 @@ async def test_graphql_transport_ws_authenticates_from_connection_params(
     assert [request.tenant for request in fake.calls("GetCustomers")] == [TENANT]
 
 
-async def test_graphql_transport_ws_without_credentials_is_closed_4403(
-    served: tuple[FakeTimeline, str],
+@pytest.mark.parametrize(
+    "init_payload",
+    [{}, {"authorization": "Bearer not.a.token"}, {"authorization": TOKEN + "x"}],
+    ids=["no token", "garbage", "bad signature"],
+)
+async def test_graphql_transport_ws_without_a_valid_token_is_closed_4401(
+    served: tuple[FakeTimeline, str], init_payload: dict[str, object]
 ) -> None:
     _, url = served
 
     with pytest.raises(ConnectionClosed) as closed:
-        await _ws_messages(url, {})
+        await _ws_messages(url, init_payload)
 
     assert closed.value.rcvd is not None
-    assert closed.value.rcvd.code == 4403
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "Unauthorized")
 
 
 async def test_legacy_graphql_ws_protocol_is_refused(served: tuple[FakeTimeline, str]) -> None:

@@ -37,35 +37,38 @@ async def announcer(nats_server: NatsServer) -> AsyncIterator[Client]:
     await nc.drain()
 
 
-@pytest.fixture(scope="module")
-async def live(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, GatewayBus, str]]:
-    """The gateway under uvicorn, with its bus at hand to count live subscriptions."""
+@asynccontextmanager
+async def live_gateway(
+    nats_server: NatsServer, **settings: Any
+) -> AsyncIterator[tuple[FakeTimeline, GatewayBus, str]]:
+    """The gateway under uvicorn, with its bus at hand to count live subscriptions, and its
+    WebSocket URL; `settings` override."""
     async with running_fake_timeline() as (fake, timeline_address), identity_provider(IDP):
         config = IDP.settings(
             port=0,
             timeline_address=timeline_address,
             nats_url=nats_server.url,
             grpc_timeout_seconds=2.0,
-            max_query_depth=6,
+            **settings,
         )
         bus = GatewayBus(url=nats_server.url, publish_timeout_seconds=2)
-        app = bootstrap(config, bus=bus)
-        server = create_server(app, config)
-        serving = asyncio.create_task(server.serve())
-        await asyncio.wait_for(server.ready.wait(), timeout=10)
-        try:
+        server = create_server(bootstrap(config, bus=bus), config)
+        async with server:
             yield fake, bus, server.graphql_url.replace("http://", "ws://")
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(serving, timeout=10)
+
+
+@pytest.fixture(scope="module")
+async def live(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, GatewayBus, str]]:
+    async with live_gateway(nats_server, max_query_depth=6) as served:
+        yield served
 
 
 @asynccontextmanager
-async def agent_socket(url: str) -> AsyncIterator[ClientConnection]:
-    """A graphql-transport-ws connection, acknowledged for the test agent."""
+async def agent_socket(url: str, token: str = TOKEN) -> AsyncIterator[ClientConnection]:
+    """A graphql-transport-ws connection, acknowledged for the test agent (or `token`'s)."""
     async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as socket:
         await socket.send(
-            json.dumps({"type": "connection_init", "payload": {"authorization": TOKEN}})
+            json.dumps({"type": "connection_init", "payload": {"authorization": token}})
         )
         assert json.loads(await socket.recv()) == {"type": "connection_ack"}
         yield socket
