@@ -1,0 +1,178 @@
+"""The local supervisor restarts what exits, with back-off; a failed start leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tsunagu.local.ports import PortInUseError
+from tsunagu.local.processes import ManagedProcess
+from tsunagu.local.restarts import Backoff, keep_running
+from tsunagu.local.stack import LocalStack, StackPorts
+
+
+class Lines:
+    """A sink that keeps every prefixed line, as `make run` prints them."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, name: str, line: str) -> None:
+        self.lines.append(f"[{name}] {line}")
+
+    def starting(self, prefix: str) -> list[str]:
+        return [line for line in self.lines if line.startswith(prefix)]
+
+
+async def until(condition: Callable[[], bool], *, within: float = 60.0) -> None:
+    """Wait for `condition`, checking it often, up to a generous deadline."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        await asyncio.sleep(0.05)
+
+
+def _flaky(lines: Lines, *, up_for: float) -> ManagedProcess:
+    """A process that becomes ready, stays up `up_for` seconds, then exits with code 3."""
+    script = f"import time; print('up', flush=True); time.sleep({up_for}); exit(3)"
+    return ManagedProcess("flaky", [sys.executable, "-c", script], ready_pattern="^up$", sink=lines)
+
+
+@contextlib.asynccontextmanager
+async def _supervised(
+    process: ManagedProcess, backoff: Backoff, lines: Lines
+) -> AsyncIterator[None]:
+    await process.start()
+    restarts = asyncio.create_task(keep_running(process, backoff, lines))
+    try:
+        yield
+    finally:
+        restarts.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await restarts
+        await process.stop()
+
+
+async def test_a_crash_looping_process_keeps_backing_off_and_says_so() -> None:
+    lines = Lines()
+    process = _flaky(lines, up_for=0.1)
+
+    async with _supervised(process, Backoff(first=0.1, cap=0.4), lines):
+        await until(lambda: len(lines.starting("[flaky] restarted")) >= 4)
+
+    notices = lines.starting("[flaky] exited")[:4]
+    assert notices == [
+        "[flaky] exited with code 3; restarting in 0.1 s (restart 1)",
+        "[flaky] exited with code 3; restarting in 0.2 s (restart 2)",
+        "[flaky] exited with code 3; restarting in 0.4 s (restart 3); "
+        "it failed 3 times in a row, backing off up to the cap",
+        "[flaky] exited with code 3; restarting in 0.4 s (restart 4); "
+        "it failed 4 times in a row, backing off up to the cap",
+    ]
+    pids = lines.starting("[flaky] restarted (pid ")
+    assert len(set(pids)) == len(pids)
+
+
+async def test_a_process_that_stayed_up_restarts_after_the_shortest_wait() -> None:
+    lines = Lines()
+    process = _flaky(lines, up_for=0.6)
+
+    async with _supervised(process, Backoff(first=0.1, cap=10, stable_after=0.3), lines):
+        await until(lambda: len(lines.starting("[flaky] restarted")) >= 3)
+
+    assert [line.split("; ")[1] for line in lines.starting("[flaky] exited")[:3]] == [
+        "restarting in 0.1 s (restart 1)",
+        "restarting in 0.1 s (restart 2)",
+        "restarting in 0.1 s (restart 3)",
+    ]
+
+
+async def _health(address: str) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+    async with aio.insecure_channel(address) as channel:
+        answer = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=60
+        )
+    return answer.status
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def test_killed_processes_are_restarted_on_their_ports_and_the_others_keep_running(
+    tmp_path: Path,
+) -> None:
+    lines = Lines()
+    async with LocalStack(
+        tmp_path,
+        ports=StackPorts.free(),
+        channels=("chat",),
+        sink=lines,
+        restarts=Backoff(first=0.2),
+    ) as stack:
+        before = {name: process.pid for name, process in stack.processes.items()}
+        store_port = stack.processes["store"].port
+
+        for killed in ("timeline", "store"):
+            os.kill(before[killed], signal.SIGKILL)
+            await until(lambda k=killed: bool(lines.starting(f"[{k}] restarted (pid ")))  # type: ignore[misc]
+
+        assert await _health(stack.timeline_address) == health_pb2.HealthCheckResponse.SERVING
+        assert _listening(store_port)
+        after = {name: process.pid for name, process in stack.processes.items()}
+        running = [name for name, p in stack.processes.items() if p.returncode is None]
+
+    assert "[timeline] exited with code -9; restarting in 0.2 s (restart 1)" in lines.lines
+    assert "[store] exited with code -9; restarting in 0.2 s (restart 1)" in lines.lines
+    assert after["timeline"] != before["timeline"]
+    assert after["store"] != before["store"]
+    assert {n: pid for n, pid in after.items() if n not in ("timeline", "store")} == {
+        n: pid for n, pid in before.items() if n not in ("timeline", "store")
+    }
+    assert sorted(running) == sorted(before)
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+async def test_a_port_taken_after_the_check_stops_everything_already_started(
+    tmp_path: Path, taken_port: int
+) -> None:
+    stack = LocalStack(
+        tmp_path,
+        ports=replace(StackPorts.free(), gateway=taken_port),
+        channels=("chat",),
+        sink=Lines(),
+    )
+
+    with pytest.raises(PortInUseError) as refused:
+        await stack.open()
+
+    assert str(refused.value) == (
+        f"port {taken_port} (gateway) is already in use on 127.0.0.1; "
+        "choose another with --gateway-port"
+    )
+    started = {name: p for name, p in stack.processes.items() if name != "gateway"}
+    assert sorted(started) == ["ingest-chat", "nats", "store", "timeline"]
+    assert {name: p.returncode is not None for name, p in started.items()} == dict.fromkeys(
+        started, True
+    )
+    assert [name for name, p in started.items() if _listening(p.port)] == []
