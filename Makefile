@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 deps: $(STAMP)  ## create the virtualenv and install pinned dependencies
 
-run: $(STAMP)  ## run the whole system locally (nats-server, store, services, demo data)
+run: $(STAMP)  ## run the whole system locally (nats-server, store, services, demo data); options: ARGS="--help"
 	$(PY) -m tsunagu.local run $(ARGS)
 
 provision: $(STAMP)  ## create/update the JetStream streams (TSUNAGU_STREAMS_* settings); make run does it
