@@ -9,7 +9,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,6 +34,10 @@ class Lines:
 
     def starting(self, prefix: str) -> list[str]:
         return [line for line in self.lines if line.startswith(prefix)]
+
+    def saw(self, prefix: str, times: int = 1) -> Callable[[], bool]:
+        """A condition: at least `times` lines start with `prefix`."""
+        return lambda: len(self.starting(prefix)) >= times
 
 
 async def until(condition: Callable[[], bool], *, within: float = 60.0) -> None:
@@ -70,7 +74,7 @@ async def test_a_crash_looping_process_keeps_backing_off_and_says_so() -> None:
     process = _flaky(lines, up_for=0.1)
 
     async with _supervised(process, Backoff(first=0.1, cap=0.4), lines):
-        await until(lambda: len(lines.starting("[flaky] restarted")) >= 4)
+        await until(lines.saw("[flaky] restarted", 4))
 
     notices = lines.starting("[flaky] exited")[:4]
     assert notices == [
@@ -90,7 +94,7 @@ async def test_a_process_that_stayed_up_restarts_after_the_shortest_wait() -> No
     process = _flaky(lines, up_for=0.6)
 
     async with _supervised(process, Backoff(first=0.1, cap=10, stable_after=0.3), lines):
-        await until(lambda: len(lines.starting("[flaky] restarted")) >= 3)
+        await until(lines.saw("[flaky] restarted", 3))
 
     assert [line.split("; ")[1] for line in lines.starting("[flaky] exited")[:3]] == [
         "restarting in 0.1 s (restart 1)",
@@ -128,7 +132,7 @@ async def test_killed_processes_are_restarted_on_their_ports_and_the_others_keep
 
         for killed in ("timeline", "store"):
             os.kill(before[killed], signal.SIGKILL)
-            await until(lambda k=killed: bool(lines.starting(f"[{k}] restarted (pid ")))  # type: ignore[misc]
+            await until(lines.saw(f"[{killed}] restarted (pid "))
 
         assert await _health(stack.timeline_address) == health_pb2.HealthCheckResponse.SERVING
         assert _listening(store_port)
@@ -143,14 +147,6 @@ async def test_killed_processes_are_restarted_on_their_ports_and_the_others_keep
         n: pid for n, pid in before.items() if n not in ("timeline", "store")
     }
     assert sorted(running) == sorted(before)
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        yield listener.getsockname()[1]
 
 
 async def test_a_port_taken_after_the_check_stops_everything_already_started(

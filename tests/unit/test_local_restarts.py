@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,14 +13,6 @@ from tsunagu.local.ports import (
     check_ports,
 )
 from tsunagu.local.restarts import Backoff, restart_notice
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        yield listener.getsockname()[1]
 
 
 def test_backoff_doubles_from_half_a_second_up_to_its_cap() -> None:
