@@ -163,8 +163,10 @@ class ManagedProcess(Lifecycle):
             self.port = int(self.ready_match["port"])
 
     def _forget_ready(self) -> None:
+        # A restart is judged by its own output, not by an earlier run's.
         self._ready = asyncio.Event()
         self.ready_match = None
+        self.tail.clear()
 
     async def _wait_ready(self) -> None:
         assert self._proc is not None

@@ -41,7 +41,6 @@ class StackPorts:
     )
     nats: int = 14222
     store: int = 27117
-
     issuer: int = 0
 
     @classmethod
