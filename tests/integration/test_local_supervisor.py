@@ -134,6 +134,10 @@ async def _graphql_status(stack: LocalStack) -> int:
 KILLED = ("timeline", "store", "gateway")
 
 
+def _first(lines: list[str], pattern: str) -> int:
+    return next(i for i, line in enumerate(lines) if re.match(pattern, line))
+
+
 async def test_killed_processes_are_restarted_on_their_ports_and_the_others_keep_running(
     tmp_path: Path,
 ) -> None:
@@ -164,6 +168,22 @@ async def test_killed_processes_are_restarted_on_their_ports_and_the_others_keep
     ]
     assert {n: after[n] == before[n] for n in before} == {n: n not in KILLED for n in before}
     assert sorted(running) == sorted(before)
+    # Restarted or not, the stack stopped in order: the gateway, the services, then NATS;
+    # the services gracefully.
+    services = ("timeline", "ingest-chat")
+    gateway_at, *services_at, nats_at = (
+        _first(lines.lines, pattern)
+        for pattern in (
+            r"\[gateway\] .* gateway stopping$",
+            *(rf"\[{name}\] .* {name} stopping$" for name in services),
+            r'\[nats\] .*Trapped "terminated" signal',
+        )
+    )
+    assert gateway_at < min(services_at)
+    assert max(services_at) < nats_at
+    assert {n: stack.processes[n].returncode for n in ("gateway", *services)} == dict.fromkeys(
+        ("gateway", *services), 0
+    )
 
 
 @pytest.mark.parametrize(
