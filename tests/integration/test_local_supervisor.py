@@ -74,7 +74,7 @@ async def _supervised(
 
 async def test_a_crash_looping_process_keeps_backing_off_and_says_so() -> None:
     lines = Lines()
-    process = _flaky(lines, up_for=0.1)
+    process = _flaky(lines, up_for=0.3)
 
     async with _supervised(process, Backoff(first=0.1, cap=0.4), lines):
         await until(lines.saw("[flaky] restarted", 4))
@@ -94,7 +94,7 @@ async def test_a_crash_looping_process_keeps_backing_off_and_says_so() -> None:
 
 async def test_a_process_that_stayed_up_restarts_after_the_shortest_wait() -> None:
     lines = Lines()
-    process = _flaky(lines, up_for=0.6)
+    process = _flaky(lines, up_for=1.0)
 
     async with _supervised(process, Backoff(first=0.1, cap=10, stable_after=0.3), lines):
         await until(lines.saw("[flaky] restarted", 3))
