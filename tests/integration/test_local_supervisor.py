@@ -92,6 +92,35 @@ async def test_a_crash_looping_process_keeps_backing_off_and_says_so() -> None:
     assert len(set(pids)) == len(pids)
 
 
+async def test_a_process_that_no_longer_starts_is_retried_and_the_reason_said(
+    tmp_path: Path,
+) -> None:
+    lines = Lines()
+    # Up once; from then on it fails at start-up, as a service whose dependency is broken.
+    once = tmp_path / "started-once"
+    script = (
+        "import pathlib, sys, time; marker = pathlib.Path(sys.argv[1])\n"
+        "if marker.exists(): sys.exit(2)\n"
+        "marker.touch(); print('up', flush=True); time.sleep(0.3); sys.exit(3)"
+    )
+    process = ManagedProcess(
+        "broken", [sys.executable, "-c", script, str(once)], ready_pattern="^up$", sink=lines
+    )
+
+    async with _supervised(process, Backoff(first=0.1, cap=0.2), lines):
+        await until(lines.saw("[broken] exited with code 2", 3))
+
+    assert lines.lines[:6] == [
+        "[broken] up",
+        "[broken] exited with code 3; restarting in 0.1 s (restart 1)",
+        "[broken] exited before it was ready",
+        "[broken] exited with code 2; restarting in 0.2 s (restart 2)",
+        "[broken] exited before it was ready",
+        "[broken] exited with code 2; restarting in 0.2 s (restart 3); "
+        "it failed 3 times in a row, backing off up to the cap",
+    ]
+
+
 async def test_a_process_that_stayed_up_restarts_after_the_shortest_wait() -> None:
     lines = Lines()
     process = _flaky(lines, up_for=1.0)

@@ -38,7 +38,11 @@ def print_line(name: str, line: str) -> None:
 
 
 class ProcessFailedError(RuntimeError):
-    """A child process exited before it became ready."""
+    """A child process exited before it became ready, or did not become ready in time."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -153,12 +157,18 @@ class ManagedProcess(Lifecycle):
             await self.stop()  # cancelled while starting: leave nothing running
             raise
         if not self._ready.is_set():
-            reason = "exited" if self._proc.returncode is not None else "did not become ready"
+            reason = (
+                "exited before it was ready"
+                if self._proc.returncode is not None
+                else f"did not become ready in {self._start_timeout:.0f} s"
+            )
             await self.stop()
             if self.port and bind_failed(self.tail):
                 raise PortInUseError(self.port, self.name)
             output = "\n".join(self.tail)
-            raise ProcessFailedError(f"{self.name} {reason} ({' '.join(command)}):\n{output}")
+            raise ProcessFailedError(
+                f"{self.name} {reason} ({' '.join(command)}):\n{output}", reason=reason
+            )
         if not self.port and self.ready_match is not None and "port" in self._ready_re.groupindex:
             self.port = int(self.ready_match["port"])
 
@@ -207,7 +217,9 @@ class ManagedProcess(Lifecycle):
             await self.stop()  # also when cancelled while it runs
         if code != 0:
             output = "\n".join(self.tail)
-            raise ProcessFailedError(f"{self.name} failed ({code}):\n{output}")
+            raise ProcessFailedError(
+                f"{self.name} failed ({code}):\n{output}", reason=f"failed ({code})"
+            )
 
     async def stop(self) -> None:
         """SIGTERM, a bounded wait for a graceful exit, then SIGKILL."""

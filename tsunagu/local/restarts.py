@@ -57,8 +57,9 @@ async def keep_running(process: ManagedProcess, backoff: Backoff, say: LineSink)
         await asyncio.sleep(delay)
         try:
             await process.start()
-        except ProcessFailedError:
+        except ProcessFailedError as failed:
             # Its output is already in the log; the next turn backs off further.
+            say(process.name, failed.reason)
             continue
         except PortInUseError as taken:
             say(process.name, str(taken))  # taken while it was down; it may be freed again
