@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 deps: $(STAMP)  ## create the virtualenv and install pinned dependencies
 
-run: $(STAMP)  ## run the whole system locally (nats-server, store, services, demo data)
-	$(PY) -m tsunagu.local run
+run: $(STAMP)  ## run the whole system locally (nats-server, store, services, demo data); options: ARGS="--help"
+	$(PY) -m tsunagu.local run $(ARGS)
 
 provision: $(STAMP)  ## create/update the JetStream streams (TSUNAGU_STREAMS_* settings); make run does it
 	$(PY) -m tsunagu.bus.provision

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tsunagu.grpc_callers import CREDENTIALS, issue_credential
+from tsunagu.lifecycle import CannotStart
 from tsunagu.local.demo import (
     SCREEN_POP_QUERY,
     TENANT,
@@ -21,8 +25,11 @@ from tsunagu.local.demo import (
     subscription_example,
 )
 from tsunagu.local.issuer import DEFAULT_TTL_SECONDS, LocalIssuer
+from tsunagu.local.ports import check_ports
+from tsunagu.local.processes import ProcessFailedError
+from tsunagu.local.restarts import Backoff
 from tsunagu.local.stack import CHANNELS, LocalStack, StackPorts
-from tsunagu.runtime import run, wait_for_stop_signal
+from tsunagu.runtime import EXIT_CRASHED, run
 
 log = logging.getLogger("tsunagu.local")
 
@@ -30,18 +37,30 @@ log = logging.getLogger("tsunagu.local")
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tsunagu.local", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("run", help="start everything, submit the demo, serve until Ctrl-C")
-    up.add_argument("--data-dir", type=Path, default=Path(".tsunagu"))
-    up.add_argument("--gateway-port", type=int, default=8000)
-    up.add_argument("--timeline-port", type=int, default=50060)
+    up = sub.add_parser(
+        "run",
+        help="start everything, submit the demo, serve until Ctrl-C",
+        description="Start everything, submit the demo, serve until Ctrl-C; a process that "
+        "exits is restarted with back-off. A port of 0 means a free one.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    defaults = StackPorts()
+    up.add_argument("--data-dir", type=Path, default=Path(".tsunagu"), help="local data")
+    up.add_argument(
+        "--gateway-port", type=int, default=defaults.gateway, help="GraphQL (HTTP, WebSocket)"
+    )
+    up.add_argument("--timeline-port", type=int, default=defaults.timeline, help="timeline gRPC")
     up.add_argument(
         "--ingest-base-port",
         type=int,
-        default=50051,
-        help="chat, voice, email, sms, social, web on consecutive ports",
+        default=defaults.ingest[CHANNELS[0]],
+        help=f"ingestion gRPC: {', '.join(CHANNELS)} on consecutive ports",
     )
-    up.add_argument("--nats-port", type=int, default=14222)
-    up.add_argument("--store-port", type=int, default=27117)
+    up.add_argument("--nats-port", type=int, default=defaults.nats, help="nats-server clients")
+    up.add_argument("--store-port", type=int, default=defaults.store, help="the embedded store")
+    up.add_argument(
+        "--issuer-port", type=int, default=defaults.issuer, help="the local issuer's JWKS"
+    )
     up.add_argument(
         "--mongodb-uri", default=None, help="use this MongoDB instead of the embedded store"
     )
@@ -89,21 +108,71 @@ def _token(args: argparse.Namespace) -> None:
     )
 
 
-async def _run(args: argparse.Namespace) -> None:
-    channels = CHANNELS
-    ports = StackPorts(
+def _ports(args: argparse.Namespace) -> StackPorts:
+    base = args.ingest_base_port
+    return StackPorts(
         gateway=args.gateway_port,
         timeline=args.timeline_port,
-        ingest={c: args.ingest_base_port + i for i, c in enumerate(channels)},
+        # Port 0 asks for free ports, for every channel.
+        ingest={c: base + i if base else 0 for i, c in enumerate(CHANNELS)},
         nats=args.nats_port,
         store=args.store_port,
+        issuer=args.issuer_port,
     )
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT cancel this task, during start-up too: what started is then stopped.
+
+    A second signal while stopping is refused: interrupting the stop would leave children.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stop() -> None:
+        if task.cancelling():
+            print("already stopping; it ends once every process has", flush=True)
+            return
+        print("stopping...", flush=True)
+        task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def _run(args: argparse.Namespace) -> None:
+    ports = _ports(args)
+    owners = ports.owners()
+    if args.mongodb_uri is not None:
+        del owners["store"]
+    check_ports(owners)  # before anything starts: nothing to stop, one line to print
+    try:
+        with _stopped_by_signals():
+            await _serve(args, ports)
+    except asyncio.CancelledError:
+        # Our own signal handler cancelled us; everything has been stopped.
+        task = asyncio.current_task()
+        assert task is not None
+        task.uncancel()
+    print("stopped", flush=True)
+
+
+async def _serve(args: argparse.Namespace, ports: StackPorts) -> None:
     started = time.monotonic()
     print(
         "starting Tsunagu: nats-server, store, streams, timeline, 6 ingestion services, gateway",
         flush=True,
     )
-    async with LocalStack(args.data_dir, ports=ports, mongodb_uri=args.mongodb_uri) as stack:
+    async with LocalStack(
+        args.data_dir, ports=ports, mongodb_uri=args.mongodb_uri, restarts=Backoff()
+    ) as stack:
         print(f"all services ready in {time.monotonic() - started:.1f}s", flush=True)
         if not args.no_demo:
             tokens = {c: stack.grpc_callers.adapter(c) for c in stack.channels}
@@ -131,16 +200,10 @@ async def _run(args: argparse.Namespace) -> None:
             + "\n  Paste this query into GraphiQL to see the demo customer's whole history:\n\n"
             + _indented(SCREEN_POP_QUERY)
             + _live_examples(customer_id or "<id from the query above>")
-            + "\n\n  Ctrl-C stops everything.\n",
+            + "\n\n  A process that exits is restarted. Ctrl-C stops everything.\n",
             flush=True,
         )
-        exited = asyncio.ensure_future(stack.wait_any_exit())
-        await wait_for_stop_signal(exited)
-        if exited.done():
-            print(f"{exited.result()} exited unexpectedly; stopping everything", file=sys.stderr)
-        exited.cancel()
-        print("stopping...", flush=True)
-    print("stopped", flush=True)
+        await asyncio.Event().wait()  # serve until a signal cancels this
 
 
 def _indented(document: str) -> str:
@@ -166,7 +229,12 @@ def main(argv: list[str] | None = None) -> None:
         _adapter_token(args)
         return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run(lambda: _run(args))
+    try:
+        run(lambda: _run(args))
+    except (CannotStart, ProcessFailedError) as failed:
+        # The message says it all (a port clash is one line); a traceback would bury it.
+        print(failed, file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_CRASHED) from None
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,9 @@ from tsunagu.local.processes import (
     ManagedProcess,
     MongoWireStore,
     NatsServer,
+    print_line,
 )
+from tsunagu.local.restarts import Backoff, keep_running
 
 CHANNELS = ("chat", "voice", "email", "sms", "social", "web")
 
@@ -38,10 +42,22 @@ class StackPorts:
     )
     nats: int = 14222
     store: int = 27117
+    issuer: int = 0
 
     @classmethod
     def free(cls) -> StackPorts:
         return cls(gateway=0, timeline=0, ingest=dict.fromkeys(CHANNELS, 0), nats=0, store=0)
+
+    def owners(self, channels: Sequence[str] = CHANNELS) -> dict[str, int]:
+        """Each process's port, by the process's name (as `tsunagu.local.ports` names them)."""
+        return {
+            "nats": self.nats,
+            "store": self.store,
+            "timeline": self.timeline,
+            **{f"ingest-{c}": self.ingest.get(c, 0) for c in channels},
+            "issuer": self.issuer,
+            "gateway": self.gateway,
+        }
 
 
 def _bound(process: ManagedProcess) -> str:
@@ -50,13 +66,21 @@ def _bound(process: ManagedProcess) -> str:
     return process.ready_match[1]
 
 
+async def _stop_together(processes: Sequence[ManagedProcess]) -> None:
+    await asyncio.gather(*(p.stop() for p in processes))
+
+
 class LocalStack(Lifecycle):
     """Starts every process of Tsunagu, each one detected ready before the next depends on it.
 
     Order: nats-server and the store → stream provisioning (run to completion) → the timeline
-    and the ingestion services, together → the gateway.
+    and the ingestion services, together → the gateway. Stopping goes the other way, each
+    tier's processes together: the gateway, then the services (they drain), then NATS and
+    the store. A failed or cancelled start stops whatever had started.
 
     `mongodb_uri` points the timeline at an existing MongoDB instead of the embedded store.
+    With `restarts`, a process that exits on its own is started again (same port, same
+    credentials) after a back-off, and the stack keeps running meanwhile.
     """
 
     def __init__(
@@ -70,6 +94,7 @@ class LocalStack(Lifecycle):
         sink: LineSink | None = None,
         extra_env: dict[str, str] | None = None,
         adapter_tenants: tuple[str, ...] = (DEMO_TENANT,),
+        restarts: Backoff | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.ports = ports or StackPorts()
@@ -78,6 +103,8 @@ class LocalStack(Lifecycle):
         self._mongodb_uri = mongodb_uri
         self._sink = sink
         self._env = extra_env or {}
+        self._restarts = restarts
+        self._watchers: list[asyncio.Task[None]] = []
         self._stack = AsyncExitStack()
         self.processes: dict[str, ManagedProcess] = {}
         # NATS users and passwords, generated on the first run and kept (0600) in data_dir.
@@ -104,19 +131,34 @@ class LocalStack(Lifecycle):
             f"{prefix}NATS_PASSWORD": login.password,
         }
 
-    def _service(self, name: str, module: str, env: dict[str, str], ready: str) -> ManagedProcess:
+    def _service(
+        self, name: str, module: str, env: dict[str, str], *, ready: str, port: int, port_env: str
+    ) -> ManagedProcess:
+        """A service process; `ready` matches its ready line, address first, then `port`."""
         process = ManagedProcess(
             name,
             [sys.executable, "-m", module],
             ready_pattern=ready,
             env={**self._env, **env, "OTEL_SERVICE_NAME": f"tsunagu-{name}"},
             sink=self._sink,
+            port=port,
+            # Port 0 becomes the one it bound at its first start: a restart binds it again.
+            port_variable=port_env,
         )
         self.processes[name] = process
         return process
 
-    async def _enter(self, process: ManagedProcess) -> None:
-        await self._stack.enter_async_context(process)
+    async def _start_together(self, processes: Sequence[ManagedProcess]) -> None:
+        """Start processes concurrently; the first failure stops them all and is raised."""
+        # Registered first: a sibling's failure cancels the others mid-start, and whatever
+        # they had started must still be stopped.
+        self._stack.push_async_callback(_stop_together, processes)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for process in processes:
+                    group.create_task(process.start())
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
 
     async def open(self) -> None:
         try:
@@ -124,6 +166,12 @@ class LocalStack(Lifecycle):
         except BaseException:
             await self._stack.aclose()
             raise
+        if self._restarts is not None:
+            say = self._sink or print_line
+            self._watchers = [
+                asyncio.create_task(keep_running(p, self._restarts, say), name=f"{n}-restarts")
+                for n, p in self.processes.items()
+            ]
 
     async def _start(self) -> None:
         # Port 0: the servers pick a free one themselves.
@@ -134,15 +182,13 @@ class LocalStack(Lifecycle):
             users=self.nats_users,
         )
         self.processes["nats"] = nats
-        starting = [self._enter(nats)]
         store = None
         if self._mongodb_uri is None:
             store = MongoWireStore(
                 self.data_dir / "store", port=self.ports.store or None, sink=self._sink
             )
             self.processes["store"] = store
-            starting.append(self._enter(store))
-        await asyncio.gather(*starting)
+        await self._start_together([nats, *([store] if store is not None else [])])
         self.mongodb_uri = store.uri if store is not None else str(self._mongodb_uri)
         # Tools and the README tour connect as the operator; services as themselves (below).
         self.nats_url = nats.url
@@ -163,13 +209,14 @@ class LocalStack(Lifecycle):
                 "timeline",
                 "services.timeline",
                 {
-                    "TSUNAGU_TIMELINE_PORT": str(self.ports.timeline),
                     **self._nats_env("TSUNAGU_TIMELINE_", TIMELINE),
                     "TSUNAGU_TIMELINE_MONGODB_URI": self.mongodb_uri,
                     "TSUNAGU_TIMELINE_MONGODB_DATABASE": self.database,
                     **self.grpc_callers.server_env("TSUNAGU_TIMELINE_"),
                 },
-                r"timeline ready on (\S+)",
+                ready=r"timeline ready on (\S+:(?P<port>\d+))",
+                port=self.ports.timeline,
+                port_env="TSUNAGU_TIMELINE_PORT",
             )
         ]
         for channel in self.channels:
@@ -179,14 +226,15 @@ class LocalStack(Lifecycle):
                     "services.ingest",
                     {
                         "TSUNAGU_INGEST_CHANNEL": channel,
-                        "TSUNAGU_INGEST_PORT": str(self.ports.ingest.get(channel, 0)),
                         **self._nats_env("TSUNAGU_INGEST_", ingest_user(channel)),
                         **self.grpc_callers.server_env("TSUNAGU_INGEST_"),
                     },
-                    rf"ingest-{channel} ready on (\S+)",
+                    ready=rf"ingest-{channel} ready on (\S+:(?P<port>\d+))",
+                    port=self.ports.ingest.get(channel, 0),
+                    port_env="TSUNAGU_INGEST_PORT",
                 )
             )
-        await asyncio.gather(*(self._enter(p) for p in backends))
+        await self._start_together(backends)
         self.timeline_address = _bound(backends[0])
         self.ingest_addresses = {c: _bound(self.processes[f"ingest-{c}"]) for c in self.channels}
         write_section(
@@ -197,7 +245,6 @@ class LocalStack(Lifecycle):
             "gateway",
             "gateway",
             {
-                "TSUNAGU_GATEWAY_PORT": str(self.ports.gateway),
                 "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": self.timeline_address,
                 "TSUNAGU_GATEWAY_TIMELINE_TOKEN": self.grpc_callers.gateway,
                 **self._nats_env("TSUNAGU_GATEWAY_", GATEWAY),
@@ -207,9 +254,11 @@ class LocalStack(Lifecycle):
                 "TSUNAGU_GATEWAY_JWT_AUDIENCE": self.issuer.audience,
                 "TSUNAGU_GATEWAY_JWT_JWKS_URL": jwks_url,
             },
-            r"gateway listening on (\S+)",
+            ready=r"gateway listening on (\S+:(?P<port>\d+)\S*)",
+            port=self.ports.gateway,
+            port_env="TSUNAGU_GATEWAY_PORT",
         )
-        await self._enter(gateway)
+        await self._start_together([gateway])
         self.graphql_url = _bound(gateway)
         self.credentials_file = write_section(
             self.data_dir,
@@ -222,20 +271,16 @@ class LocalStack(Lifecycle):
 
     async def _start_issuer(self) -> str:
         """Serve the local issuer's JWKS (its key is kept in the data folder across runs)."""
-        jwks = JwksServer(lambda: [self.issuer.jwk()])
+        jwks = JwksServer(lambda: [self.issuer.jwk()], port=self.ports.issuer)
         await self._stack.enter_async_context(jwks)
         return jwks.url
 
-    async def wait_any_exit(self) -> str:
-        """Return the name of the first process that exits on its own."""
-        waits = {asyncio.ensure_future(p.wait()): name for name, p in self.processes.items()}
-        try:
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
-        return waits[next(iter(done))]
-
     async def close(self) -> None:
+        # No restarts once stopping begins.
+        for watcher in self._watchers:
+            watcher.cancel()
+        for watcher in self._watchers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         # Exit stack order stops services first (they drain), then nats and the store.
         await self._stack.aclose()
