@@ -629,6 +629,11 @@ def test_gateway_jwt_settings_parse_and_build_the_jwt_authenticator_offline(
     authenticator = build_authenticator(GatewaySettings())
 
     assert isinstance(authenticator, JwtAuthenticator)
+    # Behind the Ingress the client's address keys the failed-login budget: the gateway must
+    # believe the Ingress's X-Forwarded-For, and never everyone's.
+    trusted = GatewaySettings().trusted_proxies
+    assert "*" not in trusted
+    assert set(trusted) - {"127.0.0.1", "::1"}
     jwks_url = urlsplit(env["TSUNAGU_GATEWAY_JWT_JWKS_URL"])
     assert jwks_url.scheme == "https"
     assert env["TSUNAGU_GATEWAY_JWT_ISSUER"].startswith("https://")
