@@ -151,11 +151,16 @@ class CustomerFollower:
                 self._queue.qsize(),
             )
 
+    @property
+    def cut_off(self) -> bool:
+        """Whether the reader fell too far behind: the next read raises `SlowConsumer`."""
+        return self._overflowed
+
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> TimelineUpdated:
-        if self._overflowed:
+        if self.cut_off:
             raise SlowConsumer
         return await self._queue.get()
 

@@ -384,7 +384,9 @@ async def test_a_follower_that_falls_too_far_behind_is_cut_off(
     ):
         for number in range(3):
             await announce(announcer, "c-slow", f"ev-{number}")
-        await asyncio.sleep(0.1)
+        async with asyncio.timeout(20):  # generous: delivery is asynchronous, cores are shared
+            while not follower.cut_off:  # noqa: ASYNC110 - a flag the NATS callback sets
+                await asyncio.sleep(0.01)
 
         with pytest.raises(SlowConsumer):
             await anext(follower)
