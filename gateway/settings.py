@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -59,6 +60,10 @@ class GatewaySettings(BaseSettings):
     subscription_queue_size: int = Field(default=100, ge=1, le=10_000)
     dev_subject: str = Field(default="developer", min_length=1)
     dev_display_name: str = "Developer"
+
+    # The Ed25519 private key (PEM) the gateway signs every agent action's actor with; only
+    # the gateway holds it, and the timeline executes no agent action without its signature.
+    action_signing_key_file: Path | None = None
 
     # The gateway's NATS user and password (docs/security.md); unset: whatever nats_url carries.
     nats_user: str = ""

@@ -26,7 +26,8 @@ from tsunagu.bus.subjects import DEAD_LETTER_STREAM, INTERACTIONS_STREAM
 from tsunagu.contracts import is_tenant_name
 
 PASSWORD_VARIABLE = "TSUNAGU_NATS_PASSWORD"  # noqa: S105 - a variable name, not a password
-_CARRIED_HEADERS = {headers.SCHEMA, "traceparent", "tracestate"}
+# The signed actor travels too: a replayed agent action is verified like the original.
+_CARRIED_HEADERS = {headers.SCHEMA, headers.SIGNED_ACTOR, "traceparent", "tracestate"}
 
 
 @dataclass(frozen=True, slots=True)

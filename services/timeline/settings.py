@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,9 @@ class TimelineSettings(BaseSettings):
     # Its NATS user and password (docs/security.md); unset: whatever nats_url carries.
     nats_user: str = ""
     nats_password: SecretStr = SecretStr("")
+    # The gateway's Ed25519 public keys (PEM files, JSON list): an agent action is executed
+    # only when one of them verifies its signed actor. Two during a key rotation.
+    action_verify_key_files: list[Path] = Field(default_factory=list)
     mongodb_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     mongodb_database: str = "tsunagu"
     # "majority" in production; the embedded store accepts it too.

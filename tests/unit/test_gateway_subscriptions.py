@@ -19,6 +19,7 @@ from websockets.typing import Subprotocol
 from gateway.app import bootstrap
 from gateway.bus import GatewayBus, SlowConsumer
 from gateway.server import create_server
+from tests.action_keys import ActionKeys
 from tests.identity_provider import identity_provider
 from tests.unit.test_gateway_http import IDP, TOKEN
 from tests.unit.test_gateway_schema import TENANT, FakeTimeline, running_fake_timeline
@@ -38,7 +39,9 @@ async def announcer(nats_server: NatsServer) -> AsyncIterator[Client]:
 
 
 @pytest.fixture(scope="module")
-async def live(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, GatewayBus, str]]:
+async def live(
+    nats_server: NatsServer, action_keys: ActionKeys
+) -> AsyncIterator[tuple[FakeTimeline, GatewayBus, str]]:
     """The gateway under uvicorn, with its bus at hand to count live subscriptions."""
     async with running_fake_timeline() as (fake, timeline_address), identity_provider(IDP):
         config = IDP.settings(
@@ -48,7 +51,7 @@ async def live(nats_server: NatsServer) -> AsyncIterator[tuple[FakeTimeline, Gat
             grpc_timeout_seconds=2.0,
             max_query_depth=6,
         )
-        bus = GatewayBus(url=nats_server.url, publish_timeout_seconds=2)
+        bus = GatewayBus(url=nats_server.url, publish_timeout_seconds=2, signer=action_keys.signer)
         app = bootstrap(config, bus=bus)
         server = create_server(app, config)
         serving = asyncio.create_task(server.serve())
@@ -373,10 +376,12 @@ async def test_a_refused_subscription_is_an_error_and_the_connection_keeps_servi
 
 
 async def test_a_follower_that_falls_too_far_behind_is_cut_off(
-    nats_server: NatsServer, announcer: Client
+    nats_server: NatsServer, announcer: Client, action_keys: ActionKeys
 ) -> None:
     async with (
-        GatewayBus(url=nats_server.url, publish_timeout_seconds=1) as bus,
+        GatewayBus(
+            url=nats_server.url, publish_timeout_seconds=1, signer=action_keys.signer
+        ) as bus,
         bus.follow(TENANT, "c-slow", queue_size=2) as follower,
     ):
         for number in range(3):

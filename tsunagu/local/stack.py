@@ -13,6 +13,7 @@ from tsunagu.bus.permissions import GATEWAY, PROVISION, TIMELINE, ingest_user
 from tsunagu.bus.provision import DONE_LINE as PROVISIONED_LINE
 from tsunagu.bus.server_config import LocalNatsUsers
 from tsunagu.lifecycle import Lifecycle
+from tsunagu.local.action_keys import LocalActionKeys
 from tsunagu.local.credentials import CREDENTIALS_FILE, write_section
 from tsunagu.local.demo import TENANT as DEMO_TENANT
 from tsunagu.local.issuer import ROLES, JwksServer, LocalIssuer
@@ -87,6 +88,7 @@ class LocalStack(Lifecycle):
         self.ingest_addresses: dict[str, str] = {}
         self.graphql_url = ""
         self.issuer = LocalIssuer.load_or_create(data_dir)
+        self.action_keys = LocalActionKeys.load_or_create(data_dir)
         self.credentials_file = data_dir / CREDENTIALS_FILE
 
     def _nats_env(self, prefix: str, user: str) -> dict[str, str]:
@@ -161,6 +163,7 @@ class LocalStack(Lifecycle):
                     **self._nats_env("TSUNAGU_TIMELINE_", TIMELINE),
                     "TSUNAGU_TIMELINE_MONGODB_URI": self.mongodb_uri,
                     "TSUNAGU_TIMELINE_MONGODB_DATABASE": self.database,
+                    **self.action_keys.timeline_env(),
                 },
                 r"timeline ready on (\S+)",
             )
@@ -194,6 +197,7 @@ class LocalStack(Lifecycle):
                 "TSUNAGU_GATEWAY_JWT_ISSUER": self.issuer.issuer,
                 "TSUNAGU_GATEWAY_JWT_AUDIENCE": self.issuer.audience,
                 "TSUNAGU_GATEWAY_JWT_JWKS_URL": jwks_url,
+                **self.action_keys.gateway_env(),
             },
             r"gateway listening on (\S+)",
         )
