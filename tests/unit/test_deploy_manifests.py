@@ -34,6 +34,7 @@ import yaml  # type: ignore[import-untyped]
 from gateway.authenticators import build_authenticator
 from gateway.settings import GatewaySettings
 from gateway.tokens import JwtAuthenticator
+from services.timeline.settings import TimelineSettings
 from tsunagu.bus.permissions import ingest_user
 from tsunagu.bus.server_config import all_users, authorization, password_variable
 
@@ -564,6 +565,52 @@ def test_gateway_jwt_settings_parse_and_build_the_jwt_authenticator_offline(
     jwks_url = urlsplit(env["TSUNAGU_GATEWAY_JWT_JWKS_URL"])
     assert jwks_url.scheme == "https"
     assert env["TSUNAGU_GATEWAY_JWT_ISSUER"].startswith("https://")
+
+
+def _mounted_secret_files(workload: Manifest, env_value: str) -> tuple[str, Path]:
+    """The Secret whose volume holds the file `env_value` names, and the file's key in it."""
+    path = Path(env_value)
+    container = only_container(workload)
+    [mount] = [m for m in container["volumeMounts"] if path.parent == Path(m["mountPath"])]
+    assert mount["readOnly"] is True
+    [volume] = [v for v in pod_spec(workload)["volumes"] if v["name"] == mount["name"]]
+    # Readable by the process's group (fsGroup), never by the world.
+    assert volume["secret"]["defaultMode"] & 0o007 == 0
+    assert pod_spec(workload)["securityContext"]["fsGroup"] == 10001
+    return volume["secret"]["secretName"], Path(path.name)
+
+
+def _secrets_mounted_by(workload: Manifest) -> set[str]:
+    return {
+        v["secret"]["secretName"] for v in pod_spec(workload).get("volumes", []) if "secret" in v
+    }
+
+
+def test_only_the_gateway_mounts_the_agent_action_signing_key_and_the_timeline_its_public_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gateway, _, gateway_env = serving_deployment(
+        "gateway", "gateway", "TSUNAGU_GATEWAY", GATEWAY_PORT
+    )
+    timeline, _, timeline_env = serving_deployment(
+        "timeline", "services.timeline", "TSUNAGU_TIMELINE", TIMELINE_PORT
+    )
+    private_secret, private_key = _mounted_secret_files(
+        gateway, gateway_env["TSUNAGU_GATEWAY_ACTION_SIGNING_KEY_FILE"]
+    )
+    assert str(private_key) in named(BASE_DOCS, "Secret", private_secret)["stringData"]
+    assert [w for w in WORKLOADS if private_secret in _secrets_mounted_by(w)] == [gateway]
+
+    monkeypatch.setenv(
+        "TSUNAGU_TIMELINE_ACTION_VERIFY_KEY_FILES",
+        timeline_env["TSUNAGU_TIMELINE_ACTION_VERIFY_KEY_FILES"],
+    )
+    verify_files = TimelineSettings().action_verify_key_files
+    assert verify_files
+    for file in verify_files:
+        public_secret, public_key = _mounted_secret_files(timeline, str(file))
+        assert public_secret != private_secret
+        assert str(public_key) in named(BASE_DOCS, "Secret", public_secret)["stringData"]
 
 
 @pytest.mark.parametrize("workload", tsunagu_workloads(), ids=workload_id)
