@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from tsunagu.bus.permissions import OPERATOR
-from tsunagu.bus.server_config import LocalNatsUsers
+from tsunagu.bus.server_config import LocalNatsUsers, ServerTls
 from tsunagu.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,7 @@ class NatsServer(_Server):
 
     `users` (tsunagu.bus.server_config) makes it refuse anonymous clients and hold every
     service to its subjects; `url` then carries the operator's credentials, for tools and tests.
+    `tls` makes it accept TLS clients only, as in production.
     """
 
     def __init__(
@@ -206,10 +207,18 @@ class NatsServer(_Server):
         sink: LineSink | None = None,
         name: str = "nats",
         users: LocalNatsUsers | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         store_dir.mkdir(parents=True, exist_ok=True)
         self.users = users
-        config = ("-c", str(users.config_path)) if users is not None else ()
+        config: tuple[str, ...] = ("-c", str(users.config_path)) if users is not None else ()
+        if tls is not None:
+            # One configuration file: the users' block (0600, it holds passwords) and TLS.
+            combined = store_dir / "server.conf"
+            combined.touch(mode=0o600)
+            users_block = users.config_path.read_text(encoding="utf-8") if users else ""
+            combined.write_text(users_block + tls.block(), encoding="utf-8")
+            config = ("-c", str(combined))
         super().__init__(
             name,
             [

@@ -1,0 +1,136 @@
+"""NATS over TLS, as the production overlay configures it, against a real nats-server.
+
+The server is configured from `tsunagu.bus.server_config.ServerTls` (the block the overlay
+carries) with certificates of a throwaway CA; clients connect through
+`tsunagu.bus.connection.NatsConnection`, as every service does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from nats.aio.msg import Msg
+
+from tests.tls_certificates import CertificateAuthority
+from tsunagu.bus.connection import NatsConnection, NatsTls, NatsUnreachable
+from tsunagu.bus.permissions import OPERATOR
+from tsunagu.bus.server_config import LocalNatsUsers, ServerTls
+from tsunagu.local.processes import NatsServer
+
+# Refusals are waited for this long; a working connection gets the default budget.
+REFUSAL_BUDGET_SECONDS = 3.0
+
+
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
+    return CertificateAuthority(tmp_path_factory.mktemp("nats-ca"))
+
+
+@contextlib.asynccontextmanager
+async def tls_server(
+    folder: Path, authority: CertificateAuthority, *, verify_clients: bool = False
+) -> AsyncIterator[NatsServer]:
+    issued = authority.server()
+    tls = ServerTls(
+        cert_file=str(issued.cert_file),
+        key_file=str(issued.key_file),
+        ca_file=str(authority.ca_file) if verify_clients else None,
+    )
+    users = LocalNatsUsers(folder / "users")
+    async with NatsServer(folder / "nats", users=users, tls=tls) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def server(
+    tmp_path_factory: pytest.TempPathFactory, authority: CertificateAuthority
+) -> AsyncIterator[NatsServer]:
+    async with tls_server(tmp_path_factory.mktemp("nats-tls"), authority) as running:
+        yield running
+
+
+def _connection(server: NatsServer, tls: NatsTls | None, *, budget: float = 10.0) -> NatsConnection:
+    assert server.users is not None
+    return NatsConnection(
+        server.address,
+        name="tls-test",
+        login=server.users.login(OPERATOR),
+        tls=tls,
+        connect_budget_seconds=budget,
+    )
+
+
+async def test_a_client_trusting_the_ca_connects_and_messages_flow(
+    server: NatsServer, authority: CertificateAuthority
+) -> None:
+    async with _connection(server, NatsTls(ca_file=authority.ca_file)) as connection:
+        client = connection.client
+        received: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def heard(msg: Msg) -> None:
+            await received.put(msg.data)
+
+        await client.subscribe("tls.check", cb=heard)
+        await client.flush()
+        await client.publish("tls.check", b"over tls")
+
+        assert await asyncio.wait_for(received.get(), 10) == b"over tls"
+        assert client.is_connected
+
+
+async def test_a_plaintext_client_is_refused(server: NatsServer) -> None:
+    with pytest.raises(NatsUnreachable):
+        async with _connection(server, None, budget=REFUSAL_BUDGET_SECONDS):
+            pass
+
+
+async def test_plaintext_bytes_get_no_answer_at_all(server: NatsServer) -> None:
+    """The server starts with TLS: a client in the clear never even sees INFO."""
+    assert server.users is not None
+    login = server.users.login(OPERATOR)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(
+            f'CONNECT {{"user":"{login.user}","pass":"{login.password}"}}\r\nPING\r\n'.encode()
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)  # until the server closes
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    assert b"INFO" not in answer
+    assert b"PONG" not in answer
+
+
+async def test_a_client_that_does_not_trust_the_servers_ca_is_refused(
+    server: NatsServer, tmp_path: Path
+) -> None:
+    stranger = CertificateAuthority(tmp_path / "other-ca", name="Another CA")
+    with pytest.raises(NatsUnreachable):
+        async with _connection(
+            server, NatsTls(ca_file=stranger.ca_file), budget=REFUSAL_BUDGET_SECONDS
+        ):
+            pass
+
+
+async def test_a_server_verifying_clients_wants_a_certificate_from_its_ca(
+    tmp_path: Path, authority: CertificateAuthority
+) -> None:
+    async with tls_server(tmp_path, authority, verify_clients=True) as verifying:
+        with pytest.raises(NatsUnreachable):
+            async with _connection(
+                verifying, NatsTls(ca_file=authority.ca_file), budget=REFUSAL_BUDGET_SECONDS
+            ):
+                pass
+        client = authority.client("timeline")
+        tls = NatsTls(
+            ca_file=authority.ca_file, cert_file=client.cert_file, key_file=client.key_file
+        )
+        async with _connection(verifying, tls) as connection:
+            await connection.client.flush()
+            assert connection.client.is_connected
