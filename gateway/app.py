@@ -219,6 +219,7 @@ def bootstrap(
             publish_timeout_seconds=settings.publish_timeout_seconds,
             signer=action_signer(settings),
             login=nats_login(settings.nats_user, settings.nats_password),
+            tls=settings.nats_tls,
         )
     graphql = GatewayGraphQL(
         schema=build_schema(settings),

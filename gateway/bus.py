@@ -31,7 +31,7 @@ from nats.errors import Error as NatsError
 
 from gateway.errors import ErrorCode, GatewayError
 from tsunagu.bus.actor_signature import ActorSigner
-from tsunagu.bus.connection import NatsLogin, connect, without_credentials
+from tsunagu.bus.connection import NatsLogin, NatsTls, connect, without_credentials
 from tsunagu.bus.notices import customer_subject, decode_notice, tenant_subject
 from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
 from tsunagu.lifecycle import Lifecycle
@@ -179,9 +179,11 @@ class GatewayBus(Lifecycle):
         publish_timeout_seconds: float,
         signer: ActorSigner,
         login: NatsLogin | None = None,
+        tls: NatsTls | None = None,
         connect_budget_seconds: float = CONNECT_BUDGET_SECONDS,
     ) -> None:
         self._url = url
+        self._tls = tls
         self._signer = signer
         self._login = login
         self._connect_budget = connect_budget_seconds
@@ -207,7 +209,9 @@ class GatewayBus(Lifecycle):
             raise RuntimeError("the gateway bus is already open")
         try:
             async with asyncio.timeout(self._connect_budget):
-                self._nc = await connect(self._url, name="tsunagu-gateway", login=self._login)
+                self._nc = await connect(
+                    self._url, name="tsunagu-gateway", login=self._login, tls=self._tls
+                )
         except (TimeoutError, OSError) as error:
             raise BusNotReachable(
                 f"cannot connect to NATS at {without_credentials(self._url)}"

@@ -8,8 +8,10 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tsunagu.bus.connection import NatsTlsSettings
 
-class GatewaySettings(BaseSettings):
+
+class GatewaySettings(BaseSettings, NatsTlsSettings):
     """Everything the gateway can be told; constructing it parses and validates the env.
 
     Lists are given as JSON, e.g. ``TSUNAGU_GATEWAY_DEV_ROLES='["agent","supervisor"]'``.

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tsunagu.bus.connection import NatsTlsSettings
 from tsunagu.bus.streams import STREAM_WAIT_SECONDS
 from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
 from tsunagu.contracts.limits import MAX_EVENT_BYTES, MAX_TEXT_BYTES
@@ -15,7 +16,7 @@ from tsunagu.identifiers.regions import PhoneRegion
 ChannelName = Literal["chat", "voice", "email", "sms", "social", "web"]
 
 
-class IngestSettings(BaseSettings):
+class IngestSettings(BaseSettings, NatsTlsSettings):
     """One deployment serves one channel; everything else has a local default."""
 
     model_config = SettingsConfigDict(env_prefix="TSUNAGU_INGEST_", extra="forbid")

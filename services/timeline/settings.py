@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.timeline.cases.policy import CasePolicy
 from services.timeline.identity.policy import IdentityPolicy, IdentityRules
+from tsunagu.bus.connection import NatsTlsSettings
 from tsunagu.bus.streams import STREAM_WAIT_SECONDS
 from tsunagu.identifiers.regions import PhoneRegion
 
@@ -33,7 +34,7 @@ class CaseWindows(BaseModel):
     _check = field_validator("attach_window", "reopen_window", "follow_up_due")(_positive)
 
 
-class TimelineSettings(BaseSettings):
+class TimelineSettings(BaseSettings, NatsTlsSettings):
     """Everything the timeline needs to start; invalid values fail start-up with a message."""
 
     model_config = SettingsConfigDict(env_prefix="TSUNAGU_TIMELINE_", extra="forbid")

@@ -11,13 +11,17 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nats.aio.msg import Msg
 
+from services.ingest.bootstrap import bootstrap
+from services.ingest.settings import IngestSettings
 from tests.tls_certificates import CertificateAuthority
 from tsunagu.bus.connection import NatsConnection, NatsTls, NatsUnreachable
-from tsunagu.bus.permissions import OPERATOR
+from tsunagu.bus.permissions import OPERATOR, PROVISION, ingest_user
+from tsunagu.bus.provision import ProvisionSettings, provision
 from tsunagu.bus.server_config import LocalNatsUsers, ServerTls
 from tsunagu.local.processes import NatsServer
 
@@ -134,3 +138,23 @@ async def test_a_server_verifying_clients_wants_a_certificate_from_its_ca(
         async with _connection(verifying, tls) as connection:
             await connection.client.flush()
             assert connection.client.is_connected
+
+
+async def test_services_reach_a_tls_nats_through_their_settings(
+    server: NatsServer, authority: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Provisioning and an ingestion service, told only `TSUNAGU_NATS_TLS_CA_FILE`."""
+    assert server.users is not None
+    monkeypatch.setenv("TSUNAGU_NATS_TLS_CA_FILE", str(authority.ca_file))
+
+    def nats(user: str) -> dict[str, Any]:
+        login = server.users.login(user) if server.users else None
+        assert login is not None
+        return {"nats_url": server.address, "nats_user": user, "nats_password": login.password}
+
+    summary = await provision(ProvisionSettings(**nats(PROVISION)))
+    assert "INTERACTIONS" in summary
+    settings = IngestSettings(channel="chat", host="127.0.0.1", port=0, **nats(ingest_user("chat")))
+    async with bootstrap(settings) as service:
+        # Ready means connected, and the streams were found over the TLS connection.
+        assert service.server.address

@@ -71,7 +71,7 @@ class ServerTls:
         lines = [
             f"  cert_file: {json.dumps(self.cert_file)}",
             f"  key_file: {json.dumps(self.key_file)}",
-            "  min_version: \"1.2\"",
+            '  min_version: "1.2"',
             "  handshake_first: true",
             "  timeout: 5",
         ]
