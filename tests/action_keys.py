@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 
 from tsunagu.bus.actor_signature import ActorSigner, write_key_pair
+from tsunagu.local.action_keys import LocalActionKeys
 from tsunagu.v1 import interaction_pb2 as pb
 
 
@@ -31,6 +32,14 @@ class ActionKeys:
         private, public = folder / f"{name}-signing-key.pem", folder / f"{name}-verify-key.pem"
         write_key_pair(private, public)
         return cls(private, public)
+
+    def timeline_env(self) -> dict[str, str]:
+        """A timeline process's setting to trust this pair, as `make run` passes it."""
+        return LocalActionKeys(self.private, self.public).timeline_env()
+
+    def gateway_env(self) -> dict[str, str]:
+        """A gateway process's setting to sign with this pair, as `make run` passes it."""
+        return LocalActionKeys(self.private, self.public).gateway_env()
 
     def headers(
         self, interaction: pb.Interaction, *, roles: Sequence[str] = ("agent",)

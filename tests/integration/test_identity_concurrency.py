@@ -218,6 +218,7 @@ async def timeline_process(
             "TSUNAGU_TIMELINE_SUBJECT_FILTER": f"interactions.{tenant}.>",
             "TSUNAGU_TIMELINE_FETCH_BATCH": str(fetch_batch),
             "TSUNAGU_TIMELINE_SHUTDOWN_GRACE_SECONDS": "2",
+            **session_action_keys().timeline_env(),
             "OTEL_SERVICE_NAME": f"tsunagu-{name}",
             "OTEL_TRACES_EXPORTER": "none",
         },

@@ -23,6 +23,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests import builders
+from tests.action_keys import session_action_keys
 from tests.conftest import _quiet_sink
 from tests.integration.test_tenant_settings import Running, _address, _service
 from tsunagu.bus.provision import ProvisionSettings, provision
@@ -89,6 +90,7 @@ async def desk(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> As
             "TSUNAGU_TIMELINE_NATS_URL": server.url,
             "TSUNAGU_TIMELINE_MONGODB_URI": mongodb_uri,
             "TSUNAGU_TIMELINE_MONGODB_DATABASE": database,
+            **session_action_keys().timeline_env(),
         }
 
         def ingest_env(channel: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ import pytest
 
 from services.ingest.bootstrap import bootstrap
 from services.ingest.settings import IngestSettings
+from tests.action_keys import session_action_keys
 from tsunagu.bus.connection import NatsConnection, NatsUnreachable, connect
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
 from tsunagu.local.processes import ManagedProcess, NatsServer
@@ -37,6 +38,7 @@ def _timeline(nats: NatsServer, mongodb_uri: str, database: str, tenant: str) ->
         "TSUNAGU_TIMELINE_MONGODB_DATABASE": database,
         "TSUNAGU_TIMELINE_CONSUMER_NAME": f"runner-{tenant}",
         "TSUNAGU_TIMELINE_SUBJECT_FILTER": f"interactions.{tenant}.>",
+        **session_action_keys().timeline_env(),
     }
 
 
@@ -48,6 +50,7 @@ def _gateway(nats: NatsServer, _mongodb_uri: str, _database: str, _tenant: str) 
         "TSUNAGU_GATEWAY_AUTH_MODE": "development",
         "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": "127.0.0.1:9",
         "TSUNAGU_GATEWAY_NATS_URL": nats.url,
+        **session_action_keys().gateway_env(),
     }
 
 

