@@ -17,6 +17,7 @@ from pydantic_settings import SettingsError
 
 from tsunagu.lifecycle import CannotStart
 from tsunagu.telemetry import configure_telemetry
+from tsunagu.tracebacks import FramesOnlyFormatter, exception_name
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +52,17 @@ class QueryStringScrubber(logging.Filter):
         return True
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def configure_logging(level: str = "INFO") -> None:
-    """Log to stderr, every line without URL query strings."""
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Log to stderr, every line without URL query strings, tracebacks without messages."""
+    logging.basicConfig(level=level, stream=sys.stderr)
     # On the handlers, not the root logger: a logger's filters do not see records that
     # propagate from child loggers (uvicorn.error, for instance).
     for handler in logging.getLogger().handlers:
         handler.addFilter(QueryStringScrubber())
+        handler.setFormatter(FramesOnlyFormatter(LOG_FORMAT))
 
 
 def _refuse(message: str) -> NoReturn:
@@ -182,7 +183,15 @@ async def serve_until_stopped(process: Process[S, R], settings: S) -> bool:
             await wait_for_stop_signal(*([crash] if crash else []), ready=announce)
             if crash is not None and crash.done() and not crash.cancelled():
                 crashed_now = True
-                log.error("%s: a task crashed (%r); stopping", name, _crash_reason(crash))
+                reason = _crash_reason(crash)
+                failed = reason if isinstance(reason, BaseException) else None
+                # The class, and the frames (FramesOnlyFormatter): a message may quote data.
+                log.error(
+                    "%s: a task crashed (%s); stopping",
+                    name,
+                    exception_name(failed) if failed else repr(reason),
+                    exc_info=failed,
+                )
             else:
                 log.info("%s stopping", name)
     except process.config_errors as error:
