@@ -185,7 +185,7 @@ class NatsConnection(Lifecycle):
             await self.client.close()
             raise NatsUnreachable(
                 f"cannot connect to NATS at {without_credentials(self.url)} "
-                f"within {self._budget:g}s (unreachable, or its credentials refused)"
+                f"within {self._budget:g}s (unreachable, its credentials refused, or TLS failed)"
             ) from error
 
     async def close(self) -> None:
