@@ -14,23 +14,10 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from gateway.schema import GatewaySchema
-from gateway.timeline_client import TimelineClient
-from tests.unit.test_gateway_schema import (
-    BROKEN_ID,
-    error_codes,
-    fake,
-    fake_server,
-    run,
-    schema,
-    timeline,
-)
 from tsunagu.rpc import GrpcServer
 from tsunagu.rpc_failures import UNEXPECTED_DETAILS
 from tsunagu.runtime import LOG_FORMAT
 from tsunagu.tracebacks import FramesOnlyFormatter, frames_only
-
-__all__ = ["fake", "fake_server", "schema", "timeline"]  # fixtures shared with the schema tests
 
 PHONE = "+81 90 1234 5678"
 EMAIL = "hanako.yamada@example.jp"
@@ -134,15 +121,3 @@ async def test_a_servicer_failure_reaches_neither_the_log_nor_the_caller(
     _assert_no_personal_data(caplog.text)
     assert "/tests.Failing/Fail failed: ValueError" in caplog.text
     assert "StoreRefused" in caplog.text
-
-
-async def test_an_unexpected_graphql_error_is_logged_without_the_timelines_details(
-    schema: GatewaySchema, timeline: TimelineClient, caplog: pytest.LogCaptureFixture
-) -> None:
-    # The fake timeline answers INTERNAL with details naming a path: stands for any text.
-    result = await run(schema, timeline, f'{{ customer(id: "{BROKEN_ID}") {{ id }} }}')
-
-    assert error_codes(result) == ["INTERNAL_SERVER_ERROR"]
-    assert "/var/lib/secret" not in caplog.text
-    assert "TimelineCallFailed" in caplog.text
-    assert "AioRpcError" in caplog.text  # its cause, by class
