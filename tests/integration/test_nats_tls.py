@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,22 @@ def _connection(server: NatsServer, tls: NatsTls | None, *, budget: float = 10.0
         tls=tls,
         connect_budget_seconds=budget,
     )
+
+
+def _service_nats(
+    server: NatsServer, user: str, authority: CertificateAuthority | None = None
+) -> dict[str, Any]:
+    """A service's NATS settings: its own user, and the CA when given (else the environment)."""
+    assert server.users is not None
+    login = server.users.login(user)
+    settings: dict[str, Any] = {
+        "nats_url": server.address,
+        "nats_user": login.user,
+        "nats_password": login.password,
+    }
+    if authority is not None:
+        settings["nats_tls_ca_file"] = authority.ca_file
+    return settings
 
 
 async def test_a_client_trusting_the_ca_connects_and_messages_flow(
@@ -144,17 +163,39 @@ async def test_services_reach_a_tls_nats_through_their_settings(
     server: NatsServer, authority: CertificateAuthority, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Provisioning and an ingestion service, told only `TSUNAGU_NATS_TLS_CA_FILE`."""
-    assert server.users is not None
     monkeypatch.setenv("TSUNAGU_NATS_TLS_CA_FILE", str(authority.ca_file))
 
-    def nats(user: str) -> dict[str, Any]:
-        login = server.users.login(user) if server.users else None
-        assert login is not None
-        return {"nats_url": server.address, "nats_user": user, "nats_password": login.password}
-
-    summary = await provision(ProvisionSettings(**nats(PROVISION)))
+    summary = await provision(ProvisionSettings(**_service_nats(server, PROVISION)))
     assert "INTERACTIONS" in summary
-    settings = IngestSettings(channel="chat", host="127.0.0.1", port=0, **nats(ingest_user("chat")))
+    settings = IngestSettings(
+        channel="chat", host="127.0.0.1", port=0, **_service_nats(server, ingest_user("chat"))
+    )
     async with bootstrap(settings) as service:
         # Ready means connected, and the streams were found over the TLS connection.
         assert service.server.address
+
+
+async def test_the_dead_letter_tool_reaches_a_tls_nats(
+    server: NatsServer, authority: CertificateAuthority
+) -> None:
+    assert server.users is not None
+    await provision(ProvisionSettings(**_service_nats(server, PROVISION, authority)))
+    operator = server.users.login(OPERATOR)
+    environment = {
+        **os.environ,
+        "TSUNAGU_NATS_PASSWORD": operator.password,
+        "TSUNAGU_NATS_TLS_CA_FILE": str(authority.ca_file),
+    }
+    command = [sys.executable, "-m", "services.timeline.deadletters", "list"]
+    listed = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "--nats-url", server.address, "--nats-user", operator.user],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert listed.returncode == 0, listed.stderr
+    assert "dead letters" in listed.stdout
