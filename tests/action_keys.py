@@ -51,12 +51,13 @@ class ActionKeys:
 
 
 @cache
-def session_action_keys() -> ActionKeys:
-    """The key pair of this test run: what test gateways sign with and test timelines trust.
+def session_action_keys(name: str = "action") -> ActionKeys:
+    """A key pair of this test run; the default one is what test gateways sign with and test
+    timelines trust, any other ``name`` one that nothing trusts (an attacker's own).
 
     A plain function (not only a fixture) because gateway settings are built by helpers that
     run outside fixtures; the folder is removed when the run ends.
     """
-    folder = tempfile.TemporaryDirectory(prefix="tsunagu-action-keys-")
+    folder = tempfile.TemporaryDirectory(prefix=f"tsunagu-{name}-keys-")
     atexit.register(folder.cleanup)
-    return ActionKeys.create(Path(folder.name))
+    return ActionKeys.create(Path(folder.name), name)

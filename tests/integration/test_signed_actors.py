@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests import builders
-from tests.action_keys import ActionKeys
+from tests.action_keys import ActionKeys, session_action_keys
 from tests.integration.test_consumer_faults import (
     REASON_HEADER,
     Bus,
@@ -60,6 +60,11 @@ class Forgery:
     event_id: str
     data: bytes
     headers: dict[str, str]
+
+
+def _stranger() -> ActionKeys:
+    """A key pair the timeline does not trust (an attacker's own)."""
+    return session_action_keys("stranger")
 
 
 def _unsigned(keys: ActionKeys, tenant: str, customer: str, _other: str) -> Forgery:
@@ -119,21 +124,6 @@ def _own_key_named_as_the_gateways(
 def _not_a_jws(_keys: ActionKeys, tenant: str, customer: str, _other: str) -> Forgery:
     note = _note(tenant, customer)
     return Forgery(note.event_id, note.SerializeToString(), {headers.SIGNED_ACTOR: "agent-7"})
-
-
-_STRANGER: list[ActionKeys] = []
-
-
-def _stranger() -> ActionKeys:
-    """A key pair the timeline does not trust (an attacker's own)."""
-    assert _STRANGER, "created by the stranger fixture"
-    return _STRANGER[0]
-
-
-@pytest.fixture(autouse=True)
-def stranger(tmp_path: Path) -> ActionKeys:
-    _STRANGER[:] = [ActionKeys.create(tmp_path, "stranger")]
-    return _STRANGER[0]
 
 
 FORGERIES: dict[str, tuple[Callable[[ActionKeys, str, str, str], Forgery], str]] = {
@@ -221,10 +211,17 @@ async def test_during_a_key_rotation_the_old_and_the_new_key_are_both_accepted(
     async with open_bus(rotating_timeline, nats_server, tenant) as bus:
         customer = await _customer(bus, "visitor-rotation")
         old_signed, new_signed = _note(tenant, customer), _note(tenant, customer)
+        # A key no longer (or never) listed: refused even while two others are accepted.
+        retired_signed = _note(tenant, customer)
         subject = agent_desk_subject(tenant)
-        for note, keys in ((old_signed, action_keys), (new_signed, new)):
+        signers = ((retired_signed, _stranger()), (old_signed, action_keys), (new_signed, new))
+        for note, keys in signers:
             await bus.publish(note.SerializeToString(), subject=subject, headers=keys.headers(note))
 
         stored = await bus.recorded([old_signed.event_id, new_signed.event_id])
+        [dead] = await bus.dead_letters(subject)
+        refused = await bus.stored([retired_signed.event_id])
 
     assert set(stored) == {old_signed.event_id, new_signed.event_id}
+    assert header(dead, REASON_HEADER) == "actor_key_unknown"
+    assert refused == set()
