@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Self
@@ -30,7 +30,8 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
 from gateway.errors import ErrorCode, GatewayError
-from tsunagu.bus.connection import NatsLogin, connect, without_credentials
+from tsunagu.bus.actor_signature import ActorSigner
+from tsunagu.bus.connection import NatsLogin, NatsTls, connect, without_credentials
 from tsunagu.bus.notices import customer_subject, decode_notice, tenant_subject
 from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
 from tsunagu.lifecycle import Lifecycle
@@ -181,10 +182,14 @@ class GatewayBus(Lifecycle):
         *,
         url: str,
         publish_timeout_seconds: float,
+        signer: ActorSigner,
         login: NatsLogin | None = None,
+        tls: NatsTls | None = None,
         connect_budget_seconds: float = CONNECT_BUDGET_SECONDS,
     ) -> None:
         self._url = url
+        self._tls = tls
+        self._signer = signer
         self._login = login
         self._connect_budget = connect_budget_seconds
         self._publish_timeout = publish_timeout_seconds
@@ -209,13 +214,15 @@ class GatewayBus(Lifecycle):
             raise RuntimeError("the gateway bus is already open")
         try:
             async with asyncio.timeout(self._connect_budget):
-                self._nc = await connect(self._url, name="tsunagu-gateway", login=self._login)
+                self._nc = await connect(
+                    self._url, name="tsunagu-gateway", login=self._login, tls=self._tls
+                )
         except (TimeoutError, OSError) as error:
             raise BusNotReachable(
                 f"cannot connect to NATS at {without_credentials(self._url)}"
             ) from error
         self._publisher = InteractionPublisher(
-            self._nc.jetstream(), ack_timeout=self._publish_timeout
+            self._nc.jetstream(), ack_timeout=self._publish_timeout, signer=self._signer
         )
 
     async def close(self) -> None:
@@ -243,11 +250,14 @@ class GatewayBus(Lifecycle):
             raise bus_unavailable()
         return self._nc
 
-    async def publish(self, interaction: interaction_pb2.Interaction) -> Published:
+    async def publish(
+        self, interaction: interaction_pb2.Interaction, *, roles: Iterable[str]
+    ) -> Published:
         """Publish an agent action and wait for JetStream's acknowledgement, bounded in time.
 
         Args:
             interaction: The complete event; ``<tenant>/<event_id>`` is its ``Nats-Msg-Id``.
+            roles: The acting agent's roles, signed with the actor.
 
         Returns:
             The acknowledgement (``duplicate`` when the stream already had that event id).
@@ -260,7 +270,7 @@ class GatewayBus(Lifecycle):
         try:
             # The publisher bounds its own wait; this also bounds a stalled send buffer.
             async with asyncio.timeout(self._publish_timeout + 1):
-                return await self._publisher.publish(interaction)
+                return await self._publisher.publish(interaction, roles=sorted(roles))
         except (PublishError, TimeoutError) as error:
             _log.warning("agent action %s not published: %s", interaction.event_id, error)
             raise bus_unavailable() from error

@@ -9,10 +9,11 @@ import grpc
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tsunagu.bus.connection import NatsTlsSettings
 from tsunagu.grpc_tls import channel_credentials
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(BaseSettings, NatsTlsSettings):
     """Everything the gateway can be told; constructing it parses and validates the env.
 
     Lists are given as JSON, e.g. ``TSUNAGU_GATEWAY_DEV_ROLES='["agent","supervisor"]'``.
@@ -87,6 +88,10 @@ class GatewaySettings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     dev_subject: str = Field(default="developer", min_length=1)
     dev_display_name: str = "Developer"
+
+    # The Ed25519 private key (PEM) the gateway signs every agent action's actor with; only
+    # the gateway holds it, and the timeline executes no agent action without its signature.
+    action_signing_key_file: Path | None = None
 
     # The gateway's NATS user and password (docs/security.md); unset: whatever nats_url carries.
     nats_user: str = ""

@@ -17,6 +17,7 @@ from pydantic_settings import SettingsError
 from tsunagu.lifecycle import CannotStart
 from tsunagu.logs import LogFormat, LogSettings, QueryStringScrubber, formatter
 from tsunagu.telemetry import configure_telemetry
+from tsunagu.tracebacks import exception_name
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,15 @@ async def serve_until_stopped(process: Process[S, R], settings: S) -> bool:
             await wait_for_stop_signal(*([crash] if crash else []), ready=announce)
             if crash is not None and crash.done() and not crash.cancelled():
                 crashed_now = True
-                log.error("%s: a task crashed (%r); stopping", name, _crash_reason(crash))
+                reason = _crash_reason(crash)
+                failed = reason if isinstance(reason, BaseException) else None
+                # The class, and the frames (tsunagu.tracebacks): a message may quote data.
+                log.error(
+                    "%s: a task crashed (%s); stopping",
+                    name,
+                    exception_name(failed) if failed else repr(reason),
+                    exc_info=failed,
+                )
             else:
                 log.info("%s stopping", name)
     except process.config_errors as error:

@@ -43,6 +43,7 @@ def bootstrap(
         settings.nats_url,
         name=f"tsunagu-ingest-{settings.channel}",
         login=nats_login(settings.nats_user, settings.nats_password),
+        tls=settings.nats_tls,
     )
     api = IngestApi(
         InteractionPublisher(bus.jetstream, ack_timeout=settings.publish_ack_timeout_seconds),

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from tsunagu.bus.connection import NatsTlsSettings
 from tsunagu.bus.streams import STREAM_WAIT_SECONDS
 from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
 from tsunagu.contracts.limits import MAX_EVENT_BYTES, MAX_TEXT_BYTES
@@ -16,7 +17,7 @@ from tsunagu.identifiers.regions import PhoneRegion
 ChannelName = Literal["chat", "voice", "email", "sms", "social", "web"]
 
 
-class IngestSettings(GrpcServerSettings):
+class IngestSettings(GrpcServerSettings, NatsTlsSettings):
     """One deployment serves one channel; everything else has a local default.
 
     Its callers (`TSUNAGU_INGEST_CALLERS`, `TSUNAGU_INGEST_CALLERS_FILE`) are adapter

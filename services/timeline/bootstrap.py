@@ -24,6 +24,7 @@ from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.projector import Projector
 from services.timeline.recorder import TimelineRecorder
 from services.timeline.settings import TimelineSettings
+from services.timeline.signed_actors import SignedActors
 from services.timeline.stores import TimelineStore
 from tsunagu.grpc_auth import admit_kind
 from tsunagu.rpc import MAX_QUERY_REQUEST_BYTES, GrpcServer
@@ -169,5 +170,6 @@ def bootstrap(
             **settings.model_dump(include=_CONSUMER_SETTINGS),
         ),
         announce=TimelineAnnouncer(bus),
+        actors=SignedActors.from_files(settings.action_verify_key_files),
     )
     return Timeline(core, server, consumer)

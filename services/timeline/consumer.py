@@ -17,6 +17,7 @@ from opentelemetry import propagate, trace
 
 from services.timeline.errors import PermanentError
 from services.timeline.recorder import Recorded, TimelineRecorder
+from services.timeline.signed_actors import SignedActors
 from services.timeline.store.error_text import error_text, is_store_error
 from tsunagu.bus import headers
 from tsunagu.bus.subjects import (
@@ -64,11 +65,13 @@ class InteractionConsumer:
         *,
         options: ConsumerOptions,
         announce: Callable[[Recorded], Awaitable[None]],
+        actors: SignedActors,
     ) -> None:
         self._js = js
         self._recorder = recorder
         self._options = options
         self._announce = announce
+        self._actors = actors
         self._queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=options.fetch_batch * 2)
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -211,6 +214,11 @@ class InteractionConsumer:
                 f"payload (tenant, channel) does not match subject {msg.subject!r}",
                 reason=Reason.SUBJECT_MISMATCH,
             )
+            return None
+        try:
+            self._actors.check(interaction, msg.data, msg.headers)  # agent actions: signed?
+        except ContractViolation as exc:
+            await self._dead_letter(msg, str(exc), reason=exc.code)
             return None
         return interaction
 

@@ -56,6 +56,7 @@ class TimelineService:
                 s.nats_url,
                 name="tsunagu-timeline",
                 login=nats_login(s.nats_user, s.nats_password),
+                tls=s.nats_tls,
             )
             self._stack.push_async_callback(self.nc.drain)
             js = self.nc.jetstream()

@@ -12,6 +12,7 @@ from nats.js.errors import NotFoundError
 
 from services.timeline.consumer import ConsumerOptions, InteractionConsumer
 from services.timeline.recorder import Recorded, TimelineRecorder
+from services.timeline.signed_actors import SignedActors
 from tests import builders
 from tsunagu.bus import headers
 from tsunagu.bus.subjects import DEAD_LETTER_STREAM, interaction_subject
@@ -53,6 +54,7 @@ async def dead_lettered(
             durable=f"retries-{tenant}", subject_filter=f"interactions.{tenant}.>", max_deliver=2
         ),
         announce=_announce,
+        actors=SignedActors({}),
     )
     await consumer.start()
     subject = interaction_subject(tenant, interaction.channel)

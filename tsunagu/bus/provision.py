@@ -7,7 +7,7 @@ import logging
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tsunagu.bus.connection import connect, nats_login
+from tsunagu.bus.connection import NatsTlsSettings, connect, nats_login
 from tsunagu.bus.streams import DAY, StreamLimits, ensure_streams
 from tsunagu.runtime import configure_logging, parse_settings, run
 
@@ -17,7 +17,7 @@ log = logging.getLogger("tsunagu.bus.provision")
 DONE_LINE = "streams provisioned:"
 
 
-class ProvisionSettings(BaseSettings):
+class ProvisionSettings(BaseSettings, NatsTlsSettings):
     """The one place stream limits are configured (TSUNAGU_STREAMS_*)."""
 
     model_config = SettingsConfigDict(env_prefix="TSUNAGU_STREAMS_", extra="forbid")
@@ -49,6 +49,7 @@ async def provision(settings: ProvisionSettings) -> str:
         settings.nats_url,
         name="tsunagu-provision",
         login=nats_login(settings.nats_user, settings.nats_password),
+        tls=settings.nats_tls,
     )
     try:
         outcome = await ensure_streams(nc.jetstream(), settings.limits)

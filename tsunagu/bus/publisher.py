@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
 from opentelemetry import propagate, trace
 
 from tsunagu.bus import headers
+from tsunagu.bus.actor_signature import ActorSigner, needs_signed_actor
 from tsunagu.bus.subjects import INTERACTIONS_STREAM, interaction_subject
 from tsunagu.v1 import interaction_pb2
 
@@ -39,25 +41,39 @@ def _headers(interaction: interaction_pb2.Interaction) -> dict[str, str]:
 
 
 class InteractionPublisher:
-    """Publishes interactions with `Nats-Msg-Id = <tenant>/<event_id>`: a retry is a duplicate."""
+    """Publishes interactions with `Nats-Msg-Id = <tenant>/<event_id>`: a retry is a duplicate.
 
-    def __init__(self, js: JetStreamContext, *, ack_timeout: float = 5.0) -> None:
+    Given the gateway's ``signer``, it publishes agent actions with a signed actor (the
+    timeline executes no agent action without one).
+    """
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        *,
+        ack_timeout: float = 5.0,
+        signer: ActorSigner | None = None,
+    ) -> None:
         self._js = js
         self._ack_timeout = ack_timeout
+        self._signer = signer
 
-    async def publish(self, interaction: interaction_pb2.Interaction) -> Published:
+    async def publish(
+        self, interaction: interaction_pb2.Interaction, *, roles: Sequence[str] = ()
+    ) -> Published:
         """Publish one interaction and wait for the stream's PubAck; raises PublishError."""
-        outcome = (await self.publish_many([interaction]))[0]
+        outcome = (await self.publish_many([interaction], roles=roles))[0]
         if isinstance(outcome, PublishError):
             raise outcome
         return outcome
 
     async def publish_many(
-        self, interactions: Sequence[interaction_pb2.Interaction]
+        self, interactions: Sequence[interaction_pb2.Interaction], *, roles: Sequence[str] = ()
     ) -> list[Published | PublishError]:
         """Publish pipelined: all messages go out before the first PubAck is awaited.
 
-        Returns one outcome per interaction, in order; a failed item never fails the others.
+        ``roles`` are the acting agent's, signed into each agent action's actor. Returns one
+        outcome per interaction, in order; a failed item never fails the others.
         """
         with tracer.start_as_current_span(
             "bus.publish_interactions",
@@ -65,14 +81,21 @@ class InteractionPublisher:
         ):
             futures: list[asyncio.Future[PubAck] | PublishError] = []
             for interaction in interactions:
+                data = interaction.SerializeToString()
+                carrier = _headers(interaction)
+                if self._signer is not None and needs_signed_actor(interaction):
+                    # Signed over the exact bytes sent: the timeline verifies what it stores.
+                    carrier |= self._signer.sign(
+                        interaction, data, roles=roles, issued_at=datetime.now(UTC)
+                    )
                 try:
                     futures.append(
                         await self._js.publish_async(
                             interaction_subject(interaction.tenant, interaction.channel),
-                            interaction.SerializeToString(),
+                            data,
                             wait_stall=self._ack_timeout,
                             stream=INTERACTIONS_STREAM,
-                            headers=_headers(interaction),
+                            headers=carrier,
                         )
                     )
                 except Exception as exc:  # noqa: BLE001 - reported per item, never raised

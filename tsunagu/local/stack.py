@@ -15,6 +15,7 @@ from tsunagu.bus.permissions import GATEWAY, PROVISION, TIMELINE, ingest_user
 from tsunagu.bus.provision import DONE_LINE as PROVISIONED_LINE
 from tsunagu.bus.server_config import LocalNatsUsers
 from tsunagu.lifecycle import Lifecycle
+from tsunagu.local.action_keys import LocalActionKeys
 from tsunagu.local.credentials import CREDENTIALS_FILE, write_section
 from tsunagu.local.demo import TENANT as DEMO_TENANT
 from tsunagu.local.grpc_callers import LocalCallers
@@ -120,6 +121,7 @@ class LocalStack(Lifecycle):
         self.grpc_callers = LocalCallers.load_or_create(
             data_dir, channels=channels, tenants=adapter_tenants
         )
+        self.action_keys = LocalActionKeys.load_or_create(data_dir)
         self.credentials_file = data_dir / CREDENTIALS_FILE
 
     def _nats_env(self, prefix: str, user: str) -> dict[str, str]:
@@ -213,6 +215,7 @@ class LocalStack(Lifecycle):
                     "TSUNAGU_TIMELINE_MONGODB_URI": self.mongodb_uri,
                     "TSUNAGU_TIMELINE_MONGODB_DATABASE": self.database,
                     **self.grpc_callers.server_env("TSUNAGU_TIMELINE_"),
+                    **self.action_keys.timeline_env(),
                 },
                 ready=r"timeline ready on (\S+:(?P<port>\d+))",
                 port=self.ports.timeline,
@@ -253,6 +256,7 @@ class LocalStack(Lifecycle):
                 "TSUNAGU_GATEWAY_JWT_ISSUER": self.issuer.issuer,
                 "TSUNAGU_GATEWAY_JWT_AUDIENCE": self.issuer.audience,
                 "TSUNAGU_GATEWAY_JWT_JWKS_URL": jwks_url,
+                **self.action_keys.gateway_env(),
             },
             ready=r"gateway listening on (\S+:(?P<port>\d+)\S*)",
             port=self.ports.gateway,
