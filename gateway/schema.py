@@ -21,6 +21,7 @@ from strawberry.utils.logging import StrawberryLogger
 
 from gateway.errors import ErrorCode, GatewayError
 from gateway.limits import OperationLimits
+from gateway.metrics import OperationMetrics
 from gateway.mutations import Mutation
 from gateway.permissions import enforce
 from gateway.queries import Query
@@ -115,6 +116,7 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         OperationLimits,
+        OperationMetrics,
     ]
     if settings.mask_errors:
         extensions.append(_MaskUnexpectedErrors)

@@ -19,6 +19,7 @@ from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.identity.resolver import IdentityAnnouncer, IdentityResolver
 from services.timeline.identity.split import MergeSplitter
 from services.timeline.identity.suggestions import MergeSuggestions
+from services.timeline.metrics import StreamGauges
 from services.timeline.notices import TimelineAnnouncer
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.projector import Projector
@@ -119,6 +120,8 @@ class Timeline:
     core: Core
     server: GrpcServer
     consumer: InteractionConsumer
+    # Consumer lag and dead-letter depth for /metrics; runs while the consumer does.
+    gauges: StreamGauges
 
 
 def bootstrap(
@@ -166,4 +169,7 @@ def bootstrap(
         ),
         announce=TimelineAnnouncer(bus),
     )
-    return Timeline(core, server, consumer)
+    gauges = StreamGauges(
+        js, durable=settings.consumer_name, every_seconds=settings.metrics_sample_seconds
+    )
+    return Timeline(core, server, consumer, gauges)

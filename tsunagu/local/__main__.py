@@ -68,6 +68,11 @@ def _token(args: argparse.Namespace) -> None:
     )
 
 
+def _metrics_lines(urls: dict[str, str]) -> str:
+    """Each process's Prometheus endpoint, one line each (`curl` them while this runs)."""
+    return "  metrics:\n" + "".join(f"    {name:<14} {url}\n" for name, url in urls.items())
+
+
 async def _run(args: argparse.Namespace) -> None:
     channels = ("chat", "voice", "email", "sms", "social", "web")
     ports = StackPorts(
@@ -103,7 +108,8 @@ async def _run(args: argparse.Namespace) -> None:
             + "\n"
             f"  ingestion gRPC: {ingest}\n"
             f"  timeline gRPC:  {stack.timeline_address}\n"
-            "\n  Paste this query into GraphiQL to see the demo customer's whole history:\n\n"
+            + _metrics_lines(stack.metrics.urls)
+            + "\n  Paste this query into GraphiQL to see the demo customer's whole history:\n\n"
             + _indented(SCREEN_POP_QUERY)
             + _live_examples(customer_id or "<id from the query above>")
             + "\n\n  Ctrl-C stops everything.\n",

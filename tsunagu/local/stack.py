@@ -43,6 +43,24 @@ class StackPorts:
         return cls(gateway=0, timeline=0, ingest=dict.fromkeys(CHANNELS, 0), nats=0, store=0)
 
 
+class MetricsUrls:
+    """Passes every output line on, keeping the `/metrics` URL each process printed at start."""
+
+    _LINE = re.compile(r"^metrics on (http://\S+)$")
+
+    def __init__(self, sink: LineSink | None) -> None:
+        self.urls: dict[str, str] = {}
+        self._sink = sink
+
+    def __call__(self, name: str, line: str) -> None:
+        if (match := self._LINE.match(line)) is not None:
+            self.urls[name] = match[1]
+        if self._sink is None:
+            print(f"[{name}] {line}", flush=True)  # ManagedProcess's default
+        else:
+            self._sink(name, line)
+
+
 def _bound(process: ManagedProcess) -> str:
     """The address a ready service printed on its ready line."""
     assert process.ready_match is not None
@@ -74,7 +92,9 @@ class LocalStack(Lifecycle):
         self.channels = channels
         self.database = tenant_database
         self._mongodb_uri = mongodb_uri
-        self._sink = sink
+        # Every process's output passes here: the metrics URLs are read off it.
+        self.metrics = MetricsUrls(sink)
+        self._sink: LineSink = self.metrics
         self._env = extra_env or {}
         self._stack = AsyncExitStack()
         self.processes: dict[str, ManagedProcess] = {}
