@@ -95,7 +95,8 @@ def serve_metrics(service_name: str, address: MetricsAddress) -> MetricsEndpoint
     # that a second call (a test) would register twice.
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
-    reader = PrometheusMetricReader(registry=registry)
+    # Without scope labels: the metric names already say where they come from.
+    reader = PrometheusMetricReader(registry=registry, scope_info_enabled=False)
     provider = MeterProvider(
         metric_readers=[reader], resource=Resource.create({"service.name": service_name})
     )
