@@ -11,15 +11,13 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import StreamExecutionResult
 from strawberry.types.graphql import OperationType
 
-from tsunagu.metrics import LATENCY_BUCKETS_SECONDS
+from tsunagu.metrics import seconds_histogram
 
 _meter = metrics.get_meter(__name__)
-_duration = _meter.create_histogram(
+_duration = seconds_histogram(
+    _meter,
     "tsunagu.graphql.operation.duration",
-    unit="s",
-    description="Time to answer a query or mutation, by operation type (not by name: clients "
-    "choose names).",
-    explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_SECONDS,
+    "Time to answer a query or mutation, by operation type (not by name: clients choose names).",
 )
 _errors = _meter.create_counter(
     "tsunagu.graphql.errors",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
@@ -24,31 +25,27 @@ LATENCY_BUCKETS_SECONDS = (
     0.1,
     0.25,
     0.5,
-    1.0,
+    1,
     2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
+    5,
+    10,
+    30,
+    60,
 )
-# End-to-end freshness spans queueing too: an outage backlog drains over minutes.
-FRESHNESS_BUCKETS_SECONDS = (
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    300.0,
-    900.0,
-    3600.0,
-)
+# End-to-end freshness spans queueing too: an outage's backlog drains over minutes.
+FRESHNESS_BUCKETS_SECONDS = (*LATENCY_BUCKETS_SECONDS[3:], 300, 900, 3600)
+
+
+def seconds_histogram(
+    meter: metrics.Meter,
+    name: str,
+    description: str,
+    buckets: Sequence[float] = LATENCY_BUCKETS_SECONDS,
+) -> metrics.Histogram:
+    """A duration histogram in seconds (`<name>_seconds` in Prometheus) with these buckets."""
+    return meter.create_histogram(
+        name, unit="s", description=description, explicit_bucket_boundaries_advisory=buckets
+    )
 
 
 @dataclass(frozen=True, slots=True)

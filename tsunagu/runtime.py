@@ -212,11 +212,14 @@ def _serve_metrics(process: Process[S, R], settings: S, service: str) -> Metrics
     try:
         endpoint = serve_metrics(service, address)
     except OSError as error:
+        # The variable to change, when the settings come from the environment (pydantic).
+        prefix = str(getattr(settings, "model_config", {}).get("env_prefix", ""))
         log.error(
-            "%s: cannot serve metrics on %s:%d (set its METRICS_PORT setting): %s",
+            "%s: cannot serve metrics on %s:%d (change %sMETRICS_PORT): %s",
             process.name(settings),
             address.host,
             address.port,
+            prefix,
             error.strerror or error,
         )
         raise SystemExit(EXIT_CRASHED) from None

@@ -10,7 +10,7 @@ from opentelemetry import metrics
 
 from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
 from tsunagu.contracts import Reason
-from tsunagu.metrics import LATENCY_BUCKETS_SECONDS
+from tsunagu.metrics import seconds_histogram
 from tsunagu.v1 import interaction_pb2
 
 _meter = metrics.get_meter(__name__)
@@ -22,11 +22,10 @@ _events = _meter.create_counter(
         "rejections carry a reason code."
     ),
 )
-_publish_duration = _meter.create_histogram(
+_publish_duration = seconds_histogram(
+    _meter,
     "tsunagu.ingest.publish.duration",
-    unit="s",
-    description="Time from publishing to the stream's acknowledgement, per Submit or SubmitBatch.",
-    explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_SECONDS,
+    "Time from publishing to the stream's acknowledgement, per Submit or SubmitBatch.",
 )
 
 # Not a contract reason: the stream did not acknowledge (NATS down, stream full, timeout).

@@ -17,7 +17,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from services.timeline.recorder import Recorded
 from tsunagu.bus.subjects import DEAD_LETTER_STREAM, INTERACTIONS_STREAM
 from tsunagu.lifecycle import Lifecycle
-from tsunagu.metrics import FRESHNESS_BUCKETS_SECONDS, LATENCY_BUCKETS_SECONDS
+from tsunagu.metrics import FRESHNESS_BUCKETS_SECONDS, seconds_histogram
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +28,22 @@ _batch_size = _meter.create_histogram(
     description="Messages handled together in one batch (one set of store round trips).",
     explicit_bucket_boundaries_advisory=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
 )
-_batch_duration = _meter.create_histogram(
+_batch_duration = seconds_histogram(
+    _meter,
     "tsunagu.timeline.batch.duration",
-    unit="s",
-    description="Time to record, settle (ack, retry or dead-letter) and announce one batch.",
-    explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_SECONDS,
+    "Time to record, settle (ack, retry or dead-letter) and announce one batch.",
 )
-_to_stored = _meter.create_histogram(
+_to_stored = seconds_histogram(
+    _meter,
     "tsunagu.timeline.freshness.stored",
-    unit="s",
-    description="From the stream's acknowledgement of an event to its first storing.",
-    explicit_bucket_boundaries_advisory=FRESHNESS_BUCKETS_SECONDS,
+    "From the stream's acknowledgement of an event to its first storing.",
+    FRESHNESS_BUCKETS_SECONDS,
 )
-_to_announced = _meter.create_histogram(
+_to_announced = seconds_histogram(
+    _meter,
     "tsunagu.timeline.freshness.announced",
-    unit="s",
-    description="From the stream's acknowledgement of an event to its notice being published.",
-    explicit_bucket_boundaries_advisory=FRESHNESS_BUCKETS_SECONDS,
+    "From the stream's acknowledgement of an event to its notice being published.",
+    FRESHNESS_BUCKETS_SECONDS,
 )
 _merges = _meter.create_counter(
     "tsunagu.timeline.merges",

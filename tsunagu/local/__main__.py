@@ -68,9 +68,11 @@ def _token(args: argparse.Namespace) -> None:
     )
 
 
-def _metrics_lines(urls: dict[str, str]) -> str:
-    """Each process's Prometheus endpoint, one line each (`curl` them while this runs)."""
-    return "  metrics:\n" + "".join(f"    {name:<14} {url}\n" for name, url in urls.items())
+def _metrics_lines(stack: LocalStack) -> str:
+    """Each process's Prometheus endpoint, in start order (`curl` them while this runs)."""
+    urls = stack.metrics.urls
+    named = [(name, urls[name]) for name in stack.processes if name in urls]
+    return "  metrics:\n" + "".join(f"    {name:<14} {url}\n" for name, url in named)
 
 
 async def _run(args: argparse.Namespace) -> None:
@@ -108,7 +110,7 @@ async def _run(args: argparse.Namespace) -> None:
             + "\n"
             f"  ingestion gRPC: {ingest}\n"
             f"  timeline gRPC:  {stack.timeline_address}\n"
-            + _metrics_lines(stack.metrics.urls)
+            + _metrics_lines(stack)
             + "\n  Paste this query into GraphiQL to see the demo customer's whole history:\n\n"
             + _indented(SCREEN_POP_QUERY)
             + _live_examples(customer_id or "<id from the query above>")

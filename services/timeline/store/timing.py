@@ -5,14 +5,13 @@ from __future__ import annotations
 from opentelemetry import metrics
 from pymongo import monitoring
 
-from tsunagu.metrics import LATENCY_BUCKETS_SECONDS
+from tsunagu.metrics import seconds_histogram
 
 _meter = metrics.get_meter(__name__)
-_duration = _meter.create_histogram(
+_duration = seconds_histogram(
+    _meter,
     "tsunagu.store.command.duration",
-    unit="s",
-    description="MongoDB command round trips, by command name (find, insert, ...) and outcome.",
-    explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_SECONDS,
+    "MongoDB command round trips, by command name (find, insert, ...) and outcome.",
 )
 
 
