@@ -112,6 +112,7 @@ class StreamGauges(Lifecycle):
         self._durable = durable
         self._every = every_seconds
         self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
         self._pending: int | None = None
         self._ack_pending: int | None = None
         self._dead_letters: int | None = None
@@ -157,14 +158,18 @@ class StreamGauges(Lifecycle):
         self._dead_letters = dead.state.messages
 
     async def _run(self) -> None:
-        while True:
+        # Checked as well as cancelled: Python 3.11's wait_for (inside nats-py's requests) can
+        # swallow a cancellation that arrives as the reply does, and the loop would go on.
+        while not self._closing.is_set():
             await self.sample()
-            await asyncio.sleep(self._every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self._every)
 
     async def open(self) -> None:
         self._task = asyncio.create_task(self._run(), name="timeline-stream-gauges")
 
     async def close(self) -> None:
+        self._closing.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
