@@ -110,6 +110,8 @@ class StreamGauges(Lifecycle):
     def __init__(self, js: JetStreamContext, *, durable: str, every_seconds: float) -> None:
         self._js = js
         self._durable = durable
+        # The durable's name: one per timeline Deployment, so bounded by configuration.
+        self._labels = {"consumer": durable}
         self._every = every_seconds
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
@@ -136,10 +138,10 @@ class StreamGauges(Lifecycle):
         )
 
     def _observe_pending(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return [] if self._pending is None else [Observation(self._pending)]
+        return [] if self._pending is None else [Observation(self._pending, self._labels)]
 
     def _observe_ack_pending(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return [] if self._ack_pending is None else [Observation(self._ack_pending)]
+        return [] if self._ack_pending is None else [Observation(self._ack_pending, self._labels)]
 
     def _observe_dead_letters(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [] if self._dead_letters is None else [Observation(self._dead_letters)]
