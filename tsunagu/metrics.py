@@ -61,7 +61,7 @@ class MetricsEndpoint:
 
     def __init__(self, server: WSGIServer, provider: MeterProvider) -> None:
         self._server = server
-        self.provider = provider
+        self._provider = provider
 
     @property
     def url(self) -> str:
@@ -76,7 +76,7 @@ class MetricsEndpoint:
         """Stop serving and release the port."""
         self._server.shutdown()
         self._server.server_close()
-        self.provider.shutdown()
+        self._provider.shutdown()
 
 
 def serve_metrics(service_name: str, address: MetricsAddress) -> MetricsEndpoint:
