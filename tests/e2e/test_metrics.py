@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
@@ -118,10 +119,21 @@ async def test_gateway_times_operations_counts_errors_and_follows_subscriptions(
         await execute(agent, CUSTOMER, visitor=visitor)
         with pytest.raises(TransportQueryError):
             await execute(agent, "query Nope { nope }")
+    # A document that does not parse (gql would refuse to send it): no operation type.
+    token = stack.issuer.mint(tenant=TENANT, roles=["agent"])
+    async with httpx.AsyncClient(timeout=10) as client:
+        unparsed = await client.post(
+            stack.graphql_url,
+            json={"query": "{ customer("},
+            headers={"authorization": f"Bearer {token}"},
+        )
+    assert unparsed.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
     after = await scrape(url)
     assert _delta(after, before, OPERATIONS, operation="query") == 2
-    code = "GRAPHQL_VALIDATION_FAILED"
-    assert _delta(after, before, "tsunagu_graphql_errors_total", code=code) == 1
+    assert _delta(after, before, OPERATIONS, operation="unknown") == 1
+    errors = "tsunagu_graphql_errors_total"
+    assert _delta(after, before, errors, code="GRAPHQL_VALIDATION_FAILED", operation="query") == 1
+    assert _delta(after, before, errors, code="GRAPHQL_PARSE_FAILED", operation="unknown") == 1
 
     async with ws_session(stack) as live:
         updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
