@@ -7,6 +7,7 @@ from gateway.app import bootstrap
 from gateway.authenticators import AuthenticationNotConfigured
 from gateway.server import GatewayServer, create_server
 from gateway.settings import GatewaySettings
+from tsunagu.metrics import MetricsAddress
 from tsunagu.runtime import Process, run_process
 
 
@@ -22,6 +23,7 @@ GATEWAY: Process[GatewaySettings, GatewayServer] = Process(
     ready_line=lambda _settings, server: f"gateway listening on {server.graphql_url}",
     crashed=lambda server: server.stopped,
     config_errors=(AuthenticationNotConfigured, ActionSigningNotConfigured),
+    metrics=lambda settings: MetricsAddress(settings.host, settings.metrics_port),
 )
 
 if __name__ == "__main__":

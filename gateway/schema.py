@@ -20,6 +20,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.errors import ErrorCode, GatewayError
 from gateway.limits import OperationLimits, RateLimit
+from gateway.metrics import OperationMetrics
 from gateway.mutations import Mutation
 from gateway.permissions import enforce
 from gateway.queries import Query
@@ -130,6 +131,7 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         OperationLimits,
         RateLimit,
+        OperationMetrics,
     ]
     if settings.mask_errors:
         extensions.append(_MaskUnexpectedErrors)

@@ -24,6 +24,8 @@ class GatewaySettings(BaseSettings, NatsTlsSettings):
     host: str = "127.0.0.1"
     # 0 asks the OS for a free port; the ready line then prints the port actually bound.
     port: int = Field(default=8000, ge=0, le=65535)
+    # `/metrics` for Prometheus, on `host` (0: any free port, printed at start).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
     timeline_address: str = Field(default="127.0.0.1:50060", min_length=1)
     # The gateway's service token for the timeline's gRPC API (docs/security.md).
     timeline_token: SecretStr = SecretStr("")

@@ -110,16 +110,22 @@ class IngestApi:
         policy: IngestPolicy,
         clock: Callable[[], datetime],
         max_batch_items: int,
+        on_rejected: Callable[[Reason], None] = lambda _reason: None,
     ) -> None:
         self._publisher = publisher
+        self._on_rejected = on_rejected
         self._policy = policy
         self._clock = clock
         self._max_batch_items = max_batch_items
 
     def _prepare(self, decoded: Decoded) -> interaction_pb2.Interaction:
-        if decoded.interaction is None:
-            raise InvalidInteraction("interaction", decoded.error, code=Reason.MALFORMED)
-        return prepare(decoded.interaction, policy=self._policy, now=self._clock())
+        try:
+            if decoded.interaction is None:
+                raise InvalidInteraction("interaction", decoded.error, code=Reason.MALFORMED)
+            return prepare(decoded.interaction, policy=self._policy, now=self._clock())
+        except ContractViolation as exc:
+            self._on_rejected(exc.code)  # metrics: every refusal passes here, single or batch
+            raise
 
     async def submit(
         self, request: Decoded, context: grpc.aio.ServicerContext[Any, Any]

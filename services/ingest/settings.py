@@ -29,6 +29,8 @@ class IngestSettings(GrpcServerSettings, NatsTlsSettings):
     channel: ChannelName
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535)
+    # `/metrics` for Prometheus, on `host` (0: any free port, printed at start).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
     nats_url: str = "nats://127.0.0.1:4222"
     # Its NATS user and password (docs/security.md); unset: whatever nats_url carries.
     nats_user: str = ""

@@ -19,6 +19,7 @@ from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.identity.resolver import IdentityAnnouncer, IdentityResolver
 from services.timeline.identity.split import MergeSplitter
 from services.timeline.identity.suggestions import MergeSuggestions
+from services.timeline.metrics import StreamGauges
 from services.timeline.notices import TimelineAnnouncer
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.projector import Projector
@@ -121,6 +122,8 @@ class Timeline:
     core: Core
     server: GrpcServer
     consumer: InteractionConsumer
+    # Consumer lag and dead-letter depth for /metrics; runs while the consumer does.
+    gauges: StreamGauges
 
 
 def bootstrap(
@@ -172,4 +175,7 @@ def bootstrap(
         announce=TimelineAnnouncer(bus),
         actors=SignedActors.from_files(settings.action_verify_key_files),
     )
-    return Timeline(core, server, consumer)
+    gauges = StreamGauges(
+        js, durable=settings.consumer_name, every_seconds=settings.metrics_sample_seconds
+    )
+    return Timeline(core, server, consumer, gauges)

@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import propagate, trace
 
+from services.timeline import metrics as measure
 from services.timeline.errors import PermanentError
 from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.signed_actors import SignedActors
@@ -130,7 +131,8 @@ class InteractionConsumer:
             while len(msgs) < self._options.fetch_batch and not self._queue.empty():
                 msgs.append(self._queue.get_nowait())
             try:
-                await self.handle_batch(msgs)
+                with measure.batch(len(msgs)):
+                    await self.handle_batch(msgs)
             finally:
                 for _ in msgs:
                     self._queue.task_done()
@@ -247,10 +249,13 @@ class InteractionConsumer:
             await msg.nak(delay=delay)
             return
         await msg.ack()
+        measure.stored(msg, outcome)
         try:
             await self._announce(outcome)
         except Exception:  # the event is committed; a lost notice is not fatal
             log.exception("could not announce event %s", outcome.event_id)
+        else:
+            measure.announced(msg, outcome)
 
     async def _dead_letter(
         self, msg: Msg, error: str, *, reason: Reason = Reason.NOT_RECORDED
@@ -272,6 +277,7 @@ class InteractionConsumer:
             },
         )
         await msg.ack_sync()
+        measure.dead_lettered(reason)
 
     async def stop(self, grace_seconds: float) -> None:
         """Stop fetching, finish what was fetched within the budget, then cancel."""

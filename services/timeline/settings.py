@@ -46,6 +46,8 @@ class TimelineSettings(GrpcServerSettings, NatsTlsSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=50060, ge=0, le=65535)
+    # `/metrics` for Prometheus, on `host` (0: any free port, printed at start).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
     nats_url: str = "nats://127.0.0.1:4222"
     # Its NATS user and password (docs/security.md); unset: whatever nats_url carries.
     nats_user: str = ""
@@ -72,6 +74,8 @@ class TimelineSettings(GrpcServerSettings, NatsTlsSettings):
     # How long to wait at start for the provisioning step to have created the streams.
     stream_wait_seconds: float = Field(default=STREAM_WAIT_SECONDS, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+    # How often consumer lag and dead-letter depth are read from JetStream for /metrics.
+    metrics_sample_seconds: float = Field(default=5.0, gt=0)
     # Cases (durations as seconds or ISO 8601, e.g. "P7D", "PT72H"): a contact attaches to
     # an open case active within the attach window, reopens a case resolved within the
     # reopen window, else opens a new case; a transfer's follow-up is due after

@@ -11,6 +11,7 @@ from services.timeline.interactions.store import InteractionStore
 from services.timeline.profiles.store import CustomerStore
 from services.timeline.settings import TimelineSettings
 from services.timeline.store.documents import Document
+from services.timeline.store.timing import CommandTiming
 
 
 class TimelineStore:
@@ -34,7 +35,10 @@ class TimelineStore:
 def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], TimelineStore]:
     """The MongoDB client (the caller closes it) and the slices' stores over its database."""
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000
+        settings.mongodb_uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=10_000,
+        event_listeners=[CommandTiming()],
     )
     concern = settings.mongodb_write_concern
     db = mongo.get_database(

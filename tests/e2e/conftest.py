@@ -36,5 +36,7 @@ async def stack(session_dir: Path, stack_log: StackLog) -> AsyncIterator[LocalSt
         tenant_database="e2e",
         mongodb_uri=os.environ.get("MONGODB_URI"),
         sink=stack_log,
+        # Consumer lag is read from JetStream this often: tests wait for it, not 5 s.
+        extra_env={"TSUNAGU_TIMELINE_METRICS_SAMPLE_SECONDS": "0.5"},
     ) as running:
         yield running

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -112,6 +113,8 @@ async def test_sigterm_stops_a_service_gracefully_with_exit_0(
     assert process.returncode == 0, output
     assert f"{service if service != 'ingest' else 'ingest-sms'} stopping" in output
     assert "Traceback" not in output
+    # Before the ready line: where Prometheus scrapes it (a free port, as METRICS_PORT is 0).
+    assert re.match(r"metrics on http://127\.0\.0\.1:\d+/metrics$", lines[0]), output
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
@@ -123,9 +126,13 @@ async def test_with_json_logs_a_service_writes_every_log_record_as_one_json_line
     async with process:
         pid = process.pid
     name = "ingest-sms" if service == "ingest" else service
-    # The ready line is for supervisors, on stdout; all the rest is the log.
+    # The metrics and ready lines are for supervisors, on stdout; all the rest is the log.
     ready = re.compile(SERVICES[service][1])
-    records = [json.loads(line) for line in lines if not ready.search(line)]
+    records = [
+        json.loads(line)
+        for line in lines
+        if not ready.search(line) and not line.startswith("metrics on ")
+    ]
     for record in records:
         assert record.keys() >= JSON_LOG_FIELDS, record
         assert record["service"] == f"tsunagu-{name}"
@@ -139,6 +146,26 @@ def test_an_unknown_log_format_stops_a_process_with_exit_2_naming_the_setting() 
     done = _run_crashing(TSUNAGU_LOG_FORMAT="yaml")
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.startswith("invalid settings (LogSettings):\n  format:"), done.stderr
+
+
+def test_a_metrics_port_in_use_stops_a_service_with_exit_1_naming_port_and_setting() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "services.ingest"],
+            cwd=REPO,
+            env=_environment(TSUNAGU_INGEST_CHANNEL="sms", TSUNAGU_INGEST_METRICS_PORT=str(port)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    said = f"cannot serve metrics on 127.0.0.1:{port} (change TSUNAGU_INGEST_METRICS_PORT)"
+    assert said in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def _run_crashing(**variables: str) -> subprocess.CompletedProcess[str]:

@@ -44,6 +44,7 @@ from tsunagu.bus.permissions import ingest_user
 from tsunagu.bus.server_config import ServerTls, all_users, authorization, password_variable
 from tsunagu.grpc_settings import GrpcServerSettings
 from tsunagu.logs import LogFormat, LogSettings
+from tsunagu.metrics import METRICS_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -65,6 +66,7 @@ NATS_CLIENT_PORT = 4222
 NATS_CLUSTER_PORT = 6222
 NATS_MONITOR_PORT = 8222
 MONGODB_PORT = 27017
+METRICS_PORT = 9464
 NATS_USERS_SECRET = "tsunagu-nats-users"
 
 Manifest = dict[str, Any]
@@ -700,6 +702,22 @@ def test_opentelemetry_service_names_are_unique() -> None:
     assert len(names) == len(set(names))
 
 
+@pytest.mark.parametrize("workload", of_kind(BASE_DOCS, "Deployment"), ids=workload_id)
+def test_every_deployment_is_scraped_by_prometheus_on_its_metrics_port(
+    workload: Manifest,
+) -> None:
+    annotations = workload["spec"]["template"]["metadata"].get("annotations", {})
+    container = only_container(workload)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = effective_env(container, BASE_DOCS)
+    (setting,) = [value for key, value in env.items() if key.endswith("_METRICS_PORT")]
+
+    assert annotations.get("prometheus.io/scrape") == "true"
+    assert annotations.get("prometheus.io/path") == METRICS_PATH
+    assert annotations.get("prometheus.io/port") == str(ports["metrics"]) == setting
+    assert ports["metrics"] == METRICS_PORT
+
+
 def test_nats_urls_name_the_nats_client_service() -> None:
     urls = {
         value
@@ -1116,6 +1134,15 @@ def test_nats_servers_route_to_each_other_and_are_monitored() -> None:
     assert allowed(PODS["nats"], PODS["nats"], NATS_CLUSTER_PORT)
     assert allowed(PROMETHEUS, PODS["nats"], NATS_MONITOR_PORT)
     assert not allowed(STRANGER, PODS["nats"], NATS_MONITOR_PORT)
+
+
+def test_prometheus_scrapes_every_service_and_reaches_nothing_else() -> None:
+    for pod in SERVICE_PODS:
+        assert allowed(PROMETHEUS, pod, METRICS_PORT), pod.name
+        assert not allowed(STRANGER, pod, METRICS_PORT), pod.name
+        assert not allowed(STRANGER_HERE, pod, METRICS_PORT), pod.name
+        assert not allowed(PROMETHEUS, pod, TIMELINE_PORT), pod.name
+        assert not allowed(PROMETHEUS, pod, INGEST_PORT), pod.name
 
 
 def test_only_the_gateway_reaches_the_identity_provider_over_https() -> None:

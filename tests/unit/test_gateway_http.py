@@ -261,10 +261,17 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
     )
     try:
         assert process.stdout is not None
+        first = (await asyncio.wait_for(process.stdout.readline(), timeout=15)).decode()
+        # Before the ready line: where Prometheus scrapes it (its own port, not GraphQL's).
+        assert first.startswith("metrics on http://127.0.0.1:"), first
         line = (await asyncio.wait_for(process.stdout.readline(), timeout=15)).decode()
         assert line.startswith("gateway listening on http://127.0.0.1:")
         url = line.removeprefix("gateway listening on ").strip()
         assert url.endswith("/graphql")
+
+        scraped = await client.get(first.removeprefix("metrics on ").strip())
+        assert scraped.status_code == 200
+        assert "process_resident_memory_bytes" in scraped.text
 
         # Alive, but not ready: nothing answers for the timeline.
         live = await client.get(f"{_base(url)}/livez")

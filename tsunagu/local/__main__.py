@@ -108,6 +108,13 @@ def _token(args: argparse.Namespace) -> None:
     )
 
 
+def _metrics_lines(stack: LocalStack) -> str:
+    """Each process's Prometheus endpoint, in start order (`curl` them while this runs)."""
+    urls = stack.metrics.urls
+    named = [(name, urls[name]) for name in stack.processes if name in urls]
+    return "  metrics:\n" + "".join(f"    {name:<14} {url}\n" for name, url in named)
+
+
 def _ports(args: argparse.Namespace) -> StackPorts:
     base = args.ingest_base_port
     return StackPorts(
@@ -197,6 +204,7 @@ async def _serve(args: argparse.Namespace, ports: StackPorts) -> None:
             f"  ingestion gRPC: {ingest}\n"
             f"  timeline gRPC:  {stack.timeline_address}\n\n"
             + adapter_usage(stack.credentials_file)
+            + _metrics_lines(stack)
             + "\n  Paste this query into GraphiQL to see the demo customer's whole history:\n\n"
             + _indented(SCREEN_POP_QUERY)
             + _live_examples(customer_id or "<id from the query above>")

@@ -25,7 +25,6 @@ from tsunagu.local.processes import (
     ManagedProcess,
     MongoWireStore,
     NatsServer,
-    print_line,
 )
 from tsunagu.local.restarts import Backoff, keep_running
 
@@ -59,6 +58,24 @@ class StackPorts:
             "issuer": self.issuer,
             "gateway": self.gateway,
         }
+
+
+class MetricsUrls:
+    """Passes every output line on, keeping the `/metrics` URL each process printed at start."""
+
+    _LINE = re.compile(r"^metrics on (http://\S+)$")
+
+    def __init__(self, sink: LineSink | None) -> None:
+        self.urls: dict[str, str] = {}
+        self._sink = sink
+
+    def __call__(self, name: str, line: str) -> None:
+        if (match := self._LINE.match(line)) is not None:
+            self.urls[name] = match[1]
+        if self._sink is None:
+            print(f"[{name}] {line}", flush=True)  # ManagedProcess's default
+        else:
+            self._sink(name, line)
 
 
 def _bound(process: ManagedProcess) -> str:
@@ -102,7 +119,9 @@ class LocalStack(Lifecycle):
         self.channels = channels
         self.database = tenant_database
         self._mongodb_uri = mongodb_uri
-        self._sink = sink
+        # Every process's output passes here: the metrics URLs are read off it.
+        self.metrics = MetricsUrls(sink)
+        self._sink: LineSink = self.metrics
         self._env = extra_env or {}
         self._restarts = restarts
         self._watchers: list[asyncio.Task[None]] = []
@@ -169,7 +188,7 @@ class LocalStack(Lifecycle):
             await self._stack.aclose()
             raise
         if self._restarts is not None:
-            say = self._sink or print_line
+            say = self._sink
             self._watchers = [
                 asyncio.create_task(keep_running(p, self._restarts, say), name=f"{n}-restarts")
                 for n, p in self.processes.items()
