@@ -13,6 +13,7 @@ from services.timeline.api import TimelineApi
 from services.timeline.cases.keeper import CaseKeeper
 from services.timeline.cases.policy import CasePolicy
 from services.timeline.consumer import ConsumerOptions, InteractionConsumer
+from services.timeline.faults import DependencyProbe
 from services.timeline.identity.commands import IdentityCommands
 from services.timeline.identity.events import IdentityChangePublisher
 from services.timeline.identity.policy import IdentityPolicy
@@ -165,5 +166,8 @@ def bootstrap(
             **settings.model_dump(include=_CONSUMER_SETTINGS),
         ),
         announce=TimelineAnnouncer(bus),
+        # While the store or NATS is down the consumer holds its messages and is not ready.
+        probe=DependencyProbe(store.db, bus),
+        readiness=server.set_ready,
     )
     return Timeline(core, server, consumer)

@@ -1,4 +1,5 @@
-"""A transient failure is retried with backoff and dead-lettered only when every delivery failed."""
+"""A failure that is neither a dependency down nor the event itself is retried with backoff and
+dead-lettered only when every delivery failed."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
 from services.timeline.consumer import ConsumerOptions, InteractionConsumer
+from services.timeline.errors import ConcurrentUpdateError
 from services.timeline.recorder import Recorded, TimelineRecorder
 from tests import builders
 from tsunagu.bus import headers
@@ -19,8 +21,8 @@ from tsunagu.local.processes import NatsServer
 from tsunagu.v1 import interaction_pb2 as pb
 
 
-class _StoreDown:
-    """Stands in for the recorder while its store is down: every item fails, transiently."""
+class _AlwaysLosing:
+    """Stands in for a recorder that loses every optimistic-write race (a retryable failure)."""
 
     def __init__(self) -> None:
         self.attempts: list[str] = []
@@ -29,7 +31,11 @@ class _StoreDown:
         self, interactions: Sequence[pb.Interaction]
     ) -> list[Recorded | Exception]:
         self.attempts.extend(i.event_id for i in interactions)
-        return [ConnectionError("store unreachable") for _ in interactions]
+        return [ConcurrentUpdateError("customer kept changing") for _ in interactions]
+
+
+async def _dependencies_up() -> None:
+    return None
 
 
 async def _announce(_outcome: Recorded) -> None:
@@ -53,6 +59,7 @@ async def dead_lettered(
             durable=f"retries-{tenant}", subject_filter=f"interactions.{tenant}.>", max_deliver=2
         ),
         announce=_announce,
+        probe=_dependencies_up,
     )
     await consumer.start()
     subject = interaction_subject(tenant, interaction.channel)
@@ -76,7 +83,7 @@ async def dead_lettered(
 async def test_an_event_that_fails_every_delivery_is_dead_lettered_as_deliveries_exhausted(
     nats_server: NatsServer, tenant: str
 ) -> None:
-    recorder = _StoreDown()
+    recorder = _AlwaysLosing()
     chat = builders.chat(tenant)
 
     sequence, dead = await dead_lettered(nats_server, recorder, tenant=tenant, interaction=chat)
@@ -85,6 +92,6 @@ async def test_an_event_that_fails_every_delivery_is_dead_lettered_as_deliveries
     hdrs = dead.headers or {}
     assert hdrs[headers.DEAD_LETTER_REASON] == "deliveries_exhausted"
     assert hdrs[headers.DEAD_LETTER_DELIVERIES] == "2"
-    assert "store unreachable" in hdrs[headers.DEAD_LETTER_ERROR]
+    assert "kept changing" in hdrs[headers.DEAD_LETTER_ERROR]
     assert hdrs[headers.DEAD_LETTER_ORIGINAL_SEQUENCE] == str(sequence)
     assert dead.data == chat.SerializeToString()
