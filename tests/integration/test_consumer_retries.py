@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import nats
+import pytest
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
@@ -95,3 +98,59 @@ async def test_an_event_that_fails_every_delivery_is_dead_lettered_as_deliveries
     assert "kept changing" in hdrs[headers.DEAD_LETTER_ERROR]
     assert hdrs[headers.DEAD_LETTER_ORIGINAL_SEQUENCE] == str(sequence)
     assert dead.data == chat.SerializeToString()
+
+
+class _Recording:
+    """Stands in for a recorder whose store works: every item is recorded."""
+
+    async def record_batch(
+        self, interactions: Sequence[pb.Interaction]
+    ) -> list[Recorded | Exception]:
+        return [Recorded(i.event_id, i.tenant, "cus_1", duplicate=False) for i in interactions]
+
+
+async def test_a_plain_asyncio_timeout_from_an_idle_fetch_does_not_stop_the_consumer(
+    nats_server: NatsServer, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # nats-py raises a plain asyncio.TimeoutError (not its own subclass) when the server's
+    # request-timeout reply races the client's deadline: an idle consumer must ride it out.
+    fetch = JetStreamContext.PullSubscription.fetch
+    plain_timeouts = 3
+
+    async def racing_fetch(
+        sub: JetStreamContext.PullSubscription, *args: Any, **kwargs: Any
+    ) -> list[Msg]:
+        nonlocal plain_timeouts
+        if plain_timeouts:
+            plain_timeouts -= 1
+            raise asyncio.TimeoutError  # noqa: UP041 - the plain asyncio one is the point
+        return await fetch(sub, *args, **kwargs)
+
+    monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", racing_fetch)
+    announced: asyncio.Queue[Recorded] = asyncio.Queue()
+
+    async def announce(outcome: Recorded) -> None:
+        await announced.put(outcome)
+
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    consumer = InteractionConsumer(
+        js,
+        cast("TimelineRecorder", _Recording()),
+        options=ConsumerOptions(
+            durable=f"idle-{tenant}", subject_filter=f"interactions.{tenant}.>"
+        ),
+        announce=announce,
+        probe=_dependencies_up,
+    )
+    await consumer.start()
+    try:
+        chat = builders.chat(tenant)
+        await js.publish(interaction_subject(tenant, chat.channel), chat.SerializeToString())
+        outcome = await asyncio.wait_for(announced.get(), 60)
+        assert outcome.event_id == chat.event_id
+        assert plain_timeouts == 0
+        assert not consumer.failed.done()
+    finally:
+        await consumer.stop(grace_seconds=5)
+        await nc.close()
