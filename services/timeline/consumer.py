@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -44,6 +44,8 @@ BACKOFF_SECONDS = (0.2, 1.0, 5.0, 15.0, 30.0)
 Probe = Callable[[], Awaitable[object]]
 """Raises (a transient error) while a dependency the consumer needs is unavailable."""
 Readiness = Callable[[bool], Awaitable[None]]
+Announce = Callable[[Sequence[Recorded]], Awaitable[None]]
+"""Sends recorded events' notices; returns once the bus has them."""
 
 
 async def _always_ready(_ready: bool) -> None:
@@ -99,7 +101,7 @@ class InteractionConsumer:
         recorder: TimelineRecorder,
         *,
         options: ConsumerOptions,
-        announce: Callable[[Recorded], Awaitable[None]],
+        announce: Announce,
         probe: Probe,
         readiness: Readiness = _always_ready,
     ) -> None:
@@ -276,9 +278,36 @@ class InteractionConsumer:
                         exc_info=not is_store_error(exc),
                     )
                 outcomes = [exc] * len(readable)
+            recorded: list[tuple[Msg, Recorded]] = []
             for (msg, interaction), outcome in zip(readable, outcomes, strict=True):
-                await self._guarded(msg, self._settle(msg, interaction, outcome, held), held)
+                if isinstance(outcome, Exception):
+                    await self._guarded(msg, self._settle(msg, interaction, outcome, held), held)
+                else:
+                    recorded.append((msg, outcome))
+            await self._finish(recorded, held)
         return held
+
+    async def _finish(self, recorded: list[tuple[Msg, Recorded]], held: Held) -> None:
+        """Announce what was recorded, note it as announced, then ack.
+
+        Acked last: a crash before the notices went out leaves the messages to be
+        redelivered, and a redelivered event not yet noted as announced is announced then.
+        """
+        if not recorded:
+            return
+        outcomes = [outcome for _, outcome in recorded]
+        try:
+            await self._announce(outcomes)
+            await self._recorder.mark_announced(outcomes)
+        except Exception as exc:
+            if is_transient(exc):
+                for msg, _ in recorded:
+                    held.add(msg, exc)
+                return
+            # The events are committed: a lost notice is not worth losing them for.
+            log.exception("could not announce %d event(s)", len(outcomes))
+        for msg, _ in recorded:
+            await self._guarded(msg, msg.ack(), held)
 
     async def _guarded(
         self, msg: Msg, step: Awaitable[interaction_pb2.Interaction | None], held: Held
@@ -335,17 +364,10 @@ class InteractionConsumer:
         self,
         msg: Msg,
         interaction: interaction_pb2.Interaction,
-        outcome: Recorded | Exception,
+        outcome: Exception,
         held: Held,
     ) -> None:
-        if not isinstance(outcome, Exception):
-            try:
-                await self._announce(outcome)
-            except Exception:  # the event is committed; a lost notice is not fatal
-                log.exception("could not announce event %s", outcome.event_id)
-            # Acked only after its notice went out: a crash in between redelivers the event.
-            await msg.ack()
-            return
+        """Hold, dead-letter or redeliver a message whose event failed to record."""
         fault = classify(outcome)
         if fault is Fault.TRANSIENT:
             held.add(msg, outcome)

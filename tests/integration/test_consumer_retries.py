@@ -41,7 +41,7 @@ async def _dependencies_up() -> None:
     return None
 
 
-async def _announce(_outcome: Recorded) -> None:
+async def _announce(_batch: Sequence[Recorded]) -> None:
     raise AssertionError("nothing was recorded, so nothing may be announced")
 
 
@@ -108,6 +108,9 @@ class _Recording:
     ) -> list[Recorded | Exception]:
         return [Recorded(i.event_id, i.tenant, "cus_1", duplicate=False) for i in interactions]
 
+    async def mark_announced(self, _recorded: Sequence[Recorded]) -> None:
+        return None
+
 
 async def test_a_plain_asyncio_timeout_from_an_idle_fetch_does_not_stop_the_consumer(
     nats_server: NatsServer, tenant: str, monkeypatch: pytest.MonkeyPatch
@@ -129,8 +132,9 @@ async def test_a_plain_asyncio_timeout_from_an_idle_fetch_does_not_stop_the_cons
     monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", racing_fetch)
     announced: asyncio.Queue[Recorded] = asyncio.Queue()
 
-    async def announce(outcome: Recorded) -> None:
-        await announced.put(outcome)
+    async def announce(batch: Sequence[Recorded]) -> None:
+        for outcome in batch:
+            await announced.put(outcome)
 
     nc = await nats.connect(nats_server.url)
     js = nc.jetstream()
