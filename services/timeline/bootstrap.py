@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import grpc
 from nats.aio.client import Client
@@ -167,7 +168,7 @@ def bootstrap(
         ),
         announce=TimelineAnnouncer(bus),
         # While the store or NATS is down the consumer holds its messages and is not ready.
-        probe=DependencyProbe(store.db, bus),
+        probe=DependencyProbe(partial(store.db.command, "ping"), bus),
         readiness=server.set_ready,
     )
     return Timeline(core, server, consumer)

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 import nats.errors
 import nats.js.errors
-from bson.errors import BSONError, InvalidDocument
 from nats.aio.client import Client
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import (
-    BulkWriteError,
-    ConnectionFailure,
-    DocumentTooLarge,
-    ExecutionTimeout,
-    OperationFailure,
-    PyMongoError,
-    WriteError,
-    WTimeoutError,
-)
 
 from services.timeline.errors import PermanentError
-from services.timeline.store.documents import Document
+from services.timeline.store.failures import StoreFailure, store_failure
 from tsunagu.contracts import ContractViolation, Reason
 
 
@@ -38,15 +27,15 @@ class Fault(StrEnum):
     RETRY = "retry"
 
 
-# Server error codes of a store that is failing over, shutting down or out of time.
-_UNAVAILABLE_CODES = frozenset(
-    {6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
-)
-# Server error codes refusing the document itself (bad value, failed validation, too large).
-_DOCUMENT_CODES = frozenset({2, 14, 52, 55, 121, 10334, 17280, 17419})
+_STORE_FAULTS = {
+    StoreFailure.UNAVAILABLE: Fault.TRANSIENT,
+    StoreFailure.REJECTED: Fault.PERMANENT,
+    StoreFailure.OTHER: Fault.RETRY,
+}
 # NATS is (re)connecting or the JetStream API does not answer yet (it also says 503 when
 # the dead-letter stream is full: waiting for an operator beats dropping the event).
-_NATS_TRANSIENT = (
+# OSError covers refused and reset connections; TimeoutError covers asyncio's and nats'.
+_TRANSIENT = (
     nats.errors.ConnectionClosedError,
     nats.errors.ConnectionReconnectingError,
     nats.errors.ConnectionDrainingError,
@@ -56,46 +45,20 @@ _NATS_TRANSIENT = (
     nats.errors.NoRespondersError,
     nats.js.errors.NoStreamResponseError,
     nats.js.errors.ServiceUnavailableError,
+    OSError,
+    TimeoutError,
 )
-
-
-def _store_code(exc: PyMongoError) -> int | None:
-    if isinstance(exc, BulkWriteError):
-        errors = exc.details.get("writeErrors") or [{}]
-        code = errors[0].get("code")
-        return code if isinstance(code, int) else None
-    if isinstance(exc, OperationFailure):
-        return exc.code
-    return None
-
-
-def _store_fault(exc: PyMongoError) -> Fault:
-    if exc.has_error_label("RetryableWriteError") or exc.has_error_label(
-        "TransientTransactionError"
-    ):
-        return Fault.TRANSIENT
-    code = _store_code(exc)
-    if code in _UNAVAILABLE_CODES:
-        return Fault.TRANSIENT
-    if isinstance(exc, WriteError | BulkWriteError) and code in _DOCUMENT_CODES:
-        return Fault.PERMANENT
-    return Fault.RETRY
 
 
 def classify(exc: BaseException) -> Fault:
     """The fault class of `exc`, raised while recording an event or settling its message."""
-    permanent = (PermanentError, ContractViolation, DocumentTooLarge, InvalidDocument, BSONError)
-    # OSError covers refused and reset connections; TimeoutError covers asyncio's and nats'.
-    transient = (ConnectionFailure, ExecutionTimeout, WTimeoutError, OSError, TimeoutError)
-    if isinstance(exc, permanent):
-        fault = Fault.PERMANENT
-    elif isinstance(exc, transient + _NATS_TRANSIENT):
-        fault = Fault.TRANSIENT
-    elif isinstance(exc, PyMongoError):
-        fault = _store_fault(exc)
-    else:
-        fault = Fault.RETRY
-    return fault
+    if isinstance(exc, PermanentError | ContractViolation):
+        return Fault.PERMANENT
+    if (failure := store_failure(exc)) is not None:
+        return _STORE_FAULTS[failure]
+    if isinstance(exc, _TRANSIENT):
+        return Fault.TRANSIENT
+    return Fault.RETRY
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -114,11 +77,11 @@ def reason_of(exc: BaseException) -> Reason:
 class DependencyProbe:
     """Answers while the store and NATS are reachable; raises a transient error otherwise."""
 
-    def __init__(self, db: AsyncDatabase[Document], bus: Client) -> None:
-        self._db = db
+    def __init__(self, ping_store: Callable[[], Awaitable[object]], bus: Client) -> None:
+        self._ping_store = ping_store
         self._bus = bus
 
     async def __call__(self) -> None:
         if not self._bus.is_connected:
             raise nats.errors.ConnectionReconnectingError
-        await self._db.command("ping")
+        await self._ping_store()
