@@ -169,7 +169,8 @@ class InteractionConsumer:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
-                await self._recover(exc)
+                # A 503 may also mean the consumer is gone: the probe then fails for good.
+                await self._recover(exc, probe=self._consumer_reachable)
                 if not self._holding:
                     self._fetching.set()
                     await self._readiness(True)
@@ -223,7 +224,16 @@ class InteractionConsumer:
                     self._owned.pop(msg.reply, None)
                     self._queue.task_done()
 
-    async def _recover(self, cause: BaseException, *, held: int = 0) -> None:
+    async def _consumer_reachable(self) -> None:
+        """The dependencies answer and the durable consumer still exists (raises NotFoundError,
+        not a transient error, when it was deleted).
+        """
+        await self._probe()
+        await self._js.consumer_info(INTERACTIONS_STREAM, self._options.durable)
+
+    async def _recover(
+        self, cause: BaseException, *, held: int = 0, probe: Probe | None = None
+    ) -> None:
         """Pause fetching and report not ready until the dependencies answer the probe.
 
         The held messages stay in progress meanwhile (`_keep_alive`): their delivery count
@@ -242,7 +252,7 @@ class InteractionConsumer:
             reraise=True,
         ):
             with attempt:
-                await self._probe()
+                await (probe or self._probe)()
 
     async def handle_batch(self, msgs: list[Msg]) -> Held:
         """Record messages; ack, retry later or dead-letter each one, or hold it while a

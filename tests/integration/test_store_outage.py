@@ -125,10 +125,10 @@ async def test_store_outage_holds_events_without_spending_deliveries_and_records
             before = builders.chat(tenant, visitor="before-the-outage")
             await publisher.publish(before)
 
-            async def stored_before() -> bool:
-                return await log_of.count_documents({"tenant": tenant}) == 1
+            async def settled_before() -> bool:
+                return await log_of.count_documents({"tenant": tenant, "announced": True}) == 1
 
-            await eventually(stored_before, "the event before the outage stored")
+            await eventually(settled_before, "the event before the outage stored and announced")
             assert await readiness(address) == (SERVING, SERVING)
 
             await store.stop()
