@@ -172,8 +172,7 @@ class InteractionConsumer:
                 # A 503 may also mean the consumer is gone: the probe then fails for good.
                 await self._recover(exc, probe=self._consumer_reachable)
                 if not self._holding:
-                    self._fetching.set()
-                    await self._readiness(True)
+                    await self._resume()
                 continue
             now = asyncio.get_running_loop().time()
             for msg in msgs:
@@ -217,12 +216,16 @@ class InteractionConsumer:
                         held = await self.handle_batch(held.msgs)
                     log.warning("dependencies are back; fetching resumes")
                     self._holding = False
-                    self._fetching.set()
-                    await self._readiness(True)
+                    await self._resume()
             finally:
                 for msg in msgs:
                     self._owned.pop(msg.reply, None)
                     self._queue.task_done()
+
+    async def _resume(self) -> None:
+        self._fetching.set()
+        if not self._stopping.is_set():  # shutdown already reported NOT_SERVING
+            await self._readiness(True)
 
     async def _consumer_reachable(self) -> None:
         """The dependencies answer and the durable consumer still exists (raises NotFoundError,
