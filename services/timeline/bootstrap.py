@@ -170,5 +170,6 @@ def bootstrap(
         # While the store or NATS is down the consumer holds its messages and is not ready.
         probe=DependencyProbe(partial(store.db.command, "ping"), bus),
         readiness=server.set_ready,
+        bus_connected=lambda: bus.is_connected,
     )
     return Timeline(core, server, consumer)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -50,6 +51,10 @@ Announce = Callable[[Sequence[Recorded]], Awaitable[None]]
 
 async def _always_ready(_ready: bool) -> None:
     return None
+
+
+def _always_connected() -> bool:
+    return True
 
 
 def interaction_subject_or_none(interaction: interaction_pb2.Interaction) -> str | None:
@@ -104,6 +109,7 @@ class InteractionConsumer:
         announce: Announce,
         probe: Probe,
         readiness: Readiness = _always_ready,
+        bus_connected: Callable[[], bool] = _always_connected,
     ) -> None:
         self._js = js
         self._recorder = recorder
@@ -111,6 +117,7 @@ class InteractionConsumer:
         self._announce = announce
         self._probe = probe
         self._readiness = readiness
+        self._bus_connected = bus_connected
         self._queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=options.fetch_batch * 2)
         # Every fetched message until it is settled, by its (per-delivery) reply subject.
         self._owned: dict[str, _Owned] = {}
@@ -165,14 +172,14 @@ class InteractionConsumer:
             except TimeoutError:
                 # nats-py raises its own TimeoutError (a subclass) or, when the server's
                 # request-timeout reply races the client's deadline, a plain asyncio one.
+                # While NATS reconnects, fetches only time out: that is an outage too.
+                if not self._bus_connected():
+                    await self._outage_while_fetching(nats.errors.ConnectionReconnectingError())
                 continue
             except Exception as exc:
                 if not is_transient(exc):
                     raise
-                # A 503 may also mean the consumer is gone: the probe then fails for good.
-                await self._recover(exc, probe=self._consumer_reachable)
-                if not self._holding:
-                    await self._resume()
+                await self._outage_while_fetching(exc)
                 continue
             now = asyncio.get_running_loop().time()
             for msg in msgs:
@@ -221,6 +228,12 @@ class InteractionConsumer:
                 for msg in msgs:
                     self._owned.pop(msg.reply, None)
                     self._queue.task_done()
+
+    async def _outage_while_fetching(self, cause: BaseException) -> None:
+        # A 503 may also mean the consumer is gone: the probe then fails for good.
+        await self._recover(cause, probe=self._consumer_reachable)
+        if not self._holding:
+            await self._resume()
 
     async def _resume(self) -> None:
         self._fetching.set()
