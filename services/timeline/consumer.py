@@ -193,7 +193,8 @@ class InteractionConsumer:
         Without it a message waiting in the queue, in a slow batch or held through an outage
         would be redelivered after `ack_wait`, spending a delivery attempt each time.
         """
-        period = self._options.ack_wait_seconds / 3
+        # A message is touched again at most two periods (half of ack_wait) after the last time.
+        period = self._options.ack_wait_seconds / 4
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(period)

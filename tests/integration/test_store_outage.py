@@ -40,8 +40,8 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 # Short, so that an outage of a few ack_wait periods would redeliver (and dead-letter) the
 # held messages were they not kept in progress.
-ACK_WAIT_SECONDS = 3.0
-OUTAGE_SECONDS = 15.0
+ACK_WAIT_SECONDS = 5.0
+OUTAGE_SECONDS = 18.0
 DEADLINE_SECONDS = 90.0
 
 
