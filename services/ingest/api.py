@@ -17,7 +17,12 @@ from opentelemetry import trace
 from services.ingest.access import ForeignTenant, claim_tenant
 from services.ingest.errors import InvalidInteraction
 from services.ingest.pipeline import IngestPolicy, prepare
-from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
+from tsunagu.bus.publisher import (
+    InteractionPublisher,
+    Published,
+    PublishError,
+    StreamFullError,
+)
 from tsunagu.contracts import ContractViolation, Reason
 from tsunagu.grpc_callers import current_caller
 from tsunagu.v1 import ingest_pb2, interaction_pb2
@@ -141,7 +146,10 @@ class IngestApi:
         except PublishError as exc:
             log.warning("event %s not stored: %s", interaction.event_id, exc)
             await context.abort(
-                grpc.StatusCode.UNAVAILABLE,
+                # A full stream is not a passing outage: it holds until an operator acts.
+                grpc.StatusCode.RESOURCE_EXHAUSTED
+                if isinstance(exc, StreamFullError)
+                else grpc.StatusCode.UNAVAILABLE,
                 f"not stored ({exc}); retry with the same event_id",
             )
             raise

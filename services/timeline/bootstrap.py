@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import grpc
 from nats.aio.client import Client
@@ -13,6 +14,7 @@ from services.timeline.api import TimelineApi
 from services.timeline.cases.keeper import CaseKeeper
 from services.timeline.cases.policy import CasePolicy
 from services.timeline.consumer import ConsumerOptions, InteractionConsumer
+from services.timeline.faults import DependencyProbe
 from services.timeline.identity.commands import IdentityCommands
 from services.timeline.identity.events import IdentityChangePublisher
 from services.timeline.identity.policy import IdentityPolicy
@@ -174,6 +176,10 @@ def bootstrap(
         ),
         announce=TimelineAnnouncer(bus),
         actors=SignedActors.from_files(settings.action_verify_key_files),
+        # While the store or NATS is down the consumer holds its messages and is not ready.
+        probe=DependencyProbe(partial(store.db.command, "ping"), bus),
+        readiness=server.set_ready,
+        bus_connected=lambda: bus.is_connected,
     )
     gauges = StreamGauges(
         js, durable=settings.consumer_name, every_seconds=settings.metrics_sample_seconds

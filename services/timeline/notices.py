@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from nats.aio.client import Client
 from opentelemetry import propagate
@@ -18,9 +19,9 @@ log = logging.getLogger(__name__)
 def notices_of(recorded: Recorded) -> list[notices_pb2.TimelineUpdated]:
     """One notice per customer whose timeline changed: the customer the event landed on, each
     customer it merged away (with `merged_into`), each customer a split restored (with
-    `split_from`). None for a duplicate: its first recording was announced.
+    `split_from`). None for a duplicate whose first recording was announced.
     """
-    if recorded.duplicate or recorded.entry is None:
+    if recorded.entry is None:
         return []
     entry = recorded.entry
     interaction = entry.interaction
@@ -58,20 +59,24 @@ def _for(
 
 
 class TimelineAnnouncer:
-    """Sends a recorded event's notices on core NATS (`timeline.updated.<tenant>.<customer>`),
+    """Sends recorded events' notices on core NATS (`timeline.updated.<tenant>.<customer>`),
     with the current trace context in the headers.
     """
 
     def __init__(self, nc: Client) -> None:
         self._nc = nc
 
-    async def __call__(self, recorded: Recorded) -> None:
+    async def __call__(self, batch: Sequence[Recorded]) -> None:
+        """Publish the notices, and return once the server has them (they may be noted as
+        announced then).
+        """
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        for notice in notices_of(recorded):
+        for notice in (n for recorded in batch for n in notices_of(recorded)):
             try:
                 subject = customer_subject(notice.tenant, notice.customer_id)
             except ValueError:
                 log.warning("no notice for customer id %r: not a subject token", notice.customer_id)
                 continue
             await self._nc.publish(subject, encode_notice(notice), headers=carrier or None)
+        await self._nc.flush()

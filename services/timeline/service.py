@@ -28,6 +28,9 @@ class TimelineService:
     Start order: store (indexes) → NATS (streams) → unfinished merges and splits (they
     announce identity changes on JetStream, so after NATS) → gRPC API → consumer.
     Stop order: health NOT_SERVING → consumer drains → gRPC drains → NATS → MongoDB.
+    While running, readiness (health of `tsunagu.v1.TimelineService`) is NOT_SERVING whenever
+    the consumer holds its messages through a store or NATS outage; liveness (`""`) stays
+    SERVING until shutdown.
     """
 
     def __init__(self, settings: TimelineSettings) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
+from nats.js.errors import APIError
 from opentelemetry import propagate, trace
 
 from tsunagu.bus import headers
@@ -16,7 +19,21 @@ from tsunagu.bus.actor_signature import ActorSigner, needs_signed_actor
 from tsunagu.bus.subjects import INTERACTIONS_STREAM, interaction_subject
 from tsunagu.v1 import interaction_pb2
 
+log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
+
+# JetStream's "stream store failed" code; its description names the limit that was reached.
+_STORE_FAILED = 10077
+# The server's descriptions of a full stream, and the provisioning setting behind each.
+_LIMITS = {
+    "maximum messages per subject exceeded": (
+        "the per tenant-and-channel message limit (TSUNAGU_STREAMS_MAX_MSGS_PER_SUBJECT)"
+    ),
+    "maximum bytes exceeded": "its size limit (TSUNAGU_STREAMS_MAX_BYTES)",
+    "maximum messages exceeded": "its message-count limit",
+}
+# At most one alarm line per this many seconds; the counter counts every refusal.
+ALARM_INTERVAL_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +46,48 @@ class Published:
 
 class PublishError(RuntimeError):
     """The stream did not acknowledge an interaction; it may or may not be stored."""
+
+
+class StreamFullError(PublishError):
+    """The stream refused the interaction: a limit is reached. Nothing was stored."""
+
+
+def stream_full(exc: BaseException, stream: str = INTERACTIONS_STREAM) -> StreamFullError | None:
+    """The refusal `exc` stands for when a stream reached a limit, else None."""
+    if not isinstance(exc, APIError) or exc.err_code != _STORE_FAILED:
+        return None
+    described = (exc.description or "").lower()
+    limit = next((name for text, name in _LIMITS.items() if text in described), None)
+    if limit is None:
+        return None
+    return StreamFullError(f"stream {stream} is full: {limit} is reached")
+
+
+@dataclass(slots=True)
+class StreamFullAlarm:
+    """Counts refusals by a full stream, per tenant, and logs an alarm line.
+
+    The counts are the hook for the metrics of issue 10 (an OpenTelemetry counter replaces
+    them); the log line is the alarm until then.
+    """
+
+    refused: Counter[str] = field(default_factory=Counter)
+    _last_alarm: float = float("-inf")
+    _since_alarm: int = 0
+
+    def __call__(self, tenant: str, error: StreamFullError) -> None:
+        self.refused[tenant] += 1
+        self._since_alarm += 1
+        now = time.monotonic()
+        if now - self._last_alarm >= ALARM_INTERVAL_SECONDS:
+            log.error(
+                "ALARM %s; %d publish(es) refused since the last alarm (tenant %s last)",
+                error,
+                self._since_alarm,
+                tenant,
+            )
+            self._last_alarm = now
+            self._since_alarm = 0
 
 
 def _headers(interaction: interaction_pb2.Interaction) -> dict[str, str]:
@@ -53,10 +112,12 @@ class InteractionPublisher:
         *,
         ack_timeout: float = 5.0,
         signer: ActorSigner | None = None,
+        alarm: StreamFullAlarm | None = None,
     ) -> None:
         self._js = js
         self._ack_timeout = ack_timeout
         self._signer = signer
+        self.alarm = alarm or StreamFullAlarm()
 
     async def publish(
         self, interaction: interaction_pb2.Interaction, *, roles: Sequence[str] = ()
@@ -73,44 +134,44 @@ class InteractionPublisher:
         """Publish pipelined: all messages go out before the first PubAck is awaited.
 
         ``roles`` are the acting agent's, signed into each agent action's actor. Returns one
-        outcome per interaction, in order; a failed item never fails the others.
+        outcome per interaction, in order; a failed item never fails the others. A full
+        stream's refusal is a `StreamFullError`.
         """
         with tracer.start_as_current_span(
             "bus.publish_interactions",
             attributes={"messaging.batch.message_count": len(interactions)},
         ):
-            futures: list[asyncio.Future[PubAck] | PublishError] = []
-            for interaction in interactions:
-                data = interaction.SerializeToString()
-                carrier = _headers(interaction)
-                if self._signer is not None and needs_signed_actor(interaction):
-                    # Signed over the exact bytes sent: the timeline verifies what it stores.
-                    carrier |= self._signer.sign(
-                        interaction, data, roles=roles, issued_at=datetime.now(UTC)
-                    )
-                try:
-                    futures.append(
-                        await self._js.publish_async(
-                            interaction_subject(interaction.tenant, interaction.channel),
-                            data,
-                            wait_stall=self._ack_timeout,
-                            stream=INTERACTIONS_STREAM,
-                            headers=carrier,
-                        )
-                    )
-                except Exception as exc:  # noqa: BLE001 - reported per item, never raised
-                    futures.append(PublishError(f"publish failed: {exc!r}"))
-            return [await self._outcome(future) for future in futures]
+            # Tasks start in order and each sends before its first wait, so the stream
+            # stores a batch in order. (`publish_async` would pipeline too, but nats-py 2.16
+            # loses its error replies: a full stream would look like a missing ack.)
+            tasks = [asyncio.ensure_future(self._publish(i, roles)) for i in interactions]
+            return list(await asyncio.gather(*tasks))
 
-    async def _outcome(
-        self, future: asyncio.Future[PubAck] | PublishError
+    async def _publish(
+        self, interaction: interaction_pb2.Interaction, roles: Sequence[str]
     ) -> Published | PublishError:
-        if isinstance(future, PublishError):
-            return future
+        data = interaction.SerializeToString()
+        carrier = _headers(interaction)
+        if self._signer is not None and needs_signed_actor(interaction):
+            # Signed over the exact bytes sent: the timeline verifies what it stores.
+            carrier |= self._signer.sign(
+                interaction, data, roles=roles, issued_at=datetime.now(UTC)
+            )
         try:
-            ack = await asyncio.wait_for(future, self._ack_timeout)
+            ack = await self._js.publish(
+                interaction_subject(interaction.tenant, interaction.channel),
+                data,
+                timeout=self._ack_timeout,
+                stream=INTERACTIONS_STREAM,
+                headers=carrier,
+            )
         except TimeoutError:
             return PublishError("no acknowledgement from the stream in time")
-        except Exception as exc:  # noqa: BLE001 - an API error from the stream, per item
+        except APIError as exc:
+            if (full := stream_full(exc)) is not None:
+                self.alarm(interaction.tenant, full)
+                return full
             return PublishError(f"stream refused the message: {exc}")
+        except Exception as exc:  # noqa: BLE001 - reported per item, never raised
+            return PublishError(f"publish failed: {exc!r}")
         return Published(sequence=ack.seq, duplicate=bool(ack.duplicate))

@@ -44,6 +44,8 @@ class Reason(StrEnum):
     ACTOR_KEY_UNKNOWN = "actor_key_unknown"
     # Failed on every delivery (the store kept failing): replay once the cause is fixed.
     DELIVERIES_EXHAUSTED = "deliveries_exhausted"
+    # The store refused the document itself (too large, invalid for it): never retried.
+    STORE_REJECTED = "store_rejected"
 
 
 class ContractViolation(ValueError):
