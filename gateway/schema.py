@@ -26,6 +26,7 @@ from gateway.permissions import enforce
 from gateway.queries import Query
 from gateway.settings import GatewaySettings
 from gateway.subscriptions import Subscription
+from gateway.tracing import OperationTracing
 
 _log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
         partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         OperationLimits,
+        OperationTracing,  # spans without arguments or documents
     ]
     if settings.mask_errors:
         extensions.append(_MaskUnexpectedErrors)

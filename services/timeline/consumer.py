@@ -13,8 +13,8 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from opentelemetry import propagate, trace
 
+from services.timeline.consumer_spans import batch_span, event_span
 from services.timeline.errors import PermanentError
 from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.store.error_text import error_text, is_store_error
@@ -30,7 +30,6 @@ from tsunagu.contracts import BUS_LIMITS, ContractViolation, Reason, check_inter
 from tsunagu.v1 import interaction_pb2
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
 
 # Redelivery delays by attempt: a store hiccup gets a quick retry, a real outage a slower one.
 BACKOFF_SECONDS = (0.2, 1.0, 5.0, 15.0, 30.0)
@@ -134,18 +133,7 @@ class InteractionConsumer:
 
     async def handle_batch(self, msgs: list[Msg]) -> None:
         """Record messages; ack, retry later, or dead-letter each one. Never raises."""
-        links = [
-            trace.Link(ctx)
-            for msg in msgs
-            if (
-                ctx := trace.get_current_span(
-                    propagate.extract(msg.headers or {})
-                ).get_span_context()
-            ).is_valid
-        ]
-        with tracer.start_as_current_span(
-            "timeline.consume", links=links, attributes={"messaging.batch.message_count": len(msgs)}
-        ):
+        with batch_span(msgs):
             readable: list[tuple[Msg, interaction_pb2.Interaction]] = []
             for msg in msgs:
                 interaction = await self._guarded(msg, self._admit(msg))
@@ -163,7 +151,8 @@ class InteractionConsumer:
                 )
                 outcomes = [exc] * len(readable)
             for (msg, interaction), outcome in zip(readable, outcomes, strict=True):
-                await self._guarded(msg, self._settle(msg, interaction, outcome))
+                with event_span(msg, interaction, outcome):
+                    await self._guarded(msg, self._settle(msg, interaction, outcome))
 
     async def _guarded(
         self, msg: Msg, step: Awaitable[interaction_pb2.Interaction | None]

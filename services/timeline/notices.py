@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 
 from nats.aio.client import Client
-from opentelemetry import propagate
+from opentelemetry import trace
 
 from services.timeline.cases.documents import CASE_STATUSES_BY_TOKEN
 from services.timeline.recorder import Recorded
 from tsunagu.bus.notices import customer_subject, encode_notice
+from tsunagu.bus.tracing import EVENT_ID, TENANT, with_trace_context
 from tsunagu.v1 import notices_pb2
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 def notices_of(recorded: Recorded) -> list[notices_pb2.TimelineUpdated]:
@@ -66,12 +68,28 @@ class TimelineAnnouncer:
         self._nc = nc
 
     async def __call__(self, recorded: Recorded) -> None:
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        for notice in notices_of(recorded):
-            try:
-                subject = customer_subject(notice.tenant, notice.customer_id)
-            except ValueError:
-                log.warning("no notice for customer id %r: not a subject token", notice.customer_id)
-                continue
-            await self._nc.publish(subject, encode_notice(notice), headers=carrier or None)
+        notices = notices_of(recorded)
+        if not notices:
+            return
+        # The gateway's push continues this span's trace: one trace from the adapter's call
+        # to the agent's screen.
+        with tracer.start_as_current_span(
+            "timeline.updated publish",
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                EVENT_ID: recorded.event_id,
+                TENANT: recorded.tenant,
+                "messaging.batch.message_count": len(notices),
+            },
+        ):
+            carrier = with_trace_context({})
+            for notice in notices:
+                try:
+                    subject = customer_subject(notice.tenant, notice.customer_id)
+                except ValueError:
+                    log.warning(
+                        "no notice for customer id %r: not a subject token", notice.customer_id
+                    )
+                    continue
+                await self._nc.publish(subject, encode_notice(notice), headers=carrier or None)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 
 from tsunagu.bus import headers
 from tsunagu.bus.subjects import INTERACTIONS_STREAM, interaction_subject
+from tsunagu.bus.tracing import interaction_attributes, with_trace_context
 from tsunagu.v1 import interaction_pb2
 
 tracer = trace.get_tracer(__name__)
@@ -30,12 +31,13 @@ class PublishError(RuntimeError):
 
 
 def _headers(interaction: interaction_pb2.Interaction) -> dict[str, str]:
-    carrier = {
-        headers.MSG_ID: headers.message_id(interaction.tenant, interaction.event_id),
-        headers.SCHEMA: headers.INTERACTION_SCHEMA,
-    }
-    propagate.inject(carrier)  # W3C traceparent: one trace from the adapter to the timeline
-    return carrier
+    # W3C traceparent of the producer span: one trace from the adapter to the timeline.
+    return with_trace_context(
+        {
+            headers.MSG_ID: headers.message_id(interaction.tenant, interaction.event_id),
+            headers.SCHEMA: headers.INTERACTION_SCHEMA,
+        }
+    )
 
 
 class InteractionPublisher:
@@ -65,18 +67,26 @@ class InteractionPublisher:
         ):
             futures: list[asyncio.Future[PubAck] | PublishError] = []
             for interaction in interactions:
-                try:
-                    futures.append(
-                        await self._js.publish_async(
-                            interaction_subject(interaction.tenant, interaction.channel),
-                            interaction.SerializeToString(),
-                            wait_stall=self._ack_timeout,
-                            stream=INTERACTIONS_STREAM,
-                            headers=_headers(interaction),
+                subject = interaction_subject(interaction.tenant, interaction.channel)
+                # One producer span per message: its context travels in the message's
+                # headers, so the consumer's span for this event links back to it.
+                with tracer.start_as_current_span(
+                    "interactions publish",
+                    kind=trace.SpanKind.PRODUCER,
+                    attributes=interaction_attributes(interaction, subject=subject),
+                ):
+                    try:
+                        futures.append(
+                            await self._js.publish_async(
+                                subject,
+                                interaction.SerializeToString(),
+                                wait_stall=self._ack_timeout,
+                                stream=INTERACTIONS_STREAM,
+                                headers=_headers(interaction),
+                            )
                         )
-                    )
-                except Exception as exc:  # noqa: BLE001 - reported per item, never raised
-                    futures.append(PublishError(f"publish failed: {exc!r}"))
+                    except Exception as exc:  # noqa: BLE001 - reported per item, never raised
+                        futures.append(PublishError(f"publish failed: {exc!r}"))
             return [await self._outcome(future) for future in futures]
 
     async def _outcome(

@@ -20,6 +20,7 @@ from tsunagu.local.demo import (
 )
 from tsunagu.local.issuer import DEFAULT_TTL_SECONDS, LocalIssuer
 from tsunagu.local.stack import LocalStack, StackPorts
+from tsunagu.local.traces import add_command, print_trace, traces_env
 from tsunagu.runtime import run, wait_for_stop_signal
 
 log = logging.getLogger("tsunagu.local")
@@ -51,6 +52,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     mint.add_argument("--subject", default=None, help="the sub claim (default: from the roles)")
     mint.add_argument("--name", default=None, help="the display name on the timeline")
     mint.add_argument("--ttl", type=int, default=DEFAULT_TTL_SECONDS, help="lifetime in seconds")
+    add_command(sub)  # trace <event_id>
     return parser.parse_args(argv)
 
 
@@ -82,7 +84,12 @@ async def _run(args: argparse.Namespace) -> None:
         "starting Tsunagu: nats-server, store, streams, timeline, 6 ingestion services, gateway",
         flush=True,
     )
-    async with LocalStack(args.data_dir, ports=ports, mongodb_uri=args.mongodb_uri) as stack:
+    async with LocalStack(
+        args.data_dir,
+        ports=ports,
+        mongodb_uri=args.mongodb_uri,
+        extra_env=traces_env(args.data_dir),  # each process keeps its spans for `trace`
+    ) as stack:
         print(f"all services ready in {time.monotonic() - started:.1f}s", flush=True)
         if not args.no_demo:
             results = await submit_demo(stack.ingest_addresses)
@@ -136,6 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.command == "token":
         _token(args)
+        return
+    if args.command == "trace":
+        print_trace(args)
         return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run(lambda: _run(args))
