@@ -39,8 +39,8 @@ class TelemetrySettingsError(ValueError):
     """An OTEL_* variable asks for something this build cannot do."""
 
 
-def _otlp() -> SpanExporter:
-    protocol = next((os.environ[v] for v in _PROTOCOL_VARIABLES if os.environ.get(v)), "grpc")
+def _otlp(environ: Mapping[str, str]) -> SpanExporter:
+    protocol = next((environ[v] for v in _PROTOCOL_VARIABLES if environ.get(v)), "grpc")
     if protocol != "grpc":
         raise TelemetrySettingsError(
             f"OTLP protocol {protocol!r} is not installed; Tsunagu exports OTLP over gRPC "
@@ -49,12 +49,17 @@ def _otlp() -> SpanExporter:
     # Imported only when asked for: the exporter pulls in its own gRPC stubs.
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter()  # endpoint, headers, TLS: the OTEL_EXPORTER_OTLP_* variables
+    # Endpoint, headers, TLS, timeout: the exporter reads the OTEL_EXPORTER_OTLP_* variables.
+    return OTLPSpanExporter()
 
 
-_EXPORTERS: Mapping[str, Callable[[], SpanExporter]] = {
+def _console(_environ: Mapping[str, str]) -> SpanExporter:
+    return ConsoleSpanExporter()
+
+
+_EXPORTERS: Mapping[str, Callable[[Mapping[str, str]], SpanExporter]] = {
     "otlp": _otlp,
-    "console": ConsoleSpanExporter,
+    "console": _console,
 }
 
 
@@ -96,29 +101,35 @@ def instrument_libraries() -> list[Instrumentor]:
     return instrumentors
 
 
-def configure_telemetry(service_name: str) -> TracerProvider:
-    """Install a tracer provider named for the service, exporting as the OTEL_* variables say.
+def build_provider(service_name: str, environ: Mapping[str, str]) -> TracerProvider:
+    """A tracer provider named for the service, exporting as the OTEL_* variables say.
 
     `OTEL_TRACES_EXPORTER` picks the exporters (`otlp`, `console`, `none`; see
     `exporter_names`); the OTLP exporter reads `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`,
     `_HEADERS`, `_INSECURE`, `_CERTIFICATE` and `_TIMEOUT` itself. With `TSUNAGU_TRACES_DIR`
-    set (by `make run`) spans are also kept in a bounded local file. Span attributes never
-    carry personal data (identifier values, message text): only ids, channels, kinds and
-    counts.
+    set (by `make run`) spans are also kept in a bounded local file.
     """
     provider = TracerProvider(
-        resource=Resource.create(
-            {"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)}
-        )
+        resource=Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", service_name)})
     )
-    for name in exporter_names(os.environ):
-        provider.add_span_processor(BatchSpanProcessor(_EXPORTERS[name]()))
-    if traces_dir := os.environ.get(TRACES_DIR_ENV):
+    for name in exporter_names(environ):
+        provider.add_span_processor(BatchSpanProcessor(_EXPORTERS[name](environ)))
+    if traces_dir := environ.get(TRACES_DIR_ENV):
         from tsunagu.local.traces import JsonLinesSpanExporter
 
         service = str(provider.resource.attributes["service.name"])
         exporter = JsonLinesSpanExporter(Path(traces_dir) / f"{service}.jsonl")
         provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def configure_telemetry(service_name: str) -> TracerProvider:
+    """Install the process's tracer provider (see `build_provider`) and instrument gRPC.
+
+    Span attributes never carry personal data (identifier values, message text): only ids,
+    channels, kinds and counts.
+    """
+    provider = build_provider(service_name, os.environ)
     trace.set_tracer_provider(provider)
     instrument_libraries()
     return provider

@@ -139,8 +139,8 @@ def waterfall(spans: list[Span], *, event_id: str) -> str:
 
     def render(span: Span, depth: int) -> None:
         offset, duration = span.start_ns - start, span.end_ns - span.start_ns
-        begin = round(offset / total * _BAR_WIDTH)
         width = max(1, round(duration / total * _BAR_WIDTH))
+        begin = min(round(offset / total * _BAR_WIDTH), _BAR_WIDTH - width)
         bar = (" " * begin + "█" * width).ljust(_BAR_WIDTH)[:_BAR_WIDTH]
         notes = " (linked)" if span.links and depth == 0 else ""
         notes += " ERROR" if span.status == "ERROR" else ""
