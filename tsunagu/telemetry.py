@@ -16,6 +16,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
+from tsunagu.span_scrubbing import WithoutExceptionText
+
 # Set by `make run` (tsunagu.local): each process keeps its last spans in
 # `<dir>/<service name>.jsonl` for `python -m tsunagu.local trace <event_id>`.
 TRACES_DIR_ENV = "TSUNAGU_TRACES_DIR"
@@ -113,13 +115,15 @@ def build_provider(service_name: str, environ: Mapping[str, str]) -> TracerProvi
         resource=Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", service_name)})
     )
     for name in exporter_names(environ):
-        provider.add_span_processor(BatchSpanProcessor(_EXPORTERS[name](environ)))
+        # Exceptions by type only, whichever exporter: their messages can quote documents.
+        exporter = WithoutExceptionText(_EXPORTERS[name](environ))
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     if traces_dir := environ.get(TRACES_DIR_ENV):
         from tsunagu.local.traces import JsonLinesSpanExporter
 
         service = str(provider.resource.attributes["service.name"])
-        exporter = JsonLinesSpanExporter(Path(traces_dir) / f"{service}.jsonl")
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        local = JsonLinesSpanExporter(Path(traces_dir) / f"{service}.jsonl")
+        provider.add_span_processor(BatchSpanProcessor(WithoutExceptionText(local)))
     return provider
 
 

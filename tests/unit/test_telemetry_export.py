@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -68,31 +70,62 @@ def receiver() -> Iterator[tuple[_Receiver, int]]:
     server.stop(grace=None)
 
 
-def test_spans_reach_the_collector_named_by_the_otlp_endpoint_variable(
-    receiver: tuple[_Receiver, int], monkeypatch: pytest.MonkeyPatch
+def _export_to(
+    port: int, monkeypatch: pytest.MonkeyPatch, *, failing_with: ValueError | None = None
 ) -> None:
-    servicer, port = receiver
+    """Record one span in a provider configured like a process, towards `port`."""
     # The exporter itself reads the endpoint variables, as the SDK defines them.
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
     monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
     monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
     provider = build_provider("tsunagu-test", os.environ)
-    with provider.get_tracer(__name__).start_as_current_span("interactions publish"):
-        pass
+    with (
+        contextlib.suppress(ValueError),
+        provider.get_tracer(__name__).start_as_current_span("interactions publish"),
+    ):
+        if failing_with is not None:
+            raise failing_with
     assert provider.force_flush(timeout_millis=30_000)
     provider.shutdown()
 
-    spans = [
-        (resource.resource, span.name)
+
+def _received(servicer: _Receiver) -> list[tuple[Any, Any]]:
+    return [
+        (resource.resource, span)
         for request in servicer.requests
         for resource in request.resource_spans
         for scope in resource.scope_spans
         for span in scope.spans
     ]
-    assert [name for _, name in spans] == ["interactions publish"]
+
+
+def test_spans_reach_the_collector_named_by_the_otlp_endpoint_variable(
+    receiver: tuple[_Receiver, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    servicer, port = receiver
+    _export_to(port, monkeypatch)
+
+    spans = _received(servicer)
+    assert [span.name for _, span in spans] == ["interactions publish"]
     service = {a.key: a.value.string_value for a in spans[0][0].attributes}["service.name"]
     assert service == "tsunagu-test"
+
+
+def test_exported_exceptions_are_named_by_type_without_their_message(
+    receiver: tuple[_Receiver, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    servicer, port = receiver
+    # As a store error's "full error" quotes the document it refused.
+    error = ValueError("duplicate key: {'value': '+819012345678', 'text': 'late parcel'}")
+    _export_to(port, monkeypatch, failing_with=error)
+
+    ((_, span),) = _received(servicer)
+    exported = str(span)
+    assert "ValueError" in exported
+    assert "819012345678" not in exported
+    assert "parcel" not in exported
+    assert [event.name for event in span.events] == ["exception"]
 
 
 def test_a_local_stack_keeps_each_process_spans_in_its_own_file(tmp_path: Path) -> None:
