@@ -75,15 +75,8 @@ async def gateway(
             grpc_timeout_seconds=10.0,
         )
         bus = GatewayBus(url=nats_server.url, publish_timeout_seconds=5)
-        app = bootstrap(config, bus=bus)
-        server = create_server(app, config)
-        serving = asyncio.create_task(server.serve())
-        await asyncio.wait_for(server.ready.wait(), timeout=20)
-        try:
+        async with create_server(bootstrap(config, bus=bus), config) as server:
             yield server.graphql_url, bus
-        finally:
-            server.should_exit = True
-            await asyncio.wait_for(serving, timeout=20)
 
 
 async def push_of(
