@@ -99,7 +99,8 @@ def test_trace_of_an_event_never_recorded_says_so(
 
     main(["trace", "01JOTHER", "--data-dir", str(tmp_path)])
 
-    assert capsys.readouterr().out.strip() == "no spans recorded for event 01JOTHER"
+    said = capsys.readouterr().out.strip()
+    assert said == f"no spans recorded for event 01JOTHER in {tmp_path / 'traces'}"
 
 
 def test_span_files_are_bounded_by_rotating_to_one_older_file(tmp_path: Path) -> None:

@@ -128,8 +128,6 @@ def _trees(spans: list[Span]) -> list[Span]:
 
 def waterfall(spans: list[Span], *, event_id: str) -> str:
     """A terminal waterfall of the spans: one line each, indented under its parent."""
-    if not spans:
-        return f"no spans recorded for event {event_id}"
     start = min(s.start_ns for s in spans)
     total = max(max(s.end_ns for s in spans) - start, 1)
     lines = [
@@ -162,14 +160,24 @@ def waterfall(spans: list[Span], *, event_id: str) -> str:
 
 def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `trace <event_id>` to the `python -m tsunagu.local` commands."""
-    command = commands.add_parser("trace", help="print one event's trace as a waterfall")
-    command.add_argument("event_id")
-    command.add_argument("--data-dir", type=Path, default=Path(".tsunagu"))
+    command = commands.add_parser(
+        "trace",
+        help="print one event's trace as a waterfall",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    command.add_argument("event_id", help="the interaction's event_id, as submitted")
+    command.add_argument(
+        "--data-dir", type=Path, default=Path(".tsunagu"), help="make run's data directory"
+    )
 
 
 def print_trace(args: argparse.Namespace) -> None:
     """`python -m tsunagu.local trace <event_id>`: the event's trace from `make run`'s files."""
-    spans = spans_of_event(read_spans(args.data_dir / "traces"), args.event_id)
+    traces_dir = args.data_dir / "traces"
+    spans = spans_of_event(read_spans(traces_dir), args.event_id)
+    if not spans:
+        print(f"no spans recorded for event {args.event_id} in {traces_dir}")
+        return
     print(waterfall(spans, event_id=args.event_id))
 
 
