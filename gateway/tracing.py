@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
+from inspect import isawaitable
 from typing import Any
 
 from graphql import GraphQLResolveInfo
 from opentelemetry import propagate, trace
 from strawberry.extensions import LifecycleStep
 from strawberry.extensions.tracing import OpenTelemetryExtension
+from strawberry.extensions.tracing.utils import should_skip_tracing
 from typing_extensions import override
 
 from tsunagu.v1.notices_pb2 import TimelineUpdated
@@ -53,10 +55,45 @@ class OperationTracing(OpenTelemetryExtension):
         span.end()
 
     @override
+    def resolve(  # sync or async, as the resolver is
+        self,
+        _next: Callable[..., Any],
+        root: Any,
+        info: GraphQLResolveInfo[Any],
+        *args: str,
+        **kwargs: Any,
+    ) -> Any:
+        """Trace a resolver; stays synchronous for synchronous resolvers.
+
+        Strawberry's own `resolve` is a coroutine function, which makes every execution
+        asynchronous: `execute_sync` (introspection, schema checks) would then fail.
+        """
+        if should_skip_tracing(_next, info):
+            return _next(root, info, *args, **kwargs)
+        span = self._tracer.start_span(
+            f"GraphQL Resolving: {info.field_name}",
+            context=trace.set_span_in_context(self._span_holder[LifecycleStep.OPERATION]),
+        )
+        self.add_tags(span, info, kwargs)
+        with trace.use_span(span, end_on_exit=False):
+            result = _next(root, info, *args, **kwargs)
+        if isawaitable(result):
+            return _awaited_in(span, result)
+        span.end()
+        return result
+
+    @override
     def filter_resolver_args(
         self, args: dict[str, Any], info: GraphQLResolveInfo[Any]
     ) -> dict[str, Any]:
         return {}
+
+
+async def _awaited_in(span: trace.Span, result: Awaitable[Any]) -> Any:
+    # The resolver's body runs when awaited: the span must be current then, for the timeline
+    # calls it makes to be its children.
+    with trace.use_span(span, end_on_exit=True):
+        return await result
 
 
 @contextmanager
