@@ -68,14 +68,17 @@ def _record_interaction(traces_dir: Path, event_id: str) -> None:
         pass
 
 
+def _trace_command(data_dir: Path, event_id: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """What `python -m tsunagu.local trace` prints after one event was recorded."""
+    _record_interaction(data_dir / "traces", "01JTRACE")
+    main(["trace", event_id, "--data-dir", str(data_dir)])
+    return capsys.readouterr().out
+
+
 def test_trace_prints_one_events_spans_as_a_waterfall_across_processes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _record_interaction(tmp_path / "traces", "01JTRACE")
-
-    main(["trace", "01JTRACE", "--data-dir", str(tmp_path)])
-
-    out = capsys.readouterr().out.splitlines()
+    out = _trace_command(tmp_path, "01JTRACE", capsys).splitlines()
     assert out[0].startswith("event 01JTRACE: 7 spans in 2 traces, ")
     # The event's own trace first, then the batch that recorded it (linked, its own trace).
     assert [line.split()[0] for line in out if not line.startswith(" ")][1:] == ["trace", "trace"]
@@ -95,11 +98,7 @@ def test_trace_prints_one_events_spans_as_a_waterfall_across_processes(
 def test_trace_of_an_event_never_recorded_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _record_interaction(tmp_path / "traces", "01JTRACE")
-
-    main(["trace", "01JOTHER", "--data-dir", str(tmp_path)])
-
-    said = capsys.readouterr().out.strip()
+    said = _trace_command(tmp_path, "01JOTHER", capsys).strip()
     assert said == f"no spans recorded for event 01JOTHER in {tmp_path / 'traces'}"
 
 
