@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Self
+from typing import NamedTuple, Self
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -89,6 +89,13 @@ class _TenantWatch:
                 waiter.set_result(notice)
 
 
+class Heard(NamedTuple):
+    """One notice as the follower heard it, with its headers (the timeline's trace context)."""
+
+    notice: TimelineUpdated
+    headers: dict[str, str] | None
+
+
 class CustomerFollower:
     """The notices of one customer, following merges, through a bounded queue.
 
@@ -100,7 +107,7 @@ class CustomerFollower:
     def __init__(self, nc: Client, *, tenant: str, customer_id: str, queue_size: int) -> None:
         self._nc = nc
         self._tenant = tenant
-        self._queue: asyncio.Queue[TimelineUpdated] = asyncio.Queue(maxsize=queue_size)
+        self._queue: asyncio.Queue[Heard] = asyncio.Queue(maxsize=queue_size)
         self._subscriptions: dict[str, Subscription] = {}
         self._seen: deque[str] = deque(maxlen=_SEEN_EVENTS)
         self._overflowed = False
@@ -143,7 +150,7 @@ class CustomerFollower:
             return
         self._seen.append(notice.event_id)
         try:
-            self._queue.put_nowait(notice)
+            self._queue.put_nowait(Heard(notice, msg.headers))
         except asyncio.QueueFull:
             self._overflowed = True
             _log.warning(
@@ -160,7 +167,7 @@ class CustomerFollower:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> TimelineUpdated:
+    async def __anext__(self) -> Heard:
         if self.cut_off:
             raise SlowConsumer
         return await self._queue.get()

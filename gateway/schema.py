@@ -27,6 +27,7 @@ from gateway.queries import Query
 from gateway.settings import GatewaySettings
 from gateway.subscription_caps import cap_subscriptions
 from gateway.subscriptions import Subscription
+from gateway.tracing import OperationTracing
 from tsunagu.tracebacks import exception_name, frames_only
 
 _log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
         OperationLimits,
         RateLimit,
         OperationMetrics,
+        OperationTracing,  # spans without arguments or documents
     ]
     if settings.mask_errors:
         extensions.append(_MaskUnexpectedErrors)

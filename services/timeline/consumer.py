@@ -19,10 +19,12 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from opentelemetry import propagate, trace
+from opentelemetry import trace
+from opentelemetry.context import Context
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from services.timeline import metrics as measure
+from services.timeline.consumer_spans import batch_span, event_span, start_event_span
 from services.timeline.faults import Fault, classify, is_transient, reason_of
 from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.signed_actors import SignedActors
@@ -39,7 +41,6 @@ from tsunagu.contracts import BUS_LIMITS, ContractViolation, Reason, check_inter
 from tsunagu.v1 import interaction_pb2
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
 
 # Redelivery delays by attempt, for failures that are neither a dependency down nor the event.
 BACKOFF_SECONDS = (0.2, 1.0, 5.0, 15.0, 30.0)
@@ -47,7 +48,8 @@ BACKOFF_SECONDS = (0.2, 1.0, 5.0, 15.0, 30.0)
 Probe = Callable[[], Awaitable[object]]
 """Raises (a transient error) while a dependency the consumer needs is unavailable."""
 Readiness = Callable[[bool], Awaitable[None]]
-Announce = Callable[[Sequence[Recorded]], Awaitable[None]]
+# Publishes a batch's notices, each under its event's span context (same order).
+Announce = Callable[[Sequence[Recorded], Sequence[Context]], Awaitable[None]]
 """Sends recorded events' notices; returns once the bus has them."""
 
 
@@ -281,18 +283,7 @@ class InteractionConsumer:
         dependency is down (returned). Never raises.
         """
         held = Held()
-        links = [
-            trace.Link(ctx)
-            for msg in msgs
-            if (
-                ctx := trace.get_current_span(
-                    propagate.extract(msg.headers or {})
-                ).get_span_context()
-            ).is_valid
-        ]
-        with tracer.start_as_current_span(
-            "timeline.consume", links=links, attributes={"messaging.batch.message_count": len(msgs)}
-        ):
+        with batch_span(msgs):
             readable: list[tuple[Msg, interaction_pb2.Interaction]] = []
             for msg in msgs:
                 interaction = await self._guarded(msg, self._admit(msg), held)
@@ -310,16 +301,23 @@ class InteractionConsumer:
                         exc_info=not is_store_error(exc),
                     )
                 outcomes = [exc] * len(readable)
-            recorded: list[tuple[Msg, Recorded]] = []
+            recorded: list[tuple[Msg, interaction_pb2.Interaction, Recorded]] = []
             for (msg, interaction), outcome in zip(readable, outcomes, strict=True):
                 if isinstance(outcome, Exception):
-                    await self._guarded(msg, self._settle(msg, interaction, outcome, held), held)
+                    with event_span(msg, interaction, outcome):
+                        await self._guarded(
+                            msg, self._settle(msg, interaction, outcome, held), held
+                        )
                 else:
-                    recorded.append((msg, outcome))
+                    recorded.append((msg, interaction, outcome))
             await self._finish(recorded, held)
         return held
 
-    async def _finish(self, recorded: list[tuple[Msg, Recorded]], held: Held) -> None:
+    async def _finish(
+        self,
+        recorded: list[tuple[Msg, interaction_pb2.Interaction, Recorded]],
+        held: Held,
+    ) -> None:
         """Announce what was recorded, note it as announced, then ack.
 
         Acked last: a crash before the notices went out leaves the messages to be
@@ -327,24 +325,31 @@ class InteractionConsumer:
         """
         if not recorded:
             return
-        outcomes = [outcome for _, outcome in recorded]
-        for msg, outcome in recorded:
-            measure.stored(msg, outcome)
+        outcomes = [outcome for _, _, outcome in recorded]
+        # One span per event, in the event's own trace, around its notice and its ack: the
+        # notice carries it on to the gateway's push (services/timeline/consumer_spans.py).
+        spans = [start_event_span(msg, i, outcome) for msg, i, outcome in recorded]
         try:
-            await self._announce(outcomes)
-            await self._recorder.mark_announced(outcomes)
-        except Exception as exc:
-            if is_transient(exc):
-                for msg, _ in recorded:
-                    held.add(msg, exc)
-                return
-            # The events are committed: a lost notice is not worth losing them for.
-            log.exception("could not announce %d event(s)", len(outcomes))
-        else:
-            for msg, outcome in recorded:
-                measure.announced(msg, outcome)
-        for msg, _ in recorded:
-            await self._guarded(msg, msg.ack(), held)
+            for msg, _, outcome in recorded:
+                measure.stored(msg, outcome)
+            try:
+                await self._announce(outcomes, [trace.set_span_in_context(s) for s in spans])
+                await self._recorder.mark_announced(outcomes)
+            except Exception as exc:
+                if is_transient(exc):
+                    for msg, _, _ in recorded:
+                        held.add(msg, exc)
+                    return
+                # The events are committed: a lost notice is not worth losing them for.
+                log.exception("could not announce %d event(s)", len(outcomes))
+            else:
+                for msg, _, outcome in recorded:
+                    measure.announced(msg, outcome)
+            for msg, _, _ in recorded:
+                await self._guarded(msg, msg.ack(), held)
+        finally:
+            for span in spans:
+                span.end()
 
     async def _guarded(
         self, msg: Msg, step: Awaitable[interaction_pb2.Interaction | None], held: Held

@@ -13,6 +13,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
+from opentelemetry.context import Context
 
 from services.timeline.consumer import ConsumerOptions, InteractionConsumer
 from services.timeline.errors import ConcurrentUpdateError
@@ -42,7 +43,7 @@ async def _dependencies_up() -> None:
     return None
 
 
-async def _announce(_batch: Sequence[Recorded]) -> None:
+async def _announce(_batch: Sequence[Recorded], _contexts: Sequence[Context]) -> None:
     raise AssertionError("nothing was recorded, so nothing may be announced")
 
 
@@ -134,7 +135,7 @@ async def test_a_plain_asyncio_timeout_from_an_idle_fetch_does_not_stop_the_cons
     monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", racing_fetch)
     announced: asyncio.Queue[Recorded] = asyncio.Queue()
 
-    async def announce(batch: Sequence[Recorded]) -> None:
+    async def announce(batch: Sequence[Recorded], _contexts: Sequence[Context]) -> None:
         for outcome in batch:
             await announced.put(outcome)
 

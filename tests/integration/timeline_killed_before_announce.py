@@ -14,7 +14,9 @@ from services.timeline.recorder import Recorded
 from tsunagu.runtime import run_process
 
 
-async def _killed(_announcer: TimelineAnnouncer, _batch: Sequence[Recorded]) -> None:
+async def _killed(
+    _announcer: TimelineAnnouncer, _batch: Sequence[Recorded], _contexts: object = ()
+) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 

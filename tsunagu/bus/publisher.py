@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
 from nats.js.errors import APIError
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 
 from tsunagu.bus import headers
 from tsunagu.bus.actor_signature import ActorSigner, needs_signed_actor
 from tsunagu.bus.subjects import INTERACTIONS_STREAM, interaction_subject
+from tsunagu.bus.tracing import interaction_attributes, with_trace_context
 from tsunagu.v1 import interaction_pb2
 
 log = logging.getLogger(__name__)
@@ -91,12 +92,13 @@ class StreamFullAlarm:
 
 
 def _headers(interaction: interaction_pb2.Interaction) -> dict[str, str]:
-    carrier = {
-        headers.MSG_ID: headers.message_id(interaction.tenant, interaction.event_id),
-        headers.SCHEMA: headers.INTERACTION_SCHEMA,
-    }
-    propagate.inject(carrier)  # W3C traceparent: one trace from the adapter to the timeline
-    return carrier
+    # W3C traceparent of the producer span: one trace from the adapter to the timeline.
+    return with_trace_context(
+        {
+            headers.MSG_ID: headers.message_id(interaction.tenant, interaction.event_id),
+            headers.SCHEMA: headers.INTERACTION_SCHEMA,
+        }
+    )
 
 
 class InteractionPublisher:
@@ -150,6 +152,19 @@ class InteractionPublisher:
     async def _publish(
         self, interaction: interaction_pb2.Interaction, roles: Sequence[str]
     ) -> Published | PublishError:
+        subject = interaction_subject(interaction.tenant, interaction.channel)
+        # One producer span per message: its context travels in the message's headers, so
+        # the consumer's span for this event links back to it.
+        with tracer.start_as_current_span(
+            "interactions publish",
+            kind=trace.SpanKind.PRODUCER,
+            attributes=interaction_attributes(interaction, subject=subject),
+        ):
+            return await self._send(interaction, subject, roles)
+
+    async def _send(
+        self, interaction: interaction_pb2.Interaction, subject: str, roles: Sequence[str]
+    ) -> Published | PublishError:
         data = interaction.SerializeToString()
         carrier = _headers(interaction)
         if self._signer is not None and needs_signed_actor(interaction):
@@ -159,7 +174,7 @@ class InteractionPublisher:
             )
         try:
             ack = await self._js.publish(
-                interaction_subject(interaction.tenant, interaction.channel),
+                subject,
                 data,
                 timeout=self._ack_timeout,
                 stream=INTERACTIONS_STREAM,
