@@ -77,6 +77,17 @@ class CertificateAuthority:
         self.ca_file = folder / f"{name.replace(' ', '-').lower()}.crt"
         self.ca_file.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
+    def issue(
+        self, stem: str, *, common_name: str, uris: tuple[str, ...] = (), server: bool = False
+    ) -> Issued:
+        """A leaf certificate: a server's for localhost/127.0.0.1, or a client's named by its
+        CN and SAN URIs (SPIFFE ids and the like)."""
+        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri) for uri in uris]
+        if server:
+            names += [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        return self._issue(stem, common_name, usage, names)
+
     def _issue(
         self, stem: str, subject: str, usage: x509.ObjectIdentifier, names: list[x509.GeneralName]
     ) -> Issued:
@@ -90,27 +101,19 @@ class CertificateAuthority:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
             .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
                 critical=False,
             )
-            .sign(self._key, hashes.SHA256())
         )
-        return _write(self._folder, stem, cert, key)
+        if names:
+            cert = cert.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return _write(self._folder, stem, cert.sign(self._key, hashes.SHA256()), key)
 
     def server(self) -> Issued:
         """A server certificate for 127.0.0.1 and localhost."""
-        return self._issue(
-            "server",
-            "localhost",
-            ExtendedKeyUsageOID.SERVER_AUTH,
-            [
-                x509.DNSName("localhost"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            ],
-        )
+        return self.issue("server", common_name="localhost", server=True)
 
     def client(self, name: str) -> Issued:
         """A client certificate for ``name``."""

@@ -16,9 +16,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from tests import builders
-from tests.certificates import Issued, TestAuthority
 from tests.grpc_credentials import CallerSet, channel_for
 from tests.integration.test_ingest_to_timeline import wait_for_events
+from tests.tls_certificates import CertificateAuthority, Issued
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
 from tsunagu.grpc_callers import CallerCredential, issue_credential
 from tsunagu.grpc_channels import open_channel
@@ -221,23 +221,27 @@ async def test_reflection_is_authenticated_and_off_when_configured_and_health_is
 
 
 @pytest.fixture
-def authority(tmp_path: Path) -> TestAuthority:
-    return TestAuthority(tmp_path / "ca")
+def authority(tmp_path: Path) -> CertificateAuthority:
+    return CertificateAuthority(tmp_path / "ca")
 
 
-def _mtls(authority: TestAuthority, **more: Any) -> dict[str, Any]:
+def _mtls(authority: CertificateAuthority, **more: Any) -> dict[str, Any]:
     server = authority.issue("server", common_name="ingest-chat", server=True)
     return {
         "tls_cert_file": server.cert_file,
         "tls_key_file": server.key_file,
-        "tls_client_ca_file": authority.ca.cert_file,
+        "tls_client_ca_file": authority.ca_file,
         "health_port": 0,
         **more,
     }
 
 
 async def test_mtls_admits_the_right_certificate_only(
-    run_ingest: Starter, js: JetStreamContext, authority: TestAuthority, tmp_path: Path, tenant: str
+    run_ingest: Starter,
+    js: JetStreamContext,
+    authority: CertificateAuthority,
+    tmp_path: Path,
+    tenant: str,
 ) -> None:
     adapter = CallerCredential(
         name="acme-chat",
@@ -248,7 +252,7 @@ async def test_mtls_admits_the_right_certificate_only(
     )
     good = authority.issue("acme-chat", common_name="acme-chat", uris=(SPIFFE_CHAT,))
     unknown = authority.issue("other", common_name="someone-else")
-    stranger = TestAuthority(tmp_path / "other-ca").issue(
+    stranger = CertificateAuthority(tmp_path / "other-ca").issue(
         "stranger", common_name="acme-chat", uris=(SPIFFE_CHAT,)
     )
     event = builders.chat(tenant)
@@ -258,7 +262,7 @@ async def test_mtls_admits_the_right_certificate_only(
 
         def tls(client: Issued | None = None) -> grpc.ChannelCredentials:
             return channel_credentials(
-                ca_file=authority.ca.cert_file,
+                ca_file=authority.ca_file,
                 cert_file=client.cert_file if client else None,
                 key_file=client.key_file if client else None,
             )
@@ -288,7 +292,7 @@ async def test_mtls_admits_the_right_certificate_only(
 
 
 async def test_the_gateway_reads_the_timeline_over_mtls_with_its_service_token(
-    run_timeline: Starter, authority: TestAuthority, tenant: str, callers: CallerSet
+    run_timeline: Starter, authority: CertificateAuthority, tenant: str, callers: CallerSet
 ) -> None:
     from gateway.settings import GatewaySettings
     from gateway.timeline_client import TimelineClient
@@ -297,7 +301,7 @@ async def test_the_gateway_reads_the_timeline_over_mtls_with_its_service_token(
         "gateway", common_name="gateway", uris=("spiffe://tsunagu/service/gateway",)
     )
     settings = GatewaySettings(
-        timeline_tls_ca_file=authority.ca.cert_file,
+        timeline_tls_ca_file=authority.ca_file,
         timeline_tls_cert_file=client_cert.cert_file,
         timeline_tls_key_file=client_cert.key_file,
     )
@@ -314,7 +318,7 @@ async def test_the_gateway_reads_the_timeline_over_mtls_with_its_service_token(
             stub = timeline_pb2_grpc.TimelineServiceStub(ch)
             assert (await refused(stub.GetCustomers(request))).code() == Code.UNAUTHENTICATED
         # The token alone does not open a connection that requires a certificate.
-        server_only = channel_credentials(ca_file=authority.ca.cert_file)
+        server_only = channel_credentials(ca_file=authority.ca_file)
         async with open_channel(address, tls=server_only, token=callers.service) as ch:
             stub = timeline_pb2_grpc.TimelineServiceStub(ch)
             assert (await refused(stub.GetCustomers(request))).code() == Code.UNAVAILABLE
