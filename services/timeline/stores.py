@@ -10,6 +10,7 @@ from services.timeline.identity.store import IdentityStore
 from services.timeline.interactions.store import InteractionStore
 from services.timeline.profiles.store import CustomerStore
 from services.timeline.settings import TimelineSettings
+from services.timeline.store.command_counts import counting_listeners
 from services.timeline.store.documents import Document
 
 
@@ -34,7 +35,10 @@ class TimelineStore:
 def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], TimelineStore]:
     """The MongoDB client (the caller closes it) and the slices' stores over its database."""
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000
+        settings.mongodb_uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=10_000,
+        event_listeners=counting_listeners(settings.store_command_counts_file),
     )
     concern = settings.mongodb_write_concern
     db = mongo.get_database(
