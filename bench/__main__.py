@@ -23,70 +23,20 @@ import argparse
 import asyncio
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import live_view
-from bench.attach_path import SIZES, round_trips_per_batch
+from bench.attach_path import round_trips_per_batch
 from bench.baselines import insert_many_rate, raw_publish_rate
 from bench.identity import merge_split_latency, resolution_throughput
 from bench.ingest import contact_centre_mix, end_to_end
+from bench.sizes import QUICK_LIVE, Sizes
 from bench.stack import TENANT, bench_stack
 from bench.targets import rows, table
 from tsunagu.local.stack import LocalStack
-
-
-@dataclass(frozen=True, slots=True)
-class Sizes:
-    """How big each measure runs."""
-
-    events: int = 6_000
-    customers: int = 600
-    batch: int = 256
-    window: int = 1_200
-    # A run of its own for flatness when larger than `events`; else `events`' run is used.
-    growth_events: int = 0
-    publishes: int = 20_000
-    inserts: int = 20_000
-    identity_events: int = 2_000
-    identity_batch: int = 64
-    merge_size: int = 10_000
-    attach_sizes: tuple[int, ...] = SIZES
-
-
-QUICK = Sizes(
-    events=300,
-    customers=30,
-    window=60,
-    publishes=2_000,
-    inserts=2_000,
-    identity_events=200,
-    merge_size=500,
-    attach_sizes=(1, 16, 64),
-)
-FULL = Sizes(
-    events=50_000,
-    customers=5_000,
-    window=10_000,
-    growth_events=200_000,
-    inserts=50_000,
-    identity_events=10_000,
-)
-QUICK_LIVE = live_view.LiveViewSizes(
-    rate=20,
-    duration_s=2,
-    customers=2,
-    grace_s=5,
-    nats_pings=100,
-    seed_count=200,
-    small_count=3,
-    requests=3,
-    deep_pages=3,
-    push_after_seed=False,
-    background_rate=100,
-)
 
 
 async def _growth(stack: LocalStack, sizes: Sizes, ingest: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _sizes(args: argparse.Namespace) -> tuple[Sizes, live_view.LiveViewSizes]:
-    sizes = QUICK if args.quick else FULL if args.full else Sizes()
+    sizes = Sizes.of("quick" if args.quick else "full" if args.full else "default")
     overrides = {
         name: getattr(args, name)
         for name in ("events", "customers", "growth_events", "window")

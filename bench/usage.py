@@ -48,8 +48,12 @@ class Usage:
 
 
 def _cpu(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    """CPU seconds of a process and its children (a profiled one runs under py-spy)."""
+    process = psutil.Process(pid)
+    return sum(
+        times.user + times.system
+        for times in (p.cpu_times() for p in [process, *process.children(recursive=True)])
+    )
 
 
 class Meter:
