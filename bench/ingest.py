@@ -1,11 +1,13 @@
 """End-to-end ingest of a contact centre's traffic; whether its rate stays flat as the store grows.
 
-The load is chat traffic of `customers` signed-in visitors, round-robin: the first round
-creates every customer and opens a case for each; later rounds attach to the customer and its
-open case. Every 50th customer first writes from a second device (another visitor id,
-carrying the customer's email: a second customer), and in the third round writes from the
-first device with that email too, which merges the two. Chat identifiers are vouched for by
-the widget (verified), so they may link customers.
+The load is chat traffic of `customers` signed-in visitors. New customers arrive at a steady
+pace over the whole run (one every `count / customers` messages; the first message creates
+the customer and opens a case); every other message comes from a customer already seen,
+picked at random, and attaches to it and its open case. So the first and the last events of
+a run are the same mix, and only the store's size differs. Every 25th customer's second
+message comes from another device (another visitor id, with the customer's email: a second
+customer), and its third from the first device with that email too, which merges the two.
+Chat identifiers are vouched for by the widget (verified), so they may link customers.
 
 Rate: from the first `SubmitBatch` until `LookupEvents` (through the timeline's API) finds
 the last batch stored, projected and queryable, then every event checked. Over the run, the
@@ -16,6 +18,7 @@ Flatness: the rate at which the timeline took the first and the last `window` ev
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,7 +35,7 @@ from tsunagu.v1 import interaction_pb2 as pb
 from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
 
 # One customer in this many writes from two devices first, then is merged.
-MERGE_EVERY = 50
+MERGE_EVERY = 25
 # The tail polled for: the last batch, stored last since the timeline takes the stream in order.
 _TAIL = 64
 
@@ -58,15 +61,24 @@ def contact_centre_mix(count: int, customers: int) -> Mix:
     """`count` chat messages over `customers` customers (see the module's docstring)."""
     run = uuid.uuid4().hex[:6]
     start = datetime.now(UTC) - timedelta(hours=2)
+    every = max(1, count // customers)
+    # Seeded: two runs of the same sizes send the same sequence of customers.
+    pick = random.Random(count).randrange  # noqa: S311 - a load shape, not a secret
+    sent: list[int] = []  # per customer, messages so far
     items = []
     for i in range(count):
-        rounds, c = divmod(i, customers)
+        if i % every == 0 and len(sent) < customers:
+            sent.append(0)
+            c = len(sent) - 1
+        else:
+            c = pick(len(sent))
         persona = c % MERGE_EVERY == MERGE_EVERY - 1
         identifiers = [_visitor(f"{run}-v{c}")]
-        if persona and rounds == 1:
+        if persona and sent[c] == 1:
             identifiers = [_visitor(f"{run}-w{c}"), _email(f"{run}-{c}@example.com")]
-        elif persona and rounds == 2:
+        elif persona and sent[c] == 2:
             identifiers.append(_email(f"{run}-{c}@example.com"))
+        sent[c] += 1
         items.append(
             inbound(
                 TENANT,
@@ -78,9 +90,8 @@ def contact_centre_mix(count: int, customers: int) -> Mix:
                 chat=pb.ChatDetail(session_id=f"{run}-session-{c}"),
             )
         )
-    rounds = -(-count // customers)
-    personas = sum(1 for c in range(min(count, customers)) if c % MERGE_EVERY == MERGE_EVERY - 1)
-    return Mix(items, min(count, customers), personas if rounds >= 3 else 0)
+    merges = sum(1 for c, n in enumerate(sent) if c % MERGE_EVERY == MERGE_EVERY - 1 and n >= 3)
+    return Mix(items, len(sent), merges)
 
 
 async def _missing(
