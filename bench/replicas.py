@@ -13,17 +13,15 @@ import asyncio
 import json
 from typing import Any
 
-import psutil
-
 from bench.ingest import contact_centre_mix, end_to_end
 from bench.stack import bench_stack
-from bench.usage import COUNTS_SETTING
+from bench.usage import COUNTS_SETTING, cpu_seconds
 from tsunagu.local.processes import ManagedProcess
 from tsunagu.local.stack import LocalStack
 
 
 def _cpu_s(pids: list[int]) -> float:
-    return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 async def _run(stack: LocalStack, pids: dict[str, list[int]], events: int, customers: int) -> Any:

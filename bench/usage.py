@@ -26,7 +26,7 @@ class Sample:
 
     cpu_s: dict[str, float]
     commands: Counter[str]
-    command_s: Counter[str]
+    command_s: dict[str, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ class Usage:
 
     cpu_s: dict[str, float]
     commands: Counter[str]
-    command_s: Counter[str] = field(default_factory=Counter)
+    command_s: dict[str, float] = field(default_factory=dict)
 
     def per(self, events: int) -> dict[str, Any]:
         """Per-event figures: CPU ms by process, store commands in total and by command."""
@@ -43,11 +43,14 @@ class Usage:
             "cpu_ms_per_event": {name: 1000 * s / events for name, s in self.cpu_s.items()},
             "store_commands_per_event": sum(self.commands.values()) / events,
             "store_commands": dict(self.commands.most_common()),
-            "store_command_seconds": {k: round(v, 3) for k, v in self.command_s.most_common()},
+            "store_command_seconds": {
+                k: round(v, 3)
+                for k, v in sorted(self.command_s.items(), key=lambda kv: kv[1], reverse=True)
+            },
         }
 
 
-def _cpu(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """CPU seconds of a process and its children (a profiled one runs under py-spy)."""
     process = psutil.Process(pid)
     return sum(
@@ -82,13 +85,13 @@ class Meter:
             await asyncio.sleep(0.05)
 
     async def sample(self) -> Sample:
-        cpu = {name: _cpu(pid) for name, pid in self._pids.items()}
+        cpu = {name: cpu_seconds(pid) for name, pid in self._pids.items()}
         snapshot = await self._counts_after(time.time())
         tallies = snapshot["commands"]
         return Sample(
             cpu,
             Counter({k: t["count"] for k, t in tallies.items()}),
-            Counter({k: t["seconds"] for k, t in tallies.items()}),
+            {k: t["seconds"] for k, t in tallies.items()},
         )
 
 
@@ -97,14 +100,14 @@ def between(before: Sample, after: Sample) -> Usage:
     return Usage(
         {name: after.cpu_s[name] - before.cpu_s[name] for name in after.cpu_s},
         after.commands - before.commands,
-        after.command_s - before.command_s,
+        {k: s - before.command_s.get(k, 0.0) for k, s in after.command_s.items()},
     )
 
 
 def store_cpu_s(stack: LocalStack) -> float | None:
     """The embedded store's CPU seconds so far; None against an outside MongoDB."""
     store = stack.processes.get("store")
-    return None if store is None else _cpu(store.pid)
+    return None if store is None else cpu_seconds(store.pid)
 
 
 def counts_env(data_dir: Path) -> dict[str, str]:
