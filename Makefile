@@ -57,8 +57,8 @@ integration: $(STAMP)  ## integration tests (real nats-server and store)
 e2e: $(STAMP)  ## end-to-end tests across real processes
 	$(BIN)/pytest tests/e2e
 
-bench: $(STAMP)  ## benchmarks: ratios against a baseline measured in the same run
-	$(PY) -m bench
+bench: $(STAMP)  ## issue-11 targets against baselines of the same run, one table; ARGS="--quick" or "--full"
+	$(PY) -m bench $(ARGS)
 
 schema: $(STAMP)  ## write the GraphQL schema the gateway serves to docs/schema.graphql
 	$(PY) -c "from gateway.schema import build_schema; from gateway.settings import GatewaySettings; print(build_schema(GatewaySettings()))" > docs/schema.graphql

@@ -97,6 +97,7 @@ class LiveViewSizes:
     requests: int = 30
     deep_pages: int = 20
     push_after_seed: bool = True
+    background_rate: float = 500.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LiveViewSizes:
@@ -113,6 +114,7 @@ _FLAGS = (
     ("small_count", "--page-small", "the baseline customer's"),
     ("requests", "--page-requests", "timed requests per page"),
     ("deep_pages", "--page-deep", "pages followed to the deep one"),
+    ("background_rate", "--live-background", "other customers' events/s under load (0: skip)"),
 )
 
 
@@ -297,8 +299,34 @@ def _agent(stack: LocalStack, tenant: str) -> str:
     return f"Bearer {stack.issuer.mint(tenant=tenant, roles=['agent'])}"
 
 
-async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> dict[str, Any]:
-    """Submit ack → `timelineUpdated` push, at `sizes.rate` Submits per second."""
+async def _background(
+    ingest: ingest_pb2_grpc.IngestServiceAsyncStub, tenant: str, rate: float, stop: asyncio.Event
+) -> int:
+    """Other customers' chat traffic at `rate` events/s (`SubmitBatch` every 0.1 s, catching
+    up on schedule when a call was slow) until `stop`; how many were accepted.
+    """
+    run = uuid.uuid4().hex[:6]
+    started, sent = time.perf_counter(), 0
+    while not stop.is_set():
+        due = round(rate * (time.perf_counter() - started)) - sent
+        if due > 0:
+            items = [
+                _interaction(tenant, f"bg-{run}-{(sent + k) % 500}", datetime.now(UTC), "bg")
+                for k in range(due)
+            ]
+            await submit_batches(ingest, items, 1000)
+            sent += due
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.1)
+    return sent
+
+
+async def push_freshness(
+    stack: LocalStack, tenant: str, sizes: LiveViewSizes, *, background: float = 0.0
+) -> dict[str, Any]:
+    """Submit ack → `timelineUpdated` push, at `sizes.rate` Submits per second, while other
+    customers' traffic arrives at `background` events per second.
+    """
     run = uuid.uuid4().hex[:6]
     visitors = [f"live-{run}-{n}" for n in range(sizes.customers)]
     pushes = _Pushes()
@@ -322,7 +350,13 @@ async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -
             warmups = await _warm_up(setup, pushes, tenant, visitors)
             pushes.without_entry = 0
             load = _Submitter(setup.ingest)
-            sent_for_s = await load.steady(tenant, visitors, sizes.rate, total)
+            stop = asyncio.Event()
+            others = asyncio.create_task(_background(ingest, tenant, background, stop))
+            try:
+                sent_for_s = await load.steady(tenant, visitors, sizes.rate, total)
+            finally:
+                stop.set()
+                background_sent = await others
             await pushes.wait_for(load.acked, sizes.grace_s)
         finally:
             for task in listeners:
@@ -338,6 +372,7 @@ async def push_freshness(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -
     to_push = [pushes.wall[e] - recorded[e] for e in acked if e in recorded and e in pushes.wall]
     return {
         "customers": len(customers),
+        "background_per_s": background_sent / sent_for_s,
         "store_interactions": rows,
         "grace_s": sizes.grace_s,
         "target_rate_per_s": sizes.rate,
@@ -587,7 +622,12 @@ async def measure(stack: LocalStack, tenant: str, sizes: LiveViewSizes) -> dict[
     if sizes.push_after_seed:
         # The same load again, now that the big customer's rows are in the store too.
         result["push_after_seed"] = await push_freshness(stack, tenant, sizes)
-    for measured in (result["push"], result.get("push_after_seed")):
+    if sizes.background_rate > 0:
+        # Last: the timeline may be left with a backlog of the background traffic.
+        result["push_under_load"] = await push_freshness(
+            stack, tenant, sizes, background=sizes.background_rate
+        )
+    for measured in (result["push"], result.get("push_after_seed"), result.get("push_under_load")):
         if measured is None:
             continue
         fresh = measured["freshness_ms"]
@@ -626,6 +666,13 @@ def _after_seed_lines(push: dict[str, Any] | None) -> list[str]:
     return _push_lines(push, f"{push['store_interactions']:,} rows, after seeding")
 
 
+def _under_load_lines(push: dict[str, Any] | None) -> list[str]:
+    if push is None:
+        return []
+    label = f"{push['background_per_s']:.0f}/s of other customers' traffic"
+    return _push_lines(push, label)
+
+
 def report(result: dict[str, Any]) -> str:
     push, pages = result["push"], result["pages"]
     bus = push["baseline_nats_core_ms"]
@@ -642,6 +689,7 @@ def report(result: dict[str, Any]) -> str:
         f"{push['pushes_without_entry']} pushes without entry, "
         f"subscription errors: {len(push['subscription_errors'])})",
         *_after_seed_lines(result.get("push_after_seed")),
+        *_under_load_lines(result.get("push_under_load")),
         f"live view: timeline pages of {PAGE_SIZE}, customer with {seed['interactions']:,} "
         f"interactions (seeded through the pipeline: {seed['how']}; stored in "
         f"{seed['stored_s']:.1f} s, {seed['stored_per_s']:.0f}/s)",

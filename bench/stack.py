@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 
+from bench.usage import counts_env
 from tsunagu.grpc_channels import open_channel
 from tsunagu.local.stack import LocalStack, StackPorts
 from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2, timeline_pb2, timeline_pb2_grpc
@@ -25,11 +26,13 @@ async def bench_stack() -> AsyncIterator[LocalStack]:
     """Real processes on free ports in a temporary directory: chat ingestion only.
 
     GraphQL callers authenticate with `stack.issuer.mint(tenant=..., roles=...)`, a token of
-    the benchmark's tenant. MONGODB_URI, when set, replaces the embedded store.
+    the benchmark's tenant. MONGODB_URI, when set, replaces the embedded store. The timeline
+    counts its store commands into the data directory (`bench.usage` reads them).
     """
     with tempfile.TemporaryDirectory(prefix="tsunagu-bench-") as tmp:
         async with LocalStack(
             Path(tmp),
+            extra_env=counts_env(Path(tmp)),
             ports=StackPorts.free(),
             channels=("chat",),
             mongodb_uri=os.environ.get("MONGODB_URI"),

@@ -59,6 +59,8 @@ class TimelineSettings(GrpcServerSettings, NatsTlsSettings):
     mongodb_database: str = "tsunagu"
     # "majority" in production; the embedded store accepts it too.
     mongodb_write_concern: str = "majority"
+    # `make bench` only: count store commands and keep their tallies in this JSON file.
+    store_command_counts_file: Path | None = None
     default_region: PhoneRegion = "JP"
     tenant_regions: dict[str, PhoneRegion] = Field(default_factory=dict)
     consumer_name: str = Field(default="timeline", pattern=r"^[A-Za-z0-9_-]+$")

@@ -10,6 +10,7 @@ from services.timeline.identity.store import IdentityStore
 from services.timeline.interactions.store import InteractionStore
 from services.timeline.profiles.store import CustomerStore
 from services.timeline.settings import TimelineSettings
+from services.timeline.store.command_counts import counting_listeners
 from services.timeline.store.command_spans import CommandSpans
 from services.timeline.store.documents import Document
 from services.timeline.store.timing import CommandTiming
@@ -39,8 +40,13 @@ def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], 
         settings.mongodb_uri,
         tz_aware=True,
         serverSelectionTimeoutMS=10_000,
-        # Timing for the metrics, one span per command (no documents) for the traces.
-        event_listeners=[CommandTiming(), CommandSpans()],
+        # Timing for the metrics, one span per command (no documents) for the traces, and
+        # the benchmark's command counts when it asks for them.
+        event_listeners=[
+            CommandTiming(),
+            CommandSpans(),
+            *counting_listeners(settings.store_command_counts_file),
+        ],
     )
     concern = settings.mongodb_write_concern
     db = mongo.get_database(

@@ -6,23 +6,16 @@ samples, through the same real processes `make bench` uses.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bench import live_view
+from bench.sizes import QUICK_LIVE
 from tests.e2e.agent_desk import TENANT
 from tsunagu.local.stack import LocalStack
 
-TINY = live_view.LiveViewSizes(
-    rate=20,
-    duration_s=0.5,
-    customers=2,
-    grace_s=10,
-    nats_pings=20,
-    seed_count=60,
-    small_count=3,
-    seed_batch=20,
-    requests=2,
-    deep_pages=2,
-    push_after_seed=False,
-)
+# The bench's own quick sizes, without the load of other customers' traffic (the quick run
+# of tests/e2e/test_bench_quick.py measures that).
+TINY = replace(QUICK_LIVE, background_rate=0, grace_s=10)
 
 
 async def test_live_view_bench_measures_pushes_and_pages_at_tiny_sizes(
@@ -31,15 +24,16 @@ async def test_live_view_bench_measures_pushes_and_pages_at_tiny_sizes(
     result = await live_view.measure(stack, TENANT, TINY)
 
     push = result["push"]
-    assert push["submitted"] == push["acked"] == 10
+    assert push["submitted"] == push["acked"] == round(TINY.rate * TINY.duration_s)
     assert push["freshness_ms"]["count"] == push["pushed"]
-    assert push["baseline_nats_core_ms"]["count"] == 20
+    assert push["baseline_nats_core_ms"]["count"] == TINY.nats_pings
     pages = result["pages"]
-    assert pages["seed"]["interactions"] == 60
-    assert pages["seed"]["emails"] == 3
+    assert pages["seed"]["interactions"] == TINY.seed_count
+    assert pages["seed"]["emails"] == TINY.seed_count // 20
     for name in ("first", "deep", "filtered", "small_first"):
-        assert pages["graphql_ms"][name]["count"] == 2, name
+        assert pages["graphql_ms"][name]["count"] == TINY.requests, name
     for name in ("first", "deep", "filtered"):
-        assert pages["store_ms"][name]["count"] == 2, name
+        assert pages["store_ms"][name]["count"] == TINY.requests, name
     assert "push_after_seed" not in result
+    assert "push_under_load" not in result
     assert "Submit ack → push" in live_view.report(result)
