@@ -1,0 +1,252 @@
+"""The harness: the stack with restarts on, followers, load; each fault in turn, then checks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import nats
+
+from chaos.checks import DeadLetters, Stored, StoreProbe, invalid_interactions, read_dead_letters
+from chaos.faults import Fault
+from chaos.followers import Follower
+from chaos.load import LOAD_CHANNELS, Adapters, Customer, Ledger, adapters, customers, steady
+from chaos.outcome import Outcome
+from tsunagu.bus.subjects import INTERACTIONS_STREAM
+from tsunagu.local.processes import LineSink
+from tsunagu.local.restarts import Backoff
+from tsunagu.local.stack import LocalStack, StackPorts
+
+TENANT = "chaos"
+T = TypeVar("T")
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How hard and how long each scenario pushes (the defaults are `make chaos`'s)."""
+
+    rate: float = 30.0
+    customers_per_channel: int = 2
+    # Load before the fault and after the process is back, in acknowledged events.
+    lead_events: int = 90
+    tail_events: int = 90
+    invalid_per_scenario: int = 2
+    # Generous deadlines on 2 shared cores: a shortfall is reported once they pass.
+    recover_within_s: float = 120.0
+    quiesce_within_s: float = 180.0
+    push_grace_s: float = 15.0
+
+
+async def _until(condition: Callable[[], bool], *, within_s: float) -> bool:
+    """Wait for `condition` up to a deadline; whether it held."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+async def _settled(
+    read: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, within_s: float, empty: T
+) -> T:
+    """Read until `done` holds or the deadline passes; the last successful read."""
+    deadline = time.monotonic() + within_s
+    last = empty
+    while True:
+        with contextlib.suppress(Exception):  # the store or NATS may still be coming back
+            last = await read()
+            if done(last):
+                return last
+        if time.monotonic() > deadline:
+            return last
+        await asyncio.sleep(0.5)
+
+
+class Harness:
+    """A running stack under test, with its adapters, followers and direct probes."""
+
+    def __init__(
+        self, stack: LocalStack, load: Adapters, probe: StoreProbe, options: Options
+    ) -> None:
+        self.stack = stack
+        self._load = load
+        self._probe = probe
+        self._options = options
+        self._followers: dict[str, Follower] = {}
+        self._following: list[asyncio.Task[None]] = []
+        self._targets: list[Customer] = []
+        self._seen_dead: set[str] = set()
+        self._scenarios = 0
+
+    async def follow(self, targets: Sequence[Customer]) -> None:
+        """Create each customer with one event, subscribe to each, wait for a first push."""
+        self._targets = list(targets)
+        ledger = Ledger()
+        firsts = [(c, c.interaction(TENANT, "hello")) for c in targets]
+        await asyncio.gather(*(self._load.submit(c.channel, i, ledger) for c, i in firsts))
+        ids = [i.event_id for _, i in firsts]
+        stored = await _settled(
+            lambda: self._probe.stored(ids),
+            lambda s: len(s.where) == len(ids),
+            within_s=self._options.quiesce_within_s,
+            empty=Stored.nothing(),
+        )
+        agent = f"Bearer {self.stack.issuer.mint(tenant=TENANT, roles=['agent'])}"
+        for customer, event_id in zip(targets, ids, strict=True):
+            follower = Follower(stored.where[event_id][0])
+            self._followers[follower.customer_id] = follower
+            self._following.append(
+                asyncio.create_task(follower.follow(self.stack.graphql_url, agent))
+            )
+            # No protocol message says "subscribed": send until the customer's first push.
+            for _ in range(60):
+                hello = customer.interaction(TENANT, "hi")
+                await self._load.submit(customer.channel, hello, ledger)
+                if await _until(follower.live, within_s=2.0):
+                    break
+            else:
+                raise RuntimeError(f"no push for {follower.customer_id} after 60 events")
+
+    async def close(self) -> None:
+        for task in self._following:
+            task.cancel()
+        await asyncio.gather(*self._following, return_exceptions=True)
+
+    async def run(self, fault: Fault) -> Outcome:
+        """Load, the fault, more load once it is over; then wait for quiet and check."""
+        self._scenarios += 1
+        o = self._options
+        ledger, stop = Ledger(), asyncio.Event()
+        load = asyncio.create_task(
+            steady(self._load, TENANT, self._targets, rate=o.rate, stop=stop, ledger=ledger)
+        )
+        invalid = await self._send_invalid(self._scenarios)
+        await _until(lambda: len(ledger.acked) >= o.lead_events, within_s=o.recover_within_s)
+        fault_at = time.time()
+        back_up_s: float | None = None
+        with contextlib.suppress(TimeoutError):
+            back_up_s = await fault.inject(self.stack, within_s=o.recover_within_s)
+        after = len(ledger.acked)
+        await _until(
+            lambda: len(ledger.acked) >= after + o.tail_events, within_s=o.recover_within_s
+        )
+        stop.set()
+        await load
+        return await self._check(fault, ledger, invalid, fault_at, back_up_s)
+
+    async def _check(
+        self,
+        fault: Fault,
+        ledger: Ledger,
+        invalid: set[str],
+        fault_at: float,
+        back_up_s: float | None,
+    ) -> Outcome:
+        o = self._options
+        ids = list(ledger.acked)
+        stored = await _settled(
+            lambda: self._probe.stored(ids),
+            lambda s: s.where.keys() >= set(ids),
+            within_s=o.quiesce_within_s,
+            empty=Stored.nothing(),
+        )
+        miscounted = await _settled(
+            self._probe.miscounted, lambda wrong: not wrong, within_s=30.0, empty=["?"]
+        )
+        dead = await _settled(
+            lambda: read_dead_letters(self.stack.nats_url, TENANT),
+            lambda d: d.invalid >= invalid,
+            within_s=30.0,
+            empty=DeadLetters(),
+        )
+        unexpected = dead.others.keys() - self._seen_dead
+        self._seen_dead |= unexpected
+        pushable = [
+            e
+            for e, (customer, at) in stored.where.items()
+            if not self._followers[customer].excused(at)
+        ]
+        await _until(
+            lambda: all(e in self._followers[stored.where[e][0]].pushed for e in pushable),
+            within_s=o.push_grace_s,
+        )
+        missed = [e for e in pushable if e not in self._followers[stored.where[e][0]].pushed]
+        after_fault = [at for _, at in stored.where.values() if at >= fault_at]
+        return Outcome(
+            label=fault.label,
+            acked=len(ids),
+            duplicate_acks=sum(1 for s in ledger.acked.values() if s == "STATUS_DUPLICATE"),
+            retries=ledger.retries,
+            unacked=len(ledger.unacked),
+            stored=len(stored.where.keys() & set(ids)),
+            duplicated=len(stored.duplicated),
+            lost=len(set(ids) - stored.where.keys()),
+            dead_unexpected=len(unexpected),
+            invalid_sent=len(invalid),
+            invalid_dead=len(dead.invalid & invalid),
+            miscounted=len(miscounted),
+            missed_pushes=len(missed),
+            excused_pushes=len(stored.where) - len(pushable),
+            back_up_s=back_up_s,
+            stored_again_s=min(after_fault) - fault_at if after_fault else None,
+        )
+
+    async def _send_invalid(self, scenario: int) -> set[str]:
+        """Publish invalid events straight to the stream, as a buggy producer could."""
+        items = invalid_interactions(TENANT, scenario, self._options.invalid_per_scenario)
+        nc = await nats.connect(self.stack.nats_url, name="tsunagu-chaos-invalid")
+        try:
+            js = nc.jetstream()
+            for _, subject, payload in items:
+                await js.publish(subject, payload, stream=INTERACTIONS_STREAM)
+        finally:
+            await nc.close()
+        return {event_id for event_id, _, _ in items}
+
+
+@asynccontextmanager
+async def harness(data_dir: Path, options: Options, *, sink: LineSink) -> AsyncIterator[Harness]:
+    """The whole local stack with restarts on, load adapters, and followers subscribed."""
+    async with LocalStack(
+        data_dir,
+        ports=StackPorts.free(),
+        channels=LOAD_CHANNELS,
+        tenant_database="chaos",
+        sink=sink,
+        adapter_tenants=(TENANT,),
+        restarts=Backoff(),
+    ) as stack:
+        tokens = {c: stack.grpc_callers.adapter(c) for c in LOAD_CHANNELS}
+        probe = StoreProbe(stack.mongodb_uri, stack.database, TENANT)
+        try:
+            async with adapters(stack.ingest_addresses, tokens) as load:
+                running = Harness(stack, load, probe, options)
+                try:
+                    await running.follow(customers(options.customers_per_channel))
+                    yield running
+                finally:
+                    await running.close()
+        finally:
+            await probe.close()
+
+
+async def run_faults(
+    faults: Sequence[Fault], options: Options, data_dir: Path, *, sink: LineSink, say: Say
+) -> list[Outcome]:
+    """Every fault in turn on one stack; one outcome each."""
+    outcomes = []
+    async with harness(data_dir, options, sink=sink) as running:
+        for fault in faults:
+            say(f"chaos: {fault.label} ...")
+            outcome = await running.run(fault)
+            say(f"chaos: {fault.label}: {'FAILED' if outcome.failed else 'ok'}")
+            outcomes.append(outcome)
+    return outcomes
