@@ -36,7 +36,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--events",
         type=int,
-        default=default.lead_events,
+        default=default.events,
         help="events acknowledged before each fault, and again after the process is back",
     )
     parser.add_argument(
@@ -49,7 +49,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 async def _main(args: argparse.Namespace, data_dir: Path, log: TextIO) -> int:
-    options = Options(rate=args.rate, lead_events=args.events, tail_events=args.events)
+    options = Options(rate=args.rate, events=args.events)
     chosen = faults.short() if args.short else faults.full(args.outage_seconds)
     outcomes = await run_faults(
         chosen,

@@ -30,18 +30,20 @@ Say = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """How hard and how long each scenario pushes (the defaults are `make chaos`'s)."""
+    """How hard each scenario pushes: Submits per second, and acknowledged events before the
+    fault and again after the process is back (the defaults are `make chaos`'s)."""
 
     rate: float = 30.0
-    customers_per_channel: int = 2
-    # Load before the fault and after the process is back, in acknowledged events.
-    lead_events: int = 90
-    tail_events: int = 90
-    invalid_per_scenario: int = 2
-    # Generous deadlines on 2 shared cores: a shortfall is reported once they pass.
-    recover_within_s: float = 120.0
-    quiesce_within_s: float = 180.0
-    push_grace_s: float = 15.0
+    events: int = 90
+
+
+CUSTOMERS_PER_CHANNEL = 2
+INVALID_PER_SCENARIO = 2
+# Generous deadlines on 2 shared cores: a shortfall is reported once they pass.
+RECOVER_WITHIN_S = 120.0
+QUIESCE_WITHIN_S = 180.0
+SETTLE_WITHIN_S = 30.0
+PUSH_GRACE_S = 15.0
 
 
 async def _until(condition: Callable[[], bool], *, within_s: float) -> bool:
@@ -96,7 +98,7 @@ class Harness:
         stored = await _settled(
             lambda: self._probe.stored(ids),
             lambda s: len(s.where) == len(ids),
-            within_s=self._options.quiesce_within_s,
+            within_s=QUIESCE_WITHIN_S,
             empty=Stored.nothing(),
         )
         agent = f"Bearer {self.stack.issuer.mint(tenant=TENANT, roles=['agent'])}"
@@ -129,15 +131,13 @@ class Harness:
             steady(self._load, TENANT, self._targets, rate=o.rate, stop=stop, ledger=ledger)
         )
         invalid = await self._send_invalid(self._scenarios)
-        await _until(lambda: len(ledger.acked) >= o.lead_events, within_s=o.recover_within_s)
+        await _until(lambda: len(ledger.acked) >= o.events, within_s=RECOVER_WITHIN_S)
         fault_at = time.time()
         back_up_s: float | None = None
         with contextlib.suppress(TimeoutError):
-            back_up_s = await fault.inject(self.stack, within_s=o.recover_within_s)
+            back_up_s = await fault.inject(self.stack, within_s=RECOVER_WITHIN_S)
         after = len(ledger.acked)
-        await _until(
-            lambda: len(ledger.acked) >= after + o.tail_events, within_s=o.recover_within_s
-        )
+        await _until(lambda: len(ledger.acked) >= after + o.events, within_s=RECOVER_WITHIN_S)
         stop.set()
         await load
         return await self._check(fault, ledger, invalid, fault_at, back_up_s)
@@ -150,21 +150,20 @@ class Harness:
         fault_at: float,
         back_up_s: float | None,
     ) -> Outcome:
-        o = self._options
         ids = list(ledger.acked)
         stored = await _settled(
             lambda: self._probe.stored(ids),
             lambda s: s.where.keys() >= set(ids),
-            within_s=o.quiesce_within_s,
+            within_s=QUIESCE_WITHIN_S,
             empty=Stored.nothing(),
         )
         miscounted = await _settled(
-            self._probe.miscounted, lambda wrong: not wrong, within_s=30.0, empty=["?"]
+            self._probe.miscounted, lambda wrong: not wrong, within_s=SETTLE_WITHIN_S, empty=["?"]
         )
         dead = await _settled(
             lambda: read_dead_letters(self.stack.nats_url, TENANT),
             lambda d: d.invalid >= invalid,
-            within_s=30.0,
+            within_s=SETTLE_WITHIN_S,
             empty=DeadLetters(),
         )
         unexpected = dead.others.keys() - self._seen_dead
@@ -176,14 +175,13 @@ class Harness:
         ]
         await _until(
             lambda: all(e in self._followers[stored.where[e][0]].pushed for e in pushable),
-            within_s=o.push_grace_s,
+            within_s=PUSH_GRACE_S,
         )
         missed = [e for e in pushable if e not in self._followers[stored.where[e][0]].pushed]
         after_fault = [at for _, at in stored.where.values() if at >= fault_at]
         return Outcome(
             label=fault.label,
             acked=len(ids),
-            duplicate_acks=sum(1 for s in ledger.acked.values() if s == "STATUS_DUPLICATE"),
             retries=ledger.retries,
             unacked=len(ledger.unacked),
             stored=len(stored.where.keys() & set(ids)),
@@ -201,7 +199,7 @@ class Harness:
 
     async def _send_invalid(self, scenario: int) -> set[str]:
         """Publish invalid events straight to the stream, as a buggy producer could."""
-        items = invalid_interactions(TENANT, scenario, self._options.invalid_per_scenario)
+        items = invalid_interactions(TENANT, scenario, INVALID_PER_SCENARIO)
         nc = await nats.connect(self.stack.nats_url, name="tsunagu-chaos-invalid")
         try:
             js = nc.jetstream()
@@ -230,7 +228,7 @@ async def harness(data_dir: Path, options: Options, *, sink: LineSink) -> AsyncI
             async with adapters(stack.ingest_addresses, tokens) as load:
                 running = Harness(stack, load, probe, options)
                 try:
-                    await running.follow(customers(options.customers_per_channel))
+                    await running.follow(customers(CUSTOMERS_PER_CHANNEL))
                     yield running
                 finally:
                     await running.close()
@@ -247,6 +245,10 @@ async def run_faults(
         for fault in faults:
             say(f"chaos: {fault.label} ...")
             outcome = await running.run(fault)
-            say(f"chaos: {fault.label}: {'FAILED' if outcome.failed else 'ok'}")
+            verdict = "FAILED" if outcome.failed else "ok"
+            say(
+                f"chaos: {fault.label}: {verdict} ({outcome.acked} acknowledged, "
+                f"{outcome.stored} stored, {outcome.lost} lost, {outcome.duplicated} duplicated)"
+            )
             outcomes.append(outcome)
     return outcomes

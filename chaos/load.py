@@ -89,19 +89,14 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in TRANSIENT
 
 
+@dataclass(frozen=True, slots=True)
 class Adapters:
     """One adapter per channel: its token, its channel to the ingest service, its retries."""
 
-    def __init__(
-        self,
-        stubs: Mapping[str, ingest_pb2_grpc.IngestServiceAsyncStub],
-        *,
-        call_timeout_s: float,
-        give_up_s: float,
-    ) -> None:
-        self._stubs = stubs
-        self._call_timeout_s = call_timeout_s
-        self._give_up_s = give_up_s
+    stubs: Mapping[str, ingest_pb2_grpc.IngestServiceAsyncStub]
+    call_timeout_s: float
+    # An adapter gives up eventually and says so to its source; the event is then unacked.
+    give_up_s: float
 
     async def submit(self, channel: str, item: pb.Interaction, ledger: Ledger) -> None:
         """Submit until acknowledged, retrying transient failures with the same event id."""
@@ -109,7 +104,7 @@ class Adapters:
         retrying = AsyncRetrying(
             retry=retry_if_exception(_transient),
             wait=wait_exponential(multiplier=0.1, max=2.0),
-            stop=stop_after_delay(self._give_up_s),
+            stop=stop_after_delay(self.give_up_s),
             reraise=True,
         )
         try:
@@ -117,8 +112,8 @@ class Adapters:
                 with attempt:
                     if attempt.retry_state.attempt_number > 1:
                         ledger.retries += 1
-                    response = await self._stubs[channel].Submit(
-                        request, timeout=self._call_timeout_s
+                    response = await self.stubs[channel].Submit(
+                        request, timeout=self.call_timeout_s
                     )
         except grpc.aio.AioRpcError as exc:
             ledger.unacked[item.event_id] = f"{exc.code().name}: {exc.details()}"
@@ -151,7 +146,7 @@ async def adapters(
             )
             channel_ = await stack.enter_async_context(opened)
             stubs[channel] = ingest_pb2_grpc.IngestServiceStub(channel_)
-        yield Adapters(stubs, call_timeout_s=call_timeout_s, give_up_s=give_up_s)
+        yield Adapters(stubs, call_timeout_s, give_up_s)
 
 
 async def steady(

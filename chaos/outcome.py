@@ -28,7 +28,6 @@ class Outcome:
 
     label: str
     acked: int
-    duplicate_acks: int
     retries: int
     unacked: int
     stored: int
