@@ -40,10 +40,15 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         help="events acknowledged before each fault, and again after the process is back",
     )
     parser.add_argument(
+        "--only",
+        metavar="TEXT",
+        help='only the faults whose name contains TEXT, e.g. "store" or "kill -9 nats"',
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
-        help="keep the stack's data and the processes' log here "
-        "(default: a temporary folder, removed afterwards)",
+        help="keep the stack's data and the processes' log in this folder "
+        "(None: a temporary one, removed afterwards)",
     )
     return parser.parse_args(argv)
 
@@ -51,6 +56,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 async def _main(args: argparse.Namespace, data_dir: Path, log: TextIO) -> int:
     options = Options(rate=args.rate, events=args.events)
     chosen = faults.short() if args.short else faults.full(args.outage_seconds)
+    chosen = [f for f in chosen if args.only is None or args.only in f.label]
+    if not chosen:
+        print(f"chaos: no fault's name contains {args.only!r}", file=sys.stderr)
+        return 2
     outcomes = await run_faults(
         chosen,
         options,
