@@ -27,7 +27,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--short",
         action="store_true",
-        help="only the faults `make test` runs (kill -9 timeline, one ingest, NATS)",
+        help="only the faults `make test` runs: kill -9 of the timeline, one ingest and "
+        "NATS; the store down 10 s",
     )
     parser.add_argument("--rate", type=float, default=default.rate, help="Submits per second")
     parser.add_argument(

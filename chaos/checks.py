@@ -120,7 +120,7 @@ async def read_dead_letters(nats_url: str, tenant: str) -> DeadLetters:
 
 
 def invalid_interactions(
-    tenant: str, scenario: int, count: int
+    tenant: str, scenario: str, count: int
 ) -> Sequence[tuple[str, str, bytes]]:
     """(event id, subject, payload) of events NATS takes and the contract refuses: bad ids."""
     items = []

@@ -75,6 +75,12 @@ def full(outage_s: float) -> list[Fault]:
     ]
 
 
-def short() -> list[Fault]:
+def short(outage_s: float = 10.0) -> list[Fault]:
     """The faults `make test` runs: each must already lose and duplicate nothing."""
-    return [Fault("kill", "timeline"), Fault("kill", "ingest-chat"), Fault("kill", "nats")]
+    return [
+        Fault("kill", "timeline"),
+        Fault("kill", "ingest-chat"),
+        Fault("kill", "nats"),
+        # Shorter than the store client's server selection timeout (30 s): a brief outage.
+        Fault("hold", "store", outage_s),
+    ]

@@ -1,8 +1,8 @@
 """`make chaos --short` inside `make test`: processes killed under load lose and double nothing.
 
 Its own stack (with restarts on): the faults kill processes the session's stack must keep.
-The faults are the ones that already pass on this branch; the rest of `make chaos` (the store
-killed, restarted or held down, the gateway killed) runs outside the suite (docs/operations.md).
+The rest of `make chaos` (every ingest, the gateway and the store killed, NATS and the store
+restarted, the store down for two minutes) runs outside the suite (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -57,5 +57,5 @@ async def test_no_acknowledged_event_is_lost_or_duplicated_when_processes_are_ki
     }
     assert findings == dict.fromkeys(findings, clean)
     # Load ran on both sides of each fault and everything acknowledged was found.
-    assert [o.acked >= 2 * SHORT.events for o in outcomes] == [True] * 3
-    assert [o.stored == o.acked for o in outcomes] == [True] * 3
+    assert [o.acked >= 2 * SHORT.events for o in outcomes] == [True] * len(outcomes)
+    assert [o.stored == o.acked for o in outcomes] == [True] * len(outcomes)
