@@ -13,6 +13,7 @@ from google.protobuf.message import DecodeError
 from pymongo import AsyncMongoClient
 
 from services.timeline.deadletters import dead_letters
+from tsunagu.bus.subjects import DEAD_LETTER_STREAM
 from tsunagu.v1 import interaction_pb2
 
 # Invalid events the harness publishes on purpose carry event ids with this prefix (not a
@@ -105,7 +106,11 @@ async def read_dead_letters(nats_url: str, tenant: str) -> DeadLetters:
     found = DeadLetters()
     nc = await nats.connect(nats_url, name="tsunagu-chaos-check")
     try:
-        async for letter in dead_letters(nc.jetstream(), tenant=tenant):
+        js = nc.jetstream()
+        # `dead_letters` asks an empty stream for its message 0, which NATS refuses.
+        if (await js.stream_info(DEAD_LETTER_STREAM)).state.messages == 0:
+            return found
+        async for letter in dead_letters(js, tenant=tenant):
             try:
                 event_id = interaction_pb2.Interaction.FromString(letter.data).event_id
             except DecodeError:

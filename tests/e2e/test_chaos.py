@@ -1,4 +1,4 @@
-"""`make chaos --short` inside `make test`: processes killed under load lose and double nothing.
+"""`make chaos --short` in `make test`: processes killed, the store down, nothing lost or doubled.
 
 Its own stack (with restarts on): the faults kill processes the session's stack must keep.
 The rest of `make chaos` (every ingest, the gateway and the store killed, NATS and the store
@@ -23,7 +23,7 @@ SHORT = Options(rate=20, events=60)
 
 
 @pytest.mark.timeout(600)
-async def test_no_acknowledged_event_is_lost_or_duplicated_when_processes_are_killed(
+async def test_no_acknowledged_event_is_lost_or_duplicated_when_processes_die_or_the_store_is_down(
     tmp_path: Path,
 ) -> None:
     outcomes = await run_faults(faults.short(), SHORT, tmp_path, sink=_quiet_sink, say=log.info)
@@ -32,6 +32,7 @@ async def test_no_acknowledged_event_is_lost_or_duplicated_when_processes_are_ki
         "kill -9 timeline",
         "kill -9 ingest-chat",
         "kill -9 nats",
+        "store down 10 s",
     ]
     findings = {
         o.label: {
