@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from gateway.action_signing import ActionSigningNotConfigured
 from gateway.app import bootstrap
 from gateway.authenticators import AuthenticationNotConfigured
 from gateway.server import GatewayServer, create_server
 from gateway.settings import GatewaySettings
+from tsunagu.metrics import MetricsAddress
 from tsunagu.runtime import Process, run_process
 
 
@@ -20,7 +22,8 @@ GATEWAY: Process[GatewaySettings, GatewayServer] = Process(
     # The one line a supervisor waits for (the other readiness signal is /healthz).
     ready_line=lambda _settings, server: f"gateway listening on {server.graphql_url}",
     crashed=lambda server: server.stopped,
-    config_errors=(AuthenticationNotConfigured,),
+    config_errors=(AuthenticationNotConfigured, ActionSigningNotConfigured),
+    metrics=lambda settings: MetricsAddress(settings.host, settings.metrics_port),
 )
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UnsetType
 from typing_extensions import override
 
+from gateway.action_signing import action_signer
 from gateway.auth import (
     Authenticator,
     Credentials,
@@ -265,6 +266,8 @@ def bootstrap(
     Raises:
         AuthenticationNotConfigured: ``settings.auth_mode`` cannot run and no
             authenticator was given.
+        ActionSigningNotConfigured: No bus was given and the settings name no usable
+            signing key for agent actions.
     """
     if authenticator is None:
         authenticator = build_authenticator(settings)
@@ -279,7 +282,9 @@ def bootstrap(
         bus = GatewayBus(
             url=settings.nats_url,
             publish_timeout_seconds=settings.publish_timeout_seconds,
+            signer=action_signer(settings),
             login=nats_login(settings.nats_user, settings.nats_password),
+            tls=settings.nats_tls,
         )
     graphql = GatewayGraphQL(
         schema=build_schema(settings),

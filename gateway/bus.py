@@ -19,10 +19,10 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Self
+from typing import NamedTuple, Self
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -30,7 +30,8 @@ from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
 from gateway.errors import ErrorCode, GatewayError
-from tsunagu.bus.connection import NatsLogin, connect, without_credentials
+from tsunagu.bus.actor_signature import ActorSigner
+from tsunagu.bus.connection import NatsLogin, NatsTls, connect, without_credentials
 from tsunagu.bus.notices import customer_subject, decode_notice, tenant_subject
 from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
 from tsunagu.lifecycle import Lifecycle
@@ -88,6 +89,13 @@ class _TenantWatch:
                 waiter.set_result(notice)
 
 
+class Heard(NamedTuple):
+    """One notice as the follower heard it, with its headers (the timeline's trace context)."""
+
+    notice: TimelineUpdated
+    headers: dict[str, str] | None
+
+
 class CustomerFollower:
     """The notices of one customer, following merges, through a bounded queue.
 
@@ -99,7 +107,7 @@ class CustomerFollower:
     def __init__(self, nc: Client, *, tenant: str, customer_id: str, queue_size: int) -> None:
         self._nc = nc
         self._tenant = tenant
-        self._queue: asyncio.Queue[TimelineUpdated] = asyncio.Queue(maxsize=queue_size)
+        self._queue: asyncio.Queue[Heard] = asyncio.Queue(maxsize=queue_size)
         self._subscriptions: dict[str, Subscription] = {}
         self._seen: deque[str] = deque(maxlen=_SEEN_EVENTS)
         self._overflowed = False
@@ -142,7 +150,7 @@ class CustomerFollower:
             return
         self._seen.append(notice.event_id)
         try:
-            self._queue.put_nowait(notice)
+            self._queue.put_nowait(Heard(notice, msg.headers))
         except asyncio.QueueFull:
             self._overflowed = True
             _log.warning(
@@ -151,11 +159,16 @@ class CustomerFollower:
                 self._queue.qsize(),
             )
 
+    @property
+    def cut_off(self) -> bool:
+        """Whether the reader fell too far behind: the next read raises `SlowConsumer`."""
+        return self._overflowed
+
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> TimelineUpdated:
-        if self._overflowed:
+    async def __anext__(self) -> Heard:
+        if self.cut_off:
             raise SlowConsumer
         return await self._queue.get()
 
@@ -176,10 +189,14 @@ class GatewayBus(Lifecycle):
         *,
         url: str,
         publish_timeout_seconds: float,
+        signer: ActorSigner,
         login: NatsLogin | None = None,
+        tls: NatsTls | None = None,
         connect_budget_seconds: float = CONNECT_BUDGET_SECONDS,
     ) -> None:
         self._url = url
+        self._tls = tls
+        self._signer = signer
         self._login = login
         self._connect_budget = connect_budget_seconds
         self._publish_timeout = publish_timeout_seconds
@@ -204,13 +221,15 @@ class GatewayBus(Lifecycle):
             raise RuntimeError("the gateway bus is already open")
         try:
             async with asyncio.timeout(self._connect_budget):
-                self._nc = await connect(self._url, name="tsunagu-gateway", login=self._login)
+                self._nc = await connect(
+                    self._url, name="tsunagu-gateway", login=self._login, tls=self._tls
+                )
         except (TimeoutError, OSError) as error:
             raise BusNotReachable(
                 f"cannot connect to NATS at {without_credentials(self._url)}"
             ) from error
         self._publisher = InteractionPublisher(
-            self._nc.jetstream(), ack_timeout=self._publish_timeout
+            self._nc.jetstream(), ack_timeout=self._publish_timeout, signer=self._signer
         )
 
     async def close(self) -> None:
@@ -238,11 +257,14 @@ class GatewayBus(Lifecycle):
             raise bus_unavailable()
         return self._nc
 
-    async def publish(self, interaction: interaction_pb2.Interaction) -> Published:
+    async def publish(
+        self, interaction: interaction_pb2.Interaction, *, roles: Iterable[str]
+    ) -> Published:
         """Publish an agent action and wait for JetStream's acknowledgement, bounded in time.
 
         Args:
             interaction: The complete event; ``<tenant>/<event_id>`` is its ``Nats-Msg-Id``.
+            roles: The acting agent's roles, signed with the actor.
 
         Returns:
             The acknowledgement (``duplicate`` when the stream already had that event id).
@@ -255,7 +277,7 @@ class GatewayBus(Lifecycle):
         try:
             # The publisher bounds its own wait; this also bounds a stalled send buffer.
             async with asyncio.timeout(self._publish_timeout + 1):
-                return await self._publisher.publish(interaction)
+                return await self._publisher.publish(interaction, roles=sorted(roles))
         except (PublishError, TimeoutError) as error:
             _log.warning("agent action %s not published: %s", interaction.event_id, error)
             raise bus_unavailable() from error

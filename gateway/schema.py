@@ -17,16 +17,18 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.types import ExecutionContext
-from strawberry.utils.logging import StrawberryLogger
 
 from gateway.errors import ErrorCode, GatewayError
 from gateway.limits import OperationLimits, RateLimit
+from gateway.metrics import OperationMetrics
 from gateway.mutations import Mutation
 from gateway.permissions import enforce
 from gateway.queries import Query
 from gateway.settings import GatewaySettings
 from gateway.subscription_caps import cap_subscriptions
 from gateway.subscriptions import Subscription
+from gateway.tracing import OperationTracing
+from tsunagu.tracebacks import exception_name, frames_only
 
 _log = logging.getLogger(__name__)
 
@@ -83,7 +85,10 @@ class GatewaySchema(strawberry.Schema):
         errors: list[GraphQLError],
         execution_context: ExecutionContext | None = None,
     ) -> None:
-        """Give every error an ``extensions.code``; log the unexpected ones with a traceback.
+        """Give every error an ``extensions.code``; log the unexpected ones with their frames.
+
+        Logged without messages: a GraphQL error can quote the variables it refused, and an
+        unexpected error's text (or its cause's, a gRPC status) the data it failed on.
 
         Strawberry calls this for every result before it is sent, over HTTP and for each
         result of a subscription alike, so clients never parse messages.
@@ -96,10 +101,18 @@ class GatewaySchema(strawberry.Schema):
             extensions = error.extensions or {}
             if "code" not in extensions:
                 error.extensions = {**extensions, "code": classify_error(error).value}
+            code = (error.extensions or {}).get("code")
             if _is_unexpected(error):
-                StrawberryLogger.error(error, execution_context)
+                cause = error.original_error or error
+                _log.error(
+                    "unexpected error in operation %s at %s: %s\n%s",
+                    execution_context.operation_name if execution_context else None,
+                    error.path,
+                    exception_name(cause),
+                    frames_only(cause),
+                )
             else:
-                _log.debug("GraphQL client error: %s", error.message)
+                _log.debug("GraphQL client error %s at %s", code, error.path)
 
 
 def build_schema(settings: GatewaySettings) -> GatewaySchema:
@@ -119,6 +132,8 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         OperationLimits,
         RateLimit,
+        OperationMetrics,
+        OperationTracing,  # spans without arguments or documents
     ]
     if settings.mask_errors:
         extensions.append(_MaskUnexpectedErrors)

@@ -9,10 +9,11 @@ import grpc
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tsunagu.bus.connection import NatsTlsSettings
 from tsunagu.grpc_tls import channel_credentials
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(BaseSettings, NatsTlsSettings):
     """Everything the gateway can be told; constructing it parses and validates the env.
 
     Lists are given as JSON, e.g. ``TSUNAGU_GATEWAY_DEV_ROLES='["agent","supervisor"]'``.
@@ -23,6 +24,8 @@ class GatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     # 0 asks the OS for a free port; the ready line then prints the port actually bound.
     port: int = Field(default=8000, ge=0, le=65535)
+    # `/metrics` for Prometheus, on `host` (0: any free port, printed at start).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
     timeline_address: str = Field(default="127.0.0.1:50060", min_length=1)
     # The gateway's service token for the timeline's gRPC API (docs/security.md).
     timeline_token: SecretStr = SecretStr("")
@@ -87,6 +90,10 @@ class GatewaySettings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     dev_subject: str = Field(default="developer", min_length=1)
     dev_display_name: str = "Developer"
+
+    # The Ed25519 private key (PEM) the gateway signs every agent action's actor with; only
+    # the gateway holds it, and the timeline executes no agent action without its signature.
+    action_signing_key_file: Path | None = None
 
     # The gateway's NATS user and password (docs/security.md); unset: whatever nats_url carries.
     nats_user: str = ""

@@ -20,6 +20,7 @@ from gateway.enums import CASE_STATUSES, CHANNELS, KINDS, CaseStatus, Channel, K
 from gateway.errors import ErrorCode, GatewayError
 from gateway.nodes import Case, Interaction
 from gateway.scalars import check_id
+from gateway.tracing import push_span
 from gateway.writes import live_customer_id
 from tsunagu.v1.notices_pb2 import TimelineUpdated
 
@@ -99,8 +100,10 @@ async def _timeline_updated(
     async with context.bus.follow(
         context.principal.tenant, live, queue_size=context.subscription_queue_size
     ) as follower:
-        async for notice in follower:
-            yield _update(notice, await _entry(context, notice))
+        async for notice, headers in follower:
+            with push_span(notice, headers):
+                update = _update(notice, await _entry(context, notice))
+            yield update
 
 
 async def _case_updated(info: Info, case_id: strawberry.ID) -> AsyncGenerator[CaseUpdate, None]:
@@ -113,21 +116,24 @@ async def _case_updated(info: Info, case_id: strawberry.ID) -> AsyncGenerator[Ca
     async with context.bus.follow(
         context.principal.tenant, live, queue_size=context.subscription_queue_size
     ) as follower:
-        async for notice in follower:
+        async for notice, headers in follower:
             if notice.case_id != checked:
                 continue
-            context.loaders.cases.clear(checked)
-            current = await context.loaders.cases.load(checked)
-            status = CASE_STATUSES.from_proto(notice.case_status)
-            yield CaseUpdate(
-                case_id=strawberry.ID(checked),
-                event_id=strawberry.ID(notice.event_id),
-                kind=KINDS.from_proto(notice.kind),
-                channel=CHANNELS.from_proto(notice.channel),
-                status=status or (CASE_STATUSES.from_proto(current.status) if current else None),
-                entry=await _entry(context, notice),
-                case=None if current is None else Case.from_proto(current),
-            )
+            with push_span(notice, headers):
+                context.loaders.cases.clear(checked)
+                current = await context.loaders.cases.load(checked)
+                status = CASE_STATUSES.from_proto(notice.case_status)
+                update = CaseUpdate(
+                    case_id=strawberry.ID(checked),
+                    event_id=strawberry.ID(notice.event_id),
+                    kind=KINDS.from_proto(notice.kind),
+                    channel=CHANNELS.from_proto(notice.channel),
+                    status=status
+                    or (CASE_STATUSES.from_proto(current.status) if current else None),
+                    entry=await _entry(context, notice),
+                    case=None if current is None else Case.from_proto(current),
+                )
+            yield update
 
 
 @strawberry.type

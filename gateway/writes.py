@@ -91,7 +91,7 @@ async def perform(
     )
     bus = context.bus
     async with bus.expect(tenant, event_id) as stored:
-        published = await bus.publish(interaction)
+        published = await bus.publish(interaction, roles=principal.roles)
         notice: TimelineUpdated | None = None
         if not published.duplicate:
             # A duplicate was stored (or is on its way) from the first attempt, and the

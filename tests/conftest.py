@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.action_keys import ActionKeys, session_action_keys
 from tests.grpc_credentials import CallerSet, caller_set
 from tsunagu.bus.permissions import PROVISION, TIMELINE, ingest_user
 from tsunagu.bus.provision import ProvisionSettings, provision
@@ -35,6 +36,12 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def nats_users(session_dir: Path) -> LocalNatsUsers:
     """The NATS users and passwords of the test session, generated as `make run` does."""
     return LocalNatsUsers(session_dir / "nats-users")
+
+
+@pytest.fixture(scope="session")
+def action_keys() -> ActionKeys:
+    """The gateway's agent-action key pair of the test session; every test timeline trusts it."""
+    return session_action_keys()
 
 
 def service_nats(server: NatsServer, user: str) -> dict[str, Any]:
@@ -87,8 +94,14 @@ def database_name() -> str:
 
 
 @pytest.fixture
-def run_timeline(
-    nats_server: NatsServer, mongodb_uri: str, database_name: str, tenant: str, callers: CallerSet
+def run_timeline(  # pytest passes fixtures by name
+    *,
+    nats_server: NatsServer,
+    mongodb_uri: str,
+    database_name: str,
+    tenant: str,
+    callers: CallerSet,
+    action_keys: ActionKeys,
 ) -> Callable[..., AbstractAsyncContextManager[object]]:
     """Start a real TimelineService in this process, consuming only this test's tenant."""
     from services.timeline.service import TimelineService
@@ -103,6 +116,7 @@ def run_timeline(
             mongodb_uri=mongodb_uri,
             mongodb_database=database_name,
             **{
+                "action_verify_key_files": [action_keys.public],
                 "consumer_name": f"timeline-{tenant}",
                 "subject_filter": f"interactions.{tenant}.>",
                 "callers": callers.credentials,

@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.auth import Authenticator, Credentials, Principal
 from gateway.settings import GatewaySettings
+from tests.action_keys import session_action_keys
 from tsunagu.local.issuer import AUDIENCE, ISSUER, JwksServer, LocalIssuer
 
 
@@ -37,6 +38,7 @@ class TestIdentityProvider:
             "jwt_issuer": ISSUER,
             "jwt_audience": AUDIENCE,
             "jwt_jwks_url": self.jwks_url,
+            "action_signing_key_file": session_action_keys().private,
         }
         return GatewaySettings.model_construct(**{**jwt, **overrides})
 

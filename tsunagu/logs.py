@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import re
-import traceback
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
@@ -14,19 +13,14 @@ from typing import Literal
 from opentelemetry import trace
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tsunagu.tracebacks import exception_name, frames_only
+
 # A URL's query string: what follows "?" after a path or host, up to whitespace or a quote.
 # Query strings carry personal data (`?access_token=…&phone=…`); uvicorn logs WebSocket
 # handshakes and some errors with the full path, so every log line goes through this.
 _QUERY_STRING = re.compile(r"(?<=[\w/\]])\?[^\s\"'<>]+")
 
-# Exceptions whose text quotes the data they were given: a pydantic error repeats the input,
-# a driver error the document the store refused. Their type (and code) is logged, never args.
-_TEXT_WITHHELD_FROM = frozenset({"pydantic", "pydantic_core", "pymongo", "bson", "gridfs"})
-
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# How Python joins the tracebacks of chained exceptions.
-_CAUSED = "\nThe above exception was the direct cause of the following exception:\n\n"
-_DURING = "\nDuring handling of the above exception, another exception occurred:\n\n"
 
 
 def scrub_query_strings(text: str) -> str:
@@ -62,47 +56,9 @@ class LogSettings(BaseSettings):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
-def _type_name(exc: BaseException) -> str:
-    kind = type(exc)
-    if kind.__module__ == "builtins":
-        return kind.__qualname__
-    return f"{kind.__module__}.{kind.__qualname__}"
-
-
-def exception_text(exc: BaseException) -> str:
-    """What a log may say an exception was: its type, and its message unless that may quote data.
-
-    Driver and validation errors keep only their type and numeric code; other messages lose
-    their URL query strings.
-    """
-    name = _type_name(exc)
-    if type(exc).__module__.partition(".")[0] in _TEXT_WITHHELD_FROM:
-        code = getattr(exc, "code", None)
-        return f"{name} (code {code})" if isinstance(code, int) else name
-    message = scrub_query_strings(str(exc))
-    return f"{name}: {message}" if message else name
-
-
 def safe_traceback(exc: BaseException) -> str:
-    """The traceback as Python prints it (chained causes included), each exception's line
-    replaced by `exception_text`; frames show code, never local values."""
-    parts: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        frames = scrub_query_strings("".join(traceback.format_tb(current.__traceback__)))
-        parts.append(f"Traceback (most recent call last):\n{frames}{exception_text(current)}\n")
-        if current.__cause__ is not None:
-            parts.append(_CAUSED)
-            current = current.__cause__
-        elif current.__context__ is not None and not current.__suppress_context__:
-            parts.append(_DURING)
-            current = current.__context__
-        else:
-            current = None
-    # Collected from the outermost exception inwards; Python prints the innermost first.
-    return "".join(reversed(parts)).strip("\n")
+    """`frames_only` (classes and frames, no messages), and no query string in a source line."""
+    return scrub_query_strings(frames_only(exc))
 
 
 class TextFormatter(logging.Formatter):
@@ -148,7 +104,7 @@ class JsonLineFormatter(logging.Formatter):
             line["span_id"] = trace.format_span_id(context.span_id)
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
-            line["exception"] = {"type": _type_name(exc), "traceback": safe_traceback(exc)}
+            line["exception"] = {"type": exception_name(exc), "traceback": safe_traceback(exc)}
         if record.stack_info:
             line["stack"] = record.stack_info
         return json.dumps(line, ensure_ascii=False, default=str)

@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 from tsunagu.contracts.limits import MAX_EVENT_BYTES
 from tsunagu.grpc_settings import ServerSecurity
 from tsunagu.lifecycle import Lifecycle
+from tsunagu.rpc_failures import ScrubbedFailures
 
 # Room for a message's own fields around its items (ids, cursors, per-item framing).
 ENVELOPE_BYTES = 64 * 1024
@@ -62,7 +63,8 @@ class GrpcServer(Lifecycle):
         # any handler runs; a response over `max_send_bytes` fails the call, never the server.
         self._server = grpc.aio.server(
             handlers=list(handlers),
-            interceptors=[security.interceptor],
+            # Authenticate first; then no exception text in logs or replies.
+            interceptors=[security.interceptor, ScrubbedFailures()],
             options=[
                 ("grpc.max_receive_message_length", max_receive_bytes),
                 ("grpc.max_send_message_length", max_send_bytes),

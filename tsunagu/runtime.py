@@ -16,7 +16,9 @@ from pydantic_settings import SettingsError
 
 from tsunagu.lifecycle import CannotStart
 from tsunagu.logs import LogFormat, LogSettings, QueryStringScrubber, formatter
+from tsunagu.metrics import MetricsAddress, MetricsEndpoint, serve_metrics
 from tsunagu.telemetry import configure_telemetry
+from tsunagu.tracebacks import exception_name
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,10 @@ def _no_crash(_running: object) -> Awaitable[object] | None:
     return None
 
 
+def _no_metrics(_settings: object) -> MetricsAddress | None:
+    return None
+
+
 # Not slotted: a slotted frozen dataclass cannot be called through `Process[S, R](...)`.
 @dataclass(frozen=True)
 class Process(Generic[S, R]):
@@ -138,7 +144,7 @@ class Process(Generic[S, R]):
     tests wait for. `crashed(running)` completes if a background task dies, which stops the
     process through the same graceful path and makes it exit 1. `config_errors` are the
     exceptions `serve` raises for configuration that cannot run; they exit 2 like bad
-    settings.
+    settings. `metrics(settings)` is where the process serves `/metrics` (tsunagu.metrics).
     """
 
     name: Callable[[S], str]
@@ -147,6 +153,7 @@ class Process(Generic[S, R]):
     ready_line: Callable[[S, R], str]
     crashed: Callable[[R], Awaitable[object] | None] = _no_crash
     config_errors: tuple[type[Exception], ...] = field(default=())
+    metrics: Callable[[S], MetricsAddress | None] = _no_metrics
 
 
 async def serve_until_stopped(process: Process[S, R], settings: S) -> bool:
@@ -165,7 +172,15 @@ async def serve_until_stopped(process: Process[S, R], settings: S) -> bool:
             await wait_for_stop_signal(*([crash] if crash else []), ready=announce)
             if crash is not None and crash.done() and not crash.cancelled():
                 crashed_now = True
-                log.error("%s: a task crashed (%r); stopping", name, _crash_reason(crash))
+                reason = _crash_reason(crash)
+                failed = reason if isinstance(reason, BaseException) else None
+                # The class, and the frames (tsunagu.tracebacks): a message may quote data.
+                log.error(
+                    "%s: a task crashed (%s); stopping",
+                    name,
+                    exception_name(failed) if failed else repr(reason),
+                    exc_info=failed,
+                )
             else:
                 log.info("%s stopping", name)
     except process.config_errors as error:
@@ -182,12 +197,40 @@ def run_process(process: Process[S, R]) -> None:
     settings = parse_settings(process.settings)
     provider = configure_telemetry(f"tsunagu-{process.name(settings)}")
     configure_logging(log_settings, service=str(provider.resource.attributes["service.name"]))
+    endpoint = _serve_metrics(process, settings, str(provider.resource.attributes["service.name"]))
     crashed = False
 
     async def main() -> None:
         nonlocal crashed
         crashed = await serve_until_stopped(process, settings)
 
-    run(main)
+    try:
+        run(main)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
     if crashed:
         raise SystemExit(EXIT_CRASHED)
+
+
+def _serve_metrics(process: Process[S, R], settings: S, service: str) -> MetricsEndpoint | None:
+    """Serve `/metrics` before anything starts, and print where in one line."""
+    address = process.metrics(settings)
+    if address is None:
+        return None
+    try:
+        endpoint = serve_metrics(service, address)
+    except OSError as error:
+        # The variable to change, when the settings come from the environment (pydantic).
+        prefix = str(getattr(settings, "model_config", {}).get("env_prefix", ""))
+        log.error(
+            "%s: cannot serve metrics on %s:%d (change %sMETRICS_PORT): %s",
+            process.name(settings),
+            address.host,
+            address.port,
+            prefix,
+            error.strerror or error,
+        )
+        raise SystemExit(EXIT_CRASHED) from None
+    print(f"metrics on {endpoint.url}", flush=True)
+    return endpoint

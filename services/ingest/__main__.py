@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.ingest.bootstrap import bootstrap
 from services.ingest.service import IngestService
 from services.ingest.settings import IngestSettings
+from tsunagu.metrics import MetricsAddress
 from tsunagu.runtime import Process, run_process
 
 
@@ -20,6 +21,7 @@ INGEST: Process[IngestSettings, IngestService] = Process(
     ready_line=_ready_line,
     # Following readiness is the one background task: if it dies, readiness would lie.
     crashed=lambda service: service.readiness.stopped,
+    metrics=lambda settings: MetricsAddress(settings.host, settings.metrics_port),
 )
 
 if __name__ == "__main__":

@@ -17,7 +17,12 @@ from opentelemetry import trace
 from services.ingest.access import ForeignTenant, claim_tenant
 from services.ingest.errors import InvalidInteraction
 from services.ingest.pipeline import IngestPolicy, prepare
-from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
+from tsunagu.bus.publisher import (
+    InteractionPublisher,
+    Published,
+    PublishError,
+    StreamFullError,
+)
 from tsunagu.contracts import ContractViolation, Reason
 from tsunagu.grpc_callers import current_caller
 from tsunagu.v1 import ingest_pb2, interaction_pb2
@@ -110,16 +115,22 @@ class IngestApi:
         policy: IngestPolicy,
         clock: Callable[[], datetime],
         max_batch_items: int,
+        on_rejected: Callable[[Reason], None] = lambda _reason: None,
     ) -> None:
         self._publisher = publisher
+        self._on_rejected = on_rejected
         self._policy = policy
         self._clock = clock
         self._max_batch_items = max_batch_items
 
     def _prepare(self, decoded: Decoded) -> interaction_pb2.Interaction:
-        if decoded.interaction is None:
-            raise InvalidInteraction("interaction", decoded.error, code=Reason.MALFORMED)
-        return prepare(decoded.interaction, policy=self._policy, now=self._clock())
+        try:
+            if decoded.interaction is None:
+                raise InvalidInteraction("interaction", decoded.error, code=Reason.MALFORMED)
+            return prepare(decoded.interaction, policy=self._policy, now=self._clock())
+        except ContractViolation as exc:
+            self._on_rejected(exc.code)  # metrics: every refusal passes here, single or batch
+            raise
 
     async def submit(
         self, request: Decoded, context: grpc.aio.ServicerContext[Any, Any]
@@ -135,7 +146,10 @@ class IngestApi:
         except PublishError as exc:
             log.warning("event %s not stored: %s", interaction.event_id, exc)
             await context.abort(
-                grpc.StatusCode.UNAVAILABLE,
+                # A full stream is not a passing outage: it holds until an operator acts.
+                grpc.StatusCode.RESOURCE_EXHAUSTED
+                if isinstance(exc, StreamFullError)
+                else grpc.StatusCode.UNAVAILABLE,
                 f"not stored ({exc}); retry with the same event_id",
             )
             raise

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from services.ingest.api import SERVICE_NAME, IngestApi, generic_handler
+from services.ingest.metrics import CountingPublisher, IngestCounts
 from services.ingest.pipeline import IngestPolicy
 from services.ingest.readiness import PublishReadiness
 from services.ingest.service import IngestService
 from services.ingest.settings import IngestSettings
 from tsunagu.bus.connection import NatsConnection, nats_login
-from tsunagu.bus.publisher import InteractionPublisher
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
 from tsunagu.grpc_auth import admit_kind
 from tsunagu.rpc import GrpcServer, batch_request_bytes
@@ -43,9 +43,13 @@ def bootstrap(
         settings.nats_url,
         name=f"tsunagu-ingest-{settings.channel}",
         login=nats_login(settings.nats_user, settings.nats_password),
+        tls=settings.nats_tls,
     )
+    counts = IngestCounts(settings.channel)
     api = IngestApi(
-        InteractionPublisher(bus.jetstream, ack_timeout=settings.publish_ack_timeout_seconds),
+        CountingPublisher(
+            bus.jetstream, ack_timeout=settings.publish_ack_timeout_seconds, counts=counts
+        ),
         policy=IngestPolicy(
             channel=settings.channel_number,
             # The policy's limits are settings of the same names.
@@ -53,6 +57,7 @@ def bootstrap(
         ),
         clock=clock or _now,
         max_batch_items=settings.max_batch_items,
+        on_rejected=counts.rejected,
     )
     server = GrpcServer(
         host=settings.host,

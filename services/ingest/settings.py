@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from tsunagu.bus.connection import NatsTlsSettings
 from tsunagu.bus.streams import STREAM_WAIT_SECONDS
 from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
 from tsunagu.contracts.limits import MAX_EVENT_BYTES, MAX_TEXT_BYTES
@@ -16,7 +17,7 @@ from tsunagu.identifiers.regions import PhoneRegion
 ChannelName = Literal["chat", "voice", "email", "sms", "social", "web"]
 
 
-class IngestSettings(GrpcServerSettings):
+class IngestSettings(GrpcServerSettings, NatsTlsSettings):
     """One deployment serves one channel; everything else has a local default.
 
     Its callers (`TSUNAGU_INGEST_CALLERS`, `TSUNAGU_INGEST_CALLERS_FILE`) are adapter
@@ -28,6 +29,8 @@ class IngestSettings(GrpcServerSettings):
     channel: ChannelName
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535)
+    # `/metrics` for Prometheus, on `host` (0: any free port, printed at start).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
     nats_url: str = "nats://127.0.0.1:4222"
     # Its NATS user and password (docs/security.md); unset: whatever nats_url carries.
     nats_user: str = ""

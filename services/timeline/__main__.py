@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.timeline.service import TimelineService
 from services.timeline.settings import TimelineSettings
+from tsunagu.metrics import MetricsAddress
 from tsunagu.runtime import Process, run_process
 
 TIMELINE: Process[TimelineSettings, TimelineService] = Process(
@@ -14,6 +15,7 @@ TIMELINE: Process[TimelineSettings, TimelineService] = Process(
     ready_line=lambda _settings, service: f"timeline ready on {service.server.address}",
     # A dead consumer task stops the process through the graceful path, then exit 1.
     crashed=lambda service: service.failed,
+    metrics=lambda settings: MetricsAddress(settings.host, settings.metrics_port),
 )
 
 if __name__ == "__main__":

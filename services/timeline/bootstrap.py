@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import grpc
 from nats.aio.client import Client
@@ -13,17 +14,20 @@ from services.timeline.api import TimelineApi
 from services.timeline.cases.keeper import CaseKeeper
 from services.timeline.cases.policy import CasePolicy
 from services.timeline.consumer import ConsumerOptions, InteractionConsumer
+from services.timeline.faults import DependencyProbe
 from services.timeline.identity.commands import IdentityCommands
 from services.timeline.identity.events import IdentityChangePublisher
 from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.identity.resolver import IdentityAnnouncer, IdentityResolver
 from services.timeline.identity.split import MergeSplitter
 from services.timeline.identity.suggestions import MergeSuggestions
+from services.timeline.metrics import StreamGauges
 from services.timeline.notices import TimelineAnnouncer
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.projector import Projector
 from services.timeline.recorder import TimelineRecorder
 from services.timeline.settings import TimelineSettings
+from services.timeline.signed_actors import SignedActors
 from services.timeline.stores import TimelineStore
 from tsunagu.grpc_auth import admit_kind
 from tsunagu.rpc import MAX_QUERY_REQUEST_BYTES, GrpcServer
@@ -120,6 +124,8 @@ class Timeline:
     core: Core
     server: GrpcServer
     consumer: InteractionConsumer
+    # Consumer lag and dead-letter depth for /metrics; runs while the consumer does.
+    gauges: StreamGauges
 
 
 def bootstrap(
@@ -169,5 +175,13 @@ def bootstrap(
             **settings.model_dump(include=_CONSUMER_SETTINGS),
         ),
         announce=TimelineAnnouncer(bus),
+        actors=SignedActors.from_files(settings.action_verify_key_files),
+        # While the store or NATS is down the consumer holds its messages and is not ready.
+        probe=DependencyProbe(partial(store.db.command, "ping"), bus),
+        readiness=server.set_ready,
+        bus_connected=lambda: bus.is_connected,
     )
-    return Timeline(core, server, consumer)
+    gauges = StreamGauges(
+        js, durable=settings.consumer_name, every_seconds=settings.metrics_sample_seconds
+    )
+    return Timeline(core, server, consumer, gauges)

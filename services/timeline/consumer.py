@@ -1,22 +1,33 @@
-"""Durable JetStream pull consumer: pump → bounded queue → recorder, with a dead-letter stream."""
+"""Durable JetStream pull consumer: pump → bounded queue → recorder, with a dead-letter stream.
+
+Failures are classified (services.timeline.faults): a dependency down holds the messages in
+progress and pauses the consumer until a probe passes; only an event that can never be
+recorded goes to the dead-letter stream.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import nats.errors
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from opentelemetry import propagate, trace
+from opentelemetry import trace
+from opentelemetry.context import Context
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
-from services.timeline.errors import PermanentError
+from services.timeline import metrics as measure
+from services.timeline.consumer_spans import batch_span, event_span, start_event_span
+from services.timeline.faults import Fault, classify, is_transient, reason_of
 from services.timeline.recorder import Recorded, TimelineRecorder
+from services.timeline.signed_actors import SignedActors
 from services.timeline.store.error_text import error_text, is_store_error
 from tsunagu.bus import headers
 from tsunagu.bus.subjects import (
@@ -30,10 +41,24 @@ from tsunagu.contracts import BUS_LIMITS, ContractViolation, Reason, check_inter
 from tsunagu.v1 import interaction_pb2
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
 
-# Redelivery delays by attempt: a store hiccup gets a quick retry, a real outage a slower one.
+# Redelivery delays by attempt, for failures that are neither a dependency down nor the event.
 BACKOFF_SECONDS = (0.2, 1.0, 5.0, 15.0, 30.0)
+
+Probe = Callable[[], Awaitable[object]]
+"""Raises (a transient error) while a dependency the consumer needs is unavailable."""
+Readiness = Callable[[bool], Awaitable[None]]
+# Publishes a batch's notices, each under its event's span context (same order).
+Announce = Callable[[Sequence[Recorded], Sequence[Context]], Awaitable[None]]
+"""Sends recorded events' notices; returns once the bus has them."""
+
+
+async def _always_ready(_ready: bool) -> None:
+    return None
+
+
+def _always_connected() -> bool:
+    return True
 
 
 def interaction_subject_or_none(interaction: interaction_pb2.Interaction) -> str | None:
@@ -52,6 +77,28 @@ class ConsumerOptions:
     ack_wait_seconds: float = 30.0
     max_deliver: int = 5
     fetch_timeout_seconds: float = 1.0
+    # The longest pause between two probes of a dependency that is down.
+    probe_max_wait_seconds: float = 5.0
+
+
+@dataclass(slots=True)
+class _Owned:
+    """A fetched message not settled yet, and when JetStream last heard about it."""
+
+    msg: Msg
+    touched: float
+
+
+@dataclass(slots=True)
+class Held:
+    """Messages of a batch left unsettled because a dependency is down, and why."""
+
+    msgs: list[Msg] = field(default_factory=list)
+    cause: BaseException | None = None
+
+    def add(self, msg: Msg, cause: BaseException) -> None:
+        self.msgs.append(msg)
+        self.cause = cause
 
 
 class InteractionConsumer:
@@ -63,13 +110,27 @@ class InteractionConsumer:
         recorder: TimelineRecorder,
         *,
         options: ConsumerOptions,
-        announce: Callable[[Recorded], Awaitable[None]],
+        announce: Announce,
+        actors: SignedActors,
+        probe: Probe,
+        readiness: Readiness = _always_ready,
+        bus_connected: Callable[[], bool] = _always_connected,
     ) -> None:
         self._js = js
         self._recorder = recorder
         self._options = options
         self._announce = announce
+        self._actors = actors
+        self._probe = probe
+        self._readiness = readiness
+        self._bus_connected = bus_connected
         self._queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=options.fetch_batch * 2)
+        # Every fetched message until it is settled, by its (per-delivery) reply subject.
+        self._owned: dict[str, _Owned] = {}
+        self._fetching = asyncio.Event()
+        self._fetching.set()
+        # Set while the worker holds messages through an outage: it alone resumes fetching.
+        self._holding = False
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
@@ -93,6 +154,7 @@ class InteractionConsumer:
         self._tasks = [
             asyncio.create_task(self._guard(self._pump()), name="timeline-pump"),
             asyncio.create_task(self._guard(self._work()), name="timeline-worker"),
+            asyncio.create_task(self._guard(self._keep_alive()), name="timeline-keep-alive"),
         ]
 
     async def _guard(self, work: Awaitable[None]) -> None:
@@ -108,6 +170,7 @@ class InteractionConsumer:
 
     async def _pump(self) -> None:
         while not self._stopping.is_set():
+            await self._fetching.wait()  # cleared while a dependency is down
             try:
                 msgs = await self._sub.fetch(
                     self._options.fetch_batch, timeout=self._options.fetch_timeout_seconds
@@ -115,9 +178,40 @@ class InteractionConsumer:
             except TimeoutError:
                 # nats-py raises its own TimeoutError (a subclass) or, when the server's
                 # request-timeout reply races the client's deadline, a plain asyncio one.
+                # While NATS reconnects, fetches only time out: that is an outage too.
+                if not self._bus_connected():
+                    await self._outage_while_fetching(nats.errors.ConnectionReconnectingError())
                 continue
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                await self._outage_while_fetching(exc)
+                continue
+            now = asyncio.get_running_loop().time()
+            for msg in msgs:
+                self._owned[msg.reply] = _Owned(msg, now)
             for msg in msgs:
                 await self._queue.put(msg)  # bounded: backpressure on fetching
+
+    async def _keep_alive(self) -> None:
+        """Tell JetStream that messages fetched but not settled are still being worked on.
+
+        Without it a message waiting in the queue, in a slow batch or held through an outage
+        would be redelivered after `ack_wait`, spending a delivery attempt each time.
+        """
+        # A message is touched again at most two periods (half of ack_wait) after the last time.
+        period = self._options.ack_wait_seconds / 4
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            due = loop.time() - period
+            for owned in list(self._owned.values()):
+                if owned.touched <= due:
+                    owned.touched = loop.time()
+                    try:
+                        await owned.msg.in_progress()
+                    except Exception as exc:  # noqa: BLE001 - NATS away: its redelivery covers it
+                        log.debug("in-progress for %s not sent: %s", owned.msg.subject, exc)
 
     async def _work(self) -> None:
         while True:
@@ -127,51 +221,145 @@ class InteractionConsumer:
             while len(msgs) < self._options.fetch_batch and not self._queue.empty():
                 msgs.append(self._queue.get_nowait())
             try:
-                await self.handle_batch(msgs)
+                with measure.batch(len(msgs)):
+                    held = await self.handle_batch(msgs)
+                if held.msgs:
+                    self._holding = True
+                    while held.msgs:
+                        assert held.cause is not None
+                        await self._recover(held.cause, held=len(held.msgs))
+                        held = await self.handle_batch(held.msgs)
+                    log.warning("dependencies are back; fetching resumes")
+                    self._holding = False
+                    await self._resume()
             finally:
-                for _ in msgs:
+                for msg in msgs:
+                    self._owned.pop(msg.reply, None)
                     self._queue.task_done()
 
-    async def handle_batch(self, msgs: list[Msg]) -> None:
-        """Record messages; ack, retry later, or dead-letter each one. Never raises."""
-        links = [
-            trace.Link(ctx)
-            for msg in msgs
-            if (
-                ctx := trace.get_current_span(
-                    propagate.extract(msg.headers or {})
-                ).get_span_context()
-            ).is_valid
-        ]
-        with tracer.start_as_current_span(
-            "timeline.consume", links=links, attributes={"messaging.batch.message_count": len(msgs)}
+    async def _outage_while_fetching(self, cause: BaseException) -> None:
+        # A 503 may also mean the consumer is gone: the probe then fails for good.
+        await self._recover(cause, probe=self._consumer_reachable)
+        if not self._holding:
+            await self._resume()
+
+    async def _resume(self) -> None:
+        self._fetching.set()
+        if not self._stopping.is_set():  # shutdown already reported NOT_SERVING
+            await self._readiness(True)
+
+    async def _consumer_reachable(self) -> None:
+        """The dependencies answer and the durable consumer still exists (raises NotFoundError,
+        not a transient error, when it was deleted).
+        """
+        await self._probe()
+        await self._js.consumer_info(INTERACTIONS_STREAM, self._options.durable)
+
+    async def _recover(
+        self, cause: BaseException, *, held: int = 0, probe: Probe | None = None
+    ) -> None:
+        """Pause fetching and report not ready until the dependencies answer the probe.
+
+        The held messages stay in progress meanwhile (`_keep_alive`): their delivery count
+        does not climb, and nothing is dead-lettered because a dependency was down.
+        """
+        self._fetching.clear()
+        await self._readiness(False)
+        log.warning(
+            "a dependency is unavailable (%s); fetching paused, %d message(s) held",
+            error_text(cause),
+            held,
+        )
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(is_transient),
+            wait=wait_exponential(multiplier=0.2, max=self._options.probe_max_wait_seconds),
+            reraise=True,
         ):
+            with attempt:
+                await (probe or self._probe)()
+
+    async def handle_batch(self, msgs: list[Msg]) -> Held:
+        """Record messages; ack, retry later or dead-letter each one, or hold it while a
+        dependency is down (returned). Never raises.
+        """
+        held = Held()
+        with batch_span(msgs):
             readable: list[tuple[Msg, interaction_pb2.Interaction]] = []
             for msg in msgs:
-                interaction = await self._guarded(msg, self._admit(msg))
+                interaction = await self._guarded(msg, self._admit(msg), held)
                 if interaction is not None:
                     readable.append((msg, interaction))
             try:
                 outcomes = await self._recorder.record_batch([i for _, i in readable])
             except Exception as exc:
-                log.error(
-                    "recording a batch of %d failed: %s",
-                    len(readable),
-                    error_text(exc),
-                    # A store error's traceback would repeat its message, document included.
-                    exc_info=not is_store_error(exc),
-                )
+                if not is_transient(exc):
+                    log.error(
+                        "recording a batch of %d failed: %s",
+                        len(readable),
+                        error_text(exc),
+                        # A store error's traceback would repeat its message, document included.
+                        exc_info=not is_store_error(exc),
+                    )
                 outcomes = [exc] * len(readable)
+            recorded: list[tuple[Msg, interaction_pb2.Interaction, Recorded]] = []
             for (msg, interaction), outcome in zip(readable, outcomes, strict=True):
-                await self._guarded(msg, self._settle(msg, interaction, outcome))
+                if isinstance(outcome, Exception):
+                    with event_span(msg, interaction, outcome):
+                        await self._guarded(
+                            msg, self._settle(msg, interaction, outcome, held), held
+                        )
+                else:
+                    recorded.append((msg, interaction, outcome))
+            await self._finish(recorded, held)
+        return held
+
+    async def _finish(
+        self,
+        recorded: list[tuple[Msg, interaction_pb2.Interaction, Recorded]],
+        held: Held,
+    ) -> None:
+        """Announce what was recorded, note it as announced, then ack.
+
+        Acked last: a crash before the notices went out leaves the messages to be
+        redelivered, and a redelivered event not yet noted as announced is announced then.
+        """
+        if not recorded:
+            return
+        outcomes = [outcome for _, _, outcome in recorded]
+        # One span per event, in the event's own trace, around its notice and its ack: the
+        # notice carries it on to the gateway's push (services/timeline/consumer_spans.py).
+        spans = [start_event_span(msg, i, outcome) for msg, i, outcome in recorded]
+        try:
+            for msg, _, outcome in recorded:
+                measure.stored(msg, outcome)
+            try:
+                await self._announce(outcomes, [trace.set_span_in_context(s) for s in spans])
+                await self._recorder.mark_announced(outcomes)
+            except Exception as exc:
+                if is_transient(exc):
+                    for msg, _, _ in recorded:
+                        held.add(msg, exc)
+                    return
+                # The events are committed: a lost notice is not worth losing them for.
+                log.exception("could not announce %d event(s)", len(outcomes))
+            else:
+                for msg, _, outcome in recorded:
+                    measure.announced(msg, outcome)
+            for msg, _, _ in recorded:
+                await self._guarded(msg, msg.ack(), held)
+        finally:
+            for span in spans:
+                span.end()
 
     async def _guarded(
-        self, msg: Msg, step: Awaitable[interaction_pb2.Interaction | None]
+        self, msg: Msg, step: Awaitable[interaction_pb2.Interaction | None], held: Held
     ) -> interaction_pb2.Interaction | None:
         try:
             return await step
-        except Exception:
-            # Even dead-lettering failed (NATS trouble): leave the message to be redelivered.
+        except Exception as exc:
+            if is_transient(exc):
+                held.add(msg, exc)  # NATS away while dead-lettering or acking: try again later
+                return None
             log.exception("could not handle message %s; it will be redelivered", msg.subject)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=BACKOFF_SECONDS[-1])
@@ -212,37 +400,44 @@ class InteractionConsumer:
                 reason=Reason.SUBJECT_MISMATCH,
             )
             return None
+        try:
+            self._actors.check(interaction, msg.data, msg.headers)  # agent actions: signed?
+        except ContractViolation as exc:
+            await self._dead_letter(msg, str(exc), reason=exc.code)
+            return None
         return interaction
 
     async def _settle(
-        self, msg: Msg, interaction: interaction_pb2.Interaction, outcome: Recorded | Exception
+        self,
+        msg: Msg,
+        interaction: interaction_pb2.Interaction,
+        outcome: Exception,
+        held: Held,
     ) -> None:
-        if isinstance(outcome, PermanentError):
-            await self._dead_letter(msg, str(outcome), reason=Reason.REFUSED)
+        """Hold, dead-letter or redeliver a message whose event failed to record."""
+        fault = classify(outcome)
+        if fault is Fault.TRANSIENT:
+            held.add(msg, outcome)
             return
-        if isinstance(outcome, Exception):
-            delivered = msg.metadata.num_delivered or 1
-            if delivered >= self._options.max_deliver:
-                await self._dead_letter(
-                    msg,
-                    error_text(outcome),
-                    reason=Reason.DELIVERIES_EXHAUSTED,
-                )
-                return
-            delay = BACKOFF_SECONDS[min(delivered, len(BACKOFF_SECONDS)) - 1]
-            log.warning(
-                "event %s failed (attempt %d), retrying: %s",
-                interaction.event_id,
-                delivered,
+        if fault is Fault.PERMANENT:
+            await self._dead_letter(msg, error_text(outcome), reason=reason_of(outcome))
+            return
+        delivered = msg.metadata.num_delivered or 1
+        if delivered >= self._options.max_deliver:
+            await self._dead_letter(
+                msg,
                 error_text(outcome),
+                reason=Reason.DELIVERIES_EXHAUSTED,
             )
-            await msg.nak(delay=delay)
             return
-        await msg.ack()
-        try:
-            await self._announce(outcome)
-        except Exception:  # the event is committed; a lost notice is not fatal
-            log.exception("could not announce event %s", outcome.event_id)
+        delay = BACKOFF_SECONDS[min(delivered, len(BACKOFF_SECONDS)) - 1]
+        log.warning(
+            "event %s failed (attempt %d), retrying: %s",
+            interaction.event_id,
+            delivered,
+            error_text(outcome),
+        )
+        await msg.nak(delay=delay)
 
     async def _dead_letter(
         self, msg: Msg, error: str, *, reason: Reason = Reason.NOT_RECORDED
@@ -264,10 +459,12 @@ class InteractionConsumer:
             },
         )
         await msg.ack_sync()
+        measure.dead_lettered(reason)
 
     async def stop(self, grace_seconds: float) -> None:
         """Stop fetching, finish what was fetched within the budget, then cancel."""
         self._stopping.set()
+        self._fetching.set()  # a paused pump sees the stop
         if self._tasks:
             pump = self._tasks[0]
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):

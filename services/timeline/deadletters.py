@@ -15,18 +15,21 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import SecretStr
 
 from tsunagu.bus import headers
-from tsunagu.bus.connection import connect, nats_login
+from tsunagu.bus.connection import NatsTls, connect, nats_login
 from tsunagu.bus.subjects import DEAD_LETTER_STREAM, INTERACTIONS_STREAM
 from tsunagu.contracts import is_tenant_name
 
 PASSWORD_VARIABLE = "TSUNAGU_NATS_PASSWORD"  # noqa: S105 - a variable name, not a password
-_CARRIED_HEADERS = {headers.SCHEMA, "traceparent", "tracestate"}
+TLS_CA_VARIABLE = "TSUNAGU_NATS_TLS_CA_FILE"  # the services' setting of the same name
+# The signed actor travels too: a replayed agent action is verified like the original.
+_CARRIED_HEADERS = {headers.SCHEMA, headers.SIGNED_ACTOR, "traceparent", "tracestate"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,8 @@ async def dead_letters(
     info = await js.stream_info(DEAD_LETTER_STREAM)
     prefix = f"dlq.interactions.{tenant}." if tenant else "dlq.interactions."
     found = 0
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+    # A stream that never held a message reports first_seq 0, which no message can have.
+    for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):
         if limit is not None and found >= limit:
             return
         try:
@@ -93,6 +97,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--nats-user", default="", help=f"NATS user; its password in ${PASSWORD_VARIABLE}"
     )
+    parser.add_argument(
+        "--nats-tls-ca",
+        type=Path,
+        default=os.environ.get(TLS_CA_VARIABLE) or None,
+        help=f"the CA of a NATS that requires TLS (default: ${TLS_CA_VARIABLE})",
+    )
     parser.add_argument("--tenant", help="only this tenant's dead letters")
     parser.add_argument("--limit", type=int, help="at most this many")
     args = parser.parse_args(argv)
@@ -106,7 +116,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 async def _main(args: argparse.Namespace) -> int:
     password = SecretStr(os.environ.get(PASSWORD_VARIABLE, ""))
     nc = await connect(
-        args.nats_url, name="tsunagu-deadletters", login=nats_login(args.nats_user, password)
+        args.nats_url,
+        name="tsunagu-deadletters",
+        login=nats_login(args.nats_user, password),
+        tls=NatsTls(ca_file=args.nats_tls_ca) if args.nats_tls_ca else None,
     )
     try:
         js = nc.jetstream()

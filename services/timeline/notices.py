@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from nats.aio.client import Client
-from opentelemetry import propagate
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from services.timeline.cases.documents import CASE_STATUSES_BY_TOKEN
 from services.timeline.recorder import Recorded
 from tsunagu.bus.notices import customer_subject, encode_notice
+from tsunagu.bus.tracing import EVENT_ID, TENANT, with_trace_context
 from tsunagu.v1 import notices_pb2
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 
 def notices_of(recorded: Recorded) -> list[notices_pb2.TimelineUpdated]:
     """One notice per customer whose timeline changed: the customer the event landed on, each
     customer it merged away (with `merged_into`), each customer a split restored (with
-    `split_from`). None for a duplicate: its first recording was announced.
+    `split_from`). None for a duplicate whose first recording was announced.
     """
-    if recorded.duplicate or recorded.entry is None:
+    if recorded.entry is None:
         return []
     entry = recorded.entry
     interaction = entry.interaction
@@ -58,20 +62,45 @@ def _for(
 
 
 class TimelineAnnouncer:
-    """Sends a recorded event's notices on core NATS (`timeline.updated.<tenant>.<customer>`),
+    """Sends recorded events' notices on core NATS (`timeline.updated.<tenant>.<customer>`),
     with the current trace context in the headers.
     """
 
     def __init__(self, nc: Client) -> None:
         self._nc = nc
 
-    async def __call__(self, recorded: Recorded) -> None:
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        for notice in notices_of(recorded):
-            try:
-                subject = customer_subject(notice.tenant, notice.customer_id)
-            except ValueError:
-                log.warning("no notice for customer id %r: not a subject token", notice.customer_id)
+    async def __call__(self, batch: Sequence[Recorded], contexts: Sequence[Context] = ()) -> None:
+        """Publish the notices, and return once the server has them (they may be noted as
+        announced then).
+
+        Each event's notices go out in a span of `contexts` (its settle span, same order; the
+        current context without them): the gateway's push continues that span's trace, one
+        trace from the adapter's call to the agent's screen.
+        """
+        for index, recorded in enumerate(batch):
+            notices = notices_of(recorded)
+            if not notices:
                 continue
-            await self._nc.publish(subject, encode_notice(notice), headers=carrier or None)
+            with tracer.start_as_current_span(
+                "timeline.updated publish",
+                context=contexts[index] if index < len(contexts) else None,
+                kind=trace.SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "nats",
+                    EVENT_ID: recorded.event_id,
+                    TENANT: recorded.tenant,
+                    "messaging.batch.message_count": len(notices),
+                },
+            ):
+                carrier = with_trace_context({})
+                for notice in notices:
+                    try:
+                        subject = customer_subject(notice.tenant, notice.customer_id)
+                    except ValueError:
+                        log.warning(
+                            "no notice for customer id %r: not a subject token",
+                            notice.customer_id,
+                        )
+                        continue
+                    await self._nc.publish(subject, encode_notice(notice), headers=carrier or None)
+        await self._nc.flush()

@@ -46,7 +46,8 @@ class Recorded:
     # The case the interaction was attached to, and that case's status after the batch.
     case_id: str = ""
     case_status: str = ""
-    # The stored entry as readers get it (None for a duplicate: it was announced before).
+    # The stored entry as readers get it; None for a duplicate that was announced before
+    # (a duplicate whose notice never went out carries it, to be announced now).
     entry: timeline_pb2.TimelineEntry | None = None
 
 
@@ -146,7 +147,7 @@ class TimelineRecorder:
         state = known.get(event_id)
         if state is not None:
             await self._recover(tenant, event_id, state)
-            return Recorded(event_id, tenant, state["customer_id"], duplicate=True)
+            return await self._seen_before(tenant, event_id, state)
 
         identifiers = presented(interaction, self.identity_for(tenant))
         at = occurred_at(interaction)
@@ -243,6 +244,29 @@ class TimelineRecorder:
             await self.cases.rebuild(tenant, state["case_id"])
         await self.projector.rebuild(tenant, state["customer_id"])
         await self.interactions.mark_projected(tenant, [event_id])
+
+    async def _seen_before(self, tenant: str, event_id: str, state: InteractionState) -> Recorded:
+        """A redelivered event: stored before, and announced unless the process stopped first."""
+        if state.get("announced"):
+            return Recorded(event_id, tenant, state["customer_id"], duplicate=True)
+        [doc] = await self.interactions.get_interactions(tenant, [event_id])
+        return Recorded(
+            event_id,
+            tenant,
+            doc["customer_id"],
+            duplicate=True,
+            case_id=doc.get("case_id", ""),
+            entry=entry_to_proto(doc),
+        )
+
+    async def mark_announced(self, recorded: Sequence[Recorded]) -> None:
+        """Note that these events' notices went out (a redelivery will not repeat them)."""
+        by_tenant: dict[str, list[str]] = {}
+        for outcome in recorded:
+            if outcome.entry is not None:
+                by_tenant.setdefault(outcome.tenant, []).append(outcome.event_id)
+        for tenant, event_ids in by_tenant.items():
+            await self.interactions.mark_announced(tenant, event_ids)
 
     async def _flush(self, batch: _Batch) -> dict[int, Recorded | Exception]:
         """Write what the batch holds: the log, then each customer's cases and profile, then

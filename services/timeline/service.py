@@ -28,6 +28,9 @@ class TimelineService:
     Start order: store (indexes) → NATS (streams) → unfinished merges and splits (they
     announce identity changes on JetStream, so after NATS) → gRPC API → consumer.
     Stop order: health NOT_SERVING → consumer drains → gRPC drains → NATS → MongoDB.
+    While running, readiness (health of `tsunagu.v1.TimelineService`) is NOT_SERVING whenever
+    the consumer holds its messages through a store or NATS outage; liveness (`""`) stays
+    SERVING until shutdown.
     """
 
     def __init__(self, settings: TimelineSettings) -> None:
@@ -56,6 +59,7 @@ class TimelineService:
                 s.nats_url,
                 name="tsunagu-timeline",
                 login=nats_login(s.nats_user, s.nats_password),
+                tls=s.nats_tls,
             )
             self._stack.push_async_callback(self.nc.drain)
             js = self.nc.jetstream()
@@ -75,6 +79,7 @@ class TimelineService:
             self._stack.push_async_callback(self.server.stop, s.shutdown_grace_seconds)
             await self.consumer.start()
             self._stack.push_async_callback(self.consumer.stop, s.shutdown_grace_seconds)
+            await self._stack.enter_async_context(self.timeline.gauges)
             # Runs first on the way out: balancers stop sending reads while the consumer drains.
             self._stack.push_async_callback(self.server.not_serving)
         except BaseException:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.timeline.cases.policy import CasePolicy
 from services.timeline.identity.policy import IdentityPolicy, IdentityRules
+from tsunagu.bus.connection import NatsTlsSettings
 from tsunagu.bus.streams import STREAM_WAIT_SECONDS
 from tsunagu.grpc_settings import GrpcServerSettings
 from tsunagu.identifiers.regions import PhoneRegion
@@ -33,7 +35,7 @@ class CaseWindows(BaseModel):
     _check = field_validator("attach_window", "reopen_window", "follow_up_due")(_positive)
 
 
-class TimelineSettings(GrpcServerSettings):
+class TimelineSettings(GrpcServerSettings, NatsTlsSettings):
     """Everything the timeline needs to start; invalid values fail start-up with a message.
 
     Its callers (`TSUNAGU_TIMELINE_CALLERS`, `TSUNAGU_TIMELINE_CALLERS_FILE`) are service
@@ -44,10 +46,15 @@ class TimelineSettings(GrpcServerSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=50060, ge=0, le=65535)
+    # `/metrics` for Prometheus, on `host` (0: any free port, printed at start).
+    metrics_port: int = Field(default=0, ge=0, le=65535)
     nats_url: str = "nats://127.0.0.1:4222"
     # Its NATS user and password (docs/security.md); unset: whatever nats_url carries.
     nats_user: str = ""
     nats_password: SecretStr = SecretStr("")
+    # The gateway's Ed25519 public keys (PEM files, JSON list): an agent action is executed
+    # only when one of them verifies its signed actor. Two during a key rotation.
+    action_verify_key_files: list[Path] = Field(default_factory=list)
     mongodb_uri: str = "mongodb://127.0.0.1:27017/?directConnection=true"
     mongodb_database: str = "tsunagu"
     # "majority" in production; the embedded store accepts it too.
@@ -67,6 +74,8 @@ class TimelineSettings(GrpcServerSettings):
     # How long to wait at start for the provisioning step to have created the streams.
     stream_wait_seconds: float = Field(default=STREAM_WAIT_SECONDS, gt=0)
     shutdown_grace_seconds: float = Field(default=10.0, gt=0)
+    # How often consumer lag and dead-letter depth are read from JetStream for /metrics.
+    metrics_sample_seconds: float = Field(default=5.0, gt=0)
     # Cases (durations as seconds or ISO 8601, e.g. "P7D", "PT72H"): a contact attaches to
     # an open case active within the attach window, reopens a case resolved within the
     # reopen window, else opens a new case; a transfer's follow-up is due after

@@ -10,7 +10,9 @@ from services.timeline.identity.store import IdentityStore
 from services.timeline.interactions.store import InteractionStore
 from services.timeline.profiles.store import CustomerStore
 from services.timeline.settings import TimelineSettings
+from services.timeline.store.command_spans import CommandSpans
 from services.timeline.store.documents import Document
+from services.timeline.store.timing import CommandTiming
 
 
 class TimelineStore:
@@ -34,7 +36,11 @@ class TimelineStore:
 def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], TimelineStore]:
     """The MongoDB client (the caller closes it) and the slices' stores over its database."""
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000
+        settings.mongodb_uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=10_000,
+        # Timing for the metrics, one span per command (no documents) for the traces.
+        event_listeners=[CommandTiming(), CommandSpans()],
     )
     concern = settings.mongodb_write_concern
     db = mongo.get_database(

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import _quiet_sink
 from tsunagu.local.stack import LocalStack, StackPorts
+from tsunagu.local.traces import traces_env
 
 
 class StackLog:
@@ -36,5 +37,12 @@ async def stack(session_dir: Path, stack_log: StackLog) -> AsyncIterator[LocalSt
         tenant_database="e2e",
         mongodb_uri=os.environ.get("MONGODB_URI"),
         sink=stack_log,
+        # Consumer lag is read from JetStream this often: tests wait for it, not 5 s. Spans
+        # kept as `make run` keeps them, written within 0.1 s rather than 5 s.
+        extra_env={
+            "TSUNAGU_TIMELINE_METRICS_SAMPLE_SECONDS": "0.5",
+            **traces_env(session_dir / "e2e"),
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        },
     ) as running:
         yield running

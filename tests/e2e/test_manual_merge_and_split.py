@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests import builders
 from tests.e2e import agent_desk
 from tests.e2e.agent_desk import TENANT, execute, found, http_session, submit, unique_phone
+from tests.scrape import scrape, scrape_until
 from tsunagu.local.stack import LocalStack
 
 BY_IDENTIFIER = """
@@ -27,6 +28,8 @@ query ($id: ID!) {
 
 
 async def test_manual_merge_shows_in_the_ledger_and_a_split_undoes_it(stack: LocalStack) -> None:
+    metrics = stack.metrics.urls["timeline"]
+    before = await scrape(metrics)
     suffix, phone = unique_phone("080-55")
     address = f"kana.{suffix}@example.jp"
     await submit(stack, "chat", builders.chat(TENANT, visitor=f"v-m-{suffix}", email=address))
@@ -77,3 +80,12 @@ async def test_manual_merge_shows_in_the_ledger_and_a_split_undoes_it(stack: Loc
     assert after["status"] == "split"
     assert after["splitReason"] == "Two people after all"
     assert after["splitBy"] == {"id": agent_desk.AGENT_ID}
+
+    # An operator sees both on /metrics.
+    merges, splits = "tsunagu_timeline_merges_total", "tsunagu_timeline_splits_total"
+    after = await scrape_until(
+        metrics,
+        lambda s: s.value(merges) > before.value(merges) and s.value(splits) > before.value(splits),
+    )
+    assert after.value(merges) - before.value(merges) == 1
+    assert after.value(splits) - before.value(splits) == 1

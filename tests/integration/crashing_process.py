@@ -19,7 +19,8 @@ class CrashingService(Lifecycle):
 
     async def _work(self) -> None:
         if self._crash:
-            raise RuntimeError("the background task failed")
+            # The message carries data (as a driver error quotes a document): never logged.
+            raise RuntimeError(f"the background task failed on {os.environ['TEST_CRASH']}")
         await asyncio.Event().wait()
 
     async def open(self) -> None:

@@ -647,7 +647,7 @@ async def test_the_stream_dead_letters_an_action_on_a_foreign_case_and_announces
             tenant, owners[mine.event_id], escalation=pb.EscalationAction(level=1, reason="VIP")
         )
         for action in (hijack, escalate):
-            await bus.publish(action.SerializeToString(), subject=subject)
+            await bus.publish_action(action)
         await bus.recorded([escalate.event_id])
         assert await bus.stored([hijack.event_id]) == set()
         [dead] = await bus.dead_letters(subject)

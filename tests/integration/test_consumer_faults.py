@@ -32,6 +32,7 @@ from nats.js.errors import APIError, NotFoundError
 from services.timeline.consumer import InteractionConsumer
 from services.timeline.service import TimelineService
 from tests import builders
+from tests.action_keys import session_action_keys
 from tests.grpc_credentials import CallerSet, channel_for
 from tests.integration.test_ingest_to_timeline import wait_for_events
 from tsunagu.bus.publisher import InteractionPublisher
@@ -68,6 +69,14 @@ class Bus:
         ack = await self.js.publish(subject or self.chat_subject, data, headers=headers)
         assert ack.stream == "INTERACTIONS"
         return ack.seq
+
+    async def publish_action(self, action: pb.Interaction) -> int:
+        """Publish an agent action on its tenant's agent-desk subject, signed like the gateway."""
+        return await self.publish(
+            action.SerializeToString(),
+            subject=agent_desk_subject(action.tenant),
+            headers=session_action_keys().headers(action),
+        )
 
     async def recorded(self, event_ids: list[str], *, tenant: str = "") -> dict[str, str]:
         """`wait_for_events`, failing at once (not at its deadline) if the consumer crashed."""
@@ -195,7 +204,7 @@ async def test_agent_action_for_an_unknown_customer_is_dead_lettered_naming_the_
     unknown = f"cus_{uuid.uuid4().hex}"
     note = agent_note(bus.tenant, unknown)
     subject = agent_desk_subject(bus.tenant)
-    sequence = await bus.publish(note.SerializeToString(), subject=subject)
+    sequence = await bus.publish_action(note)
     good = builders.chat(bus.tenant)
     await bus.publish(good.SerializeToString())
 
@@ -222,8 +231,8 @@ async def test_agent_action_about_a_customer_of_another_tenant_is_dead_lettered(
     subject = agent_desk_subject(tenant)
     intrusive = agent_note(tenant, stranger.customer_id)
     legitimate = agent_note(tenant, own_customer)
-    await bus.publish(intrusive.SerializeToString(), subject=subject)
-    await bus.publish(legitimate.SerializeToString(), subject=subject)
+    await bus.publish_action(intrusive)
+    await bus.publish_action(legitimate)
 
     owners = await bus.recorded([legitimate.event_id])
     assert owners[legitimate.event_id] == own_customer
@@ -301,7 +310,7 @@ async def test_dead_letter_of_an_interaction_from_the_project_publisher_keeps_th
     run_timeline: Starter, nats_server: NatsServer, tenant: str, callers: CallerSet
 ) -> None:
     async with open_bus(run_timeline, nats_server, tenant, callers) as bus:
-        publisher = InteractionPublisher(bus.js)
+        publisher = InteractionPublisher(bus.js, signer=session_action_keys().signer)
         unknown = f"cus_{uuid.uuid4().hex}"
         note = agent_note(tenant, unknown)
         await publisher.publish(note)

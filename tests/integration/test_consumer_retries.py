@@ -1,17 +1,24 @@
-"""A transient failure is retried with backoff and dead-lettered only when every delivery failed."""
+"""A failure that is neither a dependency down nor the event itself is retried with backoff and
+dead-lettered only when every delivery failed."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import nats
+import pytest
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
+from opentelemetry.context import Context
 
 from services.timeline.consumer import ConsumerOptions, InteractionConsumer
+from services.timeline.errors import ConcurrentUpdateError
 from services.timeline.recorder import Recorded, TimelineRecorder
+from services.timeline.signed_actors import SignedActors
 from tests import builders
 from tsunagu.bus import headers
 from tsunagu.bus.subjects import DEAD_LETTER_STREAM, interaction_subject
@@ -19,8 +26,8 @@ from tsunagu.local.processes import NatsServer
 from tsunagu.v1 import interaction_pb2 as pb
 
 
-class _StoreDown:
-    """Stands in for the recorder while its store is down: every item fails, transiently."""
+class _AlwaysLosing:
+    """Stands in for a recorder that loses every optimistic-write race (a retryable failure)."""
 
     def __init__(self) -> None:
         self.attempts: list[str] = []
@@ -29,10 +36,14 @@ class _StoreDown:
         self, interactions: Sequence[pb.Interaction]
     ) -> list[Recorded | Exception]:
         self.attempts.extend(i.event_id for i in interactions)
-        return [ConnectionError("store unreachable") for _ in interactions]
+        return [ConcurrentUpdateError("customer kept changing") for _ in interactions]
 
 
-async def _announce(_outcome: Recorded) -> None:
+async def _dependencies_up() -> None:
+    return None
+
+
+async def _announce(_batch: Sequence[Recorded], _contexts: Sequence[Context]) -> None:
     raise AssertionError("nothing was recorded, so nothing may be announced")
 
 
@@ -53,6 +64,8 @@ async def dead_lettered(
             durable=f"retries-{tenant}", subject_filter=f"interactions.{tenant}.>", max_deliver=2
         ),
         announce=_announce,
+        actors=SignedActors({}),
+        probe=_dependencies_up,
     )
     await consumer.start()
     subject = interaction_subject(tenant, interaction.channel)
@@ -76,7 +89,7 @@ async def dead_lettered(
 async def test_an_event_that_fails_every_delivery_is_dead_lettered_as_deliveries_exhausted(
     nats_server: NatsServer, tenant: str
 ) -> None:
-    recorder = _StoreDown()
+    recorder = _AlwaysLosing()
     chat = builders.chat(tenant)
 
     sequence, dead = await dead_lettered(nats_server, recorder, tenant=tenant, interaction=chat)
@@ -85,6 +98,67 @@ async def test_an_event_that_fails_every_delivery_is_dead_lettered_as_deliveries
     hdrs = dead.headers or {}
     assert hdrs[headers.DEAD_LETTER_REASON] == "deliveries_exhausted"
     assert hdrs[headers.DEAD_LETTER_DELIVERIES] == "2"
-    assert "store unreachable" in hdrs[headers.DEAD_LETTER_ERROR]
+    assert "kept changing" in hdrs[headers.DEAD_LETTER_ERROR]
     assert hdrs[headers.DEAD_LETTER_ORIGINAL_SEQUENCE] == str(sequence)
     assert dead.data == chat.SerializeToString()
+
+
+class _Recording:
+    """Stands in for a recorder whose store works: every item is recorded."""
+
+    async def record_batch(
+        self, interactions: Sequence[pb.Interaction]
+    ) -> list[Recorded | Exception]:
+        return [Recorded(i.event_id, i.tenant, "cus_1", duplicate=False) for i in interactions]
+
+    async def mark_announced(self, _recorded: Sequence[Recorded]) -> None:
+        return None
+
+
+async def test_a_plain_asyncio_timeout_from_an_idle_fetch_does_not_stop_the_consumer(
+    nats_server: NatsServer, tenant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # nats-py raises a plain asyncio.TimeoutError (not its own subclass) when the server's
+    # request-timeout reply races the client's deadline: an idle consumer must ride it out.
+    fetch = JetStreamContext.PullSubscription.fetch
+    plain_timeouts = 3
+
+    async def racing_fetch(
+        sub: JetStreamContext.PullSubscription, *args: Any, **kwargs: Any
+    ) -> list[Msg]:
+        nonlocal plain_timeouts
+        if plain_timeouts:
+            plain_timeouts -= 1
+            raise asyncio.TimeoutError  # noqa: UP041 - the plain asyncio one is the point
+        return await fetch(sub, *args, **kwargs)
+
+    monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", racing_fetch)
+    announced: asyncio.Queue[Recorded] = asyncio.Queue()
+
+    async def announce(batch: Sequence[Recorded], _contexts: Sequence[Context]) -> None:
+        for outcome in batch:
+            await announced.put(outcome)
+
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    consumer = InteractionConsumer(
+        js,
+        cast("TimelineRecorder", _Recording()),
+        options=ConsumerOptions(
+            durable=f"idle-{tenant}", subject_filter=f"interactions.{tenant}.>"
+        ),
+        announce=announce,
+        actors=SignedActors({}),
+        probe=_dependencies_up,
+    )
+    await consumer.start()
+    try:
+        chat = builders.chat(tenant)
+        await js.publish(interaction_subject(tenant, chat.channel), chat.SerializeToString())
+        outcome = await asyncio.wait_for(announced.get(), 60)
+        assert outcome.event_id == chat.event_id
+        assert plain_timeouts == 0
+        assert not consumer.failed.done()
+    finally:
+        await consumer.stop(grace_seconds=5)
+        await nc.close()

@@ -14,6 +14,7 @@ import nats
 
 from services.timeline.profiles.profile import customer_id_for
 from tests import builders
+from tests.action_keys import session_action_keys
 from tests.grpc_credentials import CallerSet, channel_for
 from tests.integration.test_ingest_to_timeline import wait_for_events
 from tsunagu.bus.subjects import interaction_subject
@@ -56,7 +57,10 @@ async def test_a_note_for_a_customer_not_yet_known_is_replayed_after_the_custome
     js = nc.jetstream()
     async with run_timeline() as timeline, run_ingest("chat") as ingest:
         await js.publish(
-            interaction_subject(tenant, pb.CHANNEL_AGENT_DESK), note.SerializeToString()
+            interaction_subject(tenant, pb.CHANNEL_AGENT_DESK),
+            note.SerializeToString(),
+            # Signed as the gateway does: the replay must carry the signature along.
+            headers=session_action_keys().headers(note),
         )
         listing = await asyncio.to_thread(
             cli, "list", "--nats-url", nats_server.url, "--tenant", tenant

@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from tests import builders
+from tests.action_keys import session_action_keys
 from tests.grpc_credentials import CallerSet, channel_for
 from tests.integration.test_ingest_to_timeline import wait_for_events
 from tsunagu.bus.notices import customer_subject, decode_notice, tenant_subject
@@ -70,7 +71,7 @@ async def identity(
             yield Identity(
                 tenant,
                 timeline_pb2_grpc.TimelineServiceStub(timeline_channel),
-                InteractionPublisher(js),
+                InteractionPublisher(js, signer=session_action_keys().signer),
                 changes,
             )
         finally:

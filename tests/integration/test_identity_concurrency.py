@@ -36,6 +36,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.timeline.profiles.profile import customer_id_for
 from tests import builders
+from tests.action_keys import session_action_keys
 from tsunagu.bus.publisher import InteractionPublisher, Published
 from tsunagu.bus.streams import ensure_streams
 from tsunagu.bus.subjects import DEAD_LETTER_STREAM, INTERACTIONS_STREAM
@@ -217,6 +218,7 @@ async def timeline_process(
             "TSUNAGU_TIMELINE_SUBJECT_FILTER": f"interactions.{tenant}.>",
             "TSUNAGU_TIMELINE_FETCH_BATCH": str(fetch_batch),
             "TSUNAGU_TIMELINE_SHUTDOWN_GRACE_SECONDS": "2",
+            **session_action_keys().timeline_env(),
             "OTEL_SERVICE_NAME": f"tsunagu-{name}",
             "OTEL_TRACES_EXPORTER": "none",
         },
@@ -367,7 +369,8 @@ class Streamed:
 
 
 async def publish(js: JetStreamContext, interactions: list[pb.Interaction]) -> None:
-    outcomes = await InteractionPublisher(js, ack_timeout=10).publish_many(interactions)
+    publisher = InteractionPublisher(js, ack_timeout=10, signer=session_action_keys().signer)
+    outcomes = await publisher.publish_many(interactions)
     failed = [o for o in outcomes if not isinstance(o, Published)]
     assert not failed, failed
 

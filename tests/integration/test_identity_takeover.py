@@ -22,6 +22,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests import builders
+from tests.action_keys import session_action_keys
 from tests.conftest import _quiet_sink
 from tests.grpc_credentials import caller_set, channel_for
 from tests.integration.test_tenant_settings import Running, _address, _service
@@ -91,6 +92,7 @@ async def desk(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> As
             "TSUNAGU_TIMELINE_MONGODB_URI": mongodb_uri,
             "TSUNAGU_TIMELINE_MONGODB_DATABASE": database,
             "TSUNAGU_TIMELINE_CALLERS": CALLERS.json(),
+            **session_action_keys().timeline_env(),
         }
 
         def ingest_env(channel: str) -> dict[str, str]:

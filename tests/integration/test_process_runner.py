@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import pytest
 
 from services.ingest.bootstrap import bootstrap
 from services.ingest.settings import IngestSettings
+from tests.action_keys import session_action_keys
 from tsunagu.bus.connection import NatsConnection, NatsUnreachable, connect
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
 from tsunagu.local.processes import ManagedProcess, NatsServer
@@ -40,6 +42,7 @@ def _timeline(nats: NatsServer, mongodb_uri: str, database: str, tenant: str) ->
         "TSUNAGU_TIMELINE_MONGODB_DATABASE": database,
         "TSUNAGU_TIMELINE_CONSUMER_NAME": f"runner-{tenant}",
         "TSUNAGU_TIMELINE_SUBJECT_FILTER": f"interactions.{tenant}.>",
+        **session_action_keys().timeline_env(),
     }
 
 
@@ -51,6 +54,7 @@ def _gateway(nats: NatsServer, _mongodb_uri: str, _database: str, _tenant: str) 
         "TSUNAGU_GATEWAY_AUTH_MODE": "development",
         "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": "127.0.0.1:9",
         "TSUNAGU_GATEWAY_NATS_URL": nats.url,
+        **session_action_keys().gateway_env(),
     }
 
 
@@ -109,6 +113,8 @@ async def test_sigterm_stops_a_service_gracefully_with_exit_0(
     assert process.returncode == 0, output
     assert f"{service if service != 'ingest' else 'ingest-sms'} stopping" in output
     assert "Traceback" not in output
+    # Before the ready line: where Prometheus scrapes it (a free port, as METRICS_PORT is 0).
+    assert re.match(r"metrics on http://127\.0\.0\.1:\d+/metrics$", lines[0]), output
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
@@ -120,9 +126,13 @@ async def test_with_json_logs_a_service_writes_every_log_record_as_one_json_line
     async with process:
         pid = process.pid
     name = "ingest-sms" if service == "ingest" else service
-    # The ready line is for supervisors, on stdout; all the rest is the log.
+    # The metrics and ready lines are for supervisors, on stdout; all the rest is the log.
     ready = re.compile(SERVICES[service][1])
-    records = [json.loads(line) for line in lines if not ready.search(line)]
+    records = [
+        json.loads(line)
+        for line in lines
+        if not ready.search(line) and not line.startswith("metrics on ")
+    ]
     for record in records:
         assert record.keys() >= JSON_LOG_FIELDS, record
         assert record["service"] == f"tsunagu-{name}"
@@ -138,6 +148,26 @@ def test_an_unknown_log_format_stops_a_process_with_exit_2_naming_the_setting() 
     assert done.stderr.startswith("invalid settings (LogSettings):\n  format:"), done.stderr
 
 
+def test_a_metrics_port_in_use_stops_a_service_with_exit_1_naming_port_and_setting() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "services.ingest"],
+            cwd=REPO,
+            env=_environment(TSUNAGU_INGEST_CHANNEL="sms", TSUNAGU_INGEST_METRICS_PORT=str(port)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, done.stdout + done.stderr
+    said = f"cannot serve metrics on 127.0.0.1:{port} (change TSUNAGU_INGEST_METRICS_PORT)"
+    assert said in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def _run_crashing(**variables: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tests.integration.crashing_process"],
@@ -151,10 +181,13 @@ def _run_crashing(**variables: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_crashed_task_stops_the_process_through_the_graceful_path_with_exit_1() -> None:
-    done = _run_crashing(TEST_CRASH="1")
+    done = _run_crashing(TEST_CRASH="+81 90 1234 5678")
     assert done.returncode == 1, done.stdout + done.stderr
     assert done.stdout.startswith("crashing ready on nowhere"), done.stdout
-    assert "a task crashed (RuntimeError('the background task failed'))" in done.stderr
+    assert "a task crashed (RuntimeError" in done.stderr
+    # Where it failed, not what it said: a message may quote personal data.
+    assert "crashing_process.py" in done.stderr
+    assert "+81 90 1234 5678" not in done.stderr
     assert "closed gracefully" in done.stderr
 
 

@@ -112,3 +112,26 @@ async def test_recording_the_same_batch_twice_changes_nothing(
     ids = {o.customer_id for o in first if isinstance(o, Recorded)}
     customers = await store.customers.get_customers(tenant, ids)
     assert sorted(c["interaction_count"] for c in customers.values()) == [3, 3, 3]
+
+
+async def test_a_redelivered_event_is_announced_again_only_until_its_notice_is_noted(
+    recorder: TimelineRecorder, tenant: str
+) -> None:
+    chat = builders.chat(tenant, phone="090-4444-5555", at=T0)
+    [first] = await recorder.record_batch([chat])
+    assert isinstance(first, Recorded)
+    assert first.entry is not None
+
+    # Stored, but the process stopped before the notice went out: the redelivery carries it.
+    [unannounced] = await recorder.record_batch([chat])
+    assert isinstance(unannounced, Recorded)
+    assert unannounced.duplicate
+    assert unannounced.customer_id == first.customer_id
+    assert unannounced.entry is not None
+    assert unannounced.entry.interaction.event_id == chat.event_id
+
+    await recorder.mark_announced([unannounced])
+    [announced] = await recorder.record_batch([chat])
+    assert isinstance(announced, Recorded)
+    assert announced.duplicate
+    assert announced.entry is None

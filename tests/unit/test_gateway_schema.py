@@ -937,6 +937,19 @@ async def test_internal_timeline_failure_is_masked_when_configured(
     assert "between 1 and 100" in client_error.errors[0].message
 
 
+async def test_an_unexpected_graphql_error_is_logged_without_the_timelines_details(
+    schema: GatewaySchema, timeline: TimelineClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The fake answers INTERNAL with details naming a path: they stand for any text, which
+    # the gateway's log must not repeat (tests/unit/test_failure_logs.py has the rest).
+    result = await run(schema, timeline, f'{{ customer(id: "{BROKEN_ID}") {{ id }} }}')
+
+    assert error_codes(result) == ["INTERNAL_SERVER_ERROR"]
+    assert "/var/lib/secret" not in caplog.text
+    assert "TimelineCallFailed" in caplog.text
+    assert "AioRpcError" in caplog.text  # its cause, by class
+
+
 @pytest.mark.parametrize(
     "mapping", PROTO_ENUMS.values(), ids=lambda mapping: mapping.graphql_enum.__name__
 )

@@ -20,6 +20,7 @@ from gateway.authenticators import (
 from gateway.bus import BusNotReachable, GatewayBus
 from gateway.settings import GatewaySettings
 from gateway.timeline_client import TimelineClient
+from tests.action_keys import ActionKeys, session_action_keys
 from tests.unit.test_gateway_schema import serving_fake_timeline
 from tests.unit.test_gateway_schema import unused_address as _unused
 from tsunagu.local.processes import NatsServer
@@ -101,6 +102,7 @@ def _jwt_settings(**overrides: Any) -> GatewaySettings:
         jwt_issuer="https://idp.example",
         jwt_audience="tsunagu-gateway",
         jwt_jwks_url="https://idp.example/.well-known/jwks.json",
+        action_signing_key_file=session_action_keys().private,
         **overrides,
     )
 
@@ -131,10 +133,15 @@ async def test_readiness_is_503_until_the_lifespan_has_started_and_after_it_stop
     assert after.json()["down"] == ["gateway"]
 
 
-async def test_start_up_fails_when_nats_cannot_be_reached() -> None:
+async def test_start_up_fails_when_nats_cannot_be_reached(action_keys: ActionKeys) -> None:
     timeline = TimelineClient(address="127.0.0.1:9", timeout_seconds=1)
     # A port nothing listens on: the lifespan must fail (bounded), not hang or serve.
-    bus = GatewayBus(url=f"nats://{_unused()}", publish_timeout_seconds=1, connect_budget_seconds=1)
+    bus = GatewayBus(
+        url=f"nats://{_unused()}",
+        publish_timeout_seconds=1,
+        connect_budget_seconds=1,
+        signer=action_keys.signer,
+    )
     app = bootstrap(_jwt_settings(), timeline=timeline, bus=bus)
 
     with pytest.raises(BusNotReachable, match="cannot connect to NATS"):

@@ -19,6 +19,7 @@ from websockets.typing import Subprotocol
 from gateway.app import bootstrap
 from gateway.bus import GatewayBus, SlowConsumer
 from gateway.server import create_server
+from tests.action_keys import ActionKeys, session_action_keys
 from tests.identity_provider import identity_provider
 from tests.unit.test_gateway_http import IDP, TOKEN
 from tests.unit.test_gateway_schema import TENANT, FakeTimeline, running_fake_timeline
@@ -51,7 +52,9 @@ async def live_gateway(
             grpc_timeout_seconds=2.0,
             **settings,
         )
-        bus = GatewayBus(url=nats_server.url, publish_timeout_seconds=2)
+        bus = GatewayBus(
+            url=nats_server.url, publish_timeout_seconds=2, signer=session_action_keys().signer
+        )
         server = create_server(bootstrap(config, bus=bus), config)
         async with server:
             yield fake, bus, server.graphql_url.replace("http://", "ws://")
@@ -376,15 +379,19 @@ async def test_a_refused_subscription_is_an_error_and_the_connection_keeps_servi
 
 
 async def test_a_follower_that_falls_too_far_behind_is_cut_off(
-    nats_server: NatsServer, announcer: Client
+    nats_server: NatsServer, announcer: Client, action_keys: ActionKeys
 ) -> None:
     async with (
-        GatewayBus(url=nats_server.url, publish_timeout_seconds=1) as bus,
+        GatewayBus(
+            url=nats_server.url, publish_timeout_seconds=1, signer=action_keys.signer
+        ) as bus,
         bus.follow(TENANT, "c-slow", queue_size=2) as follower,
     ):
         for number in range(3):
             await announce(announcer, "c-slow", f"ev-{number}")
-        await asyncio.sleep(0.1)
+        async with asyncio.timeout(20):  # generous: delivery is asynchronous, cores are shared
+            while not follower.cut_off:  # noqa: ASYNC110 - a flag the NATS callback sets
+                await asyncio.sleep(0.01)
 
         with pytest.raises(SlowConsumer):
             await anext(follower)

@@ -101,10 +101,11 @@ def test_an_exception_is_its_type_and_a_traceback_without_the_data_it_quoted(
     assert isinstance(exception, dict)
     assert exception["type"] == "RuntimeError"
     traceback = exception["traceback"]
-    # Both exceptions and where they were raised, in Python's order; no input, no query.
+    # Both exceptions and where they were raised, in Python's order; no message at all (a
+    # message can quote what it failed on), so neither the input nor the query.
     assert "pydantic_core._pydantic_core.ValidationError\n" in traceback
-    assert "direct cause of the following exception" in traceback
-    assert "RuntimeError: contact https://crm.example/c?… rejected" in traceback
+    assert "which led to" in traceback
+    assert traceback.rstrip().endswith("RuntimeError")
     assert "_Contact.model_validate" in traceback
     assert traceback.index("ValidationError") < traceback.index("RuntimeError")
     assert EMAIL not in stream.getvalue()

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from pydantic import SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 
 from tsunagu.bus.permissions import inbox_prefix
 from tsunagu.lifecycle import CannotStart, Lifecycle
@@ -67,6 +69,67 @@ class NatsLogin:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class NatsTls:
+    """How a client reaches a NATS server that requires TLS (the production configuration).
+
+    Attributes:
+        ca_file: The CA that signed the server's certificate; None trusts the system's CAs.
+        cert_file: The client's certificate, for a server that verifies clients.
+        key_file: Its private key.
+    """
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    def options(self) -> dict[str, Any]:
+        """nats-py's connect options: TLS from the first byte, verified against ``ca_file``.
+
+        The handshake comes before the server's INFO (the server's `handshake_first`), so
+        nothing in the clear can tell the client that TLS is not needed: no downgrade.
+        """
+        context = ssl.create_default_context(
+            cafile=str(self.ca_file) if self.ca_file is not None else None
+        )
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.cert_file is not None:
+            context.load_cert_chain(
+                str(self.cert_file), str(self.key_file) if self.key_file else None
+            )
+        return {"tls": context, "tls_handshake_first": True}
+
+
+def _shared(name: str) -> Any:
+    # One variable for every process: they all reach the same NATS with the same CA.
+    return Field(default=None, validation_alias=AliasChoices(name, f"TSUNAGU_{name.upper()}"))
+
+
+class NatsTlsSettings(BaseModel):
+    """The NATS TLS settings every process's settings class includes.
+
+    Read from ``TSUNAGU_NATS_TLS_CA_FILE``, ``TSUNAGU_NATS_TLS_CERT_FILE`` and
+    ``TSUNAGU_NATS_TLS_KEY_FILE``, shared by every process; unset: plaintext (local runs).
+    """
+
+    nats_tls_ca_file: Path | None = _shared("nats_tls_ca_file")
+    nats_tls_cert_file: Path | None = _shared("nats_tls_cert_file")
+    nats_tls_key_file: Path | None = _shared("nats_tls_key_file")
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> Self:
+        if (self.nats_tls_cert_file is None) != (self.nats_tls_key_file is None):
+            raise ValueError("nats_tls_cert_file and nats_tls_key_file go together")
+        return self
+
+    @property
+    def nats_tls(self) -> NatsTls | None:
+        """The TLS a client connects with, or None for plaintext."""
+        if self.nats_tls_ca_file is None and self.nats_tls_cert_file is None:
+            return None
+        return NatsTls(self.nats_tls_ca_file, self.nats_tls_cert_file, self.nats_tls_key_file)
+
+
 def without_credentials(url: str) -> str:
     """The URL with any `user:password@` removed: safe to log."""
     parts = urlsplit(url)
@@ -97,11 +160,13 @@ class NatsConnection(Lifecycle):
         *,
         name: str,
         login: NatsLogin | None = None,
+        tls: NatsTls | None = None,
         connect_budget_seconds: float = CONNECT_BUDGET_SECONDS,
     ) -> None:
         self.url = url
         self.name = name
         self._login = login
+        self._tls = tls
         self.client = Client()
         self.jetstream: JetStreamContext = self.client.jetstream()
         self._budget = connect_budget_seconds
@@ -137,12 +202,13 @@ class NatsConnection(Lifecycle):
                         "reconnected_cb": self._reconnected,
                     },
                     **(self._login.options() if self._login else {}),
+                    **(self._tls.options() if self._tls else {}),
                 )
         except (TimeoutError, OSError) as error:
             await self.client.close()
             raise NatsUnreachable(
                 f"cannot connect to NATS at {without_credentials(self.url)} "
-                f"within {self._budget:g}s (unreachable, or its credentials refused)"
+                f"within {self._budget:g}s (unreachable, its credentials refused, or TLS failed)"
             ) from error
 
     async def close(self) -> None:
@@ -151,12 +217,14 @@ class NatsConnection(Lifecycle):
                 await self.client.drain()
 
 
-async def connect(url: str, *, name: str, login: NatsLogin | None = None) -> Client:
+async def connect(
+    url: str, *, name: str, login: NatsLogin | None = None, tls: NatsTls | None = None
+) -> Client:
     """Connect to NATS (see `NatsConnection`); the caller drains the client.
 
     Raises:
         NatsUnreachable: No connection within the budget.
     """
-    connection = NatsConnection(url, name=name, login=login)
+    connection = NatsConnection(url, name=name, login=login, tls=tls)
     await connection.open()
     return connection.client

@@ -21,3 +21,10 @@ def message_id(tenant: str, event_id: str) -> str:
     that the id exists).
     """
     return f"{tenant}/{event_id}"
+
+
+# The gateway's signature over an agent action (`tsunagu.bus.actor_signature`): a JWS that the
+# timeline verifies before executing the action. A header, not a proto field, because it
+# authenticates the message as published (its exact bytes) rather than being part of the event
+# that is stored and served.
+SIGNED_ACTOR = "Tsunagu-Signed-Actor"

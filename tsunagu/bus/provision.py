@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tsunagu.bus.connection import connect, nats_login
+from tsunagu.bus.connection import NatsTlsSettings, connect, nats_login
 from tsunagu.bus.streams import DAY, StreamLimits, ensure_streams
 from tsunagu.runtime import configure_logging, parse_settings, run
 
@@ -17,7 +17,7 @@ log = logging.getLogger("tsunagu.bus.provision")
 DONE_LINE = "streams provisioned:"
 
 
-class ProvisionSettings(BaseSettings):
+class ProvisionSettings(BaseSettings, NatsTlsSettings):
     """The one place stream limits are configured (TSUNAGU_STREAMS_*)."""
 
     model_config = SettingsConfigDict(env_prefix="TSUNAGU_STREAMS_", extra="forbid")
@@ -32,6 +32,16 @@ class ProvisionSettings(BaseSettings):
     duplicate_window_seconds: float = Field(default=2 * DAY, gt=0)
     max_age_seconds: float = Field(default=30 * DAY, gt=0)
     max_bytes: int = Field(default=10 * 1024**3, ge=1024**2)
+    # Per tenant and channel (subject `interactions.<tenant>.<channel>`); -1: none. When a
+    # limit is reached, publishes are refused (RESOURCE_EXHAUSTED at ingest), never discarded.
+    max_msgs_per_subject: int = Field(default=-1, ge=-1)
+
+    @field_validator("max_msgs_per_subject")
+    @classmethod
+    def _per_subject(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("-1 (no limit) or at least 1")
+        return value
 
     @property
     def limits(self) -> StreamLimits:
@@ -40,6 +50,7 @@ class ProvisionSettings(BaseSettings):
             duplicate_window_seconds=self.duplicate_window_seconds,
             max_age_seconds=self.max_age_seconds,
             max_bytes=self.max_bytes,
+            max_msgs_per_subject=self.max_msgs_per_subject,
         )
 
 
@@ -49,6 +60,7 @@ async def provision(settings: ProvisionSettings) -> str:
         settings.nats_url,
         name="tsunagu-provision",
         login=nats_login(settings.nats_user, settings.nats_password),
+        tls=settings.nats_tls,
     )
     try:
         outcome = await ensure_streams(nc.jetstream(), settings.limits)

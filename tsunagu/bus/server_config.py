@@ -1,4 +1,4 @@
-"""nats-server's `authorization` block, and the local run's passwords, generated once and kept."""
+"""nats-server's `authorization` and `tls` blocks, and the local run's passwords, kept once made."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import secrets
 import textwrap
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from tsunagu.bus.connection import NatsLogin
@@ -43,6 +44,40 @@ def authorization(users: tuple[NatsUser, ...], passwords: Mapping[str, str] | No
             f"      permissions: {permissions}\n    }}"
         )
     return "authorization {\n  users: [\n" + ",\n".join(entries) + "\n  ]\n}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTls:
+    """TLS for client connections: every client must speak TLS, from its first byte.
+
+    Attributes:
+        cert_file: The server's certificate (chain), PEM.
+        key_file: Its private key, PEM.
+        ca_file: A CA to verify client certificates with; then clients must present one
+            (passwords still say who they are).
+    """
+
+    cert_file: str
+    key_file: str
+    ca_file: str | None = None
+
+    def block(self) -> str:
+        """The `tls` block of nats-server's configuration.
+
+        `handshake_first`: the server starts TLS before it sends anything, so a client never
+        reads an unprotected INFO that could tell it to continue in the clear (downgrade), and
+        a plaintext client gets no answer at all.
+        """
+        lines = [
+            f"  cert_file: {json.dumps(self.cert_file)}",
+            f"  key_file: {json.dumps(self.key_file)}",
+            '  min_version: "1.2"',
+            "  handshake_first: true",
+            "  timeout: 5",
+        ]
+        if self.ca_file is not None:
+            lines += [f"  ca_file: {json.dumps(self.ca_file)}", "  verify: true"]
+        return "tls {\n" + "\n".join(lines) + "\n}\n"
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -42,6 +42,9 @@ class StreamLimits:
     duplicate_window_seconds: float = 2 * DAY
     max_age_seconds: float = 30 * DAY
     max_bytes: int = 10 * 1024**3
+    # Per subject (`interactions.<tenant>.<channel>`): a noisy tenant is refused at its own
+    # limit instead of filling the stream for everyone. -1: no per-subject limit.
+    max_msgs_per_subject: int = -1
     # Below the server's 1 MiB max payload, leaving room for the headers a dead-letter copy adds.
     max_msg_size: int = 1024 * 1024 - 64 * 1024
     replicas: int = 1
@@ -68,22 +71,56 @@ class _Stream:
     deduplicated: bool
     # Message size bounded below the server's maximum (ingestion checks events against it).
     size_bounded: bool
+    # Full: refuse new publishes (an error the publisher sees) instead of discarding the
+    # oldest messages, which may not have been consumed yet.
+    refuses_when_full: bool
+    # `max_msgs_per_subject` applies (subjects carry the tenant).
+    per_tenant: bool
 
 
 _STREAMS = (
-    _Stream(INTERACTIONS_STREAM, INTERACTIONS_SUBJECTS, 1, deduplicated=True, size_bounded=True),
-    _Stream(DEAD_LETTER_STREAM, DEAD_LETTER_SUBJECTS, 10, deduplicated=False, size_bounded=False),
-    _Stream(IDENTITY_STREAM, IDENTITY_SUBJECTS, 10, deduplicated=True, size_bounded=False),
+    _Stream(
+        INTERACTIONS_STREAM,
+        INTERACTIONS_SUBJECTS,
+        1,
+        deduplicated=True,
+        size_bounded=True,
+        refuses_when_full=True,
+        per_tenant=True,
+    ),
+    _Stream(
+        DEAD_LETTER_STREAM,
+        DEAD_LETTER_SUBJECTS,
+        10,
+        deduplicated=False,
+        size_bounded=False,
+        refuses_when_full=True,
+        per_tenant=False,
+    ),
+    # Announcements for downstream readers, not a record: the oldest may go.
+    _Stream(
+        IDENTITY_STREAM,
+        IDENTITY_SUBJECTS,
+        10,
+        deduplicated=True,
+        size_bounded=False,
+        refuses_when_full=False,
+        per_tenant=False,
+    ),
 )
 
 
 def _config(stream: _Stream, limits: StreamLimits) -> StreamConfig:
+    per_subject = limits.max_msgs_per_subject if stream.per_tenant else -1
     return StreamConfig(
         name=stream.name,
         description=_DESCRIPTIONS[stream.name],
         subjects=[stream.subjects],
         storage=StorageType.FILE,
-        discard=DiscardPolicy.OLD,
+        discard=DiscardPolicy.NEW if stream.refuses_when_full else DiscardPolicy.OLD,
+        max_msgs_per_subject=per_subject,
+        # Without it a full subject would discard its own oldest messages even under NEW.
+        discard_new_per_subject=stream.refuses_when_full and per_subject > 0,
         # 0: the server's own default window (nothing deduplicates on that stream).
         duplicate_window=limits.duplicate_window_seconds if stream.deduplicated else 0.0,
         max_age=limits.max_age_seconds,

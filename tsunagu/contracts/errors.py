@@ -34,8 +34,18 @@ class Reason(StrEnum):
     # Valid on the wire, refused by the timeline's rules (an agent action for an unknown
     # customer, a case of another customer): fixing the data and replaying can succeed.
     REFUSED = "refused"
+    # An agent action without the gateway's signature over its actor (docs/security.md).
+    UNSIGNED_ACTOR = "unsigned_actor"
+    # An agent action whose signature does not verify, or verifies over other content (another
+    # tenant, event, actor, roles or payload): forged or altered after the gateway signed it.
+    FORGED_ACTOR = "forged_actor"
+    # Signed with a key the timeline is not configured with: a forgery, or a key rotation
+    # whose new public key has not reached the timeline yet (replay once it has).
+    ACTOR_KEY_UNKNOWN = "actor_key_unknown"
     # Failed on every delivery (the store kept failing): replay once the cause is fixed.
     DELIVERIES_EXHAUSTED = "deliveries_exhausted"
+    # The store refused the document itself (too large, invalid for it): never retried.
+    STORE_REJECTED = "store_rejected"
 
 
 class ContractViolation(ValueError):

@@ -29,6 +29,7 @@ from tsunagu.local.ports import check_ports
 from tsunagu.local.processes import ProcessFailedError
 from tsunagu.local.restarts import Backoff
 from tsunagu.local.stack import CHANNELS, LocalStack, StackPorts
+from tsunagu.local.traces import add_command, print_trace, traces_env
 from tsunagu.runtime import EXIT_CRASHED, run
 
 log = logging.getLogger("tsunagu.local")
@@ -79,6 +80,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     adapter.add_argument("--tenant", required=True, help="comma-separated for several")
     adapter.add_argument("--channel", required=True, choices=CHANNELS)
     adapter.add_argument("--name", default=None, help="the caller's name (default: tenant-channel)")
+    add_command(sub)  # trace <event_id>
     return parser.parse_args(argv)
 
 
@@ -106,6 +108,13 @@ def _token(args: argparse.Namespace) -> None:
             ttl_seconds=args.ttl,
         )
     )
+
+
+def _metrics_lines(stack: LocalStack) -> str:
+    """Each process's Prometheus endpoint, in start order (`curl` them while this runs)."""
+    urls = stack.metrics.urls
+    named = [(name, urls[name]) for name in stack.processes if name in urls]
+    return "  metrics:\n" + "".join(f"    {name:<14} {url}\n" for name, url in named)
 
 
 def _ports(args: argparse.Namespace) -> StackPorts:
@@ -171,7 +180,11 @@ async def _serve(args: argparse.Namespace, ports: StackPorts) -> None:
         flush=True,
     )
     async with LocalStack(
-        args.data_dir, ports=ports, mongodb_uri=args.mongodb_uri, restarts=Backoff()
+        args.data_dir,
+        ports=ports,
+        mongodb_uri=args.mongodb_uri,
+        restarts=Backoff(),
+        extra_env=traces_env(args.data_dir),  # each process keeps its spans for `trace`
     ) as stack:
         print(f"all services ready in {time.monotonic() - started:.1f}s", flush=True)
         if not args.no_demo:
@@ -197,6 +210,7 @@ async def _serve(args: argparse.Namespace, ports: StackPorts) -> None:
             f"  ingestion gRPC: {ingest}\n"
             f"  timeline gRPC:  {stack.timeline_address}\n\n"
             + adapter_usage(stack.credentials_file)
+            + _metrics_lines(stack)
             + "\n  Paste this query into GraphiQL to see the demo customer's whole history:\n\n"
             + _indented(SCREEN_POP_QUERY)
             + _live_examples(customer_id or "<id from the query above>")
@@ -227,6 +241,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "adapter-token":
         _adapter_token(args)
+        return
+    if args.command == "trace":
+        print_trace(args)
         return
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from tsunagu.bus.permissions import OPERATOR
-from tsunagu.bus.server_config import LocalNatsUsers
+from tsunagu.bus.server_config import LocalNatsUsers, ServerTls
 from tsunagu.lifecycle import Lifecycle
 from tsunagu.local.ports import PortInUseError, bind_failed
 
@@ -254,6 +254,7 @@ class NatsServer(ManagedProcess):
     so no other process can take it between choosing and binding; a restart binds it again.
     `users` (tsunagu.bus.server_config) makes it refuse anonymous clients and hold every
     service to its subjects; `url` then carries the operator's credentials, for tools and tests.
+    `tls` makes it accept TLS clients only, as in production.
     """
 
     def __init__(
@@ -264,11 +265,13 @@ class NatsServer(ManagedProcess):
         sink: LineSink | None = None,
         name: str = "nats",
         users: LocalNatsUsers | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         store_dir.mkdir(parents=True, exist_ok=True)
         self.users = users
         self._store_dir = store_dir
         self._server_name = f"tsunagu-local-{port or os.getpid()}"
+        self._tls = tls
         super().__init__(
             name,
             [venv_bin("nats-server")],
@@ -279,7 +282,15 @@ class NatsServer(ManagedProcess):
         )
 
     def _command(self) -> list[str]:
-        config = ("-c", str(self.users.config_path)) if self.users is not None else ()
+        users = self.users
+        config: tuple[str, ...] = ("-c", str(users.config_path)) if users is not None else ()
+        if self._tls is not None:
+            # One configuration file: the users' block (0600, it holds passwords) and TLS.
+            combined = self._store_dir / "server.conf"
+            combined.touch(mode=0o600)
+            users_block = users.config_path.read_text(encoding="utf-8") if users else ""
+            combined.write_text(users_block + self._tls.block(), encoding="utf-8")
+            config = ("-c", str(combined))
         return [
             *self.argv,
             *config,

@@ -15,6 +15,7 @@ from tsunagu.bus.permissions import GATEWAY, PROVISION, TIMELINE, ingest_user
 from tsunagu.bus.provision import DONE_LINE as PROVISIONED_LINE
 from tsunagu.bus.server_config import LocalNatsUsers
 from tsunagu.lifecycle import Lifecycle
+from tsunagu.local.action_keys import LocalActionKeys
 from tsunagu.local.credentials import CREDENTIALS_FILE, write_section
 from tsunagu.local.demo import TENANT as DEMO_TENANT
 from tsunagu.local.grpc_callers import LocalCallers
@@ -24,7 +25,6 @@ from tsunagu.local.processes import (
     ManagedProcess,
     MongoWireStore,
     NatsServer,
-    print_line,
 )
 from tsunagu.local.restarts import Backoff, keep_running
 
@@ -58,6 +58,24 @@ class StackPorts:
             "issuer": self.issuer,
             "gateway": self.gateway,
         }
+
+
+class MetricsUrls:
+    """Passes every output line on, keeping the `/metrics` URL each process printed at start."""
+
+    _LINE = re.compile(r"^metrics on (http://\S+)$")
+
+    def __init__(self, sink: LineSink | None) -> None:
+        self.urls: dict[str, str] = {}
+        self._sink = sink
+
+    def __call__(self, name: str, line: str) -> None:
+        if (match := self._LINE.match(line)) is not None:
+            self.urls[name] = match[1]
+        if self._sink is None:
+            print(f"[{name}] {line}", flush=True)  # ManagedProcess's default
+        else:
+            self._sink(name, line)
 
 
 def _bound(process: ManagedProcess) -> str:
@@ -101,7 +119,9 @@ class LocalStack(Lifecycle):
         self.channels = channels
         self.database = tenant_database
         self._mongodb_uri = mongodb_uri
-        self._sink = sink
+        # Every process's output passes here: the metrics URLs are read off it.
+        self.metrics = MetricsUrls(sink)
+        self._sink: LineSink = self.metrics
         self._env = extra_env or {}
         self._restarts = restarts
         self._watchers: dict[str, asyncio.Task[None]] = {}
@@ -120,6 +140,7 @@ class LocalStack(Lifecycle):
         self.grpc_callers = LocalCallers.load_or_create(
             data_dir, channels=channels, tenants=adapter_tenants
         )
+        self.action_keys = LocalActionKeys.load_or_create(data_dir)
         self.credentials_file = data_dir / CREDENTIALS_FILE
 
     def _nats_env(self, prefix: str, user: str) -> dict[str, str]:
@@ -172,7 +193,7 @@ class LocalStack(Lifecycle):
     def _supervise(self, name: str) -> None:
         if self._restarts is not None:
             self._watchers[name] = asyncio.create_task(
-                keep_running(self.processes[name], self._restarts, self._sink or print_line),
+                keep_running(self.processes[name], self._restarts, self._sink),
                 name=f"{name}-restarts",
             )
 
@@ -238,6 +259,7 @@ class LocalStack(Lifecycle):
                     "TSUNAGU_TIMELINE_MONGODB_URI": self.mongodb_uri,
                     "TSUNAGU_TIMELINE_MONGODB_DATABASE": self.database,
                     **self.grpc_callers.server_env("TSUNAGU_TIMELINE_"),
+                    **self.action_keys.timeline_env(),
                 },
                 ready=r"timeline ready on (\S+:(?P<port>\d+))",
                 port=self.ports.timeline,
@@ -278,6 +300,7 @@ class LocalStack(Lifecycle):
                 "TSUNAGU_GATEWAY_JWT_ISSUER": self.issuer.issuer,
                 "TSUNAGU_GATEWAY_JWT_AUDIENCE": self.issuer.audience,
                 "TSUNAGU_GATEWAY_JWT_JWKS_URL": jwks_url,
+                **self.action_keys.gateway_env(),
             },
             ready=r"gateway listening on (\S+:(?P<port>\d+)\S*)",
             port=self.ports.gateway,

@@ -28,6 +28,8 @@ class InteractionDoc(TypedDict):
     raw: bytes
     # False from the append until the profile (and case) include it; pages leave it out.
     projected: NotRequired[bool]
+    # False until its `timeline.updated` notices went out (a redelivery announces it then).
+    announced: NotRequired[bool]
     case_id: NotRequired[str]
     switched_from: NotRequired[str]
 
@@ -38,4 +40,5 @@ class InteractionState(TypedDict):
     event_id: str
     customer_id: str
     projected: NotRequired[bool]
+    announced: NotRequired[bool]
     case_id: NotRequired[str]

@@ -62,7 +62,7 @@ class InteractionStore:
         keys = [interaction_key(tenant, e) for e in event_ids]
         cursor = self._log.find(
             {"_id": {"$in": keys}, "tenant": tenant},
-            {"event_id": 1, "customer_id": 1, "projected": 1, "case_id": 1},
+            {"event_id": 1, "customer_id": 1, "projected": 1, "announced": 1, "case_id": 1},
         )
         return {doc["event_id"]: cast("InteractionState", doc) async for doc in cursor}
 
@@ -80,6 +80,13 @@ class InteractionStore:
             await self._log.update_many(
                 {"_id": {"$in": [interaction_key(tenant, e) for e in event_ids]}, "tenant": tenant},
                 {"$set": {"projected": True}},
+            )
+
+    async def mark_announced(self, tenant: str, event_ids: Sequence[str]) -> None:
+        if event_ids:
+            await self._log.update_many(
+                {"_id": {"$in": [interaction_key(tenant, e) for e in event_ids]}, "tenant": tenant},
+                {"$set": {"announced": True}},
             )
 
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
