@@ -190,6 +190,9 @@ class Harness:
 
         await _until(lambda: not missed(), within_s=PUSH_GRACE_S)
         after_fault = [at for _, at in stored.where.values() if at >= fault_at]
+        lost = sorted(set(ids) - stored.where.keys())
+        unpushed = missed()
+        examples = (*lost[:3], *sorted(stored.duplicated)[:3], *sorted(unexpected)[:3])
         return Outcome(
             label=fault.label,
             acked=len(ids),
@@ -197,15 +200,16 @@ class Harness:
             unacked=len(ledger.unacked),
             stored=len(stored.where.keys() & set(ids)),
             duplicated=len(stored.duplicated),
-            lost=len(set(ids) - stored.where.keys()),
+            lost=len(lost),
             dead_unexpected=len(unexpected),
             invalid_sent=len(invalid),
             invalid_dead=len(dead.invalid & invalid),
             miscounted=len(miscounted),
-            missed_pushes=len(missed()),
+            missed_pushes=len(unpushed),
             excused_pushes=len(stored.where) - len(pushable),
             back_up_s=back_up_s,
             stored_again_s=min(after_fault) - fault_at if after_fault else None,
+            examples=(*examples, *unpushed[:3]),
         )
 
     async def _send_invalid(self, scenario: int) -> set[str]:
@@ -261,5 +265,7 @@ async def run_faults(
                 f"chaos: {fault.label}: {verdict} ({outcome.acked} acknowledged, "
                 f"{outcome.stored} stored, {outcome.lost} lost, {outcome.duplicated} duplicated)"
             )
+            if outcome.failed and outcome.examples:
+                say(f"chaos: {fault.label}: for example {', '.join(outcome.examples)}")
             outcomes.append(outcome)
     return outcomes

@@ -24,6 +24,8 @@ class Outcome:
         excused_pushes: Events stored while a subscriber was disconnected (not missed).
         back_up_s: Fault → the process ready again (None: not back in time).
         stored_again_s: Fault → the first event stored after it.
+        examples: A few event ids behind the failure (lost, duplicated, dead-lettered or
+            missed, in that order), to look up in the store, the logs or a trace.
     """
 
     label: str
@@ -41,6 +43,7 @@ class Outcome:
     excused_pushes: int
     back_up_s: float | None
     stored_again_s: float | None
+    examples: tuple[str, ...] = ()
 
     @property
     def failed(self) -> bool:
