@@ -19,6 +19,7 @@ from chaos.faults import Fault
 from chaos.followers import Follower
 from chaos.load import LOAD_CHANNELS, Adapters, Customer, Ledger, adapters, customers, steady
 from chaos.outcome import Outcome
+from chaos.readiness import Readiness, readiness
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
 from tsunagu.local.processes import LineSink
 from tsunagu.local.restarts import Backoff
@@ -77,10 +78,16 @@ class Harness:
     """A running stack under test, with its adapters, followers and direct probes."""
 
     def __init__(
-        self, stack: LocalStack, load: Adapters, probe: StoreProbe, options: Options
+        self,
+        stack: LocalStack,
+        load: Adapters,
+        probe: StoreProbe,
+        ready: Readiness,
+        options: Options,
     ) -> None:
         self.stack = stack
         self._load = load
+        self._ready = ready
         self._probe = probe
         self._options = options
         self._followers: dict[str, Follower] = {}
@@ -137,15 +144,16 @@ class Harness:
         )
         invalid = await self._send_invalid(self._scenarios)
         await _until(lambda: len(ledger.acked) >= o.events, within_s=RECOVER_WITHIN_S)
-        fault_at = time.time()
+        fault_at, started = time.time(), time.monotonic()
         back_up_s: float | None = None
         with contextlib.suppress(TimeoutError):
             back_up_s = await fault.inject(self.stack, within_s=RECOVER_WITHIN_S)
+        ready_s = await self._ready_since(started)
         after = len(ledger.acked)
         await _until(lambda: len(ledger.acked) >= after + o.events, within_s=RECOVER_WITHIN_S)
         stop.set()
         await load
-        return await self._check(fault, ledger, invalid, fault_at, back_up_s)
+        return await self._check(fault, ledger, invalid, fault_at, (back_up_s, ready_s))
 
     async def _check(
         self,
@@ -153,7 +161,7 @@ class Harness:
         ledger: Ledger,
         invalid: set[str],
         fault_at: float,
-        back_up_s: float | None,
+        recovered: tuple[float | None, float | None],
     ) -> Outcome:
         ids = list(ledger.acked)
         stored = await _settled(
@@ -207,10 +215,20 @@ class Harness:
             miscounted=len(miscounted),
             missed_pushes=len(unpushed),
             excused_pushes=len(stored.where) - len(pushable),
-            back_up_s=back_up_s,
+            back_up_s=recovered[0],
+            ready_s=recovered[1],
             stored_again_s=min(after_fault) - fault_at if after_fault else None,
             examples=(*examples, *unpushed[:3]),
         )
+
+    async def _ready_since(self, started: float) -> float | None:
+        """Seconds from `started` until every service is ready again (None: not in time)."""
+        deadline = started + RECOVER_WITHIN_S
+        while not await self._ready.all_ready():
+            if time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(0.25)
+        return time.monotonic() - started
 
     async def _send_invalid(self, scenario: int) -> set[str]:
         """Publish invalid events straight to the stream, as a buggy producer could."""
@@ -240,8 +258,11 @@ async def harness(data_dir: Path, options: Options, *, sink: LineSink) -> AsyncI
         tokens = {c: stack.grpc_callers.adapter(c) for c in LOAD_CHANNELS}
         probe = StoreProbe(stack.mongodb_uri, stack.database, TENANT)
         try:
-            async with adapters(stack.ingest_addresses, tokens) as load:
-                running = Harness(stack, load, probe, options)
+            async with (
+                adapters(stack.ingest_addresses, tokens) as load,
+                readiness(stack) as ready,
+            ):
+                running = Harness(stack, load, probe, ready, options)
                 try:
                     await running.follow(customers(CUSTOMERS_PER_CHANNEL))
                     yield running

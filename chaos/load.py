@@ -25,7 +25,7 @@ LOAD_CHANNELS = ("chat", "sms", "email")
 TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 # A killed ingest comes back within seconds: gRPC's default reconnect back-off (up to two
 # minutes) would measure the client, not the system.
-_CHANNEL_OPTIONS = (
+RECONNECT_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 1000),
@@ -142,7 +142,7 @@ async def adapters(
         stubs = {}
         for channel in LOAD_CHANNELS:
             opened = open_channel(
-                addresses[channel], token=tokens[channel], options=_CHANNEL_OPTIONS
+                addresses[channel], token=tokens[channel], options=RECONNECT_OPTIONS
             )
             channel_ = await stack.enter_async_context(opened)
             stubs[channel] = ingest_pb2_grpc.IngestServiceStub(channel_)

@@ -23,6 +23,7 @@ class Outcome:
         missed_pushes: Stored events of followed customers no subscriber was pushed.
         excused_pushes: Events stored while a subscriber was disconnected (not missed).
         back_up_s: Fault → the process ready again (None: not back in time).
+        ready_s: Fault → every service's readiness SERVING again (None: not in time).
         stored_again_s: Fault → the first event stored after it.
         examples: A few event ids behind the failure (lost, duplicated, dead-lettered or
             missed, in that order), to look up in the store, the logs or a trace.
@@ -42,6 +43,7 @@ class Outcome:
     missed_pushes: int
     excused_pushes: int
     back_up_s: float | None
+    ready_s: float | None
     stored_again_s: float | None
     examples: tuple[str, ...] = ()
 
@@ -50,6 +52,7 @@ class Outcome:
         """Whether the scenario broke a promise: the exit code of `make chaos`."""
         return (
             self.back_up_s is None
+            or self.ready_s is None
             or self.lost > 0
             or self.duplicated > 0
             or self.dead_unexpected > 0
@@ -72,6 +75,7 @@ _COLUMNS = (
     ("unacked", 7),
     ("retries", 7),
     ("back s", 6),
+    ("ready s", 7),
     ("stored s", 8),
 )
 
@@ -101,6 +105,7 @@ def table(outcomes: Sequence[Outcome]) -> str:
             o.unacked,
             o.retries,
             _seconds(o.back_up_s),
+            _seconds(o.ready_s),
             _seconds(o.stored_again_s),
         )
         rows.append(

@@ -37,6 +37,7 @@ async def test_no_acknowledged_event_is_lost_or_duplicated_when_processes_die_or
     findings = {
         o.label: {
             "back": o.back_up_s is not None,
+            "ready": o.ready_s is not None,
             "lost": o.lost,
             "duplicated": o.duplicated,
             "unacked": o.unacked,
@@ -48,6 +49,7 @@ async def test_no_acknowledged_event_is_lost_or_duplicated_when_processes_die_or
     }
     clean = {
         "back": True,
+        "ready": True,
         "lost": 0,
         "duplicated": 0,
         "unacked": 0,

@@ -22,6 +22,7 @@ CLEAN = Outcome(
     missed_pushes=0,
     excused_pushes=4,
     back_up_s=1.2,
+    ready_s=1.4,
     stored_again_s=1.5,
 )
 
@@ -34,6 +35,7 @@ def test_a_scenario_fails_on_any_broken_promise_and_not_on_retries_or_excused_pu
         dataclasses.replace(CLEAN, miscounted=1),
         dataclasses.replace(CLEAN, missed_pushes=1),
         dataclasses.replace(CLEAN, back_up_s=None),
+        dataclasses.replace(CLEAN, ready_s=None),
     ]
 
     assert not CLEAN.failed
