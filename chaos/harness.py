@@ -222,8 +222,11 @@ class Harness:
         )
 
     async def _ready_since(self, started: float) -> float | None:
-        """Seconds from `started` until every service is ready again (None: not in time)."""
-        deadline = started + RECOVER_WITHIN_S
+        """Seconds from `started` until every service is ready again (None: not in time).
+
+        The deadline runs from now, once the process is back: an outage may last longer.
+        """
+        deadline = time.monotonic() + RECOVER_WITHIN_S
         while not await self._ready.all_ready():
             if time.monotonic() > deadline:
                 return None
