@@ -82,6 +82,7 @@ def main(argv: list[str]) -> int:
             try:
                 return asyncio.run(_main(args, data_dir, log))
             except KeyboardInterrupt:
+                print("chaos: interrupted; the stack is stopped", file=sys.stderr)
                 return 130
 
 

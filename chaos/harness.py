@@ -142,17 +142,21 @@ class Harness:
         load = asyncio.create_task(
             steady(self._load, TENANT, self._targets, rate=o.rate, stop=stop, ledger=ledger)
         )
-        invalid = await self._send_invalid(self._scenarios)
-        await _until(lambda: len(ledger.acked) >= o.events, within_s=RECOVER_WITHIN_S)
-        fault_at, started = time.time(), time.monotonic()
-        back_up_s: float | None = None
-        with contextlib.suppress(TimeoutError):
-            back_up_s = await fault.inject(self.stack, within_s=RECOVER_WITHIN_S)
-        ready_s = await self._ready_since(started)
-        after = len(ledger.acked)
-        await _until(lambda: len(ledger.acked) >= after + o.events, within_s=RECOVER_WITHIN_S)
-        stop.set()
-        await load
+        try:
+            invalid = await self._send_invalid(self._scenarios)
+            await _until(lambda: len(ledger.acked) >= o.events, within_s=RECOVER_WITHIN_S)
+            fault_at, started = time.time(), time.monotonic()
+            back_up_s: float | None = None
+            with contextlib.suppress(TimeoutError):
+                back_up_s = await fault.inject(self.stack, within_s=RECOVER_WITHIN_S)
+            ready_s = await self._ready_since(started)
+            after = len(ledger.acked)
+            await _until(lambda: len(ledger.acked) >= after + o.events, within_s=RECOVER_WITHIN_S)
+            stop.set()
+            await load
+        finally:
+            load.cancel()  # done already, unless this scenario was cancelled or failed
+            await asyncio.gather(load, return_exceptions=True)
         return await self._check(fault, ledger, invalid, fault_at, (back_up_s, ready_s))
 
     async def _check(

@@ -165,11 +165,16 @@ async def steady(
     """
     started = time.monotonic()
     sends: list[asyncio.Task[None]] = []
-    for i, customer in enumerate(itertools.cycle(targets)):
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), max(0.0, started + i / rate - time.monotonic()))
-        if stop.is_set():
-            break
-        item = customer.interaction(tenant, f"chaos message {i}")
-        sends.append(asyncio.create_task(adapters.submit(customer.channel, item, ledger)))
-    await asyncio.gather(*sends)
+    try:
+        for i, customer in enumerate(itertools.cycle(targets)):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, started + i / rate - time.monotonic()))
+            if stop.is_set():
+                break
+            item = customer.interaction(tenant, f"chaos message {i}")
+            sends.append(asyncio.create_task(adapters.submit(customer.channel, item, ledger)))
+        await asyncio.gather(*sends)
+    finally:
+        # Cancelled (Ctrl-C): no submission may outlive the adapters' channels.
+        for send in sends:
+            send.cancel()
