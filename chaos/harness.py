@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -74,29 +74,22 @@ async def _settled(
         await asyncio.sleep(0.5)
 
 
+@dataclass(slots=True)
 class Harness:
     """A running stack under test, with its adapters, followers and direct probes."""
 
-    def __init__(
-        self,
-        stack: LocalStack,
-        load: Adapters,
-        probe: StoreProbe,
-        ready: Readiness,
-        options: Options,
-    ) -> None:
-        self.stack = stack
-        self._load = load
-        self._ready = ready
-        self._probe = probe
-        self._options = options
-        self._followers: dict[str, Follower] = {}
-        self._following: list[asyncio.Task[None]] = []
-        self._targets: list[Customer] = []
-        self._seen_dead: set[str] = set()
-        self._scenarios = 0
-        # Invalid event ids differ from run to run: a kept data folder has earlier ones.
-        self._run = uuid.uuid4().hex[:8]
+    stack: LocalStack
+    load: Adapters
+    probe: StoreProbe
+    ready: Readiness
+    options: Options
+    _followers: dict[str, Follower] = field(default_factory=dict, init=False)
+    _following: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _targets: list[Customer] = field(default_factory=list, init=False)
+    _seen_dead: set[str] = field(default_factory=set, init=False)
+    _scenarios: int = field(default=0, init=False)
+    # Invalid event ids differ from run to run: a kept data folder has earlier ones.
+    _run: str = field(default_factory=lambda: uuid.uuid4().hex[:8], init=False)
 
     async def follow(self, targets: Sequence[Customer]) -> None:
         """Create each customer with one event, subscribe to each, wait for a first push."""
@@ -105,10 +98,10 @@ class Harness:
         self._seen_dead = set((await read_dead_letters(self.stack.nats_url, TENANT)).others)
         ledger = Ledger()
         firsts = [(c, c.interaction(TENANT, "hello")) for c in targets]
-        await asyncio.gather(*(self._load.submit(c.channel, i, ledger) for c, i in firsts))
+        await asyncio.gather(*(self.load.submit(c.channel, i, ledger) for c, i in firsts))
         ids = [i.event_id for _, i in firsts]
         stored = await _settled(
-            lambda: self._probe.stored(ids),
+            lambda: self.probe.stored(ids),
             lambda s: len(s.where) == len(ids),
             within_s=QUIESCE_WITHIN_S,
             empty=Stored.nothing(),
@@ -123,7 +116,7 @@ class Harness:
             # No protocol message says "subscribed": send until the customer's first push.
             for _ in range(60):
                 hello = customer.interaction(TENANT, "hi")
-                await self._load.submit(customer.channel, hello, ledger)
+                await self.load.submit(customer.channel, hello, ledger)
                 if await _until(follower.live, within_s=2.0):
                     break
             else:
@@ -137,10 +130,10 @@ class Harness:
     async def run(self, fault: Fault) -> Outcome:
         """Load, the fault, more load once it is over; then wait for quiet and check."""
         self._scenarios += 1
-        o = self._options
+        o = self.options
         ledger, stop = Ledger(), asyncio.Event()
         load = asyncio.create_task(
-            steady(self._load, TENANT, self._targets, rate=o.rate, stop=stop, ledger=ledger)
+            steady(self.load, TENANT, self._targets, rate=o.rate, stop=stop, ledger=ledger)
         )
         try:
             invalid = await self._send_invalid(self._scenarios)
@@ -169,13 +162,13 @@ class Harness:
     ) -> Outcome:
         ids = list(ledger.acked)
         stored = await _settled(
-            lambda: self._probe.stored(ids),
+            lambda: self.probe.stored(ids),
             lambda s: s.where.keys() >= set(ids),
             within_s=QUIESCE_WITHIN_S,
             empty=Stored.nothing(),
         )
         miscounted = await _settled(
-            self._probe.miscounted, lambda wrong: not wrong, within_s=SETTLE_WITHIN_S, empty=["?"]
+            self.probe.miscounted, lambda wrong: not wrong, within_s=SETTLE_WITHIN_S, empty=["?"]
         )
         dead = await _settled(
             lambda: read_dead_letters(self.stack.nats_url, TENANT),
@@ -231,7 +224,7 @@ class Harness:
         The deadline runs from now, once the process is back: an outage may last longer.
         """
         deadline = time.monotonic() + RECOVER_WITHIN_S
-        while not await self._ready.all_ready():
+        while not await self.ready.all_ready():
             if time.monotonic() > deadline:
                 return None
             await asyncio.sleep(0.25)
