@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps run test schema lint typecheck contracts proto proto-check unit integration e2e bench constraints clean provision
+.PHONY: help deps run test schema lint typecheck contracts proto proto-check unit integration e2e bench chaos constraints clean provision
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ e2e: $(STAMP)  ## end-to-end tests across real processes
 
 bench: $(STAMP)  ## issue-11 targets against baselines of the same run, one table; ARGS="--quick" or "--full"
 	$(PY) -m bench $(ARGS)
+
+chaos: $(STAMP)  ## fault injection under load: kill/restart each process, check nothing is lost or doubled; ARGS="--short", "--help"
+	$(PY) -m chaos $(ARGS)
 
 schema: $(STAMP)  ## write the GraphQL schema the gateway serves to docs/schema.graphql
 	$(PY) -c "from gateway.schema import build_schema; from gateway.settings import GatewaySettings; print(build_schema(GatewaySettings()))" > docs/schema.graphql

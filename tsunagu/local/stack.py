@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import re
 import sys
-from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +124,7 @@ class LocalStack(Lifecycle):
         self._sink: LineSink = self.metrics
         self._env = extra_env or {}
         self._restarts = restarts
-        self._watchers: list[asyncio.Task[None]] = []
+        self._watchers: dict[str, asyncio.Task[None]] = {}
         self._stack = AsyncExitStack()
         self.processes: dict[str, ManagedProcess] = {}
         # NATS users and passwords, generated on the first run and kept (0600) in data_dir.
@@ -187,12 +187,37 @@ class LocalStack(Lifecycle):
         except BaseException:
             await self._stack.aclose()
             raise
+        for name in self.processes:
+            self._supervise(name)
+
+    def _supervise(self, name: str) -> None:
         if self._restarts is not None:
-            say = self._sink
-            self._watchers = [
-                asyncio.create_task(keep_running(p, self._restarts, say), name=f"{n}-restarts")
-                for n, p in self.processes.items()
-            ]
+            self._watchers[name] = asyncio.create_task(
+                keep_running(self.processes[name], self._restarts, self._sink),
+                name=f"{name}-restarts",
+            )
+
+    async def _unsupervise(self, name: str) -> None:
+        watcher = self._watchers.pop(name, None)
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    @asynccontextmanager
+    async def held_down(self, name: str) -> AsyncIterator[None]:
+        """Stop one process and keep it down, unrestarted, until the block ends (fault injection).
+
+        Then it starts again on the same port with the same data and is supervised as before.
+        """
+        await self._unsupervise(name)
+        process = self.processes[name]
+        await process.stop()
+        try:
+            yield
+        finally:
+            await process.start()
+            self._supervise(name)
 
     async def _start(self) -> None:
         # Port 0: the servers pick a free one themselves.
@@ -300,10 +325,7 @@ class LocalStack(Lifecycle):
 
     async def close(self) -> None:
         # No restarts once stopping begins.
-        for watcher in self._watchers:
-            watcher.cancel()
-        for watcher in self._watchers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        for name in list(self._watchers):
+            await self._unsupervise(name)
         # Exit stack order stops services first (they drain), then nats and the store.
         await self._stack.aclose()
