@@ -256,3 +256,28 @@ async def test_set_with_a_boolean_stores_a_boolean(store: TimelineStore) -> None
     projected = await store.interactions.interaction_state("a", "e1")
     assert projected is not None
     assert projected.get("projected") is True
+
+
+async def test_interactions_stored_before_timeline_keys_are_given_theirs_at_start(
+    store: TimelineStore,
+) -> None:
+    # As a store written by an earlier version holds them: no timeline key.
+    for i in range(3):
+        await store.db["interactions"].insert_one(
+            dict(interaction("a", f"old{i}", "c1", T0 + timedelta(minutes=i)))
+        )
+    await store.interactions.insert_interaction(
+        interaction("a", "new", "c1", T0 + timedelta(minutes=5))
+    )
+
+    await store.ensure_indexes()  # what the timeline runs at start
+
+    # Pages are ranges of the key: without it the old entries fell out of order and out of
+    # every cursor page.
+    page = await store.interactions.list_interactions("a", "c1", limit=10)
+    assert [d["event_id"] for d in page] == ["new", "old2", "old1", "old0"]
+    older = await store.interactions.list_interactions(
+        "a", "c1", limit=10, before=(T0 + timedelta(minutes=5), "new")
+    )
+    assert [d["event_id"] for d in older] == ["old2", "old1", "old0"]
+    assert await store.interactions.backfill_timeline_keys() == 0  # nothing left to do

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import cast
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.timeline.interactions.keys import instant_bound, timeline_key
@@ -53,6 +53,35 @@ class InteractionStore:
 
     async def ensure_indexes(self) -> None:
         await self._log.create_indexes(INDEXES)
+
+    async def backfill_timeline_keys(self, *, batch: int = 500) -> int:
+        """Give interactions stored before timeline keys existed their key; returns how many.
+
+        Pages select by the key, so an interaction without one would be missing from its
+        customer's timeline. Idempotent, run at start: a store written by this version has
+        nothing to backfill and answers one query.
+        """
+        missing: Document = {"timeline_key": {"$exists": False}}
+        done = 0
+        while True:
+            docs = await self._log.find(missing, {"occurred_at": 1, "event_id": 1}).to_list(batch)
+            if not docs:
+                return done
+            await self._log.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": doc["_id"], **missing},
+                        {
+                            "$set": {
+                                "timeline_key": timeline_key(doc["occurred_at"], doc["event_id"])
+                            }
+                        },
+                    )
+                    for doc in docs
+                ],
+                ordered=False,
+            )
+            done += len(docs)
 
     # -- recording ----------------------------------------------------------------------------
 
