@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -14,6 +16,8 @@ from services.timeline.store.command_counts import counting_listeners
 from services.timeline.store.command_spans import CommandSpans
 from services.timeline.store.documents import Document
 from services.timeline.store.timing import CommandTiming
+
+log = logging.getLogger(__name__)
 
 
 class TimelineStore:
@@ -29,6 +33,8 @@ class TimelineStore:
     async def ensure_indexes(self) -> None:
         """Create every slice's indexes (idempotent; run at start)."""
         await self.interactions.ensure_indexes()
+        if backfilled := await self.interactions.backfill_timeline_keys():
+            log.warning("gave %d interactions stored before timeline keys their key", backfilled)
         await self.identities.ensure_indexes()
         await self.customers.ensure_indexes()
         await self.cases.ensure_indexes()

@@ -67,7 +67,7 @@ async def test_ensure_indexes_is_idempotent(store: TimelineStore) -> None:
     await store.ensure_indexes()
     keys = await index_keys(store)
     assert keys[("tenant", "event_id")] is True
-    assert ("tenant", "customer_id", "occurred_at", "event_id") in keys
+    assert ("tenant", "customer_id", "timeline_key") in keys
     assert ("customer_id",) in keys
 
 
@@ -75,7 +75,7 @@ async def test_ensure_indexes_is_idempotent(store: TimelineStore) -> None:
 async def test_indexes_keep_their_names_and_directions(store: TimelineStore) -> None:
     """nx-27017 deviation: index names are replaced and every key is stored ascending."""
     indexes = {ix["name"]: ix async for ix in await store.db["interactions"].list_indexes()}
-    assert dict(indexes["tenant_customer_timeline"]["key"])["occurred_at"] == -1
+    assert dict(indexes["tenant_customer_timeline_key"]["key"])["timeline_key"] == -1
 
 
 async def test_unique_event_id_per_tenant(store: TimelineStore) -> None:
@@ -241,11 +241,11 @@ async def test_timeline_query_uses_the_compound_index(store: TimelineStore) -> N
     """nx-27017 deviation: compound indexes are never used by queries (full scans)."""
     plan = (
         await store.db["interactions"]
-        .find({"tenant": "a", "customer_id": "c1"})
-        .sort([("occurred_at", -1), ("event_id", -1)])
+        .find({"tenant": "a", "customer_id": "c1", "timeline_key": {"$lt": "1"}})
+        .sort([("timeline_key", -1)])
         .explain()
     )
-    assert "tenant_customer_timeline" in str(plan)
+    assert "tenant_customer_timeline_key" in str(plan)
 
 
 @real_mongodb_only
@@ -256,3 +256,28 @@ async def test_set_with_a_boolean_stores_a_boolean(store: TimelineStore) -> None
     projected = await store.interactions.interaction_state("a", "e1")
     assert projected is not None
     assert projected.get("projected") is True
+
+
+async def test_interactions_stored_before_timeline_keys_are_given_theirs_at_start(
+    store: TimelineStore,
+) -> None:
+    # As a store written by an earlier version holds them: no timeline key.
+    for i in range(3):
+        await store.db["interactions"].insert_one(
+            dict(interaction("a", f"old{i}", "c1", T0 + timedelta(minutes=i)))
+        )
+    await store.interactions.insert_interaction(
+        interaction("a", "new", "c1", T0 + timedelta(minutes=5))
+    )
+
+    await store.ensure_indexes()  # what the timeline runs at start
+
+    # Pages are ranges of the key: without it the old entries fell out of order and out of
+    # every cursor page.
+    page = await store.interactions.list_interactions("a", "c1", limit=10)
+    assert [d["event_id"] for d in page] == ["new", "old2", "old1", "old0"]
+    older = await store.interactions.list_interactions(
+        "a", "c1", limit=10, before=(T0 + timedelta(minutes=5), "new")
+    )
+    assert [d["event_id"] for d in older] == ["old2", "old1", "old0"]
+    assert await store.interactions.backfill_timeline_keys() == 0  # nothing left to do

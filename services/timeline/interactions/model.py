@@ -32,6 +32,9 @@ class InteractionDoc(TypedDict):
     announced: NotRequired[bool]
     case_id: NotRequired[str]
     switched_from: NotRequired[str]
+    # `(occurred_at, event_id)` as one sortable string, set by the store on append: a page is
+    # one range of it within the customer (interactions/keys.py).
+    timeline_key: NotRequired[str]
 
 
 class InteractionState(TypedDict):

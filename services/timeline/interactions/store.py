@@ -6,9 +6,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import cast
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from services.timeline.interactions.keys import instant_bound, timeline_key
 from services.timeline.interactions.model import InteractionDoc, InteractionState
 from services.timeline.interactions.tally import Tally
 from services.timeline.store.documents import Document, interaction_key
@@ -16,15 +17,11 @@ from services.timeline.store.writes import insert_many_new, insert_new, move_by_
 
 INDEXES = [
     IndexModel([("tenant", ASCENDING), ("event_id", ASCENDING)], unique=True, name="tenant_event"),
-    # A customer's timeline page is one range scan of this index.
+    # A customer's timeline page is one range scan of this index: the timeline key orders
+    # (occurred_at, event_id) in one field, so a cursor is a single bound (interactions/keys.py).
     IndexModel(
-        [
-            ("tenant", ASCENDING),
-            ("customer_id", ASCENDING),
-            ("occurred_at", DESCENDING),
-            ("event_id", DESCENDING),
-        ],
-        name="tenant_customer_timeline",
+        [("tenant", ASCENDING), ("customer_id", ASCENDING), ("timeline_key", DESCENDING)],
+        name="tenant_customer_timeline_key",
     ),
     # Customer ids are globally unique. This single-field index is what the embedded store can
     # use (it ignores compound indexes); real MongoDB picks the compound one above.
@@ -32,6 +29,15 @@ INDEXES = [
     # Rebuilding one case from the log after a crash reads its interactions.
     IndexModel([("case_id", ASCENDING)], name="case", sparse=True),
 ]
+
+
+def _keyed(doc: InteractionDoc) -> Document:
+    """The document to append: the interaction with its timeline key."""
+    return {**doc, "timeline_key": timeline_key(doc["occurred_at"], doc["event_id"])}
+
+
+# Pages leave out what only the recorder needs.
+_PAGE_FIELDS: Document = {"projected": 0, "timeline_key": 0}
 
 
 def _stored(doc: Document) -> InteractionDoc:
@@ -47,6 +53,35 @@ class InteractionStore:
 
     async def ensure_indexes(self) -> None:
         await self._log.create_indexes(INDEXES)
+
+    async def backfill_timeline_keys(self, *, batch: int = 500) -> int:
+        """Give interactions stored before timeline keys existed their key; returns how many.
+
+        Pages select by the key, so an interaction without one would be missing from its
+        customer's timeline. Idempotent, run at start: a store written by this version has
+        nothing to backfill and answers one query.
+        """
+        missing: Document = {"timeline_key": {"$exists": False}}
+        done = 0
+        while True:
+            docs = await self._log.find(missing, {"occurred_at": 1, "event_id": 1}).to_list(batch)
+            if not docs:
+                return done
+            await self._log.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": doc["_id"], **missing},
+                        {
+                            "$set": {
+                                "timeline_key": timeline_key(doc["occurred_at"], doc["event_id"])
+                            }
+                        },
+                    )
+                    for doc in docs
+                ],
+                ordered=False,
+            )
+            done += len(docs)
 
     # -- recording ----------------------------------------------------------------------------
 
@@ -68,12 +103,12 @@ class InteractionStore:
 
     async def insert_interactions(self, docs: Sequence[InteractionDoc]) -> set[str]:
         """Append many; returns the `_id`s that were new (the others were already stored)."""
-        refused = await insert_many_new(self._log, [dict(doc) for doc in docs])
+        refused = await insert_many_new(self._log, [_keyed(doc) for doc in docs])
         return {doc["_id"] for i, doc in enumerate(docs) if i not in refused}
 
     async def insert_interaction(self, doc: InteractionDoc) -> bool:
         """Append to the log; False when an interaction with this event id is already there."""
-        return await insert_new(self._log, dict(doc))
+        return await insert_new(self._log, _keyed(doc))
 
     async def mark_projected(self, tenant: str, event_ids: Sequence[str]) -> None:
         if event_ids:
@@ -112,7 +147,14 @@ class InteractionStore:
         until: datetime | None = None,
         case_id: str = "",
     ) -> list[InteractionDoc]:
-        """Newest first, ordered by (occurred_at, event_id) so pages are stable under inserts."""
+        """Newest first, ordered by (occurred_at, event_id) so pages are stable under inserts.
+
+        The order, the cursor and the window are all ranges of the timeline key: one bounded
+        range within the customer, which real MongoDB serves from `tenant_customer_timeline_key`
+        and the embedded store from the `customer` index without reading older entries (a
+        date in the filter made it read the customer's whole history: page 20 cost 6.6x the
+        first one).
+        """
         query: Document = {"tenant": tenant, "customer_id": customer_id}
         if case_id:
             query["case_id"] = case_id
@@ -120,41 +162,26 @@ class InteractionStore:
             query["channel"] = {"$in": list(channels)}
         if kinds:
             query["kind"] = {"$in": list(kinds)}
-        window: Document = {}
+        keys: Document = {}
         if since is not None:
-            window["$gte"] = since
-        if until is not None:
-            window["$lt"] = until
-        if before is None:
-            if window:
-                query["occurred_at"] = window
-            return await self._page(query, limit)
-        # After a cursor: the cursor's own instant (ties, by event id) and then strictly older
-        # ones, as two range queries rather than one `$or`, which the embedded store answers
-        # with a scan of the whole collection (a deep page cost 4x the first one).
-        at, event_id = before
-        ties: list[InteractionDoc] = []
-        if (since is None or at >= since) and (until is None or at < until):
-            ties = await self._page(
-                {**query, "occurred_at": at, "event_id": {"$lt": event_id}}, limit
-            )
-        if len(ties) >= limit:
-            return ties[:limit]
-        older = {**window, "$lt": at if until is None else min(at, until)}
-        return ties + await self._page({**query, "occurred_at": older}, limit - len(ties))
-
-    async def _page(self, query: Document, limit: int) -> list[InteractionDoc]:
+            keys["$gte"] = instant_bound(since)
+        upper = [instant_bound(until)] if until is not None else []
+        if before is not None:
+            upper.append(timeline_key(*before))
+        if upper:
+            # Both are exclusive upper bounds in the same order: the lower one is the tighter.
+            keys["$lt"] = min(upper)
+        if keys:
+            query["timeline_key"] = keys
         cursor = (
-            self._log.find(query, {"projected": 0})
-            .sort([("occurred_at", DESCENDING), ("event_id", DESCENDING)])
-            .limit(limit)
+            self._log.find(query, _PAGE_FIELDS).sort([("timeline_key", DESCENDING)]).limit(limit)
         )
         return [_stored(doc) async for doc in cursor]
 
     async def get_interactions(self, tenant: str, event_ids: Iterable[str]) -> list[InteractionDoc]:
         """Whole stored interactions by event id (a lookup by `_id`)."""
         keys = [interaction_key(tenant, e) for e in event_ids]
-        cursor = self._log.find({"_id": {"$in": keys}, "tenant": tenant}, {"projected": 0})
+        cursor = self._log.find({"_id": {"$in": keys}, "tenant": tenant}, _PAGE_FIELDS)
         return [_stored(doc) async for doc in cursor]
 
     async def lookup_events(self, tenant: str, event_ids: Iterable[str]) -> list[Document]:
