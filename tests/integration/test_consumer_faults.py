@@ -133,14 +133,6 @@ async def open_bus(
             await nc.close()
 
 
-@pytest.fixture
-async def bus(
-    run_timeline: Starter, nats_server: NatsServer, tenant: str, callers: CallerSet
-) -> AsyncIterator[Bus]:
-    async with open_bus(run_timeline, nats_server, tenant, callers) as opened:
-        yield opened
-
-
 def header(msg: RawStreamMsg, name: str) -> str:
     value = (msg.headers or {}).get(name, "")
     assert isinstance(value, str)

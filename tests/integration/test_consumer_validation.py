@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from tests import builders
-from tests.grpc_credentials import CallerSet
 from tests.integration.test_consumer_faults import (
     ERROR_HEADER,
     SEQUENCE_HEADER,
     Bus,
-    Starter,
     header,
-    open_bus,
 )
-from tsunagu.local.processes import NatsServer
 from tsunagu.v1 import interaction_pb2 as pb
 from tsunagu.v1 import timeline_pb2
 
@@ -88,14 +82,6 @@ def _two_customers() -> list[str]:
 def _claiming_chat(interaction: pb.Interaction) -> pb.Interaction:
     interaction.channel = pb.CHANNEL_CHAT
     return interaction
-
-
-@pytest.fixture
-async def bus(
-    run_timeline: Starter, nats_server: NatsServer, tenant: str, callers: CallerSet
-) -> AsyncIterator[Bus]:
-    async with open_bus(run_timeline, nats_server, tenant, callers) as opened:
-        yield opened
 
 
 HOSTILE: list[Callable[[str], Hostile]] = [

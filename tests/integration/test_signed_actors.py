@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,14 +137,6 @@ FORGERIES: dict[str, tuple[Callable[[ActionKeys, str, str, str], Forgery], str]]
     "another key claiming the gateway's key id": (_own_key_named_as_the_gateways, "forged_actor"),
     "not a signature": (_not_a_jws, "forged_actor"),
 }
-
-
-@pytest.fixture
-async def bus(
-    run_timeline: Starter, nats_server: NatsServer, tenant: str, callers: CallerSet
-) -> AsyncIterator[Bus]:
-    async with open_bus(run_timeline, nats_server, tenant, callers) as opened:
-        yield opened
 
 
 async def test_an_agent_action_signed_by_the_gateway_is_executed(
