@@ -57,7 +57,7 @@ integration: $(STAMP)  ## integration tests (real nats-server and store)
 e2e: $(STAMP)  ## end-to-end tests across real processes
 	$(BIN)/pytest tests/e2e
 
-bench: $(STAMP)  ## issue-11 targets against baselines of the same run, one table; ARGS="--quick" or "--full"
+bench: $(STAMP)  ## throughput targets against baselines measured in the same run, one table; ARGS="--quick" or "--full"
 	$(PY) -m bench $(ARGS)
 
 chaos: $(STAMP)  ## fault injection under load: kill/restart each process, check nothing is lost or doubled; ARGS="--short", "--help"
