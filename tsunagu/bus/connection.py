@@ -162,8 +162,10 @@ class NatsConnection(Lifecycle):
         login: NatsLogin | None = None,
         tls: NatsTls | None = None,
         connect_budget_seconds: float = CONNECT_BUDGET_SECONDS,
+        reconnect_wait_seconds: float = _OPTIONS["reconnect_time_wait"],
     ) -> None:
         self.url = url
+        self._reconnect_wait = reconnect_wait_seconds
         self.name = name
         self._login = login
         self._tls = tls
@@ -200,6 +202,7 @@ class NatsConnection(Lifecycle):
                         **_OPTIONS,
                         "disconnected_cb": self._disconnected,
                         "reconnected_cb": self._reconnected,
+                        "reconnect_time_wait": self._reconnect_wait,
                     },
                     **(self._login.options() if self._login else {}),
                     **(self._tls.options() if self._tls else {}),

@@ -32,6 +32,8 @@ class ProvisionSettings(BaseSettings, NatsTlsSettings):
     duplicate_window_seconds: float = Field(default=2 * DAY, gt=0)
     max_age_seconds: float = Field(default=30 * DAY, gt=0)
     max_bytes: int = Field(default=10 * 1024**3, ge=1024**2)
+    # How long timeline notices stay for a gateway catching up after a reconnect.
+    notice_max_age_seconds: float = Field(default=5 * 60.0, ge=10)
     # Per tenant and channel (subject `interactions.<tenant>.<channel>`); -1: none. When a
     # limit is reached, publishes are refused (RESOURCE_EXHAUSTED at ingest), never discarded.
     max_msgs_per_subject: int = Field(default=-1, ge=-1)
@@ -50,6 +52,7 @@ class ProvisionSettings(BaseSettings, NatsTlsSettings):
             duplicate_window_seconds=self.duplicate_window_seconds,
             max_age_seconds=self.max_age_seconds,
             max_bytes=self.max_bytes,
+            notice_max_age_seconds=self.notice_max_age_seconds,
             max_msgs_per_subject=self.max_msgs_per_subject,
         )
 
