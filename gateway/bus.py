@@ -288,12 +288,9 @@ class GatewayBus(Lifecycle):
             login=self._login,
             tls=self._tls,
             connect_budget_seconds=self._connect_budget,
-            **(
-                {}
-                if self._reconnect_wait is None
-                else {"reconnect_wait_seconds": self._reconnect_wait}
-            ),
         )
+        if self._reconnect_wait is not None:
+            connection.reconnect_wait_seconds = self._reconnect_wait
         connection.on_connectivity_change(self._connectivity_changed)
         try:
             await connection.open()

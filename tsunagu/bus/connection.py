@@ -162,10 +162,8 @@ class NatsConnection(Lifecycle):
         login: NatsLogin | None = None,
         tls: NatsTls | None = None,
         connect_budget_seconds: float = CONNECT_BUDGET_SECONDS,
-        reconnect_wait_seconds: float = _OPTIONS["reconnect_time_wait"],
     ) -> None:
         self.url = url
-        self._reconnect_wait = reconnect_wait_seconds
         self.name = name
         self._login = login
         self._tls = tls
@@ -173,6 +171,9 @@ class NatsConnection(Lifecycle):
         self.jetstream: JetStreamContext = self.client.jetstream()
         self._budget = connect_budget_seconds
         self._listeners: list[Callable[[], object]] = []
+
+    # Between reconnect attempts; set before `open()` (a test that needs a long gap raises it).
+    reconnect_wait_seconds: float = _OPTIONS["reconnect_time_wait"]
 
     def on_connectivity_change(self, listener: Callable[[], object]) -> None:
         """Call `listener` after every disconnection and reconnection; register before `open()`.
@@ -202,7 +203,7 @@ class NatsConnection(Lifecycle):
                         **_OPTIONS,
                         "disconnected_cb": self._disconnected,
                         "reconnected_cb": self._reconnected,
-                        "reconnect_time_wait": self._reconnect_wait,
+                        "reconnect_time_wait": self.reconnect_wait_seconds,
                     },
                     **(self._login.options() if self._login else {}),
                     **(self._tls.options() if self._tls else {}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,14 +48,8 @@ class ProvisionSettings(BaseSettings, NatsTlsSettings):
 
     @property
     def limits(self) -> StreamLimits:
-        return StreamLimits(
-            replicas=self.replicas,
-            duplicate_window_seconds=self.duplicate_window_seconds,
-            max_age_seconds=self.max_age_seconds,
-            max_bytes=self.max_bytes,
-            notice_max_age_seconds=self.notice_max_age_seconds,
-            max_msgs_per_subject=self.max_msgs_per_subject,
-        )
+        # Every limit this class names, under the same name; the rest keep their defaults.
+        return StreamLimits(**self.model_dump(include={f.name for f in fields(StreamLimits)}))
 
 
 async def provision(settings: ProvisionSettings) -> str:
