@@ -43,9 +43,13 @@ async def as_timeline(server: NatsServer) -> AsyncIterator[Client]:
         await nc.close()
 
 
-async def announce(nc: Client, tenant: str, event_id: str) -> None:
-    notice = TimelineUpdated(tenant=tenant, customer_id=CUSTOMER, event_id=event_id)
-    await nc.publish(customer_subject(tenant, CUSTOMER), encode_notice(notice))
+async def announce(
+    nc: Client, tenant: str, event_id: str, customer: str = CUSTOMER, merged_into: str = ""
+) -> None:
+    notice = TimelineUpdated(
+        tenant=tenant, customer_id=customer, event_id=event_id, merged_into=merged_into
+    )
+    await nc.publish(customer_subject(tenant, customer), encode_notice(notice))
     await nc.flush()
 
 
@@ -55,17 +59,43 @@ async def next_event(follower: CustomerFollower) -> str:
     return heard.notice.event_id
 
 
-async def test_a_notice_published_while_the_gateway_reconnects_is_pushed_once(
-    own_nats: NatsServer, tmp_path: Path, tenant: str
-) -> None:
-    assert own_nats.users is not None
-    bus = GatewayBus(
-        url=own_nats.address,
-        login=own_nats.users.login(GATEWAY),
+def gateway_bus(server: NatsServer) -> GatewayBus:
+    assert server.users is not None
+    return GatewayBus(
+        url=server.address,
+        login=server.users.login(GATEWAY),
         publish_timeout_seconds=2,
         signer=session_action_keys().signer,
         reconnect_wait_seconds=RECONNECT_WAIT,
     )
+
+
+@asynccontextmanager
+async def restarted_while_away(
+    server: NatsServer, bus: GatewayBus, store_dir: Path
+) -> AsyncIterator[NatsServer]:
+    """Stop NATS, start it again on the same port and data; yields while the gateway is away."""
+    await server.stop()
+
+    async def away() -> bool:
+        return bus.connectivity() == "RECONNECTING"
+
+    await eventually(away, "the gateway notices that NATS is gone")
+    restarted = NatsServer(store_dir, port=server.port, sink=nats_sink, users=server.users)
+    await restarted.start()
+    try:
+        yield restarted
+        # The precondition of the tests: the gateway was not subscribed when they published.
+        assert bus.connectivity() == "RECONNECTING"
+    except BaseException:
+        await restarted.stop()
+        raise
+
+
+async def test_a_notice_published_while_the_gateway_reconnects_is_pushed_once(
+    own_nats: NatsServer, tmp_path: Path, tenant: str
+) -> None:
+    bus = gateway_bus(own_nats)
     restarted: NatsServer | None = None
     try:
         async with bus, bus.follow(tenant, CUSTOMER, queue_size=16) as follower:
@@ -73,20 +103,11 @@ async def test_a_notice_published_while_the_gateway_reconnects_is_pushed_once(
                 await announce(timeline, tenant, "ev-live")
             assert await next_event(follower) == "ev-live"
 
-            await own_nats.stop()
-
-            async def away() -> bool:
-                return bus.connectivity() == "RECONNECTING"
-
-            await eventually(away, "the gateway notices that NATS is gone")
-            restarted = NatsServer(
-                tmp_path / "nats", port=own_nats.port, sink=nats_sink, users=own_nats.users
-            )
-            await restarted.start()
-            async with as_timeline(restarted) as timeline:
+            async with (
+                restarted_while_away(own_nats, bus, tmp_path / "nats") as restarted,
+                as_timeline(restarted) as timeline,
+            ):
                 await announce(timeline, tenant, "ev-missed")
-            # The precondition of the test: the gateway was not subscribed when it was sent.
-            assert bus.connectivity() == "RECONNECTING"
 
             # Caught up once reconnected; "ev-live", also in the capture, is not pushed again.
             assert await next_event(follower) == "ev-missed"
@@ -100,13 +121,41 @@ async def test_a_notice_published_while_the_gateway_reconnects_is_pushed_once(
             assert await next_event(follower) == "ev-after"
             assert follower.cut_off is False
 
-            # The catch-up consumer is gone once done (deleted, not left to expire).
+            # The catch-up consumer is gone once done.
             async def no_consumers() -> bool:
                 async with as_operator(restarted) as operator:
                     info = await operator.jetstream().stream_info(TIMELINE_UPDATED_STREAM)
                     return info.state.consumer_count == 0
 
             await eventually(no_consumers, "the catch-up consumer deleted")
+    finally:
+        if restarted is not None:
+            await restarted.stop()
+
+
+async def test_after_a_merge_the_catch_up_reads_the_survivor_too(
+    own_nats: NatsServer, tmp_path: Path, tenant: str
+) -> None:
+    bus = gateway_bus(own_nats)
+    restarted: NatsServer | None = None
+    try:
+        async with bus, bus.follow(tenant, CUSTOMER, queue_size=16) as follower:
+            async with as_timeline(own_nats) as timeline:
+                await announce(timeline, tenant, "ev-merge", merged_into="c-survivor")
+            assert await next_event(follower) == "ev-merge"
+            assert follower.followed == {CUSTOMER, "c-survivor"}
+
+            async with (
+                restarted_while_away(own_nats, bus, tmp_path / "nats") as restarted,
+                as_timeline(restarted) as timeline,
+            ):
+                await announce(timeline, tenant, "ev-survivor", customer="c-survivor")
+                await announce(timeline, tenant, "ev-merged-away")
+
+            assert [await next_event(follower), await next_event(follower)] == [
+                "ev-survivor",
+                "ev-merged-away",
+            ]
     finally:
         if restarted is not None:
             await restarted.stop()
