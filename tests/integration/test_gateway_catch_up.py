@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import nats
+import pytest
 from nats.aio.client import Client
 
 from gateway.bus import CustomerFollower, GatewayBus
@@ -70,95 +72,95 @@ def gateway_bus(server: NatsServer) -> GatewayBus:
     )
 
 
+@pytest.fixture
+async def restarted() -> AsyncIterator[list[NatsServer]]:
+    """The servers a test started again; stopped at its end."""
+    servers: list[NatsServer] = []
+    yield servers
+    for server in servers:
+        await server.stop()
+
+
 @asynccontextmanager
-async def restarted_while_away(
-    server: NatsServer, bus: GatewayBus, store_dir: Path
-) -> AsyncIterator[NatsServer]:
-    """Stop NATS, start it again on the same port and data; yields while the gateway is away."""
-    await server.stop()
+async def following(server: NatsServer, tenant: str, store_dir: Path) -> AsyncIterator[Following]:
+    """A gateway following `CUSTOMER` on `server`, whose data is in `store_dir`."""
+    bus = gateway_bus(server)
+    async with bus, bus.follow(tenant, CUSTOMER, queue_size=16) as follower:
+        yield Following(bus, follower, tenant, store_dir)
 
-    async def away() -> bool:
-        return bus.connectivity() == "RECONNECTING"
 
-    await eventually(away, "the gateway notices that NATS is gone")
-    restarted = NatsServer(store_dir, port=server.port, sink=nats_sink, users=server.users)
-    await restarted.start()
-    try:
-        yield restarted
+@dataclass
+class Following:
+    bus: GatewayBus
+    follower: CustomerFollower
+    tenant: str
+    store_dir: Path
+
+    async def hears_live(self, server: NatsServer, event_id: str, **notice: str) -> None:
+        async with as_timeline(server) as timeline:
+            await announce(timeline, self.tenant, event_id, **notice)
+        assert await next_event(self.follower) == event_id
+
+    @asynccontextmanager
+    async def restart_while_away(
+        self, server: NatsServer, restarted: list[NatsServer]
+    ) -> AsyncIterator[Client]:
+        """Stop NATS, start it on the same port and data; yields the timeline's connection to
+        it while the gateway is still away."""
+        await server.stop()
+
+        async def away() -> bool:
+            return self.bus.connectivity() == "RECONNECTING"
+
+        await eventually(away, "the gateway notices that NATS is gone")
+        again = NatsServer(self.store_dir, port=server.port, sink=nats_sink, users=server.users)
+        await again.start()
+        restarted.append(again)
+        async with as_timeline(again) as timeline:
+            yield timeline
         # The precondition of the tests: the gateway was not subscribed when they published.
-        assert bus.connectivity() == "RECONNECTING"
-    except BaseException:
-        await restarted.stop()
-        raise
+        assert self.bus.connectivity() == "RECONNECTING"
 
 
 async def test_a_notice_published_while_the_gateway_reconnects_is_pushed_once(
-    own_nats: NatsServer, tmp_path: Path, tenant: str
+    own_nats: NatsServer, restarted: list[NatsServer], tenant: str, tmp_path: Path
 ) -> None:
-    bus = gateway_bus(own_nats)
-    restarted: NatsServer | None = None
-    try:
-        async with bus, bus.follow(tenant, CUSTOMER, queue_size=16) as follower:
-            async with as_timeline(own_nats) as timeline:
-                await announce(timeline, tenant, "ev-live")
-            assert await next_event(follower) == "ev-live"
+    async with following(own_nats, tenant, tmp_path / "nats") as live:
+        await live.hears_live(own_nats, "ev-live")
+        async with live.restart_while_away(own_nats, restarted) as timeline:
+            await announce(timeline, tenant, "ev-missed")
 
-            async with (
-                restarted_while_away(own_nats, bus, tmp_path / "nats") as restarted,
-                as_timeline(restarted) as timeline,
-            ):
-                await announce(timeline, tenant, "ev-missed")
+        # Caught up once reconnected; "ev-live", also in the capture, is not pushed again.
+        assert await next_event(live.follower) == "ev-missed"
 
-            # Caught up once reconnected; "ev-live", also in the capture, is not pushed again.
-            assert await next_event(follower) == "ev-missed"
+        async def back() -> bool:
+            return live.bus.connectivity() == "CONNECTED"
 
-            async def back() -> bool:
-                return bus.connectivity() == "CONNECTED"
+        await eventually(back, "the gateway reconnected")
+        await live.hears_live(restarted[0], "ev-after")
+        assert live.follower.cut_off is False
 
-            await eventually(back, "the gateway reconnected")
-            async with as_timeline(restarted) as timeline:
-                await announce(timeline, tenant, "ev-after")
-            assert await next_event(follower) == "ev-after"
-            assert follower.cut_off is False
+        # The catch-up consumer is gone once done.
+        async def no_consumers() -> bool:
+            async with as_operator(restarted[0]) as operator:
+                info = await operator.jetstream().stream_info(TIMELINE_UPDATED_STREAM)
+                return info.state.consumer_count == 0
 
-            # The catch-up consumer is gone once done.
-            async def no_consumers() -> bool:
-                async with as_operator(restarted) as operator:
-                    info = await operator.jetstream().stream_info(TIMELINE_UPDATED_STREAM)
-                    return info.state.consumer_count == 0
-
-            await eventually(no_consumers, "the catch-up consumer deleted")
-    finally:
-        if restarted is not None:
-            await restarted.stop()
+        await eventually(no_consumers, "the catch-up consumer deleted")
 
 
 async def test_after_a_merge_the_catch_up_reads_the_survivor_too(
-    own_nats: NatsServer, tmp_path: Path, tenant: str
+    own_nats: NatsServer, restarted: list[NatsServer], tenant: str, tmp_path: Path
 ) -> None:
-    bus = gateway_bus(own_nats)
-    restarted: NatsServer | None = None
-    try:
-        async with bus, bus.follow(tenant, CUSTOMER, queue_size=16) as follower:
-            async with as_timeline(own_nats) as timeline:
-                await announce(timeline, tenant, "ev-merge", merged_into="c-survivor")
-            assert await next_event(follower) == "ev-merge"
-            assert follower.followed == {CUSTOMER, "c-survivor"}
+    async with following(own_nats, tenant, tmp_path / "nats") as live:
+        await live.hears_live(own_nats, "ev-merge", merged_into="c-survivor")
+        assert live.follower.followed == {CUSTOMER, "c-survivor"}
+        async with live.restart_while_away(own_nats, restarted) as timeline:
+            await announce(timeline, tenant, "ev-survivor", customer="c-survivor")
+            await announce(timeline, tenant, "ev-merged-away")
 
-            async with (
-                restarted_while_away(own_nats, bus, tmp_path / "nats") as restarted,
-                as_timeline(restarted) as timeline,
-            ):
-                await announce(timeline, tenant, "ev-survivor", customer="c-survivor")
-                await announce(timeline, tenant, "ev-merged-away")
-
-            assert [await next_event(follower), await next_event(follower)] == [
-                "ev-survivor",
-                "ev-merged-away",
-            ]
-    finally:
-        if restarted is not None:
-            await restarted.stop()
+        heard = [await next_event(live.follower), await next_event(live.follower)]
+        assert heard == ["ev-survivor", "ev-merged-away"]
 
 
 @asynccontextmanager
