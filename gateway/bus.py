@@ -7,7 +7,9 @@ One connection per gateway process, opened and closed by the app's lifespan. Thr
   mutations (``timeline.updated.<tenant>.>``), shared by all of them and dropped when the
   last one finishes, wakes each mutation when its event id is announced.
 - ``follow``: GraphQL subscriptions. One subscription per followed customer subject, so
-  the NATS server filters and a gateway only receives what its clients watch.
+  the NATS server filters and a gateway only receives what its clients watch. Core NATS
+  delivers at most once: after a reconnect every follower catches up from the
+  ``TIMELINE_UPDATED`` capture, starting a little before the disconnection.
 
 Notices are ``tsunagu.v1.TimelineUpdated`` read by the one codec
 (``tsunagu.bus.notices.decode_notice``); a payload it refuses is dropped with a warning.
@@ -18,22 +20,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import NamedTuple, Self
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from gateway.errors import ErrorCode, GatewayError
 from tsunagu.bus.actor_signature import ActorSigner
-from tsunagu.bus.connection import NatsLogin, NatsTls, connect, without_credentials
+from tsunagu.bus.connection import (
+    NatsConnection,
+    NatsLogin,
+    NatsTls,
+    NatsUnreachable,
+    without_credentials,
+)
 from tsunagu.bus.notices import customer_subject, decode_notice, tenant_subject
 from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
+from tsunagu.bus.subjects import TIMELINE_UPDATED_STREAM
 from tsunagu.lifecycle import Lifecycle
 from tsunagu.v1 import interaction_pb2
 from tsunagu.v1.notices_pb2 import TimelineUpdated
@@ -44,6 +57,14 @@ _log = logging.getLogger(__name__)
 CONNECT_BUDGET_SECONDS = 10.0
 # Remembered per follower to drop a notice heard twice (survivor and merged-away subjects).
 _SEEN_EVENTS = 256
+# Catch-up starts this long before the disconnection was noticed: a notice published just
+# before the server went away may not have reached this gateway.
+CATCH_UP_MARGIN_SECONDS = 2.0
+# Notices read per request while catching up, and the bound on one request.
+_CATCH_UP_BATCH = 256
+_CATCH_UP_FETCH_SECONDS = 5.0
+# The server removes a catch-up consumer this long after its last use, should its deletion fail.
+_CATCH_UP_IDLE_SECONDS = 30.0
 
 
 def bus_unavailable() -> GatewayError:
@@ -135,6 +156,43 @@ class CustomerFollower:
         await self._nc.flush()
 
     async def _on_message(self, msg: Msg) -> None:
+        await self._hear(msg)
+
+    async def catch_up(self, js: JetStreamContext, since: datetime) -> None:
+        """Feed the notices captured since `since` through the live path (it drops repeats).
+
+        Reads the followed subjects through an ephemeral pull consumer on the capture stream,
+        deleted when done. Call it after the subscriptions are back on the server, so that
+        nothing published in between is missed.
+        """
+        if self._closed or not self._subscriptions:
+            return
+        subjects = [customer_subject(self._tenant, c) for c in sorted(self._subscriptions)]
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_TIME,
+            opt_start_time=since,
+            ack_policy=AckPolicy.NONE,
+            filter_subjects=subjects if len(subjects) > 1 else None,
+            inactive_threshold=_CATCH_UP_IDLE_SECONDS,
+            mem_storage=True,
+        )
+        reader = await js.pull_subscribe(subjects[0], stream=TIMELINE_UPDATED_STREAM, config=config)
+        try:
+            pending = (await reader.consumer_info()).num_pending
+            while pending and not self._closed:
+                batch = await reader.fetch(
+                    min(pending, _CATCH_UP_BATCH), timeout=_CATCH_UP_FETCH_SECONDS
+                )
+                for msg in batch:
+                    await self._hear(msg)
+                pending = batch[-1].metadata.num_pending
+        finally:
+            with contextlib.suppress(Exception):
+                await reader.unsubscribe()
+            with contextlib.suppress(Exception):
+                await js.delete_consumer(TIMELINE_UPDATED_STREAM, config.name or "")
+
+    async def _hear(self, msg: Msg) -> None:
         notice = decode_notice(msg.data)
         if notice is None or self._overflowed or notice.tenant != self._tenant:
             return
@@ -193,9 +251,11 @@ class GatewayBus(Lifecycle):
         login: NatsLogin | None = None,
         tls: NatsTls | None = None,
         connect_budget_seconds: float = CONNECT_BUDGET_SECONDS,
+        reconnect_wait_seconds: float | None = None,
     ) -> None:
         self._url = url
         self._tls = tls
+        self._reconnect_wait = reconnect_wait_seconds
         self._signer = signer
         self._login = login
         self._connect_budget = connect_budget_seconds
@@ -205,6 +265,9 @@ class GatewayBus(Lifecycle):
         self._watches: dict[str, _TenantWatch] = {}
         self._watch_lock = asyncio.Lock()
         self._followers: set[CustomerFollower] = set()
+        # When the connection was first seen lost, until the catch-up after it started.
+        self._disconnected_at: float | None = None
+        self._catch_ups: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -219,21 +282,56 @@ class GatewayBus(Lifecycle):
         """
         if self._nc is not None:
             raise RuntimeError("the gateway bus is already open")
+        connection = NatsConnection(
+            self._url,
+            name="tsunagu-gateway",
+            login=self._login,
+            tls=self._tls,
+            connect_budget_seconds=self._connect_budget,
+        )
+        if self._reconnect_wait is not None:
+            connection.reconnect_wait_seconds = self._reconnect_wait
+        connection.on_connectivity_change(self._connectivity_changed)
         try:
-            async with asyncio.timeout(self._connect_budget):
-                self._nc = await connect(
-                    self._url, name="tsunagu-gateway", login=self._login, tls=self._tls
-                )
-        except (TimeoutError, OSError) as error:
+            await connection.open()
+        except NatsUnreachable as error:
             raise BusNotReachable(
                 f"cannot connect to NATS at {without_credentials(self._url)}"
             ) from error
+        self._nc = connection.client
         self._publisher = InteractionPublisher(
             self._nc.jetstream(), ack_timeout=self._publish_timeout, signer=self._signer
         )
 
+    def _connectivity_changed(self) -> None:
+        nc = self._nc
+        if nc is None or nc.is_closed:
+            return
+        if not nc.is_connected:
+            if self._disconnected_at is None:
+                self._disconnected_at = time.time()
+            return
+        if self._disconnected_at is None:
+            return
+        # nats-py calls back once it has re-sent every subscription and flushed: live
+        # notices flow again, and the catch-up covers what was published before that.
+        since = datetime.fromtimestamp(self._disconnected_at - CATCH_UP_MARGIN_SECONDS, UTC)
+        self._disconnected_at = None
+        task = asyncio.get_running_loop().create_task(self._catch_up(nc.jetstream(), since))
+        self._catch_ups.add(task)
+        task.add_done_callback(self._catch_ups.discard)
+
+    async def _catch_up(self, js: JetStreamContext, since: datetime) -> None:
+        for follower in list(self._followers):
+            try:
+                await follower.catch_up(js, since)
+            except Exception:  # noqa: BLE001 - NATS trouble; the follower keeps what it has
+                _log.warning("a subscription could not catch up after a reconnect", exc_info=True)
+
     async def close(self) -> None:
         """End every follower, then drain and close the connection."""
+        for task in list(self._catch_ups):
+            task.cancel()
         for follower in list(self._followers):
             await follower.close()
         nc, self._nc, self._publisher = self._nc, None, None

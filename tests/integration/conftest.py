@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import service_nats
 from tests.grpc_credentials import CallerSet
 from tests.integration.test_consumer_faults import Bus, Starter, open_bus
+from tsunagu.bus.permissions import PROVISION
+from tsunagu.bus.provision import ProvisionSettings, provision
+from tsunagu.bus.server_config import LocalNatsUsers
 from tsunagu.local.processes import NatsServer
+
+log = logging.getLogger(__name__)
+
+
+def nats_sink(name: str, line: str) -> None:
+    """Where a test's own nats-server writes its lines: the debug log."""
+    log.debug("[%s] %s", name, line)
+
+
+@pytest.fixture
+async def own_nats(tmp_path: Path, nats_users: LocalNatsUsers) -> AsyncIterator[NatsServer]:
+    """This test's own nats-server, provisioned, to stop and restart (same port and store dir)."""
+    async with NatsServer(tmp_path / "nats", sink=nats_sink, users=nats_users) as server:
+        await provision(ProvisionSettings(**service_nats(server, PROVISION)))
+        yield server
 
 
 @pytest.fixture

@@ -6,11 +6,9 @@ The nats-server is this test's own, stopped and started again on the same port a
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
-import pytest
 from pymongo import AsyncMongoClient
 
 from services.timeline.service import TimelineService
@@ -18,6 +16,7 @@ from services.timeline.settings import TimelineSettings
 from services.timeline.store.documents import Document
 from tests import builders
 from tests.conftest import service_nats
+from tests.integration.conftest import nats_sink
 from tests.integration.test_store_outage import (
     NOT_SERVING,
     SERVING,
@@ -25,24 +24,11 @@ from tests.integration.test_store_outage import (
     eventually,
     readiness,
 )
-from tsunagu.bus.permissions import PROVISION, TIMELINE
-from tsunagu.bus.provision import ProvisionSettings, provision
+from tsunagu.bus.permissions import TIMELINE
 from tsunagu.bus.publisher import InteractionPublisher
-from tsunagu.bus.server_config import LocalNatsUsers
 from tsunagu.local.processes import NatsServer
 
 log = logging.getLogger(__name__)
-
-
-def _sink(name: str, line: str) -> None:
-    log.debug("[%s] %s", name, line)
-
-
-@pytest.fixture
-async def own_nats(tmp_path: Path, nats_users: LocalNatsUsers) -> AsyncIterator[NatsServer]:
-    async with NatsServer(tmp_path / "nats", sink=_sink, users=nats_users) as server:
-        await provision(ProvisionSettings(**service_nats(server, PROVISION)))
-        yield server
 
 
 async def test_a_nats_restart_turns_the_timeline_not_ready_and_then_it_records_again(
@@ -87,7 +73,7 @@ async def test_a_nats_restart_turns_the_timeline_not_ready_and_then_it_records_a
             await eventually(not_ready, "readiness NOT_SERVING while NATS is away")
 
             restarted = NatsServer(
-                tmp_path / "nats", port=own_nats.port, sink=_sink, users=own_nats.users
+                tmp_path / "nats", port=own_nats.port, sink=nats_sink, users=own_nats.users
             )
             await restarted.start()
 

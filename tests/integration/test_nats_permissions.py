@@ -23,6 +23,7 @@ from tsunagu.bus.subjects import (
     DEAD_LETTER_STREAM,
     IDENTITY_STREAM,
     INTERACTIONS_STREAM,
+    TIMELINE_UPDATED_STREAM,
     interaction_subject,
     timeline_updated_subject,
 )
@@ -174,7 +175,13 @@ async def test_no_service_can_delete_or_purge_a_stream(
     nats_server: NatsServer, user: str, operation: str
 ) -> None:
     async with connected_as(nats_server, user) as service:
-        for stream in (INTERACTIONS_STREAM, DEAD_LETTER_STREAM, IDENTITY_STREAM):
+        streams = (
+            INTERACTIONS_STREAM,
+            DEAD_LETTER_STREAM,
+            IDENTITY_STREAM,
+            TIMELINE_UPDATED_STREAM,
+        )
+        for stream in streams:
             subject = f"$JS.API.{operation}.{stream}"
             await service.nc.publish(subject, b"{}")
             await service.nc.flush()
@@ -222,15 +229,47 @@ async def test_the_timeline_consumes_interactions_and_acks_them(
         await msg.ack_sync(timeout=DEADLINE)
 
 
+@pytest.mark.parametrize(
+    ("stream", "subject"),
+    [
+        (INTERACTIONS_STREAM, "interactions.{}.>"),
+        (TIMELINE_UPDATED_STREAM, "timeline.updated.{}.c-1"),
+    ],
+)
 async def test_an_ingest_credential_cannot_create_a_consumer(
-    nats_server: NatsServer, tenant: str
+    nats_server: NatsServer, tenant: str, stream: str, subject: str
 ) -> None:
     async with connected_as(nats_server, ingest_user("chat")) as chat:
         with contextlib.suppress(NatsError, TimeoutError):
             await chat.nc.jetstream().pull_subscribe(
-                f"interactions.{tenant}.>", durable=f"spy-{tenant}", stream=INTERACTIONS_STREAM
+                subject.format(tenant), durable=f"spy-{tenant}", stream=stream
             )
-        await chat.refused("Publish", "$JS.API.CONSUMER.", prefix=True)
+        await chat.refused("Publish", f"$JS.API.CONSUMER.INFO.{stream}.", prefix=True)
+
+
+async def test_the_gateway_reads_the_notice_capture_and_deletes_only_its_own_consumers(
+    nats_server: NatsServer, tenant: str
+) -> None:
+    subject = timeline_updated_subject(tenant, "c-alice")
+    async with connected_as(nats_server, TIMELINE) as timeline:
+        await timeline.nc.publish(subject, b"captured")
+        await timeline.nc.flush()
+    async with connected_as(nats_server, GATEWAY) as gateway:
+        js = gateway.nc.jetstream()
+        reader = await js.pull_subscribe(subject, stream=TIMELINE_UPDATED_STREAM)
+        [msg] = await reader.fetch(1, timeout=DEADLINE)
+        assert msg.data == b"captured"
+        name = (await reader.consumer_info()).name
+        assert await js.delete_consumer(TIMELINE_UPDATED_STREAM, name)
+        for stream in (INTERACTIONS_STREAM, DEAD_LETTER_STREAM, IDENTITY_STREAM):
+            denied = f"$JS.API.CONSUMER.DELETE.{stream}.timeline-{tenant}"
+            await gateway.nc.publish(denied, b"")
+            await gateway.nc.flush()
+            await gateway.refused("Publish", denied)
+            created = f"$JS.API.CONSUMER.CREATE.{stream}"
+            await gateway.nc.publish(created, b"{}")
+            await gateway.nc.flush()
+            await gateway.refused("Publish", created)
 
 
 async def test_refused_credentials_fail_start_up_without_showing_the_password(

@@ -28,11 +28,16 @@ from tsunagu.bus.streams import (
     StreamsMissing,
     ensure_streams,
 )
-from tsunagu.bus.subjects import DEAD_LETTER_STREAM, IDENTITY_STREAM, INTERACTIONS_STREAM
+from tsunagu.bus.subjects import (
+    DEAD_LETTER_STREAM,
+    IDENTITY_STREAM,
+    INTERACTIONS_STREAM,
+    TIMELINE_UPDATED_STREAM,
+)
 from tsunagu.local.processes import NatsServer
 
 REPO = Path(__file__).resolve().parents[2]
-STREAMS = (INTERACTIONS_STREAM, DEAD_LETTER_STREAM, IDENTITY_STREAM)
+STREAMS = (INTERACTIONS_STREAM, DEAD_LETTER_STREAM, IDENTITY_STREAM, TIMELINE_UPDATED_STREAM)
 DAY = 24 * 3600.0
 
 
@@ -99,10 +104,14 @@ async def test_provisioning_with_changed_limits_updates_the_streams(bare_nats: N
         js = nc.jetstream()
         first = await ensure_streams(js, StreamLimits())
         changed = await ensure_streams(
-            js, StreamLimits(max_age_seconds=7 * DAY, duplicate_window_seconds=DAY)
+            js,
+            StreamLimits(
+                max_age_seconds=7 * DAY, duplicate_window_seconds=DAY, notice_max_age_seconds=60
+            ),
         )
         interactions = await js.stream_info(INTERACTIONS_STREAM)
         dead_letters = await js.stream_info(DEAD_LETTER_STREAM)
+        notices = await js.stream_info(TIMELINE_UPDATED_STREAM)
     finally:
         await nc.drain()
     assert first == dict.fromkeys(STREAMS, Provisioned.CREATED)
@@ -110,6 +119,8 @@ async def test_provisioning_with_changed_limits_updates_the_streams(bare_nats: N
     assert interactions.config.max_age == pytest.approx(7 * DAY)
     assert interactions.config.duplicate_window == pytest.approx(DAY)
     assert dead_letters.config.max_age == pytest.approx(7 * DAY)
+    # The notice capture keeps its own, short age.
+    assert notices.config.max_age == pytest.approx(60)
 
 
 def _ingest_settings(nats: NatsServer, wait_seconds: float) -> IngestSettings:

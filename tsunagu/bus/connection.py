@@ -172,6 +172,9 @@ class NatsConnection(Lifecycle):
         self._budget = connect_budget_seconds
         self._listeners: list[Callable[[], object]] = []
 
+    # Between reconnect attempts; set before `open()` (a test that needs a long gap raises it).
+    reconnect_wait_seconds: float = _OPTIONS["reconnect_time_wait"]
+
     def on_connectivity_change(self, listener: Callable[[], object]) -> None:
         """Call `listener` after every disconnection and reconnection; register before `open()`.
 
@@ -200,6 +203,7 @@ class NatsConnection(Lifecycle):
                         **_OPTIONS,
                         "disconnected_cb": self._disconnected,
                         "reconnected_cb": self._reconnected,
+                        "reconnect_time_wait": self.reconnect_wait_seconds,
                     },
                     **(self._login.options() if self._login else {}),
                     **(self._tls.options() if self._tls else {}),

@@ -7,10 +7,13 @@ from dataclasses import dataclass
 
 from tsunagu.bus.subjects import (
     CHANNEL_TOKENS,
+    DEAD_LETTER_STREAM,
     DEAD_LETTER_SUBJECTS,
+    IDENTITY_STREAM,
     IDENTITY_SUBJECTS,
     INTERACTIONS_STREAM,
     TIMELINE_UPDATED_PREFIX,
+    TIMELINE_UPDATED_STREAM,
 )
 
 AGENT_DESK = "agent_desk"
@@ -25,11 +28,20 @@ GATEWAY = "gateway"
 
 # Denied to every service even where an allow pattern would match: losing a stream, its
 # messages or the timeline's consumer position is an operator's decision, never a service's.
-SERVICE_DENY = (
+_STREAM_LOSSES = (
     "$JS.API.STREAM.DELETE.>",
     "$JS.API.STREAM.PURGE.>",
     "$JS.API.STREAM.MSG.DELETE.>",
-    "$JS.API.CONSUMER.DELETE.>",
+)
+SERVICE_DENY = (*_STREAM_LOSSES, "$JS.API.CONSUMER.DELETE.>")
+# The gateway deletes its own short-lived catch-up consumers on the notice capture; deny wins
+# over allow in nats-server, so its deny list names every other stream instead.
+_GATEWAY_DENY = (
+    *_STREAM_LOSSES,
+    *(
+        f"$JS.API.CONSUMER.DELETE.{stream}.>"
+        for stream in (INTERACTIONS_STREAM, DEAD_LETTER_STREAM, IDENTITY_STREAM)
+    ),
 )
 # The JetStream check every service makes at start: do its streams exist?
 _STREAM_INFO = "$JS.API.STREAM.INFO.*"
@@ -63,11 +75,18 @@ class NatsUser:
         }
 
 
-def _service(name: str, *, publish: Iterable[str], subscribe: Iterable[str] = ()) -> NatsUser:
+def _service(
+    name: str,
+    *,
+    publish: Iterable[str],
+    subscribe: Iterable[str] = (),
+    deny_publish: tuple[str, ...] = SERVICE_DENY,
+) -> NatsUser:
     return NatsUser(
         name,
         publish=(_STREAM_INFO, *publish),
         subscribe=(f"{inbox_prefix(name)}.>", *subscribe),
+        deny_publish=deny_publish,
     )
 
 
@@ -89,6 +108,24 @@ def _timeline() -> NatsUser:
     )
 
 
+def _gateway() -> NatsUser:
+    consumer = f"$JS.API.CONSUMER.%s.{TIMELINE_UPDATED_STREAM}"
+    return _service(
+        GATEWAY,
+        publish=(
+            f"interactions.*.{AGENT_DESK}",
+            # Catching up after a reconnect: an ephemeral pull consumer on the notice capture,
+            # created (the filter subject is part of the subject), read, and deleted.
+            f"{consumer % 'CREATE'}.>",
+            f"{consumer % 'INFO'}.*",
+            f"{consumer % 'MSG.NEXT'}.*",
+            f"{consumer % 'DELETE'}.*",
+        ),
+        subscribe=(f"{TIMELINE_UPDATED_PREFIX}.>",),
+        deny_publish=_GATEWAY_DENY,
+    )
+
+
 def service_users() -> tuple[NatsUser, ...]:
     """Every service's user; the operator (full access, for people and tools) is not one."""
     return (
@@ -98,11 +135,7 @@ def service_users() -> tuple[NatsUser, ...]:
             publish=("$JS.API.STREAM.CREATE.*", "$JS.API.STREAM.UPDATE.*"),
         ),
         _timeline(),
-        _service(
-            GATEWAY,
-            publish=(f"interactions.*.{AGENT_DESK}",),
-            subscribe=(f"{TIMELINE_UPDATED_PREFIX}.>",),
-        ),
+        _gateway(),
         *(
             _service(ingest_user(channel), publish=(f"interactions.*.{channel}",))
             for channel in INGEST_CHANNELS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,8 @@ class ProvisionSettings(BaseSettings, NatsTlsSettings):
     duplicate_window_seconds: float = Field(default=2 * DAY, gt=0)
     max_age_seconds: float = Field(default=30 * DAY, gt=0)
     max_bytes: int = Field(default=10 * 1024**3, ge=1024**2)
+    # How long timeline notices stay for a gateway catching up after a reconnect.
+    notice_max_age_seconds: float = Field(default=5 * 60.0, ge=10)
     # Per tenant and channel (subject `interactions.<tenant>.<channel>`); -1: none. When a
     # limit is reached, publishes are refused (RESOURCE_EXHAUSTED at ingest), never discarded.
     max_msgs_per_subject: int = Field(default=-1, ge=-1)
@@ -45,13 +48,8 @@ class ProvisionSettings(BaseSettings, NatsTlsSettings):
 
     @property
     def limits(self) -> StreamLimits:
-        return StreamLimits(
-            replicas=self.replicas,
-            duplicate_window_seconds=self.duplicate_window_seconds,
-            max_age_seconds=self.max_age_seconds,
-            max_bytes=self.max_bytes,
-            max_msgs_per_subject=self.max_msgs_per_subject,
-        )
+        # Every limit this class names, under the same name; the rest keep their defaults.
+        return StreamLimits(**self.model_dump(include={f.name for f in fields(StreamLimits)}))
 
 
 async def provision(settings: ProvisionSettings) -> str:

@@ -19,6 +19,8 @@ from tsunagu.bus.subjects import (
     IDENTITY_SUBJECTS,
     INTERACTIONS_STREAM,
     INTERACTIONS_SUBJECTS,
+    TIMELINE_UPDATED_STREAM,
+    TIMELINE_UPDATED_SUBJECTS,
 )
 from tsunagu.lifecycle import CannotStart
 
@@ -41,6 +43,9 @@ class StreamLimits:
 
     duplicate_window_seconds: float = 2 * DAY
     max_age_seconds: float = 30 * DAY
+    # The notice capture is a live feed, not a record (the timeline is the source of truth):
+    # it only needs to cover a NATS restart and a gateway's reconnect.
+    notice_max_age_seconds: float = 5 * 60.0
     max_bytes: int = 10 * 1024**3
     # Per subject (`interactions.<tenant>.<channel>`): a noisy tenant is refused at its own
     # limit instead of filling the stream for everyone. -1: no per-subject limit.
@@ -56,6 +61,9 @@ _DESCRIPTIONS = {
     ),
     DEAD_LETTER_STREAM: "Interactions the timeline could not process, with the error; replayable",
     IDENTITY_STREAM: "Customer merges and splits (tsunagu.v1.IdentityChange), for downstream",
+    TIMELINE_UPDATED_STREAM: (
+        "The last minutes of timeline notices, for gateways catching up after a reconnect"
+    ),
 }
 
 
@@ -76,6 +84,8 @@ class _Stream:
     refuses_when_full: bool
     # `max_msgs_per_subject` applies (subjects carry the tenant).
     per_tenant: bool
+    # Kept for `notice_max_age_seconds` instead of `max_age_seconds`.
+    short_lived: bool = False
 
 
 _STREAMS = (
@@ -107,6 +117,17 @@ _STREAMS = (
         refuses_when_full=False,
         per_tenant=False,
     ),
+    # Captures the core-NATS notices; the oldest go first, nobody consumes them durably.
+    _Stream(
+        TIMELINE_UPDATED_STREAM,
+        TIMELINE_UPDATED_SUBJECTS,
+        100,
+        deduplicated=False,
+        size_bounded=False,
+        refuses_when_full=False,
+        per_tenant=False,
+        short_lived=True,
+    ),
 )
 
 
@@ -123,7 +144,7 @@ def _config(stream: _Stream, limits: StreamLimits) -> StreamConfig:
         discard_new_per_subject=stream.refuses_when_full and per_subject > 0,
         # 0: the server's own default window (nothing deduplicates on that stream).
         duplicate_window=limits.duplicate_window_seconds if stream.deduplicated else 0.0,
-        max_age=limits.max_age_seconds,
+        max_age=limits.notice_max_age_seconds if stream.short_lived else limits.max_age_seconds,
         max_bytes=limits.max_bytes // stream.bytes_divisor,
         max_msg_size=limits.max_msg_size if stream.size_bounded else -1,
         num_replicas=limits.replicas,

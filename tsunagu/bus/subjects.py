@@ -9,6 +9,9 @@ INTERACTIONS_SUBJECTS = "interactions.>"
 DEAD_LETTER_STREAM = "INTERACTIONS_DLQ"
 DEAD_LETTER_SUBJECTS = "dlq.interactions.>"
 TIMELINE_UPDATED_PREFIX = "timeline.updated"
+# A short-lived capture of the notices (published on core NATS), for followers catching up.
+TIMELINE_UPDATED_STREAM = "TIMELINE_UPDATED"
+TIMELINE_UPDATED_SUBJECTS = f"{TIMELINE_UPDATED_PREFIX}.>"
 IDENTITY_STREAM = "IDENTITY"
 IDENTITY_SUBJECTS = "identity.>"
 
