@@ -20,6 +20,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.errors import ErrorCode, GatewayError
 from gateway.limits import OperationLimits, RateLimit
+from gateway.masking_schema import mask_personal_fields
 from gateway.metrics import OperationMetrics
 from gateway.mutations import Mutation
 from gateway.permissions import enforce
@@ -79,6 +80,8 @@ class GatewaySchema(strawberry.Schema):
         # The cap goes on first, so the role check wraps it: a refused role takes no slot.
         cap_subscriptions(self._schema)
         enforce(self._schema)
+        # Outside the role check: a refused field is never resolved, so never masked either.
+        mask_personal_fields(self._schema)
 
     def process_errors(
         self,

@@ -565,7 +565,8 @@ async def test_customer_fields_come_from_the_timeline(
         "interactionCount": 4,
         "mergedIds": ["c-0"],
         "identifiers": [
-            {"kind": "PHONE", "value": "+819012345678", "network": None, "verified": True},
+            # Masked for the agent (gateway.masking); the handle is how the agent finds her.
+            {"kind": "PHONE", "value": "+81 90-****-5678", "network": None, "verified": True},
             {"kind": "SOCIAL_HANDLE", "value": "hanako", "network": "x", "verified": False},
         ],
         "interactionsByChannel": [
@@ -585,8 +586,8 @@ async def test_customer_shows_protected_identifiers_with_their_reasons(
     result = await run(schema, timeline, query)
 
     assert data(result)["customer"]["protectedIdentifiers"] == [
-        {"kind": "EMAIL", "value": "info@shop.example", "network": None, "reason": "blocklisted"},
-        {"kind": "PHONE", "value": "+81312345678", "network": None, "reason": "shared"},
+        {"kind": "EMAIL", "value": "i****@shop.example", "network": None, "reason": "blocklisted"},
+        {"kind": "PHONE", "value": "+81 3-****-5678", "network": None, "reason": "shared"},
     ]
 
 
@@ -716,7 +717,7 @@ async def test_timeline_maps_entries_cursors_and_page_info(
     assert call["detail"] == {
         "__typename": "CallDetail",
         "callId": "call-42",
-        "fromNumber": "+819012345678",
+        "fromNumber": "+81 90-****-5678",
         "durationSeconds": 312,
     }
     assert call["actor"] == {"type": "CUSTOMER", "id": None, "displayName": None}
