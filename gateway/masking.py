@@ -52,10 +52,11 @@ REVEALING_ROLES: frozenset[str] = frozenset(
 """Roles that may ``reveal`` a masked value (with a reason, audited)."""
 
 # Nine digits or more, optionally separated by spaces, dashes, dots or brackets (full-width
-# digits included): phone numbers and card numbers in what people write. Dates and times
-# (at most eight digits) stay readable.
-_DIGIT_RUN = re.compile(r"\+?\d(?:[ \-.()\u3000]{0,2}\d){8,}")
-_EMAIL = re.compile(r"([^\s@<>()\[\],;:\"']+)@([^\s@<>()\[\],;:\"']+\.[^\s@<>()\[\],;:\"']+)")
+# digits and separators included): phone and card numbers in what people write. Dates and
+# times (at most eight digits) stay readable.
+_DIGIT_RUN = re.compile(r"\+?\d(?:[ \-.()\u3000\u2010\u2212\uff0d\u30fc\uff08\uff09]{0,2}\d){8,}")
+# What cannot be part of an address written in text (its neighbours: spaces, brackets, ...).
+_NOT_IN_ADDRESS = frozenset(" \t\r\n\u3000@<>()[],;:\"'")
 _KEPT_DIGITS = 4
 _CARD_MIN_DIGITS = 13
 _CARD_MAX_DIGITS = 19
@@ -106,7 +107,7 @@ def mask_phone(value: str) -> str:
     formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
     groups = formatted.replace("-", " ").split(" ")
     if len(groups) < 3:
-        return _mask_digits(formatted)
+        return _mask_digits(value)
     # Keep the country code, the first group (area or carrier) and the last four digits.
     kept = len(groups[0]) + 1 + len(groups[1])
     head, tail = formatted[:kept], formatted[kept:]
@@ -132,8 +133,7 @@ def mask_address(value: str) -> str:
 
 def mask_free_text(value: str) -> str:
     """Emails, phone numbers and card-like numbers inside text → masked; the rest as written."""
-    masked = _EMAIL.sub(lambda found: mask_email(found.group(0)), value)
-    return mask_digit_runs(masked)
+    return mask_digit_runs(_mask_emails_in(value))
 
 
 def mask_digit_runs(value: str) -> str:
@@ -144,7 +144,9 @@ def mask_digit_runs(value: str) -> str:
 def mask_card_runs(value: str) -> str:
     """Card-like numbers (13-19 digits passing the Luhn check) → all but the last four masked."""
     return _DIGIT_RUN.sub(
-        lambda found: _mask_digits(found.group(0)) if _card_like(found.group(0)) else found.group(0),
+        lambda found: (
+            _mask_digits(found.group(0)) if _card_like(found.group(0)) else found.group(0)
+        ),
         value,
     )
 
@@ -156,8 +158,31 @@ def _card_like(run: str) -> bool:
     total = 0
     for position, digit in enumerate(reversed(digits)):
         doubled = digit * 2 if position % 2 else digit
-        total += doubled - 9 if doubled > 9 else doubled  # noqa: PLR2004 - Luhn's rule
+        total += doubled - 9 if doubled > 9 else doubled
     return total % 10 == 0
+
+
+def _mask_emails_in(text: str) -> str:
+    # Walks out from each "@" rather than matching a regular expression: a pattern for
+    # addresses backtracks quadratically on long texts without one (64 KiB is allowed).
+    pieces: list[str] = []
+    done = 0
+    at = text.find("@")
+    while at != -1:
+        start = at
+        while start > done and text[start - 1] not in _NOT_IN_ADDRESS:
+            start -= 1
+        end = at + 1
+        while end < len(text) and text[end] not in _NOT_IN_ADDRESS:
+            end += 1
+        domain = text[at + 1 : end]
+        if start < at and "." in domain.strip("."):
+            pieces.append(text[done:start])
+            pieces.append(mask_email(text[start:end]))
+            done = end
+        at = text.find("@", max(end, at + 1))
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def _mask_digits(value: str) -> str:
