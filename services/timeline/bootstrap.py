@@ -11,6 +11,7 @@ import grpc
 from nats.aio.client import Client
 
 from services.timeline.api import TimelineApi
+from services.timeline.audit.chain import AuditChain
 from services.timeline.cases.keeper import CaseKeeper
 from services.timeline.cases.policy import CasePolicy
 from services.timeline.consumer import ConsumerOptions, InteractionConsumer
@@ -23,6 +24,7 @@ from services.timeline.identity.split import MergeSplitter
 from services.timeline.identity.suggestions import MergeSuggestions
 from services.timeline.metrics import StreamGauges
 from services.timeline.notices import TimelineAnnouncer
+from services.timeline.privacy_api import PrivacyApi
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.projector import Projector
 from services.timeline.recorder import TimelineRecorder
@@ -31,7 +33,7 @@ from services.timeline.signed_actors import SignedActors
 from services.timeline.stores import TimelineStore
 from tsunagu.grpc_auth import admit_kind
 from tsunagu.rpc import MAX_QUERY_REQUEST_BYTES, GrpcServer
-from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
+from tsunagu.v1 import privacy_pb2, privacy_pb2_grpc, timeline_pb2, timeline_pb2_grpc
 
 Clock = Callable[[], datetime]
 _CONSUMER_SETTINGS = {
@@ -152,14 +154,20 @@ def bootstrap(
         clock=clock,
     )
 
+    privacy = PrivacyApi(AuditChain(store.audit, clock=clock), store.audit)
+
     def register(server: grpc.aio.Server) -> None:
         timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, server)
+        privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(privacy, server)
 
     server = GrpcServer(
         host=settings.host,
         port=settings.port,
         register=register,
-        service_names=[timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name],
+        service_names=[
+            timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name,
+            privacy_pb2.DESCRIPTOR.services_by_name["PrivacyService"].full_name,
+        ],
         # Its requests carry ids and cursors, never events; responses: the shared limit.
         max_receive_bytes=MAX_QUERY_REQUEST_BYTES,
         # Service identities only (adapters write through ingest, never read); a caller

@@ -95,6 +95,8 @@ class TimelineSettings(GrpcServerSettings, NatsTlsSettings):
     #                                            "fold_email_subaddress": true}}'
     identity: IdentityRules = Field(default_factory=IdentityRules)
     tenant_identity: dict[str, IdentityRules] = Field(default_factory=dict)
+    # The read audit (docs/privacy.md): records older than this leave the chain's old end.
+    audit_retention_days: int = Field(default=400, ge=1)
 
     @model_validator(mode="after")
     def _identity_rules_parse(self) -> TimelineSettings:

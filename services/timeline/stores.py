@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.timeline.audit.store import AuditStore
 from services.timeline.cases.store import CaseStore
 from services.timeline.identity.store import IdentityStore
 from services.timeline.interactions.store import InteractionStore
@@ -23,12 +25,15 @@ log = logging.getLogger(__name__)
 class TimelineStore:
     """One store per slice over one database; each is the only code touching its collections."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Document], *, audit_retention: timedelta = timedelta(days=400)
+    ) -> None:
         self.db = db
         self.interactions = InteractionStore(db["interactions"])
         self.customers = CustomerStore(db["customers"])
         self.identities = IdentityStore(db)
         self.cases = CaseStore(db["cases"])
+        self.audit = AuditStore(db["audit_log"], retention=audit_retention)
 
     async def ensure_indexes(self) -> None:
         """Create every slice's indexes (idempotent; run at start)."""
@@ -38,6 +43,7 @@ class TimelineStore:
         await self.identities.ensure_indexes()
         await self.customers.ensure_indexes()
         await self.cases.ensure_indexes()
+        await self.audit.ensure_indexes()
 
 
 def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], TimelineStore]:
@@ -59,4 +65,4 @@ def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], 
         settings.mongodb_database,
         write_concern=WriteConcern(w=int(concern) if concern.isdigit() else concern),
     )
-    return mongo, TimelineStore(db)
+    return mongo, TimelineStore(db, audit_retention=timedelta(days=settings.audit_retention_days))

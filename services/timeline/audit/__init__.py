@@ -1,0 +1,1 @@
+"""The read audit: who accessed whose personal data, on a hash chain per tenant."""
