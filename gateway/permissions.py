@@ -42,6 +42,10 @@ class Operation(StrEnum):
     WATCH = "watch live updates"
     # Paging and result envelopes: carry no data of their own.
     STRUCTURE = "read result structure"
+    # Showing a masked value (a phone number, an email address) in full, for a reason.
+    REVEAL = "reveal masked values"
+    # Who accessed whose data: the read audit and its verification.
+    READ_AUDIT = "read the audit"
 
 
 _ALL = frozenset(Role)
@@ -56,6 +60,8 @@ ROLES: Mapping[Operation, frozenset[Role]] = {
     Operation.MERGE: frozenset({Role.SUPERVISOR}),
     Operation.WATCH: frozenset({Role.AGENT, Role.SUPERVISOR}),
     Operation.STRUCTURE: _ALL,
+    Operation.REVEAL: frozenset({Role.AGENT, Role.SUPERVISOR, Role.PRIVACY_OFFICER}),
+    Operation.READ_AUDIT: frozenset({Role.PRIVACY_OFFICER}),
 }
 """Which roles may perform each operation; a principal needs one of them."""
 
@@ -81,6 +87,11 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
     "MergeRecord": _LEDGER,
     "LinkedIdentifier": _LEDGER,
     "MergeSuggestion": _LEDGER,
+    "Revealed": Operation.REVEAL,
+    "AuditRecord": Operation.READ_AUDIT,
+    "AuditChainVerdict": Operation.READ_AUDIT,
+    "AuditConnection": Operation.STRUCTURE,
+    "AuditRecordEdge": Operation.STRUCTURE,
     **dict.fromkeys(
         (
             "Customer",
@@ -128,6 +139,10 @@ FIELD_DECISIONS: Mapping[str, Operation] = {
     "Mutation.mergeCustomers": Operation.MERGE,
     "Mutation.splitMerge": Operation.MERGE,
     "Mutation.dismissMergeSuggestion": Operation.MERGE,
+    "Mutation.reveal": Operation.REVEAL,
+    "Query.auditTrail": Operation.READ_AUDIT,
+    "Query.auditLog": Operation.READ_AUDIT,
+    "Query.verifyAuditChain": Operation.READ_AUDIT,
     "ActionResult.customer": _PERSONAL,
     "ActionResult.case": _METRICS,
     "TimelineUpdate.entry": _PERSONAL,

@@ -16,14 +16,17 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from gateway.errors import ErrorCode, GatewayError
 from gateway.limits import OperationLimits, RateLimit
+from gateway.audit import audit_reads
 from gateway.masking_schema import mask_personal_fields
 from gateway.metrics import OperationMetrics
 from gateway.mutations import Mutation
 from gateway.permissions import enforce
+from gateway.privacy import PrivacyMutation, PrivacyQuery
 from gateway.queries import Query
 from gateway.settings import GatewaySettings
 from gateway.subscription_caps import cap_subscriptions
@@ -82,6 +85,8 @@ class GatewaySchema(strawberry.Schema):
         enforce(self._schema)
         # Outside the role check: a refused field is never resolved, so never masked either.
         mask_personal_fields(self._schema)
+        # Outermost: a read is recorded in the audit before anything of it is served.
+        audit_reads(self._schema)
 
     def process_errors(
         self,
@@ -141,5 +146,9 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
     if settings.mask_errors:
         extensions.append(_MaskUnexpectedErrors)
     return GatewaySchema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        # The privacy fields live in their own module (gateway.privacy), merged in here.
+        query=merge_types("Query", (Query, PrivacyQuery)),
+        mutation=merge_types("Mutation", (Mutation, PrivacyMutation)),
+        subscription=Subscription,
+        extensions=extensions,
     )

@@ -16,9 +16,16 @@ from gateway.errors import ErrorCode, GatewayError
 from tsunagu.grpc_channels import open_channel
 from tsunagu.lifecycle import Lifecycle
 from tsunagu.rpc import MAX_RESPONSE_BYTES
-from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
+from tsunagu.v1 import (
+    interaction_pb2,
+    privacy_pb2,
+    privacy_pb2_grpc,
+    timeline_pb2,
+    timeline_pb2_grpc,
+)
 
 if TYPE_CHECKING:
+    from tsunagu.v1.privacy_pb2_grpc import PrivacyServiceAsyncStub
     from tsunagu.v1.timeline_pb2_grpc import TimelineServiceAsyncStub
 
 _log = logging.getLogger(__name__)
@@ -99,6 +106,8 @@ class TimelineClient(Lifecycle):
         self._tls = tls
         self._channel: grpc.aio.Channel | None = None
         self._stub: TimelineServiceAsyncStub | None = None
+        # The read audit, served by the timeline next to its reads (docs/privacy.md).
+        self._privacy: PrivacyServiceAsyncStub | None = None
 
     @property
     def address(self) -> str:
@@ -118,6 +127,7 @@ class TimelineClient(Lifecycle):
             options=[("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)],
         )
         self._stub = timeline_pb2_grpc.TimelineServiceStub(self._channel)
+        self._privacy = privacy_pb2_grpc.PrivacyServiceStub(self._channel)
 
     async def close(self, grace: float | None = None) -> None:
         """Close the channel.
@@ -125,7 +135,7 @@ class TimelineClient(Lifecycle):
         Args:
             grace: Seconds to let in-flight calls finish; ``None`` cancels them at once.
         """
-        channel, self._channel, self._stub = self._channel, None, None
+        channel, self._channel, self._stub, self._privacy = self._channel, None, None, None
         if channel is not None:
             await channel.close(grace)
 
@@ -383,6 +393,44 @@ class TimelineClient(Lifecycle):
         )
         response = await self._call("ListMergeSuggestions", stub.ListMergeSuggestions, request)
         return [] if response is None else list(response.suggestions)
+
+    async def record_access(self, tenant: str, accesses: Sequence[privacy_pb2.Access]) -> list[int]:
+        """Record accesses on the tenant's audit chain; returns once they are stored.
+
+        Raises:
+            GatewayError: ``TIMELINE_UNAVAILABLE`` (or another code) when nothing was recorded.
+        """
+        request = privacy_pb2.RecordAccessRequest(tenant=tenant, accesses=accesses)
+        stub = self._require_privacy()
+        response = await self._call("RecordAccess", stub.RecordAccess, request)
+        if response is None or len(response.sequences) != len(accesses):
+            raise TimelineCallFailed("RecordAccess did not record every access")
+        return list(response.sequences)
+
+    async def list_audit(
+        self, tenant: str, *, customer_id: str, page_size: int, cursor: str
+    ) -> privacy_pb2.ListAuditResponse:
+        """One page of the audit of a customer (or of the tenant when ``customer_id`` is empty)."""
+        request = privacy_pb2.ListAuditRequest(
+            tenant=tenant, customer_id=customer_id, page_size=page_size, cursor=cursor
+        )
+        stub = self._require_privacy()
+        response = await self._call("ListAudit", stub.ListAudit, request)
+        return response if response is not None else privacy_pb2.ListAuditResponse()
+
+    async def verify_audit_chain(self, tenant: str) -> privacy_pb2.VerifyAuditChainResponse:
+        """Have the timeline recompute the tenant's audit chain."""
+        stub = self._require_privacy()
+        request = privacy_pb2.VerifyAuditChainRequest(tenant=tenant)
+        response = await self._call("VerifyAuditChain", stub.VerifyAuditChain, request)
+        if response is None:
+            raise TimelineCallFailed("VerifyAuditChain answered NOT_FOUND")
+        return response
+
+    def _require_privacy(self) -> PrivacyServiceAsyncStub:
+        if self._privacy is None:
+            raise timeline_unavailable()
+        return self._privacy
 
     def _require_stub(self) -> TimelineServiceAsyncStub:
         if self._stub is None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import grpc
@@ -25,7 +26,13 @@ from gateway.timeline_client import TIMELINE_SERVICE_NAME, TimelineClient
 from tsunagu.grpc_auth import ServerInterceptor
 from tsunagu.grpc_settings import ServerSecurity
 from tsunagu.rpc import GrpcServer
-from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
+from tsunagu.v1 import (
+    interaction_pb2,
+    privacy_pb2,
+    privacy_pb2_grpc,
+    timeline_pb2,
+    timeline_pb2_grpc,
+)
 
 TENANT = "acme"
 PHONE_AS_TYPED = "090-1234-5678"
@@ -299,8 +306,15 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
     # RPC -> the RPC whose answer it waits for: orders calls a query makes concurrently.
     answer_after: dict[str, str] = field(default_factory=dict)
     answered: dict[str, asyncio.Event] = field(default_factory=dict)
+    # What the gateway recorded in the read audit (RecordAccess), kept apart from `requests`
+    # (every read records one): (tenant, access).
+    accesses: list[tuple[str, privacy_pb2.Access]] = field(default_factory=list)
+    # Set: RecordAccess fails as an audit store that is down does.
+    audit_down: bool = False
 
     def reset(self) -> None:
+        self.accesses.clear()
+        self.audit_down = False
         self.requests.clear()
         self.stored.clear()
         self.unimplemented.clear()
@@ -326,6 +340,35 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
         self._record(method, request)
         if method in self.unimplemented:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not built yet")
+
+    async def RecordAccess(
+        self, request: privacy_pb2.RecordAccessRequest, context: ServicerContext
+    ) -> privacy_pb2.RecordAccessResponse:
+        if self.audit_down:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the audit could not be recorded")
+        start = len(self.accesses)
+        self.accesses.extend((request.tenant, access) for access in request.accesses)
+        return privacy_pb2.RecordAccessResponse(
+            sequences=range(start + 1, start + 1 + len(request.accesses))
+        )
+
+    async def ListAudit(
+        self, request: privacy_pb2.ListAuditRequest, context: ServicerContext
+    ) -> privacy_pb2.ListAuditResponse:
+        await self._serve("ListAudit", request, context)
+        records = [
+            privacy_pb2.AuditRecord(tenant=tenant, sequence=number, access=access)
+            for number, (tenant, access) in enumerate(self.accesses, start=1)
+            if tenant == request.tenant
+            and (not request.customer_id or access.customer_id == request.customer_id)
+        ]
+        return privacy_pb2.ListAuditResponse(records=records[::-1][: request.page_size or 50])
+
+    async def VerifyAuditChain(
+        self, request: privacy_pb2.VerifyAuditChainRequest, context: ServicerContext
+    ) -> privacy_pb2.VerifyAuditChainResponse:
+        await self._serve("VerifyAuditChain", request, context)
+        return privacy_pb2.VerifyAuditChainResponse(intact=True, records_checked=len(self.accesses))
 
     async def ResolveIdentifier(
         self, request: timeline_pb2.ResolveIdentifierRequest, context: ServicerContext
@@ -462,6 +505,12 @@ class _AnyCaller(ServerInterceptor):
         return await continuation(handler_call_details)
 
 
+def _register(fake: FakeTimeline, grpc_server: grpc.aio.Server) -> None:
+    timeline_pb2_grpc.add_TimelineServiceServicer_to_server(fake, grpc_server)
+    # The timeline serves the read audit next to its reads.
+    privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(fake, grpc_server)  # type: ignore[arg-type]
+
+
 @asynccontextmanager
 async def serving_fake_timeline() -> AsyncIterator[tuple[FakeTimeline, GrpcServer]]:
     """Serve a ``FakeTimeline`` as the timeline does: with gRPC health whose readiness
@@ -470,9 +519,7 @@ async def serving_fake_timeline() -> AsyncIterator[tuple[FakeTimeline, GrpcServe
     server = GrpcServer(
         host="127.0.0.1",
         port=0,
-        register=lambda grpc_server: timeline_pb2_grpc.add_TimelineServiceServicer_to_server(
-            fake, grpc_server
-        ),
+        register=partial(_register, fake),
         service_names=[TIMELINE_SERVICE_NAME],
         security=ServerSecurity(_AnyCaller()),
     )
