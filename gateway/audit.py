@@ -59,6 +59,8 @@ class AccessKey:
 
 # The GraphQL types whose values are personal data of one customer, and what reading is.
 _AUDITED_TYPES = {"Customer", "Interaction", "InteractionConnection"}
+# Recorded with their page already (``InteractionConnection``).
+_RECORDED_WITH_PARENT = {"InteractionEdge.node"}
 
 
 def audit_unavailable() -> GatewayError:
@@ -147,7 +149,9 @@ def audit_reads(schema: GraphQLSchema) -> None:
     for type_ in schema.type_map.values():
         if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__"):
             continue
-        for field in type_.fields.values():
+        for name, field in type_.fields.items():
+            if f"{type_.name}.{name}" in _RECORDED_WITH_PARENT:
+                continue
             if _named(field.type) in _AUDITED_TYPES:
                 field.resolve = _audited(field.resolve or default_field_resolver)
 

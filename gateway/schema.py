@@ -19,9 +19,9 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from gateway.audit import audit_reads
 from gateway.errors import ErrorCode, GatewayError
 from gateway.limits import OperationLimits, RateLimit
-from gateway.audit import audit_reads
 from gateway.masking_schema import mask_personal_fields
 from gateway.metrics import OperationMetrics
 from gateway.mutations import Mutation

@@ -309,11 +309,14 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
     # What the gateway recorded in the read audit (RecordAccess), kept apart from `requests`
     # (every read records one): (tenant, access).
     accesses: list[tuple[str, privacy_pb2.Access]] = field(default_factory=list)
+    # How many RecordAccess calls brought them: batching is asserted on it.
+    record_calls: int = 0
     # Set: RecordAccess fails as an audit store that is down does.
     audit_down: bool = False
 
     def reset(self) -> None:
         self.accesses.clear()
+        self.record_calls = 0
         self.audit_down = False
         self.requests.clear()
         self.stored.clear()
@@ -346,6 +349,7 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
     ) -> privacy_pb2.RecordAccessResponse:
         if self.audit_down:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the audit could not be recorded")
+        self.record_calls += 1
         start = len(self.accesses)
         self.accesses.extend((request.tenant, access) for access in request.accesses)
         return privacy_pb2.RecordAccessResponse(

@@ -1,0 +1,226 @@
+"""The read audit and reveal in the gateway: every read recorded first, failing closed."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.auth import Principal
+from gateway.schema import GatewaySchema
+from gateway.timeline_client import TimelineClient
+from tests.unit.test_gateway_schema import (
+    AGENT,
+    TENANT,
+    FakeTimeline,
+    data,
+    error_codes,
+    fake,
+    fake_server,
+    run,
+    schema,
+    timeline,
+)
+
+__all__ = ["fake", "fake_server", "schema", "timeline"]  # fixtures shared with the schema tests
+
+OFFICER = Principal(subject="dpo-1", tenant=TENANT, roles=frozenset({"privacy_officer"}))
+SUPERVISOR = Principal(subject="lead-2", tenant=TENANT, roles=frozenset({"supervisor"}))
+ANALYST = Principal(subject="ana", tenant=TENANT, roles=frozenset({"analyst"}))
+
+REVEAL = """mutation ($id: ID!, $reason: String!) {
+  reveal(customerId: $id, field: PHONE_NUMBERS, reason: $reason) { customerId field values }
+}"""
+
+
+def _recorded(fake: FakeTimeline) -> list[tuple[str, str, str]]:
+    return [(access.customer_id, access.operation, access.subject) for _, access in fake.accesses]
+
+
+async def test_a_profile_and_timeline_read_are_recorded_once_each(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    query = '{ customer(id: "c-1") { displayName timeline(first: 5) { edges { node { text } } } } }'
+
+    data(await run(schema, timeline, query))
+
+    assert _recorded(fake) == [
+        ("c-1", "read_profile", "agent-7"),
+        ("c-1", "read_timeline", "agent-7"),
+    ]
+    tenant, access = fake.accesses[0]
+    assert (tenant, sorted(access.roles)) == (TENANT, ["agent"])
+
+
+async def test_the_customers_of_many_cases_are_recorded_in_one_batch(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    query = """{ cases(filter: {ownerAgentId: "agent-7"}, first: 12) {
+        edges { node { customer { id } } } } }"""
+
+    found = data(await run(schema, timeline, query))
+
+    customers = {edge["node"]["customer"]["id"] for edge in found["cases"]["edges"]}
+    assert {customer for customer, _, _ in _recorded(fake)} == customers
+    assert len(customers) > 1
+    assert fake.record_calls == 1  # siblings resolve together: one RecordAccess
+
+
+async def test_a_read_whose_audit_cannot_be_recorded_serves_nothing(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    fake.audit_down = True
+    query = '{ customer(id: "c-1") { displayName identifiers { value } } }'
+
+    result = await run(schema, timeline, query)
+
+    assert result.data == {"customer": None}
+    assert error_codes(result) == ["AUDIT_UNAVAILABLE"]
+    assert "Yamada" not in str(result)
+
+
+async def test_reveal_shows_the_full_value_after_recording_who_why_and_what(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    variables = {"id": "c-1", "reason": "Customer asked for a call back"}
+
+    revealed = data(await run(schema, timeline, REVEAL, variables))["reveal"]
+
+    assert revealed == {"customerId": "c-1", "field": "PHONE_NUMBERS", "values": ["+819012345678"]}
+    [(_, access)] = fake.accesses
+    assert (access.operation, list(access.fields), access.reason) == (
+        "reveal",
+        ["PHONE_NUMBERS"],
+        "Customer asked for a call back",
+    )
+
+
+async def test_reveal_fails_closed_when_the_audit_is_down(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    fake.audit_down = True
+    variables = {"id": "c-1", "reason": "Customer asked for a call back"}
+
+    result = await run(schema, timeline, REVEAL, variables)
+
+    assert error_codes(result) == ["AUDIT_UNAVAILABLE"]
+    assert "9012345678" not in str(result.data)
+
+
+@pytest.mark.parametrize(
+    ("variables", "code"),
+    [
+        ({"id": "c-1", "reason": ""}, "BAD_USER_INPUT"),
+        ({"id": "c-1", "reason": "  x "}, "BAD_USER_INPUT"),
+        ({"id": "c-1", "reason": "x" * 501}, "BAD_USER_INPUT"),
+        ({"id": "c-1", "reason": "because\u202e evil"}, "BAD_USER_INPUT"),
+        ({"id": "c-1", "reason": "line\nbreak"}, "BAD_USER_INPUT"),
+        ({"id": "x" * 257, "reason": "a good reason"}, "BAD_USER_INPUT"),
+        ({"id": "  ", "reason": "a good reason"}, "BAD_USER_INPUT"),
+        # Another tenant's customer is nobody in the caller's tenant.
+        ({"id": "c-of-globex", "reason": "a good reason"}, "NOT_FOUND"),
+    ],
+)
+async def test_reveal_refuses_bad_reasons_ids_and_others_customers_recording_nothing(
+    schema: GatewaySchema,
+    timeline: TimelineClient,
+    fake: FakeTimeline,
+    variables: dict[str, str],
+    code: str,
+) -> None:
+    result = await run(schema, timeline, REVEAL, variables)
+
+    assert error_codes(result) == [code]
+    assert fake.accesses == []
+
+
+async def test_reveal_of_a_customer_of_another_tenant_finds_nobody(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    other = Principal(subject="agent-9", tenant="globex", roles=frozenset({"agent"}))
+
+    result = await run(schema, timeline, REVEAL, {"id": "c-1", "reason": "curious"}, other)
+
+    assert error_codes(result) == ["NOT_FOUND"]
+    assert fake.accesses == []
+
+
+@pytest.mark.parametrize("principal", [ANALYST, Principal("adm", TENANT, frozenset({"admin"}))])
+async def test_roles_without_personal_data_cannot_reveal(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline, principal: Principal
+) -> None:
+    result = await run(schema, timeline, REVEAL, {"id": "c-1", "reason": "curious"}, principal)
+
+    assert error_codes(result) == ["FORBIDDEN"]
+    assert fake.accesses == []
+    assert fake.calls("GetCustomers") == []
+
+
+async def test_a_privacy_officer_reads_a_customers_audit_trail_and_the_reading_is_audited(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    data(await run(schema, timeline, '{ customer(id: "c-1") { displayName } }'))
+    query = """{ auditTrail(customerId: "c-1", first: 10) {
+        edges { node { sequence subject operation customerId roles } }
+        pageInfo { hasNextPage } } }"""
+
+    trail = data(await run(schema, timeline, query, principal=OFFICER))["auditTrail"]
+
+    assert [edge["node"]["operation"] for edge in trail["edges"]] == ["read_audit", "read_profile"]
+    assert trail["edges"][1]["node"]["subject"] == "agent-7"
+    assert trail["edges"][0]["node"]["roles"] == ["privacy_officer"]
+
+
+@pytest.mark.parametrize("principal", [AGENT, SUPERVISOR, ANALYST])
+@pytest.mark.parametrize(
+    "query",
+    [
+        '{ auditTrail(customerId: "c-1") { pageInfo { hasNextPage } } }',
+        "{ auditLog { pageInfo { hasNextPage } } }",
+        "{ verifyAuditChain { intact } }",
+    ],
+)
+async def test_only_privacy_officers_read_the_audit(
+    schema: GatewaySchema,
+    timeline: TimelineClient,
+    fake: FakeTimeline,
+    principal: Principal,
+    query: str,
+) -> None:
+    result = await run(schema, timeline, query, principal=principal)
+
+    assert error_codes(result) == ["FORBIDDEN"]
+    assert fake.calls("ListAudit") == fake.calls("VerifyAuditChain") == []
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ["first: 0", "first: 201", 'after: "../1"', 'after: "99999999999999999999"', 'after: "１"'],
+)
+async def test_audit_paging_refuses_bad_pages_and_cursors(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline, arguments: str
+) -> None:
+    result = await run(
+        schema,
+        timeline,
+        f"{{ auditLog({arguments}) {{ pageInfo {{ hasNextPage }} }} }}",
+        principal=OFFICER,
+    )
+
+    assert error_codes(result) == ["BAD_USER_INPUT"]
+    assert fake.calls("ListAudit") == []
+
+
+async def test_verify_audit_chain_answers_for_the_officers_tenant(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    verdict = data(
+        await run(
+            schema,
+            timeline,
+            "{ verifyAuditChain { intact firstBrokenSequence } }",
+            principal=OFFICER,
+        )
+    )
+
+    assert verdict == {"verifyAuditChain": {"intact": True, "firstBrokenSequence": None}}
+    [request] = fake.calls("VerifyAuditChain")
+    assert request.tenant == TENANT
