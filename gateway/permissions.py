@@ -46,6 +46,8 @@ class Operation(StrEnum):
     REVEAL = "reveal masked values"
     # Who accessed whose data: the read audit and its verification.
     READ_AUDIT = "read the audit"
+    # Everything held about one customer in one document (a subject access request).
+    EXPORT = "export a customer"
 
 
 _ALL = frozenset(Role)
@@ -62,6 +64,7 @@ ROLES: Mapping[Operation, frozenset[Role]] = {
     Operation.STRUCTURE: _ALL,
     Operation.REVEAL: frozenset({Role.AGENT, Role.SUPERVISOR, Role.PRIVACY_OFFICER}),
     Operation.READ_AUDIT: frozenset({Role.PRIVACY_OFFICER}),
+    Operation.EXPORT: frozenset({Role.PRIVACY_OFFICER}),
 }
 """Which roles may perform each operation; a principal needs one of them."""
 
@@ -92,6 +95,7 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
     "AuditChainVerdict": Operation.READ_AUDIT,
     "AuditConnection": Operation.STRUCTURE,
     "AuditRecordEdge": Operation.STRUCTURE,
+    "CustomerExport": Operation.EXPORT,
     **dict.fromkeys(
         (
             "Customer",
@@ -143,6 +147,7 @@ FIELD_DECISIONS: Mapping[str, Operation] = {
     "Query.auditTrail": Operation.READ_AUDIT,
     "Query.auditLog": Operation.READ_AUDIT,
     "Query.verifyAuditChain": Operation.READ_AUDIT,
+    "Query.exportCustomer": Operation.EXPORT,
     "ActionResult.customer": _PERSONAL,
     "ActionResult.case": _METRICS,
     "TimelineUpdate.entry": _PERSONAL,

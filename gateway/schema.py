@@ -27,6 +27,7 @@ from gateway.metrics import OperationMetrics
 from gateway.mutations import Mutation
 from gateway.permissions import enforce
 from gateway.privacy import PrivacyMutation, PrivacyQuery
+from gateway.privacy_export import ExportQuery
 from gateway.queries import Query
 from gateway.settings import GatewaySettings
 from gateway.subscription_caps import cap_subscriptions
@@ -147,7 +148,7 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
         extensions.append(_MaskUnexpectedErrors)
     return GatewaySchema(
         # The privacy fields live in their own module (gateway.privacy), merged in here.
-        query=merge_types("Query", (Query, PrivacyQuery)),
+        query=merge_types("Query", (Query, PrivacyQuery, ExportQuery)),
         mutation=merge_types("Mutation", (Mutation, PrivacyMutation)),
         subscription=Subscription,
         extensions=extensions,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 import pytest
 
 from gateway.auth import Principal
+from gateway.privacy_export import interactions_csv
 from gateway.schema import GatewaySchema
 from gateway.timeline_client import TimelineClient
 from tests.unit.test_gateway_schema import (
@@ -19,6 +24,7 @@ from tests.unit.test_gateway_schema import (
     schema,
     timeline,
 )
+from tsunagu.v1 import timeline_pb2
 
 __all__ = ["fake", "fake_server", "schema", "timeline"]  # fixtures shared with the schema tests
 
@@ -224,3 +230,105 @@ async def test_verify_audit_chain_answers_for_the_officers_tenant(
     assert verdict == {"verifyAuditChain": {"intact": True, "firstBrokenSequence": None}}
     [request] = fake.calls("VerifyAuditChain")
     assert request.tenant == TENANT
+
+
+EXPORT = """query ($id: ID!, $reason: String!) {
+  exportCustomer(customerId: $id, reason: $reason) {
+    customerId interactionCount document interactionsCsv
+  }
+}"""
+
+
+async def test_a_privacy_officer_exports_everything_and_the_export_is_audited(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    variables = {"id": "c-1", "reason": "SAR-2025-001"}
+
+    exported = data(await run(schema, timeline, EXPORT, variables, OFFICER))["exportCustomer"]
+
+    document = json.loads(exported["document"])
+    assert document["format"] == "tsunagu.customer-export/1"
+    assert document["customer_id"] == "c-1"
+    assert document["profile"]["display_name"] == "Yamada Hanako"
+    # Unmasked: the export is the data subject's own data.
+    assert {"kind": "IDENTIFIER_KIND_PHONE", "value": "+819012345678", "verified": True} in (
+        document["identifiers"]
+    )
+    assert len(document["interactions"]) == exported["interactionCount"] > 0
+    assert document["merge_history"][0]["id"] == "merge-1"
+    rows = list(csv.DictReader(io.StringIO(exported["interactionsCsv"])))
+    assert [row["event_id"] for row in rows] == [
+        entry["interaction"]["event_id"] for entry in document["interactions"]
+    ]
+    [(_, access)] = fake.accesses
+    assert (access.operation, access.customer_id, access.reason) == (
+        "export",
+        "c-1",
+        "SAR-2025-001",
+    )
+
+
+@pytest.mark.parametrize("principal", [AGENT, SUPERVISOR, ANALYST])
+async def test_an_export_by_any_other_role_is_refused_before_anything_is_read(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline, principal: Principal
+) -> None:
+    result = await run(schema, timeline, EXPORT, {"id": "c-1", "reason": "curious"}, principal)
+
+    assert error_codes(result) == ["FORBIDDEN"]
+    assert result.data is None
+    assert fake.calls("GetCustomers") == fake.calls("ListInteractions") == []
+    assert fake.accesses == []
+
+
+async def test_an_export_whose_audit_cannot_be_recorded_is_not_answered(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    fake.audit_down = True
+
+    result = await run(schema, timeline, EXPORT, {"id": "c-1", "reason": "SAR-1"}, OFFICER)
+
+    assert error_codes(result) == ["AUDIT_UNAVAILABLE"]
+    assert result.data is None
+
+
+@pytest.mark.parametrize(
+    ("variables", "code"),
+    [
+        ({"id": "c-1", "reason": ""}, "BAD_USER_INPUT"),
+        ({"id": "c-1", "reason": "r" * 501}, "BAD_USER_INPUT"),
+        ({"id": "c" * 300, "reason": "SAR-1"}, "BAD_USER_INPUT"),
+        ({"id": "nobody", "reason": "SAR-1"}, "NOT_FOUND"),
+    ],
+)
+async def test_an_export_refuses_bad_input_and_unknown_customers(
+    schema: GatewaySchema,
+    timeline: TimelineClient,
+    fake: FakeTimeline,
+    variables: dict[str, str],
+    code: str,
+) -> None:
+    result = await run(schema, timeline, EXPORT, variables, OFFICER)
+
+    assert error_codes(result) == [code]
+    assert fake.accesses == []
+
+
+async def test_an_officer_of_another_tenant_cannot_export_this_tenants_customer(
+    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+) -> None:
+    other = Principal(subject="dpo-9", tenant="globex", roles=frozenset({"privacy_officer"}))
+
+    result = await run(schema, timeline, EXPORT, {"id": "c-1", "reason": "SAR-1"}, other)
+
+    assert error_codes(result) == ["NOT_FOUND"]
+    assert fake.accesses == []
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_quoted() -> None:
+    entry = timeline_pb2.TimelineEntry()
+    entry.interaction.event_id = "e-1"
+    entry.interaction.content.text = '=HYPERLINK("http://evil.example","click")'
+
+    [row] = list(csv.DictReader(io.StringIO(interactions_csv([entry]))))
+
+    assert row["text"] == '\'=HYPERLINK("http://evil.example","click")'

@@ -415,6 +415,9 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
         await self._turn("ListInteractions")
         if request.tenant != TENANT or request.customer_id not in CUSTOMERS:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
+        if request.after == _entries()[-1].cursor:
+            # Past the last entry: the end (an export reads every page until here).
+            return timeline_pb2.ListInteractionsResponse(has_more=False)
         entries = _entries()[: request.page_size]
         return timeline_pb2.ListInteractionsResponse(
             entries=entries, next_cursor=entries[-1].cursor, has_more=True
