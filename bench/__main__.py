@@ -31,6 +31,7 @@ from typing import Any
 from bench import live_view
 from bench.attach_path import round_trips_per_batch
 from bench.baselines import insert_many_rate, raw_publish_rate
+from bench.export import export_row, export_timing, size_for
 from bench.identity import merge_split_latency, resolution_throughput
 from bench.ingest import contact_centre_mix, end_to_end
 from bench.sizes import QUICK_LIVE, Sizes
@@ -62,6 +63,7 @@ async def main(sizes: Sizes, live: live_view.LiveViewSizes) -> dict[str, Any]:
         )
         merge_split = await merge_split_latency(stack.mongodb_uri, sizes.merge_size)
         live_result = await live_view.measure(stack, TENANT, live)
+        export = await export_timing(stack, TENANT, size_for(sizes.events))
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},
@@ -74,6 +76,7 @@ async def main(sizes: Sizes, live: live_view.LiveViewSizes) -> dict[str, Any]:
         "identity_resolution": resolution,
         "merge_split": merge_split,
         "live_view": live_result,
+        "export": export,
     }
 
 
@@ -107,6 +110,7 @@ if __name__ == "__main__":
     result = asyncio.run(main(*_sizes(arguments)))
     print(live_view.report(result["live_view"]))
     targets = rows(result)
+    targets.append(export_row(result))
     result["targets"] = [asdict(t) for t in targets]
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     arguments.out.write_text(json.dumps(result, indent=2))

@@ -26,6 +26,7 @@ TARGETS = (
     "identity: mixed create/attach/merge",
     "identity: merge of two customers",
     "identity: split of two customers",
+    "export of a",
 )
 
 
