@@ -18,19 +18,13 @@ from inspect import isawaitable
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from graphql import (
-    GraphQLList,
-    GraphQLNonNull,
-    GraphQLObjectType,
-    GraphQLOutputType,
-    GraphQLSchema,
-    default_field_resolver,
-)
+from graphql import GraphQLSchema, default_field_resolver
 from strawberry.dataloader import DataLoader
 
 from gateway.context import GatewayContext
 from gateway.customers import CustomerFields
 from gateway.errors import ErrorCode, GatewayError
+from gateway.permissions import named_type, object_fields
 from gateway.timeline import InteractionFields
 from tsunagu.v1 import privacy_pb2
 
@@ -146,20 +140,11 @@ def audit_reads(schema: GraphQLSchema) -> None:
     Args:
         schema: The executable schema (Strawberry's ``_schema``), changed in place.
     """
-    for type_ in schema.type_map.values():
-        if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__"):
+    for type_name, name, field in object_fields(schema):
+        if f"{type_name}.{name}" in _RECORDED_WITH_PARENT:
             continue
-        for name, field in type_.fields.items():
-            if f"{type_.name}.{name}" in _RECORDED_WITH_PARENT:
-                continue
-            if _named(field.type) in _AUDITED_TYPES:
-                field.resolve = _audited(field.resolve or default_field_resolver)
-
-
-def _named(type_: GraphQLOutputType) -> str:
-    while isinstance(type_, GraphQLNonNull | GraphQLList):
-        type_ = type_.of_type
-    return str(getattr(type_, "name", ""))
+        if named_type(field.type) in _AUDITED_TYPES:
+            field.resolve = _audited(field.resolve or default_field_resolver)
 
 
 def _audited(resolve: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:

@@ -11,18 +11,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from inspect import isawaitable
 from typing import Any
 
-from graphql import (
-    GraphQLList,
-    GraphQLNonNull,
-    GraphQLObjectType,
-    GraphQLOutputType,
-    GraphQLSchema,
-    GraphQLString,
-    default_field_resolver,
-)
+from graphql import GraphQLSchema, GraphQLString, default_field_resolver
 
 from gateway.masking import Personal, view, view_identifier
-from gateway.permissions import Operation, decision
+from gateway.permissions import Operation, decision, named_type, object_fields
 
 _PERSONAL_OPERATIONS = frozenset({Operation.READ_PERSONAL_DATA, Operation.READ_IDENTITY_LEDGER})
 
@@ -93,22 +85,13 @@ def mask_personal_fields(schema: GraphQLSchema) -> None:
     Args:
         schema: The executable schema (Strawberry's ``_schema``), changed in place.
     """
-    for type_ in schema.type_map.values():
-        if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__"):
+    for type_name, name, field in object_fields(schema):
+        if decision(type_name, name) not in _PERSONAL_OPERATIONS:
             continue
-        for name, field in type_.fields.items():
-            if decision(type_.name, name) not in _PERSONAL_OPERATIONS:
-                continue
-            if not _holds_strings(field.type):
-                continue
-            masker = _masker(FIELD_CLASSES.get(f"{type_.name}.{name}", Personal.FREE_TEXT))
-            field.resolve = _masked(field.resolve or default_field_resolver, masker)
-
-
-def _holds_strings(type_: GraphQLOutputType) -> bool:
-    while isinstance(type_, GraphQLNonNull | GraphQLList):
-        type_ = type_.of_type
-    return type_ is GraphQLString
+        if named_type(field.type) != GraphQLString.name:
+            continue
+        masker = _masker(FIELD_CLASSES.get(f"{type_name}.{name}", Personal.FREE_TEXT))
+        field.resolve = _masked(field.resolve or default_field_resolver, masker)
 
 
 def _masker(kind: Personal) -> Masker:

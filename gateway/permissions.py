@@ -10,11 +10,19 @@ ship unguarded. ``docs/security.md`` (its role matrix section) explains the choi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from enum import StrEnum
 from typing import Any
 
-from graphql import GraphQLObjectType, GraphQLSchema, default_field_resolver
+from graphql import (
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    default_field_resolver,
+)
 
 from gateway.auth import Principal
 from gateway.errors import ErrorCode, GatewayError
@@ -239,3 +247,21 @@ def _guarded(resolve: Callable[..., Any], operation: Operation) -> Callable[...,
 
     guarded.guarded_by = operation  # type: ignore[attr-defined]
     return guarded
+
+
+def object_fields(schema: GraphQLSchema) -> Iterator[tuple[str, str, GraphQLField]]:
+    """Every field of the schema's own object types: ``(type name, field name, field)``.
+
+    Schema-wide hooks (masking, the read audit) wrap resolvers found this way.
+    """
+    for type_ in schema.type_map.values():
+        if isinstance(type_, GraphQLObjectType) and not type_.name.startswith("__"):
+            for name, field in type_.fields.items():
+                yield type_.name, name, field
+
+
+def named_type(type_: GraphQLOutputType) -> str:
+    """The name of a field's type without its lists and non-nulls (``[String!]!`` → ``String``)."""
+    while isinstance(type_, GraphQLNonNull | GraphQLList):
+        type_ = type_.of_type
+    return str(getattr(type_, "name", ""))

@@ -74,10 +74,9 @@ def _plain(message: Message) -> dict[str, Any]:
 
 
 async def _pages(
-    fetch: Callable[[str], Awaitable[_Page | None]],
-    items: Callable[[_Page], list[Any]],
-    more: Callable[[_Page], tuple[bool, str]],
+    fetch: Callable[[str], Awaitable[_Page | None]], items: Callable[[_Page], list[Any]]
 ) -> AsyncIterator[Any]:
+    """Every item of every page; the timeline's lists all answer `has_more`, `next_cursor`."""
     cursor = ""
     while True:
         page = await fetch(cursor)
@@ -85,7 +84,7 @@ async def _pages(
             return
         for item in items(page):
             yield item
-        has_more, following = more(page)
+        has_more, following = getattr(page, "has_more", False), getattr(page, "next_cursor", "")
         if not has_more or not following:
             return
         if following == cursor:
@@ -111,7 +110,6 @@ async def collect(timeline: TimelineClient, tenant: str, customer_id: str) -> di
                 tenant, live, page_size=_TIMELINE_PAGE, after=after or None
             ),
             lambda page: list(page.entries),
-            lambda page: (page.has_more, page.next_cursor),
         )
     ]
     cases = [
@@ -124,7 +122,6 @@ async def collect(timeline: TimelineClient, tenant: str, customer_id: str) -> di
                 after=after or None,
             ),
             lambda page: list(page.cases),
-            lambda page: (page.has_more, page.next_cursor),
         )
     ]
     audit = [
@@ -134,7 +131,6 @@ async def collect(timeline: TimelineClient, tenant: str, customer_id: str) -> di
                 tenant, customer_id=live, page_size=_AUDIT_PAGE, cursor=after
             ),
             lambda page: list(page.records),
-            lambda page: (page.has_more, page.next_cursor),
         )
     ]
     merges = await timeline.get_merge_history(tenant, live)

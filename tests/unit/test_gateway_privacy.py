@@ -111,44 +111,6 @@ async def test_reveal_fails_closed_when_the_audit_is_down(
     assert "9012345678" not in str(result.data)
 
 
-@pytest.mark.parametrize(
-    ("variables", "code"),
-    [
-        ({"id": "c-1", "reason": ""}, "BAD_USER_INPUT"),
-        ({"id": "c-1", "reason": "  x "}, "BAD_USER_INPUT"),
-        ({"id": "c-1", "reason": "x" * 501}, "BAD_USER_INPUT"),
-        ({"id": "c-1", "reason": "because\u202e evil"}, "BAD_USER_INPUT"),
-        ({"id": "c-1", "reason": "line\nbreak"}, "BAD_USER_INPUT"),
-        ({"id": "x" * 257, "reason": "a good reason"}, "BAD_USER_INPUT"),
-        ({"id": "  ", "reason": "a good reason"}, "BAD_USER_INPUT"),
-        # Another tenant's customer is nobody in the caller's tenant.
-        ({"id": "c-of-globex", "reason": "a good reason"}, "NOT_FOUND"),
-    ],
-)
-async def test_reveal_refuses_bad_reasons_ids_and_others_customers_recording_nothing(
-    schema: GatewaySchema,
-    timeline: TimelineClient,
-    fake: FakeTimeline,
-    variables: dict[str, str],
-    code: str,
-) -> None:
-    result = await run(schema, timeline, REVEAL, variables)
-
-    assert error_codes(result) == [code]
-    assert fake.accesses == []
-
-
-async def test_reveal_of_a_customer_of_another_tenant_finds_nobody(
-    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
-) -> None:
-    other = Principal(subject="agent-9", tenant="globex", roles=frozenset({"agent"}))
-
-    result = await run(schema, timeline, REVEAL, {"id": "c-1", "reason": "curious"}, other)
-
-    assert error_codes(result) == ["NOT_FOUND"]
-    assert fake.accesses == []
-
-
 @pytest.mark.parametrize("principal", [ANALYST, Principal("adm", TENANT, frozenset({"admin"}))])
 async def test_roles_without_personal_data_cannot_reveal(
     schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline, principal: Principal
@@ -291,36 +253,43 @@ async def test_an_export_whose_audit_cannot_be_recorded_is_not_answered(
     assert result.data is None
 
 
+_BAD_INPUT = [
+    ({"id": "c-1", "reason": ""}, "BAD_USER_INPUT"),
+    ({"id": "c-1", "reason": "  x "}, "BAD_USER_INPUT"),
+    ({"id": "c-1", "reason": "x" * 501}, "BAD_USER_INPUT"),
+    ({"id": "c-1", "reason": "because\u202e evil"}, "BAD_USER_INPUT"),
+    ({"id": "c-1", "reason": "line\nbreak"}, "BAD_USER_INPUT"),
+    ({"id": "x" * 257, "reason": "a good reason"}, "BAD_USER_INPUT"),
+    ({"id": "  ", "reason": "a good reason"}, "BAD_USER_INPUT"),
+    ({"id": "nobody", "reason": "a good reason"}, "NOT_FOUND"),
+]
+_GLOBEX_AGENT = Principal(subject="agent-9", tenant="globex", roles=frozenset({"agent"}))
+_GLOBEX_OFFICER = Principal(subject="dpo-9", tenant="globex", roles=frozenset({"privacy_officer"}))
+
+
 @pytest.mark.parametrize(
-    ("variables", "code"),
+    ("operation", "principal", "variables", "code"),
     [
-        ({"id": "c-1", "reason": ""}, "BAD_USER_INPUT"),
-        ({"id": "c-1", "reason": "r" * 501}, "BAD_USER_INPUT"),
-        ({"id": "c" * 300, "reason": "SAR-1"}, "BAD_USER_INPUT"),
-        ({"id": "nobody", "reason": "SAR-1"}, "NOT_FOUND"),
+        *((REVEAL, AGENT, variables, code) for variables, code in _BAD_INPUT),
+        *((EXPORT, OFFICER, variables, code) for variables, code in _BAD_INPUT),
+        # Another tenant's customer is nobody in the caller's tenant.
+        (REVEAL, _GLOBEX_AGENT, {"id": "c-1", "reason": "curious"}, "NOT_FOUND"),
+        (EXPORT, _GLOBEX_OFFICER, {"id": "c-1", "reason": "SAR-1"}, "NOT_FOUND"),
     ],
 )
-async def test_an_export_refuses_bad_input_and_unknown_customers(
+async def test_reveals_and_exports_refuse_bad_input_and_others_customers_recording_nothing(
     schema: GatewaySchema,
     timeline: TimelineClient,
     fake: FakeTimeline,
+    *,
+    operation: str,
+    principal: Principal,
     variables: dict[str, str],
     code: str,
 ) -> None:
-    result = await run(schema, timeline, EXPORT, variables, OFFICER)
+    result = await run(schema, timeline, operation, variables, principal)
 
     assert error_codes(result) == [code]
-    assert fake.accesses == []
-
-
-async def test_an_officer_of_another_tenant_cannot_export_this_tenants_customer(
-    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
-) -> None:
-    other = Principal(subject="dpo-9", tenant="globex", roles=frozenset({"privacy_officer"}))
-
-    result = await run(schema, timeline, EXPORT, {"id": "c-1", "reason": "SAR-1"}, other)
-
-    assert error_codes(result) == ["NOT_FOUND"]
     assert fake.accesses == []
 
 
