@@ -161,20 +161,26 @@ async def test_only_privacy_officers_read_the_audit(
 
 @pytest.mark.parametrize(
     "arguments",
-    ["first: 0", "first: 201", 'after: "../1"', 'after: "99999999999999999999"', 'after: "１"'],
+    [
+        "auditLog(first: 0)",
+        "auditLog(first: 201)",
+        'auditLog(after: "../1")',
+        'auditLog(after: "99999999999999999999")',
+        'auditLog(after: "１")',
+        f'auditTrail(customerId: "{"c" * 257}")',
+        'auditTrail(customerId: "  ")',
+    ],
 )
-async def test_audit_paging_refuses_bad_pages_and_cursors(
+async def test_audit_reads_refuse_bad_pages_cursors_and_ids_recording_nothing(
     schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline, arguments: str
 ) -> None:
     result = await run(
-        schema,
-        timeline,
-        f"{{ auditLog({arguments}) {{ pageInfo {{ hasNextPage }} }} }}",
-        principal=OFFICER,
+        schema, timeline, f"{{ {arguments} {{ pageInfo {{ hasNextPage }} }} }}", principal=OFFICER
     )
 
     assert error_codes(result) == ["BAD_USER_INPUT"]
     assert fake.calls("ListAudit") == []
+    assert fake.accesses == []
 
 
 async def test_verify_audit_chain_answers_for_the_officers_tenant(
