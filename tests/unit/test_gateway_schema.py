@@ -395,7 +395,7 @@ class FakeTimeline(timeline_pb2_grpc.TimelineServiceServicer):
     ) -> timeline_pb2.GetCustomersResponse:
         self._record("GetCustomers", request)
         if SLOW_ID in request.customer_ids:
-            await asyncio.sleep(1)
+            await asyncio.sleep(5)  # well past the 0.3 s deadline of the test's own client
         if BROKEN_ID in request.customer_ids:
             await context.abort(grpc.StatusCode.INTERNAL, "disk on fire at /var/lib/secret")
         known = dict(CUSTOMERS) if request.tenant == TENANT else {}
@@ -564,7 +564,8 @@ def fake(fake_server: tuple[FakeTimeline, str]) -> FakeTimeline:
 
 @pytest.fixture(scope="module")
 async def timeline(fake_server: tuple[FakeTimeline, str]) -> AsyncIterator[TimelineClient]:
-    async with TimelineClient(address=fake_server[1], timeout_seconds=0.3) as client:
+    # Generous: the fake answers at once, but two shared cores can stall any call for a while.
+    async with TimelineClient(address=fake_server[1], timeout_seconds=15) as client:
         yield client
 
 
@@ -957,9 +958,10 @@ async def test_timeline_down_is_timeline_unavailable_not_a_crash(schema: Gateway
 
 
 async def test_slow_timeline_is_timeline_unavailable(
-    schema: GatewaySchema, timeline: TimelineClient, fake: FakeTimeline
+    schema: GatewaySchema, fake_server: tuple[FakeTimeline, str], fake: FakeTimeline
 ) -> None:
-    result = await run(schema, timeline, f'{{ customer(id: "{SLOW_ID}") {{ id }} }}')
+    async with TimelineClient(address=fake_server[1], timeout_seconds=0.3) as impatient:
+        result = await run(schema, impatient, f'{{ customer(id: "{SLOW_ID}") {{ id }} }}')
 
     assert error_codes(result) == ["TIMELINE_UNAVAILABLE"]
 
