@@ -392,23 +392,24 @@ function valueOf(field, raw) {
   return text;
 }
 
-function Field({ field, t }) {
+function Field({ action, field, t }) {
   const label = t(field.label || field.name);
   const required = !field.optional;
+  const id = `${action.id}-${field.name}`;
   let control;
   if (field.options) {
-    control = html`<select name=${field.name} required=${required}>
+    control = html`<select id=${id} name=${field.name} required=${required}>
       ${field.optional && html`<option value="">—</option>`}
       ${field.options.map((o) => html`<option value=${o}>${o}</option>`)}
     </select>`;
   } else if (field.number) {
-    control = html`<input name=${field.name} type="number" min=${field.number[0]} max=${field.number[1]} required=${required} />`;
+    control = html`<input id=${id} name=${field.name} type="number" min=${field.number[0]} max=${field.number[1]} required=${required} />`;
   } else if (field.area) {
-    control = html`<textarea name=${field.name} rows="3" maxlength="4000" required=${required}></textarea>`;
+    control = html`<textarea id=${id} name=${field.name} rows="3" maxlength="4000" required=${required}></textarea>`;
   } else {
-    control = html`<input name=${field.name} maxlength="500" required=${required} />`;
+    control = html`<input id=${id} name=${field.name} maxlength="500" required=${required} />`;
   }
-  return html`<label>${label} ${control}</label>`;
+  return html`<div class="field"><label for=${id}>${label}</label> ${control}</div>`;
 }
 
 function ActionForm({ action, token, customerId, t, onDone }) {
@@ -424,7 +425,7 @@ function ActionForm({ action, token, customerId, t, onDone }) {
     try {
       const data = await request(token, mutationOf(action), variables);
       const result = data[action.mutation];
-      setOutcome({ status: result.status });
+      setOutcome({ status: result.status, case: result.case });
       eventId.current = crypto.randomUUID();
       form.reset();
       onDone();
@@ -433,10 +434,11 @@ function ActionForm({ action, token, customerId, t, onDone }) {
     }
   };
   return html`<form class="action" onSubmit=${submit} aria-label=${t(`action_${action.id}`)}>
-    ${action.fields.map((f) => html`<${Field} field=${f} t=${t} />`)}
+    ${action.fields.map((f) => html`<${Field} action=${action} field=${f} t=${t} />`)}
     <button type="submit" disabled=${outcome && outcome.busy}>${t(`action_${action.id}`)}</button>
     <p role="status" class=${outcome && outcome.status ? `outcome ${outcome.status}` : "outcome"}>
       ${outcome && outcome.status && html`<strong>${outcome.status}</strong> ${t(outcome.status)}`}
+      ${outcome && outcome.case && html` <span class="tag">${outcome.case.id}</span> <strong class="case-status">${outcome.case.status}</strong>`}
       ${outcome && outcome.error && t("failed", { error: outcome.error })}
     </p>
   </form>`;

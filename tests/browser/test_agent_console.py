@@ -1,0 +1,92 @@
+"""An agent in Chromium: sign in, screen-pop the demo customer, watch live, act on the case."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+
+from playwright.async_api import Locator, Page, expect
+
+from tests.browser.conftest import screenshot, sign_in
+from tests.e2e.agent_desk import submit
+from tsunagu.local.demo import PHONE, TENANT
+from tsunagu.local.stack import LocalStack
+from tsunagu.v1 import interaction_pb2 as pb
+
+
+def _live_chat(text: str) -> pb.Interaction:
+    interaction = pb.Interaction(
+        event_id=str(uuid.uuid4()),
+        tenant=TENANT,
+        channel=pb.CHANNEL_CHAT,
+        kind=pb.KIND_MESSAGE,
+        direction=pb.DIRECTION_INBOUND,
+        actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER, display_name="Sato Hanako"),
+        identifiers=[pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=PHONE, verified=True)],
+        content=pb.Content(text=text, language="en"),
+        chat=pb.ChatDetail(session_id="chat-session-live"),
+    )
+    interaction.occurred_at.FromDatetime(datetime.now(UTC))
+    return interaction
+
+
+async def _screen_pop(page: Page, query: str) -> None:
+    await page.get_by_role("searchbox", name="Search customers").fill(query)
+    await page.get_by_role("searchbox", name="Search customers").press("Enter")
+    await expect(page.get_by_role("heading", name="Sato Hanako")).to_be_visible()
+
+
+async def _act(page: Page, action: str, **fields: str) -> Locator:
+    """Choose ``action``, fill its form by label, submit, expect STORED or ACCEPTED; the answer."""
+    await page.get_by_role("group", name="Actions").get_by_role("button", name=action).click()
+    form = page.get_by_role("form", name=action)
+    for label, value in fields.items():
+        control = form.get_by_label(label, exact=True)
+        if await control.evaluate("e => e.tagName") == "SELECT":
+            await control.select_option(value)
+        else:
+            await control.fill(value)
+    await form.get_by_role("button", name=action).click()
+    answer = form.get_by_role("status")
+    await expect(answer).to_have_text(re.compile(r"^(STORED|ACCEPTED) "))
+    return answer
+
+
+async def test_agent_screen_pops_watches_live_and_works_the_case(
+    page: Page, console_stack: LocalStack
+) -> None:
+    await sign_in(page, console_stack, "Agent")
+    await expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible()
+    await _screen_pop(page, PHONE)
+
+    timeline = page.get_by_role("list", name="Timeline")
+    for channel in ("CHAT", "VOICE", "EMAIL"):
+        await expect(timeline.locator(f".entry.ch-{channel}").first).to_be_visible()
+    await expect(timeline).to_contain_text("Cancel my subscription")
+    await screenshot(page, "agent-desk")
+
+    # A chat message arrives over gRPC while she is on screen: it shows without a reload.
+    text = f"Live from the chat widget {uuid.uuid4().hex[:8]}"
+    await submit(console_stack, "chat", _live_chat(text))
+    await expect(timeline.locator(".entry").first).to_contain_text(text)
+
+    await _act(
+        page,
+        "Hand off",
+        Summary="Delivery was late; she wants to cancel (surplus stock)",
+        **{"To channel": "VOICE", "Open questions (one a line)": "Offer to skip a month?"},
+    )
+    await expect(page.get_by_label("Last agent's note")).to_contain_text("Delivery was late")
+    answer = await _act(page, "Escalate", Level="2", Reason="Second late delivery")
+    await expect(answer.locator(".case-status")).to_have_text("ESCALATED")
+    case_id = await answer.locator(".tag").inner_text()
+    await expect(page.locator(".case")).to_contain_text(case_id)
+    await expect(page.locator(".case")).to_contain_text("Escalation level 2")
+    answer = await _act(page, "Resolve", **{"Resolution note": "Skipped a month; she stays"})
+    await expect(answer).to_contain_text(case_id)
+    await expect(answer.locator(".case-status")).to_have_text("RESOLVED")
+    # The resolved case is no longer the open one, and the timeline shows the resolution.
+    await expect(page.locator(".case")).not_to_contain_text(case_id)
+    await expect(timeline.locator(".entry").first).to_contain_text("RESOLUTION")
+    await screenshot(page, "agent-desk-resolved")
