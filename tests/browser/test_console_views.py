@@ -1,0 +1,88 @@
+"""The other views in Chromium: the supervisor's floor, GraphiQL offline, Japanese, refusals."""
+
+from __future__ import annotations
+
+import hashlib
+from base64 import urlsafe_b64encode
+
+from playwright.async_api import BrowserContext, Page, expect
+
+from tests.browser.conftest import console_url, screenshot, sign_in
+from tsunagu.local.demo import PHONE
+from tsunagu.local.stack import LocalStack
+
+_BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+async def test_supervisor_sees_the_floor_figures_and_opens_a_case(
+    page: Page, console_stack: LocalStack
+) -> None:
+    await sign_in(page, console_stack, "Supervisor")
+    await page.get_by_role("navigation", name="Panels").get_by_role("button", name="Floor").click()
+
+    chart = page.get_by_role("group", name="Cases by status")
+    await expect(chart.locator('.figure[data-status="OPEN"]')).not_to_have_text("0")
+    await screenshot(page, "supervisor-floor")
+    await chart.get_by_role("button", name="OPEN:").click()
+    cases = page.get_by_role("table", name="Cases")
+    await expect(cases.locator(".case-status").first).to_have_text("OPEN")
+    await cases.get_by_role("button", name="Open").first.click()
+    # The case's customer opens on the desk, with the merge history a supervisor may read.
+    await expect(page.get_by_role("heading", name="Merge history")).to_be_visible()
+
+
+async def test_graphiql_runs_offline_from_local_assets(
+    context: BrowserContext, console_stack: LocalStack
+) -> None:
+    outside: list[str] = []
+    gateway = console_stack.graphql_url.split("/graphql", 1)[0]
+    # Anything not from the gateway would be a CDN: refuse it, and remember it.
+    await context.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith((gateway, "data:"))
+            else (outside.append(route.request.url), route.abort())[1]
+        ),
+    )
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(console_stack.graphql_url)
+    await expect(page.locator(".graphiql-container")).to_be_visible()
+    assert outside == []
+    assert errors == []
+
+
+async def test_console_speaks_japanese_and_pkce_challenge_is_s256(
+    page: Page, console_stack: LocalStack
+) -> None:
+    await page.goto(console_url(console_stack))
+    await page.get_by_role("combobox", name="Language").select_option("ja")
+    await expect(page.get_by_role("heading", name="サインイン")).to_be_visible()
+    await page.get_by_role("button", name="オペレーター").click()
+    await page.get_by_role("searchbox", name="顧客を検索").fill(PHONE)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("list", name="タイムライン")).to_be_visible()
+    await screenshot(page, "agent-desk-ja")
+
+    # RFC 7636: a 43-character base64url verifier, and its challenge BASE64URL(SHA256(verifier)).
+    verifier, challenge = await page.evaluate(
+        "() => import('/console/assets/auth.js')"
+        ".then(async m => { const v = m.codeVerifier(); return [v, await m.codeChallenge(v)]; })"
+    )
+    assert len(verifier) == 43
+    assert set(verifier) <= set(_BASE64URL)
+    expected = urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    assert challenge == expected.decode()
+
+
+async def test_a_refused_token_shows_sign_in_again_without_console_errors(
+    page: Page, console_stack: LocalStack
+) -> None:
+    # An expired token in the tab: the console drops it and asks to sign in.
+    await page.goto(console_url(console_stack))
+    expired = console_stack.issuer.mint(tenant="demo", roles=["agent"], ttl_seconds=-120)
+    await page.evaluate("t => sessionStorage.setItem('tsunagu.token', t)", expired)
+    await page.reload()
+    await expect(page.get_by_role("group", name="Sign in as")).to_be_visible()
