@@ -7,7 +7,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Error,
+    Page,
+    async_playwright,
+)
 
 from tests.e2e.conftest import StackLog
 from tsunagu.local.demo import PHONE, find_demo_customer, submit_demo
@@ -49,7 +56,7 @@ async def console_stack(session_dir: Path) -> AsyncIterator[LocalStack]:
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
+    if not CHROMIUM.exists():  # noqa: ASYNC240 - one stat at session start
         pytest.fail(f"{CHROMIUM} is missing: make deps installs Debian's chromium")
     async with async_playwright() as playwright:
         # launch() gives Chromium a fresh temporary profile: nothing left from another run.
@@ -67,8 +74,15 @@ class ConsoleErrors:
 
     def __init__(self, page: Page) -> None:
         self.errors: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("console", self._console)
+        page.on("pageerror", self._uncaught)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+    def _uncaught(self, error: Error) -> None:
+        self.errors.append(str(error))
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from base64 import urlsafe_b64encode
 
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, Page, Route, expect
 
-from tests.browser.conftest import console_url, screenshot, sign_in
+from tests.browser.conftest import ConsoleErrors, console_url, screenshot, sign_in
 from tsunagu.local.demo import PHONE
 from tsunagu.local.stack import LocalStack
 
@@ -37,21 +37,21 @@ async def test_graphiql_runs_offline_from_local_assets(
     outside: list[str] = []
     gateway = console_stack.graphql_url.split("/graphql", 1)[0]
     # Anything not from the gateway would be a CDN: refuse it, and remember it.
-    await context.route(
-        "**/*",
-        lambda route: (
-            route.continue_()
-            if route.request.url.startswith((gateway, "data:"))
-            else (outside.append(route.request.url), route.abort())[1]
-        ),
-    )
+
+    async def only_the_gateway(route: Route) -> None:
+        if route.request.url.startswith((gateway, "data:")):
+            await route.continue_()
+        else:
+            outside.append(route.request.url)
+            await route.abort()
+
+    await context.route("**/*", only_the_gateway)
     page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    errors = ConsoleErrors(page)
     await page.goto(console_stack.graphql_url)
     await expect(page.locator(".graphiql-container")).to_be_visible()
     assert outside == []
-    assert errors == []
+    assert errors.errors == []
 
 
 async def test_console_speaks_japanese_and_pkce_challenge_is_s256(

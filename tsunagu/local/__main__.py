@@ -205,7 +205,7 @@ async def _serve(args: argparse.Namespace, ports: StackPorts) -> None:
             )
         print(
             "\n"
-            f"  Agent console (sign in with a role of tenant demo): {console_url(stack.graphql_url)}\n"
+            f"  Agent console (sign in as a demo role): {console_url(stack.graphql_url)}\n"
             f"  GraphQL (GraphiQL in the browser): {stack.graphql_url}\n"
             + graphiql_headers(stack.credentials_file)
             + "\n"

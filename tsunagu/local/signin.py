@@ -66,7 +66,9 @@ class LocalSignIn:
         try:
             role = json.loads(body)["role"]
         except (ValueError, TypeError, KeyError):
-            return JSONResponse({"error": 'expected {"role": ...}'}, status_code=400, headers=headers)
+            return JSONResponse(
+                {"error": 'expected {"role": ...}'}, status_code=400, headers=headers
+            )
         if not isinstance(role, str) or role not in ROLES:
             return JSONResponse({"error": "unknown role"}, status_code=400, headers=headers)
         token = self._issuer.mint(
