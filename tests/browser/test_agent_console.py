@@ -9,21 +9,22 @@ from datetime import UTC, datetime
 from playwright.async_api import Locator, Page, expect
 
 from tests.browser.conftest import screenshot, sign_in
-from tests.e2e.agent_desk import submit
+from tests.e2e.agent_desk import eventually, http_session, submit, unique_phone
 from tsunagu.local.demo import PHONE, TENANT
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import interaction_pb2 as pb
 
 
-def _live_chat(text: str) -> pb.Interaction:
+def live_chat(text: str, *, phone: str = PHONE, name: str = "Sato Hanako") -> pb.Interaction:
+    """A customer's chat message, as the chat adapter submits it."""
     interaction = pb.Interaction(
         event_id=str(uuid.uuid4()),
         tenant=TENANT,
         channel=pb.CHANNEL_CHAT,
         kind=pb.KIND_MESSAGE,
         direction=pb.DIRECTION_INBOUND,
-        actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER, display_name="Sato Hanako"),
-        identifiers=[pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=PHONE, verified=True)],
+        actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER, display_name=name),
+        identifiers=[pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=phone, verified=True)],
         content=pb.Content(text=text, language="en"),
         chat=pb.ChatDetail(session_id="chat-session-live"),
     )
@@ -31,7 +32,7 @@ def _live_chat(text: str) -> pb.Interaction:
     return interaction
 
 
-async def _screen_pop(page: Page, query: str) -> None:
+async def screen_pop(page: Page, query: str) -> None:
     await page.get_by_role("searchbox", name="Search customers").fill(query)
     await page.get_by_role("searchbox", name="Search customers").press("Enter")
     await expect(page.get_by_role("heading", name="Sato Hanako")).to_be_visible()
@@ -58,7 +59,7 @@ async def test_agent_screen_pops_watches_live_and_works_the_case(
 ) -> None:
     await sign_in(page, console_stack, "Agent")
     await expect(page.get_by_role("status").filter(has_text="Live")).to_be_visible()
-    await _screen_pop(page, PHONE)
+    await screen_pop(page, PHONE)
 
     timeline = page.get_by_role("list", name="Timeline")
     for channel in ("CHAT", "VOICE", "EMAIL"):
@@ -68,7 +69,7 @@ async def test_agent_screen_pops_watches_live_and_works_the_case(
 
     # A chat message arrives over gRPC while she is on screen: it shows without a reload.
     text = f"Live from the chat widget {uuid.uuid4().hex[:8]}"
-    await submit(console_stack, "chat", _live_chat(text))
+    await submit(console_stack, "chat", live_chat(text))
     await expect(timeline.locator(".entry").first).to_contain_text(text)
 
     await _act(
@@ -90,3 +91,39 @@ async def test_agent_screen_pops_watches_live_and_works_the_case(
     await expect(page.locator(".case")).not_to_contain_text(case_id)
     await expect(timeline.locator(".entry").first).to_contain_text("RESOLUTION")
     await screenshot(page, "agent-desk-resolved")
+
+
+_COUNT = "query($p: String!) { customerByIdentifier(kind: PHONE, value: $p) { interactionCount } }"
+
+
+async def test_timeline_pages_by_cursor_on_scroll_and_filters_by_channel(
+    page: Page, console_stack: LocalStack
+) -> None:
+    _, phone = unique_phone("080-")
+    for i in range(25):
+        await submit(console_stack, "chat", live_chat(f"message {i:02d}", phone=phone, name="Mori"))
+    async with http_session(console_stack) as session:
+        await eventually(
+            session,
+            _COUNT,
+            lambda r: (r["customerByIdentifier"] or {}).get("interactionCount") == 25,
+            p=phone,
+        )
+    await sign_in(page, console_stack, "Agent")
+    await page.get_by_role("searchbox", name="Search customers").fill(phone)
+    await page.get_by_role("button", name="Find").click()
+    timeline = page.get_by_role("list", name="Timeline")
+    # A page is 20 entries; the rest comes by cursor when the end scrolls into view.
+    await expect(timeline.locator(".entry")).to_have_count(20)
+    await (
+        page.get_by_text("Beginning of the history.")
+        .or_(page.get_by_role("button", name="Load more"))
+        .scroll_into_view_if_needed()
+    )
+    await expect(timeline.locator(".entry")).to_have_count(25)
+    await expect(page.get_by_text("Beginning of the history.")).to_be_visible()
+
+    await page.get_by_role("combobox", name="Channel").select_option("VOICE")
+    await expect(timeline.locator(".entry")).to_have_count(0)
+    await page.get_by_role("combobox", name="Channel").select_option("CHAT")
+    await expect(timeline.locator(".entry")).to_have_count(20)

@@ -17,8 +17,37 @@ const CANCELLATION_REASONS = [
 ];
 const PAGE = 20;
 
+// Agent actions carry their words in the action, not in `text`.
 const ENTRY = `eventId channel kind direction occurredAt text subject caseId switchedFrom
-  actor { type displayName }`;
+  actor { type displayName }
+  detail { ... on AgentActionDetail { action { __typename
+    ... on NoteAction { text }
+    ... on HandoffAction { summary toChannel toQueue toAgent openQuestions }
+    ... on EscalationAction { level reason }
+    ... on ProgressUpdateAction { message }
+    ... on TransferAction { toDepartment reason }
+    ... on ResolutionAction { summary }
+    ... on CancellationRequestAction { reason reasonDetail }
+    ... on CancellationOutcomeAction { outcome note }
+    ... on SplitMergeAction { reason }
+    ... on MergeCustomersAction { reason } } } }`;
+
+/** An agent action in one line: what the form said. */
+function actionText(entry) {
+  const action = entry.detail && entry.detail.action;
+  if (!action) return null;
+  const parts = [
+    action.toChannel || action.toQueue || action.toAgent || action.toDepartment
+      ? `→ ${[action.toChannel, action.toQueue, action.toAgent, action.toDepartment].filter(Boolean).join(" / ")}`
+      : null,
+    action.level ? `L${action.level}` : null,
+    action.outcome,
+    action.summary || action.text || action.message || action.reason,
+    action.reasonDetail || action.note,
+    action.openQuestions && action.openQuestions.length ? `? ${action.openQuestions.join(" · ")}` : null,
+  ];
+  return parts.filter(Boolean).join(" — ") || null;
+}
 
 function customerQuery(roles) {
   const ledger = can(roles, "ledger")
@@ -133,7 +162,7 @@ function Clock({ openCase, t }) {
   return html`<dl class="clocks">
     <dt>${t("firstResponse")}</dt>
     <dd>${first}</dd>
-    <dt>${t("status")}</dt>
+    <dt>${t("age")}</dt>
     <dd>${t("open", { time: duration((now - opened) / 1000) })}</dd>
   </dl>`;
 }
@@ -210,6 +239,7 @@ function Entry({ entry, t, language }) {
     </div>
     ${entry.subject && html`<p class="subject">${entry.subject}</p>`}
     ${entry.text && html`<p class="text">${entry.text}</p>`}
+    ${actionText(entry) && html`<p class="text">${actionText(entry)}</p>`}
   </li>`;
 }
 
