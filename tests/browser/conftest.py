@@ -14,6 +14,7 @@ from playwright.async_api import (
     Error,
     Page,
     async_playwright,
+    expect,
 )
 
 from tests.e2e.conftest import StackLog
@@ -31,6 +32,9 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--no-first-run",
 ]
+# Generous waits: two shared cores run the stack, Chromium and the tests at once.
+_WAIT_MS = 30_000
+expect.set_options(timeout=_WAIT_MS)
 # Where the tests leave screenshots of the main views (gitignored).
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
 
@@ -89,7 +93,7 @@ class ConsoleErrors:
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
     """A fresh browser context (its own storage), English, at 1280x800."""
     context = await browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(20_000)
+    context.set_default_timeout(_WAIT_MS)
     try:
         yield context
     finally:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
 
 from playwright.async_api import Locator, Page, expect
 
+from tests import builders
 from tests.browser.conftest import screenshot, sign_in
 from tests.e2e.agent_desk import eventually, http_session, submit, unique_phone
 from tsunagu.local.demo import PHONE, TENANT
@@ -16,19 +16,10 @@ from tsunagu.v1 import interaction_pb2 as pb
 
 
 def live_chat(text: str, *, phone: str = PHONE, name: str = "Sato Hanako") -> pb.Interaction:
-    """A customer's chat message, as the chat adapter submits it."""
-    interaction = pb.Interaction(
-        event_id=str(uuid.uuid4()),
-        tenant=TENANT,
-        channel=pb.CHANNEL_CHAT,
-        kind=pb.KIND_MESSAGE,
-        direction=pb.DIRECTION_INBOUND,
-        actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER, display_name=name),
-        identifiers=[pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=phone, verified=True)],
-        content=pb.Content(text=text, language="en"),
-        chat=pb.ChatDetail(session_id="chat-session-live"),
-    )
-    interaction.occurred_at.FromDatetime(datetime.now(UTC))
+    """A customer's chat message from her signed-in session: the shop vouches for the number."""
+    interaction = builders.chat(TENANT, text=text, phone=phone, name=name, visitor=f"v-{phone}")
+    for identifier in interaction.identifiers:
+        identifier.verified = True
     return interaction
 
 
@@ -123,7 +114,7 @@ async def test_timeline_pages_by_cursor_on_scroll_and_filters_by_channel(
     await expect(timeline.locator(".entry")).to_have_count(25)
     await expect(page.get_by_text("Beginning of the history.")).to_be_visible()
 
-    await page.get_by_role("combobox", name="Channel").select_option("VOICE")
+    await page.get_by_role("combobox", name="Channel", exact=True).select_option("VOICE")
     await expect(timeline.locator(".entry")).to_have_count(0)
-    await page.get_by_role("combobox", name="Channel").select_option("CHAT")
+    await page.get_by_role("combobox", name="Channel", exact=True).select_option("CHAT")
     await expect(timeline.locator(".entry")).to_have_count(20)

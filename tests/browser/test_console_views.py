@@ -86,3 +86,18 @@ async def test_a_refused_token_shows_sign_in_again_without_console_errors(
     await page.evaluate("t => sessionStorage.setItem('tsunagu.token', t)", expired)
     await page.reload()
     await expect(page.get_by_role("group", name="Sign in as")).to_be_visible()
+
+
+async def test_privacy_officer_sees_what_is_held_and_no_actions(
+    page: Page, console_stack: LocalStack
+) -> None:
+    await sign_in(page, console_stack, "Privacy officer")
+    panels = page.get_by_role("navigation", name="Panels")
+    await expect(panels.get_by_role("button")).to_have_text(["Privacy"])
+    await page.get_by_role("searchbox", name="Search customers").fill(PHONE)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Merge history")).to_be_visible()
+    await expect(page.get_by_role("list", name="Timeline").locator(".entry").first).to_be_visible()
+    # A privacy officer reads; acting on customers and watching live are not theirs.
+    await expect(page.get_by_role("heading", name="Actions")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Split")).to_have_count(0)

@@ -316,24 +316,18 @@ function Timeline({ token, customer, incoming, t, language }) {
     <h3 id="timeline-title">${t("timeline")}</h3>
     <fieldset class="filters">
       <legend>${t("filters")}</legend>
-      <label>${t("channel")}
-        <select onChange=${set("channel")}>
-          <option value="">${t("all")}</option>
-          ${CHANNELS.map((c) => html`<option value=${c}>${c}</option>`)}
-        </select>
-      </label>
-      <label>${t("kind")}
-        <select onChange=${set("kind")}>
-          <option value="">${t("all")}</option>
-          ${KINDS.map((k) => html`<option value=${k}>${k}</option>`)}
-        </select>
-      </label>
-      <label>${t("case")}
-        <select onChange=${set("caseId")}>
-          <option value="">${t("all")}</option>
-          ${cases.map((c) => html`<option value=${c.id}>${c.id} (${c.status})</option>`)}
-        </select>
-      </label>
+      ${[
+        ["channel", "channel", CHANNELS.map((c) => [c, c])],
+        ["kind", "kind", KINDS.map((k) => [k, k])],
+        ["caseId", "case", cases.map((c) => [c.id, `${c.id} (${c.status})`])],
+      ].map(
+        ([name, label, options]) => html`<label>${t(label)}
+          <select onChange=${set(name)}>
+            <option value="">${t("all")}</option>
+            ${options.map(([value, text]) => html`<option value=${value}>${text}</option>`)}
+          </select>
+        </label>`,
+      )}
       <label>${t("since")} <input type="date" onChange=${set("since")} /></label>
       <label>${t("until")} <input type="date" onChange=${set("until")} /></label>
     </fieldset>
@@ -577,23 +571,18 @@ export function CustomerView({ token, roles, customerId, live, t, language, onMe
   </div>`;
 }
 
-function AgentDesk({ token, roles, t, language, live, focus }) {
+/** Search, then the customer found; the privacy view reuses it without live updates. */
+export function Desk(props) {
+  const { focus, intro } = props;
   const [customerId, setCustomerId] = useState(focus ? focus.customerId : null);
   useEffect(() => {
     if (focus) setCustomerId(focus.customerId);
   }, [focus]);
   return html`<div class="desk">
-    <${Search} token=${token} roles=${roles} t=${t} onFound=${setCustomerId} />
+    ${intro}
+    <${Search} ...${props} onFound=${setCustomerId} />
     ${customerId &&
-    html`<${CustomerView}
-      token=${token}
-      roles=${roles}
-      customerId=${customerId}
-      live=${live}
-      t=${t}
-      language=${language}
-      onMerged=${setCustomerId}
-    />`}
+    html`<${CustomerView} ...${props} customerId=${customerId} onMerged=${setCustomerId} />`}
   </div>`;
 }
 
@@ -601,5 +590,5 @@ export const agentPanel = {
   id: "agent",
   label: "panel_agent",
   roles: ["agent", "supervisor"],
-  View: AgentDesk,
+  View: Desk,
 };

@@ -75,20 +75,15 @@ function CasesSection({ data, t, language, openCustomer }) {
   </section>`;
 }
 
-function EscalatedSection({ data, t, language, openCustomer }) {
-  return html`<section aria-labelledby="floor-escalated">
-    <h2 id="floor-escalated">${t("escalatedCases")}</h2>
-    <${CaseList} cases=${data.escalated.edges.map((e) => e.node)} t=${t} language=${language}
-      openCustomer=${openCustomer} label=${t("escalatedCases")} />
-  </section>`;
-}
-
-function OverdueSection({ data, t, language, openCustomer }) {
-  return html`<section aria-labelledby="floor-overdue">
-    <h2 id="floor-overdue">${t("overdueFollowUps")}</h2>
-    <${CaseList} cases=${data.overdue.edges.map((e) => e.node)} t=${t} language=${language}
-      openCustomer=${openCustomer} label=${t("overdueFollowUps")} />
-  </section>`;
+/** A section listing the cases of one of the floor query's lists (`key`). */
+function caseListSection(key, title) {
+  return function CaseListSection({ data, t, language, openCustomer }) {
+    return html`<section aria-labelledby=${`floor-${key}`}>
+      <h2 id=${`floor-${key}`}>${t(title)}</h2>
+      <${CaseList} cases=${data[key].edges.map((e) => e.node)} t=${t} language=${language}
+        openCustomer=${openCustomer} label=${t(title)} />
+    </section>`;
+  };
 }
 
 function SuggestionsSection({ token, t }) {
@@ -111,8 +106,8 @@ function SuggestionsSection({ token, t }) {
 /** The floor's sections, in order; `roles` names who may see each. */
 export const SECTIONS = [
   { View: CasesSection, roles: ["supervisor", "analyst", "admin"] },
-  { View: EscalatedSection, roles: ["supervisor", "analyst", "admin"] },
-  { View: OverdueSection, roles: ["supervisor", "analyst", "admin"] },
+  { View: caseListSection("escalated", "escalatedCases"), roles: ["supervisor", "analyst", "admin"] },
+  { View: caseListSection("overdue", "overdueFollowUps"), roles: ["supervisor", "analyst", "admin"] },
   { View: SuggestionsSection, roles: ["supervisor"] },
 ];
 
