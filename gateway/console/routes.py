@@ -25,7 +25,7 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
-def content_security_policy(settings: GatewaySettings, *, inline_styles: bool = False) -> str:
+def content_security_policy(settings: GatewaySettings, *, graphiql: bool = False) -> str:
     """The console's policy: every script and style from this origin, none inline.
 
     The browser may talk to this origin (HTTP and WebSocket), to the local issuer's sign-in
@@ -39,15 +39,17 @@ def content_security_policy(settings: GatewaySettings, *, inline_styles: bool = 
         )
         if origin
     ]
-    # GraphiQL's editor styles its own nodes; the console never needs that.
-    styles = "'self' 'unsafe-inline'" if inline_styles else "'self'"
+    # GraphiQL's editor styles its own nodes and its CSS embeds its fonts as data: URLs;
+    # the console needs neither.
+    styles = "'self' 'unsafe-inline'" if graphiql else "'self'"
+    fonts = "'self' data:" if graphiql else "'self'"
     return "; ".join(
         (
             "default-src 'none'",
             "script-src 'self'",
             f"style-src {styles}",
             "img-src 'self' data:",
-            "font-src 'self'",
+            f"font-src {fonts}",
             f"connect-src {' '.join(connect)}",
             "base-uri 'none'",
             "form-action 'self'",
@@ -105,7 +107,7 @@ def console_config(settings: GatewaySettings) -> dict[str, object]:
 
 def graphiql_page(settings: GatewaySettings) -> Response:
     """GraphiQL from the project's own copies of its assets (no CDN)."""
-    headers = security_headers(content_security_policy(settings, inline_styles=True))
+    headers = security_headers(content_security_policy(settings, graphiql=True))
     return FileResponse(STATIC / "graphiql.html", headers=headers, media_type="text/html")
 
 

@@ -90,7 +90,7 @@ _COUNT = "query($p: String!) { customerByIdentifier(kind: PHONE, value: $p) { in
 async def test_timeline_pages_by_cursor_on_scroll_and_filters_by_channel(
     page: Page, console_stack: LocalStack
 ) -> None:
-    _, phone = unique_phone("080-")
+    _, phone = unique_phone("080-77")
     for i in range(25):
         await submit(console_stack, "chat", live_chat(f"message {i:02d}", phone=phone, name="Mori"))
     async with http_session(console_stack) as session:

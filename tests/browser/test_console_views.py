@@ -63,7 +63,9 @@ async def test_console_speaks_japanese_and_pkce_challenge_is_s256(
     await page.get_by_role("button", name="オペレーター").click()
     await page.get_by_role("searchbox", name="顧客を検索").fill(PHONE)
     await page.keyboard.press("Enter")
-    await expect(page.get_by_role("list", name="タイムライン")).to_be_visible()
+    await expect(
+        page.get_by_role("list", name="タイムライン").locator(".entry").first
+    ).to_be_visible()
     await screenshot(page, "agent-desk-ja")
 
     # RFC 7636: a 43-character base64url verifier, and its challenge BASE64URL(SHA256(verifier)).

@@ -27,7 +27,7 @@ const ENTRY = `eventId channel kind direction occurredAt text subject caseId swi
     ... on ProgressUpdateAction { message }
     ... on TransferAction { toDepartment reason }
     ... on ResolutionAction { summary }
-    ... on CancellationRequestAction { reason reasonDetail }
+    ... on CancellationRequestAction { cancellationReason: reason reasonDetail }
     ... on CancellationOutcomeAction { outcome note }
     ... on SplitMergeAction { reason }
     ... on MergeCustomersAction { reason } } } }`;
@@ -41,7 +41,7 @@ function actionText(entry) {
       ? `→ ${[action.toChannel, action.toQueue, action.toAgent, action.toDepartment].filter(Boolean).join(" / ")}`
       : null,
     action.level ? `L${action.level}` : null,
-    action.outcome,
+    action.outcome || action.cancellationReason,
     action.summary || action.text || action.message || action.reason,
     action.reasonDetail || action.note,
     action.openQuestions && action.openQuestions.length ? `? ${action.openQuestions.join(" · ")}` : null,
