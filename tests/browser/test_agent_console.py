@@ -101,6 +101,12 @@ async def test_timeline_pages_by_cursor_on_scroll_and_filters_by_channel(
             p=phone,
         )
     await sign_in(page, console_stack, "Agent")
+    # Finding people by name is not an agent's: the console says so instead of failing.
+    await page.get_by_role("searchbox", name="Search customers").fill("Mori")
+    await page.get_by_role("button", name="Find").click()
+    await expect(
+        page.get_by_role("status").filter(has_text="by phone or e-mail only")
+    ).to_be_visible()
     await page.get_by_role("searchbox", name="Search customers").fill(phone)
     await page.get_by_role("button", name="Find").click()
     timeline = page.get_by_role("list", name="Timeline")

@@ -251,7 +251,7 @@ function matches(entry, filters) {
   return true;
 }
 
-function Timeline({ token, customer, incoming, t, language }) {
+function Timeline({ token, customer, incoming, reloads, t, language }) {
   const [filters, setFilters] = useState({});
   const [entries, setEntries] = useState([]);
   const [page, setPage] = useState({ hasNextPage: false, endCursor: null });
@@ -291,7 +291,7 @@ function Timeline({ token, customer, incoming, t, language }) {
 
   useEffect(() => {
     load(null);
-  }, [customer.id, filters]);
+  }, [customer.id, filters, reloads]);
 
   useEffect(() => {
     if (!incoming || !matches(incoming, filters)) return;
@@ -529,6 +529,7 @@ function MergeHistory({ token, roles, customer, t, language, onDone }) {
 export function CustomerView({ token, roles, customerId, live, t, language, onMerged }) {
   const [customer, setCustomer] = useState(null);
   const [incoming, setIncoming] = useState(null);
+  const [reloads, setReloads] = useState(0);
   const [error, setError] = useState(null);
   const refresh = async () => {
     try {
@@ -544,11 +545,17 @@ export function CustomerView({ token, roles, customerId, live, t, language, onMe
   }, [customerId]);
   useEffect(() => {
     if (!live) return undefined;
-    return live.subscribe(LIVE, { id: customerId }, (data) => {
-      const update = data.timelineUpdated;
-      if (update.mergedInto) return onMerged(update.mergedInto);
-      if (update.entry) setIncoming(update.entry);
-      refresh();
+    return live.subscribe(LIVE, { id: customerId }, {
+      onData: (data) => {
+        const update = data.timelineUpdated;
+        if (update.mergedInto) return onMerged(update.mergedInto);
+        if (update.entry) setIncoming(update.entry);
+        refresh();
+      },
+      onReconnect: () => {
+        refresh();
+        setReloads((n) => n + 1);
+      },
     });
   }, [customerId, live]);
   useEffect(() => {
@@ -564,7 +571,7 @@ export function CustomerView({ token, roles, customerId, live, t, language, onMe
       html`<${MergeHistory} token=${token} roles=${roles} customer=${customer} t=${t} language=${language} onDone=${refresh} />`}
     </div>
     <div class="middle">
-      <${Timeline} token=${token} customer=${customer} incoming=${incoming} t=${t} language=${language} />
+      <${Timeline} token=${token} customer=${customer} incoming=${incoming} reloads=${reloads} t=${t} language=${language} />
     </div>
     ${can(roles, "act") &&
     html`<div class="side"><${Actions} token=${token} customerId=${customer.id} t=${t} onDone=${refresh} /></div>`}

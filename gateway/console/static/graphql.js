@@ -33,6 +33,7 @@ export class LiveConnection {
     this.delay = 250;
     this.socket = null;
     this.acknowledged = false;
+    this.everAcknowledged = false;
     this.stopped = false;
     this.connect();
   }
@@ -66,10 +67,16 @@ export class LiveConnection {
 
   receive(message) {
     if (message.type === "connection_ack") {
+      const again = this.everAcknowledged;
+      this.everAcknowledged = true;
       this.acknowledged = true;
       this.delay = 250;
       this.onState("live");
-      for (const [id, subscription] of this.subscriptions) this.start(id, subscription);
+      for (const [id, subscription] of this.subscriptions) {
+        this.start(id, subscription);
+        // What was stored while the connection was down never comes as an update.
+        if (again && subscription.onReconnect) subscription.onReconnect();
+      }
     } else if (message.type === "ping") {
       this.socket.send(JSON.stringify({ type: "pong" }));
     } else if (message.type === "next") {
@@ -91,10 +98,10 @@ export class LiveConnection {
     );
   }
 
-  /** Subscribe; returns a function that unsubscribes. */
-  subscribe(query, variables, onData, onError) {
+  /** Subscribe; `onReconnect` runs after a drop, to catch up. Returns the unsubscribe. */
+  subscribe(query, variables, { onData, onError, onReconnect }) {
     const id = String(this.nextId++);
-    const subscription = { query, variables, onData, onError };
+    const subscription = { query, variables, onData, onError, onReconnect };
     this.subscriptions.set(id, subscription);
     if (this.acknowledged) this.start(id, subscription);
     return () => {
