@@ -6,7 +6,9 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help deps run test schema lint typecheck contracts proto proto-check unit integration e2e bench chaos constraints clean provision
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: help deps console-assets chromium run test schema lint typecheck contracts proto proto-check unit integration e2e bench chaos constraints clean provision
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -15,7 +17,16 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt 'setuptools' 'pip'
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@$(MAKE) --no-print-directory chromium
 	@touch $@
+
+# The browser tests drive Debian's Chromium (Playwright's own download is not used).
+chromium:  ## install Debian's chromium for tests/browser when it is missing (needs root or sudo)
+	@test -x $(CHROMIUM) || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null ) \
+	  || { echo "could not install chromium with apt-get: install it (apt-get install chromium) and run make deps again" >&2; exit 1; }; }
 
 deps: $(STAMP)  ## create the virtualenv and install pinned dependencies
 
@@ -31,6 +42,7 @@ test: $(STAMP)  ## everything CI checks: lint, types, architecture contracts, st
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(PY) scripts/gen_protos.py --check
+	$(PY) scripts/console_assets.py --check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff lint and format check
@@ -44,6 +56,9 @@ contracts: $(STAMP)  ## import-linter architecture boundaries
 
 proto: $(STAMP)  ## regenerate tsunagu/v1 from proto/ (never edit the output)
 	$(PY) scripts/gen_protos.py
+
+console-assets:  ## re-copy the console's and GraphiQL's browser assets from their pinned npm packages
+	$(PYTHON) scripts/console_assets.py
 
 proto-check: $(STAMP)  ## fail when the generated code is stale
 	$(PY) scripts/gen_protos.py --check

@@ -35,6 +35,7 @@ from gateway.auth import (
 )
 from gateway.authenticators import build_authenticator
 from gateway.bus import GatewayBus
+from gateway.console.routes import console_routes, graphiql_page
 from gateway.context import GatewayContext
 from gateway.errors import GatewayError
 from gateway.health import health_routes
@@ -96,6 +97,7 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
             # stays a backstop above the subscription cap (gateway.subscription_caps).
             max_subscriptions_per_connection=max(100, settings.max_subscriptions_per_connection),
         )
+        self._settings = settings
         self._timeline = timeline
         self._bus = bus
         self._authenticator = authenticator
@@ -157,6 +159,11 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
             return context
         await self._authenticate(context, Credentials(headers=request.headers))
         return context
+
+    @override
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from the project's own copies of its assets: it works offline."""
+        return graphiql_page(self._settings)
 
     @override
     async def execute_operation(
@@ -303,6 +310,7 @@ def bootstrap(
             Route(GRAPHQL_PATH, graphql, methods=methods),
             WebSocketRoute(GRAPHQL_PATH, graphql),
             *health,
+            *console_routes(settings),
         ],
         exception_handlers={Unauthenticated: _unauthenticated, RateLimited: _rate_limited},
         lifespan=lifespan,

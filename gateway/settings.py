@@ -104,6 +104,17 @@ class GatewaySettings(BaseSettings, NatsTlsSettings):
     # development); the production config turns GraphiQL off, so GET answers 405 there.
     graphql_over_get: bool | None = None
 
+    # The agent console at /console (docs/console.md); its config endpoint tells the browser
+    # how to sign in. A local run names the local issuer's sign-in URL (never set in
+    # production: the gateway itself mints no tokens).
+    console: bool = True
+    console_local_signin_url: str = ""
+    # OIDC authorization code + PKCE against the IdP (a public client: no secret).
+    oidc_authorization_endpoint: str = ""
+    oidc_token_endpoint: str = ""
+    oidc_client_id: str = ""
+    oidc_scope: str = "openid profile"
+
     def timeline_tls(self) -> grpc.ChannelCredentials | None:
         """TLS credentials for the timeline channel; None: plaintext (a local run)."""
         if self.timeline_tls_ca_file is None:

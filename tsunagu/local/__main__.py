@@ -28,6 +28,7 @@ from tsunagu.local.issuer import DEFAULT_TTL_SECONDS, LocalIssuer
 from tsunagu.local.ports import check_ports
 from tsunagu.local.processes import ProcessFailedError
 from tsunagu.local.restarts import Backoff
+from tsunagu.local.signin import console_url
 from tsunagu.local.stack import CHANNELS, LocalStack, StackPorts
 from tsunagu.local.traces import add_command, print_trace, traces_env
 from tsunagu.runtime import EXIT_CRASHED, run
@@ -204,6 +205,7 @@ async def _serve(args: argparse.Namespace, ports: StackPorts) -> None:
             )
         print(
             "\n"
+            f"  Agent console (sign in as a demo role): {console_url(stack.graphql_url)}\n"
             f"  GraphQL (GraphiQL in the browser): {stack.graphql_url}\n"
             + graphiql_headers(stack.credentials_file)
             + "\n"

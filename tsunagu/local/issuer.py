@@ -10,7 +10,7 @@ import contextlib
 import socket
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
 
 import jwt
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from tsunagu.lifecycle import CannotStart, Lifecycle
 
@@ -124,13 +124,15 @@ class LocalIssuer:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
 
-def jwks_app(keys: Callable[[], list[dict[str, object]]]) -> Starlette:
-    """An app serving ``{"keys": keys()}`` at ``JWKS_PATH``; ``keys`` is read per request."""
+def jwks_app(
+    keys: Callable[[], list[dict[str, object]]], *, routes: Sequence[BaseRoute] = ()
+) -> Starlette:
+    """An app serving ``{"keys": keys()}`` at ``JWKS_PATH`` (read per request), and ``routes``."""
 
     async def jwks(request: Request) -> JSONResponse:  # noqa: ARG001 - Starlette's signature
         return JSONResponse({"keys": keys()})
 
-    return Starlette(routes=[Route(JWKS_PATH, jwks, methods=["GET"])])
+    return Starlette(routes=[Route(JWKS_PATH, jwks, methods=["GET"]), *routes])
 
 
 class _QuietServer(uvicorn.Server):
@@ -152,9 +154,15 @@ class _QuietServer(uvicorn.Server):
 class JwksServer(Lifecycle):
     """Serves a JWKS on a loopback port (0: a free one) in this process."""
 
-    def __init__(self, keys: Callable[[], list[dict[str, object]]], *, port: int = 0) -> None:
+    def __init__(
+        self,
+        keys: Callable[[], list[dict[str, object]]],
+        *,
+        port: int = 0,
+        routes: Sequence[BaseRoute] = (),
+    ) -> None:
         config = uvicorn.Config(
-            jwks_app(keys),
+            jwks_app(keys, routes=routes),
             host="127.0.0.1",
             port=port,
             log_config=None,
@@ -164,6 +172,7 @@ class JwksServer(Lifecycle):
         self._server = _QuietServer(config)
         self._serving: asyncio.Task[None] | None = None
         self.url = ""
+        self.base_url = ""
 
     async def open(self) -> None:
         self._serving = asyncio.create_task(self._server.serve(), name="jwks")
@@ -175,7 +184,8 @@ class JwksServer(Lifecycle):
         if not self._server.started:
             raise CannotStart("the local JWKS server could not start")
         port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}{JWKS_PATH}"
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.url = f"{self.base_url}{JWKS_PATH}"
 
     async def close(self) -> None:
         if self._serving is None or self._serving.done():

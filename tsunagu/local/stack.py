@@ -27,6 +27,7 @@ from tsunagu.local.processes import (
     NatsServer,
 )
 from tsunagu.local.restarts import Backoff, keep_running
+from tsunagu.local.signin import SIGNIN_PATH, LocalSignIn
 
 CHANNELS = ("chat", "voice", "email", "sms", "social", "web")
 
@@ -136,6 +137,9 @@ class LocalStack(Lifecycle):
         self.ingest_addresses: dict[str, str] = {}
         self.graphql_url = ""
         self.issuer = LocalIssuer.load_or_create(data_dir)
+        # The console's sign-in page picks a role of the demo tenant (docs/console.md).
+        self.signin = LocalSignIn(self.issuer, tenant=DEMO_TENANT)
+        self.signin_url = ""
         # gRPC bearer tokens (adapters of `adapter_tenants`, the gateway, tools), kept across runs.
         self.grpc_callers = LocalCallers.load_or_create(
             data_dir, channels=channels, tenants=adapter_tenants
@@ -300,6 +304,7 @@ class LocalStack(Lifecycle):
                 "TSUNAGU_GATEWAY_JWT_ISSUER": self.issuer.issuer,
                 "TSUNAGU_GATEWAY_JWT_AUDIENCE": self.issuer.audience,
                 "TSUNAGU_GATEWAY_JWT_JWKS_URL": jwks_url,
+                "TSUNAGU_GATEWAY_CONSOLE_LOCAL_SIGNIN_URL": self.signin_url,
                 **self.action_keys.gateway_env(),
             },
             ready=r"gateway listening on (\S+:(?P<port>\d+)\S*)",
@@ -308,6 +313,7 @@ class LocalStack(Lifecycle):
         )
         await self._start_together([gateway])
         self.graphql_url = _bound(gateway)
+        self.signin.allow_gateway(self.graphql_url)
         self.credentials_file = write_section(
             self.data_dir,
             "graphql",
@@ -319,8 +325,11 @@ class LocalStack(Lifecycle):
 
     async def _start_issuer(self) -> str:
         """Serve the local issuer's JWKS (its key is kept in the data folder across runs)."""
-        jwks = JwksServer(lambda: [self.issuer.jwk()], port=self.ports.issuer)
+        jwks = JwksServer(
+            lambda: [self.issuer.jwk()], port=self.ports.issuer, routes=self.signin.routes()
+        )
         await self._stack.enter_async_context(jwks)
+        self.signin_url = f"{jwks.base_url}{SIGNIN_PATH}"
         return jwks.url
 
     async def close(self) -> None:

@@ -1,0 +1,1 @@
+"""The agent console: a browser UI served by the gateway from files in the project."""
