@@ -86,11 +86,26 @@ class VersionedDocs(Races, Generic[D]):
         self.docs[written["_id"]] = written
         return True
 
+    async def save_many(self, writes: Sequence[tuple[D, int | None]]) -> set[str]:
+        lost: set[str] = set()
+        for doc, version in writes:
+            saved = (
+                await self.insert(doc)
+                if version is None
+                else await self.replace(doc, expected_version=version)
+            )
+            if not saved:
+                lost.add(cast("Any", doc)["_id"])
+        return lost
+
 
 class MemoryCustomers(VersionedDocs[CustomerDoc]):
     get_customers = VersionedDocs[CustomerDoc].get
     insert_customer = VersionedDocs[CustomerDoc].insert
     replace_customer = VersionedDocs[CustomerDoc].replace
+
+    async def replace_customers(self, writes: Sequence[tuple[CustomerDoc, int]]) -> set[str]:
+        return await self.save_many(writes)
 
     async def delete_unused(self, tenant: str, customer_id: str) -> None:
         doc = self.docs.get(customer_id)
@@ -200,6 +215,11 @@ class MemoryCases(VersionedDocs[CaseDoc]):
 
     async def recent(self, tenant: str, customer_id: str, *, limit: int = 20) -> list[CaseDoc]:
         return copy.deepcopy(self._recent(tenant, customer_id)[:limit])
+
+    async def recent_of(
+        self, tenant: str, customer_ids: Iterable[str], *, limit: int = 20
+    ) -> dict[str, list[CaseDoc]]:
+        return {c: await self.recent(tenant, c, limit=limit) for c in customer_ids}
 
     async def latest_open(self, tenant: str, customer_id: str) -> CaseDoc | None:
         live = [d for d in self._recent(tenant, customer_id) if d["status"] != "resolved"]

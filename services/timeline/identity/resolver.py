@@ -64,6 +64,13 @@ class Lookup:
     target: dict[str, str]
     live: dict[str, CustomerDoc]
 
+    def narrowed(self, keys: Collection[IdentityKey], limit: int) -> Lookup:
+        """What reading only `keys` would have found (a batch reads its events' keys at once)."""
+        docs = {k: d for k, d in self.docs.items() if k in keys}
+        owners = {d["customer_id"] for d in docs.values() if len(_presenters(d)) <= limit}
+        target = {c: t for c, t in self.target.items() if c in owners}
+        return Lookup(docs, target, {t: self.live[t] for t in target.values()})
+
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
@@ -186,7 +193,8 @@ class IdentityResolver:
         suggestion, so that a phone typed next to someone's address never screen-pops them.
 
         With `may_merge=False` a needed merge is not done but answered `merge_needed`, with
-        the `lookup` to pass back to the second call.
+        the `lookup` to pass back to the second call. A `lookup` (that one, or a batch's
+        `look_up`) stands for the first read; a retry after a lost race reads afresh.
 
         Raises:
             ResolutionConflictError: Other writers kept claiming the same identifiers.
@@ -195,7 +203,8 @@ class IdentityResolver:
         blocked = {key: BLOCKLISTED for key in keys if policy.blocklisted(key)}
         candidates = [key for key in keys if key not in blocked]
 
-        reuse = [lookup] if lookup is not None else []
+        limit = policy.max_customers_per_identifier
+        reuse = [lookup.narrowed(candidates, limit)] if lookup is not None else []
 
         async def attempt() -> Resolution | Lost:
             return await self._resolve_once(
@@ -302,6 +311,14 @@ class IdentityResolver:
         if created and len(conflicts) == len(unclaimed):
             await self.customers.delete_unused(tenant, customer_id)
         return CONFLICT
+
+    async def look_up(self, tenant: str, keys: Iterable[IdentityKey]) -> Lookup:
+        """Read what resolving events with these keys needs, for many events at once: one
+        identity read and one customer read (more only along merge chains). Pass it to
+        `resolve` as `lookup`; it must not have gone stale meanwhile (the caller's writes).
+        """
+        limit = self.policy_for(tenant).max_customers_per_identifier
+        return await self._look_up(tenant, sorted(set(keys)), limit)
 
     async def _look_up(self, tenant: str, candidates: list[IdentityKey], limit: int) -> Lookup:
         docs = await self.identities.identity_docs(tenant, candidates)

@@ -82,9 +82,12 @@ class IdentityStore:
         # one index range per value on MongoDB, and the only form the embedded store answers
         # from an index (it never uses the compound one) — the `$or` was a full scan there.
         wanted = set(keys)
+        values = sorted({v for _, v in wanted})
         cursor = self._identities.find(
-            {"tenant": tenant, "value": {"$in": sorted({v for _, v in wanted})}},
+            {"tenant": tenant, "value": {"$in": values}},
             {"kind": 1, "value": 1, "customer_id": 1, "customer_ids": 1, "first_event_id": 1},
+            # One reply for a batch's keys (a value is rarely held under more than one kind).
+            batch_size=2 * len(values),
         )
         return {
             (doc["kind"], doc["value"]): cast("IdentityDoc", doc)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -11,7 +11,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.search_keys import PREFIX_TOP, with_search_key
 from services.timeline.store.documents import Document
-from services.timeline.store.versioned import by_ids, replace_at_version
+from services.timeline.store.versioned import by_ids, replace_at_version, write_many_at_version
 from services.timeline.store.writes import insert_new
 
 INDEXES = [
@@ -60,6 +60,12 @@ class CustomerStore:
         """
         return await replace_at_version(
             self._customers, with_search_key(dict(doc)), expected_version=expected_version
+        )
+
+    async def replace_customers(self, writes: Sequence[tuple[CustomerDoc, int]]) -> set[str]:
+        """`replace_customer` for many in one round trip; returns the ids that lost the race."""
+        return await write_many_at_version(
+            self._customers, [(with_search_key(dict(doc)), version) for doc, version in writes]
         )
 
     async def delete_unused(self, tenant: str, customer_id: str) -> None:
