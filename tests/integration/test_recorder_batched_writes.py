@@ -1,0 +1,219 @@
+"""The recorder's batched reads and writes against the real store: round trips per batch,
+lost races inside a bulk write, and a bulk write that fails half-way.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from services.timeline.bootstrap import build_core
+from services.timeline.cases.model import CaseDoc
+from services.timeline.cases.store import CaseStore
+from services.timeline.identity.policy import IdentityPolicy
+from services.timeline.profiles.model import CustomerDoc
+from services.timeline.profiles.store import CustomerStore
+from services.timeline.recorder import Recorded, TimelineRecorder
+from services.timeline.store.command_counts import CommandCounts
+from services.timeline.store.documents import Document
+from services.timeline.store.versioned import write_many_at_version
+from services.timeline.stores import TimelineStore
+from tests import builders
+from tsunagu.v1 import interaction_pb2 as pb
+
+T0 = datetime.now(UTC) - timedelta(days=3)
+
+
+@pytest.fixture
+async def counted(
+    mongodb_uri: str, database_name: str
+) -> AsyncIterator[tuple[TimelineStore, CommandCounts]]:
+    """A fresh timeline database whose client counts every command it sends."""
+    counts = CommandCounts()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_uri, tz_aware=True, event_listeners=[counts]
+    )
+    try:
+        store = TimelineStore(client[database_name])
+        await store.ensure_indexes()
+        yield store, counts
+    finally:
+        await client.drop_database(database_name)
+        await client.close()
+
+
+def _recorder(store: TimelineStore) -> TimelineRecorder:
+    return build_core(store, identity_for=lambda _tenant: IdentityPolicy("JP")).recorder
+
+
+def _chats(tenant: str, visitors: int, *, minute: int) -> list[pb.Interaction]:
+    return [
+        builders.chat(tenant, visitor=f"v{k}", at=T0 + timedelta(minutes=minute, seconds=k))
+        for k in range(visitors)
+    ]
+
+
+def _sent(counts: CommandCounts) -> Counter[str]:
+    return Counter({key: tally["count"] for key, tally in counts.snapshot()["commands"].items()})
+
+
+async def _round_trips(
+    recorder: TimelineRecorder, counts: CommandCounts, batch: Sequence[pb.Interaction]
+) -> tuple[Counter[str], set[str]]:
+    """The commands recording the batch sent, and the customers it went to."""
+    before = _sent(counts)
+    outcomes = await recorder.record_batch(batch)
+    sent = _sent(counts) - before
+    recorded = [o for o in outcomes if isinstance(o, Recorded) and not o.duplicate]
+    assert len(recorded) == len(batch), outcomes[:3]
+    return sent, {o.customer_id for o in recorded}
+
+
+async def test_an_attach_batch_costs_the_same_round_trips_whatever_its_size(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str
+) -> None:
+    store, counts = counted
+    recorder = _recorder(store)
+    await recorder.record_batch(_chats(tenant, 150, minute=0))  # customers and open cases
+
+    one, _ = await _round_trips(recorder, counts, _chats(tenant, 1, minute=1))
+    many, customer_ids = await _round_trips(recorder, counts, _chats(tenant, 150, minute=2))
+
+    # Per batch: the duplicate check, the identities, their customers, their cases, the
+    # log's insert, the cases' and the profiles' bulk writes, the projected flags.
+    assert many == one, (one, many)
+    assert sum(many.values()) <= 8, many
+    customers = await store.customers.get_customers(tenant, customer_ids)
+    assert len(customers) == 150
+    counts_by_customer = sorted(c["interaction_count"] for c in customers.values())
+    assert counts_by_customer == [2] * 149 + [3]  # visitor v0 wrote in every batch
+    cases = await store.cases.get(tenant, [c["open_case_id"] for c in customers.values()])
+    assert sorted(c["interaction_count"] for c in cases.values()) == [2] * 149 + [3]
+
+
+class _RacingCustomers(CustomerStore):
+    """Another writer changes a profile just before each bulk write of the batch's profiles."""
+
+    def __init__(self, store: TimelineStore, victim: list[str]) -> None:
+        super().__init__(store.db["customers"])
+        self.victim = victim
+
+    async def replace_customers(self, writes: Sequence[tuple[CustomerDoc, int]]) -> set[str]:
+        for doc, version in writes:
+            if doc["_id"] in self.victim:
+                current = (await self.get_customers(doc["tenant"], [doc["_id"]]))[doc["_id"]]
+                assert current["version"] == version
+                await self.replace_customer(
+                    {**current, "separated_from": ["cus_elsewhere"]}, expected_version=version
+                )
+        return await super().replace_customers(writes)
+
+
+class _RacingCases(CaseStore):
+    """Another writer tags a case just before each bulk write of the batch's cases."""
+
+    def __init__(self, store: TimelineStore) -> None:
+        super().__init__(store.db["cases"])
+        self.raced: list[str] = []
+
+    async def save_many(self, writes: Sequence[tuple[CaseDoc, int | None]]) -> set[str]:
+        for doc, version in writes:
+            if version is not None and not self.raced:
+                current = (await self.get(doc["tenant"], [doc["_id"]]))[doc["_id"]]
+                await self.replace({**current, "tags": ["raced"]}, expected_version=version)
+                self.raced.append(doc["_id"])
+        return await super().save_many(writes)
+
+
+async def test_a_profile_and_a_case_another_writer_changed_mid_batch_keep_both_writes(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str
+) -> None:
+    store, _ = counted
+    first = await _recorder(store).record_batch(_chats(tenant, 3, minute=0))
+    victim = [o.customer_id for o in first if isinstance(o, Recorded)][:1]
+    store.customers = _RacingCustomers(store, victim)
+    cases = _RacingCases(store)
+    store.cases = cases
+
+    outcomes = await _recorder(store).record_batch(_chats(tenant, 3, minute=1))
+
+    assert all(isinstance(o, Recorded) for o in outcomes), outcomes
+    ids = [o.customer_id for o in outcomes if isinstance(o, Recorded)]
+    profiles = await store.customers.get_customers(tenant, ids)
+    # Each message counted once; the other writer's change to the raced profile kept.
+    assert [profiles[c]["interaction_count"] for c in ids] == [2, 2, 2]
+    assert profiles[victim[0]]["separated_from"] == ["cus_elsewhere"]
+    [raced] = cases.raced
+    case = (await store.cases.get(tenant, [raced]))[raced]
+    assert case["tags"] == ["raced"]
+    assert case["interaction_count"] == 2
+
+
+class _FailingAfterWrite(CaseStore):
+    """The bulk write of cases reaches the store, then the connection drops (once)."""
+
+    def __init__(self, store: TimelineStore) -> None:
+        super().__init__(store.db["cases"])
+        self.failures = 1
+
+    async def save_many(self, writes: Sequence[tuple[CaseDoc, int | None]]) -> set[str]:
+        lost = await super().save_many(writes)
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionResetError("connection dropped after the write")
+        return lost
+
+
+async def test_a_bulk_write_cut_off_half_way_is_recovered_by_redelivery_without_doubling(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str
+) -> None:
+    store, _ = counted
+    await _recorder(store).record_batch(_chats(tenant, 4, minute=0))
+    store.cases = _FailingAfterWrite(store)
+    batch = _chats(tenant, 4, minute=1)
+
+    failed = await _recorder(store).record_batch(batch)
+    again = await _recorder(store).record_batch(batch)  # the redelivery
+
+    assert all(isinstance(o, ConnectionResetError) for o in failed), failed
+    assert all(isinstance(o, Recorded) and o.duplicate for o in again), again
+    ids = {o.customer_id for o in again if isinstance(o, Recorded)}
+    profiles = await store.customers.get_customers(tenant, ids)
+    assert sorted(p["interaction_count"] for p in profiles.values()) == [2, 2, 2, 2]
+    for profile in profiles.values():
+        case_id = profile["open_case_id"]
+        case = (await store.cases.get(tenant, [case_id]))[case_id]
+        assert case["interaction_count"] == 2, case
+    states = await store.interactions.interaction_states(tenant, [i.event_id for i in batch])
+    assert all(s.get("projected") for s in states.values())
+
+
+async def test_versioned_bulk_writes_report_each_lost_race_and_write_the_rest(
+    counted: tuple[TimelineStore, CommandCounts],
+) -> None:
+    store, _ = counted
+    docs = store.db["versioned_probe"]
+    await docs.insert_many([{"_id": i, "tenant": "t", "version": 1} for i in "abd"])
+
+    lost = await write_many_at_version(
+        docs,
+        [
+            ({"_id": "a", "tenant": "t", "version": 1, "x": 1}, 1),  # at its version
+            ({"_id": "b", "tenant": "t", "version": 0, "x": 1}, 0),  # changed since
+            ({"_id": "c", "tenant": "t", "version": 0, "x": 1}, None),  # new
+            ({"_id": "d", "tenant": "t", "version": 0, "x": 1}, None),  # "new", but taken
+        ],
+    )
+
+    assert lost == {"b", "d"}
+    stored = {d["_id"]: d async for d in docs.find({})}
+    assert stored == {
+        "a": {"_id": "a", "tenant": "t", "version": 2, "x": 1},
+        "b": {"_id": "b", "tenant": "t", "version": 1},
+        "c": {"_id": "c", "tenant": "t", "version": 0, "x": 1},
+        "d": {"_id": "d", "tenant": "t", "version": 1},
+    }
