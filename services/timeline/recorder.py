@@ -75,8 +75,10 @@ class _Batch:
     queued: dict[tuple[str, str], str] = field(default_factory=dict)
     flushed: dict[int, Recorded | Exception] = field(default_factory=dict)
     cases: CaseView = field(default_factory=CaseView)
-    # Identities and customers read for the whole batch; gone at the first flush.
+    # Identities and customers read for the rest of the batch; gone at a flush.
     ahead: ReadAhead | None = None
+    # False once a read-ahead failed: each event then reads for itself and fails alone.
+    reads_ahead: bool = True
 
     def add(self, item: _Pending) -> None:
         self.items.append(item)
@@ -129,8 +131,10 @@ class TimelineRecorder:
                 known[tenant] = await self.interactions.interaction_states(
                     tenant, [i.event_id for i in interactions if i.tenant == tenant]
                 )
-            batch.ahead = await self._read_ahead(interactions, known, batch.cases)
             for index, interaction in enumerate(interactions):
+                if batch.ahead is None and batch.reads_ahead:
+                    # At the start, and after a flush (a merge) made the last read stale.
+                    await self._read_ahead(interactions[index:], known, batch)
                 try:
                     outcomes[index] = await self._prepare(
                         index, interaction, known.get(interaction.tenant, {}), batch
@@ -145,12 +149,9 @@ class TimelineRecorder:
         self,
         interactions: Sequence[interaction_pb2.Interaction],
         known: dict[str, dict[str, InteractionState]],
-        cases: CaseView,
-    ) -> ReadAhead | None:
-        """Read the identities, customers and recent cases of the whole batch at once.
-
-        None when that read fails: each event then reads for itself and fails alone.
-        """
+        batch: _Batch,
+    ) -> None:
+        """Read the identities, customers and recent cases of these events at once."""
         keys: dict[str, set[IdentityKey]] = {}
         for interaction in interactions:
             tenant = interaction.tenant
@@ -170,12 +171,12 @@ class TimelineRecorder:
             for tenant, wanted in keys.items():
                 lookup = await self.resolver.look_up(tenant, wanted)
                 ahead.lookups[tenant] = lookup
-                await self.cases.preload(tenant, lookup.live, cases)
+                await self.cases.preload(tenant, lookup.live, batch.cases)
         except Exception as exc:  # noqa: BLE001 - the per-event reads report it per event
             log.warning("reading ahead for a batch failed: %s", error_text(exc))
-            cases.clear()
-            return None
-        return ahead
+            batch.reads_ahead = False
+            return
+        batch.ahead = ahead
 
     async def _prepare(
         self,
@@ -224,6 +225,8 @@ class TimelineRecorder:
             )
             customer_id, merged = resolution.customer_id, resolution.merged_ids
             protected = resolution.protected
+            if resolution.created:
+                batch.cases.load(tenant, customer_id, [])  # a new customer has no cases yet
 
         event = case_event_from(interaction, at)
         assignment = Assignment("")

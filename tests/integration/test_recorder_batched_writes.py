@@ -217,3 +217,42 @@ async def test_versioned_bulk_writes_report_each_lost_race_and_write_the_rest(
         "c": {"_id": "c", "tenant": "t", "version": 0, "x": 1},
         "d": {"_id": "d", "tenant": "t", "version": 1},
     }
+
+
+async def _two_customers_to_link(recorder: TimelineRecorder, tenant: str, n: int) -> pb.Interaction:
+    """A chat customer and an email customer, and the verified email that links them."""
+    visitor = f"linked-{n}"
+    address = f"linked-{n}@example.jp"
+    await recorder.record_batch(
+        [
+            builders.chat(tenant, visitor=visitor, at=T0),
+            builders.email(
+                tenant,
+                from_address=address,
+                extra_identifiers=[pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=address)],
+                at=T0,
+            ),
+        ]
+    )
+    return builders.verified(
+        builders.chat(tenant, visitor=visitor, email=address, at=T0 + timedelta(minutes=5))
+    )
+
+
+async def test_the_events_after_a_merge_in_a_batch_are_read_for_together_again(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str
+) -> None:
+    store, counts = counted
+    recorder = _recorder(store)
+    await recorder.record_batch(_chats(tenant, 40, minute=0))
+    links = [await _two_customers_to_link(recorder, tenant, n) for n in range(2)]
+
+    few, _ = await _round_trips(recorder, counts, [links[0], *_chats(tenant, 1, minute=10)])
+    many, customer_ids = await _round_trips(
+        recorder, counts, [links[1], *_chats(tenant, 40, minute=11)]
+    )
+
+    # The merge flushes what came before it; what follows it is read for in one go again.
+    assert many == few, (few, many)
+    profiles = await store.customers.get_customers(tenant, customer_ids)
+    assert sorted(p["interaction_count"] for p in profiles.values()) == [2] * 39 + [3, 3]
