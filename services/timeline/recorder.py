@@ -151,8 +151,10 @@ class TimelineRecorder:
         known: dict[str, dict[str, InteractionState]],
         batch: _Batch,
     ) -> None:
-        """Read the identities, customers and recent cases of these events at once."""
-        keys: dict[str, set[IdentityKey]] = {}
+        """Read the identities, customers and recent cases of these events at once, and create
+        the customers of those whose identifiers nobody holds yet.
+        """
+        events: dict[str, list[tuple[str, datetime, list[IdentityKey]]]] = {}
         for interaction in interactions:
             tenant = interaction.tenant
             if (
@@ -163,13 +165,17 @@ class TimelineRecorder:
                 continue
             try:
                 found = matchable_keys(presented(interaction, self.identity_for(tenant)))
+                event = (interaction.event_id, occurred_at(interaction), found)
             except Exception:  # noqa: BLE001, S112 - the item fails alone when it is prepared
                 continue
-            keys.setdefault(tenant, set()).update(found)
+            events.setdefault(tenant, []).append(event)
         ahead = ReadAhead()
         try:
-            for tenant, wanted in keys.items():
-                lookup = await self.resolver.look_up(tenant, wanted)
+            for tenant, of_tenant in events.items():
+                lookup = await self.resolver.look_up(tenant, {k for e in of_tenant for k in e[2]})
+                lookup, created = await self.resolver.create_many(tenant, of_tenant, lookup)
+                for customer_id in created:
+                    batch.cases.load(tenant, customer_id, [])  # a new customer has no cases
                 ahead.lookups[tenant] = lookup
                 await self.cases.preload(tenant, lookup.live, batch.cases)
         except Exception as exc:  # noqa: BLE001 - the per-event reads report it per event

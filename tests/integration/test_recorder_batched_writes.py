@@ -14,7 +14,9 @@ from pymongo import AsyncMongoClient
 from services.timeline.bootstrap import build_core
 from services.timeline.cases.model import CaseDoc
 from services.timeline.cases.store import CaseStore
+from services.timeline.identity.documents import Claim
 from services.timeline.identity.policy import IdentityPolicy
+from services.timeline.identity.store import IdentityStore
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.store import CustomerStore
 from services.timeline.recorder import Recorded, TimelineRecorder
@@ -256,3 +258,64 @@ async def test_the_events_after_a_merge_in_a_batch_are_read_for_together_again(
     assert many == few, (few, many)
     profiles = await store.customers.get_customers(tenant, customer_ids)
     assert sorted(p["interaction_count"] for p in profiles.values()) == [2] * 39 + [3, 3]
+
+
+async def test_a_batch_of_new_customers_creates_them_in_bulk_whatever_its_size(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str
+) -> None:
+    store, counts = counted
+    recorder = _recorder(store)
+
+    one, _ = await _round_trips(recorder, counts, _chats(tenant, 1, minute=0)[:1])
+    batch = [
+        builders.chat(tenant, visitor=f"n{k}", at=T0 + timedelta(seconds=k)) for k in range(60)
+    ]
+    # The first ten write again: they attach to the customers the batch just created.
+    batch += [
+        builders.chat(tenant, visitor=f"n{k}", at=T0 + timedelta(minutes=5, seconds=k))
+        for k in range(10)
+    ]
+    many, customer_ids = await _round_trips(recorder, counts, batch)
+
+    assert many == one, (one, many)
+    profiles = await store.customers.get_customers(tenant, customer_ids)
+    assert len(profiles) == 60
+    assert sorted(p["interaction_count"] for p in profiles.values()) == [1] * 50 + [2] * 10
+    assert all(p["open_case_id"] for p in profiles.values())
+
+
+class _ClaimedMeanwhile(IdentityStore):
+    """Another writer claims one identifier just before the batch's bulk claim."""
+
+    def __init__(self, store: TimelineStore, key: tuple[str, str], owner: str) -> None:
+        super().__init__(store.db)
+        self.key, self.owner = key, owner
+
+    async def claim_many(self, claims: Sequence[Claim]) -> list[list[tuple[str, str]]]:
+        if claims:
+            at = claims[0].at
+            await self.claim_identities(Claim(claims[0].tenant, self.owner, [self.key], "e0", at))
+        return await super().claim_many(claims)
+
+
+async def test_a_new_customers_identifier_claimed_by_another_writer_meanwhile_leads_to_it(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str
+) -> None:
+    store, _ = counted
+    [other] = await _recorder(store).record_batch([builders.chat(tenant, visitor="other")])
+    assert isinstance(other, Recorded)
+    store.identities = _ClaimedMeanwhile(store, ("chat_visitor", "taken"), other.customer_id)
+    batch = [
+        builders.chat(tenant, visitor="taken", at=T0),
+        builders.chat(tenant, visitor="free", at=T0),
+    ]
+
+    taken, free = await _recorder(store).record_batch(batch)
+
+    assert isinstance(taken, Recorded)
+    assert isinstance(free, Recorded)
+    assert taken.customer_id == other.customer_id
+    assert free.customer_id not in {other.customer_id, taken.customer_id}
+    # The customer made for the event in bulk, beaten to its only identifier, is gone.
+    customers = store.db["customers"]
+    assert await customers.count_documents({"tenant": tenant}) == 2

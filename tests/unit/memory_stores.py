@@ -104,6 +104,9 @@ class MemoryCustomers(VersionedDocs[CustomerDoc]):
     insert_customer = VersionedDocs[CustomerDoc].insert
     replace_customer = VersionedDocs[CustomerDoc].replace
 
+    async def insert_customers(self, docs: Sequence[CustomerDoc]) -> set[str]:
+        return {doc["_id"] for doc in docs if await self.insert(doc)}
+
     async def replace_customers(self, writes: Sequence[tuple[CustomerDoc, int]]) -> set[str]:
         return await self.save_many(writes)
 
@@ -275,6 +278,9 @@ class MemoryIdentities(Races):
             doc = self.identities.get((tenant, *key))
             if doc is not None:
                 doc["customer_ids"] = sorted({*doc["customer_ids"], *customer_ids})
+
+    async def claim_many(self, claims: Sequence[Claim]) -> list[list[IdentityKey]]:
+        return [await self.claim_identities(claim) for claim in claims]
 
     async def claim_identities(self, claim: Claim) -> list[IdentityKey]:
         for key, other in list(self.claimed_by_others.items()):

@@ -116,6 +116,18 @@ class IdentityStore:
         refused = await insert_many_new(self._identities, docs)
         return [claim.keys[i] for i in sorted(refused)]
 
+    async def claim_many(self, claims: Sequence[Claim]) -> list[list[IdentityKey]]:
+        """`claim_identities` for many claims in one round trip; per claim, the keys refused."""
+        owners = [i for i, claim in enumerate(claims) for _ in claim.keys]
+        keys = [key for claim in claims for key in claim.keys]
+        refused = await insert_many_new(
+            self._identities, [claim.document(key) for claim in claims for key in claim.keys]
+        )
+        lost: list[list[IdentityKey]] = [[] for _ in claims]
+        for position in sorted(refused):
+            lost[owners[position]].append(keys[position])
+        return lost
+
     async def repoint_identities(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
         """Move the customers' records to `to_id` (a merge); returns how many."""
         return await repoint(self._identities, tenant, from_ids, to_id)
