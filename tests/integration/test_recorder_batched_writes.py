@@ -14,6 +14,7 @@ from pymongo import AsyncMongoClient
 from services.timeline.bootstrap import build_core
 from services.timeline.cases.model import CaseDoc
 from services.timeline.cases.store import CaseStore
+from services.timeline.errors import PermanentError
 from services.timeline.identity.documents import Claim
 from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.identity.store import IdentityStore
@@ -319,3 +320,31 @@ async def test_a_new_customers_identifier_claimed_by_another_writer_meanwhile_le
     # The customer made for the event in bulk, beaten to its only identifier, is gone.
     customers = store.db["customers"]
     assert await customers.count_documents({"tenant": tenant}) == 2
+
+
+async def test_a_malformed_item_fails_alone_and_the_rest_is_still_read_for_together(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str
+) -> None:
+    store, counts = counted
+    recorder = _recorder(store)
+    await recorder.record_batch(_chats(tenant, 20, minute=0))
+    out_of_range = builders.chat(tenant, visitor="x3", at=T0)
+    out_of_range.occurred_at.seconds = 10**12  # past year 9999: no datetime holds it
+    bad_phone = builders.chat(tenant, visitor="x4", phone="not a phone number", at=T0)
+    no_tenant = builders.chat("", visitor="x5", at=T0)
+    good = _chats(tenant, 20, minute=1)
+    before = _sent(counts)
+
+    outcomes = await recorder.record_batch([out_of_range, *good[:10], no_tenant, *good[10:]])
+    sent = _sent(counts) - before
+
+    assert isinstance(outcomes[0], PermanentError)
+    assert isinstance(outcomes[11], PermanentError)
+    recorded = [o for o in outcomes if isinstance(o, Recorded)]
+    assert len(recorded) == 20
+    assert all(not o.duplicate for o in recorded)
+    assert sum(sent.values()) <= 8, sent  # still one read of each kind for the batch
+    [phone_only] = await recorder.record_batch([bad_phone])  # the bad identifier is left out
+    assert isinstance(phone_only, Recorded)
+    profiles = await store.customers.get_customers(tenant, {o.customer_id for o in recorded})
+    assert sorted(p["interaction_count"] for p in profiles.values()) == [2] * 20
