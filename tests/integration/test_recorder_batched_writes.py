@@ -53,6 +53,18 @@ def _recorder(store: TimelineStore) -> TimelineRecorder:
     return build_core(store, identity_for=lambda _tenant: IdentityPolicy("JP")).recorder
 
 
+async def _seeded(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str, customers: int
+) -> tuple[TimelineStore, CommandCounts, TimelineRecorder]:
+    """The store, its counts, and a recorder that has seen `customers` chat customers (each
+    with an open case): visitors v0, v1, ….
+    """
+    store, counts = counted
+    recorder = _recorder(store)
+    await recorder.record_batch(_chats(tenant, customers, minute=0))
+    return store, counts, recorder
+
+
 def _chats(tenant: str, visitors: int, *, minute: int) -> list[pb.Interaction]:
     return [
         builders.chat(tenant, visitor=f"v{k}", at=T0 + timedelta(minutes=minute, seconds=k))
@@ -79,9 +91,7 @@ async def _round_trips(
 async def test_an_attach_batch_costs_the_same_round_trips_whatever_its_size(
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
-    store, counts = counted
-    recorder = _recorder(store)
-    await recorder.record_batch(_chats(tenant, 150, minute=0))  # customers and open cases
+    store, counts, recorder = await _seeded(counted, tenant, 150)
 
     one, _ = await _round_trips(recorder, counts, _chats(tenant, 1, minute=1))
     many, customer_ids = await _round_trips(recorder, counts, _chats(tenant, 150, minute=2))
@@ -245,9 +255,7 @@ async def _two_customers_to_link(recorder: TimelineRecorder, tenant: str, n: int
 async def test_the_events_after_a_merge_in_a_batch_are_read_for_together_again(
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
-    store, counts = counted
-    recorder = _recorder(store)
-    await recorder.record_batch(_chats(tenant, 40, minute=0))
+    store, counts, recorder = await _seeded(counted, tenant, 40)
     links = [await _two_customers_to_link(recorder, tenant, n) for n in range(2)]
 
     few, _ = await _round_trips(recorder, counts, [links[0], *_chats(tenant, 1, minute=10)])
@@ -325,9 +333,7 @@ async def test_a_new_customers_identifier_claimed_by_another_writer_meanwhile_le
 async def test_a_malformed_item_fails_alone_and_the_rest_is_still_read_for_together(
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
-    store, counts = counted
-    recorder = _recorder(store)
-    await recorder.record_batch(_chats(tenant, 20, minute=0))
+    store, counts, recorder = await _seeded(counted, tenant, 20)
     out_of_range = builders.chat(tenant, visitor="x3", at=T0)
     out_of_range.occurred_at.seconds = 10**12  # past year 9999: no datetime holds it
     bad_phone = builders.chat(tenant, visitor="x4", phone="not a phone number", at=T0)
