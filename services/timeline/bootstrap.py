@@ -174,12 +174,14 @@ def bootstrap(
             # The remaining options carry the settings' own names.
             **settings.model_dump(include=_CONSUMER_SETTINGS),
         ),
-        announce=TimelineAnnouncer(bus),
+        # Encryption on: no personal data in notices (captured on disk by TIMELINE_UPDATED).
+        announce=TimelineAnnouncer(bus, with_entries=settings.key_file is None),
         actors=SignedActors.from_files(settings.action_verify_key_files),
         # While the store or NATS is down the consumer holds its messages and is not ready.
         probe=DependencyProbe(partial(store.db.command, "ping"), bus),
         readiness=server.set_ready,
         bus_connected=lambda: bus.is_connected,
+        sealer=settings.bus_sealer(),
     )
     gauges = StreamGauges(
         js, durable=settings.consumer_name, every_seconds=settings.metrics_sample_seconds

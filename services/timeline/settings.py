@@ -13,6 +13,7 @@ from services.timeline.cases.policy import CasePolicy
 from services.timeline.identity.policy import IdentityPolicy, IdentityRules
 from tsunagu.bus.connection import NatsTlsSettings
 from tsunagu.bus.streams import STREAM_WAIT_SECONDS
+from tsunagu.crypto.settings import KeyProviderSettings
 from tsunagu.grpc_settings import GrpcServerSettings
 from tsunagu.identifiers.regions import PhoneRegion
 
@@ -35,7 +36,7 @@ class CaseWindows(BaseModel):
     _check = field_validator("attach_window", "reopen_window", "follow_up_due")(_positive)
 
 
-class TimelineSettings(GrpcServerSettings, NatsTlsSettings):
+class TimelineSettings(GrpcServerSettings, NatsTlsSettings, KeyProviderSettings):
     """Everything the timeline needs to start; invalid values fail start-up with a message.
 
     Its callers (`TSUNAGU_TIMELINE_CALLERS`, `TSUNAGU_TIMELINE_CALLERS_FILE`) are service

@@ -178,7 +178,7 @@ class InteractionPublisher:
             )
         if self._sealer is not None:
             data, sealed_key = self._sealer.seal(
-                tenant=interaction.tenant, message_id=carrier[headers.MSG_ID], data=data
+                tenant=interaction.tenant, event_id=interaction.event_id, data=data
             )
             carrier |= sealed_key
         try:

@@ -7,19 +7,17 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from tsunagu.bus.headers import SEALED_KEY
 from tsunagu.crypto.data_keys import new_data_key, unwrap_data_key
 from tsunagu.crypto.envelope import Binding, DecryptionFailed, key_id_of, open_sealed, seal
 from tsunagu.crypto.keys import KeyProvider
 
-# The event's data key, wrapped by the tenant's KEK (base64). Its presence says the body is
-# an envelope, not a bare `tsunagu.v1.Interaction`.
-SEALED_KEY = "Tsunagu-Sealed-Key"
 
-
-def _binding(tenant: str, message_id: str) -> Binding:
-    # Bound to the message id (`<tenant>/<event id>`): a body moved under another event's
-    # headers, or another tenant's subject, does not open.
-    return Binding(tenant=tenant, collection="bus", field="interaction", owner=message_id)
+def _binding(tenant: str) -> Binding:
+    # Bound to the tenant of the subject: a body moved to another tenant's subject does not
+    # open. Not to the message id, which a dead-letter replay renews; the body and its key
+    # header are tied together by the key id (authenticated on both sides).
+    return Binding(tenant=tenant, collection="bus", field="interaction")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +30,13 @@ class BusSealer:
 
     provider: KeyProvider
 
-    def seal(self, *, tenant: str, message_id: str, data: bytes) -> tuple[bytes, dict[str, str]]:
+    def seal(self, *, tenant: str, event_id: str, data: bytes) -> tuple[bytes, dict[str, str]]:
         """The sealed body and the header that carries its wrapped key."""
-        key = new_data_key(self.provider, tenant=tenant, owner=message_id)
-        body = seal(key.key, key.key_id, data, _binding(tenant, message_id))
+        key = new_data_key(self.provider, tenant=tenant, owner=f"bus/{event_id}")
+        body = seal(key.key, key.key_id, data, _binding(tenant))
         return body, {SEALED_KEY: base64.b64encode(key.wrapped).decode()}
 
-    def open(
-        self, *, tenant: str, message_id: str, data: bytes, headers: Mapping[str, str]
-    ) -> bytes:
+    def open(self, *, tenant: str, data: bytes, headers: Mapping[str, str]) -> bytes:
         """The payload of a sealed message (or `data` itself when it was not sealed).
 
         Raises:
@@ -54,4 +50,4 @@ class BusSealer:
         except (binascii.Error, ValueError) as exc:
             raise DecryptionFailed("sealed key header is not base64") from exc
         key = unwrap_data_key(self.provider, tenant=tenant, key_id=key_id_of(data), wrapped=wrapped)
-        return open_sealed(key.key, data, _binding(tenant, message_id))
+        return open_sealed(key.key, data, _binding(tenant))
