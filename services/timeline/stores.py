@@ -8,6 +8,9 @@ from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.timeline.cases.store import CaseStore
+from services.timeline.erasure.codec import RawSealer
+from services.timeline.erasure.keys import CustomerKeys
+from services.timeline.erasure.store import ErasureStore
 from services.timeline.identity.store import IdentityStore
 from services.timeline.interactions.store import InteractionStore
 from services.timeline.profiles.store import CustomerStore
@@ -16,6 +19,7 @@ from services.timeline.store.command_counts import counting_listeners
 from services.timeline.store.command_spans import CommandSpans
 from services.timeline.store.documents import Document
 from services.timeline.store.timing import CommandTiming
+from tsunagu.crypto import KeyProvider
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +27,13 @@ log = logging.getLogger(__name__)
 class TimelineStore:
     """One store per slice over one database; each is the only code touching its collections."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], *, provider: KeyProvider | None = None) -> None:
         self.db = db
-        self.interactions = InteractionStore(db["interactions"])
+        self.erasure = ErasureStore(db)
+        # With a key provider every interaction's words are sealed under its customer's key.
+        self.keys = None if provider is None else CustomerKeys(self.erasure, provider)
+        codec = None if self.keys is None else RawSealer(self.keys)
+        self.interactions = InteractionStore(db["interactions"], codec=codec)
         self.customers = CustomerStore(db["customers"])
         self.identities = IdentityStore(db)
         self.cases = CaseStore(db["cases"])
@@ -38,6 +46,7 @@ class TimelineStore:
         await self.identities.ensure_indexes()
         await self.customers.ensure_indexes()
         await self.cases.ensure_indexes()
+        await self.erasure.ensure_indexes()
 
 
 def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], TimelineStore]:
@@ -59,4 +68,4 @@ def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], 
         settings.mongodb_database,
         write_concern=WriteConcern(w=int(concern) if concern.isdigit() else concern),
     )
-    return mongo, TimelineStore(db)
+    return mongo, TimelineStore(db, provider=settings.key_provider())

@@ -23,6 +23,11 @@ class KeyProviderSettings(BaseModel):
         default=None, validation_alias=AliasChoices("key_file", "TSUNAGU_KEY_FILE")
     )
 
+    def key_provider(self) -> LocalKeyFile | None:
+        """The key provider, or None when encryption is off."""
+        return None if self.key_file is None else LocalKeyFile(self.key_file)
+
     def bus_sealer(self) -> BusSealer | None:
         """The sealer for interaction payloads on the bus, or None when encryption is off."""
-        return None if self.key_file is None else BusSealer(LocalKeyFile(self.key_file))
+        provider = self.key_provider()
+        return None if provider is None else BusSealer(provider)

@@ -1,0 +1,73 @@
+"""The interaction log's words are sealed under the customer's data key in the store's files."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import builders
+from tests.byte_search import hits, wait_until_on_disk
+from tests.grpc_credentials import CallerSet, channel_for
+from tests.integration.test_ingest_to_timeline import submit, wait_for_events
+from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, timeline_pb2, timeline_pb2_grpc
+
+Starter = Callable[..., AbstractAsyncContextManager[Any]]
+
+
+@pytest.fixture
+def store_dir(session_dir: Path) -> Path:
+    """The embedded store's data directory (the session's `MongoWireStore`)."""
+    return session_dir / "store"
+
+
+@pytest.fixture(params=["sealed", "plain"])
+async def system(
+    request: pytest.FixtureRequest,
+    run_timeline: Starter,
+    run_ingest: Starter,
+    callers: CallerSet,
+    tmp_path: Path,
+) -> AsyncIterator[dict[str, Any]]:
+    """Timeline and chat ingestion, with encryption on, or off (the search's control)."""
+    keys: dict[str, Any] = {"key_file": tmp_path / "keys.json"} if request.param == "sealed" else {}
+    async with run_timeline(**keys) as timeline, run_ingest("chat", **keys) as chat:
+        timeline_channel = channel_for(timeline.server.address, callers.service)
+        chat_channel = channel_for(chat.server.address, callers.adapter("chat"))
+        yield {
+            "sealed": bool(keys),
+            "chat": ingest_pb2_grpc.IngestServiceStub(chat_channel),
+            "timeline": timeline_pb2_grpc.TimelineServiceStub(timeline_channel),
+        }
+        await chat_channel.close(grace=None)
+        await timeline_channel.close(grace=None)
+
+
+async def test_the_store_files_hold_no_sentence_a_customer_wrote(
+    system: dict[str, Any], tenant: str, store_dir: Path
+) -> None:
+    if os.environ.get("MONGODB_URI"):
+        pytest.skip("searches the embedded store's files; MONGODB_URI names another store")
+    tag = uuid.uuid4().hex[:8]
+    sentence = f"The kettle {tag} whistles the national anthem"
+    event = builders.chat(tenant, text=sentence, visitor=f"visitor-{tag}")
+    assert (await submit(system["chat"], event)).status == ingest_pb2.SubmitResult.STATUS_ACCEPTED
+    await wait_for_events(system["timeline"], tenant, [event.event_id])
+    stored = await system["timeline"].GetInteractions(
+        timeline_pb2.GetInteractionsRequest(tenant=tenant, event_ids=[event.event_id])
+    )
+    assert stored.entries[0].interaction.content.text == sentence
+
+    # The visitor id is stored in the clear (an identifier, not the words): once it is on
+    # disk, so is the entry written with it.
+    await wait_until_on_disk(store_dir, f"visitor-{tag}")
+    found = hits(store_dir, [sentence])
+    if system["sealed"]:
+        assert found == {}
+    else:
+        assert sentence in found  # the control: the search does see an unsealed log
