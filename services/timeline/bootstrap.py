@@ -14,6 +14,9 @@ from services.timeline.api import TimelineApi
 from services.timeline.cases.keeper import CaseKeeper
 from services.timeline.cases.policy import CasePolicy
 from services.timeline.consumer import ConsumerOptions, InteractionConsumer
+from services.timeline.erasure.api import SERVICE_NAME as ERASURE_SERVICE
+from services.timeline.erasure.api import ErasureApi
+from services.timeline.erasure.eraser import Eraser
 from services.timeline.faults import DependencyProbe
 from services.timeline.identity.commands import IdentityCommands
 from services.timeline.identity.events import IdentityChangePublisher
@@ -31,7 +34,7 @@ from services.timeline.signed_actors import SignedActors
 from services.timeline.stores import TimelineStore
 from tsunagu.grpc_auth import admit_kind
 from tsunagu.rpc import MAX_QUERY_REQUEST_BYTES, GrpcServer
-from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
+from tsunagu.v1 import erasure_pb2_grpc, timeline_pb2, timeline_pb2_grpc
 
 Clock = Callable[[], datetime]
 _CONSUMER_SETTINGS = {
@@ -152,14 +155,31 @@ def bootstrap(
         clock=clock,
     )
 
+    erasure = ErasureApi(
+        None
+        if store.provider is None
+        else Eraser(
+            erasure=store.erasure,
+            interactions=store.interactions,
+            customers=store.customers,
+            identities=store.identities,
+            provider=store.provider,
+            clock=clock,
+        )
+    )
+
     def register(server: grpc.aio.Server) -> None:
         timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, server)
+        erasure_pb2_grpc.add_ErasureServiceServicer_to_server(erasure, server)
 
     server = GrpcServer(
         host=settings.host,
         port=settings.port,
         register=register,
-        service_names=[timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name],
+        service_names=[
+            timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name,
+            ERASURE_SERVICE,
+        ],
         # Its requests carry ids and cursors, never events; responses: the shared limit.
         max_receive_bytes=MAX_QUERY_REQUEST_BYTES,
         # Service identities only (adapters write through ingest, never read); a caller

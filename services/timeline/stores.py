@@ -30,6 +30,7 @@ class TimelineStore:
     def __init__(self, db: AsyncDatabase[Document], *, provider: KeyProvider | None = None) -> None:
         self.db = db
         self.erasure = ErasureStore(db)
+        self.provider = provider
         # With a key provider every interaction's words are sealed under its customer's key.
         self.keys = None if provider is None else CustomerKeys(self.erasure, provider)
         codec = None if self.keys is None else RawSealer(self.keys)

@@ -67,9 +67,9 @@ class ErasureStore:
         await self._certificates.insert_one(certificate)
 
     async def certificates(self, tenant: str, customer_id: str) -> list[Document]:
-        cursor = self._certificates.find(
-            {"tenant": tenant, "customer_ids": customer_id}, {"_id": 0}
-        )
+        # `$in` rather than equality on the array: the embedded store matched no element by
+        # equality (MongoDB answers both the same).
+        cursor = self._certificates.find({"tenant": tenant, "customer_ids": {"$in": [customer_id]}})
         return [doc async for doc in cursor]
 
     async def suppress(self, tenant: str, indexes: Iterable[str], certificate_id: str) -> None:

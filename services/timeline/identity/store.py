@@ -121,6 +121,12 @@ class IdentityStore:
         """Give the identities with these `_id`s to customer `to_id` (a split)."""
         await move_by_id(self._identities, tenant, ids, to_id)
 
+    async def forget_identities(self, tenant: str, customer_ids: Sequence[str]) -> None:
+        """Delete the identifiers these customers hold (an erasure): nobody re-joins them."""
+        await self._identities.delete_many(
+            {"tenant": tenant, "customer_id": {"$in": list(customer_ids)}}
+        )
+
     async def owners_by_identifier_prefix(
         self, tenant: str, prefixes: Sequence[str], *, limit: int
     ) -> list[str]:

@@ -156,6 +156,13 @@ class InteractionStore:
         """Give the interactions with these `_id`s to customer `to_id` (a split)."""
         await move_by_id(self._log, tenant, keys, to_id)
 
+    async def forget_identifiers(self, tenant: str, customer_ids: Sequence[str]) -> None:
+        """Clear the identifiers on the customers' log entries (an erasure)."""
+        await self._log.update_many(
+            {"tenant": tenant, "customer_id": {"$in": list(customer_ids)}},
+            {"$set": {"identifiers": []}},
+        )
+
     # -- reading ------------------------------------------------------------------------------
 
     async def list_interactions(
