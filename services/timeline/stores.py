@@ -8,8 +8,7 @@ from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.timeline.cases.store import CaseStore
-from services.timeline.erasure.codec import RawSealer
-from services.timeline.erasure.keys import CustomerKeys
+from services.timeline.erasure.sealing import sealing_codecs
 from services.timeline.erasure.store import ErasureStore
 from services.timeline.identity.store import IdentityStore
 from services.timeline.interactions.store import InteractionStore
@@ -31,13 +30,15 @@ class TimelineStore:
         self.db = db
         self.erasure = ErasureStore(db)
         self.provider = provider
-        # With a key provider every interaction's words are sealed under its customer's key.
-        self.keys = None if provider is None else CustomerKeys(self.erasure, provider)
-        codec = None if self.keys is None else RawSealer(self.keys)
-        self.interactions = InteractionStore(db["interactions"], codec=codec)
-        self.customers = CustomerStore(db["customers"])
-        self.identities = IdentityStore(db)
-        self.cases = CaseStore(db["cases"])
+        # With a key provider, personal fields are sealed under their customer's data key at
+        # each slice's store boundary (docs/privacy.md); without, documents are as written.
+        codecs = None if provider is None else sealing_codecs(self.erasure, provider)
+        self.interactions = InteractionStore(
+            db["interactions"], codec=codecs.log if codecs else None
+        )
+        self.customers = CustomerStore(db["customers"], codec=codecs.profiles if codecs else None)
+        self.identities = IdentityStore(db, codec=codecs.identities if codecs else None)
+        self.cases = CaseStore(db["cases"], codec=codecs.cases if codecs else None)
 
     async def ensure_indexes(self) -> None:
         """Create every slice's indexes (idempotent; run at start)."""

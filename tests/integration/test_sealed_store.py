@@ -63,9 +63,8 @@ async def test_the_store_files_hold_no_sentence_a_customer_wrote(
     )
     assert stored.entries[0].interaction.content.text == sentence
 
-    # The visitor id is stored in the clear (an identifier, not the words): once it is on
-    # disk, so is the entry written with it.
-    await wait_until_on_disk(store_dir, f"visitor-{tag}")
+    # The event id is stored in the clear: once it is on disk, so is its entry.
+    await wait_until_on_disk(store_dir, event.event_id)
     found = hits(store_dir, [sentence])
     if system["sealed"]:
         assert found == {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from services.timeline.erasure.identities import SealedIdentifiers
 from services.timeline.erasure.keys import CustomerKeys
 from services.timeline.store.documents import (
     DIRECTION_TOKENS,
@@ -55,8 +56,10 @@ class RawSealer:
     and erasing a person shreds the keys of every customer merged into them.
     """
 
-    def __init__(self, keys: CustomerKeys) -> None:
+    def __init__(self, keys: CustomerKeys, identifiers: SealedIdentifiers | None = None) -> None:
         self._keys = keys
+        # The entry's identifiers too (blind index + sealed value), when given.
+        self._identifiers = identifiers
 
     async def seal_docs(self, docs: Sequence[Document]) -> list[Document]:
         """Copies of `docs` (of any tenants) with `raw` sealed."""
@@ -66,13 +69,16 @@ class RawSealer:
             )
             for tenant in {doc["tenant"] for doc in docs}
         }
-        return [
-            {
-                **doc,
-                "raw": _sealed(keys[doc["tenant"]][doc["origin_customer_id"]], doc),
-            }
+        out = [
+            {**doc, "raw": _sealed(keys[doc["tenant"]][doc["origin_customer_id"]], doc)}
             for doc in docs
         ]
+        if self._identifiers is not None:
+            for doc in out:
+                doc["identifiers"] = await self._identifiers.sealed(
+                    doc["tenant"], doc["origin_customer_id"], doc.get("identifiers", [])
+                )
+        return out
 
     async def open_docs(self, tenant: str, docs: Sequence[Document]) -> list[Document]:
         """One tenant's `docs` with every sealed `raw` opened, or masked once shredded.
@@ -81,6 +87,13 @@ class RawSealer:
             DecryptionFailed: A `raw` was tampered with or moved to another entry (fails
                 closed: nothing of it is returned).
         """
+        if self._identifiers is not None:
+            docs = [
+                {**d, "identifiers": await self._identifiers.opened(tenant, d["identifiers"])}
+                if d.get("identifiers")
+                else d
+                for d in docs
+            ]
         raws = [bytes(doc.get("raw") or b"") for doc in docs]
         key_ids = {key_id_of(raw) for raw in raws if is_sealed(raw)}
         if not key_ids:
