@@ -42,6 +42,10 @@ class Operation(StrEnum):
     WATCH = "watch live updates"
     # Paging and result envelopes: carry no data of their own.
     STRUCTURE = "read result structure"
+    # Crypto-shredding a person (irreversible), and reading the erasure ledger.
+    ERASE = "erase customers"
+    # Whether a customer met an erased person's identifier: no personal data.
+    READ_ERASURE_STATUS = "read erasure status"
 
 
 _ALL = frozenset(Role)
@@ -56,6 +60,8 @@ ROLES: Mapping[Operation, frozenset[Role]] = {
     Operation.MERGE: frozenset({Role.SUPERVISOR}),
     Operation.WATCH: frozenset({Role.AGENT, Role.SUPERVISOR}),
     Operation.STRUCTURE: _ALL,
+    Operation.ERASE: frozenset({Role.PRIVACY_OFFICER}),
+    Operation.READ_ERASURE_STATUS: frozenset({Role.AGENT, Role.SUPERVISOR, Role.PRIVACY_OFFICER}),
 }
 """Which roles may perform each operation; a principal needs one of them."""
 
@@ -81,6 +87,11 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
     "MergeRecord": _LEDGER,
     "LinkedIdentifier": _LEDGER,
     "MergeSuggestion": _LEDGER,
+    "ErasureStatus": Operation.READ_ERASURE_STATUS,
+    # Certificates name who erased whom and why: the privacy officer's alone.
+    "ErasureCertificate": Operation.ERASE,
+    "AnonymousCounts": Operation.ERASE,
+    "NamedCount": Operation.ERASE,
     **dict.fromkeys(
         (
             "Customer",
@@ -128,6 +139,9 @@ FIELD_DECISIONS: Mapping[str, Operation] = {
     "Mutation.mergeCustomers": Operation.MERGE,
     "Mutation.splitMerge": Operation.MERGE,
     "Mutation.dismissMergeSuggestion": Operation.MERGE,
+    "Mutation.eraseCustomer": Operation.ERASE,
+    "Query.erasureStatus": Operation.READ_ERASURE_STATUS,
+    "ErasureStatus.certificates": Operation.ERASE,
     "ActionResult.customer": _PERSONAL,
     "ActionResult.case": _METRICS,
     "TimelineUpdate.entry": _PERSONAL,

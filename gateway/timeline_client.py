@@ -16,9 +16,16 @@ from gateway.errors import ErrorCode, GatewayError
 from tsunagu.grpc_channels import open_channel
 from tsunagu.lifecycle import Lifecycle
 from tsunagu.rpc import MAX_RESPONSE_BYTES
-from tsunagu.v1 import interaction_pb2, timeline_pb2, timeline_pb2_grpc
+from tsunagu.v1 import (
+    erasure_pb2,
+    erasure_pb2_grpc,
+    interaction_pb2,
+    timeline_pb2,
+    timeline_pb2_grpc,
+)
 
 if TYPE_CHECKING:
+    from tsunagu.v1.erasure_pb2_grpc import ErasureServiceAsyncStub
     from tsunagu.v1.timeline_pb2_grpc import TimelineServiceAsyncStub
 
 _log = logging.getLogger(__name__)
@@ -99,6 +106,7 @@ class TimelineClient(Lifecycle):
         self._tls = tls
         self._channel: grpc.aio.Channel | None = None
         self._stub: TimelineServiceAsyncStub | None = None
+        self._erasure: ErasureServiceAsyncStub | None = None
 
     @property
     def address(self) -> str:
@@ -118,6 +126,8 @@ class TimelineClient(Lifecycle):
             options=[("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)],
         )
         self._stub = timeline_pb2_grpc.TimelineServiceStub(self._channel)
+        # The timeline serves erasure on the same port (gateway.erasure).
+        self._erasure = erasure_pb2_grpc.ErasureServiceStub(self._channel)
 
     async def close(self, grace: float | None = None) -> None:
         """Close the channel.
@@ -126,6 +136,7 @@ class TimelineClient(Lifecycle):
             grace: Seconds to let in-flight calls finish; ``None`` cancels them at once.
         """
         channel, self._channel, self._stub = self._channel, None, None
+        self._erasure = None
         if channel is not None:
             await channel.close(grace)
 
@@ -383,6 +394,24 @@ class TimelineClient(Lifecycle):
         )
         response = await self._call("ListMergeSuggestions", stub.ListMergeSuggestions, request)
         return [] if response is None else list(response.suggestions)
+
+    async def erase_customer(
+        self, request: erasure_pb2.EraseCustomerRequest
+    ) -> erasure_pb2.ErasureCertificate | None:
+        """Erase a customer's person; None when there is nothing (left) to erase."""
+        if self._erasure is None:
+            raise timeline_unavailable()
+        response = await self._call("EraseCustomer", self._erasure.EraseCustomer, request)
+        return None if response is None else response.certificate
+
+    async def erasure_status(
+        self, tenant: str, customer_id: str
+    ) -> erasure_pb2.GetErasureStatusResponse | None:
+        """The erasure certificates naming a customer and whether it was flagged."""
+        if self._erasure is None:
+            raise timeline_unavailable()
+        request = erasure_pb2.GetErasureStatusRequest(tenant=tenant, customer_id=customer_id)
+        return await self._call("GetErasureStatus", self._erasure.GetErasureStatus, request)
 
     def _require_stub(self) -> TimelineServiceAsyncStub:
         if self._stub is None:
