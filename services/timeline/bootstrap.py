@@ -165,6 +165,7 @@ def bootstrap(
             identities=store.identities,
             provider=store.provider,
             clock=clock,
+            forget=store.keys.forget if store.keys else lambda _tenant, _owners: None,
         )
     )
 

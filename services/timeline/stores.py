@@ -33,6 +33,7 @@ class TimelineStore:
         # With a key provider, personal fields are sealed under their customer's data key at
         # each slice's store boundary (docs/privacy.md); without, documents are as written.
         codecs = None if provider is None else sealing_codecs(self.erasure, provider)
+        self.keys = codecs.keys if codecs else None
         self.interactions = InteractionStore(
             db["interactions"], codec=codecs.log if codecs else None
         )

@@ -26,6 +26,8 @@ TARGETS = (
     "identity: mixed create/attach/merge",
     "identity: merge of two customers",
     "identity: split of two customers",
+    "encryption on ingest (seal, open, record)",
+    "encryption on timeline reads (profile + page)",
 )
 
 

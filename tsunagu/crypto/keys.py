@@ -61,6 +61,8 @@ class LocalKeyFile:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._root, self._versions = self._load_or_create()
+        # Derivations are pure functions of the root: computed once per process.
+        self._derived: dict[str, bytes] = {}
 
     @property
     def path(self) -> Path:
@@ -100,13 +102,17 @@ class LocalKeyFile:
     def reload(self) -> None:
         """Pick up rotations made by other processes."""
         self._root, self._versions = self._load_or_create()
+        self._derived.clear()
 
     def _kek(self, kek_id: str) -> bytes:
         return self._derive(f"kek/{kek_id.removeprefix('local/')}")
 
     def _derive(self, info: str) -> bytes:
+        if (known := self._derived.get(info)) is not None:
+            return known
         hkdf = HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=info.encode())
-        return hkdf.derive(self._root)
+        self._derived[info] = derived = hkdf.derive(self._root)
+        return derived
 
     def _load_or_create(self) -> tuple[bytes, dict[str, int]]:
         self._path.parent.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,8 @@ class Eraser:
     identities: IdentityStore
     provider: KeyProvider
     clock: Callable[[], datetime]
+    # Drops shredded keys from this replica's cache at once (`CustomerKeys.forget`).
+    forget: Callable[[str, Iterable[str]], None] = lambda _tenant, _owners: None
 
     async def erase(
         self, tenant: str, customer_id: str, *, reason: str, actor: dict[str, str]
@@ -87,6 +89,7 @@ class Eraser:
             "counts": anonymous_counts(log),
         }
         certificate["key_ids"] = await self.erasure.shred(tenant, owners)
+        self.forget(tenant, owners)
         await self.erasure.add_certificate(certificate)
         await self.erasure.suppress(tenant, indexes, certificate["_id"])
         await self.identities.forget_identities(tenant, ids)

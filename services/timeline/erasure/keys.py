@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from services.timeline.erasure.store import DataKeyDoc, ErasureStore, data_key_id
 from tsunagu.crypto import DataKey, KeyProvider, new_data_key, unwrap_data_key
+
+_MAX_CACHED = 100_000
 
 
 def owner_of(key_id: str) -> str:
@@ -13,20 +16,64 @@ def owner_of(key_id: str) -> str:
     return key_id.removeprefix("dek/").rpartition("/")[0]
 
 
+# How long a replica keeps an unwrapped data key: the bound on how long, after an erasure on
+# another replica, it can still open that person's data (docs/privacy.md). Its own
+# erasures evict at once.
+CACHE_SECONDS = 30.0
+
+
 class CustomerKeys:
     """Data keys by owner (a customer id), over the `data_keys` collection.
 
-    Nothing is cached between calls: once erasure shreds a key in the store, no replica
-    can still seal or open with it from memory.
+    Unwrapped keys are cached for `CACHE_SECONDS` (a page of a timeline, a batch of
+    events, open and seal under the same few keys many times).
     """
 
-    def __init__(self, store: ErasureStore, provider: KeyProvider) -> None:
+    def __init__(
+        self,
+        store: ErasureStore,
+        provider: KeyProvider,
+        *,
+        cache_seconds: float = CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._store = store
         self._provider = provider
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[tuple[str, str], tuple[DataKey, float]] = {}
+
+    def forget(self, tenant: str, owners: Iterable[str]) -> None:
+        """Drop the owners' keys from this replica's cache (an erasure here)."""
+        for owner in owners:
+            self._cache.pop((tenant, owner), None)
+
+    def _cached(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKey]:
+        now = self._clock()
+        found = {}
+        for owner in owners:
+            entry = self._cache.get((tenant, owner))
+            if entry is not None and entry[1] > now:
+                found[owner] = entry[0]
+        return found
+
+    def _remember(self, tenant: str, keys: dict[str, DataKey]) -> dict[str, DataKey]:
+        if len(self._cache) > _MAX_CACHED:
+            self._cache.clear()  # a burst of many customers: start over rather than grow
+        expires = self._clock() + self._cache_seconds
+        for owner, key in keys.items():
+            self._cache[(tenant, owner)] = (key, expires)
+        return keys
 
     async def for_writing(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKey]:
         """The owners' live keys, made (and stored) for owners that have none."""
         wanted = set(owners)
+        cached = self._cached(tenant, wanted)
+        if len(cached) == len(wanted):
+            return cached
+        return cached | self._remember(tenant, await self._load(tenant, wanted - cached.keys()))
+
+    async def _load(self, tenant: str, wanted: set[str]) -> dict[str, DataKey]:
         stored = await self._store.data_keys(tenant, wanted)
         missing = wanted - stored.keys()
         if missing:
@@ -50,12 +97,15 @@ class CustomerKeys:
     async def for_reading(self, tenant: str, key_ids: Iterable[str]) -> dict[str, DataKey]:
         """Live keys by key id; a shredded (or replaced) key is absent."""
         wanted = set(key_ids)
-        stored = await self._store.data_keys(tenant, {owner_of(k) for k in wanted})
-        return {
-            doc["key_id"]: self._unwrapped(tenant, doc)
-            for doc in stored.values()
-            if doc["key_id"] in wanted
-        }
+        owners = {owner_of(k) for k in wanted}
+        found = self._cached(tenant, owners)
+        missing = owners - found.keys()
+        if missing:
+            stored = await self._store.data_keys(tenant, missing)
+            found |= self._remember(
+                tenant, {owner: self._unwrapped(tenant, doc) for owner, doc in stored.items()}
+            )
+        return {key.key_id: key for key in found.values() if key.key_id in wanted}
 
     def _unwrapped(self, tenant: str, doc: DataKeyDoc) -> DataKey:
         return unwrap_data_key(

@@ -16,6 +16,7 @@ from tsunagu.crypto import KeyProvider
 
 @dataclass(frozen=True, slots=True)
 class SealingCodecs:
+    keys: CustomerKeys
     log: RawSealer
     profiles: SealedCustomers
     identities: SealedIdentityRecords
@@ -27,6 +28,7 @@ def sealing_codecs(store: ErasureStore, provider: KeyProvider) -> SealingCodecs:
     keys = CustomerKeys(store, provider)
     fields = FieldSealer(keys, provider)
     return SealingCodecs(
+        keys=keys,
         log=RawSealer(keys, SealedIdentifiers(fields, collection="interactions")),
         profiles=SealedCustomers(fields),
         identities=SealedIdentityRecords(fields),
