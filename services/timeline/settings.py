@@ -97,6 +97,28 @@ class TimelineSettings(GrpcServerSettings, NatsTlsSettings, KeyProviderSettings)
     identity: IdentityRules = Field(default_factory=IdentityRules)
     tenant_identity: dict[str, IdentityRules] = Field(default_factory=dict)
 
+    # How long an interaction is kept after it happened, then deleted by the store's TTL
+    # index (docs/privacy.md, Retention); per-tenant overrides as JSON:
+    # TSUNAGU_TIMELINE_TENANT_INTERACTION_RETENTION='{"acme": "P365D"}'. Unset: kept.
+    interaction_retention: timedelta | None = None
+    tenant_interaction_retention: dict[str, timedelta] = Field(default_factory=dict)
+
+    @field_validator("interaction_retention")
+    @classmethod
+    def _retention_positive(cls, value: timedelta | None) -> timedelta | None:
+        return _positive(value)
+
+    @field_validator("tenant_interaction_retention")
+    @classmethod
+    def _tenant_retention_positive(cls, value: dict[str, timedelta]) -> dict[str, timedelta]:
+        for retention in value.values():
+            _positive(retention)
+        return value
+
+    def retention_for(self, tenant: str) -> timedelta | None:
+        """How long the tenant's interactions are kept (None: until erased)."""
+        return self.tenant_interaction_retention.get(tenant, self.interaction_retention)
+
     @model_validator(mode="after")
     def _identity_rules_parse(self) -> TimelineSettings:
         # Fail start-up on a blocklist entry that does not normalise, not on the first event.

@@ -11,7 +11,7 @@ from services.timeline.cases.store import CaseStore
 from services.timeline.erasure.sealing import sealing_codecs
 from services.timeline.erasure.store import ErasureStore
 from services.timeline.identity.store import IdentityStore
-from services.timeline.interactions.store import InteractionStore
+from services.timeline.interactions.store import InteractionStore, Retention
 from services.timeline.profiles.store import CustomerStore
 from services.timeline.settings import TimelineSettings
 from services.timeline.store.command_counts import counting_listeners
@@ -26,7 +26,13 @@ log = logging.getLogger(__name__)
 class TimelineStore:
     """One store per slice over one database; each is the only code touching its collections."""
 
-    def __init__(self, db: AsyncDatabase[Document], *, provider: KeyProvider | None = None) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        *,
+        provider: KeyProvider | None = None,
+        retention: Retention | None = None,
+    ) -> None:
         self.db = db
         self.erasure = ErasureStore(db)
         self.provider = provider
@@ -35,7 +41,9 @@ class TimelineStore:
         codecs = None if provider is None else sealing_codecs(self.erasure, provider)
         self.keys = codecs.keys if codecs else None
         self.interactions = InteractionStore(
-            db["interactions"], codec=codecs.log if codecs else None
+            db["interactions"],
+            codec=codecs.log if codecs else None,
+            retention=retention,
         )
         self.customers = CustomerStore(db["customers"], codec=codecs.profiles if codecs else None)
         self.identities = IdentityStore(db, codec=codecs.identities if codecs else None)
@@ -71,4 +79,6 @@ def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], 
         settings.mongodb_database,
         write_concern=WriteConcern(w=int(concern) if concern.isdigit() else concern),
     )
-    return mongo, TimelineStore(db, provider=settings.key_provider())
+    return mongo, TimelineStore(
+        db, provider=settings.key_provider(), retention=settings.retention_for
+    )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Protocol, cast
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
@@ -29,7 +29,12 @@ INDEXES = [
     IndexModel([("customer_id", ASCENDING)], name="customer"),
     # Rebuilding one case from the log after a crash reads its interactions.
     IndexModel([("case_id", ASCENDING)], name="case", sparse=True),
+    # Per-tenant retention: the store deletes an entry once `expire_at` has passed.
+    IndexModel([("expire_at", ASCENDING)], name="expire_at", expireAfterSeconds=0),
 ]
+
+Retention = Callable[[str], timedelta | None]
+"""How long a tenant's interactions are kept after they happened (None: not deleted)."""
 
 
 class RawCodec(Protocol):
@@ -68,9 +73,14 @@ class InteractionStore:
     """Appends, pages and re-points interactions; every query is scoped by tenant."""
 
     def __init__(
-        self, collection: AsyncCollection[Document], *, codec: RawCodec | None = None
+        self,
+        collection: AsyncCollection[Document],
+        *,
+        codec: RawCodec | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self._log = collection
+        self._retention = retention
         # Personal data is sealed at this boundary: every `raw` in and out goes through it.
         self._codec: RawCodec = codec or _PlainRaw()
 
@@ -126,13 +136,20 @@ class InteractionStore:
 
     async def insert_interactions(self, docs: Sequence[InteractionDoc]) -> set[str]:
         """Append many; returns the `_id`s that were new (the others were already stored)."""
-        sealed = await self._codec.seal_docs([_keyed(doc) for doc in docs])
+        sealed = await self._codec.seal_docs([self._appended(doc) for doc in docs])
         refused = await insert_many_new(self._log, sealed)
         return {doc["_id"] for i, doc in enumerate(docs) if i not in refused}
 
     async def insert_interaction(self, doc: InteractionDoc) -> bool:
         """Append to the log; False when an interaction with this event id is already there."""
-        return await insert_new(self._log, (await self._codec.seal_docs([_keyed(doc)]))[0])
+        return await insert_new(self._log, (await self._codec.seal_docs([self._appended(doc)]))[0])
+
+    def _appended(self, doc: InteractionDoc) -> Document:
+        keyed = _keyed(doc)
+        kept = None if self._retention is None else self._retention(doc["tenant"])
+        if kept is not None:
+            keyed["expire_at"] = doc["occurred_at"] + kept
+        return keyed
 
     async def mark_projected(self, tenant: str, event_ids: Sequence[str]) -> None:
         if event_ids:
