@@ -17,14 +17,13 @@ import pytest
 from tests import builders
 from tests.byte_search import hits, wait_until_on_disk
 from tests.grpc_credentials import CallerSet, channel_for
+from tests.integration.sealed_services import sealed_services
 from tests.integration.test_ingest_to_timeline import submit, wait_for_events
 from tsunagu.v1 import (
     erasure_pb2,
     erasure_pb2_grpc,
     ingest_pb2,
-    ingest_pb2_grpc,
     timeline_pb2,
-    timeline_pb2_grpc,
 )
 
 Starter = Callable[..., AbstractAsyncContextManager[Any]]
@@ -35,28 +34,23 @@ OFFICER = erasure_pb2.ErasureActor(subject="po-1", display_name="Privacy Officer
 async def system(
     run_timeline: Starter, run_ingest: Starter, callers: CallerSet, tmp_path: Path
 ) -> AsyncIterator[dict[str, Any]]:
-    key_file = tmp_path / "keys.json"
-    async with (
-        run_timeline(key_file=key_file) as timeline,
-        run_ingest("chat", key_file=key_file) as chat,
-        run_ingest("voice", key_file=key_file) as voice,
-    ):
-        channels = [
-            channel_for(timeline.server.address, callers.service),
-            channel_for(chat.server.address, callers.adapter("chat")),
-            channel_for(voice.server.address, callers.adapter("voice")),
-            # An adapter's credential, pointed at the timeline: it may not erase.
-            channel_for(timeline.server.address, callers.adapter("chat")),
-        ]
+    async with sealed_services(
+        run_timeline=run_timeline,
+        run_ingest=run_ingest,
+        callers=callers,
+        key_file=tmp_path / "keys.json",
+        channels=("chat", "voice"),
+    ) as services:
+        # An adapter's credential, pointed at the timeline: it may not erase.
+        adapter = channel_for(services.timeline_address, callers.adapter("chat"))
         yield {
-            "timeline": timeline_pb2_grpc.TimelineServiceStub(channels[0]),
-            "erasure": erasure_pb2_grpc.ErasureServiceStub(channels[0]),
-            "chat": ingest_pb2_grpc.IngestServiceStub(channels[1]),
-            "voice": ingest_pb2_grpc.IngestServiceStub(channels[2]),
-            "adapter_erasure": erasure_pb2_grpc.ErasureServiceStub(channels[3]),
+            "timeline": services.timeline,
+            "erasure": services.erasure,
+            "chat": services.ingest["chat"],
+            "voice": services.ingest["voice"],
+            "adapter_erasure": erasure_pb2_grpc.ErasureServiceStub(adapter),
         }
-        for channel in channels:
-            await channel.close(grace=None)
+        await adapter.close(grace=None)
 
 
 def _person() -> dict[str, str]:

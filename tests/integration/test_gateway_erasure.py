@@ -16,10 +16,10 @@ from gateway.context import GatewayContext
 from gateway.schema import GatewaySchema, build_schema
 from gateway.timeline_client import TimelineClient
 from tests import builders
-from tests.grpc_credentials import CallerSet, channel_for
+from tests.grpc_credentials import CallerSet
+from tests.integration.sealed_services import sealed_services
 from tests.integration.test_ingest_to_timeline import submit, wait_for_events
 from tests.unit.test_gateway_schema import settings
-from tsunagu.v1 import ingest_pb2_grpc, timeline_pb2_grpc
 
 Starter = Callable[..., AbstractAsyncContextManager[Any]]
 
@@ -39,26 +39,24 @@ CERTIFICATES = "query S($id: ID!) { erasureStatus(customerId: $id) { certificate
 async def served(
     run_timeline: Starter, run_ingest: Starter, callers: CallerSet, tmp_path: Path
 ) -> AsyncIterator[dict[str, Any]]:
-    key_file = tmp_path / "keys.json"
     async with (
-        run_timeline(key_file=key_file) as timeline,
-        run_ingest("voice", key_file=key_file) as voice,
+        sealed_services(
+            run_timeline=run_timeline,
+            run_ingest=run_ingest,
+            callers=callers,
+            key_file=tmp_path / "keys.json",
+            channels=("voice",),
+        ) as services,
         TimelineClient(
-            address=timeline.server.address, timeout_seconds=20, token=callers.service
+            address=services.timeline_address, timeout_seconds=20, token=callers.service
         ) as client,
     ):
-        channels = [
-            channel_for(timeline.server.address, callers.service),
-            channel_for(voice.server.address, callers.adapter("voice")),
-        ]
         yield {
             "client": client,
-            "timeline": timeline_pb2_grpc.TimelineServiceStub(channels[0]),
-            "voice": ingest_pb2_grpc.IngestServiceStub(channels[1]),
+            "timeline": services.timeline,
+            "voice": services.ingest["voice"],
             "schema": build_schema(settings()),
         }
-        for channel in channels:
-            await channel.close(grace=None)
 
 
 async def _run(

@@ -14,13 +14,14 @@ import pytest
 
 from tests import builders
 from tests.byte_search import hits, wait_until_on_disk
-from tests.grpc_credentials import CallerSet, channel_for
+from tests.grpc_credentials import CallerSet
+from tests.integration.sealed_services import sealed_services
 from tests.integration.test_ingest_to_timeline import submit, wait_for_events
 from tsunagu.bus import headers
 from tsunagu.crypto import LocalKeyFile
 from tsunagu.crypto.bus_seal import BusSealer
 from tsunagu.local.processes import NatsServer
-from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, timeline_pb2, timeline_pb2_grpc
+from tsunagu.v1 import ingest_pb2, timeline_pb2
 
 Starter = Callable[..., AbstractAsyncContextManager[Any]]
 Result = ingest_pb2.SubmitResult
@@ -42,19 +43,14 @@ async def sealed(
     run_timeline: Starter, run_ingest: Starter, callers: CallerSet, tmp_path: Path
 ) -> AsyncIterator[dict[str, Any]]:
     key_file = tmp_path / "keys.json"
-    async with (
-        run_timeline(key_file=key_file) as timeline,
-        run_ingest("chat", key_file=key_file) as chat,
-    ):
-        timeline_channel = channel_for(timeline.server.address, callers.service)
-        chat_channel = channel_for(chat.server.address, callers.adapter("chat"))
+    async with sealed_services(
+        run_timeline=run_timeline, run_ingest=run_ingest, callers=callers, key_file=key_file
+    ) as services:
         yield {
             "key_file": key_file,
-            "chat": ingest_pb2_grpc.IngestServiceStub(chat_channel),
-            "timeline": timeline_pb2_grpc.TimelineServiceStub(timeline_channel),
+            "chat": services.ingest["chat"],
+            "timeline": services.timeline,
         }
-        await chat_channel.close(grace=None)
-        await timeline_channel.close(grace=None)
 
 
 async def test_the_stream_files_hold_no_plaintext_and_the_timeline_reads_the_event(

@@ -13,9 +13,10 @@ import pytest
 
 from tests import builders
 from tests.byte_search import hits, wait_until_on_disk
-from tests.grpc_credentials import CallerSet, channel_for
+from tests.grpc_credentials import CallerSet
+from tests.integration.sealed_services import sealed_services
 from tests.integration.test_ingest_to_timeline import submit, wait_for_events
-from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, timeline_pb2, timeline_pb2_grpc
+from tsunagu.v1 import ingest_pb2, timeline_pb2
 
 Starter = Callable[..., AbstractAsyncContextManager[Any]]
 
@@ -35,17 +36,14 @@ async def system(
     tmp_path: Path,
 ) -> AsyncIterator[dict[str, Any]]:
     """Timeline and chat ingestion, with encryption on, or off (the search's control)."""
-    keys: dict[str, Any] = {"key_file": tmp_path / "keys.json"} if request.param == "sealed" else {}
-    async with run_timeline(**keys) as timeline, run_ingest("chat", **keys) as chat:
-        timeline_channel = channel_for(timeline.server.address, callers.service)
-        chat_channel = channel_for(chat.server.address, callers.adapter("chat"))
-        yield {
-            "sealed": bool(keys),
-            "chat": ingest_pb2_grpc.IngestServiceStub(chat_channel),
-            "timeline": timeline_pb2_grpc.TimelineServiceStub(timeline_channel),
-        }
-        await chat_channel.close(grace=None)
-        await timeline_channel.close(grace=None)
+    sealed = request.param == "sealed"
+    async with sealed_services(
+        run_timeline=run_timeline,
+        run_ingest=run_ingest,
+        callers=callers,
+        key_file=tmp_path / "keys.json" if sealed else None,
+    ) as services:
+        yield {"sealed": sealed, "chat": services.ingest["chat"], "timeline": services.timeline}
 
 
 async def test_the_store_files_hold_no_sentence_a_customer_wrote(

@@ -52,15 +52,20 @@ def test_other_numbers_are_left_alone(text: str) -> None:
     assert redact_pans(text) == (text, 0)
 
 
-def _chat(text: str) -> pb.Interaction:
+def _inbound(channel: pb.Channel.ValueType, kind: pb.Kind.ValueType) -> pb.Interaction:
     interaction = pb.Interaction(
         event_id="01ARZ3NDEKTSV4RRFFQ69G5FAV",
         tenant="acme",
-        channel=pb.CHANNEL_CHAT,
-        kind=pb.KIND_MESSAGE,
+        channel=channel,
+        kind=kind,
         direction=pb.DIRECTION_INBOUND,
     )
     interaction.occurred_at.FromDatetime(NOW - timedelta(minutes=1))
+    return interaction
+
+
+def _chat(text: str) -> pb.Interaction:
+    interaction = _inbound(pb.CHANNEL_CHAT, pb.KIND_MESSAGE)
     interaction.chat.session_id = "sess-1"
     interaction.identifiers.add(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value="vis-1")
     interaction.content.text = text
@@ -79,14 +84,7 @@ def test_prepare_redacts_cards_in_every_free_text_field_of_the_event() -> None:
 
 
 def test_prepare_redacts_form_values_and_the_text_built_from_them() -> None:
-    interaction = pb.Interaction(
-        event_id="01ARZ3NDEKTSV4RRFFQ69G5FAV",
-        tenant="acme",
-        channel=pb.CHANNEL_WEB,
-        kind=pb.KIND_FORM_SUBMISSION,
-        direction=pb.DIRECTION_INBOUND,
-    )
-    interaction.occurred_at.FromDatetime(NOW - timedelta(minutes=1))
+    interaction = _inbound(pb.CHANNEL_WEB, pb.KIND_FORM_SUBMISSION)
     interaction.web_form.form_id = "refund"
     interaction.web_form.fields.add(name="email", value="taro@example.jp")
     interaction.web_form.fields.add(name="card", value=MASTERCARD_SPACED)
@@ -99,14 +97,7 @@ def test_prepare_redacts_form_values_and_the_text_built_from_them() -> None:
 
 
 def test_email_bodies_are_redacted_but_ids_and_addresses_are_not() -> None:
-    interaction = pb.Interaction(
-        event_id="01ARZ3NDEKTSV4RRFFQ69G5FAV",
-        tenant="acme",
-        channel=pb.CHANNEL_EMAIL,
-        kind=pb.KIND_EMAIL,
-        direction=pb.DIRECTION_INBOUND,
-    )
-    interaction.occurred_at.FromDatetime(NOW - timedelta(minutes=1))
+    interaction = _inbound(pb.CHANNEL_EMAIL, pb.KIND_EMAIL)
     message_id = f"<{VISA}@mail.example.jp>"
     interaction.email.CopyFrom(
         pb.EmailDetail(
