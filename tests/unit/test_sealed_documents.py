@@ -44,8 +44,10 @@ class MemoryKeys:
         for doc in docs:
             self.docs.setdefault(doc["_id"], doc)
 
-    def shred(self, tenant: str, owner: str) -> None:
+    def shred(self, tenant: str, owner: str, keys: CustomerKeys) -> None:
+        """What `Eraser` does: delete the stored key, then drop it from this replica's cache."""
         del self.docs[f"{tenant}/{owner}"]
+        keys.forget(tenant, [owner])
 
 
 @pytest.fixture
@@ -60,6 +62,7 @@ def keys(memory: MemoryKeys, tmp_path: Path) -> CustomerKeys:
 
 @pytest.fixture
 def fields(keys: CustomerKeys, tmp_path: Path) -> FieldSealer:
+    # The same key file as `keys`: one provider per process, as deployed.
     return FieldSealer(keys, LocalKeyFile(tmp_path / "keys.json"))
 
 
@@ -110,11 +113,11 @@ async def test_a_sealed_profile_holds_no_plaintext_and_opens_back(fields: FieldS
 
 
 async def test_a_shredded_profile_reads_as_the_mask(
-    fields: FieldSealer, memory: MemoryKeys
+    fields: FieldSealer, memory: MemoryKeys, keys: CustomerKeys
 ) -> None:
     codec = SealedCustomers(fields)
     stored = await codec.sealed(_customer())
-    memory.shred("acme", "cus_1")
+    memory.shred("acme", "cus_1", keys)
 
     opened = await codec.opened(stored)
 
@@ -177,7 +180,7 @@ async def test_the_log_entry_is_sealed_and_masked_once_shredded(
     assert interaction_of(opened).content.text == "my parrot ate the receipt"
     with pytest.raises(DecryptionFailed):
         await codec.open_docs("acme", [{**stored, "event_id": "e2"}])  # moved to another entry
-    memory.shred("acme", "cus_1")
+    memory.shred("acme", "cus_1", keys)
     (masked,) = await codec.open_docs("acme", [stored])
     assert interaction_of(masked).content.text == ERASED_TEXT
     assert interaction_of(masked).channel == pb.CHANNEL_CHAT
@@ -216,3 +219,25 @@ async def test_ledger_snapshots_and_case_words_are_sealed(fields: FieldSealer) -
     assert stored_case["cancellation_request"] == {"reason": "health"}
     assert await ledger.opened(stored_entry) == entry
     assert await cases.opened(stored_case) == case
+
+
+async def test_a_key_shredded_by_another_replica_stops_opening_once_its_cache_expires(
+    memory: MemoryKeys, tmp_path: Path
+) -> None:
+    now = [0.0]
+    keys = CustomerKeys(
+        memory,  # type: ignore[arg-type]
+        LocalKeyFile(tmp_path / "keys.json"),
+        cache_seconds=30,
+        clock=lambda: now[0],
+    )
+    codec = RawSealer(keys)
+    (stored,) = await codec.seal_docs([_log_doc("the words")])
+    del memory.docs["acme/cus_1"]  # shredded elsewhere: this replica's cache still has it
+
+    (cached,) = await codec.open_docs("acme", [stored])
+    now[0] = 31
+    (expired,) = await codec.open_docs("acme", [stored])
+
+    assert interaction_of(cached).content.text == "the words"
+    assert interaction_of(expired).content.text == ERASED_TEXT

@@ -107,9 +107,12 @@ class IdentityStore:
         wanted = set(keys)
         # Stored value → the key asked for (the same, or its blind index when sealed).
         stored = {self._stored_value(tenant, k, v): (k, v) for k, v in wanted}
+        values = sorted(stored)
         cursor = self._identities.find(
-            {"tenant": tenant, "value": {"$in": sorted(stored)}},
+            {"tenant": tenant, "value": {"$in": values}},
             {"kind": 1, "value": 1, "customer_id": 1, "customer_ids": 1, "first_event_id": 1},
+            # One reply for a batch's keys (a value is rarely held under more than one kind).
+            batch_size=2 * len(values),
         )
         found: dict[IdentityKey, IdentityDoc] = {}
         async for doc in cursor:
@@ -146,6 +149,22 @@ class IdentityStore:
             docs = await self._codec.sealed_identities(claim.tenant, claim.customer_id, docs)
         refused = await insert_many_new(self._identities, docs)
         return [claim.keys[i] for i in sorted(refused)]
+
+    async def claim_many(self, claims: Sequence[Claim]) -> list[list[IdentityKey]]:
+        """`claim_identities` for many claims in one round trip; per claim, the keys refused."""
+        owners = [i for i, claim in enumerate(claims) for _ in claim.keys]
+        keys = [key for claim in claims for key in claim.keys]
+        docs: list[dict[str, Any]] = []
+        for claim in claims:
+            mine = [claim.document(key) for key in claim.keys]
+            if self._codec is not None:
+                mine = await self._codec.sealed_identities(claim.tenant, claim.customer_id, mine)
+            docs += mine
+        refused = await insert_many_new(self._identities, docs)
+        lost: list[list[IdentityKey]] = [[] for _ in claims]
+        for position in sorted(refused):
+            lost[owners[position]].append(keys[position])
+        return lost
 
     async def repoint_identities(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
         """Move the customers' records to `to_id` (a merge); returns how many."""
