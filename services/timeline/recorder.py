@@ -115,11 +115,12 @@ class TimelineRecorder:
 
         Store round trips are shared by the batch, whatever its size: per tenant, one
         duplicate lookup, one read of the identities every event presents, one of their
-        customers and one of those customers' recent cases; then one `insert_many`, one bulk
-        write of the cases, one of the profiles and one flag update. Identity resolution
-        stays one event at a time, in order, against that read (events that create or merge
-        read for themselves), and everything pending is flushed before a merge so that the
-        merge moves and counts a complete log.
+        customers and one of those customers' recent cases, one insert each of the new
+        customers and their identifiers; then one `insert_many`, one bulk write of the cases,
+        one of the profiles and one flag update. Identity resolution stays one event at a
+        time, in order, against that read (an event whose keys the batch changed since reads
+        for itself), and everything pending is flushed before a merge so that the merge moves
+        and counts a complete log; the rest of the batch is then read for again.
         """
         outcomes: list[Recorded | Exception | None] = [None] * len(interactions)
         batch = _Batch()
