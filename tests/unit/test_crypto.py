@@ -141,3 +141,15 @@ def test_blind_indexes_are_keyed_per_tenant_and_kind(tmp_path: Path) -> None:
         acme, kind="email", value=phone
     )
     assert phone not in blind_index(acme, kind="phone", value=phone)
+
+
+def test_an_existing_key_file_is_only_read(tmp_path: Path) -> None:
+    """In a cluster the file is a read-only Secret mount: no lock or temporary file beside it."""
+    made = LocalKeyFile(tmp_path / "keys" / "keys.json")
+    dek = new_data_key(made, tenant="acme", owner="cus_1")
+    (tmp_path / "keys" / "keys.lock").unlink()
+
+    mounted = LocalKeyFile(tmp_path / "keys" / "keys.json")
+
+    assert unwrap_data_key(mounted, tenant="acme", key_id=dek.key_id, wrapped=dek.wrapped)
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["keys.json"]

@@ -115,6 +115,9 @@ class LocalKeyFile:
         return derived
 
     def _load_or_create(self) -> tuple[bytes, dict[str, int]]:
+        if self._path.exists() and self._path.stat().st_size > 0:
+            # Read as it is, without the lock: in a cluster it is a read-only Secret mount.
+            return self._read()
         self._path.parent.mkdir(parents=True, exist_ok=True)
         with self._locked():
             if not self._path.exists() or self._path.stat().st_size == 0:
