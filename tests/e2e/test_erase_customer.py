@@ -67,3 +67,33 @@ async def test_a_privacy_officer_erases_a_customer_and_the_disks_hold_nothing_of
     assert {e["node"]["text"] for e in customer["timeline"]["edges"]} == {"[erased]"}
     assert hits(nats_dir, secrets) == {}
     assert hits(store_dir, secrets) == {}
+
+
+MERGE = """
+mutation M($ids: [ID!]!) {
+  mergeCustomers(customerIds: $ids, reason: "Same person") { status customer { id } }
+}
+"""
+BY_EMAIL = "query B($v: String!) { customerByIdentifier(kind: EMAIL, value: $v) { id } }"
+
+
+async def test_erasing_a_merged_away_customer_erases_the_whole_person(stack: LocalStack) -> None:
+    suffix, phone = unique_phone("080-66")
+    address = f"rin.{uuid.uuid4().hex[:8]}@example.jp"
+    await submit(stack, "chat", builders.chat(TENANT, visitor=f"v-e-{suffix}", email=address))
+    await submit(stack, "chat", builders.chat(TENANT, visitor=f"v-p-{suffix}", phone=phone))
+    async with http_session(stack, ("agent", "supervisor")) as supervisor:
+        first = (await found(supervisor, BY_EMAIL, v=address))["customerByIdentifier"]["id"]
+        second = (await found(supervisor, POPPED, phone=phone))["customerByIdentifier"]["id"]
+        merged = await execute(supervisor, MERGE, ids=[first, second])
+    survivor = merged["mergeCustomers"]["customer"]["id"]
+    merged_away = first if survivor == second else second
+
+    async with http_session(stack, ("privacy_officer",)) as officer:
+        erased = await execute(officer, ERASE, id=merged_away, reason="GDPR art. 17")
+
+    assert sorted(erased["eraseCustomer"]["customerIds"]) == sorted([first, second])
+    assert erased["eraseCustomer"]["counts"]["contacts"] == 3  # two chats and the merge
+    e164 = "+8180" + phone.removeprefix("080").replace("-", "")
+    # The ledger's before-snapshots held both identifiers: sealed, and their keys are gone.
+    assert hits(stack.data_dir / "store", [address, phone, e164]) == {}
