@@ -28,6 +28,7 @@ TARGETS = (
     "identity: split of two customers",
     "encryption on ingest (seal, open, record)",
     "encryption on timeline reads (profile + page)",
+    "encryption on cold reads (data keys not cached)",
 )
 
 

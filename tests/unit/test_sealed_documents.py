@@ -40,9 +40,11 @@ class MemoryKeys:
     async def data_keys(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKeyDoc]:
         return {o: self.docs[f"{tenant}/{o}"] for o in owners if f"{tenant}/{o}" in self.docs}
 
-    async def add_data_keys(self, docs: Sequence[DataKeyDoc]) -> None:
+    async def add_data_keys(self, docs: Sequence[DataKeyDoc]) -> set[str]:
+        lost = {doc["owner"] for doc in docs if doc["_id"] in self.docs}
         for doc in docs:
             self.docs.setdefault(doc["_id"], doc)
+        return lost
 
     def shred(self, tenant: str, owner: str, keys: CustomerKeys) -> None:
         """What `Eraser` does: delete the stored key, then drop it from this replica's cache."""
@@ -241,3 +243,27 @@ async def test_a_key_shredded_by_another_replica_stops_opening_once_its_cache_ex
 
     assert interaction_of(cached).content.text == "the words"
     assert interaction_of(expired).content.text == ERASED_TEXT
+
+
+class RacedKeys(MemoryKeys):
+    """Another replica stores its key between this one's read and its insert."""
+
+    def __init__(self, theirs: DataKeyDoc) -> None:
+        super().__init__()
+        self.theirs = theirs
+
+    async def add_data_keys(self, docs: Sequence[DataKeyDoc]) -> set[str]:
+        self.docs.setdefault(self.theirs["_id"], self.theirs)
+        return await super().add_data_keys(docs)
+
+
+async def test_a_key_another_replica_stored_first_is_the_one_used(tmp_path: Path) -> None:
+    provider = LocalKeyFile(tmp_path / "keys.json")
+    made = MemoryKeys()
+    theirs = (await CustomerKeys(made, provider).for_writing("acme", ["cus_1"]))["cus_1"]  # type: ignore[arg-type]
+    raced = RacedKeys(made.docs["acme/cus_1"])
+
+    mine = (await CustomerKeys(raced, provider).for_writing("acme", ["cus_1"]))["cus_1"]  # type: ignore[arg-type]
+
+    assert mine.key_id == theirs.key_id
+    assert mine.key == theirs.key

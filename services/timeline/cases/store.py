@@ -68,6 +68,8 @@ class CaseCodec(Protocol):
 
     async def opened(self, stored: Document) -> Document: ...
 
+    async def sealed_many(self, docs: Sequence[Document]) -> list[Document]: ...
+
 
 class CaseStore:
     """The `cases` collection: the only code that touches it (see `lifecycle` for the shape).
@@ -152,8 +154,12 @@ class CaseStore:
         """Write many cases in one round trip, each at the version it was read (None: a new
         case); returns the ids of those another writer changed first (nothing written).
         """
+        sealed = [dict(doc) for doc, _ in writes]
+        if self._codec is not None:
+            sealed = await self._codec.sealed_many(sealed)
         return await write_many_at_version(
-            self.collection, [(await self._sealed(dict(doc)), version) for doc, version in writes]
+            self.collection,
+            [(doc, version) for doc, (_, version) in zip(sealed, writes, strict=True)],
         )
 
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bson import json_util
@@ -12,6 +13,11 @@ from tsunagu.crypto import Binding
 
 # Free text a case keeps: summaries, reasons, a CSAT comment, a cancellation's details.
 _TEXTS = ("resolution_summary", "escalation_reason")
+
+
+def _owner(doc: Document) -> str:
+    # Where the case began: a split returns it there, erasing that person shreds it.
+    return str(doc.get("origin_customer_id") or doc["customer_id"])
 
 
 class SealedCases:
@@ -27,6 +33,9 @@ class SealedCases:
     @staticmethod
     def _binding(doc: Document) -> Binding:
         return Binding(tenant=doc["tenant"], collection="cases", field="words", owner=doc["_id"])
+
+    async def sealed_many(self, docs: Sequence[Document]) -> list[Document]:
+        return await self.fields.sealed_many(docs, _owner, self.sealed)
 
     async def sealed(self, doc: Document) -> Document:
         stored = dict(doc)
@@ -44,9 +53,8 @@ class SealedCases:
         if request := doc.get("cancellation_request"):
             secret["cancellation_request"] = request
             stored["cancellation_request"] = {"reason": request.get("reason")}
-        owner = doc.get("origin_customer_id") or doc["customer_id"]
         (stored["sealed_words"],) = await self.fields.seal(
-            doc["tenant"], owner, [(json_util.dumps(secret), self._binding(doc))]
+            doc["tenant"], _owner(doc), [(json_util.dumps(secret), self._binding(doc))]
         )
         return stored
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from services.timeline.erasure.fields import ERASED_VALUE, FieldSealer
@@ -37,6 +38,9 @@ class SealedCustomers:
 
     def _binding(self, tenant: str, customer_id: str) -> Binding:
         return Binding(tenant=tenant, collection="customers", field="profile", owner=customer_id)
+
+    async def sealed_many(self, docs: Sequence[Document]) -> list[Document]:
+        return await self.fields.sealed_many(docs, lambda d: d["_id"], self.sealed)
 
     async def sealed(self, doc: Document) -> Document:
         tenant, customer_id = doc["tenant"], doc["_id"]

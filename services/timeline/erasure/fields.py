@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from services.timeline.erasure.keys import CustomerKeys
+from services.timeline.store.documents import Document
 from tsunagu.crypto import Binding, KeyProvider, blind_index, open_sealed, seal
 from tsunagu.crypto.envelope import DecryptionFailed, key_id_of
 
+SealOne = Callable[[Document], Awaitable[Document]]
 # What a field reads as once its customer's key is shredded.
 ERASED_VALUE = "[erased]"
 # Blind indexes of prefixes are cut short: a search needs candidates, not proof, and
@@ -40,6 +42,17 @@ class FieldSealer:
             self.prefix_index(tenant, value[:end])
             for end in range(MIN_PREFIX_CHARS, len(value) + 1)
         ]
+
+    async def sealed_many(
+        self, docs: Sequence[Document], owner: Callable[[Document], str], seal_one: SealOne
+    ) -> list[Document]:
+        """`seal_one` over `docs`, their owners' keys loaded first in one round trip each tenant."""
+        for tenant in {doc["tenant"] for doc in docs}:
+            await self._keys.warm(tenant, {owner(d) for d in docs if d["tenant"] == tenant})
+        return [await seal_one(doc) for doc in docs]
+
+    async def warm(self, tenant: str, owners: Iterable[str]) -> None:
+        await self._keys.warm(tenant, owners)
 
     async def seal(
         self, tenant: str, owner: str, fields: Sequence[tuple[str, Binding]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from services.timeline.erasure.fields import FieldSealer
 from services.timeline.erasure.ledger import SealedLedger
@@ -85,6 +85,9 @@ class SealedIdentityRecords:
 
     def prefix_queries(self, tenant: str, prefixes: Sequence[str]) -> list[str]:
         return self._identifiers.prefix_queries(tenant, prefixes)
+
+    async def warm(self, tenant: str, owners: Iterable[str]) -> None:
+        await self._identifiers.fields.warm(tenant, owners)
 
     async def sealed_identities(
         self, tenant: str, owner: str, docs: Sequence[Document]

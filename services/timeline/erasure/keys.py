@@ -48,6 +48,10 @@ class CustomerKeys:
         for owner in owners:
             self._cache.pop((tenant, owner), None)
 
+    def forget_all(self) -> None:
+        """Drop every cached key (a key-provider reload; the benchmark's cold reads)."""
+        self._cache.clear()
+
     def _cached(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKey]:
         now = self._clock()
         found = {}
@@ -76,23 +80,31 @@ class CustomerKeys:
     async def _load(self, tenant: str, wanted: set[str]) -> dict[str, DataKey]:
         stored = await self._store.data_keys(tenant, wanted)
         missing = wanted - stored.keys()
+        found = {owner: self._unwrapped(tenant, doc) for owner, doc in stored.items()}
         if missing:
-            made = [new_data_key(self._provider, tenant=tenant, owner=o) for o in sorted(missing)]
-            await self._store.add_data_keys(
+            made = {o: new_data_key(self._provider, tenant=tenant, owner=o) for o in missing}
+            lost = await self._store.add_data_keys(
                 [
                     DataKeyDoc(
-                        _id=data_key_id(tenant, owner_of(key.key_id)),
+                        _id=data_key_id(tenant, owner),
                         tenant=tenant,
-                        owner=owner_of(key.key_id),
+                        owner=owner,
                         key_id=key.key_id,
                         wrapped=key.wrapped,
                     )
-                    for key in made
+                    for owner, key in sorted(made.items())
                 ]
             )
-            # Another replica may have stored its key first: the stored one is the key.
-            stored = await self._store.data_keys(tenant, wanted)
-        return {owner: self._unwrapped(tenant, doc) for owner, doc in stored.items()}
+            found |= {owner: key for owner, key in made.items() if owner not in lost}
+            if lost:
+                # Another replica stored its key first: the stored one is the key.
+                again = await self._store.data_keys(tenant, lost)
+                found |= {owner: self._unwrapped(tenant, doc) for owner, doc in again.items()}
+        return found
+
+    async def warm(self, tenant: str, owners: Iterable[str]) -> None:
+        """Load (or make) many owners' keys in one round trip, ahead of sealing one by one."""
+        await self.for_writing(tenant, owners)
 
     async def for_reading(self, tenant: str, key_ids: Iterable[str]) -> dict[str, DataKey]:
         """Live keys by key id; a shredded (or replaced) key is absent."""

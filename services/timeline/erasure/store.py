@@ -46,9 +46,10 @@ class ErasureStore:
         cursor = self._keys.find({"_id": {"$in": ids}, "tenant": tenant})
         return {doc["owner"]: DataKeyDoc(**doc) async for doc in cursor}  # type: ignore[typeddict-item]
 
-    async def add_data_keys(self, docs: Sequence[DataKeyDoc]) -> None:
-        """Store new keys; one another writer stored first for the same owner is kept."""
-        await insert_many_new(self._keys, [dict(doc) for doc in docs])
+    async def add_data_keys(self, docs: Sequence[DataKeyDoc]) -> set[str]:
+        """Store new keys; returns the owners another writer stored a key for first (kept)."""
+        refused = await insert_many_new(self._keys, [dict(doc) for doc in docs])
+        return {docs[i]["owner"] for i in refused}
 
     async def shred(self, tenant: str, owners: Iterable[str]) -> list[str]:
         """Delete the owners' data keys; returns the key ids destroyed."""

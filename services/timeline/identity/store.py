@@ -5,7 +5,7 @@ The only code that touches them; every query is scoped by tenant.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal, Protocol, cast
 
 from pymongo import ASCENDING, IndexModel
@@ -60,6 +60,8 @@ class IdentityCodec(Protocol):
     def index(self, tenant: str, kind: str, value: str) -> str: ...
 
     def prefix_queries(self, tenant: str, prefixes: Sequence[str]) -> list[str]: ...
+
+    async def warm(self, tenant: str, owners: Iterable[str]) -> None: ...
 
     async def sealed_identities(
         self, tenant: str, owner: str, docs: Sequence[Document]
@@ -155,6 +157,11 @@ class IdentityStore:
         owners = [i for i, claim in enumerate(claims) for _ in claim.keys]
         keys = [key for claim in claims for key in claim.keys]
         docs: list[dict[str, Any]] = []
+        if self._codec is not None:
+            for tenant in {claim.tenant for claim in claims}:
+                await self._codec.warm(
+                    tenant, {c.customer_id for c in claims if c.tenant == tenant}
+                )
         for claim in claims:
             mine = [claim.document(key) for key in claim.keys]
             if self._codec is not None:

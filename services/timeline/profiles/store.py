@@ -40,6 +40,8 @@ class ProfileCodec(Protocol):
 
     async def opened(self, doc: Document) -> Document: ...
 
+    async def sealed_many(self, docs: Sequence[Document]) -> list[Document]: ...
+
     def signal_index(self, tenant: str, field: str, value: str) -> str: ...
 
     def search_queries(self, tenant: str, key: str) -> list[str]: ...
@@ -65,6 +67,9 @@ class CustomerStore:
     async def _sealed(self, doc: Document) -> Document:
         return doc if self._codec is None else await self._codec.sealed(doc)
 
+    async def _sealed_many(self, docs: list[Document]) -> list[Document]:
+        return docs if self._codec is None else await self._codec.sealed_many(docs)
+
     async def ensure_indexes(self) -> None:
         await self._customers.create_indexes(INDEXES)
 
@@ -79,7 +84,7 @@ class CustomerStore:
     async def insert_customers(self, docs: Sequence[CustomerDoc]) -> set[str]:
         """Create many customers in one round trip; returns the ids that were new."""
         refused = await insert_many_new(
-            self._customers, [await self._sealed(dict(doc)) for doc in docs]
+            self._customers, await self._sealed_many([dict(doc) for doc in docs])
         )
         return {doc["_id"] for i, doc in enumerate(docs) if i not in refused}
 
@@ -97,9 +102,10 @@ class CustomerStore:
 
     async def replace_customers(self, writes: Sequence[tuple[CustomerDoc, int]]) -> set[str]:
         """`replace_customer` for many in one round trip; returns the ids that lost the race."""
+        sealed = await self._sealed_many([with_search_key(dict(doc)) for doc, _ in writes])
         return await write_many_at_version(
             self._customers,
-            [(await self._sealed(with_search_key(dict(doc))), version) for doc, version in writes],
+            [(doc, version) for doc, (_, version) in zip(sealed, writes, strict=True)],
         )
 
     async def delete_unused(self, tenant: str, customer_id: str) -> None:
