@@ -14,6 +14,7 @@ from pymongo import AsyncMongoClient
 from services.timeline.bootstrap import build_core
 from services.timeline.cases.model import CaseDoc
 from services.timeline.cases.store import CaseStore
+from services.timeline.errors import PermanentError
 from services.timeline.identity.documents import Claim
 from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.identity.store import IdentityStore
@@ -52,6 +53,18 @@ def _recorder(store: TimelineStore) -> TimelineRecorder:
     return build_core(store, identity_for=lambda _tenant: IdentityPolicy("JP")).recorder
 
 
+async def _seeded(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str, customers: int
+) -> tuple[TimelineStore, CommandCounts, TimelineRecorder]:
+    """The store, its counts, and a recorder that has seen `customers` chat customers (each
+    with an open case): visitors v0, v1, ….
+    """
+    store, counts = counted
+    recorder = _recorder(store)
+    await recorder.record_batch(_chats(tenant, customers, minute=0))
+    return store, counts, recorder
+
+
 def _chats(tenant: str, visitors: int, *, minute: int) -> list[pb.Interaction]:
     return [
         builders.chat(tenant, visitor=f"v{k}", at=T0 + timedelta(minutes=minute, seconds=k))
@@ -78,9 +91,7 @@ async def _round_trips(
 async def test_an_attach_batch_costs_the_same_round_trips_whatever_its_size(
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
-    store, counts = counted
-    recorder = _recorder(store)
-    await recorder.record_batch(_chats(tenant, 150, minute=0))  # customers and open cases
+    store, counts, recorder = await _seeded(counted, tenant, 150)
 
     one, _ = await _round_trips(recorder, counts, _chats(tenant, 1, minute=1))
     many, customer_ids = await _round_trips(recorder, counts, _chats(tenant, 150, minute=2))
@@ -244,9 +255,7 @@ async def _two_customers_to_link(recorder: TimelineRecorder, tenant: str, n: int
 async def test_the_events_after_a_merge_in_a_batch_are_read_for_together_again(
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
-    store, counts = counted
-    recorder = _recorder(store)
-    await recorder.record_batch(_chats(tenant, 40, minute=0))
+    store, counts, recorder = await _seeded(counted, tenant, 40)
     links = [await _two_customers_to_link(recorder, tenant, n) for n in range(2)]
 
     few, _ = await _round_trips(recorder, counts, [links[0], *_chats(tenant, 1, minute=10)])
@@ -319,3 +328,29 @@ async def test_a_new_customers_identifier_claimed_by_another_writer_meanwhile_le
     # The customer made for the event in bulk, beaten to its only identifier, is gone.
     customers = store.db["customers"]
     assert await customers.count_documents({"tenant": tenant}) == 2
+
+
+async def test_a_malformed_item_fails_alone_and_the_rest_is_still_read_for_together(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str
+) -> None:
+    store, counts, recorder = await _seeded(counted, tenant, 20)
+    out_of_range = builders.chat(tenant, visitor="x3", at=T0)
+    out_of_range.occurred_at.seconds = 10**12  # past year 9999: no datetime holds it
+    bad_phone = builders.chat(tenant, visitor="x4", phone="not a phone number", at=T0)
+    no_tenant = builders.chat("", visitor="x5", at=T0)
+    good = _chats(tenant, 20, minute=1)
+    before = _sent(counts)
+
+    outcomes = await recorder.record_batch([out_of_range, *good[:10], no_tenant, *good[10:]])
+    sent = _sent(counts) - before
+
+    assert isinstance(outcomes[0], PermanentError)
+    assert isinstance(outcomes[11], PermanentError)
+    recorded = [o for o in outcomes if isinstance(o, Recorded)]
+    assert len(recorded) == 20
+    assert all(not o.duplicate for o in recorded)
+    assert sum(sent.values()) <= 8, sent  # still one read of each kind for the batch
+    [phone_only] = await recorder.record_batch([bad_phone])  # the bad identifier is left out
+    assert isinstance(phone_only, Recorded)
+    profiles = await store.customers.get_customers(tenant, {o.customer_id for o in recorded})
+    assert sorted(p["interaction_count"] for p in profiles.values()) == [2] * 20
