@@ -31,6 +31,7 @@ from typing import Any
 from bench import live_view
 from bench.attach_path import round_trips_per_batch
 from bench.baselines import insert_many_rate, raw_publish_rate
+from bench.encryption import encryption_cost, encryption_rows
 from bench.export import export_row, export_timing, size_for
 from bench.identity import merge_split_latency, resolution_throughput
 from bench.ingest import contact_centre_mix, end_to_end
@@ -64,6 +65,8 @@ async def main(sizes: Sizes, live: live_view.LiveViewSizes) -> dict[str, Any]:
         merge_split = await merge_split_latency(stack.mongodb_uri, sizes.merge_size)
         live_result = await live_view.measure(stack, TENANT, live)
         export = await export_timing(stack, TENANT, size_for(sizes.events))
+        # Encryption's cost against the plain path, on the same store (docs/privacy.md).
+        encryption = await encryption_cost(stack.mongodb_uri, max(40, sizes.identity_events // 5))
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},
@@ -77,6 +80,7 @@ async def main(sizes: Sizes, live: live_view.LiveViewSizes) -> dict[str, Any]:
         "merge_split": merge_split,
         "live_view": live_result,
         "export": export,
+        "encryption": encryption,
     }
 
 
@@ -109,8 +113,8 @@ if __name__ == "__main__":
     arguments = _parser().parse_args()
     result = asyncio.run(main(*_sizes(arguments)))
     print(live_view.report(result["live_view"]))
-    targets = rows(result)
-    targets.append(export_row(result))
+    # issue 11's rows, then issue 12's
+    targets = [*rows(result), export_row(result), *encryption_rows(result)]
     result["targets"] = [asdict(t) for t in targets]
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     arguments.out.write_text(json.dumps(result, indent=2))

@@ -56,6 +56,10 @@ class Operation(StrEnum):
     READ_AUDIT = "read the audit"
     # Everything held about one customer in one document (a subject access request).
     EXPORT = "export a customer"
+    # Crypto-shredding a person (irreversible), and reading the erasure ledger.
+    ERASE = "erase customers"
+    # Whether a customer met an erased person's identifier: no personal data.
+    READ_ERASURE_STATUS = "read erasure status"
 
 
 _ALL = frozenset(Role)
@@ -73,6 +77,8 @@ ROLES: Mapping[Operation, frozenset[Role]] = {
     Operation.REVEAL: frozenset({Role.AGENT, Role.SUPERVISOR, Role.PRIVACY_OFFICER}),
     Operation.READ_AUDIT: frozenset({Role.PRIVACY_OFFICER}),
     Operation.EXPORT: frozenset({Role.PRIVACY_OFFICER}),
+    Operation.ERASE: frozenset({Role.PRIVACY_OFFICER}),
+    Operation.READ_ERASURE_STATUS: frozenset({Role.AGENT, Role.SUPERVISOR, Role.PRIVACY_OFFICER}),
 }
 """Which roles may perform each operation; a principal needs one of them."""
 
@@ -104,6 +110,11 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
     "AuditConnection": Operation.STRUCTURE,
     "AuditRecordEdge": Operation.STRUCTURE,
     "CustomerExport": Operation.EXPORT,
+    "ErasureStatus": Operation.READ_ERASURE_STATUS,
+    # Certificates name who erased whom and why: the privacy officer's alone.
+    "ErasureCertificate": Operation.ERASE,
+    "AnonymousCounts": Operation.ERASE,
+    "NamedCount": Operation.ERASE,
     **dict.fromkeys(
         (
             "Customer",
@@ -156,6 +167,9 @@ FIELD_DECISIONS: Mapping[str, Operation] = {
     "Query.auditLog": Operation.READ_AUDIT,
     "Query.verifyAuditChain": Operation.READ_AUDIT,
     "Query.exportCustomer": Operation.EXPORT,
+    "Mutation.eraseCustomer": Operation.ERASE,
+    "Query.erasureStatus": Operation.READ_ERASURE_STATUS,
+    "ErasureStatus.certificates": Operation.ERASE,
     "ActionResult.customer": _PERSONAL,
     "ActionResult.case": _METRICS,
     "TimelineUpdate.entry": _PERSONAL,

@@ -7,6 +7,7 @@ import strawberry
 from gateway.cases import CaseFilter
 from gateway.context import Info
 from gateway.enums import IDENTIFIER_KINDS, IdentifierKind
+from gateway.erasure import ErasureStatus, resolve_erasure_status
 from gateway.errors import ErrorCode, GatewayError, bad_user_input
 from gateway.nodes import (
     Case,
@@ -141,4 +142,8 @@ class Query:
     merge_suggestions: list[MergeSuggestion] = strawberry.field(
         resolver=resolve_merge_suggestions,
         description="Open merge suggestions of the tenant (first: 1-200).",
+    )
+    erasure_status: ErasureStatus | None = strawberry.field(
+        resolver=resolve_erasure_status,
+        description="Erasures of a customer, and whether it met an erased person's identifier.",
     )

@@ -27,6 +27,9 @@ TARGETS = (
     "identity: merge of two customers",
     "identity: split of two customers",
     "export of a",
+    "encryption on ingest (seal, open, record)",
+    "encryption on timeline reads (profile + page)",
+    "encryption on cold reads (data keys not cached)",
 )
 
 
