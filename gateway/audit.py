@@ -39,6 +39,7 @@ class AccessKind(StrEnum):
     REVEAL = "reveal"
     EXPORT = "export"
     READ_AUDIT = "read_audit"
+    ERASE = "erase"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,12 @@ from datetime import datetime
 
 import strawberry
 
+from gateway.audit import AccessKey, AccessKind, recorder
 from gateway.context import Info
-from gateway.errors import ErrorCode, GatewayError, bad_user_input
+from gateway.errors import ErrorCode, GatewayError
+from gateway.privacy import check_reason
 from gateway.scalars import check_id, instant
 from tsunagu.v1 import erasure_pb2
-
-MAX_REASON_CHARS = 1000
 
 
 @strawberry.type(description="How many of something survived an erasure, by name.")
@@ -82,12 +82,10 @@ def certificate(found: erasure_pb2.ErasureCertificate) -> ErasureCertificate:
 async def erase_customer(info: Info, customer_id: strawberry.ID, reason: str) -> ErasureCertificate:
     """Crypto-shred one person (APPI art. 35 / GDPR art. 17); irreversible."""
     checked = check_id("customerId", customer_id)
-    reason = reason.strip()
-    if not reason:
-        raise bad_user_input("`reason` must not be empty.")
-    if len(reason) > MAX_REASON_CHARS:
-        raise bad_user_input(f"`reason` is longer than {MAX_REASON_CHARS} characters.")
+    reason = check_reason(reason)
     principal = info.context.principal
+    # Recorded before the keys are destroyed: an erasure the audit cannot record is refused.
+    await recorder(info.context).record([AccessKey(checked, AccessKind.ERASE, reason=reason)])
     found = await info.context.timeline.erase_customer(
         erasure_pb2.EraseCustomerRequest(
             tenant=principal.tenant,

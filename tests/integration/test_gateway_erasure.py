@@ -32,6 +32,8 @@ mutation Erase($id: ID!, $reason: String!) {
 }
 """
 STATUS = "query S($id: ID!) { erasureStatus(customerId: $id) { previouslyErased } }"
+TRAIL = """query T($id: ID!) { auditTrail(customerId: $id, first: 50) {
+  edges { node { subject operation reason } } } }"""
 CERTIFICATES = "query S($id: ID!) { erasureStatus(customerId: $id) { certificates { id } } }"
 
 
@@ -104,6 +106,14 @@ async def test_a_privacy_officer_erases_and_an_agent_sees_only_the_flag(
     assert certificate["customerIds"] == [customer_id]
     assert certificate["bySubject"] == "privacy_officer-1"
     assert certificate["counts"]["contactsByChannel"] == [{"name": "voice", "count": 1}]
+    trail = await _run(served, TRAIL, {"id": customer_id}, _as("privacy_officer", tenant))
+    assert trail.data is not None, trail.errors
+    recorded = [edge["node"] for edge in trail.data["auditTrail"]["edges"]]
+    assert {
+        "subject": "privacy_officer-1",
+        "operation": "erase",
+        "reason": "GDPR art. 17 request",
+    } in recorded
     newcomer, _ = await _customer(served, tenant, phone)
     assert newcomer != customer_id
     flagged = await _run(served, STATUS, {"id": newcomer}, _as("agent", tenant))
