@@ -11,8 +11,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.timeline.cases.model import CaseDoc
-from services.timeline.store.documents import Document
-from services.timeline.store.versioned import by_ids, replace_at_version
+from services.timeline.store.documents import Document, aware
+from services.timeline.store.versioned import by_ids, replace_at_version, write_many_at_version
 from services.timeline.store.writes import insert_new, repoint
 
 # How many of a customer's most recently active cases assignment looks at: the open ones and
@@ -88,6 +88,29 @@ class CaseStore:
         )
         return [_case(doc) async for doc in cursor]
 
+    async def recent_of(
+        self, tenant: str, customer_ids: Iterable[str], *, limit: int = RECENT_CASES
+    ) -> dict[str, list[CaseDoc]]:
+        """`recent` for many customers in one round trip: customer id → cases, newest first.
+
+        One `customer_id $in` read, ordered and cut per customer here: a sort and a limit
+        apply to the whole result, not per customer, and this is the form the embedded
+        store answers from its `customer` index (a customer has a handful of cases).
+        """
+        wanted = list(dict.fromkeys(customer_ids))
+        found: dict[str, list[CaseDoc]] = {c: [] for c in wanted}
+        if not wanted:
+            return found
+        cursor = self.collection.find(
+            {"customer_id": {"$in": wanted}, "tenant": tenant}, batch_size=len(wanted) * limit
+        )
+        async for doc in cursor:
+            found[doc["customer_id"]].append(_case(doc))
+        for cases in found.values():
+            cases.sort(key=lambda c: (aware(c["updated_at"]), c["_id"]), reverse=True)
+            del cases[limit:]
+        return found
+
     async def latest_open(self, tenant: str, customer_id: str) -> CaseDoc | None:
         """The customer's most recently active case that is not resolved."""
         doc = await self.collection.find_one(
@@ -104,6 +127,14 @@ class CaseStore:
         """Optimistic write: succeeds only if nobody changed the case since it was read."""
         return await replace_at_version(
             self.collection, dict(doc), expected_version=expected_version
+        )
+
+    async def save_many(self, writes: Sequence[tuple[CaseDoc, int | None]]) -> set[str]:
+        """Write many cases in one round trip, each at the version it was read (None: a new
+        case); returns the ids of those another writer changed first (nothing written).
+        """
+        return await write_many_at_version(
+            self.collection, [(dict(doc), version) for doc, version in writes]
         )
 
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:

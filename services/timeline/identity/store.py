@@ -82,9 +82,12 @@ class IdentityStore:
         # one index range per value on MongoDB, and the only form the embedded store answers
         # from an index (it never uses the compound one) — the `$or` was a full scan there.
         wanted = set(keys)
+        values = sorted({v for _, v in wanted})
         cursor = self._identities.find(
-            {"tenant": tenant, "value": {"$in": sorted({v for _, v in wanted})}},
+            {"tenant": tenant, "value": {"$in": values}},
             {"kind": 1, "value": 1, "customer_id": 1, "customer_ids": 1, "first_event_id": 1},
+            # One reply for a batch's keys (a value is rarely held under more than one kind).
+            batch_size=2 * len(values),
         )
         return {
             (doc["kind"], doc["value"]): cast("IdentityDoc", doc)
@@ -112,6 +115,18 @@ class IdentityStore:
         docs = [claim.document(key) for key in claim.keys]
         refused = await insert_many_new(self._identities, docs)
         return [claim.keys[i] for i in sorted(refused)]
+
+    async def claim_many(self, claims: Sequence[Claim]) -> list[list[IdentityKey]]:
+        """`claim_identities` for many claims in one round trip; per claim, the keys refused."""
+        owners = [i for i, claim in enumerate(claims) for _ in claim.keys]
+        keys = [key for claim in claims for key in claim.keys]
+        refused = await insert_many_new(
+            self._identities, [claim.document(key) for claim in claims for key in claim.keys]
+        )
+        lost: list[list[IdentityKey]] = [[] for _ in claims]
+        for position in sorted(refused):
+            lost[owners[position]].append(keys[position])
+        return lost
 
     async def repoint_identities(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
         """Move the customers' records to `to_id` (a merge); returns how many."""

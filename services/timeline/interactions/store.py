@@ -98,6 +98,7 @@ class InteractionStore:
         cursor = self._log.find(
             {"_id": {"$in": keys}, "tenant": tenant},
             {"event_id": 1, "customer_id": 1, "projected": 1, "announced": 1, "case_id": 1},
+            batch_size=max(len(keys), 1),
         )
         return {doc["event_id"]: cast("InteractionState", doc) async for doc in cursor}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -11,8 +11,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.search_keys import PREFIX_TOP, with_search_key
 from services.timeline.store.documents import Document
-from services.timeline.store.versioned import by_ids, replace_at_version
-from services.timeline.store.writes import insert_new
+from services.timeline.store.versioned import by_ids, replace_at_version, write_many_at_version
+from services.timeline.store.writes import insert_many_new, insert_new
 
 INDEXES = [
     IndexModel([("tenant", ASCENDING), ("last_contact_at", DESCENDING)], name="tenant_recent"),
@@ -52,6 +52,11 @@ class CustomerStore:
         """Create a customer; False when it exists already (a replay)."""
         return await insert_new(self._customers, dict(doc))
 
+    async def insert_customers(self, docs: Sequence[CustomerDoc]) -> set[str]:
+        """Create many customers in one round trip; returns the ids that were new."""
+        refused = await insert_many_new(self._customers, [dict(doc) for doc in docs])
+        return {doc["_id"] for i, doc in enumerate(docs) if i not in refused}
+
     async def replace_customer(self, doc: CustomerDoc, *, expected_version: int) -> bool:
         """Optimistic write: succeeds only if nobody changed the customer since it was read.
 
@@ -60,6 +65,12 @@ class CustomerStore:
         """
         return await replace_at_version(
             self._customers, with_search_key(dict(doc)), expected_version=expected_version
+        )
+
+    async def replace_customers(self, writes: Sequence[tuple[CustomerDoc, int]]) -> set[str]:
+        """`replace_customer` for many in one round trip; returns the ids that lost the race."""
+        return await write_many_at_version(
+            self._customers, [(with_search_key(dict(doc)), version) for doc, version in writes]
         )
 
     async def delete_unused(self, tenant: str, customer_id: str) -> None:
