@@ -134,6 +134,7 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
             "MergeCustomersAction",
             "SplitMergeAction",
             "DismissMergeSuggestionAction",
+            "OutreachAction",
         ),
         _PERSONAL,
     ),
