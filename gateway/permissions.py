@@ -135,6 +135,7 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
             "SplitMergeAction",
             "DismissMergeSuggestionAction",
             "OutreachAction",
+            "Consent",
         ),
         _PERSONAL,
     ),

@@ -986,6 +986,44 @@ class ConsentChange(_message.Message):
 Global___ConsentChange: _TypeAlias = ConsentChange  # noqa: Y015
 
 @_typing.final
+class ConsentState(_message.Message):
+    """A customer's current decision for one channel x purpose (the profile keeps the newest)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    GRANTED_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    channel: Global___Channel.ValueType
+    purpose: Global___ConsentPurpose.ValueType
+    granted: _builtins.bool
+    source: Global___ConsentSource.ValueType
+    event_id: _builtins.str
+    """The KIND_CONSENT_CHANGE event that decided it (its evidence is on the timeline)."""
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        channel: Global___Channel.ValueType = ...,
+        purpose: Global___ConsentPurpose.ValueType = ...,
+        granted: _builtins.bool = ...,
+        source: Global___ConsentSource.ValueType = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "channel", b"channel", "event_id", b"event_id", "granted", b"granted", "purpose", b"purpose", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsentState: _TypeAlias = ConsentState  # noqa: Y015
+
+@_typing.final
 class OutreachAction(_message.Message):
     """A proactive outbound contact (KIND_OUTREACH); recorded only with the customer's consent."""
 

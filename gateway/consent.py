@@ -1,0 +1,66 @@
+"""A customer's consent per channel x purpose, as agents see it on the profile."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Self
+
+import strawberry
+
+from gateway.enums import CHANNELS, CONSENT_PURPOSES, Channel, ConsentPurpose, ProtoEnumMapping
+from gateway.scalars import instant, optional_id
+from tsunagu.v1 import interaction_pb2
+
+
+@strawberry.enum(description="How a consent decision reached us.")
+class ConsentSource(enum.Enum):
+    CUSTOMER_CHANNEL = strawberry.enum_value(
+        "CUSTOMER_CHANNEL", description="The customer said so on a channel (a reply, a chat)."
+    )
+    AGENT_RECORDED = strawberry.enum_value(
+        "AGENT_RECORDED", description="An agent recorded what the customer said (the phone)."
+    )
+    WEB_FORM = "WEB_FORM"
+
+
+CONSENT_SOURCES = ProtoEnumMapping(ConsentSource, interaction_pb2.ConsentSource, "CONSENT_SOURCE_")
+
+
+@strawberry.type(
+    description=(
+        "The customer's current decision for one channel x purpose: the newest one wins "
+        "(across merged customers too). Each change is also an entry on the timeline."
+    )
+)
+class Consent:
+    channel: Channel
+    purpose: ConsentPurpose
+    granted: bool = strawberry.field(description="False: withdrawn (or never given).")
+    source: ConsentSource | None
+    changed_at: datetime | None
+    event_id: strawberry.ID | None = strawberry.field(
+        description="The consent change on the timeline that decided it (with its evidence)."
+    )
+
+    @classmethod
+    def known(cls, states: Iterable[interaction_pb2.ConsentState]) -> list[Self]:
+        """The decisions this gateway can name (a channel or purpose newer than it: left out)."""
+        known: list[Self] = []
+        for state in states:
+            channel = CHANNELS.from_proto(state.channel)
+            purpose = CONSENT_PURPOSES.from_proto(state.purpose)
+            if channel is None or purpose is None:
+                continue
+            known.append(
+                cls(
+                    channel=channel,
+                    purpose=purpose,
+                    granted=state.granted,
+                    source=CONSENT_SOURCES.from_proto(state.source),
+                    changed_at=instant(state, "changed_at"),
+                    event_id=optional_id(state.event_id),
+                )
+            )
+        return known
