@@ -9,6 +9,7 @@ from typing import Self
 
 import strawberry
 
+from gateway.agent_actions import PlannedAction, check_text
 from gateway.enums import CHANNELS, CONSENT_PURPOSES, Channel, ConsentPurpose, ProtoEnumMapping
 from gateway.scalars import instant, optional_id
 from tsunagu.v1 import interaction_pb2
@@ -64,3 +65,23 @@ class Consent:
                 )
             )
         return known
+
+
+MAX_EVIDENCE = 2_000
+"""What the customer said, quoted by the agent: a sentence or two (the bus allows 8 KiB)."""
+
+
+def record_consent(
+    *, channel: Channel, purpose: ConsentPurpose, granted: bool, evidence: str | None
+) -> PlannedAction:
+    """An agent records a consent the customer gave or withdrew (on the phone)."""
+    change = interaction_pb2.ConsentChange(
+        channel=CHANNELS.to_proto(channel),
+        purpose=CONSENT_PURPOSES.to_proto(purpose),
+        granted=granted,
+        source=interaction_pb2.CONSENT_SOURCE_AGENT_RECORDED,
+        evidence=check_text("evidence", evidence, limit=MAX_EVIDENCE, required=False),
+    )
+    return PlannedAction(
+        interaction_pb2.KIND_CONSENT_CHANGE, interaction_pb2.AgentActionDetail(), consent=change
+    )

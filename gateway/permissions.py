@@ -56,6 +56,10 @@ class Operation(StrEnum):
     READ_AUDIT = "read the audit"
     # Everything held about one customer in one document (a subject access request).
     EXPORT = "export a customer"
+    # A consent the customer gave or withdrew, recorded for them (on the phone).
+    RECORD_CONSENT = "record consent"
+    # A proactive outbound contact (and only with the customer's consent).
+    OUTREACH = "reach out to customers"
 
 
 _ALL = frozenset(Role)
@@ -73,6 +77,8 @@ ROLES: Mapping[Operation, frozenset[Role]] = {
     Operation.REVEAL: frozenset({Role.AGENT, Role.SUPERVISOR, Role.PRIVACY_OFFICER}),
     Operation.READ_AUDIT: frozenset({Role.PRIVACY_OFFICER}),
     Operation.EXPORT: frozenset({Role.PRIVACY_OFFICER}),
+    Operation.RECORD_CONSENT: frozenset({Role.AGENT, Role.SUPERVISOR, Role.PRIVACY_OFFICER}),
+    Operation.OUTREACH: frozenset({Role.AGENT, Role.SUPERVISOR}),
 }
 """Which roles may perform each operation; a principal needs one of them."""
 
@@ -158,6 +164,8 @@ FIELD_DECISIONS: Mapping[str, Operation] = {
     "Query.auditLog": Operation.READ_AUDIT,
     "Query.verifyAuditChain": Operation.READ_AUDIT,
     "Query.exportCustomer": Operation.EXPORT,
+    "Mutation.recordConsent": Operation.RECORD_CONSENT,
+    "Mutation.recordOutreach": Operation.OUTREACH,
     "ActionResult.customer": _PERSONAL,
     "ActionResult.case": _METRICS,
     "TimelineUpdate.entry": _PERSONAL,
