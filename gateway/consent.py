@@ -11,7 +11,7 @@ import strawberry
 
 from gateway.agent_actions import PlannedAction, check_text
 from gateway.enums import CHANNELS, CONSENT_PURPOSES, Channel, ConsentPurpose, ProtoEnumMapping
-from gateway.scalars import instant, optional_id
+from gateway.scalars import instant, optional, optional_id
 from tsunagu.v1 import interaction_pb2
 
 
@@ -65,6 +65,31 @@ class Consent:
                 )
             )
         return known
+
+
+@strawberry.type(description="The decision a CONSENT_CHANGE entry of the timeline records.")
+class ConsentChange:
+    channel: Channel | None
+    purpose: ConsentPurpose | None
+    granted: bool
+    source: ConsentSource | None
+    evidence: str | None = strawberry.field(
+        description="What the customer said or ticked, in their words (personal, masked)."
+    )
+
+    @classmethod
+    def of(cls, interaction: interaction_pb2.Interaction) -> Self | None:
+        """The interaction's consent decision; ``None`` for other interactions."""
+        if not interaction.HasField("consent"):
+            return None
+        change = interaction.consent
+        return cls(
+            channel=CHANNELS.from_proto(change.channel),
+            purpose=CONSENT_PURPOSES.from_proto(change.purpose),
+            granted=change.granted,
+            source=CONSENT_SOURCES.from_proto(change.source),
+            evidence=optional(change.evidence),
+        )
 
 
 MAX_EVIDENCE = 2_000

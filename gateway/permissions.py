@@ -142,6 +142,7 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
             "DismissMergeSuggestionAction",
             "OutreachAction",
             "Consent",
+            "ConsentChange",
         ),
         _PERSONAL,
     ),

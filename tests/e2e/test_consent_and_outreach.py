@@ -39,7 +39,9 @@ query ($id: ID!) {
   customer(id: $id) {
     id
     consents { channel purpose granted source eventId }
-    timeline(first: 50) { edges { node { kind direction text } } }
+    timeline(first: 50) {
+      edges { node { kind direction text consent { channel purpose granted source evidence } } }
+    }
   }
 }
 """
@@ -124,7 +126,22 @@ async def test_a_web_form_grant_allows_outreach_and_a_phone_withdrawal_stops_it(
     assert decision["eventId"] == withdrawn["recordConsent"]["eventId"]
     entries = [edge["node"] for edge in view["timeline"]["edges"]]
     # The history stays on the timeline; the refused outreach was never recorded as sent.
-    assert [e["kind"] for e in entries].count("CONSENT_CHANGE") == 2
+    assert [e["consent"] for e in entries if e["kind"] == "CONSENT_CHANGE"] == [
+        {
+            "channel": "SMS",
+            "purpose": "MARKETING",
+            "granted": False,
+            "source": "AGENT_RECORDED",
+            "evidence": "Please stop the SMS offers",
+        },
+        {
+            "channel": "SMS",
+            "purpose": "MARKETING",
+            "granted": True,
+            "source": "WEB_FORM",
+            "evidence": "Yes, send me offers by SMS",
+        },
+    ]
     assert [(e["kind"], e["direction"], e["text"]) for e in entries if e["kind"] == "OUTREACH"] == [
         ("OUTREACH", "OUTBOUND", offer)
     ]
