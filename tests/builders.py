@@ -208,14 +208,9 @@ def consent_form(
     interaction.identifiers.append(pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=email))
     interaction.web_form.form_id = "preferences"
     interaction.consent.CopyFrom(
-        pb.ConsentChange(
-            channel=channel,
-            purpose=purpose,
-            granted=granted,
-            source=pb.CONSENT_SOURCE_WEB_FORM,
-            evidence=evidence,
-        )
+        pb.ConsentChange(channel=channel, purpose=purpose, granted=granted, evidence=evidence)
     )
+    interaction.consent.source = pb.CONSENT_SOURCE_WEB_FORM
     return interaction
 
 
@@ -235,14 +230,9 @@ def consent_by_agent(
     interaction.actor.CopyFrom(pb.Actor(type=pb.ACTOR_TYPE_AGENT, id="agent-1"))
     interaction.agent_action.customer_id = customer_id
     interaction.consent.CopyFrom(
-        pb.ConsentChange(
-            channel=channel,
-            purpose=purpose,
-            granted=granted,
-            source=pb.CONSENT_SOURCE_AGENT_RECORDED,
-            evidence=evidence,
-        )
+        pb.ConsentChange(channel=channel, purpose=purpose, granted=granted, evidence=evidence)
     )
+    interaction.consent.source = pb.CONSENT_SOURCE_AGENT_RECORDED
     return interaction
 
 

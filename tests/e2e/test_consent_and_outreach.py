@@ -66,6 +66,19 @@ def _current(customer: dict[str, Any]) -> dict[tuple[str, str], bool]:
     return {(c["channel"], c["purpose"]): c["granted"] for c in customer["consents"]}
 
 
+async def _with_consents(session: Any, address: str) -> dict[str, Any]:
+    """The customer with this email, once the timeline has recorded a consent of theirs."""
+    result = await eventually(
+        session,
+        BY_IDENTIFIER,
+        lambda r: r["customerByIdentifier"] and r["customerByIdentifier"]["consents"],
+        kind="EMAIL",
+        value=address,
+    )
+    customer: dict[str, Any] = result["customerByIdentifier"]
+    return customer
+
+
 async def _refused(session: Any, query: str, **variables: Any) -> list[str]:
     with pytest.raises(TransportQueryError) as caught:
         await execute(session, query, **variables)
@@ -85,14 +98,7 @@ async def test_a_web_form_grant_allows_outreach_and_a_phone_withdrawal_stops_it(
     )
 
     async with http_session(stack) as agent:
-        found_by_email = await eventually(
-            agent,
-            BY_IDENTIFIER,
-            lambda r: r["customerByIdentifier"] and r["customerByIdentifier"]["consents"],
-            kind="EMAIL",
-            value=address,
-        )
-        customer = found_by_email["customerByIdentifier"]
+        customer = await _with_consents(agent, address)
         [grant] = customer["consents"]
         assert (grant["channel"], grant["purpose"], grant["granted"], grant["source"]) == (
             "SMS",
@@ -156,14 +162,7 @@ async def test_a_merge_keeps_the_newest_decision_and_a_split_gives_each_its_own(
     await submit(stack, "chat", builders.chat(TENANT, visitor=f"v-c-{suffix}", phone=phone))
 
     async with http_session(stack, roles=("agent", "supervisor")) as supervisor:
-        granted = await eventually(
-            supervisor,
-            BY_IDENTIFIER,
-            lambda r: r["customerByIdentifier"] and r["customerByIdentifier"]["consents"],
-            kind="EMAIL",
-            value=address,
-        )
-        first = granted["customerByIdentifier"]["id"]
+        first = (await _with_consents(supervisor, address))["id"]
         second = (await found(supervisor, BY_IDENTIFIER, kind="PHONE", value=phone))[
             "customerByIdentifier"
         ]["id"]

@@ -11,13 +11,8 @@ from tests.integration.test_consumer_faults import (
     agent_desk_subject,
     header,
 )
+from tests.integration.test_signed_actors import _customer
 from tsunagu.v1 import interaction_pb2 as pb
-
-
-async def _customer(bus: Bus, visitor: str) -> str:
-    chat = builders.chat(bus.tenant, visitor=visitor)
-    await bus.publish(chat.SerializeToString())
-    return (await bus.recorded([chat.event_id]))[chat.event_id]
 
 
 async def _settled(bus: Bus, customer: str) -> None:
