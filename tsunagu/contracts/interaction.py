@@ -150,8 +150,9 @@ def check_detail(interaction: pb.Interaction, rules: ChannelRules) -> None:
 
 
 def check_consent(interaction: pb.Interaction) -> None:
-    """A consent change carries a decision (known channel and purpose, a source, short
-    evidence, bounded with the other strings); an outreach names a known channel and purpose; no other event carries either.
+    """A consent change carries a decision (a known channel, purpose and source; its evidence
+    is bounded with the other strings); an outreach names a known channel and purpose; no
+    other event carries either.
 
     Raises:
         ContractViolation: `detail_invalid`.
