@@ -47,12 +47,15 @@ class PlannedAction:
         detail: The ``AgentActionDetail`` with its ``action`` set (ids are added later).
         direction: ``INTERNAL``, or ``OUTBOUND`` for what the customer is sent.
         text: ``content.text`` for actions that are text (a note, a progress update).
+        consent: ``Interaction.consent`` of a consent an agent records (the detail then
+            names no action).
     """
 
     kind: pb.Kind.ValueType
     detail: pb.AgentActionDetail
     direction: pb.Direction.ValueType = pb.DIRECTION_INTERNAL
     text: str = ""
+    consent: pb.ConsentChange | None = None
 
 
 def check_text(name: str, value: str | None, *, limit: int, required: bool = True) -> str:
@@ -314,6 +317,8 @@ def to_interaction(
     )
     if action.text:
         interaction.content.text = action.text
+    if action.consent is not None:
+        interaction.consent.CopyFrom(action.consent)
     interaction.occurred_at.FromDatetime(now)
     try:
         check_interaction(interaction, limits=BUS_LIMITS, now=now)

@@ -8,6 +8,7 @@ from typing import Self
 
 import strawberry
 
+from gateway.consent import Consent
 from gateway.enums import CHANNELS, Channel, Kind
 from gateway.from_proto import read_field
 from gateway.identifiers import Actor, Identifier, ProtectedIdentifier
@@ -63,6 +64,11 @@ class CustomerFields:
             "(blocklisted, shared or invalid), each with its reason."
         )
     )
+    consents: list[Consent] = strawberry.field(
+        description=(
+            "Consent per channel x purpose (no entry: never asked). Outreach needs a granted one."
+        )
+    )
 
     @classmethod
     def from_proto(cls, customer: timeline_pb2.Customer) -> Self:
@@ -81,6 +87,7 @@ class CustomerFields:
             last_agent_remark=read_field(customer, "last_agent_remark", AgentRemark),
             open_case_id=optional_id(customer.open_case_id),
             protected_identifiers=ProtectedIdentifier.known(customer.protected_identifiers),
+            consents=Consent.known(customer.consents),
         )
 
 

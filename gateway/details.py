@@ -11,7 +11,7 @@ from typing import Annotated
 
 import strawberry
 
-from gateway.enums import CancellationOutcome, CancellationReason, Channel
+from gateway.enums import CancellationOutcome, CancellationReason, Channel, ConsentPurpose
 from gateway.from_proto import oneof_reader
 from tsunagu.v1 import interaction_pb2
 
@@ -168,6 +168,13 @@ class CompleteFollowUpAction:
     note: str | None
 
 
+@strawberry.type(description="A proactive outbound contact, recorded with the customer's consent.")
+class OutreachAction:
+    channel: Channel | None
+    purpose: ConsentPurpose | None
+    text: str | None
+
+
 AgentAction = Annotated[
     NoteAction
     | HandoffAction
@@ -182,7 +189,8 @@ AgentAction = Annotated[
     | MergeCustomersAction
     | SplitMergeAction
     | DismissMergeSuggestionAction
-    | CompleteFollowUpAction,
+    | CompleteFollowUpAction
+    | OutreachAction,
     strawberry.union("AgentAction", description="What an agent (or the customer, for CSAT) did."),
 ]
 

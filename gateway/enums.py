@@ -49,6 +49,7 @@ class Kind(enum.Enum):
     MERGE_SPLIT = "MERGE_SPLIT"
     MERGE_SUGGESTION_DISMISSED = "MERGE_SUGGESTION_DISMISSED"
     FOLLOW_UP_COMPLETED = "FOLLOW_UP_COMPLETED"
+    OUTREACH = "OUTREACH"
 
 
 @strawberry.enum
@@ -98,6 +99,14 @@ class CancellationOutcome(enum.Enum):
     RETAINED = "RETAINED"
     CANCELLED = "CANCELLED"
     PENDING = "PENDING"
+
+
+@strawberry.enum(description="What a customer's consent to be contacted is for.")
+class ConsentPurpose(enum.Enum):
+    SUPPORT = "SUPPORT"
+    MARKETING = "MARKETING"
+    SURVEYS = "SURVEYS"
+    PROACTIVE_OUTREACH = "PROACTIVE_OUTREACH"
 
 
 @strawberry.enum(description="Where a case stands.")
@@ -184,6 +193,9 @@ CANCELLATION_OUTCOMES = ProtoEnumMapping(
     CancellationOutcome, interaction_pb2.CancellationOutcome, "CANCELLATION_OUTCOME_"
 )
 CASE_STATUSES = ProtoEnumMapping(CaseStatus, timeline_pb2.CaseStatus, "CASE_STATUS_")
+CONSENT_PURPOSES = ProtoEnumMapping(
+    ConsentPurpose, interaction_pb2.ConsentPurpose, "CONSENT_PURPOSE_"
+)
 
 # Every mapping, by GraphQL enum: how a proto enum field is read into its GraphQL type.
 PROTO_ENUMS: dict[type[enum.Enum], ProtoEnumMapping[Any, Any]] = {
@@ -197,5 +209,6 @@ PROTO_ENUMS: dict[type[enum.Enum], ProtoEnumMapping[Any, Any]] = {
         CANCELLATION_REASONS,
         CANCELLATION_OUTCOMES,
         CASE_STATUSES,
+        CONSENT_PURPOSES,
     )
 }

@@ -17,16 +17,22 @@ import asyncio
 import enum
 import inspect
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import strawberry
 
-from gateway import agent_actions, erasure, merges
+from gateway import agent_actions, consent, erasure, merges, outreach
 from gateway.agent_actions import PlannedAction
 from gateway.context import Info
-from gateway.enums import CancellationOutcome, CancellationReason, Channel, WriteStatus
+from gateway.enums import (
+    CancellationOutcome,
+    CancellationReason,
+    Channel,
+    ConsentPurpose,
+    WriteStatus,
+)
 from gateway.errors import ErrorCode, GatewayError, bad_user_input
 from gateway.nodes import Case, Customer, load_case, load_customer
 from gateway.scalars import check_id
@@ -100,6 +106,8 @@ class AgentActionMutation:
         plan: Validates the arguments, passed by name, into the action
             (``gateway.agent_actions``).
         target: Which of ``customerId``/``caseId``/``customerIds`` the mutation takes.
+        precheck: What must hold of the live customer before the action is published
+            (an outreach: the customer's consent).
     """
 
     name: str
@@ -107,6 +115,7 @@ class AgentActionMutation:
     arguments: Mapping[str, object]
     plan: Callable[..., PlannedAction]
     target: Target = Target.CASE
+    precheck: Callable[[Info, PlannedAction, str], Awaitable[None]] | None = None
 
 
 ACTIONS = (
@@ -209,6 +218,27 @@ ACTIONS = (
         agent_actions.dismiss_merge_suggestion,
         Target.CUSTOMER,
     ),
+    AgentActionMutation(
+        "record_consent",
+        "Record a consent the customer gave or withdrew (on the phone), per channel x purpose.",
+        {
+            "channel": Channel,
+            "purpose": ConsentPurpose,
+            "granted": bool,
+            "evidence": str | None,
+        },
+        consent.record_consent,
+        Target.CUSTOMER,
+    ),
+    AgentActionMutation(
+        "record_outreach",
+        "A proactive outbound contact (OUTBOUND on the timeline); CONSENT_REQUIRED unless the "
+        "customer has granted the channel x purpose.",
+        {"channel": Channel, "purpose": ConsentPurpose, "text": str},
+        outreach.outreach,
+        Target.CUSTOMER,
+        outreach.require_consent,
+    ),
 )
 
 
@@ -233,6 +263,8 @@ async def _act(
         live = await live_customer_id(context, check_id("customerId", customer_id))
         checked_case = None if case_id is None else await _case_of(info, case_id, live)
     await _check_ledger_references(info, arguments, live)
+    if mutation.precheck is not None:
+        await mutation.precheck(info, action, live)
     outcome = await perform(context, action, customer_id=live, case_id=checked_case, event_id=key)
     return ActionResult.from_outcome(outcome)
 

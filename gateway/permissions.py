@@ -60,6 +60,10 @@ class Operation(StrEnum):
     ERASE = "erase customers"
     # Whether a customer met an erased person's identifier: no personal data.
     READ_ERASURE_STATUS = "read erasure status"
+    # A consent the customer gave or withdrew, recorded for them (on the phone).
+    RECORD_CONSENT = "record consent"
+    # A proactive outbound contact (and only with the customer's consent).
+    OUTREACH = "reach out to customers"
 
 
 _ALL = frozenset(Role)
@@ -79,6 +83,8 @@ ROLES: Mapping[Operation, frozenset[Role]] = {
     Operation.EXPORT: frozenset({Role.PRIVACY_OFFICER}),
     Operation.ERASE: frozenset({Role.PRIVACY_OFFICER}),
     Operation.READ_ERASURE_STATUS: frozenset({Role.AGENT, Role.SUPERVISOR, Role.PRIVACY_OFFICER}),
+    Operation.RECORD_CONSENT: frozenset({Role.AGENT, Role.SUPERVISOR, Role.PRIVACY_OFFICER}),
+    Operation.OUTREACH: frozenset({Role.AGENT, Role.SUPERVISOR}),
 }
 """Which roles may perform each operation; a principal needs one of them."""
 
@@ -145,6 +151,9 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
             "MergeCustomersAction",
             "SplitMergeAction",
             "DismissMergeSuggestionAction",
+            "OutreachAction",
+            "Consent",
+            "ConsentChange",
         ),
         _PERSONAL,
     ),
@@ -170,6 +179,8 @@ FIELD_DECISIONS: Mapping[str, Operation] = {
     "Mutation.eraseCustomer": Operation.ERASE,
     "Query.erasureStatus": Operation.READ_ERASURE_STATUS,
     "ErasureStatus.certificates": Operation.ERASE,
+    "Mutation.recordConsent": Operation.RECORD_CONSENT,
+    "Mutation.recordOutreach": Operation.OUTREACH,
     "ActionResult.customer": _PERSONAL,
     "ActionResult.case": _METRICS,
     "TimelineUpdate.entry": _PERSONAL,

@@ -8,6 +8,7 @@ from typing import Self
 
 import strawberry
 
+from gateway.consent import ConsentChange
 from gateway.context import Info
 from gateway.details import InteractionDetail, detail_from_proto
 from gateway.enums import CHANNELS, DIRECTIONS, KINDS, Channel, Direction, Kind
@@ -60,6 +61,9 @@ class InteractionFields:
     switched_from: Channel | None = strawberry.field(
         description="Set when this contact continued an open case from another channel."
     )
+    consent: ConsentChange | None = strawberry.field(
+        default=None, description="The decision of a CONSENT_CHANGE entry."
+    )
 
     @classmethod
     def from_entry(cls, entry: timeline_pb2.TimelineEntry) -> Self | None:
@@ -108,6 +112,7 @@ class InteractionFields:
             detail=detail_from_proto(interaction),
             case_id=optional_id(entry.case_id),
             switched_from=CHANNELS.from_proto(entry.switched_from),
+            consent=ConsentChange.of(interaction),
         )
 
 

@@ -108,6 +108,7 @@ _ACTION_KINDS: dict[str, pb.Kind.ValueType] = {
     "cancellation_request": pb.KIND_CANCELLATION_REQUEST,
     "cancellation_outcome": pb.KIND_CANCELLATION_OUTCOME,
     "complete_follow_up": pb.KIND_FOLLOW_UP_COMPLETED,
+    "outreach": pb.KIND_OUTREACH,
 }
 
 
@@ -123,7 +124,8 @@ def agent_action(
 ) -> pb.Interaction:
     """An agent action as the gateway publishes it, e.g. `note=pb.NoteAction(text=...)`."""
     [(name, detail)] = action.items()
-    direction = pb.DIRECTION_OUTBOUND if name == "progress_update" else pb.DIRECTION_INTERNAL
+    outbound = name in {"progress_update", "outreach"}
+    direction = pb.DIRECTION_OUTBOUND if outbound else pb.DIRECTION_INTERNAL
     interaction = _base(tenant, pb.CHANNEL_AGENT_DESK, _ACTION_KINDS[name], at)
     interaction.direction = direction
     interaction.actor.CopyFrom(
@@ -189,3 +191,64 @@ def verified(interaction: pb.Interaction) -> pb.Interaction:
     for identifier in interaction.identifiers:
         identifier.verified = True
     return interaction
+
+
+def consent_form(
+    tenant: str,
+    *,
+    email: str,
+    channel: pb.Channel.ValueType = pb.CHANNEL_SMS,
+    purpose: pb.ConsentPurpose.ValueType = pb.CONSENT_PURPOSE_MARKETING,
+    granted: bool = True,
+    evidence: str = "",
+    at: datetime | None = None,
+) -> pb.Interaction:
+    """A customer ticks (or unticks) a consent box on a web form."""
+    interaction = _base(tenant, pb.CHANNEL_WEB, pb.KIND_CONSENT_CHANGE, at)
+    interaction.identifiers.append(pb.Identifier(kind=pb.IDENTIFIER_KIND_EMAIL, value=email))
+    interaction.web_form.form_id = "preferences"
+    interaction.consent.CopyFrom(
+        pb.ConsentChange(channel=channel, purpose=purpose, granted=granted, evidence=evidence)
+    )
+    interaction.consent.source = pb.CONSENT_SOURCE_WEB_FORM
+    return interaction
+
+
+def consent_by_agent(
+    tenant: str,
+    customer_id: str,
+    *,
+    channel: pb.Channel.ValueType = pb.CHANNEL_SMS,
+    purpose: pb.ConsentPurpose.ValueType = pb.CONSENT_PURPOSE_MARKETING,
+    granted: bool = False,
+    evidence: str = "",
+    at: datetime | None = None,
+) -> pb.Interaction:
+    """An agent records what the customer said on the phone about their consent."""
+    interaction = _base(tenant, pb.CHANNEL_AGENT_DESK, pb.KIND_CONSENT_CHANGE, at)
+    interaction.direction = pb.DIRECTION_INTERNAL
+    interaction.actor.CopyFrom(pb.Actor(type=pb.ACTOR_TYPE_AGENT, id="agent-1"))
+    interaction.agent_action.customer_id = customer_id
+    interaction.consent.CopyFrom(
+        pb.ConsentChange(channel=channel, purpose=purpose, granted=granted, evidence=evidence)
+    )
+    interaction.consent.source = pb.CONSENT_SOURCE_AGENT_RECORDED
+    return interaction
+
+
+def outreach(
+    tenant: str,
+    customer_id: str,
+    *,
+    channel: pb.Channel.ValueType = pb.CHANNEL_SMS,
+    purpose: pb.ConsentPurpose.ValueType = pb.CONSENT_PURPOSE_MARKETING,
+    text: str = "Our spring offer is out",
+    at: datetime | None = None,
+) -> pb.Interaction:
+    """A proactive outbound contact, as the gateway publishes it."""
+    return agent_action(
+        tenant,
+        customer_id,
+        at=at,
+        outreach=pb.OutreachAction(channel=channel, purpose=purpose, text=text),
+    )

@@ -222,6 +222,12 @@ class TimelineRecorder:
             )
         elif detail == "agent_action":
             customer_id = await self._subject_customer(tenant, interaction.agent_action.customer_id)
+            if action == "outreach":
+                # A consent queued earlier in this batch counts: it is written first.
+                batch.flushed.update(await self._flush(batch))
+                await self.projector.check_outreach(
+                    tenant, customer_id, interaction.agent_action.outreach
+                )
         else:
             resolution = await self._resolve(
                 tenant,

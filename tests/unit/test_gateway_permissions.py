@@ -170,6 +170,20 @@ CASES: dict[str, tuple[str, list[str], set[str], str | None]] = {
         {"supervisor"},
         "BAD_USER_INPUT",
     ),
+    "record consent": (
+        'mutation { recordConsent(customerId: "c-1", channel: SMS, purpose: MARKETING, '
+        'granted: true, evidence: "\\u0007") { eventId } }',
+        ["recordConsent"],
+        {"agent", "supervisor", "privacy_officer"},
+        "BAD_USER_INPUT",
+    ),
+    "outreach": (
+        'mutation { recordOutreach(customerId: "c-1", channel: SMS, purpose: MARKETING, '
+        'text: "") { eventId } }',
+        ["recordOutreach"],
+        {"agent", "supervisor"},
+        "BAD_USER_INPUT",
+    ),
 }
 
 

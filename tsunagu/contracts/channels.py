@@ -27,21 +27,25 @@ class ChannelRules:
 
 _CALL_KINDS = frozenset({pb.KIND_CALL_STARTED, pb.KIND_CALL_TRANSFERRED, pb.KIND_CALL_ENDED})
 # Everything an agent (or the system for one) does on the desk: notes to consent changes.
-_AGENT_DESK_KINDS = frozenset(range(pb.KIND_NOTE, pb.KIND_FOLLOW_UP_COMPLETED + 1))
+_AGENT_DESK_KINDS = frozenset(range(pb.KIND_NOTE, pb.KIND_OUTREACH + 1))
+# A customer may give or withdraw consent on the channels they write on (reply STOP, a form).
+_CONSENT = frozenset({pb.KIND_CONSENT_CHANGE})
 
 CHANNEL_RULES: Mapping[int, ChannelRules] = MappingProxyType(
     {
-        pb.CHANNEL_CHAT: ChannelRules("chat", frozenset({pb.KIND_MESSAGE})),
+        pb.CHANNEL_CHAT: ChannelRules("chat", frozenset({pb.KIND_MESSAGE}) | _CONSENT),
         pb.CHANNEL_VOICE: ChannelRules("call", _CALL_KINDS, ("call_id",)),
         pb.CHANNEL_EMAIL: ChannelRules(
-            "email", frozenset({pb.KIND_EMAIL}), ("message_id", "from_address")
+            "email", frozenset({pb.KIND_EMAIL}) | _CONSENT, ("message_id", "from_address")
         ),
-        pb.CHANNEL_SMS: ChannelRules("sms", frozenset({pb.KIND_MESSAGE}), ("from_number",)),
+        pb.CHANNEL_SMS: ChannelRules(
+            "sms", frozenset({pb.KIND_MESSAGE}) | _CONSENT, ("from_number",)
+        ),
         pb.CHANNEL_SOCIAL: ChannelRules(
             "social", frozenset({pb.KIND_MESSAGE}), ("network", "handle")
         ),
         pb.CHANNEL_WEB: ChannelRules(
-            "web_form", frozenset({pb.KIND_FORM_SUBMISSION}), ("form_id",)
+            "web_form", frozenset({pb.KIND_FORM_SUBMISSION}) | _CONSENT, ("form_id",)
         ),
         pb.CHANNEL_AGENT_DESK: ChannelRules("agent_action", _AGENT_DESK_KINDS),
     }

@@ -46,6 +46,8 @@ class Reason(StrEnum):
     DELIVERIES_EXHAUSTED = "deliveries_exhausted"
     # The store refused the document itself (too large, invalid for it): never retried.
     STORE_REJECTED = "store_rejected"
+    # An outreach the customer had not consented to when it was recorded: never stored as sent.
+    CONSENT_REQUIRED = "consent_required"
 
 
 class ContractViolation(ValueError):

@@ -62,6 +62,7 @@ def check_interaction(
         )
     check_identifier_count(interaction, limits=limits)
     check_detail(interaction, rules)
+    check_consent(interaction)
     check_strings(interaction, limits=limits)
     check_event_size(interaction, limits=limits)
 
@@ -139,5 +140,69 @@ def check_detail(interaction: pb.Interaction, rules: ChannelRules) -> None:
             raise ContractViolation(
                 f"{rules.detail}.{name}", "required", code=Reason.DETAIL_INVALID
             )
-    if present == "agent_action" and interaction.agent_action.WhichOneof("action") is None:
+    if (
+        present == "agent_action"
+        and interaction.agent_action.WhichOneof("action") is None
+        # An agent recording a consent: the decision is `Interaction.consent`.
+        and interaction.kind != pb.KIND_CONSENT_CHANGE
+    ):
         raise ContractViolation("agent_action", "names no action", code=Reason.DETAIL_INVALID)
+
+
+def check_consent(interaction: pb.Interaction) -> None:
+    """A consent change carries a decision (a known channel, purpose and source; its evidence
+    is bounded with the other strings); an outreach names a known channel and purpose; no
+    other event carries either.
+
+    Raises:
+        ContractViolation: `detail_invalid`.
+    """
+    is_change = interaction.kind == pb.KIND_CONSENT_CHANGE
+    if interaction.HasField("consent") != is_change:
+        raise ContractViolation(
+            "consent",
+            "required for KIND_CONSENT_CHANGE" if is_change else "only on KIND_CONSENT_CHANGE",
+            code=Reason.DETAIL_INVALID,
+        )
+    if is_change:
+        consent = interaction.consent
+        _check_channel_purpose("consent", consent.channel, consent.purpose)
+        if consent.source not in pb.ConsentSource.DESCRIPTOR.values_by_number or not (
+            consent.source
+        ):
+            raise ContractViolation(
+                "consent.source", "unknown or unspecified", code=Reason.DETAIL_INVALID
+            )
+    is_outreach = interaction.kind == pb.KIND_OUTREACH
+    has_outreach = (
+        interaction.WhichOneof("detail") == "agent_action"
+        and interaction.agent_action.WhichOneof("action") == "outreach"
+    )
+    if is_outreach != has_outreach:
+        raise ContractViolation(
+            "agent_action.outreach",
+            "KIND_OUTREACH and the outreach action go together",
+            code=Reason.DETAIL_INVALID,
+        )
+    if is_outreach:
+        outreach = interaction.agent_action.outreach
+        _check_channel_purpose("agent_action.outreach", outreach.channel, outreach.purpose)
+
+
+_CONSENT_CHANNELS = frozenset(
+    {pb.CHANNEL_CHAT, pb.CHANNEL_VOICE, pb.CHANNEL_EMAIL, pb.CHANNEL_SMS, pb.CHANNEL_SOCIAL}
+)
+
+
+def _check_channel_purpose(path: str, channel: int, purpose: int) -> None:
+    """A customer-facing channel (consent is about contacting the customer) and a purpose."""
+    if channel not in _CONSENT_CHANNELS:
+        raise ContractViolation(
+            f"{path}.channel",
+            f"{channel_label(channel)} is not a channel a customer is contacted on",
+            code=Reason.DETAIL_INVALID,
+        )
+    if purpose not in pb.ConsentPurpose.DESCRIPTOR.values_by_number or not purpose:
+        raise ContractViolation(
+            f"{path}.purpose", f"unknown purpose value {purpose}", code=Reason.DETAIL_INVALID
+        )

@@ -45,8 +45,11 @@ _AGENT_ACTION_IDS = frozenset(
         "agent_action.merge_customers.customer_ids",
     }
 )
+MAX_CONSENT_EVIDENCE_BYTES = 8 * 1024
+"""What the customer said or ticked, quoted: a few sentences, not a transcript."""
 _FIXED_LIMITS: Mapping[str, int] = MappingProxyType(
     {
+        "consent.evidence": MAX_CONSENT_EVIDENCE_BYTES,
         "content.subject": _SUBJECT_BYTES,
         "email.subject": _SUBJECT_BYTES,
         "chat.page_url": _URL_BYTES,

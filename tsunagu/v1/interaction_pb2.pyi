@@ -83,6 +83,8 @@ class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Kind.ValueType],
     """An agent dismissed a merge suggestion (AgentActionDetail.dismiss_merge_suggestion)."""
     KIND_FOLLOW_UP_COMPLETED: _Kind.ValueType  # 21
     """An agent marked a follow-up task done (AgentActionDetail.complete_follow_up)."""
+    KIND_OUTREACH: _Kind.ValueType  # 22
+    """An agent contacted the customer proactively (AgentActionDetail.outreach); needs consent."""
 
 class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
     """What happened."""
@@ -113,6 +115,8 @@ KIND_MERGE_SUGGESTION_DISMISSED: Kind.ValueType  # 20
 """An agent dismissed a merge suggestion (AgentActionDetail.dismiss_merge_suggestion)."""
 KIND_FOLLOW_UP_COMPLETED: Kind.ValueType  # 21
 """An agent marked a follow-up task done (AgentActionDetail.complete_follow_up)."""
+KIND_OUTREACH: Kind.ValueType  # 22
+"""An agent contacted the customer proactively (AgentActionDetail.outreach); needs consent."""
 Global___Kind: _TypeAlias = Kind  # noqa: Y015
 
 class _Direction:
@@ -233,6 +237,52 @@ CANCELLATION_OUTCOME_RETAINED: CancellationOutcome.ValueType  # 1
 CANCELLATION_OUTCOME_CANCELLED: CancellationOutcome.ValueType  # 2
 CANCELLATION_OUTCOME_PENDING: CancellationOutcome.ValueType  # 3
 Global___CancellationOutcome: _TypeAlias = CancellationOutcome  # noqa: Y015
+
+class _ConsentPurpose:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConsentPurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConsentPurpose.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONSENT_PURPOSE_UNSPECIFIED: _ConsentPurpose.ValueType  # 0
+    CONSENT_PURPOSE_SUPPORT: _ConsentPurpose.ValueType  # 1
+    CONSENT_PURPOSE_MARKETING: _ConsentPurpose.ValueType  # 2
+    CONSENT_PURPOSE_SURVEYS: _ConsentPurpose.ValueType  # 3
+    CONSENT_PURPOSE_PROACTIVE_OUTREACH: _ConsentPurpose.ValueType  # 4
+
+class ConsentPurpose(_ConsentPurpose, metaclass=_ConsentPurposeEnumTypeWrapper):
+    """What a customer's consent is for."""
+
+CONSENT_PURPOSE_UNSPECIFIED: ConsentPurpose.ValueType  # 0
+CONSENT_PURPOSE_SUPPORT: ConsentPurpose.ValueType  # 1
+CONSENT_PURPOSE_MARKETING: ConsentPurpose.ValueType  # 2
+CONSENT_PURPOSE_SURVEYS: ConsentPurpose.ValueType  # 3
+CONSENT_PURPOSE_PROACTIVE_OUTREACH: ConsentPurpose.ValueType  # 4
+Global___ConsentPurpose: _TypeAlias = ConsentPurpose  # noqa: Y015
+
+class _ConsentSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConsentSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConsentSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONSENT_SOURCE_UNSPECIFIED: _ConsentSource.ValueType  # 0
+    CONSENT_SOURCE_CUSTOMER_CHANNEL: _ConsentSource.ValueType  # 1
+    """The customer said so on a channel (a reply to an SMS, a chat message)."""
+    CONSENT_SOURCE_AGENT_RECORDED: _ConsentSource.ValueType  # 2
+    """An agent recorded what the customer said (on the phone)."""
+    CONSENT_SOURCE_WEB_FORM: _ConsentSource.ValueType  # 3
+
+class ConsentSource(_ConsentSource, metaclass=_ConsentSourceEnumTypeWrapper):
+    """How a consent decision reached us."""
+
+CONSENT_SOURCE_UNSPECIFIED: ConsentSource.ValueType  # 0
+CONSENT_SOURCE_CUSTOMER_CHANNEL: ConsentSource.ValueType  # 1
+"""The customer said so on a channel (a reply to an SMS, a chat message)."""
+CONSENT_SOURCE_AGENT_RECORDED: ConsentSource.ValueType  # 2
+"""An agent recorded what the customer said (on the phone)."""
+CONSENT_SOURCE_WEB_FORM: ConsentSource.ValueType  # 3
+Global___ConsentSource: _TypeAlias = ConsentSource  # noqa: Y015
 
 @_typing.final
 class Identifier(_message.Message):
@@ -900,6 +950,107 @@ class CompleteFollowUpAction(_message.Message):
 Global___CompleteFollowUpAction: _TypeAlias = CompleteFollowUpAction  # noqa: Y015
 
 @_typing.final
+class ConsentChange(_message.Message):
+    """One consent decision (Interaction.consent of a KIND_CONSENT_CHANGE event)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    GRANTED_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    channel: Global___Channel.ValueType
+    """The channel the consent is about (may differ from the channel it was given on)."""
+    purpose: Global___ConsentPurpose.ValueType
+    granted: _builtins.bool
+    """True: granted; false: withdrawn."""
+    source: Global___ConsentSource.ValueType
+    evidence: _builtins.str
+    """Optional: what the customer said or ticked, in their words (personal text)."""
+    def __init__(
+        self,
+        *,
+        channel: Global___Channel.ValueType = ...,
+        purpose: Global___ConsentPurpose.ValueType = ...,
+        granted: _builtins.bool = ...,
+        source: Global___ConsentSource.ValueType = ...,
+        evidence: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "evidence", b"evidence", "granted", b"granted", "purpose", b"purpose", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsentChange: _TypeAlias = ConsentChange  # noqa: Y015
+
+@_typing.final
+class ConsentState(_message.Message):
+    """A customer's current decision for one channel x purpose (the profile keeps the newest)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    GRANTED_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    CHANGED_AT_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    channel: Global___Channel.ValueType
+    purpose: Global___ConsentPurpose.ValueType
+    granted: _builtins.bool
+    source: Global___ConsentSource.ValueType
+    event_id: _builtins.str
+    """The KIND_CONSENT_CHANGE event that decided it (its evidence is on the timeline)."""
+    @_builtins.property
+    def changed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        channel: Global___Channel.ValueType = ...,
+        purpose: Global___ConsentPurpose.ValueType = ...,
+        granted: _builtins.bool = ...,
+        source: Global___ConsentSource.ValueType = ...,
+        changed_at: _timestamp_pb2.Timestamp | None = ...,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at", "channel", b"channel", "event_id", b"event_id", "granted", b"granted", "purpose", b"purpose", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsentState: _TypeAlias = ConsentState  # noqa: Y015
+
+@_typing.final
+class OutreachAction(_message.Message):
+    """A proactive outbound contact (KIND_OUTREACH); recorded only with the customer's consent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    channel: Global___Channel.ValueType
+    purpose: Global___ConsentPurpose.ValueType
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        channel: Global___Channel.ValueType = ...,
+        purpose: Global___ConsentPurpose.ValueType = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "purpose", b"purpose", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OutreachAction: _TypeAlias = OutreachAction  # noqa: Y015
+
+@_typing.final
 class AgentActionDetail(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -919,6 +1070,7 @@ class AgentActionDetail(_message.Message):
     SPLIT_MERGE_FIELD_NUMBER: _builtins.int
     DISMISS_MERGE_SUGGESTION_FIELD_NUMBER: _builtins.int
     COMPLETE_FOLLOW_UP_FIELD_NUMBER: _builtins.int
+    OUTREACH_FIELD_NUMBER: _builtins.int
     case_id: _builtins.str
     """Case the action applies to, when known."""
     customer_id: _builtins.str
@@ -951,6 +1103,8 @@ class AgentActionDetail(_message.Message):
     def dismiss_merge_suggestion(self) -> Global___DismissMergeSuggestionAction: ...
     @_builtins.property
     def complete_follow_up(self) -> Global___CompleteFollowUpAction: ...
+    @_builtins.property
+    def outreach(self) -> Global___OutreachAction: ...
     def __init__(
         self,
         *,
@@ -970,12 +1124,13 @@ class AgentActionDetail(_message.Message):
         split_merge: Global___SplitMergeAction | None = ...,
         dismiss_merge_suggestion: Global___DismissMergeSuggestionAction | None = ...,
         complete_follow_up: Global___CompleteFollowUpAction | None = ...,
+        outreach: Global___OutreachAction | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cancellation_outcome", b"cancellation_outcome", "cancellation_request", b"cancellation_request", "complete_follow_up", b"complete_follow_up", "csat", b"csat", "dismiss_merge_suggestion", b"dismiss_merge_suggestion", "escalation", b"escalation", "handoff", b"handoff", "merge_customers", b"merge_customers", "note", b"note", "progress_update", b"progress_update", "resolution", b"resolution", "split_merge", b"split_merge", "tag", b"tag", "transfer", b"transfer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cancellation_outcome", b"cancellation_outcome", "cancellation_request", b"cancellation_request", "complete_follow_up", b"complete_follow_up", "csat", b"csat", "dismiss_merge_suggestion", b"dismiss_merge_suggestion", "escalation", b"escalation", "handoff", b"handoff", "merge_customers", b"merge_customers", "note", b"note", "outreach", b"outreach", "progress_update", b"progress_update", "resolution", b"resolution", "split_merge", b"split_merge", "tag", b"tag", "transfer", b"transfer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cancellation_outcome", b"cancellation_outcome", "cancellation_request", b"cancellation_request", "case_id", b"case_id", "complete_follow_up", b"complete_follow_up", "csat", b"csat", "customer_id", b"customer_id", "dismiss_merge_suggestion", b"dismiss_merge_suggestion", "escalation", b"escalation", "handoff", b"handoff", "merge_customers", b"merge_customers", "note", b"note", "progress_update", b"progress_update", "resolution", b"resolution", "split_merge", b"split_merge", "tag", b"tag", "transfer", b"transfer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "cancellation_outcome", b"cancellation_outcome", "cancellation_request", b"cancellation_request", "case_id", b"case_id", "complete_follow_up", b"complete_follow_up", "csat", b"csat", "customer_id", b"customer_id", "dismiss_merge_suggestion", b"dismiss_merge_suggestion", "escalation", b"escalation", "handoff", b"handoff", "merge_customers", b"merge_customers", "note", b"note", "outreach", b"outreach", "progress_update", b"progress_update", "resolution", b"resolution", "split_merge", b"split_merge", "tag", b"tag", "transfer", b"transfer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["note", "handoff", "escalation", "progress_update", "transfer", "resolution", "tag", "csat", "cancellation_request", "cancellation_outcome", "merge_customers", "split_merge", "dismiss_merge_suggestion", "complete_follow_up"]  # noqa: Y015
+    _WhichOneofReturnType_action: _TypeAlias = _typing.Literal["note", "handoff", "escalation", "progress_update", "transfer", "resolution", "tag", "csat", "cancellation_request", "cancellation_outcome", "merge_customers", "split_merge", "dismiss_merge_suggestion", "complete_follow_up", "outreach"]  # noqa: Y015
     _WhichOneofArgType_action: _TypeAlias = _typing.Literal["action", b"action"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_action) -> _WhichOneofReturnType_action | None: ...
 
@@ -1002,6 +1157,7 @@ class Interaction(_message.Message):
     SOCIAL_FIELD_NUMBER: _builtins.int
     WEB_FORM_FIELD_NUMBER: _builtins.int
     AGENT_ACTION_FIELD_NUMBER: _builtins.int
+    CONSENT_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Client-supplied, globally unique (UUID or ULID); the idempotency key end to end."""
     tenant: _builtins.str
@@ -1032,6 +1188,10 @@ class Interaction(_message.Message):
     def web_form(self) -> Global___WebFormDetail: ...
     @_builtins.property
     def agent_action(self) -> Global___AgentActionDetail: ...
+    @_builtins.property
+    def consent(self) -> Global___ConsentChange:
+        """The decision of a KIND_CONSENT_CHANGE event (on any channel it is accepted on)."""
+
     def __init__(
         self,
         *,
@@ -1052,10 +1212,11 @@ class Interaction(_message.Message):
         social: Global___SocialDetail | None = ...,
         web_form: Global___WebFormDetail | None = ...,
         agent_action: Global___AgentActionDetail | None = ...,
+        consent: Global___ConsentChange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "agent_action", b"agent_action", "call", b"call", "chat", b"chat", "content", b"content", "detail", b"detail", "email", b"email", "occurred_at", b"occurred_at", "sms", b"sms", "social", b"social", "web_form", b"web_form"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "agent_action", b"agent_action", "call", b"call", "chat", b"chat", "consent", b"consent", "content", b"content", "detail", b"detail", "email", b"email", "occurred_at", b"occurred_at", "sms", b"sms", "social", b"social", "web_form", b"web_form"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "agent_action", b"agent_action", "call", b"call", "channel", b"channel", "chat", b"chat", "content", b"content", "conversation_ref", b"conversation_ref", "detail", b"detail", "direction", b"direction", "email", b"email", "event_id", b"event_id", "identifiers", b"identifiers", "kind", b"kind", "occurred_at", b"occurred_at", "sms", b"sms", "social", b"social", "tenant", b"tenant", "web_form", b"web_form"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "agent_action", b"agent_action", "call", b"call", "channel", b"channel", "chat", b"chat", "consent", b"consent", "content", b"content", "conversation_ref", b"conversation_ref", "detail", b"detail", "direction", b"direction", "email", b"email", "event_id", b"event_id", "identifiers", b"identifiers", "kind", b"kind", "occurred_at", b"occurred_at", "sms", b"sms", "social", b"social", "tenant", b"tenant", "web_form", b"web_form"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_detail: _TypeAlias = _typing.Literal["chat", "call", "email", "sms", "social", "web_form", "agent_action"]  # noqa: Y015
     _WhichOneofArgType_detail: _TypeAlias = _typing.Literal["detail", b"detail"]  # noqa: Y015

@@ -125,6 +125,7 @@ class Customer(_message.Message):
     OPEN_CASE_ID_FIELD_NUMBER: _builtins.int
     LAST_AGENT_REMARK_FIELD_NUMBER: _builtins.int
     PROTECTED_IDENTIFIERS_FIELD_NUMBER: _builtins.int
+    CONSENTS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant: _builtins.str
     display_name: _builtins.str
@@ -153,6 +154,10 @@ class Customer(_message.Message):
     def protected_identifiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProtectedIdentifier]:
         """Identifiers kept on the customer but never used to match (blocklisted, shared, invalid)."""
 
+    @_builtins.property
+    def consents(self) -> _containers.RepeatedCompositeFieldContainer[_interaction_pb2.ConsentState]:
+        """Current consent per channel x purpose (the newest decision of each; history on the timeline)."""
+
     def __init__(
         self,
         *,
@@ -169,10 +174,11 @@ class Customer(_message.Message):
         open_case_id: _builtins.str = ...,
         last_agent_remark: Global___AgentRemark | None = ...,
         protected_identifiers: _abc.Iterable[Global___ProtectedIdentifier] | None = ...,
+        consents: _abc.Iterable[_interaction_pb2.ConsentState] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["first_contact_at", b"first_contact_at", "last_agent_remark", b"last_agent_remark", "last_contact_at", b"last_contact_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "display_name", b"display_name", "first_contact_at", b"first_contact_at", "id", b"id", "identifiers", b"identifiers", "interaction_count", b"interaction_count", "interactions_by_channel", b"interactions_by_channel", "last_agent_remark", b"last_agent_remark", "last_contact_at", b"last_contact_at", "merged_ids", b"merged_ids", "open_case_id", b"open_case_id", "protected_identifiers", b"protected_identifiers", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channels", b"channels", "consents", b"consents", "display_name", b"display_name", "first_contact_at", b"first_contact_at", "id", b"id", "identifiers", b"identifiers", "interaction_count", b"interaction_count", "interactions_by_channel", b"interactions_by_channel", "last_agent_remark", b"last_agent_remark", "last_contact_at", b"last_contact_at", "merged_ids", b"merged_ids", "open_case_id", b"open_case_id", "protected_identifiers", b"protected_identifiers", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

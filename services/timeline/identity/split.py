@@ -24,7 +24,14 @@ from services.timeline.identity.documents import Before, MergeEntry, SplitRecord
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.identity.records import IdentityRecords
 from services.timeline.identity.resolver import Actor, IdentityResolver
+from services.timeline.interactions.entries import interaction_of
 from services.timeline.interactions.records import InteractionLog
+from services.timeline.profiles.consents import (
+    CONSENT_CHANGE_KIND,
+    ConsentDoc,
+    consent_of,
+    consents_from,
+)
 from services.timeline.profiles.profile import rebuilt_profile, with_open_case
 from services.timeline.profiles.records import CustomerRecords
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
@@ -189,8 +196,14 @@ class MergeSplitter:
     ) -> None:
         open_case = await self.cases.latest_open(tenant, customer_id)
         identifiers: list[IdentifierDoc] = []
-        for doc in await self.interactions.of_customer(tenant, customer_id, ("identifiers",)):
+        decisions: list[ConsentDoc] = []
+        for doc in await self.interactions.of_customer(
+            tenant, customer_id, ("identifiers", "kind", "raw", "occurred_at")
+        ):
             identifiers.extend(doc.get("identifiers", []))
+            if doc.get("kind") == CONSENT_CHANGE_KIND:
+                decision = consent_of(interaction_of(doc), occurred_at=doc["occurred_at"])
+                decisions.extend([decision] if decision else [])
 
         async def rebuild() -> Lost | None:
             customer = (await self.customers.get_customers(tenant, [customer_id])).get(customer_id)
@@ -218,6 +231,7 @@ class MergeSplitter:
                 display_name=named.get("display_name", ""),
                 name_verified=bool(named.get("name_verified")),
                 merged_ids=merged_ids,
+                consents=consents_from(decisions),
             )
             profile["separated_from"] = sorted(separated)
             profile = with_open_case(profile, open_case["_id"] if open_case else "")

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from services.timeline.profiles.consents import consent_of
 from services.timeline.profiles.profile import Contact
 from services.timeline.profiles.signals import ADDRESS_FIELDS, NAME_FIELDS
 from services.timeline.store.documents import IdentifierDoc, channel_token
@@ -53,4 +54,5 @@ def contact_from(
         remark=remark,
         event_id=interaction.event_id,
         verified=any(ident.get("verified") for ident in identifiers),
+        consent=consent_of(interaction, occurred_at=occurred_at),
     )

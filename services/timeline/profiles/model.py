@@ -39,3 +39,5 @@ class CustomerDoc(TypedDict):
     counted_pending: NotRequired[list[str]]
     open_case_id: NotRequired[str]
     last_agent_remark: NotRequired[dict[str, Any]]
+    # Current consent per "channel:purpose" (`profiles.consents`); history is on the timeline.
+    consents: NotRequired[dict[str, dict[str, Any]]]

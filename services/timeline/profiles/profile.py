@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from services.timeline.interactions.tally import Tally
+from services.timeline.profiles.consents import ConsentDoc, combined_consents, with_consent
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.signals import address_key, name_key
 from services.timeline.store.documents import IdentifierDoc, aware
@@ -37,6 +38,8 @@ class Contact:
     event_id: str = ""
     # A channel verified one of its identifiers: its name may replace a verified one.
     verified: bool = False
+    # A consent decision (KIND_CONSENT_CHANGE): the newest per channel x purpose is kept.
+    consent: ConsentDoc | None = None
 
 
 def new_customer(
@@ -120,6 +123,8 @@ def apply_contact(customer: CustomerDoc, contact: Contact) -> CustomerDoc:
     )
     if contact.remark is not None:
         updated = with_remark(updated, contact.remark)
+    if contact.consent is not None:
+        updated["consents"] = with_consent(customer.get("consents", {}), contact.consent)
     return updated
 
 
@@ -172,6 +177,10 @@ def merged_profile(
             if merged not in merged_ids:
                 merged_ids.append(merged)
     updated["merged_ids"] = merged_ids
+    # Merges combine consents: per channel x purpose, the most recent decision wins.
+    updated["consents"] = combined_consents(
+        survivor.get("consents", {}), *(d.get("consents", {}) for d in losers)
+    )
     return updated
 
 
@@ -183,9 +192,14 @@ def rebuilt_profile(
     display_name: str,
     name_verified: bool,
     merged_ids: list[str],
+    consents: dict[str, ConsentDoc] | None = None,
 ) -> CustomerDoc:
-    """The customer recomputed from its log after a split (counts, dates, identifiers)."""
+    """The customer recomputed from its log after a split (counts, dates, identifiers, and
+    the consents its own interactions gave: each side of a split gets its own back).
+    """
     updated = with_tally(customer, tally)
+    if consents is not None:
+        updated["consents"] = consents
     updated["identifiers"] = _union_identifiers(identifiers)
     updated["display_name"] = display_name
     updated["name_verified"] = name_verified

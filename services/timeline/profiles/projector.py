@@ -12,6 +12,7 @@ from services.timeline.cases.records import CaseRecords
 from services.timeline.errors import ConcurrentUpdateError
 from services.timeline.interactions.entries import interaction_of
 from services.timeline.interactions.records import InteractionLog
+from services.timeline.profiles.consents import permits, purpose_token
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.profile import (
     Contact,
@@ -22,7 +23,9 @@ from services.timeline.profiles.profile import (
 )
 from services.timeline.profiles.records import CustomerRecords
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
-from services.timeline.store.documents import aware
+from services.timeline.store.documents import aware, channel_token
+from tsunagu.contracts.errors import ContractViolation, Reason
+from tsunagu.v1 import interaction_pb2
 
 
 def _applied(customer: CustomerDoc, contacts: list[Contact], open_case: str | None) -> CustomerDoc:
@@ -121,6 +124,23 @@ class Projector:
             except Exception as exc:  # noqa: BLE001 - reported for this customer only
                 outcomes[customer_id] = exc
         return outcomes
+
+    async def check_outreach(
+        self, tenant: str, customer_id: str, outreach: interaction_pb2.OutreachAction
+    ) -> None:
+        """Refuse an outreach the customer has not consented to (or withdrew consent for).
+
+        Raises:
+            ContractViolation: `consent_required` (the event is dead-lettered, never stored).
+        """
+        customer = (await self.customers.get_customers(tenant, [customer_id])).get(customer_id)
+        channel, purpose = channel_token(outreach.channel), purpose_token(outreach.purpose)
+        if customer is None or not permits(customer.get("consents", {}), channel, purpose):
+            raise ContractViolation(
+                "agent_action.outreach",
+                f"customer {customer_id} has not granted {channel} x {purpose}",
+                code=Reason.CONSENT_REQUIRED,
+            )
 
     async def _signals_changed(self, before: CustomerDoc, after: CustomerDoc) -> None:
         if any(after.get(f) and after.get(f) != before.get(f) for f in _SIGNAL_FIELDS):

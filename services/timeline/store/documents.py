@@ -103,7 +103,24 @@ def customer_to_proto(doc: Mapping[str, Any]) -> timeline_pb2.Customer:
     customer.open_case_id = doc.get("open_case_id") or ""
     if remark := doc.get("last_agent_remark"):
         customer.last_agent_remark.CopyFrom(remark_to_proto(remark))
+    customer.consents.extend(
+        consent_to_proto(c) for _, c in sorted(doc.get("consents", {}).items())
+    )
     return customer
+
+
+def consent_to_proto(doc: Mapping[str, Any]) -> interaction_pb2.ConsentState:
+    """One current consent decision as stored by the profile (`profiles.consents`)."""
+    purposes, sources = interaction_pb2.ConsentPurpose, interaction_pb2.ConsentSource
+    state = interaction_pb2.ConsentState(
+        channel=CHANNELS_BY_TOKEN.get(doc["channel"], 0),  # type: ignore[arg-type]
+        purpose=purposes.Value(f"CONSENT_PURPOSE_{doc['purpose'].upper()}"),
+        granted=bool(doc["granted"]),
+        source=sources.Value(f"CONSENT_SOURCE_{doc['source'].upper()}"),
+        event_id=doc.get("event_id", ""),
+    )
+    state.changed_at.CopyFrom(to_timestamp(doc["changed_at"]))
+    return state
 
 
 def remark_to_proto(doc: Document) -> timeline_pb2.AgentRemark:
