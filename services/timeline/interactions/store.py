@@ -246,8 +246,10 @@ class InteractionStore:
         self, tenant: str, customer_id: str, fields: Sequence[str]
     ) -> list[Document]:
         """The customer's whole log, only `fields` of each entry (a split sorts it out)."""
+        # A sealed `raw` opens only with the entry it is bound to: its event id comes along.
+        wanted = [*fields, "event_id"] if "raw" in fields else list(fields)
         cursor = self._log.find(
-            {"tenant": tenant, "customer_id": customer_id}, dict.fromkeys(fields, 1)
+            {"tenant": tenant, "customer_id": customer_id}, dict.fromkeys(wanted, 1)
         )
         return await self._opened(tenant, cursor)
 
