@@ -96,11 +96,10 @@ async def _merged_correctly(store: TimelineStore, tenant: str, outcome: Recorded
     """Every interaction, identity and case is on the survivor; the losers are marked."""
     assert len(outcome.merged_ids) == 2, outcome
     survivor = outcome.customer_id
-    db = store.db
-    assert await db["interactions"].count_documents({"tenant": tenant}) == 7
-    assert await db["interactions"].count_documents({"customer_id": {"$ne": survivor}}) == 0
-    assert await db["identities"].count_documents({"customer_id": {"$ne": survivor}}) == 0
-    assert await db["cases"].count_documents({"customer_id": {"$ne": survivor}}) == 0
+    db, losers = store.db, {"$in": outcome.merged_ids}
+    assert await db["interactions"].count_documents({"customer_id": survivor}) == 7
+    for collection in ("interactions", "identities", "cases"):
+        assert await db[collection].count_documents({"customer_id": losers}) == 0, collection
     docs = await store.customers.get_customers(tenant, [survivor, *outcome.merged_ids])
     assert docs[survivor]["interaction_count"] == 7
     for loser in outcome.merged_ids:
@@ -168,3 +167,36 @@ async def test_a_loser_another_writer_changed_before_the_bulk_mark_is_marked_aga
     [raced] = racing.raced
     doc = (await store.customers.get_customers(tenant, [raced]))[raced]
     assert doc["separated_from"] == ["cus_elsewhere"]
+
+
+async def test_a_merge_mid_batch_leaves_the_batch_read_standing_for_the_other_customers(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str
+) -> None:
+    store, counts = counted
+    recorder = _recorder(store)
+    await _three_customers(recorder, tenant)
+    chats = [
+        builders.chat(tenant, visitor=f"w{k}", at=T0 + timedelta(minutes=20, seconds=k))
+        for k in range(30)
+    ]
+    await recorder.record_batch(chats)  # thirty customers, each with an open case
+    again = [
+        builders.chat(tenant, visitor=f"w{k}", at=T0 + timedelta(minutes=30, seconds=k))
+        for k in range(30)
+    ]
+
+    before = _sent(counts)
+    outcomes = await recorder.record_batch([*again[:15], _link(tenant), *again[15:]])
+    sent = _sent(counts) - before
+
+    recorded = [o for o in outcomes if isinstance(o, Recorded)]
+    assert len(recorded) == 31, outcomes
+    await _merged_correctly(store, tenant, recorded[15])
+    # The identities were read once for the whole batch (before: again after the merge).
+    assert sent["find:identities"] == 1, sent
+    ids = {o.customer_id for o in recorded if o is not recorded[15]}
+    profiles = await store.customers.get_customers(tenant, ids)
+    counts_by_customer = sorted(p["interaction_count"] for p in profiles.values())
+    assert counts_by_customer == [2] * 30, counts_by_customer
+    cases = await store.db["cases"].find({"customer_id": {"$in": list(ids)}}).to_list()
+    assert sorted(c["interaction_count"] for c in cases) == [2] * 30
