@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from typing import cast
@@ -504,31 +504,41 @@ class IdentityResolver:
                 ],
             }
             await self.identities.record_merge(ledger)
-            await self.finish_merge(ledger)
+            # Only losers the store holds: the bulk mark is an upsert at their read version.
+            await self.finish_merge(ledger, read={i: fresh[i] for i in loser_ids if i in fresh})
             log.info("merged %s into %s (event %s)", loser_ids, survivor["_id"], event_id)
             return survivor["_id"], loser_ids
 
-    async def finish_merge(self, ledger: MergeEntry) -> None:
+    async def finish_merge(
+        self, ledger: MergeEntry, *, read: Mapping[str, CustomerDoc] | None = None
+    ) -> None:
+        """Mark, re-point, rebuild, announce; `read`: the losers as just read, if they were."""
         tenant, survivor_id = ledger["tenant"], ledger["survivor_id"]
         loser_ids: list[str] = ledger["merged_ids"]
         # Mark first, then re-point once. A writer appends to a customer before it writes the
         # customer's profile at the version it read: if that write landed before the mark, so
         # did its appends, and the re-point below moves them; if it came after, the mark's
         # version made it fail and the writer moves what it appended itself (`_moved`).
-        losers = await self._mark_merged(ledger)
+        losers = await self._mark_merged(ledger, read)
         await self._repoint(tenant, loser_ids, survivor_id)
         # A merge on another replica may have merged our survivor meanwhile (checked after our
         # last re-point: a later merge re-points what we moved). Finish on its live survivor.
-        target, _ = await self.survivors(tenant, {survivor_id})
+        target, live = await self.survivors(tenant, {survivor_id})
         if target.get(survivor_id, survivor_id) != survivor_id:
             live_id = target[survivor_id]
             await self._repoint(tenant, [survivor_id], live_id)
             survivor_id = live_id
+        # The survivor as just read is the first attempt's base; a lost race reads it again.
+        base = live.get(survivor_id)
         open_case = await self.cases.latest_open(tenant, survivor_id)
         manual = ledger.get("rule") == MANUAL_RULE
 
         async def rebuild() -> Lost | None:
-            survivor = (await self.customers.get_customers(tenant, [survivor_id]))[survivor_id]
+            nonlocal base
+            survivor = (
+                base or (await self.customers.get_customers(tenant, [survivor_id]))[survivor_id]
+            )
+            base = None
             tally = await self.interactions.tally(tenant, survivor_id)
             profile = merged_profile(
                 survivor,
@@ -551,7 +561,9 @@ class IdentityResolver:
             await self.announce(ledger, "merged")
         await self.identities.settle_merge(ledger, status="done")
 
-    async def _mark_merged(self, ledger: MergeEntry) -> list[CustomerDoc]:
+    async def _mark_merged(
+        self, ledger: MergeEntry, read: Mapping[str, CustomerDoc] | None = None
+    ) -> list[CustomerDoc]:
         """Mark the losers merged into the survivor: one read of them all, one bulk write at
         the versions read; a loser a writer changed meanwhile is read again and marked alone.
 
@@ -581,7 +593,8 @@ class IdentityResolver:
             doc["status"], doc["merged_into"] = "merged", survivor_id
             return doc
 
-        read = await self.customers.get_customers(tenant, loser_ids)
+        if read is None:
+            read = await self.customers.get_customers(tenant, loser_ids)
         planned: list[tuple[CustomerDoc, int]] = []
         for loser_id in loser_ids:
             if loser_id in read and (doc := await taken(read[loser_id])) is not None:
