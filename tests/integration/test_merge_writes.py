@@ -4,52 +4,20 @@ one bulk write that a writer racing on one loser does not undo.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from pymongo import AsyncMongoClient
-
-from services.timeline.bootstrap import build_core
-from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.store import CustomerStore
 from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.store.command_counts import CommandCounts
-from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tests import builders
+from tests.integration.counted_store import commands_sent, recorder_over
 from tsunagu.v1 import interaction_pb2 as pb
 
 T0 = datetime.now(UTC) - timedelta(days=3)
 PHONE = "+81 90-1234-5678"
-
-
-@pytest.fixture
-async def counted(
-    mongodb_uri: str, database_name: str
-) -> AsyncIterator[tuple[TimelineStore, CommandCounts]]:
-    """A fresh timeline database whose client counts every command it sends."""
-    counts = CommandCounts()
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        mongodb_uri, tz_aware=True, event_listeners=[counts]
-    )
-    try:
-        store = TimelineStore(client[database_name])
-        await store.ensure_indexes()
-        yield store, counts
-    finally:
-        await client.drop_database(database_name)
-        await client.close()
-
-
-def _recorder(store: TimelineStore) -> TimelineRecorder:
-    return build_core(store, identity_for=lambda _tenant: IdentityPolicy("JP")).recorder
-
-
-def _sent(counts: CommandCounts) -> Counter[str]:
-    return Counter({key: tally["count"] for key, tally in counts.snapshot()["commands"].items()})
 
 
 def _email(tenant: str, address: str, identifier: pb.Identifier, minute: int) -> pb.Interaction:
@@ -77,6 +45,16 @@ async def _three_customers(recorder: TimelineRecorder, tenant: str) -> list[Reco
     recorded = [o for o in outcomes if isinstance(o, Recorded)]
     assert len({o.customer_id for o in recorded}) == 3, outcomes
     return recorded
+
+
+async def _seeded(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str
+) -> tuple[TimelineStore, CommandCounts, TimelineRecorder]:
+    """The counted store with the three customers to merge, and the recorder that made them."""
+    store, counts = counted
+    recorder = recorder_over(store)
+    await _three_customers(recorder, tenant)
+    return store, counts, recorder
 
 
 def _link(tenant: str) -> pb.Interaction:
@@ -110,13 +88,11 @@ async def _merged_correctly(store: TimelineStore, tenant: str, outcome: Recorded
 async def test_a_merge_re_points_each_collection_once_and_marks_its_losers_in_one_write(
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
-    store, counts = counted
-    recorder = _recorder(store)
-    await _three_customers(recorder, tenant)
+    store, counts, recorder = await _seeded(counted, tenant)
 
-    before = _sent(counts)
+    before = commands_sent(counts)
     [outcome] = await recorder.record_batch([_link(tenant)])
-    sent = _sent(counts) - before
+    sent = commands_sent(counts) - before
 
     assert isinstance(outcome, Recorded)
     await _merged_correctly(store, tenant, outcome)
@@ -154,11 +130,11 @@ async def test_a_loser_another_writer_changed_before_the_bulk_mark_is_marked_aga
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
     store, _ = counted
-    await _three_customers(_recorder(store), tenant)
+    await _three_customers(recorder_over(store), tenant)
     racing = _RacingOnALoser(store)
     store.customers = racing
 
-    [outcome] = await _recorder(store).record_batch([_link(tenant)])
+    [outcome] = await recorder_over(store).record_batch([_link(tenant)])
 
     assert isinstance(outcome, Recorded)
     assert len(racing.raced) == 1
@@ -172,9 +148,7 @@ async def test_a_loser_another_writer_changed_before_the_bulk_mark_is_marked_aga
 async def test_a_merge_mid_batch_leaves_the_batch_read_standing_for_the_other_customers(
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
-    store, counts = counted
-    recorder = _recorder(store)
-    await _three_customers(recorder, tenant)
+    store, counts, recorder = await _seeded(counted, tenant)
     chats = [
         builders.chat(tenant, visitor=f"w{k}", at=T0 + timedelta(minutes=20, seconds=k))
         for k in range(30)
@@ -185,9 +159,9 @@ async def test_a_merge_mid_batch_leaves_the_batch_read_standing_for_the_other_cu
         for k in range(30)
     ]
 
-    before = _sent(counts)
+    before = commands_sent(counts)
     outcomes = await recorder.record_batch([*again[:15], _link(tenant), *again[15:]])
-    sent = _sent(counts) - before
+    sent = commands_sent(counts) - before
 
     recorded = [o for o in outcomes if isinstance(o, Recorded)]
     assert len(recorded) == 31, outcomes
