@@ -18,7 +18,8 @@ class ReadAhead:
     stands for each event's own read as long as nothing the batch wrote since touched that
     event's keys: an event that created a customer, claimed a new identifier, merged, or met
     a protected identifier leaves its keys *touched*, and a later event presenting any of them
-    reads afresh. The batch's first flush drops the whole of it (a merge moves records).
+    reads afresh. A flush, or a merge, makes stale only the customers it wrote: `forget`
+    drops those and touches every key that led to them; the rest of the read still stands.
     Other writers are not seen either way: a lost race is caught by the unique and
     version-checked writes, as it is for a read made just before.
     """
@@ -50,3 +51,18 @@ class ReadAhead:
         """The tenant's live customers as read (bases for the batch's profile writes)."""
         lookup = self.lookups.get(tenant)
         return lookup.live if lookup is not None else {}
+
+    def forget(self, tenant: str, customer_ids: Collection[str]) -> None:
+        """The batch wrote these customers (a flush, a merge): later events on them read afresh."""
+        lookup = self.lookups.get(tenant)
+        if lookup is None or not customer_ids:
+            return
+        gone = set(customer_ids)
+        for key, doc in lookup.docs.items():
+            owner = doc["customer_id"]
+            if owner in gone or lookup.target.get(owner) in gone:
+                self.touched.add((tenant, key))
+        for owner in [o for o, live in lookup.target.items() if o in gone or live in gone]:
+            del lookup.target[owner]
+        for customer_id in gone:
+            lookup.live.pop(customer_id, None)

@@ -120,7 +120,8 @@ class TimelineRecorder:
         one of the profiles and one flag update. Identity resolution stays one event at a
         time, in order, against that read (an event whose keys the batch changed since reads
         for itself), and everything pending is flushed before a merge so that the merge moves
-        and counts a complete log; the rest of the batch is then read for again.
+        and counts a complete log; later events on the customers a flush or a merge wrote
+        read for themselves, the others keep the batch's read.
         """
         outcomes: list[Recorded | Exception | None] = [None] * len(interactions)
         batch = _Batch()
@@ -212,8 +213,11 @@ class TimelineRecorder:
         detail = interaction.WhichOneof("detail")
         action = interaction.agent_action.WhichOneof("action") if detail == "agent_action" else None
         if action in IDENTITY_ACTIONS:
-            # It moves records between customers: everything queued is written first.
+            # It moves records between customers: everything queued is written first, and
+            # the rest of the batch is read for again.
             batch.flushed.update(await self._flush(batch))
+            batch.ahead = None
+            batch.cases.clear()
             outcome = await self.commands.apply(interaction, self.clock())
             customer_id, merged, restored = (
                 outcome.customer_id,
@@ -291,7 +295,7 @@ class TimelineRecorder:
         if not resolution.merge_needed:
             return resolution
         batch.flushed.update(await self._flush(batch))
-        return await self.resolver.resolve(
+        merged = await self.resolver.resolve(
             tenant=tenant,
             event_id=event_id,
             occurred_at=at,
@@ -300,6 +304,9 @@ class TimelineRecorder:
             may_merge=True,
             lookup=resolution.lookup,
         )
+        # The merge moved the records of these customers; the rest of the read still holds.
+        self._forget(batch, tenant, {merged.customer_id, *merged.merged_ids})
+        return merged
 
     async def _recover(self, tenant: str, event_id: str, state: InteractionState) -> None:
         """A previous delivery stored the event but stopped before projecting it: the slices
@@ -340,10 +347,16 @@ class TimelineRecorder:
         items, batch.items = batch.items, []
         outcomes: dict[int, Recorded | Exception] = dict(batch.flushed)
         batch.flushed.clear()
-        # What the batch read is the base of these writes, and stale after them.
-        ahead, batch.ahead = batch.ahead, None
+        # What the batch read is the base of these writes, and stale after them for the
+        # customers they write; the rest of it stands for the rest of the batch.
+        ahead = batch.ahead
         stored_cases = dict(batch.cases.stored)
-        batch.cases.clear()
+        written: dict[str, set[str]] = {}
+        for item in items:
+            written.setdefault(item.doc["tenant"], set()).add(item.doc["customer_id"])
+        known = {t: dict(ahead.customers(t)) if ahead else {} for t in written}
+        for tenant, customer_ids in written.items():
+            self._forget(batch, tenant, customer_ids)
         if not items:
             return outcomes
         try:
@@ -361,9 +374,22 @@ class TimelineRecorder:
                     doc["event_id"], doc["tenant"], doc["customer_id"], duplicate=True
                 )
         for tenant, pending in by_tenant.items():
-            known = ahead.customers(tenant) if ahead is not None else {}
-            outcomes.update(await self._project_all(tenant, pending, stored_cases, known))
+            projected = await self._project_all(tenant, pending, stored_cases, known[tenant])
+            # A customer merged away meanwhile had its records moved to its survivor.
+            self._forget(
+                batch,
+                tenant,
+                {o.customer_id for o in projected.values() if isinstance(o, Recorded)},
+            )
+            outcomes.update(projected)
         return outcomes
+
+    @staticmethod
+    def _forget(batch: _Batch, tenant: str, customer_ids: set[str]) -> None:
+        """The batch wrote these customers: what it read of them and their cases is stale."""
+        if batch.ahead is not None:
+            batch.ahead.forget(tenant, customer_ids)
+        batch.cases.forget(tenant, customer_ids)
 
     async def _project_all(
         self,

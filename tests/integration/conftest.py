@@ -7,7 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pymongo import AsyncMongoClient
 
+from services.timeline.store.command_counts import CommandCounts
+from services.timeline.store.documents import Document
+from services.timeline.stores import TimelineStore
 from tests.conftest import service_nats
 from tests.grpc_credentials import CallerSet
 from tests.integration.test_consumer_faults import Bus, Starter, open_bus
@@ -39,3 +43,21 @@ async def bus(
     """A running timeline of this test's tenant, with a JetStream client and its gRPC API."""
     async with open_bus(run_timeline, nats_server, tenant, callers) as opened:
         yield opened
+
+
+@pytest.fixture
+async def counted(
+    mongodb_uri: str, database_name: str
+) -> AsyncIterator[tuple[TimelineStore, CommandCounts]]:
+    """A fresh timeline database whose client counts every command it sends."""
+    counts = CommandCounts()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_uri, tz_aware=True, event_listeners=[counts]
+    )
+    try:
+        store = TimelineStore(client[database_name])
+        await store.ensure_indexes()
+        yield store, counts
+    finally:
+        await client.drop_database(database_name)
+        await client.close()

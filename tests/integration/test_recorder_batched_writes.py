@@ -5,52 +5,25 @@ lost races inside a bulk write, and a bulk write that fails half-way.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from pymongo import AsyncMongoClient
-
-from services.timeline.bootstrap import build_core
 from services.timeline.cases.model import CaseDoc
 from services.timeline.cases.store import CaseStore
 from services.timeline.errors import PermanentError
 from services.timeline.identity.documents import Claim
-from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.identity.store import IdentityStore
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.store import CustomerStore
 from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.store.command_counts import CommandCounts
-from services.timeline.store.documents import Document
 from services.timeline.store.versioned import write_many_at_version
 from services.timeline.stores import TimelineStore
 from tests import builders
+from tests.integration.counted_store import commands_sent, recorder_over
 from tsunagu.v1 import interaction_pb2 as pb
 
 T0 = datetime.now(UTC) - timedelta(days=3)
-
-
-@pytest.fixture
-async def counted(
-    mongodb_uri: str, database_name: str
-) -> AsyncIterator[tuple[TimelineStore, CommandCounts]]:
-    """A fresh timeline database whose client counts every command it sends."""
-    counts = CommandCounts()
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        mongodb_uri, tz_aware=True, event_listeners=[counts]
-    )
-    try:
-        store = TimelineStore(client[database_name])
-        await store.ensure_indexes()
-        yield store, counts
-    finally:
-        await client.drop_database(database_name)
-        await client.close()
-
-
-def _recorder(store: TimelineStore) -> TimelineRecorder:
-    return build_core(store, identity_for=lambda _tenant: IdentityPolicy("JP")).recorder
 
 
 async def _seeded(
@@ -60,7 +33,7 @@ async def _seeded(
     with an open case): visitors v0, v1, ….
     """
     store, counts = counted
-    recorder = _recorder(store)
+    recorder = recorder_over(store)
     await recorder.record_batch(_chats(tenant, customers, minute=0))
     return store, counts, recorder
 
@@ -72,17 +45,13 @@ def _chats(tenant: str, visitors: int, *, minute: int) -> list[pb.Interaction]:
     ]
 
 
-def _sent(counts: CommandCounts) -> Counter[str]:
-    return Counter({key: tally["count"] for key, tally in counts.snapshot()["commands"].items()})
-
-
 async def _round_trips(
     recorder: TimelineRecorder, counts: CommandCounts, batch: Sequence[pb.Interaction]
 ) -> tuple[Counter[str], set[str]]:
     """The commands recording the batch sent, and the customers it went to."""
-    before = _sent(counts)
+    before = commands_sent(counts)
     outcomes = await recorder.record_batch(batch)
-    sent = _sent(counts) - before
+    sent = commands_sent(counts) - before
     recorded = [o for o in outcomes if isinstance(o, Recorded) and not o.duplicate]
     assert len(recorded) == len(batch), outcomes[:3]
     return sent, {o.customer_id for o in recorded}
@@ -146,13 +115,13 @@ async def test_a_profile_and_a_case_another_writer_changed_mid_batch_keep_both_w
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
     store, _ = counted
-    first = await _recorder(store).record_batch(_chats(tenant, 3, minute=0))
+    first = await recorder_over(store).record_batch(_chats(tenant, 3, minute=0))
     victim = [o.customer_id for o in first if isinstance(o, Recorded)][:1]
     store.customers = _RacingCustomers(store, victim)
     cases = _RacingCases(store)
     store.cases = cases
 
-    outcomes = await _recorder(store).record_batch(_chats(tenant, 3, minute=1))
+    outcomes = await recorder_over(store).record_batch(_chats(tenant, 3, minute=1))
 
     assert all(isinstance(o, Recorded) for o in outcomes), outcomes
     ids = [o.customer_id for o in outcomes if isinstance(o, Recorded)]
@@ -185,12 +154,12 @@ async def test_a_bulk_write_cut_off_half_way_is_recovered_by_redelivery_without_
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
     store, _ = counted
-    await _recorder(store).record_batch(_chats(tenant, 4, minute=0))
+    await recorder_over(store).record_batch(_chats(tenant, 4, minute=0))
     store.cases = _FailingAfterWrite(store)
     batch = _chats(tenant, 4, minute=1)
 
-    failed = await _recorder(store).record_batch(batch)
-    again = await _recorder(store).record_batch(batch)  # the redelivery
+    failed = await recorder_over(store).record_batch(batch)
+    again = await recorder_over(store).record_batch(batch)  # the redelivery
 
     assert all(isinstance(o, ConnectionResetError) for o in failed), failed
     assert all(isinstance(o, Recorded) and o.duplicate for o in again), again
@@ -273,7 +242,7 @@ async def test_a_batch_of_new_customers_creates_them_in_bulk_whatever_its_size(
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
     store, counts = counted
-    recorder = _recorder(store)
+    recorder = recorder_over(store)
 
     one, _ = await _round_trips(recorder, counts, _chats(tenant, 1, minute=0)[:1])
     batch = [
@@ -311,7 +280,7 @@ async def test_a_new_customers_identifier_claimed_by_another_writer_meanwhile_le
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
     store, _ = counted
-    [other] = await _recorder(store).record_batch([builders.chat(tenant, visitor="other")])
+    [other] = await recorder_over(store).record_batch([builders.chat(tenant, visitor="other")])
     assert isinstance(other, Recorded)
     store.identities = _ClaimedMeanwhile(store, ("chat_visitor", "taken"), other.customer_id)
     batch = [
@@ -319,7 +288,7 @@ async def test_a_new_customers_identifier_claimed_by_another_writer_meanwhile_le
         builders.chat(tenant, visitor="free", at=T0),
     ]
 
-    taken, free = await _recorder(store).record_batch(batch)
+    taken, free = await recorder_over(store).record_batch(batch)
 
     assert isinstance(taken, Recorded)
     assert isinstance(free, Recorded)
@@ -339,10 +308,10 @@ async def test_a_malformed_item_fails_alone_and_the_rest_is_still_read_for_toget
     bad_phone = builders.chat(tenant, visitor="x4", phone="not a phone number", at=T0)
     no_tenant = builders.chat("", visitor="x5", at=T0)
     good = _chats(tenant, 20, minute=1)
-    before = _sent(counts)
+    before = commands_sent(counts)
 
     outcomes = await recorder.record_batch([out_of_range, *good[:10], no_tenant, *good[10:]])
-    sent = _sent(counts) - before
+    sent = commands_sent(counts) - before
 
     assert isinstance(outcomes[0], PermanentError)
     assert isinstance(outcomes[11], PermanentError)

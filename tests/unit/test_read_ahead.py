@@ -91,3 +91,20 @@ def test_keys_touched_in_one_tenant_leave_another_tenants_read_alone() -> None:
     assert ahead.lookup_for("acme", [PHONE]) is None
     assert ahead.lookup_for("globex", [PHONE]) is not None
     assert ahead.lookup_for("acme", [EMAIL]) is not None
+
+
+def test_forgetting_a_written_customer_touches_every_key_that_led_to_it_and_only_those() -> None:
+    ahead = ReadAhead(lookups={"acme": _batch_read()})
+
+    # The phone's identity names cus_a, merged into cus_b: writing cus_b makes it stale.
+    ahead.forget("acme", {"cus_b"})
+
+    assert ahead.lookup_for("acme", [PHONE]) is None
+    assert ahead.lookup_for("acme", [PHONE, EMAIL]) is None
+    assert ahead.lookup_for("acme", [EMAIL]) is not None
+    assert set(ahead.customers("acme")) == {"cus_c"}
+    assert ahead.lookups["acme"].target == {"cus_c": "cus_c"}
+    # Another tenant's read and an empty forget change nothing.
+    ahead.forget("other", {"cus_c"})
+    ahead.forget("acme", set())
+    assert ahead.lookup_for("acme", [EMAIL]) is not None

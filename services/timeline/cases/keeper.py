@@ -4,7 +4,7 @@ and rebuilding a case from the log after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from functools import partial
 
@@ -35,7 +35,7 @@ SameCustomer = Callable[[str, str, str], Awaitable[bool]]
 class CaseView:
     """The cases of a batch's customers as the batch has changed them so far (read once per
     customer), so that the second chat message of a batch attaches to the case its first one
-    opened. Dropped at every flush: the store is then the truth.
+    opened. A flush drops the cases of the customers it wrote: the store is then the truth.
     """
 
     cases: dict[str, CaseDoc] = field(default_factory=dict)
@@ -48,6 +48,17 @@ class CaseView:
         self.cases.clear()
         self.customers.clear()
         self.stored.clear()
+
+    def forget(self, tenant: str, customer_ids: Collection[str]) -> None:
+        """Drop these customers' cases (the batch wrote or moved them): they are read again."""
+        held = {**self.stored, **self.cases}
+        gone = [
+            i for i, c in held.items() if c["tenant"] == tenant and c["customer_id"] in customer_ids
+        ]
+        for case_id in gone:
+            self.cases.pop(case_id, None)
+            self.stored.pop(case_id, None)
+        self.customers.difference_update((tenant, c) for c in customer_ids)
 
     def load(self, tenant: str, customer_id: str, cases: list[CaseDoc]) -> None:
         """Add a customer's cases as read from the store."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from typing import cast
@@ -504,33 +504,41 @@ class IdentityResolver:
                 ],
             }
             await self.identities.record_merge(ledger)
-            await self.finish_merge(ledger)
+            # Only losers the store holds: the bulk mark is an upsert at their read version.
+            await self.finish_merge(ledger, read={i: fresh[i] for i in loser_ids if i in fresh})
             log.info("merged %s into %s (event %s)", loser_ids, survivor["_id"], event_id)
             return survivor["_id"], loser_ids
 
-    async def finish_merge(self, ledger: MergeEntry) -> None:
+    async def finish_merge(
+        self, ledger: MergeEntry, *, read: Mapping[str, CustomerDoc] | None = None
+    ) -> None:
+        """Mark, re-point, rebuild, announce; `read`: the losers as just read, if they were."""
         tenant, survivor_id = ledger["tenant"], ledger["survivor_id"]
         loser_ids: list[str] = ledger["merged_ids"]
+        # Mark first, then re-point once. A writer appends to a customer before it writes the
+        # customer's profile at the version it read: if that write landed before the mark, so
+        # did its appends, and the re-point below moves them; if it came after, the mark's
+        # version made it fail and the writer moves what it appended itself (`_moved`).
+        losers = await self._mark_merged(ledger, read)
         await self._repoint(tenant, loser_ids, survivor_id)
-        for loser_id in loser_ids:
-            await self._mark_merged(ledger, loser_id)
-        # Again, now that the losers are marked: a writer that read a loser as live before the
-        # mark may have appended to it after the first pass. Later writers see the mark.
-        await self._repoint(tenant, loser_ids, survivor_id)
-        docs = await self.customers.get_customers(tenant, loser_ids)
-        losers = [docs[i] for i in loser_ids if i in docs]
         # A merge on another replica may have merged our survivor meanwhile (checked after our
         # last re-point: a later merge re-points what we moved). Finish on its live survivor.
-        target, _ = await self.survivors(tenant, {survivor_id})
+        target, live = await self.survivors(tenant, {survivor_id})
         if target.get(survivor_id, survivor_id) != survivor_id:
             live_id = target[survivor_id]
             await self._repoint(tenant, [survivor_id], live_id)
             survivor_id = live_id
+        # The survivor as just read is the first attempt's base; a lost race reads it again.
+        base = live.get(survivor_id)
         open_case = await self.cases.latest_open(tenant, survivor_id)
         manual = ledger.get("rule") == MANUAL_RULE
 
         async def rebuild() -> Lost | None:
-            survivor = (await self.customers.get_customers(tenant, [survivor_id]))[survivor_id]
+            nonlocal base
+            survivor = (
+                base or (await self.customers.get_customers(tenant, [survivor_id]))[survivor_id]
+            )
+            base = None
             tally = await self.interactions.tally(tenant, survivor_id)
             profile = merged_profile(
                 survivor,
@@ -553,32 +561,61 @@ class IdentityResolver:
             await self.announce(ledger, "merged")
         await self.identities.settle_merge(ledger, status="done")
 
-    async def _mark_merged(self, ledger: MergeEntry, loser_id: str) -> None:
-        """Mark a loser merged into the survivor, re-reading it when a writer changed it.
+    async def _mark_merged(
+        self, ledger: MergeEntry, read: Mapping[str, CustomerDoc] | None = None
+    ) -> list[CustomerDoc]:
+        """Mark the losers merged into the survivor: one read of them all, one bulk write at
+        the versions read; a loser a writer changed meanwhile is read again and marked alone.
+
+        Returns:
+            The losers as marked (those that exist), in the ledger's order.
 
         Raises:
-            ConcurrentUpdateError: Another merge took the loser into a different customer
+            ConcurrentUpdateError: Another merge took a loser into a different customer
                 first. The pending entry is removed (it never happened) and the event that
                 asked for it is retried: it then merges the customers that are live by then.
         """
         tenant, survivor_id = ledger["tenant"], ledger["survivor_id"]
+        loser_ids: list[str] = ledger["merged_ids"]
+        marked: dict[str, CustomerDoc] = {}
 
-        async def mark() -> Lost | None:
-            loser = (await self.customers.get_customers(tenant, [loser_id])).get(loser_id)
-            if loser is None or loser.get("merged_into") == survivor_id:
+        async def taken(loser: CustomerDoc) -> CustomerDoc | None:
+            """The loser marked, or None when it already is; raises when another merge won."""
+            if loser.get("merged_into") == survivor_id:
+                marked[loser["_id"]] = loser
                 return None
             if loser.get("merged_into"):
                 await self.identities.settle_merge(ledger, status="dropped")
                 raise ConcurrentUpdateError(
-                    f"customer {loser_id} was merged into {loser['merged_into']} meanwhile"
+                    f"customer {loser['_id']} was merged into {loser['merged_into']} meanwhile"
                 )
-            marked = loser.copy()
-            marked["status"], marked["merged_into"] = "merged", survivor_id
-            if await self.customers.replace_customer(marked, expected_version=loser["version"]):
-                return None
-            return CONFLICT
+            doc = loser.copy()
+            doc["status"], doc["merged_into"] = "merged", survivor_id
+            return doc
 
-        await retry_on_conflict(mark, what=f"customer {loser_id} during a merge")
+        if read is None:
+            read = await self.customers.get_customers(tenant, loser_ids)
+        planned: list[tuple[CustomerDoc, int]] = []
+        for loser_id in loser_ids:
+            if loser_id in read and (doc := await taken(read[loser_id])) is not None:
+                planned.append((doc, read[loser_id]["version"]))
+        lost = await self.customers.replace_customers(planned) if planned else set()
+        for doc, _ in planned:
+            if doc["_id"] not in lost:
+                marked[doc["_id"]] = doc
+                continue
+
+            async def mark(loser_id: str = doc["_id"]) -> Lost | None:
+                loser = (await self.customers.get_customers(tenant, [loser_id])).get(loser_id)
+                if loser is None or (again := await taken(loser)) is None:
+                    return None
+                if await self.customers.replace_customer(again, expected_version=loser["version"]):
+                    marked[loser_id] = again
+                    return None
+                return CONFLICT
+
+            await retry_on_conflict(mark, what=f"customer {doc['_id']} during a merge")
+        return [marked[i] for i in loser_ids if i in marked]
 
     async def _repoint(self, tenant: str, from_ids: list[str], to_id: str) -> None:
         await self.move_records(tenant, from_ids, to_id)
