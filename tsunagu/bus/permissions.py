@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM
 from tsunagu.bus.subjects import (
     CHANNEL_TOKENS,
     DEAD_LETTER_STREAM,
@@ -25,6 +26,9 @@ OPERATOR = "operator"
 PROVISION = "provision"
 TIMELINE = "timeline"
 GATEWAY = "gateway"
+INSIGHTS = "insights"
+# Where the insights service says a tenant's customers at risk changed (the gateway listens).
+AT_RISK_PREFIX = "insights.at_risk"
 
 # Denied to every service even where an allow pattern would match: losing a stream, its
 # messages or the timeline's consumer position is an operator's decision, never a service's.
@@ -126,6 +130,23 @@ def _gateway() -> NatsUser:
     )
 
 
+def _insights() -> NatsUser:
+    consumer = f"$JS.API.CONSUMER.%s.{TIMELINE_OUTCOMES_STREAM}"
+    return _service(
+        INSIGHTS,
+        publish=(
+            # Its durable pull consumer on the outcomes mirror (and, to rebuild, an ephemeral
+            # one over the whole mirror): create, inspect, fetch, ack. Nothing else to read.
+            f"{consumer % 'CREATE'}.>",
+            f"{consumer % 'DURABLE.CREATE'}.>",
+            f"{consumer % 'INFO'}.*",
+            f"{consumer % 'MSG.NEXT'}.*",
+            f"$JS.ACK.{TIMELINE_OUTCOMES_STREAM}.>",
+            f"{AT_RISK_PREFIX}.>",
+        ),
+    )
+
+
 def service_users() -> tuple[NatsUser, ...]:
     """Every service's user; the operator (full access, for people and tools) is not one."""
     return (
@@ -136,6 +157,7 @@ def service_users() -> tuple[NatsUser, ...]:
         ),
         _timeline(),
         _gateway(),
+        _insights(),
         *(
             _service(ingest_user(channel), publish=(f"interactions.*.{channel}",))
             for channel in INGEST_CHANNELS

@@ -1,0 +1,170 @@
+"""The insights gRPC API: decode → reader → encode; no rule of a metric lives here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.insights.calendar import Period
+from services.insights.figures import GroupBy, to_csv
+from services.insights.reader import MetricsQuery, MetricsReader, UnknownFigure
+from tsunagu.contracts import ContractViolation, check_tenant
+from tsunagu.v1 import insights_pb2, insights_pb2_grpc
+
+Context = grpc.aio.ServicerContext[object, object]
+
+_PERIODS = {
+    insights_pb2.METRIC_PERIOD_UNSPECIFIED: Period.ALL,
+    insights_pb2.METRIC_PERIOD_DAY: Period.DAY,
+    insights_pb2.METRIC_PERIOD_WEEK: Period.WEEK,
+    insights_pb2.METRIC_PERIOD_MONTH: Period.MONTH,
+}
+_GROUPS = {
+    insights_pb2.METRIC_GROUP_UNSPECIFIED: GroupBy.NONE,
+    insights_pb2.METRIC_GROUP_AGENT: GroupBy.AGENT,
+    insights_pb2.METRIC_GROUP_CHANNEL: GroupBy.CHANNEL,
+    insights_pb2.METRIC_GROUP_QUEUE: GroupBy.QUEUE,
+    insights_pb2.METRIC_GROUP_TOPIC: GroupBy.TOPIC,
+    insights_pb2.METRIC_GROUP_BUSINESS_HOURS: GroupBy.BUSINESS_HOURS,
+}
+# A year of cases at most per question: the figures are read from the cases each time.
+MAX_RANGE_SECONDS = 366 * 24 * 3600.0
+DEFAULT_CASES, MAX_CASES, MAX_EXPORT = 100, 1000, 50_000
+DEFAULT_AT_RISK, MAX_AT_RISK = 50, 200
+_MAX_LABEL = 256
+
+
+def _seconds(ts: Timestamp) -> float:
+    return ts.seconds + ts.nanos / 1e9
+
+
+def _timestamp(at: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(datetime.fromtimestamp(at, UTC))
+    return ts
+
+
+async def _invalid(context: Context, message: str) -> None:
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+async def _query(tenant: str, q: insights_pb2.MetricsQuery, context: Context) -> MetricsQuery:
+    try:
+        check_tenant(tenant)
+    except ContractViolation as exc:
+        await _invalid(context, str(exc))
+        raise
+    if not (q.HasField("since") and q.HasField("until")):
+        await _invalid(context, "since and until are required")
+    since, until = _seconds(q.since), _seconds(q.until)
+    if not 0 < until - since <= MAX_RANGE_SECONDS:
+        await _invalid(context, "until must be after since, at most 366 days later")
+    if q.period not in _PERIODS or q.group_by not in _GROUPS:
+        await _invalid(context, "unknown period or group_by")
+    return MetricsQuery(tenant, since, until, _PERIODS[q.period], _GROUPS[q.group_by])
+
+
+async def _limit(value: int, *, default: int, most: int, context: Context) -> int:
+    if not 0 <= value <= most:
+        await _invalid(context, f"limit must be 0..{most}")
+    return value or default
+
+
+class InsightsApi(insights_pb2_grpc.InsightsServiceServicer):
+    """Thin translator over `MetricsReader`."""
+
+    def __init__(self, reader: MetricsReader) -> None:
+        self._reader = reader
+
+    async def GetServiceMetrics(
+        self, request: insights_pb2.GetServiceMetricsRequest, context: Context
+    ) -> insights_pb2.GetServiceMetricsResponse:
+        q = await _query(request.tenant, request.query, context)
+        response = insights_pb2.GetServiceMetricsResponse(
+            time_zone=self._reader.calendar(q.tenant).zone
+        )
+        for row in await self._reader.figures(q):
+            out = response.rows.add(
+                period=row.period,
+                group=row.group,
+                contacts=row.contacts,
+                unique_customers=row.unique_customers,
+            )
+            for name, value in row.values.items():
+                out.figures.add(name=name, value=value or 0.0, defined=value is not None)
+            out.cancellations_by_reason.update(row.cancellations_by_reason)
+        return response
+
+    async def _cases(
+        self, request: insights_pb2.ListFigureCasesRequest, context: Context, *, most: int
+    ) -> tuple[MetricsQuery, int]:
+        q = await _query(request.tenant, request.query, context)
+        if max(len(request.figure), len(request.period), len(request.group)) > _MAX_LABEL:
+            await _invalid(context, "figure, period and group are at most 256 characters")
+        limit = await _limit(
+            request.limit, default=min(most, DEFAULT_CASES), most=most, context=context
+        )
+        return q, limit
+
+    async def ListFigureCases(
+        self, request: insights_pb2.ListFigureCasesRequest, context: Context
+    ) -> insights_pb2.ListFigureCasesResponse:
+        q, limit = await self._cases(request, context, most=MAX_CASES)
+        try:
+            cases, x = await self._reader.figure_cases(
+                q, figure=request.figure, period=request.period, group=request.group
+            )
+        except UnknownFigure:
+            await _invalid(context, "unknown figure")
+            raise
+        response = insights_pb2.ListFigureCasesResponse(truncated=len(cases) > limit)
+        for c in cases[:limit]:
+            response.cases.add(
+                case_id=c.case_id,
+                customer_id=x.identity(c.customer_id),
+                opened_at=_timestamp(c.opened_at),
+            )
+        return response
+
+    async def ExportCases(
+        self, request: insights_pb2.ListFigureCasesRequest, context: Context
+    ) -> insights_pb2.ExportCasesResponse:
+        q, limit = await self._cases(request, context, most=MAX_EXPORT)
+        if not request.limit:
+            limit = MAX_EXPORT
+        try:
+            cases, x = await self._reader.figure_cases(
+                q, figure=request.figure, period=request.period, group=request.group
+            )
+        except UnknownFigure:
+            await _invalid(context, "unknown figure")
+            raise
+        return insights_pb2.ExportCasesResponse(
+            csv=to_csv(cases[:limit], x, self._reader.calendar(q.tenant)),
+            truncated=len(cases) > limit,
+        )
+
+    async def ListCustomersAtRisk(
+        self, request: insights_pb2.ListCustomersAtRiskRequest, context: Context
+    ) -> insights_pb2.ListCustomersAtRiskResponse:
+        try:
+            tenant = check_tenant(request.tenant)
+        except ContractViolation as exc:
+            await _invalid(context, str(exc))
+            raise
+        limit = await _limit(
+            request.limit, default=DEFAULT_AT_RISK, most=MAX_AT_RISK, context=context
+        )
+        response = insights_pb2.ListCustomersAtRiskResponse()
+        for r in await self._reader.at_risk(tenant, limit=limit):
+            out = response.customers.add(customer_id=r.customer_id, score=r.score)
+            for reason in r.reasons:
+                out.reasons.add(
+                    code=reason.code,
+                    weight=reason.weight,
+                    case_id=reason.case_id,
+                    event_id=reason.event_id,
+                )
+        return response

@@ -1,0 +1,84 @@
+"""Turns timeline notices into the insights read model: events, case facts, identities."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+
+from services.insights.events import CaseEvent, case_event, from_notice
+from services.insights.facts import fold_case
+from services.insights.store import InsightsStore
+from tsunagu.v1 import notices_pb2, timeline_pb2
+
+log = logging.getLogger(__name__)
+
+# Reads one stored entry back from the timeline (a notice too large to carry its entry).
+ReadBack = Callable[[str, str], Awaitable[timeline_pb2.TimelineEntry | None]]
+# Told which tenant's read model changed (customers at risk may have changed).
+Changed = Callable[[str], Awaitable[None]]
+
+
+class Applied(StrEnum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    # No case (merges, notes without a case): identities may change, no figure does.
+    NO_CASE = "no_case"
+    # The timeline no longer has the entry (a notice of an event it has not kept).
+    MISSING = "missing"
+
+
+class Projector:
+    """Applies each notice once (by event id); any order of redeliveries gives the same model."""
+
+    def __init__(
+        self,
+        store: InsightsStore,
+        *,
+        read_back: ReadBack,
+        follow_up_due_seconds: float,
+        changed: Changed | None = None,
+    ) -> None:
+        self._store = store
+        self._read_back = read_back
+        self._due = follow_up_due_seconds
+        self._changed = changed
+
+    async def apply(self, notice: notices_pb2.TimelineUpdated) -> Applied:
+        tenant = notice.tenant
+        # Identities first: the figures count a merged customer as its survivor.
+        if notice.merged_into:
+            await self._store.merge(tenant, [notice.customer_id], notice.merged_into)
+        if notice.merged_ids:
+            await self._store.merge(tenant, notice.merged_ids, notice.customer_id)
+        if notice.split_from:
+            await self._store.split(tenant, notice.customer_id)
+        event = await self._event(notice)
+        if event is None:
+            return Applied.MISSING
+        if not event.case_id:
+            return Applied.NO_CASE
+        if not await self._store.record(event):
+            return Applied.DUPLICATE
+        await self.refold(tenant, event.case_id)
+        if self._changed is not None:
+            await self._changed(tenant)
+        return Applied.RECORDED
+
+    async def refold(self, tenant: str, case_id: str) -> None:
+        """Recompute one case's facts from all its recorded events."""
+        facts = fold_case(
+            await self._store.case_events(tenant, case_id), follow_up_due_seconds=self._due
+        )
+        if facts is not None:
+            await self._store.save_case(facts)
+
+    async def _event(self, notice: notices_pb2.TimelineUpdated) -> CaseEvent | None:
+        event = from_notice(notice)
+        if event is not None:
+            return event
+        entry = await self._read_back(notice.tenant, notice.event_id)
+        if entry is None:
+            log.warning("the timeline has no entry for an announced event; skipped")
+            return None
+        return case_event(entry, case_status=notice.case_status)

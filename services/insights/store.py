@@ -1,0 +1,106 @@
+"""The insights database: its own collections of events, case facts and identity aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.insights.events import CaseEvent
+from services.insights.facts import CaseFacts
+
+Document = dict[str, Any]
+
+
+def _key(tenant: str, name: str) -> str:
+    return f"{tenant}/{name}"
+
+
+class InsightsStore:
+    """The only code touching the insights collections (`events`, `cases`, `aliases`).
+
+    Times are stored as epoch seconds (numbers): the embedded store keeps dates written by
+    `$set` as strings, numbers it keeps as numbers (docs/store-compat.md).
+    """
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self._events = db["events"]
+        self._cases = db["cases"]
+        self._aliases = db["aliases"]
+
+    async def ensure_indexes(self) -> None:
+        """Single-field indexes on the leading key of each hot query (idempotent)."""
+        await self._events.create_index([("case_key", ASCENDING)])
+        await self._cases.create_index([("tenant", ASCENDING)])
+        await self._cases.create_index([("customer_key", ASCENDING)])
+        await self._aliases.create_index([("tenant", ASCENDING)])
+
+    async def record(self, event: CaseEvent) -> bool:
+        """Keep `event` once; False when its event id was recorded before (a redelivery)."""
+        doc = event.document()
+        doc["_id"] = _key(event.tenant, event.event_id)
+        doc["case_key"] = _key(event.tenant, event.case_id)
+        try:
+            await self._events.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def case_events(self, tenant: str, case_id: str) -> list[CaseEvent]:
+        cursor = self._events.find({"case_key": _key(tenant, case_id)})
+        return [CaseEvent.from_document(doc) async for doc in cursor]
+
+    async def save_case(self, facts: CaseFacts) -> None:
+        doc = facts.document()
+        doc["_id"] = _key(facts.tenant, facts.case_id)
+        doc["customer_key"] = _key(facts.tenant, facts.customer_id)
+        await self._cases.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def cases(self, tenant: str, *, since: float, until: float) -> list[CaseFacts]:
+        """The tenant's cases opened in [since, until), oldest first."""
+        cursor = self._cases.find(
+            {"tenant": tenant, "opened_at": {"$gte": since, "$lt": until}}
+        ).sort([("opened_at", ASCENDING), ("_id", ASCENDING)])
+        return [CaseFacts.from_document(doc) async for doc in cursor]
+
+    async def recent_cases(self, tenant: str, *, active_since: float) -> list[CaseFacts]:
+        """The tenant's cases with an event at or after `active_since`."""
+        cursor = self._cases.find({"tenant": tenant, "last_event_at": {"$gte": active_since}})
+        return [CaseFacts.from_document(doc) async for doc in cursor]
+
+    async def merge(self, tenant: str, merged: Iterable[str], survivor: str) -> None:
+        """From now on `merged` customers are counted as `survivor` (and so is whoever had
+        been merged into them)."""
+        merged = [m for m in merged if m and m != survivor]
+        if not merged:
+            return
+        await self._aliases.update_many(
+            {"tenant": tenant, "survivor": {"$in": merged}}, {"$set": {"survivor": survivor}}
+        )
+        for customer in merged:
+            await self._aliases.replace_one(
+                {"_id": _key(tenant, customer)},
+                {"_id": _key(tenant, customer), "tenant": tenant, "survivor": survivor},
+                upsert=True,
+            )
+
+    async def split(self, tenant: str, restored: str) -> None:
+        """A split gave `restored` its records back: it counts as itself again."""
+        await self._aliases.delete_one({"_id": _key(tenant, restored)})
+
+    async def aliases(self, tenant: str) -> dict[str, str]:
+        """Merged customer id → surviving customer id, for the tenant."""
+        prefix = len(tenant) + 1
+        return {
+            doc["_id"][prefix:]: doc["survivor"]
+            async for doc in self._aliases.find({"tenant": tenant})
+        }
+
+    async def clear(self) -> None:
+        """Forget everything (a rebuild from the log starts here)."""
+        for collection in (self._events, self._cases, self._aliases):
+            await collection.delete_many({})
