@@ -46,6 +46,7 @@ _FETCH_WAIT_SECONDS = 1.0
 @dataclass(frozen=True, slots=True)
 class FeedOptions:
     durable: str = "insights"
+    subject_filter: str = TIMELINE_UPDATED_SUBJECTS
     fetch_batch: int = 64
     ack_wait_seconds: float = 30.0
     max_deliver: int = 5
@@ -73,7 +74,7 @@ class OutcomeFeed:
     async def start(self) -> None:
         o = self._options
         sub = await self._js.pull_subscribe(
-            TIMELINE_UPDATED_SUBJECTS,
+            o.subject_filter,
             durable=o.durable,
             stream=TIMELINE_OUTCOMES_STREAM,
             config=ConsumerConfig(
@@ -82,6 +83,7 @@ class OutcomeFeed:
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=o.ack_wait_seconds,
                 max_deliver=o.max_deliver,
+                filter_subject=o.subject_filter,
             ),
         )
         self._task = asyncio.create_task(self._pump(sub), name="insights-feed")

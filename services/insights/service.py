@@ -130,6 +130,7 @@ class InsightsService:
                 self.insights.projector,
                 options=FeedOptions(
                     durable=s.consumer_name,
+                    subject_filter=s.subject_filter,
                     fetch_batch=s.fetch_batch,
                     ack_wait_seconds=s.ack_wait_seconds,
                     max_deliver=s.max_deliver,

@@ -66,6 +66,10 @@ class InsightsSettings(GrpcServerSettings, NatsTlsSettings):
     timeline_token: SecretStr = SecretStr("")
     timeline_timeout_seconds: float = Field(default=10.0, gt=0)
     consumer_name: str = Field(default="insights", pattern=r"^[A-Za-z0-9_-]+$")
+    # Which notices it follows: every tenant's by default (a tenant's own: one per tenant).
+    subject_filter: str = Field(
+        default="timeline.updated.>", pattern=r"^timeline\.updated\.[A-Za-z0-9_.>*-]+$"
+    )
     fetch_batch: int = Field(default=64, ge=1, le=1024)
     ack_wait_seconds: float = Field(default=30.0, gt=0)
     max_deliver: int = Field(default=5, ge=1)
