@@ -68,6 +68,7 @@ class OutcomeFeed:
         self._options = options
         self._readiness = readiness
         self._task: asyncio.Task[None] | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
         self._stopping = asyncio.Event()
         self.failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
 
@@ -86,6 +87,7 @@ class OutcomeFeed:
                 filter_subject=o.subject_filter,
             ),
         )
+        self._sub = sub
         self._task = asyncio.create_task(self._pump(sub), name="insights-feed")
         self._task.add_done_callback(self._done)
         if self._readiness is not None:
@@ -146,3 +148,7 @@ class OutcomeFeed:
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
+        if self._sub is not None:
+            # A fetch cut short leaves its inbox subscribed: draining NATS would wait for it.
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
