@@ -9,6 +9,7 @@ from strawberry.types.graphql import OperationType
 
 from gateway.auth import Principal, Unauthenticated
 from gateway.bus import GatewayBus, bus_unavailable
+from gateway.insights_client import InsightsClient, insights_unavailable
 from gateway.loaders import Loaders, create_loaders
 from gateway.rate_limits import RateLimited, RateLimits
 from gateway.subscription_caps import ConnectionSubscriptions
@@ -40,8 +41,10 @@ class GatewayContext:
         rate_limits: RateLimits | None = None,
         subscriptions: ConnectionSubscriptions | None = None,
         client_address: str = "",
+        insights: InsightsClient | None = None,
     ) -> None:
         self.timeline = timeline
+        self._insights = insights
         # None (contexts built in-process by tests): no rate limit, no subscription cap.
         self._rate_limits = rate_limits
         self.subscriptions = subscriptions
@@ -99,6 +102,13 @@ class GatewayContext:
         """Count a failed authentication against the client's address."""
         if self._rate_limits is not None:
             self._rate_limits.failed_authentication(self.client_address)
+
+    @property
+    def insights(self) -> InsightsClient:
+        """The insights service's client (service metrics, customers at risk)."""
+        if self._insights is None:
+            raise insights_unavailable()
+        return self._insights
 
     @property
     def principal(self) -> Principal:

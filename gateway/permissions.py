@@ -42,6 +42,10 @@ class Operation(StrEnum):
     WATCH = "watch live updates"
     # Paging and result envelopes: carry no data of their own.
     STRUCTURE = "read result structure"
+    # Service metrics and the (pseudonymous) cases behind them, from the insights service.
+    READ_SERVICE_METRICS = "read service metrics"
+    # Which customers may be drifting away, and why: a supervisor's list to act on.
+    READ_AT_RISK = "read customers at risk"
 
 
 _ALL = frozenset(Role)
@@ -56,6 +60,8 @@ ROLES: Mapping[Operation, frozenset[Role]] = {
     Operation.MERGE: frozenset({Role.SUPERVISOR}),
     Operation.WATCH: frozenset({Role.AGENT, Role.SUPERVISOR}),
     Operation.STRUCTURE: _ALL,
+    Operation.READ_SERVICE_METRICS: frozenset({Role.SUPERVISOR, Role.ANALYST}),
+    Operation.READ_AT_RISK: frozenset({Role.SUPERVISOR}),
 }
 """Which roles may perform each operation; a principal needs one of them."""
 
@@ -81,6 +87,19 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
     "MergeRecord": _LEDGER,
     "LinkedIdentifier": _LEDGER,
     "MergeSuggestion": _LEDGER,
+    **dict.fromkeys(
+        (
+            "ServiceMetrics",
+            "ServiceMetricRow",
+            "MetricFigure",
+            "CancellationReasonCount",
+            "MetricCases",
+            "MetricCase",
+        ),
+        Operation.READ_SERVICE_METRICS,
+    ),
+    "CustomerAtRisk": Operation.READ_AT_RISK,
+    "RiskReason": Operation.READ_AT_RISK,
     **dict.fromkeys(
         (
             "Customer",
@@ -145,6 +164,13 @@ FIELD_DECISIONS: Mapping[str, Operation] = {
     "FollowUpTask.reason": _PERSONAL,
     "CsatResponse.comment": _PERSONAL,
     "CancellationRequestAction.reasonDetail": _PERSONAL,
+    "Query.serviceMetrics": Operation.READ_SERVICE_METRICS,
+    "Query.metricCases": Operation.READ_SERVICE_METRICS,
+    "Query.metricCasesCsv": Operation.READ_SERVICE_METRICS,
+    "Query.customersAtRisk": Operation.READ_AT_RISK,
+    "MetricCase.case": _METRICS,
+    "MetricCase.customer": _PERSONAL,
+    "CustomerAtRisk.customer": _PERSONAL,
 }
 """Fields whose operation differs from their type's (every root Query field is here)."""
 

@@ -8,6 +8,15 @@ from gateway.cases import CaseFilter
 from gateway.context import Info
 from gateway.enums import IDENTIFIER_KINDS, IdentifierKind
 from gateway.errors import ErrorCode, GatewayError, bad_user_input
+from gateway.insights import (
+    CustomerAtRisk,
+    MetricCases,
+    ServiceMetrics,
+    resolve_customers_at_risk,
+    resolve_metric_cases,
+    resolve_metric_cases_csv,
+    resolve_service_metrics,
+)
 from gateway.nodes import (
     Case,
     CaseConnection,
@@ -141,4 +150,23 @@ class Query:
     merge_suggestions: list[MergeSuggestion] = strawberry.field(
         resolver=resolve_merge_suggestions,
         description="Open merge suggestions of the tenant (first: 1-200).",
+    )
+    service_metrics: ServiceMetrics = strawberry.field(
+        resolver=resolve_service_metrics,
+        description=(
+            "Service metrics of the cases opened in [since, until) (at most 366 days), per "
+            "period and group; docs/insights.md defines every figure."
+        ),
+    )
+    metric_cases: MetricCases = strawberry.field(
+        resolver=resolve_metric_cases,
+        description="The cases behind one figure of one row (first: 1-200).",
+    )
+    metric_cases_csv: str = strawberry.field(
+        resolver=resolve_metric_cases_csv,
+        description="The cases behind one figure of one row as CSV, one row per case.",
+    )
+    customers_at_risk: list[CustomerAtRisk] = strawberry.field(
+        resolver=resolve_customers_at_risk,
+        description="Customers at risk, highest score first, with reasons (first: 1-200).",
     )

@@ -1,0 +1,272 @@
+"""Supervisors' and analysts' fields: service metrics, the cases behind them, customers at risk.
+
+Everything is read through the insights service's gRPC API; the customer and case behind a
+figure or a risk come through the same DataLoaders as the rest of the schema.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import strawberry
+
+from gateway.context import Info
+from gateway.errors import bad_user_input
+from gateway.nodes import Case, Customer, load_case, load_customer
+from gateway.paging import check_first
+from tsunagu.v1 import insights_pb2
+
+# The cost limits count no page above 200 (gateway.limits); the CSV export has no page.
+MAX_METRIC_CASES = 200
+MAX_AT_RISK = 200
+
+
+@strawberry.enum(description="How figures are bucketed in time, in the tenant's time zone.")
+class MetricPeriod(enum.Enum):
+    ALL = insights_pb2.METRIC_PERIOD_UNSPECIFIED
+    DAY = insights_pb2.METRIC_PERIOD_DAY
+    WEEK = insights_pb2.METRIC_PERIOD_WEEK
+    MONTH = insights_pb2.METRIC_PERIOD_MONTH
+
+
+@strawberry.enum(description="What figures are grouped by.")
+class MetricGroup(enum.Enum):
+    NONE = insights_pb2.METRIC_GROUP_UNSPECIFIED
+    AGENT = insights_pb2.METRIC_GROUP_AGENT
+    CHANNEL = insights_pb2.METRIC_GROUP_CHANNEL
+    QUEUE = insights_pb2.METRIC_GROUP_QUEUE
+    TOPIC = insights_pb2.METRIC_GROUP_TOPIC
+    BUSINESS_HOURS = insights_pb2.METRIC_GROUP_BUSINESS_HOURS
+
+
+@strawberry.type(description="One figure (docs/insights.md); null when nothing to compute on.")
+class MetricFigure:
+    name: str
+    value: float | None
+
+
+@strawberry.type
+class CancellationReasonCount:
+    reason: str
+    count: int
+
+
+@strawberry.type(description="The figures of one group in one period.")
+class ServiceMetricRow:
+    period: str = strawberry.field(description="Local start date (ISO); empty for ALL.")
+    group: str
+    contacts: int
+    unique_customers: int = strawberry.field(
+        description="Distinct people (merged customers counted once), never contacts."
+    )
+    figures: list[MetricFigure]
+    cancellations_by_reason: list[CancellationReasonCount]
+
+    @strawberry.field
+    def figure(self, name: str) -> float | None:
+        """One figure by name; null when absent or undefined."""
+        return next((f.value for f in self.figures if f.name == name), None)
+
+
+@strawberry.type
+class ServiceMetrics:
+    time_zone: str
+    rows: list[ServiceMetricRow]
+
+
+@strawberry.type(description="A case a figure counted, under the identity it counted it as.")
+class MetricCase:
+    case_id: strawberry.ID
+    customer_id: strawberry.ID
+    opened_at: datetime
+
+    @strawberry.field
+    async def case(self, info: Info) -> Case | None:
+        return await load_case(info, str(self.case_id))
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer | None:
+        return await load_customer(info, str(self.customer_id))
+
+
+@strawberry.type
+class MetricCases:
+    cases: list[MetricCase]
+    truncated: bool
+
+
+@strawberry.type(description="Why a customer is at risk, and the evidence on the timeline.")
+class RiskReason:
+    code: str
+    weight: int
+    case_id: strawberry.ID | None
+    event_id: strawberry.ID | None
+
+
+@strawberry.type
+class CustomerAtRisk:
+    customer_id: strawberry.ID
+    score: int
+    reasons: list[RiskReason]
+
+    @strawberry.field
+    async def customer(self, info: Info) -> Customer | None:
+        return await load_customer(info, str(self.customer_id))
+
+
+def _query(
+    since: datetime, until: datetime, period: MetricPeriod, group_by: MetricGroup
+) -> insights_pb2.MetricsQuery:
+    if since.tzinfo is None or until.tzinfo is None:
+        raise bad_user_input("`since` and `until` need a time zone offset.")
+    q = insights_pb2.MetricsQuery(period=period.value, group_by=group_by.value)
+    q.since.FromDatetime(since)
+    q.until.FromDatetime(until)
+    return q
+
+
+async def resolve_service_metrics(
+    info: Info,
+    *,
+    since: datetime,
+    until: datetime,
+    period: MetricPeriod = MetricPeriod.ALL,
+    group_by: MetricGroup = MetricGroup.NONE,
+) -> ServiceMetrics:
+    """Every figure per period and group for the cases opened in [since, until)."""
+    request = insights_pb2.GetServiceMetricsRequest(
+        tenant=info.context.principal.tenant, query=_query(since, until, period, group_by)
+    )
+    found = await info.context.insights.service_metrics(request)
+    return ServiceMetrics(
+        time_zone=found.time_zone,
+        rows=[
+            ServiceMetricRow(
+                period=row.period,
+                group=row.group,
+                contacts=row.contacts,
+                unique_customers=row.unique_customers,
+                figures=[
+                    MetricFigure(name=f.name, value=f.value if f.defined else None)
+                    for f in row.figures
+                ],
+                cancellations_by_reason=[
+                    CancellationReasonCount(reason=k, count=v)
+                    for k, v in sorted(row.cancellations_by_reason.items())
+                ],
+            )
+            for row in found.rows
+        ],
+    )
+
+
+def _cases_request(
+    info: Info,
+    *,
+    since: datetime,
+    until: datetime,
+    period: MetricPeriod,
+    group_by: MetricGroup,
+    figure: str,
+    row_period: str,
+    row_group: str,
+    limit: int,
+) -> insights_pb2.ListFigureCasesRequest:
+    return insights_pb2.ListFigureCasesRequest(
+        tenant=info.context.principal.tenant,
+        query=_query(since, until, period, group_by),
+        figure=figure,
+        period=row_period,
+        group=row_group,
+        limit=limit,
+    )
+
+
+async def resolve_metric_cases(
+    info: Info,
+    *,
+    since: datetime,
+    until: datetime,
+    period: MetricPeriod = MetricPeriod.ALL,
+    group_by: MetricGroup = MetricGroup.NONE,
+    figure: str = "",
+    row_period: str = "",
+    row_group: str = "",
+    first: int = 100,
+) -> MetricCases:
+    """The cases behind one figure of one row (`rowPeriod`, `rowGroup` as the row shows them)."""
+    limit = check_first(first, MAX_METRIC_CASES)
+    request = _cases_request(
+        info,
+        since=since,
+        until=until,
+        period=period,
+        group_by=group_by,
+        figure=figure,
+        row_period=row_period,
+        row_group=row_group,
+        limit=limit,
+    )
+    found = await info.context.insights.figure_cases(request)
+    return MetricCases(
+        cases=[
+            MetricCase(
+                case_id=strawberry.ID(c.case_id),
+                customer_id=strawberry.ID(c.customer_id),
+                opened_at=c.opened_at.ToDatetime().astimezone(since.tzinfo),
+            )
+            for c in found.cases
+        ],
+        truncated=found.truncated,
+    )
+
+
+async def resolve_metric_cases_csv(
+    info: Info,
+    *,
+    since: datetime,
+    until: datetime,
+    period: MetricPeriod = MetricPeriod.ALL,
+    group_by: MetricGroup = MetricGroup.NONE,
+    figure: str = "",
+    row_period: str = "",
+    row_group: str = "",
+) -> str:
+    """The same cases as CSV, one row per case (spreadsheet formulas defused)."""
+    request = _cases_request(
+        info,
+        since=since,
+        until=until,
+        period=period,
+        group_by=group_by,
+        figure=figure,
+        row_period=row_period,
+        row_group=row_group,
+        limit=0,
+    )
+    return (await info.context.insights.export_cases(request)).csv
+
+
+async def resolve_customers_at_risk(info: Info, first: int = 50) -> list[CustomerAtRisk]:
+    """The tenant's customers at risk, highest score first, with reasons and evidence."""
+    limit = check_first(first, MAX_AT_RISK)
+    found = await info.context.insights.customers_at_risk(
+        info.context.principal.tenant, limit=limit
+    )
+    return [
+        CustomerAtRisk(
+            customer_id=strawberry.ID(c.customer_id),
+            score=c.score,
+            reasons=[
+                RiskReason(
+                    code=r.code,
+                    weight=r.weight,
+                    case_id=strawberry.ID(r.case_id) if r.case_id else None,
+                    event_id=strawberry.ID(r.event_id) if r.event_id else None,
+                )
+                for r in c.reasons
+            ],
+        )
+        for c in found.customers
+    ]
