@@ -51,6 +51,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--gateway-port", type=int, default=defaults.gateway, help="GraphQL (HTTP, WebSocket)"
     )
     up.add_argument("--timeline-port", type=int, default=defaults.timeline, help="timeline gRPC")
+    up.add_argument("--insights-port", type=int, default=defaults.insights, help="insights gRPC")
     up.add_argument(
         "--ingest-base-port",
         type=int,
@@ -122,6 +123,7 @@ def _ports(args: argparse.Namespace) -> StackPorts:
     return StackPorts(
         gateway=args.gateway_port,
         timeline=args.timeline_port,
+        insights=args.insights_port,
         # Port 0 asks for free ports, for every channel.
         ingest={c: base + i if base else 0 for i, c in enumerate(CHANNELS)},
         nats=args.nats_port,
