@@ -205,9 +205,7 @@ async def test_it_catches_up_after_downtime_and_a_rebuild_gives_the_same_figures
         channel, insights = _stub(service.server.address, callers.service)
         async with channel:
             await _announce(operator, _notice(tenant, customer="c-1", case="case-1", at=at))
-            await wait_for_rows(
-                insights, query(tenant), lambda rows: bool(rows), failed=service.failed
-            )
+            await wait_for_rows(insights, query(tenant), bool, failed=service.failed)
     # While it is down, the mirror keeps what the timeline announces.
     for i in range(2, 5):
         await _announce(operator, _notice(tenant, customer=f"c-{i}", case=f"case-{i}", at=at))
