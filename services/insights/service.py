@@ -11,14 +11,13 @@ from typing import Self
 
 import grpc
 from nats.aio.client import Client
-from pymongo import AsyncMongoClient, WriteConcern
 
 from services.insights.api import InsightsApi
 from services.insights.feed import FeedOptions, OutcomeFeed
 from services.insights.projector import Projector, ReadBack
 from services.insights.reader import MetricsReader
 from services.insights.settings import InsightsSettings, now
-from services.insights.store import Document, InsightsStore
+from services.insights.store import InsightsStore, open_store
 from services.insights.timeline_reads import TimelineReads
 from tsunagu.bus.connection import connect, nats_login
 from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM, require_streams
@@ -37,15 +36,6 @@ class Insights:
     projector: Projector
     reader: MetricsReader
     server: GrpcServer
-
-
-def open_store(settings: InsightsSettings) -> tuple[AsyncMongoClient[Document], InsightsStore]:
-    """The MongoDB client (the caller closes it) and the insights store over its own database."""
-    mongo: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000
-    )
-    db = mongo.get_database(settings.mongodb_database, write_concern=WriteConcern(w="majority"))
-    return mongo, InsightsStore(db)
 
 
 def bootstrap(

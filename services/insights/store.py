@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.insights.events import CaseEvent
 from services.insights.facts import CaseFacts
+
+if TYPE_CHECKING:
+    from services.insights.settings import InsightsSettings
 
 Document = dict[str, Any]
 
@@ -104,3 +107,12 @@ class InsightsStore:
         """Forget everything (a rebuild from the log starts here)."""
         for collection in (self._events, self._cases, self._aliases):
             await collection.delete_many({})
+
+
+def open_store(settings: InsightsSettings) -> tuple[AsyncMongoClient[Document], InsightsStore]:
+    """The MongoDB client (the caller closes it) and the insights store over its own database."""
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000
+    )
+    db = mongo.get_database(settings.mongodb_database, write_concern=WriteConcern(w="majority"))
+    return mongo, InsightsStore(db)

@@ -126,7 +126,8 @@ async def test_a_cancellation_call_becomes_a_risk_then_a_retention_figure_with_i
             figure="retention_rate",
             group="chat",
             first=200,
-            **window,
+            since=window["since"],
+            until=window["until"],
         )
         [mine] = [c for c in behind["metricCases"]["cases"] if c["caseId"] == case]
         assert mine["customer"] == {"id": customer}
