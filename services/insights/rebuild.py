@@ -16,8 +16,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.insights.projector import Applied
 from services.insights.service import bootstrap
-from services.insights.store import open_store
 from services.insights.settings import InsightsSettings
+from services.insights.store import open_store
 from services.insights.timeline_reads import TimelineReads
 from tsunagu.bus.connection import connect, nats_login
 from tsunagu.bus.notices import decode_notice
