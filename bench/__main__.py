@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import live_view
+from bench import insights, live_view
 from bench.attach_path import round_trips_per_batch
 from bench.baselines import insert_many_rate, raw_publish_rate
 from bench.identity import merge_split_latency, resolution_throughput
@@ -47,7 +47,9 @@ async def _growth(stack: LocalStack, sizes: Sizes, ingest: dict[str, Any]) -> di
     return {**run["flatness"], "events": run["events"], "stored_per_s": run["stored_per_s"]}
 
 
-async def main(sizes: Sizes, live: live_view.LiveViewSizes) -> dict[str, Any]:
+async def main(
+    sizes: Sizes, live: live_view.LiveViewSizes, mode: str = "default"
+) -> dict[str, Any]:
     """Every measure on one stack; the result as JSON-ready data."""
     async with bench_stack() as stack:
         payload = contact_centre_mix(1, 1).items[0].SerializeToString()
@@ -62,6 +64,8 @@ async def main(sizes: Sizes, live: live_view.LiveViewSizes) -> dict[str, Any]:
         )
         merge_split = await merge_split_latency(stack.mongodb_uri, sizes.merge_size)
         live_result = await live_view.measure(stack, TENANT, live)
+        # Issue 13: metric query latency and freshness of the insights service.
+        insight_result = await insights.measure(stack, mode)
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},
@@ -74,6 +78,7 @@ async def main(sizes: Sizes, live: live_view.LiveViewSizes) -> dict[str, Any]:
         "identity_resolution": resolution,
         "merge_split": merge_split,
         "live_view": live_result,
+        "insights": insight_result,
     }
 
 
@@ -104,9 +109,10 @@ def _sizes(args: argparse.Namespace) -> tuple[Sizes, live_view.LiveViewSizes]:
 
 if __name__ == "__main__":
     arguments = _parser().parse_args()
-    result = asyncio.run(main(*_sizes(arguments)))
+    mode = "quick" if arguments.quick else "full" if arguments.full else "default"
+    result = asyncio.run(main(*_sizes(arguments), mode=mode))
     print(live_view.report(result["live_view"]))
-    targets = rows(result)
+    targets = [*rows(result), *insights.rows(result)]
     result["targets"] = [asdict(t) for t in targets]
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     arguments.out.write_text(json.dumps(result, indent=2))

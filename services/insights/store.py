@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.insights.events import CaseEvent
 from services.insights.facts import CaseFacts
@@ -53,6 +53,22 @@ class InsightsStore:
             return False
         return True
 
+    async def record_many(self, events: Sequence[CaseEvent]) -> int:
+        """Keep many events at once (a bulk load); those recorded before are skipped."""
+        docs = []
+        for event in events:
+            doc = event.document()
+            doc["_id"] = _key(event.tenant, event.event_id)
+            doc["case_key"] = _key(event.tenant, event.case_id)
+            docs.append(doc)
+        if not docs:
+            return 0
+        try:
+            result = await self._events.insert_many(docs, ordered=False)
+        except BulkWriteError as error:
+            return int(error.details.get("nInserted", 0))
+        return len(result.inserted_ids)
+
     async def case_events(self, tenant: str, case_id: str) -> list[CaseEvent]:
         cursor = self._events.find({"case_key": _key(tenant, case_id)})
         return [CaseEvent.from_document(doc) async for doc in cursor]
@@ -62,6 +78,18 @@ class InsightsStore:
         doc["_id"] = _key(facts.tenant, facts.case_id)
         doc["customer_key"] = _key(facts.tenant, facts.customer_id)
         await self._cases.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def save_cases(self, many: Sequence[CaseFacts]) -> None:
+        """Replace many cases' facts at once (a bulk load)."""
+        docs = []
+        for facts in many:
+            doc = facts.document()
+            doc["_id"] = _key(facts.tenant, facts.case_id)
+            doc["customer_key"] = _key(facts.tenant, facts.customer_id)
+            docs.append(doc)
+        if docs:
+            await self._cases.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+            await self._cases.insert_many(docs)
 
     async def cases(self, tenant: str, *, since: float, until: float) -> list[CaseFacts]:
         """The tenant's cases opened in [since, until), oldest first."""
