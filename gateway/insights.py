@@ -7,14 +7,18 @@ figure or a risk come through the same DataLoaders as the rest of the schema.
 from __future__ import annotations
 
 import enum
+from collections.abc import AsyncGenerator
 from datetime import datetime
 
 import strawberry
+from google.protobuf.message import DecodeError
 
+from gateway.bus import SlowConsumer
 from gateway.context import Info
 from gateway.errors import bad_user_input
 from gateway.nodes import Case, Customer, load_case, load_customer
 from gateway.paging import check_first
+from tsunagu.bus.permissions import at_risk_subject
 from tsunagu.v1 import insights_pb2
 
 # The cost limits count no page above 200 (gateway.limits); the CSV export has no page.
@@ -270,3 +274,28 @@ async def resolve_customers_at_risk(info: Info, first: int = 50) -> list[Custome
         )
         for c in found.customers
     ]
+
+
+@strawberry.type(description="Customers whose at-risk reasons changed: re-read them.")
+class AtRiskChange:
+    customer_ids: list[strawberry.ID]
+
+
+async def at_risk_changed(info: Info) -> AsyncGenerator[AtRiskChange, None]:
+    """Every change of the tenant's customers at risk, as the insights service announces it."""
+    context = info.context
+    tenant = context.principal.tenant
+    async with context.bus.listen(
+        at_risk_subject(tenant), queue_size=context.subscription_queue_size
+    ) as heard:
+        while True:
+            data = await heard.get()
+            if data is None:
+                raise SlowConsumer
+            try:
+                change = insights_pb2.AtRiskChanged.FromString(data)
+            except DecodeError:
+                continue
+            if change.tenant != tenant:
+                continue
+            yield AtRiskChange(customer_ids=[strawberry.ID(c) for c in change.customer_ids])

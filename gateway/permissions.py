@@ -99,6 +99,7 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
         Operation.READ_SERVICE_METRICS,
     ),
     "CustomerAtRisk": Operation.READ_AT_RISK,
+    "AtRiskChange": Operation.READ_AT_RISK,
     "RiskReason": Operation.READ_AT_RISK,
     **dict.fromkeys(
         (
@@ -168,6 +169,7 @@ FIELD_DECISIONS: Mapping[str, Operation] = {
     "Query.metricCases": Operation.READ_SERVICE_METRICS,
     "Query.metricCasesCsv": Operation.READ_SERVICE_METRICS,
     "Query.customersAtRisk": Operation.READ_AT_RISK,
+    "Subscription.atRiskChanged": Operation.READ_AT_RISK,
     "MetricCase.case": _METRICS,
     "MetricCase.customer": _PERSONAL,
     "CustomerAtRisk.customer": _PERSONAL,

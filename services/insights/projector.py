@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 
 from services.insights.events import CaseEvent, case_event, from_notice
-from services.insights.facts import fold_case
+from services.insights.facts import CaseFacts, fold_case
+from services.insights.risk import risk_signals
 from services.insights.store import InsightsStore
 from tsunagu.v1 import notices_pb2, timeline_pb2
 
@@ -15,8 +16,8 @@ log = logging.getLogger(__name__)
 
 # Reads one stored entry back from the timeline (a notice too large to carry its entry).
 ReadBack = Callable[[str, str], Awaitable[timeline_pb2.TimelineEntry | None]]
-# Told which tenant's read model changed (customers at risk may have changed).
-Changed = Callable[[str], Awaitable[None]]
+# Told that a customer's at-risk signals changed (tenant, customer id as recorded).
+Changed = Callable[[str, str], Awaitable[None]]
 
 
 class Applied(StrEnum):
@@ -38,8 +39,10 @@ class Projector:
         read_back: ReadBack,
         follow_up_due_seconds: float,
         changed: Changed | None = None,
+        saved: Callable[[CaseFacts], None] | None = None,
     ) -> None:
         self._store = store
+        self._saved = saved
         self._read_back = read_back
         self._due = follow_up_due_seconds
         self._changed = changed
@@ -60,18 +63,25 @@ class Projector:
             return Applied.NO_CASE
         if not await self._store.record(event):
             return Applied.DUPLICATE
-        await self.refold(tenant, event.case_id)
-        if self._changed is not None:
-            await self._changed(tenant)
+        before = await self._store.case(tenant, event.case_id)
+        after = await self.refold(tenant, event.case_id)
+        moved = after is not None and (
+            before is None or risk_signals(before) != risk_signals(after)
+        )
+        if self._changed is not None and after is not None and moved:
+            await self._changed(tenant, after.customer_id)
         return Applied.RECORDED
 
-    async def refold(self, tenant: str, case_id: str) -> None:
-        """Recompute one case's facts from all its recorded events."""
+    async def refold(self, tenant: str, case_id: str) -> CaseFacts | None:
+        """Recompute one case's facts from all its recorded events; the new facts."""
         facts = fold_case(
             await self._store.case_events(tenant, case_id), follow_up_due_seconds=self._due
         )
         if facts is not None:
             await self._store.save_case(facts)
+            if self._saved is not None:
+                self._saved(facts)
+        return facts
 
     async def _event(self, notice: notices_pb2.TimelineUpdated) -> CaseEvent | None:
         event = from_notice(notice)

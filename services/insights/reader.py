@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from services.insights.calendar import Period, TenantCalendar
+from services.insights.case_index import CaseIndex
 from services.insights.facts import CaseFacts
 from services.insights.figures import (
     DAY,
@@ -45,11 +46,13 @@ class MetricsReader:
         self,
         store: InsightsStore,
         *,
+        index: CaseIndex,
         calendar_for: Callable[[str], TenantCalendar],
         targets_for: Callable[[str], Targets],
         clock: Callable[[], float],
     ) -> None:
         self._store = store
+        self._index = index
         self._calendar_for = calendar_for
         self._targets_for = targets_for
         self._clock = clock
@@ -71,7 +74,11 @@ class MetricsReader:
         )
 
     async def _load(self, q: MetricsQuery) -> tuple[list[CaseFacts], Context]:
-        around = await self._store.cases(q.tenant, since=q.since, until=q.until + _REPEAT_HORIZON)
+        horizon = q.until + _REPEAT_HORIZON
+        around = sorted(
+            (c for c in await self._index.cases(q.tenant) if q.since <= c.opened_at < horizon),
+            key=lambda c: (c.opened_at, c.case_id),
+        )
         x = await self._context(q.tenant, around)
         return [c for c in around if c.opened_at < q.until], x
 
@@ -99,6 +106,7 @@ class MetricsReader:
         return self._calendar_for(tenant)
 
     async def at_risk(self, tenant: str, *, limit: int) -> list[AtRisk]:
-        recent = await self._store.recent_cases(tenant, active_since=self._clock() - LOOKBACK)
+        active_since = self._clock() - LOOKBACK
+        recent = [c for c in await self._index.cases(tenant) if c.last_event_at >= active_since]
         x = await self._context(tenant, recent)
         return customers_at_risk(recent, x, identity=x.identity, limit=limit)

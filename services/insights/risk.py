@@ -45,6 +45,20 @@ WEIGHTS = {
 }
 
 
+def risk_signals(c: CaseFacts) -> tuple[object, ...]:
+    """What the reasons of a case are read from: when it changes, the at-risk list may."""
+    return (
+        c.cancellation_outcome,
+        c.csat_score,
+        c.escalated,
+        c.resolved,
+        c.contacts,
+        c.topic,
+        c.first_response_seconds is None,
+        tuple(f.done_at is None for f in c.follow_ups),
+    )
+
+
 def _reasons(c: CaseFacts, x: Context) -> Iterable[tuple[str, str]]:
     e = c.evidence
     if c.cancellation_outcome == ipb.CANCELLATION_OUTCOME_PENDING:

@@ -13,8 +13,10 @@ import grpc
 from nats.aio.client import Client
 
 from services.insights.api import InsightsApi
+from services.insights.at_risk_notices import AtRiskAnnouncer
+from services.insights.case_index import CaseIndex
 from services.insights.feed import FeedOptions, OutcomeFeed
-from services.insights.projector import Projector, ReadBack
+from services.insights.projector import Changed, Projector, ReadBack
 from services.insights.reader import MetricsReader
 from services.insights.settings import InsightsSettings, now
 from services.insights.store import InsightsStore, open_store
@@ -43,14 +45,21 @@ def bootstrap(
     *,
     store: InsightsStore,
     read_back: ReadBack,
+    changed: Changed | None = None,
     clock: Callable[[], float] = now,
 ) -> Insights:
     """Build the read model, its reader and the gRPC server (nothing starts here)."""
+    index = CaseIndex(store)
     projector = Projector(
-        store, read_back=read_back, follow_up_due_seconds=settings.follow_up_due.total_seconds()
+        store,
+        read_back=read_back,
+        follow_up_due_seconds=settings.follow_up_due.total_seconds(),
+        changed=changed,
+        saved=index.put,
     )
     reader = MetricsReader(
         store,
+        index=index,
         calendar_for=settings.calendar_for,
         targets_for=settings.targets_for,
         clock=clock,
@@ -111,7 +120,9 @@ class InsightsService:
                 timeout_seconds=s.timeline_timeout_seconds,
             )
             await self._stack.enter_async_context(timeline)
-            self.insights = bootstrap(s, store=self.store, read_back=timeline.entry)
+            self.insights = bootstrap(
+                s, store=self.store, read_back=timeline.entry, changed=AtRiskAnnouncer(self.nc)
+            )
             self.server = self.insights.server
             await self.server.start()
             self._stack.push_async_callback(self.server.stop, s.shutdown_grace_seconds)

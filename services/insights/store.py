@@ -91,17 +91,13 @@ class InsightsStore:
             await self._cases.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
             await self._cases.insert_many(docs)
 
-    async def cases(self, tenant: str, *, since: float, until: float) -> list[CaseFacts]:
-        """The tenant's cases opened in [since, until), oldest first."""
-        cursor = self._cases.find(
-            {"tenant": tenant, "opened_at": {"$gte": since, "$lt": until}}
-        ).sort([("opened_at", ASCENDING), ("_id", ASCENDING)])
-        return [CaseFacts.from_document(doc) async for doc in cursor]
+    async def case(self, tenant: str, case_id: str) -> CaseFacts | None:
+        doc = await self._cases.find_one({"_id": _key(tenant, case_id)})
+        return None if doc is None else CaseFacts.from_document(doc)
 
-    async def recent_cases(self, tenant: str, *, active_since: float) -> list[CaseFacts]:
-        """The tenant's cases with an event at or after `active_since`."""
-        cursor = self._cases.find({"tenant": tenant, "last_event_at": {"$gte": active_since}})
-        return [CaseFacts.from_document(doc) async for doc in cursor]
+    async def all_cases(self, tenant: str) -> list[CaseFacts]:
+        """Every case of the tenant (loading the in-memory index)."""
+        return [CaseFacts.from_document(doc) async for doc in self._cases.find({"tenant": tenant})]
 
     async def merge(self, tenant: str, merged: Iterable[str], survivor: str) -> None:
         """From now on `merged` customers are counted as `survivor` (and so is whoever had

@@ -30,6 +30,12 @@ INSIGHTS = "insights"
 # Where the insights service says a tenant's customers at risk changed (the gateway listens).
 AT_RISK_PREFIX = "insights.at_risk"
 
+
+def at_risk_subject(tenant: str) -> str:
+    """`insights.at_risk.<tenant>`: a tenant's customers at risk changed (core NATS)."""
+    return f"{AT_RISK_PREFIX}.{tenant}"
+
+
 # Denied to every service even where an allow pattern would match: losing a stream, its
 # messages or the timeline's consumer position is an operator's decision, never a service's.
 _STREAM_LOSSES = (
@@ -125,7 +131,7 @@ def _gateway() -> NatsUser:
             f"{consumer % 'MSG.NEXT'}.*",
             f"{consumer % 'DELETE'}.*",
         ),
-        subscribe=(f"{TIMELINE_UPDATED_PREFIX}.>",),
+        subscribe=(f"{TIMELINE_UPDATED_PREFIX}.>", f"{AT_RISK_PREFIX}.>"),
         deny_publish=_GATEWAY_DENY,
     )
 
