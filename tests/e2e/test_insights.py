@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 
 from tests import builders
@@ -17,6 +19,7 @@ from tests.e2e.agent_desk import (
     http_session,
     submit,
     unique_phone,
+    ws_session,
 )
 from tsunagu.local.stack import LocalStack
 
@@ -66,6 +69,12 @@ async def _act(session: Any, mutation: str, **variables: Any) -> str:
     return str(payload["eventId"])
 
 
+async def _first(session: Any, subscription: str) -> dict[str, Any]:
+    async for update in session.subscribe(GraphQLRequest(subscription)):
+        return dict(update)
+    raise AssertionError("the subscription ended without an update")
+
+
 def _reasons(result: dict[str, Any], customer: str) -> dict[str, dict[str, Any]]:
     mine = [c for c in result["customersAtRisk"] if c["customerId"] == customer]
     return {r["code"]: r for r in mine[0]["reasons"]} if mine else {}
@@ -100,7 +109,9 @@ async def test_a_cancellation_call_becomes_a_risk_then_a_retention_figure_with_i
             **ids,
         )
         risky = await eventually(
-            supervisor, AT_RISK, lambda r: "open_cancellation_request" in _reasons(r, customer)
+            supervisor,
+            AT_RISK,
+            lambda r: {"open_cancellation_request", "low_csat"} <= set(_reasons(r, customer)),
         )
         reasons = _reasons(risky, customer)
         assert reasons["open_cancellation_request"] == {
@@ -185,3 +196,53 @@ async def test_hostile_metric_arguments_are_refused_as_bad_input(
     [error] = refused.value.errors
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert message in error["message"]
+
+
+async def test_supervisors_hear_when_a_customer_becomes_at_risk(stack: LocalStack) -> None:
+    suffix, phone = unique_phone("080-78")
+    at = datetime.now(UTC) - timedelta(minutes=2)
+    await submit(
+        stack, "chat", builders.chat(TENANT, visitor=f"v-risk-{suffix}", phone=phone, at=at)
+    )
+    async with (
+        http_session(stack, SUPERVISOR) as supervisor,
+        ws_session(stack, SUPERVISOR) as live,
+    ):
+        popped = (await found(supervisor, SCREEN_POP, phone=phone))["customerByIdentifier"]
+        customer, case = popped["id"], popped["openCase"]["id"]
+        heard: asyncio.Queue[list[str]] = asyncio.Queue()
+
+        async def listen() -> None:
+            request = GraphQLRequest("subscription { atRiskChanged { customerIds } }")
+            async for update in live.subscribe(request):
+                await heard.put(update["atRiskChanged"]["customerIds"])
+
+        listener = asyncio.create_task(listen())
+        try:
+            # No message says "subscribed": act until the change is heard.
+            # Each new score changes the customer's reasons, so each is announced.
+            for score in (2, 1, 2, 1, 2, 1, 2, 1):
+                await _act(
+                    supervisor,
+                    """mutation ($c: ID!, $k: ID!, $s: Int!) { recordCsat(customerId: $c,
+                        caseId: $k, score: $s) { status eventId } }""",
+                    c=customer,
+                    k=case,
+                    s=score,
+                )
+                try:
+                    ids = await asyncio.wait_for(heard.get(), timeout=3)
+                except TimeoutError:
+                    continue  # the subscription was not live yet
+                if customer in ids:
+                    break
+            else:
+                pytest.fail("the change was never heard")
+        finally:
+            listener.cancel()
+        assert "low_csat" in _reasons(await execute(supervisor, AT_RISK), customer)
+    async with ws_session(stack) as agent_live:
+        with pytest.raises(TransportQueryError) as refused:
+            await _first(agent_live, "subscription { atRiskChanged { customerIds } }")
+        assert refused.value.errors is not None
+        assert refused.value.errors[0]["extensions"]["code"] == "FORBIDDEN"
