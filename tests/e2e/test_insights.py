@@ -15,7 +15,6 @@ from tests.e2e.agent_desk import (
     TENANT,
     eventually,
     execute,
-    found,
     http_session,
     submit,
     unique_phone,
@@ -69,6 +68,17 @@ async def _act(session: Any, mutation: str, **variables: Any) -> str:
     return str(payload["eventId"])
 
 
+async def _screen_pop(session: Any, phone: str) -> dict[str, Any]:
+    """The customer with its open case, once the timeline has both."""
+    popped = await eventually(
+        session,
+        SCREEN_POP,
+        lambda r: (r["customerByIdentifier"] or {}).get("openCase") is not None,
+        phone=phone,
+    )
+    return dict(popped["customerByIdentifier"])
+
+
 async def _first(session: Any, subscription: str) -> dict[str, Any]:
     async for update in session.subscribe(GraphQLRequest(subscription)):
         return dict(update)
@@ -93,7 +103,7 @@ async def test_a_cancellation_call_becomes_a_risk_then_a_retention_figure_with_i
     await submit(stack, "chat", reply)
 
     async with http_session(stack, SUPERVISOR) as supervisor:
-        popped = (await found(supervisor, SCREEN_POP, phone=phone))["customerByIdentifier"]
+        popped = await _screen_pop(supervisor, phone)
         customer, case = popped["id"], popped["openCase"]["id"]
         ids = {"c": customer, "k": case}
         request = await _act(
@@ -208,7 +218,7 @@ async def test_supervisors_hear_when_a_customer_becomes_at_risk(stack: LocalStac
         http_session(stack, SUPERVISOR) as supervisor,
         ws_session(stack, SUPERVISOR) as live,
     ):
-        popped = (await found(supervisor, SCREEN_POP, phone=phone))["customerByIdentifier"]
+        popped = await _screen_pop(supervisor, phone)
         customer, case = popped["id"], popped["openCase"]["id"]
         heard: asyncio.Queue[list[str]] = asyncio.Queue()
 
