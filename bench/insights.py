@@ -29,9 +29,10 @@ from services.insights.events import CaseEvent
 from services.insights.facts import fold_case
 from services.insights.settings import InsightsSettings
 from services.insights.store import open_store
+from tsunagu.grpc_channels import open_channel
 from tsunagu.local.graphql import http_session
 from tsunagu.local.stack import LocalStack
-from tsunagu.v1 import ingest_pb2, timeline_pb2
+from tsunagu.v1 import ingest_pb2, insights_pb2, insights_pb2_grpc, timeline_pb2
 from tsunagu.v1 import interaction_pb2 as pb
 
 # A tenant of its own: the figures measured are those of the synthetic month only.
@@ -181,12 +182,25 @@ async def _first_page(stack: LocalStack, requests: int) -> list[float]:
         return await _timed(lambda: session.execute(request), requests)
 
 
+async def _load_tenant(stack: LocalStack, tenant: str, now: datetime) -> None:
+    request = insights_pb2.GetServiceMetricsRequest(tenant=tenant)
+    request.query.since.FromDatetime(now - timedelta(days=1))
+    request.query.until.FromDatetime(now)
+    async with open_channel(stack.insights_address, token=stack.grpc_callers.gateway) as channel:
+        await insights_pb2_grpc.InsightsServiceStub(channel).GetServiceMetrics(request, timeout=300)
+
+
 async def metric_latency(stack: LocalStack, mode: str) -> dict[str, Any]:
     """`serviceMetrics` over the seeded month vs one customer's first timeline page."""
     seeded = time.perf_counter()
     cases = await seed(stack, INTERACTIONS[mode])
     seed_s = time.perf_counter() - seeded
     now = datetime.now(UTC)
+    # The tenant's first question loads its cases into the service's memory: timed apart,
+    # straight at insights with a long deadline (the gateway gives up after 5 s).
+    loaded = time.perf_counter()
+    await _load_tenant(stack, METRICS_TENANT, now)
+    load_s = time.perf_counter() - loaded
     window = {"since": (now - timedelta(days=31)).isoformat(), "until": now.isoformat()}
     auth = _bearer(stack, METRICS_TENANT)
     async with http_session(stack.graphql_url, authorization=auth) as session:
@@ -199,6 +213,7 @@ async def metric_latency(stack: LocalStack, mode: str) -> dict[str, Any]:
         "cases": cases,
         "rows": len(rows),
         "seed_s": seed_s,
+        "first_question_s": load_s,
         "metrics_ms": ms_summary(metrics),
         "first_page_ms": ms_summary(page),
     }
@@ -293,7 +308,7 @@ def rows(result: dict[str, Any]) -> list[Row]:
     return [
         Row(
             f"insights: metric query over {latency['interactions']:,} interactions (p50)",
-            _ms(metric),
+            f"{_ms(metric)} (first question {latency['first_question_s']:.1f} s)",
             f"first timeline page {_ms(page)}",
             None if metric is None or not page else metric / page,
             "report",
