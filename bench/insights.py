@@ -158,21 +158,10 @@ async def _first_page(stack: LocalStack, requests: int) -> list[float]:
     """One customer with 50 chat messages; its first timeline page through the gateway."""
     visitor = f"bench-insights-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
-    items = []
-    for n in range(50):
-        item = pb.Interaction(
-            event_id=str(uuid.uuid4()),
-            tenant=TENANT,
-            channel=pb.CHANNEL_CHAT,
-            kind=pb.KIND_MESSAGE,
-            direction=pb.DIRECTION_INBOUND,
-            actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER),
-        )
-        item.occurred_at.FromDatetime(now - timedelta(minutes=50 - n))
-        item.identifiers.add(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value=visitor)
-        item.content.text = f"message {n}"
-        item.chat.session_id = visitor
-        items.append(item)
+    items = [
+        _message(now - timedelta(minutes=50 - n), visitor=visitor, text=f"message {n}")
+        for n in range(50)
+    ]
     async with chat_and_timeline(stack) as (ingest, timeline):
         await submit_batches(ingest, items, 50)
         owners = await wait_stored(timeline, TENANT, [i.event_id for i in items], limit_s=120)
@@ -226,7 +215,8 @@ async def _until(check: Callable[[], Awaitable[bool]]) -> None:
         await asyncio.sleep(_POLL_S)
 
 
-def _message(at: datetime) -> pb.Interaction:
+def _message(at: datetime, *, visitor: str = "", text: str = "freshness") -> pb.Interaction:
+    """A customer's chat message at `at` (from a new visitor unless one is named)."""
     item = pb.Interaction(
         event_id=str(uuid.uuid4()),
         tenant=TENANT,
@@ -236,9 +226,10 @@ def _message(at: datetime) -> pb.Interaction:
         actor=pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER),
     )
     item.occurred_at.FromDatetime(at)
-    item.identifiers.add(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value=f"b-{uuid.uuid4().hex}")
-    item.content.text = "freshness"
-    item.chat.session_id = item.event_id
+    visitor = visitor or f"b-{uuid.uuid4().hex}"
+    item.identifiers.add(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value=visitor)
+    item.content.text = text
+    item.chat.session_id = visitor
     return item
 
 

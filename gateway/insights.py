@@ -98,6 +98,15 @@ class MetricCase:
 class MetricCases:
     cases: list[MetricCase]
     truncated: bool
+    request: strawberry.Private[insights_pb2.ListFigureCasesRequest]
+
+    @strawberry.field
+    async def csv(self, info: Info) -> str:
+        """Every case behind the figure (not only this page), one CSV row per case."""
+        export = insights_pb2.ListFigureCasesRequest()
+        export.CopyFrom(self.request)
+        export.limit = 0
+        return (await info.context.insights.export_cases(export)).csv
 
 
 @strawberry.type(description="Why a customer is at risk, and the evidence on the timeline.")
@@ -165,28 +174,6 @@ async def resolve_service_metrics(
     )
 
 
-def _cases_request(
-    info: Info,
-    *,
-    since: datetime,
-    until: datetime,
-    period: MetricPeriod,
-    group_by: MetricGroup,
-    figure: str,
-    row_period: str,
-    row_group: str,
-    limit: int,
-) -> insights_pb2.ListFigureCasesRequest:
-    return insights_pb2.ListFigureCasesRequest(
-        tenant=info.context.principal.tenant,
-        query=_query(since, until, period, group_by),
-        figure=figure,
-        period=row_period,
-        group=row_group,
-        limit=limit,
-    )
-
-
 async def resolve_metric_cases(
     info: Info,
     *,
@@ -200,17 +187,13 @@ async def resolve_metric_cases(
     first: int = 100,
 ) -> MetricCases:
     """The cases behind one figure of one row (`rowPeriod`, `rowGroup` as the row shows them)."""
-    limit = check_first(first, MAX_METRIC_CASES)
-    request = _cases_request(
-        info,
-        since=since,
-        until=until,
-        period=period,
-        group_by=group_by,
+    request = insights_pb2.ListFigureCasesRequest(
+        tenant=info.context.principal.tenant,
+        query=_query(since, until, period, group_by),
         figure=figure,
-        row_period=row_period,
-        row_group=row_group,
-        limit=limit,
+        period=row_period,
+        group=row_group,
+        limit=check_first(first, MAX_METRIC_CASES),
     )
     found = await info.context.insights.figure_cases(request)
     return MetricCases(
@@ -223,33 +206,8 @@ async def resolve_metric_cases(
             for c in found.cases
         ],
         truncated=found.truncated,
+        request=request,
     )
-
-
-async def resolve_metric_cases_csv(
-    info: Info,
-    *,
-    since: datetime,
-    until: datetime,
-    period: MetricPeriod = MetricPeriod.ALL,
-    group_by: MetricGroup = MetricGroup.NONE,
-    figure: str = "",
-    row_period: str = "",
-    row_group: str = "",
-) -> str:
-    """The same cases as CSV, one row per case (spreadsheet formulas defused)."""
-    request = _cases_request(
-        info,
-        since=since,
-        until=until,
-        period=period,
-        group_by=group_by,
-        figure=figure,
-        row_period=row_period,
-        row_group=row_group,
-        limit=0,
-    )
-    return (await info.context.insights.export_cases(request)).csv
 
 
 async def resolve_customers_at_risk(info: Info, first: int = 50) -> list[CustomerAtRisk]:

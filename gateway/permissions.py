@@ -167,7 +167,6 @@ FIELD_DECISIONS: Mapping[str, Operation] = {
     "CancellationRequestAction.reasonDetail": _PERSONAL,
     "Query.serviceMetrics": Operation.READ_SERVICE_METRICS,
     "Query.metricCases": Operation.READ_SERVICE_METRICS,
-    "Query.metricCasesCsv": Operation.READ_SERVICE_METRICS,
     "Query.customersAtRisk": Operation.READ_AT_RISK,
     "Subscription.atRiskChanged": Operation.READ_AT_RISK,
     "MetricCase.case": _METRICS,

@@ -14,7 +14,6 @@ from gateway.insights import (
     ServiceMetrics,
     resolve_customers_at_risk,
     resolve_metric_cases,
-    resolve_metric_cases_csv,
     resolve_service_metrics,
 )
 from gateway.nodes import (
@@ -160,11 +159,10 @@ class Query:
     )
     metric_cases: MetricCases = strawberry.field(
         resolver=resolve_metric_cases,
-        description="The cases behind one figure of one row (first: 1-200).",
-    )
-    metric_cases_csv: str = strawberry.field(
-        resolver=resolve_metric_cases_csv,
-        description="The cases behind one figure of one row as CSV, one row per case.",
+        description=(
+            "The cases behind one figure of one row (first: 1-200); `csv` exports all of "
+            "them, one row per case."
+        ),
     )
     customers_at_risk: list[CustomerAtRisk] = strawberry.field(
         resolver=resolve_customers_at_risk,

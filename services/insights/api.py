@@ -8,6 +8,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.insights.calendar import Period
+from services.insights.facts import CaseFacts
+from services.insights.figures import Context as FigureContext
 from services.insights.figures import GroupBy, to_csv
 from services.insights.reader import MetricsQuery, MetricsReader, UnknownFigure
 from tsunagu.contracts import ContractViolation, check_tenant
@@ -98,20 +100,18 @@ class InsightsApi(insights_pb2_grpc.InsightsServiceServicer):
         return response
 
     async def _cases(
-        self, request: insights_pb2.ListFigureCasesRequest, context: Context, *, most: int
-    ) -> tuple[MetricsQuery, int]:
+        self,
+        request: insights_pb2.ListFigureCasesRequest,
+        context: Context,
+        *,
+        default: int,
+        most: int,
+    ) -> tuple[MetricsQuery, list[CaseFacts], FigureContext, int]:
+        """The query, the cases behind the figure of the row, their context, and the limit."""
         q = await _query(request.tenant, request.query, context)
         if max(len(request.figure), len(request.period), len(request.group)) > _MAX_LABEL:
             await _invalid(context, "figure, period and group are at most 256 characters")
-        limit = await _limit(
-            request.limit, default=min(most, DEFAULT_CASES), most=most, context=context
-        )
-        return q, limit
-
-    async def ListFigureCases(
-        self, request: insights_pb2.ListFigureCasesRequest, context: Context
-    ) -> insights_pb2.ListFigureCasesResponse:
-        q, limit = await self._cases(request, context, most=MAX_CASES)
+        limit = await _limit(request.limit, default=default, most=most, context=context)
         try:
             cases, x = await self._reader.figure_cases(
                 q, figure=request.figure, period=request.period, group=request.group
@@ -119,6 +119,14 @@ class InsightsApi(insights_pb2_grpc.InsightsServiceServicer):
         except UnknownFigure:
             await _invalid(context, "unknown figure")
             raise
+        return q, cases, x, limit
+
+    async def ListFigureCases(
+        self, request: insights_pb2.ListFigureCasesRequest, context: Context
+    ) -> insights_pb2.ListFigureCasesResponse:
+        _q, cases, x, limit = await self._cases(
+            request, context, default=DEFAULT_CASES, most=MAX_CASES
+        )
         response = insights_pb2.ListFigureCasesResponse(truncated=len(cases) > limit)
         for c in cases[:limit]:
             response.cases.add(
@@ -131,16 +139,9 @@ class InsightsApi(insights_pb2_grpc.InsightsServiceServicer):
     async def ExportCases(
         self, request: insights_pb2.ListFigureCasesRequest, context: Context
     ) -> insights_pb2.ExportCasesResponse:
-        q, limit = await self._cases(request, context, most=MAX_EXPORT)
-        if not request.limit:
-            limit = MAX_EXPORT
-        try:
-            cases, x = await self._reader.figure_cases(
-                q, figure=request.figure, period=request.period, group=request.group
-            )
-        except UnknownFigure:
-            await _invalid(context, "unknown figure")
-            raise
+        q, cases, x, limit = await self._cases(
+            request, context, default=MAX_EXPORT, most=MAX_EXPORT
+        )
         return insights_pb2.ExportCasesResponse(
             csv=to_csv(cases[:limit], x, self._reader.calendar(q.tenant)),
             truncated=len(cases) > limit,

@@ -22,6 +22,20 @@ def _key(tenant: str, name: str) -> str:
     return f"{tenant}/{name}"
 
 
+def _event_document(event: CaseEvent) -> Document:
+    doc = event.document()
+    doc["_id"] = _key(event.tenant, event.event_id)
+    doc["case_key"] = _key(event.tenant, event.case_id)
+    return doc
+
+
+def _case_document(facts: CaseFacts) -> Document:
+    doc = facts.document()
+    doc["_id"] = _key(facts.tenant, facts.case_id)
+    doc["customer_key"] = _key(facts.tenant, facts.customer_id)
+    return doc
+
+
 class InsightsStore:
     """The only code touching the insights collections (`events`, `cases`, `aliases`).
 
@@ -44,23 +58,15 @@ class InsightsStore:
 
     async def record(self, event: CaseEvent) -> bool:
         """Keep `event` once; False when its event id was recorded before (a redelivery)."""
-        doc = event.document()
-        doc["_id"] = _key(event.tenant, event.event_id)
-        doc["case_key"] = _key(event.tenant, event.case_id)
         try:
-            await self._events.insert_one(doc)
+            await self._events.insert_one(_event_document(event))
         except DuplicateKeyError:
             return False
         return True
 
     async def record_many(self, events: Sequence[CaseEvent]) -> int:
         """Keep many events at once (a bulk load); those recorded before are skipped."""
-        docs = []
-        for event in events:
-            doc = event.document()
-            doc["_id"] = _key(event.tenant, event.event_id)
-            doc["case_key"] = _key(event.tenant, event.case_id)
-            docs.append(doc)
+        docs = [_event_document(event) for event in events]
         if not docs:
             return 0
         try:
@@ -74,19 +80,12 @@ class InsightsStore:
         return [CaseEvent.from_document(doc) async for doc in cursor]
 
     async def save_case(self, facts: CaseFacts) -> None:
-        doc = facts.document()
-        doc["_id"] = _key(facts.tenant, facts.case_id)
-        doc["customer_key"] = _key(facts.tenant, facts.customer_id)
+        doc = _case_document(facts)
         await self._cases.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
     async def save_cases(self, many: Sequence[CaseFacts]) -> None:
         """Replace many cases' facts at once (a bulk load)."""
-        docs = []
-        for facts in many:
-            doc = facts.document()
-            doc["_id"] = _key(facts.tenant, facts.case_id)
-            doc["customer_key"] = _key(facts.tenant, facts.customer_id)
-            docs.append(doc)
+        docs = [_case_document(facts) for facts in many]
         if docs:
             await self._cases.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
             await self._cases.insert_many(docs)
