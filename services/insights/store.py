@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, AsyncMongoClient, WriteConcern
@@ -36,6 +37,18 @@ def _case_document(facts: CaseFacts) -> Document:
     return doc
 
 
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """An inbound customer message as kept for topics (its words, where it belongs)."""
+
+    tenant: str
+    event_id: str
+    case_id: str
+    text: str
+    at: float
+    topic: str = ""
+
+
 class InsightsStore:
     """The only code touching the insights collections (`events`, `cases`, `aliases`).
 
@@ -48,6 +61,8 @@ class InsightsStore:
         self._events = db["events"]
         self._cases = db["cases"]
         self._aliases = db["aliases"]
+        self._messages = db["messages"]
+        self._topic_models = db["topic_models"]
 
     async def ensure_indexes(self) -> None:
         """Single-field indexes on the leading key of each hot query (idempotent)."""
@@ -55,6 +70,7 @@ class InsightsStore:
         await self._cases.create_index([("tenant", ASCENDING)])
         await self._cases.create_index([("customer_key", ASCENDING)])
         await self._aliases.create_index([("tenant", ASCENDING)])
+        await self._messages.create_index([("tenant", ASCENDING)])
 
     async def record(self, event: CaseEvent) -> bool:
         """Keep `event` once; False when its event id was recorded before (a redelivery)."""
@@ -126,9 +142,38 @@ class InsightsStore:
             async for doc in self._aliases.find({"tenant": tenant})
         }
 
+    async def save_message(self, message: StoredMessage) -> None:
+        doc = {"_id": _key(message.tenant, message.event_id), **asdict(message)}
+        try:
+            await self._messages.insert_one(doc)
+        except DuplicateKeyError:
+            return
+
+    async def messages(self, tenant: str) -> list[StoredMessage]:
+        """Every kept message of the tenant, oldest first."""
+        cursor = self._messages.find({"tenant": tenant}, {"_id": 0})
+        found = [StoredMessage(**doc) async for doc in cursor]
+        return sorted(found, key=lambda m: (m.at, m.event_id))
+
+    async def set_message_topics(self, tenant: str, topics: dict[str, list[str]]) -> None:
+        """Topic id → the messages now on it ("" for none)."""
+        for topic, event_ids in topics.items():
+            keys = [_key(tenant, e) for e in event_ids]
+            await self._messages.update_many({"_id": {"$in": keys}}, {"$set": {"topic": topic}})
+
+    async def topic_model(self, tenant: str) -> bytes | None:
+        doc = await self._topic_models.find_one({"_id": tenant})
+        return None if doc is None else bytes(doc["model"])
+
+    async def save_topic_model(self, tenant: str, model: bytes) -> None:
+        await self._topic_models.replace_one(
+            {"_id": tenant}, {"_id": tenant, "model": model}, upsert=True
+        )
+
     async def clear(self) -> None:
-        """Forget everything (a rebuild from the log starts here)."""
-        for collection in (self._events, self._cases, self._aliases):
+        """Forget everything but topic models (a rebuild from the log starts here): names and
+        merges supervisors gave topics survive, and messages are heard again."""
+        for collection in (self._events, self._cases, self._aliases, self._messages):
             await collection.delete_many({})
 
 
