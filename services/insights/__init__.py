@@ -1,0 +1,1 @@
+"""Insights: read models for supervisors built from the timeline's outcomes."""
