@@ -26,6 +26,10 @@ TARGETS = (
     "identity: mixed create/attach/merge",
     "identity: merge of two customers",
     "identity: split of two customers",
+    "voc: V-measure",
+    "voc: adjusted Rand index",
+    "voc: topic rebuild",
+    "voc: new messages placed",
 )
 
 
