@@ -57,6 +57,12 @@ AGENTS = (
     Agent("agent-okada", "Okada", "technical"),
     Agent("agent-miller", "Miller", "technical"),
     Agent("agent-mori", "Mori", "product-care"),
+    Agent("agent-kato", "Kato", "logistics"),
+    Agent("agent-endo", "Endo", "product-care"),
+    Agent("agent-nakano", "Nakano", "subscriptions"),
+    Agent("agent-brown", "Brown", "billing"),
+    Agent("agent-sato", "Sato", "technical"),
+    Agent("agent-hayashi", "Hayashi", "logistics"),
 )
 
 
@@ -294,7 +300,8 @@ def stories(count: int = STORIES, *, now: datetime | None = None, seed: int = SE
                 kind=pb.IDENTIFIER_KIND_SOCIAL_HANDLE, value=who.handle, network="x"
             ),
         }[family]
-        agent = rng.choice([a for a in AGENTS if a.queue == phrases.TOPICS[topic].queue])
+        queue = [a for a in AGENTS if a.queue == phrases.TOPICS[topic].queue]
+        agent = queue[index % len(queue)]
         actions = _actions(rng, f"story-{index}", topic, first_text)
         generated.append(Story(who.name, identifier, topic, agent, tuple(events), tuple(actions)))
     return generated
@@ -394,7 +401,9 @@ async def act_on_stories(
     counts: dict[str, int] = {}
     async with open_channel(timeline_address, token=timeline_token) as channel:
         stub = timeline_pb2_grpc.TimelineServiceStub(channel)
-        ids = [await _customer_id(stub, s.identifier, until=until) for s in stories_]
+        ids = await asyncio.gather(
+            *(_customer_id(stub, s.identifier, until=until) for s in stories_)
+        )
     by_agent: dict[Agent, list[tuple[str | None, Action]]] = {}
     for story, customer_id in zip(stories_, ids, strict=True):
         by_agent.setdefault(story.agent, []).extend((customer_id, a) for a in story.actions)
@@ -427,3 +436,43 @@ async def _perform(session: Any, customer_id: str, action: Action) -> str:
             continue
         return str(result[action.mutation]["status"])
     return "failed"
+
+
+async def populate(
+    *,
+    ingest_addresses: Mapping[str, str],
+    tokens: Mapping[str, str],
+    timeline_address: str,
+    timeline_token: str,
+    graphql_url: str,
+    bearer: Callable[[Agent], str],
+    count: int = STORIES,
+) -> str:
+    """Generate, submit and act on the demo's stories; a one-line account of what happened.
+
+    Args:
+        ingest_addresses: Channel → ``host:port`` of its ingestion service.
+        tokens: Channel → the bearer token of that channel's adapter.
+        timeline_address: ``host:port`` of the timeline.
+        timeline_token: A service identity's bearer token for the timeline.
+        graphql_url: The gateway.
+        bearer: An agent's ``Authorization`` header value.
+        count: How many stories.
+    """
+    started = asyncio.get_running_loop().time()
+    generated = stories(count)
+    results = await submit_stories(generated, ingest_addresses, tokens)
+    accepted = sum(r.status == r.STATUS_ACCEPTED for r in results)
+    actions = await act_on_stories(
+        generated,
+        timeline_address=timeline_address,
+        timeline_token=timeline_token,
+        graphql_url=graphql_url,
+        bearer=bearer,
+    )
+    took = asyncio.get_running_loop().time() - started
+    done = ", ".join(f"{n} {status.lower()}" for status, n in sorted(actions.items()))
+    return (
+        f"demo contacts: {len(generated)} customers, {len(results)} interactions "
+        f"({accepted} new), agent actions: {done or 'none'} ({took:.1f}s)"
+    )
