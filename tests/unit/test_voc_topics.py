@@ -189,3 +189,12 @@ def test_fewer_than_two_usable_messages_give_no_topics(count: int) -> None:
     model = build_topics([*messages, Message("greeting", "Hello!")])
     assert model.topics == ()
     assert model.assign("荷物が届かない") is None
+
+
+def test_messages_made_only_of_everyday_terms_do_not_break_a_build() -> None:
+    # Every term of the first thirty is in most messages: their rows come out empty.
+    same = [Message(f"same-{i}", "返金してください") for i in range(30)]
+    other = [Message(f"other-{i}", f"アプリが落ちる 画面 {w}") for i, w in enumerate("abc")]
+    model = build_topics(same + other)
+    members = {m for t in model.topics for m in t.member_ids}
+    assert members == {m.id for m in same + other}

@@ -55,6 +55,16 @@ def _merge(points: Any) -> Any:
     ).fit_predict(points)
 
 
+def _with_empty_apart(points: Any) -> Any:
+    """Unit rows, with one more dimension that only rows left empty use.
+
+    A message whose every term is in most messages has an empty row; cosine distance is not
+    defined for it. On the extra axis such messages sit together, apart from all others.
+    """
+    empty = ~np.any(points, axis=1)
+    return normalize(np.hstack([points, empty[:, None].astype(points.dtype)]))
+
+
 def cluster(documents: Sequence[Sequence[str]]) -> Clusters:
     """Documents (each a list of terms, none empty) grouped by their TF-IDF content.
 
@@ -72,7 +82,7 @@ def cluster(documents: Sequence[Sequence[str]]) -> Clusters:
     if n < 3 or rows.shape[1] < 2:
         return Clusters([0] * n, idf, rows, vocabulary)
     dimensions = min(_DIMENSIONS, rows.shape[1] - 1, n - 1)
-    points = normalize(TruncatedSVD(dimensions, random_state=_SEED).fit_transform(rows))
+    points = _with_empty_apart(TruncatedSVD(dimensions, random_state=_SEED).fit_transform(rows))
     if n <= _CONDENSED * 4:
         labels = _merge(points)
     else:
