@@ -125,23 +125,26 @@ def rows(result: dict[str, Any]) -> list[Row]:
     """The VOC rows of the table (issue 13, item 7)."""
     voc = result["voc"]
     plain, rebuild, assigned = voc["without_glossary"], voc["rebuild"], voc["assignment"]
+    agreement = [
+        Row(
+            target,
+            f"{voc[key]:.3f}",
+            f"no glossary {plain[key]:.3f}",
+            voc[key] / plain[key] if plain[key] else None,
+            f"≥ {floor} (test floor)",
+            voc[key] >= floor,
+        )
+        for target, key, floor in (
+            (
+                f"voc: V-measure, {voc['messages']} labelled msgs → {voc['topics']} topics",
+                "v_measure",
+                V_MEASURE_FLOOR,
+            ),
+            ("voc: adjusted Rand index on the data set", "adjusted_rand", ADJUSTED_RAND_FLOOR),
+        )
+    ]
     return [
-        Row(
-            f"voc: V-measure, {voc['messages']} labelled msgs → {voc['topics']} topics",
-            f"{voc['v_measure']:.3f}",
-            f"no glossary {plain['v_measure']:.3f}",
-            voc["v_measure"] / plain["v_measure"] if plain["v_measure"] else None,
-            f"≥ {V_MEASURE_FLOOR} (test floor)",
-            voc["v_measure"] >= V_MEASURE_FLOOR,
-        ),
-        Row(
-            "voc: adjusted Rand index on the data set",
-            f"{voc['adjusted_rand']:.3f}",
-            f"no glossary {plain['adjusted_rand']:.3f}",
-            voc["adjusted_rand"] / plain["adjusted_rand"] if plain["adjusted_rand"] else None,
-            f"≥ {ADJUSTED_RAND_FLOOR} (test floor)",
-            voc["adjusted_rand"] >= ADJUSTED_RAND_FLOOR,
-        ),
+        *agreement,
         Row(
             f"voc: topic rebuild, {rebuild['messages']:,} messages",
             f"{rebuild['seconds']:.2f} s",

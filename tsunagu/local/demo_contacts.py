@@ -17,16 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import grpc
-
 from tsunagu.grpc_channels import open_channel
 from tsunagu.local import demo_phrases as phrases
 from tsunagu.local import graphql
+from tsunagu.local.demo import TENANT, resolve_when_stored
 from tsunagu.v1 import ingest_pb2, ingest_pb2_grpc, interaction_pb2, timeline_pb2, timeline_pb2_grpc
 
 pb = interaction_pb2
 
-TENANT = "demo"
 STORIES = 220
 SEED = 2026
 _NAMESPACE = uuid.UUID("0b7e4f7e-5a43-4c4e-8d0c-2f0d6b1e9a11")
@@ -330,22 +328,6 @@ async def submit_stories(
     return [result for results in sent for result in results]
 
 
-async def _customer_id(
-    stub: timeline_pb2_grpc.TimelineServiceAsyncStub, identifier: pb.Identifier, *, until: float
-) -> str | None:
-    request = timeline_pb2.ResolveIdentifierRequest(tenant=TENANT, identifier=identifier)
-    while asyncio.get_running_loop().time() < until:
-        try:
-            response = await stub.ResolveIdentifier(request, timeout=5)
-        except grpc.aio.AioRpcError as error:
-            if error.code() not in {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE}:
-                raise
-        else:
-            return response.customer.id
-        await asyncio.sleep(0.2)
-    return None
-
-
 _MUTATION = """\
 mutation DemoAction($customerId: ID!, $eventId: ID{declarations}) {{
   {name}(customerId: $customerId, eventId: $eventId{arguments}) {{ status }}
@@ -402,7 +384,14 @@ async def act_on_stories(
     async with open_channel(timeline_address, token=timeline_token) as channel:
         stub = timeline_pb2_grpc.TimelineServiceStub(channel)
         ids = await asyncio.gather(
-            *(_customer_id(stub, s.identifier, until=until) for s in stories_)
+            *(
+                resolve_when_stored(
+                    stub,
+                    timeline_pb2.ResolveIdentifierRequest(tenant=TENANT, identifier=s.identifier),
+                    until=until,
+                )
+                for s in stories_
+            )
         )
     by_agent: dict[Agent, list[tuple[str | None, Action]]] = {}
     for story, customer_id in zip(stories_, ids, strict=True):
