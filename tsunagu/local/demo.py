@@ -232,6 +232,14 @@ async def find_demo_customer(
         return await resolve_when_stored(stub, request, until=until)
 
 
+# Not stored yet, or the timeline is busy storing (a deadline exceeded under the demo's load).
+_NOT_YET = {
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+
 async def resolve_when_stored(
     stub: timeline_pb2_grpc.TimelineServiceAsyncStub,
     request: timeline_pb2.ResolveIdentifierRequest,
@@ -252,7 +260,7 @@ async def resolve_when_stored(
         try:
             response = await stub.ResolveIdentifier(request, timeout=2)
         except grpc.aio.AioRpcError as error:
-            if error.code() not in {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE}:
+            if error.code() not in _NOT_YET:
                 raise
         else:
             return response.customer.id
