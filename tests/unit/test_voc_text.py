@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from services.insights.text import clean, features, terms
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.insights.text import clean, customer_text, features, terms
 from services.insights.text.terms import MAX_CHARS
+from tsunagu.v1 import interaction_pb2 as pb
 
 
 @pytest.mark.parametrize(
@@ -86,3 +91,53 @@ def test_oversized_and_hostile_text_is_bounded() -> None:
     assert "secretword" not in found
     assert len("".join(found)) <= MAX_CHARS
     assert terms("<script>alert(1)</script> refund") == ["script", "alert", "script", "refund"]
+
+
+def _entry(**fields: object) -> pb.Interaction:
+    defaults: dict[str, object] = {
+        "kind": pb.KIND_MESSAGE,
+        "direction": pb.DIRECTION_INBOUND,
+        "actor": pb.Actor(type=pb.ACTOR_TYPE_CUSTOMER),
+        "content": pb.Content(text="荷物が届きません"),
+    }
+    return pb.Interaction(**{**defaults, **fields})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        (_entry(), "荷物が届きません"),
+        (_entry(kind=pb.KIND_CALL_ENDED, actor=pb.Actor()), "荷物が届きません"),
+        (
+            _entry(kind=pb.KIND_EMAIL, content=pb.Content(subject="Cancel", text="Please stop")),
+            "Cancel\nPlease stop",
+        ),
+        (_entry(kind=pb.KIND_EMAIL, content=pb.Content(subject="Hi", text="Hi there")), "Hi there"),
+        (_entry(direction=pb.DIRECTION_OUTBOUND), None),
+        (_entry(actor=pb.Actor(type=pb.ACTOR_TYPE_AGENT)), None),
+        (_entry(actor=pb.Actor(type=pb.ACTOR_TYPE_BOT)), None),
+        (_entry(kind=pb.KIND_CALL_STARTED), None),
+        (_entry(kind=pb.KIND_NOTE, direction=pb.DIRECTION_INTERNAL), None),
+        (_entry(agent_action=pb.AgentActionDetail(note=pb.NoteAction(text="x"))), None),
+        (_entry(content=pb.Content(text="   ")), None),
+    ],
+)
+def test_only_inbound_customer_messages_have_customer_text(
+    entry: pb.Interaction, expected: str | None
+) -> None:
+    assert customer_text(entry) == expected
+
+
+@given(
+    st.from_regex(r"0[789]0-\d{4}-\d{4}|\+81 ?\d{2} ?\d{4} ?\d{4}|\d{6,12}", fullmatch=True),
+    st.from_regex(r"[a-z]{3,8}\.[a-z]{3,8}@[a-z]{3,8}\.(jp|com)", fullmatch=True),
+    st.sampled_from(["荷物が届きません。", "My parcel is late. ", "解約したい "]),
+)
+def test_no_phone_number_or_email_ever_survives_into_terms(
+    phone: str, email: str, text: str
+) -> None:
+    found = terms(f"{text}{phone} {email} 連絡先は{phone}です")
+    joined = " ".join(found)
+    assert not any(ch.isdigit() for ch in joined)
+    for part in re.split(r"[.@]", email):
+        assert part not in found or part in terms(text)

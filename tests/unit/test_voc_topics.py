@@ -62,6 +62,12 @@ def test_topics_are_listed_largest_first_and_hold_each_message_once(model: Topic
     assert set(members) == placeable
 
 
+def test_each_built_message_knows_its_topic(model: TopicModel) -> None:
+    crash = _topic_holding(model, "app_crash-00")
+    assert model.topic_of("app_crash-00") == crash.id
+    assert model.topic_of("never-seen") is None
+
+
 def test_a_new_message_gets_the_topic_of_its_kind_without_a_rebuild(model: TopicModel) -> None:
     late = _topic_holding(model, "delivery_delay-00")
     crash = _topic_holding(model, "app_crash-00")

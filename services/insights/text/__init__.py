@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.insights.text.cleaning import clean
 from services.insights.text.glossary import CONCEPT_PREFIX, concepts
+from services.insights.text.messages import customer_text
 from services.insights.text.terms import terms
 
 
@@ -13,4 +14,4 @@ def features(text: str) -> list[str]:
     return found + concepts(found)
 
 
-__all__ = ["CONCEPT_PREFIX", "clean", "features", "terms"]
+__all__ = ["CONCEPT_PREFIX", "clean", "customer_text", "features", "terms"]

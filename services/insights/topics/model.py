@@ -97,6 +97,13 @@ class TopicModel:
                 return topic
         return None
 
+    def topic_of(self, message_id: str) -> str | None:
+        """The topic a message of the build belongs to; `None` when it joined none."""
+        for topic in self.topics:
+            if message_id in topic.member_ids:
+                return topic.id
+        return None
+
     def scores(self, text: str) -> list[tuple[str, float]]:
         """Every topic's similarity to `text` (cosine to its centroid), best first."""
         vector = vectors.tfidf(features(text), self.idf)
