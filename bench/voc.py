@@ -6,6 +6,8 @@
 - Rebuild time for `rebuild_messages` messages drawn from the data set with fresh noise
   (order numbers, greetings, signatures); the baseline is vectorising alone (cleaning,
   Sudachi, TF-IDF) over the same messages.
+- Similar cases: leave-one-out over the data set, the share of messages whose nearest other
+  message (`CaseIndex.nearest`) has the same label; the baseline is without the glossary.
 - Assignment: a model built on 70% of the data set places the other 30% with `assign`: the
   share placed, and the share placed in the topic holding most of its label's messages.
 """
@@ -25,6 +27,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import adjusted_rand_score, v_measure_score
 
 from bench.targets import Row
+from services.insights.similar import CaseIndex, ResolvedCase
 from services.insights.text import features, glossary
 from services.insights.topics import Message, TopicModel, build_topics
 
@@ -32,6 +35,7 @@ DATA_SET = Path(__file__).parent.parent / "tests" / "data" / "voc_messages.jsonl
 # The floors tests/unit/test_voc_dataset.py asserts; the table shows them as the bound.
 V_MEASURE_FLOOR = 0.70
 ADJUSTED_RAND_FLOOR = 0.60
+NEAREST_FLOOR = 0.7
 _SEED = 7
 _OPENINGS = ("", "お世話になっております。", "Hi team, ", "Hello, ", "こんにちは。")
 _CLOSINGS = ("", " よろしくお願いします。", " Thanks, Alex", " Sent from my iPhone", " -- 山本")
@@ -89,6 +93,16 @@ def _assignment(labelled: Sequence[tuple[Message, str]]) -> dict[str, float]:
     }
 
 
+def _nearest_shares_label(labelled: Sequence[tuple[Message, str]]) -> float:
+    index = CaseIndex([ResolvedCase(m.id, m.text, "") for m, _ in labelled])
+    label = {m.id: lab for m, lab in labelled}
+    same = 0
+    for message, lab in labelled:
+        hits = index.nearest(message.text, 1, exclude={message.id})
+        same += bool(hits) and label[hits[0][0]] == lab
+    return same / len(labelled)
+
+
 def measure(rebuild_messages: int) -> dict[str, Any]:
     """Every VOC figure, as JSON-ready data."""
     labelled = _labelled()
@@ -97,6 +111,7 @@ def measure(rebuild_messages: int) -> dict[str, Any]:
     # The baseline: the same clustering when no word names a shared concept.
     with mock.patch.dict(glossary.GLOSSARY, clear=True):
         plain_v, plain_ari = _agreement(build_topics([m for m, _ in labelled]), labelled)
+        plain_nearest = _nearest_shares_label(labelled)
     noisy = _noisy(labelled, rebuild_messages)
     started = time.perf_counter()
     _vectorise_only(noisy)
@@ -110,7 +125,12 @@ def measure(rebuild_messages: int) -> dict[str, Any]:
         "topics": len(model.topics),
         "v_measure": v,
         "adjusted_rand": ari,
-        "without_glossary": {"v_measure": plain_v, "adjusted_rand": plain_ari},
+        "nearest_shares_label": _nearest_shares_label(labelled),
+        "without_glossary": {
+            "v_measure": plain_v,
+            "adjusted_rand": plain_ari,
+            "nearest_shares_label": plain_nearest,
+        },
         "rebuild": {
             "messages": rebuild_messages,
             "seconds": rebuild_s,
@@ -141,6 +161,11 @@ def rows(result: dict[str, Any]) -> list[Row]:
                 V_MEASURE_FLOOR,
             ),
             ("voc: adjusted Rand index on the data set", "adjusted_rand", ADJUSTED_RAND_FLOOR),
+            (
+                "similar cases: nearest other message shares the label",
+                "nearest_shares_label",
+                NEAREST_FLOOR,
+            ),
         )
     ]
     return [

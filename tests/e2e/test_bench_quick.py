@@ -28,6 +28,7 @@ TARGETS = (
     "identity: split of two customers",
     "voc: V-measure",
     "voc: adjusted Rand index",
+    "similar cases: nearest other",
     "voc: topic rebuild",
     "voc: new messages placed",
 )

@@ -86,6 +86,8 @@ def cluster(documents: Sequence[Sequence[str]]) -> Clusters:
     if n <= _CONDENSED * 4:
         labels = _merge(points)
     else:
-        condensed = KMeans(_CONDENSED, n_init=1, random_state=_SEED).fit(points)
+        # Repeated messages are repeated points: never ask for more groups than distinct ones.
+        groups = min(_CONDENSED, len(np.unique(points.round(6), axis=0)))
+        condensed = KMeans(groups, n_init=1, random_state=_SEED).fit(points)
         labels = _merge(normalize(condensed.cluster_centers_))[condensed.labels_]
     return Clusters([int(x) for x in np.asarray(labels)], idf, rows, vocabulary)
