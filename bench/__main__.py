@@ -11,6 +11,9 @@ Everything runs on this machine in one process tree: a real nats-server, the emb
 - Store round trips per batch on the attach path (`bench.attach_path`).
 - Identity resolution, merge and split (`bench.identity`); the live view: push freshness
   under other customers' traffic and timeline pages deep in by cursors (`bench.live_view`).
+- Voice of the customer (issue 13): topic quality on the labelled data set against the same
+  clustering without the glossary, rebuild time against vectorising alone, assignment
+  (`bench.voc`).
 
 One table at the end: target, measured, baseline, ratio, the issue's target, met. Benchmarks
 report; they never fail (exit 0 whatever the figures). `--quick` is a smoke run (the test
@@ -28,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import insights, live_view
+from bench import insights, live_view, voc
 from bench.attach_path import round_trips_per_batch
 from bench.baselines import insert_many_rate, raw_publish_rate
 from bench.identity import merge_split_latency, resolution_throughput
@@ -79,6 +82,7 @@ async def main(
         "merge_split": merge_split,
         "live_view": live_result,
         "insights": insight_result,
+        "voc": voc.measure(sizes.voc_messages),
     }
 
 
@@ -112,7 +116,7 @@ if __name__ == "__main__":
     mode = "quick" if arguments.quick else "full" if arguments.full else "default"
     result = asyncio.run(main(*_sizes(arguments), mode=mode))
     print(live_view.report(result["live_view"]))
-    targets = [*rows(result), *insights.rows(result)]
+    targets = [*rows(result), *insights.rows(result), *voc.rows(result)]
     result["targets"] = [asdict(t) for t in targets]
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     arguments.out.write_text(json.dumps(result, indent=2))

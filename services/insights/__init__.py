@@ -1,1 +1,1 @@
-"""The insights service: service metrics and customers at risk, from the timeline's outcomes."""
+"""The insights service: service metrics, customers at risk and the voice of the customer."""

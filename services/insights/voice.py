@@ -77,7 +77,14 @@ class Voices:
 
     def _rebuild_soon(self, tenant: str, state: _Tenant) -> None:
         if state.building is None or state.building.done():
-            state.building = asyncio.create_task(self.rebuild(tenant), name=f"topics-{tenant}")
+            state.building = asyncio.create_task(self._rebuild_quietly(tenant), name="topics")
+
+    async def _rebuild_quietly(self, tenant: str) -> None:
+        # In the background: a failed automatic rebuild keeps the previous model.
+        try:
+            await self.rebuild(tenant)
+        except Exception:
+            log.exception("an automatic topic rebuild failed; the previous model stays")
 
     async def rebuild(self, tenant: str) -> TopicModel:
         """Group all the tenant's messages again, keeping ids, names and merges."""

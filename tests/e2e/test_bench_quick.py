@@ -28,6 +28,11 @@ TARGETS = (
     "identity: split of two customers",
     "insights: metric query over",
     "insights: freshness, event ack",
+    "voc: V-measure",
+    "voc: adjusted Rand index",
+    "similar cases: nearest other",
+    "voc: topic rebuild",
+    "voc: new messages placed",
 )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tsunagu.grpc_callers import CREDENTIALS, issue_credential
 from tsunagu.lifecycle import CannotStart
+from tsunagu.local import demo_contacts
 from tsunagu.local.demo import (
     SCREEN_POP_QUERY,
     TENANT,
@@ -198,6 +199,20 @@ async def _serve(args: argparse.Namespace, ports: StackPorts) -> None:
                 f"({accepted} accepted, {len(results) - accepted} already stored)",
                 flush=True,
             )
+            summary = await demo_contacts.populate(
+                ingest_addresses=stack.ingest_addresses,
+                tokens=tokens,
+                timeline_address=stack.timeline_address,
+                timeline_token=stack.grpc_callers.tools,
+                graphql_url=stack.graphql_url,
+                bearer=lambda agent: (
+                    "Bearer "
+                    + stack.issuer.mint(
+                        tenant=TENANT, roles=["agent"], subject=agent.id, name=agent.name
+                    )
+                ),
+            )
+            print(summary, flush=True)
         ingest = ", ".join(f"{c}={a}" for c, a in stack.ingest_addresses.items())
         customer_id = None
         if not args.no_demo:
