@@ -12,6 +12,8 @@ from services.insights.facts import CaseFacts
 from services.insights.figures import Context as FigureContext
 from services.insights.figures import GroupBy, to_csv
 from services.insights.reader import MetricsQuery, MetricsReader, UnknownFigure
+from services.insights.topics import Topic
+from services.insights.voice import UnknownTopic, Voices
 from tsunagu.contracts import ContractViolation, check_tenant
 from tsunagu.v1 import insights_pb2, insights_pb2_grpc
 
@@ -35,6 +37,8 @@ _GROUPS = {
 MAX_RANGE_SECONDS = 366 * 24 * 3600.0
 DEFAULT_CASES, MAX_CASES, MAX_EXPORT = 100, 1000, 50_000
 DEFAULT_AT_RISK, MAX_AT_RISK = 50, 200
+MAX_EVENT_IDS = 500
+MAX_TOPIC_NAME = 80
 _MAX_LABEL = 256
 
 
@@ -74,11 +78,31 @@ async def _limit(value: int, *, default: int, most: int, context: Context) -> in
     return value or default
 
 
-class InsightsApi(insights_pb2_grpc.InsightsServiceServicer):
-    """Thin translator over `MetricsReader`."""
+def _summary(topic: Topic) -> insights_pb2.TopicSummary:
+    return insights_pb2.TopicSummary(
+        id=topic.id, label=topic.label, terms=topic.terms, size=topic.size, named=topic.named
+    )
 
-    def __init__(self, reader: MetricsReader) -> None:
+
+async def _tenant(tenant: str, context: Context) -> str:
+    try:
+        return check_tenant(tenant)
+    except ContractViolation as exc:
+        await _invalid(context, str(exc))
+        raise
+
+
+async def _topic_ids(context: Context, *ids: str) -> None:
+    if any(not 0 < len(i) <= _MAX_LABEL for i in ids):
+        await _invalid(context, "topic ids are 1..256 characters")
+
+
+class InsightsApi(insights_pb2_grpc.InsightsServiceServicer):
+    """Thin translator over `MetricsReader` and `Voices`."""
+
+    def __init__(self, reader: MetricsReader, voices: Voices) -> None:
         self._reader = reader
+        self._voices = voices
 
     async def GetServiceMetrics(
         self, request: insights_pb2.GetServiceMetricsRequest, context: Context
@@ -150,11 +174,7 @@ class InsightsApi(insights_pb2_grpc.InsightsServiceServicer):
     async def ListCustomersAtRisk(
         self, request: insights_pb2.ListCustomersAtRiskRequest, context: Context
     ) -> insights_pb2.ListCustomersAtRiskResponse:
-        try:
-            tenant = check_tenant(request.tenant)
-        except ContractViolation as exc:
-            await _invalid(context, str(exc))
-            raise
+        tenant = await _tenant(request.tenant, context)
         limit = await _limit(
             request.limit, default=DEFAULT_AT_RISK, most=MAX_AT_RISK, context=context
         )
@@ -169,3 +189,80 @@ class InsightsApi(insights_pb2_grpc.InsightsServiceServicer):
                     event_id=reason.event_id,
                 )
         return response
+
+    async def ListVocTopics(
+        self, request: insights_pb2.ListVocTopicsRequest, context: Context
+    ) -> insights_pb2.ListVocTopicsResponse:
+        q = await _query(
+            request.tenant,
+            insights_pb2.MetricsQuery(since=request.since, until=request.until),
+            context,
+        )
+        topics, unplaced = await self._reader.voc_topics(q.tenant, since=q.since, until=q.until)
+        response = insights_pb2.ListVocTopicsResponse(unplaced=unplaced)
+        for t in topics:
+            out = response.topics.add(
+                topic=_summary(t.topic),
+                messages=t.messages,
+                this_week=t.this_week,
+                last_week=t.last_week,
+                spike=t.spike,
+                cases=t.cases,
+            )
+            for event_id, text in t.examples:
+                out.examples.add(event_id=event_id, text=text)
+            for name, value in t.values.items():
+                out.figures.add(name=name, value=value or 0.0, defined=value is not None)
+        return response
+
+    async def GetMessageTopics(
+        self, request: insights_pb2.GetMessageTopicsRequest, context: Context
+    ) -> insights_pb2.GetMessageTopicsResponse:
+        tenant = await _tenant(request.tenant, context)
+        if len(request.event_ids) > MAX_EVENT_IDS:
+            await _invalid(context, f"at most {MAX_EVENT_IDS} event ids")
+        found = await self._voices.topics_of(tenant, request.event_ids)
+        response = insights_pb2.GetMessageTopicsResponse()
+        for event_id, topic in found.items():
+            response.topics[event_id].CopyFrom(_summary(topic))
+        return response
+
+    async def RenameTopic(
+        self, request: insights_pb2.RenameTopicRequest, context: Context
+    ) -> insights_pb2.TopicResponse:
+        tenant = await _tenant(request.tenant, context)
+        await _topic_ids(context, request.topic_id)
+        if not 0 < len(request.name.strip()) <= MAX_TOPIC_NAME:
+            await _invalid(context, f"a topic name is 1..{MAX_TOPIC_NAME} characters")
+        try:
+            topic = await self._voices.rename(tenant, request.topic_id, request.name)
+        except UnknownTopic:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such topic")
+            raise
+        return insights_pb2.TopicResponse(topic=_summary(topic))
+
+    async def MergeTopics(
+        self, request: insights_pb2.MergeTopicsRequest, context: Context
+    ) -> insights_pb2.TopicResponse:
+        tenant = await _tenant(request.tenant, context)
+        await _topic_ids(context, request.into, request.other)
+        try:
+            topic = await self._voices.merge(tenant, request.into, request.other)
+        except UnknownTopic:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no such topic")
+            raise
+        except ValueError as exc:
+            # The model refuses merging a topic into itself (or into one of its aliases).
+            await _invalid(context, str(exc)[:200])
+            raise
+        return insights_pb2.TopicResponse(topic=_summary(topic))
+
+    async def RebuildTopics(
+        self, request: insights_pb2.RebuildTopicsRequest, context: Context
+    ) -> insights_pb2.RebuildTopicsResponse:
+        tenant = await _tenant(request.tenant, context)
+        model = await self._voices.rebuild(tenant)
+        return insights_pb2.RebuildTopicsResponse(
+            messages=sum(t.size for t in model.topics) + await self._voices.unplaced(tenant),
+            topics=len(model.topics),
+        )

@@ -9,7 +9,10 @@ from enum import StrEnum
 from services.insights.events import CaseEvent, case_event, from_notice
 from services.insights.facts import CaseFacts, fold_case
 from services.insights.risk import risk_signals
-from services.insights.store import InsightsStore
+from services.insights.store import InsightsStore, StoredMessage
+from services.insights.text import customer_text
+from services.insights.voice import Voices
+from tsunagu.v1 import interaction_pb2 as pb
 from tsunagu.v1 import notices_pb2, timeline_pb2
 
 log = logging.getLogger(__name__)
@@ -40,8 +43,10 @@ class Projector:
         follow_up_due_seconds: float,
         changed: Changed | None = None,
         saved: Callable[[CaseFacts], None] | None = None,
+        voices: Voices | None = None,
     ) -> None:
         self._store = store
+        self._voices = voices
         self._saved = saved
         self._read_back = read_back
         self._due = follow_up_due_seconds
@@ -56,13 +61,17 @@ class Projector:
             await self._store.merge(tenant, notice.merged_ids, notice.customer_id)
         if notice.split_from:
             await self._store.split(tenant, notice.customer_id)
-        event = await self._event(notice)
-        if event is None:
+        event, interaction = await self._event(notice)
+        if event is None or interaction is None:
             return Applied.MISSING
         if not event.case_id:
             return Applied.NO_CASE
         if not await self._store.record(event):
             return Applied.DUPLICATE
+        if self._voices is not None and (text := customer_text(interaction)):
+            await self._voices.heard(
+                StoredMessage(tenant, event.event_id, event.case_id, text, event.occurred_at)
+            )
         before = await self._store.case(tenant, event.case_id)
         after = await self.refold(tenant, event.case_id)
         moved = after is not None and (
@@ -83,12 +92,14 @@ class Projector:
                 self._saved(facts)
         return facts
 
-    async def _event(self, notice: notices_pb2.TimelineUpdated) -> CaseEvent | None:
+    async def _event(
+        self, notice: notices_pb2.TimelineUpdated
+    ) -> tuple[CaseEvent | None, pb.Interaction | None]:
         event = from_notice(notice)
         if event is not None:
-            return event
+            return event, notice.entry.interaction
         entry = await self._read_back(notice.tenant, notice.event_id)
         if entry is None:
             log.warning("the timeline has no entry for an announced event; skipped")
-            return None
-        return case_event(entry, case_status=notice.case_status)
+            return None, None
+        return case_event(entry, case_status=notice.case_status), entry.interaction

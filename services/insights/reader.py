@@ -21,9 +21,31 @@ from services.insights.figures import (
 )
 from services.insights.risk import LOOKBACK, AtRisk, customers_at_risk
 from services.insights.store import InsightsStore
+from services.insights.text import clean
+from services.insights.topics import Topic
+from services.insights.voice import Voices
 
 # Repeat contact looks this far past a resolution, so the query reads that much further.
 _REPEAT_HORIZON = 7 * DAY
+
+
+WEEK = 7 * DAY
+# A week with fewer messages is no spike, however quiet the week before was.
+SPIKE_FLOOR = 5
+
+
+@dataclass(frozen=True, slots=True)
+class TopicFigures:
+    """A topic with its volume, trend and the figures of its cases."""
+
+    topic: Topic
+    examples: list[tuple[str, str]]
+    messages: int
+    this_week: int
+    last_week: int
+    spike: bool
+    cases: int
+    values: dict[str, float | None]
 
 
 class UnknownFigure(ValueError):
@@ -47,12 +69,14 @@ class MetricsReader:
         store: InsightsStore,
         *,
         index: CaseIndex,
+        voices: Voices | None = None,
         calendar_for: Callable[[str], TenantCalendar],
         targets_for: Callable[[str], Targets],
         clock: Callable[[], float],
     ) -> None:
         self._store = store
         self._index = index
+        self._voices = voices
         self._calendar_for = calendar_for
         self._targets_for = targets_for
         self._clock = clock
@@ -73,12 +97,22 @@ class MetricsReader:
             contacts_of={k: sorted(v) for k, v in contacts.items()},
         )
 
+    async def _topics(self, tenant: str, cases: Iterable[CaseFacts]) -> None:
+        # A case's topic is that of its first message: it changes with rebuilds and merges,
+        # so it is looked up when asked, not folded into the facts.
+        if self._voices is None:
+            return
+        topics = await self._voices.case_topics(tenant)
+        for c in cases:
+            c.topic = topics.get(c.case_id, "")
+
     async def _load(self, q: MetricsQuery) -> tuple[list[CaseFacts], Context]:
         horizon = q.until + _REPEAT_HORIZON
         around = sorted(
             (c for c in await self._index.cases(q.tenant) if q.since <= c.opened_at < horizon),
             key=lambda c: (c.opened_at, c.case_id),
         )
+        await self._topics(q.tenant, around)
         x = await self._context(q.tenant, around)
         return [c for c in around if c.opened_at < q.until], x
 
@@ -108,5 +142,42 @@ class MetricsReader:
     async def at_risk(self, tenant: str, *, limit: int) -> list[AtRisk]:
         active_since = self._clock() - LOOKBACK
         recent = [c for c in await self._index.cases(tenant) if c.last_event_at >= active_since]
+        await self._topics(tenant, recent)
         x = await self._context(tenant, recent)
         return customers_at_risk(recent, x, identity=x.identity, limit=limit)
+
+    async def voc_topics(
+        self, tenant: str, *, since: float, until: float
+    ) -> tuple[list[TopicFigures], int]:
+        """The tenant's topics, largest first, with their figures; and the unplaced count."""
+        if self._voices is None:
+            return [], 0
+        model = await self._voices.model(tenant)
+        times = await self._voices.message_times(tenant)
+        cases, x = await self._load(MetricsQuery(tenant, since, until, by=GroupBy.TOPIC))
+        calendar = self._calendar_for(tenant)
+        by_topic = {
+            r.group: r
+            for r in rows(cases, x, period=Period.ALL, by=GroupBy.TOPIC, calendar=calendar)
+        }
+        wanted = [e for t in model.topics for e in t.example_ids]
+        texts = await self._store.texts(tenant, wanted)
+        found = []
+        for topic in model.topics:
+            at = times.get(topic.id, [])
+            this_week = sum(1 for t in at if until - WEEK <= t < until)
+            last_week = sum(1 for t in at if until - 2 * WEEK <= t < until - WEEK)
+            row = by_topic.get(topic.id)
+            found.append(
+                TopicFigures(
+                    topic=topic,
+                    examples=[(e, clean(texts[e])) for e in topic.example_ids if e in texts],
+                    messages=sum(1 for t in at if since <= t < until),
+                    this_week=this_week,
+                    last_week=last_week,
+                    spike=this_week >= SPIKE_FLOOR and this_week >= 2 * last_week,
+                    cases=0 if row is None else int(row.values["cases"] or 0),
+                    values={} if row is None else dict(row.values),
+                )
+            )
+        return found, await self._voices.unplaced(tenant)

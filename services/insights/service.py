@@ -21,6 +21,7 @@ from services.insights.reader import MetricsReader
 from services.insights.settings import InsightsSettings, now
 from services.insights.store import InsightsStore, open_store
 from services.insights.timeline_reads import TimelineReads
+from services.insights.voice import Voices
 from tsunagu.bus.connection import connect, nats_login
 from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM, require_streams
 from tsunagu.grpc_auth import admit_kind
@@ -50,21 +51,24 @@ def bootstrap(
 ) -> Insights:
     """Build the read model, its reader and the gRPC server (nothing starts here)."""
     index = CaseIndex(store)
+    voices = Voices(store)
     projector = Projector(
         store,
         read_back=read_back,
         follow_up_due_seconds=settings.follow_up_due.total_seconds(),
         changed=changed,
         saved=index.put,
+        voices=voices,
     )
     reader = MetricsReader(
         store,
         index=index,
+        voices=voices,
         calendar_for=settings.calendar_for,
         targets_for=settings.targets_for,
         clock=clock,
     )
-    api = InsightsApi(reader)
+    api = InsightsApi(reader, voices)
 
     def register(server: grpc.aio.Server) -> None:
         insights_pb2_grpc.add_InsightsServiceServicer_to_server(api, server)

@@ -155,6 +155,12 @@ class InsightsStore:
         found = [StoredMessage(**doc) async for doc in cursor]
         return sorted(found, key=lambda m: (m.at, m.event_id))
 
+    async def texts(self, tenant: str, event_ids: Iterable[str]) -> dict[str, str]:
+        """The kept words of these messages (event id → text)."""
+        keys = [_key(tenant, e) for e in event_ids]
+        cursor = self._messages.find({"_id": {"$in": keys}}, {"event_id": 1, "text": 1})
+        return {doc["event_id"]: doc["text"] async for doc in cursor}
+
     async def set_message_topics(self, tenant: str, topics: dict[str, list[str]]) -> None:
         """Topic id → the messages now on it ("" for none)."""
         for topic, event_ids in topics.items():
@@ -166,8 +172,8 @@ class InsightsStore:
         return None if doc is None else bytes(doc["model"])
 
     async def save_topic_model(self, tenant: str, model: bytes) -> None:
-        await self._topic_models.replace_one(
-            {"_id": tenant}, {"_id": tenant, "model": model}, upsert=True
+        await self._topic_models.update_one(
+            {"_id": tenant}, {"$set": {"model": model}}, upsert=True
         )
 
     async def clear(self) -> None:

@@ -164,3 +164,8 @@ class Voices:
             if topic:
                 times.setdefault(topic, []).append(at)
         return times
+
+    async def unplaced(self, tenant: str) -> int:
+        """Messages on no topic (yet)."""
+        state = await self._tenant(tenant)
+        return sum(1 for _case, topic, _at in state.messages.values() if not topic)

@@ -55,6 +55,31 @@ class InsightsServiceStub:
                 request_serializer=tsunagu_dot_v1_dot_insights__pb2.ListCustomersAtRiskRequest.SerializeToString,
                 response_deserializer=tsunagu_dot_v1_dot_insights__pb2.ListCustomersAtRiskResponse.FromString,
                 _registered_method=True)
+        self.ListVocTopics = channel.unary_unary(
+                '/tsunagu.v1.InsightsService/ListVocTopics',
+                request_serializer=tsunagu_dot_v1_dot_insights__pb2.ListVocTopicsRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_insights__pb2.ListVocTopicsResponse.FromString,
+                _registered_method=True)
+        self.GetMessageTopics = channel.unary_unary(
+                '/tsunagu.v1.InsightsService/GetMessageTopics',
+                request_serializer=tsunagu_dot_v1_dot_insights__pb2.GetMessageTopicsRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_insights__pb2.GetMessageTopicsResponse.FromString,
+                _registered_method=True)
+        self.RenameTopic = channel.unary_unary(
+                '/tsunagu.v1.InsightsService/RenameTopic',
+                request_serializer=tsunagu_dot_v1_dot_insights__pb2.RenameTopicRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_insights__pb2.TopicResponse.FromString,
+                _registered_method=True)
+        self.MergeTopics = channel.unary_unary(
+                '/tsunagu.v1.InsightsService/MergeTopics',
+                request_serializer=tsunagu_dot_v1_dot_insights__pb2.MergeTopicsRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_insights__pb2.TopicResponse.FromString,
+                _registered_method=True)
+        self.RebuildTopics = channel.unary_unary(
+                '/tsunagu.v1.InsightsService/RebuildTopics',
+                request_serializer=tsunagu_dot_v1_dot_insights__pb2.RebuildTopicsRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_insights__pb2.RebuildTopicsResponse.FromString,
+                _registered_method=True)
 
 
 class InsightsServiceServicer:
@@ -88,6 +113,41 @@ class InsightsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListVocTopics(self, request, context):
+        """Voice of the customer: the tenant's topics with their figures over a range.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMessageTopics(self, request, context):
+        """The topic of each of these messages (timeline event ids) that has one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenameTopic(self, request, context):
+        """A supervisor's name for a topic (kept across rebuilds).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MergeTopics(self, request, context):
+        """Fold `other` into `into` (its id resolves to `into` from now on, rebuilds keep it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RebuildTopics(self, request, context):
+        """Group every message of the tenant again (ids, names and merges kept).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InsightsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +170,31 @@ def add_InsightsServiceServicer_to_server(servicer, server):
                     servicer.ListCustomersAtRisk,
                     request_deserializer=tsunagu_dot_v1_dot_insights__pb2.ListCustomersAtRiskRequest.FromString,
                     response_serializer=tsunagu_dot_v1_dot_insights__pb2.ListCustomersAtRiskResponse.SerializeToString,
+            ),
+            'ListVocTopics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVocTopics,
+                    request_deserializer=tsunagu_dot_v1_dot_insights__pb2.ListVocTopicsRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_insights__pb2.ListVocTopicsResponse.SerializeToString,
+            ),
+            'GetMessageTopics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMessageTopics,
+                    request_deserializer=tsunagu_dot_v1_dot_insights__pb2.GetMessageTopicsRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_insights__pb2.GetMessageTopicsResponse.SerializeToString,
+            ),
+            'RenameTopic': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenameTopic,
+                    request_deserializer=tsunagu_dot_v1_dot_insights__pb2.RenameTopicRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_insights__pb2.TopicResponse.SerializeToString,
+            ),
+            'MergeTopics': grpc.unary_unary_rpc_method_handler(
+                    servicer.MergeTopics,
+                    request_deserializer=tsunagu_dot_v1_dot_insights__pb2.MergeTopicsRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_insights__pb2.TopicResponse.SerializeToString,
+            ),
+            'RebuildTopics': grpc.unary_unary_rpc_method_handler(
+                    servicer.RebuildTopics,
+                    request_deserializer=tsunagu_dot_v1_dot_insights__pb2.RebuildTopicsRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_insights__pb2.RebuildTopicsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +305,141 @@ class InsightsService:
             '/tsunagu.v1.InsightsService/ListCustomersAtRisk',
             tsunagu_dot_v1_dot_insights__pb2.ListCustomersAtRiskRequest.SerializeToString,
             tsunagu_dot_v1_dot_insights__pb2.ListCustomersAtRiskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVocTopics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.InsightsService/ListVocTopics',
+            tsunagu_dot_v1_dot_insights__pb2.ListVocTopicsRequest.SerializeToString,
+            tsunagu_dot_v1_dot_insights__pb2.ListVocTopicsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMessageTopics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.InsightsService/GetMessageTopics',
+            tsunagu_dot_v1_dot_insights__pb2.GetMessageTopicsRequest.SerializeToString,
+            tsunagu_dot_v1_dot_insights__pb2.GetMessageTopicsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenameTopic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.InsightsService/RenameTopic',
+            tsunagu_dot_v1_dot_insights__pb2.RenameTopicRequest.SerializeToString,
+            tsunagu_dot_v1_dot_insights__pb2.TopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergeTopics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.InsightsService/MergeTopics',
+            tsunagu_dot_v1_dot_insights__pb2.MergeTopicsRequest.SerializeToString,
+            tsunagu_dot_v1_dot_insights__pb2.TopicResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RebuildTopics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.InsightsService/RebuildTopics',
+            tsunagu_dot_v1_dot_insights__pb2.RebuildTopicsRequest.SerializeToString,
+            tsunagu_dot_v1_dot_insights__pb2.RebuildTopicsResponse.FromString,
             options,
             channel_credentials,
             insecure,

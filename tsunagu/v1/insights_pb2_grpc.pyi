@@ -40,6 +40,16 @@ class InsightsServiceStub:
     """The cases behind a figure (or all cases of the query) as CSV, one row per case."""
     ListCustomersAtRisk: _grpc.UnaryUnaryMultiCallable[_insights_pb2.ListCustomersAtRiskRequest, _insights_pb2.ListCustomersAtRiskResponse]
     """Customers at risk, highest score first, each reason with its evidence."""
+    ListVocTopics: _grpc.UnaryUnaryMultiCallable[_insights_pb2.ListVocTopicsRequest, _insights_pb2.ListVocTopicsResponse]
+    """Voice of the customer: the tenant's topics with their figures over a range."""
+    GetMessageTopics: _grpc.UnaryUnaryMultiCallable[_insights_pb2.GetMessageTopicsRequest, _insights_pb2.GetMessageTopicsResponse]
+    """The topic of each of these messages (timeline event ids) that has one."""
+    RenameTopic: _grpc.UnaryUnaryMultiCallable[_insights_pb2.RenameTopicRequest, _insights_pb2.TopicResponse]
+    """A supervisor's name for a topic (kept across rebuilds)."""
+    MergeTopics: _grpc.UnaryUnaryMultiCallable[_insights_pb2.MergeTopicsRequest, _insights_pb2.TopicResponse]
+    """Fold `other` into `into` (its id resolves to `into` from now on, rebuilds keep it)."""
+    RebuildTopics: _grpc.UnaryUnaryMultiCallable[_insights_pb2.RebuildTopicsRequest, _insights_pb2.RebuildTopicsResponse]
+    """Group every message of the tenant again (ids, names and merges kept)."""
 
 @_typing.type_check_only
 class InsightsServiceAsyncStub(InsightsServiceStub):
@@ -52,6 +62,16 @@ class InsightsServiceAsyncStub(InsightsServiceStub):
     """The cases behind a figure (or all cases of the query) as CSV, one row per case."""
     ListCustomersAtRisk: _aio.UnaryUnaryMultiCallable[_insights_pb2.ListCustomersAtRiskRequest, _insights_pb2.ListCustomersAtRiskResponse]  # type: ignore[assignment]
     """Customers at risk, highest score first, each reason with its evidence."""
+    ListVocTopics: _aio.UnaryUnaryMultiCallable[_insights_pb2.ListVocTopicsRequest, _insights_pb2.ListVocTopicsResponse]  # type: ignore[assignment]
+    """Voice of the customer: the tenant's topics with their figures over a range."""
+    GetMessageTopics: _aio.UnaryUnaryMultiCallable[_insights_pb2.GetMessageTopicsRequest, _insights_pb2.GetMessageTopicsResponse]  # type: ignore[assignment]
+    """The topic of each of these messages (timeline event ids) that has one."""
+    RenameTopic: _aio.UnaryUnaryMultiCallable[_insights_pb2.RenameTopicRequest, _insights_pb2.TopicResponse]  # type: ignore[assignment]
+    """A supervisor's name for a topic (kept across rebuilds)."""
+    MergeTopics: _aio.UnaryUnaryMultiCallable[_insights_pb2.MergeTopicsRequest, _insights_pb2.TopicResponse]  # type: ignore[assignment]
+    """Fold `other` into `into` (its id resolves to `into` from now on, rebuilds keep it)."""
+    RebuildTopics: _aio.UnaryUnaryMultiCallable[_insights_pb2.RebuildTopicsRequest, _insights_pb2.RebuildTopicsResponse]  # type: ignore[assignment]
+    """Group every message of the tenant again (ids, names and merges kept)."""
 
 class InsightsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -85,5 +105,45 @@ class InsightsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_insights_pb2.ListCustomersAtRiskResponse, _abc.Awaitable[_insights_pb2.ListCustomersAtRiskResponse]]:
         """Customers at risk, highest score first, each reason with its evidence."""
+
+    @_abc_1.abstractmethod
+    def ListVocTopics(
+        self,
+        request: _insights_pb2.ListVocTopicsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insights_pb2.ListVocTopicsResponse, _abc.Awaitable[_insights_pb2.ListVocTopicsResponse]]:
+        """Voice of the customer: the tenant's topics with their figures over a range."""
+
+    @_abc_1.abstractmethod
+    def GetMessageTopics(
+        self,
+        request: _insights_pb2.GetMessageTopicsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insights_pb2.GetMessageTopicsResponse, _abc.Awaitable[_insights_pb2.GetMessageTopicsResponse]]:
+        """The topic of each of these messages (timeline event ids) that has one."""
+
+    @_abc_1.abstractmethod
+    def RenameTopic(
+        self,
+        request: _insights_pb2.RenameTopicRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insights_pb2.TopicResponse, _abc.Awaitable[_insights_pb2.TopicResponse]]:
+        """A supervisor's name for a topic (kept across rebuilds)."""
+
+    @_abc_1.abstractmethod
+    def MergeTopics(
+        self,
+        request: _insights_pb2.MergeTopicsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insights_pb2.TopicResponse, _abc.Awaitable[_insights_pb2.TopicResponse]]:
+        """Fold `other` into `into` (its id resolves to `into` from now on, rebuilds keep it)."""
+
+    @_abc_1.abstractmethod
+    def RebuildTopics(
+        self,
+        request: _insights_pb2.RebuildTopicsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insights_pb2.RebuildTopicsResponse, _abc.Awaitable[_insights_pb2.RebuildTopicsResponse]]:
+        """Group every message of the tenant again (ids, names and merges kept)."""
 
 def add_InsightsServiceServicer_to_server(servicer: InsightsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
