@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.types.graphql import OperationType
 
 from gateway.auth import Principal, Unauthenticated
@@ -14,6 +15,7 @@ from gateway.loaders import Loaders, create_loaders
 from gateway.rate_limits import RateLimited, RateLimits
 from gateway.subscription_caps import ConnectionSubscriptions
 from gateway.timeline_client import TimelineClient
+from tsunagu.v1 import insights_pb2
 
 # Defaults of the settings with the same names (gateway.settings), for contexts built in tests.
 DEFAULT_WRITE_WAIT_SECONDS = 3.0
@@ -45,6 +47,7 @@ class GatewayContext:
     ) -> None:
         self.timeline = timeline
         self._insights = insights
+        self._topic_loader: DataLoader[str, insights_pb2.TopicSummary | None] | None = None
         # None (contexts built in-process by tests): no rate limit, no subscription cap.
         self._rate_limits = rate_limits
         self.subscriptions = subscriptions
@@ -102,6 +105,15 @@ class GatewayContext:
         """Count a failed authentication against the client's address."""
         if self._rate_limits is not None:
             self._rate_limits.failed_authentication(self.client_address)
+
+    @property
+    def topic_loader(self) -> DataLoader[str, insights_pb2.TopicSummary | None]:
+        """Messages' topics by event id, for this operation (or connection), batched."""
+        if self._topic_loader is None:
+            self._topic_loader = self.insights.topic_loader(
+                self.principal.tenant, cache=self._cache_loads
+            )
+        return self._topic_loader
 
     @property
     def insights(self) -> InsightsClient:

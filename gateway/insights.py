@@ -18,6 +18,7 @@ from gateway.context import Info
 from gateway.errors import bad_user_input
 from gateway.nodes import Case, Customer, load_case, load_customer
 from gateway.paging import check_first
+from gateway.topics import Topic
 from tsunagu.bus.permissions import at_risk_subject
 from tsunagu.v1 import insights_pb2
 
@@ -257,3 +258,106 @@ async def at_risk_changed(info: Info) -> AsyncGenerator[AtRiskChange, None]:
             if change.tenant != tenant:
                 continue
             yield AtRiskChange(customer_ids=[strawberry.ID(c) for c in change.customer_ids])
+
+
+@strawberry.type(description="A topic with its volume, trend and the figures of its cases.")
+class VocTopic:
+    topic: Topic
+    examples: list[TopicExample]
+    messages: int = strawberry.field(description="Messages on the topic in the range.")
+    this_week: int = strawberry.field(description="Messages in the 7 days before `until`.")
+    last_week: int = strawberry.field(description="Messages in the 7 days before those.")
+    spike: bool = strawberry.field(description="This week at least twice last week, and ≥ 5.")
+    cases: int = strawberry.field(description="Cases opened in the range on the topic.")
+    figures: list[MetricFigure]
+
+    @strawberry.field
+    def figure(self, name: str) -> float | None:
+        """One figure of the topic's cases by name (e.g. csat_mean, escalation_rate)."""
+        return next((f.value for f in self.figures if f.name == name), None)
+
+
+@strawberry.type(description="A customer's message, cleaned: personal data masked.")
+class TopicExample:
+    event_id: strawberry.ID
+    text: str
+
+
+@strawberry.type
+class VocTopics:
+    topics: list[VocTopic]
+    unplaced: int = strawberry.field(description="Messages on no topic yet.")
+
+
+async def resolve_voc_topics(info: Info, *, since: datetime, until: datetime) -> VocTopics:
+    """The tenant's topics, largest first, with trend, spikes and their cases' figures."""
+    q = _query(since, until, MetricPeriod.ALL, MetricGroup.NONE)
+    request = insights_pb2.ListVocTopicsRequest(
+        tenant=info.context.principal.tenant, since=q.since, until=q.until
+    )
+    found = await info.context.insights.voc_topics(request)
+    return VocTopics(
+        unplaced=found.unplaced,
+        topics=[
+            VocTopic(
+                topic=Topic.from_proto(t.topic),
+                examples=[
+                    TopicExample(event_id=strawberry.ID(e.event_id), text=e.text)
+                    for e in t.examples
+                ],
+                messages=t.messages,
+                this_week=t.this_week,
+                last_week=t.last_week,
+                spike=t.spike,
+                cases=t.cases,
+                figures=[
+                    MetricFigure(name=f.name, value=f.value if f.defined else None)
+                    for f in t.figures
+                ],
+            )
+            for t in found.topics
+        ],
+    )
+
+
+@strawberry.type(description="How a rebuild of the topics went.")
+class TopicsRebuilt:
+    messages: int
+    topics: int
+
+
+async def _rename_topic(info: Info, topic_id: strawberry.ID, name: str) -> Topic:
+    found = await info.context.insights.rename_topic(
+        info.context.principal.tenant, str(topic_id), name
+    )
+    return Topic.from_proto(found)
+
+
+async def _merge_topics(info: Info, into: strawberry.ID, other: strawberry.ID) -> Topic:
+    found = await info.context.insights.merge_topics(
+        info.context.principal.tenant, str(into), str(other)
+    )
+    return Topic.from_proto(found)
+
+
+async def _rebuild_topics(info: Info) -> TopicsRebuilt:
+    done = await info.context.insights.rebuild_topics(info.context.principal.tenant)
+    return TopicsRebuilt(messages=done.messages, topics=done.topics)
+
+
+@strawberry.type
+class TopicMutation:
+    """Supervisors' hands on the topics; merged into the schema's Mutation type."""
+
+    rename_topic: Topic = strawberry.mutation(
+        resolver=_rename_topic,
+        description="Name a topic (1-80 characters); rebuilds keep the name.",
+    )
+    merge_topics: Topic = strawberry.mutation(
+        resolver=_merge_topics,
+        description="Fold topic `other` into `into`; rebuilds keep the merge.",
+    )
+    rebuild_topics: TopicsRebuilt = strawberry.mutation(
+        resolver=_rebuild_topics,
+        description="Group every message again (ids, names and merges kept).",
+    )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import grpc
 from google.protobuf.message import Message
+from strawberry.dataloader import DataLoader
 
 from gateway.errors import ErrorCode, GatewayError
 from tsunagu.grpc_channels import open_channel
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 _Request = TypeVar("_Request", bound=Message)
 _Response = TypeVar("_Response", bound=Message)
+# GetMessageTopics takes at most this many ids.
+MAX_EVENT_IDS = 500
 _UNAVAILABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
@@ -78,6 +81,47 @@ class InsightsClient(Lifecycle):
         request = insights_pb2.ListCustomersAtRiskRequest(tenant=tenant, limit=limit)
         return await self._call(self._require_stub().ListCustomersAtRisk, request)
 
+    async def voc_topics(
+        self, request: insights_pb2.ListVocTopicsRequest
+    ) -> insights_pb2.ListVocTopicsResponse:
+        return await self._call(self._require_stub().ListVocTopics, request)
+
+    async def message_topics(
+        self, tenant: str, event_ids: list[str]
+    ) -> dict[str, insights_pb2.TopicSummary]:
+        request = insights_pb2.GetMessageTopicsRequest(tenant=tenant, event_ids=event_ids)
+        found = await self._call(self._require_stub().GetMessageTopics, request)
+        return dict(found.topics)
+
+    async def rename_topic(
+        self, tenant: str, topic_id: str, name: str
+    ) -> insights_pb2.TopicSummary:
+        request = insights_pb2.RenameTopicRequest(tenant=tenant, topic_id=topic_id, name=name)
+        return (await self._call(self._require_stub().RenameTopic, request)).topic
+
+    async def merge_topics(self, tenant: str, into: str, other: str) -> insights_pb2.TopicSummary:
+        request = insights_pb2.MergeTopicsRequest(tenant=tenant, into=into, other=other)
+        return (await self._call(self._require_stub().MergeTopics, request)).topic
+
+    async def rebuild_topics(self, tenant: str) -> insights_pb2.RebuildTopicsResponse:
+        request = insights_pb2.RebuildTopicsRequest(tenant=tenant)
+        return await self._call(self._require_stub().RebuildTopics, request)
+
+    def topic_loader(
+        self, tenant: str, *, cache: bool
+    ) -> DataLoader[str, insights_pb2.TopicSummary | None]:
+        """Messages' topics by event id, batched into one call per operation's tick."""
+
+        async def load(ids: list[str]) -> list[insights_pb2.TopicSummary | None]:
+            found: dict[str, insights_pb2.TopicSummary] = {}
+            for offset in range(0, len(ids), MAX_EVENT_IDS):
+                found.update(
+                    await self.message_topics(tenant, ids[offset : offset + MAX_EVENT_IDS])
+                )
+            return [found.get(i) for i in ids]
+
+        return DataLoader(load_fn=load, cache=cache)
+
     async def _call(
         self, rpc: grpc.aio.UnaryUnaryMultiCallable[_Request, _Response], request: _Request
     ) -> _Response:
@@ -85,6 +129,8 @@ class InsightsClient(Lifecycle):
             return await rpc(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as error:
             code = error.code()
+            if code == grpc.StatusCode.NOT_FOUND:
+                raise GatewayError(ErrorCode.NOT_FOUND, error.details() or code.name) from error
             if code == grpc.StatusCode.INVALID_ARGUMENT:
                 raise GatewayError(
                     ErrorCode.BAD_USER_INPUT, error.details() or code.name

@@ -46,6 +46,8 @@ class Operation(StrEnum):
     READ_SERVICE_METRICS = "read service metrics"
     # Which customers may be drifting away, and why: a supervisor's list to act on.
     READ_AT_RISK = "read customers at risk"
+    # Renaming, merging and rebuilding the voice-of-the-customer topics.
+    MANAGE_TOPICS = "manage topics"
 
 
 _ALL = frozenset(Role)
@@ -62,6 +64,7 @@ ROLES: Mapping[Operation, frozenset[Role]] = {
     Operation.STRUCTURE: _ALL,
     Operation.READ_SERVICE_METRICS: frozenset({Role.SUPERVISOR, Role.ANALYST}),
     Operation.READ_AT_RISK: frozenset({Role.SUPERVISOR}),
+    Operation.MANAGE_TOPICS: frozenset({Role.SUPERVISOR}),
 }
 """Which roles may perform each operation; a principal needs one of them."""
 
@@ -95,12 +98,18 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
             "CancellationReasonCount",
             "MetricCases",
             "MetricCase",
+            "VocTopics",
+            "VocTopic",
+            "TopicExample",
         ),
         Operation.READ_SERVICE_METRICS,
     ),
     "CustomerAtRisk": Operation.READ_AT_RISK,
     "AtRiskChange": Operation.READ_AT_RISK,
     "RiskReason": Operation.READ_AT_RISK,
+    # A topic's id, label and terms: words of many customers, masked; on every timeline.
+    "Topic": _METRICS,
+    "TopicsRebuilt": Operation.MANAGE_TOPICS,
     **dict.fromkeys(
         (
             "Customer",
@@ -169,6 +178,10 @@ FIELD_DECISIONS: Mapping[str, Operation] = {
     "Query.metricCases": Operation.READ_SERVICE_METRICS,
     "Query.customersAtRisk": Operation.READ_AT_RISK,
     "Subscription.atRiskChanged": Operation.READ_AT_RISK,
+    "Query.vocTopics": Operation.READ_SERVICE_METRICS,
+    "Mutation.renameTopic": Operation.MANAGE_TOPICS,
+    "Mutation.mergeTopics": Operation.MANAGE_TOPICS,
+    "Mutation.rebuildTopics": Operation.MANAGE_TOPICS,
     "MetricCase.case": _METRICS,
     "MetricCase.customer": _PERSONAL,
     "CustomerAtRisk.customer": _PERSONAL,

@@ -12,9 +12,11 @@ from gateway.insights import (
     CustomerAtRisk,
     MetricCases,
     ServiceMetrics,
+    VocTopics,
     resolve_customers_at_risk,
     resolve_metric_cases,
     resolve_service_metrics,
+    resolve_voc_topics,
 )
 from gateway.nodes import (
     Case,
@@ -163,6 +165,10 @@ class Query:
             "The cases behind one figure of one row (first: 1-200); `csv` exports all of "
             "them, one row per case."
         ),
+    )
+    voc_topics: VocTopics = strawberry.field(
+        resolver=resolve_voc_topics,
+        description="What customers write about, by topic, with trend and figures (≤ 366 days).",
     )
     customers_at_risk: list[CustomerAtRisk] = strawberry.field(
         resolver=resolve_customers_at_risk,

@@ -19,6 +19,7 @@ from strawberry.extensions import (
 from strawberry.types import ExecutionContext
 
 from gateway.errors import ErrorCode, GatewayError
+from gateway.insights import TopicMutation
 from gateway.limits import OperationLimits, RateLimit
 from gateway.metrics import OperationMetrics
 from gateway.mutations import Mutation
@@ -115,6 +116,16 @@ class GatewaySchema(strawberry.Schema):
                 _log.debug("GraphQL client error %s at %s", code, error.path)
 
 
+# The agent actions, and supervisors' topic mutations (gateway.insights), as one type.
+_MUTATION = strawberry.type(
+    type("Mutation", (Mutation, TopicMutation), {}),
+    description=(
+        "Agent actions; each becomes one event on the customer's timeline. And supervisors' "
+        "topic changes."
+    ),
+)
+
+
 def build_schema(settings: GatewaySettings) -> GatewaySchema:
     """Build the schema with the limits and error policy of ``settings``.
 
@@ -138,5 +149,8 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
     if settings.mask_errors:
         extensions.append(_MaskUnexpectedErrors)
     return GatewaySchema(
-        query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions
+        query=Query,
+        mutation=_MUTATION,
+        subscription=Subscription,
+        extensions=extensions,
     )
