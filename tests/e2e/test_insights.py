@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -254,3 +255,25 @@ async def test_supervisors_hear_when_a_customer_becomes_at_risk(stack: LocalStac
             await _first(agent_live, "subscription { atRiskChanged { customerIds } }")
         assert refused.value.errors is not None
         assert refused.value.errors[0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_insights_counts_the_notices_it_applied_and_their_freshness(
+    stack: LocalStack,
+) -> None:
+    suffix, phone = unique_phone("080-79")
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    await submit(stack, "chat", builders.chat(TENANT, visitor=f"v-m-{suffix}", phone=phone, at=at))
+    url = stack.metrics.urls["insights"]
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        text = await asyncio.to_thread(_scrape, url)
+        if 'tsunagu_insights_notices_total{outcome="recorded"' in text:
+            break
+        assert asyncio.get_running_loop().time() < deadline, text[-2000:]
+        await asyncio.sleep(0.2)
+    assert "tsunagu_insights_freshness_seconds_count" in text
+
+
+def _scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
