@@ -18,6 +18,7 @@ from gateway.context import Info
 from gateway.errors import bad_user_input
 from gateway.nodes import Case, Customer, load_case, load_customer
 from gateway.paging import check_first
+from gateway.scalars import check_id
 from gateway.topics import Topic
 from tsunagu.bus.permissions import at_risk_subject
 from tsunagu.v1 import insights_pb2
@@ -25,6 +26,7 @@ from tsunagu.v1 import insights_pb2
 # The cost limits count no page above 200 (gateway.limits); the CSV export has no page.
 MAX_METRIC_CASES = 200
 MAX_AT_RISK = 200
+MAX_SIMILAR = 50
 
 
 @strawberry.enum(description="How figures are bucketed in time, in the tenant's time zone.")
@@ -345,6 +347,67 @@ async def _rebuild_topics(info: Info) -> TopicsRebuilt:
     return TopicsRebuilt(messages=done.messages, topics=done.topics)
 
 
+@strawberry.type(description="A resolved case like the one asked about, and what solved it.")
+class SimilarCase:
+    case_id: strawberry.ID
+    score: float = strawberry.field(description="Similarity of the customers' words, 0..1.")
+    resolution_note: str
+
+    @strawberry.field
+    async def case(self, info: Info) -> Case | None:
+        return await load_case(info, str(self.case_id))
+
+
+@strawberry.type(description="A resolution promoted to shared knowledge.")
+class KnowledgeArticle:
+    id: strawberry.ID
+    title: str
+    body: str
+    score: float | None = strawberry.field(description="How well it matches the query.")
+
+    @classmethod
+    def from_proto(cls, a: insights_pb2.KnowledgeArticle, *, scored: bool) -> KnowledgeArticle:
+        return cls(
+            id=strawberry.ID(a.id), title=a.title, body=a.body, score=a.score if scored else None
+        )
+
+
+async def resolve_similar_resolved_cases(
+    info: Info, case_id: strawberry.ID, first: int = 5
+) -> list[SimilarCase]:
+    """The tenant's resolved cases most like this case, best first, with their notes."""
+    found = await info.context.insights.similar_cases(
+        info.context.principal.tenant,
+        check_id("caseId", case_id),
+        limit=check_first(first, MAX_SIMILAR),
+    )
+    return [
+        SimilarCase(
+            case_id=strawberry.ID(c.case_id), score=c.score, resolution_note=c.resolution_note
+        )
+        for c in found
+    ]
+
+
+async def resolve_knowledge_articles(
+    info: Info, query: str, first: int = 10
+) -> list[KnowledgeArticle]:
+    """Knowledge articles matching `query` (1-500 characters), best first."""
+    found = await info.context.insights.search_articles(
+        info.context.principal.tenant, query, limit=check_first(first, MAX_SIMILAR)
+    )
+    return [KnowledgeArticle.from_proto(a, scored=True) for a in found]
+
+
+async def _promote_resolution(
+    info: Info, case_id: strawberry.ID, title: str, body: str = ""
+) -> KnowledgeArticle:
+    found = await info.context.insights.promote_resolution(
+        info.context.principal.tenant, check_id("caseId", case_id), title=title, body=body
+    )
+    return KnowledgeArticle.from_proto(found, scored=False)
+
+
 @strawberry.type
 class TopicMutation:
     """Supervisors' hands on the topics; merged into the schema's Mutation type."""
@@ -356,6 +419,13 @@ class TopicMutation:
     merge_topics: Topic = strawberry.mutation(
         resolver=_merge_topics,
         description="Fold topic `other` into `into`; rebuilds keep the merge.",
+    )
+    promote_resolution: KnowledgeArticle = strawberry.mutation(
+        resolver=_promote_resolution,
+        description=(
+            "Make a resolved case's resolution a knowledge article (title 1-200 characters; "
+            "body: the resolution note unless given)."
+        ),
     )
     rebuild_topics: TopicsRebuilt = strawberry.mutation(
         resolver=_rebuild_topics,

@@ -107,6 +107,28 @@ class InsightsClient(Lifecycle):
         request = insights_pb2.RebuildTopicsRequest(tenant=tenant)
         return await self._call(self._require_stub().RebuildTopics, request)
 
+    async def similar_cases(
+        self, tenant: str, case_id: str, *, limit: int
+    ) -> list[insights_pb2.SimilarCase]:
+        request = insights_pb2.SimilarResolvedCasesRequest(
+            tenant=tenant, case_id=case_id, limit=limit
+        )
+        return list((await self._call(self._require_stub().SimilarResolvedCases, request)).cases)
+
+    async def promote_resolution(
+        self, tenant: str, case_id: str, *, title: str, body: str
+    ) -> insights_pb2.KnowledgeArticle:
+        request = insights_pb2.PromoteResolutionRequest(
+            tenant=tenant, case_id=case_id, title=title, body=body
+        )
+        return await self._call(self._require_stub().PromoteResolution, request)
+
+    async def search_articles(
+        self, tenant: str, query: str, *, limit: int
+    ) -> list[insights_pb2.KnowledgeArticle]:
+        request = insights_pb2.SearchArticlesRequest(tenant=tenant, query=query, limit=limit)
+        return list((await self._call(self._require_stub().SearchArticles, request)).articles)
+
     def topic_loader(
         self, tenant: str, *, cache: bool
     ) -> DataLoader[str, insights_pb2.TopicSummary | None]:

@@ -48,6 +48,8 @@ class Operation(StrEnum):
     READ_AT_RISK = "read customers at risk"
     # Renaming, merging and rebuilding the voice-of-the-customer topics.
     MANAGE_TOPICS = "manage topics"
+    # Promoting resolutions to knowledge articles.
+    MANAGE_KNOWLEDGE = "manage knowledge articles"
 
 
 _ALL = frozenset(Role)
@@ -65,6 +67,7 @@ ROLES: Mapping[Operation, frozenset[Role]] = {
     Operation.READ_SERVICE_METRICS: frozenset({Role.SUPERVISOR, Role.ANALYST}),
     Operation.READ_AT_RISK: frozenset({Role.SUPERVISOR}),
     Operation.MANAGE_TOPICS: frozenset({Role.SUPERVISOR}),
+    Operation.MANAGE_KNOWLEDGE: frozenset({Role.SUPERVISOR}),
 }
 """Which roles may perform each operation; a principal needs one of them."""
 
@@ -110,6 +113,10 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
     # A topic's id, label and terms: words of many customers, masked; on every timeline.
     "Topic": _METRICS,
     "TopicsRebuilt": Operation.MANAGE_TOPICS,
+    # Other customers' cases and what agents wrote about them.
+    "SimilarCase": _PERSONAL,
+    # Curated by supervisors for everyone: no one customer's data.
+    "KnowledgeArticle": _METRICS,
     **dict.fromkeys(
         (
             "Customer",
@@ -182,6 +189,10 @@ FIELD_DECISIONS: Mapping[str, Operation] = {
     "Mutation.renameTopic": Operation.MANAGE_TOPICS,
     "Mutation.mergeTopics": Operation.MANAGE_TOPICS,
     "Mutation.rebuildTopics": Operation.MANAGE_TOPICS,
+    "Mutation.promoteResolution": Operation.MANAGE_KNOWLEDGE,
+    "Query.similarResolvedCases": _PERSONAL,
+    "Query.knowledgeArticles": _METRICS,
+    "SimilarCase.case": _METRICS,
     "MetricCase.case": _METRICS,
     "MetricCase.customer": _PERSONAL,
     "CustomerAtRisk.customer": _PERSONAL,

@@ -10,12 +10,16 @@ from gateway.enums import IDENTIFIER_KINDS, IdentifierKind
 from gateway.errors import ErrorCode, GatewayError, bad_user_input
 from gateway.insights import (
     CustomerAtRisk,
+    KnowledgeArticle,
     MetricCases,
     ServiceMetrics,
+    SimilarCase,
     VocTopics,
     resolve_customers_at_risk,
+    resolve_knowledge_articles,
     resolve_metric_cases,
     resolve_service_metrics,
+    resolve_similar_resolved_cases,
     resolve_voc_topics,
 )
 from gateway.nodes import (
@@ -169,6 +173,14 @@ class Query:
     voc_topics: VocTopics = strawberry.field(
         resolver=resolve_voc_topics,
         description="What customers write about, by topic, with trend and figures (≤ 366 days).",
+    )
+    similar_resolved_cases: list[SimilarCase] = strawberry.field(
+        resolver=resolve_similar_resolved_cases,
+        description="Resolved cases like this one, with what solved them (first: 1-50).",
+    )
+    knowledge_articles: list[KnowledgeArticle] = strawberry.field(
+        resolver=resolve_knowledge_articles,
+        description="Knowledge articles matching a free-text query (first: 1-50).",
     )
     customers_at_risk: list[CustomerAtRisk] = strawberry.field(
         resolver=resolve_customers_at_risk,

@@ -12,6 +12,7 @@ from services.insights.facts import CaseFacts
 from services.insights.figures import Context as FigureContext
 from services.insights.figures import GroupBy, to_csv
 from services.insights.reader import MetricsQuery, MetricsReader, UnknownFigure
+from services.insights.solutions import NotResolved, Solutions
 from services.insights.topics import Topic
 from services.insights.voice import UnknownTopic, Voices
 from tsunagu.contracts import ContractViolation, check_tenant
@@ -39,6 +40,8 @@ DEFAULT_CASES, MAX_CASES, MAX_EXPORT = 100, 1000, 50_000
 DEFAULT_AT_RISK, MAX_AT_RISK = 50, 200
 MAX_EVENT_IDS = 500
 MAX_TOPIC_NAME = 80
+MAX_SIMILAR = 50
+MAX_TITLE, MAX_BODY, MAX_QUERY = 200, 4000, 500
 _MAX_LABEL = 256
 
 
@@ -92,17 +95,18 @@ async def _tenant(tenant: str, context: Context) -> str:
         raise
 
 
-async def _topic_ids(context: Context, *ids: str) -> None:
+async def _ids(context: Context, what: str, *ids: str) -> None:
     if any(not 0 < len(i) <= _MAX_LABEL for i in ids):
-        await _invalid(context, "topic ids are 1..256 characters")
+        await _invalid(context, f"{what} is 1..256 characters")
 
 
 class InsightsApi(insights_pb2_grpc.InsightsServiceServicer):
     """Thin translator over `MetricsReader` and `Voices`."""
 
-    def __init__(self, reader: MetricsReader, voices: Voices) -> None:
+    def __init__(self, reader: MetricsReader, voices: Voices, solutions: Solutions) -> None:
         self._reader = reader
         self._voices = voices
+        self._solutions = solutions
 
     async def GetServiceMetrics(
         self, request: insights_pb2.GetServiceMetricsRequest, context: Context
@@ -231,7 +235,7 @@ class InsightsApi(insights_pb2_grpc.InsightsServiceServicer):
         self, request: insights_pb2.RenameTopicRequest, context: Context
     ) -> insights_pb2.TopicResponse:
         tenant = await _tenant(request.tenant, context)
-        await _topic_ids(context, request.topic_id)
+        await _ids(context, "topic_id", request.topic_id)
         if not 0 < len(request.name.strip()) <= MAX_TOPIC_NAME:
             await _invalid(context, f"a topic name is 1..{MAX_TOPIC_NAME} characters")
         try:
@@ -245,7 +249,7 @@ class InsightsApi(insights_pb2_grpc.InsightsServiceServicer):
         self, request: insights_pb2.MergeTopicsRequest, context: Context
     ) -> insights_pb2.TopicResponse:
         tenant = await _tenant(request.tenant, context)
-        await _topic_ids(context, request.into, request.other)
+        await _ids(context, "a topic id", request.into, request.other)
         try:
             topic = await self._voices.merge(tenant, request.into, request.other)
         except UnknownTopic:
@@ -265,4 +269,51 @@ class InsightsApi(insights_pb2_grpc.InsightsServiceServicer):
         return insights_pb2.RebuildTopicsResponse(
             messages=sum(t.size for t in model.topics) + await self._voices.unplaced(tenant),
             topics=len(model.topics),
+        )
+
+    async def SimilarResolvedCases(
+        self, request: insights_pb2.SimilarResolvedCasesRequest, context: Context
+    ) -> insights_pb2.SimilarResolvedCasesResponse:
+        tenant = await _tenant(request.tenant, context)
+        await _ids(context, "case_id", request.case_id)
+        limit = await _limit(request.limit, default=5, most=MAX_SIMILAR, context=context)
+        found = await self._solutions.similar(tenant, request.case_id, limit)
+        return insights_pb2.SimilarResolvedCasesResponse(
+            cases=[
+                insights_pb2.SimilarCase(
+                    case_id=s.case_id, score=s.score, resolution_note=s.resolution_note
+                )
+                for s in found
+            ]
+        )
+
+    async def PromoteResolution(
+        self, request: insights_pb2.PromoteResolutionRequest, context: Context
+    ) -> insights_pb2.KnowledgeArticle:
+        tenant = await _tenant(request.tenant, context)
+        await _ids(context, "case_id", request.case_id)
+        if not 0 < len(request.title.strip()) <= MAX_TITLE or len(request.body) > MAX_BODY:
+            await _invalid(context, f"title 1..{MAX_TITLE} characters, body up to {MAX_BODY}")
+        try:
+            article = await self._solutions.promote(
+                tenant, request.case_id, title=request.title, body=request.body
+            )
+        except NotResolved:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no resolved case with a note")
+            raise
+        return insights_pb2.KnowledgeArticle(id=article.id, title=article.title, body=article.body)
+
+    async def SearchArticles(
+        self, request: insights_pb2.SearchArticlesRequest, context: Context
+    ) -> insights_pb2.SearchArticlesResponse:
+        tenant = await _tenant(request.tenant, context)
+        if not 0 < len(request.query.strip()) <= MAX_QUERY:
+            await _invalid(context, f"query is 1..{MAX_QUERY} characters")
+        limit = await _limit(request.limit, default=10, most=MAX_SIMILAR, context=context)
+        found = await self._solutions.search(tenant, request.query, limit)
+        return insights_pb2.SearchArticlesResponse(
+            articles=[
+                insights_pb2.KnowledgeArticle(id=a.id, title=a.title, body=a.body, score=score)
+                for a, score in found
+            ]
         )

@@ -9,6 +9,7 @@ from enum import StrEnum
 from services.insights.events import CaseEvent, case_event, from_notice
 from services.insights.facts import CaseFacts, fold_case
 from services.insights.risk import risk_signals
+from services.insights.solutions import Solutions
 from services.insights.store import InsightsStore, StoredMessage
 from services.insights.text import customer_text
 from services.insights.voice import Voices
@@ -44,9 +45,11 @@ class Projector:
         changed: Changed | None = None,
         saved: Callable[[CaseFacts], None] | None = None,
         voices: Voices | None = None,
+        solutions: Solutions | None = None,
     ) -> None:
         self._store = store
         self._voices = voices
+        self._solutions = solutions
         self._saved = saved
         self._read_back = read_back
         self._due = follow_up_due_seconds
@@ -68,6 +71,10 @@ class Projector:
             return Applied.NO_CASE
         if not await self._store.record(event):
             return Applied.DUPLICATE
+        if self._solutions is not None and event.action == "resolution":
+            note = interaction.agent_action.resolution.summary.strip()
+            if note:
+                await self._solutions.resolved(tenant, event.case_id, note, event.occurred_at)
         if self._voices is not None and (text := customer_text(interaction)):
             await self._voices.heard(
                 StoredMessage(tenant, event.event_id, event.case_id, text, event.occurred_at)

@@ -19,6 +19,7 @@ from services.insights.feed import FeedOptions, OutcomeFeed
 from services.insights.projector import Changed, Projector, ReadBack
 from services.insights.reader import MetricsReader
 from services.insights.settings import InsightsSettings, now
+from services.insights.solutions import Solutions
 from services.insights.store import InsightsStore, open_store
 from services.insights.timeline_reads import TimelineReads
 from services.insights.voice import Voices
@@ -52,6 +53,7 @@ def bootstrap(
     """Build the read model, its reader and the gRPC server (nothing starts here)."""
     index = CaseIndex(store)
     voices = Voices(store)
+    solutions = Solutions(store)
     projector = Projector(
         store,
         read_back=read_back,
@@ -59,6 +61,7 @@ def bootstrap(
         changed=changed,
         saved=index.put,
         voices=voices,
+        solutions=solutions,
     )
     reader = MetricsReader(
         store,
@@ -68,7 +71,7 @@ def bootstrap(
         targets_for=settings.targets_for,
         clock=clock,
     )
-    api = InsightsApi(reader, voices)
+    api = InsightsApi(reader, voices, solutions)
 
     def register(server: grpc.aio.Server) -> None:
         insights_pb2_grpc.add_InsightsServiceServicer_to_server(api, server)

@@ -12,6 +12,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.insights.events import CaseEvent
 from services.insights.facts import CaseFacts
+from services.insights.similar import Article
 
 if TYPE_CHECKING:
     from services.insights.settings import InsightsSettings
@@ -63,6 +64,8 @@ class InsightsStore:
         self._aliases = db["aliases"]
         self._messages = db["messages"]
         self._topic_models = db["topic_models"]
+        self._resolutions = db["resolutions"]
+        self._articles = db["articles"]
 
     async def ensure_indexes(self) -> None:
         """Single-field indexes on the leading key of each hot query (idempotent)."""
@@ -71,6 +74,9 @@ class InsightsStore:
         await self._cases.create_index([("customer_key", ASCENDING)])
         await self._aliases.create_index([("tenant", ASCENDING)])
         await self._messages.create_index([("tenant", ASCENDING)])
+        await self._messages.create_index([("case_id", ASCENDING)])
+        await self._resolutions.create_index([("tenant", ASCENDING)])
+        await self._articles.create_index([("tenant", ASCENDING)])
 
     async def record(self, event: CaseEvent) -> bool:
         """Keep `event` once; False when its event id was recorded before (a redelivery)."""
@@ -175,6 +181,46 @@ class InsightsStore:
         await self._topic_models.update_one(
             {"_id": tenant}, {"$set": {"model": model}}, upsert=True
         )
+
+    async def case_texts(self, tenant: str, case_ids: Iterable[str]) -> dict[str, str]:
+        """The customers' messages of each case, oldest first, joined (case id → text)."""
+        wanted = list(case_ids)
+        cursor = self._messages.find({"case_id": {"$in": wanted}, "tenant": tenant})
+        parts: dict[str, list[tuple[float, str]]] = {}
+        async for doc in cursor:
+            parts.setdefault(doc["case_id"], []).append((doc["at"], doc["text"]))
+        return {case: "\n".join(t for _at, t in sorted(p)) for case, p in parts.items()}
+
+    async def save_resolution(self, tenant: str, case_id: str, note: str, at: float) -> None:
+        """The case's latest resolution note (what solved it)."""
+        await self._resolutions.update_one(
+            {"_id": _key(tenant, case_id)},
+            {"$set": {"tenant": tenant, "case_id": case_id, "note": note, "at": at}},
+            upsert=True,
+        )
+
+    async def resolutions(self, tenant: str) -> dict[str, str]:
+        """Case id → its resolution note, for the tenant's resolved cases."""
+        cursor = self._resolutions.find({"tenant": tenant})
+        return {doc["case_id"]: doc["note"] async for doc in cursor}
+
+    async def save_article(self, tenant: str, article: Article) -> None:
+        await self._articles.update_one(
+            {"_id": _key(tenant, article.id)},
+            {
+                "$set": {
+                    "tenant": tenant,
+                    "id": article.id,
+                    "title": article.title,
+                    "body": article.body,
+                }
+            },
+            upsert=True,
+        )
+
+    async def articles(self, tenant: str) -> list[Article]:
+        cursor = self._articles.find({"tenant": tenant})
+        return [Article(doc["id"], doc["title"], doc["body"]) async for doc in cursor]
 
     async def clear(self) -> None:
         """Forget everything but topic models (a rebuild from the log starts here): names and

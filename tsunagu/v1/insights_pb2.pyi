@@ -798,3 +798,181 @@ class RebuildTopicsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RebuildTopicsResponse: _TypeAlias = RebuildTopicsResponse  # noqa: Y015
+
+@_typing.final
+class SimilarResolvedCasesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    case_id: _builtins.str
+    limit: _builtins.int
+    """1..50; 0 means 5."""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "limit", b"limit", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimilarResolvedCasesRequest: _TypeAlias = SimilarResolvedCasesRequest  # noqa: Y015
+
+@_typing.final
+class SimilarCase(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    RESOLUTION_NOTE_FIELD_NUMBER: _builtins.int
+    case_id: _builtins.str
+    score: _builtins.float
+    """Cosine similarity of the texts, 0..1."""
+    resolution_note: _builtins.str
+    def __init__(
+        self,
+        *,
+        case_id: _builtins.str = ...,
+        score: _builtins.float = ...,
+        resolution_note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_id", b"case_id", "resolution_note", b"resolution_note", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimilarCase: _TypeAlias = SimilarCase  # noqa: Y015
+
+@_typing.final
+class SimilarResolvedCasesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def cases(self) -> _containers.RepeatedCompositeFieldContainer[Global___SimilarCase]: ...
+    def __init__(
+        self,
+        *,
+        cases: _abc.Iterable[Global___SimilarCase] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SimilarResolvedCasesResponse: _TypeAlias = SimilarResolvedCasesResponse  # noqa: Y015
+
+@_typing.final
+class PromoteResolutionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CASE_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    case_id: _builtins.str
+    title: _builtins.str
+    """1..200 characters."""
+    body: _builtins.str
+    """Up to 4,000 characters; empty: the case's resolution note."""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        case_id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "case_id", b"case_id", "tenant", b"tenant", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PromoteResolutionRequest: _TypeAlias = PromoteResolutionRequest  # noqa: Y015
+
+@_typing.final
+class KnowledgeArticle(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    title: _builtins.str
+    body: _builtins.str
+    score: _builtins.float
+    """In search results: how well it matches the query, 0..1."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        body: _builtins.str = ...,
+        score: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "id", b"id", "score", b"score", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KnowledgeArticle: _TypeAlias = KnowledgeArticle  # noqa: Y015
+
+@_typing.final
+class SearchArticlesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    query: _builtins.str
+    """1..500 characters."""
+    limit: _builtins.int
+    """1..50; 0 means 10."""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        query: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "query", b"query", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchArticlesRequest: _TypeAlias = SearchArticlesRequest  # noqa: Y015
+
+@_typing.final
+class SearchArticlesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTICLES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def articles(self) -> _containers.RepeatedCompositeFieldContainer[Global___KnowledgeArticle]: ...
+    def __init__(
+        self,
+        *,
+        articles: _abc.Iterable[Global___KnowledgeArticle] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["articles", b"articles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SearchArticlesResponse: _TypeAlias = SearchArticlesResponse  # noqa: Y015

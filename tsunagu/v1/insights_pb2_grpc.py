@@ -80,6 +80,21 @@ class InsightsServiceStub:
                 request_serializer=tsunagu_dot_v1_dot_insights__pb2.RebuildTopicsRequest.SerializeToString,
                 response_deserializer=tsunagu_dot_v1_dot_insights__pb2.RebuildTopicsResponse.FromString,
                 _registered_method=True)
+        self.SimilarResolvedCases = channel.unary_unary(
+                '/tsunagu.v1.InsightsService/SimilarResolvedCases',
+                request_serializer=tsunagu_dot_v1_dot_insights__pb2.SimilarResolvedCasesRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_insights__pb2.SimilarResolvedCasesResponse.FromString,
+                _registered_method=True)
+        self.PromoteResolution = channel.unary_unary(
+                '/tsunagu.v1.InsightsService/PromoteResolution',
+                request_serializer=tsunagu_dot_v1_dot_insights__pb2.PromoteResolutionRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_insights__pb2.KnowledgeArticle.FromString,
+                _registered_method=True)
+        self.SearchArticles = channel.unary_unary(
+                '/tsunagu.v1.InsightsService/SearchArticles',
+                request_serializer=tsunagu_dot_v1_dot_insights__pb2.SearchArticlesRequest.SerializeToString,
+                response_deserializer=tsunagu_dot_v1_dot_insights__pb2.SearchArticlesResponse.FromString,
+                _registered_method=True)
 
 
 class InsightsServiceServicer:
@@ -148,6 +163,27 @@ class InsightsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SimilarResolvedCases(self, request, context):
+        """The resolved cases most like a case's messages, with their resolution notes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteResolution(self, request, context):
+        """Make a resolved case's resolution a knowledge article.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchArticles(self, request, context):
+        """Knowledge articles matching a free-text query, best first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InsightsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -195,6 +231,21 @@ def add_InsightsServiceServicer_to_server(servicer, server):
                     servicer.RebuildTopics,
                     request_deserializer=tsunagu_dot_v1_dot_insights__pb2.RebuildTopicsRequest.FromString,
                     response_serializer=tsunagu_dot_v1_dot_insights__pb2.RebuildTopicsResponse.SerializeToString,
+            ),
+            'SimilarResolvedCases': grpc.unary_unary_rpc_method_handler(
+                    servicer.SimilarResolvedCases,
+                    request_deserializer=tsunagu_dot_v1_dot_insights__pb2.SimilarResolvedCasesRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_insights__pb2.SimilarResolvedCasesResponse.SerializeToString,
+            ),
+            'PromoteResolution': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteResolution,
+                    request_deserializer=tsunagu_dot_v1_dot_insights__pb2.PromoteResolutionRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_insights__pb2.KnowledgeArticle.SerializeToString,
+            ),
+            'SearchArticles': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchArticles,
+                    request_deserializer=tsunagu_dot_v1_dot_insights__pb2.SearchArticlesRequest.FromString,
+                    response_serializer=tsunagu_dot_v1_dot_insights__pb2.SearchArticlesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -440,6 +491,87 @@ class InsightsService:
             '/tsunagu.v1.InsightsService/RebuildTopics',
             tsunagu_dot_v1_dot_insights__pb2.RebuildTopicsRequest.SerializeToString,
             tsunagu_dot_v1_dot_insights__pb2.RebuildTopicsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SimilarResolvedCases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.InsightsService/SimilarResolvedCases',
+            tsunagu_dot_v1_dot_insights__pb2.SimilarResolvedCasesRequest.SerializeToString,
+            tsunagu_dot_v1_dot_insights__pb2.SimilarResolvedCasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteResolution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.InsightsService/PromoteResolution',
+            tsunagu_dot_v1_dot_insights__pb2.PromoteResolutionRequest.SerializeToString,
+            tsunagu_dot_v1_dot_insights__pb2.KnowledgeArticle.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchArticles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsunagu.v1.InsightsService/SearchArticles',
+            tsunagu_dot_v1_dot_insights__pb2.SearchArticlesRequest.SerializeToString,
+            tsunagu_dot_v1_dot_insights__pb2.SearchArticlesResponse.FromString,
             options,
             channel_credentials,
             insecure,

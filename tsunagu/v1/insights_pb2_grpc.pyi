@@ -50,6 +50,12 @@ class InsightsServiceStub:
     """Fold `other` into `into` (its id resolves to `into` from now on, rebuilds keep it)."""
     RebuildTopics: _grpc.UnaryUnaryMultiCallable[_insights_pb2.RebuildTopicsRequest, _insights_pb2.RebuildTopicsResponse]
     """Group every message of the tenant again (ids, names and merges kept)."""
+    SimilarResolvedCases: _grpc.UnaryUnaryMultiCallable[_insights_pb2.SimilarResolvedCasesRequest, _insights_pb2.SimilarResolvedCasesResponse]
+    """The resolved cases most like a case's messages, with their resolution notes."""
+    PromoteResolution: _grpc.UnaryUnaryMultiCallable[_insights_pb2.PromoteResolutionRequest, _insights_pb2.KnowledgeArticle]
+    """Make a resolved case's resolution a knowledge article."""
+    SearchArticles: _grpc.UnaryUnaryMultiCallable[_insights_pb2.SearchArticlesRequest, _insights_pb2.SearchArticlesResponse]
+    """Knowledge articles matching a free-text query, best first."""
 
 @_typing.type_check_only
 class InsightsServiceAsyncStub(InsightsServiceStub):
@@ -72,6 +78,12 @@ class InsightsServiceAsyncStub(InsightsServiceStub):
     """Fold `other` into `into` (its id resolves to `into` from now on, rebuilds keep it)."""
     RebuildTopics: _aio.UnaryUnaryMultiCallable[_insights_pb2.RebuildTopicsRequest, _insights_pb2.RebuildTopicsResponse]  # type: ignore[assignment]
     """Group every message of the tenant again (ids, names and merges kept)."""
+    SimilarResolvedCases: _aio.UnaryUnaryMultiCallable[_insights_pb2.SimilarResolvedCasesRequest, _insights_pb2.SimilarResolvedCasesResponse]  # type: ignore[assignment]
+    """The resolved cases most like a case's messages, with their resolution notes."""
+    PromoteResolution: _aio.UnaryUnaryMultiCallable[_insights_pb2.PromoteResolutionRequest, _insights_pb2.KnowledgeArticle]  # type: ignore[assignment]
+    """Make a resolved case's resolution a knowledge article."""
+    SearchArticles: _aio.UnaryUnaryMultiCallable[_insights_pb2.SearchArticlesRequest, _insights_pb2.SearchArticlesResponse]  # type: ignore[assignment]
+    """Knowledge articles matching a free-text query, best first."""
 
 class InsightsServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -145,5 +157,29 @@ class InsightsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_insights_pb2.RebuildTopicsResponse, _abc.Awaitable[_insights_pb2.RebuildTopicsResponse]]:
         """Group every message of the tenant again (ids, names and merges kept)."""
+
+    @_abc_1.abstractmethod
+    def SimilarResolvedCases(
+        self,
+        request: _insights_pb2.SimilarResolvedCasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insights_pb2.SimilarResolvedCasesResponse, _abc.Awaitable[_insights_pb2.SimilarResolvedCasesResponse]]:
+        """The resolved cases most like a case's messages, with their resolution notes."""
+
+    @_abc_1.abstractmethod
+    def PromoteResolution(
+        self,
+        request: _insights_pb2.PromoteResolutionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insights_pb2.KnowledgeArticle, _abc.Awaitable[_insights_pb2.KnowledgeArticle]]:
+        """Make a resolved case's resolution a knowledge article."""
+
+    @_abc_1.abstractmethod
+    def SearchArticles(
+        self,
+        request: _insights_pb2.SearchArticlesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insights_pb2.SearchArticlesResponse, _abc.Awaitable[_insights_pb2.SearchArticlesResponse]]:
+        """Knowledge articles matching a free-text query, best first."""
 
 def add_InsightsServiceServicer_to_server(servicer: InsightsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
