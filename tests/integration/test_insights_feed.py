@@ -5,12 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -20,35 +18,13 @@ from tests import builders
 from tests.grpc_credentials import CallerSet, channel_for
 from tests.integration.insights_fixtures import (
     figures,
-    insights_settings,
     query,
     running,
     wait_for_rows,
 )
 from tests.integration.test_consumer_faults import Bus
-from tsunagu.local.processes import NatsServer
 from tsunagu.v1 import insights_pb2, insights_pb2_grpc, notices_pb2, timeline_pb2
 from tsunagu.v1 import interaction_pb2 as pb
-
-
-@pytest.fixture
-def settings(
-    nats_server: NatsServer, mongodb_uri: str, database_name: str, tenant: str, callers: CallerSet
-) -> InsightsSettings:
-    return insights_settings(
-        nats_server=nats_server,
-        mongodb_uri=mongodb_uri,
-        database_name=database_name,
-        tenant=tenant,
-        callers=callers,
-    )
-
-
-@pytest.fixture
-async def operator(nats_server: NatsServer) -> AsyncIterator[Client]:
-    nc = await nats.connect(nats_server.url)
-    yield nc
-    await nc.close()
 
 
 def _stub(address: str, token: str) -> tuple[grpc.aio.Channel, Any]:
@@ -65,7 +41,7 @@ async def _entry(bus: Bus, event_id: str) -> timeline_pb2.TimelineEntry:
 
 
 async def test_a_conversation_through_the_timeline_becomes_figures_cases_and_a_risk(
-    bus: Bus, settings: InsightsSettings, callers: CallerSet
+    bus: Bus, insights_config: InsightsSettings, callers: CallerSet
 ) -> None:
     t0 = datetime.now(UTC) - timedelta(hours=2)
     visitor = f"v-{uuid.uuid4().hex[:8]}"
@@ -97,7 +73,7 @@ async def test_a_conversation_through_the_timeline_becomes_figures_cases_and_a_r
     await bus.recorded([resolution.event_id, csat.event_id])
 
     async with running(
-        settings.model_copy(update={"timeline_address": bus.service.server.address})
+        insights_config.model_copy(update={"timeline_address": bus.service.server.address})
     ) as service:
         channel, insights = _stub(service.server.address, callers.service)
         async with channel:
@@ -162,11 +138,11 @@ async def _announce(nc: Client, notice: notices_pb2.TimelineUpdated, *, tenant: 
 
 
 async def test_garbage_foreign_and_repeated_notices_never_take_good_ones_down(
-    settings: InsightsSettings, operator: Client, tenant: str, callers: CallerSet
+    insights_config: InsightsSettings, operator: Client, tenant: str, callers: CallerSet
 ) -> None:
     at = datetime.now(UTC) - timedelta(hours=1)
     first = _notice(tenant, customer="c-1", case="case-1", at=at)
-    async with running(settings) as service:
+    async with running(insights_config) as service:
         channel, insights = _stub(service.server.address, callers.service)
         async with channel:
             await operator.publish(f"timeline.updated.{tenant}.c-1", b"\xff\x00 not a notice")
@@ -198,10 +174,10 @@ async def test_garbage_foreign_and_repeated_notices_never_take_good_ones_down(
 
 
 async def test_it_catches_up_after_downtime_and_a_rebuild_gives_the_same_figures(
-    settings: InsightsSettings, operator: Client, tenant: str, callers: CallerSet
+    insights_config: InsightsSettings, operator: Client, tenant: str, callers: CallerSet
 ) -> None:
     at = datetime.now(UTC) - timedelta(hours=1)
-    async with running(settings) as service:
+    async with running(insights_config) as service:
         channel, insights = _stub(service.server.address, callers.service)
         async with channel:
             await _announce(operator, _notice(tenant, customer="c-1", case="case-1", at=at))
@@ -209,7 +185,7 @@ async def test_it_catches_up_after_downtime_and_a_rebuild_gives_the_same_figures
     # While it is down, the mirror keeps what the timeline announces.
     for i in range(2, 5):
         await _announce(operator, _notice(tenant, customer=f"c-{i}", case=f"case-{i}", at=at))
-    async with running(settings) as service:
+    async with running(insights_config) as service:
         channel, insights = _stub(service.server.address, callers.service)
         async with channel:
             by_day = query(
@@ -223,9 +199,9 @@ async def test_it_catches_up_after_downtime_and_a_rebuild_gives_the_same_figures
                 lambda rows: sum(figures(r)["cases"] or 0 for r in rows) == 4,
                 failed=service.failed,
             )
-    done = await rebuild(settings)
+    done = await rebuild(insights_config)
     assert (done.recorded, done.skipped) == (4, 0)
-    async with running(settings) as service:
+    async with running(insights_config) as service:
         channel, insights = _stub(service.server.address, callers.service)
         async with channel:
             assert list((await insights.GetServiceMetrics(by_day)).rows) == before
@@ -248,11 +224,15 @@ async def test_it_catches_up_after_downtime_and_a_rebuild_gives_the_same_figures
     ],
 )
 async def test_hostile_drill_down_requests_are_refused(
-    settings: InsightsSettings, tenant: str, callers: CallerSet, mutate: Any, code: grpc.StatusCode
+    insights_config: InsightsSettings,
+    tenant: str,
+    callers: CallerSet,
+    mutate: Any,
+    code: grpc.StatusCode,
 ) -> None:
     request = insights_pb2.ListFigureCasesRequest(tenant=tenant, query=query(tenant).query)
     mutate(request)
-    async with running(settings) as service:
+    async with running(insights_config) as service:
         channel, insights = _stub(service.server.address, callers.service)
         async with channel:
             with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -263,9 +243,9 @@ async def test_hostile_drill_down_requests_are_refused(
 
 
 async def test_only_service_identities_read_figures(
-    settings: InsightsSettings, tenant: str, callers: CallerSet
+    insights_config: InsightsSettings, tenant: str, callers: CallerSet
 ) -> None:
-    async with running(settings) as service:
+    async with running(insights_config) as service:
         for token, code in (
             ("", grpc.StatusCode.UNAUTHENTICATED),
             ("forged-token", grpc.StatusCode.UNAUTHENTICATED),

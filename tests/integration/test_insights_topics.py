@@ -4,44 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
-import nats
 import pytest
 from nats.aio.client import Client
 
 from services.insights.settings import InsightsSettings
 from tests import builders
 from tests.grpc_credentials import CallerSet, channel_for
-from tests.integration.insights_fixtures import insights_settings, running
+from tests.integration.insights_fixtures import running
 from tests.unit.voc_data import labelled
-from tsunagu.local.processes import NatsServer
 from tsunagu.v1 import insights_pb2, insights_pb2_grpc, notices_pb2, timeline_pb2
 
 TOPICS = ("delivery_delay", "cancel_subscription")
-
-
-@pytest.fixture
-def settings(
-    nats_server: NatsServer, mongodb_uri: str, database_name: str, tenant: str, callers: CallerSet
-) -> InsightsSettings:
-    return insights_settings(
-        nats_server=nats_server,
-        mongodb_uri=mongodb_uri,
-        database_name=database_name,
-        tenant=tenant,
-        callers=callers,
-    )
-
-
-@pytest.fixture
-async def operator(nats_server: NatsServer) -> AsyncIterator[Client]:
-    nc = await nats.connect(nats_server.url)
-    yield nc
-    await nc.close()
 
 
 async def _announce(nc: Client, tenant: str, text: str, *, case: str, at: datetime) -> str:
@@ -74,12 +51,12 @@ async def _eventually(call: Any, check: Any, seconds: float = 60) -> Any:
 
 
 async def test_messages_become_topics_that_supervisors_rename_merge_and_rebuild(
-    settings: InsightsSettings, operator: Client, tenant: str, callers: CallerSet
+    insights_config: InsightsSettings, operator: Client, tenant: str, callers: CallerSet
 ) -> None:
     messages = [m for m in labelled() if m.topic in TOPICS][:40]
     at = datetime.now(UTC) - timedelta(days=1)
     ids: dict[str, str] = {}
-    async with running(settings) as service:
+    async with running(insights_config) as service:
         channel = channel_for(service.server.address, callers.service)
         insights = insights_pb2_grpc.InsightsServiceStub(channel)
         async with channel:
@@ -150,7 +127,7 @@ async def test_messages_become_topics_that_supervisors_rename_merge_and_rebuild(
     ],
 )
 async def test_hostile_topic_requests_are_refused(  # noqa: PLR0917 - fixtures and cases
-    settings: InsightsSettings,
+    insights_config: InsightsSettings,
     tenant: str,
     callers: CallerSet,
     call: str,
@@ -164,7 +141,7 @@ async def test_hostile_topic_requests_are_refused(  # noqa: PLR0917 - fixtures a
         "RebuildTopics": insights_pb2.RebuildTopicsRequest,
     }
     request = types[call](**{"tenant": tenant, **request_})
-    async with running(settings) as service:
+    async with running(insights_config) as service:
         channel = channel_for(service.server.address, callers.service)
         async with channel:
             stub = insights_pb2_grpc.InsightsServiceStub(channel)
