@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from tests.e2e.agent_desk import execute, http_session
-from tsunagu.local.demo import TENANT as DEMO_TENANT
+from tsunagu.local.demo import TENANT
 from tsunagu.local.demo_contacts import Agent, act_on_stories, stories, submit_stories
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import ingest_pb2
@@ -30,9 +30,7 @@ async def test_generated_contacts_are_stored_and_each_agent_acts_as_themselves(
     generated = stories(240)[-20:]
 
     def bearer(agent: Agent) -> str:
-        token = stack.issuer.mint(
-            tenant=DEMO_TENANT, roles=["agent"], subject=agent.id, name=agent.name
-        )
+        token = stack.issuer.mint(tenant=TENANT, roles=["agent"], subject=agent.id, name=agent.name)
         return f"Bearer {token}"
 
     tokens = {c: stack.grpc_callers.adapter(c) for c in stack.channels}
