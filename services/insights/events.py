@@ -10,10 +10,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tsunagu.v1 import interaction_pb2 as ipb
 from tsunagu.v1 import notices_pb2, timeline_pb2
 
-# Kinds by which a customer reaches out (or answers); what the timeline opens cases with.
-_CONTACT_KINDS = frozenset(
-    {ipb.KIND_MESSAGE, ipb.KIND_CALL_STARTED, ipb.KIND_EMAIL, ipb.KIND_FORM_SUBMISSION}
-)
 _NOT_CUSTOMER_FACING = frozenset({ipb.CHANNEL_AGENT_DESK, ipb.CHANNEL_UNSPECIFIED})
 
 
@@ -56,7 +52,6 @@ class CaseEvent:
             and self.channel not in _NOT_CUSTOMER_FACING
             and self.direction == ipb.DIRECTION_INBOUND
             and self.actor_type in {ipb.ACTOR_TYPE_CUSTOMER, ipb.ACTOR_TYPE_UNSPECIFIED}
-            and self.kind in _CONTACT_KINDS
         )
 
     @property

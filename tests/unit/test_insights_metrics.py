@@ -300,3 +300,14 @@ def test_customers_at_risk_are_ranked_with_reasons_and_evidence() -> None:
     )
     assert ranked[1].reasons[0].event_id == unhappy.evidence["csat"]
     assert [r.code for r in ranked[2].reasons] == ["repeated_contacts"]
+
+
+def test_a_call_counts_as_one_contact_whatever_events_it_is_told_by() -> None:
+    call = {"channel": ipb.CHANNEL_VOICE, "conversation": "call-7"}
+    facts = fold(
+        event(0, kind=ipb.KIND_CALL_STARTED, **call),
+        event(9, kind=ipb.KIND_CALL_ENDED, **call),
+    )
+    # A call known only by its end is a contact too (the timeline opens its case on it).
+    ended_only = fold(event(0, kind=ipb.KIND_CALL_ENDED, case_id="c2", **call))
+    assert (facts.contacts, ended_only.contacts) == (1, 1)
