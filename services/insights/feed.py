@@ -121,7 +121,11 @@ class OutcomeFeed:
                 await self._readiness(True)
             ready = True
             for msg in batch:
-                await self._handle(msg)
+                try:
+                    await self._handle(msg)
+                except NatsError as error:
+                    # An ack that did not get through: the notice comes again (idempotent).
+                    log.warning("could not settle a notice: %s", type(error).__name__)
 
     async def _handle(self, msg: Msg) -> None:
         notice = decode_notice(msg.data)
