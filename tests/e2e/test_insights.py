@@ -249,7 +249,6 @@ async def test_supervisors_hear_when_a_customer_becomes_at_risk(stack: LocalStac
                 pytest.fail("the change was never heard")
         finally:
             listener.cancel()
-        assert "low_csat" in _reasons(await execute(supervisor, AT_RISK), customer)
     async with ws_session(stack) as agent_live:
         with pytest.raises(TransportQueryError) as refused:
             await _first(agent_live, "subscription { atRiskChanged { customerIds } }")
