@@ -28,6 +28,8 @@ class ErrorCode(StrEnum):
     AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
     # An outreach the customer has not granted (or has withdrawn) for its channel x purpose.
     CONSENT_REQUIRED = "CONSENT_REQUIRED"
+    # The insights service (service metrics, customers at risk) did not answer; retry.
+    INSIGHTS_UNAVAILABLE = "INSIGHTS_UNAVAILABLE"
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 FREE_PORTS = [
     *("--gateway-port", "0", "--timeline-port", "0", "--ingest-base-port", "0"),
+    *("--insights-port", "0"),
     *("--nats-port", "0", "--store-port", "0"),
 ]
 
@@ -39,6 +40,7 @@ DEFAULTS = {
     "--data-dir": ".tsunagu",
     "--gateway-port": 8000,
     "--timeline-port": 50060,
+    "--insights-port": 50070,
     "--ingest-base-port": 50051,
     "--nats-port": 14222,
     "--store-port": 27117,
