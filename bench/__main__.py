@@ -11,6 +11,9 @@ Everything runs on this machine in one process tree: a real nats-server, the emb
 - Store round trips per batch on the attach path (`bench.attach_path`).
 - Identity resolution, merge and split (`bench.identity`); the live view: push freshness
   under other customers' traffic and timeline pages deep in by cursors (`bench.live_view`).
+- Voice of the customer (issue 13): topic quality on the labelled data set against the same
+  clustering without the glossary, rebuild time against vectorising alone, assignment
+  (`bench.voc`).
 
 One table at the end: target, measured, baseline, ratio, the issue's target, met. Benchmarks
 report; they never fail (exit 0 whatever the figures). `--quick` is a smoke run (the test
@@ -28,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import live_view
+from bench import insights, live_view, voc
 from bench.attach_path import round_trips_per_batch
 from bench.baselines import insert_many_rate, raw_publish_rate
 from bench.export import export_row, export_timing, size_for
@@ -48,7 +51,9 @@ async def _growth(stack: LocalStack, sizes: Sizes, ingest: dict[str, Any]) -> di
     return {**run["flatness"], "events": run["events"], "stored_per_s": run["stored_per_s"]}
 
 
-async def main(sizes: Sizes, live: live_view.LiveViewSizes) -> dict[str, Any]:
+async def main(
+    sizes: Sizes, live: live_view.LiveViewSizes, mode: str = "default"
+) -> dict[str, Any]:
     """Every measure on one stack; the result as JSON-ready data."""
     async with bench_stack() as stack:
         payload = contact_centre_mix(1, 1).items[0].SerializeToString()
@@ -64,6 +69,8 @@ async def main(sizes: Sizes, live: live_view.LiveViewSizes) -> dict[str, Any]:
         merge_split = await merge_split_latency(stack.mongodb_uri, sizes.merge_size)
         live_result = await live_view.measure(stack, TENANT, live)
         export = await export_timing(stack, TENANT, size_for(sizes.events))
+        # Issue 13: metric query latency and freshness of the insights service.
+        insight_result = await insights.measure(stack, mode)
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},
@@ -77,6 +84,8 @@ async def main(sizes: Sizes, live: live_view.LiveViewSizes) -> dict[str, Any]:
         "merge_split": merge_split,
         "live_view": live_result,
         "export": export,
+        "insights": insight_result,
+        "voc": voc.measure(sizes.voc_messages),
     }
 
 
@@ -107,10 +116,10 @@ def _sizes(args: argparse.Namespace) -> tuple[Sizes, live_view.LiveViewSizes]:
 
 if __name__ == "__main__":
     arguments = _parser().parse_args()
-    result = asyncio.run(main(*_sizes(arguments)))
+    mode = "quick" if arguments.quick else "full" if arguments.full else "default"
+    result = asyncio.run(main(*_sizes(arguments), mode=mode))
     print(live_view.report(result["live_view"]))
-    targets = rows(result)
-    targets.append(export_row(result))
+    targets = [*rows(result), export_row(result), *insights.rows(result), *voc.rows(result)]
     result["targets"] = [asdict(t) for t in targets]
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     arguments.out.write_text(json.dumps(result, indent=2))

@@ -24,6 +24,7 @@ _TABLE: dict[str, tuple[int, int, int]] = {
     "identity_batch": (64, 64, 64),
     "merge_size": (500, 10_000, 10_000),  # interactions per merged customer
     "largest_attach_batch": (64, 256, 256),
+    "voc_messages": (1_000, 10_000, 10_000),  # topic rebuild (bench.voc)
 }
 
 
@@ -42,6 +43,7 @@ class Sizes:
     identity_batch: int
     merge_size: int
     largest_attach_batch: int
+    voc_messages: int
 
     @classmethod
     def of(cls, mode: Mode) -> Sizes:

@@ -39,6 +39,7 @@ from gateway.console.routes import console_routes, graphiql_page
 from gateway.context import GatewayContext
 from gateway.errors import GatewayError
 from gateway.health import health_routes
+from gateway.insights_client import InsightsClient
 from gateway.rate_limits import Rate, RateLimited, RateLimits
 from gateway.schema import build_schema
 from gateway.settings import GatewaySettings
@@ -86,6 +87,7 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
         authenticator: Authenticator,
         settings: GatewaySettings,
         limits: RateLimits,
+        insights: InsightsClient | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -99,6 +101,7 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
         )
         self._settings = settings
         self._timeline = timeline
+        self._insights = insights
         self._bus = bus
         self._authenticator = authenticator
         self._write_wait = settings.write_wait_seconds
@@ -120,6 +123,7 @@ class GatewayGraphQL(GraphQL[GatewayContext, None]):
             rate_limits=self._limits,
             subscriptions=self._subscription_caps.connection(),
             client_address=request.client.host if request.client else "",
+            insights=self._insights,
         )
 
     async def _authenticate(self, context: GatewayContext, credentials: Credentials) -> None:
@@ -217,7 +221,7 @@ def _rate_limited(request: Request, error: Exception) -> Response:  # noqa: ARG0
 
 
 def _lifecycle(
-    timeline: TimelineClient, bus: GatewayBus
+    timeline: TimelineClient, bus: GatewayBus, insights: InsightsClient | None = None
 ) -> tuple[Lifespan[Starlette], list[Route]]:
     """The lifespan owning the timeline channel and the NATS connection, and the health routes."""
     serving = False
@@ -234,11 +238,16 @@ def _lifecycle(
             await timeline.close()
             raise
         _log.info("NATS connection to %s opened", bus.url)
+        if insights is not None:
+            # Opening is lazy (connects on the first call): insights down never stops start-up.
+            await insights.open()
         serving = True
         try:
             yield
         finally:
             serving = False
+            if insights is not None:
+                await insights.close(grace=_CHANNEL_CLOSE_GRACE_SECONDS)
             # Subscriptions end first (their followers unsubscribe), then the connection.
             await bus.close()
             _log.info("NATS connection closed")
@@ -255,6 +264,7 @@ def bootstrap(
     timeline: TimelineClient | None = None,
     bus: GatewayBus | None = None,
     limits: RateLimits | None = None,
+    insights: InsightsClient | None = None,
 ) -> Starlette:
     """Build the gateway's object graph; tests pass their own adapters.
 
@@ -266,6 +276,8 @@ def bootstrap(
         bus: An unopened NATS side; by default one for ``settings.nats_url``. The app's
             lifespan opens and closes it.
         limits: The rate limits; by default those of ``settings``, on the real clock.
+        insights: An unopened insights client; by default one for
+            ``settings.insights_address``. The app's lifespan opens and closes it.
 
     Returns:
         The ASGI application.
@@ -293,6 +305,12 @@ def bootstrap(
             login=nats_login(settings.nats_user, settings.nats_password),
             tls=settings.nats_tls,
         )
+    if insights is None:
+        insights = InsightsClient(
+            address=settings.insights_address,
+            timeout_seconds=settings.grpc_timeout_seconds,
+            token=settings.insights_token.get_secret_value(),
+        )
     graphql = GatewayGraphQL(
         schema=build_schema(settings),
         timeline=timeline,
@@ -300,8 +318,9 @@ def bootstrap(
         authenticator=authenticator,
         settings=settings,
         limits=limits if limits is not None else rate_limits(settings),
+        insights=insights,
     )
-    lifespan, health = _lifecycle(timeline, bus)
+    lifespan, health = _lifecycle(timeline, bus, insights)
     # GET serves GraphiQL's page or queries; with neither, it is refused (405) before
     # authentication or parsing, and the URL's query string is never looked at.
     methods = ["GET", "POST"] if settings.graphiql or settings.queries_over_get else ["POST"]

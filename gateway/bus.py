@@ -460,3 +460,41 @@ class GatewayBus(Lifecycle):
         finally:
             self._followers.discard(follower)
             await follower.close()
+
+    @asynccontextmanager
+    async def listen(
+        self, subject: str, *, queue_size: int
+    ) -> AsyncIterator[asyncio.Queue[bytes | None]]:
+        """The payloads published on one core-NATS subject from now on, in a bounded queue.
+
+        When the reader falls `queue_size` behind, the queue holds `None` as its last item:
+        the reader ends with ``SlowConsumer`` rather than being buffered without bound.
+
+        Raises:
+            GatewayError: ``BUS_UNAVAILABLE`` when NATS is down.
+        """
+        nc = self._require()
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=queue_size)
+        overflowed = False
+
+        async def on_message(msg: Msg) -> None:
+            nonlocal overflowed
+            if overflowed:
+                return
+            if queue.full():
+                overflowed = True
+                queue.get_nowait()
+                queue.put_nowait(None)
+                return
+            queue.put_nowait(msg.data)
+
+        try:
+            subscription = await nc.subscribe(subject, cb=on_message)
+            await nc.flush()
+        except (OSError, NatsError, TimeoutError) as error:
+            raise bus_unavailable() from error
+        try:
+            yield queue
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import strawberry
+from strawberry.dataloader import DataLoader
 from strawberry.types.graphql import OperationType
 
 from gateway.auth import Principal, Unauthenticated
 from gateway.bus import GatewayBus, bus_unavailable
+from gateway.insights_client import InsightsClient, insights_unavailable
 from gateway.loaders import Loaders, create_loaders
 from gateway.rate_limits import RateLimited, RateLimits
 from gateway.subscription_caps import ConnectionSubscriptions
 from gateway.timeline_client import TimelineClient
+from tsunagu.v1 import insights_pb2
 
 # Defaults of the settings with the same names (gateway.settings), for contexts built in tests.
 DEFAULT_WRITE_WAIT_SECONDS = 3.0
@@ -40,8 +43,11 @@ class GatewayContext:
         rate_limits: RateLimits | None = None,
         subscriptions: ConnectionSubscriptions | None = None,
         client_address: str = "",
+        insights: InsightsClient | None = None,
     ) -> None:
         self.timeline = timeline
+        self._insights = insights
+        self._topic_loader: DataLoader[str, insights_pb2.TopicSummary | None] | None = None
         # None (contexts built in-process by tests): no rate limit, no subscription cap.
         self._rate_limits = rate_limits
         self.subscriptions = subscriptions
@@ -99,6 +105,22 @@ class GatewayContext:
         """Count a failed authentication against the client's address."""
         if self._rate_limits is not None:
             self._rate_limits.failed_authentication(self.client_address)
+
+    @property
+    def topic_loader(self) -> DataLoader[str, insights_pb2.TopicSummary | None]:
+        """Messages' topics by event id, for this operation (or connection), batched."""
+        if self._topic_loader is None:
+            self._topic_loader = self.insights.topic_loader(
+                self.principal.tenant, cache=self._cache_loads
+            )
+        return self._topic_loader
+
+    @property
+    def insights(self) -> InsightsClient:
+        """The insights service's client (service metrics, customers at risk)."""
+        if self._insights is None:
+            raise insights_unavailable()
+        return self._insights
 
     @property
     def principal(self) -> Principal:

@@ -26,6 +26,8 @@ class ErrorCode(StrEnum):
     TOO_MANY_SUBSCRIPTIONS = "TOO_MANY_SUBSCRIPTIONS"
     # The read audit could not record an access to personal data, so nothing was served.
     AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
+    # The insights service (service metrics, customers at risk) did not answer; retry.
+    INSIGHTS_UNAVAILABLE = "INSIGHTS_UNAVAILABLE"
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"

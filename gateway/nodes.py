@@ -21,6 +21,7 @@ from gateway.merges import MergeRecord, MergeSuggestionFields
 from gateway.paging import Connection, Edge, PageInfo
 from gateway.scalars import check_id
 from gateway.timeline import InteractionFields
+from gateway.topics import Topic, interaction_topic
 from tsunagu.v1 import timeline_pb2
 
 
@@ -45,6 +46,10 @@ class Interaction(InteractionFields):
     case: Case | None = strawberry.field(
         resolver=_interaction_case,
         description="The case the interaction belongs to (batched).",
+    )
+    topic: Topic | None = strawberry.field(
+        resolver=interaction_topic,
+        description="What a customer's message is about (batched); null for other entries.",
     )
 
 

@@ -56,6 +56,14 @@ class Operation(StrEnum):
     READ_AUDIT = "read the audit"
     # Everything held about one customer in one document (a subject access request).
     EXPORT = "export a customer"
+    # Service metrics and the (pseudonymous) cases behind them, from the insights service.
+    READ_SERVICE_METRICS = "read service metrics"
+    # Which customers may be drifting away, and why: a supervisor's list to act on.
+    READ_AT_RISK = "read customers at risk"
+    # Renaming, merging and rebuilding the voice-of-the-customer topics.
+    MANAGE_TOPICS = "manage topics"
+    # Promoting resolutions to knowledge articles.
+    MANAGE_KNOWLEDGE = "manage knowledge articles"
 
 
 _ALL = frozenset(Role)
@@ -73,6 +81,10 @@ ROLES: Mapping[Operation, frozenset[Role]] = {
     Operation.REVEAL: frozenset({Role.AGENT, Role.SUPERVISOR, Role.PRIVACY_OFFICER}),
     Operation.READ_AUDIT: frozenset({Role.PRIVACY_OFFICER}),
     Operation.EXPORT: frozenset({Role.PRIVACY_OFFICER}),
+    Operation.READ_SERVICE_METRICS: frozenset({Role.SUPERVISOR, Role.ANALYST}),
+    Operation.READ_AT_RISK: frozenset({Role.SUPERVISOR}),
+    Operation.MANAGE_TOPICS: frozenset({Role.SUPERVISOR}),
+    Operation.MANAGE_KNOWLEDGE: frozenset({Role.SUPERVISOR}),
 }
 """Which roles may perform each operation; a principal needs one of them."""
 
@@ -104,6 +116,30 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
     "AuditConnection": Operation.STRUCTURE,
     "AuditRecordEdge": Operation.STRUCTURE,
     "CustomerExport": Operation.EXPORT,
+    **dict.fromkeys(
+        (
+            "ServiceMetrics",
+            "ServiceMetricRow",
+            "MetricFigure",
+            "CancellationReasonCount",
+            "MetricCases",
+            "MetricCase",
+            "VocTopics",
+            "VocTopic",
+            "TopicExample",
+        ),
+        Operation.READ_SERVICE_METRICS,
+    ),
+    "CustomerAtRisk": Operation.READ_AT_RISK,
+    "AtRiskChange": Operation.READ_AT_RISK,
+    "RiskReason": Operation.READ_AT_RISK,
+    # A topic's id, label and terms: words of many customers, masked; on every timeline.
+    "Topic": _METRICS,
+    "TopicsRebuilt": Operation.MANAGE_TOPICS,
+    # Other customers' cases and what agents wrote about them.
+    "SimilarCase": _PERSONAL,
+    # Curated by supervisors for everyone: no one customer's data.
+    "KnowledgeArticle": _METRICS,
     **dict.fromkeys(
         (
             "Customer",
@@ -173,6 +209,21 @@ FIELD_DECISIONS: Mapping[str, Operation] = {
     "FollowUpTask.reason": _PERSONAL,
     "CsatResponse.comment": _PERSONAL,
     "CancellationRequestAction.reasonDetail": _PERSONAL,
+    "Query.serviceMetrics": Operation.READ_SERVICE_METRICS,
+    "Query.metricCases": Operation.READ_SERVICE_METRICS,
+    "Query.customersAtRisk": Operation.READ_AT_RISK,
+    "Subscription.atRiskChanged": Operation.READ_AT_RISK,
+    "Query.vocTopics": Operation.READ_SERVICE_METRICS,
+    "Mutation.renameTopic": Operation.MANAGE_TOPICS,
+    "Mutation.mergeTopics": Operation.MANAGE_TOPICS,
+    "Mutation.rebuildTopics": Operation.MANAGE_TOPICS,
+    "Mutation.promoteResolution": Operation.MANAGE_KNOWLEDGE,
+    "Query.similarResolvedCases": _PERSONAL,
+    "Query.knowledgeArticles": _METRICS,
+    "SimilarCase.case": _METRICS,
+    "MetricCase.case": _METRICS,
+    "MetricCase.customer": _PERSONAL,
+    "CustomerAtRisk.customer": _PERSONAL,
 }
 """Fields whose operation differs from their type's (every root Query field is here)."""
 

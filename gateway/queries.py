@@ -8,6 +8,20 @@ from gateway.cases import CaseFilter
 from gateway.context import Info
 from gateway.enums import IDENTIFIER_KINDS, IdentifierKind
 from gateway.errors import ErrorCode, GatewayError, bad_user_input
+from gateway.insights import (
+    CustomerAtRisk,
+    KnowledgeArticle,
+    MetricCases,
+    ServiceMetrics,
+    SimilarCase,
+    VocTopics,
+    resolve_customers_at_risk,
+    resolve_knowledge_articles,
+    resolve_metric_cases,
+    resolve_service_metrics,
+    resolve_similar_resolved_cases,
+    resolve_voc_topics,
+)
 from gateway.nodes import (
     Case,
     CaseConnection,
@@ -141,4 +155,34 @@ class Query:
     merge_suggestions: list[MergeSuggestion] = strawberry.field(
         resolver=resolve_merge_suggestions,
         description="Open merge suggestions of the tenant (first: 1-200).",
+    )
+    service_metrics: ServiceMetrics = strawberry.field(
+        resolver=resolve_service_metrics,
+        description=(
+            "Service metrics of the cases opened in [since, until) (at most 366 days), per "
+            "period and group; docs/insights.md defines every figure."
+        ),
+    )
+    metric_cases: MetricCases = strawberry.field(
+        resolver=resolve_metric_cases,
+        description=(
+            "The cases behind one figure of one row (first: 1-200); `csv` exports all of "
+            "them, one row per case."
+        ),
+    )
+    voc_topics: VocTopics = strawberry.field(
+        resolver=resolve_voc_topics,
+        description="What customers write about, by topic, with trend and figures (≤ 366 days).",
+    )
+    similar_resolved_cases: list[SimilarCase] = strawberry.field(
+        resolver=resolve_similar_resolved_cases,
+        description="Resolved cases like this one, with what solved them (first: 1-50).",
+    )
+    knowledge_articles: list[KnowledgeArticle] = strawberry.field(
+        resolver=resolve_knowledge_articles,
+        description="Knowledge articles matching a free-text query (first: 1-50).",
+    )
+    customers_at_risk: list[CustomerAtRisk] = strawberry.field(
+        resolver=resolve_customers_at_risk,
+        description="Customers at risk, highest score first, with reasons (first: 1-200).",
     )

@@ -21,6 +21,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.audit import audit_reads
 from gateway.errors import ErrorCode, GatewayError
+from gateway.insights import TopicMutation
 from gateway.limits import OperationLimits, RateLimit
 from gateway.masking_schema import mask_personal_fields
 from gateway.metrics import OperationMetrics
@@ -124,6 +125,16 @@ class GatewaySchema(strawberry.Schema):
                 _log.debug("GraphQL client error %s at %s", code, error.path)
 
 
+# The agent actions, and supervisors' topic mutations (gateway.insights), as one type.
+_MUTATION = strawberry.type(
+    type("Mutation", (Mutation, TopicMutation), {}),
+    description=(
+        "Agent actions; each becomes one event on the customer's timeline. And supervisors' "
+        "topic changes."
+    ),
+)
+
+
 def build_schema(settings: GatewaySettings) -> GatewaySchema:
     """Build the schema with the limits and error policy of ``settings``.
 
@@ -149,7 +160,7 @@ def build_schema(settings: GatewaySettings) -> GatewaySchema:
     return GatewaySchema(
         # The privacy fields live in their own module (gateway.privacy), merged in here.
         query=merge_types("Query", (Query, PrivacyQuery, ExportQuery)),
-        mutation=merge_types("Mutation", (Mutation, PrivacyMutation)),
+        mutation=merge_types("Mutation", (_MUTATION, PrivacyMutation)),
         subscription=Subscription,
         extensions=extensions,
     )

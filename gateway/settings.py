@@ -33,6 +33,9 @@ class GatewaySettings(BaseSettings, NatsTlsSettings):
     timeline_tls_ca_file: Path | None = None
     timeline_tls_cert_file: Path | None = None
     timeline_tls_key_file: Path | None = None
+    # The insights service (service metrics, customers at risk) and the gateway's token for it.
+    insights_address: str = Field(default="127.0.0.1:50070", min_length=1)
+    insights_token: SecretStr = SecretStr("")
     # "jwt": callers present an IdP's bearer token (make run starts a local issuer).
     # "development" lets every caller in as one fixed principal; an explicit choice that
     # refuses to start on anything but a loopback address.

@@ -18,6 +18,7 @@ import strawberry
 from gateway.context import GatewayContext, Info
 from gateway.enums import CASE_STATUSES, CHANNELS, KINDS, CaseStatus, Channel, Kind
 from gateway.errors import ErrorCode, GatewayError
+from gateway.insights import AtRiskChange, at_risk_changed
 from gateway.nodes import Case, Interaction
 from gateway.scalars import check_id
 from gateway.tracing import push_span
@@ -145,4 +146,8 @@ class Subscription:
     case_updated: AsyncGenerator[CaseUpdate, None] = strawberry.subscription(
         resolver=_case_updated,
         description="Every event that changes the case, as it is stored.",
+    )
+    at_risk_changed: AsyncGenerator[AtRiskChange, None] = strawberry.subscription(
+        resolver=at_risk_changed,
+        description="Customers whose at-risk reasons changed (supervisors).",
     )

@@ -58,6 +58,7 @@ async def _answer(stack: LocalStack, interaction: interaction_pb2.Interaction) -
 def test_every_process_printed_its_metrics_url(stack: LocalStack) -> None:
     assert set(stack.metrics.urls) == {
         "timeline",
+        "insights",
         "gateway",
         *(f"ingest-{channel}" for channel in stack.channels),
     }

@@ -6,10 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nats
 import pytest
+from nats.aio.client import Client
 
+from services.insights.settings import InsightsSettings
 from tests.conftest import service_nats
 from tests.grpc_credentials import CallerSet
+from tests.integration.insights_fixtures import insights_settings
 from tests.integration.test_consumer_faults import Bus, Starter, open_bus
 from tsunagu.bus.permissions import PROVISION
 from tsunagu.bus.provision import ProvisionSettings, provision
@@ -39,3 +43,25 @@ async def bus(
     """A running timeline of this test's tenant, with a JetStream client and its gRPC API."""
     async with open_bus(run_timeline, nats_server, tenant, callers) as opened:
         yield opened
+
+
+@pytest.fixture
+def insights_config(
+    nats_server: NatsServer, mongodb_uri: str, database_name: str, tenant: str, callers: CallerSet
+) -> InsightsSettings:
+    """Settings of an insights service of this test: its database, consumer and tenant."""
+    return insights_settings(
+        nats_server=nats_server,
+        mongodb_uri=mongodb_uri,
+        database_name=database_name,
+        tenant=tenant,
+        callers=callers,
+    )
+
+
+@pytest.fixture
+async def operator(nats_server: NatsServer) -> AsyncIterator[Client]:
+    """A NATS client with the operator's rights (it may publish what the timeline would)."""
+    nc = await nats.connect(nats_server.url)
+    yield nc
+    await nc.close()

@@ -39,6 +39,7 @@ DEFAULTS = {
     "--data-dir": ".tsunagu",
     "--gateway-port": 8000,
     "--timeline-port": 50060,
+    "--insights-port": 50070,
     "--ingest-base-port": 50051,
     "--nats-port": 14222,
     "--store-port": 27117,

@@ -23,6 +23,7 @@ from tsunagu.bus.connection import connect
 from tsunagu.bus.provision import DONE_LINE, ProvisionSettings, provision
 from tsunagu.bus.streams import (
     PROVISION_COMMAND,
+    TIMELINE_OUTCOMES_STREAM,
     Provisioned,
     StreamLimits,
     StreamsMissing,
@@ -37,7 +38,13 @@ from tsunagu.bus.subjects import (
 from tsunagu.local.processes import NatsServer
 
 REPO = Path(__file__).resolve().parents[2]
-STREAMS = (INTERACTIONS_STREAM, DEAD_LETTER_STREAM, IDENTITY_STREAM, TIMELINE_UPDATED_STREAM)
+STREAMS = (
+    INTERACTIONS_STREAM,
+    DEAD_LETTER_STREAM,
+    IDENTITY_STREAM,
+    TIMELINE_UPDATED_STREAM,
+    TIMELINE_OUTCOMES_STREAM,
+)
 DAY = 24 * 3600.0
 
 

@@ -426,6 +426,10 @@ _PROBES: dict[str, tuple[Manifest, Manifest]] = {
         {"grpc": {"port": GRPC_HEALTH_PORT}},
         {"grpc": {"port": GRPC_HEALTH_PORT, "service": TIMELINE_SERVICE_NAME}},
     ),
+    "insights": (
+        {"grpc": {"port": GRPC_HEALTH_PORT}},
+        {"grpc": {"port": GRPC_HEALTH_PORT, "service": "tsunagu.v1.InsightsService"}},
+    ),
     "gateway": (
         {"httpGet": {"path": LIVE_PATH, "port": GATEWAY_PORT}},
         {"httpGet": {"path": READY_PATH, "port": GATEWAY_PORT}},
@@ -978,7 +982,7 @@ def workload_pod(workload: Manifest) -> Endpoint:
 POLICIES = of_kind(BASE_DOCS, "NetworkPolicy")
 PODS = {w["metadata"]["name"]: workload_pod(w) for w in WORKLOADS}
 INGEST_PODS = [pod for name, pod in PODS.items() if name.startswith("ingest-")]
-SERVICE_PODS = [*INGEST_PODS, PODS["timeline"], PODS["gateway"]]
+SERVICE_PODS = [*INGEST_PODS, PODS["timeline"], PODS["gateway"], PODS["insights"]]
 ADAPTER = pod_in("adapters", "CTI adapter", {"app": "cti"}, {"tsunagu.io/channel-adapters": "true"})
 ADAPTER_HERE = pod_in(NAMESPACE, "adapter pod", {"tsunagu.io/channel-adapter": "true"})
 STRANGER = pod_in("default", "unlabelled pod elsewhere", {"app": "other"})
@@ -1087,29 +1091,31 @@ def test_ingest_accepts_channel_adapters_only() -> None:
 def test_only_the_gateway_reaches_the_timeline_grpc_api() -> None:
     sources = [*PODS.values(), *OUTSIDERS]
     reaching = [s.name for s in sources if allowed(s, PODS["timeline"], TIMELINE_PORT)]
-    assert reaching == ["gateway"]
+    # The insights service reads back entries too large for their notice.
+    assert reaching == ["gateway", "insights"]
     # The timeline's own ingress rule holds even if some pod's egress were opened up.
     admitted = [
         s.name
         for s in sources
         if direction_allows(PODS["timeline"], s, TIMELINE_PORT, "TCP", "Ingress")
     ]
-    assert admitted == ["gateway"]
+    assert admitted == ["gateway", "insights"]
 
 
 def test_only_the_timeline_reaches_mongodb() -> None:
     reaching = [p.name for p in PODS.values() if allowed(p, MONGODB, MONGODB_PORT)]
-    assert reaching == ["timeline"]
+    # Each to its own database: the insights service owns its collections.
+    assert reaching == ["timeline", "insights"]
     for pod in PODS.values():
         assert not allowed(pod, INTERNET, 443), pod.name
         assert not allowed(pod, MONGODB, 22), pod.name
-    # MongoDB port egress is the timeline's alone, not merely blocked elsewhere by chance.
+    # MongoDB port egress is the timeline's and insights', not merely blocked by chance.
     egress_to_mongodb = [
         p.name
         for p in [*PODS.values(), STRANGER_HERE, ADAPTER_HERE]
         if direction_allows(p, MONGODB, MONGODB_PORT, "TCP", "Egress")
     ]
-    assert egress_to_mongodb == ["timeline"]
+    assert egress_to_mongodb == ["timeline", "insights"]
 
 
 def test_every_service_reaches_nats_and_nothing_else_does() -> None:
@@ -1369,3 +1375,11 @@ def test_dockerfile_builds_the_pinned_project_for_the_manifests_non_root_user() 
         assert context["runAsGroup"] == int(gid or uid), workload_id(workload)
         module = only_container(workload)["command"][2]
         assert (ROOT / module.replace(".", "/")).is_dir(), f"{module} is not a package here"
+
+
+def test_only_the_gateway_reaches_the_insights_grpc_api() -> None:
+    sources = [*PODS.values(), *OUTSIDERS]
+    assert [s.name for s in sources if allowed(s, PODS["insights"], 50070)] == ["gateway"]
+    # And the insights service reaches the timeline's API, never the gateway or ingest.
+    assert allowed(PODS["insights"], PODS["timeline"], TIMELINE_PORT)
+    assert not any(allowed(PODS["insights"], pod, INGEST_PORT) for pod in INGEST_PODS)

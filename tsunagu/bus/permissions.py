@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM
 from tsunagu.bus.subjects import (
     CHANNEL_TOKENS,
     DEAD_LETTER_STREAM,
@@ -25,6 +26,15 @@ OPERATOR = "operator"
 PROVISION = "provision"
 TIMELINE = "timeline"
 GATEWAY = "gateway"
+INSIGHTS = "insights"
+# Where the insights service says a tenant's customers at risk changed (the gateway listens).
+AT_RISK_PREFIX = "insights.at_risk"
+
+
+def at_risk_subject(tenant: str) -> str:
+    """`insights.at_risk.<tenant>`: a tenant's customers at risk changed (core NATS)."""
+    return f"{AT_RISK_PREFIX}.{tenant}"
+
 
 # Denied to every service even where an allow pattern would match: losing a stream, its
 # messages or the timeline's consumer position is an operator's decision, never a service's.
@@ -121,8 +131,25 @@ def _gateway() -> NatsUser:
             f"{consumer % 'MSG.NEXT'}.*",
             f"{consumer % 'DELETE'}.*",
         ),
-        subscribe=(f"{TIMELINE_UPDATED_PREFIX}.>",),
+        subscribe=(f"{TIMELINE_UPDATED_PREFIX}.>", f"{AT_RISK_PREFIX}.>"),
         deny_publish=_GATEWAY_DENY,
+    )
+
+
+def _insights() -> NatsUser:
+    consumer = f"$JS.API.CONSUMER.%s.{TIMELINE_OUTCOMES_STREAM}"
+    return _service(
+        INSIGHTS,
+        publish=(
+            # Its durable pull consumer on the outcomes mirror (and, to rebuild, an ephemeral
+            # one over the whole mirror): create, inspect, fetch, ack. Nothing else to read.
+            f"{consumer % 'CREATE'}.>",
+            f"{consumer % 'DURABLE.CREATE'}.>",
+            f"{consumer % 'INFO'}.*",
+            f"{consumer % 'MSG.NEXT'}.*",
+            f"$JS.ACK.{TIMELINE_OUTCOMES_STREAM}.>",
+            f"{AT_RISK_PREFIX}.>",
+        ),
     )
 
 
@@ -136,6 +163,7 @@ def service_users() -> tuple[NatsUser, ...]:
         ),
         _timeline(),
         _gateway(),
+        _insights(),
         *(
             _service(ingest_user(channel), publish=(f"interactions.*.{channel}",))
             for channel in INGEST_CHANNELS

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, StorageType, StreamConfig, StreamSource
 from nats.js.errors import NotFoundError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
@@ -25,6 +25,11 @@ from tsunagu.bus.subjects import (
 from tsunagu.lifecycle import CannotStart
 
 log = logging.getLogger(__name__)
+
+# A mirror of the notice capture kept as long as the interactions: the durable feed of
+# timeline outcomes that read models (services/insights) follow, catch up on after downtime
+# and rebuild from. A mirror, because a second stream may not capture the same subjects.
+TIMELINE_OUTCOMES_STREAM = "TIMELINE_OUTCOMES"
 
 DAY = 24 * 3600.0
 # What a service waits, by default, for the provisioning step to have created its streams.
@@ -64,6 +69,9 @@ _DESCRIPTIONS = {
     TIMELINE_UPDATED_STREAM: (
         "The last minutes of timeline notices, for gateways catching up after a reconnect"
     ),
+    TIMELINE_OUTCOMES_STREAM: (
+        "Every timeline notice, mirrored and kept: the durable feed of read models (insights)"
+    ),
 }
 
 
@@ -86,6 +94,8 @@ class _Stream:
     per_tenant: bool
     # Kept for `notice_max_age_seconds` instead of `max_age_seconds`.
     short_lived: bool = False
+    # A mirror of this stream (no subjects of its own) instead of a capture of `subjects`.
+    mirror_of: str = ""
 
 
 _STREAMS = (
@@ -128,6 +138,17 @@ _STREAMS = (
         per_tenant=False,
         short_lived=True,
     ),
+    # Its copies age out with the interactions; the oldest go first when full.
+    _Stream(
+        TIMELINE_OUTCOMES_STREAM,
+        "",
+        10,
+        deduplicated=False,
+        size_bounded=False,
+        refuses_when_full=False,
+        per_tenant=False,
+        mirror_of=TIMELINE_UPDATED_STREAM,
+    ),
 )
 
 
@@ -136,7 +157,8 @@ def _config(stream: _Stream, limits: StreamLimits) -> StreamConfig:
     return StreamConfig(
         name=stream.name,
         description=_DESCRIPTIONS[stream.name],
-        subjects=[stream.subjects],
+        subjects=[stream.subjects] if stream.subjects else None,
+        mirror=StreamSource(name=stream.mirror_of) if stream.mirror_of else None,
         storage=StorageType.FILE,
         discard=DiscardPolicy.NEW if stream.refuses_when_full else DiscardPolicy.OLD,
         max_msgs_per_subject=per_subject,

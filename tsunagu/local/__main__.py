@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tsunagu.grpc_callers import CREDENTIALS, issue_credential
 from tsunagu.lifecycle import CannotStart
+from tsunagu.local import demo_contacts
 from tsunagu.local.demo import (
     SCREEN_POP_QUERY,
     TENANT,
@@ -52,6 +53,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--gateway-port", type=int, default=defaults.gateway, help="GraphQL (HTTP, WebSocket)"
     )
     up.add_argument("--timeline-port", type=int, default=defaults.timeline, help="timeline gRPC")
+    up.add_argument("--insights-port", type=int, default=defaults.insights, help="insights gRPC")
     up.add_argument(
         "--ingest-base-port",
         type=int,
@@ -123,6 +125,7 @@ def _ports(args: argparse.Namespace) -> StackPorts:
     return StackPorts(
         gateway=args.gateway_port,
         timeline=args.timeline_port,
+        insights=args.insights_port,
         # Port 0 asks for free ports, for every channel.
         ingest={c: base + i if base else 0 for i, c in enumerate(CHANNELS)},
         nats=args.nats_port,
@@ -197,6 +200,20 @@ async def _serve(args: argparse.Namespace, ports: StackPorts) -> None:
                 f"({accepted} accepted, {len(results) - accepted} already stored)",
                 flush=True,
             )
+            summary = await demo_contacts.populate(
+                ingest_addresses=stack.ingest_addresses,
+                tokens=tokens,
+                timeline_address=stack.timeline_address,
+                timeline_token=stack.grpc_callers.tools,
+                graphql_url=stack.graphql_url,
+                bearer=lambda agent: (
+                    "Bearer "
+                    + stack.issuer.mint(
+                        tenant=TENANT, roles=["agent"], subject=agent.id, name=agent.name
+                    )
+                ),
+            )
+            print(summary, flush=True)
         ingest = ", ".join(f"{c}={a}" for c, a in stack.ingest_addresses.items())
         customer_id = None
         if not args.no_demo:

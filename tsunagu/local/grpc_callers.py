@@ -13,6 +13,7 @@ from tsunagu.grpc_callers import CREDENTIALS, CallerCredential, CallerKind, toke
 
 TOKENS_FILE = "grpc-tokens.json"
 GATEWAY = "gateway"
+INSIGHTS = "insights"
 # The demo loader and the benchmarks: they read the timeline to wait for what they submitted.
 TOOLS = "tools"
 
@@ -67,6 +68,8 @@ class LocalCallers:
             *((adapter_name(c), "adapter", list(tenants), c) for c in channels),
             (GATEWAY, "service", ["*"], ""),
             (TOOLS, "service", list(tenants), ""),
+            # The insights service reads entries back from the timeline as itself.
+            (INSIGHTS, "service", ["*"], ""),
         ]
         credentials = []
         for name, kind, scope, channel in shapes:
@@ -94,6 +97,10 @@ class LocalCallers:
     @property
     def tools(self) -> str:
         return self.tokens[TOOLS]
+
+    @property
+    def insights(self) -> str:
+        return self.tokens[INSIGHTS]
 
     def server_env(self, prefix: str) -> dict[str, str]:
         """A gRPC server's callers setting (digests only), e.g. for `TSUNAGU_INGEST_`."""

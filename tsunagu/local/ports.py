@@ -19,6 +19,7 @@ _BIND_FAILED = re.compile(r"address already in use|cannot bind|Errno 98", re.IGN
 _OPTIONS = {
     "gateway": "--gateway-port",
     "timeline": "--timeline-port",
+    "insights": "--insights-port",
     "nats": "--nats-port",
     "store": "--store-port",
     "issuer": "--issuer-port",

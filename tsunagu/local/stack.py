@@ -1,4 +1,4 @@
-"""The whole system as local processes: nats-server, the store, six ingestors, timeline, gateway."""
+"""The whole system as local processes: NATS, the store, ingest, timeline, insights, gateway."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tsunagu.bus.permissions import GATEWAY, PROVISION, TIMELINE, ingest_user
+from tsunagu.bus.permissions import GATEWAY, INSIGHTS, PROVISION, TIMELINE, ingest_user
 from tsunagu.bus.provision import DONE_LINE as PROVISIONED_LINE
 from tsunagu.bus.server_config import LocalNatsUsers
 from tsunagu.lifecycle import Lifecycle
@@ -38,6 +38,7 @@ class StackPorts:
 
     gateway: int = 8000
     timeline: int = 50060
+    insights: int = 50070
     ingest: dict[str, int] = field(
         default_factory=lambda: {c: 50051 + i for i, c in enumerate(CHANNELS)}
     )
@@ -47,7 +48,9 @@ class StackPorts:
 
     @classmethod
     def free(cls) -> StackPorts:
-        return cls(gateway=0, timeline=0, ingest=dict.fromkeys(CHANNELS, 0), nats=0, store=0)
+        return cls(
+            gateway=0, timeline=0, insights=0, ingest=dict.fromkeys(CHANNELS, 0), nats=0, store=0
+        )
 
     def owners(self, channels: Sequence[str] = CHANNELS) -> dict[str, int]:
         """Each process's port, by the process's name (as `tsunagu.local.ports` names them)."""
@@ -56,6 +59,7 @@ class StackPorts:
             "store": self.store,
             "timeline": self.timeline,
             **{f"ingest-{c}": self.ingest.get(c, 0) for c in channels},
+            "insights": self.insights,
             "issuer": self.issuer,
             "gateway": self.gateway,
         }
@@ -134,6 +138,7 @@ class LocalStack(Lifecycle):
         self._nats_address = ""
         self.mongodb_uri = ""
         self.timeline_address = ""
+        self.insights_address = ""
         self.ingest_addresses: dict[str, str] = {}
         self.graphql_url = ""
         self.issuer = LocalIssuer.load_or_create(data_dir)
@@ -291,6 +296,25 @@ class LocalStack(Lifecycle):
         write_section(
             self.data_dir, "adapters", self.grpc_callers.adapters_section(self.ingest_addresses)
         )
+        # Insights follows the timeline's outcomes and reads back from its API; the gateway
+        # is told its address, so it starts once insights is ready.
+        insights = self._service(
+            "insights",
+            "services.insights",
+            {
+                **self._nats_env("TSUNAGU_INSIGHTS_", INSIGHTS),
+                "TSUNAGU_INSIGHTS_MONGODB_URI": self.mongodb_uri,
+                "TSUNAGU_INSIGHTS_MONGODB_DATABASE": f"{self.database}_insights",
+                "TSUNAGU_INSIGHTS_TIMELINE_ADDRESS": self.timeline_address,
+                "TSUNAGU_INSIGHTS_TIMELINE_TOKEN": self.grpc_callers.insights,
+                **self.grpc_callers.server_env("TSUNAGU_INSIGHTS_"),
+            },
+            ready=r"insights ready on (\S+:(?P<port>\d+))",
+            port=self.ports.insights,
+            port_env="TSUNAGU_INSIGHTS_PORT",
+        )
+        await self._start_together([insights])
+        self.insights_address = _bound(insights)
         jwks_url = await self._start_issuer()
         gateway = self._service(
             "gateway",
@@ -298,6 +322,8 @@ class LocalStack(Lifecycle):
             {
                 "TSUNAGU_GATEWAY_TIMELINE_ADDRESS": self.timeline_address,
                 "TSUNAGU_GATEWAY_TIMELINE_TOKEN": self.grpc_callers.gateway,
+                "TSUNAGU_GATEWAY_INSIGHTS_ADDRESS": self.insights_address,
+                "TSUNAGU_GATEWAY_INSIGHTS_TOKEN": self.grpc_callers.gateway,
                 **self._nats_env("TSUNAGU_GATEWAY_", GATEWAY),
                 # The local issuer is an IdP like any other: same validation path as production.
                 "TSUNAGU_GATEWAY_AUTH_MODE": "jwt",

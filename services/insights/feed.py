@@ -1,0 +1,154 @@
+"""The durable feed: a pull consumer on the outcomes mirror, each notice applied once, acked.
+
+Pump → apply → ack, one message at a time per batch: the read model is idempotent by event
+id, so a redelivery after a crash changes nothing. A notice that cannot be decoded is
+terminated (it never will decode) and logged; one that fails on the store is redelivered
+until `max_deliver`, then terminated, so a bad item never holds the good ones behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import metrics
+
+from services.insights.projector import Projector
+from tsunagu.bus.notices import decode_notice
+from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM
+from tsunagu.bus.subjects import TIMELINE_UPDATED_SUBJECTS
+from tsunagu.metrics import seconds_histogram
+
+log = logging.getLogger(__name__)
+
+_meter = metrics.get_meter(__name__)
+_notices = _meter.create_counter(
+    "tsunagu.insights.notices",
+    unit="{notice}",
+    description="Timeline notices applied, by outcome (recorded, duplicate, no_case, ...).",
+)
+_freshness = seconds_histogram(
+    _meter,
+    "tsunagu.insights.freshness",
+    "Time from the timeline recording an event to its figures being updated.",
+)
+_FETCH_WAIT_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOptions:
+    durable: str = "insights"
+    subject_filter: str = TIMELINE_UPDATED_SUBJECTS
+    fetch_batch: int = 64
+    ack_wait_seconds: float = 30.0
+    max_deliver: int = 5
+
+
+class OutcomeFeed:
+    """Follows the outcomes mirror durably; `failed` resolves if the pump crashes."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        projector: Projector,
+        *,
+        options: FeedOptions,
+        readiness: Callable[[bool], Awaitable[None]] | None = None,
+    ) -> None:
+        self._js = js
+        self._projector = projector
+        self._options = options
+        self._readiness = readiness
+        self._task: asyncio.Task[None] | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._stopping = asyncio.Event()
+        self.failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+
+    async def start(self) -> None:
+        o = self._options
+        sub = await self._js.pull_subscribe(
+            o.subject_filter,
+            durable=o.durable,
+            stream=TIMELINE_OUTCOMES_STREAM,
+            config=ConsumerConfig(
+                durable_name=o.durable,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=o.ack_wait_seconds,
+                max_deliver=o.max_deliver,
+                filter_subject=o.subject_filter,
+            ),
+        )
+        self._sub = sub
+        self._task = asyncio.create_task(self._pump(sub), name="insights-feed")
+        self._task.add_done_callback(self._done)
+        if self._readiness is not None:
+            await self._readiness(True)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self.failed.done():
+            return
+        if (error := task.exception()) is not None:
+            log.error("the insights feed stopped: %s", type(error).__name__)
+            self.failed.set_result(error)
+
+    async def _pump(self, sub: JetStreamContext.PullSubscription) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = await sub.fetch(self._options.fetch_batch, timeout=_FETCH_WAIT_SECONDS)
+            except NatsTimeout:
+                continue
+            for msg in batch:
+                await self._handle(msg)
+
+    async def _handle(self, msg: Msg) -> None:
+        notice = decode_notice(msg.data)
+        # The subject names the tenant too: a notice claiming another tenant is not applied.
+        if notice is None or msg.subject.split(".")[2:3] != [notice.tenant]:
+            _notices.add(1, {"outcome": "malformed"})
+            log.warning("terminated a malformed notice on %s", msg.subject[:128])
+            await msg.term()
+            return
+        try:
+            applied = await self._projector.apply(notice)
+        except Exception as error:  # noqa: BLE001 - any failure of one notice is retried
+            if msg.metadata.num_delivered >= self._options.max_deliver:
+                _notices.add(1, {"outcome": "failed"})
+                log.error(
+                    "gave up on a notice after %d tries: %s",
+                    msg.metadata.num_delivered,
+                    type(error).__name__,
+                )
+                await msg.term()
+            else:
+                await msg.nak(delay=1.0)
+            return
+        await msg.ack()
+        _notices.add(1, {"outcome": applied.value})
+        if notice.HasField("recorded_at"):
+            recorded = notice.recorded_at.seconds + notice.recorded_at.nanos / 1e9
+            _freshness.record(max(0.0, time.time() - recorded))
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Stop fetching and let the notice in hand finish within `grace_seconds`."""
+        self._stopping.set()
+        if self._readiness is not None:
+            await self._readiness(False)
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._task), grace_seconds)
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+        if self._sub is not None:
+            # A fetch cut short leaves its inbox subscribed: draining NATS would wait for it.
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()

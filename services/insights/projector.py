@@ -1,0 +1,112 @@
+"""Turns timeline notices into the insights read model: events, case facts, identities."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+
+from services.insights.events import CaseEvent, case_event, from_notice
+from services.insights.facts import CaseFacts, fold_case
+from services.insights.risk import risk_signals
+from services.insights.solutions import Solutions
+from services.insights.store import InsightsStore, StoredMessage
+from services.insights.text import customer_text
+from services.insights.voice import Voices
+from tsunagu.v1 import interaction_pb2 as pb
+from tsunagu.v1 import notices_pb2, timeline_pb2
+
+log = logging.getLogger(__name__)
+
+# Reads one stored entry back from the timeline (a notice too large to carry its entry).
+ReadBack = Callable[[str, str], Awaitable[timeline_pb2.TimelineEntry | None]]
+# Told that a customer's at-risk signals changed (tenant, customer id as recorded).
+Changed = Callable[[str, str], Awaitable[None]]
+
+
+class Applied(StrEnum):
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+    # No case (merges, notes without a case): identities may change, no figure does.
+    NO_CASE = "no_case"
+    # The timeline no longer has the entry (a notice of an event it has not kept).
+    MISSING = "missing"
+
+
+class Projector:
+    """Applies each notice once (by event id); any order of redeliveries gives the same model."""
+
+    def __init__(
+        self,
+        store: InsightsStore,
+        *,
+        read_back: ReadBack,
+        follow_up_due_seconds: float,
+        changed: Changed | None = None,
+        saved: Callable[[CaseFacts], None] | None = None,
+        voices: Voices | None = None,
+        solutions: Solutions | None = None,
+    ) -> None:
+        self._store = store
+        self._voices = voices
+        self._solutions = solutions
+        self._saved = saved
+        self._read_back = read_back
+        self._due = follow_up_due_seconds
+        self._changed = changed
+
+    async def apply(self, notice: notices_pb2.TimelineUpdated) -> Applied:
+        tenant = notice.tenant
+        # Identities first: the figures count a merged customer as its survivor.
+        if notice.merged_into:
+            await self._store.merge(tenant, [notice.customer_id], notice.merged_into)
+        if notice.merged_ids:
+            await self._store.merge(tenant, notice.merged_ids, notice.customer_id)
+        if notice.split_from:
+            await self._store.split(tenant, notice.customer_id)
+        event, interaction = await self._event(notice)
+        if event is None or interaction is None:
+            return Applied.MISSING
+        if not event.case_id:
+            return Applied.NO_CASE
+        if not await self._store.record(event):
+            return Applied.DUPLICATE
+        if self._solutions is not None and event.action == "resolution":
+            note = interaction.agent_action.resolution.summary.strip()
+            if note:
+                await self._solutions.resolved(tenant, event.case_id, note, event.occurred_at)
+        if self._voices is not None and (text := customer_text(interaction)):
+            await self._voices.heard(
+                StoredMessage(tenant, event.event_id, event.case_id, text, event.occurred_at)
+            )
+        before = await self._store.case(tenant, event.case_id)
+        after = await self.refold(tenant, event.case_id)
+        moved = after is not None and (
+            before is None or risk_signals(before) != risk_signals(after)
+        )
+        if self._changed is not None and after is not None and moved:
+            await self._changed(tenant, after.customer_id)
+        return Applied.RECORDED
+
+    async def refold(self, tenant: str, case_id: str) -> CaseFacts | None:
+        """Recompute one case's facts from all its recorded events; the new facts."""
+        facts = fold_case(
+            await self._store.case_events(tenant, case_id), follow_up_due_seconds=self._due
+        )
+        if facts is not None:
+            await self._store.save_case(facts)
+            if self._saved is not None:
+                self._saved(facts)
+        return facts
+
+    async def _event(
+        self, notice: notices_pb2.TimelineUpdated
+    ) -> tuple[CaseEvent | None, pb.Interaction | None]:
+        event = from_notice(notice)
+        if event is not None:
+            return event, notice.entry.interaction
+        entry = await self._read_back(notice.tenant, notice.event_id)
+        if entry is None:
+            log.warning("the timeline has no entry for an announced event; skipped")
+            return None, None
+        return case_event(entry, case_status=notice.case_status), entry.interaction

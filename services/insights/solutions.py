@@ -1,0 +1,85 @@
+"""What solved it last time: resolved cases like an open one, and the knowledge articles.
+
+Resolution notes are the agents' resolution summaries (`resolveCase(summary)`), kept per
+case; a case's text is its customers' messages. The indexes (`services/insights/similar`)
+are rebuilt from the store when something changed since the last question.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from services.insights.similar import Article, CaseIndex, KnowledgeBase, ResolvedCase
+from services.insights.store import InsightsStore
+
+
+class NotResolved(LookupError):
+    """A promotion named a case without a resolution note."""
+
+
+@dataclass(frozen=True, slots=True)
+class Similar:
+    case_id: str
+    score: float
+    resolution_note: str
+
+
+class Solutions:
+    """Per tenant: resolution notes, the similar-case index and the knowledge base."""
+
+    def __init__(self, store: InsightsStore) -> None:
+        self._store = store
+        self._cases: dict[str, CaseIndex] = {}
+        self._articles: dict[str, KnowledgeBase] = {}
+
+    async def resolved(self, tenant: str, case_id: str, note: str, at: float) -> None:
+        """A case was resolved with this note; the next question re-indexes the tenant."""
+        await self._store.save_resolution(tenant, case_id, note, at)
+        self._cases.pop(tenant, None)
+
+    async def _case_index(self, tenant: str) -> CaseIndex:
+        index = self._cases.get(tenant)
+        if index is None:
+            notes = await self._store.resolutions(tenant)
+            texts = await self._store.case_texts(tenant, notes)
+            index = CaseIndex(
+                [ResolvedCase(c, texts.get(c, ""), note) for c, note in sorted(notes.items())]
+            )
+            self._cases[tenant] = index
+        return index
+
+    async def similar(self, tenant: str, case_id: str, k: int) -> list[Similar]:
+        """The resolved cases most like `case_id`'s messages, best first, with their notes."""
+        text = (await self._store.case_texts(tenant, [case_id])).get(case_id, "")
+        if not text:
+            return []
+        index = await self._case_index(tenant)
+        return [
+            Similar(found, score, index.resolution_note(found) or "")
+            for found, score in index.nearest(text, k, exclude={case_id})
+        ]
+
+    async def promote(self, tenant: str, case_id: str, *, title: str, body: str) -> Article:
+        """Make a case's resolution a knowledge article (its note unless `body` is given).
+
+        Raises:
+            NotResolved: The case has no resolution note.
+        """
+        note = (await self._store.resolutions(tenant)).get(case_id)
+        if note is None:
+            raise NotResolved(case_id)
+        digest = hashlib.sha256(f"{tenant}/{case_id}".encode()).hexdigest()[:12]
+        article = Article(f"kb-{digest}", title.strip(), body.strip() or note)
+        await self._store.save_article(tenant, article)
+        self._articles.pop(tenant, None)
+        return article
+
+    async def search(self, tenant: str, query: str, k: int) -> list[tuple[Article, float]]:
+        """Articles matching `query`, best first."""
+        base = self._articles.get(tenant)
+        articles = {a.id: a for a in await self._store.articles(tenant)}
+        if base is None:
+            base = KnowledgeBase(list(articles.values()))
+            self._articles[tenant] = base
+        return [(articles[a], score) for a, score in base.search(query, k) if a in articles]

@@ -1,0 +1,238 @@
+"""The insights database: its own collections of events, case facts and identity aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from pymongo import ASCENDING, AsyncMongoClient, WriteConcern
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.insights.events import CaseEvent
+from services.insights.facts import CaseFacts
+from services.insights.similar import Article
+
+if TYPE_CHECKING:
+    from services.insights.settings import InsightsSettings
+
+Document = dict[str, Any]
+
+
+def _key(tenant: str, name: str) -> str:
+    return f"{tenant}/{name}"
+
+
+def _event_document(event: CaseEvent) -> Document:
+    doc = event.document()
+    doc["_id"] = _key(event.tenant, event.event_id)
+    doc["case_key"] = _key(event.tenant, event.case_id)
+    return doc
+
+
+def _case_document(facts: CaseFacts) -> Document:
+    doc = facts.document()
+    doc["_id"] = _key(facts.tenant, facts.case_id)
+    doc["customer_key"] = _key(facts.tenant, facts.customer_id)
+    return doc
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """An inbound customer message as kept for topics (its words, where it belongs)."""
+
+    tenant: str
+    event_id: str
+    case_id: str
+    text: str
+    at: float
+    topic: str = ""
+
+
+class InsightsStore:
+    """The only code touching the insights collections (`events`, `cases`, `aliases`).
+
+    Times are stored as epoch seconds (numbers): the embedded store keeps dates written by
+    `$set` as strings, numbers it keeps as numbers (docs/store-compat.md).
+    """
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self._events = db["events"]
+        self._cases = db["cases"]
+        self._aliases = db["aliases"]
+        self._messages = db["messages"]
+        self._topic_models = db["topic_models"]
+        self._resolutions = db["resolutions"]
+        self._articles = db["articles"]
+
+    async def ensure_indexes(self) -> None:
+        """Single-field indexes on the leading key of each hot query (idempotent)."""
+        await self._events.create_index([("case_key", ASCENDING)])
+        await self._cases.create_index([("tenant", ASCENDING)])
+        await self._cases.create_index([("customer_key", ASCENDING)])
+        await self._aliases.create_index([("tenant", ASCENDING)])
+        await self._messages.create_index([("tenant", ASCENDING)])
+        await self._messages.create_index([("case_id", ASCENDING)])
+        await self._resolutions.create_index([("tenant", ASCENDING)])
+        await self._articles.create_index([("tenant", ASCENDING)])
+
+    async def record(self, event: CaseEvent) -> bool:
+        """Keep `event` once; False when its event id was recorded before (a redelivery)."""
+        try:
+            await self._events.insert_one(_event_document(event))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def record_many(self, events: Sequence[CaseEvent]) -> int:
+        """Keep many events at once (a bulk load); those recorded before are skipped."""
+        docs = [_event_document(event) for event in events]
+        if not docs:
+            return 0
+        try:
+            result = await self._events.insert_many(docs, ordered=False)
+        except BulkWriteError as error:
+            return int(error.details.get("nInserted", 0))
+        return len(result.inserted_ids)
+
+    async def case_events(self, tenant: str, case_id: str) -> list[CaseEvent]:
+        cursor = self._events.find({"case_key": _key(tenant, case_id)})
+        return [CaseEvent.from_document(doc) async for doc in cursor]
+
+    async def save_case(self, facts: CaseFacts) -> None:
+        doc = _case_document(facts)
+        await self._cases.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def save_cases(self, many: Sequence[CaseFacts]) -> None:
+        """Replace many cases' facts at once (a bulk load)."""
+        docs = [_case_document(facts) for facts in many]
+        if docs:
+            await self._cases.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+            await self._cases.insert_many(docs)
+
+    async def case(self, tenant: str, case_id: str) -> CaseFacts | None:
+        doc = await self._cases.find_one({"_id": _key(tenant, case_id)})
+        return None if doc is None else CaseFacts.from_document(doc)
+
+    async def all_cases(self, tenant: str) -> list[CaseFacts]:
+        """Every case of the tenant (loading the in-memory index)."""
+        return [CaseFacts.from_document(doc) async for doc in self._cases.find({"tenant": tenant})]
+
+    async def merge(self, tenant: str, merged: Iterable[str], survivor: str) -> None:
+        """From now on `merged` customers are counted as `survivor` (and so is whoever had
+        been merged into them)."""
+        merged = [m for m in merged if m and m != survivor]
+        if not merged:
+            return
+        await self._aliases.update_many(
+            {"tenant": tenant, "survivor": {"$in": merged}}, {"$set": {"survivor": survivor}}
+        )
+        for customer in merged:
+            await self._aliases.replace_one(
+                {"_id": _key(tenant, customer)},
+                {"_id": _key(tenant, customer), "tenant": tenant, "survivor": survivor},
+                upsert=True,
+            )
+
+    async def split(self, tenant: str, restored: str) -> None:
+        """A split gave `restored` its records back: it counts as itself again."""
+        await self._aliases.delete_one({"_id": _key(tenant, restored)})
+
+    async def aliases(self, tenant: str) -> dict[str, str]:
+        """Merged customer id → surviving customer id, for the tenant."""
+        prefix = len(tenant) + 1
+        return {
+            doc["_id"][prefix:]: doc["survivor"]
+            async for doc in self._aliases.find({"tenant": tenant})
+        }
+
+    async def save_message(self, message: StoredMessage) -> None:
+        doc = {"_id": _key(message.tenant, message.event_id), **asdict(message)}
+        try:
+            await self._messages.insert_one(doc)
+        except DuplicateKeyError:
+            return
+
+    async def messages(self, tenant: str) -> list[StoredMessage]:
+        """Every kept message of the tenant, oldest first."""
+        cursor = self._messages.find({"tenant": tenant}, {"_id": 0})
+        found = [StoredMessage(**doc) async for doc in cursor]
+        return sorted(found, key=lambda m: (m.at, m.event_id))
+
+    async def texts(self, tenant: str, event_ids: Iterable[str]) -> dict[str, str]:
+        """The kept words of these messages (event id → text)."""
+        keys = [_key(tenant, e) for e in event_ids]
+        cursor = self._messages.find({"_id": {"$in": keys}}, {"event_id": 1, "text": 1})
+        return {doc["event_id"]: doc["text"] async for doc in cursor}
+
+    async def set_message_topics(self, tenant: str, topics: dict[str, list[str]]) -> None:
+        """Topic id → the messages now on it ("" for none)."""
+        for topic, event_ids in topics.items():
+            keys = [_key(tenant, e) for e in event_ids]
+            await self._messages.update_many({"_id": {"$in": keys}}, {"$set": {"topic": topic}})
+
+    async def topic_model(self, tenant: str) -> bytes | None:
+        doc = await self._topic_models.find_one({"_id": tenant})
+        return None if doc is None else bytes(doc["model"])
+
+    async def save_topic_model(self, tenant: str, model: bytes) -> None:
+        await self._topic_models.update_one(
+            {"_id": tenant}, {"$set": {"model": model}}, upsert=True
+        )
+
+    async def case_texts(self, tenant: str, case_ids: Iterable[str]) -> dict[str, str]:
+        """The customers' messages of each case, oldest first, joined (case id → text)."""
+        wanted = list(case_ids)
+        cursor = self._messages.find({"case_id": {"$in": wanted}, "tenant": tenant})
+        parts: dict[str, list[tuple[float, str]]] = {}
+        async for doc in cursor:
+            parts.setdefault(doc["case_id"], []).append((doc["at"], doc["text"]))
+        return {case: "\n".join(t for _at, t in sorted(p)) for case, p in parts.items()}
+
+    async def save_resolution(self, tenant: str, case_id: str, note: str, at: float) -> None:
+        """The case's latest resolution note (what solved it)."""
+        await self._resolutions.update_one(
+            {"_id": _key(tenant, case_id)},
+            {"$set": {"tenant": tenant, "case_id": case_id, "note": note, "at": at}},
+            upsert=True,
+        )
+
+    async def resolutions(self, tenant: str) -> dict[str, str]:
+        """Case id → its resolution note, for the tenant's resolved cases."""
+        cursor = self._resolutions.find({"tenant": tenant})
+        return {doc["case_id"]: doc["note"] async for doc in cursor}
+
+    async def save_article(self, tenant: str, article: Article) -> None:
+        await self._articles.update_one(
+            {"_id": _key(tenant, article.id)},
+            {
+                "$set": {
+                    "tenant": tenant,
+                    "id": article.id,
+                    "title": article.title,
+                    "body": article.body,
+                }
+            },
+            upsert=True,
+        )
+
+    async def articles(self, tenant: str) -> list[Article]:
+        cursor = self._articles.find({"tenant": tenant})
+        return [Article(doc["id"], doc["title"], doc["body"]) async for doc in cursor]
+
+    async def clear(self) -> None:
+        """Forget everything but topic models (a rebuild from the log starts here): names and
+        merges supervisors gave topics survive, and messages are heard again."""
+        for collection in (self._events, self._cases, self._aliases, self._messages):
+            await collection.delete_many({})
+
+
+def open_store(settings: InsightsSettings) -> tuple[AsyncMongoClient[Document], InsightsStore]:
+    """The MongoDB client (the caller closes it) and the insights store over its own database."""
+    mongo: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_uri, tz_aware=True, serverSelectionTimeoutMS=10_000
+    )
+    db = mongo.get_database(settings.mongodb_database, write_concern=WriteConcern(w="majority"))
+    return mongo, InsightsStore(db)

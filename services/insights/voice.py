@@ -1,0 +1,171 @@
+"""Each tenant's voice of the customer: its messages, its topic model, assignment, rebuilds.
+
+The topic method is `services/insights/topics` (docs/insights.md, "Topics"); this module keeps
+what it needs per tenant: the inbound customer messages (in the insights database), the
+current model (persisted as its versioned bytes), and in memory which topic each message and
+case is on. A new message is assigned at once (`TopicModel.assign`); a tenant's first model is
+built as soon as it has enough messages, and rebuilt when its messages have doubled since, or
+when a supervisor asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from services.insights.store import InsightsStore, StoredMessage
+from services.insights.topics import Message, Topic, TopicModel, build_topics
+
+log = logging.getLogger(__name__)
+
+# Below this many messages there is nothing to group (the method works from 20 messages).
+MIN_MESSAGES = 20
+
+
+class UnknownTopic(ValueError):
+    """A rename or merge named a topic the tenant's model does not have."""
+
+
+@dataclass(slots=True)
+class _Tenant:
+    model: TopicModel
+    # Message (event) id → (case id, topic id or "", when it happened).
+    messages: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+    built_with: int = 0
+    building: asyncio.Task[None] | None = None
+
+
+class Voices:
+    """Topics of every tenant; the only writer of messages' topics and of topic models."""
+
+    def __init__(self, store: InsightsStore) -> None:
+        self._store = store
+        self._tenants: dict[str, _Tenant] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def _tenant(self, tenant: str) -> _Tenant:
+        held = self._tenants.get(tenant)
+        if held is not None:
+            return held
+        async with self._locks.setdefault(tenant, asyncio.Lock()):
+            if tenant not in self._tenants:
+                data = await self._store.topic_model(tenant)
+                model = TopicModel.from_bytes(data) if data else TopicModel()
+                state = _Tenant(model, built_with=sum(t.size for t in model.topics))
+                for m in await self._store.messages(tenant):
+                    state.messages[m.event_id] = (m.case_id, m.topic, m.at)
+                self._tenants[tenant] = state
+        return self._tenants[tenant]
+
+    async def heard(self, message: StoredMessage) -> str:
+        """Keep a new inbound message and place it in a topic ("" when none fits yet)."""
+        state = await self._tenant(message.tenant)
+        if message.event_id in state.messages:
+            return state.messages[message.event_id][1]
+        topic = state.model.assign(message.text) or "" if state.model.topics else ""
+        stored = StoredMessage(
+            message.tenant, message.event_id, message.case_id, message.text, message.at, topic
+        )
+        await self._store.save_message(stored)
+        state.messages[message.event_id] = (message.case_id, topic, message.at)
+        count = len(state.messages)
+        if count >= MIN_MESSAGES and count >= 2 * max(state.built_with, MIN_MESSAGES // 2):
+            self._rebuild_soon(message.tenant, state)
+        return topic
+
+    def _rebuild_soon(self, tenant: str, state: _Tenant) -> None:
+        if state.building is None or state.building.done():
+            state.building = asyncio.create_task(self._rebuild_quietly(tenant), name="topics")
+
+    async def _rebuild_quietly(self, tenant: str) -> None:
+        # In the background: a failed automatic rebuild keeps the previous model.
+        try:
+            await self.rebuild(tenant)
+        except Exception:
+            log.exception("an automatic topic rebuild failed; the previous model stays")
+
+    async def rebuild(self, tenant: str) -> TopicModel:
+        """Group all the tenant's messages again, keeping ids, names and merges."""
+        state = await self._tenant(tenant)
+        stored = await self._store.messages(tenant)
+        messages = [Message(m.event_id, m.text) for m in stored]
+        # CPU-bound (clustering): off the event loop, so the feed and the API keep going.
+        model = await asyncio.to_thread(build_topics, messages, previous=state.model.topics)
+        await self._adopt(tenant, state, model)
+        state.built_with = len(messages)
+        log.info(
+            "rebuilt topics of a tenant: %d messages, %d topics", len(messages), len(model.topics)
+        )
+        return model
+
+    async def _adopt(self, tenant: str, state: _Tenant, model: TopicModel) -> None:
+        await self._store.save_topic_model(tenant, model.to_bytes())
+        state.model = model
+        placed = {m: t.id for t in model.topics for m in t.member_ids}
+        changed: dict[str, list[str]] = {}
+        for event_id, (case_id, topic, at) in list(state.messages.items()):
+            new = placed.get(event_id, "")
+            if new != topic:
+                state.messages[event_id] = (case_id, new, at)
+                changed.setdefault(new, []).append(event_id)
+        await self._store.set_message_topics(tenant, changed)
+
+    async def rename(self, tenant: str, topic_id: str, name: str) -> Topic:
+        state = await self._tenant(tenant)
+        if state.model.topic(topic_id) is None:
+            raise UnknownTopic(topic_id)
+        model = state.model.rename(topic_id, name)
+        await self._store.save_topic_model(tenant, model.to_bytes())
+        state.model = model
+        found = model.topic(topic_id)
+        assert found is not None
+        return found
+
+    async def merge(self, tenant: str, into: str, other: str) -> Topic:
+        state = await self._tenant(tenant)
+        if state.model.topic(into) is None or state.model.topic(other) is None:
+            raise UnknownTopic(other if state.model.topic(into) else into)
+        model = state.model.merge(into, other)
+        await self._adopt(tenant, state, model)
+        found = model.topic(into)
+        assert found is not None
+        return found
+
+    async def model(self, tenant: str) -> TopicModel:
+        return (await self._tenant(tenant)).model
+
+    async def case_topics(self, tenant: str) -> dict[str, str]:
+        """Each case's topic: the topic of its first message that has one."""
+        state = await self._tenant(tenant)
+        first: dict[str, tuple[float, str]] = {}
+        for case_id, topic, at in state.messages.values():
+            if topic and (case_id not in first or at < first[case_id][0]):
+                first[case_id] = (at, topic)
+        return {case: topic for case, (_at, topic) in first.items()}
+
+    async def topics_of(self, tenant: str, event_ids: Iterable[str]) -> dict[str, Topic]:
+        """The topic of each message among `event_ids` that has one."""
+        state = await self._tenant(tenant)
+        found = {}
+        for event_id in event_ids:
+            held = state.messages.get(event_id)
+            topic = state.model.topic(held[1]) if held and held[1] else None
+            if topic is not None:
+                found[event_id] = topic
+        return found
+
+    async def message_times(self, tenant: str) -> Mapping[str, list[float]]:
+        """When each topic's messages came (topic id → times)."""
+        state = await self._tenant(tenant)
+        times: dict[str, list[float]] = {}
+        for _case, topic, at in state.messages.values():
+            if topic:
+                times.setdefault(topic, []).append(at)
+        return times
+
+    async def unplaced(self, tenant: str) -> int:
+        """Messages on no topic (yet)."""
+        state = await self._tenant(tenant)
+        return sum(1 for _case, topic, _at in state.messages.values() if not topic)

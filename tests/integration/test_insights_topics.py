@@ -1,0 +1,156 @@
+"""Customers' messages on the feed become topics; supervisors rename, merge and rebuild them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import pytest
+from nats.aio.client import Client
+
+from services.insights.settings import InsightsSettings
+from tests import builders
+from tests.grpc_credentials import CallerSet, channel_for
+from tests.integration.insights_fixtures import running
+from tests.unit.voc_data import labelled
+from tsunagu.v1 import insights_pb2, insights_pb2_grpc, notices_pb2, timeline_pb2
+
+TOPICS = ("delivery_delay", "cancel_subscription")
+
+
+async def _announce(nc: Client, tenant: str, text: str, *, case: str, at: datetime) -> str:
+    """A customer's chat message as the timeline announces it; returns its event id."""
+    interaction = builders.chat(tenant, visitor=case, text=text, at=at)
+    entry = timeline_pb2.TimelineEntry(interaction=interaction, customer_id=case, case_id=case)
+    entry.recorded_at.FromDatetime(at)
+    notice = notices_pb2.TimelineUpdated(
+        tenant=tenant, customer_id=case, event_id=interaction.event_id, case_id=case, entry=entry
+    )
+    await nc.publish(f"timeline.updated.{tenant}.{case}", notice.SerializeToString())
+    return interaction.event_id
+
+
+def _voc(tenant: str) -> insights_pb2.ListVocTopicsRequest:
+    request = insights_pb2.ListVocTopicsRequest(tenant=tenant)
+    request.since.FromDatetime(datetime.now(UTC) - timedelta(days=30))
+    request.until.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
+    return request
+
+
+async def _eventually(call: Any, check: Any, seconds: float = 60) -> Any:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        result = await call()
+        if check(result):
+            return result
+        assert asyncio.get_running_loop().time() < deadline, f"never: {result}"
+        await asyncio.sleep(0.2)
+
+
+async def test_messages_become_topics_that_supervisors_rename_merge_and_rebuild(
+    insights_config: InsightsSettings, operator: Client, tenant: str, callers: CallerSet
+) -> None:
+    messages = [m for m in labelled() if m.topic in TOPICS][:40]
+    at = datetime.now(UTC) - timedelta(days=1)
+    ids: dict[str, str] = {}
+    async with running(insights_config) as service:
+        channel = channel_for(service.server.address, callers.service)
+        insights = insights_pb2_grpc.InsightsServiceStub(channel)
+        async with channel:
+            for n, m in enumerate(messages):
+                case = f"case-{n}"
+                ids[await _announce(operator, tenant, m.message.text, case=case, at=at)] = m.topic
+            await operator.flush()
+            # The first model is built once enough messages were heard.
+            listed = await _eventually(
+                lambda: insights.ListVocTopics(_voc(tenant)), lambda r: len(r.topics) >= 2
+            )
+            # Topics may split a subject finer than a person would, never mix two subjects.
+            found = await insights.GetMessageTopics(
+                insights_pb2.GetMessageTopicsRequest(tenant=tenant, event_ids=list(ids))
+            )
+            members: dict[str, list[str]] = {}
+            for event_id, topic in found.topics.items():
+                members.setdefault(topic.id, []).append(ids[event_id])
+            assert len(found.topics) >= len(ids) // 2
+            for labels in members.values():
+                assert max(labels.count(x) for x in TOPICS) / len(labels) >= 0.8, labels
+            biggest = listed.topics[0]
+            assert biggest.messages >= 5
+            assert biggest.this_week == biggest.messages
+            assert biggest.cases >= 1
+            assert all("<" in x.text or x.text for x in biggest.examples)
+
+            renamed = await insights.RenameTopic(
+                insights_pb2.RenameTopicRequest(
+                    tenant=tenant, topic_id=biggest.topic.id, name="配送遅延"
+                )
+            )
+            assert (renamed.topic.label, renamed.topic.named) == ("配送遅延", True)
+            other = listed.topics[1].topic.id
+            merged = await insights.MergeTopics(
+                insights_pb2.MergeTopicsRequest(tenant=tenant, into=biggest.topic.id, other=other)
+            )
+            assert merged.topic.size == biggest.topic.size + listed.topics[1].topic.size
+            rebuilt = await insights.RebuildTopics(insights_pb2.RebuildTopicsRequest(tenant=tenant))
+            assert rebuilt.topics >= 1
+            again = await insights.ListVocTopics(_voc(tenant))
+            assert "配送遅延" in {t.topic.label for t in again.topics}
+
+            # Cases are grouped by their first message's topic.
+            by_topic = insights_pb2.GetServiceMetricsRequest(tenant=tenant)
+            by_topic.query.since.FromDatetime(datetime.now(UTC) - timedelta(days=3))
+            by_topic.query.until.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
+            by_topic.query.group_by = insights_pb2.METRIC_GROUP_TOPIC
+            groups = {r.group for r in (await insights.GetServiceMetrics(by_topic)).rows}
+            assert biggest.topic.id in groups
+
+
+@pytest.mark.parametrize(
+    ("call", "request_", "code"),
+    [
+        ("RenameTopic", {"topic_id": "topic-nope", "name": "x"}, grpc.StatusCode.NOT_FOUND),
+        ("RenameTopic", {"topic_id": "t", "name": "   "}, grpc.StatusCode.INVALID_ARGUMENT),
+        ("RenameTopic", {"topic_id": "t", "name": "x" * 81}, grpc.StatusCode.INVALID_ARGUMENT),
+        ("RenameTopic", {"topic_id": "", "name": "x"}, grpc.StatusCode.INVALID_ARGUMENT),
+        ("MergeTopics", {"into": "a", "other": "b"}, grpc.StatusCode.NOT_FOUND),
+        ("MergeTopics", {"into": "a" * 300, "other": "b"}, grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            "GetMessageTopics",
+            {"event_ids": [str(uuid.uuid4()) for _ in range(501)]},
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        ("RebuildTopics", {"tenant": "../x"}, grpc.StatusCode.INVALID_ARGUMENT),
+    ],
+)
+async def test_hostile_topic_requests_are_refused(  # noqa: PLR0917 - fixtures and cases
+    insights_config: InsightsSettings,
+    tenant: str,
+    callers: CallerSet,
+    call: str,
+    request_: dict[str, Any],
+    code: grpc.StatusCode,
+) -> None:
+    types = {
+        "RenameTopic": insights_pb2.RenameTopicRequest,
+        "MergeTopics": insights_pb2.MergeTopicsRequest,
+        "GetMessageTopics": insights_pb2.GetMessageTopicsRequest,
+        "RebuildTopics": insights_pb2.RebuildTopicsRequest,
+    }
+    request = types[call](**{"tenant": tenant, **request_})
+    async with running(insights_config) as service:
+        channel = channel_for(service.server.address, callers.service)
+        async with channel:
+            stub = insights_pb2_grpc.InsightsServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await getattr(stub, call)(request)
+            assert refused.value.code() == code
+            # An adapter's token is refused before any of it is looked at.
+            adapter = channel_for(service.server.address, callers.adapter("chat"))
+            async with adapter:
+                with pytest.raises(grpc.aio.AioRpcError) as denied:
+                    await getattr(insights_pb2_grpc.InsightsServiceStub(adapter), call)(request)
+                assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
