@@ -35,6 +35,7 @@ from bench import insights, live_view, voc
 from bench.attach_path import round_trips_per_batch
 from bench.baselines import insert_many_rate, raw_publish_rate
 from bench.export import export_row, export_timing, size_for
+from bench.encryption import encryption_cost, encryption_rows
 from bench.identity import merge_split_latency, resolution_throughput
 from bench.ingest import contact_centre_mix, end_to_end
 from bench.sizes import QUICK_LIVE, Sizes
@@ -71,6 +72,8 @@ async def main(
         export = await export_timing(stack, TENANT, size_for(sizes.events))
         # Issue 13: metric query latency and freshness of the insights service.
         insight_result = await insights.measure(stack, mode)
+        # Encryption's cost against the plain path, on the same store (docs/privacy.md).
+        encryption = await encryption_cost(stack.mongodb_uri, max(40, sizes.identity_events // 5))
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},
@@ -86,6 +89,7 @@ async def main(
         "export": export,
         "insights": insight_result,
         "voc": voc.measure(sizes.voc_messages),
+        "encryption": encryption,
     }
 
 
@@ -119,7 +123,13 @@ if __name__ == "__main__":
     mode = "quick" if arguments.quick else "full" if arguments.full else "default"
     result = asyncio.run(main(*_sizes(arguments), mode=mode))
     print(live_view.report(result["live_view"]))
-    targets = [*rows(result), export_row(result), *insights.rows(result), *voc.rows(result)]
+    targets = [
+        *rows(result),
+        export_row(result),
+        *insights.rows(result),
+        *voc.rows(result),
+        *encryption_rows(result),
+    ]
     result["targets"] = [asdict(t) for t in targets]
     arguments.out.parent.mkdir(parents=True, exist_ok=True)
     arguments.out.write_text(json.dumps(result, indent=2))

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -14,6 +15,8 @@ from pymongo import AsyncMongoClient
 
 from services.timeline.deadletters import dead_letters
 from tsunagu.bus.subjects import DEAD_LETTER_STREAM
+from tsunagu.crypto import DecryptionFailed, LocalKeyFile
+from tsunagu.crypto.bus_seal import BusSealer
 from tsunagu.v1 import interaction_pb2
 
 # Invalid events the harness publishes on purpose carry event ids with this prefix (not a
@@ -101,7 +104,9 @@ class DeadLetters:
     others: dict[str, str] = field(default_factory=dict)
 
 
-async def read_dead_letters(nats_url: str, tenant: str) -> DeadLetters:
+async def read_dead_letters(
+    nats_url: str, tenant: str, *, key_file: Path | None = None
+) -> DeadLetters:
     """Every dead letter of `tenant`, read as the operator (services may not read them)."""
     found = DeadLetters()
     nc = await nats.connect(nats_url, name="tsunagu-chaos-check")
@@ -110,10 +115,15 @@ async def read_dead_letters(nats_url: str, tenant: str) -> DeadLetters:
         # `dead_letters` asks an empty stream for its message 0, which NATS refuses.
         if (await js.stream_info(DEAD_LETTER_STREAM)).state.messages == 0:
             return found
+        # Ingestion seals what it publishes (the stack's key file opens it).
+        sealer = None if key_file is None else BusSealer(LocalKeyFile(key_file))
         async for letter in dead_letters(js, tenant=tenant):
             try:
-                event_id = interaction_pb2.Interaction.FromString(letter.data).event_id
-            except DecodeError:
+                data = letter.data
+                if sealer is not None:
+                    data = sealer.open(tenant=tenant, data=data, headers=letter.headers)
+                event_id = interaction_pb2.Interaction.FromString(data).event_id
+            except (DecodeError, DecryptionFailed):
                 event_id = f"#{letter.sequence}"
             if event_id.startswith(INVALID_PREFIX):
                 found.invalid.add(event_id)

@@ -95,7 +95,11 @@ class Harness:
         """Create each customer with one event, subscribe to each, wait for a first push."""
         self._targets = list(targets)
         # Dead letters an earlier run left in a kept data folder are not this run's.
-        self._seen_dead = set((await read_dead_letters(self.stack.nats_url, TENANT)).others)
+        self._seen_dead = set(
+            (
+                await read_dead_letters(self.stack.nats_url, TENANT, key_file=self.stack.key_file)
+            ).others
+        )
         ledger = Ledger()
         firsts = [(c, c.interaction(TENANT, "hello")) for c in targets]
         await asyncio.gather(*(self.load.submit(c.channel, i, ledger) for c, i in firsts))
@@ -171,7 +175,7 @@ class Harness:
             self.probe.miscounted, lambda wrong: not wrong, within_s=SETTLE_WITHIN_S, empty=["?"]
         )
         dead = await _settled(
-            lambda: read_dead_letters(self.stack.nats_url, TENANT),
+            lambda: read_dead_letters(self.stack.nats_url, TENANT, key_file=self.stack.key_file),
             lambda d: d.invalid >= invalid,
             within_s=SETTLE_WITHIN_S,
             empty=DeadLetters(),

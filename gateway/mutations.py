@@ -23,7 +23,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 import strawberry
 
-from gateway import agent_actions, merges
+from gateway import agent_actions, erasure, merges
 from gateway.agent_actions import PlannedAction
 from gateway.context import Info
 from gateway.enums import CancellationOutcome, CancellationReason, Channel, WriteStatus
@@ -338,10 +338,17 @@ Mutation = strawberry.type(
         "Mutation",
         (),
         {
-            mutation.name: strawberry.mutation(
-                resolver=_resolver(mutation), description=mutation.description
-            )
-            for mutation in ACTIONS
+            **{
+                mutation.name: strawberry.mutation(
+                    resolver=_resolver(mutation), description=mutation.description
+                )
+                for mutation in ACTIONS
+            },
+            # Not an agent action (no event on the timeline): the privacy officer's erasure.
+            "erase_customer": strawberry.mutation(
+                resolver=erasure.erase_customer,
+                description="Erase a person by destroying their data keys (irreversible).",
+            ),
         },
     ),
     description="Agent actions; each becomes one event on the customer's timeline.",

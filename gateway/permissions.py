@@ -64,6 +64,10 @@ class Operation(StrEnum):
     MANAGE_TOPICS = "manage topics"
     # Promoting resolutions to knowledge articles.
     MANAGE_KNOWLEDGE = "manage knowledge articles"
+    # Crypto-shredding a person (irreversible), and reading the erasure ledger.
+    ERASE = "erase customers"
+    # Whether a customer met an erased person's identifier: no personal data.
+    READ_ERASURE_STATUS = "read erasure status"
 
 
 _ALL = frozenset(Role)
@@ -85,6 +89,8 @@ ROLES: Mapping[Operation, frozenset[Role]] = {
     Operation.READ_AT_RISK: frozenset({Role.SUPERVISOR}),
     Operation.MANAGE_TOPICS: frozenset({Role.SUPERVISOR}),
     Operation.MANAGE_KNOWLEDGE: frozenset({Role.SUPERVISOR}),
+    Operation.ERASE: frozenset({Role.PRIVACY_OFFICER}),
+    Operation.READ_ERASURE_STATUS: frozenset({Role.AGENT, Role.SUPERVISOR, Role.PRIVACY_OFFICER}),
 }
 """Which roles may perform each operation; a principal needs one of them."""
 
@@ -140,6 +146,11 @@ TYPE_DECISIONS: Mapping[str, Operation] = {
     "SimilarCase": _PERSONAL,
     # Curated by supervisors for everyone: no one customer's data.
     "KnowledgeArticle": _METRICS,
+    "ErasureStatus": Operation.READ_ERASURE_STATUS,
+    # Certificates name who erased whom and why: the privacy officer's alone.
+    "ErasureCertificate": Operation.ERASE,
+    "AnonymousCounts": Operation.ERASE,
+    "NamedCount": Operation.ERASE,
     **dict.fromkeys(
         (
             "Customer",
@@ -192,6 +203,9 @@ FIELD_DECISIONS: Mapping[str, Operation] = {
     "Query.auditLog": Operation.READ_AUDIT,
     "Query.verifyAuditChain": Operation.READ_AUDIT,
     "Query.exportCustomer": Operation.EXPORT,
+    "Mutation.eraseCustomer": Operation.ERASE,
+    "Query.erasureStatus": Operation.READ_ERASURE_STATUS,
+    "ErasureStatus.certificates": Operation.ERASE,
     "ActionResult.customer": _PERSONAL,
     "ActionResult.case": _METRICS,
     "TimelineUpdate.entry": _PERSONAL,

@@ -7,6 +7,7 @@ import strawberry
 from gateway.cases import CaseFilter
 from gateway.context import Info
 from gateway.enums import IDENTIFIER_KINDS, IdentifierKind
+from gateway.erasure import ErasureStatus, resolve_erasure_status
 from gateway.errors import ErrorCode, GatewayError, bad_user_input
 from gateway.insights import (
     CustomerAtRisk,
@@ -185,4 +186,8 @@ class Query:
     customers_at_risk: list[CustomerAtRisk] = strawberry.field(
         resolver=resolve_customers_at_risk,
         description="Customers at risk, highest score first, with reasons (first: 1-200).",
+    )
+    erasure_status: ErasureStatus | None = strawberry.field(
+        resolver=resolve_erasure_status,
+        description="Erasures of a customer, and whether it met an erased person's identifier.",
     )

@@ -17,6 +17,8 @@ from tsunagu.grpc_channels import open_channel
 from tsunagu.lifecycle import Lifecycle
 from tsunagu.rpc import MAX_RESPONSE_BYTES
 from tsunagu.v1 import (
+    erasure_pb2,
+    erasure_pb2_grpc,
     interaction_pb2,
     privacy_pb2,
     privacy_pb2_grpc,
@@ -26,6 +28,7 @@ from tsunagu.v1 import (
 
 if TYPE_CHECKING:
     from tsunagu.v1.privacy_pb2_grpc import PrivacyServiceAsyncStub
+    from tsunagu.v1.erasure_pb2_grpc import ErasureServiceAsyncStub
     from tsunagu.v1.timeline_pb2_grpc import TimelineServiceAsyncStub
 
 _log = logging.getLogger(__name__)
@@ -108,6 +111,7 @@ class TimelineClient(Lifecycle):
         self._stub: TimelineServiceAsyncStub | None = None
         # The read audit, served by the timeline next to its reads (docs/privacy.md).
         self._privacy: PrivacyServiceAsyncStub | None = None
+        self._erasure: ErasureServiceAsyncStub | None = None
 
     @property
     def address(self) -> str:
@@ -128,6 +132,8 @@ class TimelineClient(Lifecycle):
         )
         self._stub = timeline_pb2_grpc.TimelineServiceStub(self._channel)
         self._privacy = privacy_pb2_grpc.PrivacyServiceStub(self._channel)
+        # The timeline serves erasure on the same port (gateway.erasure).
+        self._erasure = erasure_pb2_grpc.ErasureServiceStub(self._channel)
 
     async def close(self, grace: float | None = None) -> None:
         """Close the channel.
@@ -136,6 +142,7 @@ class TimelineClient(Lifecycle):
             grace: Seconds to let in-flight calls finish; ``None`` cancels them at once.
         """
         channel, self._channel, self._stub, self._privacy = self._channel, None, None, None
+        self._erasure = None
         if channel is not None:
             await channel.close(grace)
 
@@ -431,6 +438,24 @@ class TimelineClient(Lifecycle):
         if self._privacy is None:
             raise timeline_unavailable()
         return self._privacy
+
+    async def erase_customer(
+        self, request: erasure_pb2.EraseCustomerRequest
+    ) -> erasure_pb2.ErasureCertificate | None:
+        """Erase a customer's person; None when there is nothing (left) to erase."""
+        if self._erasure is None:
+            raise timeline_unavailable()
+        response = await self._call("EraseCustomer", self._erasure.EraseCustomer, request)
+        return None if response is None else response.certificate
+
+    async def erasure_status(
+        self, tenant: str, customer_id: str
+    ) -> erasure_pb2.GetErasureStatusResponse | None:
+        """The erasure certificates naming a customer and whether it was flagged."""
+        if self._erasure is None:
+            raise timeline_unavailable()
+        request = erasure_pb2.GetErasureStatusRequest(tenant=tenant, customer_id=customer_id)
+        return await self._call("GetErasureStatus", self._erasure.GetErasureStatus, request)
 
     def _require_stub(self) -> TimelineServiceAsyncStub:
         if self._stub is None:

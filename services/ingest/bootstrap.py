@@ -48,7 +48,11 @@ def bootstrap(
     counts = IngestCounts(settings.channel)
     api = IngestApi(
         CountingPublisher(
-            bus.jetstream, ack_timeout=settings.publish_ack_timeout_seconds, counts=counts
+            bus.jetstream,
+            ack_timeout=settings.publish_ack_timeout_seconds,
+            counts=counts,
+            # Personal data reaches the stream only sealed (docs/privacy.md).
+            sealer=settings.bus_sealer(),
         ),
         policy=IngestPolicy(
             channel=settings.channel_number,

@@ -10,6 +10,7 @@ from opentelemetry import metrics
 
 from tsunagu.bus.publisher import InteractionPublisher, Published, PublishError
 from tsunagu.contracts import Reason
+from tsunagu.crypto.bus_seal import BusSealer
 from tsunagu.metrics import seconds_histogram
 from tsunagu.v1 import interaction_pb2
 
@@ -54,8 +55,15 @@ class IngestCounts:
 class CountingPublisher(InteractionPublisher):
     """The publisher, counting every outcome and timing every publish (`publish` included)."""
 
-    def __init__(self, js: JetStreamContext, *, ack_timeout: float, counts: IngestCounts) -> None:
-        super().__init__(js, ack_timeout=ack_timeout)
+    def __init__(
+        self,
+        js: JetStreamContext,
+        *,
+        ack_timeout: float,
+        counts: IngestCounts,
+        sealer: BusSealer | None = None,
+    ) -> None:
+        super().__init__(js, ack_timeout=ack_timeout, sealer=sealer)
         self._counts = counts
 
     async def publish_many(

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from services.ingest.channels import NORMALIZERS, VERIFIABLE
 from services.ingest.errors import InvalidInteraction
+from services.ingest.redaction import redact_message
 from tsunagu.contracts import Limits, Reason, canonical_event_id, channel_label, check_interaction
 from tsunagu.contracts.limits import (
     MAX_CLOCK_SKEW,
@@ -80,8 +81,9 @@ def prepare(interaction: pb.Interaction, *, policy: IngestPolicy, now: datetime)
 
     Steps: the write-path contract on the input (after canonicalising the event id and
     defaulting the actor), the channel's normaliser, identifier normalisation and
-    de-duplication, then the contract again on the result. Checking the input too makes
-    errors name the field the client sent and keeps oversized input away from normalisers.
+    de-duplication, card numbers in free text redacted, then the contract again on the
+    result. Checking the input too makes errors name the field the client sent and keeps
+    oversized input away from normalisers.
 
     Args:
         interaction: The interaction as the adapter submitted it; never mutated.
@@ -108,6 +110,8 @@ def prepare(interaction: pb.Interaction, *, policy: IngestPolicy, now: datetime)
     region = policy.region_for(result.tenant)
     NORMALIZERS[result.channel](result, region=region)
     _normalize_identifiers(result, policy=policy, region=region)
+    # After the normaliser, so text it builds (a form's `name: value` lines) is covered too.
+    redact_message(result)
     check_interaction(result, limits=bounds, now=now, channel=policy.channel)
     return result
 

@@ -11,13 +11,14 @@ from tsunagu.bus.connection import NatsTlsSettings
 from tsunagu.bus.streams import STREAM_WAIT_SECONDS
 from tsunagu.bus.subjects import CHANNELS_BY_TOKEN
 from tsunagu.contracts.limits import MAX_EVENT_BYTES, MAX_TEXT_BYTES
+from tsunagu.crypto.settings import KeyProviderSettings
 from tsunagu.grpc_settings import GrpcServerSettings
 from tsunagu.identifiers.regions import PhoneRegion
 
 ChannelName = Literal["chat", "voice", "email", "sms", "social", "web"]
 
 
-class IngestSettings(GrpcServerSettings, NatsTlsSettings):
+class IngestSettings(GrpcServerSettings, NatsTlsSettings, KeyProviderSettings):
     """One deployment serves one channel; everything else has a local default.
 
     Its callers (`TSUNAGU_INGEST_CALLERS`, `TSUNAGU_INGEST_CALLERS_FILE`) are adapter

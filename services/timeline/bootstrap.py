@@ -15,6 +15,9 @@ from services.timeline.audit.chain import AuditChain
 from services.timeline.cases.keeper import CaseKeeper
 from services.timeline.cases.policy import CasePolicy
 from services.timeline.consumer import ConsumerOptions, InteractionConsumer
+from services.timeline.erasure.api import SERVICE_NAME as ERASURE_SERVICE
+from services.timeline.erasure.api import ErasureApi
+from services.timeline.erasure.eraser import Eraser
 from services.timeline.faults import DependencyProbe
 from services.timeline.identity.commands import IdentityCommands
 from services.timeline.identity.events import IdentityChangePublisher
@@ -33,7 +36,13 @@ from services.timeline.signed_actors import SignedActors
 from services.timeline.stores import TimelineStore
 from tsunagu.grpc_auth import admit_kind
 from tsunagu.rpc import MAX_QUERY_REQUEST_BYTES, GrpcServer
-from tsunagu.v1 import privacy_pb2, privacy_pb2_grpc, timeline_pb2, timeline_pb2_grpc
+from tsunagu.v1 import (
+    erasure_pb2_grpc,
+    privacy_pb2,
+    privacy_pb2_grpc,
+    timeline_pb2,
+    timeline_pb2_grpc,
+)
 
 Clock = Callable[[], datetime]
 _CONSUMER_SETTINGS = {
@@ -155,10 +164,24 @@ def bootstrap(
     )
 
     privacy = PrivacyApi(AuditChain(store.audit, clock=clock), store.audit)
+    erasure = ErasureApi(
+        None
+        if store.provider is None
+        else Eraser(
+            erasure=store.erasure,
+            interactions=store.interactions,
+            customers=store.customers,
+            identities=store.identities,
+            provider=store.provider,
+            clock=clock,
+            forget=store.keys.forget if store.keys else lambda _tenant, _owners: None,
+        )
+    )
 
     def register(server: grpc.aio.Server) -> None:
         timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, server)
         privacy_pb2_grpc.add_PrivacyServiceServicer_to_server(privacy, server)
+        erasure_pb2_grpc.add_ErasureServiceServicer_to_server(erasure, server)
 
     server = GrpcServer(
         host=settings.host,
@@ -167,6 +190,7 @@ def bootstrap(
         service_names=[
             timeline_pb2.DESCRIPTOR.services_by_name["TimelineService"].full_name,
             privacy_pb2.DESCRIPTOR.services_by_name["PrivacyService"].full_name,
+            ERASURE_SERVICE,
         ],
         # Its requests carry ids and cursors, never events; responses: the shared limit.
         max_receive_bytes=MAX_QUERY_REQUEST_BYTES,
@@ -182,12 +206,14 @@ def bootstrap(
             # The remaining options carry the settings' own names.
             **settings.model_dump(include=_CONSUMER_SETTINGS),
         ),
-        announce=TimelineAnnouncer(bus),
+        # Encryption on: no personal data in notices (captured on disk by TIMELINE_UPDATED).
+        announce=TimelineAnnouncer(bus, with_entries=settings.key_file is None),
         actors=SignedActors.from_files(settings.action_verify_key_files),
         # While the store or NATS is down the consumer holds its messages and is not ready.
         probe=DependencyProbe(partial(store.db.command, "ping"), bus),
         readiness=server.set_ready,
         bus_connected=lambda: bus.is_connected,
+        sealer=settings.bus_sealer(),
     )
     gauges = StreamGauges(
         js, durable=settings.consumer_name, every_seconds=settings.metrics_sample_seconds

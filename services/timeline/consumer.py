@@ -38,6 +38,8 @@ from tsunagu.bus.subjects import (
     interaction_subject,
 )
 from tsunagu.contracts import BUS_LIMITS, ContractViolation, Reason, check_interaction
+from tsunagu.crypto.bus_seal import BusSealer
+from tsunagu.crypto.envelope import DecryptionFailed
 from tsunagu.v1 import interaction_pb2
 
 log = logging.getLogger(__name__)
@@ -115,8 +117,10 @@ class InteractionConsumer:
         probe: Probe,
         readiness: Readiness = _always_ready,
         bus_connected: Callable[[], bool] = _always_connected,
+        sealer: BusSealer | None = None,
     ) -> None:
         self._js = js
+        self._sealer = sealer
         self._recorder = recorder
         self._options = options
         self._announce = announce
@@ -372,20 +376,10 @@ class InteractionConsumer:
         here keeps whatever else can publish on the stream (a replay, a buggy or hostile
         producer) from storing and serving what they would refuse.
         """
-        try:
-            interaction = interaction_pb2.Interaction.FromString(msg.data)
-        except DecodeError as exc:
-            await self._dead_letter(
-                msg, f"not a tsunagu.v1.Interaction: {exc}", reason=Reason.MALFORMED
-            )
+        decoded = await self._decoded(msg)
+        if decoded is None:
             return None
-        if not interaction.tenant or not interaction.event_id:
-            await self._dead_letter(
-                msg,
-                "interaction without tenant or event_id",
-                reason=Reason.TENANT_INVALID if interaction.event_id else Reason.EVENT_ID_INVALID,
-            )
-            return None
+        interaction, payload = decoded
         try:
             check_interaction(interaction, limits=BUS_LIMITS, now=datetime.now(UTC))
         except ContractViolation as exc:
@@ -401,11 +395,47 @@ class InteractionConsumer:
             )
             return None
         try:
-            self._actors.check(interaction, msg.data, msg.headers)  # agent actions: signed?
+            self._actors.check(interaction, payload, msg.headers)  # agent actions: signed?
         except ContractViolation as exc:
             await self._dead_letter(msg, str(exc), reason=exc.code)
             return None
         return interaction
+
+    async def _decoded(self, msg: Msg) -> tuple[interaction_pb2.Interaction, bytes] | None:
+        """The message's interaction and its bytes, or None once dead-lettered."""
+        try:
+            payload = self._unsealed(msg)
+        except DecryptionFailed as exc:
+            # Fails closed: a body that does not open is never guessed at, only kept (sealed)
+            # in the dead-letter stream for an operator.
+            await self._dead_letter(msg, f"sealed payload: {exc}", reason=Reason.MALFORMED)
+            return None
+        try:
+            interaction = interaction_pb2.Interaction.FromString(payload)
+        except DecodeError as exc:
+            await self._dead_letter(
+                msg, f"not a tsunagu.v1.Interaction: {exc}", reason=Reason.MALFORMED
+            )
+            return None
+        if not interaction.tenant or not interaction.event_id:
+            await self._dead_letter(
+                msg,
+                "interaction without tenant or event_id",
+                reason=Reason.TENANT_INVALID if interaction.event_id else Reason.EVENT_ID_INVALID,
+            )
+            return None
+        return interaction, payload
+
+    def _unsealed(self, msg: Msg) -> bytes:
+        """The message's `Interaction` bytes, opened when ingestion sealed them."""
+        if headers.SEALED_KEY not in (msg.headers or {}):
+            return msg.data
+        if self._sealer is None:
+            raise DecryptionFailed("no key provider configured (TSUNAGU_KEY_FILE)")
+        # The tenant of the subject (`interactions.<tenant>.<channel>`), which publish
+        # permissions vouch for, not the one inside the body.
+        tenant = msg.subject.split(".")[1]
+        return self._sealer.open(tenant=tenant, data=msg.data, headers=msg.headers or {})
 
     async def _settle(
         self,

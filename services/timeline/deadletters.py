@@ -29,7 +29,13 @@ from tsunagu.contracts import is_tenant_name
 PASSWORD_VARIABLE = "TSUNAGU_NATS_PASSWORD"  # noqa: S105 - a variable name, not a password
 TLS_CA_VARIABLE = "TSUNAGU_NATS_TLS_CA_FILE"  # the services' setting of the same name
 # The signed actor travels too: a replayed agent action is verified like the original.
-_CARRIED_HEADERS = {headers.SCHEMA, headers.SIGNED_ACTOR, "traceparent", "tracestate"}
+_CARRIED_HEADERS = {
+    headers.SCHEMA,
+    headers.SIGNED_ACTOR,
+    "traceparent",
+    "tracestate",
+    headers.SEALED_KEY,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,10 +64,15 @@ def _for(
 class TimelineAnnouncer:
     """Sends recorded events' notices on core NATS (`timeline.updated.<tenant>.<customer>`),
     with the current trace context in the headers.
+
+    Without ``with_entries`` (encryption on) a notice carries ids, kinds and times only:
+    the `TIMELINE_UPDATED` stream captures notices on disk, and the entry's words would be
+    plaintext there; subscribers read the entry back by event id, as for an oversized one.
     """
 
-    def __init__(self, nc: Client) -> None:
+    def __init__(self, nc: Client, *, with_entries: bool = True) -> None:
         self._nc = nc
+        self._with_entries = with_entries
 
     async def __call__(self, batch: Sequence[Recorded], contexts: Sequence[Context] = ()) -> None:
         """Publish the notices, and return once the server has them (they may be noted as
@@ -102,5 +107,7 @@ class TimelineAnnouncer:
                             notice.customer_id,
                         )
                         continue
+                    if not self._with_entries:
+                        notice.ClearField("entry")
                     await self._nc.publish(subject, encode_notice(notice), headers=carrier or None)
         await self._nc.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
@@ -25,10 +26,14 @@ from services.timeline.interactions.entries import (
 from services.timeline.interactions.model import InteractionDoc, InteractionState
 from services.timeline.interactions.records import InteractionLog
 from services.timeline.profiles.contacts import contact_from
+from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.profile import Contact
 from services.timeline.profiles.projector import Projector
+from services.timeline.read_ahead import ReadAhead
+from services.timeline.store.error_text import error_text
 from tsunagu.v1 import interaction_pb2, timeline_pb2
 
+log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 
@@ -70,6 +75,10 @@ class _Batch:
     queued: dict[tuple[str, str], str] = field(default_factory=dict)
     flushed: dict[int, Recorded | Exception] = field(default_factory=dict)
     cases: CaseView = field(default_factory=CaseView)
+    # Identities and customers read for the rest of the batch; gone at a flush.
+    ahead: ReadAhead | None = None
+    # False once a read-ahead failed: each event then reads for itself and fails alone.
+    reads_ahead: bool = True
 
     def add(self, item: _Pending) -> None:
         self.items.append(item)
@@ -104,10 +113,14 @@ class TimelineRecorder:
     ) -> list[Recorded | Exception]:
         """Record interactions in order; one outcome each, a failure never fails the others.
 
-        Store round trips are shared by the batch: one duplicate lookup per tenant, one
-        `insert_many`, one projection write per customer and one flag update. Identity
-        resolution stays one event at a time, in order, and everything pending is flushed
-        before a merge so that the merge moves and counts a complete log.
+        Store round trips are shared by the batch, whatever its size: per tenant, one
+        duplicate lookup, one read of the identities every event presents, one of their
+        customers and one of those customers' recent cases, one insert each of the new
+        customers and their identifiers; then one `insert_many`, one bulk write of the cases,
+        one of the profiles and one flag update. Identity resolution stays one event at a
+        time, in order, against that read (an event whose keys the batch changed since reads
+        for itself), and everything pending is flushed before a merge so that the merge moves
+        and counts a complete log; the rest of the batch is then read for again.
         """
         outcomes: list[Recorded | Exception | None] = [None] * len(interactions)
         batch = _Batch()
@@ -120,6 +133,9 @@ class TimelineRecorder:
                     tenant, [i.event_id for i in interactions if i.tenant == tenant]
                 )
             for index, interaction in enumerate(interactions):
+                if batch.ahead is None and batch.reads_ahead:
+                    # At the start, and after a flush (a merge) made the last read stale.
+                    await self._read_ahead(interactions[index:], known, batch)
                 try:
                     outcomes[index] = await self._prepare(
                         index, interaction, known.get(interaction.tenant, {}), batch
@@ -129,6 +145,45 @@ class TimelineRecorder:
             for index, outcome in (await self._flush(batch)).items():
                 outcomes[index] = outcome
         return [o if o is not None else RuntimeError("not recorded") for o in outcomes]
+
+    async def _read_ahead(
+        self,
+        interactions: Sequence[interaction_pb2.Interaction],
+        known: dict[str, dict[str, InteractionState]],
+        batch: _Batch,
+    ) -> None:
+        """Read the identities, customers and recent cases of these events at once, and create
+        the customers of those whose identifiers nobody holds yet.
+        """
+        events: dict[str, list[tuple[str, datetime, list[IdentityKey]]]] = {}
+        for interaction in interactions:
+            tenant = interaction.tenant
+            if (
+                not tenant
+                or interaction.event_id in known.get(tenant, {})
+                or interaction.WhichOneof("detail") == "agent_action"
+            ):
+                continue
+            try:
+                found = matchable_keys(presented(interaction, self.identity_for(tenant)))
+                event = (interaction.event_id, occurred_at(interaction), found)
+            except Exception:  # noqa: BLE001, S112 - the item fails alone when it is prepared
+                continue
+            events.setdefault(tenant, []).append(event)
+        ahead = ReadAhead()
+        try:
+            for tenant, of_tenant in events.items():
+                lookup = await self.resolver.look_up(tenant, {k for e in of_tenant for k in e[2]})
+                lookup, created = await self.resolver.create_many(tenant, of_tenant, lookup)
+                for customer_id in created:
+                    batch.cases.load(tenant, customer_id, [])  # a new customer has no cases
+                ahead.lookups[tenant] = lookup
+                await self.cases.preload(tenant, lookup.live, batch.cases)
+        except Exception as exc:  # noqa: BLE001 - the per-event reads report it per event
+            log.warning("reading ahead for a batch failed: %s", error_text(exc))
+            batch.reads_ahead = False
+            return
+        batch.ahead = ahead
 
     async def _prepare(
         self,
@@ -177,6 +232,8 @@ class TimelineRecorder:
             )
             customer_id, merged = resolution.customer_id, resolution.merged_ids
             protected = resolution.protected
+            if resolution.created:
+                batch.cases.load(tenant, customer_id, [])  # a new customer has no cases yet
 
         event = case_event_from(interaction, at)
         assignment = Assignment("")
@@ -213,6 +270,7 @@ class TimelineRecorder:
         `presented_keys`: the keys to match on, and those of them the channel verified.
         """
         keys, verified = presented_keys
+        ahead = batch.ahead
         resolution = await self.resolver.resolve(
             tenant=tenant,
             event_id=event_id,
@@ -220,7 +278,10 @@ class TimelineRecorder:
             keys=keys,
             verified=verified,
             may_merge=False,
+            lookup=ahead.lookup_for(tenant, keys) if ahead is not None else None,
         )
+        if ahead is not None:
+            ahead.note(tenant, keys, resolution)
         if not resolution.merge_needed:
             return resolution
         batch.flushed.update(await self._flush(batch))
@@ -269,12 +330,13 @@ class TimelineRecorder:
             await self.interactions.mark_announced(tenant, event_ids)
 
     async def _flush(self, batch: _Batch) -> dict[int, Recorded | Exception]:
-        """Write what the batch holds: the log, then each customer's cases and profile, then
-        the flags.
-        """
+        """Write what the batch holds: the log, then the cases and profiles, then the flags."""
         items, batch.items = batch.items, []
         outcomes: dict[int, Recorded | Exception] = dict(batch.flushed)
         batch.flushed.clear()
+        # What the batch read is the base of these writes, and stale after them.
+        ahead, batch.ahead = batch.ahead, None
+        stored_cases = dict(batch.cases.stored)
         batch.cases.clear()
         if not items:
             return outcomes
@@ -283,55 +345,100 @@ class TimelineRecorder:
         except Exception as exc:  # noqa: BLE001 - every item of the failed write is retried
             outcomes.update({item.index: exc for item in items})
             return outcomes
-        new = [item for item in items if item.doc["_id"] in inserted]
-        by_customer: dict[tuple[str, str], list[_Pending]] = {}
-        for item in new:
-            by_customer.setdefault((item.doc["tenant"], item.doc["customer_id"]), []).append(item)
-        for (tenant, customer_id), pending in by_customer.items():
-            try:
-                cases = await self.cases.write(
-                    tenant,
-                    [
-                        CaseChange(i.doc["case_id"], i.doc["customer_id"], i.event)
-                        for i in pending
-                        if i.event is not None
-                    ],
-                )
-                owner = await self._project(tenant, customer_id, pending, list(cases.values()))
-            except Exception as exc:  # noqa: BLE001 - retried on redelivery (stays unprojected)
-                outcomes.update({item.index: exc for item in pending})
-                continue
-            await self.interactions.mark_projected(tenant, [i.doc["event_id"] for i in pending])
-            for item in pending:
-                case_id = item.doc.get("case_id", "")
-                outcomes[item.index] = Recorded(
-                    item.doc["event_id"],
-                    tenant,
-                    owner,
-                    duplicate=False,
-                    merged_ids=item.merged,
-                    restored_ids=item.restored,
-                    case_id=case_id,
-                    case_status=cases[case_id]["status"] if case_id in cases else "",
-                    entry=entry_to_proto(item.doc | {"customer_id": owner}),
-                )
+        by_tenant: dict[str, list[_Pending]] = {}
         for item in items:
-            if item.doc["_id"] not in inserted:
+            if item.doc["_id"] in inserted:
+                by_tenant.setdefault(item.doc["tenant"], []).append(item)
+            else:
                 doc = item.doc
                 outcomes[item.index] = Recorded(
                     doc["event_id"], doc["tenant"], doc["customer_id"], duplicate=True
                 )
+        for tenant, pending in by_tenant.items():
+            known = ahead.customers(tenant) if ahead is not None else {}
+            outcomes.update(await self._project_all(tenant, pending, stored_cases, known))
         return outcomes
 
-    async def _project(
-        self, tenant: str, customer_id: str, pending: list[_Pending], cases: list[CaseDoc]
-    ) -> str:
-        """Project the contacts; returns the customer they ended up on."""
-        contacts = [item.contact for item in pending]
-        if await self.projector.project(tenant, customer_id, contacts, cases):
-            return customer_id
-        # Another replica merged the customer after we resolved to it: move what we appended
-        # to the survivor and recount it from the log (so nothing is counted twice).
+    async def _project_all(
+        self,
+        tenant: str,
+        pending: list[_Pending],
+        stored_cases: dict[str, CaseDoc],
+        known: dict[str, CustomerDoc],
+    ) -> dict[int, Recorded | Exception]:
+        """Write the cases and profiles of newly appended items: one bulk write each.
+
+        A customer whose case or profile could not be written fails alone; its items stay
+        unprojected, and their redelivery rebuilds what the write may have left half-done.
+        """
+        by_customer: dict[str, list[_Pending]] = {}
+        for item in pending:
+            by_customer.setdefault(item.doc["customer_id"], []).append(item)
+        failed: dict[str, Exception] = {}
+        try:
+            cases, lost = await self.cases.write_many(
+                tenant,
+                [
+                    CaseChange(i.doc["case_id"], i.doc["customer_id"], i.event)
+                    for i in pending
+                    if i.event is not None
+                ],
+                stored_cases,
+            )
+        except Exception as exc:  # noqa: BLE001 - retried on redelivery (stays unprojected)
+            return {item.index: exc for item in pending}
+        for item in pending:
+            if item.doc.get("case_id", "") in lost:
+                failed[item.doc["customer_id"]] = lost[item.doc["case_id"]]
+        work = {
+            customer_id: (
+                [i.contact for i in items],
+                list(
+                    {i.doc["case_id"]: cases[i.doc["case_id"]] for i in items if i.event}.values()
+                ),
+            )
+            for customer_id, items in by_customer.items()
+            if customer_id not in failed
+        }
+        owners: dict[str, str] = {}
+        try:
+            projected = await self.projector.project_many(tenant, work, known)
+        except Exception as exc:  # noqa: BLE001 - retried on redelivery (stays unprojected)
+            projected = dict.fromkeys(work, exc)
+        for customer_id, result in projected.items():
+            try:
+                if isinstance(result, Exception):
+                    raise result
+                owners[customer_id] = (
+                    customer_id if result else await self._moved(tenant, customer_id)
+                )
+            except Exception as exc:  # noqa: BLE001 - this customer's items only
+                failed[customer_id] = exc
+        done = [i for c in owners for i in by_customer[c]]
+        await self.interactions.mark_projected(tenant, [i.doc["event_id"] for i in done])
+        outcomes: dict[int, Recorded | Exception] = {
+            i.index: failed[c] for c, items in by_customer.items() if c in failed for i in items
+        }
+        for item in done:
+            owner = owners[item.doc["customer_id"]]
+            case_id = item.doc.get("case_id", "")
+            outcomes[item.index] = Recorded(
+                item.doc["event_id"],
+                tenant,
+                owner,
+                duplicate=False,
+                merged_ids=item.merged,
+                restored_ids=item.restored,
+                case_id=case_id,
+                case_status=cases[case_id]["status"] if case_id in cases else "",
+                entry=entry_to_proto(item.doc | {"customer_id": owner}),
+            )
+        return outcomes
+
+    async def _moved(self, tenant: str, customer_id: str) -> str:
+        """Another replica merged the customer after we resolved to it: move what we appended
+        to the survivor and recount it from the log (so nothing is counted twice); returns it.
+        """
         target, _ = await self.resolver.survivors(tenant, {customer_id})
         survivor = target.get(customer_id)
         if survivor is None:

@@ -13,6 +13,7 @@ from services.timeline.cases.policy import CasePolicy
 from services.timeline.identity.policy import IdentityPolicy, IdentityRules
 from tsunagu.bus.connection import NatsTlsSettings
 from tsunagu.bus.streams import STREAM_WAIT_SECONDS
+from tsunagu.crypto.settings import KeyProviderSettings
 from tsunagu.grpc_settings import GrpcServerSettings
 from tsunagu.identifiers.regions import PhoneRegion
 
@@ -35,7 +36,7 @@ class CaseWindows(BaseModel):
     _check = field_validator("attach_window", "reopen_window", "follow_up_due")(_positive)
 
 
-class TimelineSettings(GrpcServerSettings, NatsTlsSettings):
+class TimelineSettings(GrpcServerSettings, NatsTlsSettings, KeyProviderSettings):
     """Everything the timeline needs to start; invalid values fail start-up with a message.
 
     Its callers (`TSUNAGU_TIMELINE_CALLERS`, `TSUNAGU_TIMELINE_CALLERS_FILE`) are service
@@ -97,6 +98,28 @@ class TimelineSettings(GrpcServerSettings, NatsTlsSettings):
     tenant_identity: dict[str, IdentityRules] = Field(default_factory=dict)
     # The read audit (docs/privacy.md): records older than this leave the chain's old end.
     audit_retention_days: int = Field(default=400, ge=1)
+
+    # How long an interaction is kept after it happened, then deleted by the store's TTL
+    # index (docs/privacy.md, Retention); per-tenant overrides as JSON:
+    # TSUNAGU_TIMELINE_TENANT_INTERACTION_RETENTION='{"acme": "P365D"}'. Unset: kept.
+    interaction_retention: timedelta | None = None
+    tenant_interaction_retention: dict[str, timedelta] = Field(default_factory=dict)
+
+    @field_validator("interaction_retention")
+    @classmethod
+    def _retention_positive(cls, value: timedelta | None) -> timedelta | None:
+        return _positive(value)
+
+    @field_validator("tenant_interaction_retention")
+    @classmethod
+    def _tenant_retention_positive(cls, value: dict[str, timedelta]) -> dict[str, timedelta]:
+        for retention in value.values():
+            _positive(retention)
+        return value
+
+    def retention_for(self, tenant: str) -> timedelta | None:
+        """How long the tenant's interactions are kept (None: until erased)."""
+        return self.tenant_interaction_retention.get(tenant, self.interaction_retention)
 
     @model_validator(mode="after")
     def _identity_rules_parse(self) -> TimelineSettings:

@@ -10,14 +10,17 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.timeline.audit.store import AuditStore
 from services.timeline.cases.store import CaseStore
+from services.timeline.erasure.sealing import sealing_codecs
+from services.timeline.erasure.store import ErasureStore
 from services.timeline.identity.store import IdentityStore
-from services.timeline.interactions.store import InteractionStore
+from services.timeline.interactions.store import InteractionStore, Retention
 from services.timeline.profiles.store import CustomerStore
 from services.timeline.settings import TimelineSettings
 from services.timeline.store.command_counts import counting_listeners
 from services.timeline.store.command_spans import CommandSpans
 from services.timeline.store.documents import Document
 from services.timeline.store.timing import CommandTiming
+from tsunagu.crypto import KeyProvider
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +29,28 @@ class TimelineStore:
     """One store per slice over one database; each is the only code touching its collections."""
 
     def __init__(
-        self, db: AsyncDatabase[Document], *, audit_retention: timedelta = timedelta(days=400)
+        self,
+        db: AsyncDatabase[Document],
+        *,
+        provider: KeyProvider | None = None,
+        retention: Retention | None = None,
+        audit_retention: timedelta = timedelta(days=400),
     ) -> None:
         self.db = db
-        self.interactions = InteractionStore(db["interactions"])
-        self.customers = CustomerStore(db["customers"])
-        self.identities = IdentityStore(db)
-        self.cases = CaseStore(db["cases"])
+        self.erasure = ErasureStore(db)
+        self.provider = provider
+        # With a key provider, personal fields are sealed under their customer's data key at
+        # each slice's store boundary (docs/privacy.md); without, documents are as written.
+        codecs = None if provider is None else sealing_codecs(self.erasure, provider)
+        self.keys = codecs.keys if codecs else None
+        self.interactions = InteractionStore(
+            db["interactions"],
+            codec=codecs.log if codecs else None,
+            retention=retention,
+        )
+        self.customers = CustomerStore(db["customers"], codec=codecs.profiles if codecs else None)
+        self.identities = IdentityStore(db, codec=codecs.identities if codecs else None)
+        self.cases = CaseStore(db["cases"], codec=codecs.cases if codecs else None)
         self.audit = AuditStore(db["audit_log"], retention=audit_retention)
 
     async def ensure_indexes(self) -> None:
@@ -44,6 +62,7 @@ class TimelineStore:
         await self.customers.ensure_indexes()
         await self.cases.ensure_indexes()
         await self.audit.ensure_indexes()
+        await self.erasure.ensure_indexes()
 
 
 def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], TimelineStore]:
@@ -65,4 +84,9 @@ def open_store(settings: TimelineSettings) -> tuple[AsyncMongoClient[Document], 
         settings.mongodb_database,
         write_concern=WriteConcern(w=int(concern) if concern.isdigit() else concern),
     )
-    return mongo, TimelineStore(db, audit_retention=timedelta(days=settings.audit_retention_days))
+    return mongo, TimelineStore(
+        db,
+        provider=settings.key_provider(),
+        retention=settings.retention_for,
+        audit_retention=timedelta(days=settings.audit_retention_days),
+    )

@@ -34,6 +34,9 @@ TARGETS = (
     "similar cases: nearest other",
     "voc: topic rebuild",
     "voc: new messages placed",
+    "encryption on ingest (seal, open, record)",
+    "encryption on timeline reads (profile + page)",
+    "encryption on cold reads (data keys not cached)",
 )
 
 
@@ -70,8 +73,10 @@ def test_quick_bench_measures_every_target_and_prints_one_table(tmp_path: Path) 
     assert len(result["targets"]) == len(TARGETS)
     ingest = result["ingest"]
     assert ingest["events"] == 300
-    # Counted inside the timeline process and on both processes' CPU clocks.
-    assert ingest["store_commands_per_event"] > 1
+    # Counted inside the timeline process and on both processes' CPU clocks (batched, the
+    # timeline sends fewer commands than events: a few per batch).
+    assert ingest["store_commands_per_event"] > 0
+    assert sum(ingest["store_commands"].values()) > 0
     assert any(key.startswith("insert:interactions") for key in ingest["store_commands"])
     assert ingest["cpu_ms_per_event"]["store"] > 0
     assert ingest["cpu_ms_per_event"]["timeline"] > 0

@@ -6,7 +6,7 @@ The recorder and the API share an injected clock, so follow-ups fall due when th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -298,22 +298,34 @@ async def test_one_batch_assigns_cases_in_order_and_reads_each_customers_cases_o
     desk: Desk,
 ) -> None:
     t = desk.tenant
+    earlier = await desk.record(*[builders.chat(t, visitor=f"e{i}", at=at(i)) for i in range(3)])
+    known = {o.customer_id for o in earlier}
     reads: list[str] = []
-    recent = desk.store.cases.recent
+    recent, recent_of = desk.store.cases.recent, desk.store.cases.recent_of
 
     async def counted(tenant: str, customer_id: str, *, limit: int = 20) -> list[CaseDoc]:
         reads.append(customer_id)
         return await recent(tenant, customer_id, limit=limit)
 
+    async def counted_many(
+        tenant: str, customer_ids: Iterable[str], *, limit: int = 20
+    ) -> dict[str, list[CaseDoc]]:
+        wanted = list(customer_ids)
+        reads.extend(wanted)
+        return await recent_of(tenant, wanted, limit=limit)
+
     desk.store.cases.recent = counted  # type: ignore[method-assign]
-    batch = [builders.chat(t, visitor=f"v{i % 3}", at=at(i)) for i in range(9)]
+    desk.store.cases.recent_of = counted_many  # type: ignore[method-assign]
+    batch = [builders.chat(t, visitor=f"v{i % 3}", at=at(10 + i)) for i in range(9)]
+    batch += [builders.chat(t, visitor=f"e{i % 3}", at=at(20 + i)) for i in range(6)]
     outcomes = await desk.record(*batch)
-    assert sorted(reads) == sorted({o.customer_id for o in outcomes})
+    # The customers seen before are read once each; the batch's new ones have no cases to read.
+    assert sorted(reads) == sorted(known)
     by_customer: dict[str, set[str]] = {}
     for outcome in outcomes:
         by_customer.setdefault(outcome.customer_id, set()).add(outcome.case_id)
     assert all(len(cases) == 1 for cases in by_customer.values())
-    assert len(by_customer) == 3
+    assert len(by_customer) == 6
     for case_ids in by_customer.values():
         assert (await desk.case(next(iter(case_ids)))).interaction_count == 3
 

@@ -86,11 +86,29 @@ class VersionedDocs(Races, Generic[D]):
         self.docs[written["_id"]] = written
         return True
 
+    async def save_many(self, writes: Sequence[tuple[D, int | None]]) -> set[str]:
+        lost: set[str] = set()
+        for doc, version in writes:
+            saved = (
+                await self.insert(doc)
+                if version is None
+                else await self.replace(doc, expected_version=version)
+            )
+            if not saved:
+                lost.add(cast("Any", doc)["_id"])
+        return lost
+
 
 class MemoryCustomers(VersionedDocs[CustomerDoc]):
     get_customers = VersionedDocs[CustomerDoc].get
     insert_customer = VersionedDocs[CustomerDoc].insert
     replace_customer = VersionedDocs[CustomerDoc].replace
+
+    async def insert_customers(self, docs: Sequence[CustomerDoc]) -> set[str]:
+        return {doc["_id"] for doc in docs if await self.insert(doc)}
+
+    async def replace_customers(self, writes: Sequence[tuple[CustomerDoc, int]]) -> set[str]:
+        return await self.save_many(writes)
 
     async def delete_unused(self, tenant: str, customer_id: str) -> None:
         doc = self.docs.get(customer_id)
@@ -201,6 +219,11 @@ class MemoryCases(VersionedDocs[CaseDoc]):
     async def recent(self, tenant: str, customer_id: str, *, limit: int = 20) -> list[CaseDoc]:
         return copy.deepcopy(self._recent(tenant, customer_id)[:limit])
 
+    async def recent_of(
+        self, tenant: str, customer_ids: Iterable[str], *, limit: int = 20
+    ) -> dict[str, list[CaseDoc]]:
+        return {c: await self.recent(tenant, c, limit=limit) for c in customer_ids}
+
     async def latest_open(self, tenant: str, customer_id: str) -> CaseDoc | None:
         live = [d for d in self._recent(tenant, customer_id) if d["status"] != "resolved"]
         return copy.deepcopy(live[0]) if live else None
@@ -255,6 +278,9 @@ class MemoryIdentities(Races):
             doc = self.identities.get((tenant, *key))
             if doc is not None:
                 doc["customer_ids"] = sorted({*doc["customer_ids"], *customer_ids})
+
+    async def claim_many(self, claims: Sequence[Claim]) -> list[list[IdentityKey]]:
+        return [await self.claim_identities(claim) for claim in claims]
 
     async def claim_identities(self, claim: Claim) -> list[IdentityKey]:
         for key, other in list(self.claimed_by_others.items()):

@@ -1383,3 +1383,25 @@ def test_only_the_gateway_reaches_the_insights_grpc_api() -> None:
     # And the insights service reaches the timeline's API, never the gateway or ingest.
     assert allowed(PODS["insights"], PODS["timeline"], TIMELINE_PORT)
     assert not any(allowed(PODS["insights"], pod, INGEST_PORT) for pod in INGEST_PODS)
+
+
+def test_only_the_timeline_and_ingestion_mount_the_key_file_read_only() -> None:
+    """The key provider's file: sealed by ingestion, opened by the timeline, never elsewhere."""
+    mounting = sorted(workload_id(w) for w in WORKLOADS if "tsunagu-keys" in _secrets_mounted_by(w))
+    expected = sorted(
+        workload_id(w)
+        for w in WORKLOADS
+        if pod_labels(w).get("app.kubernetes.io/name") in {"timeline", "ingest"}
+    )
+    assert mounting == expected
+    assert len(expected) == 7
+    for workload in WORKLOADS:
+        if workload_id(workload) not in mounting:
+            continue
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        secret, file = _mounted_secret_files(workload, env["TSUNAGU_KEY_FILE"])
+        assert secret == "tsunagu-keys"
+        assert str(file) in named(BASE_DOCS, "Secret", secret)["stringData"]
+        mounts = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/tsunagu/keys"]
+        assert mounts == [{"name": "keys", "mountPath": "/etc/tsunagu/keys", "readOnly": True}]

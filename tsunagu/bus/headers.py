@@ -28,3 +28,8 @@ def message_id(tenant: str, event_id: str) -> str:
 # authenticates the message as published (its exact bytes) rather than being part of the event
 # that is stored and served.
 SIGNED_ACTOR = "Tsunagu-Signed-Actor"
+
+# Ingestion's per-event data key, wrapped by the tenant's key-encryption key (base64,
+# `tsunagu.crypto.bus_seal`). Its presence says the body is a sealed envelope, not a bare
+# `tsunagu.v1.Interaction`; it travels with the body into the dead-letter stream and back.
+SEALED_KEY = "Tsunagu-Sealed-Key"

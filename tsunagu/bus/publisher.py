@@ -18,6 +18,7 @@ from tsunagu.bus import headers
 from tsunagu.bus.actor_signature import ActorSigner, needs_signed_actor
 from tsunagu.bus.subjects import INTERACTIONS_STREAM, interaction_subject
 from tsunagu.bus.tracing import interaction_attributes, with_trace_context
+from tsunagu.crypto.bus_seal import BusSealer
 from tsunagu.v1 import interaction_pb2
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,8 @@ class InteractionPublisher:
     """Publishes interactions with `Nats-Msg-Id = <tenant>/<event_id>`: a retry is a duplicate.
 
     Given the gateway's ``signer``, it publishes agent actions with a signed actor (the
-    timeline executes no agent action without one).
+    timeline executes no agent action without one). Given a ``sealer`` (ingestion's), every
+    body is sealed with a data key of its own, so the stream holds only ciphertext.
     """
 
     def __init__(
@@ -115,8 +117,10 @@ class InteractionPublisher:
         ack_timeout: float = 5.0,
         signer: ActorSigner | None = None,
         alarm: StreamFullAlarm | None = None,
+        sealer: BusSealer | None = None,
     ) -> None:
         self._js = js
+        self._sealer = sealer
         self._ack_timeout = ack_timeout
         self._signer = signer
         self.alarm = alarm or StreamFullAlarm()
@@ -172,6 +176,11 @@ class InteractionPublisher:
             carrier |= self._signer.sign(
                 interaction, data, roles=roles, issued_at=datetime.now(UTC)
             )
+        if self._sealer is not None:
+            data, sealed_key = self._sealer.seal(
+                tenant=interaction.tenant, event_id=interaction.event_id, data=data
+            )
+            carrier |= sealed_key
         try:
             ack = await self._js.publish(
                 subject,

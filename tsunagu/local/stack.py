@@ -30,6 +30,8 @@ from tsunagu.local.restarts import Backoff, keep_running
 from tsunagu.local.signin import SIGNIN_PATH, LocalSignIn
 
 CHANNELS = ("chat", "voice", "email", "sms", "social", "web")
+# Under the data folder: the local key provider's file (docs/privacy.md).
+KEY_FILE = "keys.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,9 @@ class LocalStack(Lifecycle):
         )
         self.action_keys = LocalActionKeys.load_or_create(data_dir)
         self.credentials_file = data_dir / CREDENTIALS_FILE
+        # The tenants' key-encryption keys (tsunagu.crypto.LocalKeyFile, made on first use,
+        # 0600): ingestion seals events with them, the timeline the customers' data keys.
+        self.key_file = data_dir / KEY_FILE
 
     def _nats_env(self, prefix: str, user: str) -> dict[str, str]:
         """A service's NATS settings: the server and its own least-privileged user."""
@@ -269,6 +274,7 @@ class LocalStack(Lifecycle):
                     "TSUNAGU_TIMELINE_MONGODB_DATABASE": self.database,
                     **self.grpc_callers.server_env("TSUNAGU_TIMELINE_"),
                     **self.action_keys.timeline_env(),
+                    "TSUNAGU_KEY_FILE": str(self.key_file),
                 },
                 ready=r"timeline ready on (\S+:(?P<port>\d+))",
                 port=self.ports.timeline,
@@ -284,6 +290,7 @@ class LocalStack(Lifecycle):
                         "TSUNAGU_INGEST_CHANNEL": channel,
                         **self._nats_env("TSUNAGU_INGEST_", ingest_user(channel)),
                         **self.grpc_callers.server_env("TSUNAGU_INGEST_"),
+                        "TSUNAGU_KEY_FILE": str(self.key_file),
                     },
                     ready=rf"ingest-{channel} ready on (\S+:(?P<port>\d+))",
                     port=self.ports.ingest.get(channel, 0),

@@ -4,7 +4,7 @@ and rebuilding a case from the log after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from functools import partial
 
@@ -21,7 +21,7 @@ from services.timeline.cases.lifecycle import (
 from services.timeline.cases.model import CaseDoc
 from services.timeline.cases.policy import CasePolicy
 from services.timeline.cases.records import CaseRecords
-from services.timeline.errors import PermanentError
+from services.timeline.errors import ConcurrentUpdateError, PermanentError
 from services.timeline.interactions.records import InteractionLog
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
 from services.timeline.store.documents import aware
@@ -40,10 +40,21 @@ class CaseView:
 
     cases: dict[str, CaseDoc] = field(default_factory=dict)
     customers: set[tuple[str, str]] = field(default_factory=set)
+    # The cases as the store held them when read: the flush writes the batch's events onto
+    # these at their version instead of reading them again (a changed version is a lost race).
+    stored: dict[str, CaseDoc] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.cases.clear()
         self.customers.clear()
+        self.stored.clear()
+
+    def load(self, tenant: str, customer_id: str, cases: list[CaseDoc]) -> None:
+        """Add a customer's cases as read from the store."""
+        for case in cases:
+            self.cases.setdefault(case["_id"], case)
+            self.stored.setdefault(case["_id"], case)
+        self.customers.add((tenant, customer_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +87,14 @@ class CaseKeeper:
         """
         policy = self.policy_for(tenant)
         if (tenant, customer_id) not in view.customers:
-            for case in await self.store.recent(tenant, customer_id):
-                view.cases.setdefault(case["_id"], case)
-            view.customers.add((tenant, customer_id))
+            view.load(tenant, customer_id, await self.store.recent(tenant, customer_id))
         requested = None
         if event.case_id:
             requested = view.cases.get(event.case_id)
             if requested is None or requested["tenant"] != tenant:
                 requested = (await self.store.get(tenant, [event.case_id])).get(event.case_id)
+                if requested is not None:
+                    view.stored.setdefault(requested["_id"], requested)
             if requested is None or not await self.same_customer(
                 tenant, requested["customer_id"], customer_id
             ):
@@ -111,27 +122,82 @@ class CaseKeeper:
             view.cases[assignment.case_id] = apply_event(base, event, policy)
         return assignment
 
+    async def preload(self, tenant: str, customer_ids: Iterable[str], view: CaseView) -> None:
+        """Read the recent cases of many customers into the view in one round trip."""
+        wanted = [c for c in customer_ids if (tenant, c) not in view.customers]
+        for customer_id, cases in (await self.store.recent_of(tenant, wanted)).items():
+            view.load(tenant, customer_id, cases)
+
     async def write(self, tenant: str, changes: list[CaseChange]) -> dict[str, CaseDoc]:
         """Apply the new events to their cases (stored state, version-checked); case id → case.
 
+        Raises:
+            ConcurrentUpdateError: A case kept changing under other writers.
+        """
+        written, failed = await self.write_many(tenant, changes, {})
+        for error in failed.values():
+            raise error
+        return written
+
+    async def write_many(
+        self, tenant: str, changes: list[CaseChange], stored: Mapping[str, CaseDoc]
+    ) -> tuple[dict[str, CaseDoc], dict[str, ConcurrentUpdateError]]:
+        """Apply the new events to their cases in one version-checked bulk write.
+
         Assignment decided each event's case when the batch was prepared; here the events
-        are applied to what the store holds now, so a concurrent writer's changes are kept.
+        are applied to `stored` (the cases as read then; the others are read now), and a
+        case another writer changed since is read again and retried alone, so a concurrent
+        writer's changes are kept.
+
+        Returns:
+            Case id → the case as written; case id → why it was not (it kept changing).
         """
         if not changes:
-            return {}
+            return {}, {}
         policy = self.policy_for(tenant)
         by_case: dict[str, list[CaseChange]] = {}
         for change in changes:
             by_case.setdefault(change.case_id, []).append(change)
-        stored = await self.store.get(tenant, by_case)
-        written: dict[str, CaseDoc] = {}
+        bases = {i: stored[i] for i in by_case if i in stored}
+        bases.update(await self.store.get(tenant, [i for i in by_case if i not in bases]))
+        planned = {
+            case_id: self._applied(tenant, case_id, events, bases.get(case_id), policy)
+            for case_id, events in by_case.items()
+        }
+        lost = await self.store.save_many(
+            [(case, bases[i]["version"] if i in bases else None) for i, case in planned.items()]
+        )
+        written = {i: case for i, case in planned.items() if i not in lost}
+        failed: dict[str, ConcurrentUpdateError] = {}
+        fresh = await self.store.get(tenant, lost) if lost else {}
+        for case_id in sorted(lost):
+            try:
+                written[case_id] = await retry_on_conflict(
+                    partial(self._write_once, tenant, case_id, by_case[case_id], fresh, policy),
+                    what=f"case {case_id}",
+                )
+            except ConcurrentUpdateError as exc:
+                failed[case_id] = exc
+        return written, failed
 
-        for case_id, events in by_case.items():
-            written[case_id] = await retry_on_conflict(
-                partial(self._write_once, tenant, case_id, events, stored, policy),
-                what=f"case {case_id}",
-            )
-        return written
+    def _applied(
+        self,
+        tenant: str,
+        case_id: str,
+        events: list[CaseChange],
+        current: CaseDoc | None,
+        policy: CasePolicy,
+    ) -> CaseDoc:
+        """The case with the events applied (a new case when there is none yet)."""
+        case = current or new_case(
+            tenant=tenant,
+            case_id=case_id,
+            customer_id=events[0].customer_id,
+            event=events[0].event,
+        )
+        for change in events:
+            case = apply_event(case, change.event, policy)
+        return case
 
     async def _write_once(
         self,
@@ -143,14 +209,7 @@ class CaseKeeper:
     ) -> CaseDoc | Lost:
         """One version-checked write of a case; on a lost race `stored` is read again."""
         current = stored.get(case_id)
-        case = current or new_case(
-            tenant=tenant,
-            case_id=case_id,
-            customer_id=events[0].customer_id,
-            event=events[0].event,
-        )
-        for change in events:
-            case = apply_event(case, change.event, policy)
+        case = self._applied(tenant, case_id, events, current, policy)
         if await self._save(case, current):
             return case
         stored.update(await self.store.get(tenant, [case_id]))

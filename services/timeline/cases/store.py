@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Protocol, cast
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.timeline.cases.model import CaseDoc
-from services.timeline.store.documents import Document
-from services.timeline.store.versioned import by_ids, replace_at_version
+from services.timeline.store.documents import Document, aware
+from services.timeline.store.versioned import by_ids, replace_at_version, write_many_at_version
 from services.timeline.store.writes import insert_new, repoint
 
 # How many of a customer's most recently active cases assignment looks at: the open ones and
@@ -61,6 +61,16 @@ def _case(doc: Document) -> CaseDoc:
     return cast("CaseDoc", doc)
 
 
+class CaseCodec(Protocol):
+    """Seals a case's words at rest (`services.timeline.erasure.cases.SealedCases`)."""
+
+    async def sealed(self, doc: Document) -> Document: ...
+
+    async def opened(self, stored: Document) -> Document: ...
+
+    async def sealed_many(self, docs: Sequence[Document]) -> list[Document]: ...
+
+
 class CaseStore:
     """The `cases` collection: the only code that touches it (see `lifecycle` for the shape).
 
@@ -68,14 +78,25 @@ class CaseStore:
     `$set`, which the embedded store would turn into strings.
     """
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
+    def __init__(
+        self, collection: AsyncCollection[Document], *, codec: CaseCodec | None = None
+    ) -> None:
         self.collection = collection
+        # Encryption on: summaries, reasons and comments are sealed at this boundary.
+        self._codec = codec
+
+    async def _opened(self, doc: Document) -> CaseDoc:
+        return _case(doc if self._codec is None else await self._codec.opened(doc))
+
+    async def _sealed(self, doc: Document) -> Document:
+        return doc if self._codec is None else await self._codec.sealed(doc)
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_indexes(INDEXES)
 
     async def get(self, tenant: str, ids: Iterable[str]) -> dict[str, CaseDoc]:
-        return {i: _case(doc) for i, doc in (await by_ids(self.collection, tenant, ids)).items()}
+        found = await by_ids(self.collection, tenant, ids)
+        return {i: await self._opened(doc) for i, doc in found.items()}
 
     async def recent(
         self, tenant: str, customer_id: str, *, limit: int = RECENT_CASES
@@ -86,7 +107,30 @@ class CaseStore:
             .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
             .limit(limit)
         )
-        return [_case(doc) async for doc in cursor]
+        return [await self._opened(doc) async for doc in cursor]
+
+    async def recent_of(
+        self, tenant: str, customer_ids: Iterable[str], *, limit: int = RECENT_CASES
+    ) -> dict[str, list[CaseDoc]]:
+        """`recent` for many customers in one round trip: customer id → cases, newest first.
+
+        One `customer_id $in` read, ordered and cut per customer here: a sort and a limit
+        apply to the whole result, not per customer, and this is the form the embedded
+        store answers from its `customer` index (a customer has a handful of cases).
+        """
+        wanted = list(dict.fromkeys(customer_ids))
+        found: dict[str, list[CaseDoc]] = {c: [] for c in wanted}
+        if not wanted:
+            return found
+        cursor = self.collection.find(
+            {"customer_id": {"$in": wanted}, "tenant": tenant}, batch_size=len(wanted) * limit
+        )
+        async for doc in cursor:
+            found[doc["customer_id"]].append(await self._opened(doc))
+        for cases in found.values():
+            cases.sort(key=lambda c: (aware(c["updated_at"]), c["_id"]), reverse=True)
+            del cases[limit:]
+        return found
 
     async def latest_open(self, tenant: str, customer_id: str) -> CaseDoc | None:
         """The customer's most recently active case that is not resolved."""
@@ -94,16 +138,28 @@ class CaseStore:
             {"tenant": tenant, "customer_id": customer_id, "status": {"$ne": "resolved"}},
             sort=[("updated_at", DESCENDING), ("_id", DESCENDING)],
         )
-        return None if doc is None else _case(doc)
+        return None if doc is None else await self._opened(doc)
 
     async def insert(self, doc: CaseDoc) -> bool:
         """Create a case; False when a case with this id exists already."""
-        return await insert_new(self.collection, dict(doc))
+        return await insert_new(self.collection, await self._sealed(dict(doc)))
 
     async def replace(self, doc: CaseDoc, *, expected_version: int) -> bool:
         """Optimistic write: succeeds only if nobody changed the case since it was read."""
         return await replace_at_version(
-            self.collection, dict(doc), expected_version=expected_version
+            self.collection, await self._sealed(dict(doc)), expected_version=expected_version
+        )
+
+    async def save_many(self, writes: Sequence[tuple[CaseDoc, int | None]]) -> set[str]:
+        """Write many cases in one round trip, each at the version it was read (None: a new
+        case); returns the ids of those another writer changed first (nothing written).
+        """
+        sealed = [dict(doc) for doc, _ in writes]
+        if self._codec is not None:
+            sealed = await self._codec.sealed_many(sealed)
+        return await write_many_at_version(
+            self.collection,
+            [(doc, version) for doc, (_, version) in zip(sealed, writes, strict=True)],
         )
 
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
@@ -138,7 +194,7 @@ class CaseStore:
             .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
             .limit(query.limit)
         )
-        return [_case(doc) async for doc in cursor]
+        return [await self._opened(doc) async for doc in cursor]
 
     async def origins_of(self, tenant: str, customer_id: str) -> list[Document]:
         """The customer's cases, each with where it began (`origin_customer_id`; a split)."""

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
+from typing import cast
 
 from opentelemetry import trace
 
@@ -63,6 +64,13 @@ class Lookup:
     docs: dict[IdentityKey, IdentityDoc]
     target: dict[str, str]
     live: dict[str, CustomerDoc]
+
+    def narrowed(self, keys: Collection[IdentityKey], limit: int) -> Lookup:
+        """What reading only `keys` would have found (a batch reads its events' keys at once)."""
+        docs = {k: d for k, d in self.docs.items() if k in keys}
+        owners = {d["customer_id"] for d in docs.values() if len(_presenters(d)) <= limit}
+        target = {c: t for c, t in self.target.items() if c in owners}
+        return Lookup(docs, target, {t: self.live[t] for t in target.values()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +194,8 @@ class IdentityResolver:
         suggestion, so that a phone typed next to someone's address never screen-pops them.
 
         With `may_merge=False` a needed merge is not done but answered `merge_needed`, with
-        the `lookup` to pass back to the second call.
+        the `lookup` to pass back to the second call. A `lookup` (that one, or a batch's
+        `look_up`) stands for the first read; a retry after a lost race reads afresh.
 
         Raises:
             ResolutionConflictError: Other writers kept claiming the same identifiers.
@@ -195,7 +204,8 @@ class IdentityResolver:
         blocked = {key: BLOCKLISTED for key in keys if policy.blocklisted(key)}
         candidates = [key for key in keys if key not in blocked]
 
-        reuse = [lookup] if lookup is not None else []
+        limit = policy.max_customers_per_identifier
+        reuse = [lookup.narrowed(candidates, limit)] if lookup is not None else []
 
         async def attempt() -> Resolution | Lost:
             return await self._resolve_once(
@@ -302,6 +312,73 @@ class IdentityResolver:
         if created and len(conflicts) == len(unclaimed):
             await self.customers.delete_unused(tenant, customer_id)
         return CONFLICT
+
+    async def look_up(self, tenant: str, keys: Iterable[IdentityKey]) -> Lookup:
+        """Read what resolving events with these keys needs, for many events at once: one
+        identity read and one customer read (more only along merge chains). Pass it to
+        `resolve` as `lookup`; it must not have gone stale meanwhile (the caller's writes).
+        """
+        limit = self.policy_for(tenant).max_customers_per_identifier
+        return await self._look_up(tenant, sorted(set(keys)), limit)
+
+    async def create_many(
+        self,
+        tenant: str,
+        events: Sequence[tuple[str, datetime, Sequence[IdentityKey]]],
+        lookup: Lookup,
+    ) -> tuple[Lookup, list[str]]:
+        """Create, in two round trips, the customers of events whose identifiers nobody holds.
+
+        `events` are (event id, occurred at, keys) in the order they are to be resolved, and
+        `lookup` what `look_up` read for their keys. An event whose every (not blocklisted)
+        key is absent from `lookup`, and presented by no earlier event of `events`, gets the
+        customer and the claims `resolve` would have written for it; the returned lookup holds
+        them, so that resolving it (and later events with those keys) attaches to it. Events
+        whose claims another writer beat are left out: `resolve` reads afresh for them.
+
+        Returns:
+            The lookup with the new customers, and their ids.
+        """
+        policy = self.policy_for(tenant)
+        seen: set[IdentityKey] = set()
+        fresh: list[Claim] = []
+        at = self.clock()
+        for event_id, _, keys in events:
+            candidates = [key for key in keys if not policy.blocklisted(key)]
+            if candidates and not any(k in lookup.docs or k in seen for k in candidates):
+                fresh.append(
+                    Claim(tenant, customer_id_for(tenant, event_id), candidates, event_id, at)
+                )
+            seen.update(keys)
+        if not fresh:
+            return lookup, []
+        occurred = {event_id: when for event_id, when, _ in events}
+        customers = {
+            claim.customer_id: new_customer(
+                tenant=tenant,
+                customer_id=claim.customer_id,
+                created_at=at,
+                first_contact_at=occurred[claim.event_id],
+            )
+            for claim in fresh
+        }
+        # A customer that exists already (a replay) is left to `resolve`, as is its claim.
+        inserted = await self.customers.insert_customers(list(customers.values()))
+        claims = [claim for claim in fresh if claim.customer_id in inserted]
+        refused = await self.identities.claim_many(claims)
+        docs, target, live = dict(lookup.docs), dict(lookup.target), dict(lookup.live)
+        created: list[str] = []
+        for claim, lost in zip(claims, refused, strict=True):
+            if lost:
+                if len(lost) == len(claim.keys):
+                    await self.customers.delete_unused(tenant, claim.customer_id)
+                continue
+            customer_id = claim.customer_id
+            docs.update({key: cast("IdentityDoc", claim.document(key)) for key in claim.keys})
+            target[customer_id] = customer_id
+            live[customer_id] = customers[customer_id]
+            created.append(customer_id)
+        return Lookup(docs, target, live), created
 
     async def _look_up(self, tenant: str, candidates: list[IdentityKey], limit: int) -> Lookup:
         docs = await self.identities.identity_docs(tenant, candidates)

@@ -5,11 +5,12 @@ The only code that touches them; every query is scoped by tenant.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal, cast
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, Protocol, cast
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.timeline.identity.documents import (
@@ -33,6 +34,8 @@ IDENTITY_INDEXES = [
     IndexModel([("tenant", ASCENDING), ("customer_id", ASCENDING)], name="tenant_customer"),
     IndexModel([("value", ASCENDING)], name="value"),
     IndexModel([("customer_id", ASCENDING)], name="customer"),
+    # Encryption on: search-as-you-type over blind indexes of the values' prefixes.
+    IndexModel([("value_prefixes", ASCENDING)], name="value_prefixes", sparse=True),
 ]
 MERGE_INDEXES = [
     IndexModel([("tenant", ASCENDING), ("survivor_id", ASCENDING)], name="tenant_survivor"),
@@ -51,10 +54,32 @@ def _entry(doc: Document) -> MergeEntry:
     return cast("MergeEntry", doc)
 
 
+class IdentityCodec(Protocol):
+    """Seals identities and ledger entries at rest (`erasure.identities`)."""
+
+    def index(self, tenant: str, kind: str, value: str) -> str: ...
+
+    def prefix_queries(self, tenant: str, prefixes: Sequence[str]) -> list[str]: ...
+
+    async def warm(self, tenant: str, owners: Iterable[str]) -> None: ...
+
+    async def sealed_identities(
+        self, tenant: str, owner: str, docs: Sequence[Document]
+    ) -> list[Document]: ...
+
+    async def opened_identities(self, tenant: str, docs: Sequence[Document]) -> list[Document]: ...
+
+    async def sealed_entry(self, entry: Document) -> Document: ...
+
+    async def opened_entry(self, entry: Document) -> Document: ...
+
+
 class IdentityStore:
     """Identifiers and who holds them, the merge ledger, and merge suggestions."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], *, codec: IdentityCodec | None = None) -> None:
+        # Encryption on: values are blind indexes at rest, snapshots sealed.
+        self._codec = codec
         self._identities: AsyncCollection[Document] = db["identities"]
         self._merges: AsyncCollection[Document] = db["merges"]
         self._suggestions: AsyncCollection[Document] = db["merge_suggestions"]
@@ -82,19 +107,31 @@ class IdentityStore:
         # one index range per value on MongoDB, and the only form the embedded store answers
         # from an index (it never uses the compound one) — the `$or` was a full scan there.
         wanted = set(keys)
+        # Stored value → the key asked for (the same, or its blind index when sealed).
+        stored = {self._stored_value(tenant, k, v): (k, v) for k, v in wanted}
+        values = sorted(stored)
         cursor = self._identities.find(
-            {"tenant": tenant, "value": {"$in": sorted({v for _, v in wanted})}},
+            {"tenant": tenant, "value": {"$in": values}},
             {"kind": 1, "value": 1, "customer_id": 1, "customer_ids": 1, "first_event_id": 1},
+            # One reply for a batch's keys (a value is rarely held under more than one kind).
+            batch_size=2 * len(values),
         )
-        return {
-            (doc["kind"], doc["value"]): cast("IdentityDoc", doc)
-            async for doc in cursor
-            if (doc["kind"], doc["value"]) in wanted
-        }
+        found: dict[IdentityKey, IdentityDoc] = {}
+        async for doc in cursor:
+            key = stored.get(doc["value"])
+            if key is not None and key[0] == doc["kind"]:
+                found[key] = cast("IdentityDoc", {**doc, "value": key[1]})
+        return found
+
+    def _stored_value(self, tenant: str, kind: str, value: str) -> str:
+        return value if self._codec is None else self._codec.index(tenant, kind, value)
 
     async def identities_of(self, tenant: str, customer_id: str) -> list[IdentityDoc]:
         cursor = self._identities.find({"tenant": tenant, "customer_id": customer_id})
-        return [cast("IdentityDoc", doc) async for doc in cursor]
+        docs = [doc async for doc in cursor]
+        if self._codec is not None:
+            docs = await self._codec.opened_identities(tenant, docs)
+        return [cast("IdentityDoc", doc) for doc in docs]
 
     async def add_identity_customers(
         self, tenant: str, keys: Sequence[IdentityKey], customer_ids: Sequence[str]
@@ -103,15 +140,38 @@ class IdentityStore:
         for kind, value in keys if customer_ids else ():
             # One indexed update per key (an `$or` of pairs is a full scan on the embedded store).
             await self._identities.update_one(
-                {"tenant": tenant, "value": value, "kind": kind},
+                {"tenant": tenant, "value": self._stored_value(tenant, kind, value), "kind": kind},
                 {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}},
             )
 
     async def claim_identities(self, claim: Claim) -> list[IdentityKey]:
         """Attach identifiers to a customer; returns those another writer claimed first."""
-        docs = [claim.document(key) for key in claim.keys]
+        docs: list[dict[str, Any]] = [claim.document(key) for key in claim.keys]
+        if self._codec is not None:
+            docs = await self._codec.sealed_identities(claim.tenant, claim.customer_id, docs)
         refused = await insert_many_new(self._identities, docs)
         return [claim.keys[i] for i in sorted(refused)]
+
+    async def claim_many(self, claims: Sequence[Claim]) -> list[list[IdentityKey]]:
+        """`claim_identities` for many claims in one round trip; per claim, the keys refused."""
+        owners = [i for i, claim in enumerate(claims) for _ in claim.keys]
+        keys = [key for claim in claims for key in claim.keys]
+        docs: list[dict[str, Any]] = []
+        if self._codec is not None:
+            for tenant in {claim.tenant for claim in claims}:
+                await self._codec.warm(
+                    tenant, {c.customer_id for c in claims if c.tenant == tenant}
+                )
+        for claim in claims:
+            mine = [claim.document(key) for key in claim.keys]
+            if self._codec is not None:
+                mine = await self._codec.sealed_identities(claim.tenant, claim.customer_id, mine)
+            docs += mine
+        refused = await insert_many_new(self._identities, docs)
+        lost: list[list[IdentityKey]] = [[] for _ in claims]
+        for position in sorted(refused):
+            lost[owners[position]].append(keys[position])
+        return lost
 
     async def repoint_identities(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
         """Move the customers' records to `to_id` (a merge); returns how many."""
@@ -121,29 +181,43 @@ class IdentityStore:
         """Give the identities with these `_id`s to customer `to_id` (a split)."""
         await move_by_id(self._identities, tenant, ids, to_id)
 
+    async def forget_identities(self, tenant: str, customer_ids: Sequence[str]) -> None:
+        """Delete the identifiers these customers hold (an erasure): nobody re-joins them."""
+        await self._identities.delete_many(
+            {"tenant": tenant, "customer_id": {"$in": list(customer_ids)}}
+        )
+
     async def owners_by_identifier_prefix(
         self, tenant: str, prefixes: Sequence[str], *, limit: int
     ) -> list[str]:
         """Customer ids holding an identifier whose normalised value starts with a prefix."""
         if not prefixes:
             return []
-        cursor = self._identities.find(
-            {
-                "tenant": tenant,
-                "$or": [{"value": {"$gte": p, "$lt": p + PREFIX_TOP}} for p in prefixes],
-            },
-            {"customer_id": 1},
-        ).limit(limit)
+        match: Document = {"$or": [{"value": {"$gte": p, "$lt": p + PREFIX_TOP}} for p in prefixes]}
+        if self._codec is not None:
+            match = {"value_prefixes": {"$in": self._codec.prefix_queries(tenant, prefixes)}}
+        cursor = self._identities.find({"tenant": tenant, **match}, {"customer_id": 1}).limit(limit)
         return list(dict.fromkeys([doc["customer_id"] async for doc in cursor]))
 
     # -- the merge ledger ---------------------------------------------------------------------
 
     async def record_merge(self, doc: MergeEntry) -> None:
         """Write a ledger entry; writing the same entry again (a redelivery) is a no-op."""
-        await insert_new(self._merges, dict(doc))
+        await insert_new(self._merges, await self._sealed_entry(doc))
 
     async def replace_merge(self, doc: MergeEntry) -> None:
-        await self._merges.replace_one({"_id": doc["_id"], "tenant": doc["tenant"]}, dict(doc))
+        await self._merges.replace_one(
+            {"_id": doc["_id"], "tenant": doc["tenant"]}, await self._sealed_entry(doc)
+        )
+
+    async def _sealed_entry(self, doc: MergeEntry) -> Document:
+        return dict(doc) if self._codec is None else await self._codec.sealed_entry(dict(doc))
+
+    async def _entries(self, docs: AsyncCursor[Document]) -> list[MergeEntry]:
+        return [await self._opened_entry(doc) async for doc in docs]
+
+    async def _opened_entry(self, doc: Document) -> MergeEntry:
+        return _entry(doc if self._codec is None else await self._codec.opened_entry(doc))
 
     async def settle_merge(self, entry: MergeEntry, *, status: Literal["done", "dropped"]) -> None:
         """Move a pending entry to `status`: "done", or gone when `status` is "dropped"."""
@@ -155,11 +229,11 @@ class IdentityStore:
 
     async def merges_with_status(self, status: MergeStatus) -> list[MergeEntry]:
         """Entries of every tenant in `status` ("pending", "splitting": cut off by a crash)."""
-        return [_entry(doc) async for doc in self._merges.find({"status": status})]
+        return await self._entries(self._merges.find({"status": status}))
 
     async def merges_of(self, tenant: str, survivor_id: str) -> list[MergeEntry]:
         cursor = self._merges.find({"tenant": tenant, "survivor_id": survivor_id}).sort("at", 1)
-        return [_entry(doc) async for doc in cursor]
+        return await self._entries(cursor)
 
     async def merges_involving(self, tenant: str, customer_ids: Sequence[str]) -> list[MergeEntry]:
         """Ledger entries where any of `customer_ids` survived or was merged, oldest first."""
@@ -170,11 +244,11 @@ class IdentityStore:
                 "$or": [{"survivor_id": {"$in": ids}}, {"merged_ids": {"$in": ids}}],
             }
         ).sort("at", 1)
-        return [_entry(doc) async for doc in cursor]
+        return await self._entries(cursor)
 
     async def get_merge(self, tenant: str, merge_id: str) -> MergeEntry | None:
         doc = await self._merges.find_one({"_id": merge_id, "tenant": tenant})
-        return None if doc is None else _entry(doc)
+        return None if doc is None else await self._opened_entry(doc)
 
     # -- merge suggestions --------------------------------------------------------------------
 

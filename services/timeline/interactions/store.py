@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import cast
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol, cast
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.cursor import AsyncCursor
 
 from services.timeline.interactions.keys import instant_bound, timeline_key
 from services.timeline.interactions.model import InteractionDoc, InteractionState
@@ -28,7 +29,30 @@ INDEXES = [
     IndexModel([("customer_id", ASCENDING)], name="customer"),
     # Rebuilding one case from the log after a crash reads its interactions.
     IndexModel([("case_id", ASCENDING)], name="case", sparse=True),
+    # Per-tenant retention: the store deletes an entry once `expire_at` has passed.
+    IndexModel([("expire_at", ASCENDING)], name="expire_at", expireAfterSeconds=0),
 ]
+
+Retention = Callable[[str], timedelta | None]
+"""How long a tenant's interactions are kept after they happened (None: not deleted)."""
+
+
+class RawCodec(Protocol):
+    """Seals `raw` on append and opens it on read (`services.timeline.erasure.codec`)."""
+
+    async def seal_docs(self, docs: Sequence[Document]) -> list[Document]: ...
+
+    async def open_docs(self, tenant: str, docs: Sequence[Document]) -> list[Document]: ...
+
+
+class _PlainRaw:
+    """Encryption off: `raw` as it is."""
+
+    async def seal_docs(self, docs: Sequence[Document]) -> list[Document]:
+        return list(docs)
+
+    async def open_docs(self, tenant: str, docs: Sequence[Document]) -> list[Document]:  # noqa: ARG002 - the protocol's signature
+        return list(docs)
 
 
 def _keyed(doc: InteractionDoc) -> Document:
@@ -48,8 +72,17 @@ def _stored(doc: Document) -> InteractionDoc:
 class InteractionStore:
     """Appends, pages and re-points interactions; every query is scoped by tenant."""
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        *,
+        codec: RawCodec | None = None,
+        retention: Retention | None = None,
+    ) -> None:
         self._log = collection
+        self._retention = retention
+        # Personal data is sealed at this boundary: every `raw` in and out goes through it.
+        self._codec: RawCodec = codec or _PlainRaw()
 
     async def ensure_indexes(self) -> None:
         await self._log.create_indexes(INDEXES)
@@ -98,17 +131,26 @@ class InteractionStore:
         cursor = self._log.find(
             {"_id": {"$in": keys}, "tenant": tenant},
             {"event_id": 1, "customer_id": 1, "projected": 1, "announced": 1, "case_id": 1},
+            batch_size=max(len(keys), 1),
         )
         return {doc["event_id"]: cast("InteractionState", doc) async for doc in cursor}
 
     async def insert_interactions(self, docs: Sequence[InteractionDoc]) -> set[str]:
         """Append many; returns the `_id`s that were new (the others were already stored)."""
-        refused = await insert_many_new(self._log, [_keyed(doc) for doc in docs])
+        sealed = await self._codec.seal_docs([self._appended(doc) for doc in docs])
+        refused = await insert_many_new(self._log, sealed)
         return {doc["_id"] for i, doc in enumerate(docs) if i not in refused}
 
     async def insert_interaction(self, doc: InteractionDoc) -> bool:
         """Append to the log; False when an interaction with this event id is already there."""
-        return await insert_new(self._log, _keyed(doc))
+        return await insert_new(self._log, (await self._codec.seal_docs([self._appended(doc)]))[0])
+
+    def _appended(self, doc: InteractionDoc) -> Document:
+        keyed = _keyed(doc)
+        kept = None if self._retention is None else self._retention(doc["tenant"])
+        if kept is not None:
+            keyed["expire_at"] = doc["occurred_at"] + kept
+        return keyed
 
     async def mark_projected(self, tenant: str, event_ids: Sequence[str]) -> None:
         if event_ids:
@@ -131,6 +173,13 @@ class InteractionStore:
     async def move(self, tenant: str, keys: Sequence[str], to_id: str) -> None:
         """Give the interactions with these `_id`s to customer `to_id` (a split)."""
         await move_by_id(self._log, tenant, keys, to_id)
+
+    async def forget_identifiers(self, tenant: str, customer_ids: Sequence[str]) -> None:
+        """Clear the identifiers on the customers' log entries (an erasure)."""
+        await self._log.update_many(
+            {"tenant": tenant, "customer_id": {"$in": list(customer_ids)}},
+            {"$set": {"identifiers": []}},
+        )
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -176,13 +225,13 @@ class InteractionStore:
         cursor = (
             self._log.find(query, _PAGE_FIELDS).sort([("timeline_key", DESCENDING)]).limit(limit)
         )
-        return [_stored(doc) async for doc in cursor]
+        return [_stored(doc) for doc in await self._opened(tenant, cursor)]
 
     async def get_interactions(self, tenant: str, event_ids: Iterable[str]) -> list[InteractionDoc]:
         """Whole stored interactions by event id (a lookup by `_id`)."""
         keys = [interaction_key(tenant, e) for e in event_ids]
         cursor = self._log.find({"_id": {"$in": keys}, "tenant": tenant}, _PAGE_FIELDS)
-        return [_stored(doc) async for doc in cursor]
+        return [_stored(doc) for doc in await self._opened(tenant, cursor)]
 
     async def lookup_events(self, tenant: str, event_ids: Iterable[str]) -> list[Document]:
         """Events that are stored *and* projected: only then can a reader see them."""
@@ -200,7 +249,7 @@ class InteractionStore:
         cursor = self._log.find(
             {"tenant": tenant, "customer_id": customer_id}, dict.fromkeys(fields, 1)
         )
-        return [doc async for doc in cursor]
+        return await self._opened(tenant, cursor)
 
     # -- recounts -----------------------------------------------------------------------------
 
@@ -256,12 +305,16 @@ class InteractionStore:
             {"tenant": tenant, "case_id": case_id},
             {"raw": 1, "occurred_at": 1, "event_id": 1, "customer_id": 1, "origin_customer_id": 1},
         ).sort([("occurred_at", ASCENDING), ("event_id", ASCENDING)])
-        return [doc async for doc in cursor]
+        return await self._opened(tenant, cursor)
 
     async def latest_remark_source(self, tenant: str, customer_id: str) -> Document | None:
         """The customer's latest note or handoff interaction, if any."""
-        return await self._log.find_one(
+        doc = await self._log.find_one(
             {"tenant": tenant, "customer_id": customer_id, "kind": {"$in": ["note", "handoff"]}},
-            {"raw": 1, "occurred_at": 1, "case_id": 1},
+            {"raw": 1, "occurred_at": 1, "case_id": 1, "event_id": 1},
             sort=[("occurred_at", DESCENDING), ("event_id", DESCENDING)],
         )
+        return None if doc is None else (await self._codec.open_docs(tenant, [doc]))[0]
+
+    async def _opened(self, tenant: str, cursor: AsyncCursor[Document]) -> list[Document]:
+        return await self._codec.open_docs(tenant, [doc async for doc in cursor])

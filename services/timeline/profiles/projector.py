@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import KW_ONLY, dataclass
 
 from services.timeline.cases.events import case_event_from
@@ -23,6 +23,15 @@ from services.timeline.profiles.profile import (
 from services.timeline.profiles.records import CustomerRecords
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
 from services.timeline.store.documents import aware
+
+
+def _applied(customer: CustomerDoc, contacts: list[Contact], open_case: str | None) -> CustomerDoc:
+    """The profile with the contacts applied and its open case set (None: left as it is)."""
+    updated = customer
+    for contact in contacts:
+        updated = apply_contact(updated, contact)
+    return updated if open_case is None else with_open_case(updated, open_case)
+
 
 Suggest = Callable[[CustomerDoc], Awaitable[object]]
 """Called with a profile whose soft signals (name, address) just changed."""
@@ -56,24 +65,66 @@ class Projector:
                 raise ConcurrentUpdateError(f"customer {customer_id} vanished")
             if customer.get("merged_into"):
                 return False
-            updated = customer
-            for contact in contacts:
-                updated = apply_contact(updated, contact)
-            if cases:
-                open_case = open_case_after(customer.get("open_case_id", ""), cases)
-                if open_case is None:
-                    latest = await self.cases.latest_open(tenant, customer_id)
-                    open_case = latest["_id"] if latest else ""
-                updated = with_open_case(updated, open_case)
+            open_case = open_case_after(customer.get("open_case_id", ""), cases) if cases else None
+            if cases and open_case is None:
+                latest = await self.cases.latest_open(tenant, customer_id)
+                open_case = latest["_id"] if latest else ""
+            updated = _applied(customer, contacts, open_case)
             if not await self.customers.replace_customer(
                 updated, expected_version=customer["version"]
             ):
                 return CONFLICT
-            if any(updated.get(f) and updated.get(f) != customer.get(f) for f in _SIGNAL_FIELDS):
-                await self.suggest(updated)
+            await self._signals_changed(customer, updated)
             return True
 
         return await retry_on_conflict(attempt, what=f"customer {customer_id}")
+
+    async def project_many(
+        self,
+        tenant: str,
+        work: Mapping[str, tuple[list[Contact], list[CaseDoc]]],
+        known: Mapping[str, CustomerDoc],
+    ) -> dict[str, bool | Exception]:
+        """`project` for many customers: one bulk write of the profiles at their versions.
+
+        `known` holds customers as read earlier in the batch (the others are read now, in
+        one round trip); a profile another writer changed since, one merged away, or one
+        whose open case needs the store is left to `project`, which reads it again.
+
+        Returns:
+            Customer id → what `project` would return, or the error that stopped it.
+        """
+        bases = {c: known[c] for c in work if c in known}
+        bases.update(
+            await self.customers.get_customers(tenant, [c for c in work if c not in bases])
+        )
+        planned: dict[str, tuple[CustomerDoc, CustomerDoc]] = {}
+        for customer_id, (contacts, cases) in work.items():
+            customer = bases.get(customer_id)
+            if customer is None or customer.get("merged_into"):
+                continue
+            open_case = open_case_after(customer.get("open_case_id", ""), cases) if cases else None
+            # Otherwise only the store knows the open case: `project` reads it.
+            if not cases or open_case is not None:
+                planned[customer_id] = (customer, _applied(customer, contacts, open_case))
+        lost = await self.customers.replace_customers(
+            [(updated, customer["version"]) for customer, updated in planned.values()]
+        )
+        outcomes: dict[str, bool | Exception] = {}
+        for customer_id, (contacts, cases) in work.items():
+            try:
+                if customer_id in planned and customer_id not in lost:
+                    await self._signals_changed(*planned[customer_id])
+                    outcomes[customer_id] = True
+                else:
+                    outcomes[customer_id] = await self.project(tenant, customer_id, contacts, cases)
+            except Exception as exc:  # noqa: BLE001 - reported for this customer only
+                outcomes[customer_id] = exc
+        return outcomes
+
+    async def _signals_changed(self, before: CustomerDoc, after: CustomerDoc) -> None:
+        if any(after.get(f) and after.get(f) != before.get(f) for f in _SIGNAL_FIELDS):
+            await self.suggest(after)
 
     async def rebuild(self, tenant: str, customer_id: str) -> None:
         """Recount the customer from its log (a crash between append and projection)."""

@@ -4,7 +4,7 @@ implements it in MongoDB; the unit tests in memory).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from services.timeline.profiles.model import CustomerDoc
@@ -18,7 +18,11 @@ class CustomerRecords(Protocol):
 
     async def insert_customer(self, doc: CustomerDoc) -> bool: ...
 
+    async def insert_customers(self, docs: Sequence[CustomerDoc]) -> set[str]: ...
+
     async def replace_customer(self, doc: CustomerDoc, *, expected_version: int) -> bool: ...
+
+    async def replace_customers(self, writes: Sequence[tuple[CustomerDoc, int]]) -> set[str]: ...
 
     async def delete_unused(self, tenant: str, customer_id: str) -> None: ...
 

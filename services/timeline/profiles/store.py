@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import cast
+from collections.abc import Iterable, Sequence
+from typing import Protocol, cast
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
@@ -11,8 +11,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.search_keys import PREFIX_TOP, with_search_key
 from services.timeline.store.documents import Document
-from services.timeline.store.versioned import by_ids, replace_at_version
-from services.timeline.store.writes import insert_new
+from services.timeline.store.versioned import by_ids, replace_at_version, write_many_at_version
+from services.timeline.store.writes import insert_many_new, insert_new
 
 INDEXES = [
     IndexModel([("tenant", ASCENDING), ("last_contact_at", DESCENDING)], name="tenant_recent"),
@@ -23,12 +23,28 @@ INDEXES = [
     # SearchCustomers: a range scan over the folded name (`search_keys.name_key`).
     IndexModel([("tenant", ASCENDING), ("search_name", ASCENDING)], name="tenant_search_name"),
     IndexModel([("search_name", ASCENDING)], name="search_name", sparse=True),
+    # Encryption on: the name's prefixes as blind indexes (erasure.customers).
+    IndexModel([("search_prefixes", ASCENDING)], name="search_prefixes", sparse=True),
 ]
 
 
 def _customer(doc: Document) -> CustomerDoc:
     """A stored customer (written only whole, by insert or replace, so of this shape)."""
     return cast("CustomerDoc", doc)
+
+
+class ProfileCodec(Protocol):
+    """Seals profiles at rest (`services.timeline.erasure.customers.SealedCustomers`)."""
+
+    async def sealed(self, doc: Document) -> Document: ...
+
+    async def opened(self, doc: Document) -> Document: ...
+
+    async def sealed_many(self, docs: Sequence[Document]) -> list[Document]: ...
+
+    def signal_index(self, tenant: str, field: str, value: str) -> str: ...
+
+    def search_queries(self, tenant: str, key: str) -> list[str]: ...
 
 
 class CustomerStore:
@@ -38,19 +54,39 @@ class CustomerStore:
     `$set`/`$max`, which the embedded store would turn into strings.
     """
 
-    def __init__(self, collection: AsyncCollection[Document]) -> None:
+    def __init__(
+        self, collection: AsyncCollection[Document], *, codec: ProfileCodec | None = None
+    ) -> None:
         self._customers = collection
+        # Encryption on: names, identifiers and remarks are sealed at this boundary.
+        self._codec = codec
+
+    async def _opened(self, doc: Document) -> CustomerDoc:
+        return _customer(doc if self._codec is None else await self._codec.opened(doc))
+
+    async def _sealed(self, doc: Document) -> Document:
+        return doc if self._codec is None else await self._codec.sealed(doc)
+
+    async def _sealed_many(self, docs: list[Document]) -> list[Document]:
+        return docs if self._codec is None else await self._codec.sealed_many(docs)
 
     async def ensure_indexes(self) -> None:
         await self._customers.create_indexes(INDEXES)
 
     async def get_customers(self, tenant: str, ids: Iterable[str]) -> dict[str, CustomerDoc]:
         found = await by_ids(self._customers, tenant, ids)
-        return {i: _customer(doc) for i, doc in found.items()}
+        return {i: await self._opened(doc) for i, doc in found.items()}
 
     async def insert_customer(self, doc: CustomerDoc) -> bool:
         """Create a customer; False when it exists already (a replay)."""
-        return await insert_new(self._customers, dict(doc))
+        return await insert_new(self._customers, await self._sealed(dict(doc)))
+
+    async def insert_customers(self, docs: Sequence[CustomerDoc]) -> set[str]:
+        """Create many customers in one round trip; returns the ids that were new."""
+        refused = await insert_many_new(
+            self._customers, await self._sealed_many([dict(doc) for doc in docs])
+        )
+        return {doc["_id"] for i, doc in enumerate(docs) if i not in refused}
 
     async def replace_customer(self, doc: CustomerDoc, *, expected_version: int) -> bool:
         """Optimistic write: succeeds only if nobody changed the customer since it was read.
@@ -59,7 +95,17 @@ class CustomerStore:
         The name search key is derived here, so every writer (projection, merge) keeps it true.
         """
         return await replace_at_version(
-            self._customers, with_search_key(dict(doc)), expected_version=expected_version
+            self._customers,
+            await self._sealed(with_search_key(dict(doc))),
+            expected_version=expected_version,
+        )
+
+    async def replace_customers(self, writes: Sequence[tuple[CustomerDoc, int]]) -> set[str]:
+        """`replace_customer` for many in one round trip; returns the ids that lost the race."""
+        sealed = await self._sealed_many([with_search_key(dict(doc)) for doc, _ in writes])
+        return await write_many_at_version(
+            self._customers,
+            [(doc, version) for doc, (_, version) in zip(sealed, writes, strict=True)],
         )
 
     async def delete_unused(self, tenant: str, customer_id: str) -> None:
@@ -72,6 +118,8 @@ class CustomerStore:
         self, tenant: str, field: str, value: str, *, besides: str, limit: int
     ) -> list[Document]:
         """Live customers other than `besides` whose soft-signal `field` equals `value`."""
+        if self._codec is not None:
+            value = self._codec.signal_index(tenant, field, value)
         cursor = self._customers.find(
             {"tenant": tenant, field: value, "status": "active", "_id": {"$ne": besides}},
             {"separated_from": 1},
@@ -84,15 +132,13 @@ class CustomerStore:
         A range `[key, key + PREFIX_TOP)` rather than a regex: both use the index on MongoDB,
         and the range is also what the embedded store answers correctly.
         """
+        prefix: Document = {"search_name": {"$gte": key, "$lt": key + PREFIX_TOP}}
+        if self._codec is not None:
+            # Sealed profiles keep blind indexes of the name's prefixes, not the name.
+            prefix = {"search_prefixes": {"$in": self._codec.search_queries(tenant, key)}}
         cursor = (
-            self._customers.find(
-                {
-                    "tenant": tenant,
-                    "search_name": {"$gte": key, "$lt": key + PREFIX_TOP},
-                    "merged_into": {"$exists": False},
-                }
-            )
+            self._customers.find({"tenant": tenant, **prefix, "merged_into": {"$exists": False}})
             .sort([("last_contact_at", DESCENDING), ("_id", DESCENDING)])
             .limit(limit)
         )
-        return [_customer(doc) async for doc in cursor if not doc.get("merged_into")]
+        return [await self._opened(doc) async for doc in cursor if not doc.get("merged_into")]

@@ -1,0 +1,1 @@
+"""Per-customer data keys, sealed interactions at the store boundary, and erasure by shredding."""

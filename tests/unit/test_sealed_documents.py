@@ -1,0 +1,269 @@
+"""Store-boundary codecs: what they write holds no plaintext, reads give it back, shredding
+masks it, and a tampered or moved ciphertext fails closed.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bson import BSON
+
+from services.timeline.erasure.cases import SealedCases
+from services.timeline.erasure.codec import ERASED_TEXT, RawSealer
+from services.timeline.erasure.customers import SealedCustomers
+from services.timeline.erasure.fields import ERASED_VALUE, FieldSealer
+from services.timeline.erasure.identities import SealedIdentifiers
+from services.timeline.erasure.keys import CustomerKeys
+from services.timeline.erasure.ledger import SealedLedger
+from services.timeline.erasure.store import DataKeyDoc
+from services.timeline.interactions.entries import interaction_of
+from tsunagu.crypto import DecryptionFailed, LocalKeyFile
+from tsunagu.v1 import interaction_pb2 as pb
+
+AT = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+PHONE = "+819011112222"
+EMAIL = "sato.hanako@example.jp"
+NAME = "佐藤 花子"
+
+
+class MemoryKeys:
+    """The `data_keys` part of `ErasureStore`, in memory."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, DataKeyDoc] = {}
+
+    async def data_keys(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKeyDoc]:
+        return {o: self.docs[f"{tenant}/{o}"] for o in owners if f"{tenant}/{o}" in self.docs}
+
+    async def add_data_keys(self, docs: Sequence[DataKeyDoc]) -> set[str]:
+        lost = {doc["owner"] for doc in docs if doc["_id"] in self.docs}
+        for doc in docs:
+            self.docs.setdefault(doc["_id"], doc)
+        return lost
+
+    def shred(self, tenant: str, owner: str, keys: CustomerKeys) -> None:
+        """What `Eraser` does: delete the stored key, then drop it from this replica's cache."""
+        del self.docs[f"{tenant}/{owner}"]
+        keys.forget(tenant, [owner])
+
+
+@pytest.fixture
+def memory() -> MemoryKeys:
+    return MemoryKeys()
+
+
+@pytest.fixture
+def keys(memory: MemoryKeys, tmp_path: Path) -> CustomerKeys:
+    return CustomerKeys(memory, LocalKeyFile(tmp_path / "keys.json"))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def fields(keys: CustomerKeys, tmp_path: Path) -> FieldSealer:
+    # The same key file as `keys`: one provider per process, as deployed.
+    return FieldSealer(keys, LocalKeyFile(tmp_path / "keys.json"))
+
+
+def _on_disk(doc: dict[str, Any]) -> bytes:
+    return BSON.encode(doc)
+
+
+def _customer() -> dict[str, Any]:
+    return {
+        "_id": "cus_1",
+        "tenant": "acme",
+        "version": 3,
+        "status": "active",
+        "display_name": NAME,
+        "name_key": "佐藤花子",
+        "search_name": "さとうはなこ",
+        "identifiers": [
+            {"kind": "phone", "value": PHONE, "verified": True},
+            {"kind": "email", "value": EMAIL},
+        ],
+        "last_agent_remark": {
+            "event_id": "e1",
+            "text": f"call back on {PHONE}",
+            "agent": {"id": "a1", "display_name": "Agent"},
+        },
+        "interaction_count": 2,
+    }
+
+
+async def test_a_sealed_profile_holds_no_plaintext_and_opens_back(fields: FieldSealer) -> None:
+    codec = SealedCustomers(fields)
+    original = _customer()
+
+    stored = await codec.sealed(original)
+    opened = await codec.opened(stored)
+
+    for secret in (PHONE, EMAIL, NAME, "さとう", "佐藤花子"):
+        assert secret.encode() not in _on_disk(stored)
+    assert stored["interaction_count"] == 2
+    assert opened["display_name"] == NAME
+    assert opened["identifiers"] == original["identifiers"]
+    assert opened["name_key"] == "佐藤花子"
+    assert opened["last_agent_remark"] == original["last_agent_remark"]
+    # Equality and prefix lookups work on the blind indexes.
+    assert stored["identifiers"][0]["value"] == fields.index("acme", "phone", PHONE)
+    assert stored["name_key"] == codec.signal_index("acme", "name_key", "佐藤花子")
+    assert codec.search_queries("acme", "さと")[0] in stored["search_prefixes"]
+
+
+async def test_a_shredded_profile_reads_as_the_mask(
+    fields: FieldSealer, memory: MemoryKeys, keys: CustomerKeys
+) -> None:
+    codec = SealedCustomers(fields)
+    stored = await codec.sealed(_customer())
+    memory.shred("acme", "cus_1", keys)
+
+    opened = await codec.opened(stored)
+
+    assert opened["display_name"] == ERASED_VALUE
+    assert {i["value"] for i in opened["identifiers"]} == {ERASED_VALUE}
+
+
+async def test_a_value_moved_to_another_index_or_tampered_fails_closed(
+    fields: FieldSealer,
+) -> None:
+    codec = SealedIdentifiers(fields, collection="identities")
+    phone, email = await codec.sealed(
+        "acme",
+        "cus_1",
+        [{"kind": "phone", "value": PHONE}, {"kind": "email", "value": EMAIL}],
+        prefixes=True,
+    )
+    swapped = {**phone, "sealed_value": email["sealed_value"]}
+    envelope = base64.b64decode(phone["sealed_value"])
+    tampered = {**phone, "sealed_value": base64.b64encode(envelope[:-1] + b"\x00").decode()}
+    not_base64 = {**phone, "sealed_value": "%%%"}
+
+    assert (await codec.opened("acme", [phone]))[0]["value"] == PHONE
+    assert fields.prefix_index("acme", "+8190") in phone["value_prefixes"]
+    for bad in (swapped, tampered, not_base64):
+        with pytest.raises(DecryptionFailed):
+            await codec.opened("acme", [bad])
+    # Another tenant holds no such key: the mask, never the value.
+    assert (await codec.opened("other", [phone]))[0]["value"] == ERASED_VALUE
+
+
+def _log_doc(text: str) -> dict[str, Any]:
+    interaction = pb.Interaction(
+        event_id="e1", tenant="acme", channel=pb.CHANNEL_CHAT, kind=pb.KIND_MESSAGE
+    )
+    interaction.content.text = text
+    return {
+        "_id": "acme/e1",
+        "tenant": "acme",
+        "event_id": "e1",
+        "customer_id": "cus_1",
+        "origin_customer_id": "cus_1",
+        "channel": "chat",
+        "kind": "message",
+        "direction": "inbound",
+        "occurred_at": AT,
+        "identifiers": [{"kind": "phone", "value": PHONE}],
+        "raw": interaction.SerializeToString(),
+    }
+
+
+async def test_the_log_entry_is_sealed_and_masked_once_shredded(
+    keys: CustomerKeys, memory: MemoryKeys
+) -> None:
+    codec = RawSealer(keys)
+    (stored,) = await codec.seal_docs([_log_doc("my parrot ate the receipt")])
+
+    assert b"parrot" not in _on_disk(stored)
+    (opened,) = await codec.open_docs("acme", [stored])
+    assert interaction_of(opened).content.text == "my parrot ate the receipt"
+    with pytest.raises(DecryptionFailed):
+        await codec.open_docs("acme", [{**stored, "event_id": "e2"}])  # moved to another entry
+    memory.shred("acme", "cus_1", keys)
+    (masked,) = await codec.open_docs("acme", [stored])
+    assert interaction_of(masked).content.text == ERASED_TEXT
+    assert interaction_of(masked).channel == pb.CHANNEL_CHAT
+
+
+async def test_ledger_snapshots_and_case_words_are_sealed(fields: FieldSealer) -> None:
+    entry = {
+        "_id": "mrg_1",
+        "tenant": "acme",
+        "survivor_id": "cus_1",
+        "merged_ids": ["cus_2"],
+        "evidence": {"event_id": "e1", "identifiers": [{"kind": "phone", "value": PHONE}]},
+        "before": [
+            {"customer_id": "cus_2", "display_name": NAME, "identifiers": [{"value": EMAIL}]}
+        ],
+    }
+    case = {
+        "_id": "case_1",
+        "tenant": "acme",
+        "customer_id": "cus_1",
+        "origin_customer_id": "cus_1",
+        "resolution_summary": f"refunded; card on file for {NAME}",
+        "escalation_reason": "",
+        "follow_ups": [{"id": "f1", "reason": f"call {PHONE}", "due_at": AT}],
+        "csat": {"score": 4, "comment": "Sato was lovely"},
+        "cancellation_request": {"reason": "health", "reason_detail": "hospital stay"},
+        "last_handoff": {"summary": "angry about parcel", "at": AT},
+    }
+    ledger, cases = SealedLedger(fields), SealedCases(fields)
+
+    stored_entry, stored_case = await ledger.sealed(entry), await cases.sealed(case)
+
+    for secret in (PHONE, EMAIL, NAME, "lovely", "hospital", "parcel"):
+        assert secret.encode() not in _on_disk(stored_entry) + _on_disk(stored_case)
+    assert stored_case["csat"]["score"] == 4
+    assert stored_case["cancellation_request"] == {"reason": "health"}
+    assert await ledger.opened(stored_entry) == entry
+    assert await cases.opened(stored_case) == case
+
+
+async def test_a_key_shredded_by_another_replica_stops_opening_once_its_cache_expires(
+    memory: MemoryKeys, tmp_path: Path
+) -> None:
+    now = [0.0]
+    keys = CustomerKeys(
+        memory,  # type: ignore[arg-type]
+        LocalKeyFile(tmp_path / "keys.json"),
+        cache_seconds=30,
+        clock=lambda: now[0],
+    )
+    codec = RawSealer(keys)
+    (stored,) = await codec.seal_docs([_log_doc("the words")])
+    del memory.docs["acme/cus_1"]  # shredded elsewhere: this replica's cache still has it
+
+    (cached,) = await codec.open_docs("acme", [stored])
+    now[0] = 31
+    (expired,) = await codec.open_docs("acme", [stored])
+
+    assert interaction_of(cached).content.text == "the words"
+    assert interaction_of(expired).content.text == ERASED_TEXT
+
+
+class RacedKeys(MemoryKeys):
+    """Another replica stores its key between this one's read and its insert."""
+
+    def __init__(self, theirs: DataKeyDoc) -> None:
+        super().__init__()
+        self.theirs = theirs
+
+    async def add_data_keys(self, docs: Sequence[DataKeyDoc]) -> set[str]:
+        self.docs.setdefault(self.theirs["_id"], self.theirs)
+        return await super().add_data_keys(docs)
+
+
+async def test_a_key_another_replica_stored_first_is_the_one_used(tmp_path: Path) -> None:
+    provider = LocalKeyFile(tmp_path / "keys.json")
+    made = MemoryKeys()
+    theirs = (await CustomerKeys(made, provider).for_writing("acme", ["cus_1"]))["cus_1"]  # type: ignore[arg-type]
+    raced = RacedKeys(made.docs["acme/cus_1"])
+
+    mine = (await CustomerKeys(raced, provider).for_writing("acme", ["cus_1"]))["cus_1"]  # type: ignore[arg-type]
+
+    assert mine.key_id == theirs.key_id
+    assert mine.key == theirs.key
