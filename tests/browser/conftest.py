@@ -18,7 +18,8 @@ from playwright.async_api import (
 )
 
 from tests.e2e.conftest import StackLog
-from tsunagu.local.demo import PHONE, find_demo_customer, submit_demo
+from tsunagu.local import demo_contacts
+from tsunagu.local.demo import PHONE, TENANT, find_demo_customer, submit_demo
 from tsunagu.local.stack import LocalStack, StackPorts
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,6 +35,9 @@ CHROMIUM_ARGS = [
 ]
 # Generous waits: two shared cores run the stack, Chromium and the tests at once.
 _WAIT_MS = 30_000
+# Generated customers beside the demo one (as `make run` adds 220): enough for figures, topics
+# and customers at risk on the supervisor's floor, few enough to keep the session short.
+DEMO_STORIES = 100
 expect.set_options(timeout=_WAIT_MS)
 # Where the tests leave screenshots of the main views (gitignored).
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
@@ -55,6 +59,16 @@ async def console_stack(session_dir: Path) -> AsyncIterator[LocalStack]:
             stack.timeline_address, token=stack.grpc_callers.tools, within_seconds=60
         )
         assert found is not None, f"the demo customer ({PHONE}) was never stored"
+        await demo_contacts.populate(
+            ingest_addresses=stack.ingest_addresses,
+            tokens=tokens,
+            timeline_address=stack.timeline_address,
+            timeline_token=stack.grpc_callers.tools,
+            graphql_url=stack.graphql_url,
+            bearer=lambda agent: "Bearer "
+            + stack.issuer.mint(tenant=TENANT, roles=["agent"], subject=agent.id, name=agent.name),
+            count=DEMO_STORIES,
+        )
         yield stack
 
 

@@ -1,0 +1,99 @@
+"""The supervisor's insights and the privacy officer's tools in Chromium, on the shared stack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import DEMO_STORIES, screenshot, sign_in
+from tsunagu.local.demo_contacts import stories
+from tsunagu.local.stack import LocalStack
+from tsunagu.v1 import interaction_pb2 as pb
+
+
+async def test_supervisor_sees_figures_topics_and_at_risk_and_follows_a_figure(
+    page: Page, console_stack: LocalStack
+) -> None:
+    await sign_in(page, console_stack, "Supervisor")
+    await page.get_by_role("navigation", name="Panels").get_by_role("button", name="Floor").click()
+
+    # Figures drawn from the generated contacts: a bar with a value in each chart.
+    resolution = page.get_by_role("group", name="Resolution time")
+    bars = resolution.locator("button.bar:not([disabled])")
+    await expect(bars.first).to_be_visible()
+    csat = page.get_by_role("group", name="CSAT (1-5)")
+    await expect(csat.locator("button.bar:not([disabled])").first).to_be_visible()
+    reasons = page.get_by_role("group", name="Cancellation reasons")
+    await expect(reasons.get_by_role("button").first).to_be_visible()
+    # Topics with their trend and masked examples; the customers at risk with their reasons.
+    topics = page.get_by_role("table", name="Voice of the customer: topics")
+    await expect(topics.locator("tr.topic").nth(1)).to_be_visible()
+    await expect(topics.locator(".examples li").first).not_to_be_empty()
+    at_risk = page.get_by_role("table", name="Customers at risk")
+    await expect(at_risk.locator(".reasons li").first).to_be_visible()
+    await screenshot(page, "supervisor-insights")
+
+    # Grouped by agent, then a figure followed to its cases, and their CSV downloaded.
+    await page.get_by_role("combobox", name="Group by").select_option("AGENT")
+    await expect(bars.first).to_contain_text("·")
+    await bars.first.focus()
+    await page.keyboard.press("Enter")  # keyboard, like any button
+    cases = page.get_by_role("table", name="Cases behind the figure")
+    await expect(cases.locator("tr").first).to_be_visible()
+    async with page.expect_download() as downloading:
+        await page.get_by_role("button", name="Download CSV").click()
+    download = await downloading.value
+    csv = Path(await download.path()).read_text(encoding="utf-8")
+    assert csv.splitlines()[0].startswith("case_id,customer_id")
+    assert len(csv.splitlines()) >= 2
+    # A case behind the figure opens its customer on the desk, with help for an open case.
+    await cases.get_by_role("button", name="Open").first.click()
+    await expect(page.get_by_role("heading", name="Merge history")).to_be_visible()
+
+
+async def test_privacy_officer_reads_the_audit_exports_and_erases_a_customer(
+    page: Page, console_stack: LocalStack
+) -> None:
+    # A generated customer found by e-mail, the last story: no other test reads it.
+    story = next(
+        s for s in reversed(stories(DEMO_STORIES)) if s.identifier.kind == pb.IDENTIFIER_KIND_EMAIL
+    )
+    await sign_in(page, console_stack, "Privacy officer")
+    await page.get_by_role("searchbox", name="Search customers").fill(story.identifier.value)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name=story.customer)).to_be_visible()
+
+    # Reading the customer was recorded: the trail shows it, with who read.
+    trail = page.get_by_role("table", name="Audit trail of this customer")
+    await expect(trail.locator(".operation", has_text="read_profile").first).to_be_visible()
+
+    # Export: a reason, then the JSON and the CSV as downloads.
+    await page.get_by_label("Reason for the export").fill("SAR-2026-17")
+    await page.get_by_role("button", name="Export", exact=True).click()
+    await expect(page.get_by_role("status").filter(has_text="Exported")).to_be_visible()
+    async with page.expect_download() as downloading:
+        await page.get_by_role("button", name="Download JSON").click()
+    document = json.loads(Path(await (await downloading.value).path()).read_text("utf-8"))
+    assert document["format"] == "tsunagu.customer-export/1"
+    assert document["interactions"]
+
+    # Erase: a typed reason, then an explicit confirmation; the certificate is shown.
+    await page.get_by_label("Reason for the erasure").fill("APPI art. 35 request 2026-41")
+    await page.get_by_role("button", name="Erase…").click()
+    dialog = page.get_by_role("alertdialog")
+    await expect(dialog).to_contain_text("cannot be undone")
+    await dialog.get_by_role("button", name="Yes, erase").click()
+    certificate = page.locator(".certificate")
+    await expect(certificate.locator(".certificate-id")).not_to_be_empty()
+    await expect(certificate).to_contain_text("APPI art. 35 request 2026-41")
+    # Read again, the customer is the mask: no name, the timeline's words erased.
+    await expect(page.get_by_role("heading", name=story.customer)).to_have_count(0)
+    timeline = page.get_by_role("list", name="Timeline")
+    await expect(timeline.locator(".entry").first).to_contain_text("[erased]")
+    # The export reached the trail too; the tenant's chain verifies intact.
+    await expect(trail.locator(".operation", has_text="export").first).to_be_visible()
+    await page.get_by_role("button", name="Verify the chain").click()
+    await expect(page.get_by_role("status").filter(has_text="Chain intact")).to_be_visible()
+    await screenshot(page, "privacy-officer")
