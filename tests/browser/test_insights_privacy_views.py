@@ -33,6 +33,7 @@ async def test_supervisor_sees_figures_topics_and_at_risk_and_follows_a_figure(
     await expect(topics.locator(".examples li").first).not_to_be_empty()
     at_risk = page.get_by_role("table", name="Customers at risk")
     await expect(at_risk.locator(".reasons li").first).to_be_visible()
+    await page.get_by_role("heading", name="Service metrics").scroll_into_view_if_needed()
     await screenshot(page, "supervisor-insights")
 
     # Grouped by agent, then a figure followed to its cases, and their CSV downloaded.
@@ -96,4 +97,5 @@ async def test_privacy_officer_reads_the_audit_exports_and_erases_a_customer(
     await expect(trail.locator(".operation", has_text="export").first).to_be_visible()
     await page.get_by_role("button", name="Verify the chain").click()
     await expect(page.get_by_role("status").filter(has_text="Chain intact")).to_be_visible()
+    await page.get_by_role("heading", name="Audit trail of this customer").scroll_into_view_if_needed()
     await screenshot(page, "privacy-officer")
