@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 from playwright.async_api import Page, expect
 
 from tests.browser.conftest import DEMO_STORIES, screenshot, sign_in
-from tsunagu.local.demo_contacts import stories
+from tests.e2e.agent_desk import execute, http_session
+from tsunagu.local.demo_contacts import Action, Story, mutation_document, stories
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import interaction_pb2 as pb
+
+FIND = "query Find($value: String!) { customerByIdentifier(kind: EMAIL, value: $value) { id } }"
+
+
+def _by_email() -> list[Story]:
+    return [s for s in stories(DEMO_STORIES) if s.identifier.kind == pb.IDENTIFIER_KIND_EMAIL]
+
+
+async def _request_cancellation(stack: LocalStack, story: Story) -> None:
+    """An agent records the story's customer asking to cancel: a new reason to be at risk."""
+    action = Action("requestCancellation", {"reason": "HEALTH", "eventId": str(uuid.uuid4())})
+    async with http_session(stack) as session:
+        found = await execute(session, FIND, value=story.identifier.value)
+        customer_id = found["customerByIdentifier"]["id"]
+        done = await execute(
+            session, mutation_document(action), customerId=customer_id, **action.variables
+        )
+    assert done["requestCancellation"]["status"] in {"STORED", "ACCEPTED"}
 
 
 async def test_supervisor_sees_figures_topics_and_at_risk_and_follows_a_figure(
@@ -33,6 +53,14 @@ async def test_supervisor_sees_figures_topics_and_at_risk_and_follows_a_figure(
     await expect(topics.locator(".examples li").first).not_to_be_empty()
     at_risk = page.get_by_role("table", name="Customers at risk")
     await expect(at_risk.locator(".reasons li").first).to_be_visible()
+    # Live: a customer newly asking to cancel joins the list without a reload.
+    calm = next(s for s in _by_email() if all(a.mutation != "requestCancellation" for a in s.actions))
+    joined = at_risk.locator("tr.at-risk", has_text=calm.customer).filter(
+        has_text="Open cancellation request"
+    )
+    await expect(joined).to_have_count(0)
+    await _request_cancellation(console_stack, calm)
+    await expect(joined).to_have_count(1)
     await page.get_by_role("heading", name="Service metrics").scroll_into_view_if_needed()
     await screenshot(page, "supervisor-insights")
 
@@ -58,9 +86,7 @@ async def test_privacy_officer_reads_the_audit_exports_and_erases_a_customer(
     page: Page, console_stack: LocalStack
 ) -> None:
     # A generated customer found by e-mail, the last story: no other test reads it.
-    story = next(
-        s for s in reversed(stories(DEMO_STORIES)) if s.identifier.kind == pb.IDENTIFIER_KIND_EMAIL
-    )
+    story = _by_email()[-1]
     await sign_in(page, console_stack, "Privacy officer")
     await page.get_by_role("searchbox", name="Search customers").fill(story.identifier.value)
     await page.keyboard.press("Enter")
