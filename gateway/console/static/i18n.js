@@ -184,6 +184,9 @@ const MESSAGES = {
     suppressed: "Identifiers suppressed",
     keptCounts: "Anonymous counts kept",
     contactsCount: "{count} contacts",
+    unitMinutes: "{n} min",
+    unitHours: "{n} h",
+    unitDays: "{n} d",
     error: "Error: {error}",
   },
   ja: {
@@ -370,6 +373,9 @@ const MESSAGES = {
     suppressed: "抑止した識別子",
     keptCounts: "保持する匿名の集計",
     contactsCount: "問い合わせ {count} 件",
+    unitMinutes: "{n}分",
+    unitHours: "{n}時間",
+    unitDays: "{n}日",
     error: "エラー: {error}",
   },
 };

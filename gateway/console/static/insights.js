@@ -2,7 +2,7 @@
 // CSV), VOC topics with trend and spikes, and the customers at risk, live over atRiskChanged.
 import { html, useEffect, useState } from "./vendor/htm-preact.module.js";
 import { request } from "./graphql.js";
-import { dateTime, duration } from "./i18n.js";
+import { dateTime } from "./i18n.js";
 import { download } from "./download.js";
 
 const DAY_MS = 86_400_000;
@@ -38,9 +38,16 @@ const FIGURES = [
 const PERIODS = ["DAY", "WEEK", "MONTH"];
 const GROUPS = ["NONE", "AGENT", "CHANNEL"];
 
-function shown(value, kind) {
+// Durations on a chart read at a glance: minutes, hours or days, one decimal at most.
+function span(seconds, t) {
+  if (seconds < 3600) return t("unitMinutes", { n: Math.round(seconds / 60) });
+  if (seconds < 172_800) return t("unitHours", { n: (seconds / 3600).toFixed(1) });
+  return t("unitDays", { n: (seconds / 86_400).toFixed(1) });
+}
+
+function shown(value, kind, t) {
   if (value == null) return "–";
-  if (kind === "seconds") return duration(value);
+  if (kind === "seconds") return span(value, t);
   if (kind === "rate") return `${Math.round(value * 100)}%`;
   if (kind === "score") return value.toFixed(2);
   return String(value);
@@ -163,7 +170,7 @@ export function MetricsSection({ token, t, language, openCustomer }) {
       ${FIGURES.map(([figure, kind]) => {
         const bars = rows.map((row) => {
           const value = (row.figures.find((f) => f.name === figure) || {}).value;
-          return { key: `${figure}|${row.period}|${row.group}`, label: rowLabel(row), value, text: shown(value, kind), row };
+          return { key: `${figure}|${row.period}|${row.group}`, label: rowLabel(row), value, text: shown(value, kind, t), row };
         });
         return html`<${BarChart}
           title=${t(`figure_${figure}`)}
