@@ -34,8 +34,8 @@ from typing import Any
 from bench import insights, live_view, voc
 from bench.attach_path import round_trips_per_batch
 from bench.baselines import insert_many_rate, raw_publish_rate
-from bench.export import export_row, export_timing, size_for
 from bench.encryption import encryption_cost, encryption_rows
+from bench.export import export_row, export_timing, size_for
 from bench.identity import merge_split_latency, resolution_throughput
 from bench.ingest import contact_centre_mix, end_to_end
 from bench.sizes import QUICK_LIVE, Sizes

@@ -27,8 +27,8 @@ from tsunagu.v1 import (
 )
 
 if TYPE_CHECKING:
-    from tsunagu.v1.privacy_pb2_grpc import PrivacyServiceAsyncStub
     from tsunagu.v1.erasure_pb2_grpc import ErasureServiceAsyncStub
+    from tsunagu.v1.privacy_pb2_grpc import PrivacyServiceAsyncStub
     from tsunagu.v1.timeline_pb2_grpc import TimelineServiceAsyncStub
 
 _log = logging.getLogger(__name__)

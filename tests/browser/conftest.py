@@ -65,8 +65,12 @@ async def console_stack(session_dir: Path) -> AsyncIterator[LocalStack]:
             timeline_address=stack.timeline_address,
             timeline_token=stack.grpc_callers.tools,
             graphql_url=stack.graphql_url,
-            bearer=lambda agent: "Bearer "
-            + stack.issuer.mint(tenant=TENANT, roles=["agent"], subject=agent.id, name=agent.name),
+            bearer=lambda agent: (
+                "Bearer "
+                + stack.issuer.mint(
+                    tenant=TENANT, roles=["agent"], subject=agent.id, name=agent.name
+                )
+            ),
             count=DEMO_STORIES,
         )
         yield stack

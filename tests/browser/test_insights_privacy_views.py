@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from pathlib import Path
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Download, Page, expect
 
 from tests.browser.conftest import DEMO_STORIES, screenshot, sign_in
 from tests.e2e.agent_desk import execute, http_session
@@ -19,6 +19,12 @@ FIND = "query Find($value: String!) { customerByIdentifier(kind: EMAIL, value: $
 
 def _by_email() -> list[Story]:
     return [s for s in stories(DEMO_STORIES) if s.identifier.kind == pb.IDENTIFIER_KIND_EMAIL]
+
+
+async def _downloaded(download: Download) -> str:
+    """The text of a file the page saved (read off the event loop)."""
+    saved = await download.path()
+    return await asyncio.to_thread(saved.read_text, encoding="utf-8")
 
 
 async def _request_cancellation(stack: LocalStack, story: Story) -> None:
@@ -54,7 +60,9 @@ async def test_supervisor_sees_figures_topics_and_at_risk_and_follows_a_figure(
     at_risk = page.get_by_role("table", name="Customers at risk")
     await expect(at_risk.locator(".reasons li").first).to_be_visible()
     # Live: a customer newly asking to cancel joins the list without a reload.
-    calm = next(s for s in _by_email() if all(a.mutation != "requestCancellation" for a in s.actions))
+    calm = next(
+        s for s in _by_email() if all(a.mutation != "requestCancellation" for a in s.actions)
+    )
     joined = at_risk.locator("tr.at-risk", has_text=calm.customer).filter(
         has_text="Open cancellation request"
     )
@@ -73,8 +81,7 @@ async def test_supervisor_sees_figures_topics_and_at_risk_and_follows_a_figure(
     await expect(cases.locator("tr").first).to_be_visible()
     async with page.expect_download() as downloading:
         await page.get_by_role("button", name="Download CSV").click()
-    download = await downloading.value
-    csv = Path(await download.path()).read_text(encoding="utf-8")
+    csv = await _downloaded(await downloading.value)
     assert csv.splitlines()[0].startswith("case_id,customer_id")
     assert len(csv.splitlines()) >= 2
     # A case behind the figure opens its customer on the desk, with help for an open case.
@@ -102,7 +109,7 @@ async def test_privacy_officer_reads_the_audit_exports_and_erases_a_customer(
     await expect(page.get_by_role("status").filter(has_text="Exported")).to_be_visible()
     async with page.expect_download() as downloading:
         await page.get_by_role("button", name="Download JSON").click()
-    document = json.loads(Path(await (await downloading.value).path()).read_text("utf-8"))
+    document = json.loads(await _downloaded(await downloading.value))
     assert document["format"] == "tsunagu.customer-export/1"
     assert document["interactions"]
 
@@ -123,5 +130,6 @@ async def test_privacy_officer_reads_the_audit_exports_and_erases_a_customer(
     await expect(trail.locator(".operation", has_text="export").first).to_be_visible()
     await page.get_by_role("button", name="Verify the chain").click()
     await expect(page.get_by_role("status").filter(has_text="Chain intact")).to_be_visible()
-    await page.get_by_role("heading", name="Audit trail of this customer").scroll_into_view_if_needed()
+    trail_title = page.get_by_role("heading", name="Audit trail of this customer")
+    await trail_title.scroll_into_view_if_needed()
     await screenshot(page, "privacy-officer")
