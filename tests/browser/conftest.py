@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from gql.transport.exceptions import TransportQueryError
 from playwright.async_api import (
     Browser,
     BrowserContext,
@@ -17,6 +20,7 @@ from playwright.async_api import (
     expect,
 )
 
+from tests.e2e.agent_desk import execute, http_session
 from tests.e2e.conftest import StackLog
 from tsunagu.local import demo_contacts
 from tsunagu.local.demo import PHONE, TENANT, find_demo_customer, submit_demo
@@ -73,7 +77,45 @@ async def console_stack(session_dir: Path) -> AsyncIterator[LocalStack]:
             ),
             count=DEMO_STORIES,
         )
+        await _insights_ready(stack)
         yield stack
+
+
+# What the supervisor's floor shows first: asked until every part answers with something.
+_INSIGHTS = """query Ready($since: DateTime!, $until: DateTime!) {
+  serviceMetrics(since: $since, until: $until, period: WEEK) { rows { contacts } }
+  vocTopics(since: $since, until: $until) { topics { messages } }
+  customersAtRisk(first: 1) { customerId }
+}"""
+
+
+async def _insights_ready(stack: LocalStack, *, seconds: float = 180) -> None:
+    """Wait until insights has figures, topics and customers at risk from the demo data.
+
+    The topics are built in the background once enough messages arrived, and on two shared
+    cores a first metric query may outlast the gateway's deadline while that runs.
+    """
+    until = datetime.now(UTC)
+    since = until - timedelta(days=91)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    last: object = None
+    async with http_session(stack, roles=["supervisor"]) as session:
+        while loop.time() < deadline:
+            try:
+                last = await execute(
+                    session, _INSIGHTS, since=since.isoformat(), until=until.isoformat()
+                )
+            except TransportQueryError as error:
+                last = error
+            else:
+                if isinstance(last, dict) and all(
+                    last[k] if k == "customersAtRisk" else next(iter(last[k].values()))
+                    for k in ("serviceMetrics", "vocTopics", "customersAtRisk")
+                ):
+                    return
+            await asyncio.sleep(1)
+    pytest.fail(f"insights never answered with figures, topics and customers at risk: {last}")
 
 
 @pytest.fixture(scope="session")
