@@ -2,6 +2,7 @@
 // CSV), VOC topics with trend and spikes, and the customers at risk, live over atRiskChanged.
 import { html, useEffect, useState } from "./vendor/htm-preact.module.js";
 import { request } from "./graphql.js";
+import { OpenCustomer } from "./open_customer.js";
 import { dateTime } from "./i18n.js";
 import { download } from "./download.js";
 
@@ -112,10 +113,7 @@ function FigureCases({ token, t, language, openCustomer, ask }) {
             <td><span class="tag">${c.caseId}</span></td>
             <td>${dateTime(c.openedAt, language)}</td>
             <td>
-              ${openCustomer &&
-              html`<button type="button" onClick=${() => openCustomer("agent", c.customerId)}>
-                ${t("openCustomer")}
-              </button>`}
+              <${OpenCustomer} openCustomer=${openCustomer} customerId=${c.customerId} t=${t} />
             </td>
           </tr>`,
         )}
@@ -285,8 +283,7 @@ export function AtRiskSection({ token, t, live, openCustomer }) {
               </ul>
             </td>
             <td>
-              ${openCustomer &&
-              html`<button type="button" onClick=${() => openCustomer("agent", c.customerId)}>${t("openCustomer")}</button>`}
+              <${OpenCustomer} openCustomer=${openCustomer} customerId=${c.customerId} t=${t} />
             </td>
           </tr>`,
         )}

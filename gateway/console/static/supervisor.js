@@ -3,6 +3,7 @@
 // topics and the customers at risk. Each section is one entry of SECTIONS.
 import { html, useEffect, useState } from "./vendor/htm-preact.module.js";
 import { request } from "./graphql.js";
+import { OpenCustomer } from "./open_customer.js";
 import { dateTime } from "./i18n.js";
 import { AtRiskSection, MetricsSection, TopicsSection } from "./insights.js";
 import { can } from "./roles.js";
@@ -27,10 +28,7 @@ function CaseList({ cases, t, language, openCustomer, label }) {
           <td>${c.queue || ""}</td>
           <td>${dateTime(c.updatedAt, language)}</td>
           <td>
-            ${openCustomer &&
-            html`<button type="button" onClick=${() => openCustomer("agent", c.customerId)}>
-              ${t("openCustomer")}
-            </button>`}
+            <${OpenCustomer} openCustomer=${openCustomer} customerId=${c.customerId} t=${t} />
           </td>
         </tr>`,
       )}
