@@ -69,7 +69,8 @@ async def test_supervisor_sees_figures_topics_and_at_risk_and_follows_a_figure(
     await expect(joined).to_have_count(0)
     await _request_cancellation(console_stack, calm)
     await expect(joined).to_have_count(1)
-    await page.get_by_role("heading", name="Service metrics").scroll_into_view_if_needed()
+    # The screenshot starts at the insights (the floor's case lists come first).
+    await page.get_by_role("heading", name="Service metrics").evaluate("h => h.scrollIntoView()")
     await screenshot(page, "supervisor-insights")
 
     # Grouped by agent, then a figure followed to its cases, and their CSV downloaded.
@@ -131,5 +132,5 @@ async def test_privacy_officer_reads_the_audit_exports_and_erases_a_customer(
     await page.get_by_role("button", name="Verify the chain").click()
     await expect(page.get_by_role("status").filter(has_text="Chain intact")).to_be_visible()
     trail_title = page.get_by_role("heading", name="Audit trail of this customer")
-    await trail_title.scroll_into_view_if_needed()
+    await trail_title.evaluate("h => h.scrollIntoView()")
     await screenshot(page, "privacy-officer")
