@@ -57,6 +57,15 @@ async def test_supervisor_sees_figures_topics_and_at_risk_and_follows_a_figure(
     topics = page.get_by_role("table", name="Voice of the customer: topics")
     await expect(topics.locator("tr.topic").nth(1)).to_be_visible()
     await expect(topics.locator(".examples li").first).not_to_be_empty()
+    # A topic's case count lists its cases; pressed again, the list closes.
+    topic_cases = page.get_by_role("region", name="Voice of the customer: topics").get_by_role(
+        "table", name="Cases behind the figure"
+    )
+    first_topic = topics.locator("tr.topic").first.get_by_role("button")
+    await first_topic.click()
+    await expect(topic_cases.locator("tr").first).to_be_visible()
+    await first_topic.click()
+    await expect(topic_cases).to_have_count(0)
     at_risk = page.get_by_role("table", name="Customers at risk")
     await expect(at_risk.locator(".reasons li").first).to_be_visible()
     # Live: a customer newly asking to cancel joins the list without a reload.

@@ -100,7 +100,9 @@ function FigureCases({ token, t, language, openCustomer, ask }) {
       (d) => download(`${ask.variables.figure}.csv`, "text/csv", d.metricCases.csv),
       (e) => setError(e.message),
     );
-  const label = t("figureCases", { figure: t(`figure_${ask.variables.figure}`), row: ask.row });
+  const label = ask.title
+    ? t(ask.title, { row: ask.row })
+    : t("figureCases", { figure: t(`figure_${ask.variables.figure}`), row: ask.row });
   return html`<div class="figure-cases">
     <h3>${label}</h3>
     ${error && html`<p role="alert">${t("error", { error })}</p>`}
@@ -216,12 +218,20 @@ function Trend({ topic, t }) {
   </svg>`;
 }
 
-export function TopicsSection({ token, t }) {
+export function TopicsSection({ token, t, language, openCustomer }) {
+  const [when] = useState(range);
   const [found, setFound] = useState(null);
   const [error, setError] = useState(null);
+  const [ask, setAsk] = useState(null);
   useEffect(() => {
-    request(token, TOPICS, range()).then((d) => setFound(d.vocTopics), (e) => setError(e.message));
+    request(token, TOPICS, when).then((d) => setFound(d.vocTopics), (e) => setError(e.message));
   }, [token]);
+  // A topic's cases are the cases of its row when figures are grouped by topic.
+  const drill = (v) => {
+    const key = `topic|${v.topic.id}`;
+    const variables = { ...when, period: "ALL", groupBy: "TOPIC", figure: "contacts_per_case", rowPeriod: "", rowGroup: v.topic.id };
+    setAsk(ask && ask.key === key ? null : { key, variables, row: v.topic.label, title: "topicCases" });
+  };
   return html`<section aria-labelledby="floor-topics">
     <h2 id="floor-topics">${t("vocTopics")}</h2>
     ${error && html`<p role="alert">${t("error", { error })}</p>`}
@@ -238,12 +248,18 @@ export function TopicsSection({ token, t }) {
             <td>${v.topic.label} ${v.spike && html`<span class="tag spike">${t("spike")}</span>`}</td>
             <td>${v.messages}</td>
             <td><${Trend} topic=${v} t=${t} /></td>
-            <td>${v.cases}</td>
+            <td>
+              <button type="button" aria-pressed=${ask && ask.key === `topic|${v.topic.id}`}
+                aria-label=${t("topicCasesOf", { topic: v.topic.label, count: v.cases })} onClick=${() => drill(v)}>
+                ${v.cases}
+              </button>
+            </td>
             <td><ul class="examples">${v.examples.slice(0, 2).map((e) => html`<li>${e.text}</li>`)}</ul></td>
           </tr>`,
         )}
       </tbody>
     </table>`}
+    ${ask && html`<${FigureCases} token=${token} t=${t} language=${language} openCustomer=${openCustomer} ask=${ask} />`}
   </section>`;
 }
 
