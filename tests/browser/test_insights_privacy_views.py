@@ -143,3 +143,19 @@ async def test_privacy_officer_reads_the_audit_exports_and_erases_a_customer(
     trail_title = page.get_by_role("heading", name="Audit trail of this customer")
     await trail_title.evaluate("h => h.scrollIntoView()")
     await screenshot(page, "privacy-officer")
+
+
+async def test_analyst_sees_figures_without_customers_or_the_at_risk_list(
+    page: Page, console_stack: LocalStack
+) -> None:
+    # Analysts read figures and topics; customers and the at-risk list are not theirs, and the
+    # console asks for none of it (a refused field would show an error).
+    await sign_in(page, console_stack, "Analyst")
+    resolution = page.get_by_role("group", name="Resolution time")
+    await resolution.locator("button.bar:not([disabled])").first.click()
+    cases = page.get_by_role("table", name="Cases behind the figure")
+    await expect(cases.locator("tr").first).to_be_visible()
+    await expect(cases.get_by_role("button", name="Open")).to_have_count(0)
+    await expect(page.get_by_role("table", name="Voice of the customer: topics")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Customers at risk")).to_have_count(0)
+    await expect(page.get_by_role("alert")).to_have_count(0)
