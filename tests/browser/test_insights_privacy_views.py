@@ -17,6 +17,11 @@ from tsunagu.v1 import interaction_pb2 as pb
 FIND = "query Find($value: String!) { customerByIdentifier(kind: EMAIL, value: $value) { id } }"
 
 
+PROMOTE = """mutation Promote($caseId: ID!) {
+  promoteResolution(caseId: $caseId, title: "Ginkgo walrus refund steps") { id }
+}"""
+
+
 def _by_email() -> list[Story]:
     return [s for s in stories(DEMO_STORIES) if s.identifier.kind == pb.IDENTIFIER_KIND_EMAIL]
 
@@ -94,9 +99,18 @@ async def test_supervisor_sees_figures_topics_and_at_risk_and_follows_a_figure(
     csv = await _downloaded(await downloading.value)
     assert csv.splitlines()[0].startswith("case_id,customer_id")
     assert len(csv.splitlines()) >= 2
-    # A case behind the figure opens its customer on the desk, with help for an open case.
+    # A case behind the figure opens its customer on the desk.
+    # A supervisor promotes that resolved case's resolution to a knowledge article (API).
+    resolved = await cases.locator(".tag").first.inner_text()
+    async with http_session(console_stack, roles=["supervisor"]) as session:
+        await execute(session, PROMOTE, caseId=resolved)
     await cases.get_by_role("button", name="Open").first.click()
     await expect(page.get_by_role("heading", name="Merge history")).to_be_visible()
+    # On the desk, the knowledge search finds it.
+    await page.get_by_role("searchbox", name="Search knowledge articles").fill("Ginkgo walrus")
+    await page.get_by_role("searchbox", name="Search knowledge articles").press("Enter")
+    articles = page.get_by_role("search", name="Knowledge articles").locator(".articles li")
+    await expect(articles.first).to_contain_text("Ginkgo walrus refund steps")
 
 
 async def test_privacy_officer_reads_the_audit_exports_and_erases_a_customer(
