@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -101,13 +102,30 @@ class OutcomeFeed:
             self.failed.set_result(error)
 
     async def _pump(self, sub: JetStreamContext.PullSubscription) -> None:
+        ready = True
         while not self._stopping.is_set():
             try:
                 batch = await sub.fetch(self._options.fetch_batch, timeout=_FETCH_WAIT_SECONDS)
             except NatsTimeout:
                 continue
+            except (NatsError, OSError) as error:
+                # NATS away (reconnecting, a slow server): not ready, and try again shortly;
+                # the durable consumer keeps the position, nothing is lost.
+                log.warning("the insights feed cannot fetch: %s", type(error).__name__)
+                if ready and self._readiness is not None:
+                    await self._readiness(False)
+                ready = False
+                await asyncio.sleep(_FETCH_WAIT_SECONDS)
+                continue
+            if not ready and self._readiness is not None:
+                await self._readiness(True)
+            ready = True
             for msg in batch:
-                await self._handle(msg)
+                try:
+                    await self._handle(msg)
+                except NatsError as error:
+                    # An ack that did not get through: the notice comes again (idempotent).
+                    log.warning("could not settle a notice: %s", type(error).__name__)
 
     async def _handle(self, msg: Msg) -> None:
         notice = decode_notice(msg.data)

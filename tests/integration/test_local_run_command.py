@@ -15,6 +15,7 @@ from pathlib import Path
 
 FREE_PORTS = [
     *("--gateway-port", "0", "--timeline-port", "0", "--ingest-base-port", "0"),
+    *("--insights-port", "0"),
     *("--nats-port", "0", "--store-port", "0"),
 ]
 
