@@ -137,7 +137,7 @@ async def encryption_cost(mongodb_uri: str, count: int) -> dict[str, Any]:
 
 
 def encryption_rows(result: dict[str, Any]) -> list[Row]:
-    """Two rows: encryption's cost on ingest and on reads, each against the plain path."""
+    """Encryption's cost on ingest, on reads and on cold reads, each against the plain path."""
     found = result.get("encryption")
     if not found:
         return []
@@ -148,6 +148,11 @@ def encryption_rows(result: dict[str, Any]) -> list[Row]:
         (
             f"encryption on timeline reads (profile + page), {customers:,} cust.",
             "reads_s",
+            customers,
+        ),
+        (
+            f"encryption on cold reads (data keys not cached), {customers:,} cust.",
+            "cold_reads_s",
             customers,
         ),
     ):
