@@ -42,7 +42,9 @@ REQUESTS = {"quick": 3, "default": 20, "full": 30}
 FRESHNESS_SAMPLES = {"quick": 3, "default": 20, "full": 30}
 _CHANNELS = (pb.CHANNEL_CHAT, pb.CHANNEL_VOICE, pb.CHANNEL_EMAIL, pb.CHANNEL_SMS)
 _FOLLOW_UP_DUE = 24 * 3600.0
-_POLL_S = 0.02
+# No faster than the gateway refills a principal's query budget (600 a minute): a slow
+# sample on a loaded machine would otherwise be refused (RATE_LIMITED) once the burst is gone.
+_POLL_S = 0.1
 
 METRICS = """
 query ($since: DateTime!, $until: DateTime!) {

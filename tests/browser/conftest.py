@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from gql.transport.exceptions import TransportQueryError
 from playwright.async_api import (
     Browser,
     BrowserContext,
@@ -17,8 +20,10 @@ from playwright.async_api import (
     expect,
 )
 
+from tests.e2e.agent_desk import execute, http_session
 from tests.e2e.conftest import StackLog
-from tsunagu.local.demo import PHONE, find_demo_customer, submit_demo
+from tsunagu.local import demo_contacts
+from tsunagu.local.demo import PHONE, TENANT, find_demo_customer, submit_demo
 from tsunagu.local.stack import LocalStack, StackPorts
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,6 +39,9 @@ CHROMIUM_ARGS = [
 ]
 # Generous waits: two shared cores run the stack, Chromium and the tests at once.
 _WAIT_MS = 30_000
+# Generated customers beside the demo one (as `make run` adds 220): enough for figures, topics
+# and customers at risk on the supervisor's floor, few enough to keep the session short.
+DEMO_STORIES = 100
 expect.set_options(timeout=_WAIT_MS)
 # Where the tests leave screenshots of the main views (gitignored).
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
@@ -55,7 +63,59 @@ async def console_stack(session_dir: Path) -> AsyncIterator[LocalStack]:
             stack.timeline_address, token=stack.grpc_callers.tools, within_seconds=60
         )
         assert found is not None, f"the demo customer ({PHONE}) was never stored"
+        await demo_contacts.populate(
+            ingest_addresses=stack.ingest_addresses,
+            tokens=tokens,
+            timeline_address=stack.timeline_address,
+            timeline_token=stack.grpc_callers.tools,
+            graphql_url=stack.graphql_url,
+            bearer=lambda agent: (
+                "Bearer "
+                + stack.issuer.mint(
+                    tenant=TENANT, roles=["agent"], subject=agent.id, name=agent.name
+                )
+            ),
+            count=DEMO_STORIES,
+        )
+        await _insights_ready(stack)
         yield stack
+
+
+# What the supervisor's floor shows first: asked until every part answers with something.
+_INSIGHTS = """query Ready($since: DateTime!, $until: DateTime!) {
+  serviceMetrics(since: $since, until: $until, period: WEEK) { rows { contacts } }
+  vocTopics(since: $since, until: $until) { topics { messages } }
+  customersAtRisk(first: 1) { customerId }
+}"""
+
+
+async def _insights_ready(stack: LocalStack, *, seconds: float = 180) -> None:
+    """Wait until insights has figures, topics and customers at risk from the demo data.
+
+    The topics are built in the background once enough messages arrived, and on two shared
+    cores a first metric query may outlast the gateway's deadline while that runs.
+    """
+    until = datetime.now(UTC)
+    since = until - timedelta(days=91)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    last: object = None
+    async with http_session(stack, roles=["supervisor"]) as session:
+        while loop.time() < deadline:
+            try:
+                last = await execute(
+                    session, _INSIGHTS, since=since.isoformat(), until=until.isoformat()
+                )
+            except TransportQueryError as error:
+                last = error
+            else:
+                if isinstance(last, dict) and all(
+                    last[k] if k == "customersAtRisk" else next(iter(last[k].values()))
+                    for k in ("serviceMetrics", "vocTopics", "customersAtRisk")
+                ):
+                    return
+            await asyncio.sleep(1)
+    pytest.fail(f"insights never answered with figures, topics and customers at risk: {last}")
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 // The agent desk: screen-pop search, the customer at a glance, one live timeline, actions.
 import { html, useEffect, useRef, useState } from "./vendor/htm-preact.module.js";
+import { CaseAssist } from "./assist.js";
 import { request } from "./graphql.js";
 import { dateTime, duration } from "./i18n.js";
 import { can } from "./roles.js";
@@ -574,14 +575,19 @@ export function CustomerView({ token, roles, customerId, live, t, language, onMe
       <${Timeline} token=${token} customer=${customer} incoming=${incoming} reloads=${reloads} t=${t} language=${language} />
     </div>
     ${can(roles, "act") &&
-    html`<div class="side"><${Actions} token=${token} customerId=${customer.id} t=${t} onDone=${refresh} /></div>`}
+    html`<div class="side">
+      <${Actions} token=${token} customerId=${customer.id} t=${t} onDone=${refresh} />
+      <${CaseAssist} token=${token} caseId=${customer.openCase && customer.openCase.id} t=${t} />
+    </div>`}
   </div>`;
 }
 
 /** Search, then the customer found; the privacy view reuses it without live updates. */
 export function Desk(props) {
-  const { focus, intro } = props;
+  const { focus, intro, below } = props;
   const [customerId, setCustomerId] = useState(focus ? focus.customerId : null);
+  // Bumped to read the customer again from scratch (after an erasure, say).
+  const [version, setVersion] = useState(0);
   useEffect(() => {
     if (focus) setCustomerId(focus.customerId);
   }, [focus]);
@@ -589,7 +595,8 @@ export function Desk(props) {
     ${intro}
     <${Search} ...${props} onFound=${setCustomerId} />
     ${customerId &&
-    html`<${CustomerView} ...${props} customerId=${customerId} onMerged=${setCustomerId} />`}
+    html`<${CustomerView} ...${props} key=${`${customerId}/${version}`} customerId=${customerId} onMerged=${setCustomerId} />`}
+    ${customerId && below && below(customerId, () => setVersion((n) => n + 1))}
   </div>`;
 }
 

@@ -1,9 +1,11 @@
 // The floor: cases by status (a chart whose bars list their cases), escalations, overdue
-// follow-ups and merge suggestions. Each section is one entry of SECTIONS: the insights
-// queries (metrics, VOC topics, at-risk customers) join as entries of their own.
+// follow-ups and merge suggestions; then the insights (insights.js): service metrics, VOC
+// topics and the customers at risk. Each section is one entry of SECTIONS.
 import { html, useEffect, useState } from "./vendor/htm-preact.module.js";
 import { request } from "./graphql.js";
+import { OpenCustomer } from "./open_customer.js";
 import { dateTime } from "./i18n.js";
+import { AtRiskSection, MetricsSection, TopicsSection } from "./insights.js";
 import { can } from "./roles.js";
 
 const CASE = "id customerId status escalationLevel queue ownerAgentId updatedAt";
@@ -26,10 +28,7 @@ function CaseList({ cases, t, language, openCustomer, label }) {
           <td>${c.queue || ""}</td>
           <td>${dateTime(c.updatedAt, language)}</td>
           <td>
-            ${openCustomer &&
-            html`<button type="button" onClick=${() => openCustomer("agent", c.customerId)}>
-              ${t("openCustomer")}
-            </button>`}
+            <${OpenCustomer} openCustomer=${openCustomer} customerId=${c.customerId} t=${t} />
           </td>
         </tr>`,
       )}
@@ -109,9 +108,12 @@ export const SECTIONS = [
   { View: caseListSection("escalated", "escalatedCases"), roles: ["supervisor", "analyst", "admin"] },
   { View: caseListSection("overdue", "overdueFollowUps"), roles: ["supervisor", "analyst", "admin"] },
   { View: SuggestionsSection, roles: ["supervisor"] },
+  { View: MetricsSection, roles: ["supervisor", "analyst"] },
+  { View: TopicsSection, roles: ["supervisor", "analyst"] },
+  { View: AtRiskSection, roles: ["supervisor"] },
 ];
 
-function Floor({ token, roles, t, language, openCustomer }) {
+function Floor({ token, roles, t, language, live, openCustomer }) {
   const [data, setData] = useState(null);
   const [error, setError] = useState(null);
   useEffect(() => {
@@ -122,7 +124,7 @@ function Floor({ token, roles, t, language, openCustomer }) {
   const open = can(roles, "personal") ? openCustomer : null;
   return html`<div class="floor">
     ${SECTIONS.filter((s) => s.roles.some((r) => roles.includes(r))).map(
-      (s) => html`<${s.View} data=${data} token=${token} t=${t} language=${language} openCustomer=${open} />`,
+      (s) => html`<${s.View} data=${data} token=${token} t=${t} language=${language} live=${live} openCustomer=${open} />`,
     )}
   </div>`;
 }
