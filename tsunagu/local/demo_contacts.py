@@ -198,7 +198,8 @@ def _reply(
     reply.CopyFrom(inbound)
     reply.event_id = _event_id(key, "reply")
     reply.direction = pb.DIRECTION_OUTBOUND
-    reply.ClearField("identifiers")
+    # The reply keeps the customer's identifiers: that is how it lands on their case and
+    # stops the response clock (an outbound event without identifiers has no customer).
     reply.actor.CopyFrom(pb.Actor(type=pb.ACTOR_TYPE_AGENT, display_name="Support"))
     reply.content.text = rng.choice(phrases.REPLIES_JA if who.japanese else phrases.REPLIES_EN)
     detail = reply.WhichOneof("detail")
