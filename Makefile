@@ -20,13 +20,15 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(MAKE) --no-print-directory chromium
 	@touch $@
 
-# The browser tests drive Debian's Chromium (Playwright's own download is not used).
-chromium:  ## install Debian's chromium for tests/browser when it is missing (needs root or sudo)
-	@test -x $(CHROMIUM) || { \
-	  echo "installing Debian's chromium for the browser tests"; \
+# The browser tests drive Debian's Chromium (Playwright's own download is not used), with a
+# Japanese font so the console's Japanese text renders in screenshots (not boxes).
+BROWSER_PACKAGES := chromium fonts-ipafont-gothic
+chromium:  ## install Debian's chromium (and a Japanese font) for tests/browser when missing (needs root or sudo)
+	@{ test -x $(CHROMIUM) && dpkg -s fonts-ipafont-gothic >/dev/null 2>&1; } || { \
+	  echo "installing Debian's $(BROWSER_PACKAGES) for the browser tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null ) \
-	  || { echo "could not install chromium with apt-get: install it (apt-get install chromium) and run make deps again" >&2; exit 1; }; }
+	  ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null ) \
+	  || { echo "could not install $(BROWSER_PACKAGES) with apt-get: install them and run make deps again" >&2; exit 1; }; }
 
 deps: $(STAMP)  ## create the virtualenv and install pinned dependencies
 
