@@ -97,7 +97,10 @@ async def export_timing(stack: LocalStack, tenant: str, count: int) -> dict[str,
     authorization = f"Bearer {stack.issuer.mint(tenant=tenant, roles=['privacy_officer'])}"
     async with (
         chat_and_timeline(stack) as (_, timeline),
-        http_session(stack.graphql_url, authorization=authorization) as session,
+        # Generous: the export is what is measured; a busy machine must not cut it off.
+        http_session(
+            stack.graphql_url, authorization=authorization, timeout_seconds=600
+        ) as session,
     ):
         for _ in range(_RUNS):
             started = time.perf_counter()

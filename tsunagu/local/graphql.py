@@ -12,10 +12,14 @@ from gql.transport.websockets import WebsocketsTransport
 
 
 @asynccontextmanager
-async def http_session(graphql_url: str, *, authorization: str) -> AsyncIterator[Any]:
+async def http_session(
+    graphql_url: str, *, authorization: str, timeout_seconds: float = 10
+) -> AsyncIterator[Any]:
     """A third-party GraphQL client (gql) over HTTP, sending ``authorization`` ("Bearer …")."""
     transport = AIOHTTPTransport(url=graphql_url, headers={"Authorization": authorization})
-    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+    async with Client(
+        transport=transport, fetch_schema_from_transport=False, execute_timeout=timeout_seconds
+    ) as session:
         yield session
 
 
