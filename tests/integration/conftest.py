@@ -67,6 +67,7 @@ async def counted(
         await client.close()
 
 
+@pytest.fixture
 def insights_config(
     nats_server: NatsServer, mongodb_uri: str, database_name: str, tenant: str, callers: CallerSet
 ) -> InsightsSettings:

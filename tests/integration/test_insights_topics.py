@@ -1,4 +1,5 @@
-"""Customers' messages on the feed become topics; supervisors rename, merge and rebuild them."""
+"""Customers' messages through the timeline become topics; supervisors rename, merge and rebuild
+them; insights keeps none of their words, so an erased person's words leave its topics."""
 
 from __future__ import annotations
 
@@ -9,27 +10,22 @@ from typing import Any
 
 import grpc
 import pytest
-from nats.aio.client import Client
 
 from services.insights.settings import InsightsSettings
 from tests import builders
 from tests.grpc_credentials import CallerSet, channel_for
 from tests.integration.insights_fixtures import running
+from tests.integration.test_consumer_faults import Bus
 from tests.unit.voc_data import labelled
-from tsunagu.v1 import insights_pb2, insights_pb2_grpc, notices_pb2, timeline_pb2
+from tsunagu.v1 import insights_pb2, insights_pb2_grpc
 
 TOPICS = ("delivery_delay", "cancel_subscription")
 
 
-async def _announce(nc: Client, tenant: str, text: str, *, case: str, at: datetime) -> str:
-    """A customer's chat message as the timeline announces it; returns its event id."""
-    interaction = builders.chat(tenant, visitor=case, text=text, at=at)
-    entry = timeline_pb2.TimelineEntry(interaction=interaction, customer_id=case, case_id=case)
-    entry.recorded_at.FromDatetime(at)
-    notice = notices_pb2.TimelineUpdated(
-        tenant=tenant, customer_id=case, event_id=interaction.event_id, case_id=case, entry=entry
-    )
-    await nc.publish(f"timeline.updated.{tenant}.{case}", notice.SerializeToString())
+async def _chat(bus: Bus, text: str, *, at: datetime) -> str:
+    """A new visitor's chat message, through the timeline (it announces it); its event id."""
+    interaction = builders.chat(bus.tenant, visitor=f"v-{uuid.uuid4().hex[:10]}", text=text, at=at)
+    await bus.publish(interaction.SerializeToString())
     return interaction.event_id
 
 
@@ -51,19 +47,19 @@ async def _eventually(call: Any, check: Any, seconds: float = 60) -> Any:
 
 
 async def test_messages_become_topics_that_supervisors_rename_merge_and_rebuild(
-    insights_config: InsightsSettings, operator: Client, tenant: str, callers: CallerSet
+    bus: Bus, insights_config: InsightsSettings, tenant: str, callers: CallerSet
 ) -> None:
     messages = [m for m in labelled() if m.topic in TOPICS][:40]
     at = datetime.now(UTC) - timedelta(days=1)
     ids: dict[str, str] = {}
-    async with running(insights_config) as service:
+    config = insights_config.model_copy(update={"timeline_address": bus.service.server.address})
+    async with running(config) as service:
         channel = channel_for(service.server.address, callers.service)
         insights = insights_pb2_grpc.InsightsServiceStub(channel)
         async with channel:
-            for n, m in enumerate(messages):
-                case = f"case-{n}"
-                ids[await _announce(operator, tenant, m.message.text, case=case, at=at)] = m.topic
-            await operator.flush()
+            for m in messages:
+                ids[await _chat(bus, m.message.text, at=at)] = m.topic
+            await bus.recorded(list(ids))
             # The first model is built once enough messages were heard.
             listed = await _eventually(
                 lambda: insights.ListVocTopics(_voc(tenant)), lambda r: len(r.topics) >= 2
