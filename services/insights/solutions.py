@@ -34,7 +34,8 @@ class Solutions:
     def __init__(self, store: InsightsStore, words: Words) -> None:
         self._store = store
         self._words = words
-        self._cases: dict[str, CaseIndex] = {}
+        # Tenant → (the words' generation it was built from, the index).
+        self._cases: dict[str, tuple[int, CaseIndex]] = {}
         self._articles: dict[str, KnowledgeBase] = {}
 
     async def resolved(
@@ -62,14 +63,16 @@ class Solutions:
         return {case: words[e] for case, e in resolutions.items() if e in words}
 
     async def _case_index(self, tenant: str) -> CaseIndex:
-        index = self._cases.get(tenant)
-        if index is None:
-            notes = await self._notes(tenant)
-            texts = await self._case_texts(tenant, list(notes))
-            index = CaseIndex(
-                [ResolvedCase(c, texts.get(c, ""), note) for c, note in sorted(notes.items())]
-            )
-            self._cases[tenant] = index
+        generation = self._words.generation(tenant)
+        held = self._cases.get(tenant)
+        if held is not None and held[0] == generation:
+            return held[1]
+        notes = await self._notes(tenant)
+        texts = await self._case_texts(tenant, list(notes))
+        index = CaseIndex(
+            [ResolvedCase(c, texts.get(c, ""), note) for c, note in sorted(notes.items())]
+        )
+        self._cases[tenant] = (generation, index)
         return index
 
     async def similar(self, tenant: str, case_id: str, k: int) -> list[Similar]:

@@ -40,6 +40,7 @@ class Words:
     def __init__(self, read_many: ReadMany) -> None:
         self._read_many = read_many
         self._cache: dict[str, dict[str, str]] = {}
+        self._generations: dict[str, int] = {}
 
     def remember(self, tenant: str, event_id: str, text: str) -> None:
         """Words just heard on a notice: no need to read them back soon."""
@@ -48,6 +49,11 @@ class Words:
     def forget(self, tenant: str) -> None:
         """Drop the tenant's cache (a rebuild reads everything afresh: erasures show)."""
         self._cache.pop(tenant, None)
+        self._generations[tenant] = self.generation(tenant) + 1
+
+    def generation(self, tenant: str) -> int:
+        """Counts `forget`s: what was built from older words (an index) is out of date."""
+        return self._generations.get(tenant, 0)
 
     async def texts(self, tenant: str, event_ids: Iterable[str]) -> dict[str, str]:
         """Event id → its words, for those that have any (erased and unknown ones left out).
