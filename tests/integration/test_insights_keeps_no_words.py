@@ -89,10 +89,13 @@ async def test_insights_stores_no_words_and_an_erased_persons_words_leave_its_to
             channel = channel_for(service.server.address, callers.service)
             insights = insights_pb2_grpc.InsightsServiceStub(channel)
             async with channel:
+                # Rebuilt once every message was heard (the person's is the last).
                 await _eventually(
-                    lambda: insights.ListVocTopics(_voc(tenant)), lambda r: len(r.topics) >= 2
+                    lambda: insights.RebuildTopics(
+                        insights_pb2.RebuildTopicsRequest(tenant=tenant)
+                    ),
+                    lambda r: r.messages == len(chats) + 1,
                 )
-                await insights.RebuildTopics(insights_pb2.RebuildTopicsRequest(tenant=tenant))
                 placed = await insights.GetMessageTopics(
                     insights_pb2.GetMessageTopicsRequest(
                         tenant=tenant, event_ids=[person.event_id, chats[0].event_id]
