@@ -113,6 +113,7 @@ class InsightsService:
             mongo, self.store = open_store(s)
             self._stack.push_async_callback(mongo.close)
             await self.store.ensure_indexes()
+            await self.store.drop_stored_words()
             self.nc = await connect(
                 s.nats_url,
                 name="tsunagu-insights",

@@ -82,6 +82,12 @@ class InsightsStore:
         await self._resolutions.create_index([("tenant", ASCENDING)])
         await self._articles.create_index([("tenant", ASCENDING)])
 
+    async def drop_stored_words(self) -> None:
+        """Remove the words an earlier version kept at rest (messages' `text`, resolutions'
+        `note`): insights now reads them from the timeline (idempotent, run at start)."""
+        await self._messages.update_many({"text": {"$exists": True}}, {"$unset": {"text": ""}})
+        await self._resolutions.update_many({"note": {"$exists": True}}, {"$unset": {"note": ""}})
+
     async def record(self, event: CaseEvent) -> bool:
         """Keep `event` once; False when its event id was recorded before (a redelivery)."""
         try:

@@ -129,3 +129,31 @@ async def test_insights_stores_no_words_and_an_erased_persons_words_leave_its_to
                 assert chats[0].event_id in after.topics
                 again = await insights.ListVocTopics(_voc(tenant))
                 assert person.event_id not in {x.event_id for t in again.topics for x in t.examples}
+
+
+async def test_words_an_earlier_version_stored_are_removed_at_start(
+    insights_config: InsightsSettings, tenant: str
+) -> None:
+    sentence = f"my cat {uuid.uuid4().hex[:8]} ate the invoice"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(insights_config.mongodb_uri)
+    try:
+        db = client[insights_config.mongodb_database]
+        legacy = {"tenant": tenant, "event_id": "e-1", "case_id": "k-1", "at": 1.0, "topic": ""}
+        await db["messages"].insert_one({"_id": f"{tenant}/e-1", **legacy, "text": sentence})
+        await db["resolutions"].insert_one(
+            {
+                "_id": f"{tenant}/k-1",
+                "tenant": tenant,
+                "case_id": "k-1",
+                "note": sentence,
+                "at": 1.0,
+            }
+        )
+        async with running(insights_config):
+            kept = await _everything_in(
+                insights_config.mongodb_uri, insights_config.mongodb_database
+            )
+        assert "e-1" in kept
+        assert sentence not in kept
+    finally:
+        await client.close()
