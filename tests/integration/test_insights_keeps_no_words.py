@@ -3,9 +3,8 @@ figures; the words are read back from the (sealed) timeline, so erasure reaches 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from pymongo import AsyncMongoClient
 from services.insights.settings import InsightsSettings
 from tests import builders
 from tests.grpc_credentials import CallerSet, channel_for
-from tests.integration.insights_fixtures import running
+from tests.integration.insights_fixtures import eventually, running, voc_request
 from tests.integration.sealed_services import sealed_services
 from tests.integration.test_ingest_to_timeline import submit, wait_for_events
 from tests.unit.voc_data import labelled
@@ -24,16 +23,6 @@ from tsunagu.v1 import erasure_pb2, ingest_pb2, insights_pb2, insights_pb2_grpc
 
 Starter = Callable[..., AbstractAsyncContextManager[Any]]
 TOPICS = ("delivery_delay", "cancel_subscription")
-
-
-async def _eventually(call: Callable[[], Awaitable[Any]], check: Callable[[Any], bool]) -> Any:
-    deadline = asyncio.get_running_loop().time() + 60
-    while True:
-        result = await call()
-        if check(result):
-            return result
-        assert asyncio.get_running_loop().time() < deadline, f"never: {result}"
-        await asyncio.sleep(0.2)
 
 
 async def _everything_in(uri: str, database: str) -> str:
@@ -47,13 +36,6 @@ async def _everything_in(uri: str, database: str) -> str:
         return "\n".join(parts)
     finally:
         await client.close()
-
-
-def _voc(tenant: str) -> insights_pb2.ListVocTopicsRequest:
-    request = insights_pb2.ListVocTopicsRequest(tenant=tenant)
-    request.since.FromDatetime(datetime.now(UTC) - timedelta(days=30))
-    request.until.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
-    return request
 
 
 async def test_insights_stores_no_words_and_an_erased_persons_words_leave_its_topics(  # noqa: PLR0917
@@ -90,7 +72,7 @@ async def test_insights_stores_no_words_and_an_erased_persons_words_leave_its_to
             insights = insights_pb2_grpc.InsightsServiceStub(channel)
             async with channel:
                 # Rebuilt once every message was heard (the person's is the last).
-                await _eventually(
+                await eventually(
                     lambda: insights.RebuildTopics(
                         insights_pb2.RebuildTopicsRequest(tenant=tenant)
                     ),
@@ -102,7 +84,7 @@ async def test_insights_stores_no_words_and_an_erased_persons_words_leave_its_to
                     )
                 )
                 assert person.event_id in placed.topics
-                listed = await insights.ListVocTopics(_voc(tenant))
+                listed = await insights.ListVocTopics(voc_request(tenant))
                 assert any(x.text for t in listed.topics for x in t.examples)
 
                 # At rest: ids and figures, not one customer sentence.
@@ -127,7 +109,7 @@ async def test_insights_stores_no_words_and_an_erased_persons_words_leave_its_to
                 # The erased words are out of every topic; the twin's stay.
                 assert person.event_id not in after.topics
                 assert chats[0].event_id in after.topics
-                again = await insights.ListVocTopics(_voc(tenant))
+                again = await insights.ListVocTopics(voc_request(tenant))
                 assert person.event_id not in {x.event_id for t in again.topics for x in t.examples}
 
 

@@ -3,7 +3,6 @@ them; insights keeps none of their words, so an erased person's words leave its 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from services.insights.settings import InsightsSettings
 from tests import builders
 from tests.grpc_credentials import CallerSet, channel_for
-from tests.integration.insights_fixtures import running
+from tests.integration.insights_fixtures import eventually, running, voc_request
 from tests.integration.test_consumer_faults import Bus
 from tests.unit.voc_data import labelled
 from tsunagu.v1 import insights_pb2, insights_pb2_grpc
@@ -27,23 +26,6 @@ async def _chat(bus: Bus, text: str, *, at: datetime) -> str:
     interaction = builders.chat(bus.tenant, visitor=f"v-{uuid.uuid4().hex[:10]}", text=text, at=at)
     await bus.publish(interaction.SerializeToString())
     return interaction.event_id
-
-
-def _voc(tenant: str) -> insights_pb2.ListVocTopicsRequest:
-    request = insights_pb2.ListVocTopicsRequest(tenant=tenant)
-    request.since.FromDatetime(datetime.now(UTC) - timedelta(days=30))
-    request.until.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
-    return request
-
-
-async def _eventually(call: Any, check: Any, seconds: float = 60) -> Any:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        result = await call()
-        if check(result):
-            return result
-        assert asyncio.get_running_loop().time() < deadline, f"never: {result}"
-        await asyncio.sleep(0.2)
 
 
 async def test_messages_become_topics_that_supervisors_rename_merge_and_rebuild(
@@ -61,8 +43,8 @@ async def test_messages_become_topics_that_supervisors_rename_merge_and_rebuild(
                 ids[await _chat(bus, m.message.text, at=at)] = m.topic
             await bus.recorded(list(ids))
             # The first model is built once enough messages were heard.
-            listed = await _eventually(
-                lambda: insights.ListVocTopics(_voc(tenant)), lambda r: len(r.topics) >= 2
+            listed = await eventually(
+                lambda: insights.ListVocTopics(voc_request(tenant)), lambda r: len(r.topics) >= 2
             )
             # Topics may split a subject finer than a person would, never mix two subjects.
             found = await insights.GetMessageTopics(
@@ -93,7 +75,7 @@ async def test_messages_become_topics_that_supervisors_rename_merge_and_rebuild(
             assert merged.topic.size == biggest.topic.size + listed.topics[1].topic.size
             rebuilt = await insights.RebuildTopics(insights_pb2.RebuildTopicsRequest(tenant=tenant))
             assert rebuilt.topics >= 1
-            again = await insights.ListVocTopics(_voc(tenant))
+            again = await insights.ListVocTopics(voc_request(tenant))
             assert "配送遅延" in {t.topic.label for t in again.topics}
 
             # Cases are grouped by their first message's topic.
