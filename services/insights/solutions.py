@@ -34,8 +34,11 @@ class Solutions:
     def __init__(self, store: InsightsStore, words: Words) -> None:
         self._store = store
         self._words = words
-        # Tenant → (the words' generation it was built from, the index).
-        self._cases: dict[str, tuple[int, CaseIndex]] = {}
+        # Tenant → (what it was built from: the words' generation and the resolutions seen, the
+        # index). Taken before building: a resolution recorded while an index was being built
+        # (it awaits the store and the timeline) makes that index out of date at once.
+        self._cases: dict[str, tuple[tuple[int, int], CaseIndex]] = {}
+        self._resolved: dict[str, int] = {}
         self._articles: dict[str, KnowledgeBase] = {}
 
     async def resolved(
@@ -45,7 +48,7 @@ class Solutions:
         next question re-indexes the tenant."""
         self._words.remember(tenant, event_id, note)
         await self._store.save_resolution(tenant, case_id, event_id, at)
-        self._cases.pop(tenant, None)
+        self._resolved[tenant] = self._resolved.get(tenant, 0) + 1
 
     async def _case_texts(self, tenant: str, case_ids: list[str]) -> dict[str, str]:
         """The customers' messages of each case, oldest first, joined (case id → text)."""
@@ -63,7 +66,7 @@ class Solutions:
         return {case: words[e] for case, e in resolutions.items() if e in words}
 
     async def _case_index(self, tenant: str) -> CaseIndex:
-        generation = self._words.generation(tenant)
+        generation = (self._words.generation(tenant), self._resolved.get(tenant, 0))
         held = self._cases.get(tenant)
         if held is not None and held[0] == generation:
             return held[1]
