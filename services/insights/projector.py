@@ -74,10 +74,12 @@ class Projector:
         if self._solutions is not None and event.action == "resolution":
             note = interaction.agent_action.resolution.summary.strip()
             if note:
-                await self._solutions.resolved(tenant, event.case_id, note, event.occurred_at)
+                await self._solutions.resolved(
+                    tenant, event.case_id, event.event_id, note, event.occurred_at
+                )
         if self._voices is not None and (text := customer_text(interaction)):
             await self._voices.heard(
-                StoredMessage(tenant, event.event_id, event.case_id, text, event.occurred_at)
+                StoredMessage(tenant, event.event_id, event.case_id, event.occurred_at), text
             )
         before = await self._store.case(tenant, event.case_id)
         after = await self.refold(tenant, event.case_id)

@@ -161,7 +161,7 @@ class MetricsReader:
             for r in rows(cases, x, period=Period.ALL, by=GroupBy.TOPIC, calendar=calendar)
         }
         wanted = [e for t in model.topics for e in t.example_ids]
-        texts = await self._store.texts(tenant, wanted)
+        texts = await self._voices.texts(tenant, wanted)
         found = []
         for topic in model.topics:
             at = times.get(topic.id, [])

@@ -58,7 +58,9 @@ async def rebuild(settings: InsightsSettings) -> Rebuilt:
         await store.ensure_indexes()
         await store.clear()
         await timeline.open()
-        projector = bootstrap(settings, store=store, read_back=timeline.entry).projector
+        projector = bootstrap(
+            settings, store=store, read_back=timeline.entry, read_many=timeline.entries
+        ).projector
         reader = await js.pull_subscribe(
             settings.subject_filter,
             stream=TIMELINE_OUTCOMES_STREAM,

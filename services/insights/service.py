@@ -23,6 +23,7 @@ from services.insights.solutions import Solutions
 from services.insights.store import InsightsStore, open_store
 from services.insights.timeline_reads import TimelineReads
 from services.insights.voice import Voices
+from services.insights.words import ReadMany, Words
 from tsunagu.bus.connection import connect, nats_login
 from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM, require_streams
 from tsunagu.grpc_auth import admit_kind
@@ -47,13 +48,15 @@ def bootstrap(
     *,
     store: InsightsStore,
     read_back: ReadBack,
+    read_many: ReadMany,
     changed: Changed | None = None,
     clock: Callable[[], float] = now,
 ) -> Insights:
     """Build the read model, its reader and the gRPC server (nothing starts here)."""
     index = CaseIndex(store)
-    voices = Voices(store)
-    solutions = Solutions(store)
+    words = Words(read_many)
+    voices = Voices(store, words)
+    solutions = Solutions(store, words)
     projector = Projector(
         store,
         read_back=read_back,
@@ -110,6 +113,7 @@ class InsightsService:
             mongo, self.store = open_store(s)
             self._stack.push_async_callback(mongo.close)
             await self.store.ensure_indexes()
+            await self.store.drop_stored_words()
             self.nc = await connect(
                 s.nats_url,
                 name="tsunagu-insights",
@@ -128,7 +132,11 @@ class InsightsService:
             )
             await self._stack.enter_async_context(timeline)
             self.insights = bootstrap(
-                s, store=self.store, read_back=timeline.entry, changed=AtRiskAnnouncer(self.nc)
+                s,
+                store=self.store,
+                read_back=timeline.entry,
+                read_many=timeline.entries,
+                changed=AtRiskAnnouncer(self.nc),
             )
             self.server = self.insights.server
             await self.server.start()

@@ -1,8 +1,10 @@
 """What solved it last time: resolved cases like an open one, and the knowledge articles.
 
-Resolution notes are the agents' resolution summaries (`resolveCase(summary)`), kept per
-case; a case's text is its customers' messages. The indexes (`services/insights/similar`)
-are rebuilt from the store when something changed since the last question.
+Resolution notes are the agents' resolution summaries (`resolveCase(summary)`); a case's text
+is its customers' messages. The store keeps only which event resolved each case and which
+messages each case holds: the words are read back from the timeline (`services/insights/
+words.py`), so an erased person's case loses its words. The indexes (`services/insights/
+similar`) are rebuilt in memory when something changed since the last question.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 from services.insights.similar import Article, CaseIndex, KnowledgeBase, ResolvedCase
 from services.insights.store import InsightsStore
+from services.insights.words import Words
 
 
 class NotResolved(LookupError):
@@ -28,30 +31,56 @@ class Similar:
 class Solutions:
     """Per tenant: resolution notes, the similar-case index and the knowledge base."""
 
-    def __init__(self, store: InsightsStore) -> None:
+    def __init__(self, store: InsightsStore, words: Words) -> None:
         self._store = store
-        self._cases: dict[str, CaseIndex] = {}
+        self._words = words
+        # Tenant → (what it was built from: the words' generation and the resolutions seen, the
+        # index). Taken before building: a resolution recorded while an index was being built
+        # (it awaits the store and the timeline) makes that index out of date at once.
+        self._cases: dict[str, tuple[tuple[int, int], CaseIndex]] = {}
+        self._resolved: dict[str, int] = {}
         self._articles: dict[str, KnowledgeBase] = {}
 
-    async def resolved(self, tenant: str, case_id: str, note: str, at: float) -> None:
-        """A case was resolved with this note; the next question re-indexes the tenant."""
-        await self._store.save_resolution(tenant, case_id, note, at)
-        self._cases.pop(tenant, None)
+    async def resolved(
+        self, tenant: str, case_id: str, event_id: str, note: str, at: float
+    ) -> None:
+        """A case was resolved by `event_id` with this note (remembered in memory only); the
+        next question re-indexes the tenant."""
+        self._words.remember(tenant, event_id, note)
+        await self._store.save_resolution(tenant, case_id, event_id, at)
+        self._resolved[tenant] = self._resolved.get(tenant, 0) + 1
+
+    async def _case_texts(self, tenant: str, case_ids: list[str]) -> dict[str, str]:
+        """The customers' messages of each case, oldest first, joined (case id → text)."""
+        messages = await self._store.case_messages(tenant, case_ids)
+        words = await self._words.texts(tenant, [e for ids in messages.values() for e in ids])
+        joined = {
+            case: "\n".join(words[e] for e in ids if e in words) for case, ids in messages.items()
+        }
+        return {case: text for case, text in joined.items() if text}
+
+    async def _notes(self, tenant: str) -> dict[str, str]:
+        """Case id → its resolution note, for resolved cases whose note can still be read."""
+        resolutions = await self._store.resolutions(tenant)
+        words = await self._words.texts(tenant, resolutions.values())
+        return {case: words[e] for case, e in resolutions.items() if e in words}
 
     async def _case_index(self, tenant: str) -> CaseIndex:
-        index = self._cases.get(tenant)
-        if index is None:
-            notes = await self._store.resolutions(tenant)
-            texts = await self._store.case_texts(tenant, notes)
-            index = CaseIndex(
-                [ResolvedCase(c, texts.get(c, ""), note) for c, note in sorted(notes.items())]
-            )
-            self._cases[tenant] = index
+        generation = (self._words.generation(tenant), self._resolved.get(tenant, 0))
+        held = self._cases.get(tenant)
+        if held is not None and held[0] == generation:
+            return held[1]
+        notes = await self._notes(tenant)
+        texts = await self._case_texts(tenant, list(notes))
+        index = CaseIndex(
+            [ResolvedCase(c, texts.get(c, ""), note) for c, note in sorted(notes.items())]
+        )
+        self._cases[tenant] = (generation, index)
         return index
 
     async def similar(self, tenant: str, case_id: str, k: int) -> list[Similar]:
         """The resolved cases most like `case_id`'s messages, best first, with their notes."""
-        text = (await self._store.case_texts(tenant, [case_id])).get(case_id, "")
+        text = (await self._case_texts(tenant, [case_id])).get(case_id, "")
         if not text:
             return []
         index = await self._case_index(tenant)
@@ -66,7 +95,9 @@ class Solutions:
         Raises:
             NotResolved: The case has no resolution note.
         """
-        note = (await self._store.resolutions(tenant)).get(case_id)
+        event_id = (await self._store.resolutions(tenant)).get(case_id)
+        found = {} if event_id is None else await self._words.texts(tenant, [event_id])
+        note = None if event_id is None else found.get(event_id)
         if note is None:
             raise NotResolved(case_id)
         digest = hashlib.sha256(f"{tenant}/{case_id}".encode()).hexdigest()[:12]

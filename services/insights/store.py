@@ -40,14 +40,18 @@ def _case_document(facts: CaseFacts) -> Document:
 
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
-    """An inbound customer message as kept for topics (its words, where it belongs)."""
+    """An inbound customer message as kept for topics: where it belongs, not its words (those
+    are read back from the timeline, `services/insights/words.py`)."""
 
     tenant: str
     event_id: str
     case_id: str
-    text: str
     at: float
     topic: str = ""
+
+    @classmethod
+    def from_document(cls, doc: Document) -> StoredMessage:
+        return cls(doc["tenant"], doc["event_id"], doc["case_id"], doc["at"], doc.get("topic", ""))
 
 
 class InsightsStore:
@@ -77,6 +81,12 @@ class InsightsStore:
         await self._messages.create_index([("case_id", ASCENDING)])
         await self._resolutions.create_index([("tenant", ASCENDING)])
         await self._articles.create_index([("tenant", ASCENDING)])
+
+    async def drop_stored_words(self) -> None:
+        """Remove the words an earlier version kept at rest (messages' `text`, resolutions'
+        `note`): insights now reads them from the timeline (idempotent, run at start)."""
+        await self._messages.update_many({"text": {"$exists": True}}, {"$unset": {"text": ""}})
+        await self._resolutions.update_many({"note": {"$exists": True}}, {"$unset": {"note": ""}})
 
     async def record(self, event: CaseEvent) -> bool:
         """Keep `event` once; False when its event id was recorded before (a redelivery)."""
@@ -158,14 +168,8 @@ class InsightsStore:
     async def messages(self, tenant: str) -> list[StoredMessage]:
         """Every kept message of the tenant, oldest first."""
         cursor = self._messages.find({"tenant": tenant}, {"_id": 0})
-        found = [StoredMessage(**doc) async for doc in cursor]
+        found = [StoredMessage.from_document(doc) async for doc in cursor]
         return sorted(found, key=lambda m: (m.at, m.event_id))
-
-    async def texts(self, tenant: str, event_ids: Iterable[str]) -> dict[str, str]:
-        """The kept words of these messages (event id → text)."""
-        keys = [_key(tenant, e) for e in event_ids]
-        cursor = self._messages.find({"_id": {"$in": keys}}, {"event_id": 1, "text": 1})
-        return {doc["event_id"]: doc["text"] async for doc in cursor}
 
     async def set_message_topics(self, tenant: str, topics: dict[str, list[str]]) -> None:
         """Topic id → the messages now on it ("" for none)."""
@@ -182,29 +186,34 @@ class InsightsStore:
             {"_id": tenant}, {"$set": {"model": model}}, upsert=True
         )
 
-    async def case_texts(self, tenant: str, case_ids: Iterable[str]) -> dict[str, str]:
-        """The customers' messages of each case, oldest first, joined (case id → text)."""
+    async def case_messages(self, tenant: str, case_ids: Iterable[str]) -> dict[str, list[str]]:
+        """The customers' messages of each case, oldest first (case id → event ids)."""
         wanted = list(case_ids)
-        cursor = self._messages.find({"case_id": {"$in": wanted}, "tenant": tenant})
+        cursor = self._messages.find(
+            {"case_id": {"$in": wanted}, "tenant": tenant}, {"event_id": 1, "case_id": 1, "at": 1}
+        )
         parts: dict[str, list[tuple[float, str]]] = {}
         async for doc in cursor:
-            parts.setdefault(doc["case_id"], []).append((doc["at"], doc["text"]))
-        return {case: "\n".join(t for _at, t in sorted(p)) for case, p in parts.items()}
+            parts.setdefault(doc["case_id"], []).append((doc["at"], doc["event_id"]))
+        return {case: [e for _at, e in sorted(p)] for case, p in parts.items()}
 
-    async def save_resolution(self, tenant: str, case_id: str, note: str, at: float) -> None:
-        """The case's latest resolution note (what solved it)."""
+    async def save_resolution(self, tenant: str, case_id: str, event_id: str, at: float) -> None:
+        """The case's latest resolution: the event whose note says what solved it (the note
+        itself is read back from the timeline)."""
         await self._resolutions.update_one(
             {"_id": _key(tenant, case_id)},
-            {"$set": {"tenant": tenant, "case_id": case_id, "note": note, "at": at}},
+            {"$set": {"tenant": tenant, "case_id": case_id, "event_id": event_id, "at": at}},
             upsert=True,
         )
 
     async def resolutions(self, tenant: str) -> dict[str, str]:
-        """Case id → its resolution note, for the tenant's resolved cases."""
-        cursor = self._resolutions.find({"tenant": tenant})
-        return {doc["case_id"]: doc["note"] async for doc in cursor}
+        """Case id → the event id of its resolution, for the tenant's resolved cases."""
+        cursor = self._resolutions.find({"tenant": tenant}, {"case_id": 1, "event_id": 1})
+        return {doc["case_id"]: doc["event_id"] async for doc in cursor if doc.get("event_id")}
 
     async def save_article(self, tenant: str, article: Article) -> None:
+        """Keep a knowledge article: content a supervisor curated and published, stored as is
+        (the one text insights keeps; docs/insights.md, "What is kept")."""
         await self._articles.update_one(
             {"_id": _key(tenant, article.id)},
             {

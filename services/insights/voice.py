@@ -1,8 +1,9 @@
 """Each tenant's voice of the customer: its messages, its topic model, assignment, rebuilds.
 
 The topic method is `services/insights/topics` (docs/insights.md, "Topics"); this module keeps
-what it needs per tenant: the inbound customer messages (in the insights database), the
-current model (persisted as its versioned bytes), and in memory which topic each message and
+what it needs per tenant: the inbound customer messages (ids, cases, times and topics in the
+insights database; their words are read back from the timeline, `services/insights/words.py`),
+the current model (persisted as its versioned bytes), and in memory which topic each message and
 case is on. A new message is assigned at once (`TopicModel.assign`); a tenant's first model is
 built as soon as it has enough messages, and rebuilt when its messages have doubled since, or
 when a supervisor asks.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from services.insights.store import InsightsStore, StoredMessage
 from services.insights.topics import Message, Topic, TopicModel, build_topics
+from services.insights.words import Words
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,9 @@ class _Tenant:
 class Voices:
     """Topics of every tenant; the only writer of messages' topics and of topic models."""
 
-    def __init__(self, store: InsightsStore) -> None:
+    def __init__(self, store: InsightsStore, words: Words) -> None:
         self._store = store
+        self.words = words
         self._tenants: dict[str, _Tenant] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -59,15 +62,15 @@ class Voices:
                 self._tenants[tenant] = state
         return self._tenants[tenant]
 
-    async def heard(self, message: StoredMessage) -> str:
-        """Keep a new inbound message and place it in a topic ("" when none fits yet)."""
+    async def heard(self, message: StoredMessage, text: str) -> str:
+        """Keep a new inbound message (not its `text`) and place it in a topic ("" when none
+        fits yet)."""
         state = await self._tenant(message.tenant)
         if message.event_id in state.messages:
             return state.messages[message.event_id][1]
-        topic = state.model.assign(message.text) or "" if state.model.topics else ""
-        stored = StoredMessage(
-            message.tenant, message.event_id, message.case_id, message.text, message.at, topic
-        )
+        self.words.remember(message.tenant, message.event_id, text)
+        topic = state.model.assign(text) or "" if state.model.topics else ""
+        stored = StoredMessage(message.tenant, message.event_id, message.case_id, message.at, topic)
         await self._store.save_message(stored)
         state.messages[message.event_id] = (message.case_id, topic, message.at)
         count = len(state.messages)
@@ -90,7 +93,10 @@ class Voices:
         """Group all the tenant's messages again, keeping ids, names and merges."""
         state = await self._tenant(tenant)
         stored = await self._store.messages(tenant)
-        messages = [Message(m.event_id, m.text) for m in stored]
+        # Read afresh: words erased since the last build drop out of the topics.
+        self.words.forget(tenant)
+        texts = await self.words.texts(tenant, [m.event_id for m in stored])
+        messages = [Message(m.event_id, texts[m.event_id]) for m in stored if m.event_id in texts]
         # CPU-bound (clustering): off the event loop, so the feed and the API keep going.
         model = await asyncio.to_thread(build_topics, messages, previous=state.model.topics)
         await self._adopt(tenant, state, model)
@@ -132,6 +138,10 @@ class Voices:
         found = model.topic(into)
         assert found is not None
         return found
+
+    async def texts(self, tenant: str, event_ids: Iterable[str]) -> dict[str, str]:
+        """The words of these messages, read back from the timeline (erased ones left out)."""
+        return await self.words.texts(tenant, event_ids)
 
     async def model(self, tenant: str) -> TopicModel:
         return (await self._tenant(tenant)).model

@@ -4,6 +4,7 @@ readable on disk (JetStream's and the store's directories), before erasure as af
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -29,6 +30,19 @@ mutation E($id: ID!, $reason: String!) {
 """
 
 
+async def _insights_heard(stack: LocalStack, event_id: str, *, seconds: float = 60.0) -> None:
+    """Wait until the insights database's files hold `event_id` (a topic message row)."""
+    prefix = f"{stack.database}_insights"
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not any(
+        p.name.startswith(prefix)
+        for p in hits(stack.data_dir / "store", [event_id]).get(event_id, [])
+    ):
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail("insights never recorded the message")
+        await asyncio.sleep(0.2)
+
+
 async def test_a_privacy_officer_erases_a_customer_and_the_disks_hold_nothing_of_them(
     stack: LocalStack,
 ) -> None:
@@ -47,6 +61,9 @@ async def test_a_privacy_officer_erases_a_customer_and_the_disks_hold_nothing_of
     secrets = [phone, e164, email, sentence]
     await wait_until_on_disk(store_dir, call.event_id)
     await wait_until_on_disk(nats_dir, call.event_id)
+    # Insights too has heard the chat (its database holds the event id): the search below
+    # covers what insights keeps of a customer's message, not only the timeline's files.
+    await _insights_heard(stack, chat.event_id)
     assert hits(nats_dir, secrets) == {}
     assert hits(store_dir, secrets) == {}
 

@@ -91,3 +91,24 @@ async def wait_for_rows(
         if loop.time() > deadline:
             raise AssertionError(f"figures never got there; last: {rows}")
         await asyncio.sleep(0.2)
+
+
+def voc_request(tenant: str) -> insights_pb2.ListVocTopicsRequest:
+    """The tenant's topics over the last 30 days (and the next hour)."""
+    request = insights_pb2.ListVocTopicsRequest(tenant=tenant)
+    request.since.FromDatetime(datetime.now(UTC) - timedelta(days=30))
+    request.until.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
+    return request
+
+
+async def eventually(
+    call: Callable[[], Awaitable[Any]], check: Callable[[Any], bool], seconds: float = 60
+) -> Any:
+    """Call until `check` holds for the answer; fail at the deadline with the last one."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        result = await call()
+        if check(result):
+            return result
+        assert asyncio.get_running_loop().time() < deadline, f"never: {result}"
+        await asyncio.sleep(0.2)

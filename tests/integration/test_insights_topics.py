@@ -1,72 +1,50 @@
-"""Customers' messages on the feed become topics; supervisors rename, merge and rebuild them."""
+"""Customers' messages through the timeline become topics; supervisors rename, merge and rebuild
+them; insights keeps none of their words, so an erased person's words leave its topics."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 import pytest
-from nats.aio.client import Client
 
 from services.insights.settings import InsightsSettings
 from tests import builders
 from tests.grpc_credentials import CallerSet, channel_for
-from tests.integration.insights_fixtures import running
+from tests.integration.insights_fixtures import eventually, running, voc_request
+from tests.integration.test_consumer_faults import Bus
 from tests.unit.voc_data import labelled
-from tsunagu.v1 import insights_pb2, insights_pb2_grpc, notices_pb2, timeline_pb2
+from tsunagu.v1 import insights_pb2, insights_pb2_grpc
 
 TOPICS = ("delivery_delay", "cancel_subscription")
 
 
-async def _announce(nc: Client, tenant: str, text: str, *, case: str, at: datetime) -> str:
-    """A customer's chat message as the timeline announces it; returns its event id."""
-    interaction = builders.chat(tenant, visitor=case, text=text, at=at)
-    entry = timeline_pb2.TimelineEntry(interaction=interaction, customer_id=case, case_id=case)
-    entry.recorded_at.FromDatetime(at)
-    notice = notices_pb2.TimelineUpdated(
-        tenant=tenant, customer_id=case, event_id=interaction.event_id, case_id=case, entry=entry
-    )
-    await nc.publish(f"timeline.updated.{tenant}.{case}", notice.SerializeToString())
+async def _chat(bus: Bus, text: str, *, at: datetime) -> str:
+    """A new visitor's chat message, through the timeline (it announces it); its event id."""
+    interaction = builders.chat(bus.tenant, visitor=f"v-{uuid.uuid4().hex[:10]}", text=text, at=at)
+    await bus.publish(interaction.SerializeToString())
     return interaction.event_id
 
 
-def _voc(tenant: str) -> insights_pb2.ListVocTopicsRequest:
-    request = insights_pb2.ListVocTopicsRequest(tenant=tenant)
-    request.since.FromDatetime(datetime.now(UTC) - timedelta(days=30))
-    request.until.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
-    return request
-
-
-async def _eventually(call: Any, check: Any, seconds: float = 60) -> Any:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        result = await call()
-        if check(result):
-            return result
-        assert asyncio.get_running_loop().time() < deadline, f"never: {result}"
-        await asyncio.sleep(0.2)
-
-
 async def test_messages_become_topics_that_supervisors_rename_merge_and_rebuild(
-    insights_config: InsightsSettings, operator: Client, tenant: str, callers: CallerSet
+    bus: Bus, insights_config: InsightsSettings, tenant: str, callers: CallerSet
 ) -> None:
     messages = [m for m in labelled() if m.topic in TOPICS][:40]
     at = datetime.now(UTC) - timedelta(days=1)
     ids: dict[str, str] = {}
-    async with running(insights_config) as service:
+    config = insights_config.model_copy(update={"timeline_address": bus.service.server.address})
+    async with running(config) as service:
         channel = channel_for(service.server.address, callers.service)
         insights = insights_pb2_grpc.InsightsServiceStub(channel)
         async with channel:
-            for n, m in enumerate(messages):
-                case = f"case-{n}"
-                ids[await _announce(operator, tenant, m.message.text, case=case, at=at)] = m.topic
-            await operator.flush()
+            for m in messages:
+                ids[await _chat(bus, m.message.text, at=at)] = m.topic
+            await bus.recorded(list(ids))
             # The first model is built once enough messages were heard.
-            listed = await _eventually(
-                lambda: insights.ListVocTopics(_voc(tenant)), lambda r: len(r.topics) >= 2
+            listed = await eventually(
+                lambda: insights.ListVocTopics(voc_request(tenant)), lambda r: len(r.topics) >= 2
             )
             # Topics may split a subject finer than a person would, never mix two subjects.
             found = await insights.GetMessageTopics(
@@ -97,7 +75,7 @@ async def test_messages_become_topics_that_supervisors_rename_merge_and_rebuild(
             assert merged.topic.size == biggest.topic.size + listed.topics[1].topic.size
             rebuilt = await insights.RebuildTopics(insights_pb2.RebuildTopicsRequest(tenant=tenant))
             assert rebuilt.topics >= 1
-            again = await insights.ListVocTopics(_voc(tenant))
+            again = await insights.ListVocTopics(voc_request(tenant))
             assert "配送遅延" in {t.topic.label for t in again.topics}
 
             # Cases are grouped by their first message's topic.
