@@ -161,7 +161,8 @@ class MetricsReader:
             for r in rows(cases, x, period=Period.ALL, by=GroupBy.TOPIC, calendar=calendar)
         }
         wanted = [e for t in model.topics for e in t.example_ids]
-        texts = await self._voices.texts(tenant, wanted)
+        # Examples are shown to supervisors: read afresh, so an erased person's words never are.
+        texts = await self._voices.texts(tenant, wanted, fresh=True)
         found = []
         for topic in model.topics:
             at = times.get(topic.id, [])

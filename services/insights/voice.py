@@ -139,9 +139,12 @@ class Voices:
         assert found is not None
         return found
 
-    async def texts(self, tenant: str, event_ids: Iterable[str]) -> dict[str, str]:
-        """The words of these messages, read back from the timeline (erased ones left out)."""
-        return await self.words.texts(tenant, event_ids)
+    async def texts(
+        self, tenant: str, event_ids: Iterable[str], *, fresh: bool = False
+    ) -> dict[str, str]:
+        """The words of these messages, read back from the timeline (erased ones left out);
+        ``fresh`` bypasses the cache (see `Words.texts`)."""
+        return await self.words.texts(tenant, event_ids, fresh=fresh)
 
     async def model(self, tenant: str) -> TopicModel:
         return (await self._tenant(tenant)).model

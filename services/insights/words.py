@@ -55,15 +55,20 @@ class Words:
         """Counts `forget`s: what was built from older words (an index) is out of date."""
         return self._generations.get(tenant, 0)
 
-    async def texts(self, tenant: str, event_ids: Iterable[str]) -> dict[str, str]:
+    async def texts(
+        self, tenant: str, event_ids: Iterable[str], *, fresh: bool = False
+    ) -> dict[str, str]:
         """Event id → its words, for those that have any (erased and unknown ones left out).
+
+        ``fresh`` reads them all back from the timeline, cache or not: for words shown to a
+        person, so an erasure shows at once rather than at the next rebuild.
 
         Raises:
             grpc.aio.AioRpcError: The timeline could not answer.
         """
         wanted = list(dict.fromkeys(event_ids))
         cache = self._cache.setdefault(tenant, {})
-        missing = [e for e in wanted if e not in cache]
+        missing = wanted if fresh else [e for e in wanted if e not in cache]
         if missing:
             read = {
                 e.interaction.event_id: words_of(e.interaction)

@@ -61,6 +61,24 @@ async def test_heard_words_need_no_read_and_tenants_do_not_share_them() -> None:
     assert timeline.calls == [1]
 
 
+async def test_fresh_words_show_an_erasure_the_cache_would_still_hide() -> None:
+    chat = builders.chat("acme", text="my hamster ate the coupon")
+    timeline = _Timeline([chat])
+    words = Words(timeline.read_many)
+    assert await words.texts("acme", [chat.event_id]) == {chat.event_id: chat.content.text}
+    # The person is erased: the timeline now answers with the mask.
+    timeline.entries[chat.event_id] = timeline_pb2.TimelineEntry(interaction=_erased(chat.event_id))
+    timeline.entries[chat.event_id].interaction.tenant = "acme"
+
+    cached = await words.texts("acme", [chat.event_id])
+    fresh = await words.texts("acme", [chat.event_id], fresh=True)
+
+    assert cached == {chat.event_id: chat.content.text}  # the cache until the next rebuild
+    assert fresh == {}  # what is shown to people
+    assert await words.texts("acme", [chat.event_id]) == {}  # and the cache learned it
+    assert timeline.calls == [1, 1]
+
+
 def test_words_of_reads_messages_and_resolution_notes_only() -> None:
     resolution = builders.agent_action(
         "acme", "c-1", case_id="k-1", resolution=pb.ResolutionAction(summary=" re-sent ")
