@@ -8,6 +8,16 @@ from datetime import UTC, datetime, timedelta
 from tsunagu.v1 import interaction_pb2 as pb
 
 
+def unique_mobile() -> str:
+    """A Japanese mobile number (E.164) unlikely to be used by any other test.
+
+    `090-0xxx-xxxx` is not a valid number (phonenumbers reads it as unassigned, so it is kept
+    but never links customers): the first digit after `90` is never 0.
+    """
+    n = uuid.uuid4().int
+    return f"+8190{1 + n % 9}{n // 9 % 10**7:07d}"
+
+
 def _base(
     tenant: str, channel: pb.Channel.ValueType, kind: pb.Kind.ValueType, at: datetime | None
 ) -> pb.Interaction:

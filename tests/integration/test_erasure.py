@@ -56,7 +56,7 @@ async def system(
 def _person() -> dict[str, str]:
     tag = uuid.uuid4().hex[:8]
     return {
-        "phone": f"+8190{int(tag, 16) % 10**8:08d}",
+        "phone": builders.unique_mobile(),
         "email": f"yuki.{tag}@example.jp",
         "sentence": f"The lighthouse {tag} blinks in Morse for my cat",
     }

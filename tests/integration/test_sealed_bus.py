@@ -30,9 +30,8 @@ Result = ingest_pb2.SubmitResult
 def _secrets() -> dict[str, str]:
     """A customer's unique phone, e-mail and sentence, found nowhere else on the machine."""
     tag = uuid.uuid4().hex[:8]
-    digits = str(int(tag, 16) % 10**8).zfill(8)
     return {
-        "phone": f"+8190{digits}",
+        "phone": builders.unique_mobile(),
         "email": f"hanako.{tag}@example.jp",
         "sentence": f"My neighbour's parrot {tag} ate the warranty card",
     }
