@@ -11,7 +11,7 @@ from services.ingest.pipeline import IngestPolicy
 from services.ingest.readiness import PublishReadiness
 from services.ingest.service import IngestService
 from services.ingest.settings import IngestSettings
-from tsunagu.bus.connection import NatsConnection, nats_login
+from tsunagu.bus.connection import NatsConnection
 from tsunagu.bus.subjects import INTERACTIONS_STREAM
 from tsunagu.grpc_auth import admit_kind
 from tsunagu.rpc import GrpcServer, batch_request_bytes
@@ -39,12 +39,7 @@ def bootstrap(
     Returns:
         The service; `async with` starts it.
     """
-    bus = bus or NatsConnection(
-        settings.nats_url,
-        name=f"tsunagu-ingest-{settings.channel}",
-        login=nats_login(settings.nats_user, settings.nats_password),
-        tls=settings.nats_tls,
-    )
+    bus = bus or NatsConnection.for_settings(settings, name=f"tsunagu-ingest-{settings.channel}")
     counts = IngestCounts(settings.channel)
     api = IngestApi(
         CountingPublisher(

@@ -19,7 +19,7 @@ from services.insights.service import bootstrap
 from services.insights.settings import InsightsSettings
 from services.insights.store import open_store
 from services.insights.timeline_reads import TimelineReads
-from tsunagu.bus.connection import connect, nats_login
+from tsunagu.bus.connection import connect_as
 from tsunagu.bus.notices import decode_notice
 from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM, require_streams
 from tsunagu.runtime import configure_logging, parse_settings
@@ -41,12 +41,7 @@ class Rebuilt:
 async def rebuild(settings: InsightsSettings) -> Rebuilt:
     """Clear the insights collections and apply every notice of the log again."""
     mongo, store = open_store(settings)
-    nc = await connect(
-        settings.nats_url,
-        name="tsunagu-insights-rebuild",
-        login=nats_login(settings.nats_user, settings.nats_password),
-        tls=settings.nats_tls,
-    )
+    nc = await connect_as(settings, name="tsunagu-insights-rebuild")
     timeline = TimelineReads(
         settings.timeline_address,
         token=settings.timeline_token.get_secret_value(),

@@ -24,7 +24,7 @@ from services.insights.store import InsightsStore, open_store
 from services.insights.timeline_reads import TimelineReads
 from services.insights.voice import Voices
 from services.insights.words import ReadMany, Words
-from tsunagu.bus.connection import connect, nats_login
+from tsunagu.bus.connection import connect_as
 from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM, require_streams
 from tsunagu.grpc_auth import admit_kind
 from tsunagu.rpc import MAX_QUERY_REQUEST_BYTES, GrpcServer
@@ -114,12 +114,7 @@ class InsightsService:
             self._stack.push_async_callback(mongo.close)
             await self.store.ensure_indexes()
             await self.store.drop_stored_words()
-            self.nc = await connect(
-                s.nats_url,
-                name="tsunagu-insights",
-                login=nats_login(s.nats_user, s.nats_password),
-                tls=s.nats_tls,
-            )
+            self.nc = await connect_as(s, name="tsunagu-insights")
             self._stack.push_async_callback(self.nc.drain)
             js = self.nc.jetstream()
             await require_streams(

@@ -14,7 +14,7 @@ from services.timeline.consumer import InteractionConsumer
 from services.timeline.recorder import TimelineRecorder
 from services.timeline.settings import TimelineSettings
 from services.timeline.stores import TimelineStore, open_store
-from tsunagu.bus.connection import connect, nats_login
+from tsunagu.bus.connection import connect_as
 from tsunagu.bus.streams import require_streams
 from tsunagu.bus.subjects import DEAD_LETTER_STREAM, IDENTITY_STREAM, INTERACTIONS_STREAM
 from tsunagu.rpc import GrpcServer
@@ -55,12 +55,7 @@ class TimelineService:
             mongo, self.store = open_store(s)
             self._stack.push_async_callback(mongo.close)
             await self.store.ensure_indexes()
-            self.nc = await connect(
-                s.nats_url,
-                name="tsunagu-timeline",
-                login=nats_login(s.nats_user, s.nats_password),
-                tls=s.nats_tls,
-            )
+            self.nc = await connect_as(s, name="tsunagu-timeline")
             self._stack.push_async_callback(self.nc.drain)
             js = self.nc.jetstream()
             # Provisioning (python -m tsunagu.bus.provision) owns the streams' configuration.

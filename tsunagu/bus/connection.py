@@ -9,7 +9,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from nats.aio.client import Client
@@ -145,6 +145,22 @@ def nats_login(user: str, password: SecretStr) -> NatsLogin | None:
     return NatsLogin(user, password.get_secret_value()) if user else None
 
 
+class NatsClientSettings(Protocol):
+    """What a process's settings say about reaching NATS (every service's settings class)."""
+
+    @property
+    def nats_url(self) -> str: ...
+
+    @property
+    def nats_user(self) -> str: ...
+
+    @property
+    def nats_password(self) -> SecretStr: ...
+
+    @property
+    def nats_tls(self) -> NatsTls | None: ...
+
+
 class NatsConnection(Lifecycle):
     """A NATS client built before it connects, so a composition root can wire it synchronously.
 
@@ -171,6 +187,16 @@ class NatsConnection(Lifecycle):
         self.jetstream: JetStreamContext = self.client.jetstream()
         self._budget = connect_budget_seconds
         self._listeners: list[Callable[[], object]] = []
+
+    @classmethod
+    def for_settings(cls, settings: NatsClientSettings, *, name: str) -> NatsConnection:
+        """The connection `settings` describe: URL, the service's own NATS user, and TLS."""
+        return cls(
+            settings.nats_url,
+            name=name,
+            login=nats_login(settings.nats_user, settings.nats_password),
+            tls=settings.nats_tls,
+        )
 
     # Between reconnect attempts; set before `open()` (a test that needs a long gap raises it).
     reconnect_wait_seconds: float = _OPTIONS["reconnect_time_wait"]
@@ -230,5 +256,16 @@ async def connect(
         NatsUnreachable: No connection within the budget.
     """
     connection = NatsConnection(url, name=name, login=login, tls=tls)
+    await connection.open()
+    return connection.client
+
+
+async def connect_as(settings: NatsClientSettings, *, name: str) -> Client:
+    """Connect as `settings` describe (see `NatsConnection.for_settings`); the caller drains.
+
+    Raises:
+        NatsUnreachable: No connection within the budget.
+    """
+    connection = NatsConnection.for_settings(settings, name=name)
     await connection.open()
     return connection.client

@@ -8,7 +8,7 @@ from dataclasses import fields
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tsunagu.bus.connection import NatsTlsSettings, connect, nats_login
+from tsunagu.bus.connection import NatsTlsSettings, connect_as
 from tsunagu.bus.streams import DAY, StreamLimits, ensure_streams
 from tsunagu.runtime import configure_logging, parse_settings, run
 
@@ -54,12 +54,7 @@ class ProvisionSettings(BaseSettings, NatsTlsSettings):
 
 async def provision(settings: ProvisionSettings) -> str:
     """Bring the streams to the configured limits; returns the summary line it prints."""
-    nc = await connect(
-        settings.nats_url,
-        name="tsunagu-provision",
-        login=nats_login(settings.nats_user, settings.nats_password),
-        tls=settings.nats_tls,
-    )
+    nc = await connect_as(settings, name="tsunagu-provision")
     try:
         outcome = await ensure_streams(nc.jetstream(), settings.limits)
     finally:
