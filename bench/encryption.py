@@ -13,6 +13,9 @@ ratio of two noisy figures is noisier still.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import tempfile
 import time
 import uuid
@@ -24,7 +27,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from bench.identity import T0, _call, _email, _phone
-from bench.targets import Row
+from bench.targets import Row, table
 from services.timeline.bootstrap import build_core
 from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.recorder import Recorded
@@ -32,6 +35,7 @@ from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tsunagu.crypto import LocalKeyFile
 from tsunagu.crypto.bus_seal import BusSealer
+from tsunagu.local.processes import MongoWireStore
 from tsunagu.v1 import interaction_pb2 as pb
 
 TENANT = "bench-identity"  # the mix's tenant (bench.identity)
@@ -170,3 +174,18 @@ def encryption_rows(result: dict[str, Any]) -> list[Row]:
             )
         )
     return rows
+
+
+async def _standalone(count: int) -> dict[str, Any]:
+    """`encryption_cost` on an embedded store of its own (or MONGODB_URI)."""
+    if uri := os.environ.get("MONGODB_URI"):
+        return await encryption_cost(uri, count)
+    with tempfile.TemporaryDirectory(prefix="tsunagu-bench-crypto-") as tmp:
+        async with MongoWireStore(Path(tmp) / "store", sink=lambda _name, _line: None) as store:
+            return await encryption_cost(store.uri, count)
+
+
+if __name__ == "__main__":
+    # `python -m bench.encryption [events]`: this part of `make bench` alone, same rows.
+    events = int(sys.argv[1]) if len(sys.argv) > 1 else 400
+    print(table(encryption_rows({"encryption": asyncio.run(_standalone(events))})))

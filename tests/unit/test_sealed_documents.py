@@ -223,7 +223,26 @@ async def test_ledger_snapshots_and_case_words_are_sealed(fields: FieldSealer) -
     assert await cases.opened(stored_case) == case
 
 
-async def test_a_key_shredded_by_another_replica_stops_opening_once_its_cache_expires(
+async def test_a_key_shredded_by_another_replica_opens_nothing_at_once(
+    memory: MemoryKeys, tmp_path: Path
+) -> None:
+    # This replica sealed (and read) under the key, so its memory holds it unwrapped; the
+    # erasure ran elsewhere, so nothing here was told. The store decides, on every read.
+    keys = CustomerKeys(memory, LocalKeyFile(tmp_path / "keys.json"))  # type: ignore[arg-type]
+    codec = RawSealer(keys)
+    (stored,) = await codec.seal_docs([_log_doc("the words")])
+    (before,) = await codec.open_docs("acme", [stored])
+    del memory.docs["acme/cus_1"]  # shredded by another replica
+
+    (after,) = await codec.open_docs("acme", [stored])
+    (after_alongside,) = await codec.opened_read("acme", _read([stored]), owners=["cus_1"])
+
+    assert interaction_of(before).content.text == "the words"
+    assert interaction_of(after).content.text == ERASED_TEXT
+    assert interaction_of(after_alongside).content.text == ERASED_TEXT
+
+
+async def test_a_key_is_unwrapped_once_per_cache_period_however_often_it_is_read(
     memory: MemoryKeys, tmp_path: Path
 ) -> None:
     now = [0.0]
@@ -234,15 +253,39 @@ async def test_a_key_shredded_by_another_replica_stops_opening_once_its_cache_ex
         clock=lambda: now[0],
     )
     codec = RawSealer(keys)
-    (stored,) = await codec.seal_docs([_log_doc("the words")])
-    del memory.docs["acme/cus_1"]  # shredded elsewhere: this replica's cache still has it
+    stored = await codec.seal_docs([_log_doc("the words")])
+    keys.forget_all()  # as a replica that never wrote for this customer
 
-    (cached,) = await codec.open_docs("acme", [stored])
+    for _ in range(5):
+        await codec.open_docs("acme", stored)
+    within = keys.unwraps
     now[0] = 31
-    (expired,) = await codec.open_docs("acme", [stored])
+    for _ in range(5):
+        await codec.open_docs("acme", stored)
 
-    assert interaction_of(cached).content.text == "the words"
-    assert interaction_of(expired).content.text == ERASED_TEXT
+    assert within == 1
+    assert keys.unwraps == 2
+
+
+async def test_a_rewrapped_key_is_unwrapped_anew_rather_than_taken_from_the_cache(
+    memory: MemoryKeys, tmp_path: Path
+) -> None:
+    keys = CustomerKeys(memory, LocalKeyFile(tmp_path / "keys.json"))  # type: ignore[arg-type]
+    codec = RawSealer(keys)
+    stored = await codec.seal_docs([_log_doc("the words")])
+    await codec.open_docs("acme", stored)
+    doc = memory.docs["acme/cus_1"]
+    tampered = bytearray(doc["wrapped"])
+    tampered[-1] ^= 1
+    memory.docs["acme/cus_1"] = {**doc, "wrapped": bytes(tampered)}
+
+    # The cached unwrap belongs to other wrapped bytes: these are unwrapped, and fail closed.
+    with pytest.raises(DecryptionFailed):
+        await codec.open_docs("acme", stored)
+
+
+async def _read(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return docs
 
 
 class RacedKeys(MemoryKeys):
