@@ -223,16 +223,23 @@ async def test_ledger_snapshots_and_case_words_are_sealed(fields: FieldSealer) -
     assert await cases.opened(stored_case) == case
 
 
-async def test_a_key_shredded_by_another_replica_opens_nothing_at_once(
+async def test_a_key_shredded_by_another_replica_opens_nothing_once_the_lease_has_passed(
     memory: MemoryKeys, tmp_path: Path
 ) -> None:
-    # This replica sealed (and read) under the key, so its memory holds it unwrapped; the
-    # erasure ran elsewhere, so nothing here was told. The store decides, on every read.
-    keys = CustomerKeys(memory, LocalKeyFile(tmp_path / "keys.json"))  # type: ignore[arg-type]
+    # This replica read under the key, so its memory holds it; the erasure ran elsewhere, so
+    # nothing here was told. Its lease runs out before that erasure returns (`Eraser`).
+    now = [0.0]
+    keys = CustomerKeys(
+        memory,  # type: ignore[arg-type]
+        LocalKeyFile(tmp_path / "keys.json"),
+        lease_seconds=2,
+        clock=lambda: now[0],
+    )
     codec = RawSealer(keys)
     (stored,) = await codec.seal_docs([_log_doc("the words")])
-    (before,) = await codec.open_docs("acme", [stored])
+    (before,) = await codec.opened_read("acme", _read([stored]), owners=["cus_1"])
     del memory.docs["acme/cus_1"]  # shredded by another replica
+    now[0] = 2.0
 
     (after,) = await codec.open_docs("acme", [stored])
     (after_alongside,) = await codec.opened_read("acme", _read([stored]), owners=["cus_1"])
@@ -240,6 +247,40 @@ async def test_a_key_shredded_by_another_replica_opens_nothing_at_once(
     assert interaction_of(before).content.text == "the words"
     assert interaction_of(after).content.text == ERASED_TEXT
     assert interaction_of(after_alongside).content.text == ERASED_TEXT
+
+
+async def test_reads_within_a_lease_ask_the_store_once(tmp_path: Path) -> None:
+    now = [0.0]
+    asked = CountingKeys()
+    keys = CustomerKeys(
+        asked,  # type: ignore[arg-type]
+        LocalKeyFile(tmp_path / "keys.json"),
+        lease_seconds=2,
+        clock=lambda: now[0],
+    )
+    codec = RawSealer(keys)
+    stored = await codec.seal_docs([_log_doc("the words")])
+    asked.calls = 0  # the write's own lookup
+
+    for _ in range(3):
+        await codec.opened_read("acme", _read(stored), owners=["cus_1"])
+    now[0] = 2.5
+    (late,) = await codec.opened_read("acme", _read(stored), owners=["cus_1"])
+
+    assert asked.calls == 2
+    assert interaction_of(late).content.text == "the words"
+
+
+class CountingKeys(MemoryKeys):
+    """`MemoryKeys` counting the `data_keys` round trips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def data_keys(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKeyDoc]:
+        self.calls += 1
+        return await super().data_keys(tenant, owners)
 
 
 async def test_a_key_is_unwrapped_once_per_cache_period_however_often_it_is_read(
@@ -250,6 +291,7 @@ async def test_a_key_is_unwrapped_once_per_cache_period_however_often_it_is_read
         memory,  # type: ignore[arg-type]
         LocalKeyFile(tmp_path / "keys.json"),
         cache_seconds=30,
+        lease_seconds=0,  # every read asks the store: only the unwrap is cached
         clock=lambda: now[0],
     )
     codec = RawSealer(keys)
@@ -270,7 +312,14 @@ async def test_a_key_is_unwrapped_once_per_cache_period_however_often_it_is_read
 async def test_a_rewrapped_key_is_unwrapped_anew_rather_than_taken_from_the_cache(
     memory: MemoryKeys, tmp_path: Path
 ) -> None:
-    keys = CustomerKeys(memory, LocalKeyFile(tmp_path / "keys.json"))  # type: ignore[arg-type]
+    now = [0.0]
+    keys = CustomerKeys(
+        memory,  # type: ignore[arg-type]
+        LocalKeyFile(tmp_path / "keys.json"),
+        cache_seconds=30,
+        lease_seconds=2,
+        clock=lambda: now[0],
+    )
     codec = RawSealer(keys)
     stored = await codec.seal_docs([_log_doc("the words")])
     await codec.open_docs("acme", stored)
@@ -278,6 +327,7 @@ async def test_a_rewrapped_key_is_unwrapped_anew_rather_than_taken_from_the_cach
     tampered = bytearray(doc["wrapped"])
     tampered[-1] ^= 1
     memory.docs["acme/cus_1"] = {**doc, "wrapped": bytes(tampered)}
+    now[0] = 3.0  # the lease is over, the unwrap still cached
 
     # The cached unwrap belongs to other wrapped bytes: these are unwrapped, and fail closed.
     with pytest.raises(DecryptionFailed):

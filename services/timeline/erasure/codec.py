@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Collection, Sequence
 
 from services.timeline.erasure.fields import key_ids
 from services.timeline.erasure.identities import SealedIdentifiers
-from services.timeline.erasure.keys import CustomerKeys, KeyRing, owner_of
+from services.timeline.erasure.keys import CustomerKeys, KeyRing
 from services.timeline.store.documents import (
     DIRECTION_TOKENS,
     KINDS_BY_TOKEN,
@@ -112,7 +112,7 @@ class RawSealer:
             )
         if not named:
             return list(docs)
-        ring = await self._keys.live(tenant, {owner_of(k) for k in named}, ring)
+        ring = await self._keys.live(tenant, (), ring, named=named)
         out: list[Document] = []
         for doc, raw in zip(docs, raws, strict=True):
             entry = dict(doc)

@@ -22,8 +22,13 @@ def owner_of(key_id: str) -> str:
 
 # How long a replica keeps an unwrapped data key in memory: the KEK unwrap (a KMS call in a
 # deployment) is paid once per key in that time. It never decides whether a key is still
-# live: every read asks the store (docs/privacy.md).
+# live: that is the lease's (docs/privacy.md).
 CACHE_SECONDS = 30.0
+# How long a read trusts the store's word that a key is live, counted from before the
+# store was asked. An erasure returns only this long after its keys were shredded
+# (`Eraser`): by then no replica trusts an earlier answer. Reads of one customer within it
+# (a profile, then its page, then the next page) ask the store once.
+LEASE_SECONDS = 2.0
 
 
 @dataclass(slots=True)
@@ -37,6 +42,7 @@ class KeyRing:
     tenant: str
     keys: dict[str, DataKey] = field(default_factory=dict)  # by owner
     checked: set[str] = field(default_factory=set)
+    leased: set[str] = field(default_factory=set)  # checked by an earlier read's answer
 
     def get(self, key_id: str) -> DataKey | None:
         """The live key `key_id`, or None (shredded, replaced, or its owner not checked)."""
@@ -51,12 +57,14 @@ class KeyRing:
 class CustomerKeys:
     """Data keys by owner (a customer id), over the `data_keys` collection.
 
-    Reads always ask the store which keys are live (one round trip for a whole read, made
-    alongside the documents' own where the owners are known first), so a key shredded by
-    any replica's erasure opens nothing once the erasure has returned. Unwrapped keys are
-    cached for `CACHE_SECONDS`: by key id for reads (the unwrap), by owner for writes (a
-    batch of events seals under the same few keys many times; what a replica seals under a
-    key another one shredded meanwhile is unreadable too).
+    Reads ask the store which keys are live (one round trip for a whole read, made
+    alongside the documents' own where the owners are known first), and trust a live
+    answer for `lease_seconds` from before it was asked; an erasure waits out the lease
+    before it returns, so a key shredded by any replica's erasure opens nothing anywhere
+    once the erasure has returned. Unwrapped keys are cached for `CACHE_SECONDS`: by key
+    id for reads (the unwrap), by owner for writes (a batch of events seals under the same
+    few keys many times; what a replica seals under a key another one shredded meanwhile
+    is unreadable too).
     """
 
     def __init__(
@@ -65,13 +73,17 @@ class CustomerKeys:
         provider: KeyProvider,
         *,
         cache_seconds: float = CACHE_SECONDS,
+        lease_seconds: float = LEASE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._provider = provider
         self._cache_seconds = cache_seconds
+        self._lease_seconds = lease_seconds
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[DataKey, float]] = {}
+        # (tenant, owner) -> its live key and until when that answer is trusted.
+        self._leases: dict[tuple[str, str], tuple[DataKey, float]] = {}
         # (tenant, key id) -> the key and when it stops being reused.
         self._unwrapped: dict[tuple[str, str], tuple[DataKey, float]] = {}
         self.unwraps = 0  # KEK unwraps done (what the cache saves; the tests count them)
@@ -81,12 +93,14 @@ class CustomerKeys:
         gone = set(owners)
         for owner in gone:
             self._cache.pop((tenant, owner), None)
+            self._leases.pop((tenant, owner), None)
         for cached in [k for k in self._unwrapped if k[0] == tenant and owner_of(k[1]) in gone]:
             del self._unwrapped[cached]
 
     def forget_all(self) -> None:
         """Drop every cached key (a key-provider reload; the benchmark's cold reads)."""
         self._cache.clear()
+        self._leases.clear()
         self._unwrapped.clear()
 
     def _cached(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKey]:
@@ -144,22 +158,59 @@ class CustomerKeys:
         await self.for_writing(tenant, owners)
 
     async def live(
-        self, tenant: str, owners: Iterable[str], ring: KeyRing | None = None
+        self,
+        tenant: str,
+        owners: Iterable[str],
+        ring: KeyRing | None = None,
+        *,
+        named: Collection[str] = (),
     ) -> KeyRing:
         """`ring` (or a new one) with the live keys of the owners it has not checked yet.
 
-        One store round trip for all of them, none when `ring` has checked them all.
+        `named` are key ids the documents name: their owners are checked too, and asked
+        again where a lease holds another key of theirs. One store round trip for all the
+        owners not under a lease, none when there are none.
         """
         if ring is None:
             ring = KeyRing(tenant)
         elif ring.tenant != tenant:
             raise ValueError("a key ring holds one tenant's keys")
-        missing = set(owners) - ring.checked
-        if missing:
-            stored = await self._store.data_keys(tenant, missing)
-            ring.keys |= {owner: self._unwrapped_key(tenant, doc) for owner, doc in stored.items()}
-            ring.checked |= missing
+        wanted = set(owners) | {owner_of(k) for k in named}
+        # A lease of an older key than the documents name (one made after an erasure).
+        again = {owner_of(k) for k in named if owner_of(k) in ring.leased and not ring.get(k)}
+        ask = (wanted - ring.checked) | again
+        leased = self._leased(tenant, ask - again)
+        ring.keys |= leased
+        ring.checked |= leased.keys()
+        ring.leased |= leased.keys()
+        ask -= leased.keys()
+        if ask:
+            asked_at = self._clock()  # the lease counts from before the store answered
+            stored = await self._store.data_keys(tenant, ask)
+            found = {owner: self._unwrapped_key(tenant, doc) for owner, doc in stored.items()}
+            for owner in ask - found.keys():
+                ring.keys.pop(owner, None)
+            ring.keys |= found
+            ring.checked |= ask
+            ring.leased -= ask
+            self._lease(tenant, found, asked_at)
         return ring
+
+    def _leased(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKey]:
+        now = self._clock()
+        found = {}
+        for owner in owners:
+            entry = self._leases.get((tenant, owner))
+            if entry is not None and entry[1] > now:
+                found[owner] = entry[0]
+        return found
+
+    def _lease(self, tenant: str, keys: dict[str, DataKey], asked_at: float) -> None:
+        if len(self._leases) > _MAX_CACHED:
+            self._leases.clear()
+        until = asked_at + self._lease_seconds
+        for owner, key in keys.items():
+            self._leases[(tenant, owner)] = (key, until)
 
     async def alongside(
         self, tenant: str, read: Awaitable[_Read], owners: Collection[str]
@@ -183,7 +234,7 @@ class CustomerKeys:
         wanted = set(key_ids)
         if not wanted:
             return {}
-        found = await self.live(tenant, {owner_of(k) for k in wanted}, ring)
+        found = await self.live(tenant, (), ring, named=wanted)
         return found.by_key_id(wanted)
 
     def _unwrapped_key(self, tenant: str, doc: DataKeyDoc) -> DataKey:
