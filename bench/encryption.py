@@ -111,8 +111,12 @@ async def _read(store: TimelineStore, customer_id: str, *, cold: bool = False) -
     if cold and store.keys is not None:
         store.keys.forget_all()
     started = time.perf_counter()
-    await store.customers.get_customers(TENANT, [customer_id])
-    await store.interactions.list_interactions(TENANT, customer_id, limit=PAGE)
+    # As the timeline's ListInteractions: the profile, then the page (and the keys of the
+    # customers merged into this one alongside it).
+    profile = (await store.customers.get_customers(TENANT, [customer_id]))[customer_id]
+    await store.interactions.list_interactions(
+        TENANT, customer_id, limit=PAGE, key_owners=profile.get("merged_ids", [])
+    )
     return time.perf_counter() - started
 
 

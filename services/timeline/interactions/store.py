@@ -203,8 +203,12 @@ class InteractionStore:
         since: datetime | None = None,
         until: datetime | None = None,
         case_id: str = "",
+        key_owners: Collection[str] = (),
     ) -> list[InteractionDoc]:
         """Newest first, ordered by (occurred_at, event_id) so pages are stable under inserts.
+
+        Sealed entries open with their origin customer's key: the customer's own, and those
+        of `key_owners` (the customers merged into it), are read alongside the page.
 
         The order, the cursor and the window are all ranges of the timeline key: one bounded
         range within the customer, which real MongoDB serves from `tenant_customer_timeline_key`
@@ -233,8 +237,8 @@ class InteractionStore:
         cursor = (
             self._log.find(query, _PAGE_FIELDS).sort([("timeline_key", DESCENDING)]).limit(limit)
         )
-        # The customer's own key is read alongside the page (most entries are under it).
-        return [_stored(doc) for doc in await self._opened(tenant, cursor, [customer_id])]
+        owners = {customer_id, *key_owners}
+        return [_stored(doc) for doc in await self._opened(tenant, cursor, owners)]
 
     async def get_interactions(self, tenant: str, event_ids: Iterable[str]) -> list[InteractionDoc]:
         """Whole stored interactions by event id (a lookup by `_id`)."""
