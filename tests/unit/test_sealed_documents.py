@@ -360,3 +360,80 @@ async def test_a_key_another_replica_stored_first_is_the_one_used(tmp_path: Path
 
     assert mine.key_id == theirs.key_id
     assert mine.key == theirs.key
+
+
+def _entry_of(owner: str, n: int) -> dict[str, Any]:
+    """A log entry of `owner` (its origin customer), on customer `cus_1`'s timeline."""
+    doc = _log_doc(f"words {n} of {owner}")
+    raw = pb.Interaction.FromString(doc["raw"])
+    raw.event_id = f"e{n}"
+    return {
+        **doc,
+        "_id": f"acme/e{n}",
+        "event_id": f"e{n}",
+        "origin_customer_id": owner,
+        "identifiers": [{"kind": "phone", "value": f"+8190{n:08d}"}],
+        "raw": raw.SerializeToString(),
+    }
+
+
+async def test_a_page_under_many_owners_asks_for_their_keys_once_not_per_entry(
+    tmp_path: Path,
+) -> None:
+    # A survivor's page: its own entries and those of two customers merged into it.
+    asked = CountingKeys()
+    keys = CustomerKeys(asked, LocalKeyFile(tmp_path / "keys.json"))  # type: ignore[arg-type]
+    fields = FieldSealer(keys, LocalKeyFile(tmp_path / "keys.json"))
+    codec = RawSealer(keys, SealedIdentifiers(fields, collection="interactions"))
+    owners = ["cus_1", "cus_2", "cus_3"]
+    stored = await codec.seal_docs([_entry_of(owners[n % 3], n) for n in range(30)])
+    keys.forget_all()
+    asked.calls = 0
+
+    opened = await codec.open_docs("acme", stored)
+
+    assert asked.calls == 1
+    assert [interaction_of(d).content.text for d in opened] == [
+        f"words {n} of {owners[n % 3]}" for n in range(30)
+    ]
+    assert [d["identifiers"][0]["value"] for d in opened] == [f"+8190{n:08d}" for n in range(30)]
+
+
+async def test_keys_known_before_the_read_come_with_it_and_the_rest_in_one_more_ask(
+    tmp_path: Path,
+) -> None:
+    asked = CountingKeys()
+    keys = CustomerKeys(asked, LocalKeyFile(tmp_path / "keys.json"))  # type: ignore[arg-type]
+    codec = RawSealer(keys)
+    stored = await codec.seal_docs([_entry_of(["cus_1", "cus_2"][n % 2], n) for n in range(6)])
+
+    keys.forget_all()
+    asked.calls = 0
+    await codec.opened_read("acme", _read(stored), owners=["cus_1", "cus_2"])
+    foreseen = asked.calls
+    keys.forget_all()
+    asked.calls = 0
+    opened = await codec.opened_read("acme", _read(stored), owners=["cus_1"])
+
+    assert foreseen == 1  # alongside the read, nothing after it
+    assert asked.calls == 2  # cus_1 alongside, cus_2 (only the entries name it) after
+    assert {interaction_of(d).content.text for d in opened} == {
+        f"words {n} of {['cus_1', 'cus_2'][n % 2]}" for n in range(6)
+    }
+
+
+async def test_a_page_with_a_malformed_or_tampered_entry_fails_closed_whole(
+    keys: CustomerKeys, fields: FieldSealer
+) -> None:
+    codec = RawSealer(keys, SealedIdentifiers(fields, collection="interactions"))
+    stored = await codec.seal_docs([_entry_of("cus_1", n) for n in range(3)])
+    not_base64 = [{**stored[0], "identifiers": [{**stored[0]["identifiers"][0]}]}, *stored[1:]]
+    not_base64[0]["identifiers"][0]["sealed_value"] = "%%% not an envelope"
+    flipped = bytearray(stored[1]["raw"])
+    flipped[-1] ^= 1
+    tampered = [stored[0], {**stored[1], "raw": bytes(flipped)}, stored[2]]
+    moved = [stored[0], {**stored[1], "raw": stored[2]["raw"]}, stored[2]]
+
+    for page in (not_base64, tampered, moved):
+        with pytest.raises(DecryptionFailed):
+            await codec.opened_read("acme", _read(page), owners=["cus_1"])
