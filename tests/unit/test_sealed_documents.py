@@ -52,6 +52,22 @@ class MemoryKeys:
         keys.forget(tenant, [owner])
 
 
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _keys_on(store: MemoryKeys, tmp_path: Path, clock: Clock, **periods: float) -> CustomerKeys:
+    """This replica's keys over `store`, on `clock`, with these cache or lease periods."""
+    provider = LocalKeyFile(tmp_path / "keys.json")
+    return CustomerKeys(store, provider, clock=clock, **periods)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def memory() -> MemoryKeys:
     return MemoryKeys()
@@ -228,18 +244,13 @@ async def test_a_key_shredded_by_another_replica_opens_nothing_once_the_lease_ha
 ) -> None:
     # This replica read under the key, so its memory holds it; the erasure ran elsewhere, so
     # nothing here was told. Its lease runs out before that erasure returns (`Eraser`).
-    now = [0.0]
-    keys = CustomerKeys(
-        memory,  # type: ignore[arg-type]
-        LocalKeyFile(tmp_path / "keys.json"),
-        lease_seconds=2,
-        clock=lambda: now[0],
-    )
+    now = Clock()
+    keys = _keys_on(memory, tmp_path, now, lease_seconds=2)
     codec = RawSealer(keys)
     (stored,) = await codec.seal_docs([_log_doc("the words")])
     (before,) = await codec.opened_read("acme", _read([stored]), owners=["cus_1"])
     del memory.docs["acme/cus_1"]  # shredded by another replica
-    now[0] = 2.0
+    now.now = 2.0
 
     (after,) = await codec.open_docs("acme", [stored])
     (after_alongside,) = await codec.opened_read("acme", _read([stored]), owners=["cus_1"])
@@ -250,21 +261,16 @@ async def test_a_key_shredded_by_another_replica_opens_nothing_once_the_lease_ha
 
 
 async def test_reads_within_a_lease_ask_the_store_once(tmp_path: Path) -> None:
-    now = [0.0]
+    now = Clock()
     asked = CountingKeys()
-    keys = CustomerKeys(
-        asked,  # type: ignore[arg-type]
-        LocalKeyFile(tmp_path / "keys.json"),
-        lease_seconds=2,
-        clock=lambda: now[0],
-    )
+    keys = _keys_on(asked, tmp_path, now, lease_seconds=2)
     codec = RawSealer(keys)
     stored = await codec.seal_docs([_log_doc("the words")])
     asked.calls = 0  # the write's own lookup
 
     for _ in range(3):
         await codec.opened_read("acme", _read(stored), owners=["cus_1"])
-    now[0] = 2.5
+    now.now = 2.5
     (late,) = await codec.opened_read("acme", _read(stored), owners=["cus_1"])
 
     assert asked.calls == 2
@@ -286,22 +292,14 @@ class CountingKeys(MemoryKeys):
 async def test_a_key_is_unwrapped_once_per_cache_period_however_often_it_is_read(
     memory: MemoryKeys, tmp_path: Path
 ) -> None:
-    now = [0.0]
-    keys = CustomerKeys(
-        memory,  # type: ignore[arg-type]
-        LocalKeyFile(tmp_path / "keys.json"),
-        cache_seconds=30,
-        lease_seconds=0,  # every read asks the store: only the unwrap is cached
-        clock=lambda: now[0],
-    )
-    codec = RawSealer(keys)
-    stored = await codec.seal_docs([_log_doc("the words")])
+    # Every read asks the store: only the unwrap is cached.
+    now, keys, codec, stored = await _sealed_on(memory, tmp_path, lease_seconds=0)
     keys.forget_all()  # as a replica that never wrote for this customer
 
     for _ in range(5):
         await codec.open_docs("acme", stored)
     within = keys.unwraps
-    now[0] = 31
+    now.now = 31
     for _ in range(5):
         await codec.open_docs("acme", stored)
 
@@ -312,22 +310,13 @@ async def test_a_key_is_unwrapped_once_per_cache_period_however_often_it_is_read
 async def test_a_rewrapped_key_is_unwrapped_anew_rather_than_taken_from_the_cache(
     memory: MemoryKeys, tmp_path: Path
 ) -> None:
-    now = [0.0]
-    keys = CustomerKeys(
-        memory,  # type: ignore[arg-type]
-        LocalKeyFile(tmp_path / "keys.json"),
-        cache_seconds=30,
-        lease_seconds=2,
-        clock=lambda: now[0],
-    )
-    codec = RawSealer(keys)
-    stored = await codec.seal_docs([_log_doc("the words")])
+    now, _, codec, stored = await _sealed_on(memory, tmp_path, lease_seconds=2)
     await codec.open_docs("acme", stored)
     doc = memory.docs["acme/cus_1"]
     tampered = bytearray(doc["wrapped"])
     tampered[-1] ^= 1
     memory.docs["acme/cus_1"] = {**doc, "wrapped": bytes(tampered)}
-    now[0] = 3.0  # the lease is over, the unwrap still cached
+    now.now = 3.0  # the lease is over, the unwrap still cached
 
     # The cached unwrap belongs to other wrapped bytes: these are unwrapped, and fail closed.
     with pytest.raises(DecryptionFailed):
@@ -336,6 +325,16 @@ async def test_a_rewrapped_key_is_unwrapped_anew_rather_than_taken_from_the_cach
 
 async def _read(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return docs
+
+
+async def _sealed_on(
+    memory: MemoryKeys, tmp_path: Path, **periods: float
+) -> tuple[Clock, CustomerKeys, RawSealer, list[dict[str, Any]]]:
+    """One log entry sealed by a replica on a clock of the test's (30 s unwrap cache)."""
+    now = Clock()
+    keys = _keys_on(memory, tmp_path, now, cache_seconds=30, **periods)
+    codec = RawSealer(keys)
+    return now, keys, codec, await codec.seal_docs([_log_doc("the words")])
 
 
 class RacedKeys(MemoryKeys):

@@ -54,6 +54,36 @@ class KeyRing:
         return {key.key_id: key for key in self.keys.values() if key.key_id in key_ids}
 
 
+class _Expiring:
+    """Keys by (tenant, owner), each until a time; bounded (a burst of customers starts over)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._entries: dict[tuple[str, str], tuple[DataKey, float]] = {}
+
+    def fresh(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKey]:
+        now = self._clock()
+        found = {}
+        for owner in owners:
+            entry = self._entries.get((tenant, owner))
+            if entry is not None and entry[1] > now:
+                found[owner] = entry[0]
+        return found
+
+    def put(self, tenant: str, keys: dict[str, DataKey], until: float) -> None:
+        if len(self._entries) > _MAX_CACHED:
+            self._entries.clear()
+        for owner, key in keys.items():
+            self._entries[(tenant, owner)] = (key, until)
+
+    def drop(self, tenant: str, owners: Iterable[str]) -> None:
+        for owner in owners:
+            self._entries.pop((tenant, owner), None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class CustomerKeys:
     """Data keys by owner (a customer id), over the `data_keys` collection.
 
@@ -81,9 +111,8 @@ class CustomerKeys:
         self._cache_seconds = cache_seconds
         self._lease_seconds = lease_seconds
         self._clock = clock
-        self._cache: dict[tuple[str, str], tuple[DataKey, float]] = {}
-        # (tenant, owner) -> its live key and until when that answer is trusted.
-        self._leases: dict[tuple[str, str], tuple[DataKey, float]] = {}
+        self._cache = _Expiring(clock)  # for writing
+        self._leases = _Expiring(clock)  # live keys, until when that answer is trusted
         # (tenant, key id) -> the key and when it stops being reused.
         self._unwrapped: dict[tuple[str, str], tuple[DataKey, float]] = {}
         self.unwraps = 0  # KEK unwraps done (what the cache saves; the tests count them)
@@ -91,9 +120,8 @@ class CustomerKeys:
     def forget(self, tenant: str, owners: Iterable[str]) -> None:
         """Drop the owners' keys from this replica's memory (an erasure here)."""
         gone = set(owners)
-        for owner in gone:
-            self._cache.pop((tenant, owner), None)
-            self._leases.pop((tenant, owner), None)
+        self._cache.drop(tenant, gone)
+        self._leases.drop(tenant, gone)
         for cached in [k for k in self._unwrapped if k[0] == tenant and owner_of(k[1]) in gone]:
             del self._unwrapped[cached]
 
@@ -103,27 +131,14 @@ class CustomerKeys:
         self._leases.clear()
         self._unwrapped.clear()
 
-    def _cached(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKey]:
-        now = self._clock()
-        found = {}
-        for owner in owners:
-            entry = self._cache.get((tenant, owner))
-            if entry is not None and entry[1] > now:
-                found[owner] = entry[0]
-        return found
-
     def _remember(self, tenant: str, keys: dict[str, DataKey]) -> dict[str, DataKey]:
-        if len(self._cache) > _MAX_CACHED:
-            self._cache.clear()  # a burst of many customers: start over rather than grow
-        expires = self._clock() + self._cache_seconds
-        for owner, key in keys.items():
-            self._cache[(tenant, owner)] = (key, expires)
+        self._cache.put(tenant, keys, self._clock() + self._cache_seconds)
         return keys
 
     async def for_writing(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKey]:
         """The owners' live keys, made (and stored) for owners that have none."""
         wanted = set(owners)
-        cached = self._cached(tenant, wanted)
+        cached = self._cache.fresh(tenant, wanted)
         if len(cached) == len(wanted):
             return cached
         return cached | self._remember(tenant, await self._load(tenant, wanted - cached.keys()))
@@ -179,7 +194,7 @@ class CustomerKeys:
         # A lease of an older key than the documents name (one made after an erasure).
         again = {owner_of(k) for k in named if owner_of(k) in ring.leased and not ring.get(k)}
         ask = (wanted - ring.checked) | again
-        leased = self._leased(tenant, ask - again)
+        leased = self._leases.fresh(tenant, ask - again)
         ring.keys |= leased
         ring.checked |= leased.keys()
         ring.leased |= leased.keys()
@@ -193,24 +208,8 @@ class CustomerKeys:
             ring.keys |= found
             ring.checked |= ask
             ring.leased -= ask
-            self._lease(tenant, found, asked_at)
+            self._leases.put(tenant, found, asked_at + self._lease_seconds)
         return ring
-
-    def _leased(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKey]:
-        now = self._clock()
-        found = {}
-        for owner in owners:
-            entry = self._leases.get((tenant, owner))
-            if entry is not None and entry[1] > now:
-                found[owner] = entry[0]
-        return found
-
-    def _lease(self, tenant: str, keys: dict[str, DataKey], asked_at: float) -> None:
-        if len(self._leases) > _MAX_CACHED:
-            self._leases.clear()
-        until = asked_at + self._lease_seconds
-        for owner, key in keys.items():
-            self._leases[(tenant, owner)] = (key, until)
 
     async def alongside(
         self, tenant: str, read: Awaitable[_Read], owners: Collection[str]
