@@ -28,7 +28,7 @@ CACHE_SECONDS = 30.0
 # store was asked. An erasure returns only this long after its keys were shredded
 # (`Eraser`): by then no replica trusts an earlier answer. Reads of one customer within it
 # (a profile, then its page, then the next page) ask the store once.
-LEASE_SECONDS = 2.0
+LEASE_SECONDS = 1.0
 
 
 @dataclass(slots=True)
