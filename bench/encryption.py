@@ -8,9 +8,10 @@
   in memory, and cold (every key read from the store and unwrapped again) — against the same
   reads of the plain database.
 
-The machine is shared, and a ratio of two noisy figures is noisier still: ingestion runs
-twice per side, alternating, and keeps the faster run; a customer's plain, sealed and cold
-reads are taken one after the other, and each total is the best of three rounds.
+The machine is shared, and a ratio of two noisy figures is noisier still: a plain batch of
+events and its sealed twin are recorded one after the other (twice over, the faster total
+kept), and a customer's plain, sealed and cold reads are taken one after the other (each
+total the best of three rounds), so a change of load weighs on both sides alike.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from bench.identity import T0, _call, _email, _phone
 from bench.targets import Row, table
 from services.timeline.bootstrap import build_core
 from services.timeline.identity.policy import IdentityPolicy
-from services.timeline.recorder import Recorded
+from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tsunagu.crypto import LocalKeyFile
@@ -44,6 +45,7 @@ from tsunagu.v1 import interaction_pb2 as pb
 TENANT = "bench-identity"  # the mix's tenant (bench.identity)
 BOUND = 1.3
 PAGE = 50
+_BATCH = 64  # events per `record_batch`, as the consumer's batches
 
 
 def _mix(count: int) -> list[pb.Interaction]:
@@ -71,39 +73,59 @@ def _through_the_bus(sealer: BusSealer, event: pb.Interaction) -> pb.Interaction
     return pb.Interaction.FromString(sealer.open(tenant=TENANT, data=data, headers=headers))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Side:
-    """One side's database after ingestion: its stores, customers and ingest time."""
+    """One side's fresh database: its stores, recorder, bus sealer, and what it recorded."""
 
     name: str
     store: TimelineStore
-    customers: list[str]
-    ingest_s: float
+    recorder: TimelineRecorder
+    sealer: BusSealer | None
+    customers: list[str] = field(default_factory=list)
+    ingest_s: float = 0.0
+
+    async def record(self, events: Sequence[pb.Interaction]) -> None:
+        """One batch through the bus (sealed or not) and recorded; its time added."""
+        started = time.perf_counter()
+        batch = [e if self.sealer is None else _through_the_bus(self.sealer, e) for e in events]
+        outcomes = await self.recorder.record_batch(batch)
+        self.ingest_s += time.perf_counter() - started
+        assert all(isinstance(o, Recorded) for o in outcomes)
+        self.customers += [o.customer_id for o in outcomes if isinstance(o, Recorded)]
 
 
-async def _ingested(
-    client: AsyncMongoClient[Document], events: Sequence[pb.Interaction], key_file: Path | None
-) -> _Side:
-    """`events` brought in (sealed or not) on a fresh database, timed."""
+async def _side(client: AsyncMongoClient[Document], key_file: Path | None) -> _Side:
     name = f"bench_crypto_{uuid.uuid4().hex[:8]}"
     provider = None if key_file is None else LocalKeyFile(key_file)
     store = TimelineStore(client[name], provider=provider)
     await store.ensure_indexes()
     recorder = build_core(store, identity_for=lambda _tenant: IdentityPolicy("JP")).recorder
-    sealer = None if provider is None else BusSealer(provider)
-    started = time.perf_counter()
-    batch: list[pb.Interaction] = []
-    outcomes = []
-    for event in events:
-        batch.append(event if sealer is None else _through_the_bus(sealer, event))
-        if len(batch) == 64:
-            outcomes += await recorder.record_batch(batch)
-            batch = []
-    outcomes += await recorder.record_batch(batch)
-    ingest = time.perf_counter() - started
-    assert all(isinstance(o, Recorded) for o in outcomes)
-    customers = sorted({o.customer_id for o in outcomes if isinstance(o, Recorded)})
-    return _Side(name, store, customers, ingest)
+    return _Side(name, store, recorder, None if provider is None else BusSealer(provider))
+
+
+async def _ingested(
+    client: AsyncMongoClient[Document], events: Sequence[pb.Interaction], key_file: Path
+) -> tuple[_Side, _Side]:
+    """The mix recorded plain and sealed on two fresh databases, batch by batch in turn.
+
+    Each side records the same events under fresh event ids; a plain batch and its sealed
+    twin are timed one after the other, so a change of load weighs on both alike.
+    """
+    plain, sealed = await _side(client, None), await _side(client, key_file)
+    copies = {id(side): _fresh(events) for side in (plain, sealed)}
+    for start in range(0, len(events), _BATCH):
+        for side in (plain, sealed):
+            await side.record(copies[id(side)][start : start + _BATCH])
+    for side in (plain, sealed):
+        side.customers = sorted(set(side.customers))
+    return plain, sealed
+
+
+def _fresh(events: Sequence[pb.Interaction]) -> list[pb.Interaction]:
+    copies = [pb.Interaction.FromString(e.SerializeToString()) for e in events]
+    for event in copies:
+        event.event_id = str(uuid.uuid4())
+    return copies
 
 
 async def _read(store: TimelineStore, customer_id: str, *, cold: bool = False) -> float:
@@ -143,22 +165,19 @@ async def encryption_cost(mongodb_uri: str, count: int, *, rounds: int = 3) -> d
     events = _mix(count)
     client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
     ingest: dict[str, list[float]] = {"plain": [], "sealed": []}
-    sides: dict[str, _Side] = {}
+    made: list[_Side] = []  # dropped at the end
     try:
         with tempfile.TemporaryDirectory() as keys:
             for _ in range(2):
-                for side, key_file in (("plain", None), ("sealed", Path(keys) / "keys.json")):
-                    # Fresh event ids per run: each side records the same mix, new to it.
-                    fresh = [pb.Interaction.FromString(e.SerializeToString()) for e in events]
-                    for event in fresh:
-                        event.event_id = str(uuid.uuid4())
-                    if side in sides:
-                        await client.drop_database(sides[side].name)
-                    sides[side] = await _ingested(client, fresh, key_file)
-                    ingest[side].append(sides[side].ingest_s)
-            reads = await _reads(sides["plain"], sides["sealed"], rounds)
+                for dropped in made:
+                    await client.drop_database(dropped.name)
+                plain_side, sealed_side = await _ingested(client, events, Path(keys) / "keys.json")
+                made = [plain_side, sealed_side]
+                ingest["plain"].append(plain_side.ingest_s)
+                ingest["sealed"].append(sealed_side.ingest_s)
+            reads = await _reads(plain_side, sealed_side, rounds)
     finally:
-        for found in sides.values():
+        for found in made:
             await client.drop_database(found.name)
         await client.close()
     plain = {"ingest_s": min(ingest["plain"]), "reads_s": reads["plain"]}
@@ -169,7 +188,7 @@ async def encryption_cost(mongodb_uri: str, count: int, *, rounds: int = 3) -> d
     }
     return {
         "events": len(events),
-        "customers": len(sides["plain"].customers),
+        "customers": len(plain_side.customers),
         "plain": {**plain, "cold_reads_s": plain["reads_s"]},  # no keys: nothing is cold
         "sealed": sealed,
         "ingest_ratio": sealed["ingest_s"] / plain["ingest_s"],
