@@ -225,10 +225,13 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         except (ValueError, OverflowError):
             await _invalid(context, "since/until: timestamps out of range")
             raise
-        customer_id: str = (await self._customer(tenant, request.customer_id, context))["_id"]
+        customer = await self._customer(tenant, request.customer_id, context)
+        customer_id: str = customer["_id"]
         docs = await self._interactions.list_interactions(
             tenant,
             customer_id,
+            # Their entries are sealed under their own keys: read alongside the page.
+            key_owners=customer.get("merged_ids", []),
             limit=size + 1,
             before=before,
             channels=[channel_token(c) for c in request.channels],

@@ -52,6 +52,22 @@ class MemoryKeys:
         keys.forget(tenant, [owner])
 
 
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _keys_on(store: MemoryKeys, tmp_path: Path, clock: Clock, **periods: float) -> CustomerKeys:
+    """This replica's keys over `store`, on `clock`, with these cache or lease periods."""
+    provider = LocalKeyFile(tmp_path / "keys.json")
+    return CustomerKeys(store, provider, clock=clock, **periods)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def memory() -> MemoryKeys:
     return MemoryKeys()
@@ -223,26 +239,102 @@ async def test_ledger_snapshots_and_case_words_are_sealed(fields: FieldSealer) -
     assert await cases.opened(stored_case) == case
 
 
-async def test_a_key_shredded_by_another_replica_stops_opening_once_its_cache_expires(
+async def test_a_key_shredded_by_another_replica_opens_nothing_once_the_lease_has_passed(
     memory: MemoryKeys, tmp_path: Path
 ) -> None:
-    now = [0.0]
-    keys = CustomerKeys(
-        memory,  # type: ignore[arg-type]
-        LocalKeyFile(tmp_path / "keys.json"),
-        cache_seconds=30,
-        clock=lambda: now[0],
-    )
+    # This replica read under the key, so its memory holds it; the erasure ran elsewhere, so
+    # nothing here was told. Its lease runs out before that erasure returns (`Eraser`).
+    now = Clock()
+    keys = _keys_on(memory, tmp_path, now, lease_seconds=2)
     codec = RawSealer(keys)
     (stored,) = await codec.seal_docs([_log_doc("the words")])
-    del memory.docs["acme/cus_1"]  # shredded elsewhere: this replica's cache still has it
+    (before,) = await codec.opened_read("acme", _read([stored]), owners=["cus_1"])
+    del memory.docs["acme/cus_1"]  # shredded by another replica
+    now.now = 2.0
 
-    (cached,) = await codec.open_docs("acme", [stored])
-    now[0] = 31
-    (expired,) = await codec.open_docs("acme", [stored])
+    (after,) = await codec.open_docs("acme", [stored])
+    (after_alongside,) = await codec.opened_read("acme", _read([stored]), owners=["cus_1"])
 
-    assert interaction_of(cached).content.text == "the words"
-    assert interaction_of(expired).content.text == ERASED_TEXT
+    assert interaction_of(before).content.text == "the words"
+    assert interaction_of(after).content.text == ERASED_TEXT
+    assert interaction_of(after_alongside).content.text == ERASED_TEXT
+
+
+async def test_reads_within_a_lease_ask_the_store_once(tmp_path: Path) -> None:
+    now = Clock()
+    asked = CountingKeys()
+    keys = _keys_on(asked, tmp_path, now, lease_seconds=2)
+    codec = RawSealer(keys)
+    stored = await codec.seal_docs([_log_doc("the words")])
+    asked.calls = 0  # the write's own lookup
+
+    for _ in range(3):
+        await codec.opened_read("acme", _read(stored), owners=["cus_1"])
+    now.now = 2.5
+    (late,) = await codec.opened_read("acme", _read(stored), owners=["cus_1"])
+
+    assert asked.calls == 2
+    assert interaction_of(late).content.text == "the words"
+
+
+class CountingKeys(MemoryKeys):
+    """`MemoryKeys` counting the `data_keys` round trips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def data_keys(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKeyDoc]:
+        self.calls += 1
+        return await super().data_keys(tenant, owners)
+
+
+async def test_a_key_is_unwrapped_once_per_cache_period_however_often_it_is_read(
+    memory: MemoryKeys, tmp_path: Path
+) -> None:
+    # Every read asks the store: only the unwrap is cached.
+    now, keys, codec, stored = await _sealed_on(memory, tmp_path, lease_seconds=0)
+    keys.forget_all()  # as a replica that never wrote for this customer
+
+    for _ in range(5):
+        await codec.open_docs("acme", stored)
+    within = keys.unwraps
+    now.now = 31
+    for _ in range(5):
+        await codec.open_docs("acme", stored)
+
+    assert within == 1
+    assert keys.unwraps == 2
+
+
+async def test_a_rewrapped_key_is_unwrapped_anew_rather_than_taken_from_the_cache(
+    memory: MemoryKeys, tmp_path: Path
+) -> None:
+    now, _, codec, stored = await _sealed_on(memory, tmp_path, lease_seconds=2)
+    await codec.open_docs("acme", stored)
+    doc = memory.docs["acme/cus_1"]
+    tampered = bytearray(doc["wrapped"])
+    tampered[-1] ^= 1
+    memory.docs["acme/cus_1"] = {**doc, "wrapped": bytes(tampered)}
+    now.now = 3.0  # the lease is over, the unwrap still cached
+
+    # The cached unwrap belongs to other wrapped bytes: these are unwrapped, and fail closed.
+    with pytest.raises(DecryptionFailed):
+        await codec.open_docs("acme", stored)
+
+
+async def _read(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return docs
+
+
+async def _sealed_on(
+    memory: MemoryKeys, tmp_path: Path, **periods: float
+) -> tuple[Clock, CustomerKeys, RawSealer, list[dict[str, Any]]]:
+    """One log entry sealed by a replica on a clock of the test's (30 s unwrap cache)."""
+    now = Clock()
+    keys = _keys_on(memory, tmp_path, now, cache_seconds=30, **periods)
+    codec = RawSealer(keys)
+    return now, keys, codec, await codec.seal_docs([_log_doc("the words")])
 
 
 class RacedKeys(MemoryKeys):
@@ -267,3 +359,80 @@ async def test_a_key_another_replica_stored_first_is_the_one_used(tmp_path: Path
 
     assert mine.key_id == theirs.key_id
     assert mine.key == theirs.key
+
+
+def _entry_of(owner: str, n: int) -> dict[str, Any]:
+    """A log entry of `owner` (its origin customer), on customer `cus_1`'s timeline."""
+    doc = _log_doc(f"words {n} of {owner}")
+    raw = pb.Interaction.FromString(doc["raw"])
+    raw.event_id = f"e{n}"
+    return {
+        **doc,
+        "_id": f"acme/e{n}",
+        "event_id": f"e{n}",
+        "origin_customer_id": owner,
+        "identifiers": [{"kind": "phone", "value": f"+8190{n:08d}"}],
+        "raw": raw.SerializeToString(),
+    }
+
+
+async def test_a_page_under_many_owners_asks_for_their_keys_once_not_per_entry(
+    tmp_path: Path,
+) -> None:
+    # A survivor's page: its own entries and those of two customers merged into it.
+    asked = CountingKeys()
+    keys = CustomerKeys(asked, LocalKeyFile(tmp_path / "keys.json"))  # type: ignore[arg-type]
+    fields = FieldSealer(keys, LocalKeyFile(tmp_path / "keys.json"))
+    codec = RawSealer(keys, SealedIdentifiers(fields, collection="interactions"))
+    owners = ["cus_1", "cus_2", "cus_3"]
+    stored = await codec.seal_docs([_entry_of(owners[n % 3], n) for n in range(30)])
+    keys.forget_all()
+    asked.calls = 0
+
+    opened = await codec.open_docs("acme", stored)
+
+    assert asked.calls == 1
+    assert [interaction_of(d).content.text for d in opened] == [
+        f"words {n} of {owners[n % 3]}" for n in range(30)
+    ]
+    assert [d["identifiers"][0]["value"] for d in opened] == [f"+8190{n:08d}" for n in range(30)]
+
+
+async def test_keys_known_before_the_read_come_with_it_and_the_rest_in_one_more_ask(
+    tmp_path: Path,
+) -> None:
+    asked = CountingKeys()
+    keys = CustomerKeys(asked, LocalKeyFile(tmp_path / "keys.json"))  # type: ignore[arg-type]
+    codec = RawSealer(keys)
+    stored = await codec.seal_docs([_entry_of(["cus_1", "cus_2"][n % 2], n) for n in range(6)])
+
+    keys.forget_all()
+    asked.calls = 0
+    await codec.opened_read("acme", _read(stored), owners=["cus_1", "cus_2"])
+    foreseen = asked.calls
+    keys.forget_all()
+    asked.calls = 0
+    opened = await codec.opened_read("acme", _read(stored), owners=["cus_1"])
+
+    assert foreseen == 1  # alongside the read, nothing after it
+    assert asked.calls == 2  # cus_1 alongside, cus_2 (only the entries name it) after
+    assert {interaction_of(d).content.text for d in opened} == {
+        f"words {n} of {['cus_1', 'cus_2'][n % 2]}" for n in range(6)
+    }
+
+
+async def test_a_page_with_a_malformed_or_tampered_entry_fails_closed_whole(
+    keys: CustomerKeys, fields: FieldSealer
+) -> None:
+    codec = RawSealer(keys, SealedIdentifiers(fields, collection="interactions"))
+    stored = await codec.seal_docs([_entry_of("cus_1", n) for n in range(3)])
+    not_base64 = [{**stored[0], "identifiers": [{**stored[0]["identifiers"][0]}]}, *stored[1:]]
+    not_base64[0]["identifiers"][0]["sealed_value"] = "%%% not an envelope"
+    flipped = bytearray(stored[1]["raw"])
+    flipped[-1] ^= 1
+    tampered = [stored[0], {**stored[1], "raw": bytes(flipped)}, stored[2]]
+    moved = [stored[0], {**stored[1], "raw": stored[2]["raw"]}, stored[2]]
+
+    for page in (not_base64, tampered, moved):
+        with pytest.raises(DecryptionFailed):
+            await codec.opened_read("acme", _read(page), owners=["cus_1"])

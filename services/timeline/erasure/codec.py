@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Collection, Sequence
 
+from services.timeline.erasure.fields import key_ids
 from services.timeline.erasure.identities import SealedIdentifiers
-from services.timeline.erasure.keys import CustomerKeys
+from services.timeline.erasure.keys import CustomerKeys, KeyRing
 from services.timeline.store.documents import (
     DIRECTION_TOKENS,
     KINDS_BY_TOKEN,
@@ -80,38 +81,55 @@ class RawSealer:
                 )
         return out
 
-    async def open_docs(self, tenant: str, docs: Sequence[Document]) -> list[Document]:
+    async def opened_read(
+        self, tenant: str, read: Awaitable[Sequence[Document]], *, owners: Collection[str] = ()
+    ) -> list[Document]:
+        """`read`'s entries (of `tenant`) opened; the keys of `owners` read alongside them.
+
+        A customer's page is mostly sealed under that customer's own key: asked for with
+        the page, it costs no wait of its own. Other owners' keys (entries merged in from
+        other customers) come in one more round trip for them all.
+        """
+        docs, ring = await self._keys.alongside(tenant, read, owners)
+        return await self.open_docs(tenant, docs, ring)
+
+    async def open_docs(
+        self, tenant: str, docs: Sequence[Document], ring: KeyRing | None = None
+    ) -> list[Document]:
         """One tenant's `docs` with every sealed `raw` opened, or masked once shredded.
+
+        The keys `ring` has not checked are read in one round trip for all the documents.
 
         Raises:
             DecryptionFailed: A `raw` was tampered with or moved to another entry (fails
                 closed: nothing of it is returned).
         """
-        if self._identifiers is not None:
-            docs = [
-                {**d, "identifiers": await self._identifiers.opened(tenant, d["identifiers"])}
-                if d.get("identifiers")
-                else d
-                for d in docs
-            ]
         raws = [bytes(doc.get("raw") or b"") for doc in docs]
-        key_ids = {key_id_of(raw) for raw in raws if is_sealed(raw)}
-        if not key_ids:
+        named = {key_id_of(raw) for raw in raws if is_sealed(raw)}
+        if self._identifiers is not None:
+            named |= key_ids(
+                i["sealed_value"] for d in docs for i in d.get("identifiers") or () if _sealed_id(i)
+            )
+        if not named:
             return list(docs)
-        keys = await self._keys.for_reading(tenant, key_ids)
+        ring = await self._keys.live(tenant, (), ring, named=named)
         out: list[Document] = []
         for doc, raw in zip(docs, raws, strict=True):
-            if not is_sealed(raw):
-                out.append(doc)
-                continue
-            key = keys.get(key_id_of(raw))
-            plain = (
-                masked(doc)
-                if key is None
-                else open_sealed(key.key, raw, _binding(tenant, doc["event_id"]))
-            )
-            out.append({**doc, "raw": plain})
+            entry = dict(doc)
+            if self._identifiers is not None and doc.get("identifiers"):
+                entry["identifiers"] = await self._identifiers.opened(
+                    tenant, doc["identifiers"], ring
+                )
+            if is_sealed(raw):
+                key = ring.get(key_id_of(raw))
+                binding = _binding(tenant, doc["event_id"])
+                entry["raw"] = masked(doc) if key is None else open_sealed(key.key, raw, binding)
+            out.append(entry)
         return out
+
+
+def _sealed_id(identifier: Document) -> bool:
+    return "sealed_value" in identifier
 
 
 def _sealed(key: DataKey, doc: Document) -> bytes:

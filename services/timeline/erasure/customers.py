@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from typing import Any
 
 from services.timeline.erasure.fields import ERASED_VALUE, FieldSealer
 from services.timeline.erasure.identities import SealedIdentifiers
+from services.timeline.erasure.keys import KeyRing
 from services.timeline.store.documents import Document
 from tsunagu.crypto import Binding
 
@@ -67,12 +68,28 @@ class SealedCustomers:
         )
         return stored
 
-    async def opened(self, doc: Document) -> Document:
+    async def opened_read(
+        self, tenant: str, read: Awaitable[Sequence[Document]], *, ids: Collection[str] = ()
+    ) -> list[Document]:
+        """`read`'s profiles (of `tenant`) opened; the keys of `ids` read alongside them.
+
+        A profile is sealed under its own customer's key: the keys of the customers asked
+        for by id come with the read, those of others found (a search) in one round trip.
+        """
+        return await self.fields.opened_read(
+            tenant,
+            read,
+            owners=ids,
+            also=lambda docs: {d["_id"] for d in docs if "sealed_profile" in d},
+            open_one=self.opened,
+        )
+
+    async def opened(self, doc: Document, ring: KeyRing | None = None) -> Document:
         if "sealed_profile" not in doc:
             return doc
         tenant, customer_id = doc["tenant"], doc["_id"]
         (text,) = await self.fields.open(
-            tenant, [(doc["sealed_profile"], self._binding(tenant, customer_id))]
+            tenant, [(doc["sealed_profile"], self._binding(tenant, customer_id))], ring
         )
         secret: dict[str, Any] = (
             {"display_name": ERASED_VALUE} if text == ERASED_VALUE else json.loads(text)
@@ -88,5 +105,7 @@ class SealedCustomers:
                 **secret.get("remark", {}),
                 **({"agent": secret["remark_agent"]} if secret.get("remark_agent") else {}),
             }
-        opened["identifiers"] = await self._identifiers.opened(tenant, doc.get("identifiers", []))
+        opened["identifiers"] = await self._identifiers.opened(
+            tenant, doc.get("identifiers", []), ring
+        )
         return opened

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -10,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from services.timeline.erasure.codec import ERASED_TEXT
+from services.timeline.erasure.keys import LEASE_SECONDS
 from services.timeline.interactions.entries import interaction_of
 from services.timeline.store.documents import Document
 from tsunagu.crypto import KeyProvider, blind_index
@@ -50,6 +53,9 @@ class Eraser:
     clock: Callable[[], datetime]
     # Drops shredded keys from this replica's cache at once (`CustomerKeys.forget`).
     forget: Callable[[str, Iterable[str]], None] = lambda _tenant, _owners: None
+    # Other replicas trust a read's "this key is live" this long (`CustomerKeys`): the
+    # erasure returns only once that has run out for every answer given before the shred.
+    lease_seconds: float = LEASE_SECONDS
 
     async def erase(
         self, tenant: str, customer_id: str, *, reason: str, actor: dict[str, str]
@@ -89,6 +95,7 @@ class Eraser:
             "counts": anonymous_counts(log),
         }
         certificate["key_ids"] = await self.erasure.shred(tenant, owners)
+        shredded_at = time.monotonic()
         self.forget(tenant, owners)
         await self.erasure.add_certificate(certificate)
         await self.erasure.suppress(tenant, indexes, certificate["_id"])
@@ -96,6 +103,8 @@ class Eraser:
         await self.interactions.forget_identifiers(tenant, ids)
         for doc in person:
             await self._scrub(tenant, doc)
+        # The rest of the erasure ran meanwhile: only what is left of the lease is waited.
+        await asyncio.sleep(max(0.0, shredded_at + self.lease_seconds - time.monotonic()))
         return certificate
 
     async def previously_erased(self, tenant: str, customer_id: str) -> bool:

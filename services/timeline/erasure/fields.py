@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 
-from services.timeline.erasure.keys import CustomerKeys
+from services.timeline.erasure.keys import CustomerKeys, KeyRing
 from services.timeline.store.documents import Document
 from tsunagu.crypto import Binding, KeyProvider, blind_index, open_sealed, seal
 from tsunagu.crypto.envelope import DecryptionFailed, key_id_of
@@ -54,6 +54,25 @@ class FieldSealer:
     async def warm(self, tenant: str, owners: Iterable[str]) -> None:
         await self._keys.warm(tenant, owners)
 
+    async def opened_read(
+        self,
+        tenant: str,
+        read: Awaitable[Sequence[Document]],
+        *,
+        owners: Collection[str],
+        also: Callable[[Sequence[Document]], Iterable[str]],
+        open_one: Callable[[Document, KeyRing], Awaitable[Document]],
+    ) -> list[Document]:
+        """`read`'s documents, each opened by `open_one`, with their keys in one ring.
+
+        The keys of `owners` (known before the read) are read alongside the documents; the
+        owners only the documents name (`also`: a merged customer's entries, a lookup by
+        id) in one more round trip for them all, never one per document.
+        """
+        docs, ring = await self._keys.alongside(tenant, read, owners)
+        ring = await self._keys.live(tenant, also(docs), ring)
+        return [await open_one(doc, ring) for doc in docs]
+
     async def seal(
         self, tenant: str, owner: str, fields: Sequence[tuple[str, Binding]]
     ) -> list[str]:
@@ -71,8 +90,16 @@ class FieldSealer:
             for text, binding in fields
         ]
 
-    async def open(self, tenant: str, fields: Sequence[tuple[str | bytes, Binding]]) -> list[str]:
+    async def open(
+        self,
+        tenant: str,
+        fields: Sequence[tuple[str | bytes, Binding]],
+        ring: KeyRing | None = None,
+    ) -> list[str]:
         """Each sealed field's plaintext, or `ERASED_VALUE` when its key was shredded.
+
+        The keys come from `ring` where it has checked their owners, else from the store
+        (one round trip for all the fields).
 
         Raises:
             DecryptionFailed: Tampered, or moved to another record (fails closed).
@@ -80,7 +107,7 @@ class FieldSealer:
         if not fields:
             return []
         envelopes = [(_envelope(sealed), binding) for sealed, binding in fields]
-        keys = await self._keys.for_reading(tenant, {key_id_of(s) for s, _ in envelopes})
+        keys = await self._keys.for_reading(tenant, {key_id_of(s) for s, _ in envelopes}, ring)
         out: list[str] = []
         for sealed, binding in envelopes:
             key = keys.get(key_id_of(sealed))
@@ -88,6 +115,15 @@ class FieldSealer:
                 ERASED_VALUE if key is None else open_sealed(key.key, sealed, binding).decode()
             )
         return out
+
+
+def key_ids(sealed: Iterable[str | bytes]) -> set[str]:
+    """The key ids sealed fields name (what to fetch before opening them).
+
+    Raises:
+        DecryptionFailed: One is not a sealed field (fails closed).
+    """
+    return {key_id_of(_envelope(value)) for value in sealed}
 
 
 def _envelope(sealed: str | bytes) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from services.timeline.erasure.fields import FieldSealer
+from services.timeline.erasure.keys import KeyRing
 from services.timeline.erasure.ledger import SealedLedger
 from services.timeline.store.documents import Document
 from tsunagu.crypto import Binding
@@ -52,7 +53,9 @@ class SealedIdentifiers:
             out.append(stored)
         return out
 
-    async def opened(self, tenant: str, docs: Sequence[Document]) -> list[Document]:
+    async def opened(
+        self, tenant: str, docs: Sequence[Document], ring: KeyRing | None = None
+    ) -> list[Document]:
         """Identifier documents with their values opened (`[erased]` once shredded)."""
         sealed = [d for d in docs if "sealed_value" in d]
         if not sealed:
@@ -60,6 +63,7 @@ class SealedIdentifiers:
         values = await self.fields.open(
             tenant,
             [(d["sealed_value"], self._binding(tenant, d["value"])) for d in sealed],
+            ring,
         )
         plain = {id(d): v for d, v in zip(sealed, values, strict=True)}
         return [

@@ -43,7 +43,12 @@ class ErasureStore:
     async def data_keys(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKeyDoc]:
         """The live data keys of `owners` (a shredded or never-made one is absent)."""
         ids = [data_key_id(tenant, owner) for owner in set(owners)]
-        cursor = self._keys.find({"_id": {"$in": ids}, "tenant": tenant})
+        if not ids:
+            return {}
+        # One customer (a cold read) by equality: the embedded store answers it faster than
+        # an `$in` of one. One reply for all of them (the first holds 101 by default).
+        by_id = ids[0] if len(ids) == 1 else {"$in": ids}
+        cursor = self._keys.find({"_id": by_id, "tenant": tenant}, batch_size=len(ids))
         return {doc["owner"]: DataKeyDoc(**doc) async for doc in cursor}  # type: ignore[typeddict-item]
 
     async def add_data_keys(self, docs: Sequence[DataKeyDoc]) -> set[str]:

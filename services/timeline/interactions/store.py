@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, cast
 
@@ -42,7 +42,9 @@ class RawCodec(Protocol):
 
     async def seal_docs(self, docs: Sequence[Document]) -> list[Document]: ...
 
-    async def open_docs(self, tenant: str, docs: Sequence[Document]) -> list[Document]: ...
+    async def opened_read(
+        self, tenant: str, read: Awaitable[Sequence[Document]], *, owners: Collection[str] = ()
+    ) -> list[Document]: ...
 
 
 class _PlainRaw:
@@ -51,8 +53,14 @@ class _PlainRaw:
     async def seal_docs(self, docs: Sequence[Document]) -> list[Document]:
         return list(docs)
 
-    async def open_docs(self, tenant: str, docs: Sequence[Document]) -> list[Document]:  # noqa: ARG002 - the protocol's signature
-        return list(docs)
+    async def opened_read(
+        self,
+        tenant: str,  # noqa: ARG002 - the protocol's signature
+        read: Awaitable[Sequence[Document]],
+        *,
+        owners: Collection[str] = (),  # noqa: ARG002 - the protocol's signature
+    ) -> list[Document]:
+        return list(await read)
 
 
 def _keyed(doc: InteractionDoc) -> Document:
@@ -195,8 +203,12 @@ class InteractionStore:
         since: datetime | None = None,
         until: datetime | None = None,
         case_id: str = "",
+        key_owners: Collection[str] = (),
     ) -> list[InteractionDoc]:
         """Newest first, ordered by (occurred_at, event_id) so pages are stable under inserts.
+
+        Sealed entries open with their origin customer's key: the customer's own, and those
+        of `key_owners` (the customers merged into it), are read alongside the page.
 
         The order, the cursor and the window are all ranges of the timeline key: one bounded
         range within the customer, which real MongoDB serves from `tenant_customer_timeline_key`
@@ -225,7 +237,8 @@ class InteractionStore:
         cursor = (
             self._log.find(query, _PAGE_FIELDS).sort([("timeline_key", DESCENDING)]).limit(limit)
         )
-        return [_stored(doc) for doc in await self._opened(tenant, cursor)]
+        owners = {customer_id, *key_owners}
+        return [_stored(doc) for doc in await self._opened(tenant, cursor, owners)]
 
     async def get_interactions(self, tenant: str, event_ids: Iterable[str]) -> list[InteractionDoc]:
         """Whole stored interactions by event id (a lookup by `_id`)."""
@@ -251,7 +264,7 @@ class InteractionStore:
         cursor = self._log.find(
             {"tenant": tenant, "customer_id": customer_id}, dict.fromkeys(wanted, 1)
         )
-        return await self._opened(tenant, cursor)
+        return await self._opened(tenant, cursor, [customer_id])
 
     # -- recounts -----------------------------------------------------------------------------
 
@@ -311,12 +324,18 @@ class InteractionStore:
 
     async def latest_remark_source(self, tenant: str, customer_id: str) -> Document | None:
         """The customer's latest note or handoff interaction, if any."""
-        doc = await self._log.find_one(
-            {"tenant": tenant, "customer_id": customer_id, "kind": {"$in": ["note", "handoff"]}},
-            {"raw": 1, "occurred_at": 1, "case_id": 1, "event_id": 1},
-            sort=[("occurred_at", DESCENDING), ("event_id", DESCENDING)],
+        remarks: Document = {"tenant": tenant, "customer_id": customer_id}
+        remarks["kind"] = {"$in": ["note", "handoff"]}
+        cursor = (
+            self._log.find(remarks, {"raw": 1, "occurred_at": 1, "case_id": 1, "event_id": 1})
+            .sort([("occurred_at", DESCENDING), ("event_id", DESCENDING)])
+            .limit(1)
         )
-        return None if doc is None else (await self._codec.open_docs(tenant, [doc]))[0]
+        found = await self._opened(tenant, cursor, [customer_id])
+        return found[0] if found else None
 
-    async def _opened(self, tenant: str, cursor: AsyncCursor[Document]) -> list[Document]:
-        return await self._codec.open_docs(tenant, [doc async for doc in cursor])
+    async def _opened(
+        self, tenant: str, cursor: AsyncCursor[Document], owners: Collection[str] = ()
+    ) -> list[Document]:
+        """The cursor's entries opened; the keys of `owners` read alongside them."""
+        return await self._codec.opened_read(tenant, cursor.to_list(None), owners=owners)

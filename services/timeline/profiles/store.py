@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Sequence
 from typing import Protocol, cast
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -38,7 +38,9 @@ class ProfileCodec(Protocol):
 
     async def sealed(self, doc: Document) -> Document: ...
 
-    async def opened(self, doc: Document) -> Document: ...
+    async def opened_read(
+        self, tenant: str, read: Awaitable[Sequence[Document]], *, ids: Collection[str] = ()
+    ) -> list[Document]: ...
 
     async def sealed_many(self, docs: Sequence[Document]) -> list[Document]: ...
 
@@ -61,9 +63,6 @@ class CustomerStore:
         # Encryption on: names, identifiers and remarks are sealed at this boundary.
         self._codec = codec
 
-    async def _opened(self, doc: Document) -> CustomerDoc:
-        return _customer(doc if self._codec is None else await self._codec.opened(doc))
-
     async def _sealed(self, doc: Document) -> Document:
         return doc if self._codec is None else await self._codec.sealed(doc)
 
@@ -74,8 +73,12 @@ class CustomerStore:
         await self._customers.create_indexes(INDEXES)
 
     async def get_customers(self, tenant: str, ids: Iterable[str]) -> dict[str, CustomerDoc]:
-        found = await by_ids(self._customers, tenant, ids)
-        return {i: await self._opened(doc) for i, doc in found.items()}
+        wanted = list(ids)
+        found = _values(by_ids(self._customers, tenant, wanted))
+        if self._codec is not None:
+            # Sealed: the customers' keys are read alongside their documents.
+            found = self._codec.opened_read(tenant, found, ids=wanted)
+        return {doc["_id"]: _customer(doc) for doc in await found}
 
     async def insert_customer(self, doc: CustomerDoc) -> bool:
         """Create a customer; False when it exists already (a replay)."""
@@ -141,4 +144,15 @@ class CustomerStore:
             .sort([("last_contact_at", DESCENDING), ("_id", DESCENDING)])
             .limit(limit)
         )
-        return [await self._opened(doc) async for doc in cursor if not doc.get("merged_into")]
+        found = _live(cursor.to_list(None))
+        if self._codec is not None:
+            found = self._codec.opened_read(tenant, found)  # all their keys in one round trip
+        return [_customer(doc) for doc in await found]
+
+
+async def _values(read: Awaitable[dict[str, Document]]) -> list[Document]:
+    return list((await read).values())
+
+
+async def _live(read: Awaitable[list[Document]]) -> list[Document]:
+    return [doc for doc in await read if not doc.get("merged_into")]
