@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar, cast
 
@@ -178,6 +178,13 @@ class MemoryLog:
         for key in keys:
             self.docs[key]["customer_id"] = to_id
 
+    async def repoint_many(self, tenant: str, moves: Mapping[str, str]) -> None:
+        for from_id, to_id in moves.items():
+            await self.repoint(tenant, [from_id], to_id)
+
+    async def tallies(self, tenant: str, customer_ids: Iterable[str]) -> dict[str, Tally]:
+        return {c: await self.tally(tenant, c) for c in customer_ids}
+
     async def of_customer(
         self, tenant: str, customer_id: str, fields: Sequence[str]
     ) -> list[Document]:
@@ -236,6 +243,10 @@ class MemoryCases(VersionedDocs[CaseDoc]):
             doc["customer_id"] = to_id
         return len(moved)
 
+    async def repoint_many(self, tenant: str, moves: Mapping[str, str]) -> None:
+        for from_id, to_id in moves.items():
+            await self.repoint(tenant, [from_id], to_id)
+
     async def origins_of(self, tenant: str, customer_id: str) -> list[Document]:
         return [
             {"_id": d["_id"], "origin_customer_id": d["origin_customer_id"]}
@@ -279,6 +290,12 @@ class MemoryIdentities(Races):
             if doc is not None:
                 doc["customer_ids"] = sorted({*doc["customer_ids"], *customer_ids})
 
+    async def add_identity_customers_many(
+        self, tenant: str, presented: Sequence[tuple[Sequence[IdentityKey], Sequence[str]]]
+    ) -> None:
+        for keys, customer_ids in presented:
+            await self.add_identity_customers(tenant, keys, customer_ids)
+
     async def claim_many(self, claims: Sequence[Claim]) -> list[list[IdentityKey]]:
         return [await self.claim_identities(claim) for claim in claims]
 
@@ -307,6 +324,10 @@ class MemoryIdentities(Races):
             doc["customer_id"] = to_id
         return len(moved)
 
+    async def repoint_identities_many(self, tenant: str, moves: Mapping[str, str]) -> None:
+        for from_id, to_id in moves.items():
+            await self.repoint_identities(tenant, [from_id], to_id)
+
     async def move_identities(self, tenant: str, ids: Sequence[object], to_id: str) -> None:
         for doc in self.identities.values():
             if doc["_id"] in ids:
@@ -314,6 +335,10 @@ class MemoryIdentities(Races):
 
     async def record_merge(self, doc: MergeEntry) -> None:
         self.merges.setdefault(doc["_id"], copy.deepcopy(doc))
+
+    async def record_merges(self, docs: Sequence[MergeEntry]) -> None:
+        for doc in docs:
+            await self.record_merge(doc)
 
     async def replace_merge(self, doc: MergeEntry) -> None:
         self.merges[doc["_id"]] = copy.deepcopy(doc)
@@ -326,6 +351,10 @@ class MemoryIdentities(Races):
             del self.merges[entry["_id"]]
         else:
             stored["status"] = "done"
+
+    async def settle_merges(self, entries: Sequence[MergeEntry]) -> None:
+        for entry in entries:
+            await self.settle_merge(entry, status="done")
 
     async def merges_with_status(self, status: MergeStatus) -> list[MergeEntry]:
         return [copy.deepcopy(d) for d in self.merges.values() if d["status"] == status]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, cast
@@ -13,7 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from services.timeline.cases.model import CaseDoc
 from services.timeline.store.documents import Document, aware
 from services.timeline.store.versioned import by_ids, replace_at_version, write_many_at_version
-from services.timeline.store.writes import insert_new, repoint
+from services.timeline.store.writes import insert_new, repoint, repoint_many
 
 # How many of a customer's most recently active cases assignment looks at: the open ones and
 # the latest resolved one are among them unless merges piled up more than this.
@@ -165,6 +165,10 @@ class CaseStore:
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
         """Move the customers' records to `to_id` (a merge); returns how many."""
         return await repoint(self.collection, tenant, from_ids, to_id)
+
+    async def repoint_many(self, tenant: str, moves: Mapping[str, str]) -> None:
+        """`repoint` for many merges in one round trip: customer id → where it moves."""
+        await repoint_many(self.collection, tenant, moves)
 
     async def find(self, tenant: str, query: CaseQuery) -> list[CaseDoc]:
         """Cases matching `query`, most recently updated first, `(updated_at, _id)` descending."""

@@ -5,10 +5,10 @@ The only code that touches them; every query is scoped by tenant.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol, cast
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
@@ -23,7 +23,13 @@ from services.timeline.identity.documents import (
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.search_keys import PREFIX_TOP
 from services.timeline.store.documents import Document
-from services.timeline.store.writes import insert_many_new, insert_new, move_by_id, repoint
+from services.timeline.store.writes import (
+    insert_many_new,
+    insert_new,
+    move_by_id,
+    repoint,
+    repoint_many,
+)
 
 IDENTITY_INDEXES = [
     IndexModel(
@@ -144,6 +150,22 @@ class IdentityStore:
                 {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}},
             )
 
+    async def add_identity_customers_many(
+        self, tenant: str, presented: Sequence[tuple[Sequence[IdentityKey], Sequence[str]]]
+    ) -> None:
+        """`add_identity_customers` for many (keys, customers) pairs in one round trip."""
+        updates = [
+            UpdateOne(
+                {"tenant": tenant, "value": self._stored_value(tenant, kind, value), "kind": kind},
+                {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}},
+            )
+            for keys, customer_ids in presented
+            if customer_ids
+            for kind, value in keys
+        ]
+        if updates:
+            await self._identities.bulk_write(updates, ordered=False)
+
     async def claim_identities(self, claim: Claim) -> list[IdentityKey]:
         """Attach identifiers to a customer; returns those another writer claimed first."""
         docs: list[dict[str, Any]] = [claim.document(key) for key in claim.keys]
@@ -177,6 +199,10 @@ class IdentityStore:
         """Move the customers' records to `to_id` (a merge); returns how many."""
         return await repoint(self._identities, tenant, from_ids, to_id)
 
+    async def repoint_identities_many(self, tenant: str, moves: Mapping[str, str]) -> None:
+        """`repoint_identities` for many merges in one round trip: customer id → where to."""
+        await repoint_many(self._identities, tenant, moves)
+
     async def move_identities(self, tenant: str, ids: Sequence[object], to_id: str) -> None:
         """Give the identities with these `_id`s to customer `to_id` (a split)."""
         await move_by_id(self._identities, tenant, ids, to_id)
@@ -205,6 +231,10 @@ class IdentityStore:
         """Write a ledger entry; writing the same entry again (a redelivery) is a no-op."""
         await insert_new(self._merges, await self._sealed_entry(doc))
 
+    async def record_merges(self, docs: Sequence[MergeEntry]) -> None:
+        """`record_merge` for many entries in one round trip (a batch's merges)."""
+        await insert_many_new(self._merges, [await self._sealed_entry(doc) for doc in docs])
+
     async def replace_merge(self, doc: MergeEntry) -> None:
         await self._merges.replace_one(
             {"_id": doc["_id"], "tenant": doc["tenant"]}, await self._sealed_entry(doc)
@@ -226,6 +256,16 @@ class IdentityStore:
             await self._merges.delete_one(query)
         else:
             await self._merges.update_one(query, {"$set": {"status": status}})
+
+    async def settle_merges(self, entries: Sequence[MergeEntry]) -> None:
+        """Mark many pending entries "done" in one round trip."""
+        if not entries:
+            return
+        tenant = entries[0]["tenant"]
+        await self._merges.update_many(
+            {"_id": {"$in": [e["_id"] for e in entries]}, "tenant": tenant, "status": "pending"},
+            {"$set": {"status": "done"}},
+        )
 
     async def merges_with_status(self, status: MergeStatus) -> list[MergeEntry]:
         """Entries of every tenant in `status` ("pending", "splitting": cut off by a crash)."""

@@ -4,7 +4,7 @@ the unit tests in memory).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from services.timeline.interactions.model import InteractionDoc, InteractionState
@@ -32,6 +32,10 @@ class InteractionLog(Protocol):
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int: ...
 
     async def move(self, tenant: str, keys: Sequence[str], to_id: str) -> None: ...
+
+    async def repoint_many(self, tenant: str, moves: Mapping[str, str]) -> None: ...
+
+    async def tallies(self, tenant: str, customer_ids: Iterable[str]) -> dict[str, Tally]: ...
 
     async def of_customer(
         self, tenant: str, customer_id: str, fields: Sequence[str]

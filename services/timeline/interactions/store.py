@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, cast
 
@@ -12,9 +12,15 @@ from pymongo.asynchronous.cursor import AsyncCursor
 
 from services.timeline.interactions.keys import instant_bound, timeline_key
 from services.timeline.interactions.model import InteractionDoc, InteractionState
-from services.timeline.interactions.tally import Tally
+from services.timeline.interactions.tally import Tally, tally_of
 from services.timeline.store.documents import Document, interaction_key
-from services.timeline.store.writes import insert_many_new, insert_new, move_by_id, repoint
+from services.timeline.store.writes import (
+    insert_many_new,
+    insert_new,
+    move_by_id,
+    repoint,
+    repoint_many,
+)
 
 INDEXES = [
     IndexModel([("tenant", ASCENDING), ("event_id", ASCENDING)], unique=True, name="tenant_event"),
@@ -170,6 +176,10 @@ class InteractionStore:
         """Move the customers' records to `to_id` (a merge); returns how many."""
         return await repoint(self._log, tenant, from_ids, to_id)
 
+    async def repoint_many(self, tenant: str, moves: Mapping[str, str]) -> None:
+        """`repoint` for many merges in one round trip: customer id → where it moves."""
+        await repoint_many(self._log, tenant, moves)
+
     async def move(self, tenant: str, keys: Sequence[str], to_id: str) -> None:
         """Give the interactions with these `_id`s to customer `to_id` (a split)."""
         await move_by_id(self._log, tenant, keys, to_id)
@@ -276,6 +286,31 @@ class InteractionStore:
                 pending.append(doc["event_id"])
         first, last = await self.contact_bounds(tenant, customer_id)
         return Tally(sorted(pending), by_channel, first, last)
+
+    async def tallies(self, tenant: str, customer_ids: Iterable[str]) -> dict[str, Tally]:
+        """`tally` of many customers in one read (a batch's merges recount their survivors).
+
+        Counts, pending list and contact dates come from the same documents, so what `tally`
+        says of an event counted while unprojected holds here too.
+        """
+        wanted = list(dict.fromkeys(customer_ids))
+        docs: dict[str, list[Document]] = {c: [] for c in wanted}
+        if not wanted:
+            return {}
+        cursor = self._log.find(
+            {"tenant": tenant, "customer_id": {"$in": wanted}},
+            {
+                "_id": 0,
+                "customer_id": 1,
+                "channel": 1,
+                "projected": 1,
+                "event_id": 1,
+                "occurred_at": 1,
+            },
+        )
+        async for doc in cursor:
+            docs[doc["customer_id"]].append(doc)
+        return {customer_id: tally_of(of) for customer_id, of in docs.items()}
 
     async def channel_counts(self, tenant: str, customer_id: str) -> dict[str, int]:
         pipeline: list[Document] = [

@@ -4,8 +4,9 @@ write the same ids again), and moving records from one customer to another (merg
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from pymongo import UpdateMany
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -65,4 +66,28 @@ async def move_by_id(
     """Give the records with these `_id`s to customer `to_id` (a split hands records back)."""
     await collection.update_many(
         {"_id": {"$in": list(ids)}, "tenant": tenant}, {"$set": {"customer_id": to_id}}
+    )
+
+
+async def repoint_many(
+    collection: AsyncCollection[Document], tenant: str, moves: Mapping[str, str]
+) -> None:
+    """`repoint` for many merges in one round trip: customer id → the customer it moves to.
+
+    One `update_many` per target customer, in one ordered bulk write (so that a chain, a
+    customer moved to one that itself moves later in `moves`, ends on the last).
+    """
+    by_target: dict[str, list[str]] = {}
+    for from_id, to_id in moves.items():
+        by_target.setdefault(to_id, []).append(from_id)
+    if not by_target:
+        return
+    await collection.bulk_write(
+        [
+            UpdateMany(
+                {"tenant": tenant, "customer_id": {"$in": from_ids}},
+                {"$set": {"customer_id": to_id}},
+            )
+            for to_id, from_ids in by_target.items()
+        ]
     )
