@@ -116,6 +116,12 @@ async def resolution_throughput(mongodb_uri: str, count: int, batch: int) -> dic
             outcomes += await bench.recorder.record_batch(events[offset : offset + batch])
         elapsed = time.perf_counter() - started
         sent = _commands_since(before, counts)
+        now = counts.snapshot()["commands"]
+        seconds = {
+            key: round(tally["seconds"] - before.get(key, {"seconds": 0.0})["seconds"], 3)
+            for key, tally in now.items()
+        }
+        waited = sum(seconds.values())
         failed = [o for o in outcomes if not isinstance(o, Recorded)]
         assert not failed, failed[:3]
         merged = sum(1 for o in outcomes if isinstance(o, Recorded) and o.merged_ids)
@@ -132,6 +138,9 @@ async def resolution_throughput(mongodb_uri: str, count: int, batch: int) -> dic
         "store_commands_per_event": sum(sent.values()) / len(events),
         "store_commands_per_merge": sum(sent.values()) / max(1, merged),
         "store_commands": dict(sent.most_common()),
+        # The share of the run spent waiting on store round trips (the rest: this process).
+        "store_wait_share": waited / elapsed,
+        "store_command_seconds": dict(sorted(seconds.items(), key=lambda kv: -kv[1])),
     }
 
 

@@ -178,12 +178,18 @@ class MemoryLog:
         for key in keys:
             self.docs[key]["customer_id"] = to_id
 
-    async def repoint_many(self, tenant: str, moves: Mapping[str, str]) -> None:
-        for from_id, to_id in moves.items():
-            await self.repoint(tenant, [from_id], to_id)
+    async def move_many(self, tenant: str, moves: Mapping[str, Sequence[str]]) -> None:
+        for to_id, keys in moves.items():
+            await self.move(tenant, keys, to_id)
 
-    async def tallies(self, tenant: str, customer_ids: Iterable[str]) -> dict[str, Tally]:
-        return {c: await self.tally(tenant, c) for c in customer_ids}
+    async def of_customers(
+        self, tenant: str, customer_ids: Iterable[str], fields: Sequence[str]
+    ) -> list[Document]:
+        return [
+            entry
+            for customer_id in dict.fromkeys(customer_ids)
+            for entry in await self.of_customer(tenant, customer_id, [*fields, "customer_id"])
+        ]
 
     async def of_customer(
         self, tenant: str, customer_id: str, fields: Sequence[str]
@@ -243,9 +249,15 @@ class MemoryCases(VersionedDocs[CaseDoc]):
             doc["customer_id"] = to_id
         return len(moved)
 
-    async def repoint_many(self, tenant: str, moves: Mapping[str, str]) -> None:
-        for from_id, to_id in moves.items():
-            await self.repoint(tenant, [from_id], to_id)
+    async def move_many(self, tenant: str, moves: Mapping[str, Sequence[str]]) -> None:
+        for to_id, case_ids in moves.items():
+            for case_id in case_ids:
+                await self.give(tenant, case_id, to_id)
+
+    async def cases_of(self, tenant: str, customer_ids: Iterable[str]) -> list[CaseDoc]:
+        return [
+            copy.deepcopy(c) for i in dict.fromkeys(customer_ids) for c in self._recent(tenant, i)
+        ]
 
     async def origins_of(self, tenant: str, customer_id: str) -> list[Document]:
         return [
@@ -290,12 +302,6 @@ class MemoryIdentities(Races):
             if doc is not None:
                 doc["customer_ids"] = sorted({*doc["customer_ids"], *customer_ids})
 
-    async def add_identity_customers_many(
-        self, tenant: str, presented: Sequence[tuple[Sequence[IdentityKey], Sequence[str]]]
-    ) -> None:
-        for keys, customer_ids in presented:
-            await self.add_identity_customers(tenant, keys, customer_ids)
-
     async def claim_many(self, claims: Sequence[Claim]) -> list[list[IdentityKey]]:
         return [await self.claim_identities(claim) for claim in claims]
 
@@ -324,9 +330,16 @@ class MemoryIdentities(Races):
             doc["customer_id"] = to_id
         return len(moved)
 
-    async def repoint_identities_many(self, tenant: str, moves: Mapping[str, str]) -> None:
+    async def merge_identities(
+        self,
+        tenant: str,
+        moves: Mapping[str, str],
+        presented: Sequence[tuple[Sequence[IdentityKey], Sequence[str]]] = (),
+    ) -> None:
         for from_id, to_id in moves.items():
             await self.repoint_identities(tenant, [from_id], to_id)
+        for keys, customer_ids in presented:
+            await self.add_identity_customers(tenant, keys, customer_ids)
 
     async def move_identities(self, tenant: str, ids: Sequence[object], to_id: str) -> None:
         for doc in self.identities.values():

@@ -13,7 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from services.timeline.cases.model import CaseDoc
 from services.timeline.store.documents import Document, aware
 from services.timeline.store.versioned import by_ids, replace_at_version, write_many_at_version
-from services.timeline.store.writes import insert_new, repoint, repoint_many
+from services.timeline.store.writes import insert_new, move_many_by_id, repoint
 
 # How many of a customer's most recently active cases assignment looks at: the open ones and
 # the latest resolved one are among them unless merges piled up more than this.
@@ -166,9 +166,17 @@ class CaseStore:
         """Move the customers' records to `to_id` (a merge); returns how many."""
         return await repoint(self.collection, tenant, from_ids, to_id)
 
-    async def repoint_many(self, tenant: str, moves: Mapping[str, str]) -> None:
-        """`repoint` for many merges in one round trip: customer id → where it moves."""
-        await repoint_many(self.collection, tenant, moves)
+    async def move_many(self, tenant: str, moves: Mapping[str, Sequence[str]]) -> None:
+        """Give cases to other customers in one round trip: customer id → the case ids."""
+        await move_many_by_id(self.collection, tenant, moves)
+
+    async def cases_of(self, tenant: str, customer_ids: Iterable[str]) -> list[CaseDoc]:
+        """Every case of these customers, in one read (a merge moves and recounts them)."""
+        wanted = list(dict.fromkeys(customer_ids))
+        if not wanted:
+            return []
+        cursor = self.collection.find({"customer_id": {"$in": wanted}, "tenant": tenant})
+        return [await self._opened(doc) async for doc in cursor]
 
     async def find(self, tenant: str, query: CaseQuery) -> list[CaseDoc]:
         """Cases matching `query`, most recently updated first, `(updated_at, _id)` descending."""

@@ -19,7 +19,7 @@ from services.timeline.identity.policy import BLOCKLISTED, SHARED, IdentityKey, 
 from services.timeline.identity.records import IdentityRecords
 from services.timeline.identity.suggestions import UNVERIFIED_LINK, suggest_pair
 from services.timeline.interactions.records import InteractionLog
-from services.timeline.interactions.tally import Tally
+from services.timeline.interactions.tally import Tally, tally_of
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.profile import (
     customer_id_for,
@@ -30,6 +30,7 @@ from services.timeline.profiles.profile import (
 )
 from services.timeline.profiles.records import CustomerRecords
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
+from services.timeline.store.documents import Document, aware
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -622,13 +623,12 @@ class IdentityResolver:
             },
         ):
             await self.identities.record_merges([ledger for ledger, _ in started])
-            finished = await self._finish_merges(tenant, started)
-            presented = [
-                (plan.presented, sorted(d["_id"] for d in plan.customers))
-                for plan, done in zip(plans, finished, strict=True)
-                if plan.presented and not isinstance(done, Exception)
-            ]
-            await self.identities.add_identity_customers_many(tenant, presented)
+            presented = {
+                ledger["_id"]: (plan.presented, sorted(d["_id"] for d in plan.customers))
+                for plan, (ledger, _) in zip(plans, started, strict=True)
+                if plan.presented
+            }
+            finished = await self._finish_merges(tenant, started, presented=presented)
         outcomes: list[Merged | Exception] = []
         for plan, (ledger, _), done in zip(plans, started, finished, strict=True):
             if isinstance(done, Exception):
@@ -708,6 +708,8 @@ class IdentityResolver:
         self,
         tenant: str,
         started: Sequence[tuple[MergeEntry, Mapping[str, CustomerDoc] | None]],
+        *,
+        presented: Mapping[str, tuple[list[IdentityKey], list[str]]] | None = None,
     ) -> list[_Finished | Exception]:
         """Finish merges of one tenant whose customers are disjoint, each step in bulk.
 
@@ -727,7 +729,9 @@ class IdentityResolver:
             for ledger, _ in going
             for loser_id in ledger["merged_ids"]
         }
-        await self._repoint_many(tenant, moves)
+        shown_by = presented or {}
+        shown = [shown_by[ledger["_id"]] for ledger, _ in going if ledger["_id"] in shown_by]
+        tallies, recent = await self._move_merged(tenant, moves, shown)
         # A merge on another replica may have merged a survivor meanwhile (checked after our
         # last re-point: a later merge re-points what we moved). Finish on its live survivor.
         target, live = await self.survivors(tenant, {ledger["survivor_id"] for ledger, _ in going})
@@ -737,10 +741,9 @@ class IdentityResolver:
             live_id = target.get(survivor_id, survivor_id)
             if live_id != survivor_id:
                 await self._repoint(tenant, [survivor_id], live_id)
+                tallies[live_id] = await self.interactions.tally(tenant, live_id)
+                recent[live_id] = await self.cases.recent(tenant, live_id, limit=RECENT_CASES)
             survivor_of[ledger["_id"]] = live_id
-        survivor_ids = sorted(set(survivor_of.values()))
-        recent = await self.cases.recent_of(tenant, survivor_ids, limit=RECENT_CASES)
-        tallies = await self.interactions.tallies(tenant, survivor_ids)
         rebuilt = await self._rebuild_survivors(
             tenant,
             [(ledger, losers, survivor_of[ledger["_id"]]) for ledger, losers in going],
@@ -927,13 +930,52 @@ class IdentityResolver:
         await self.move_records(tenant, from_ids, to_id)
         await self.cases.repoint(tenant, from_ids, to_id)
 
-    async def _repoint_many(self, tenant: str, moves: Mapping[str, str]) -> None:
-        """Re-point the records of many merges: one bulk write per collection."""
+    async def _move_merged(
+        self,
+        tenant: str,
+        moves: Mapping[str, str],
+        presented: Sequence[tuple[list[IdentityKey], list[str]]],
+    ) -> tuple[dict[str, Tally], dict[str, list[CaseDoc]]]:
+        """Give the merged-away customers' records to their survivors: per collection one
+        read of the merged customers' records and one bulk write moving them by `_id`.
+
+        The reads come after the losers were marked, so they hold every record appended to
+        a loser by a writer whose profile write came before the mark; a writer after it
+        moves its own (`_moved`). The same reads recount the survivors (the log as it is
+        after the move) and give their recent cases, newest first.
+
+        Returns:
+            Survivor id → its tally, and → its recent cases.
+        """
         if not moves:
-            return
-        await self.identities.repoint_identities_many(tenant, moves)
-        await self.interactions.repoint_many(tenant, moves)
-        await self.cases.repoint_many(tenant, moves)
+            return {}, {}
+        survivors = sorted(set(moves.values()))
+        involved = [*moves, *survivors]
+        await self.identities.merge_identities(tenant, moves, presented)
+        entries = await self.interactions.of_customers(
+            tenant, involved, ("channel", "projected", "event_id", "occurred_at")
+        )
+        log_moves: dict[str, list[str]] = {}
+        by_survivor: dict[str, list[Document]] = {s: [] for s in survivors}
+        for entry in entries:
+            owner = moves.get(entry["customer_id"], entry["customer_id"])
+            if entry["customer_id"] in moves:
+                log_moves.setdefault(owner, []).append(entry["_id"])
+            by_survivor[owner].append(entry)
+        await self.interactions.move_many(tenant, log_moves)
+        case_moves: dict[str, list[str]] = {}
+        recent: dict[str, list[CaseDoc]] = {s: [] for s in survivors}
+        for case in await self.cases.cases_of(tenant, involved):
+            owner = moves.get(case["customer_id"], case["customer_id"])
+            if case["customer_id"] in moves:
+                case_moves.setdefault(owner, []).append(case["_id"])
+                case = {**case, "customer_id": owner}  # noqa: PLW2901 - as it is after the move
+            recent[owner].append(case)
+        await self.cases.move_many(tenant, case_moves)
+        for cases in recent.values():
+            cases.sort(key=lambda c: (aware(c["updated_at"]), c["_id"]), reverse=True)
+            del cases[RECENT_CASES:]
+        return {s: tally_of(of) for s, of in by_survivor.items()}, recent
 
     async def complete_pending_merges(self) -> int:
         """Finish merges a crash cut off half-way (run at start-up); returns how many."""

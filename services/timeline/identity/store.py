@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol, cast
 
-from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, IndexModel, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
@@ -28,7 +28,6 @@ from services.timeline.store.writes import (
     insert_new,
     move_by_id,
     repoint,
-    repoint_many,
 )
 
 IDENTITY_INDEXES = [
@@ -150,22 +149,6 @@ class IdentityStore:
                 {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}},
             )
 
-    async def add_identity_customers_many(
-        self, tenant: str, presented: Sequence[tuple[Sequence[IdentityKey], Sequence[str]]]
-    ) -> None:
-        """`add_identity_customers` for many (keys, customers) pairs in one round trip."""
-        updates = [
-            UpdateOne(
-                {"tenant": tenant, "value": self._stored_value(tenant, kind, value), "kind": kind},
-                {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}},
-            )
-            for keys, customer_ids in presented
-            if customer_ids
-            for kind, value in keys
-        ]
-        if updates:
-            await self._identities.bulk_write(updates, ordered=False)
-
     async def claim_identities(self, claim: Claim) -> list[IdentityKey]:
         """Attach identifiers to a customer; returns those another writer claimed first."""
         docs: list[dict[str, Any]] = [claim.document(key) for key in claim.keys]
@@ -199,9 +182,47 @@ class IdentityStore:
         """Move the customers' records to `to_id` (a merge); returns how many."""
         return await repoint(self._identities, tenant, from_ids, to_id)
 
-    async def repoint_identities_many(self, tenant: str, moves: Mapping[str, str]) -> None:
-        """`repoint_identities` for many merges in one round trip: customer id → where to."""
-        await repoint_many(self._identities, tenant, moves)
+    async def merge_identities(
+        self,
+        tenant: str,
+        moves: Mapping[str, str],
+        presented: Sequence[tuple[Sequence[IdentityKey], Sequence[str]]] = (),
+    ) -> None:
+        """The identities side of a batch's merges, in one read and one bulk write.
+
+        `moves`: each merged-away customer → its survivor; their identities go to it.
+        `presented`: (keys, customers) — these customers presented these keys, held by the
+        merged customers (merge protection counts them; `add_identity_customers`).
+        """
+        if not moves:
+            return
+        held = set(moves) | set(moves.values())
+        cursor = self._identities.find(
+            {"tenant": tenant, "customer_id": {"$in": sorted(held)}},
+            {"_id": 1, "kind": 1, "value": 1, "customer_id": 1},
+        )
+        docs = [doc async for doc in cursor]
+        by_target: dict[str, list[object]] = {}
+        for doc in docs:
+            if doc["customer_id"] in moves:
+                by_target.setdefault(moves[doc["customer_id"]], []).append(doc["_id"])
+        ids = {(doc["kind"], doc["value"]): doc["_id"] for doc in docs}
+        updates: list[UpdateMany | UpdateOne] = [
+            UpdateMany({"_id": {"$in": moved}, "tenant": tenant}, {"$set": {"customer_id": to}})
+            for to, moved in by_target.items()
+        ]
+        for keys, customer_ids in presented:
+            for kind, value in keys:
+                stored = ids.get((kind, self._stored_value(tenant, kind, value)))
+                if stored is not None and customer_ids:
+                    updates.append(
+                        UpdateOne(
+                            {"_id": stored, "tenant": tenant},
+                            {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}},
+                        )
+                    )
+        if updates:
+            await self._identities.bulk_write(updates, ordered=False)
 
     async def move_identities(self, tenant: str, ids: Sequence[object], to_id: str) -> None:
         """Give the identities with these `_id`s to customer `to_id` (a split)."""

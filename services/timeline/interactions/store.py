@@ -12,14 +12,14 @@ from pymongo.asynchronous.cursor import AsyncCursor
 
 from services.timeline.interactions.keys import instant_bound, timeline_key
 from services.timeline.interactions.model import InteractionDoc, InteractionState
-from services.timeline.interactions.tally import Tally, tally_of
+from services.timeline.interactions.tally import Tally
 from services.timeline.store.documents import Document, interaction_key
 from services.timeline.store.writes import (
     insert_many_new,
     insert_new,
     move_by_id,
+    move_many_by_id,
     repoint,
-    repoint_many,
 )
 
 INDEXES = [
@@ -176,9 +176,9 @@ class InteractionStore:
         """Move the customers' records to `to_id` (a merge); returns how many."""
         return await repoint(self._log, tenant, from_ids, to_id)
 
-    async def repoint_many(self, tenant: str, moves: Mapping[str, str]) -> None:
-        """`repoint` for many merges in one round trip: customer id → where it moves."""
-        await repoint_many(self._log, tenant, moves)
+    async def move_many(self, tenant: str, moves: Mapping[str, Sequence[str]]) -> None:
+        """`move` to many customers in one round trip: customer id → the `_id`s it gets."""
+        await move_many_by_id(self._log, tenant, moves)
 
     async def move(self, tenant: str, keys: Sequence[str], to_id: str) -> None:
         """Give the interactions with these `_id`s to customer `to_id` (a split)."""
@@ -263,6 +263,19 @@ class InteractionStore:
         )
         return await self._opened(tenant, cursor)
 
+    async def of_customers(
+        self, tenant: str, customer_ids: Iterable[str], fields: Sequence[str]
+    ) -> list[Document]:
+        """`of_customer` for many customers in one read; each entry with its `customer_id`."""
+        wanted = list(dict.fromkeys(customer_ids))
+        if not wanted:
+            return []
+        projected = [*fields, "customer_id", *(["event_id"] if "raw" in fields else [])]
+        cursor = self._log.find(
+            {"tenant": tenant, "customer_id": {"$in": wanted}}, dict.fromkeys(projected, 1)
+        )
+        return await self._opened(tenant, cursor)
+
     # -- recounts -----------------------------------------------------------------------------
 
     async def tally(self, tenant: str, customer_id: str) -> Tally:
@@ -286,31 +299,6 @@ class InteractionStore:
                 pending.append(doc["event_id"])
         first, last = await self.contact_bounds(tenant, customer_id)
         return Tally(sorted(pending), by_channel, first, last)
-
-    async def tallies(self, tenant: str, customer_ids: Iterable[str]) -> dict[str, Tally]:
-        """`tally` of many customers in one read (a batch's merges recount their survivors).
-
-        Counts, pending list and contact dates come from the same documents, so what `tally`
-        says of an event counted while unprojected holds here too.
-        """
-        wanted = list(dict.fromkeys(customer_ids))
-        docs: dict[str, list[Document]] = {c: [] for c in wanted}
-        if not wanted:
-            return {}
-        cursor = self._log.find(
-            {"tenant": tenant, "customer_id": {"$in": wanted}},
-            {
-                "_id": 0,
-                "customer_id": 1,
-                "channel": 1,
-                "projected": 1,
-                "event_id": 1,
-                "occurred_at": 1,
-            },
-        )
-        async for doc in cursor:
-            docs[doc["customer_id"]].append(doc)
-        return {customer_id: tally_of(of) for customer_id, of in docs.items()}
 
     async def channel_counts(self, tenant: str, customer_id: str) -> dict[str, int]:
         pipeline: list[Document] = [

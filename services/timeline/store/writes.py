@@ -69,25 +69,20 @@ async def move_by_id(
     )
 
 
-async def repoint_many(
-    collection: AsyncCollection[Document], tenant: str, moves: Mapping[str, str]
+async def move_many_by_id(
+    collection: AsyncCollection[Document], tenant: str, moves: Mapping[str, Sequence[object]]
 ) -> None:
-    """`repoint` for many merges in one round trip: customer id → the customer it moves to.
+    """`move_by_id` to many customers in one round trip: customer id → the `_id`s it gets.
 
-    One `update_many` per target customer, in one ordered bulk write (so that a chain, a
-    customer moved to one that itself moves later in `moves`, ends on the last).
+    Merges move records by `_id` (read after the losers were marked) rather than by
+    `customer_id`: on the embedded store an update filtered on anything but `_id` scans the
+    whole collection, once per target; by `_id` it is a primary-key lookup. On MongoDB both
+    are index lookups; this costs it the one read, which the merge makes anyway.
     """
-    by_target: dict[str, list[str]] = {}
-    for from_id, to_id in moves.items():
-        by_target.setdefault(to_id, []).append(from_id)
-    if not by_target:
-        return
-    await collection.bulk_write(
-        [
-            UpdateMany(
-                {"tenant": tenant, "customer_id": {"$in": from_ids}},
-                {"$set": {"customer_id": to_id}},
-            )
-            for to_id, from_ids in by_target.items()
-        ]
-    )
+    updates = [
+        UpdateMany({"_id": {"$in": list(ids)}, "tenant": tenant}, {"$set": {"customer_id": to_id}})
+        for to_id, ids in moves.items()
+        if ids
+    ]
+    if updates:
+        await collection.bulk_write(updates, ordered=False)
