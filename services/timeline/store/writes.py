@@ -13,6 +13,9 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from services.timeline.store.documents import Document
 
 DUPLICATE_KEY = 11000
+# Ids per update of a move by `_id`: the embedded store binds each as an SQL parameter, and
+# SQLite refuses statements of more than 32,766.
+MOVE_CHUNK = 1_000
 
 
 async def insert_new(collection: AsyncCollection[Document], doc: Document) -> bool:
@@ -80,9 +83,12 @@ async def move_many_by_id(
     are index lookups; this costs it the one read, which the merge makes anyway.
     """
     updates = [
-        UpdateMany({"_id": {"$in": list(ids)}, "tenant": tenant}, {"$set": {"customer_id": to_id}})
+        UpdateMany(
+            {"_id": {"$in": list(ids[start : start + MOVE_CHUNK])}, "tenant": tenant},
+            {"$set": {"customer_id": to_id}},
+        )
         for to_id, ids in moves.items()
-        if ids
+        for start in range(0, len(ids), MOVE_CHUNK)
     ]
     if updates:
         await collection.bulk_write(updates, ordered=False)
