@@ -111,15 +111,19 @@ class Waiting:
         ahead: ReadAhead | None,
         *,
         agent_action: bool,
+        own: Lookup | None = None,
     ) -> bool:
-        """Whether an event must wait for the events waiting already (none: it never must)."""
+        """Whether an event must wait for the events waiting already (none: it never must).
+
+        `own`: a read the event has of its own (its merge's), standing for the batch's.
+        """
         if not self.indices:
             return False
         if self.barrier or agent_action or (tenant, event_id) in self.events:
             return True
         if any((tenant, key) in self.keys for key in keys):
             return True
-        lookup = ahead.lookup_for(tenant, keys) if ahead is not None else None
+        lookup = own or (ahead.lookup_for(tenant, keys) if ahead is not None else None)
         if lookup is None:
             return True
         return any((tenant, c) in self.customers for c in _customers_of(lookup, keys))

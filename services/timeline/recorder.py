@@ -171,7 +171,11 @@ class TimelineRecorder:
                     break
                 # The merges move and count a complete log: what is queued is written first.
                 batch.flushed.update(await self._flush(batch))
-                batch.merged = await self._merge_waiting(waiting, batch, outcomes)
+                merged = await self._merge_waiting(waiting, batch, outcomes)
+                # A merge done a round ago whose event waited again: what it read may be
+                # stale after this round's merges, so that event reads afresh.
+                batch.merged = {i: replace(m, lookup=None) for i, m in batch.merged.items()}
+                batch.merged.update(merged)
                 indices = [i for i in waiting.indices if outcomes[i] is None]
             for index, outcome in (await self._flush(batch)).items():
                 outcomes[index] = outcome
@@ -238,8 +242,14 @@ class TimelineRecorder:
         identifiers = presented(interaction, self.identity_for(tenant))
         detail = interaction.WhichOneof("detail")
         keys = matchable_keys(identifiers)
+        done = batch.merged.get(index)
         if batch.defers and batch.waiting.must_wait(
-            tenant, event_id, keys, batch.ahead, agent_action=detail == "agent_action"
+            tenant,
+            event_id,
+            keys,
+            batch.ahead,
+            agent_action=detail == "agent_action",
+            own=done.lookup if done is not None else None,
         ):
             batch.waiting.add(
                 index, tenant, event_id, keys, batch.ahead, barrier=detail == "agent_action"
