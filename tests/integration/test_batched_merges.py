@@ -6,12 +6,13 @@ live; a split that reads the log once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from services.timeline.bootstrap import build_core
 from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.identity.resolver import Actor
+from services.timeline.interactions.store import InteractionStore
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.store import CustomerStore
 from services.timeline.recorder import Recorded, TimelineRecorder
@@ -258,3 +259,57 @@ async def test_a_split_reads_the_log_once_and_restores_both_customers(
     # One read of the log for the move and both recounts (before: one, then per customer
     # its log again and a tally of three reads).
     assert sent["find:interactions"] == 1, sent
+
+
+class _CutOffMidMerge(InteractionStore):
+    """The process stops while the batch's merges move the log (after ledger and marks)."""
+
+    def __init__(self, store: TimelineStore) -> None:
+        super().__init__(store.db["interactions"])
+        self.cut = False
+
+    async def move_many(self, tenant: str, moves: Mapping[str, Sequence[str]]) -> None:
+        if not self.cut:
+            self.cut = True
+            raise RuntimeError("killed mid-merge")
+        await super().move_many(tenant, moves)
+
+
+async def test_merges_cut_off_mid_batch_are_finished_at_start_and_redelivery_lands_on_survivors(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str
+) -> None:
+    store, _ = counted
+    await _two_customers_per_group(recorder_over(store), tenant)
+    links = [_link(tenant, g, 20 + g) for g in range(GROUPS)]
+    healthy = store.interactions
+    store.interactions = _CutOffMidMerge(store)
+
+    cut = await recorder_over(store).record_batch(links)
+
+    assert all(isinstance(o, RuntimeError) for o in cut), cut
+    assert await store.db["merges"].count_documents({"tenant": tenant, "status": "pending"}) == 4
+    # The restarted timeline finishes what the ledger says was begun, then gets the batch again.
+    store.interactions = healthy
+    core = build_core(store, identity_for=lambda _tenant: IdentityPolicy("JP"))
+    assert await core.finish_interrupted() == (GROUPS, 0)
+    again = _recorded(await core.recorder.record_batch(links))
+
+    for link in again:
+        survivor = await _customer(store, tenant, link.customer_id)
+        assert "merged_into" not in survivor
+        assert survivor["interaction_count"] == 3, survivor
+    assert await store.db["merges"].count_documents({"tenant": tenant, "status": "done"}) == 4
+    merged_away = await store.db["customers"].count_documents(
+        {"tenant": tenant, "merged_into": {"$exists": True}}
+    )
+    assert merged_away == GROUPS
+    for collection in ("interactions", "identities", "cases"):
+        on_losers = await store.db[collection].count_documents(
+            {"tenant": tenant, "customer_id": {"$in": await _losers(store, tenant)}}
+        )
+        assert on_losers == 0, collection
+
+
+async def _losers(store: TimelineStore, tenant: str) -> list[str]:
+    cursor = store.db["customers"].find({"tenant": tenant, "merged_into": {"$exists": True}})
+    return [doc["_id"] async for doc in cursor]
