@@ -69,6 +69,16 @@ async def _two_customers_per_group(recorder: TimelineRecorder, tenant: str) -> N
     assert len({o.customer_id for o in seeded if isinstance(o, Recorded)}) == 2 * GROUPS
 
 
+async def _seeded(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str
+) -> tuple[TimelineStore, CommandCounts, TimelineRecorder]:
+    """The counted store with two customers per group, and the recorder that made them."""
+    store, counts = counted
+    recorder = recorder_over(store)
+    await _two_customers_per_group(recorder, tenant)
+    return store, counts, recorder
+
+
 def _recorded(outcomes: Sequence[Recorded | Exception]) -> list[Recorded]:
     recorded = [o for o in outcomes if isinstance(o, Recorded)]
     assert len(recorded) == len(outcomes), outcomes
@@ -82,9 +92,7 @@ async def _customer(store: TimelineStore, tenant: str, customer_id: str) -> Cust
 async def test_the_merges_of_a_batch_share_one_ledger_insert_mark_and_move_per_collection(
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
-    store, counts = counted
-    recorder = recorder_over(store)
-    await _two_customers_per_group(recorder, tenant)
+    store, counts, recorder = await _seeded(counted, tenant)
     others = [
         builders.chat(tenant, visitor=f"w{k}", at=T0 + timedelta(minutes=30)) for k in range(3)
     ]
@@ -118,9 +126,7 @@ async def test_the_merges_of_a_batch_share_one_ledger_insert_mark_and_move_per_c
 async def test_an_event_after_a_merge_on_its_customers_lands_on_the_survivor_after_it(
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
-    store, _ = counted
-    recorder = recorder_over(store)
-    await _two_customers_per_group(recorder, tenant)
+    store, _, recorder = await _seeded(counted, tenant)
     # The link, then the visitor chatting again, then mail from the merged-away address,
     # with another customer's message between them that does not wait.
     batch = [
@@ -145,9 +151,7 @@ async def test_an_event_after_a_merge_on_its_customers_lands_on_the_survivor_aft
 async def test_a_merge_that_needs_another_merge_of_the_batch_first_follows_it(
     counted: tuple[TimelineStore, CommandCounts], tenant: str
 ) -> None:
-    store, counts = counted
-    recorder = recorder_over(store)
-    await _two_customers_per_group(recorder, tenant)
+    store, counts, recorder = await _seeded(counted, tenant)
     phone = builders.unique_mobile()
     # A third customer known by a phone only, on a mail of its own address.
     [third] = _recorded(
