@@ -13,20 +13,27 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient, monitoring
 
+from bench.baselines import insert_many_rate
 from bench.interactions import inbound
+from bench.stack import bench_stack
 from services.timeline.bootstrap import build_core
 from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.identity.resolver import Actor
 from services.timeline.interactions.entries import interaction_document
 from services.timeline.recorder import Recorded, TimelineRecorder
+from services.timeline.store.command_counts import CommandCounts, CommandTally
 from services.timeline.store.documents import Document, IdentifierDoc
 from services.timeline.stores import TimelineStore
 from tsunagu.v1 import interaction_pb2 as pb
@@ -74,8 +81,10 @@ class BenchStore:
         await self.client.close()
 
 
-async def resolution_throughput(mongodb_uri: str, count: int, batch: int) -> dict[str, Any]:
-    """Events per second through record_batch: half create, a quarter attach, a quarter merge."""
+def identity_mix(count: int) -> list[pb.Interaction]:
+    """Per group of four: a call from a new phone, a second one, an email from a new address,
+    and an email carrying both (it merges the two customers).
+    """
     events: list[pb.Interaction] = []
     for g in range(count // 4):
         at = T0 + timedelta(minutes=g)
@@ -90,12 +99,29 @@ async def resolution_throughput(mongodb_uri: str, count: int, batch: int) -> dic
                 pb.Identifier(kind=pb.IDENTIFIER_KIND_PHONE, value=number, verified=True),
             ),
         ]
-    async with BenchStore(mongodb_uri) as bench:
+    return events
+
+
+async def resolution_throughput(mongodb_uri: str, count: int, batch: int) -> dict[str, Any]:
+    """Events per second through record_batch: half create, a quarter attach, a quarter merge;
+    with the store commands it sent per event, by command and collection.
+    """
+    events = identity_mix(count)
+    counts = CommandCounts()
+    async with BenchStore(mongodb_uri, [counts]) as bench:
+        before = counts.snapshot()["commands"]
         started = time.perf_counter()
         outcomes = []
         for offset in range(0, len(events), batch):
             outcomes += await bench.recorder.record_batch(events[offset : offset + batch])
         elapsed = time.perf_counter() - started
+        sent = _commands_since(before, counts)
+        now = counts.snapshot()["commands"]
+        seconds = {
+            key: round(tally["seconds"] - before.get(key, {"seconds": 0.0})["seconds"], 3)
+            for key, tally in now.items()
+        }
+        waited = sum(seconds.values())
         failed = [o for o in outcomes if not isinstance(o, Recorded)]
         assert not failed, failed[:3]
         merged = sum(1 for o in outcomes if isinstance(o, Recorded) and o.merged_ids)
@@ -104,7 +130,29 @@ async def resolution_throughput(mongodb_uri: str, count: int, batch: int) -> dic
         )
         assert merged == len(events) // 4, merged
         assert live == len(events) // 4, live
-    return {"events": len(events), "batch": batch, "merges": merged, "per_s": len(events) / elapsed}
+    return {
+        "events": len(events),
+        "batch": batch,
+        "merges": merged,
+        "per_s": len(events) / elapsed,
+        "store_commands_per_event": sum(sent.values()) / len(events),
+        "store_commands_per_merge": sum(sent.values()) / max(1, merged),
+        "store_commands": dict(sent.most_common()),
+        # The share of the run spent waiting on store round trips (the rest: this process).
+        "store_wait_share": waited / elapsed,
+        "store_command_seconds": dict(sorted(seconds.items(), key=lambda kv: -kv[1])),
+    }
+
+
+def _commands_since(before: dict[str, CommandTally], counts: CommandCounts) -> Counter[str]:
+    now = counts.snapshot()["commands"]
+    return Counter(
+        {
+            key: tally["count"] - before.get(key, {"count": 0})["count"]
+            for key, tally in now.items()
+            if tally["count"] > before.get(key, {"count": 0})["count"]
+        }
+    )
 
 
 async def merge_split_latency(mongodb_uri: str, per_customer: int) -> dict[str, Any]:
@@ -148,11 +196,7 @@ async def merge_split_latency(mongodb_uri: str, per_customer: int) -> dict[str, 
             )
         both = list(customers.values())
 
-        started = time.perf_counter()
-        await store.db["interactions"].update_many(
-            {"tenant": TENANT, "customer_id": {"$in": both}}, {"$set": {"bench_touched": True}}
-        )
-        baseline = time.perf_counter() - started
+        baseline = [await _touch_all(store, both, 1)]
 
         link = _email(
             address,
@@ -182,11 +226,52 @@ async def merge_split_latency(mongodb_uri: str, per_customer: int) -> dict[str, 
             per_customer,
             per_customer + 1,
         ], counts
+        # Again after: on a machine shared with other work, one measure of the baseline may
+        # fall in a quiet or a busy moment; the mean of one before and one after is fairer.
+        baseline.append(await _touch_all(store, both, 2))
     return {
         "interactions_per_customer": per_customer,
-        "update_many_s": baseline,
+        "update_many_s": sum(baseline) / len(baseline),
+        "update_many_runs_s": baseline,
         "merge_s": merge_s,
         "split_s": split_s,
-        "merge_vs_update_many": merge_s / baseline,
-        "split_vs_update_many": split_s / baseline,
+        "merge_vs_update_many": merge_s / (sum(baseline) / len(baseline)),
+        "split_vs_update_many": split_s / (sum(baseline) / len(baseline)),
     }
+
+
+async def _touch_all(store: TimelineStore, customer_ids: list[str], mark: int) -> float:
+    """Seconds for one `update_many` over every interaction of the customers (the baseline)."""
+    started = time.perf_counter()
+    await store.db["interactions"].update_many(
+        {"tenant": TENANT, "customer_id": {"$in": customer_ids}},
+        {"$set": {"bench_touched": mark}},
+    )
+    return time.perf_counter() - started
+
+
+async def measure_alone(*, events: int, batch: int, merge_size: int) -> dict[str, Any]:
+    """The identity rows of `make bench` alone, on a bench stack, beside their baseline."""
+    async with bench_stack() as stack:
+        inserts = await insert_many_rate(stack, max(2_000, events))
+        resolution = await resolution_throughput(stack.mongodb_uri, events, batch)
+        merge_split = (
+            await merge_split_latency(stack.mongodb_uri, merge_size) if merge_size else None
+        )
+    return {"insert_many": inserts, "identity_resolution": resolution, "merge_split": merge_split}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.identity")
+    parser.add_argument("--events", type=int, default=2_000)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--merge-size", type=int, default=10_000, help="0: no merge/split")
+    args = parser.parse_args()
+    print(
+        json.dumps(
+            asyncio.run(
+                measure_alone(events=args.events, batch=args.batch, merge_size=args.merge_size)
+            ),
+            indent=2,
+        )
+    )

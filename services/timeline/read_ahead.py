@@ -1,12 +1,14 @@
-"""What a batch read up front for all its events, and which of it its own writes made stale."""
+"""What a batch read up front for all its events, which of it its own writes made stale, and
+which events wait for the merges at the end of the round.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 from services.timeline.identity.policy import IdentityKey
-from services.timeline.identity.resolver import Lookup, Resolution
+from services.timeline.identity.resolver import Lookup, MergePlan, Resolution
 from services.timeline.profiles.model import CustomerDoc
 
 
@@ -66,3 +68,85 @@ class ReadAhead:
             del lookup.target[owner]
         for customer_id in gone:
             lookup.live.pop(customer_id, None)
+
+
+def _customers_of(lookup: Lookup, keys: Collection[IdentityKey]) -> Iterator[str]:
+    """The customers the keys lead to in `lookup`: their holders and those holders' survivors."""
+    for key in keys:
+        doc = lookup.docs.get(key)
+        if doc is not None:
+            yield doc["customer_id"]
+            live = lookup.target.get(doc["customer_id"])
+            if live is not None:
+                yield live
+
+
+@dataclass(slots=True)
+class Waiting:
+    """The events a round of a batch leaves for the next one, and the merges they wait for.
+
+    An event that asks for a merge waits (the merges of a round are done together at its
+    end), and so does every later event that might depend on one that waits: one with the
+    same event id, one presenting an identifier a waiting event presented, one whose
+    identifiers lead to a customer a waiting event involves, one for which the batch's
+    read does not hold (it would read for itself, and could find such a customer), and,
+    from the first agent action that waits on, every event (an agent's command may move
+    anything). Per customer the batch's order is kept that way; events of other customers
+    go ahead.
+    """
+
+    indices: list[int] = field(default_factory=list)
+    # Per tenant, the merges asked for: (index of the event, the merge).
+    plans: dict[str, list[tuple[int, MergePlan]]] = field(default_factory=dict)
+    keys: set[tuple[str, IdentityKey]] = field(default_factory=set)
+    customers: set[tuple[str, str]] = field(default_factory=set)
+    events: set[tuple[str, str]] = field(default_factory=set)
+    barrier: bool = False
+
+    def must_wait(
+        self,
+        tenant: str,
+        event_id: str,
+        keys: Collection[IdentityKey],
+        ahead: ReadAhead | None,
+        *,
+        agent_action: bool,
+        own: Lookup | None = None,
+    ) -> bool:
+        """Whether an event must wait for the events waiting already (none: it never must).
+
+        `own`: a read the event has of its own (its merge's), standing for the batch's.
+        """
+        if not self.indices:
+            return False
+        if self.barrier or agent_action or (tenant, event_id) in self.events:
+            return True
+        if any((tenant, key) in self.keys for key in keys):
+            return True
+        lookup = own or (ahead.lookup_for(tenant, keys) if ahead is not None else None)
+        if lookup is None:
+            return True
+        return any((tenant, c) in self.customers for c in _customers_of(lookup, keys))
+
+    def add(
+        self,
+        index: int,
+        tenant: str,
+        event_id: str,
+        keys: Collection[IdentityKey],
+        ahead: ReadAhead | None,
+        *,
+        plan: MergePlan | None = None,
+        barrier: bool = False,
+    ) -> None:
+        """Leave an event for the next round; `plan`: the merge it asks for."""
+        self.indices.append(index)
+        self.events.add((tenant, event_id))
+        self.keys.update((tenant, key) for key in keys)
+        lookup = ahead.lookups.get(tenant) if ahead is not None else None
+        if lookup is not None:
+            self.customers.update((tenant, c) for c in _customers_of(lookup, keys))
+        if plan is not None:
+            self.customers.update((tenant, d["_id"]) for d in plan.customers)
+            self.plans.setdefault(tenant, []).append((index, plan))
+        self.barrier = self.barrier or barrier

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import datetime
 
 from opentelemetry import trace
@@ -17,7 +17,7 @@ from services.timeline.errors import ConcurrentUpdateError, PermanentError
 from services.timeline.identity.commands import IDENTITY_ACTIONS, IdentityCommands
 from services.timeline.identity.policy import IdentityKey, IdentityPolicy
 from services.timeline.identity.presented import matchable_keys, presented, verified_keys
-from services.timeline.identity.resolver import IdentityResolver, Resolution
+from services.timeline.identity.resolver import IdentityResolver, Merged, MergePlan, Resolution
 from services.timeline.interactions.entries import (
     entry_to_proto,
     interaction_document,
@@ -29,12 +29,17 @@ from services.timeline.profiles.contacts import contact_from
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.profile import Contact
 from services.timeline.profiles.projector import Projector
-from services.timeline.read_ahead import ReadAhead
+from services.timeline.read_ahead import ReadAhead, Waiting
 from services.timeline.store.error_text import error_text
 from tsunagu.v1 import interaction_pb2, timeline_pb2
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
+
+# A batch is recorded in rounds: merges wait for the end of their round (with the events
+# that depend on them) and are done together. Past this many rounds (merges that keep
+# losing races), the rest is recorded one merge at a time, each done when it is met.
+MAX_ROUNDS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,11 @@ class _Batch:
     ahead: ReadAhead | None = None
     # False once a read-ahead failed: each event then reads for itself and fails alone.
     reads_ahead: bool = True
+    # Events left for the next round, and the merges they wait for; False in the last round.
+    waiting: Waiting = field(default_factory=Waiting)
+    defers: bool = True
+    # Merges done at the end of the last round, by the index of the event that asked.
+    merged: dict[int, Merged] = field(default_factory=dict)
 
     def add(self, item: _Pending) -> None:
         self.items.append(item)
@@ -122,6 +132,14 @@ class TimelineRecorder:
         for itself), and everything pending is flushed before a merge so that the merge moves
         and counts a complete log; later events on the customers a flush or a merge wrote
         read for themselves, the others keep the batch's read.
+
+        Merges are batched: an event that links customers waits for the end of the round,
+        and so does every later event that could depend on it (one presenting its
+        identifiers or leading to its customers, one whose identifiers the round cannot
+        vouch for, and everything from an agent action on); the others are recorded as they
+        come. At the end of the round everything queued is flushed once, the merges are done
+        together (`IdentityResolver.merge_many`), and the events that waited are recorded in
+        order in the next round. Order is kept per customer, not across the batch.
         """
         outcomes: list[Recorded | Exception | None] = [None] * len(interactions)
         batch = _Batch()
@@ -133,16 +151,32 @@ class TimelineRecorder:
                 known[tenant] = await self.interactions.interaction_states(
                     tenant, [i.event_id for i in interactions if i.tenant == tenant]
                 )
-            for index, interaction in enumerate(interactions):
-                if batch.ahead is None and batch.reads_ahead:
-                    # At the start, and after a flush (a merge) made the last read stale.
-                    await self._read_ahead(interactions[index:], known, batch)
-                try:
-                    outcomes[index] = await self._prepare(
-                        index, interaction, known.get(interaction.tenant, {}), batch
-                    )
-                except Exception as exc:  # noqa: BLE001 - reported for this item only
-                    outcomes[index] = exc
+            indices = list(range(len(interactions)))
+            for round_ in range(1, MAX_ROUNDS + 1):
+                batch.defers = round_ < MAX_ROUNDS
+                for position, index in enumerate(indices):
+                    if batch.ahead is None and batch.reads_ahead:
+                        # At the start, and after an identity command made the last read stale.
+                        rest = [interactions[i] for i in indices[position:]]
+                        await self._read_ahead(rest, known, batch)
+                    interaction = interactions[index]
+                    try:
+                        outcomes[index] = await self._prepare(
+                            index, interaction, known.get(interaction.tenant, {}), batch
+                        )
+                    except Exception as exc:  # noqa: BLE001 - reported for this item only
+                        outcomes[index] = exc
+                waiting, batch.waiting = batch.waiting, Waiting()
+                if not waiting.indices:
+                    break
+                # The merges move and count a complete log: what is queued is written first.
+                batch.flushed.update(await self._flush(batch))
+                merged = await self._merge_waiting(waiting, batch, outcomes)
+                # A merge done a round ago whose event waited again: what it read may be
+                # stale after this round's merges, so that event reads afresh.
+                batch.merged = {i: replace(m, lookup=None) for i, m in batch.merged.items()}
+                batch.merged.update(merged)
+                indices = [i for i in waiting.indices if outcomes[i] is None]
             for index, outcome in (await self._flush(batch)).items():
                 outcomes[index] = outcome
         return [o if o is not None else RuntimeError("not recorded") for o in outcomes]
@@ -206,11 +240,25 @@ class TimelineRecorder:
             return await self._seen_before(tenant, event_id, state)
 
         identifiers = presented(interaction, self.identity_for(tenant))
+        detail = interaction.WhichOneof("detail")
+        keys = matchable_keys(identifiers)
+        done = batch.merged.get(index)
+        if batch.defers and batch.waiting.must_wait(
+            tenant,
+            event_id,
+            keys,
+            batch.ahead,
+            agent_action=detail == "agent_action",
+            own=done.lookup if done is not None else None,
+        ):
+            batch.waiting.add(
+                index, tenant, event_id, keys, batch.ahead, barrier=detail == "agent_action"
+            )
+            return None
         at = occurred_at(interaction)
         merged: list[str] = []
         restored: list[str] = []
         protected: dict[IdentityKey, str] = {}
-        detail = interaction.WhichOneof("detail")
         action = interaction.agent_action.WhichOneof("action") if detail == "agent_action" else None
         if action in IDENTITY_ACTIONS:
             # It moves records between customers: everything queued is written first, and
@@ -234,12 +282,15 @@ class TimelineRecorder:
                 )
         else:
             resolution = await self._resolve(
-                tenant,
-                event_id,
-                at,
-                (matchable_keys(identifiers), verified_keys(identifiers)),
-                batch,
+                index,
+                tenant=tenant,
+                event_id=event_id,
+                at=at,
+                presented_keys=(keys, verified_keys(identifiers)),
+                batch=batch,
             )
+            if resolution is None:
+                return None  # it waits for its merge, at the end of the round
             customer_id, merged = resolution.customer_id, resolution.merged_ids
             protected = resolution.protected
             if resolution.created:
@@ -268,19 +319,28 @@ class TimelineRecorder:
 
     async def _resolve(
         self,
+        index: int,
+        *,
         tenant: str,
         event_id: str,
         at: datetime,
         presented_keys: tuple[list[IdentityKey], frozenset[IdentityKey]],
         batch: _Batch,
-    ) -> Resolution:
-        """Resolve the customer; when the event links customers, flush, then merge them.
+    ) -> Resolution | None:
+        """Resolve the customer; None when the event links customers that are to be merged
+        at the end of the round (it waits for that). In the last round: flush, then merge.
 
         The flush comes first so that the merge re-points and recounts a complete log.
         `presented_keys`: the keys to match on, and those of them the channel verified.
         """
         keys, verified = presented_keys
         ahead = batch.ahead
+        done = batch.merged.pop(index, None)
+        if done is not None:
+            # Its merge was done at the end of the last round: resolve from what it left.
+            lookup = done.lookup
+        else:
+            lookup = ahead.lookup_for(tenant, keys) if ahead is not None else None
         resolution = await self.resolver.resolve(
             tenant=tenant,
             event_id=event_id,
@@ -288,12 +348,17 @@ class TimelineRecorder:
             keys=keys,
             verified=verified,
             may_merge=False,
-            lookup=ahead.lookup_for(tenant, keys) if ahead is not None else None,
+            lookup=lookup,
         )
         if ahead is not None:
             ahead.note(tenant, keys, resolution)
         if not resolution.merge_needed:
+            if done is not None:
+                return replace(resolution, merged_ids=done.merged_ids)
             return resolution
+        if batch.defers and resolution.plan is not None:
+            batch.waiting.add(index, tenant, event_id, keys, ahead, plan=resolution.plan)
+            return None
         batch.flushed.update(await self._flush(batch))
         merged = await self.resolver.resolve(
             tenant=tenant,
@@ -307,6 +372,40 @@ class TimelineRecorder:
         # The merge moved the records of these customers; the rest of the read still holds.
         self._forget(batch, tenant, {merged.customer_id, *merged.merged_ids})
         return merged
+
+    async def _merge_waiting(
+        self,
+        waiting: Waiting,
+        batch: _Batch,
+        outcomes: list[Recorded | Exception | None],
+    ) -> dict[int, Merged]:
+        """Do the merges the round's events asked for, together; by the asking event's index.
+
+        A merge another merge beat is left out: its event resolves again in the next round
+        (and asks for the merge of what is live by then). One that failed otherwise fails
+        its event alone.
+        """
+        done: dict[int, Merged] = {}
+        for tenant, planned in waiting.plans.items():
+            plans: list[MergePlan] = [plan for _, plan in planned]
+            try:
+                results = await self.resolver.merge_many(tenant, plans)
+            except Exception as exc:  # noqa: BLE001 - the merges' events fail, nothing else
+                log.warning("merging for a batch failed: %s", error_text(exc))
+                for index, _ in planned:
+                    outcomes[index] = exc
+                continue
+            for (index, _), result in zip(planned, results, strict=True):
+                if isinstance(result, ConcurrentUpdateError):
+                    continue
+                if isinstance(result, Exception):
+                    outcomes[index] = result
+                    continue
+                done[index] = result
+                # The merge moved these customers' records; the rest of the read still holds.
+                self._forget(batch, tenant, {result.survivor_id, *result.merged_ids})
+                batch.cases.load(tenant, result.survivor_id, result.cases)
+        return done
 
     async def _recover(self, tenant: str, event_id: str, state: InteractionState) -> None:
         """A previous delivery stored the event but stopped before projecting it: the slices

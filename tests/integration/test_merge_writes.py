@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from services.timeline.identity.documents import IdentityDoc
+from services.timeline.identity.policy import IdentityKey
+from services.timeline.identity.store import IdentityStore
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.store import CustomerStore
 from services.timeline.recorder import Recorded, TimelineRecorder
@@ -96,16 +99,30 @@ async def test_a_merge_re_points_each_collection_once_and_marks_its_losers_in_on
 
     assert isinstance(outcome, Recorded)
     await _merged_correctly(store, tenant, outcome)
-    # One update_many each moves the losers' identities and cases (nothing else updates
-    # them); the log's updates are the re-point and the batch's projected flag.
-    # Each collection is re-pointed by one update_many (before: twice, around the marks),
-    # and both losers are marked in one bulk write (before: one write each). The rest is the
-    # event's own: its identifiers (three), its case, its profile, the survivor's rebuild and
-    # the projected flag. Before this change: 5, 3, 3 and 4.
-    assert sent["update:identities"] == 4, sent
+    # Each collection is re-pointed by one bulk write, by `_id`, after one read of the merged
+    # customers' records (before: one update_many by customer, twice, around the marks); both
+    # losers are marked in one bulk write (before: one write each). The identities' bulk
+    # write also records every merged customer as a presenter of the event's three
+    # identifiers (before: one update each). The rest is the event's own: its case, its
+    # profile, the survivor's rebuild and the projected flag. Before: 5, 3, 3 and 4.
+    assert sent["update:identities"] == 1, sent
     assert sent["update:interactions"] == 2, sent
     assert sent["update:cases"] == 2, sent
     assert sent["update:customers"] == 3, sent
+
+
+class _CountingLookups(IdentityStore):
+    """Counts the reads of identities by identifier (the batch's lookups)."""
+
+    def __init__(self, store: TimelineStore) -> None:
+        super().__init__(store.db)
+        self.calls = 0
+
+    async def identity_docs(
+        self, tenant: str, keys: Sequence[IdentityKey]
+    ) -> dict[IdentityKey, IdentityDoc]:
+        self.calls += 1
+        return await super().identity_docs(tenant, keys)
 
 
 class _RacingOnALoser(CustomerStore):
@@ -159,6 +176,9 @@ async def test_a_merge_mid_batch_leaves_the_batch_read_standing_for_the_other_cu
         for k in range(30)
     ]
 
+    lookups = _CountingLookups(store)
+    store.identities = lookups
+    recorder = recorder_over(store)
     before = commands_sent(counts)
     outcomes = await recorder.record_batch([*again[:15], _link(tenant), *again[15:]])
     sent = commands_sent(counts) - before
@@ -166,8 +186,10 @@ async def test_a_merge_mid_batch_leaves_the_batch_read_standing_for_the_other_cu
     recorded = [o for o in outcomes if isinstance(o, Recorded)]
     assert len(recorded) == 31, outcomes
     await _merged_correctly(store, tenant, recorded[15])
-    # The identities were read once for the whole batch (before: again after the merge).
-    assert sent["find:identities"] == 1, sent
+    # The identities were read once for the whole batch (before: again after the merge);
+    # the other read is the merge's own, of the merged customers' identities it moves.
+    assert lookups.calls == 1
+    assert sent["find:identities"] == 2, sent
     ids = {o.customer_id for o in recorded if o is not recorded[15]}
     profiles = await store.customers.get_customers(tenant, ids)
     counts_by_customer = sorted(p["interaction_count"] for p in profiles.values())

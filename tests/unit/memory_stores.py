@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar, cast
 
@@ -178,6 +178,19 @@ class MemoryLog:
         for key in keys:
             self.docs[key]["customer_id"] = to_id
 
+    async def move_many(self, tenant: str, moves: Mapping[str, Sequence[str]]) -> None:
+        for to_id, keys in moves.items():
+            await self.move(tenant, keys, to_id)
+
+    async def of_customers(
+        self, tenant: str, customer_ids: Iterable[str], fields: Sequence[str]
+    ) -> list[Document]:
+        return [
+            entry
+            for customer_id in dict.fromkeys(customer_ids)
+            for entry in await self.of_customer(tenant, customer_id, [*fields, "customer_id"])
+        ]
+
     async def of_customer(
         self, tenant: str, customer_id: str, fields: Sequence[str]
     ) -> list[Document]:
@@ -235,6 +248,16 @@ class MemoryCases(VersionedDocs[CaseDoc]):
         for doc in moved:
             doc["customer_id"] = to_id
         return len(moved)
+
+    async def move_many(self, tenant: str, moves: Mapping[str, Sequence[str]]) -> None:
+        for to_id, case_ids in moves.items():
+            for case_id in case_ids:
+                await self.give(tenant, case_id, to_id)
+
+    async def cases_of(self, tenant: str, customer_ids: Iterable[str]) -> list[CaseDoc]:
+        return [
+            copy.deepcopy(c) for i in dict.fromkeys(customer_ids) for c in self._recent(tenant, i)
+        ]
 
     async def origins_of(self, tenant: str, customer_id: str) -> list[Document]:
         return [
@@ -307,6 +330,17 @@ class MemoryIdentities(Races):
             doc["customer_id"] = to_id
         return len(moved)
 
+    async def merge_identities(
+        self,
+        tenant: str,
+        moves: Mapping[str, str],
+        presented: Sequence[tuple[Sequence[IdentityKey], Sequence[str]]] = (),
+    ) -> None:
+        for from_id, to_id in moves.items():
+            await self.repoint_identities(tenant, [from_id], to_id)
+        for keys, customer_ids in presented:
+            await self.add_identity_customers(tenant, keys, customer_ids)
+
     async def move_identities(self, tenant: str, ids: Sequence[object], to_id: str) -> None:
         for doc in self.identities.values():
             if doc["_id"] in ids:
@@ -314,6 +348,10 @@ class MemoryIdentities(Races):
 
     async def record_merge(self, doc: MergeEntry) -> None:
         self.merges.setdefault(doc["_id"], copy.deepcopy(doc))
+
+    async def record_merges(self, docs: Sequence[MergeEntry]) -> None:
+        for doc in docs:
+            await self.record_merge(doc)
 
     async def replace_merge(self, doc: MergeEntry) -> None:
         self.merges[doc["_id"]] = copy.deepcopy(doc)
@@ -326,6 +364,10 @@ class MemoryIdentities(Races):
             del self.merges[entry["_id"]]
         else:
             stored["status"] = "done"
+
+    async def settle_merges(self, entries: Sequence[MergeEntry]) -> None:
+        for entry in entries:
+            await self.settle_merge(entry, status="done")
 
     async def merges_with_status(self, status: MergeStatus) -> list[MergeEntry]:
         return [copy.deepcopy(d) for d in self.merges.values() if d["status"] == status]

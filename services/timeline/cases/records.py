@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from services.timeline.cases.model import CaseDoc
@@ -29,6 +29,10 @@ class CaseRecords(Protocol):
     async def latest_open(self, tenant: str, customer_id: str) -> CaseDoc | None: ...
 
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int: ...
+
+    async def move_many(self, tenant: str, moves: Mapping[str, Sequence[str]]) -> None: ...
+
+    async def cases_of(self, tenant: str, customer_ids: Iterable[str]) -> list[CaseDoc]: ...
 
     async def origins_of(self, tenant: str, customer_id: str) -> list[Document]: ...
 

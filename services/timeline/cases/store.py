@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, cast
@@ -13,7 +13,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from services.timeline.cases.model import CaseDoc
 from services.timeline.store.documents import Document, aware
 from services.timeline.store.versioned import by_ids, replace_at_version, write_many_at_version
-from services.timeline.store.writes import insert_new, repoint
+from services.timeline.store.writes import insert_new, move_many_by_id, repoint
 
 # How many of a customer's most recently active cases assignment looks at: the open ones and
 # the latest resolved one are among them unless merges piled up more than this.
@@ -165,6 +165,18 @@ class CaseStore:
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
         """Move the customers' records to `to_id` (a merge); returns how many."""
         return await repoint(self.collection, tenant, from_ids, to_id)
+
+    async def move_many(self, tenant: str, moves: Mapping[str, Sequence[str]]) -> None:
+        """Give cases to other customers in one round trip: customer id → the case ids."""
+        await move_many_by_id(self.collection, tenant, moves)
+
+    async def cases_of(self, tenant: str, customer_ids: Iterable[str]) -> list[CaseDoc]:
+        """Every case of these customers, in one read (a merge moves and recounts them)."""
+        wanted = list(dict.fromkeys(customer_ids))
+        if not wanted:
+            return []
+        cursor = self.collection.find({"customer_id": {"$in": wanted}, "tenant": tenant})
+        return [await self._opened(doc) async for doc in cursor]
 
     async def find(self, tenant: str, query: CaseQuery) -> list[CaseDoc]:
         """Cases matching `query`, most recently updated first, `(updated_at, _id)` descending."""

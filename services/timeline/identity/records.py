@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol
 
 from services.timeline.identity.documents import (
@@ -34,15 +34,26 @@ class IdentityRecords(Protocol):
 
     async def repoint_identities(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int: ...
 
+    async def merge_identities(
+        self,
+        tenant: str,
+        moves: Mapping[str, str],
+        presented: Sequence[tuple[Sequence[IdentityKey], Sequence[str]]] = (),
+    ) -> None: ...
+
     async def move_identities(self, tenant: str, ids: Sequence[object], to_id: str) -> None: ...
 
     async def record_merge(self, doc: MergeEntry) -> None: ...
+
+    async def record_merges(self, docs: Sequence[MergeEntry]) -> None: ...
 
     async def replace_merge(self, doc: MergeEntry) -> None: ...
 
     async def settle_merge(
         self, entry: MergeEntry, *, status: Literal["done", "dropped"]
     ) -> None: ...
+
+    async def settle_merges(self, entries: Sequence[MergeEntry]) -> None: ...
 
     async def merges_with_status(self, status: MergeStatus) -> list[MergeEntry]: ...
 

@@ -11,6 +11,7 @@ from typing import cast
 
 from opentelemetry import trace
 
+from services.timeline.cases.model import CaseDoc
 from services.timeline.cases.records import CaseRecords
 from services.timeline.errors import ConcurrentUpdateError, ResolutionConflictError
 from services.timeline.identity.documents import ActorDoc, Claim, IdentityDoc, MergeEntry
@@ -18,6 +19,7 @@ from services.timeline.identity.policy import BLOCKLISTED, SHARED, IdentityKey, 
 from services.timeline.identity.records import IdentityRecords
 from services.timeline.identity.suggestions import UNVERIFIED_LINK, suggest_pair
 from services.timeline.interactions.records import InteractionLog
+from services.timeline.interactions.tally import Tally, tally_of
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.profile import (
     customer_id_for,
@@ -28,6 +30,7 @@ from services.timeline.profiles.profile import (
 )
 from services.timeline.profiles.records import CustomerRecords
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
+from services.timeline.store.documents import Document, aware
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -36,6 +39,8 @@ _MERGE_NAMESPACE = uuid.UUID("0c6a1f55-3a0e-4f0b-8d57-6a6e1b9f2a10")
 MAX_MERGE_CHAIN = 32
 MERGE_RULE = "shared_deterministic_identifier"
 MANUAL_RULE = "manual"
+# A survivor's recent cases read after a merge; its open case is almost always among them.
+RECENT_CASES = 20
 
 
 def _presenters(identity: IdentityDoc) -> set[str]:
@@ -74,6 +79,78 @@ class Lookup:
 
 
 @dataclass(frozen=True, slots=True)
+class MergePlan:
+    """A merge an event asks for, to be done with the other merges of its batch.
+
+    Attributes:
+        customers: The live customers to merge, as read.
+        owners: Each identifier of the event that someone holds → its holder (the evidence).
+        presented: The identifiers that led to `customers`: recorded as presented by all of
+            them (merge protection counts it), as `resolve` does after a merge.
+        lookup: What the event's resolution read; resolving it again after the merge
+            starts from it, with the merge applied, instead of reading again.
+    """
+
+    event_id: str
+    customers: list[CustomerDoc]
+    owners: dict[IdentityKey, str]
+    presented: list[IdentityKey] = field(default_factory=list)
+    lookup: Lookup | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    survivor_id: str
+    survivor: CustomerDoc
+    cases: list[CaseDoc]
+
+
+@dataclass(frozen=True, slots=True)
+class Merged:
+    """A merge done by `merge_many`.
+
+    Attributes:
+        ledger_survivor_id: The survivor the ledger names.
+        survivor_id: The live customer it all ended on (the same, unless another replica
+            merged the survivor meanwhile).
+        lookup: The event's read with the merge applied (None: resolve it from a fresh read).
+        cases: The survivor's recent cases after the merge, newest first.
+    """
+
+    ledger_survivor_id: str
+    survivor_id: str
+    merged_ids: list[str]
+    lookup: Lookup | None = None
+    cases: list[CaseDoc] = field(default_factory=list)
+
+
+def _after_merge(plan: MergePlan, done: _Finished) -> Lookup | None:
+    """What the plan's event would read now: its identifiers held by the survivor (and
+    presented by every merged customer), the survivor as just written.
+    """
+    if plan.lookup is None:
+        return None
+    merged = {d["_id"] for d in plan.customers}
+    survivor = done.survivor_id
+    presented = set(plan.presented)
+    everyone = sorted(merged)
+    docs: dict[IdentityKey, IdentityDoc] = {}
+    for key, doc in plan.lookup.docs.items():
+        owner = plan.lookup.target.get(doc["customer_id"], doc["customer_id"])
+        moved = doc.copy()
+        if owner in merged:
+            moved["customer_id"] = survivor
+        if key in presented:
+            moved["customer_ids"] = sorted({*_presenters(doc), *everyone})
+        docs[key] = moved
+    target = {c: survivor if t in merged else t for c, t in plan.lookup.target.items()}
+    target[survivor] = survivor
+    live = {c: d for c, d in plan.lookup.live.items() if c not in merged}
+    live[survivor] = done.survivor
+    return Lookup(docs, target, live)
+
+
+@dataclass(frozen=True, slots=True)
 class Resolution:
     """Whose the event is; or, asked with `may_merge=False`, that a merge must come first.
 
@@ -93,6 +170,8 @@ class Resolution:
     protected: dict[IdentityKey, str] = field(default_factory=dict)
     merge_needed: bool = False
     lookup: Lookup | None = None
+    # With `merge_needed`: the merge to do (`IdentityResolver.merge_many`), then resolve again.
+    plan: MergePlan | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,9 +364,9 @@ class IdentityResolver:
                     "identifier limit" if over else "split apart before",
                 )
             elif not may_merge:
-                return Resolution(
-                    customer_id="", merge_needed=True, lookup=Lookup(docs, target, live)
-                )
+                read = Lookup(docs, target, live)
+                plan = MergePlan(event_id, list(live.values()), matching, list(owner), read)
+                return Resolution(customer_id="", merge_needed=True, lookup=read, plan=plan)
             else:
                 customer_id, merged = await self.merge(
                     tenant, list(live.values()), event_id=event_id, owners=matching
@@ -463,124 +542,336 @@ class IdentityResolver:
         profile rebuilt from the log, the change announced, and the entry marked "done". A
         merge cut off half-way is finished by `complete_pending_merges`.
         """
+        plan = MergePlan(event_id, customers, owners)
+        [outcome] = await self.merge_many(tenant, [plan], rule=rule, actor=actor, reason=reason)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome.ledger_survivor_id, outcome.merged_ids
+
+    async def merge_many(
+        self,
+        tenant: str,
+        plans: Sequence[MergePlan],
+        *,
+        rule: str = MERGE_RULE,
+        actor: Actor = SYSTEM,
+        reason: str = "",
+    ) -> list[Merged | Exception]:
+        """Do the merges of a batch together: one round trip per step for all of them.
+
+        Each merge is what `merge` does, with its own ledger entry; the customers are read
+        once, the entries written in one insert, the losers marked in one bulk write, each
+        collection re-pointed in one bulk write, the survivors recounted in one read and
+        rebuilt in one bulk write, the entries settled in one update. Plans that share a
+        customer are done one after the other (a later one merges what the earlier left live).
+        A merge that fails fails alone: its outcome is the exception (`ConcurrentUpdateError`
+        when another merge took one of its customers first: resolving its event again then
+        merges what is live by then).
+        """
+        seen: set[str] = set()
+        now: list[int] = []
+        later: list[int] = []
+        for position, plan in enumerate(plans):
+            ids = {d["_id"] for d in plan.customers}
+            (later if ids & seen else now).append(position)
+            seen |= ids
+        outcomes = dict(
+            zip(
+                now,
+                await self._merge_disjoint(
+                    tenant, [plans[p] for p in now], rule=rule, actor=actor, reason=reason
+                ),
+                strict=True,
+            )
+        )
+        if later:
+            # They share a customer with one done just now: merge what that one left live.
+            rest = await self.merge_many(
+                tenant, [plans[p] for p in later], rule=rule, actor=actor, reason=reason
+            )
+            outcomes.update(zip(later, rest, strict=True))
+        return [outcomes[p] for p in range(len(plans))]
+
+    async def _merge_disjoint(
+        self,
+        tenant: str,
+        plans: Sequence[MergePlan],
+        *,
+        rule: str,
+        actor: Actor,
+        reason: str,
+    ) -> list[Merged | Exception]:
+        if not plans:
+            return []
         # Read again: a batch writer may have just flushed contacts into these customers, and
         # the ledger's before-snapshot must hold what they really had.
-        fresh = await self.customers.get_customers(tenant, [d["_id"] for d in customers])
-        ordered = sorted((fresh.get(d["_id"], d) for d in customers), key=survivor_order)
+        fresh = await self.customers.get_customers(
+            tenant, [d["_id"] for plan in plans for d in plan.customers]
+        )
+        started: list[tuple[MergeEntry, Mapping[str, CustomerDoc] | None]] = []
+        for plan in plans:
+            ordered = sorted((fresh.get(d["_id"], d) for d in plan.customers), key=survivor_order)
+            ledger = self._ledger(tenant, ordered, plan=plan, rule=rule, actor=actor, reason=reason)
+            # Only losers the store holds: the bulk mark is an upsert at their read version.
+            read = {i: fresh[i] for i in ledger["merged_ids"] if i in fresh}
+            started.append((ledger, read))
+        with tracer.start_as_current_span(
+            "identity.merge",
+            attributes={
+                "tsunagu.merge.customers": sum(len(p.customers) for p in plans),
+                "tsunagu.merge.merges": len(plans),
+            },
+        ):
+            await self.identities.record_merges([ledger for ledger, _ in started])
+            presented = {
+                ledger["_id"]: (plan.presented, sorted(d["_id"] for d in plan.customers))
+                for plan, (ledger, _) in zip(plans, started, strict=True)
+                if plan.presented
+            }
+            finished = await self._finish_merges(tenant, started, presented=presented)
+        outcomes: list[Merged | Exception] = []
+        for plan, (ledger, _), done in zip(plans, started, finished, strict=True):
+            if isinstance(done, Exception):
+                outcomes.append(done)
+                continue
+            log.info(
+                "merged %s into %s (event %s)",
+                ledger["merged_ids"],
+                ledger["survivor_id"],
+                plan.event_id,
+            )
+            outcomes.append(
+                Merged(
+                    ledger["survivor_id"],
+                    done.survivor_id,
+                    ledger["merged_ids"],
+                    lookup=_after_merge(plan, done),
+                    cases=done.cases,
+                )
+            )
+        return outcomes
+
+    def _ledger(
+        self,
+        tenant: str,
+        ordered: list[CustomerDoc],
+        *,
+        plan: MergePlan,
+        rule: str,
+        actor: Actor,
+        reason: str,
+    ) -> MergeEntry:
+        """The ledger entry of merging `ordered` (the survivor first), status "pending"."""
         survivor, losers = ordered[0], ordered[1:]
         loser_ids = sorted(d["_id"] for d in losers)
-        merge_key = uuid.uuid5(_MERGE_NAMESPACE, f"{tenant}/{event_id}/{','.join(loser_ids)}")
-        with tracer.start_as_current_span(
-            "identity.merge", attributes={"tsunagu.merge.customers": len(ordered)}
-        ):
-            ledger: MergeEntry = {
-                "_id": f"mrg_{merge_key.hex}",
-                "tenant": tenant,
-                "survivor_id": survivor["_id"],
-                "merged_ids": loser_ids,
-                "rule": rule,
-                "actor": actor.document(),
-                "reason": reason,
-                "at": self.clock(),
-                "status": "pending",
-                "evidence": {
-                    "event_id": event_id,
-                    "identifiers": [
-                        {"kind": kind, "value": value, "customer_id": owner}
-                        for (kind, value), owner in sorted(owners.items())
-                    ],
-                },
-                # What each customer was, so that a split can put it back exactly.
-                "before": [
-                    {
-                        "customer_id": d["_id"],
-                        "display_name": d.get("display_name", ""),
-                        "name_verified": bool(d.get("name_verified")),
-                        "identifiers": d.get("identifiers", []),
-                        "merged_ids": d.get("merged_ids", []),
-                        "interaction_count": d.get("interaction_count", 0),
-                    }
-                    for d in ordered
+        merge_key = uuid.uuid5(_MERGE_NAMESPACE, f"{tenant}/{plan.event_id}/{','.join(loser_ids)}")
+        return {
+            "_id": f"mrg_{merge_key.hex}",
+            "tenant": tenant,
+            "survivor_id": survivor["_id"],
+            "merged_ids": loser_ids,
+            "rule": rule,
+            "actor": actor.document(),
+            "reason": reason,
+            "at": self.clock(),
+            "status": "pending",
+            "evidence": {
+                "event_id": plan.event_id,
+                "identifiers": [
+                    {"kind": kind, "value": value, "customer_id": owner}
+                    for (kind, value), owner in sorted(plan.owners.items())
                 ],
-            }
-            await self.identities.record_merge(ledger)
-            # Only losers the store holds: the bulk mark is an upsert at their read version.
-            await self.finish_merge(ledger, read={i: fresh[i] for i in loser_ids if i in fresh})
-            log.info("merged %s into %s (event %s)", loser_ids, survivor["_id"], event_id)
-            return survivor["_id"], loser_ids
+            },
+            # What each customer was, so that a split can put it back exactly.
+            "before": [
+                {
+                    "customer_id": d["_id"],
+                    "display_name": d.get("display_name", ""),
+                    "name_verified": bool(d.get("name_verified")),
+                    "identifiers": d.get("identifiers", []),
+                    "merged_ids": d.get("merged_ids", []),
+                    "interaction_count": d.get("interaction_count", 0),
+                }
+                for d in ordered
+            ],
+        }
 
     async def finish_merge(
         self, ledger: MergeEntry, *, read: Mapping[str, CustomerDoc] | None = None
     ) -> None:
         """Mark, re-point, rebuild, announce; `read`: the losers as just read, if they were."""
-        tenant, survivor_id = ledger["tenant"], ledger["survivor_id"]
-        loser_ids: list[str] = ledger["merged_ids"]
-        # Mark first, then re-point once. A writer appends to a customer before it writes the
-        # customer's profile at the version it read: if that write landed before the mark, so
-        # did its appends, and the re-point below moves them; if it came after, the mark's
-        # version made it fail and the writer moves what it appended itself (`_moved`).
-        losers = await self._mark_merged(ledger, read)
-        await self._repoint(tenant, loser_ids, survivor_id)
-        # A merge on another replica may have merged our survivor meanwhile (checked after our
-        # last re-point: a later merge re-points what we moved). Finish on its live survivor.
-        target, live = await self.survivors(tenant, {survivor_id})
-        if target.get(survivor_id, survivor_id) != survivor_id:
-            live_id = target[survivor_id]
-            await self._repoint(tenant, [survivor_id], live_id)
-            survivor_id = live_id
-        # The survivor as just read is the first attempt's base; a lost race reads it again.
-        base = live.get(survivor_id)
-        open_case = await self.cases.latest_open(tenant, survivor_id)
-        manual = ledger.get("rule") == MANUAL_RULE
+        [done] = await self._finish_merges(ledger["tenant"], [(ledger, read)])
+        if isinstance(done, Exception):
+            raise done
 
-        async def rebuild() -> Lost | None:
-            nonlocal base
-            survivor = (
-                base or (await self.customers.get_customers(tenant, [survivor_id]))[survivor_id]
-            )
-            base = None
-            tally = await self.interactions.tally(tenant, survivor_id)
+    async def _finish_merges(
+        self,
+        tenant: str,
+        started: Sequence[tuple[MergeEntry, Mapping[str, CustomerDoc] | None]],
+        *,
+        presented: Mapping[str, tuple[list[IdentityKey], list[str]]] | None = None,
+    ) -> list[_Finished | Exception]:
+        """Finish merges of one tenant whose customers are disjoint, each step in bulk.
+
+        Mark first, then re-point once. A writer appends to a customer before it writes the
+        customer's profile at the version it read: if that write landed before the mark, so
+        did its appends, and the re-point below moves them; if it came after, the mark's
+        version made it fail and the writer moves what it appended itself (`_moved`).
+        """
+        marked = await self._mark_merged(started)
+        going = [
+            (ledger, losers)
+            for (ledger, _), losers in zip(started, marked, strict=True)
+            if not isinstance(losers, Exception)
+        ]
+        moves = {
+            loser_id: ledger["survivor_id"]
+            for ledger, _ in going
+            for loser_id in ledger["merged_ids"]
+        }
+        shown_by = presented or {}
+        shown = [shown_by[ledger["_id"]] for ledger, _ in going if ledger["_id"] in shown_by]
+        tallies, recent = await self._move_merged(tenant, moves, shown)
+        # A merge on another replica may have merged a survivor meanwhile (checked after our
+        # last re-point: a later merge re-points what we moved). Finish on its live survivor.
+        target, live = await self.survivors(tenant, {ledger["survivor_id"] for ledger, _ in going})
+        survivor_of: dict[str, str] = {}
+        for ledger, _ in going:
+            survivor_id = ledger["survivor_id"]
+            live_id = target.get(survivor_id, survivor_id)
+            if live_id != survivor_id:
+                await self._repoint(tenant, [survivor_id], live_id)
+                tallies[live_id] = await self.interactions.tally(tenant, live_id)
+                recent[live_id] = await self.cases.recent(tenant, live_id, limit=RECENT_CASES)
+            survivor_of[ledger["_id"]] = live_id
+        rebuilt = await self._rebuild_survivors(
+            tenant,
+            [(ledger, losers, survivor_of[ledger["_id"]]) for ledger, losers in going],
+            live=live,
+            recent=recent,
+            tallies=tallies,
+        )
+        settled: list[MergeEntry] = []
+        for ledger, _ in going:
+            if isinstance(rebuilt[ledger["_id"]], Exception):
+                continue
+            if self.announce is not None:
+                await self.announce(ledger, "merged")
+            settled.append(ledger)
+        await self.identities.settle_merges(settled)
+        outcomes: list[_Finished | Exception] = []
+        for (ledger, _), losers in zip(started, marked, strict=True):
+            if isinstance(losers, Exception):
+                outcomes.append(losers)
+                continue
+            doc = rebuilt[ledger["_id"]]
+            if isinstance(doc, Exception):
+                outcomes.append(doc)
+                continue
+            live_id = survivor_of[ledger["_id"]]
+            outcomes.append(_Finished(live_id, doc, recent.get(live_id, [])))
+        return outcomes
+
+    async def _rebuild_survivors(
+        self,
+        tenant: str,
+        merges: Sequence[tuple[MergeEntry, list[CustomerDoc], str]],
+        *,
+        live: Mapping[str, CustomerDoc],
+        recent: Mapping[str, list[CaseDoc]],
+        tallies: Mapping[str, Tally],
+    ) -> dict[str, CustomerDoc | Exception]:
+        """The survivors' profiles from their log, in one bulk write at the versions read;
+        a survivor another writer changed meanwhile is read, recounted and written alone.
+
+        Returns:
+            Ledger id → the survivor as written (or why it could not be).
+        """
+        open_cases: dict[str, str] = {}
+        for survivor_id in {s for _, _, s in merges}:
+            cases = recent.get(survivor_id, [])
+            open_case = next((c for c in cases if c["status"] != "resolved"), None)
+            if open_case is None and len(cases) >= RECENT_CASES:
+                # Older than the recent ones: only the store's own query finds it.
+                open_case = await self.cases.latest_open(tenant, survivor_id)
+            open_cases[survivor_id] = open_case["_id"] if open_case else ""
+
+        def profile_of(
+            ledger: MergeEntry, survivor: CustomerDoc, losers: list[CustomerDoc], tally: Tally
+        ) -> CustomerDoc:
             profile = merged_profile(
                 survivor,
                 [d for d in losers if d["_id"] not in survivor.get("merged_ids", [])],
                 tally=tally,
             )
-            profile = with_open_case(profile, open_case["_id"] if open_case else "")
-            if manual:
+            profile = with_open_case(profile, open_cases[survivor["_id"]])
+            if ledger.get("rule") == MANUAL_RULE:
                 # An agent joined them on purpose: an earlier split no longer keeps them apart.
-                apart = set(loser_ids)
+                apart = set(ledger["merged_ids"])
                 profile["separated_from"] = [
                     c for c in profile.get("separated_from", []) if c not in apart
                 ]
-            if await self.customers.replace_customer(profile, expected_version=survivor["version"]):
-                return None
-            return CONFLICT
+            return profile
 
-        await retry_on_conflict(rebuild, what=f"customer {survivor_id} during a merge")
-        if self.announce is not None:
-            await self.announce(ledger, "merged")
-        await self.identities.settle_merge(ledger, status="done")
+        writes: dict[str, tuple[CustomerDoc, int]] = {}
+        for ledger, losers, survivor_id in merges:
+            survivor = live.get(survivor_id)
+            if survivor is not None:
+                profile = profile_of(ledger, survivor, losers, tallies[survivor_id])
+                writes[ledger["_id"]] = (profile, survivor["version"])
+        lost = await self.customers.replace_customers(list(writes.values())) if writes else set()
+        rebuilt: dict[str, CustomerDoc | Exception] = {}
+        for ledger, losers, survivor_id in merges:
+            write = writes.get(ledger["_id"])
+            if write is not None and survivor_id not in lost:
+                rebuilt[ledger["_id"]] = {**write[0], "version": write[1] + 1}
+                continue
+
+            async def rebuild(
+                ledger: MergeEntry = ledger,
+                losers: list[CustomerDoc] = losers,
+                survivor_id: str = survivor_id,
+            ) -> CustomerDoc | Lost:
+                survivor = (await self.customers.get_customers(tenant, [survivor_id]))[survivor_id]
+                tally = await self.interactions.tally(tenant, survivor_id)
+                profile = profile_of(ledger, survivor, losers, tally)
+                if await self.customers.replace_customer(
+                    profile, expected_version=survivor["version"]
+                ):
+                    return {**profile, "version": survivor["version"] + 1}
+                return CONFLICT
+
+            try:
+                rebuilt[ledger["_id"]] = await retry_on_conflict(
+                    rebuild, what=f"customer {survivor_id} during a merge"
+                )
+            except ConcurrentUpdateError as exc:
+                rebuilt[ledger["_id"]] = exc
+        return rebuilt
 
     async def _mark_merged(
-        self, ledger: MergeEntry, read: Mapping[str, CustomerDoc] | None = None
-    ) -> list[CustomerDoc]:
-        """Mark the losers merged into the survivor: one read of them all, one bulk write at
-        the versions read; a loser a writer changed meanwhile is read again and marked alone.
+        self, started: Sequence[tuple[MergeEntry, Mapping[str, CustomerDoc] | None]]
+    ) -> list[list[CustomerDoc] | ConcurrentUpdateError]:
+        """Mark the losers merged into their survivors: one read of those not read yet, one
+        bulk write at the versions read; a loser a writer changed meanwhile is read again and
+        marked alone.
 
         Returns:
-            The losers as marked (those that exist), in the ledger's order.
-
-        Raises:
-            ConcurrentUpdateError: Another merge took a loser into a different customer
-                first. The pending entry is removed (it never happened) and the event that
-                asked for it is retried: it then merges the customers that are live by then.
+            Per merge, the losers as marked (those that exist), in the ledger's order; or,
+            when another merge took a loser into a different customer first, the error: its
+            pending entry is removed (it never happened) and the event that asked for it is
+            resolved again, which merges the customers that are live by then.
         """
-        tenant, survivor_id = ledger["tenant"], ledger["survivor_id"]
-        loser_ids: list[str] = ledger["merged_ids"]
+        if not started:
+            return []
+        tenant = started[0][0]["tenant"]
+        unread = [i for ledger, read in started if read is None for i in ledger["merged_ids"]]
+        fetched = await self.customers.get_customers(tenant, unread) if unread else {}
         marked: dict[str, CustomerDoc] = {}
 
-        async def taken(loser: CustomerDoc) -> CustomerDoc | None:
+        async def taken(ledger: MergeEntry, loser: CustomerDoc) -> CustomerDoc | None:
             """The loser marked, or None when it already is; raises when another merge won."""
+            survivor_id = ledger["survivor_id"]
             if loser.get("merged_into") == survivor_id:
                 marked[loser["_id"]] = loser
                 return None
@@ -593,33 +884,98 @@ class IdentityResolver:
             doc["status"], doc["merged_into"] = "merged", survivor_id
             return doc
 
-        if read is None:
-            read = await self.customers.get_customers(tenant, loser_ids)
+        failed: dict[str, ConcurrentUpdateError] = {}
         planned: list[tuple[CustomerDoc, int]] = []
-        for loser_id in loser_ids:
-            if loser_id in read and (doc := await taken(read[loser_id])) is not None:
-                planned.append((doc, read[loser_id]["version"]))
+        ledger_of: dict[str, MergeEntry] = {}
+        for ledger, read in started:
+            got = fetched if read is None else read
+            mine: list[tuple[CustomerDoc, int]] = []
+            try:
+                for loser_id in ledger["merged_ids"]:
+                    if loser_id in got and (doc := await taken(ledger, got[loser_id])) is not None:
+                        mine.append((doc, got[loser_id]["version"]))
+            except ConcurrentUpdateError as exc:
+                failed[ledger["_id"]] = exc
+                continue
+            planned += mine
+            ledger_of.update({doc["_id"]: ledger for doc, _ in mine})
         lost = await self.customers.replace_customers(planned) if planned else set()
         for doc, _ in planned:
+            ledger = ledger_of[doc["_id"]]
             if doc["_id"] not in lost:
                 marked[doc["_id"]] = doc
                 continue
+            if ledger["_id"] in failed:
+                continue
 
-            async def mark(loser_id: str = doc["_id"]) -> Lost | None:
+            async def mark(loser_id: str = doc["_id"], ledger: MergeEntry = ledger) -> Lost | None:
                 loser = (await self.customers.get_customers(tenant, [loser_id])).get(loser_id)
-                if loser is None or (again := await taken(loser)) is None:
+                if loser is None or (again := await taken(ledger, loser)) is None:
                     return None
                 if await self.customers.replace_customer(again, expected_version=loser["version"]):
                     marked[loser_id] = again
                     return None
                 return CONFLICT
 
-            await retry_on_conflict(mark, what=f"customer {doc['_id']} during a merge")
-        return [marked[i] for i in loser_ids if i in marked]
+            try:
+                await retry_on_conflict(mark, what=f"customer {doc['_id']} during a merge")
+            except ConcurrentUpdateError as exc:
+                failed[ledger["_id"]] = exc
+        return [
+            failed.get(ledger["_id"]) or [marked[i] for i in ledger["merged_ids"] if i in marked]
+            for ledger, _ in started
+        ]
 
     async def _repoint(self, tenant: str, from_ids: list[str], to_id: str) -> None:
         await self.move_records(tenant, from_ids, to_id)
         await self.cases.repoint(tenant, from_ids, to_id)
+
+    async def _move_merged(
+        self,
+        tenant: str,
+        moves: Mapping[str, str],
+        presented: Sequence[tuple[list[IdentityKey], list[str]]],
+    ) -> tuple[dict[str, Tally], dict[str, list[CaseDoc]]]:
+        """Give the merged-away customers' records to their survivors: per collection one
+        read of the merged customers' records and one bulk write moving them by `_id`.
+
+        The reads come after the losers were marked, so they hold every record appended to
+        a loser by a writer whose profile write came before the mark; a writer after it
+        moves its own (`_moved`). The same reads recount the survivors (the log as it is
+        after the move) and give their recent cases, newest first.
+
+        Returns:
+            Survivor id → its tally, and → its recent cases.
+        """
+        if not moves:
+            return {}, {}
+        survivors = sorted(set(moves.values()))
+        involved = [*moves, *survivors]
+        await self.identities.merge_identities(tenant, moves, presented)
+        entries = await self.interactions.of_customers(
+            tenant, involved, ("channel", "projected", "event_id", "occurred_at")
+        )
+        log_moves: dict[str, list[str]] = {}
+        by_survivor: dict[str, list[Document]] = {s: [] for s in survivors}
+        for entry in entries:
+            owner = moves.get(entry["customer_id"], entry["customer_id"])
+            if entry["customer_id"] in moves:
+                log_moves.setdefault(owner, []).append(entry["_id"])
+            by_survivor[owner].append(entry)
+        await self.interactions.move_many(tenant, log_moves)
+        case_moves: dict[str, list[str]] = {}
+        recent: dict[str, list[CaseDoc]] = {s: [] for s in survivors}
+        for case in await self.cases.cases_of(tenant, involved):
+            owner = moves.get(case["customer_id"], case["customer_id"])
+            if case["customer_id"] in moves:
+                case_moves.setdefault(owner, []).append(case["_id"])
+                case = {**case, "customer_id": owner}  # noqa: PLW2901 - as it is after the move
+            recent[owner].append(case)
+        await self.cases.move_many(tenant, case_moves)
+        for cases in recent.values():
+            cases.sort(key=lambda c: (aware(c["updated_at"]), c["_id"]), reverse=True)
+            del cases[RECENT_CASES:]
+        return {s: tally_of(of) for s, of in by_survivor.items()}, recent
 
     async def complete_pending_merges(self) -> int:
         """Finish merges a crash cut off half-way (run at start-up); returns how many."""

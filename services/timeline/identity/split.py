@@ -26,6 +26,7 @@ from services.timeline.identity.records import IdentityRecords
 from services.timeline.identity.resolver import Actor, IdentityResolver
 from services.timeline.interactions.entries import interaction_of
 from services.timeline.interactions.records import InteractionLog
+from services.timeline.interactions.tally import tally_of
 from services.timeline.profiles.consents import (
     CONSENT_CHANGE_KIND,
     ConsentDoc,
@@ -35,10 +36,22 @@ from services.timeline.profiles.consents import (
 from services.timeline.profiles.profile import rebuilt_profile, with_open_case
 from services.timeline.profiles.records import CustomerRecords
 from services.timeline.retry import CONFLICT, Lost, retry_on_conflict
-from services.timeline.store.documents import IdentifierDoc, aware
+from services.timeline.store.documents import Document, IdentifierDoc, aware
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
+
+# What a split reads of each log entry: where it goes, and what the recounts need.
+_LOG_FIELDS = (
+    "event_id",
+    "origin_customer_id",
+    "identifiers",
+    "recorded_at",
+    "kind",
+    "channel",
+    "projected",
+    "occurred_at",
+)
 
 
 def _keys(identifiers: Iterable[Mapping[str, Any]]) -> set[IdentityKey]:
@@ -99,11 +112,13 @@ class MergeSplitter:
             await self._restore_customers(tenant, survivor_id, restored)
             before = {b["customer_id"]: b for b in entry["before"]}
             before_keys = {cid: _keys(b["identifiers"]) for cid, b in before.items()}
-            moved = await self._move_interactions(entry, before_keys)
+            moved, logs = await self._move_interactions(entry, before_keys)
             await self._move_identities(tenant, survivor_id, restored, before_keys, moved)
             await self._move_cases(tenant, survivor_id)
             for customer_id in [survivor_id, *restored]:
-                await self._rebuild(tenant, customer_id, before, restored)
+                await self._rebuild(
+                    tenant, customer_id, before, restored, entries=logs.get(customer_id, [])
+                )
             done = entry.copy()
             done["status"] = "split"
             if self.resolver.announce is not None:
@@ -127,15 +142,28 @@ class MergeSplitter:
 
     async def _move_interactions(
         self, entry: MergeEntry, before_keys: dict[str, set[IdentityKey]]
-    ) -> dict[str, str]:
-        """Re-point the survivor's interactions that belong elsewhere; event id → new owner."""
+    ) -> tuple[dict[str, str], dict[str, list[Document]]]:
+        """Re-point the survivor's interactions that belong elsewhere.
+
+        One read of the log of the survivor and the restored customers serves the move and
+        the recounts after it (`_rebuild`), so a split reads each entry once.
+
+        Returns:
+            Event id → its new owner, for the entries moved; and each customer's log as it
+            is after the move (the fields `_LOG_FIELDS`).
+        """
         tenant: str = entry["tenant"]
         survivor_id: str = entry["survivor_id"]
         restored: list[str] = entry["merged_ids"]
         merged_at = aware(entry["at"])
-        docs = await self.interactions.of_customer(
-            tenant, survivor_id, ("event_id", "origin_customer_id", "identifiers", "recorded_at")
-        )
+        read = await self.interactions.of_customers(tenant, [survivor_id, *restored], _LOG_FIELDS)
+        logs: dict[str, list[Document]] = {}
+        docs: list[Document] = []
+        for doc in read:
+            if doc["customer_id"] == survivor_id:
+                docs.append(doc)
+            else:
+                logs.setdefault(doc["customer_id"], []).append(doc)
         origins = {doc.get("origin_customer_id") or survivor_id for doc in docs}
         target, _ = await self.resolver.survivors(tenant, origins)
         survivor_keys = before_keys.get(survivor_id, set())
@@ -154,9 +182,9 @@ class MergeSplitter:
             if owner != survivor_id:
                 moves.setdefault(owner, []).append(doc["_id"])
                 owner_of[doc["event_id"]] = owner
-        for owner, ids in moves.items():
-            await self.interactions.move(tenant, ids, owner)
-        return owner_of
+            logs.setdefault(owner, []).append(doc)
+        await self.interactions.move_many(tenant, moves)
+        return owner_of, logs
 
     async def _move_identities(
         self,
@@ -186,30 +214,43 @@ class MergeSplitter:
         cases = await self.cases.origins_of(tenant, survivor_id)
         origins = {doc["origin_customer_id"] for doc in cases if doc.get("origin_customer_id")}
         target, _ = await self.resolver.survivors(tenant, origins)
+        moves: dict[str, list[str]] = {}
         for doc in cases:
             owner = target.get(doc.get("origin_customer_id", ""), survivor_id)
             if owner != survivor_id:
-                await self.cases.give(tenant, doc["_id"], owner)
+                moves.setdefault(owner, []).append(doc["_id"])
+        await self.cases.move_many(tenant, moves)
 
     async def _rebuild(
-        self, tenant: str, customer_id: str, before: dict[str, Before], restored: list[str]
+        self,
+        tenant: str,
+        customer_id: str,
+        before: dict[str, Before],
+        restored: list[str],
+        *,
+        entries: list[Document],
     ) -> None:
+        """Recompute a customer from `entries`, its log as read after the split's move."""
         open_case = await self.cases.latest_open(tenant, customer_id)
         identifiers: list[IdentifierDoc] = []
-        decisions: list[ConsentDoc] = []
-        for doc in await self.interactions.of_customer(
-            tenant, customer_id, ("identifiers", "kind", "raw", "occurred_at")
-        ):
+        for doc in entries:
             identifiers.extend(doc.get("identifiers", []))
-            if doc.get("kind") == CONSENT_CHANGE_KIND:
-                decision = consent_of(interaction_of(doc), occurred_at=doc["occurred_at"])
-                decisions.extend([decision] if decision else [])
+        # Only consent changes need the recorded interaction itself (the largest field).
+        consents = [d["event_id"] for d in entries if d.get("kind") == CONSENT_CHANGE_KIND]
+        decisions: list[ConsentDoc] = []
+        for stored in (
+            await self.interactions.get_interactions(tenant, consents) if consents else []
+        ):
+            decision = consent_of(interaction_of(stored), occurred_at=stored["occurred_at"])
+            decisions.extend([decision] if decision else [])
+        # The first attempt counts the log as read; a lost race reads it again.
+        first = [tally_of(entries)]
 
         async def rebuild() -> Lost | None:
             customer = (await self.customers.get_customers(tenant, [customer_id])).get(customer_id)
             if customer is None:
                 return None
-            tally = await self.interactions.tally(tenant, customer_id)
+            tally = first.pop() if first else await self.interactions.tally(tenant, customer_id)
             mine = before.get(customer_id)
             if customer_id in restored:
                 merged_ids = list(mine["merged_ids"]) if mine else []

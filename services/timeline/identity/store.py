@@ -5,10 +5,10 @@ The only code that touches them; every query is scoped by tenant.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol, cast
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, UpdateMany, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
@@ -23,7 +23,12 @@ from services.timeline.identity.documents import (
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.search_keys import PREFIX_TOP
 from services.timeline.store.documents import Document
-from services.timeline.store.writes import insert_many_new, insert_new, move_by_id, repoint
+from services.timeline.store.writes import (
+    insert_many_new,
+    insert_new,
+    move_by_id,
+    repoint,
+)
 
 IDENTITY_INDEXES = [
     IndexModel(
@@ -177,6 +182,48 @@ class IdentityStore:
         """Move the customers' records to `to_id` (a merge); returns how many."""
         return await repoint(self._identities, tenant, from_ids, to_id)
 
+    async def merge_identities(
+        self,
+        tenant: str,
+        moves: Mapping[str, str],
+        presented: Sequence[tuple[Sequence[IdentityKey], Sequence[str]]] = (),
+    ) -> None:
+        """The identities side of a batch's merges, in one read and one bulk write.
+
+        `moves`: each merged-away customer → its survivor; their identities go to it.
+        `presented`: (keys, customers) — these customers presented these keys, held by the
+        merged customers (merge protection counts them; `add_identity_customers`).
+        """
+        if not moves:
+            return
+        held = set(moves) | set(moves.values())
+        cursor = self._identities.find(
+            {"tenant": tenant, "customer_id": {"$in": sorted(held)}},
+            {"_id": 1, "kind": 1, "value": 1, "customer_id": 1},
+        )
+        docs = [doc async for doc in cursor]
+        by_target: dict[str, list[object]] = {}
+        for doc in docs:
+            if doc["customer_id"] in moves:
+                by_target.setdefault(moves[doc["customer_id"]], []).append(doc["_id"])
+        ids = {(doc["kind"], doc["value"]): doc["_id"] for doc in docs}
+        updates: list[UpdateMany | UpdateOne] = [
+            UpdateMany({"_id": {"$in": moved}, "tenant": tenant}, {"$set": {"customer_id": to}})
+            for to, moved in by_target.items()
+        ]
+        for keys, customer_ids in presented:
+            for kind, value in keys:
+                stored = ids.get((kind, self._stored_value(tenant, kind, value)))
+                if stored is not None and customer_ids:
+                    updates.append(
+                        UpdateOne(
+                            {"_id": stored, "tenant": tenant},
+                            {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}},
+                        )
+                    )
+        if updates:
+            await self._identities.bulk_write(updates, ordered=False)
+
     async def move_identities(self, tenant: str, ids: Sequence[object], to_id: str) -> None:
         """Give the identities with these `_id`s to customer `to_id` (a split)."""
         await move_by_id(self._identities, tenant, ids, to_id)
@@ -205,6 +252,10 @@ class IdentityStore:
         """Write a ledger entry; writing the same entry again (a redelivery) is a no-op."""
         await insert_new(self._merges, await self._sealed_entry(doc))
 
+    async def record_merges(self, docs: Sequence[MergeEntry]) -> None:
+        """`record_merge` for many entries in one round trip (a batch's merges)."""
+        await insert_many_new(self._merges, [await self._sealed_entry(doc) for doc in docs])
+
     async def replace_merge(self, doc: MergeEntry) -> None:
         await self._merges.replace_one(
             {"_id": doc["_id"], "tenant": doc["tenant"]}, await self._sealed_entry(doc)
@@ -226,6 +277,16 @@ class IdentityStore:
             await self._merges.delete_one(query)
         else:
             await self._merges.update_one(query, {"$set": {"status": status}})
+
+    async def settle_merges(self, entries: Sequence[MergeEntry]) -> None:
+        """Mark many pending entries "done" in one round trip."""
+        if not entries:
+            return
+        tenant = entries[0]["tenant"]
+        await self._merges.update_many(
+            {"_id": {"$in": [e["_id"] for e in entries]}, "tenant": tenant, "status": "pending"},
+            {"$set": {"status": "done"}},
+        )
 
     async def merges_with_status(self, status: MergeStatus) -> list[MergeEntry]:
         """Entries of every tenant in `status` ("pending", "splitting": cut off by a crash)."""

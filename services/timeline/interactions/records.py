@@ -4,7 +4,7 @@ the unit tests in memory).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from services.timeline.interactions.model import InteractionDoc, InteractionState
@@ -33,8 +33,14 @@ class InteractionLog(Protocol):
 
     async def move(self, tenant: str, keys: Sequence[str], to_id: str) -> None: ...
 
+    async def move_many(self, tenant: str, moves: Mapping[str, Sequence[str]]) -> None: ...
+
     async def of_customer(
         self, tenant: str, customer_id: str, fields: Sequence[str]
+    ) -> list[Document]: ...
+
+    async def of_customers(
+        self, tenant: str, customer_ids: Iterable[str], fields: Sequence[str]
     ) -> list[Document]: ...
 
     async def tally(self, tenant: str, customer_id: str) -> Tally: ...

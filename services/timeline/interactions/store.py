@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, cast
 
@@ -14,7 +14,13 @@ from services.timeline.interactions.keys import instant_bound, timeline_key
 from services.timeline.interactions.model import InteractionDoc, InteractionState
 from services.timeline.interactions.tally import Tally
 from services.timeline.store.documents import Document, interaction_key
-from services.timeline.store.writes import insert_many_new, insert_new, move_by_id, repoint
+from services.timeline.store.writes import (
+    insert_many_new,
+    insert_new,
+    move_by_id,
+    move_many_by_id,
+    repoint,
+)
 
 INDEXES = [
     IndexModel([("tenant", ASCENDING), ("event_id", ASCENDING)], unique=True, name="tenant_event"),
@@ -178,6 +184,10 @@ class InteractionStore:
         """Move the customers' records to `to_id` (a merge); returns how many."""
         return await repoint(self._log, tenant, from_ids, to_id)
 
+    async def move_many(self, tenant: str, moves: Mapping[str, Sequence[str]]) -> None:
+        """`move` to many customers in one round trip: customer id → the `_id`s it gets."""
+        await move_many_by_id(self._log, tenant, moves)
+
     async def move(self, tenant: str, keys: Sequence[str], to_id: str) -> None:
         """Give the interactions with these `_id`s to customer `to_id` (a split)."""
         await move_by_id(self._log, tenant, keys, to_id)
@@ -265,6 +275,19 @@ class InteractionStore:
             {"tenant": tenant, "customer_id": customer_id}, dict.fromkeys(wanted, 1)
         )
         return await self._opened(tenant, cursor, [customer_id])
+
+    async def of_customers(
+        self, tenant: str, customer_ids: Iterable[str], fields: Sequence[str]
+    ) -> list[Document]:
+        """`of_customer` for many customers in one read; each entry with its `customer_id`."""
+        wanted = list(dict.fromkeys(customer_ids))
+        if not wanted:
+            return []
+        projected = [*fields, "customer_id", *(["event_id"] if "raw" in fields else [])]
+        cursor = self._log.find(
+            {"tenant": tenant, "customer_id": {"$in": wanted}}, dict.fromkeys(projected, 1)
+        )
+        return await self._opened(tenant, cursor)
 
     # -- recounts -----------------------------------------------------------------------------
 

@@ -4,14 +4,18 @@ write the same ids again), and moving records from one customer to another (merg
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from pymongo import UpdateMany
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.timeline.store.documents import Document
 
 DUPLICATE_KEY = 11000
+# Ids per update of a move by `_id`: the embedded store binds each as an SQL parameter, and
+# SQLite refuses statements of more than 32,766.
+MOVE_CHUNK = 1_000
 
 
 async def insert_new(collection: AsyncCollection[Document], doc: Document) -> bool:
@@ -66,3 +70,25 @@ async def move_by_id(
     await collection.update_many(
         {"_id": {"$in": list(ids)}, "tenant": tenant}, {"$set": {"customer_id": to_id}}
     )
+
+
+async def move_many_by_id(
+    collection: AsyncCollection[Document], tenant: str, moves: Mapping[str, Sequence[object]]
+) -> None:
+    """`move_by_id` to many customers in one round trip: customer id → the `_id`s it gets.
+
+    Merges move records by `_id` (read after the losers were marked) rather than by
+    `customer_id`: on the embedded store an update filtered on anything but `_id` scans the
+    whole collection, once per target; by `_id` it is a primary-key lookup. On MongoDB both
+    are index lookups; this costs it the one read, which the merge makes anyway.
+    """
+    updates = [
+        UpdateMany(
+            {"_id": {"$in": list(ids[start : start + MOVE_CHUNK])}, "tenant": tenant},
+            {"$set": {"customer_id": to_id}},
+        )
+        for to_id, ids in moves.items()
+        for start in range(0, len(ids), MOVE_CHUNK)
+    ]
+    if updates:
+        await collection.bulk_write(updates, ordered=False)
