@@ -1,9 +1,13 @@
 """The durable feed: a pull consumer on the outcomes mirror, each notice applied once, acked.
 
-Pump → apply → ack, one message at a time per batch: the read model is idempotent by event
-id, so a redelivery after a crash changes nothing. A notice that cannot be decoded is
-terminated (it never will decode) and logged; one that fails on the store is redelivered
-until `max_deliver`, then terminated, so a bad item never holds the good ones behind it.
+Pump → read back → apply → ack: the entries a fetched batch's notices do not carry are read
+back from the timeline first, in one bulk call per tenant (with sealed events that is every
+notice: one call per event would leave insights minutes behind a backlog); then the notices
+are applied and acked one at a time. The read model is idempotent by event id, so a
+redelivery after a crash changes nothing. A notice that cannot be decoded is terminated (it
+never will decode) and logged; one whose entry cannot be read or that fails on the store is
+redelivered until `max_deliver`, then terminated, so a bad item never holds the good ones
+behind it.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import metrics
 
 from services.insights.projector import Projector
+from services.insights.read_backs import ReadBacks
 from tsunagu.bus.notices import decode_notice
 from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM
 from tsunagu.bus.subjects import TIMELINE_UPDATED_SUBJECTS
 from tsunagu.metrics import seconds_histogram
+from tsunagu.v1 import notices_pb2
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +50,21 @@ _freshness = seconds_histogram(
 _FETCH_WAIT_SECONDS = 1.0
 
 
+def notice_of(msg: Msg) -> notices_pb2.TimelineUpdated | None:
+    """The notice a message carries; None when it does not decode or names another tenant
+    than its subject (`timeline.updated.<tenant>.<customer>`): never applied to either."""
+    notice = decode_notice(msg.data)
+    if notice is None or msg.subject.split(".")[2:3] != [notice.tenant]:
+        return None
+    return notice
+
+
 @dataclass(frozen=True, slots=True)
 class FeedOptions:
     durable: str = "insights"
     subject_filter: str = TIMELINE_UPDATED_SUBJECTS
-    fetch_batch: int = 64
+    # As many as one bulk read of the timeline answers (`timeline_reads.BULK_IDS`).
+    fetch_batch: int = 200
     ack_wait_seconds: float = 30.0
     max_deliver: int = 5
 
@@ -120,23 +136,28 @@ class OutcomeFeed:
             if not ready and self._readiness is not None:
                 await self._readiness(True)
             ready = True
-            for msg in batch:
-                try:
-                    await self._handle(msg)
-                except NatsError as error:
-                    # An ack that did not get through: the notice comes again (idempotent).
-                    log.warning("could not settle a notice: %s", type(error).__name__)
+            await self._apply(batch)
 
-    async def _handle(self, msg: Msg) -> None:
-        notice = decode_notice(msg.data)
-        # The subject names the tenant too: a notice claiming another tenant is not applied.
-        if notice is None or msg.subject.split(".")[2:3] != [notice.tenant]:
+    async def _apply(self, batch: list[Msg]) -> None:
+        notices = [(msg, notice_of(msg)) for msg in batch]
+        read = await self._projector.read_back([n for _msg, n in notices if n is not None])
+        for msg, notice in notices:
+            try:
+                await self._handle(msg, notice, read)
+            except NatsError as error:
+                # An ack that did not get through: the notice comes again (idempotent).
+                log.warning("could not settle a notice: %s", type(error).__name__)
+
+    async def _handle(
+        self, msg: Msg, notice: notices_pb2.TimelineUpdated | None, read: ReadBacks
+    ) -> None:
+        if notice is None:
             _notices.add(1, {"outcome": "malformed"})
             log.warning("terminated a malformed notice on %s", msg.subject[:128])
             await msg.term()
             return
         try:
-            applied = await self._projector.apply(notice)
+            applied = await self._projector.apply(notice, read=read)
         except Exception as error:  # noqa: BLE001 - any failure of one notice is retried
             if msg.metadata.num_delivered >= self._options.max_deliver:
                 _notices.add(1, {"outcome": "failed"})

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 
 from services.insights.events import CaseEvent, case_event, from_notice
 from services.insights.facts import CaseFacts, fold_case
+from services.insights.read_backs import ReadBacks, read_backs
 from services.insights.risk import risk_signals
 from services.insights.solutions import Solutions
 from services.insights.store import InsightsStore, StoredMessage
 from services.insights.text import customer_text
 from services.insights.voice import Voices
+from services.insights.words import ReadMany
 from tsunagu.v1 import interaction_pb2 as pb
-from tsunagu.v1 import notices_pb2, timeline_pb2
+from tsunagu.v1 import notices_pb2
 
 log = logging.getLogger(__name__)
 
-# Reads one stored entry back from the timeline (a notice too large to carry its entry).
-ReadBack = Callable[[str, str], Awaitable[timeline_pb2.TimelineEntry | None]]
 # Told that a customer's at-risk signals changed (tenant, customer id as recorded).
 Changed = Callable[[str, str], Awaitable[None]]
 
@@ -34,13 +34,18 @@ class Applied(StrEnum):
 
 
 class Projector:
-    """Applies each notice once (by event id); any order of redeliveries gives the same model."""
+    """Applies each notice once (by event id); any order of redeliveries gives the same model.
+
+    Notices sent without their entry (over the notice size limit, or every notice when the
+    timeline seals its events) are read back from the timeline a batch at a time
+    (`read_back`, one bulk call per tenant), then applied one by one (`apply`).
+    """
 
     def __init__(
         self,
         store: InsightsStore,
         *,
-        read_back: ReadBack,
+        read_many: ReadMany,
         follow_up_due_seconds: float,
         changed: Changed | None = None,
         saved: Callable[[CaseFacts], None] | None = None,
@@ -51,11 +56,23 @@ class Projector:
         self._voices = voices
         self._solutions = solutions
         self._saved = saved
-        self._read_back = read_back
+        self._read_many = read_many
         self._due = follow_up_due_seconds
         self._changed = changed
 
-    async def apply(self, notice: notices_pb2.TimelineUpdated) -> Applied:
+    async def read_back(self, notices: Sequence[notices_pb2.TimelineUpdated]) -> ReadBacks:
+        """The entries of those of `notices` that carry none, in one bulk read per tenant."""
+        return await read_backs(self._read_many, notices)
+
+    async def apply(
+        self, notice: notices_pb2.TimelineUpdated, *, read: ReadBacks | None = None
+    ) -> Applied:
+        """Apply one notice; its entry from `read` when it carries none (read now if None).
+
+        Raises:
+            Exception: The notice could not be applied now (its entry could not be read, the
+                store failed); applying it again later is safe.
+        """
         tenant = notice.tenant
         # Identities first: the figures count a merged customer as its survivor.
         if notice.merged_into:
@@ -64,7 +81,7 @@ class Projector:
             await self._store.merge(tenant, notice.merged_ids, notice.customer_id)
         if notice.split_from:
             await self._store.split(tenant, notice.customer_id)
-        event, interaction = await self._event(notice)
+        event, interaction = await self._event(notice, read)
         if event is None or interaction is None:
             return Applied.MISSING
         if not event.case_id:
@@ -102,12 +119,12 @@ class Projector:
         return facts
 
     async def _event(
-        self, notice: notices_pb2.TimelineUpdated
+        self, notice: notices_pb2.TimelineUpdated, read: ReadBacks | None
     ) -> tuple[CaseEvent | None, pb.Interaction | None]:
         event = from_notice(notice)
         if event is not None:
             return event, notice.entry.interaction
-        entry = await self._read_back(notice.tenant, notice.event_id)
+        entry = (read or await self.read_back([notice])).entry(notice)
         if entry is None:
             log.warning("the timeline has no entry for an announced event; skipped")
             return None, None
