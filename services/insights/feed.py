@@ -1,13 +1,13 @@
 """The durable feed: a pull consumer on the outcomes mirror, each notice applied once, acked.
 
-Pump → read back → apply → ack: the entries a fetched batch's notices do not carry are read
-back from the timeline first, in one bulk call per tenant (with sealed events that is every
-notice: one call per event would leave insights minutes behind a backlog); then the notices
-are applied and acked one at a time. The read model is idempotent by event id, so a
-redelivery after a crash changes nothing. A notice that cannot be decoded is terminated (it
-never will decode) and logged; one whose entry cannot be read or that fails on the store is
-redelivered until `max_deliver`, then terminated, so a bad item never holds the good ones
-behind it.
+Pump → apply the fetched batch → ack each: the projector applies a batch in a few calls
+(`Projector.apply`: entries read back from the timeline in one bulk call per tenant — with
+sealed events no notice carries its entry —, events, messages and case facts written in
+bulk); one call per event would leave insights minutes behind a backlog. The read model is
+idempotent by event id, so a redelivery after a crash changes nothing. A notice that cannot
+be decoded is terminated (it never will decode) and logged; one whose entry cannot be read or
+that fails on the store is redelivered until `max_deliver`, then terminated, so a bad item
+never holds the good ones behind it.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import metrics
 
-from services.insights.projector import Projector
-from services.insights.read_backs import ReadBacks
+from services.insights.projector import Outcome, Projector
 from tsunagu.bus.notices import decode_notice
 from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM
 from tsunagu.bus.subjects import TIMELINE_UPDATED_SUBJECTS
@@ -140,38 +139,41 @@ class OutcomeFeed:
 
     async def _apply(self, batch: list[Msg]) -> None:
         notices = [(msg, notice_of(msg)) for msg in batch]
-        read = await self._projector.read_back([n for _msg, n in notices if n is not None])
+        good = [notice for _msg, notice in notices if notice is not None]
+        try:
+            applied = iter(await self._projector.apply(good))
+        except Exception as error:  # noqa: BLE001 - the whole batch is retried
+            applied = iter([error] * len(good))
         for msg, notice in notices:
             try:
-                await self._handle(msg, notice, read)
+                await self._settle(msg, notice, None if notice is None else next(applied))
             except NatsError as error:
                 # An ack that did not get through: the notice comes again (idempotent).
                 log.warning("could not settle a notice: %s", type(error).__name__)
 
-    async def _handle(
-        self, msg: Msg, notice: notices_pb2.TimelineUpdated | None, read: ReadBacks
+    async def _settle(
+        self, msg: Msg, notice: notices_pb2.TimelineUpdated | None, outcome: Outcome | None
     ) -> None:
-        if notice is None:
+        if notice is None or outcome is None:
             _notices.add(1, {"outcome": "malformed"})
             log.warning("terminated a malformed notice on %s", msg.subject[:128])
             await msg.term()
             return
-        try:
-            applied = await self._projector.apply(notice, read=read)
-        except Exception as error:  # noqa: BLE001 - any failure of one notice is retried
+        if isinstance(outcome, Exception):
+            # Any failure of one notice is retried, until `max_deliver`.
             if msg.metadata.num_delivered >= self._options.max_deliver:
                 _notices.add(1, {"outcome": "failed"})
                 log.error(
                     "gave up on a notice after %d tries: %s",
                     msg.metadata.num_delivered,
-                    type(error).__name__,
+                    type(outcome).__name__,
                 )
                 await msg.term()
             else:
                 await msg.nak(delay=1.0)
             return
         await msg.ack()
-        _notices.add(1, {"outcome": applied.value})
+        _notices.add(1, {"outcome": outcome.value})
         if notice.HasField("recorded_at"):
             recorded = notice.recorded_at.seconds + notice.recorded_at.nanos / 1e9
             _freshness.record(max(0.0, time.time() - recorded))

@@ -76,11 +76,10 @@ async def rebuild(settings: InsightsSettings) -> Rebuilt:
             notices += len(batch)
             good = [n for n in map(notice_of, batch) if n is not None]
             skipped += len(batch) - len(good)
-            # Entries the notices do not carry: read back for the whole batch at once.
-            read = await projector.read_back(good)
-            for notice in good:
-                if await projector.apply(notice, read=read) is Applied.RECORDED:
-                    recorded += 1
+            for outcome in await projector.apply(good):
+                if isinstance(outcome, Exception):
+                    raise outcome
+                recorded += outcome is Applied.RECORDED
             pending = batch[-1].metadata.num_pending
         await reader.unsubscribe()
         return Rebuilt(notices, recorded, skipped)
