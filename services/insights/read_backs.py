@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from services.insights.words import ReadMany
+from tsunagu.contracts import ContractViolation, canonical_event_id
 from tsunagu.v1 import notices_pb2, timeline_pb2
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,13 @@ async def read_backs(
     """Read back the entries of the notices that carry none: one `read_many` per tenant.
 
     A tenant whose read fails fails only its own notices (kept in `failed`), never another
-    tenant's; an entry the timeline returns that was not asked for is ignored.
+    tenant's; an id no event can have is not asked for (the timeline has no entry for it, and
+    a hostile one must not spoil the tenant's read); an entry the timeline returns that was
+    not asked for is ignored.
     """
     wanted: dict[str, set[str]] = {}
     for notice in notices:
-        if not notice.HasField("entry"):
+        if not notice.HasField("entry") and _is_event_id(notice.event_id):
             wanted.setdefault(notice.tenant, set()).add(notice.event_id)
     found: dict[tuple[str, str], timeline_pb2.TimelineEntry] = {}
     failed: dict[str, Exception] = {}
@@ -57,3 +60,11 @@ async def read_backs(
             if entry.interaction.event_id in event_ids:
                 found[tenant, entry.interaction.event_id] = entry
     return ReadBacks(found, failed)
+
+
+def _is_event_id(event_id: str) -> bool:
+    """Whether an event can have this id (the timeline stores canonical ids only)."""
+    try:
+        return canonical_event_id(event_id) == event_id
+    except ContractViolation:
+        return False
