@@ -20,8 +20,9 @@ from tsunagu.v1 import notices_pb2
 
 log = logging.getLogger(__name__)
 
-# Told that a customer's at-risk signals changed (tenant, customer id as recorded).
-Changed = Callable[[str, str], Awaitable[None]]
+# Told that customers' at-risk signals changed (tenant, customer ids as recorded): once per
+# tenant and batch, not per case (a backlog would otherwise send a screen refresh per event).
+Changed = Callable[[str, Sequence[str]], Awaitable[None]]
 
 
 class Applied(StrEnum):
@@ -164,10 +165,12 @@ class Projector:
             is not None
         ]
         await self._store.replace_cases(folded)
+        moved: set[str] = set()
         for facts in folded:
             if self._saved is not None:
                 self._saved(facts)
             old = before.get(facts.case_id)
-            moved = old is None or risk_signals(old) != risk_signals(facts)
-            if self._changed is not None and moved:
-                await self._changed(tenant, facts.customer_id)
+            if old is None or risk_signals(old) != risk_signals(facts):
+                moved.add(facts.customer_id)
+        if self._changed is not None and moved:
+            await self._changed(tenant, sorted(moved))
