@@ -9,11 +9,12 @@ import math
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
@@ -29,10 +30,12 @@ from tests.integration.sealed_services import Services, sealed_services
 from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM
 from tsunagu.grpc_auth import ServerInterceptor
 from tsunagu.grpc_settings import ServerSecurity
-from tsunagu.v1 import ingest_pb2, insights_pb2_grpc, notices_pb2, timeline_pb2
+from tsunagu.v1 import ingest_pb2, insights_pb2, insights_pb2_grpc, notices_pb2, timeline_pb2
 
 Starter = Callable[..., AbstractAsyncContextManager[Any]]
 GET_INTERACTIONS = "/tsunagu.v1.TimelineService/GetInteractions"
+if TYPE_CHECKING:  # grpc's handler types are generic to the type checker only
+    Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]]
 # Beyond the feed's reads: the automatic topic builds read every message's words back (one
 # when a tenant's messages reach 20, again each time they double), 200 ids a call.
 TOPIC_BUILD_READS = 4
@@ -46,11 +49,7 @@ class CountedCalls(ServerInterceptor):
         self.calls = calls
 
     async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler[Any, Any]:
         self.calls[handler_call_details.method] += 1
         return await self.inner.intercept_service(continuation, handler_call_details)
@@ -70,23 +69,37 @@ def timeline_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     return counted
 
 
+@dataclass(frozen=True)
+class Rig:
+    """A sealed timeline (its calls counted) and chat ingestion, and an insights to start."""
+
+    services: Services
+    calls: Counter[str]
+    config: InsightsSettings
+    callers: CallerSet
+    operator: Client
+    tenant: str
+
+    def reads(self) -> int:
+        return self.calls[GET_INTERACTIONS]
+
+
 @pytest.fixture
-async def sealed(
+async def rig(  # noqa: PLR0917 - pytest passes fixtures by name
     run_timeline: Starter,
     run_ingest: Starter,
     callers: CallerSet,
     tmp_path: Path,
     timeline_calls: Counter[str],
-) -> AsyncIterator[Services]:
-    """The timeline (its calls counted) and chat ingestion with encryption on: notices carry
-    no entry."""
-    async with sealed_services(
-        run_timeline=run_timeline,
-        run_ingest=run_ingest,
-        callers=callers,
-        key_file=tmp_path / "keys.json",
-    ) as services:
-        yield services
+    insights_config: InsightsSettings,
+    operator: Client,
+    tenant: str,
+) -> AsyncIterator[Rig]:
+    """Encryption on: the timeline's notices carry no entry."""
+    sealed = partial(sealed_services, run_timeline=run_timeline, run_ingest=run_ingest)
+    async with sealed(callers=callers, key_file=tmp_path / "keys.json") as services:
+        config = insights_config.model_copy(update={"timeline_address": services.timeline_address})
+        yield Rig(services, timeline_calls, config, callers, operator, tenant)
 
 
 async def _submit(services: Services, chats: list[Any]) -> None:
@@ -125,6 +138,22 @@ async def _settled(operator: Client, durable: str) -> None:
         await asyncio.sleep(0.2)
 
 
+@asynccontextmanager
+async def _counted(rig: Rig, cases: int) -> AsyncIterator[insights_pb2.MetricRow]:
+    """Start insights and wait until its figures count `cases` cases; their row."""
+    async with running(rig.config) as service:
+        channel = channel_for(service.server.address, rig.callers.service)
+        async with channel:
+            [row] = await wait_for_rows(
+                insights_pb2_grpc.InsightsServiceStub(channel),
+                query(rig.tenant),
+                lambda rows: bool(rows) and figures(rows[0])["cases"] == cases,
+                failed=service.failed,
+                deadline_seconds=180,
+            )
+            yield row
+
+
 def _opened(tenant: str, count: int) -> list[Any]:
     """`count` chat messages of new visitors: each opens a case of its own."""
     at = datetime.now(UTC) - timedelta(hours=2)
@@ -134,44 +163,19 @@ def _opened(tenant: str, count: int) -> list[Any]:
     ]
 
 
-async def test_a_sealed_backlog_is_read_back_in_bulk_calls(  # noqa: PLR0917
-    sealed: Services,
-    timeline_calls: Counter[str],
-    operator: Client,
-    insights_config: InsightsSettings,
-    callers: CallerSet,
-    tenant: str,
-) -> None:
+async def test_a_sealed_backlog_is_read_back_in_bulk_calls(rig: Rig) -> None:
     backlog = 450
-    chats = _opened(tenant, backlog)
-    await _submit(sealed, chats)
-    await _mirrored(operator, tenant, backlog)
-    before = timeline_calls[GET_INTERACTIONS]
-    config = insights_config.model_copy(update={"timeline_address": sealed.timeline_address})
-    async with running(config) as service:
-        channel = channel_for(service.server.address, callers.service)
-        async with channel:
-            [row] = await wait_for_rows(
-                insights_pb2_grpc.InsightsServiceStub(channel),
-                query(tenant),
-                lambda rows: bool(rows) and figures(rows[0])["cases"] == backlog,
-                failed=service.failed,
-                deadline_seconds=180,
-            )
-            assert row.unique_customers == backlog
+    await _submit(rig.services, _opened(rig.tenant, backlog))
+    await _mirrored(rig.operator, rig.tenant, backlog)
+    before = rig.reads()
+    async with _counted(rig, backlog) as row:
+        assert row.unique_customers == backlog
     # One read per fetched batch of 200 (one call per notice before), and the topic builds.
-    reads = timeline_calls[GET_INTERACTIONS] - before
-    assert 0 < reads <= math.ceil(backlog / BULK_IDS) + TOPIC_BUILD_READS, timeline_calls
+    assert 0 < rig.reads() - before <= math.ceil(backlog / BULK_IDS) + TOPIC_BUILD_READS, rig.calls
 
 
-async def test_a_good_notice_is_applied_beside_unknown_foreign_and_hostile_ones(  # noqa: PLR0917
-    sealed: Services,
-    timeline_calls: Counter[str],
-    operator: Client,
-    insights_config: InsightsSettings,
-    callers: CallerSet,
-    tenant: str,
-) -> None:
+async def test_a_good_notice_is_applied_beside_unknown_foreign_and_hostile_ones(rig: Rig) -> None:
+    tenant = rig.tenant
     subject = f"timeline.updated.{tenant}.c-x"
 
     def without_entry(event_id: str, *, of: str = tenant) -> bytes:
@@ -194,24 +198,14 @@ async def test_a_good_notice_is_applied_beside_unknown_foreign_and_hostile_ones(
         b"\xff\x00 not a notice",
     ]
     for payload in bad:
-        await operator.publish(subject, payload)
-    await operator.flush()
-    [good] = _opened(tenant, 1)
-    await _submit(sealed, [good])
-    await _mirrored(operator, tenant, len(bad) + 1)
-    before = timeline_calls[GET_INTERACTIONS]
-    config = insights_config.model_copy(update={"timeline_address": sealed.timeline_address})
-    async with running(config) as service:
-        channel = channel_for(service.server.address, callers.service)
-        async with channel:
-            [row] = await wait_for_rows(
-                insights_pb2_grpc.InsightsServiceStub(channel),
-                query(tenant),
-                lambda rows: bool(rows) and figures(rows[0])["cases"] == 1,
-                failed=service.failed,
-            )
-            assert row.contacts == 1
-            # Every notice settled (acked or terminated): none is redelivered again and again.
-            await _settled(operator, config.consumer_name)
+        await rig.operator.publish(subject, payload)
+    await rig.operator.flush()
+    await _submit(rig.services, _opened(tenant, 1))
+    await _mirrored(rig.operator, tenant, len(bad) + 1)
+    before = rig.reads()
+    async with _counted(rig, 1) as row:
+        assert row.contacts == 1
+        # Every notice settled (acked or terminated): none is redelivered again and again.
+        await _settled(rig.operator, rig.config.consumer_name)
     # The unknown id and the good one in one bulk read; the impossible ids never asked for.
-    assert timeline_calls[GET_INTERACTIONS] - before == 1, timeline_calls
+    assert rig.reads() - before == 1, rig.calls
