@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 # Below this many messages there is nothing to group (the method works from 20 messages).
 MIN_MESSAGES = 20
+# A new subject (this many messages placed on no topic since the last build) is grouped by a
+# build at most this long after the last one began: new messages get a topic within a minute
+# (issue 13) however long the tenant's history, without a build per message.
+UNPLACED_REBUILD_SECONDS = 30.0
 
 
 class UnknownTopic(ValueError):
@@ -37,6 +41,9 @@ class _Tenant:
     messages: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     built_with: int = 0
     building: asyncio.Task[None] | None = None
+    # Messages heard on no topic since the last build began, and when it began (monotonic).
+    unplaced_since_build: int = 0
+    build_began: float = 0.0
     # One rebuild at a time: an automatic one and a supervisor's would read and group twice.
     rebuilding: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -44,9 +51,16 @@ class _Tenant:
 class Voices:
     """Topics of every tenant; the only writer of messages' topics and of topic models."""
 
-    def __init__(self, store: InsightsStore, words: Words) -> None:
+    def __init__(
+        self,
+        store: InsightsStore,
+        words: Words,
+        *,
+        unplaced_rebuild_seconds: float = UNPLACED_REBUILD_SECONDS,
+    ) -> None:
         self._store = store
         self.words = words
+        self._unplaced_wait = unplaced_rebuild_seconds
         self._tenants: dict[str, _Tenant] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -86,17 +100,25 @@ class Voices:
         await self._store.save_messages(list(new.values()))
         for m in new.values():
             state.messages[m.event_id] = (m.case_id, m.topic, m.at)
+            state.unplaced_since_build += not m.topic
         count = len(state.messages)
         if count >= MIN_MESSAGES and count >= 2 * max(state.built_with, MIN_MESSAGES // 2):
-            self._rebuild_soon(tenant, state)
+            self._rebuild_soon(tenant, state, after=0.0)
+        elif state.unplaced_since_build >= MIN_MESSAGES:
+            since = asyncio.get_running_loop().time() - state.build_began
+            self._rebuild_soon(tenant, state, after=max(0.0, self._unplaced_wait - since))
 
-    def _rebuild_soon(self, tenant: str, state: _Tenant) -> None:
+    def _rebuild_soon(self, tenant: str, state: _Tenant, *, after: float) -> None:
         if state.building is None or state.building.done():
-            state.building = asyncio.create_task(self._rebuild_quietly(tenant), name="topics")
+            state.building = asyncio.create_task(
+                self._rebuild_quietly(tenant, after), name="topics"
+            )
 
-    async def _rebuild_quietly(self, tenant: str) -> None:
+    async def _rebuild_quietly(self, tenant: str, after: float) -> None:
         # In the background: a failed automatic rebuild keeps the previous model.
         try:
+            if after:
+                await asyncio.sleep(after)
             await self.rebuild(tenant)
         except Exception:
             log.exception("an automatic topic rebuild failed; the previous model stays")
@@ -108,6 +130,8 @@ class Voices:
             return await self._rebuild(tenant, state)
 
     async def _rebuild(self, tenant: str, state: _Tenant) -> TopicModel:
+        state.unplaced_since_build = 0
+        state.build_began = asyncio.get_running_loop().time()
         stored = await self._store.messages(tenant)
         # Read afresh: words erased since the last build drop out of the topics.
         self.words.forget(tenant)
