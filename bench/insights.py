@@ -319,14 +319,21 @@ async def freshness(stack: LocalStack, mode: str) -> dict[str, Any]:
         http_session(stack.graphql_url, authorization=_bearer(stack, TENANT)) as session,
     ):
         for n in range(FRESHNESS_SAMPLES[mode]):
-            samples.append(
-                await _sample(ingest, timeline, session, base + timedelta(seconds=10 * n))
-            )
-    counted_s = await asyncio.wait_for(counting, _SAMPLE_LIMIT_S) - acked
+            try:
+                sample = await _sample(ingest, timeline, session, base + timedelta(seconds=10 * n))
+            except TimeoutError:
+                # Benchmarks report, never fail: the row says it was never visible in time.
+                break
+            samples.append(sample)
+    counted_s = None
+    if counting.done() or samples:
+        counted_s = await asyncio.wait_for(counting, _SAMPLE_LIMIT_S) - acked
+    counting.cancel()
     return {
         "visible_ms": ms_summary([shown for shown, _ in samples]),
         "stored_ms": ms_summary([kept for _, kept in samples]),
         "backlog": {"events": size, "stored_s": stored_s, "counted_s": counted_s},
+        "gave_up_after_s": None if samples else _SAMPLE_LIMIT_S,
     }
 
 
@@ -336,6 +343,10 @@ async def measure(stack: LocalStack, mode: str) -> dict[str, Any]:
 
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} ms"
+
+
+def _s(value: float | None) -> str:
+    return "never (the samples gave up)" if value is None else f"{value:.1f} s"
 
 
 def rows(result: dict[str, Any]) -> list[Row]:
@@ -360,11 +371,11 @@ def rows(result: dict[str, Any]) -> list[Row]:
             f"insights: freshness, event ack → visible in the figure, after a backlog of "
             f"{queued['events']:,} (p50)",
             f"{_ms(shown)} (p99 {_ms(fresh['visible_ms'].get('p99'))}; backlog all counted "
-            f"{queued['counted_s']:.1f} s after its last ack)",
+            f"{_s(queued['counted_s'])} after its last ack)",
             f"ack → stored {_ms(kept)} (backlog all stored {queued['stored_s']:.1f} s)",
             None if shown is None or not kept else shown / kept,
             "a few seconds",
-            None if worst is None else worst <= 5000,
+            False if fresh.get("gave_up_after_s") else None if worst is None else worst <= 5000,
         ),
     ]
 
