@@ -5,9 +5,14 @@
   and 2,000 customers), then `serviceMetrics` (30 days, per day and agent) is timed through
   the gateway. Baseline: one customer's first timeline page (50 entries), through the same
   gateway in the same run.
-- Freshness: a chat message is submitted to ingestion; from its acknowledgement, the time
-  until `serviceMetrics` counts its case. Baseline: the time until the timeline stores it
-  (`LookupEvents`), polled alongside.
+- Freshness under a backlog: a backlog of chat messages (each a new customer, so a new case)
+  is submitted and stored by the timeline (encryption on, as in `make run`: its notices carry
+  no entry, insights reads the entries back); right after, single messages are submitted one
+  by one and, from each acknowledgement, the time until `serviceMetrics` counts its case is
+  taken: the first ones wait behind whatever of the backlog insights has not applied yet.
+  Baseline: the time until the timeline stores the same message (`LookupEvents`), polled
+  alongside. Also reported: from the backlog's last ack, stored at the timeline vs counted by
+  insights (catch-up).
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ METRICS_TENANT = "bench-metrics"
 INTERACTIONS = {"quick": 2_000, "default": 100_000, "full": 100_000}
 REQUESTS = {"quick": 3, "default": 20, "full": 30}
 FRESHNESS_SAMPLES = {"quick": 3, "default": 20, "full": 30}
+# Messages queued ahead of the freshness samples (the default bench's earlier parts leave
+# tens of thousands of events for insights to follow).
+BACKLOG = {"quick": 300, "default": 20_000, "full": 50_000}
+_BACKLOG_BATCH = 256
+# Long enough for insights to work through a backlog one read-back at a time (the baseline).
+_SAMPLE_LIMIT_S = 1800.0
 _CHANNELS = (pb.CHANNEL_CHAT, pb.CHANNEL_VOICE, pb.CHANNEL_EMAIL, pb.CHANNEL_SMS)
 _FOLLOW_UP_DUE = 24 * 3600.0
 # No faster than the gateway refills a principal's query budget (600 a minute): a slow
@@ -210,11 +221,11 @@ async def metric_latency(stack: LocalStack, mode: str) -> dict[str, Any]:
     }
 
 
-async def _until(check: Callable[[], Awaitable[bool]]) -> None:
+async def _until(check: Callable[[], Awaitable[bool]], poll_s: float = _POLL_S) -> None:
     while True:
         if await check():
             return
-        await asyncio.sleep(_POLL_S)
+        await asyncio.sleep(poll_s)
 
 
 def _message(at: datetime, *, visitor: str = "", text: str = "freshness") -> pb.Interaction:
@@ -258,14 +269,48 @@ async def _sample(ingest: Any, timeline: Any, session: Any, at: datetime) -> tup
         return time.perf_counter() - acked
 
     shown, kept = await asyncio.wait_for(
-        asyncio.gather(since_ack(counted), since_ack(stored)), timeout=60
+        asyncio.gather(since_ack(counted), since_ack(stored)), timeout=_SAMPLE_LIMIT_S
     )
     return shown, kept
 
 
+async def _count_cases(stack: LocalStack, since: datetime, until: datetime) -> int:
+    """Cases insights counts in `[since, until)`, asked over gRPC (no gateway budget)."""
+    request = insights_pb2.GetServiceMetricsRequest(tenant=TENANT)
+    request.query.since.FromDatetime(since)
+    request.query.until.FromDatetime(until)
+    async with open_channel(stack.insights_address, token=stack.grpc_callers.gateway) as channel:
+        answer = await insights_pb2_grpc.InsightsServiceStub(channel).GetServiceMetrics(
+            request, timeout=300
+        )
+    return sum(int(f.value) for r in answer.rows for f in r.figures if f.name == "cases")
+
+
+async def _all_counted(stack: LocalStack, since: datetime, size: int) -> float:
+    """When insights counts `size` cases opened in the hour from `since` (perf_counter)."""
+    until = since + timedelta(hours=1)
+
+    async def all_there() -> bool:
+        return await _count_cases(stack, since, until) >= size
+
+    # Once a second: each question folds the hour's cases, work taken from the feed.
+    await _until(all_there, poll_s=1.0)
+    return time.perf_counter()
+
+
 async def freshness(stack: LocalStack, mode: str) -> dict[str, Any]:
-    """Ack → counted in `serviceMetrics`, and ack → stored at the timeline, per message."""
-    # Each message opens a case in a one-second window of its own in the past, so the figure
+    """Under a backlog: ack → counted in `serviceMetrics`, and ack → stored, per message."""
+    # The backlog: messages of new customers opening cases in an hour of their own.
+    size = BACKLOG[mode]
+    start = datetime(2025, 3, 1, tzinfo=UTC) + timedelta(hours=uuid.uuid4().int % 1000)
+    queued = [_message(start + timedelta(seconds=3600 * n / size)) for n in range(size)]
+    async with chat_and_timeline(stack) as (ingest, timeline):
+        await submit_batches(ingest, queued, _BACKLOG_BATCH)
+        acked = time.perf_counter()
+        counting = asyncio.create_task(_all_counted(stack, start, size))
+        await wait_stored(timeline, TENANT, [i.event_id for i in queued], limit_s=_SAMPLE_LIMIT_S)
+        stored_s = time.perf_counter() - acked
+    # Each sample opens a case in a one-second window of its own in the past, so the figure
     # of that window counts it and nothing else.
     base = datetime(2025, 6, 1, tzinfo=UTC) + timedelta(hours=uuid.uuid4().int % 1000)
     samples = []
@@ -274,12 +319,21 @@ async def freshness(stack: LocalStack, mode: str) -> dict[str, Any]:
         http_session(stack.graphql_url, authorization=_bearer(stack, TENANT)) as session,
     ):
         for n in range(FRESHNESS_SAMPLES[mode]):
-            samples.append(
-                await _sample(ingest, timeline, session, base + timedelta(seconds=10 * n))
-            )
+            try:
+                sample = await _sample(ingest, timeline, session, base + timedelta(seconds=10 * n))
+            except TimeoutError:
+                # Benchmarks report, never fail: the row says it was never visible in time.
+                break
+            samples.append(sample)
+    counted_s = None
+    if counting.done() or samples:
+        counted_s = await asyncio.wait_for(counting, _SAMPLE_LIMIT_S) - acked
+    counting.cancel()
     return {
         "visible_ms": ms_summary([shown for shown, _ in samples]),
         "stored_ms": ms_summary([kept for _, kept in samples]),
+        "backlog": {"events": size, "stored_s": stored_s, "counted_s": counted_s},
+        "gave_up_after_s": None if samples else _SAMPLE_LIMIT_S,
     }
 
 
@@ -291,6 +345,10 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f} ms"
 
 
+def _s(value: float | None) -> str:
+    return "never (the samples gave up)" if value is None else f"{value:.1f} s"
+
+
 def rows(result: dict[str, Any]) -> list[Row]:
     """The insights rows of the table (issue 13 asks to report them, with no bound)."""
     if "insights" not in result:
@@ -298,6 +356,8 @@ def rows(result: dict[str, Any]) -> list[Row]:
     latency, fresh = result["insights"]["latency"], result["insights"]["freshness"]
     metric, page = latency["metrics_ms"].get("p50"), latency["first_page_ms"].get("p50")
     shown, kept = fresh["visible_ms"].get("p50"), fresh["stored_ms"].get("p50")
+    # Met when even the slowest sample (the first, behind the backlog) was within 5 s.
+    worst, queued = fresh["visible_ms"].get("max"), fresh["backlog"]
     return [
         Row(
             f"insights: metric query over {latency['interactions']:,} interactions (p50)",
@@ -308,19 +368,25 @@ def rows(result: dict[str, Any]) -> list[Row]:
             None,
         ),
         Row(
-            "insights: freshness, event ack → visible in the figure (p50)",
-            f"{_ms(shown)} (p99 {_ms(fresh['visible_ms'].get('p99'))})",
-            f"ack → stored {_ms(kept)}",
+            f"insights: freshness, event ack → visible in the figure, after a backlog of "
+            f"{queued['events']:,} (p50)",
+            f"{_ms(shown)} (p99 {_ms(fresh['visible_ms'].get('p99'))}; backlog all counted "
+            f"{_s(queued['counted_s'])} after its last ack)",
+            f"ack → stored {_ms(kept)} (backlog all stored {queued['stored_s']:.1f} s)",
             None if shown is None or not kept else shown / kept,
             "a few seconds",
-            None if shown is None else shown <= 5000,
+            False if fresh.get("gave_up_after_s") else None if worst is None else worst <= 5000,
         ),
     ]
 
 
-async def _standalone(mode: str) -> dict[str, Any]:
+async def _standalone(mode: str, *, only_freshness: bool) -> dict[str, Any]:
     async with bench_stack() as stack:
-        return {"insights": await measure(stack, mode)}
+        if not only_freshness:
+            return {"insights": await measure(stack, mode)}
+        fresh = await freshness(stack, mode)
+        skipped = {"interactions": 0, "first_question_s": 0.0, "metrics_ms": {}}
+        return {"insights": {"latency": {**skipped, "first_page_ms": {}}, "freshness": fresh}}
 
 
 if __name__ == "__main__":
@@ -329,4 +395,7 @@ if __name__ == "__main__":
     from bench.targets import table
 
     chosen = "quick" if "--quick" in sys.argv else "full" if "--full" in sys.argv else "default"
-    print(table(rows(asyncio.run(_standalone(chosen)))))
+    # `--freshness`: that row alone (the metric query's seeding takes minutes).
+    result = asyncio.run(_standalone(chosen, only_freshness="--freshness" in sys.argv))
+    print(table(rows(result)))
+    print(result["insights"]["freshness"])

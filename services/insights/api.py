@@ -266,9 +266,9 @@ class InsightsApi(insights_pb2_grpc.InsightsServiceServicer):
     ) -> insights_pb2.RebuildTopicsResponse:
         tenant = await _tenant(request.tenant, context)
         model = await self._voices.rebuild(tenant)
+        # What this build grouped: messages heard while it ran wait for the next one.
         return insights_pb2.RebuildTopicsResponse(
-            messages=sum(t.size for t in model.topics) + await self._voices.unplaced(tenant),
-            topics=len(model.topics),
+            messages=await self._voices.grouped(tenant), topics=len(model.topics)
         )
 
     async def SimilarResolvedCases(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
@@ -19,8 +20,8 @@ class AtRiskAnnouncer:
     def __init__(self, nc: Client) -> None:
         self._nc = nc
 
-    async def __call__(self, tenant: str, customer_id: str) -> None:
-        change = insights_pb2.AtRiskChanged(tenant=tenant, customer_ids=[customer_id])
+    async def __call__(self, tenant: str, customer_ids: Sequence[str]) -> None:
+        change = insights_pb2.AtRiskChanged(tenant=tenant, customer_ids=customer_ids)
         try:
             await self._nc.publish(at_risk_subject(tenant), change.SerializeToString())
         except (NatsError, OSError) as error:

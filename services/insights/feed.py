@@ -1,9 +1,13 @@
 """The durable feed: a pull consumer on the outcomes mirror, each notice applied once, acked.
 
-Pump → apply → ack, one message at a time per batch: the read model is idempotent by event
-id, so a redelivery after a crash changes nothing. A notice that cannot be decoded is
-terminated (it never will decode) and logged; one that fails on the store is redelivered
-until `max_deliver`, then terminated, so a bad item never holds the good ones behind it.
+Pump → apply the fetched batch → ack each: the projector applies a batch in a few calls
+(`Projector.apply`: entries read back from the timeline in one bulk call per tenant — with
+sealed events no notice carries its entry —, events, messages and case facts written in
+bulk); one call per event would leave insights minutes behind a backlog. The read model is
+idempotent by event id, so a redelivery after a crash changes nothing. A notice that cannot
+be decoded is terminated (it never will decode) and logged; one whose entry cannot be read or
+that fails on the store is redelivered until `max_deliver`, then terminated, so a bad item
+never holds the good ones behind it.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import metrics
 
-from services.insights.projector import Projector
+from services.insights.projector import Outcome, Projector
 from tsunagu.bus.notices import decode_notice
 from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM
 from tsunagu.bus.subjects import TIMELINE_UPDATED_SUBJECTS
 from tsunagu.metrics import seconds_histogram
+from tsunagu.v1 import notices_pb2
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +49,21 @@ _freshness = seconds_histogram(
 _FETCH_WAIT_SECONDS = 1.0
 
 
+def notice_of(msg: Msg) -> notices_pb2.TimelineUpdated | None:
+    """The notice a message carries; None when it does not decode or names another tenant
+    than its subject (`timeline.updated.<tenant>.<customer>`): never applied to either."""
+    notice = decode_notice(msg.data)
+    if notice is None or msg.subject.split(".")[2:3] != [notice.tenant]:
+        return None
+    return notice
+
+
 @dataclass(frozen=True, slots=True)
 class FeedOptions:
     durable: str = "insights"
     subject_filter: str = TIMELINE_UPDATED_SUBJECTS
-    fetch_batch: int = 64
+    # As many as one bulk read of the timeline answers (`timeline_reads.BULK_IDS`).
+    fetch_batch: int = 200
     ack_wait_seconds: float = 30.0
     max_deliver: int = 5
 
@@ -120,37 +135,45 @@ class OutcomeFeed:
             if not ready and self._readiness is not None:
                 await self._readiness(True)
             ready = True
-            for msg in batch:
-                try:
-                    await self._handle(msg)
-                except NatsError as error:
-                    # An ack that did not get through: the notice comes again (idempotent).
-                    log.warning("could not settle a notice: %s", type(error).__name__)
+            await self._apply(batch)
 
-    async def _handle(self, msg: Msg) -> None:
-        notice = decode_notice(msg.data)
-        # The subject names the tenant too: a notice claiming another tenant is not applied.
-        if notice is None or msg.subject.split(".")[2:3] != [notice.tenant]:
+    async def _apply(self, batch: list[Msg]) -> None:
+        notices = [(msg, notice_of(msg)) for msg in batch]
+        good = [notice for _msg, notice in notices if notice is not None]
+        try:
+            applied = iter(await self._projector.apply(good))
+        except Exception as error:  # noqa: BLE001 - the whole batch is retried
+            applied = iter([error] * len(good))
+        for msg, notice in notices:
+            try:
+                await self._settle(msg, notice, None if notice is None else next(applied))
+            except NatsError as error:
+                # An ack that did not get through: the notice comes again (idempotent).
+                log.warning("could not settle a notice: %s", type(error).__name__)
+
+    async def _settle(
+        self, msg: Msg, notice: notices_pb2.TimelineUpdated | None, outcome: Outcome | None
+    ) -> None:
+        if notice is None or outcome is None:
             _notices.add(1, {"outcome": "malformed"})
             log.warning("terminated a malformed notice on %s", msg.subject[:128])
             await msg.term()
             return
-        try:
-            applied = await self._projector.apply(notice)
-        except Exception as error:  # noqa: BLE001 - any failure of one notice is retried
+        if isinstance(outcome, Exception):
+            # Any failure of one notice is retried, until `max_deliver`.
             if msg.metadata.num_delivered >= self._options.max_deliver:
                 _notices.add(1, {"outcome": "failed"})
                 log.error(
                     "gave up on a notice after %d tries: %s",
                     msg.metadata.num_delivered,
-                    type(error).__name__,
+                    type(outcome).__name__,
                 )
                 await msg.term()
             else:
                 await msg.nak(delay=1.0)
             return
         await msg.ack()
-        _notices.add(1, {"outcome": applied.value})
+        _notices.add(1, {"outcome": outcome.value})
         if notice.HasField("recorded_at"):
             recorded = notice.recorded_at.seconds + notice.recorded_at.nanos / 1e9
             _freshness.record(max(0.0, time.time() - recorded))

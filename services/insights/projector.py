@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 
 from services.insights.events import CaseEvent, case_event, from_notice
 from services.insights.facts import CaseFacts, fold_case
+from services.insights.read_backs import ReadBacks, read_backs
 from services.insights.risk import risk_signals
 from services.insights.solutions import Solutions
 from services.insights.store import InsightsStore, StoredMessage
 from services.insights.text import customer_text
 from services.insights.voice import Voices
+from services.insights.words import ReadMany
 from tsunagu.v1 import interaction_pb2 as pb
-from tsunagu.v1 import notices_pb2, timeline_pb2
+from tsunagu.v1 import notices_pb2
 
 log = logging.getLogger(__name__)
 
-# Reads one stored entry back from the timeline (a notice too large to carry its entry).
-ReadBack = Callable[[str, str], Awaitable[timeline_pb2.TimelineEntry | None]]
-# Told that a customer's at-risk signals changed (tenant, customer id as recorded).
-Changed = Callable[[str, str], Awaitable[None]]
+# Told that customers' at-risk signals changed (tenant, customer ids as recorded): once per
+# tenant and batch, not per case (a backlog would otherwise send a screen refresh per event).
+Changed = Callable[[str, Sequence[str]], Awaitable[None]]
 
 
 class Applied(StrEnum):
@@ -33,14 +34,29 @@ class Applied(StrEnum):
     MISSING = "missing"
 
 
+# What became of one notice of a batch, or the error that kept it from being applied now.
+Outcome = Applied | Exception
+# A notice's event with a case, waiting to be recorded: (its place in the batch, the event,
+# the interaction it came from).
+_Pending = tuple[int, CaseEvent, pb.Interaction]
+
+
 class Projector:
-    """Applies each notice once (by event id); any order of redeliveries gives the same model."""
+    """Applies each notice once (by event id); any order of redeliveries gives the same model.
+
+    A batch of notices (what the feed fetched) costs a few calls whatever its size: the
+    entries the notices do not carry (every one when the timeline seals its events) are read
+    back from the timeline in one bulk call per tenant, the events are recorded in one write,
+    the customers' messages kept in one, and each case the batch touched is re-folded once
+    from all its events (one query and one write per tenant) — so arrival order never
+    matters, and a backlog is worked through a batch per round trip, not an event.
+    """
 
     def __init__(
         self,
         store: InsightsStore,
         *,
-        read_back: ReadBack,
+        read_many: ReadMany,
         follow_up_due_seconds: float,
         changed: Changed | None = None,
         saved: Callable[[CaseFacts], None] | None = None,
@@ -51,11 +67,41 @@ class Projector:
         self._voices = voices
         self._solutions = solutions
         self._saved = saved
-        self._read_back = read_back
+        self._read_many = read_many
         self._due = follow_up_due_seconds
         self._changed = changed
 
-    async def apply(self, notice: notices_pb2.TimelineUpdated) -> Applied:
+    async def apply(self, notices: Sequence[notices_pb2.TimelineUpdated]) -> list[Outcome]:
+        """Apply a batch of notices; per notice, in order, its outcome or the error that kept
+        it from being applied now. Applying a notice again later is safe: its event is a
+        duplicate, and its case is re-folded (which repairs a fold a failure cut short)."""
+        outcomes: list[Outcome | None] = [None] * len(notices)
+        read = await read_backs(self._read_many, notices)
+        pending: list[_Pending] = []
+        for place, notice in enumerate(notices):
+            try:
+                got = await self._identities_and_event(notice, read)
+            except Exception as error:  # noqa: BLE001 - this notice only is retried
+                outcomes[place] = error
+                continue
+            if isinstance(got, Applied):
+                outcomes[place] = got
+            else:
+                pending.append((place, *got))
+        try:
+            fresh = await self._record(pending)
+        except Exception as error:  # noqa: BLE001 - the recorded ones are retried, no others
+            log.warning("could not record a batch of events: %s", type(error).__name__)
+            for place, _event, _interaction in pending:
+                outcomes[place] = error
+        else:
+            for (place, _event, _interaction), new in zip(pending, fresh, strict=True):
+                outcomes[place] = Applied.RECORDED if new else Applied.DUPLICATE
+        return [o if o is not None else RuntimeError("not applied") for o in outcomes]
+
+    async def _identities_and_event(
+        self, notice: notices_pb2.TimelineUpdated, read: ReadBacks
+    ) -> Applied | tuple[CaseEvent, pb.Interaction]:
         tenant = notice.tenant
         # Identities first: the figures count a merged customer as its survivor.
         if notice.merged_into:
@@ -64,51 +110,67 @@ class Projector:
             await self._store.merge(tenant, notice.merged_ids, notice.customer_id)
         if notice.split_from:
             await self._store.split(tenant, notice.customer_id)
-        event, interaction = await self._event(notice)
-        if event is None or interaction is None:
-            return Applied.MISSING
+        event = from_notice(notice)
+        interaction = notice.entry.interaction
+        if event is None:
+            entry = read.entry(notice)
+            if entry is None:
+                log.warning("the timeline has no entry for an announced event; skipped")
+                return Applied.MISSING
+            event, interaction = (
+                case_event(entry, case_status=notice.case_status),
+                entry.interaction,
+            )
         if not event.case_id:
             return Applied.NO_CASE
-        if not await self._store.record(event):
-            return Applied.DUPLICATE
-        if self._solutions is not None and event.action == "resolution":
-            note = interaction.agent_action.resolution.summary.strip()
-            if note:
-                await self._solutions.resolved(
-                    tenant, event.case_id, event.event_id, note, event.occurred_at
-                )
-        if self._voices is not None and (text := customer_text(interaction)):
-            await self._voices.heard(
-                StoredMessage(tenant, event.event_id, event.case_id, event.occurred_at), text
-            )
-        before = await self._store.case(tenant, event.case_id)
-        after = await self.refold(tenant, event.case_id)
-        moved = after is not None and (
-            before is None or risk_signals(before) != risk_signals(after)
-        )
-        if self._changed is not None and after is not None and moved:
-            await self._changed(tenant, after.customer_id)
-        return Applied.RECORDED
+        return event, interaction
 
-    async def refold(self, tenant: str, case_id: str) -> CaseFacts | None:
-        """Recompute one case's facts from all its recorded events; the new facts."""
-        facts = fold_case(
-            await self._store.case_events(tenant, case_id), follow_up_due_seconds=self._due
-        )
-        if facts is not None:
-            await self._store.save_case(facts)
+    async def _record(self, pending: list[_Pending]) -> list[bool]:
+        """Record the events (True: new), keep what the new ones say, re-fold their cases."""
+        fresh = await self._store.record_each([event for _place, event, _i in pending])
+        new = [
+            (event, i) for (_place, event, i), is_new in zip(pending, fresh, strict=True) if is_new
+        ]
+        if self._solutions is not None:
+            for event, interaction in new:
+                note = interaction.agent_action.resolution.summary.strip()
+                if event.action == "resolution" and note:
+                    await self._solutions.resolved(
+                        event.tenant, event.case_id, event.event_id, note, event.occurred_at
+                    )
+        if self._voices is not None:
+            await self._voices.heard(
+                [
+                    (StoredMessage(e.tenant, e.event_id, e.case_id, e.occurred_at), text)
+                    for e, interaction in new
+                    if (text := customer_text(interaction))
+                ]
+            )
+        # Duplicates' cases too: a redelivery after a failed fold folds them again.
+        cases: dict[str, set[str]] = {}
+        for _place, event, _i in pending:
+            cases.setdefault(event.tenant, set()).add(event.case_id)
+        for tenant, case_ids in cases.items():
+            await self._refold(tenant, sorted(case_ids))
+        return fresh
+
+    async def _refold(self, tenant: str, case_ids: list[str]) -> None:
+        """Recompute these cases' facts from all their recorded events, and save them."""
+        before = await self._store.cases_of(tenant, case_ids)
+        events = await self._store.events_of_cases(tenant, case_ids)
+        folded = [
+            facts
+            for case_id in case_ids
+            if (facts := fold_case(events.get(case_id, []), follow_up_due_seconds=self._due))
+            is not None
+        ]
+        await self._store.replace_cases(folded)
+        moved: set[str] = set()
+        for facts in folded:
             if self._saved is not None:
                 self._saved(facts)
-        return facts
-
-    async def _event(
-        self, notice: notices_pb2.TimelineUpdated
-    ) -> tuple[CaseEvent | None, pb.Interaction | None]:
-        event = from_notice(notice)
-        if event is not None:
-            return event, notice.entry.interaction
-        entry = await self._read_back(notice.tenant, notice.event_id)
-        if entry is None:
-            log.warning("the timeline has no entry for an announced event; skipped")
-            return None, None
-        return case_event(entry, case_status=notice.case_status), entry.interaction
+            old = before.get(facts.case_id)
+            if old is None or risk_signals(old) != risk_signals(facts):
+                moved.add(facts.customer_id)
+        if self._changed is not None and moved:
+            await self._changed(tenant, sorted(moved))

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from services.insights.feed import notice_of
 from services.insights.projector import Applied
 from services.insights.service import bootstrap
 from services.insights.settings import InsightsSettings
 from services.insights.store import open_store
 from services.insights.timeline_reads import TimelineReads
 from tsunagu.bus.connection import connect_as
-from tsunagu.bus.notices import decode_notice
 from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM, require_streams
 from tsunagu.runtime import configure_logging, parse_settings
 
@@ -53,9 +53,7 @@ async def rebuild(settings: InsightsSettings) -> Rebuilt:
         await store.ensure_indexes()
         await store.clear()
         await timeline.open()
-        projector = bootstrap(
-            settings, store=store, read_back=timeline.entry, read_many=timeline.entries
-        ).projector
+        projector = bootstrap(settings, store=store, read_many=timeline.entries).projector
         reader = await js.pull_subscribe(
             settings.subject_filter,
             stream=TIMELINE_OUTCOMES_STREAM,
@@ -70,14 +68,13 @@ async def rebuild(settings: InsightsSettings) -> Rebuilt:
         pending = (await reader.consumer_info()).num_pending
         while pending:
             batch = await reader.fetch(min(pending, _BATCH), timeout=_FETCH_SECONDS)
-            for msg in batch:
-                notices += 1
-                notice = decode_notice(msg.data)
-                if notice is None or msg.subject.split(".")[2:3] != [notice.tenant]:
-                    skipped += 1
-                    continue
-                if await projector.apply(notice) is Applied.RECORDED:
-                    recorded += 1
+            notices += len(batch)
+            good = [n for n in map(notice_of, batch) if n is not None]
+            skipped += len(batch) - len(good)
+            for outcome in await projector.apply(good):
+                if isinstance(outcome, Exception):
+                    raise outcome
+                recorded += outcome is Applied.RECORDED
             pending = batch[-1].metadata.num_pending
         await reader.unsubscribe()
         return Rebuilt(notices, recorded, skipped)

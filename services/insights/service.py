@@ -16,7 +16,7 @@ from services.insights.api import InsightsApi
 from services.insights.at_risk_notices import AtRiskAnnouncer
 from services.insights.case_index import CaseIndex
 from services.insights.feed import FeedOptions, OutcomeFeed
-from services.insights.projector import Changed, Projector, ReadBack
+from services.insights.projector import Changed, Projector
 from services.insights.reader import MetricsReader
 from services.insights.settings import InsightsSettings, now
 from services.insights.solutions import Solutions
@@ -47,7 +47,6 @@ def bootstrap(
     settings: InsightsSettings,
     *,
     store: InsightsStore,
-    read_back: ReadBack,
     read_many: ReadMany,
     changed: Changed | None = None,
     clock: Callable[[], float] = now,
@@ -59,7 +58,7 @@ def bootstrap(
     solutions = Solutions(store, words)
     projector = Projector(
         store,
-        read_back=read_back,
+        read_many=read_many,
         follow_up_due_seconds=settings.follow_up_due.total_seconds(),
         changed=changed,
         saved=index.put,
@@ -129,7 +128,6 @@ class InsightsService:
             self.insights = bootstrap(
                 s,
                 store=self.store,
-                read_back=timeline.entry,
                 read_many=timeline.entries,
                 changed=AtRiskAnnouncer(self.nc),
             )

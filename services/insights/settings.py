@@ -70,7 +70,8 @@ class InsightsSettings(GrpcServerSettings, NatsTlsSettings):
     subject_filter: str = Field(
         default="timeline.updated.>", pattern=r"^timeline\.updated\.[A-Za-z0-9_.>*-]+$"
     )
-    fetch_batch: int = Field(default=64, ge=1, le=1024)
+    # Notices fetched and read back together: one bulk read of the timeline answers 200.
+    fetch_batch: int = Field(default=200, ge=1, le=1024)
     ack_wait_seconds: float = Field(default=30.0, gt=0)
     max_deliver: int = Field(default=5, ge=1)
     stream_wait_seconds: float = Field(default=STREAM_WAIT_SECONDS, gt=0)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, AsyncMongoClient, WriteConcern
+from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from services.insights.settings import InsightsSettings
 
 Document = dict[str, Any]
+_DUPLICATE_KEY = 11000
 
 
 def _key(tenant: str, name: str) -> str:
@@ -107,6 +108,56 @@ class InsightsStore:
             return int(error.details.get("nInserted", 0))
         return len(result.inserted_ids)
 
+    async def record_each(self, events: Sequence[CaseEvent]) -> list[bool]:
+        """Keep many events in one write; for each, False when its event id was recorded
+        before (a redelivery, or twice in `events`).
+
+        Raises:
+            BulkWriteError: A write failed for another reason than a duplicate (what was
+                written stays: applying the batch again finds those as duplicates).
+        """
+        docs = [_event_document(event) for event in events]
+        if not docs:
+            return []
+        fresh = [True] * len(docs)
+        try:
+            await self._events.insert_many(docs, ordered=False)
+        except BulkWriteError as error:
+            failures = error.details.get("writeErrors", [])
+            if any(f.get("code") != _DUPLICATE_KEY for f in failures):
+                raise
+            for failure in failures:
+                fresh[failure["index"]] = False
+        return fresh
+
+    async def events_of_cases(
+        self, tenant: str, case_ids: Iterable[str]
+    ) -> dict[str, list[CaseEvent]]:
+        """Every recorded event of each of these cases, in one query (case id → events)."""
+        keys = [_key(tenant, case_id) for case_id in case_ids]
+        found: dict[str, list[CaseEvent]] = {}
+        async for doc in self._events.find({"case_key": {"$in": keys}}):
+            event = CaseEvent.from_document(doc)
+            found.setdefault(event.case_id, []).append(event)
+        return found
+
+    async def cases_of(self, tenant: str, case_ids: Iterable[str]) -> dict[str, CaseFacts]:
+        """The saved facts of each of these cases that has some, in one query."""
+        keys = [_key(tenant, case_id) for case_id in case_ids]
+        found = {}
+        async for doc in self._cases.find({"_id": {"$in": keys}}):
+            facts = CaseFacts.from_document(doc)
+            found[facts.case_id] = facts
+        return found
+
+    async def replace_cases(self, many: Sequence[CaseFacts]) -> None:
+        """Save many cases' facts in one write, each replacing what was saved before."""
+        docs = [_case_document(facts) for facts in many]
+        if docs:
+            await self._cases.bulk_write(
+                [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False
+            )
+
     async def case_events(self, tenant: str, case_id: str) -> list[CaseEvent]:
         cursor = self._events.find({"case_key": _key(tenant, case_id)})
         return [CaseEvent.from_document(doc) async for doc in cursor]
@@ -158,12 +209,16 @@ class InsightsStore:
             async for doc in self._aliases.find({"tenant": tenant})
         }
 
-    async def save_message(self, message: StoredMessage) -> None:
-        doc = {"_id": _key(message.tenant, message.event_id), **asdict(message)}
-        try:
-            await self._messages.insert_one(doc)
-        except DuplicateKeyError:
+    async def save_messages(self, messages: Sequence[StoredMessage]) -> None:
+        """Keep many messages in one write; those kept before stay as they are."""
+        docs = [{"_id": _key(m.tenant, m.event_id), **asdict(m)} for m in messages]
+        if not docs:
             return
+        try:
+            await self._messages.insert_many(docs, ordered=False)
+        except BulkWriteError as error:
+            if any(f.get("code") != _DUPLICATE_KEY for f in error.details.get("writeErrors", [])):
+                raise
 
     async def messages(self, tenant: str) -> list[StoredMessage]:
         """Every kept message of the tenant, oldest first."""

@@ -46,20 +46,6 @@ class TimelineReads(Lifecycle):
         if channel is not None:
             await channel.close(grace)
 
-    async def entry(self, tenant: str, event_id: str) -> timeline_pb2.TimelineEntry | None:
-        """The stored entry of `event_id`, or None when the timeline has none.
-
-        Raises:
-            grpc.aio.AioRpcError: The timeline could not answer (the feed retries the notice).
-        """
-        if self._stub is None:
-            raise RuntimeError("the timeline reads are not open")
-        request = timeline_pb2.GetInteractionsRequest(tenant=tenant, event_ids=[event_id])
-        response: timeline_pb2.GetInteractionsResponse = await self._stub.GetInteractions(
-            request, timeout=self._timeout
-        )
-        return response.entries[0] if response.entries else None
-
     async def entries(
         self, tenant: str, event_ids: Sequence[str]
     ) -> list[timeline_pb2.TimelineEntry]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from services.insights.store import InsightsStore, StoredMessage
 from services.insights.topics import Message, Topic, TopicModel, build_topics
@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 # Below this many messages there is nothing to group (the method works from 20 messages).
 MIN_MESSAGES = 20
+# A new subject (this many messages placed on no topic since the last build) is grouped by a
+# build at most this long after the last one began: new messages get a topic within a minute
+# (issue 13) however long the tenant's history, without a build per message.
+UNPLACED_REBUILD_SECONDS = 30.0
 
 
 class UnknownTopic(ValueError):
@@ -37,14 +41,26 @@ class _Tenant:
     messages: dict[str, tuple[str, str, float]] = field(default_factory=dict)
     built_with: int = 0
     building: asyncio.Task[None] | None = None
+    # Messages heard on no topic since the last build began, and when it began (monotonic).
+    unplaced_since_build: int = 0
+    build_began: float = 0.0
+    # One rebuild at a time: an automatic one and a supervisor's would read and group twice.
+    rebuilding: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class Voices:
     """Topics of every tenant; the only writer of messages' topics and of topic models."""
 
-    def __init__(self, store: InsightsStore, words: Words) -> None:
+    def __init__(
+        self,
+        store: InsightsStore,
+        words: Words,
+        *,
+        unplaced_rebuild_seconds: float = UNPLACED_REBUILD_SECONDS,
+    ) -> None:
         self._store = store
         self.words = words
+        self._unplaced_wait = unplaced_rebuild_seconds
         self._tenants: dict[str, _Tenant] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -62,29 +78,47 @@ class Voices:
                 self._tenants[tenant] = state
         return self._tenants[tenant]
 
-    async def heard(self, message: StoredMessage, text: str) -> str:
-        """Keep a new inbound message (not its `text`) and place it in a topic ("" when none
-        fits yet)."""
-        state = await self._tenant(message.tenant)
-        if message.event_id in state.messages:
-            return state.messages[message.event_id][1]
-        self.words.remember(message.tenant, message.event_id, text)
-        topic = state.model.assign(text) or "" if state.model.topics else ""
-        stored = StoredMessage(message.tenant, message.event_id, message.case_id, message.at, topic)
-        await self._store.save_message(stored)
-        state.messages[message.event_id] = (message.case_id, topic, message.at)
+    async def heard(self, heard: Sequence[tuple[StoredMessage, str]]) -> None:
+        """Keep new inbound messages (not their texts) in one write per tenant, each placed in
+        a topic ("" when none fits yet); those kept before are left as they are."""
+        by_tenant: dict[str, list[tuple[StoredMessage, str]]] = {}
+        for message, text in heard:
+            by_tenant.setdefault(message.tenant, []).append((message, text))
+        for tenant, items in by_tenant.items():
+            await self._heard(tenant, items)
+
+    async def _heard(self, tenant: str, items: list[tuple[StoredMessage, str]]) -> None:
+        state = await self._tenant(tenant)
+        new: dict[str, StoredMessage] = {}
+        for message, text in items:
+            if message.event_id in state.messages or message.event_id in new:
+                continue
+            self.words.remember(tenant, message.event_id, text)
+            topic = state.model.assign(text) or "" if state.model.topics else ""
+            new[message.event_id] = replace(message, topic=topic)
+        # Kept before they count as heard: a failed write leaves them to the redelivery.
+        await self._store.save_messages(list(new.values()))
+        for m in new.values():
+            state.messages[m.event_id] = (m.case_id, m.topic, m.at)
+            state.unplaced_since_build += not m.topic
         count = len(state.messages)
         if count >= MIN_MESSAGES and count >= 2 * max(state.built_with, MIN_MESSAGES // 2):
-            self._rebuild_soon(message.tenant, state)
-        return topic
+            self._rebuild_soon(tenant, state, after=0.0)
+        elif state.unplaced_since_build >= MIN_MESSAGES:
+            since = asyncio.get_running_loop().time() - state.build_began
+            self._rebuild_soon(tenant, state, after=max(0.0, self._unplaced_wait - since))
 
-    def _rebuild_soon(self, tenant: str, state: _Tenant) -> None:
+    def _rebuild_soon(self, tenant: str, state: _Tenant, *, after: float) -> None:
         if state.building is None or state.building.done():
-            state.building = asyncio.create_task(self._rebuild_quietly(tenant), name="topics")
+            state.building = asyncio.create_task(
+                self._rebuild_quietly(tenant, after), name="topics"
+            )
 
-    async def _rebuild_quietly(self, tenant: str) -> None:
+    async def _rebuild_quietly(self, tenant: str, after: float) -> None:
         # In the background: a failed automatic rebuild keeps the previous model.
         try:
+            if after:
+                await asyncio.sleep(after)
             await self.rebuild(tenant)
         except Exception:
             log.exception("an automatic topic rebuild failed; the previous model stays")
@@ -92,6 +126,12 @@ class Voices:
     async def rebuild(self, tenant: str) -> TopicModel:
         """Group all the tenant's messages again, keeping ids, names and merges."""
         state = await self._tenant(tenant)
+        async with state.rebuilding:
+            return await self._rebuild(tenant, state)
+
+    async def _rebuild(self, tenant: str, state: _Tenant) -> TopicModel:
+        state.unplaced_since_build = 0
+        state.build_began = asyncio.get_running_loop().time()
         stored = await self._store.messages(tenant)
         # Read afresh: words erased since the last build drop out of the topics.
         self.words.forget(tenant)
@@ -177,6 +217,10 @@ class Voices:
             if topic:
                 times.setdefault(topic, []).append(at)
         return times
+
+    async def grouped(self, tenant: str) -> int:
+        """How many messages (with words to read) the tenant's last build grouped."""
+        return (await self._tenant(tenant)).built_with
 
     async def unplaced(self, tenant: str) -> int:
         """Messages on no topic (yet)."""

@@ -87,6 +87,47 @@ async def test_messages_become_topics_that_supervisors_rename_merge_and_rebuild(
             assert biggest.topic.id in groups
 
 
+async def test_a_new_subject_gets_topics_without_waiting_for_the_messages_to_double(
+    bus: Bus, insights_config: InsightsSettings, tenant: str, callers: CallerSet
+) -> None:
+    at = datetime.now(UTC) - timedelta(days=1)
+    known = [m for m in labelled() if m.topic == "delivery_delay"]
+    new = [m for m in labelled() if m.topic == "login"]
+    config = insights_config.model_copy(update={"timeline_address": bus.service.server.address})
+    async with running(config) as service:
+        channel = channel_for(service.server.address, callers.service)
+        insights = insights_pb2_grpc.InsightsServiceStub(channel)
+        async with channel:
+            first = [await _chat(bus, m.message.text, at=at) for m in known]
+            await bus.recorded(first)
+            # A model built from all of them: the next doubling is at twice as many.
+            built = await eventually(
+                lambda: insights.RebuildTopics(insights_pb2.RebuildTopicsRequest(tenant=tenant)),
+                # (a message whose words are all greeting has nothing to group)
+                lambda r: r.messages >= len(first) - 3,
+            )
+            # Fewer than twice as many, yet the new subject's messages, placed on no topic,
+            # get a build of their own.
+            assert len(first) + len(new) < 2 * built.messages
+            later = [await _chat(bus, m.message.text, at=at) for m in new]
+            await bus.recorded(later)
+            placed = await eventually(
+                lambda: insights.GetMessageTopics(
+                    insights_pb2.GetMessageTopicsRequest(tenant=tenant, event_ids=later)
+                ),
+                lambda r: len(r.topics) >= len(later) // 2,
+                seconds=120,
+            )
+            assert not {t.id for t in placed.topics.values()} & {
+                t.id
+                for t in (
+                    await insights.GetMessageTopics(
+                        insights_pb2.GetMessageTopicsRequest(tenant=tenant, event_ids=first)
+                    )
+                ).topics.values()
+            }
+
+
 @pytest.mark.parametrize(
     ("call", "request_", "code"),
     [
