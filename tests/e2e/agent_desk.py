@@ -58,9 +58,21 @@ async def submit(stack: LocalStack, channel: str, interaction: interaction_pb2.I
     assert response.result.status == ingest_pb2.SubmitResult.STATUS_ACCEPTED
 
 
+# Suffixes already given in this process. The e2e tests share one stack and tenant, and several
+# draw from one prefix: a suffix drawn twice (one run in a few hundred) gave two tests one
+# customer, so each is given once.
+_GIVEN: set[str] = set()
+
+
 def unique_phone(prefix: str) -> tuple[str, str]:
-    """A four-digit suffix for this test's identifiers, and a phone number `prefix`NN-NNNN."""
-    suffix = f"{uuid.uuid4().int % 10**4:04d}"
+    """A four-digit suffix for this test's identifiers, and a phone number `prefix`NN-NNNN.
+
+    The suffix is never given twice in a test process, so neither are the number and the
+    identifiers built from it.
+    """
+    while (suffix := f"{uuid.uuid4().int % 10**4:04d}") in _GIVEN:
+        pass
+    _GIVEN.add(suffix)
     return suffix, f"{prefix}{suffix[:2]}-{suffix}"
 
 
