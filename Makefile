@@ -39,7 +39,7 @@ provision: $(STAMP)  ## create/update the JetStream streams (TSUNAGU_STREAMS_* s
 	$(PY) -m tsunagu.bus.provision
 
 # The suite runs in two pytest-xdist workers (CI's machine has two cores; the waits of one worker
-# are the other's CPU time); tests/work_units.py keeps each whole-stack tier in one worker.
+# are the other's CPU time); tests/work_units.py shares it out by module, the browser tests as one.
 PYTEST_WORKERS ?= 2
 test: $(STAMP)  ## everything CI checks: lint, types, architecture contracts, stale code, tests
 	$(BIN)/ruff check .

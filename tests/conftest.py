@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> StackScheduling | None:
-    """`--dist loadfile` keeps each stack tier in one worker too, so each stack starts once."""
+    """`--dist loadfile` keeps the browser tier in one worker too, so its stack starts once."""
     return StackScheduling(config, log) if config.getoption("dist") == "loadfile" else None
 
 

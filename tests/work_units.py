@@ -10,12 +10,14 @@ from xdist.scheduler import LoadScopeScheduling
 if TYPE_CHECKING:
     from xdist.remote import Producer
 
-# The order work is handed out in: the tiers whose tests share one whole local stack first
-# (each stack then starts once, in one worker, while the other worker takes the rest), the
-# slower integration modules next, unit modules last to fill the gaps.
+# The order work is handed out in: the browser tests first (their stack, with the demo data
+# and Chromium, starts once, in one worker, while the other worker takes the rest), then the
+# e2e modules (the longest: chaos and bench run their own stacks), the integration modules,
+# unit modules last to fill the gaps.
 TIERS = ("browser", "e2e", "integration", "unit")
-# Tiers whose tests share a session-wide stack: each runs as one unit, in one worker.
-_STACK_TIERS = frozenset({"browser", "e2e"})
+# Tiers run as one unit, in one worker. Not e2e: its session stack starts in a few seconds, so
+# a second one in the other worker costs less than running chaos and bench one after another.
+_STACK_TIERS = frozenset({"browser"})
 
 
 def tier(path: str) -> str:
@@ -25,7 +27,7 @@ def tier(path: str) -> str:
 
 
 def work_unit(nodeid: str) -> str:
-    """What one worker runs as a whole: a stack tier, else a test module.
+    """What one worker runs as a whole: the browser tier, else a test module.
 
     A module stays in one worker so its module-scoped servers start once.
     """
@@ -41,7 +43,7 @@ def in_handout_order(items: list[pytest.Item]) -> None:
 
 
 class StackScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist ships no types
-    """xdist's `loadfile` distribution, with each stack tier as one file."""
+    """xdist's `loadfile` distribution, with the browser tier as one file."""
 
     def __init__(self, config: pytest.Config, log: Producer | None = None) -> None:
         super().__init__(config, log)
