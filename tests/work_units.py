@@ -18,6 +18,9 @@ TIERS = ("browser", "e2e", "integration", "unit")
 # Tiers run as one unit, in one worker. Not e2e: its session stack starts in a few seconds, so
 # a second one in the other worker costs less than running chaos and bench one after another.
 _STACK_TIERS = frozenset({"browser"})
+# Modules that each start a whole stack of their own and load it hard (chaos kills its
+# processes, bench saturates it): one unit, so they never run at the same time.
+_HEAVY = frozenset({"tests/e2e/test_chaos.py", "tests/e2e/test_bench_quick.py"})
 
 
 def tier(path: str) -> str:
@@ -27,11 +30,13 @@ def tier(path: str) -> str:
 
 
 def work_unit(nodeid: str) -> str:
-    """What one worker runs as a whole: the browser tier, else a test module.
+    """What one worker runs as a whole: the browser tier, the heavy e2e modules, else a module.
 
     A module stays in one worker so its module-scoped servers start once.
     """
     path = nodeid.split("::", 1)[0]
+    if path in _HEAVY:
+        return "tests/e2e (own stacks)"
     found = tier(path)
     return f"tests/{found}" if found in _STACK_TIERS else path
 

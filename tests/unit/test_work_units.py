@@ -19,10 +19,17 @@ def test_every_browser_test_is_one_unit_so_its_stack_starts_once() -> None:
     assert units == {"tests/browser"}
 
 
+def test_chaos_and_the_quick_bench_never_run_at_the_same_time() -> None:
+    assert work_unit("tests/e2e/test_chaos.py::test_no_event_lost") == work_unit(
+        "tests/e2e/test_bench_quick.py::test_quick_bench"
+    )
+    assert work_unit("tests/e2e/test_chaos.py::t") != work_unit("tests/e2e/test_metrics.py::t")
+
+
 @pytest.mark.parametrize(
     ("nodeid", "unit"),
     [
-        ("tests/e2e/test_chaos.py::test_no_event_lost", "tests/e2e/test_chaos.py"),
+        ("tests/e2e/test_metrics.py::test_gateway_times", "tests/e2e/test_metrics.py"),
         ("tests/integration/test_cases.py::test_a[x::y]", "tests/integration/test_cases.py"),
         ("tests/unit/test_masking.py::Test::test_b", "tests/unit/test_masking.py"),
         ("tests/test_top_level.py::test_c", "tests/test_top_level.py"),
