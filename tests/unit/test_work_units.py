@@ -26,17 +26,14 @@ def test_chaos_and_the_quick_bench_never_run_at_the_same_time() -> None:
     assert work_unit("tests/e2e/test_chaos.py::t") != work_unit("tests/e2e/test_metrics.py::t")
 
 
-@pytest.mark.parametrize(
-    ("nodeid", "unit"),
-    [
-        ("tests/e2e/test_metrics.py::test_gateway_times", "tests/e2e/test_metrics.py"),
-        ("tests/integration/test_cases.py::test_a[x::y]", "tests/integration/test_cases.py"),
-        ("tests/unit/test_masking.py::Test::test_b", "tests/unit/test_masking.py"),
-        ("tests/test_top_level.py::test_c", "tests/test_top_level.py"),
-    ],
-)
-def test_other_tests_are_shared_out_by_module(nodeid: str, unit: str) -> None:
-    assert work_unit(nodeid) == unit
+def test_other_tests_are_shared_out_by_module() -> None:
+    modules = {
+        "tests/e2e/test_metrics.py::test_gateway_times": "tests/e2e/test_metrics.py",
+        "tests/integration/test_cases.py::test_a[x::y]": "tests/integration/test_cases.py",
+        "tests/unit/test_masking.py::Test::test_b": "tests/unit/test_masking.py",
+        "tests/test_top_level.py::test_c": "tests/test_top_level.py",
+    }
+    assert {nodeid: work_unit(nodeid) for nodeid in modules} == modules
 
 
 def test_tiers_are_read_from_the_path_only() -> None:
