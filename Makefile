@@ -38,6 +38,9 @@ run: $(STAMP)  ## run the whole system locally (nats-server, store, services, de
 provision: $(STAMP)  ## create/update the JetStream streams (TSUNAGU_STREAMS_* settings); make run does it
 	$(PY) -m tsunagu.bus.provision
 
+# The suite runs in two pytest-xdist workers (CI's machine has two cores; the waits of one worker
+# are the other's CPU time); tests/work_units.py shares it out by module, the browser tests as one.
+PYTEST_WORKERS ?= 2
 test: $(STAMP)  ## everything CI checks: lint, types, architecture contracts, stale code, tests
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -45,7 +48,7 @@ test: $(STAMP)  ## everything CI checks: lint, types, architecture contracts, st
 	$(BIN)/lint-imports
 	$(PY) scripts/gen_protos.py --check
 	$(PY) scripts/console_assets.py --check
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

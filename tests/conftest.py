@@ -9,18 +9,34 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.action_keys import ActionKeys, session_action_keys
 from tests.grpc_credentials import CallerSet, caller_set
+from tests.work_units import StackScheduling, in_handout_order
 from tsunagu.bus.permissions import PROVISION, TIMELINE, ingest_user
 from tsunagu.bus.provision import ProvisionSettings, provision
 from tsunagu.bus.server_config import LocalNatsUsers
 from tsunagu.local.processes import MongoWireStore, NatsServer
 
+if TYPE_CHECKING:
+    from xdist.remote import Producer
+
 log = logging.getLogger("tests")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In an xdist worker, the order the tests are handed out in (`tests.work_units`)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        in_handout_order(items)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> StackScheduling | None:
+    """`--dist loadfile` keeps the browser tier in one worker too, so its stack starts once."""
+    return StackScheduling(config, log) if config.getoption("dist") == "loadfile" else None
 
 
 def _quiet_sink(name: str, line: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from gql import GraphQLRequest
 
 from tests import builders
@@ -20,6 +21,7 @@ from tests.e2e.agent_desk import (
     ws_session,
 )
 from tsunagu.local.stack import LocalStack
+from tsunagu.v1 import interaction_pb2
 
 CASE = """
 query Case($id: ID!) {
@@ -49,6 +51,38 @@ async def act(session: Any, mutation: str, **variables: Any) -> dict[str, Any]:
     [payload] = result.values()
     assert payload["status"] == "STORED", payload
     return dict(payload)
+
+
+async def _heard_on_case(
+    pushed: asyncio.Queue[dict[str, Any]],
+    stack: LocalStack,
+    *,
+    customer: interaction_pb2.Interaction,
+    listener: asyncio.Task[None],
+) -> None:
+    """Write as the customer of the chat `customer` until the case's subscription pushes."""
+    visitor, phone = (i.value for i in customer.identifiers)
+    for _ in range(20):
+        message = builders.chat(TENANT, visitor=visitor, phone=phone, text="Are you still there?")
+        await submit(stack, "chat", message)
+        try:
+            await asyncio.wait_for(pushed.get(), timeout=2)
+        except TimeoutError:
+            if listener.done():
+                listener.result()  # the subscription was refused: say why
+            continue
+        return
+    pytest.fail("the case's subscription never pushed")
+
+
+async def _agent_kinds(pushed: asyncio.Queue[dict[str, Any]], *, count: int) -> list[str]:
+    """The kinds of the next `count` pushes of agent actions (late customer messages skipped)."""
+    kinds: list[str] = []
+    while len(kinds) < count:
+        kind = (await asyncio.wait_for(pushed.get(), 30))["kind"]
+        if kind != "MESSAGE":
+            kinds.append(kind)
+    return kinds
 
 
 async def test_escalated_transferred_case_is_followed_up_resolved_and_rated(
@@ -125,8 +159,10 @@ async def test_escalated_transferred_case_is_followed_up_resolved_and_rated(
                     await pushed.put(update["caseUpdated"])
 
             listener = asyncio.create_task(listen())
-            await asyncio.sleep(0.5)  # the subscription reaches NATS
             try:
+                # No protocol message says "subscribed": the customer writes on the case until
+                # the subscription pushes (a fixed pause missed the actions on a busy machine).
+                await _heard_on_case(pushed, stack, customer=chat, listener=listener)
                 await act(
                     agent,
                     """mutation ($c: ID!, $k: ID!, $t: ID!) { completeFollowUp(customerId: $c,
@@ -142,7 +178,7 @@ async def test_escalated_transferred_case_is_followed_up_resolved_and_rated(
                     c=customer_id,
                     k=case_id,
                 )
-                kinds = [(await asyncio.wait_for(pushed.get(), 10))["kind"] for _ in range(2)]
+                kinds = await _agent_kinds(pushed, count=2)
             finally:
                 listener.cancel()
         assert kinds == ["FOLLOW_UP_COMPLETED", "RESOLUTION"]

@@ -11,7 +11,7 @@ import pytest
 from gql import GraphQLRequest
 
 from tests import builders
-from tests.e2e.agent_desk import http_session, submit, unique_phone
+from tests.e2e.agent_desk import POLL_SECONDS, http_session, submit, unique_phone
 from tsunagu.local.stack import LocalStack
 
 SCREEN_POP = """
@@ -58,7 +58,7 @@ async def screen_pop_until(
                 return dict(customer)
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"timeline never showed {event_ids}: {customer}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(POLL_SECONDS)  # within the gateway's rate limit
 
 
 async def test_phone_agent_sees_the_chat_and_a_later_signed_in_chat_merges_the_customer(

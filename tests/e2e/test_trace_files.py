@@ -9,7 +9,14 @@ import pytest
 from gql import GraphQLRequest
 
 from tests import builders
-from tests.e2e.agent_desk import execute, http_session, submit, unique_phone, ws_session
+from tests.e2e.agent_desk import (
+    POLL_SECONDS,
+    execute,
+    http_session,
+    submit,
+    unique_phone,
+    ws_session,
+)
 from tsunagu.local.stack import LocalStack
 from tsunagu.local.traces import Span, read_spans, spans_of_event
 
@@ -37,7 +44,7 @@ async def _customer_of(stack: LocalStack, phone: str) -> str:
                 found = (await execute(session, SCREEN_POP, v=phone))["customerByIdentifier"]
                 if found is not None:
                     return str(found["id"])
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(POLL_SECONDS)  # within the gateway's rate limit
 
 
 async def _pushed_event(stack: LocalStack, customer_id: str, visitor: str) -> str:

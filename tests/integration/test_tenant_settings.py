@@ -290,6 +290,8 @@ async def test_a_tenants_follow_up_due_sets_when_a_transfers_follow_up_falls_due
         # Folding sub-addresses links a tagged mailbox to the plain one; the default does not.
         (FOLD, "hanako@example.jp", "Hanako+shop@example.jp", True),
     ],
+    # Named without the run's random tenant suffix: every xdist worker collects the same ids.
+    ids=["blocklist", "fold"],
 )
 async def test_a_tenants_identity_rules_decide_whether_two_mailboxes_are_one_customer(
     running: Running, tenant: str, first: str, second: str, linked_by_the_rule: bool

@@ -32,6 +32,9 @@ from tests.unit.test_gateway_schema import (
 from tsunagu.local.processes import NatsServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# How long a gateway may take to start or stop: `python -m gateway` alone imports for several
+# seconds, and on two cores shared with other test runs it once took more than 15.
+STARTING = 60
 # The module's IdP: its JWKS is served by the fixtures, and the gateway validates real JWTs.
 IDP = TestIdentityProvider()
 TOKEN = IDP.bearer(tenant=TENANT, subject="agent-7")
@@ -56,7 +59,7 @@ async def serving_gateway(
         )
         server = create_server(bootstrap(config, limits=limits), config)
         serving = asyncio.create_task(server.serve())
-        await asyncio.wait_for(server.ready.wait(), timeout=10)
+        await asyncio.wait_for(server.ready.wait(), timeout=STARTING)
         assert server.started
         try:
             yield fake, server.graphql_url
@@ -261,10 +264,10 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
     )
     try:
         assert process.stdout is not None
-        first = (await asyncio.wait_for(process.stdout.readline(), timeout=15)).decode()
+        first = (await asyncio.wait_for(process.stdout.readline(), timeout=STARTING)).decode()
         # Before the ready line: where Prometheus scrapes it (its own port, not GraphQL's).
         assert first.startswith("metrics on http://127.0.0.1:"), first
-        line = (await asyncio.wait_for(process.stdout.readline(), timeout=15)).decode()
+        line = (await asyncio.wait_for(process.stdout.readline(), timeout=STARTING)).decode()
         assert line.startswith("gateway listening on http://127.0.0.1:")
         url = line.removeprefix("gateway listening on ").strip()
         assert url.endswith("/graphql")
@@ -283,7 +286,7 @@ async def test_python_m_gateway_prints_its_url_and_stops_gracefully(
             assert ready.json()["checks"]["nats"] == "CONNECTED", path
 
         process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=STARTING)
     finally:
         if process.returncode is None:
             process.kill()
@@ -330,7 +333,7 @@ async def test_python_m_gateway_refuses_an_unsafe_authentication_setup(
         cwd=REPO_ROOT,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=STARTING)
 
     assert process.returncode == 2
     assert message in stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +203,8 @@ async def test_note_is_published_as_the_timeline_needs_it_and_answered_stored(
     assert published.agent_action == pb.AgentActionDetail(
         customer_id="c-1", case_id="case-1", note=pb.NoteAction(text="Prefers a call after 18:00")
     )
-    age = time.time() - published.occurred_at.ToDatetime().timestamp()
+    # In UTC: a naive datetime's timestamp() reads it in the machine's zone (9 h off in Tokyo).
+    age = time.time() - published.occurred_at.ToDatetime(tzinfo=UTC).timestamp()
     assert 0 <= age < 10
     # It is in the stream, not only on the wire.
     stored = await recorder.js.get_last_msg(INTERACTIONS_STREAM, SUBJECT)

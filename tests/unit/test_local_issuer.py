@@ -57,7 +57,7 @@ async def test_python_m_tsunagu_local_token_mints_a_token_the_gateway_accepts(
         cwd=REPO_ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
-    stdout, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+    stdout, _ = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0
     issuer = LocalIssuer.load_or_create(tmp_path)
 

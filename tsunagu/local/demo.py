@@ -160,7 +160,12 @@ def scenario(now: datetime | None = None) -> list[DemoEvent]:
             call=ended_call,
         ),
         _event(
-            "email-cancel", "email", pb.KIND_EMAIL, day1 + timedelta(days=1, hours=-2), email=mail
+            "email-cancel",
+            "email",
+            pb.KIND_EMAIL,
+            # Today at 08:00 UTC, unless that is still ahead (ingestion refuses the future).
+            min(day1 + timedelta(days=1, hours=-2), now - timedelta(minutes=1)),
+            email=mail,
         ),
     ]
 
