@@ -6,7 +6,7 @@ live; a split that reads the log once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from services.timeline.bootstrap import build_core
@@ -17,6 +17,7 @@ from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.store import CustomerStore
 from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.store.command_counts import CommandCounts
+from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tests import builders
 from tests.integration.counted_store import commands_sent, recorder_over
@@ -234,6 +235,49 @@ async def test_a_merge_another_writer_beat_is_done_again_on_what_is_live_and_alo
             survivor = await _customer(store, tenant, outcome.customer_id)
             assert survivor["interaction_count"] == 3
     assert await store.db["merges"].count_documents({"tenant": tenant, "status": "pending"}) == 0
+
+
+class _AppendedMeanwhile(InteractionStore):
+    """Another replica records `event` (on the merge's survivor) just after a merge has read
+    the log it recounts the survivor from, and before the merge writes the survivor."""
+
+    def __init__(self, store: TimelineStore, other: TimelineRecorder, event: pb.Interaction):
+        super().__init__(store.db["interactions"])
+        self.other = other
+        self.event: pb.Interaction | None = event
+        self.recorded: list[Recorded] = []
+
+    async def of_customers(
+        self, tenant: str, customer_ids: Iterable[str], fields: Sequence[str]
+    ) -> list[Document]:
+        read = await super().of_customers(tenant, customer_ids, fields)
+        if self.event is not None:
+            event, self.event = self.event, None
+            self.recorded = _recorded(await self.other.record_batch([event]))
+        return read
+
+
+async def test_a_contact_another_replica_adds_to_the_survivor_while_it_is_recounted_is_counted(
+    counted: tuple[TimelineStore, CommandCounts], tenant: str
+) -> None:
+    store, _ = counted
+    await _two_customers_per_group(recorder_over(store), tenant)
+    other = recorder_over(store)  # over the store as it is: the other replica
+    racing = _AppendedMeanwhile(store, other, _mail(tenant, _address(0), 30))
+    store.interactions = racing
+
+    [merged] = _recorded(await recorder_over(store).record_batch([_link(tenant, 0, 20)]))
+
+    assert merged.merged_ids
+    [meanwhile] = racing.recorded
+    assert meanwhile.customer_id == merged.customer_id
+    survivor = await _customer(store, tenant, merged.customer_id)
+    in_log = await store.db["interactions"].count_documents(
+        {"tenant": tenant, "customer_id": merged.customer_id}
+    )
+    assert in_log == 4  # the chat, the mail, the link, and the other replica's mail
+    assert survivor["interaction_count"] == in_log
+    assert sum(survivor["by_channel"].values()) == in_log
 
 
 async def test_a_split_reads_the_log_once_and_restores_both_customers(

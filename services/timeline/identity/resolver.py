@@ -731,6 +731,13 @@ class IdentityResolver:
         }
         shown_by = presented or {}
         shown = [shown_by[ledger["_id"]] for ledger, _ in going if ledger["_id"] in shown_by]
+        # The survivors' versions before their log is read for the recount: a writer that
+        # appends to one after that read and projects it before ours makes our versioned
+        # write fail (the survivor is then read and recounted alone), instead of our count
+        # overwriting its contact.
+        counted = await self.customers.get_customers(
+            tenant, sorted({ledger["survivor_id"] for ledger, _ in going})
+        )
         tallies, recent = await self._move_merged(tenant, moves, shown)
         # A merge on another replica may have merged a survivor meanwhile (checked after our
         # last re-point: a later merge re-points what we moved). Finish on its live survivor.
@@ -750,6 +757,7 @@ class IdentityResolver:
             live=live,
             recent=recent,
             tallies=tallies,
+            counted={i: d["version"] for i, d in counted.items()},
         )
         settled: list[MergeEntry] = []
         for ledger, _ in going:
@@ -780,6 +788,7 @@ class IdentityResolver:
         live: Mapping[str, CustomerDoc],
         recent: Mapping[str, list[CaseDoc]],
         tallies: Mapping[str, Tally],
+        counted: Mapping[str, int],
     ) -> dict[str, CustomerDoc | Exception]:
         """The survivors' profiles from their log, in one bulk write at the versions read;
         a survivor another writer changed meanwhile is read, recounted and written alone.
@@ -818,7 +827,9 @@ class IdentityResolver:
             survivor = live.get(survivor_id)
             if survivor is not None:
                 profile = profile_of(ledger, survivor, losers, tallies[survivor_id])
-                writes[ledger["_id"]] = (profile, survivor["version"])
+                # At the version read before the tally (`counted`), when it was read then.
+                version = min(survivor["version"], counted.get(survivor_id, survivor["version"]))
+                writes[ledger["_id"]] = (profile, version)
         lost = await self.customers.replace_customers(list(writes.values())) if writes else set()
         rebuilt: dict[str, CustomerDoc | Exception] = {}
         for ledger, losers, survivor_id in merges:
