@@ -111,21 +111,20 @@ async def test_a_new_subject_gets_topics_without_waiting_for_the_messages_to_dou
             assert len(first) + len(new) < 2 * built.messages
             later = [await _chat(bus, m.message.text, at=at) for m in new]
             await bus.recorded(later)
-            placed = await eventually(
+            # Both subjects' topics read at once: one model, whatever builds run meanwhile.
+            both = await eventually(
                 lambda: insights.GetMessageTopics(
-                    insights_pb2.GetMessageTopicsRequest(tenant=tenant, event_ids=later)
+                    insights_pb2.GetMessageTopicsRequest(tenant=tenant, event_ids=first + later)
                 ),
-                lambda r: len(r.topics) >= len(later) // 2,
+                lambda r: sum(e in r.topics for e in later) >= len(later) // 2,
                 seconds=120,
             )
-            assert not {t.id for t in placed.topics.values()} & {
-                t.id
-                for t in (
-                    await insights.GetMessageTopics(
-                        insights_pb2.GetMessageTopicsRequest(tenant=tenant, event_ids=first)
-                    )
-                ).topics.values()
-            }
+            old_topics = {both.topics[e].id for e in first if e in both.topics}
+            placed = [both.topics[e].id for e in later if e in both.topics]
+            # Most of the new subject's messages are on topics of their own, not put with the
+            # old subject (a message that mentions both may be; clustering is not exact).
+            own = [topic for topic in placed if topic not in old_topics]
+            assert len(own) * 2 > len(placed), (placed, old_topics)
 
 
 @pytest.mark.parametrize(
