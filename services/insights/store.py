@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne, WriteConcern
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from services.insights.events import CaseEvent
 from services.insights.facts import CaseFacts
@@ -19,6 +20,24 @@ if TYPE_CHECKING:
 
 Document = dict[str, Any]
 _DUPLICATE_KEY = 11000
+
+
+async def _insert_new(collection: AsyncCollection[Document], docs: Sequence[Document]) -> set[int]:
+    """Insert unordered; returns the positions refused as already stored (a redelivery).
+
+    Raises:
+        BulkWriteError: A write failed for another reason than a duplicate key.
+    """
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as error:
+        failures = error.details.get("writeErrors", [])
+        if any(f.get("code") != _DUPLICATE_KEY for f in failures):
+            raise
+        return {f["index"] for f in failures}
+    return set()
 
 
 def _key(tenant: str, name: str) -> str:
@@ -89,14 +108,6 @@ class InsightsStore:
         await self._messages.update_many({"text": {"$exists": True}}, {"$unset": {"text": ""}})
         await self._resolutions.update_many({"note": {"$exists": True}}, {"$unset": {"note": ""}})
 
-    async def record(self, event: CaseEvent) -> bool:
-        """Keep `event` once; False when its event id was recorded before (a redelivery)."""
-        try:
-            await self._events.insert_one(_event_document(event))
-        except DuplicateKeyError:
-            return False
-        return True
-
     async def record_many(self, events: Sequence[CaseEvent]) -> int:
         """Keep many events at once (a bulk load); those recorded before are skipped."""
         docs = [_event_document(event) for event in events]
@@ -116,19 +127,8 @@ class InsightsStore:
             BulkWriteError: A write failed for another reason than a duplicate (what was
                 written stays: applying the batch again finds those as duplicates).
         """
-        docs = [_event_document(event) for event in events]
-        if not docs:
-            return []
-        fresh = [True] * len(docs)
-        try:
-            await self._events.insert_many(docs, ordered=False)
-        except BulkWriteError as error:
-            failures = error.details.get("writeErrors", [])
-            if any(f.get("code") != _DUPLICATE_KEY for f in failures):
-                raise
-            for failure in failures:
-                fresh[failure["index"]] = False
-        return fresh
+        refused = await _insert_new(self._events, [_event_document(e) for e in events])
+        return [index not in refused for index in range(len(events))]
 
     async def events_of_cases(
         self, tenant: str, case_ids: Iterable[str]
@@ -157,14 +157,6 @@ class InsightsStore:
             await self._cases.bulk_write(
                 [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False
             )
-
-    async def case_events(self, tenant: str, case_id: str) -> list[CaseEvent]:
-        cursor = self._events.find({"case_key": _key(tenant, case_id)})
-        return [CaseEvent.from_document(doc) async for doc in cursor]
-
-    async def save_case(self, facts: CaseFacts) -> None:
-        doc = _case_document(facts)
-        await self._cases.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
     async def save_cases(self, many: Sequence[CaseFacts]) -> None:
         """Replace many cases' facts at once (a bulk load)."""
@@ -211,14 +203,9 @@ class InsightsStore:
 
     async def save_messages(self, messages: Sequence[StoredMessage]) -> None:
         """Keep many messages in one write; those kept before stay as they are."""
-        docs = [{"_id": _key(m.tenant, m.event_id), **asdict(m)} for m in messages]
-        if not docs:
-            return
-        try:
-            await self._messages.insert_many(docs, ordered=False)
-        except BulkWriteError as error:
-            if any(f.get("code") != _DUPLICATE_KEY for f in error.details.get("writeErrors", [])):
-                raise
+        await _insert_new(
+            self._messages, [{"_id": _key(m.tenant, m.event_id), **asdict(m)} for m in messages]
+        )
 
     async def messages(self, tenant: str) -> list[StoredMessage]:
         """Every kept message of the tenant, oldest first."""
