@@ -31,6 +31,7 @@ from services.timeline.privacy_api import PrivacyApi
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.projector import Projector
 from services.timeline.recorder import TimelineRecorder
+from services.timeline.retention_sweep import RetentionSweep
 from services.timeline.settings import TimelineSettings
 from services.timeline.signed_actors import SignedActors
 from services.timeline.stores import TimelineStore
@@ -137,6 +138,8 @@ class Timeline:
     consumer: InteractionConsumer
     # Consumer lag and dead-letter depth for /metrics; runs while the consumer does.
     gauges: StreamGauges
+    # Deletes interactions and audit records whose retention ran out.
+    retention: RetentionSweep
 
 
 def bootstrap(
@@ -219,4 +222,12 @@ def bootstrap(
     gauges = StreamGauges(
         js, durable=settings.consumer_name, every_seconds=settings.metrics_sample_seconds
     )
-    return Timeline(core, server, consumer, gauges)
+    retention = RetentionSweep(
+        [
+            ("interactions", store.interactions.delete_expired),
+            ("audit_log", store.audit.delete_expired),
+        ],
+        every_seconds=settings.retention_sweep_seconds,
+        clock=clock,
+    )
+    return Timeline(core, server, consumer, gauges, retention)

@@ -75,6 +75,7 @@ class TimelineService:
             await self.consumer.start()
             self._stack.push_async_callback(self.consumer.stop, s.shutdown_grace_seconds)
             await self._stack.enter_async_context(self.timeline.gauges)
+            await self._stack.enter_async_context(self.timeline.retention)
             # Runs first on the way out: balancers stop sending reads while the consumer drains.
             self._stack.push_async_callback(self.server.not_serving)
         except BaseException:

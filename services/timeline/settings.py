@@ -99,10 +99,13 @@ class TimelineSettings(GrpcServerSettings, NatsTlsSettings, KeyProviderSettings)
     # The read audit (docs/privacy.md): records older than this leave the chain's old end.
     audit_retention_days: int = Field(default=400, ge=1)
 
-    # How long an interaction is kept after it happened, then deleted by the store's TTL
-    # index (docs/privacy.md, Retention); per-tenant overrides as JSON:
+    # How long an interaction is kept after it happened, then deleted by the retention sweep
+    # (docs/privacy.md, Retention); per-tenant overrides as JSON:
     # TSUNAGU_TIMELINE_TENANT_INTERACTION_RETENTION='{"acme": "P365D"}'. Unset: kept.
     interaction_retention: timedelta | None = None
+    # How often the sweep deletes expired interactions and audit records (as MongoDB's TTL
+    # monitor would, every 60 seconds; services/timeline/retention_sweep.py).
+    retention_sweep_seconds: float = Field(default=60.0, gt=0)
     tenant_interaction_retention: dict[str, timedelta] = Field(default_factory=dict)
 
     @field_validator("interaction_retention")

@@ -1,4 +1,4 @@
-"""Per-tenant retention: interactions carry their expiry, and the store's TTL index removes them."""
+"""Per-tenant retention: interactions carry their expiry, and the timeline's sweep removes them."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def test_a_tenant_override_wins_over_the_default_and_bad_periods_fail_start_up()
         raise AssertionError(f"accepted {bad}")
 
 
-async def test_expired_interactions_are_deleted_by_the_store(  # pytest passes fixtures by name
+async def test_the_running_timeline_sweeps_expired_interactions_and_keeps_the_rest(  # fixtures
     *,
     run_timeline: Starter,
     run_ingest: Starter,
@@ -43,33 +43,37 @@ async def test_expired_interactions_are_deleted_by_the_store(  # pytest passes f
     mongodb_uri: str,
     database_name: str,
 ) -> None:
-    # Kept for a day after it happened, which is 20 seconds from now: stored first, then gone.
-    at = datetime.now(UTC) - timedelta(days=1) + timedelta(seconds=20)
+    # Kept for a day after they happened: the old one runs out 30 seconds from now (stored
+    # first, then gone), the recent one tomorrow.
+    at = datetime.now(UTC) - timedelta(days=1) + timedelta(seconds=30)
     old = builders.chat(tenant, text="kept for a day only", at=at)
+    recent = builders.chat(tenant, text="kept until tomorrow")
     retention = {tenant: "P1D"}
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri, tz_aware=True)
+    log = client[database_name]["interactions"]
     async with (
-        run_timeline(tenant_interaction_retention=retention) as timeline,
+        run_timeline(tenant_interaction_retention=retention, retention_sweep_seconds=1) as timeline,
         run_ingest("chat") as chat,
     ):
         timeline_channel = channel_for(timeline.server.address, callers.service)
         chat_channel = channel_for(chat.server.address, callers.adapter("chat"))
         try:
-            await submit(ingest_pb2_grpc.IngestServiceStub(chat_channel), old)
+            ingest = ingest_pb2_grpc.IngestServiceStub(chat_channel)
+            await submit(ingest, old)
+            await submit(ingest, recent)
             stub = timeline_pb2_grpc.TimelineServiceStub(timeline_channel)
-            await wait_for_events(stub, tenant, [old.event_id])
+            await wait_for_events(stub, tenant, [old.event_id, recent.event_id])
+            kept = await log.find_one({"tenant": tenant, "event_id": recent.event_id})
+            assert kept is not None
+            occurred = recent.occurred_at.ToDatetime(tzinfo=UTC)
+            assert abs(kept["expire_at"] - (occurred + timedelta(days=1))) < timedelta(seconds=1)
+            # Deleted by the timeline's sweep once its day has passed; the recent one stays.
+            deadline = asyncio.get_running_loop().time() + 150
+            while await log.count_documents({"tenant": tenant, "event_id": old.event_id}):
+                assert asyncio.get_running_loop().time() < deadline, "not removed in time"
+                await asyncio.sleep(1)
+            assert await log.count_documents({"tenant": tenant, "event_id": recent.event_id}) == 1
         finally:
             await chat_channel.close(grace=None)
             await timeline_channel.close(grace=None)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri, tz_aware=True)
-    try:
-        log = client[database_name]["interactions"]
-        stored = await log.find_one({"tenant": tenant, "event_id": old.event_id})
-        assert stored is not None
-        assert abs(stored["expire_at"] - (at + timedelta(days=1))) < timedelta(seconds=1)
-        # Removed by the store's TTL monitor (MongoDB's runs every 60 seconds).
-        deadline = asyncio.get_running_loop().time() + 150
-        while await log.count_documents({"tenant": tenant}):
-            assert asyncio.get_running_loop().time() < deadline, "not removed in time"
-            await asyncio.sleep(1)
-    finally:
-        await client.close()
+            await client.close()

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, OperationFailure
+from pymongo.errors import BulkWriteError
 
 from services.timeline.audit.model import AuditDoc
 from services.timeline.audit.records import ChainTaken
 from services.timeline.store.documents import Document
+from services.timeline.store.expiry import create_without_ttl
 from services.timeline.store.writes import DUPLICATE_KEY
 
 # Sequence numbers are zero-padded in ids, so id order is chain order within a tenant.
 _WIDTH = 20
 # Above every digit: the end of one tenant's id range ("<tenant>/" + digits).
 _END = "~"
-# IndexOptionsConflict, IndexKeySpecsConflict: an index of that name exists with other options.
-_INDEX_OPTIONS_CONFLICT = {85, 86}
 
 
 def _id(tenant: str, sequence: int) -> str:
@@ -40,23 +39,17 @@ class AuditStore:
         self._retention = retention
 
     async def ensure_indexes(self) -> None:
-        seconds = int(self._retention.total_seconds())
         await self._log.create_indexes(
             [IndexModel([("customer_key", ASCENDING)], name="customer_key")]
         )
-        # Retention: records older than it are removed from the old end of the chain.
-        retention = IndexModel([("at", ASCENDING)], name="retention", expireAfterSeconds=seconds)
-        try:
-            await self._log.create_indexes([retention])
-        except OperationFailure as error:
-            if error.code not in _INDEX_OPTIONS_CONFLICT:
-                raise
-            # The retention setting changed since the index was made: change it in place.
-            await self._log.database.command(
-                "collMod",
-                self._log.name,
-                index={"name": "retention", "expireAfterSeconds": seconds},
-            )
+        # Retention: records older than it leave the old end of the chain, by the timeline's
+        # sweep over this index (services/timeline/store/expiry.py).
+        await create_without_ttl(self._log, IndexModel([("at", ASCENDING)], name="retention"))
+
+    async def delete_expired(self, now: datetime) -> int:
+        """Delete the records older than the retention; returns how many."""
+        result = await self._log.delete_many({"at": {"$lt": now - self._retention}})
+        return result.deleted_count
 
     async def last(self, tenant: str, *, after: int = 0) -> AuditDoc | None:
         found = await self._log.find_one(

@@ -9,6 +9,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.timeline.store.by_id import find_by_ids
 from services.timeline.store.documents import Document
 from services.timeline.store.writes import insert_many_new
 
@@ -43,13 +44,8 @@ class ErasureStore:
     async def data_keys(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKeyDoc]:
         """The live data keys of `owners` (a shredded or never-made one is absent)."""
         ids = [data_key_id(tenant, owner) for owner in set(owners)]
-        if not ids:
-            return {}
-        # One customer (a cold read) by equality: the embedded store answers it faster than
-        # an `$in` of one. One reply for all of them (the first holds 101 by default).
-        by_id = ids[0] if len(ids) == 1 else {"$in": ids}
-        cursor = self._keys.find({"_id": by_id, "tenant": tenant}, batch_size=len(ids))
-        return {doc["owner"]: DataKeyDoc(**doc) async for doc in cursor}  # type: ignore[typeddict-item]
+        found = await find_by_ids(self._keys, tenant, ids)
+        return {doc["owner"]: DataKeyDoc(**doc) for doc in found}  # type: ignore[typeddict-item]
 
     async def add_data_keys(self, docs: Sequence[DataKeyDoc]) -> set[str]:
         """Store new keys; returns the owners another writer stored a key for first (kept)."""
@@ -90,5 +86,5 @@ class ErasureStore:
     async def suppressed(self, tenant: str, indexes: Iterable[str]) -> set[str]:
         """Which of these blind indexes belong to erased people."""
         ids = [f"{tenant}/{index}" for index in set(indexes)]
-        cursor = self._suppressed.find({"_id": {"$in": ids}, "tenant": tenant}, {"_id": 1})
-        return {doc["_id"].split("/", 1)[1] async for doc in cursor}
+        found = await find_by_ids(self._suppressed, tenant, ids, {"_id": 1})
+        return {doc["_id"].split("/", 1)[1] for doc in found}

@@ -13,7 +13,9 @@ from pymongo.asynchronous.cursor import AsyncCursor
 from services.timeline.interactions.keys import instant_bound, timeline_key
 from services.timeline.interactions.model import InteractionDoc, InteractionState
 from services.timeline.interactions.tally import Tally
+from services.timeline.store.by_id import find_by_ids
 from services.timeline.store.documents import Document, interaction_key
+from services.timeline.store.expiry import create_without_ttl
 from services.timeline.store.writes import (
     insert_many_new,
     insert_new,
@@ -35,8 +37,9 @@ INDEXES = [
     IndexModel([("customer_id", ASCENDING)], name="customer"),
     # Rebuilding one case from the log after a crash reads its interactions.
     IndexModel([("case_id", ASCENDING)], name="case", sparse=True),
-    # Per-tenant retention: the store deletes an entry once `expire_at` has passed.
-    IndexModel([("expire_at", ASCENDING)], name="expire_at", expireAfterSeconds=0),
+    # Per-tenant retention: the timeline's sweep deletes an entry once `expire_at` has passed
+    # (a range of this index; not a TTL index, see services/timeline/store/expiry.py).
+    IndexModel([("expire_at", ASCENDING)], name="expire_at", sparse=True),
 ]
 
 Retention = Callable[[str], timedelta | None]
@@ -99,7 +102,13 @@ class InteractionStore:
         self._codec: RawCodec = codec or _PlainRaw()
 
     async def ensure_indexes(self) -> None:
-        await self._log.create_indexes(INDEXES)
+        *rest, expiry = INDEXES
+        await self._log.create_indexes(rest)
+        await create_without_ttl(self._log, expiry)
+
+    async def delete_expired(self, now: datetime) -> int:
+        """Delete the entries whose retention ran out before `now`; returns how many."""
+        return (await self._log.delete_many({"expire_at": {"$lt": now}})).deleted_count
 
     async def backfill_timeline_keys(self, *, batch: int = 500) -> int:
         """Give interactions stored before timeline keys existed their key; returns how many.
@@ -141,13 +150,13 @@ class InteractionStore:
         self, tenant: str, event_ids: Iterable[str]
     ) -> dict[str, InteractionState]:
         """Stored interactions among `event_ids` → their customer and projection flag."""
-        keys = [interaction_key(tenant, e) for e in event_ids]
-        cursor = self._log.find(
-            {"_id": {"$in": keys}, "tenant": tenant},
+        found = await find_by_ids(
+            self._log,
+            tenant,
+            [interaction_key(tenant, e) for e in event_ids],
             {"event_id": 1, "customer_id": 1, "projected": 1, "announced": 1, "case_id": 1},
-            batch_size=max(len(keys), 1),
         )
-        return {doc["event_id"]: cast("InteractionState", doc) async for doc in cursor}
+        return {doc["event_id"]: cast("InteractionState", doc) for doc in found}
 
     async def insert_interactions(self, docs: Sequence[InteractionDoc]) -> set[str]:
         """Append many; returns the `_id`s that were new (the others were already stored)."""
@@ -253,17 +262,17 @@ class InteractionStore:
     async def get_interactions(self, tenant: str, event_ids: Iterable[str]) -> list[InteractionDoc]:
         """Whole stored interactions by event id (a lookup by `_id`)."""
         keys = [interaction_key(tenant, e) for e in event_ids]
-        cursor = self._log.find({"_id": {"$in": keys}, "tenant": tenant}, _PAGE_FIELDS)
-        return [_stored(doc) for doc in await self._opened(tenant, cursor)]
+        found = find_by_ids(self._log, tenant, keys, _PAGE_FIELDS)
+        return [_stored(doc) for doc in await self._codec.opened_read(tenant, found)]
 
     async def lookup_events(self, tenant: str, event_ids: Iterable[str]) -> list[Document]:
         """Events that are stored *and* projected: only then can a reader see them."""
         keys = [interaction_key(tenant, e) for e in event_ids]
-        cursor = self._log.find(
-            {"_id": {"$in": keys}, "tenant": tenant, "projected": True},
-            {"event_id": 1, "customer_id": 1},
+        found = await find_by_ids(
+            self._log, tenant, keys, {"event_id": 1, "customer_id": 1, "projected": 1}
         )
-        return [doc async for doc in cursor]
+        # Truthy, not `is True`: the embedded store's `$set` stores a true flag as 1.
+        return [doc for doc in found if doc.get("projected")]
 
     async def of_customer(
         self, tenant: str, customer_id: str, fields: Sequence[str]

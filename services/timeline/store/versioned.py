@@ -11,6 +11,7 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
+from services.timeline.store.by_id import find_by_ids
 from services.timeline.store.documents import Document
 from services.timeline.store.writes import DUPLICATE_KEY
 
@@ -19,13 +20,7 @@ async def by_ids(
     collection: AsyncCollection[Document], tenant: str, ids: Iterable[str]
 ) -> dict[str, Document]:
     """The tenant's documents among `ids`, by id (missing ids are left out)."""
-    wanted = list(dict.fromkeys(ids))
-    if not wanted:
-        return {}
-    # One reply for them all: by default the first reply holds 101 documents, and each
-    # further one is another round trip.
-    cursor = collection.find({"_id": {"$in": wanted}, "tenant": tenant}, batch_size=len(wanted))
-    return {doc["_id"]: doc async for doc in cursor}
+    return {doc["_id"]: doc for doc in await find_by_ids(collection, tenant, ids)}
 
 
 async def replace_at_version(
