@@ -281,7 +281,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
             ids = [customer["_id"], *customer.get("merged_ids", [])]
         docs = await self._suggestions.open_for(tenant, ids, limit)
         # Suggestions whose customers have since been merged (into one) are moot.
-        target, _ = await self._resolver.survivors(
+        target = await self._resolver.survivor_ids(
             tenant, {c for d in docs for c in d["customer_ids"]}
         )
         response = timeline_pb2.ListMergeSuggestionsResponse()
@@ -311,7 +311,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
             d["event_id"]: d
             for d in await self._interactions.get_interactions(tenant, request.event_ids)
         }
-        target, _ = await self._resolver.survivors(
+        target = await self._resolver.survivor_ids(
             tenant, {d["customer_id"] for d in docs.values()}
         )
         response = timeline_pb2.GetInteractionsResponse()
@@ -341,7 +341,7 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         await _at_most(request.event_ids, "event_ids", context)
         docs = await self._interactions.lookup_events(tenant, request.event_ids)
         stored_on: dict[str, str] = {d["event_id"]: d["customer_id"] for d in docs}
-        target, _ = await self._resolver.survivors(tenant, set(stored_on.values()))
+        target = await self._resolver.survivor_ids(tenant, set(stored_on.values()))
         return timeline_pb2.LookupEventsResponse(
             found=[
                 timeline_pb2.LookupEventsResponse.Found(

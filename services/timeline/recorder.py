@@ -570,7 +570,7 @@ class TimelineRecorder:
         """Another replica merged the customer after we resolved to it: move what we appended
         to the survivor and recount it from the log (so nothing is counted twice); returns it.
         """
-        target, _ = await self.resolver.survivors(tenant, {customer_id})
+        target = await self.resolver.survivor_ids(tenant, {customer_id})
         survivor = target.get(customer_id)
         if survivor is None:
             raise ConcurrentUpdateError(f"customer {customer_id} has no live survivor")

@@ -9,6 +9,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
+from services.timeline.profiles.store import CustomerStore
 from services.timeline.store.by_id import find_by_ids
 from services.timeline.store.documents import Document
 from services.timeline.store.versioned import by_ids
@@ -51,3 +52,14 @@ async def test_a_projection_of_some_fields_is_scoped_and_keeps_to_those_fields(
     assert "name" not in found[0]
     excluded = await find_by_ids(collection, "b", ["cus_a2", "cus_b1"], {"name": 0})
     assert [(doc["_id"], "name" in doc) for doc in excluded] == [("cus_b1", False)]
+
+
+async def test_merge_pointers_are_read_without_the_profile_and_scoped_to_the_tenant(
+    collection: AsyncCollection[Document],
+) -> None:
+    await collection.update_one({"_id": "cus_a1"}, {"$set": {"merged_into": "cus_a2"}})
+    customers = CustomerStore(collection)
+    assert await customers.merged_into("a", ["cus_a1", "cus_a2", "cus_b1", "missing"]) == {
+        "cus_a1": "cus_a2",
+        "cus_a2": "",
+    }

@@ -107,6 +107,10 @@ class MemoryCustomers(VersionedDocs[CustomerDoc]):
     async def insert_customers(self, docs: Sequence[CustomerDoc]) -> set[str]:
         return {doc["_id"] for doc in docs if await self.insert(doc)}
 
+    async def merged_into(self, tenant: str, ids: Iterable[str]) -> dict[str, str]:
+        found = await self.get(tenant, ids)
+        return {i: doc.get("merged_into") or "" for i, doc in found.items()}
+
     async def replace_customers(self, writes: Sequence[tuple[CustomerDoc, int]]) -> set[str]:
         return await self.save_many(writes)
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import cast
 
 import pytest
 
@@ -18,6 +19,7 @@ from services.timeline.identity.policy import (
     IdentityRules,
 )
 from services.timeline.identity.resolver import IdentityResolver, Resolution
+from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.profile import customer_id_for
 from services.timeline.retry import MAX_ATTEMPTS
 from tests.unit.memory_stores import MemoryCases, MemoryCustomers, MemoryIdentities, MemoryLog
@@ -227,3 +229,19 @@ async def test_a_lost_race_after_merge_needed_reads_everything_afresh() -> None:
     assert identities.reads > reads[0]  # the retry did not trust the stale lookup
     owners = await identities.identity_docs(TENANT, [PHONE, EMAIL, OTHER_EMAIL])
     assert {doc["customer_id"] for doc in owners.values()} == {first}
+
+
+async def test_survivor_ids_follow_merge_chains_as_survivors_do_reading_only_pointers() -> None:
+    world = World()
+    for doc in (
+        {"_id": "a", "tenant": TENANT, "merged_into": "b", "interaction_count": 1},
+        {"_id": "b", "tenant": TENANT, "merged_into": "c", "interaction_count": 1},
+        {"_id": "c", "tenant": TENANT, "interaction_count": 3},
+        {"_id": "d", "tenant": TENANT, "interaction_count": 1},
+    ):
+        await world.customers.insert(cast("CustomerDoc", doc))
+    wanted = {"a", "b", "c", "d", "missing"}
+    ids = await world.resolver.survivor_ids(TENANT, wanted)
+    assert ids == {"a": "c", "b": "c", "c": "c", "d": "d"}
+    assert ids == (await world.resolver.survivors(TENANT, wanted))[0]
+    assert await world.resolver.survivor_ids("other-tenant", wanted) == {}

@@ -91,14 +91,14 @@ class IdentityCommands:
             tenant, command.merge_id, actor=_actor(interaction), reason=command.reason, at=at
         )
         survivor_id: str = entry["survivor_id"]
-        target, _ = await self.resolver.survivors(tenant, {survivor_id})
+        target = await self.resolver.survivor_ids(tenant, {survivor_id})
         survivor = target.get(survivor_id, survivor_id)
         return IdentityOutcome(survivor, restored_ids=list(entry["merged_ids"]))
 
     async def _dismiss(self, interaction: interaction_pb2.Interaction) -> IdentityOutcome:
         command = interaction.agent_action.dismiss_merge_suggestion
         doc = await self._settle(interaction, command.suggestion_id, "dismissed")
-        target, _ = await self.resolver.survivors(interaction.tenant, set(doc["customer_ids"]))
+        target = await self.resolver.survivor_ids(interaction.tenant, set(doc["customer_ids"]))
         if not target:
             raise PermanentError("dismiss_merge_suggestion: its customers no longer exist")
         return IdentityOutcome(target[sorted(target)[0]])

@@ -224,6 +224,28 @@ class IdentityResolver:
         await self.identities.repoint_identities(tenant, from_ids, to_id)
         await self.interactions.repoint(tenant, from_ids, to_id)
 
+    async def survivor_ids(self, tenant: str, ids: set[str]) -> dict[str, str]:
+        """Each of `ids` → its live customer id (ids not found are left out).
+
+        `survivors` without the documents: only the merge pointers are read.
+        """
+        target: dict[str, str] = {}
+        frontier = {i: i for i in ids}  # original id → the id looked up now
+        for _ in range(MAX_MERGE_CHAIN):
+            if not frontier:
+                return target
+            pointers = await self.customers.merged_into(tenant, set(frontier.values()))
+            following: dict[str, str] = {}
+            for original, current in frontier.items():
+                if current not in pointers:
+                    continue
+                if nxt := pointers[current]:
+                    following[original] = nxt
+                else:
+                    target[original] = current
+            frontier = following
+        raise RuntimeError(f"merge chain longer than {MAX_MERGE_CHAIN} in tenant {tenant}")
+
     async def survivors(
         self, tenant: str, ids: set[str]
     ) -> tuple[dict[str, str], dict[str, CustomerDoc]]:

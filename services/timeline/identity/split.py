@@ -165,7 +165,7 @@ class MergeSplitter:
             else:
                 logs.setdefault(doc["customer_id"], []).append(doc)
         origins = {doc.get("origin_customer_id") or survivor_id for doc in docs}
-        target, _ = await self.resolver.survivors(tenant, origins)
+        target = await self.resolver.survivor_ids(tenant, origins)
         survivor_keys = before_keys.get(survivor_id, set())
         moves: dict[str, list[str]] = {}
         owner_of: dict[str, str] = {}
@@ -213,7 +213,7 @@ class MergeSplitter:
     async def _move_cases(self, tenant: str, survivor_id: str) -> None:
         cases = await self.cases.origins_of(tenant, survivor_id)
         origins = {doc["origin_customer_id"] for doc in cases if doc.get("origin_customer_id")}
-        target, _ = await self.resolver.survivors(tenant, origins)
+        target = await self.resolver.survivor_ids(tenant, origins)
         moves: dict[str, list[str]] = {}
         for doc in cases:
             owner = target.get(doc.get("origin_customer_id", ""), survivor_id)

@@ -10,6 +10,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from services.timeline.profiles.model import CustomerDoc
 from services.timeline.search_keys import PREFIX_TOP, with_search_key
+from services.timeline.store.by_id import find_by_ids
 from services.timeline.store.documents import Document
 from services.timeline.store.versioned import by_ids, replace_at_version, write_many_at_version
 from services.timeline.store.writes import insert_many_new, insert_new
@@ -79,6 +80,14 @@ class CustomerStore:
             # Sealed: the customers' keys are read alongside their documents.
             found = self._codec.opened_read(tenant, found, ids=wanted)
         return {doc["_id"]: _customer(doc) for doc in await found}
+
+    async def merged_into(self, tenant: str, ids: Iterable[str]) -> dict[str, str]:
+        """Each stored customer among `ids` → the customer it was merged into ("" if live).
+
+        Only that field is read: nothing sealed to open, no data keys to ask for.
+        """
+        found = await find_by_ids(self._customers, tenant, ids, {"merged_into": 1})
+        return {doc["_id"]: doc.get("merged_into") or "" for doc in found}
 
     async def insert_customer(self, doc: CustomerDoc) -> bool:
         """Create a customer; False when it exists already (a replay)."""
