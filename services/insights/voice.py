@@ -137,10 +137,12 @@ class Voices:
         self.words.forget(tenant)
         texts = await self.words.texts(tenant, [m.event_id for m in stored])
         messages = [Message(m.event_id, texts[m.event_id]) for m in stored if m.event_id in texts]
+        # Counted before the build: one that fails is not tried again on the next notices
+        # (each try reads every message back), only when the rules above ask again.
+        state.built_with = len(messages)
         # CPU-bound (clustering): off the event loop, so the feed and the API keep going.
         model = await asyncio.to_thread(build_topics, messages, previous=state.model.topics)
         await self._adopt(tenant, state, model)
-        state.built_with = len(messages)
         log.info(
             "rebuilt topics of a tenant: %d messages, %d topics", len(messages), len(model.topics)
         )

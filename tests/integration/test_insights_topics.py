@@ -127,6 +127,26 @@ async def test_a_new_subject_gets_topics_without_waiting_for_the_messages_to_dou
             assert len(own) * 2 > len(placed), (placed, old_topics)
 
 
+async def test_many_customers_saying_the_same_thing_make_one_topic_automatically(
+    bus: Bus, insights_config: InsightsSettings, tenant: str, callers: CallerSet
+) -> None:
+    # Every word is in every message: the automatic build used to fail on it (no terms left
+    # after pruning those in most messages), and was tried again on every notice after.
+    at = datetime.now(UTC) - timedelta(days=1)
+    config = insights_config.model_copy(update={"timeline_address": bus.service.server.address})
+    async with running(config) as service:
+        channel = channel_for(service.server.address, callers.service)
+        insights = insights_pb2_grpc.InsightsServiceStub(channel)
+        async with channel:
+            said = [await _chat(bus, "My parcel has not arrived yet", at=at) for _ in range(30)]
+            await bus.recorded(said)
+            listed = await eventually(
+                lambda: insights.ListVocTopics(voc_request(tenant)),
+                lambda r: len(r.topics) == 1 and r.topics[0].messages == len(said),
+            )
+            assert listed.unplaced == 0
+
+
 @pytest.mark.parametrize(
     ("call", "request_", "code"),
     [

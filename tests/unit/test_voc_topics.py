@@ -204,3 +204,11 @@ def test_messages_made_only_of_everyday_terms_do_not_break_a_build() -> None:
     model = build_topics(same + other)
     members = {m for t in model.topics for m in t.member_ids}
     assert members == {m.id for m in same + other}
+
+
+def test_messages_that_all_say_the_same_thing_are_one_topic_not_a_failed_build() -> None:
+    # Every term is in every message: TF-IDF's pruning of terms in most messages leaves none.
+    messages = [Message(f"m{i}", "My parcel has not arrived yet") for i in range(30)]
+    model = build_topics(messages)
+    assert len(model.topics) == 1
+    assert len(model.topics[0].member_ids) == 30

@@ -76,10 +76,18 @@ def cluster(documents: Sequence[Sequence[str]]) -> Clusters:
     vectoriser = TfidfVectorizer(
         analyzer=_identity, sublinear_tf=True, max_df=_MAX_DOCUMENT_SHARE if n > 20 else 1.0
     )
-    rows = vectoriser.fit_transform(documents)
+    try:
+        rows = vectoriser.fit_transform(documents)
+        alike = False
+    except ValueError:
+        # Every term is in more than half the messages ("no terms remain" after pruning):
+        # they all say the same thing, which is one subject, not an error. Keep every term.
+        vectoriser = TfidfVectorizer(analyzer=_identity, sublinear_tf=True)
+        rows = vectoriser.fit_transform(documents)
+        alike = True
     vocabulary = list(vectoriser.get_feature_names_out())
     idf = dict(zip(vocabulary, (float(w) for w in vectoriser.idf_), strict=True))
-    if n < 3 or rows.shape[1] < 2:
+    if alike or n < 3 or rows.shape[1] < 2:
         return Clusters([0] * n, idf, rows, vocabulary)
     dimensions = min(_DIMENSIONS, rows.shape[1] - 1, n - 1)
     points = _with_empty_apart(TruncatedSVD(dimensions, random_state=_SEED).fit_transform(rows))
