@@ -1,9 +1,12 @@
 """The durable feed: a pull consumer on the outcomes mirror, each notice applied once, acked.
 
-Pump → apply the fetched batch → ack each: the projector applies a batch in a few calls
+Pump → gather a batch → apply it → ack each: the projector applies a batch in a few calls
 (`Projector.apply`: entries read back from the timeline in one bulk call per tenant — with
 sealed events no notice carries its entry —, events, messages and case facts written in
-bulk); one call per event would leave insights minutes behind a backlog. The read model is
+bulk); one call per event would leave insights minutes behind a backlog. A fetch returns
+whatever has arrived — a dozen notices under a steady flow —, so the feed tops the batch up
+for a short linger (`linger_seconds`) before applying it: fewer, larger read-backs, each of
+which costs the timeline several store round trips whatever its size. The read model is
 idempotent by event id, so a redelivery after a crash changes nothing. A notice that cannot
 be decoded is terminated (it never will decode) and logged; one whose entry cannot be read or
 that fails on the store is redelivered until `max_deliver`, then terminated, so a bad item
@@ -47,6 +50,8 @@ _freshness = seconds_histogram(
     "Time from the timeline recording an event to its figures being updated.",
 )
 _FETCH_WAIT_SECONDS = 1.0
+# nats-py asks the server to expire a pull 0.1 ms before its timeout: none shorter than this.
+_SHORTEST_FETCH_SECONDS = 0.005
 
 
 def notice_of(msg: Msg) -> notices_pb2.TimelineUpdated | None:
@@ -64,6 +69,9 @@ class FeedOptions:
     subject_filter: str = TIMELINE_UPDATED_SUBJECTS
     # As many as one bulk read of the timeline answers (`timeline_reads.BULK_IDS`).
     fetch_batch: int = 200
+    # How long after its first fetch a batch smaller than `fetch_batch` keeps gathering
+    # (0: applied as fetched). Kept well inside `ack_wait_seconds` (`InsightsSettings`).
+    linger_seconds: float = 0.25
     ack_wait_seconds: float = 30.0
     max_deliver: int = 5
 
@@ -135,7 +143,35 @@ class OutcomeFeed:
             if not ready and self._readiness is not None:
                 await self._readiness(True)
             ready = True
-            await self._apply(batch)
+            await self._apply(await self._gathered(sub, batch))
+
+    async def _gathered(
+        self, sub: JetStreamContext.PullSubscription, batch: list[Msg]
+    ) -> list[Msg]:
+        """`batch`, topped up until it holds `fetch_batch` messages or the linger has passed
+        since it was fetched.
+
+        A top-up returns as soon as something arrived (or at its timeout), and none waits
+        longer than the pump's own fetch, so a stop is noticed as promptly as before.
+        """
+        o = self._options
+        loop = asyncio.get_running_loop()
+        until = loop.time() + o.linger_seconds
+        while len(batch) < o.fetch_batch and not self._stopping.is_set():
+            left = until - loop.time()
+            if left < _SHORTEST_FETCH_SECONDS:
+                break
+            try:
+                batch += await sub.fetch(
+                    o.fetch_batch - len(batch), timeout=min(left, _FETCH_WAIT_SECONDS)
+                )
+            except TimeoutError:  # nats-py's, or asyncio's when its deadline ran out
+                continue
+            except (NatsError, OSError):
+                # NATS away mid-linger: apply what is in hand (its acks may not get through:
+                # redelivered then); the pump's next fetch meets the outage as any fetch does.
+                break
+        return batch
 
     async def _apply(self, batch: list[Msg]) -> None:
         notices = [(msg, notice_of(msg)) for msg in batch]

@@ -141,6 +141,7 @@ class InsightsService:
                     durable=s.consumer_name,
                     subject_filter=s.subject_filter,
                     fetch_batch=s.fetch_batch,
+                    linger_seconds=s.feed_linger_seconds,
                     ack_wait_seconds=s.ack_wait_seconds,
                     max_deliver=s.max_deliver,
                 ),

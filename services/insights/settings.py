@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.insights.calendar import TenantCalendar
@@ -72,6 +72,10 @@ class InsightsSettings(GrpcServerSettings, NatsTlsSettings):
     )
     # Notices fetched and read back together: one bulk read of the timeline answers 200.
     fetch_batch: int = Field(default=200, ge=1, le=1024)
+    # A fetch returns what has arrived (a dozen notices under a steady flow): the feed keeps
+    # gathering until `fetch_batch` or this long after its first fetch, so the timeline
+    # answers fewer, larger read-backs. 0: each fetch applied as it comes.
+    feed_linger_seconds: float = Field(default=0.25, ge=0)
     ack_wait_seconds: float = Field(default=30.0, gt=0)
     max_deliver: int = Field(default=5, ge=1)
     stream_wait_seconds: float = Field(default=STREAM_WAIT_SECONDS, gt=0)
@@ -80,6 +84,14 @@ class InsightsSettings(GrpcServerSettings, NatsTlsSettings):
     follow_up_due: timedelta = timedelta(hours=24)
     defaults: TenantInsights = Field(default_factory=TenantInsights)
     tenants: dict[str, TenantInsights] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _linger_inside_ack_wait(self) -> InsightsSettings:
+        # The notices in hand wait the linger unacknowledged; most of `ack_wait` must be left
+        # for applying them, or the server would deliver them again meanwhile.
+        if self.feed_linger_seconds > self.ack_wait_seconds / 4:
+            raise ValueError("feed_linger_seconds must be at most a quarter of ack_wait_seconds")
+        return self
 
     def _tenant(self, tenant: str) -> TenantInsights:
         return self.tenants.get(tenant, self.defaults)

@@ -1,6 +1,7 @@
 """With sealed events the timeline's notices carry no entry: insights reads a batch's entries
 back in bulk, counted here at the timeline's own gRPC server, and a bad notice in the batch
-never keeps the good ones out."""
+never keeps the good ones out. Notices that arrive a few at a time are gathered for a linger
+into one batch, so into one read."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import grpc
 import pytest
 from nats.aio.client import Client
 
+from services.insights.service import InsightsService
 from services.insights.settings import InsightsSettings
 from services.timeline.settings import TimelineSettings
 from tests import builders
@@ -137,20 +139,36 @@ async def _settled(operator: Client, durable: str) -> None:
         await asyncio.sleep(0.2)
 
 
+async def _delivered(operator: Client, durable: str, count: int) -> None:
+    """Wait until the insights consumer has delivered `count` notices: a fetch holds them."""
+    js = operator.jetstream()
+    deadline = asyncio.get_running_loop().time() + 120
+    while True:
+        info = await js.consumer_info(TIMELINE_OUTCOMES_STREAM, durable)
+        if info.delivered.consumer_seq >= count:
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"never delivered: {info}"
+        await asyncio.sleep(0.2)
+
+
+async def _count(rig: Rig, service: InsightsService, cases: int) -> insights_pb2.MetricRow:
+    """Wait until the figures of a running insights count `cases` cases; their row."""
+    async with channel_for(service.server.address, rig.callers.service) as channel:
+        [row] = await wait_for_rows(
+            insights_pb2_grpc.InsightsServiceStub(channel),
+            query(rig.tenant),
+            lambda rows: bool(rows) and figures(rows[0])["cases"] == cases,
+            failed=service.failed,
+            deadline_seconds=180,
+        )
+        return row
+
+
 @asynccontextmanager
 async def _counted(rig: Rig, cases: int) -> AsyncIterator[insights_pb2.MetricRow]:
     """Start insights and wait until its figures count `cases` cases; their row."""
     async with running(rig.config) as service:
-        channel = channel_for(service.server.address, rig.callers.service)
-        async with channel:
-            [row] = await wait_for_rows(
-                insights_pb2_grpc.InsightsServiceStub(channel),
-                query(rig.tenant),
-                lambda rows: bool(rows) and figures(rows[0])["cases"] == cases,
-                failed=service.failed,
-                deadline_seconds=180,
-            )
-            yield row
+        yield await _count(rig, service, cases)
 
 
 def _opened(tenant: str, count: int) -> list[Any]:
@@ -211,3 +229,47 @@ async def test_a_good_notice_is_applied_beside_unknown_foreign_and_hostile_ones(
         await _settled(rig.operator, rig.config.consumer_name)
     # The unknown id and the good one in one bulk read; the impossible ids never asked for.
     assert rig.reads() - before == 1, rig.calls
+
+
+BURSTS, BURST = 3, 2
+
+
+async def _reads_of_bursts(rig: Rig, *, linger: float) -> int:
+    """GetInteractions calls for `BURSTS` bursts of `BURST` new visitors' messages, each burst
+    submitted once insights has fetched the one before; a batch of them all fills a fetch."""
+    config = rig.config.model_copy(
+        update={"fetch_batch": BURSTS * BURST, "feed_linger_seconds": linger}
+    )
+    before = rig.reads()
+    async with running(config) as service:
+        for n in range(1, BURSTS + 1):
+            await _submit(rig.services, _opened(rig.tenant, BURST))
+            await _delivered(rig.operator, config.consumer_name, n * BURST)
+        await _count(rig, service, BURSTS * BURST)
+    return rig.reads() - before
+
+
+async def test_notices_arriving_in_bursts_within_the_linger_are_read_back_in_one_call(
+    rig: Rig,
+) -> None:
+    # Longer than the bursts take even on a busy machine (a quarter of ack_wait at most): the
+    # batch is applied once it is full, not when the linger ends.
+    assert await _reads_of_bursts(rig, linger=7.0) == 1, rig.calls
+
+
+async def test_without_a_linger_each_burst_is_read_back_as_it_is_fetched(rig: Rig) -> None:
+    assert await _reads_of_bursts(rig, linger=0.0) >= BURSTS, rig.calls
+
+
+async def test_a_lone_notice_is_applied_once_the_linger_has_passed(rig: Rig) -> None:
+    linger = 5.0
+    config = rig.config.model_copy(update={"feed_linger_seconds": linger})
+    async with running(config) as service:
+        loop = asyncio.get_running_loop()
+        submitted = loop.time()
+        await _submit(rig.services, _opened(rig.tenant, 1))
+        # Counted, however long a busy machine takes (no bound but the generous deadline);
+        # never before the linger: the notice waited in case others came.
+        row = await _count(rig, service, 1)
+        assert loop.time() - submitted >= linger
+    assert row.contacts == 1
