@@ -74,6 +74,13 @@ async def main(
         encryption = await encryption_cost(stack.mongodb_uri, max(40, sizes.identity_events // 5))
         # Issue 13: metric query latency and freshness of the insights service.
         insight_result = await insights.measure(stack, mode)
+        # The timeline's path alone: insights shares the one embedded store (and the two
+        # cores) in this stack; with it held down, what the rest of the system costs shows.
+        async with stack.held_down("insights"):
+            mix = contact_centre_mix(sizes.events, sizes.customers)
+            alone = await end_to_end(
+                stack, mix, batch=sizes.batch, window=sizes.window, limit_s=3600
+            )
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},
@@ -81,6 +88,7 @@ async def main(
         "payload_bytes": len(payload),
         "baselines": {"jetstream_publish_per_s": publish, "insert_many": inserts},
         "ingest": {**ingest, "acked_vs_publish": ingest["acked_per_s"] / publish},
+        "ingest_without_insights": alone,
         "growth": growth,
         "attach_path": attach,
         "identity_resolution": resolution,

@@ -75,6 +75,7 @@ def _ingest_rows(result: dict[str, Any]) -> list[Row]:
             f"{inserts['commands_per_document']:.4f} (insert_many)",
             per_event / inserts["commands_per_document"],
         ),
+        *_alone_rows(result),
         *(
             _reported(
                 f"{process} CPU per event, end to end",
@@ -83,6 +84,29 @@ def _ingest_rows(result: dict[str, Any]) -> list[Row]:
                 _ratio(cpu.get(process), insert_cpu),
             )
             for process in ("store", "timeline")
+        ),
+    ]
+
+
+def _alone_rows(result: dict[str, Any]) -> list[Row]:
+    """The end-to-end run again with the insights service held down (report only)."""
+    alone = result.get("ingest_without_insights")
+    if alone is None:
+        return []
+    inserts = result["baselines"]["insert_many"]
+    cpu = alone["cpu_ms_per_event"]
+    return [
+        _reported(
+            "  same, insights held down (the timeline's path alone)",
+            _rate(alone["stored_per_s"]),
+            f"insert_many {_rate(inserts['per_s'])}",
+            alone["stored_per_s"] / inserts["per_s"],
+        ),
+        _reported(
+            "  its store / timeline CPU per event",
+            f"{_ms(cpu.get('store'))} / {_ms(cpu.get('timeline'))}",
+            f"{_ms(inserts['store_cpu_ms_per_document'])} (store, insert_many)",
+            _ratio(cpu.get("store"), inserts["store_cpu_ms_per_document"]),
         ),
     ]
 

@@ -19,6 +19,8 @@ TARGETS = (
     "flat as the store grows",
     "store round trips per attach batch",
     "store commands per event",
+    "  same, insights held down",
+    "  its store / timeline CPU per event",
     "store CPU per event",
     "timeline CPU per event",
     "live view: ack → push p99",
@@ -78,6 +80,10 @@ def test_quick_bench_measures_every_target_and_prints_one_table(tmp_path: Path) 
     assert ingest["store_commands_per_event"] > 0
     assert sum(ingest["store_commands"].values()) > 0
     assert any(key.startswith("insert:interactions") for key in ingest["store_commands"])
+    # The same load with insights held down, on the same stack.
+    alone = result["ingest_without_insights"]
+    assert alone["events"] == 300
+    assert alone["stored_per_s"] > 0
     assert ingest["cpu_ms_per_event"]["store"] > 0
     assert ingest["cpu_ms_per_event"]["timeline"] > 0
     for size in ("1", "16", "64"):
