@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from contextlib import AsyncExitStack
 from typing import Any
 
 from bench.ingest import contact_centre_mix, end_to_end
@@ -36,9 +37,11 @@ async def _run(stack: LocalStack, pids: dict[str, list[int]], events: int, custo
     }
 
 
-async def compare(events: int, customers: int) -> dict[str, Any]:
-    """The load with one timeline replica, then with two."""
-    async with bench_stack() as stack:
+async def compare(events: int, customers: int, *, without_insights: bool) -> dict[str, Any]:
+    """The load with one timeline replica, then with two (insights held down if asked)."""
+    async with bench_stack() as stack, AsyncExitStack() as held:
+        if without_insights:
+            await held.enter_async_context(stack.held_down("insights"))
         first = stack.processes["timeline"]
         pids = {"store": [stack.processes["store"].pid], "timelines": [first.pid]}
         one = await _run(stack, pids, events, customers)
@@ -59,12 +62,24 @@ async def compare(events: int, customers: int) -> dict[str, Any]:
         async with second:
             pids["timelines"].append(second.pid)
             two = await _run(stack, pids, events, customers)
-    return {"events": events, "customers": customers, "one_replica": one, "two_replicas": two}
+    return {
+        "events": events,
+        "customers": customers,
+        "insights": not without_insights,
+        "one_replica": one,
+        "two_replicas": two,
+    }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.replicas")
     parser.add_argument("--events", type=int, default=3_000)
     parser.add_argument("--customers", type=int, default=300)
+    parser.add_argument(
+        "--without-insights", action="store_true", help="hold the insights service down"
+    )
     arguments = parser.parse_args()
-    print(json.dumps(asyncio.run(compare(arguments.events, arguments.customers)), indent=2))
+    result = compare(
+        arguments.events, arguments.customers, without_insights=arguments.without_insights
+    )
+    print(json.dumps(asyncio.run(result), indent=2))
