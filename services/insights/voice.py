@@ -137,21 +137,33 @@ class Voices:
         self.words.forget(tenant)
         texts = await self.words.texts(tenant, [m.event_id for m in stored])
         messages = [Message(m.event_id, texts[m.event_id]) for m in stored if m.event_id in texts]
-        # Counted before the build: one that fails is not tried again on the next notices
-        # (each try reads every message back), only when the rules above ask again.
+        try:
+            # CPU-bound (clustering): off the event loop, so the feed and the API keep going.
+            model = await asyncio.to_thread(build_topics, messages, previous=state.model.topics)
+        except Exception:
+            # Not tried again on the next notices (each try reads every message back), only
+            # when the rules above ask again.
+            state.built_with = len(messages)
+            raise
+        # Messages heard while it ran are not in it: placed by the new model, as they would
+        # have been had they come a moment later (their words were just heard: cached).
+        read = {m.event_id for m in stored}
+        late = await self.words.texts(tenant, [e for e in state.messages if e not in read])
+        await self._adopt(
+            tenant, state, model, late={e: model.assign(text) or "" for e, text in late.items()}
+        )
         state.built_with = len(messages)
-        # CPU-bound (clustering): off the event loop, so the feed and the API keep going.
-        model = await asyncio.to_thread(build_topics, messages, previous=state.model.topics)
-        await self._adopt(tenant, state, model)
         log.info(
             "rebuilt topics of a tenant: %d messages, %d topics", len(messages), len(model.topics)
         )
         return model
 
-    async def _adopt(self, tenant: str, state: _Tenant, model: TopicModel) -> None:
+    async def _adopt(
+        self, tenant: str, state: _Tenant, model: TopicModel, *, late: Mapping[str, str]
+    ) -> None:
         await self._store.save_topic_model(tenant, model.to_bytes())
         state.model = model
-        placed = {m: t.id for t in model.topics for m in t.member_ids}
+        placed = {**late, **{m: t.id for t in model.topics for m in t.member_ids}}
         changed: dict[str, list[str]] = {}
         for event_id, (case_id, topic, at) in list(state.messages.items()):
             new = placed.get(event_id, "")
@@ -176,7 +188,7 @@ class Voices:
         if state.model.topic(into) is None or state.model.topic(other) is None:
             raise UnknownTopic(other if state.model.topic(into) else into)
         model = state.model.merge(into, other)
-        await self._adopt(tenant, state, model)
+        await self._adopt(tenant, state, model, late={})
         found = model.topic(into)
         assert found is not None
         return found
