@@ -33,8 +33,9 @@ class FoldState:
     needs besides the facts themselves (the running clocks `fold_case` keeps).
 
     Attributes:
-        last_occurred_at: The fold order's key (`_ordered`) of the last event folded: when
-            it happened, when the timeline recorded it, its id.
+        last_occurred_at: With `last_recorded_at` and `last_event_id`, the fold order's key
+            (`_key`) of the last event folded: when it happened, when the timeline recorded
+            it, its id. A new event is folded on only if its key is greater.
         waiting_since: When the customer started waiting for an answer (None: answered).
         episode_start: When the current episode (the opening, or a reopening) began.
         conversations: The conversations seen so far (the contacts).
