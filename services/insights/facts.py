@@ -6,6 +6,7 @@ figures). docs/insights.md defines each clock; this module is that definition in
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,6 +25,36 @@ class FollowUp:
     due_at: float
     done_at: float | None = None
     event_id: str = ""
+
+
+@dataclass(slots=True)
+class FoldState:
+    """Where the fold of a case's events stands: what folding later events onto the facts
+    needs besides the facts themselves (the running clocks `fold_case` keeps).
+
+    Attributes:
+        last_occurred_at: With `last_recorded_at` and `last_event_id`, the fold order's key
+            (`_key`) of the last event folded: when it happened, when the timeline recorded
+            it, its id. A new event is folded on only if its key is greater.
+        waiting_since: When the customer started waiting for an answer (None: answered).
+        episode_start: When the current episode (the opening, or a reopening) began.
+        conversations: The conversations seen so far (the contacts).
+        resolved_for: How long each resolved episode took.
+        follow_up_due_seconds: The setting the follow-ups were folded with.
+    """
+
+    last_occurred_at: float
+    last_recorded_at: float
+    last_event_id: str
+    waiting_since: float | None
+    episode_start: float
+    follow_up_due_seconds: float
+    conversations: list[str] = field(default_factory=list)
+    resolved_for: list[float] = field(default_factory=list)
+
+    @property
+    def last_key(self) -> tuple[float, float, str]:
+        return (self.last_occurred_at, self.last_recorded_at, self.last_event_id)
 
 
 @dataclass(slots=True)
@@ -61,6 +92,9 @@ class CaseFacts:
     # The events a reason or figure can be followed to (evidence links on the timeline).
     evidence: dict[str, str] = field(default_factory=dict)
     event_count: int = 0
+    # What folding later events onto these facts needs (None: facts saved before it was kept,
+    # which only a fold of all the case's events brings up to date).
+    fold: FoldState | None = None
 
     @property
     def first_contact_resolution(self) -> bool:
@@ -80,17 +114,26 @@ class CaseFacts:
         fields = cls.__dataclass_fields__
         values = {k: v for k, v in doc.items() if k in fields}
         values["follow_ups"] = [FollowUp(**f) for f in values.get("follow_ups", [])]
+        state = values.get("fold")
+        values["fold"] = None if state is None else FoldState(**state)
         return cls(**values)
 
 
-def _ordered(events: Iterable[CaseEvent]) -> list[CaseEvent]:
+def _key(event: CaseEvent) -> tuple[float, float, str]:
     # By when it happened; commit order breaks ties (a reply and its question in one second).
+    return (event.occurred_at, event.recorded_at, event.event_id)
+
+
+def _ordered(events: Iterable[CaseEvent]) -> list[CaseEvent]:
     unique = {e.event_id: e for e in events}
-    return sorted(unique.values(), key=lambda e: (e.occurred_at, e.recorded_at, e.event_id))
+    return sorted(unique.values(), key=_key)
 
 
 def fold_case(events: Iterable[CaseEvent], *, follow_up_due_seconds: float) -> CaseFacts | None:
     """The facts of one case from all its events (any order, duplicates ignored).
+
+    The definition every figure rests on: the facts of the case's first event, and each event
+    folded onto them in order (`fold_onto` goes on from saved facts the same way).
 
     Args:
         events: The case's events.
@@ -102,56 +145,110 @@ def fold_case(events: Iterable[CaseEvent], *, follow_up_due_seconds: float) -> C
     ordered = _ordered(events)
     if not ordered:
         return None
-    first = ordered[0]
+    facts, state = _start(ordered[0], follow_up_due_seconds=follow_up_due_seconds)
+    return _fold(facts, state, ordered)
+
+
+def fold_onto(
+    facts: CaseFacts, events: Iterable[CaseEvent], *, follow_up_due_seconds: float
+) -> CaseFacts | None:
+    """`facts` with later events folded on: the same facts `fold_case` gives over all the
+    case's events, when that can be known from the facts and the new events alone.
+
+    That is when the facts carry their fold's state (with the same follow-up setting) and
+    every new event comes after the last one folded, in the fold's order, ids all distinct.
+    The caller vouches for the rest: `facts` are the fold of every event of the case before
+    these (none recorded but left out), and none of `events` was folded before.
+
+    Returns:
+        New facts (`facts` is left as it was), or None when only a fold of all the case's
+        events can tell (an event older than the last folded one, old facts, ...).
+    """
+    state = facts.fold
+    ordered = sorted(events, key=_key)
+    if (
+        state is None
+        or state.follow_up_due_seconds != follow_up_due_seconds
+        or not ordered
+        or len({e.event_id for e in ordered}) != len(ordered)
+        or _key(ordered[0]) <= state.last_key
+        or any(e.tenant != facts.tenant or e.case_id != facts.case_id for e in ordered)
+    ):
+        return None
+    going_on = copy.deepcopy(facts)
+    going_state = going_on.fold
+    return None if going_state is None else _fold(going_on, going_state, ordered)
+
+
+def _start(first: CaseEvent, *, follow_up_due_seconds: float) -> tuple[CaseFacts, FoldState]:
+    """The facts before any event is folded: a case opened by its first event."""
+    state = FoldState(
+        last_occurred_at=first.occurred_at,
+        last_recorded_at=first.recorded_at,
+        last_event_id=first.event_id,
+        # The customer waits from the opening; the first episode begins there.
+        waiting_since=first.occurred_at,
+        episode_start=first.occurred_at,
+        follow_up_due_seconds=follow_up_due_seconds,
+    )
     facts = CaseFacts(
         tenant=first.tenant,
         case_id=first.case_id,
         customer_id=first.customer_id,
         opened_at=first.occurred_at,
-        last_event_at=ordered[-1].occurred_at,
-        event_count=len(ordered),
+        last_event_at=first.occurred_at,
+        fold=state,
     )
-    conversations: set[str] = set()
-    # The running clocks: when the customer started waiting for an answer (None: answered),
-    # when the current episode (the opening, or a reopening) began, and the first answer of
-    # the case.
-    waiting_since: float | None = first.occurred_at
-    episode_start = first.occurred_at
-    resolved_for: list[float] = []
+    return facts, state
+
+
+def _fold(facts: CaseFacts, state: FoldState, ordered: list[CaseEvent]) -> CaseFacts:
+    """Fold events (in the fold's order) onto the facts and their state, in place."""
     for event in ordered:
-        at = event.occurred_at
-        _route(facts, event)
-        if event.is_customer_contact:
-            if event.conversation not in conversations:
-                conversations.add(event.conversation)
-                facts.contact_times.append(at)
-            if facts.resolved and facts.resolved_at is not None and at > facts.resolved_at:
-                # A contact after the resolution reopens the case: a new episode, new clocks.
-                facts.reopen_count += 1
-                facts.resolved = False
-                episode_start = at
-                facts.evidence.setdefault("reopen", event.event_id)
-            if waiting_since is None:
-                waiting_since = at
-        elif event.is_response:
-            if waiting_since is not None and at >= waiting_since:
-                wait = at - waiting_since
-                facts.response_seconds.append(wait)
-                if facts.first_response_seconds is None:
-                    facts.first_response_seconds = at - facts.opened_at
-                waiting_since = None
-            _complete_follow_ups(facts, at, task="")
-        _apply_action(facts, event, follow_up_due_seconds=follow_up_due_seconds)
-        if event.action == "resolution":
-            resolved_for.append(max(0.0, at - episode_start))
-            facts.resolved = True
-            facts.resolved_at = at
-            facts.evidence["resolution"] = event.event_id
-            # A question left unanswered by a resolution is not a response time.
-            waiting_since = None
-    facts.contacts = len(conversations)
+        _step(facts, state, event)
+        facts.event_count += 1
+        facts.last_event_at = event.occurred_at
+        state.last_occurred_at, state.last_recorded_at, state.last_event_id = _key(event)
+    # What is derived from the running state, as of the last event.
+    facts.contacts = len(state.conversations)
+    resolved_for = state.resolved_for
     facts.resolution_seconds = sum(resolved_for) if facts.resolved and resolved_for else None
     return facts
+
+
+def _step(facts: CaseFacts, state: FoldState, event: CaseEvent) -> None:
+    """One event folded onto the facts: the clocks every metric is defined on."""
+    at = event.occurred_at
+    _route(facts, event)
+    if event.is_customer_contact:
+        if event.conversation not in state.conversations:
+            state.conversations.append(event.conversation)
+            facts.contact_times.append(at)
+        if facts.resolved and facts.resolved_at is not None and at > facts.resolved_at:
+            # A contact after the resolution reopens the case: a new episode, new clocks.
+            facts.reopen_count += 1
+            facts.resolved = False
+            state.episode_start = at
+            facts.evidence.setdefault("reopen", event.event_id)
+        if state.waiting_since is None:
+            state.waiting_since = at
+    elif event.is_response:
+        waiting_since = state.waiting_since
+        if waiting_since is not None and at >= waiting_since:
+            wait = at - waiting_since
+            facts.response_seconds.append(wait)
+            if facts.first_response_seconds is None:
+                facts.first_response_seconds = at - facts.opened_at
+            state.waiting_since = None
+        _complete_follow_ups(facts, at, task="")
+    _apply_action(facts, event, follow_up_due_seconds=state.follow_up_due_seconds)
+    if event.action == "resolution":
+        state.resolved_for.append(max(0.0, at - state.episode_start))
+        facts.resolved = True
+        facts.resolved_at = at
+        facts.evidence["resolution"] = event.event_id
+        # A question left unanswered by a resolution is not a response time.
+        state.waiting_since = None
 
 
 def _route(facts: CaseFacts, event: CaseEvent) -> None:

@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 
 from services.insights.events import CaseEvent, case_event, from_notice
-from services.insights.facts import CaseFacts, fold_case
+from services.insights.facts import CaseFacts, fold_case, fold_onto
 from services.insights.read_backs import ReadBacks, read_backs
 from services.insights.risk import risk_signals
 from services.insights.solutions import Solutions
-from services.insights.store import InsightsStore, StoredMessage
+from services.insights.store import InsightsStore, SavedCase, StoredMessage
 from services.insights.text import customer_text
 from services.insights.voice import Voices
 from services.insights.words import ReadMany
@@ -34,6 +34,14 @@ class Applied(StrEnum):
     MISSING = "missing"
 
 
+# How many times a case another replica saved meanwhile is re-folded and saved again.
+_RACES = 5
+
+
+class LostRaces(RuntimeError):
+    """Cases whose facts another replica saved at every try: the batch is applied again."""
+
+
 # What became of one notice of a batch, or the error that kept it from being applied now.
 Outcome = Applied | Exception
 # A notice's event with a case, waiting to be recorded: (its place in the batch, the event,
@@ -47,9 +55,11 @@ class Projector:
     A batch of notices (what the feed fetched) costs a few calls whatever its size: the
     entries the notices do not carry (every one when the timeline seals its events) are read
     back from the timeline in one bulk call per tenant, the events are recorded in one write,
-    the customers' messages kept in one, and each case the batch touched is re-folded once
-    from all its events (one query and one write per tenant) — so arrival order never
-    matters, and a backlog is worked through a batch per round trip, not an event.
+    the customers' messages kept in one, and each case the batch touched is folded once: its
+    new events onto its saved facts when they all come after the last event folded (no
+    event is read back), otherwise from all its events (one query per tenant); the facts are
+    saved in one write per tenant, each at the version read. So arrival order never changes
+    the figures, and a backlog is worked through a batch per round trip, not an event.
     """
 
     def __init__(
@@ -74,7 +84,8 @@ class Projector:
     async def apply(self, notices: Sequence[notices_pb2.TimelineUpdated]) -> list[Outcome]:
         """Apply a batch of notices; per notice, in order, its outcome or the error that kept
         it from being applied now. Applying a notice again later is safe: its event is a
-        duplicate, and its case is re-folded (which repairs a fold a failure cut short)."""
+        duplicate, and its case is re-folded from all its events (which repairs a fold a failure
+        cut short)."""
         outcomes: list[Outcome | None] = [None] * len(notices)
         read = await read_backs(self._read_many, notices)
         pending: list[_Pending] = []
@@ -126,7 +137,7 @@ class Projector:
         return event, interaction
 
     async def _record(self, pending: list[_Pending]) -> list[bool]:
-        """Record the events (True: new), keep what the new ones say, re-fold their cases."""
+        """Record the events (True: new), keep what the new ones say, fold their cases."""
         fresh = await self._store.record_each([event for _place, event, _i in pending])
         new = [
             (event, i) for (_place, event, i), is_new in zip(pending, fresh, strict=True) if is_new
@@ -146,27 +157,64 @@ class Projector:
                     if (text := customer_text(interaction))
                 ]
             )
-        # Duplicates' cases too: a redelivery after a failed fold folds them again.
-        cases: dict[str, set[str]] = {}
-        for _place, event, _i in pending:
-            cases.setdefault(event.tenant, set()).add(event.case_id)
-        for tenant, case_ids in cases.items():
-            await self._refold(tenant, sorted(case_ids))
+        # Duplicates' cases too: a redelivery after a failed fold folds them again (from all
+        # their events: the fold a failure cut short may have left out some before them).
+        cases: dict[str, dict[str, list[CaseEvent]]] = {}
+        doubtful: set[tuple[str, str]] = set()
+        for (_place, event, _i), is_new in zip(pending, fresh, strict=True):
+            cases.setdefault(event.tenant, {}).setdefault(event.case_id, []).append(event)
+            if not is_new:
+                doubtful.add((event.tenant, event.case_id))
+        for tenant, by_case in cases.items():
+            await self._fold(
+                tenant,
+                {
+                    case_id: ([] if (tenant, case_id) in doubtful else new_events)
+                    for case_id, new_events in by_case.items()
+                },
+            )
         return fresh
 
-    async def _refold(self, tenant: str, case_ids: list[str]) -> None:
-        """Recompute these cases' facts from all their recorded events, and save them."""
-        before = await self._store.cases_of(tenant, case_ids)
-        events = await self._store.events_of_cases(tenant, case_ids)
-        folded = [
-            facts
-            for case_id in case_ids
-            if (facts := fold_case(events.get(case_id, []), follow_up_due_seconds=self._due))
-            is not None
-        ]
-        await self._store.replace_cases(folded)
+    async def _fold(self, tenant: str, new_events: dict[str, list[CaseEvent]]) -> None:
+        """Fold each case's new events onto its saved facts where that provably gives the
+        facts of all its events (`fold_onto`); re-fold the others from all their recorded
+        events (none: a duplicate was among them). One query for the saved facts, one for the
+        events of the cases re-folded, one write for all, each at the version read.
+
+        A case another replica saved meanwhile (the write lost the race) is re-folded from
+        all its events, again at the version read, up to `_RACES` times.
+
+        Raises:
+            LostRaces: Some cases lost every try (the batch is applied again later).
+        """
+        case_ids = sorted(new_events)
+        saved = await self._store.saved_cases(tenant, case_ids)
+        before = {case_id: s.facts for case_id, s in saved.items()}
+        writes: dict[str, tuple[CaseFacts, int | None]] = {}
+        again: list[str] = []
+        for case_id in case_ids:
+            got = saved.get(case_id)
+            onto = None
+            if got is not None and new_events[case_id]:
+                onto = fold_onto(got.facts, new_events[case_id], follow_up_due_seconds=self._due)
+            if got is not None and onto is not None:
+                writes[case_id] = (onto, got.version)
+            else:
+                again.append(case_id)
+        writes.update(await self._refolded(tenant, again, saved))
+        written: list[CaseFacts] = []
+        for race in range(1, _RACES + 1):
+            lost = await self._store.save_cases_at_versions(list(writes.values()))
+            written += [facts for case_id, (facts, _v) in writes.items() if case_id not in lost]
+            if not lost or race == _RACES:
+                break
+            # The versions are read before the events: a save after this read fails ours.
+            lost_ids = sorted(lost)
+            writes = await self._refolded(
+                tenant, lost_ids, await self._store.saved_cases(tenant, lost_ids)
+            )
         moved: set[str] = set()
-        for facts in folded:
+        for facts in written:
             if self._saved is not None:
                 self._saved(facts)
             old = before.get(facts.case_id)
@@ -174,3 +222,21 @@ class Projector:
                 moved.add(facts.customer_id)
         if self._changed is not None and moved:
             await self._changed(tenant, sorted(moved))
+        if lost:
+            raise LostRaces(f"{len(lost)} cases saved by another replica at every try")
+
+    async def _refolded(
+        self, tenant: str, case_ids: list[str], saved: dict[str, SavedCase]
+    ) -> dict[str, tuple[CaseFacts, int | None]]:
+        """These cases' facts from all their recorded events, each with the version of the
+        facts saved before the events were read (`saved`)."""
+        if not case_ids:
+            return {}
+        events = await self._store.events_of_cases(tenant, case_ids)
+        writes = {}
+        for case_id in case_ids:
+            facts = fold_case(events.get(case_id, []), follow_up_due_seconds=self._due)
+            if facts is not None:
+                got = saved.get(case_id)
+                writes[case_id] = (facts, None if got is None else got.version)
+        return writes

@@ -58,6 +58,28 @@ def _case_document(facts: CaseFacts) -> Document:
     return doc
 
 
+def _at_version(doc: Document, version: int | None) -> ReplaceOne[Document]:
+    """A replace that applies only at `version` (None: only where no versioned document is,
+    so facts saved before versions were kept are replaced once). An upsert, so that a lost
+    race is reported per write: the filter matches nothing, the insert finds the `_id` taken
+    and fails with a duplicate key (a plain replace matching nothing reports nothing)."""
+    version_now = {"$exists": False} if version is None else version
+    return ReplaceOne(
+        {"_id": doc["_id"], "version": version_now},
+        {**doc, "version": (version or 0) + 1},
+        upsert=True,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SavedCase:
+    """A case's facts as saved, and the version they were saved at (None: saved before
+    versions were kept, or by a bulk load)."""
+
+    facts: CaseFacts
+    version: int | None
+
+
 @dataclass(frozen=True, slots=True)
 class StoredMessage:
     """An inbound customer message as kept for topics: where it belongs, not its words (those
@@ -141,22 +163,39 @@ class InsightsStore:
             found.setdefault(event.case_id, []).append(event)
         return found
 
-    async def cases_of(self, tenant: str, case_ids: Iterable[str]) -> dict[str, CaseFacts]:
-        """The saved facts of each of these cases that has some, in one query."""
+    async def saved_cases(self, tenant: str, case_ids: Iterable[str]) -> dict[str, SavedCase]:
+        """The saved facts of each of these cases that has some, at their versions, in one
+        query (case id → saved)."""
         keys = [_key(tenant, case_id) for case_id in case_ids]
         found = {}
         async for doc in self._cases.find({"_id": {"$in": keys}}):
             facts = CaseFacts.from_document(doc)
-            found[facts.case_id] = facts
+            found[facts.case_id] = SavedCase(facts, doc.get("version"))
         return found
 
-    async def replace_cases(self, many: Sequence[CaseFacts]) -> None:
-        """Save many cases' facts in one write, each replacing what was saved before."""
-        docs = [_case_document(facts) for facts in many]
-        if docs:
+    async def save_cases_at_versions(
+        self, writes: Sequence[tuple[CaseFacts, int | None]]
+    ) -> set[str]:
+        """Save many cases' facts in one write, each only at the version it was read (None:
+        only if no versioned facts are saved); returns the case ids that lost the race (their
+        saved facts stay as they were: another replica saved the case meanwhile).
+
+        Raises:
+            BulkWriteError: A write failed for another reason than a lost race.
+        """
+        if not writes:
+            return set()
+        try:
             await self._cases.bulk_write(
-                [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False
+                [_at_version(_case_document(facts), version) for facts, version in writes],
+                ordered=False,
             )
+        except BulkWriteError as error:
+            failures = error.details.get("writeErrors", [])
+            if any(f.get("code") != _DUPLICATE_KEY for f in failures):
+                raise
+            return {writes[f["index"]][0].case_id for f in failures}
+        return set()
 
     async def save_cases(self, many: Sequence[CaseFacts]) -> None:
         """Replace many cases' facts at once (a bulk load)."""
