@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from services.insights.events import CaseEvent
 from services.insights.facts import CaseFacts, fold_case, fold_onto
-from tests.unit.insights_cases import MIN, T0
+from tests.unit.insights_cases import MIN, T0, event, reply
 from tsunagu.v1 import interaction_pb2 as ipb
 
 DUE = 3 * 24 * 3600.0
@@ -148,33 +148,7 @@ def test_an_event_before_the_last_folded_one_is_not_folded_on(
 
 
 def _events() -> list[CaseEvent]:
-    def at(minute: int, event_id: str, **fields: Any) -> CaseEvent:
-        values: dict[str, Any] = {
-            "tenant": "t1",
-            "event_id": event_id,
-            "case_id": "c1",
-            "customer_id": "cust-1",
-            "occurred_at": T0 + minute * MIN,
-            "recorded_at": T0 + minute * MIN,
-            "channel": ipb.CHANNEL_CHAT,
-            "kind": ipb.KIND_MESSAGE,
-            "direction": ipb.DIRECTION_INBOUND,
-            "actor_type": ipb.ACTOR_TYPE_CUSTOMER,
-            "conversation": "chat-1",
-        }
-        return CaseEvent(**{**values, **fields})
-
-    return [
-        at(0, "e1"),
-        at(
-            5,
-            "e2",
-            direction=ipb.DIRECTION_OUTBOUND,
-            actor_type=ipb.ACTOR_TYPE_AGENT,
-            actor_id="a1",
-        ),
-        at(9, "e3"),
-    ]
+    return [event(0, event_id="e1"), reply(5, event_id="e2"), event(9, event_id="e3")]
 
 
 def test_what_only_a_fold_of_all_events_can_tell_is_not_folded_on() -> None:
