@@ -14,7 +14,8 @@ from tests.conftest import service_nats
 from tests.grpc_credentials import CallerSet
 from tsunagu.bus.permissions import INSIGHTS
 from tsunagu.local.processes import NatsServer
-from tsunagu.v1 import insights_pb2, insights_pb2_grpc
+from tsunagu.v1 import insights_pb2, insights_pb2_grpc, notices_pb2, timeline_pb2
+from tsunagu.v1 import interaction_pb2 as pb
 
 Figures = dict[str, float | None]
 
@@ -112,3 +113,22 @@ async def eventually(
             return result
         assert asyncio.get_running_loop().time() < deadline, f"never: {result}"
         await asyncio.sleep(0.2)
+
+
+def timeline_notice(
+    tenant: str, interaction: pb.Interaction, *, customer: str, case: str, **fields: Any
+) -> notices_pb2.TimelineUpdated:
+    """A notice as the timeline sends it, carrying its entry, recorded when it happened."""
+    entry = timeline_pb2.TimelineEntry(interaction=interaction, customer_id=customer, case_id=case)
+    entry.recorded_at.CopyFrom(interaction.occurred_at)
+    notice = notices_pb2.TimelineUpdated(
+        tenant=tenant,
+        customer_id=customer,
+        event_id=interaction.event_id,
+        case_id=case,
+        entry=entry,
+        case_status=timeline_pb2.CASE_STATUS_OPEN,
+        **fields,
+    )
+    notice.recorded_at.CopyFrom(interaction.occurred_at)
+    return notice

@@ -20,6 +20,7 @@ from tests.integration.insights_fixtures import (
     figures,
     query,
     running,
+    timeline_notice,
     wait_for_rows,
 )
 from tests.integration.test_consumer_faults import Bus
@@ -113,20 +114,8 @@ def _notice(
     tenant: str, *, customer: str, case: str, at: datetime, **fields: Any
 ) -> notices_pb2.TimelineUpdated:
     """A notice as the timeline sends it, carrying its entry (a customer's chat message)."""
-    interaction = builders.chat(tenant, visitor=customer, at=at)
-    entry = timeline_pb2.TimelineEntry(interaction=interaction, customer_id=customer, case_id=case)
-    entry.recorded_at.FromDatetime(at)
-    notice = notices_pb2.TimelineUpdated(
-        tenant=tenant,
-        customer_id=customer,
-        event_id=interaction.event_id,
-        case_id=case,
-        entry=entry,
-        case_status=timeline_pb2.CASE_STATUS_OPEN,
-        **fields,
-    )
-    notice.recorded_at.FromDatetime(at)
-    return notice
+    chat = builders.chat(tenant, visitor=customer, at=at)
+    return timeline_notice(tenant, chat, customer=customer, case=case, **fields)
 
 
 async def _announce(nc: Client, notice: notices_pb2.TimelineUpdated, *, tenant: str = "") -> None:

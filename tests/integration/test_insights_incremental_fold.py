@@ -28,30 +28,18 @@ from services.timeline.store.command_counts import CommandCounts
 from services.timeline.store.documents import Document
 from tests import builders
 from tests.grpc_credentials import CallerSet, channel_for
-from tests.integration.insights_fixtures import Figures, figures, query, running, wait_for_rows
+from tests.integration.insights_fixtures import (
+    Figures,
+    figures,
+    query,
+    running,
+    timeline_notice,
+    wait_for_rows,
+)
 from tsunagu.v1 import insights_pb2_grpc, notices_pb2, timeline_pb2
-from tsunagu.v1 import interaction_pb2 as pb
 
 DUE = 24 * 3600.0
 EVENT_READS = ("find:events", "getMore:events")
-
-
-def _notice(
-    tenant: str, interaction: pb.Interaction, *, customer: str, case: str
-) -> notices_pb2.TimelineUpdated:
-    """A notice as the timeline sends it, carrying its entry, recorded when it happened."""
-    entry = timeline_pb2.TimelineEntry(interaction=interaction, customer_id=customer, case_id=case)
-    entry.recorded_at.CopyFrom(interaction.occurred_at)
-    notice = notices_pb2.TimelineUpdated(
-        tenant=tenant,
-        customer_id=customer,
-        event_id=interaction.event_id,
-        case_id=case,
-        entry=entry,
-        case_status=timeline_pb2.CASE_STATUS_OPEN,
-    )
-    notice.recorded_at.CopyFrom(interaction.occurred_at)
-    return notice
 
 
 @dataclass(frozen=True)
@@ -66,12 +54,12 @@ class Conversation:
     def contact(self, minutes: float) -> notices_pb2.TimelineUpdated:
         at = self.t0 + timedelta(minutes=minutes)
         chat = builders.chat(self.tenant, visitor=self.customer, at=at)
-        return _notice(self.tenant, chat, customer=self.customer, case=self.case)
+        return timeline_notice(self.tenant, chat, customer=self.customer, case=self.case)
 
     def reply(self, minutes: float) -> notices_pb2.TimelineUpdated:
         at = self.t0 + timedelta(minutes=minutes)
         answer = builders.agent_reply(self.tenant, visitor=self.customer, text="On it", at=at)
-        return _notice(self.tenant, answer, customer=self.customer, case=self.case)
+        return timeline_notice(self.tenant, answer, customer=self.customer, case=self.case)
 
 
 def _event_reads(counts: CommandCounts) -> int:
