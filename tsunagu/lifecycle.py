@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from types import TracebackType
 from typing import Self
 
@@ -34,3 +36,35 @@ class Lifecycle:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+class Periodic(Lifecycle):
+    """Runs `tick` at open, then every `every_seconds` until closed, in a task of its own."""
+
+    def __init__(self, *, every_seconds: float, name: str) -> None:
+        self._every = every_seconds
+        self._name = name
+        self._closing = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def tick(self) -> None:
+        """One round of the work; it handles its own failures (the next round tries again)."""
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        # Checked as well as cancelled: Python 3.11's wait_for (inside nats-py's requests) can
+        # swallow a cancellation that arrives as the reply does, and the loop would go on.
+        while not self._closing.is_set():
+            await self.tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self._every)
+
+    async def open(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def close(self) -> None:
+        self._closing.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -16,7 +15,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 
 from services.timeline.recorder import Recorded
 from tsunagu.bus.subjects import DEAD_LETTER_STREAM, INTERACTIONS_STREAM
-from tsunagu.lifecycle import Lifecycle
+from tsunagu.lifecycle import Periodic
 from tsunagu.metrics import FRESHNESS_BUCKETS_SECONDS, seconds_histogram
 
 log = logging.getLogger(__name__)
@@ -99,7 +98,7 @@ def dead_lettered(reason: str) -> None:
     _dead_letters.add(1, {"reason": reason})
 
 
-class StreamGauges(Lifecycle):
+class StreamGauges(Periodic):
     """Consumer lag and dead-letter depth, read from JetStream every `every_seconds`.
 
     Scrapes run on the metrics server's thread and cannot await NATS: the readings are taken
@@ -108,13 +107,11 @@ class StreamGauges(Lifecycle):
     """
 
     def __init__(self, js: JetStreamContext, *, durable: str, every_seconds: float) -> None:
+        super().__init__(every_seconds=every_seconds, name="timeline-stream-gauges")
         self._js = js
         self._durable = durable
         # The durable's name: one per timeline Deployment, so bounded by configuration.
         self._labels = {"consumer": durable}
-        self._every = every_seconds
-        self._task: asyncio.Task[None] | None = None
-        self._closing = asyncio.Event()
         self._pending: int | None = None
         self._ack_pending: int | None = None
         self._dead_letters: int | None = None
@@ -159,20 +156,5 @@ class StreamGauges(Lifecycle):
         self._ack_pending = consumer.num_ack_pending
         self._dead_letters = dead.state.messages
 
-    async def _run(self) -> None:
-        # Checked as well as cancelled: Python 3.11's wait_for (inside nats-py's requests) can
-        # swallow a cancellation that arrives as the reply does, and the loop would go on.
-        while not self._closing.is_set():
-            await self.sample()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self._every)
-
-    async def open(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="timeline-stream-gauges")
-
-    async def close(self) -> None:
-        self._closing.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def tick(self) -> None:
+        await self.sample()

@@ -8,8 +8,6 @@ the deletes are idempotent, and one that finds nothing costs one index lookup.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -17,7 +15,7 @@ from datetime import datetime
 from opentelemetry import metrics
 
 from services.timeline.store.error_text import error_text
-from tsunagu.lifecycle import Lifecycle
+from tsunagu.lifecycle import Periodic
 
 log = logging.getLogger(__name__)
 _meter = metrics.get_meter(__name__)
@@ -31,7 +29,7 @@ DeleteExpired = Callable[[datetime], Awaitable[int]]
 """Deletes what expired before the instant given; returns how many."""
 
 
-class RetentionSweep(Lifecycle):
+class RetentionSweep(Periodic):
     """Runs each `(name, delete_expired)` every `every_seconds`, first at open."""
 
     def __init__(
@@ -41,11 +39,9 @@ class RetentionSweep(Lifecycle):
         every_seconds: float,
         clock: Callable[[], datetime],
     ) -> None:
+        super().__init__(every_seconds=every_seconds, name="timeline-retention-sweep")
         self._sweeps = list(sweeps)
-        self._every = every_seconds
         self._clock = clock
-        self._closing = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def sweep(self) -> dict[str, int]:
         """One pass over every collection; a store that fails is tried again next pass."""
@@ -61,18 +57,5 @@ class RetentionSweep(Lifecycle):
                 log.info("retention: deleted %d from %s", deleted[name], name)
         return deleted
 
-    async def _run(self) -> None:
-        while not self._closing.is_set():
-            await self.sweep()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), self._every)
-
-    async def open(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="timeline-retention-sweep")
-
-    async def close(self) -> None:
-        self._closing.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def tick(self) -> None:
+        await self.sweep()
