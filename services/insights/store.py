@@ -6,38 +6,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne, WriteConcern
-from pymongo.asynchronous.collection import AsyncCollection
+from pymongo import ASCENDING, AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from services.insights.events import CaseEvent
 from services.insights.facts import CaseFacts
 from services.insights.similar import Article
+from tsunagu.store_writes import insert_many_new, write_many_at_version
 
 if TYPE_CHECKING:
     from services.insights.settings import InsightsSettings
 
 Document = dict[str, Any]
-_DUPLICATE_KEY = 11000
-
-
-async def _insert_new(collection: AsyncCollection[Document], docs: Sequence[Document]) -> set[int]:
-    """Insert unordered; returns the positions refused as already stored (a redelivery).
-
-    Raises:
-        BulkWriteError: A write failed for another reason than a duplicate key.
-    """
-    if not docs:
-        return set()
-    try:
-        await collection.insert_many(docs, ordered=False)
-    except BulkWriteError as error:
-        failures = error.details.get("writeErrors", [])
-        if any(f.get("code") != _DUPLICATE_KEY for f in failures):
-            raise
-        return {f["index"] for f in failures}
-    return set()
 
 
 def _key(tenant: str, name: str) -> str:
@@ -56,19 +37,6 @@ def _case_document(facts: CaseFacts) -> Document:
     doc["_id"] = _key(facts.tenant, facts.case_id)
     doc["customer_key"] = _key(facts.tenant, facts.customer_id)
     return doc
-
-
-def _at_version(doc: Document, version: int | None) -> ReplaceOne[Document]:
-    """A replace that applies only at `version` (None: only where no versioned document is,
-    so facts saved before versions were kept are replaced once). An upsert, so that a lost
-    race is reported per write: the filter matches nothing, the insert finds the `_id` taken
-    and fails with a duplicate key (a plain replace matching nothing reports nothing)."""
-    version_now = {"$exists": False} if version is None else version
-    return ReplaceOne(
-        {"_id": doc["_id"], "version": version_now},
-        {**doc, "version": (version or 0) + 1},
-        upsert=True,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +117,7 @@ class InsightsStore:
             BulkWriteError: A write failed for another reason than a duplicate (what was
                 written stays: applying the batch again finds those as duplicates).
         """
-        refused = await _insert_new(self._events, [_event_document(e) for e in events])
+        refused = await insert_many_new(self._events, [_event_document(e) for e in events])
         return [index not in refused for index in range(len(events))]
 
     async def events_of_cases(
@@ -183,19 +151,17 @@ class InsightsStore:
         Raises:
             BulkWriteError: A write failed for another reason than a lost race.
         """
-        if not writes:
-            return set()
-        try:
-            await self._cases.bulk_write(
-                [_at_version(_case_document(facts), version) for facts, version in writes],
-                ordered=False,
-            )
-        except BulkWriteError as error:
-            failures = error.details.get("writeErrors", [])
-            if any(f.get("code") != _DUPLICATE_KEY for f in failures):
-                raise
-            return {writes[f["index"]][0].case_id for f in failures}
-        return set()
+        # A first save carries its first version; a later one is given the next by the write.
+        docs = [
+            (_case_document(facts) | ({"version": 1} if version is None else {}), version)
+            for facts, version in writes
+        ]
+        lost = await write_many_at_version(self._cases, docs)
+        return {
+            facts.case_id
+            for (facts, _), (doc, _) in zip(writes, docs, strict=True)
+            if doc["_id"] in lost
+        }
 
     async def save_cases(self, many: Sequence[CaseFacts]) -> None:
         """Replace many cases' facts at once (a bulk load)."""
@@ -242,7 +208,7 @@ class InsightsStore:
 
     async def save_messages(self, messages: Sequence[StoredMessage]) -> None:
         """Keep many messages in one write; those kept before stay as they are."""
-        await _insert_new(
+        await insert_many_new(
             self._messages, [{"_id": _key(m.tenant, m.event_id), **asdict(m)} for m in messages]
         )
 

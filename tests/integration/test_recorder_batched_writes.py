@@ -17,10 +17,10 @@ from services.timeline.profiles.model import CustomerDoc
 from services.timeline.profiles.store import CustomerStore
 from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.store.command_counts import CommandCounts
-from services.timeline.store.versioned import write_many_at_version
 from services.timeline.stores import TimelineStore
 from tests import builders
 from tests.integration.counted_store import commands_sent, recorder_over
+from tsunagu.store_writes import write_many_at_version
 from tsunagu.v1 import interaction_pb2 as pb
 
 T0 = datetime.now(UTC) - timedelta(days=3)

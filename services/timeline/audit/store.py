@@ -14,7 +14,7 @@ from services.timeline.audit.model import AuditDoc
 from services.timeline.audit.records import ChainTaken
 from services.timeline.store.documents import Document
 from services.timeline.store.expiry import create_without_ttl
-from services.timeline.store.writes import DUPLICATE_KEY
+from tsunagu.store_writes import DUPLICATE_KEY
 
 # Sequence numbers are zero-padded in ids, so id order is chain order within a tenant.
 _WIDTH = 20

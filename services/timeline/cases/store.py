@@ -12,8 +12,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from services.timeline.cases.model import CaseDoc
 from services.timeline.store.documents import Document, aware
-from services.timeline.store.versioned import by_ids, replace_at_version, write_many_at_version
+from services.timeline.store.versioned import by_ids, replace_at_version
 from services.timeline.store.writes import insert_new, move_many_by_id, repoint
+from tsunagu.store_writes import write_many_at_version
 
 # How many of a customer's most recently active cases assignment looks at: the open ones and
 # the latest resolved one are among them unless merges piled up more than this.

@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.timeline.store.by_id import find_by_ids
 from services.timeline.store.documents import Document
-from services.timeline.store.writes import insert_many_new
+from tsunagu.store_writes import insert_many_new
 
 
 class DataKeyDoc(TypedDict):

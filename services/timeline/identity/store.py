@@ -24,11 +24,11 @@ from services.timeline.identity.policy import IdentityKey
 from services.timeline.search_keys import PREFIX_TOP
 from services.timeline.store.documents import Document
 from services.timeline.store.writes import (
-    insert_many_new,
     insert_new,
     move_by_id,
     repoint,
 )
+from tsunagu.store_writes import insert_many_new
 
 IDENTITY_INDEXES = [
     IndexModel(

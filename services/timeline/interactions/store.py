@@ -17,12 +17,12 @@ from services.timeline.store.by_id import find_by_ids
 from services.timeline.store.documents import Document, interaction_key
 from services.timeline.store.expiry import create_without_ttl
 from services.timeline.store.writes import (
-    insert_many_new,
     insert_new,
     move_by_id,
     move_many_by_id,
     repoint,
 )
+from tsunagu.store_writes import insert_many_new
 
 INDEXES = [
     IndexModel([("tenant", ASCENDING), ("event_id", ASCENDING)], unique=True, name="tenant_event"),

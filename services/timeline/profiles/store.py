@@ -12,8 +12,9 @@ from services.timeline.profiles.model import CustomerDoc
 from services.timeline.search_keys import PREFIX_TOP, with_search_key
 from services.timeline.store.by_id import find_by_ids
 from services.timeline.store.documents import Document
-from services.timeline.store.versioned import by_ids, replace_at_version, write_many_at_version
-from services.timeline.store.writes import insert_many_new, insert_new
+from services.timeline.store.versioned import by_ids, replace_at_version
+from services.timeline.store.writes import insert_new
+from tsunagu.store_writes import insert_many_new, write_many_at_version
 
 INDEXES = [
     IndexModel([("tenant", ASCENDING), ("last_contact_at", DESCENDING)], name="tenant_recent"),

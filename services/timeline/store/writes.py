@@ -8,11 +8,10 @@ from collections.abc import Mapping, Sequence
 
 from pymongo import UpdateMany
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from services.timeline.store.documents import Document
 
-DUPLICATE_KEY = 11000
 # Ids per update of a move by `_id`: the embedded store binds each as an SQL parameter, and
 # SQLite refuses statements of more than 32,766.
 MOVE_CHUNK = 1_000
@@ -25,26 +24,6 @@ async def insert_new(collection: AsyncCollection[Document], doc: Document) -> bo
     except DuplicateKeyError:
         return False
     return True
-
-
-async def insert_many_new(
-    collection: AsyncCollection[Document], docs: Sequence[Document]
-) -> set[int]:
-    """Insert documents unordered; returns the positions refused as duplicates.
-
-    Raises:
-        BulkWriteError: A write failed for another reason than a duplicate key.
-    """
-    if not docs:
-        return set()
-    try:
-        await collection.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != DUPLICATE_KEY for e in errors):
-            raise
-        return {e["index"] for e in errors}
-    return set()
 
 
 async def repoint(
