@@ -20,8 +20,10 @@ from services.timeline.identity.documents import (
     MergeStatus,
     SuggestionDoc,
 )
+from services.timeline.identity.natural_ids import adopt, give_natural_ids, identity_id
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.search_keys import PREFIX_TOP
+from services.timeline.store.by_id import find_by_ids
 from services.timeline.store.documents import Document
 from services.timeline.store.writes import (
     insert_new,
@@ -31,6 +33,8 @@ from services.timeline.store.writes import (
 from tsunagu.store_writes import insert_many_new
 
 IDENTITY_INDEXES = [
+    # Lookups read by `_id` (`natural_ids`); this index refuses a claim of an identifier an
+    # earlier version stored under another `_id`, and serves that version's lookups.
     IndexModel(
         [("tenant", ASCENDING), ("kind", ASCENDING), ("value", ASCENDING)],
         unique=True,
@@ -88,11 +92,15 @@ class IdentityStore:
         self._identities: AsyncCollection[Document] = db["identities"]
         self._merges: AsyncCollection[Document] = db["merges"]
         self._suggestions: AsyncCollection[Document] = db["merge_suggestions"]
+        # What start-time conversions of this slice's documents have run (`natural_ids`).
+        self._marks: AsyncCollection[Document] = db["identity_marks"]
 
     async def ensure_indexes(self) -> None:
+        """Create the indexes, and give identities an earlier version stored their `_id`."""
         await self._identities.create_indexes(IDENTITY_INDEXES)
         await self._merges.create_indexes(MERGE_INDEXES)
         await self._suggestions.create_indexes(SUGGESTION_INDEXES)
+        await give_natural_ids(self._identities, self._marks)
 
     # -- identities ---------------------------------------------------------------------------
 
@@ -105,31 +113,30 @@ class IdentityStore:
     async def identity_docs(
         self, tenant: str, keys: Sequence[IdentityKey]
     ) -> dict[IdentityKey, IdentityDoc]:
-        """Stored identities among `keys`: owner and every customer that presented each."""
-        if not keys:
-            return {}
-        # `value $in` (then the kind checked here) rather than an `$or` of (kind, value) pairs:
-        # one index range per value on MongoDB, and the only form the embedded store answers
-        # from an index (it never uses the compound one) — the `$or` was a full scan there.
-        wanted = set(keys)
-        # Stored value → the key asked for (the same, or its blind index when sealed).
-        stored = {self._stored_value(tenant, k, v): (k, v) for k, v in wanted}
-        values = sorted(stored)
-        cursor = self._identities.find(
-            {"tenant": tenant, "value": {"$in": values}},
-            {"kind": 1, "value": 1, "customer_id": 1, "customer_ids": 1, "first_event_id": 1},
-            # One reply for a batch's keys (a value is rarely held under more than one kind).
-            batch_size=2 * len(values),
+        """Stored identities among `keys`: owner and every customer that presented each.
+
+        One read by `_id` (`natural_ids`): a primary-key lookup on every store.
+        """
+        # `_id` → the key asked for (its value sealed into a blind index when sealed).
+        wanted = {self._id_of(tenant, k, v): (k, v) for k, v in set(keys)}
+        docs = await find_by_ids(
+            self._identities,
+            tenant,
+            wanted,
+            {"kind": 1, "customer_id": 1, "customer_ids": 1, "first_event_id": 1},
         )
         found: dict[IdentityKey, IdentityDoc] = {}
-        async for doc in cursor:
-            key = stored.get(doc["value"])
-            if key is not None and key[0] == doc["kind"]:
-                found[key] = cast("IdentityDoc", {**doc, "value": key[1]})
+        for doc in docs:
+            key = wanted[doc["_id"]]
+            del doc["tenant"]
+            found[key] = cast("IdentityDoc", {**doc, "value": key[1]})
         return found
 
     def _stored_value(self, tenant: str, kind: str, value: str) -> str:
         return value if self._codec is None else self._codec.index(tenant, kind, value)
+
+    def _id_of(self, tenant: str, kind: str, value: str) -> str:
+        return identity_id(tenant, kind, self._stored_value(tenant, kind, value))
 
     async def identities_of(self, tenant: str, customer_id: str) -> list[IdentityDoc]:
         cursor = self._identities.find({"tenant": tenant, "customer_id": customer_id})
@@ -142,23 +149,29 @@ class IdentityStore:
         self, tenant: str, keys: Sequence[IdentityKey], customer_ids: Sequence[str]
     ) -> None:
         """Record that these customers presented these identifiers (merge protection counts)."""
-        for kind, value in keys if customer_ids else ():
-            # One indexed update per key (an `$or` of pairs is a full scan on the embedded store).
-            await self._identities.update_one(
-                {"tenant": tenant, "value": self._stored_value(tenant, kind, value), "kind": kind},
-                {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}},
-            )
+        if not keys or not customer_ids:
+            return
+        add = {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}}
+        updates = [UpdateOne({"_id": self._id_of(tenant, k, v)}, add) for k, v in keys]
+        result = await self._identities.bulk_write(updates, ordered=False)
+        if result.matched_count < len(updates):
+            # Some are missing, or stored by an earlier version's replica (a rolling upgrade)
+            # under another `_id`: those are found by their fields.
+            for kind, value in keys:
+                stored = self._stored_value(tenant, kind, value)
+                await self._identities.update_one(
+                    {"tenant": tenant, "value": stored, "kind": kind}, add
+                )
 
     async def claim_identities(self, claim: Claim) -> list[IdentityKey]:
         """Attach identifiers to a customer; returns those another writer claimed first."""
-        docs: list[dict[str, Any]] = [claim.document(key) for key in claim.keys]
-        if self._codec is not None:
-            docs = await self._codec.sealed_identities(claim.tenant, claim.customer_id, docs)
-        refused = await insert_many_new(self._identities, docs)
-        return [claim.keys[i] for i in sorted(refused)]
+        return (await self._claim([claim]))[0]
 
     async def claim_many(self, claims: Sequence[Claim]) -> list[list[IdentityKey]]:
         """`claim_identities` for many claims in one round trip; per claim, the keys refused."""
+        return await self._claim(claims)
+
+    async def _claim(self, claims: Sequence[Claim]) -> list[list[IdentityKey]]:
         owners = [i for i, claim in enumerate(claims) for _ in claim.keys]
         keys = [key for claim in claims for key in claim.keys]
         docs: list[dict[str, Any]] = []
@@ -171,8 +184,14 @@ class IdentityStore:
             mine = [claim.document(key) for key in claim.keys]
             if self._codec is not None:
                 mine = await self._codec.sealed_identities(claim.tenant, claim.customer_id, mine)
-            docs += mine
+            docs += [
+                {"_id": identity_id(claim.tenant, doc["kind"], doc["value"]), **doc} for doc in mine
+            ]
         refused = await insert_many_new(self._identities, docs)
+        if refused:
+            # A claim refused by an identity an earlier version stored (a rolling upgrade)
+            # adopts it, so that reading again by `_id` finds it.
+            await adopt(self._identities, [docs[i] for i in sorted(refused)])
         lost: list[list[IdentityKey]] = [[] for _ in claims]
         for position in sorted(refused):
             lost[owners[position]].append(keys[position])
