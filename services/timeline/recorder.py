@@ -213,7 +213,8 @@ class TimelineRecorder:
                 for customer_id in created:
                     batch.cases.load(tenant, customer_id, [])  # a new customer has no cases
                 ahead.lookups[tenant] = lookup
-                await self.cases.preload(tenant, lookup.live, batch.cases)
+                open_cases = {c: doc.get("open_case_id", "") for c, doc in lookup.live.items()}
+                await self.cases.preload(tenant, open_cases, batch.cases)
         except Exception as exc:  # noqa: BLE001 - the per-event reads report it per event
             log.warning("reading ahead for a batch failed: %s", error_text(exc))
             batch.reads_ahead = False

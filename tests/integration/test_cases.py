@@ -300,8 +300,14 @@ async def test_one_batch_assigns_cases_in_order_and_reads_each_customers_cases_o
     t = desk.tenant
     earlier = await desk.record(*[builders.chat(t, visitor=f"e{i}", at=at(i)) for i in range(3)])
     known = {o.customer_id for o in earlier}
+    open_cases = {o.case_id for o in earlier}
     reads: list[str] = []
-    recent, recent_of = desk.store.cases.recent, desk.store.cases.recent_of
+    by_id: list[list[str]] = []
+    recent, recent_of, get = (
+        desk.store.cases.recent,
+        desk.store.cases.recent_of,
+        desk.store.cases.get,
+    )
 
     async def counted(tenant: str, customer_id: str, *, limit: int = 20) -> list[CaseDoc]:
         reads.append(customer_id)
@@ -314,20 +320,97 @@ async def test_one_batch_assigns_cases_in_order_and_reads_each_customers_cases_o
         reads.extend(wanted)
         return await recent_of(tenant, wanted, limit=limit)
 
+    async def counted_get(tenant: str, ids: Iterable[str]) -> dict[str, CaseDoc]:
+        wanted = list(ids)
+        by_id.append(wanted)
+        return await get(tenant, wanted)
+
     desk.store.cases.recent = counted  # type: ignore[method-assign]
     desk.store.cases.recent_of = counted_many  # type: ignore[method-assign]
+    desk.store.cases.get = counted_get  # type: ignore[method-assign]
     batch = [builders.chat(t, visitor=f"v{i % 3}", at=at(10 + i)) for i in range(9)]
     batch += [builders.chat(t, visitor=f"e{i % 3}", at=at(20 + i)) for i in range(6)]
     outcomes = await desk.record(*batch)
-    # The customers seen before are read once each; the batch's new ones have no cases to read.
-    assert sorted(reads) == sorted(known)
+    # The customers seen before have their open cases read once, by id, and nothing else:
+    # those settle every event here. The batch's new customers have no cases to read.
+    # (The flush's write reads the cases the batch opened, which are not stored yet.)
+    assert reads == []
+    assert sorted(by_id[0]) == sorted(open_cases)
+    assert not open_cases & {i for ids in by_id[1:] for i in ids}
     by_customer: dict[str, set[str]] = {}
     for outcome in outcomes:
         by_customer.setdefault(outcome.customer_id, set()).add(outcome.case_id)
     assert all(len(cases) == 1 for cases in by_customer.values())
     assert len(by_customer) == 6
+    assert {o.customer_id for o in outcomes} >= known
     for case_ids in by_customer.values():
         assert (await desk.case(next(iter(case_ids)))).interaction_count == 3
+
+
+async def test_an_open_case_gone_idle_leaves_the_choice_to_the_customers_other_cases(
+    desk: Desk, tenant: str
+) -> None:
+    """The batch reads only a customer's open case; when that does not settle an event (the
+    case went idle), the customer's other cases decide, as if all had been read.
+    """
+    day = 24 * 60
+    [old] = await desk.record(builders.chat(tenant, visitor="v", at=at(0)))
+    [newer] = await desk.record(builders.chat(tenant, visitor="v", at=at(8 * day)))
+    assert newer.case_id != old.case_id
+    resolve = builders.agent_action(
+        tenant,
+        old.customer_id,
+        case_id=newer.case_id,
+        at=at(8 * day + 60),
+        resolution=pb.ResolutionAction(summary="Answered"),
+    )
+    await desk.record(resolve)
+    # The idle case is the open one again; the newer one was resolved an hour ago.
+    assert (await desk.customer(old.customer_id)).open_case_id == old.case_id
+
+    [back, again] = await desk.record(
+        builders.chat(tenant, visitor="v", at=at(8 * day + 120)),
+        builders.chat(tenant, visitor="v", at=at(8 * day + 121)),
+    )
+
+    assert back.case_id == again.case_id == newer.case_id
+    case = await desk.case(newer.case_id)
+    assert (case.status, case.reopen_count) == (timeline_pb2.CASE_STATUS_OPEN, 1)
+    assert (await desk.case(old.case_id)).interaction_count == 1
+
+
+async def test_a_follow_up_on_an_older_case_is_completed_beside_another_open_case(
+    desk: Desk, tenant: str
+) -> None:
+    day = 24 * 60
+    [first] = await desk.record(builders.chat(tenant, visitor="v", at=at(0)))
+    transfer = builders.agent_action(
+        tenant,
+        first.customer_id,
+        case_id=first.case_id,
+        at=at(1),
+        transfer=pb.TransferAction(to_department="logistics", reason="trace the parcel"),
+    )
+    await desk.record(transfer)
+    [second] = await desk.record(builders.chat(tenant, visitor="v", at=at(8 * day)))
+    assert (await desk.customer(first.customer_id)).open_case_id == second.case_id
+    task = task_id_for(tenant, transfer.event_id)
+    done = builders.agent_action(
+        tenant,
+        first.customer_id,
+        at=at(8 * day + 5),
+        complete_follow_up=pb.CompleteFollowUpAction(task_id=task),
+    )
+
+    # A chat first, so the batch reads the customer ahead, with only its open case.
+    [chat, completed] = await desk.record(
+        builders.chat(tenant, visitor="v", at=at(8 * day + 4)), done
+    )
+
+    assert chat.case_id == second.case_id
+    assert completed.case_id == first.case_id
+    [follow_up] = (await desk.case(first.case_id)).follow_ups
+    assert follow_up.done
 
 
 async def test_an_agent_action_naming_another_customers_case_is_refused_and_the_rest_lands(

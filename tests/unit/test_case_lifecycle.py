@@ -16,6 +16,8 @@ from services.timeline.cases.lifecycle import (
     apply_event,
     assign,
     case_id_for,
+    decided_by_open_case,
+    is_open,
     new_case,
     open_case_after,
     task_id_for,
@@ -352,3 +354,65 @@ def test_the_same_events_in_the_same_order_give_the_same_cases(
     first.feed(*events)
     second.feed(*events)
     assert first.cases == second.cases
+
+
+def _profile_open_case(current: str, touched: CaseDoc, cases: dict[str, CaseDoc]) -> str:
+    """The profile's `open_case_id` after `touched` changed, as the projector keeps it."""
+    after = open_case_after(current, [touched])
+    if after is not None:
+        return after
+    still_open = [c for c in cases.values() if is_open(c)]
+    latest = max(still_open, key=lambda c: (c["updated_at"], c["_id"]), default=None)
+    return latest["_id"] if latest else ""
+
+
+# A customer's history in order: each event some time after the one before, from minutes to
+# beyond the attach window, so that idle open cases and recent resolutions both occur.
+_GAPS = [0, 5, 60, 60 * 24, 60 * 24 * 3, 60 * 24 * 8]
+_histories = st.lists(
+    st.tuples(
+        st.sampled_from(sorted(_MAKERS)),
+        st.sampled_from(_GAPS),
+        st.sampled_from(["chat", "voice", "email"]),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_histories, st.sampled_from(sorted(_MAKERS)), st.sampled_from(_GAPS))
+def test_an_event_the_open_case_settles_goes_where_all_the_cases_would_send_it(
+    history: list[tuple[str, int, str]], kind: str, gap: int
+) -> None:
+    """The batch reads only a customer's open case (its profile's) when that settles the
+    event: then assignment over it alone equals assignment over every case. Events arrive in
+    order here, as a customer's events do (ordered per customer on the stream).
+    """
+    desk = Desk()
+    open_id, minutes = "", 0
+    for kind_, step, channel in history:
+        minutes += step
+        case_id = desk.feed(_event(kind_, minutes, channel))
+        if case_id:
+            open_id = _profile_open_case(open_id, desk[case_id], desk.cases)
+    event = _event(kind, minutes + gap, "chat")
+    if not open_id or not decided_by_open_case(desk[open_id], event, POLICY):
+        return
+    everything = assign(TENANT, list(desk.cases.values()), event, POLICY)
+    alone = assign(TENANT, [desk[open_id]], event, POLICY)
+    assert alone == everything
+
+
+def test_the_open_case_does_not_settle_a_late_contact_a_resolved_one_or_a_task() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact(minutes=0))
+    case = desk[case_id]
+    assert decided_by_open_case(case, contact(minutes=60), POLICY)
+    assert decided_by_open_case(case, action("note", minutes=60 * 24 * 30, text="n"), POLICY)
+    assert not decided_by_open_case(case, contact(minutes=60 * 24 * 8), POLICY)
+    assert not decided_by_open_case(
+        case, action("complete_follow_up", minutes=1, task_id="t"), POLICY
+    )
+    desk.feed(action("resolution", minutes=5, summary="done"))
+    assert not decided_by_open_case(desk[case_id], contact(minutes=6), POLICY)

@@ -4,7 +4,7 @@ and rebuilding a case from the log after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from functools import partial
 
@@ -15,7 +15,9 @@ from services.timeline.cases.lifecycle import (
     apply_event,
     assign,
     case_id_for,
+    decided_by_open_case,
     fold,
+    is_open,
     new_case,
 )
 from services.timeline.cases.model import CaseDoc
@@ -43,11 +45,14 @@ class CaseView:
     # The cases as the store held them when read: the flush writes the batch's events onto
     # these at their version instead of reading them again (a changed version is a lost race).
     stored: dict[str, CaseDoc] = field(default_factory=dict)
+    # Customers of whom only the open case was read (`CaseKeeper.preload`) → its id.
+    partial: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.cases.clear()
         self.customers.clear()
         self.stored.clear()
+        self.partial.clear()
 
     def forget(self, tenant: str, customer_ids: Collection[str]) -> None:
         """Drop these customers' cases (the batch wrote or moved them): they are read again."""
@@ -59,13 +64,23 @@ class CaseView:
             self.cases.pop(case_id, None)
             self.stored.pop(case_id, None)
         self.customers.difference_update((tenant, c) for c in customer_ids)
+        for customer_id in customer_ids:
+            self.partial.pop((tenant, customer_id), None)
 
     def load(self, tenant: str, customer_id: str, cases: list[CaseDoc]) -> None:
-        """Add a customer's cases as read from the store."""
+        """Add a customer's recent cases as read from the store (what the batch changed of
+        them already is kept).
+        """
         for case in cases:
             self.cases.setdefault(case["_id"], case)
             self.stored.setdefault(case["_id"], case)
         self.customers.add((tenant, customer_id))
+        self.partial.pop((tenant, customer_id), None)
+
+    def load_open_case(self, tenant: str, customer_id: str, case: CaseDoc) -> None:
+        """Add only a customer's open case: enough for most events (`decided_by_open_case`)."""
+        self.load(tenant, customer_id, [case])
+        self.partial[(tenant, customer_id)] = case["_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +112,9 @@ class CaseKeeper:
                 cannot apply to.
         """
         policy = self.policy_for(tenant)
-        if (tenant, customer_id) not in view.customers:
+        if (tenant, customer_id) not in view.customers or (
+            not event.case_id and not self._decided(view, tenant, customer_id, event, policy)
+        ):
             view.load(tenant, customer_id, await self.store.recent(tenant, customer_id))
         requested = None
         if event.case_id:
@@ -133,10 +150,36 @@ class CaseKeeper:
             view.cases[assignment.case_id] = apply_event(base, event, policy)
         return assignment
 
-    async def preload(self, tenant: str, customer_ids: Iterable[str], view: CaseView) -> None:
-        """Read the recent cases of many customers into the view in one round trip."""
-        wanted = [c for c in customer_ids if (tenant, c) not in view.customers]
-        for customer_id, cases in (await self.store.recent_of(tenant, wanted)).items():
+    @staticmethod
+    def _decided(
+        view: CaseView, tenant: str, customer_id: str, event: CaseEvent, policy: CasePolicy
+    ) -> bool:
+        """Whether the view holds enough of the customer's cases to assign `event`."""
+        if (tenant, customer_id) not in view.partial:
+            return True
+        open_case = view.cases.get(view.partial[(tenant, customer_id)])
+        return open_case is not None and decided_by_open_case(open_case, event, policy)
+
+    async def preload(self, tenant: str, open_cases: Mapping[str, str], view: CaseView) -> None:
+        """Read many customers' cases into the view: customer id → its profile's open case.
+
+        A customer's open case (`open_case_id`, kept by every write of its profile) is read
+        by `_id`, all in one round trip, and is all `assign` needs for most events; it reads
+        the rest of a customer's recent cases only for an event it does not settle. The
+        customers without one (or whose open case is no longer open, or no longer theirs)
+        have their recent cases read at once: a `customer_id $in`, which the embedded store
+        answers with a scan of every case (docs/store-compat.md), so it is kept to them.
+        """
+        wanted = {c: i for c, i in open_cases.items() if (tenant, c) not in view.customers}
+        found = await self.store.get(tenant, {i for i in wanted.values() if i})
+        rest = []
+        for customer_id, case_id in wanted.items():
+            case = found.get(case_id)
+            if case is not None and case["customer_id"] == customer_id and is_open(case):
+                view.load_open_case(tenant, customer_id, case)
+            else:
+                rest.append(customer_id)
+        for customer_id, cases in (await self.store.recent_of(tenant, rest)).items():
             view.load(tenant, customer_id, cases)
 
     async def write(self, tenant: str, changes: list[CaseChange]) -> dict[str, CaseDoc]:

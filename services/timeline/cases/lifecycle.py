@@ -129,6 +129,25 @@ def assign(
     return Assignment(target["_id"], switched_from=switched)
 
 
+def is_open(case: CaseDoc) -> bool:
+    """Whether the case is not resolved (open, pending or escalated)."""
+    return case["status"] != RESOLVED
+
+
+def decided_by_open_case(open_case: CaseDoc, event: CaseEvent, policy: CasePolicy) -> bool:
+    """Whether `assign` puts `event` on the customer's open case whatever their other cases.
+
+    True when the event names no case and no task, and attaches to the latest open case: an
+    agent's action, or a contact within the attach window. Then the customer's other cases
+    (resolved ones to reopen, tasks to complete) do not change the answer, so the open case
+    alone is enough to assign it. `open_case` must be the customer's most recently active
+    open case (its profile's `open_case_id`).
+    """
+    if event.action == "complete_follow_up" or not is_open(open_case):
+        return False
+    return _current_case([open_case], event, policy) is not None
+
+
 def _current_case(cases: Sequence[CaseDoc], event: CaseEvent, policy: CasePolicy) -> CaseDoc | None:
     """The case an event without an explicit case goes to, or None for a new one."""
     at = event.occurred_at
