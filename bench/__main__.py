@@ -8,7 +8,8 @@ Everything runs on this machine in one process tree: a real nats-server, the emb
   document (`bench.baselines`).
 - End-to-end ingest of a contact centre's mix, with store commands, store and timeline CPU
   per event, and whether the rate stays flat as the store grows (`bench.ingest`).
-- Store round trips per batch on the attach path (`bench.attach_path`).
+- Store round trips per batch on the attach path (`bench.attach_path`), and its rate as the
+  store grows ten-fold (`bench.store_growth`).
 - Identity resolution, merge and split (`bench.identity`); the live view: push freshness
   under other customers' traffic and timeline pages deep in by cursors (`bench.live_view`).
 - Voice of the customer (issue 13): topic quality on the labelled data set against the same
@@ -43,6 +44,7 @@ from bench.identity import merge_split_latency, resolution_throughput
 from bench.ingest import contact_centre_mix, end_to_end
 from bench.sizes import QUICK_LIVE, Sizes
 from bench.stack import TENANT, bench_stack
+from bench.store_growth import attach_growth, growth_row
 from bench.targets import rows, table
 from tsunagu.bus.streams import TIMELINE_OUTCOMES_STREAM
 from tsunagu.local.stack import LocalStack
@@ -92,6 +94,9 @@ async def main(
         growth = await _growth(stack, sizes, ingest)
         alone = await _without_insights(stack, sizes)
         attach = await round_trips_per_batch(stack.mongodb_uri, sizes.attach_sizes)
+        attach_grown = await attach_growth(
+            stack.mongodb_uri, [sizes.growth_customers, 10 * sizes.growth_customers]
+        )
         resolution = await resolution_throughput(
             stack.mongodb_uri, sizes.identity_events, sizes.identity_batch
         )
@@ -112,6 +117,7 @@ async def main(
         "ingest_without_insights": alone,
         "growth": growth,
         "attach_path": attach,
+        "attach_growth": attach_grown,
         "identity_resolution": resolution,
         "merge_split": merge_split,
         "live_view": live_result,
@@ -155,6 +161,7 @@ if __name__ == "__main__":
     # issue 11's rows, then issue 12's, then issue 13's
     targets = [
         *rows(result),
+        growth_row(result),
         export_row(result),
         *encryption_rows(result),
         *insights.rows(result),

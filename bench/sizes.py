@@ -24,6 +24,8 @@ _TABLE: dict[str, tuple[int, int, int]] = {
     "identity_batch": (64, 64, 64),
     "merge_size": (500, 10_000, 10_000),  # interactions per merged customer
     "largest_attach_batch": (64, 256, 256),
+    # The attach path with the store at this many customers, then ten times as many.
+    "growth_customers": (100, 2_000, 5_000),
     "voc_messages": (1_000, 10_000, 10_000),  # topic rebuild (bench.voc)
 }
 
@@ -43,6 +45,7 @@ class Sizes:
     identity_batch: int
     merge_size: int
     largest_attach_batch: int
+    growth_customers: int
     voc_messages: int
 
     @classmethod

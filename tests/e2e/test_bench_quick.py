@@ -28,6 +28,7 @@ TARGETS = (
     "identity: mixed create/attach/merge",
     "identity: merge of two customers",
     "identity: split of two customers",
+    "attach path flat as the store grows",
     "export of a",
     "encryption on ingest (seal, open, record)",
     "encryption on timeline reads (profile + page)",
@@ -88,6 +89,10 @@ def test_quick_bench_measures_every_target_and_prints_one_table(tmp_path: Path) 
     assert ingest["cpu_ms_per_event"]["timeline"] > 0
     for size in ("1", "16", "64"):
         assert result["attach_path"]["per_batch_size"][size]["round_trips"] >= 1
+    # The attach path timed with the store at 100 customers, then at 1,000.
+    steps = result["attach_growth"]["steps"]
+    assert [s["customers"] for s in steps] == [100, 1000]
+    assert all(s["per_s"] > 0 and s["read_ms_per_batch"] > 0 for s in steps)
     loaded = result["live_view"]["push_under_load"]
     assert loaded["background_per_s"] > 50
     assert loaded["acked"] == loaded["submitted"]
