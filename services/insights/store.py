@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from services.insights.events import CaseEvent
 from services.insights.facts import CaseFacts
@@ -99,15 +98,17 @@ class InsightsStore:
         await self._resolutions.update_many({"note": {"$exists": True}}, {"$unset": {"note": ""}})
 
     async def record_many(self, events: Sequence[CaseEvent]) -> int:
-        """Keep many events at once (a bulk load); those recorded before are skipped."""
-        docs = [_event_document(event) for event in events]
-        if not docs:
-            return 0
-        try:
-            result = await self._events.insert_many(docs, ordered=False)
-        except BulkWriteError as error:
-            return int(error.details.get("nInserted", 0))
-        return len(result.inserted_ids)
+        """Keep many events at once (a bulk load); those recorded before are skipped.
+
+        Returns:
+            How many were new.
+
+        Raises:
+            BulkWriteError: A write failed for another reason than a duplicate.
+        """
+        return len(events) - len(
+            await insert_many_new(self._events, [_event_document(e) for e in events])
+        )
 
     async def record_each(self, events: Sequence[CaseEvent]) -> list[bool]:
         """Keep many events in one write; for each, False when its event id was recorded

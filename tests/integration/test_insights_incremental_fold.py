@@ -238,3 +238,24 @@ async def test_a_redelivered_notice_refolds_its_case_from_all_events(
     saved = await store.case(tenant, case.case)
     everything = [e for n in (opening, answer, later) if (e := from_notice(n)) is not None]
     assert saved == fold_case(everything, follow_up_due_seconds=DUE)
+
+
+async def test_a_bulk_load_skips_events_recorded_before_and_counts_the_new_ones(
+    clients: tuple[AsyncMongoClient[Document], CommandCounts], database_name: str, tenant: str
+) -> None:
+    client, _ = clients
+    store = InsightsStore(client[f"{database_name}_insights"])
+    await store.ensure_indexes()
+    case = Conversation(tenant, datetime.now(UTC) - timedelta(hours=2))
+    first, second, third = (
+        from_notice(n) for n in (case.contact(0), case.reply(5), case.contact(9))
+    )
+    assert await store.record_many([first, second]) == 2
+
+    assert await store.record_many([second, third, third]) == 1
+
+    assert await store.record_many([]) == 0
+    stored = await store.events_of_cases(tenant, [first.case_id])
+    assert sorted(e.event_id for e in stored[first.case_id]) == sorted(
+        e.event_id for e in (first, second, third)
+    )
