@@ -133,12 +133,15 @@ async def _read(store: TimelineStore, customer_id: str, *, cold: bool = False) -
     if cold and store.keys is not None:
         store.keys.forget_all()
     started = time.perf_counter()
-    # As the timeline's ListInteractions: the profile, then the page (and the keys of the
-    # customers merged into this one alongside it).
-    profile = (await store.customers.get_customers(TENANT, [customer_id]))[customer_id]
+    # As the timeline's ListInteractions: the customer as stored (its merge pointers are not
+    # sealed), then the page with the keys of the customer and of those merged into it, in
+    # one query alongside. The profile is opened too, as a screen shows it beside the page:
+    # with the keys the page read (its lease), not another key query.
+    stored = await store.customers.stored_customers(TENANT, [customer_id])
     await store.interactions.list_interactions(
-        TENANT, customer_id, limit=PAGE, key_owners=profile.get("merged_ids", [])
+        TENANT, customer_id, limit=PAGE, key_owners=stored[customer_id].get("merged_ids", [])
     )
+    await store.customers.opened_customers(TENANT, stored)
     return time.perf_counter() - started
 
 

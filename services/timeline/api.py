@@ -148,10 +148,18 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         self._clock = clock
 
     async def _customer(
-        self, tenant: str, customer_id: str, context: grpc.aio.ServicerContext[object, object]
+        self,
+        tenant: str,
+        customer_id: str,
+        context: grpc.aio.ServicerContext[object, object],
+        *,
+        opened: bool = True,
     ) -> CustomerDoc:
-        """The live customer `customer_id` is now (merges followed); NOT_FOUND if none."""
-        live = await self._resolver.live_customers(tenant, {customer_id})
+        """The live customer `customer_id` is now (merges followed); NOT_FOUND if none.
+
+        `opened=False`: as stored, for ids and merge pointers only (no data key asked for).
+        """
+        live = await self._resolver.live_customers(tenant, {customer_id}, opened=opened)
         if not live:
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such customer")
         return next(iter(live.values()))
@@ -225,12 +233,14 @@ class TimelineApi(timeline_pb2_grpc.TimelineServiceServicer):
         except (ValueError, OverflowError):
             await _invalid(context, "since/until: timestamps out of range")
             raise
-        customer = await self._customer(tenant, request.customer_id, context)
+        # Only its id and merge pointers are needed, never sealed: nothing of the profile is
+        # opened, so the keys of the customer and of those merged into it (their entries are
+        # sealed under their own keys) are one query, read alongside the page.
+        customer = await self._customer(tenant, request.customer_id, context, opened=False)
         customer_id: str = customer["_id"]
         docs = await self._interactions.list_interactions(
             tenant,
             customer_id,
-            # Their entries are sealed under their own keys: read alongside the page.
             key_owners=customer.get("merged_ids", []),
             limit=size + 1,
             before=before,

@@ -101,6 +101,7 @@ class VersionedDocs(Races, Generic[D]):
 
 class MemoryCustomers(VersionedDocs[CustomerDoc]):
     get_customers = VersionedDocs[CustomerDoc].get
+    stored_customers = VersionedDocs[CustomerDoc].get  # nothing is sealed in memory
     insert_customer = VersionedDocs[CustomerDoc].insert
     replace_customer = VersionedDocs[CustomerDoc].replace
 

@@ -190,26 +190,35 @@ class CustomerKeys:
             ring = KeyRing(tenant)
         elif ring.tenant != tenant:
             raise ValueError("a key ring holds one tenant's keys")
+        if ask := self._leased(ring, owners, named):
+            await self._asked(ring, ask)
+        return ring
+
+    def _leased(self, ring: KeyRing, owners: Iterable[str], named: Collection[str]) -> set[str]:
+        """Puts the leased keys of the owners (and of those `named` names) in `ring`; returns
+        the owners still to ask the store about.
+        """
         wanted = set(owners) | {owner_of(k) for k in named}
         # A lease of an older key than the documents name (one made after an erasure).
         again = {owner_of(k) for k in named if owner_of(k) in ring.leased and not ring.get(k)}
         ask = (wanted - ring.checked) | again
-        leased = self._leases.fresh(tenant, ask - again)
+        leased = self._leases.fresh(ring.tenant, ask - again)
         ring.keys |= leased
         ring.checked |= leased.keys()
         ring.leased |= leased.keys()
-        ask -= leased.keys()
-        if ask:
-            asked_at = self._clock()  # the lease counts from before the store answered
-            stored = await self._store.data_keys(tenant, ask)
-            found = {owner: self._unwrapped_key(tenant, doc) for owner, doc in stored.items()}
-            for owner in ask - found.keys():
-                ring.keys.pop(owner, None)
-            ring.keys |= found
-            ring.checked |= ask
-            ring.leased -= ask
-            self._leases.put(tenant, found, asked_at + self._lease_seconds)
-        return ring
+        return ask - leased.keys()
+
+    async def _asked(self, ring: KeyRing, ask: set[str]) -> None:
+        """Asks the store for the live keys of `ask` (one round trip) and puts them in `ring`."""
+        asked_at = self._clock()  # the lease counts from before the store answered
+        stored = await self._store.data_keys(ring.tenant, ask)
+        found = {owner: self._unwrapped_key(ring.tenant, doc) for owner, doc in stored.items()}
+        for owner in ask - found.keys():
+            ring.keys.pop(owner, None)
+        ring.keys |= found
+        ring.checked |= ask
+        ring.leased -= ask
+        self._leases.put(ring.tenant, found, asked_at + self._lease_seconds)
 
     async def alongside(
         self, tenant: str, read: Awaitable[_Read], owners: Collection[str]
@@ -219,7 +228,10 @@ class CustomerKeys:
         The owners of a customer's documents are known before the documents are (keys are
         per customer): asking for both concurrently costs one round trip's wait, not two.
         """
-        found, ring = await asyncio.gather(read, self.live(tenant, owners))
+        ring = KeyRing(tenant)
+        if not (ask := self._leased(ring, owners, ())):
+            return await read, ring  # all leased: no second task to schedule
+        found, _ = await asyncio.gather(read, self._asked(ring, ask))
         return found, ring
 
     async def for_reading(

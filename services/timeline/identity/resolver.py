@@ -211,9 +211,15 @@ class IdentityResolver:
     policy_for: Callable[[str], IdentityPolicy] = _default_policy
     announce: IdentityAnnouncer | None = None
 
-    async def live_customers(self, tenant: str, ids: set[str]) -> dict[str, CustomerDoc]:
-        """The active customers behind `ids`, following merges to their survivors."""
-        return (await self.survivors(tenant, ids))[1]
+    async def live_customers(
+        self, tenant: str, ids: set[str], *, opened: bool = True
+    ) -> dict[str, CustomerDoc]:
+        """The active customers behind `ids`, following merges to their survivors.
+
+        `opened=False`: as stored (`CustomerRecords.stored_customers`), for a caller that
+        needs only ids and merge pointers: no data key is asked for them.
+        """
+        return (await self.survivors(tenant, ids, opened=opened))[1]
 
     async def same_customer(self, tenant: str, first: str, second: str) -> bool:
         """Whether `first` is `second` or was merged into it (perhaps not re-pointed yet)."""
@@ -247,16 +253,20 @@ class IdentityResolver:
         raise RuntimeError(f"merge chain longer than {MAX_MERGE_CHAIN} in tenant {tenant}")
 
     async def survivors(
-        self, tenant: str, ids: set[str]
+        self, tenant: str, ids: set[str], *, opened: bool = True
     ) -> tuple[dict[str, str], dict[str, CustomerDoc]]:
-        """Each of `ids` → its live customer id (ids not found are left out), and the docs."""
+        """Each of `ids` → its live customer id (ids not found are left out), and the docs.
+
+        `opened=False`: the docs as stored (their personal fields still sealed).
+        """
+        read = self.customers.get_customers if opened else self.customers.stored_customers
         target: dict[str, str] = {}
         live: dict[str, CustomerDoc] = {}
         frontier = {i: i for i in ids}  # id looked up now → the original id it stands for
         for _ in range(MAX_MERGE_CHAIN):
             if not frontier:
                 return target, live
-            docs = await self.customers.get_customers(tenant, set(frontier.values()))
+            docs = await read(tenant, set(frontier.values()))
             following: dict[str, list[str]] = {}
             for current, doc in docs.items():
                 originals = [o for o, c in frontier.items() if c == current]

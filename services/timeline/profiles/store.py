@@ -82,6 +82,24 @@ class CustomerStore:
             found = self._codec.opened_read(tenant, found, ids=wanted)
         return {doc["_id"]: _customer(doc) for doc in await found}
 
+    async def stored_customers(self, tenant: str, ids: Iterable[str]) -> dict[str, CustomerDoc]:
+        """The customers as stored: with encryption on, their personal fields still sealed.
+
+        Ids, merge pointers (`merged_into`, `merged_ids`), counts and dates read as they are;
+        no data key is asked for. `opened_customers` opens them.
+        """
+        found = await by_ids(self._customers, tenant, ids)
+        return {customer_id: _customer(doc) for customer_id, doc in found.items()}
+
+    async def opened_customers(
+        self, tenant: str, docs: dict[str, CustomerDoc]
+    ) -> dict[str, CustomerDoc]:
+        """`stored_customers`' documents opened, their keys in one round trip (none if leased)."""
+        if self._codec is None:
+            return docs
+        opened = await self._codec.opened_read(tenant, _ready(list(docs.values())))
+        return {doc["_id"]: _customer(doc) for doc in opened}
+
     async def merged_into(self, tenant: str, ids: Iterable[str]) -> dict[str, str]:
         """Each stored customer among `ids` → the customer it was merged into ("" if live).
 
@@ -162,6 +180,10 @@ class CustomerStore:
 
 async def _values(read: Awaitable[dict[str, Document]]) -> list[Document]:
     return list((await read).values())
+
+
+async def _ready(docs: Sequence[CustomerDoc]) -> list[Document]:
+    return [dict(doc) for doc in docs]
 
 
 async def _live(read: Awaitable[list[Document]]) -> list[Document]:
