@@ -18,6 +18,9 @@ Flatness: the rate at which the timeline took the first and the last `window` ev
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
 import random
 import time
 import uuid
@@ -28,7 +31,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from bench.interactions import inbound
-from bench.stack import TENANT, chat_and_timeline, submit_batches, wait_stored
+from bench.stack import TENANT, bench_stack, chat_and_timeline, submit_batches, wait_stored
 from bench.usage import Meter, between
 from tsunagu.local.stack import LocalStack
 from tsunagu.v1 import interaction_pb2 as pb
@@ -170,3 +173,33 @@ async def end_to_end(
         **usage.per(len(items)),
         "flatness": _window_rates(stamps, window),
     }
+
+
+async def measure_alone(
+    events: int, customers: int, window: int, *, without_insights: bool
+) -> dict[str, Any]:
+    """The end-to-end measure on a bench stack of its own (insights held down if asked)."""
+    async with bench_stack() as stack:
+        mix = contact_centre_mix(events, customers)
+        if not without_insights:
+            return await end_to_end(stack, mix, batch=256, window=window, limit_s=7200)
+        async with stack.held_down("insights"):
+            return await end_to_end(stack, mix, batch=256, window=window, limit_s=7200)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.ingest",
+        description="End-to-end ingest alone, e.g. a longer run for flatness than `make bench`.",
+    )
+    parser.add_argument("--events", type=int, default=6_000)
+    parser.add_argument("--customers", type=int, default=600)
+    parser.add_argument("--window", type=int, default=1_200, help="events per flatness window")
+    parser.add_argument("--without-insights", action="store_true")
+    args = parser.parse_args()
+    result = asyncio.run(
+        measure_alone(
+            args.events, args.customers, args.window, without_insights=args.without_insights
+        )
+    )
+    print(json.dumps(result, indent=2))
