@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 
 from services.timeline.identity.documents import Claim, MergeEntry
 from services.timeline.interactions.model import InteractionDoc
 from services.timeline.profiles.profile import new_customer
-from services.timeline.store.documents import interaction_key
+from services.timeline.store.documents import Document, interaction_key
 from services.timeline.stores import TimelineStore
 from tests.integration.timeline_db import timeline_db
 
@@ -226,6 +227,70 @@ async def test_merge_ledger_entries_are_written_once(store: TimelineStore) -> No
     await store.identities.record_merge(entry)
     await store.identities.record_merge(entry)
     assert [m["_id"] for m in await store.identities.merges_of("a", "c1")] == ["m1"]
+
+
+class _Finds(monitoring.CommandListener):
+    """The `find` commands a client sends, as the store receives them."""
+
+    def __init__(self) -> None:
+        self.sent: list[Document] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self.sent.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_timeline_page_is_a_range_of_the_compound_index_on_either_store(
+    mongodb_uri: str, database_name: str
+) -> None:
+    """The page query as the store receives it: the compound index serves filter and order.
+
+    On the embedded store a bare `tenant` equality read the customer's whole history and
+    sorted it for every page; MongoDB names the index, the embedded store its SQLite copy.
+    """
+    finds = _Finds()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_uri, tz_aware=True, event_listeners=[finds]
+    )
+    try:
+        store = TimelineStore(client[database_name])
+        await store.ensure_indexes()
+        for i in range(4):
+            at = T0 + timedelta(minutes=i)
+            await store.interactions.insert_interaction(interaction("a", f"e{i}", "c1", at))
+        # Another tenant's entry under the same customer id stays out of tenant a's pages.
+        await store.interactions.insert_interaction(interaction("b", "e9", "c1", T0))
+        finds.sent.clear()
+
+        page = await store.interactions.list_interactions(
+            "a", "c1", limit=2, before=(T0 + timedelta(minutes=3), "e3")
+        )
+
+        assert [d["event_id"] for d in page] == ["e2", "e1"]
+        [sent] = [command for command in finds.sent if command["find"] == "interactions"]
+        plan = str(
+            await store.db["interactions"]
+            .find(sent["filter"])
+            .sort(list(sent["sort"].items()))
+            .explain()
+        )
+        if ON_REAL_MONGODB:
+            assert "tenant_customer_timeline_key" in plan
+            assert "'SORT'" not in plan
+        else:
+            assert "idx_interactions_tenant_customer_id_timeline_key" in plan
+            assert "TEMP B-TREE" not in plan
+        everything = await store.interactions.list_interactions("a", "c1", limit=10)
+        assert [d["event_id"] for d in everything] == ["e3", "e2", "e1", "e0"]
+    finally:
+        await client.drop_database(database_name)
+        await client.close()
 
 
 @real_mongodb_only
