@@ -8,6 +8,7 @@ deviation, so that nobody bends the data model to a stand-in's bug (docs/store-c
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,8 +18,10 @@ from pymongo import AsyncMongoClient, monitoring
 from services.timeline.identity.documents import Claim, MergeEntry
 from services.timeline.interactions.model import InteractionDoc
 from services.timeline.profiles.profile import new_customer
+from services.timeline.store.command_counts import CommandCounts
 from services.timeline.store.documents import Document, interaction_key
 from services.timeline.stores import TimelineStore
+from tests.integration.counted_store import commands_sent
 from tests.integration.timeline_db import timeline_db
 
 ON_REAL_MONGODB = bool(os.environ.get("MONGODB_URI"))
@@ -291,6 +294,31 @@ async def test_a_timeline_page_is_a_range_of_the_compound_index_on_either_store(
     finally:
         await client.drop_database(database_name)
         await client.close()
+
+
+async def test_every_page_of_a_long_timeline_is_one_find_in_one_reply(
+    counted: tuple[TimelineStore, CommandCounts],
+) -> None:
+    """An export reads every page: each costs one command, whatever its entries."""
+    store, counts = counted
+    await store.interactions.insert_interactions(
+        [interaction("a", f"e{i:03}", "c1", T0 + timedelta(seconds=i)) for i in range(450)]
+    )
+    before = commands_sent(counts)
+
+    read: list[str] = []
+    cursor: tuple[datetime, str] | None = None
+    while True:
+        # As `ListInteractions` asks: a page of 200 and one more to tell whether more follow.
+        page = await store.interactions.list_interactions("a", "c1", limit=201, before=cursor)
+        read += [d["event_id"] for d in page[:200]]
+        if len(page) <= 200:
+            break
+        cursor = (page[199]["occurred_at"], page[199]["event_id"])
+
+    assert read == [f"e{i:03}" for i in reversed(range(450))]
+    # No getMore: the default first reply (101 documents) cost a second round trip a page.
+    assert commands_sent(counts) - before == Counter({"find:interactions": 3})
 
 
 @real_mongodb_only
