@@ -8,10 +8,11 @@ the audit before it is answered.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -75,22 +76,35 @@ def _plain(message: Message) -> dict[str, Any]:
 
 async def _pages(
     fetch: Callable[[str], Awaitable[_Page | None]], items: Callable[[_Page], list[Any]]
-) -> AsyncIterator[Any]:
-    """Every item of every page; the timeline's lists all answer `has_more`, `next_cursor`."""
+) -> AsyncGenerator[list[Any]]:
+    """Every page's items; the timeline's lists all answer `has_more`, `next_cursor`.
+
+    The next page is asked for before this one is handed on, so that what the caller does
+    with a page overlaps the timeline's reading of the next.
+    """
     cursor = ""
-    while True:
-        page = await fetch(cursor)
-        if page is None:
-            return
-        for item in items(page):
-            yield item
-        has_more, following = getattr(page, "has_more", False), getattr(page, "next_cursor", "")
-        if not has_more or not following:
-            return
-        if following == cursor:
-            # A cursor that does not move would page forever.
-            raise TimelineCallFailed("a page of the export did not advance its cursor")
-        cursor = following
+    asked: asyncio.Future[_Page | None] | None = asyncio.ensure_future(fetch(cursor))
+    try:
+        while asked is not None:
+            page = await asked
+            asked = None
+            if page is None:
+                return
+            has_more, following = getattr(page, "has_more", False), getattr(page, "next_cursor", "")
+            if has_more and following:
+                if following == cursor:
+                    # A cursor that does not move would page forever.
+                    raise TimelineCallFailed("a page of the export did not advance its cursor")
+                cursor = following
+                asked = asyncio.ensure_future(fetch(cursor))
+            yield items(page)
+    finally:
+        if asked is not None:
+            asked.cancel()
+
+
+def _plain_all(messages: list[Any]) -> list[dict[str, Any]]:
+    return [_plain(message) for message in messages]
 
 
 async def collect(timeline: TimelineClient, tenant: str, customer_id: str) -> dict[str, Any]:
@@ -103,18 +117,21 @@ async def collect(timeline: TimelineClient, tenant: str, customer_id: str) -> di
     if customer is None:
         raise GatewayError(ErrorCode.NOT_FOUND, f"Customer {customer_id} not found.")
     live = customer.id
-    entries = [
-        entry
-        async for entry in _pages(
-            lambda after: timeline.list_interactions(
-                tenant, live, page_size=_TIMELINE_PAGE, after=after or None
-            ),
-            lambda page: list(page.entries),
-        )
-    ]
+    entries: list[timeline_pb2.TimelineEntry] = []
+    interactions: list[dict[str, Any]] = []
+    async for page in _pages(
+        lambda after: timeline.list_interactions(
+            tenant, live, page_size=_TIMELINE_PAGE, after=after or None
+        ),
+        lambda page: list(page.entries),
+    ):
+        entries.extend(page)
+        # In a thread, leaving the event loop free: the next page is read meanwhile (and
+        # other requests are served), not after this page's 200 conversions.
+        interactions.extend(await asyncio.to_thread(_plain_all, page))
     cases = [
         case
-        async for case in _pages(
+        async for page in _pages(
             lambda after: timeline.list_cases(
                 tenant,
                 timeline_pb2.CaseFilter(customer_id=live),
@@ -123,15 +140,17 @@ async def collect(timeline: TimelineClient, tenant: str, customer_id: str) -> di
             ),
             lambda page: list(page.cases),
         )
+        for case in page
     ]
     audit = [
         record
-        async for record in _pages(
+        async for page in _pages(
             lambda after: timeline.list_audit(
                 tenant, customer_id=live, page_size=_AUDIT_PAGE, cursor=after
             ),
             lambda page: list(page.records),
         )
+        for record in page
     ]
     merges = await timeline.get_merge_history(tenant, live)
     profile = _plain(customer)
@@ -143,7 +162,7 @@ async def collect(timeline: TimelineClient, tenant: str, customer_id: str) -> di
         "identifiers": profile.get("identifiers", []),
         "consents": profile.get("consents", []),
         # Each with where the timeline put it: its case, when it was recorded.
-        "interactions": [_plain(entry) for entry in entries],
+        "interactions": interactions,
         "cases": [_plain(case) for case in cases],
         "merge_history": [_plain(merge) for merge in merges],
         "audit": [_plain(record) for record in audit],
