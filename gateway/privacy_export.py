@@ -12,7 +12,8 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -49,6 +50,7 @@ CSV_COLUMNS = (
 )
 
 _Page = TypeVar("_Page", bound=Message)
+_Row = tuple[str, ...]
 
 
 @strawberry.type(
@@ -103,12 +105,36 @@ async def _pages(
             asked.cancel()
 
 
-def _plain_all(messages: list[Any]) -> list[dict[str, Any]]:
-    return [_plain(message) for message in messages]
+@dataclass(frozen=True, slots=True)
+class _Export:
+    """The export of one customer, as it is answered."""
+
+    customer_id: str
+    interaction_count: int
+    document: str
+    interactions_csv: str
 
 
-async def collect(timeline: TimelineClient, tenant: str, customer_id: str) -> dict[str, Any]:
-    """The whole export of one (live) customer as plain data.
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _document(encoded: dict[str, str]) -> str:
+    """What `_json` writes for a dict, from its values already encoded (`_json` each).
+
+    The interactions are encoded page by page while the next page is read; the document
+    is then joined around them rather than encoded again whole.
+    """
+    return "{" + ", ".join(f"{_json(key)}: {value}" for key, value in sorted(encoded.items())) + "}"
+
+
+def _encoded(entries: list[timeline_pb2.TimelineEntry]) -> tuple[list[str], list[_Row]]:
+    """A page of interactions as the export writes them: each one's JSON and its CSV row."""
+    return [_json(_plain(entry)) for entry in entries], [_row(entry) for entry in entries]
+
+
+async def _collect(timeline: TimelineClient, tenant: str, customer_id: str) -> _Export:
+    """The whole export of one (live) customer.
 
     Raises:
         GatewayError: ``NOT_FOUND`` when the tenant has no such customer.
@@ -117,18 +143,19 @@ async def collect(timeline: TimelineClient, tenant: str, customer_id: str) -> di
     if customer is None:
         raise GatewayError(ErrorCode.NOT_FOUND, f"Customer {customer_id} not found.")
     live = customer.id
-    entries: list[timeline_pb2.TimelineEntry] = []
-    interactions: list[dict[str, Any]] = []
+    interactions: list[str] = []
+    rows: list[_Row] = []
     async for page in _pages(
         lambda after: timeline.list_interactions(
             tenant, live, page_size=_TIMELINE_PAGE, after=after or None
         ),
         lambda page: list(page.entries),
     ):
-        entries.extend(page)
         # In a thread, leaving the event loop free: the next page is read meanwhile (and
         # other requests are served), not after this page's 200 conversions.
-        interactions.extend(await asyncio.to_thread(_plain_all, page))
+        encoded, page_rows = await asyncio.to_thread(_encoded, page)
+        interactions += encoded
+        rows += page_rows
     cases = [
         case
         async for page in _pages(
@@ -154,46 +181,51 @@ async def collect(timeline: TimelineClient, tenant: str, customer_id: str) -> di
     ]
     merges = await timeline.get_merge_history(tenant, live)
     profile = _plain(customer)
-    return {
-        "format": EXPORT_FORMAT,
-        "tenant": tenant,
-        "customer_id": live,
-        "profile": profile,
-        "identifiers": profile.get("identifiers", []),
-        "consents": profile.get("consents", []),
+    document = {
+        "format": _json(EXPORT_FORMAT),
+        "tenant": _json(tenant),
+        "customer_id": _json(live),
+        "profile": _json(profile),
+        "identifiers": _json(profile.get("identifiers", [])),
+        "consents": _json(profile.get("consents", [])),
         # Each with where the timeline put it: its case, when it was recorded.
-        "interactions": interactions,
-        "cases": [_plain(case) for case in cases],
-        "merge_history": [_plain(merge) for merge in merges],
-        "audit": [_plain(record) for record in audit],
-        "_interactions": entries,
+        "interactions": "[" + ", ".join(interactions) + "]",
+        "cases": _json([_plain(case) for case in cases]),
+        "merge_history": _json([_plain(merge) for merge in merges]),
+        "audit": _json([_plain(record) for record in audit]),
     }
+    return _Export(live, len(rows), _document(document), _csv(rows))
+
+
+def _row(entry: timeline_pb2.TimelineEntry) -> _Row:
+    item = entry.interaction
+    return (
+        item.event_id,
+        item.occurred_at.ToDatetime(tzinfo=UTC).isoformat(),
+        interaction_pb2.Channel.Name(item.channel),
+        interaction_pb2.Kind.Name(item.kind),
+        interaction_pb2.Direction.Name(item.direction),
+        interaction_pb2.ActorType.Name(item.actor.type),
+        item.actor.id,
+        item.actor.display_name,
+        entry.case_id,
+        _cell(item.content.subject),
+        # A spreadsheet runs a cell starting with = + - @ as a formula: quote it.
+        _cell(item.content.text),
+    )
+
+
+def _csv(rows: Iterable[_Row]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def interactions_csv(entries: list[timeline_pb2.TimelineEntry]) -> str:
     """The interactions as CSV, one row each, newest first (as the timeline lists them)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for entry in entries:
-        item = entry.interaction
-        writer.writerow(
-            (
-                item.event_id,
-                item.occurred_at.ToDatetime(tzinfo=UTC).isoformat(),
-                interaction_pb2.Channel.Name(item.channel),
-                interaction_pb2.Kind.Name(item.kind),
-                interaction_pb2.Direction.Name(item.direction),
-                interaction_pb2.ActorType.Name(item.actor.type),
-                item.actor.id,
-                item.actor.display_name,
-                entry.case_id,
-                _cell(item.content.subject),
-                # A spreadsheet runs a cell starting with = + - @ as a formula: quote it.
-                _cell(item.content.text),
-            )
-        )
-    return out.getvalue()
+    return _csv(_row(entry) for entry in entries)
 
 
 def _cell(text: str) -> str:
@@ -208,17 +240,16 @@ async def resolve_export_customer(
     why = check_reason(reason)
     context = info.context
     tenant = context.principal.tenant
-    collected = await collect(context.timeline, tenant, checked)
-    entries: list[timeline_pb2.TimelineEntry] = collected.pop("_interactions")
+    collected = await _collect(context.timeline, tenant, checked)
     await recorder(context).record(
-        [AccessKey(collected["customer_id"], AccessKind.EXPORT, reason=why)]
+        [AccessKey(collected.customer_id, AccessKind.EXPORT, reason=why)]
     )
     return CustomerExport(
-        customer_id=strawberry.ID(collected["customer_id"]),
+        customer_id=strawberry.ID(collected.customer_id),
         exported_at=datetime.now(UTC),
-        interaction_count=len(entries),
-        document=json.dumps(collected, ensure_ascii=False, sort_keys=True),
-        interactions_csv=interactions_csv(entries),
+        interaction_count=collected.interaction_count,
+        document=collected.document,
+        interactions_csv=collected.interactions_csv,
     )
 
 

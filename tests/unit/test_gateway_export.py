@@ -1,12 +1,14 @@
-"""The export's paging: every page once, in order, the next one asked while this one is used."""
+"""The export's paging, and its document joined around interactions encoded page by page."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 
 import pytest
 
-from gateway.privacy_export import _pages
+from gateway.privacy_export import _document, _json, _pages
 from gateway.timeline_client import TimelineCallFailed
 from tsunagu.v1 import timeline_pb2
 
@@ -87,3 +89,30 @@ async def test_a_cursor_that_does_not_move_fails_rather_than_paging_forever() ->
     with pytest.raises(TimelineCallFailed, match="did not advance"):
         async for _ in _pages(fetch, lambda page: list(page.entries)):
             pass
+
+
+_DOCUMENT: dict[str, Any] = {
+    "format": "tsunagu.customer-export/1",
+    "profile": {"display_name": "山田 花子", "z": [1, 2.5, None, True], "a": {}},
+    "interactions": [
+        {"interaction": {"content": {"text": 'say "hi"\\ \u2028 ok'}}, "case_id": ""},
+        {"b": [], "a": {"nested": {"y": 1, "x": 2}}},
+    ],
+    "cases": [],
+    "audit": [{"sequence": "2"}],
+    "customer_id": "c-1",
+}
+
+
+@pytest.mark.parametrize("document", [_DOCUMENT, {}, {"only": []}])
+def test_the_joined_document_is_what_encoding_it_whole_writes(document: dict[str, Any]) -> None:
+    encoded = {key: _json(value) for key, value in document.items()}
+    if "interactions" in document:
+        # As the export joins them: each interaction encoded on its own.
+        each = [_json(item) for item in document["interactions"]]
+        encoded["interactions"] = "[" + ", ".join(each) + "]"
+
+    joined = _document(encoded)
+
+    assert joined == json.dumps(document, ensure_ascii=False, sort_keys=True)
+    assert json.loads(joined) == document
