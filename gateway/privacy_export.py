@@ -8,10 +8,12 @@ the audit before it is answered.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -48,6 +50,7 @@ CSV_COLUMNS = (
 )
 
 _Page = TypeVar("_Page", bound=Message)
+_Row = tuple[str, ...]
 
 
 @strawberry.type(
@@ -75,26 +78,63 @@ def _plain(message: Message) -> dict[str, Any]:
 
 async def _pages(
     fetch: Callable[[str], Awaitable[_Page | None]], items: Callable[[_Page], list[Any]]
-) -> AsyncIterator[Any]:
-    """Every item of every page; the timeline's lists all answer `has_more`, `next_cursor`."""
+) -> AsyncGenerator[list[Any]]:
+    """Every page's items; the timeline's lists all answer `has_more`, `next_cursor`.
+
+    The next page is asked for before this one is handed on, so that what the caller does
+    with a page overlaps the timeline's reading of the next.
+    """
     cursor = ""
-    while True:
-        page = await fetch(cursor)
-        if page is None:
-            return
-        for item in items(page):
-            yield item
-        has_more, following = getattr(page, "has_more", False), getattr(page, "next_cursor", "")
-        if not has_more or not following:
-            return
-        if following == cursor:
-            # A cursor that does not move would page forever.
-            raise TimelineCallFailed("a page of the export did not advance its cursor")
-        cursor = following
+    asked: asyncio.Future[_Page | None] | None = asyncio.ensure_future(fetch(cursor))
+    try:
+        while asked is not None:
+            page = await asked
+            asked = None
+            if page is None:
+                return
+            has_more, following = getattr(page, "has_more", False), getattr(page, "next_cursor", "")
+            if has_more and following:
+                if following == cursor:
+                    # A cursor that does not move would page forever.
+                    raise TimelineCallFailed("a page of the export did not advance its cursor")
+                cursor = following
+                asked = asyncio.ensure_future(fetch(cursor))
+            yield items(page)
+    finally:
+        if asked is not None:
+            asked.cancel()
 
 
-async def collect(timeline: TimelineClient, tenant: str, customer_id: str) -> dict[str, Any]:
-    """The whole export of one (live) customer as plain data.
+@dataclass(frozen=True, slots=True)
+class _Export:
+    """The export of one customer, as it is answered."""
+
+    customer_id: str
+    interaction_count: int
+    document: str
+    interactions_csv: str
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _document(encoded: dict[str, str]) -> str:
+    """What `_json` writes for a dict, from its values already encoded (`_json` each).
+
+    The interactions are encoded page by page while the next page is read; the document
+    is then joined around them rather than encoded again whole.
+    """
+    return "{" + ", ".join(f"{_json(key)}: {value}" for key, value in sorted(encoded.items())) + "}"
+
+
+def _encoded(entries: list[timeline_pb2.TimelineEntry]) -> tuple[list[str], list[_Row]]:
+    """A page of interactions as the export writes them: each one's JSON and its CSV row."""
+    return [_json(_plain(entry)) for entry in entries], [_row(entry) for entry in entries]
+
+
+async def _collect(timeline: TimelineClient, tenant: str, customer_id: str) -> _Export:
+    """The whole export of one (live) customer.
 
     Raises:
         GatewayError: ``NOT_FOUND`` when the tenant has no such customer.
@@ -103,18 +143,22 @@ async def collect(timeline: TimelineClient, tenant: str, customer_id: str) -> di
     if customer is None:
         raise GatewayError(ErrorCode.NOT_FOUND, f"Customer {customer_id} not found.")
     live = customer.id
-    entries = [
-        entry
-        async for entry in _pages(
-            lambda after: timeline.list_interactions(
-                tenant, live, page_size=_TIMELINE_PAGE, after=after or None
-            ),
-            lambda page: list(page.entries),
-        )
-    ]
+    interactions: list[str] = []
+    rows: list[_Row] = []
+    async for page in _pages(
+        lambda after: timeline.list_interactions(
+            tenant, live, page_size=_TIMELINE_PAGE, after=after or None
+        ),
+        lambda page: list(page.entries),
+    ):
+        # In a thread, leaving the event loop free: the next page is read meanwhile (and
+        # other requests are served), not after this page's 200 conversions.
+        encoded, page_rows = await asyncio.to_thread(_encoded, page)
+        interactions += encoded
+        rows += page_rows
     cases = [
         case
-        async for case in _pages(
+        async for page in _pages(
             lambda after: timeline.list_cases(
                 tenant,
                 timeline_pb2.CaseFilter(customer_id=live),
@@ -123,58 +167,65 @@ async def collect(timeline: TimelineClient, tenant: str, customer_id: str) -> di
             ),
             lambda page: list(page.cases),
         )
+        for case in page
     ]
     audit = [
         record
-        async for record in _pages(
+        async for page in _pages(
             lambda after: timeline.list_audit(
                 tenant, customer_id=live, page_size=_AUDIT_PAGE, cursor=after
             ),
             lambda page: list(page.records),
         )
+        for record in page
     ]
     merges = await timeline.get_merge_history(tenant, live)
     profile = _plain(customer)
-    return {
-        "format": EXPORT_FORMAT,
-        "tenant": tenant,
-        "customer_id": live,
-        "profile": profile,
-        "identifiers": profile.get("identifiers", []),
-        "consents": profile.get("consents", []),
+    document = {
+        "format": _json(EXPORT_FORMAT),
+        "tenant": _json(tenant),
+        "customer_id": _json(live),
+        "profile": _json(profile),
+        "identifiers": _json(profile.get("identifiers", [])),
+        "consents": _json(profile.get("consents", [])),
         # Each with where the timeline put it: its case, when it was recorded.
-        "interactions": [_plain(entry) for entry in entries],
-        "cases": [_plain(case) for case in cases],
-        "merge_history": [_plain(merge) for merge in merges],
-        "audit": [_plain(record) for record in audit],
-        "_interactions": entries,
+        "interactions": "[" + ", ".join(interactions) + "]",
+        "cases": _json([_plain(case) for case in cases]),
+        "merge_history": _json([_plain(merge) for merge in merges]),
+        "audit": _json([_plain(record) for record in audit]),
     }
+    return _Export(live, len(rows), _document(document), _csv(rows))
+
+
+def _row(entry: timeline_pb2.TimelineEntry) -> _Row:
+    item = entry.interaction
+    return (
+        item.event_id,
+        item.occurred_at.ToDatetime(tzinfo=UTC).isoformat(),
+        interaction_pb2.Channel.Name(item.channel),
+        interaction_pb2.Kind.Name(item.kind),
+        interaction_pb2.Direction.Name(item.direction),
+        interaction_pb2.ActorType.Name(item.actor.type),
+        item.actor.id,
+        item.actor.display_name,
+        entry.case_id,
+        _cell(item.content.subject),
+        # A spreadsheet runs a cell starting with = + - @ as a formula: quote it.
+        _cell(item.content.text),
+    )
+
+
+def _csv(rows: Iterable[_Row]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def interactions_csv(entries: list[timeline_pb2.TimelineEntry]) -> str:
     """The interactions as CSV, one row each, newest first (as the timeline lists them)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for entry in entries:
-        item = entry.interaction
-        writer.writerow(
-            (
-                item.event_id,
-                item.occurred_at.ToDatetime(tzinfo=UTC).isoformat(),
-                interaction_pb2.Channel.Name(item.channel),
-                interaction_pb2.Kind.Name(item.kind),
-                interaction_pb2.Direction.Name(item.direction),
-                interaction_pb2.ActorType.Name(item.actor.type),
-                item.actor.id,
-                item.actor.display_name,
-                entry.case_id,
-                _cell(item.content.subject),
-                # A spreadsheet runs a cell starting with = + - @ as a formula: quote it.
-                _cell(item.content.text),
-            )
-        )
-    return out.getvalue()
+    return _csv(_row(entry) for entry in entries)
 
 
 def _cell(text: str) -> str:
@@ -189,17 +240,16 @@ async def resolve_export_customer(
     why = check_reason(reason)
     context = info.context
     tenant = context.principal.tenant
-    collected = await collect(context.timeline, tenant, checked)
-    entries: list[timeline_pb2.TimelineEntry] = collected.pop("_interactions")
+    collected = await _collect(context.timeline, tenant, checked)
     await recorder(context).record(
-        [AccessKey(collected["customer_id"], AccessKind.EXPORT, reason=why)]
+        [AccessKey(collected.customer_id, AccessKind.EXPORT, reason=why)]
     )
     return CustomerExport(
-        customer_id=strawberry.ID(collected["customer_id"]),
+        customer_id=strawberry.ID(collected.customer_id),
         exported_at=datetime.now(UTC),
-        interaction_count=len(entries),
-        document=json.dumps(collected, ensure_ascii=False, sort_keys=True),
-        interactions_csv=interactions_csv(entries),
+        interaction_count=collected.interaction_count,
+        document=collected.document,
+        interactions_csv=collected.interactions_csv,
     )
 
 

@@ -8,16 +8,20 @@ deviation, so that nobody bends the data model to a stand-in's bug (docs/store-c
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 
 from services.timeline.identity.documents import Claim, MergeEntry
 from services.timeline.interactions.model import InteractionDoc
 from services.timeline.profiles.profile import new_customer
-from services.timeline.store.documents import interaction_key
+from services.timeline.store.command_counts import CommandCounts
+from services.timeline.store.documents import Document, interaction_key
 from services.timeline.stores import TimelineStore
+from tests.integration.counted_store import commands_sent
 from tests.integration.timeline_db import timeline_db
 
 ON_REAL_MONGODB = bool(os.environ.get("MONGODB_URI"))
@@ -226,6 +230,95 @@ async def test_merge_ledger_entries_are_written_once(store: TimelineStore) -> No
     await store.identities.record_merge(entry)
     await store.identities.record_merge(entry)
     assert [m["_id"] for m in await store.identities.merges_of("a", "c1")] == ["m1"]
+
+
+class _Finds(monitoring.CommandListener):
+    """The `find` commands a client sends, as the store receives them."""
+
+    def __init__(self) -> None:
+        self.sent: list[Document] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self.sent.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_timeline_page_is_a_range_of_the_compound_index_on_either_store(
+    mongodb_uri: str, database_name: str
+) -> None:
+    """The page query as the store receives it: the compound index serves filter and order.
+
+    On the embedded store a bare `tenant` equality read the customer's whole history and
+    sorted it for every page; MongoDB names the index, the embedded store its SQLite copy.
+    """
+    finds = _Finds()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_uri, tz_aware=True, event_listeners=[finds]
+    )
+    try:
+        store = TimelineStore(client[database_name])
+        await store.ensure_indexes()
+        for i in range(4):
+            at = T0 + timedelta(minutes=i)
+            await store.interactions.insert_interaction(interaction("a", f"e{i}", "c1", at))
+        # Another tenant's entry under the same customer id stays out of tenant a's pages.
+        await store.interactions.insert_interaction(interaction("b", "e9", "c1", T0))
+        finds.sent.clear()
+
+        page = await store.interactions.list_interactions(
+            "a", "c1", limit=2, before=(T0 + timedelta(minutes=3), "e3")
+        )
+
+        assert [d["event_id"] for d in page] == ["e2", "e1"]
+        [sent] = [command for command in finds.sent if command["find"] == "interactions"]
+        plan = str(
+            await store.db["interactions"]
+            .find(sent["filter"])
+            .sort(list(sent["sort"].items()))
+            .explain()
+        )
+        if ON_REAL_MONGODB:
+            assert "tenant_customer_timeline_key" in plan
+            assert "'SORT'" not in plan
+        else:
+            assert "idx_interactions_tenant_customer_id_timeline_key" in plan
+            assert "TEMP B-TREE" not in plan
+        everything = await store.interactions.list_interactions("a", "c1", limit=10)
+        assert [d["event_id"] for d in everything] == ["e3", "e2", "e1", "e0"]
+    finally:
+        await client.drop_database(database_name)
+        await client.close()
+
+
+async def test_every_page_of_a_long_timeline_is_one_find_in_one_reply(
+    counted: tuple[TimelineStore, CommandCounts],
+) -> None:
+    """An export reads every page: each costs one command, whatever its entries."""
+    store, counts = counted
+    await store.interactions.insert_interactions(
+        [interaction("a", f"e{i:03}", "c1", T0 + timedelta(seconds=i)) for i in range(450)]
+    )
+    before = commands_sent(counts)
+
+    read: list[str] = []
+    cursor: tuple[datetime, str] | None = None
+    while True:
+        # As `ListInteractions` asks: a page of 200 and one more to tell whether more follow.
+        page = await store.interactions.list_interactions("a", "c1", limit=201, before=cursor)
+        read += [d["event_id"] for d in page[:200]]
+        if len(page) <= 200:
+            break
+        cursor = (page[199]["occurred_at"], page[199]["event_id"])
+
+    assert read == [f"e{i:03}" for i in reversed(range(450))]
+    # No getMore: the default first reply (101 documents) cost a second round trip a page.
+    assert commands_sent(counts) - before == Counter({"find:interactions": 3})
 
 
 @real_mongodb_only
