@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from nats.aio.client import Client
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 import services.insights.store as insights_store
 from services.insights.events import from_notice
@@ -258,3 +258,52 @@ async def test_a_bulk_load_skips_events_recorded_before_and_counts_the_new_ones(
     assert sorted(e.event_id for e in stored[first.case_id]) == sorted(
         e.event_id for e in (first, second, third)
     )
+
+
+class _EventFinds(monitoring.CommandListener):
+    """The filters of the `find`s sent to the insights `events` collection."""
+
+    def __init__(self) -> None:
+        self.filters: list[dict[str, Any]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command["find"] == "events":
+            self.filters.append(dict(event.command.get("filter", {})))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_cases_folded_from_all_their_events_read_them_by_equality_never_in(
+    mongodb_uri: str, database_name: str, tenant: str
+) -> None:
+    """An `$in` on `case_key` scans every event on the embedded store; equalities do not."""
+    finds = _EventFinds()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_uri, tz_aware=True, event_listeners=[finds]
+    )
+    try:
+        store = InsightsStore(client[f"{database_name}_insights"])
+        await store.ensure_indexes()
+        start = datetime.now(UTC) - timedelta(hours=2)
+        first = Conversation(tenant, start)
+        second = Conversation(tenant, start, customer="c-2", case="case-2")
+        notices = [first.contact(0), second.contact(1), first.reply(5), second.reply(6)]
+
+        assert await _projector(store).apply(notices) == [Applied.RECORDED] * 4
+
+        assert finds.filters, "new cases are folded from all their events"
+        assert all(set(f) == {"case_key"} and isinstance(f["case_key"], str) for f in finds.filters)
+        assert sorted(f["case_key"] for f in finds.filters) == sorted(
+            {insights_store._key(tenant, first.case), insights_store._key(tenant, second.case)}
+        )
+        for case in (first, second):
+            facts = await store.case(tenant, case.case)
+            assert facts is not None
+            assert facts.response_seconds == [300.0]
+    finally:
+        await client.drop_database(f"{database_name}_insights")
+        await client.close()
