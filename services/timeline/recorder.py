@@ -534,7 +534,7 @@ class TimelineRecorder:
         }
         owners: dict[str, str] = {}
         try:
-            projected = await self.projector.project_many(tenant, work, known)
+            projected = await self.projector.project_many(tenant, work, known, stored_cases)
         except Exception as exc:  # noqa: BLE001 - retried on redelivery (stays unprojected)
             projected = dict.fromkeys(work, exc)
         for customer_id, result in projected.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -357,8 +358,9 @@ def test_the_same_events_in_the_same_order_give_the_same_cases(
 
 
 def _profile_open_case(current: str, touched: CaseDoc, cases: dict[str, CaseDoc]) -> str:
-    """The profile's `open_case_id` after `touched` changed, as the projector keeps it."""
-    after = open_case_after(current, [touched])
+    """The profile's `open_case_id` after `touched` changed, as the projector keeps it (with
+    the case `current` names, as the batch read it)."""
+    after = open_case_after(current, [touched], current_case=cases.get(current))
     if after is not None:
         return after
     still_open = [c for c in cases.values() if is_open(c)]
@@ -366,34 +368,40 @@ def _profile_open_case(current: str, touched: CaseDoc, cases: dict[str, CaseDoc]
     return latest["_id"] if latest else ""
 
 
-# A customer's history in order: each event some time after the one before, from minutes to
-# beyond the attach window, so that idle open cases and recent resolutions both occur.
-_GAPS = [0, 5, 60, 60 * 24, 60 * 24 * 3, 60 * 24 * 8]
+# A customer's history: each event some time after (or before: events of one customer can
+# arrive out of time order) the one before, from minutes to beyond the attach window, so that
+# idle open cases and recent resolutions both occur; agents' actions sometimes name one of
+# the customer's cases (an older open one, say).
+_GAPS = [-60 * 24 * 8, -60 * 24, -60, 0, 5, 60, 60 * 24, 60 * 24 * 3, 60 * 24 * 8]
 _histories = st.lists(
     st.tuples(
         st.sampled_from(sorted(_MAKERS)),
         st.sampled_from(_GAPS),
         st.sampled_from(["chat", "voice", "email"]),
+        st.one_of(st.none(), st.integers(min_value=0, max_value=9)),
     ),
     min_size=1,
     max_size=30,
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(_histories, st.sampled_from(sorted(_MAKERS)), st.sampled_from(_GAPS))
 def test_an_event_the_open_case_settles_goes_where_all_the_cases_would_send_it(
-    history: list[tuple[str, int, str]], kind: str, gap: int
+    history: list[tuple[str, int, str, int | None]], kind: str, gap: int
 ) -> None:
-    """The batch reads only a customer's open case (its profile's) when that settles the
-    event: then assignment over it alone equals assignment over every case. Events arrive in
-    order here, as a customer's events do (ordered per customer on the stream).
+    """The batch reads only a customer's open case (its profile's, kept by `open_case_after`)
+    when that settles the event: then assignment over it alone equals assignment over every
+    case.
     """
     desk = Desk()
     open_id, minutes = "", 0
-    for kind_, step, channel in history:
+    for kind_, step, channel, named in history:
         minutes += step
-        case_id = desk.feed(_event(kind_, minutes, channel))
+        event = _event(kind_, minutes, channel)
+        if named is not None and event.is_agent_action and desk.cases:
+            event = replace(event, case_id=sorted(desk.cases)[named % len(desk.cases)])
+        case_id = desk.feed(event)
         if case_id:
             open_id = _profile_open_case(open_id, desk[case_id], desk.cases)
     event = _event(kind, minutes + gap, "chat")
@@ -416,3 +424,22 @@ def test_the_open_case_does_not_settle_a_late_contact_a_resolved_one_or_a_task()
     )
     desk.feed(action("resolution", minutes=5, summary="done"))
     assert not decided_by_open_case(desk[case_id], contact(minutes=6), POLICY)
+
+
+def test_an_older_open_case_touched_in_the_past_does_not_become_the_open_case() -> None:
+    day = 60 * 24
+    desk = Desk()
+    older = desk.feed(contact(minutes=0))
+    newer = desk.feed(contact(minutes=8 * day))  # the older one went idle: a new case
+    # An agent's note on the older case, dated before the newer case's last activity.
+    desk.feed(action("note", minutes=day, case_id=older, text="checked the parcel"))
+
+    assert open_case_after(newer, [desk[older]], current_case=desk[newer]) == newer
+    # Without the current case the answer takes the store.
+    assert open_case_after(newer, [desk[older]]) is None
+    # Touched later than the current one's last activity, it is the open case.
+    desk.feed(action("note", minutes=9 * day, case_id=older, text="called back"))
+    assert open_case_after(newer, [desk[older]], current_case=desk[newer]) == older
+    # A resolved current case never stays.
+    desk.feed(action("resolution", minutes=9 * day + 1, case_id=newer, summary="done"))
+    assert open_case_after(newer, [desk[older]], current_case=desk[newer]) == older

@@ -396,16 +396,32 @@ def fold(
     return case
 
 
-def open_case_after(current: str, touched: Iterable[CaseDoc]) -> str | None:
+def open_case_after(
+    current: str, touched: Iterable[CaseDoc], *, current_case: CaseDoc | None = None
+) -> str | None:
     """The customer's open case after `touched` cases changed; None: look it up in the store.
+
+    The open case is the customer's most recently active one that is not resolved, the one
+    `assign` sends a new contact to (and the one a batch reads for it, `CaseKeeper.preload`).
 
     Args:
         current: The customer's `open_case_id` before the change ("" for none).
         touched: The customer's cases as they are now, of those that changed.
+        current_case: The case `current` names, as it is now, when the caller has it. A
+            touched case that stays open replaces `current` only if it is the more recently
+            active of the two (an agent's action on an older open case, in a past time, does
+            not); without it, that takes the store.
     """
     touched = list(touched)
     still_open = _latest((c for c in touched if c["status"] != RESOLVED), "updated_at")
     if still_open is not None:
+        if current and all(c["_id"] != current for c in touched):
+            if current_case is None or current_case["_id"] != current:
+                return None
+            if is_open(current_case) and _latest([still_open, current_case], "updated_at") is (
+                current_case
+            ):
+                return current
         return str(still_open["_id"])
     if current and any(c["_id"] == current for c in touched):
         return None  # the open case was resolved: another may still be open

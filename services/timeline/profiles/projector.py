@@ -87,11 +87,13 @@ class Projector:
         tenant: str,
         work: Mapping[str, tuple[list[Contact], list[CaseDoc]]],
         known: Mapping[str, CustomerDoc],
+        known_cases: Mapping[str, CaseDoc] | None = None,
     ) -> dict[str, bool | Exception]:
         """`project` for many customers: one bulk write of the profiles at their versions.
 
         `known` holds customers as read earlier in the batch (the others are read now, in
-        one round trip); a profile another writer changed since, one merged away, or one
+        one round trip), and `known_cases` cases as read then (by id: their open cases, for
+        `open_case_after`); a profile another writer changed since, one merged away, or one
         whose open case needs the store is left to `project`, which reads it again.
 
         Returns:
@@ -106,7 +108,13 @@ class Projector:
             customer = bases.get(customer_id)
             if customer is None or customer.get("merged_into"):
                 continue
-            open_case = open_case_after(customer.get("open_case_id", ""), cases) if cases else None
+            current = customer.get("open_case_id", "")
+            current_case = (known_cases or {}).get(current)
+            if current_case is not None and current_case["customer_id"] != customer_id:
+                current_case = None  # moved since (a merge or a split): the store says
+            open_case = (
+                open_case_after(current, cases, current_case=current_case) if cases else None
+            )
             # Otherwise only the store knows the open case: `project` reads it.
             if not cases or open_case is not None:
                 planned[customer_id] = (customer, _applied(customer, contacts, open_case))
