@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from services.insights.settings import InsightsSettings
 
 Document = dict[str, Any]
+# Reads one call sends at once (each takes a connection of the pool while it waits).
+_READS_IN_FLIGHT = 8
 
 
 def _key(tenant: str, name: str) -> str:
@@ -134,10 +136,14 @@ class InsightsStore:
         index reads; these are a few cases a batch (the ones folded from all their events).
         """
         keys = sorted({_key(tenant, case_id) for case_id in case_ids})
+        in_flight = asyncio.Semaphore(_READS_IN_FLIGHT)
+
+        async def events_of(key: str) -> list[Document]:
+            async with in_flight:
+                return await self._events.find({"case_key": key}).to_list()
+
         found: dict[str, list[CaseEvent]] = {}
-        for docs in await asyncio.gather(
-            *(self._events.find({"case_key": k}).to_list() for k in keys)
-        ):
+        for docs in await asyncio.gather(*(events_of(k) for k in keys)):
             for doc in docs:
                 event = CaseEvent.from_document(doc)
                 found.setdefault(event.case_id, []).append(event)

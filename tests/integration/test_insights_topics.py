@@ -42,9 +42,11 @@ async def test_messages_become_topics_that_supervisors_rename_merge_and_rebuild(
             for m in messages:
                 ids[await _chat(bus, m.message.text, at=at)] = m.topic
             await bus.recorded(list(ids))
-            # The first model is built once enough messages were heard.
+            # The first model is built once enough messages were heard; its topics count the
+            # cases they began once those cases' facts are saved (the model may come first).
             listed = await eventually(
-                lambda: insights.ListVocTopics(voc_request(tenant)), lambda r: len(r.topics) >= 2
+                lambda: insights.ListVocTopics(voc_request(tenant)),
+                lambda r: len(r.topics) >= 2 and r.topics[0].cases >= 1,
             )
             # Topics may split a subject finer than a person would, never mix two subjects.
             found = await insights.GetMessageTopics(
