@@ -1,13 +1,18 @@
-"""A recorder over a store whose commands are counted (the `counted` fixture), and the counts."""
+"""A recorder over a store whose commands are counted (the `counted` fixture), the counts, and
+the `find`s a client sends as the store receives them."""
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
+
+from pymongo import monitoring
 
 from services.timeline.bootstrap import build_core
 from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.recorder import TimelineRecorder
 from services.timeline.store.command_counts import CommandCounts
+from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 
 
@@ -19,3 +24,24 @@ def recorder_over(store: TimelineStore) -> TimelineRecorder:
 def commands_sent(counts: CommandCounts) -> Counter[str]:
     """Commands sent so far, by `command:collection`."""
     return Counter({key: tally["count"] for key, tally in counts.snapshot()["commands"].items()})
+
+
+class SentFinds(monitoring.CommandListener):
+    """The `find` commands a client sends, as the store receives them (a command listener)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Document] = []
+
+    def filters(self, collection: str) -> list[dict[str, Any]]:
+        """The filters of the finds sent to `collection`, in order."""
+        return [dict(c.get("filter", {})) for c in self.sent if c["find"] == collection]
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self.sent.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass

@@ -7,45 +7,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from bson import ObjectId
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from services.timeline.identity.documents import Claim
 from services.timeline.recorder import Recorded
 from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tests import builders
-from tests.integration.counted_store import recorder_over
+from tests.integration.counted_store import SentFinds, recorder_over
 from tsunagu.crypto import LocalKeyFile
 
 T0 = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)  # BSON keeps ms
 
 
-class _Finds(monitoring.CommandListener):
-    """The filters of the `find`s sent to the identities collection."""
-
-    def __init__(self) -> None:
-        self.filters: list[dict[str, Any]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command["find"] == "identities":
-            self.filters.append(dict(event.command.get("filter", {})))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
 async def client(
     mongodb_uri: str, database_name: str
-) -> AsyncIterator[tuple[AsyncMongoClient[Document], _Finds]]:
-    finds = _Finds()
+) -> AsyncIterator[tuple[AsyncMongoClient[Document], SentFinds]]:
+    finds = SentFinds()
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(
         mongodb_uri, tz_aware=True, event_listeners=[finds]
     )
@@ -69,7 +51,7 @@ def _legacy(tenant: str, kind: str, value: str, customer_id: str) -> Document:
 
 
 async def test_a_batch_finds_its_customers_identifiers_by_id_alone(
-    client: tuple[AsyncMongoClient[Document], _Finds], database_name: str, tenant: str
+    client: tuple[AsyncMongoClient[Document], SentFinds], database_name: str, tenant: str
 ) -> None:
     mongo, finds = client
     store = TimelineStore(mongo[database_name])
@@ -78,7 +60,7 @@ async def test_a_batch_finds_its_customers_identifiers_by_id_alone(
     first = await recorder.record_batch(
         [builders.chat(tenant, visitor=f"v{k}", at=T0) for k in range(5)]
     )
-    finds.filters.clear()
+    finds.sent.clear()
 
     again = await recorder.record_batch(
         [builders.chat(tenant, visitor=f"v{k}", at=T0 + timedelta(minutes=1)) for k in range(5)]
@@ -88,13 +70,14 @@ async def test_a_batch_finds_its_customers_identifiers_by_id_alone(
         o.customer_id for o in first if isinstance(o, Recorded)
     ]
     # The lookup of the batch's identifiers: one find, by `_id` alone (no scan on any store).
-    assert [list(f) for f in finds.filters] == [["_id"]], finds.filters
+    filters = finds.filters("identities")
+    assert [list(f) for f in filters] == [["_id"]], filters
     stored = await mongo[database_name]["identities"].find({"tenant": tenant}).to_list()
     assert sorted(d["_id"] for d in stored) == [f"{tenant}/chat_visitor/v{k}" for k in range(5)]
 
 
 async def test_identities_of_an_earlier_version_get_their_natural_id_at_start_once(
-    client: tuple[AsyncMongoClient[Document], _Finds], database_name: str, tenant: str
+    client: tuple[AsyncMongoClient[Document], SentFinds], database_name: str, tenant: str
 ) -> None:
     mongo, _ = client
     identities = mongo[database_name]["identities"]
@@ -123,7 +106,7 @@ async def test_identities_of_an_earlier_version_get_their_natural_id_at_start_on
 
 
 async def test_an_identifier_an_earlier_replica_stored_meanwhile_is_found_and_adopted(
-    client: tuple[AsyncMongoClient[Document], _Finds], database_name: str, tenant: str
+    client: tuple[AsyncMongoClient[Document], SentFinds], database_name: str, tenant: str
 ) -> None:
     mongo, _ = client
     store = TimelineStore(mongo[database_name])
@@ -150,7 +133,7 @@ async def test_an_identifier_an_earlier_replica_stored_meanwhile_is_found_and_ad
 
 
 async def test_presenters_are_added_to_an_identity_an_earlier_replica_stored(
-    client: tuple[AsyncMongoClient[Document], _Finds], database_name: str, tenant: str
+    client: tuple[AsyncMongoClient[Document], SentFinds], database_name: str, tenant: str
 ) -> None:
     mongo, _ = client
     store = TimelineStore(mongo[database_name])
@@ -177,7 +160,7 @@ async def test_presenters_are_added_to_an_identity_an_earlier_replica_stored(
 
 
 async def test_a_sealed_identitys_id_holds_its_blind_index_never_its_value(
-    client: tuple[AsyncMongoClient[Document], _Finds],
+    client: tuple[AsyncMongoClient[Document], SentFinds],
     database_name: str,
     tenant: str,
     tmp_path: Path,

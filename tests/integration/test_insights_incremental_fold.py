@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from nats.aio.client import Client
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 import services.insights.store as insights_store
 from services.insights.events import from_notice
@@ -28,6 +28,7 @@ from services.timeline.store.command_counts import CommandCounts
 from services.timeline.store.documents import Document
 from tests import builders
 from tests.grpc_credentials import CallerSet, channel_for
+from tests.integration.counted_store import SentFinds
 from tests.integration.insights_fixtures import (
     Figures,
     figures,
@@ -260,28 +261,11 @@ async def test_a_bulk_load_skips_events_recorded_before_and_counts_the_new_ones(
     )
 
 
-class _EventFinds(monitoring.CommandListener):
-    """The filters of the `find`s sent to the insights `events` collection."""
-
-    def __init__(self) -> None:
-        self.filters: list[dict[str, Any]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command["find"] == "events":
-            self.filters.append(dict(event.command.get("filter", {})))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 async def test_cases_folded_from_all_their_events_read_them_by_equality_never_in(
     mongodb_uri: str, database_name: str, tenant: str
 ) -> None:
     """An `$in` on `case_key` scans every event on the embedded store; equalities do not."""
-    finds = _EventFinds()
+    finds = SentFinds()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         mongodb_uri, tz_aware=True, event_listeners=[finds]
     )
@@ -295,9 +279,10 @@ async def test_cases_folded_from_all_their_events_read_them_by_equality_never_in
 
         assert await _projector(store).apply(notices) == [Applied.RECORDED] * 4
 
-        assert finds.filters, "new cases are folded from all their events"
-        assert all(set(f) == {"case_key"} and isinstance(f["case_key"], str) for f in finds.filters)
-        assert sorted(f["case_key"] for f in finds.filters) == sorted(
+        filters = finds.filters("events")
+        assert filters, "new cases are folded from all their events"
+        assert all(set(f) == {"case_key"} and isinstance(f["case_key"], str) for f in filters)
+        assert sorted(f["case_key"] for f in filters) == sorted(
             {insights_store._key(tenant, first.case), insights_store._key(tenant, second.case)}
         )
         for case in (first, second):

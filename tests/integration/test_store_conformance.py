@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from services.timeline.identity.documents import Claim, MergeEntry
 from services.timeline.interactions.model import InteractionDoc
@@ -21,7 +21,7 @@ from services.timeline.profiles.profile import new_customer
 from services.timeline.store.command_counts import CommandCounts
 from services.timeline.store.documents import Document, interaction_key
 from services.timeline.stores import TimelineStore
-from tests.integration.counted_store import commands_sent
+from tests.integration.counted_store import SentFinds, commands_sent
 from tests.integration.timeline_db import timeline_db
 
 ON_REAL_MONGODB = bool(os.environ.get("MONGODB_URI"))
@@ -232,23 +232,6 @@ async def test_merge_ledger_entries_are_written_once(store: TimelineStore) -> No
     assert [m["_id"] for m in await store.identities.merges_of("a", "c1")] == ["m1"]
 
 
-class _Finds(monitoring.CommandListener):
-    """The `find` commands a client sends, as the store receives them."""
-
-    def __init__(self) -> None:
-        self.sent: list[Document] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find":
-            self.sent.append(dict(event.command))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 async def test_a_timeline_page_is_a_range_of_the_compound_index_on_either_store(
     mongodb_uri: str, database_name: str
 ) -> None:
@@ -257,7 +240,7 @@ async def test_a_timeline_page_is_a_range_of_the_compound_index_on_either_store(
     On the embedded store a bare `tenant` equality read the customer's whole history and
     sorted it for every page; MongoDB names the index, the embedded store its SQLite copy.
     """
-    finds = _Finds()
+    finds = SentFinds()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         mongodb_uri, tz_aware=True, event_listeners=[finds]
     )
