@@ -14,7 +14,6 @@ import grpc
 import pytest
 from nats.aio.msg import Msg
 
-from services.timeline.api import TimelineApi
 from services.timeline.bootstrap import build_core
 from services.timeline.cases import CasePolicy, case_id_for, task_id_for
 from services.timeline.cases.model import CaseDoc
@@ -23,13 +22,12 @@ from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.recorder import Recorded, TimelineRecorder
 from services.timeline.stores import TimelineStore
 from tests import builders
-from tests.grpc_credentials import CallerSet, channel_for
+from tests.grpc_credentials import CallerSet
 from tests.integration.test_consumer_faults import ERROR_HEADER, Starter, header, open_bus
+from tests.integration.timeline_api import serving_timeline
 from tests.integration.timeline_db import timeline_db
 from tsunagu.bus.notices import decode_notice
-from tsunagu.grpc_auth import admit_kind
 from tsunagu.local.processes import NatsServer
-from tsunagu.rpc import GrpcServer
 from tsunagu.v1 import interaction_pb2 as pb
 from tsunagu.v1 import notices_pb2, timeline_pb2, timeline_pb2_grpc
 
@@ -119,28 +117,8 @@ async def desk(
             clock=clock,
             case_policy_for=lambda _t: POLICY,
         )
-        api = TimelineApi(
-            store,
-            core.resolver,
-            region_for=lambda _t: "JP",
-            suggestions=core.suggestions,
-            clock=clock,
-        )
-        server = GrpcServer(
-            host="127.0.0.1",
-            port=0,
-            register=lambda s: timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, s),
-            service_names=["tsunagu.v1.TimelineService"],
-            security=callers.security(admit_kind("service")),
-        )
-        await server.start()
-        timeline_channel = channel_for(server.address, callers.service)
-        stub = timeline_pb2_grpc.TimelineServiceStub(timeline_channel)
-        try:
+        async with serving_timeline(store, core, callers, clock=clock) as stub:
             yield Desk(tenant, core.recorder, stub, clock, store)
-        finally:
-            await timeline_channel.close(grace=None)
-            await server.stop(1)
 
 
 def at(minutes: float) -> datetime:

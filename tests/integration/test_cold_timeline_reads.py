@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.timeline.api import TimelineApi
 from services.timeline.bootstrap import build_core
 from services.timeline.erasure.keys import CustomerKeys
 from services.timeline.identity.policy import IdentityPolicy
@@ -21,11 +20,10 @@ from services.timeline.store.command_counts import CommandCounts
 from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tests import builders
-from tests.grpc_credentials import CallerSet, channel_for
+from tests.grpc_credentials import CallerSet
 from tests.integration.counted_store import commands_sent
+from tests.integration.timeline_api import serving_timeline
 from tsunagu.crypto import LocalKeyFile
-from tsunagu.grpc_auth import admit_kind
-from tsunagu.rpc import GrpcServer
 from tsunagu.v1 import interaction_pb2 as pb
 from tsunagu.v1 import timeline_pb2, timeline_pb2_grpc
 
@@ -72,30 +70,10 @@ async def sealed(
     assert store.keys is not None
     await store.ensure_indexes()
     core = build_core(store, identity_for=lambda _t: IdentityPolicy("JP"))
-    api = TimelineApi(
-        store, core.resolver, region_for=lambda _t: "JP", suggestions=core.suggestions
-    )
-    server = GrpcServer(
-        host="127.0.0.1",
-        port=0,
-        register=lambda s: timeline_pb2_grpc.add_TimelineServiceServicer_to_server(api, s),
-        service_names=["tsunagu.v1.TimelineService"],
-        security=callers.security(admit_kind("service")),
-    )
-    await server.start()
-    channel = channel_for(server.address, callers.service)
     try:
-        yield Sealed(
-            tenant,
-            store,
-            store.keys,
-            counts,
-            core.recorder,
-            timeline_pb2_grpc.TimelineServiceStub(channel),
-        )
+        async with serving_timeline(store, core, callers) as api:
+            yield Sealed(tenant, store, store.keys, counts, core.recorder, api)
     finally:
-        await channel.close(grace=None)
-        await server.stop(1)
         await client.drop_database(database_name)
         await client.close()
 
