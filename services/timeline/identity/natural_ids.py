@@ -35,6 +35,11 @@ def identity_id(tenant: str, kind: str, stored_value: str) -> str:
     return f"{tenant}/{kind}/{stored_value}"
 
 
+def by_fields(tenant: str, kind: str, stored_value: str) -> Document:
+    """The filter of an identity by what it is, whatever its `_id` (an earlier version's)."""
+    return {"value": stored_value, "tenant": tenant, "kind": kind}
+
+
 def natural(doc: Document) -> Document:
     """`doc` (as stored: its value sealed, when sealed) with its natural `_id`."""
     return {**doc, "_id": identity_id(doc["tenant"], doc["kind"], doc["value"])}
@@ -53,7 +58,7 @@ async def give_natural_ids(
     legacy: list[object] = []
     cursor = identities.find({}, {"tenant": 1, "kind": 1, "value": 1}, batch_size=5_000)
     async for doc in cursor:
-        if doc["_id"] != natural(doc)["_id"]:
+        if doc["_id"] != identity_id(doc["tenant"], doc["kind"], doc["value"]):
             legacy.append(doc["_id"])
     for start in range(0, len(legacy), _CHUNK):
         docs = await identities.find({"_id": {"$in": legacy[start : start + _CHUNK]}}).to_list()
@@ -71,9 +76,7 @@ async def adopt(identities: AsyncCollection[Document], docs: Sequence[Document])
     """
     legacy = []
     for doc in docs:
-        held = await identities.find_one(
-            {"value": doc["value"], "tenant": doc["tenant"], "kind": doc["kind"]}
-        )
+        held = await identities.find_one(by_fields(doc["tenant"], doc["kind"], doc["value"]))
         if held is not None and held["_id"] != doc["_id"]:
             legacy.append(held)
     await convert(identities, legacy)
@@ -94,9 +97,7 @@ async def convert(identities: AsyncCollection[Document], docs: Sequence[Document
     converted = [natural(doc) for doc in docs]
     for position in sorted(await insert_many_new(identities, converted)):
         doc = converted[position]
-        holder = await identities.find_one(
-            {"value": doc["value"], "tenant": doc["tenant"], "kind": doc["kind"]}
-        )
+        holder = await identities.find_one(by_fields(doc["tenant"], doc["kind"], doc["value"]))
         if holder is None or holder["customer_id"] == doc["customer_id"]:
             continue
         log.warning(

@@ -20,7 +20,13 @@ from services.timeline.identity.documents import (
     MergeStatus,
     SuggestionDoc,
 )
-from services.timeline.identity.natural_ids import adopt, give_natural_ids, identity_id
+from services.timeline.identity.natural_ids import (
+    adopt,
+    by_fields,
+    give_natural_ids,
+    identity_id,
+    natural,
+)
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.search_keys import PREFIX_TOP
 from services.timeline.store.by_id import find_by_ids
@@ -159,9 +165,7 @@ class IdentityStore:
             # under another `_id`: those are found by their fields.
             for kind, value in keys:
                 stored = self._stored_value(tenant, kind, value)
-                await self._identities.update_one(
-                    {"tenant": tenant, "value": stored, "kind": kind}, add
-                )
+                await self._identities.update_one(by_fields(tenant, kind, stored), add)
 
     async def claim_identities(self, claim: Claim) -> list[IdentityKey]:
         """Attach identifiers to a customer; returns those another writer claimed first."""
@@ -184,9 +188,7 @@ class IdentityStore:
             mine = [claim.document(key) for key in claim.keys]
             if self._codec is not None:
                 mine = await self._codec.sealed_identities(claim.tenant, claim.customer_id, mine)
-            docs += [
-                {"_id": identity_id(claim.tenant, doc["kind"], doc["value"]), **doc} for doc in mine
-            ]
+            docs += [natural(doc) for doc in mine]
         refused = await insert_many_new(self._identities, docs)
         if refused:
             # A claim refused by an identity an earlier version stored (a rolling upgrade)
