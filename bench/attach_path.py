@@ -25,18 +25,22 @@ from tsunagu.v1 import interaction_pb2 as pb
 SIZES = (1, 16, 64, 256)
 
 
+def chat_message(run: str, customer: int, at: timedelta) -> pb.Interaction:
+    """Chat visitor `customer`'s message of run `run`, `at` after the benchmarks' T0."""
+    return inbound(
+        TENANT,
+        pb.CHANNEL_CHAT,
+        pb.KIND_MESSAGE,
+        T0 + at,
+        [pb.Identifier(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value=f"{run}-v{customer}")],
+        content=pb.Content(text="where is my parcel?"),
+        chat=pb.ChatDetail(session_id=f"{run}-session-{customer}"),
+    )
+
+
 def _messages(run: str, customers: int, minute: int) -> list[pb.Interaction]:
     return [
-        inbound(
-            TENANT,
-            pb.CHANNEL_CHAT,
-            pb.KIND_MESSAGE,
-            T0 + timedelta(minutes=minute, milliseconds=k),
-            [pb.Identifier(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value=f"{run}-v{k}")],
-            content=pb.Content(text="where is my parcel?"),
-            chat=pb.ChatDetail(session_id=f"{run}-session-{k}"),
-        )
-        for k in range(customers)
+        chat_message(run, k, timedelta(minutes=minute, milliseconds=k)) for k in range(customers)
     ]
 
 

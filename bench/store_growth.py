@@ -23,29 +23,16 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from bench.identity import T0, TENANT, BenchStore
-from bench.interactions import inbound
+from bench.attach_path import chat_message
+from bench.identity import BenchStore
 from bench.stack import bench_stack
 from bench.targets import Row
 from services.timeline.recorder import Recorded
 from services.timeline.store.command_counts import CommandCounts, CommandTally
-from tsunagu.v1 import interaction_pb2 as pb
 
 _SEED_BATCH = 256
 # Batches recorded at each step before the timed ones (the first reads of a grown store).
 _WARM_UP = 2
-
-
-def _message(run: str, customer: int, at: timedelta) -> pb.Interaction:
-    return inbound(
-        TENANT,
-        pb.CHANNEL_CHAT,
-        pb.KIND_MESSAGE,
-        T0 + at,
-        [pb.Identifier(kind=pb.IDENTIFIER_KIND_CHAT_VISITOR, value=f"{run}-v{customer}")],
-        content=pb.Content(text="where is my parcel?"),
-        chat=pb.ChatDetail(session_id=f"{run}-session-{customer}"),
-    )
 
 
 def _seconds(counts: CommandCounts, prefix: str) -> float:
@@ -57,7 +44,7 @@ async def _attach(bench: BenchStore, run: str, customers: list[int], minute: int
     """One batch of these customers' messages, each attaching to its customer's open case."""
     at = timedelta(days=1, minutes=minute)
     outcomes = await bench.recorder.record_batch(
-        [_message(run, k, at + timedelta(milliseconds=i)) for i, k in enumerate(customers)]
+        [chat_message(run, k, at + timedelta(milliseconds=i)) for i, k in enumerate(customers)]
     )
     attached = [o for o in outcomes if isinstance(o, Recorded) and not o.duplicate]
     if len(attached) != len(customers):
@@ -78,7 +65,7 @@ async def attach_growth(
             for start in range(seeded, customers, _SEED_BATCH):
                 stop = min(customers, start + _SEED_BATCH)
                 await bench.recorder.record_batch(
-                    [_message(run, k, timedelta(seconds=k)) for k in range(start, stop)]
+                    [chat_message(run, k, timedelta(seconds=k)) for k in range(start, stop)]
                 )
             seeded = customers
             minute = step * (batches + _WARM_UP)
