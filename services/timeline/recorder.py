@@ -450,7 +450,7 @@ class TimelineRecorder:
         # What the batch read is the base of these writes, and stale after them for the
         # customers they write; the rest of it stands for the rest of the batch.
         ahead = batch.ahead
-        stored_cases = dict(batch.cases.stored)
+        stored_cases, opened_cases = dict(batch.cases.stored), set(batch.cases.opened)
         written: dict[str, set[str]] = {}
         for item in items:
             written.setdefault(item.doc["tenant"], set()).add(item.doc["customer_id"])
@@ -474,7 +474,9 @@ class TimelineRecorder:
                     doc["event_id"], doc["tenant"], doc["customer_id"], duplicate=True
                 )
         for tenant, pending in by_tenant.items():
-            projected = await self._project_all(tenant, pending, stored_cases, known[tenant])
+            projected = await self._project_all(
+                tenant, pending, stored_cases, opened_cases, known[tenant]
+            )
             # A customer merged away meanwhile had its records moved to its survivor.
             self._forget(
                 batch,
@@ -496,9 +498,11 @@ class TimelineRecorder:
         tenant: str,
         pending: list[_Pending],
         stored_cases: dict[str, CaseDoc],
+        opened_cases: set[str],
         known: dict[str, CustomerDoc],
     ) -> dict[int, Recorded | Exception]:
-        """Write the cases and profiles of newly appended items: one bulk write each.
+        """Write the cases and profiles of newly appended items: one bulk write each, over
+        the cases the batch read (`stored_cases`) or opened (`opened_cases`).
 
         A customer whose case or profile could not be written fails alone; its items stay
         unprojected, and their redelivery rebuilds what the write may have left half-done.
@@ -516,6 +520,7 @@ class TimelineRecorder:
                     if i.event is not None
                 ],
                 stored_cases,
+                opened_cases,
             )
         except Exception as exc:  # noqa: BLE001 - retried on redelivery (stays unprojected)
             return {item.index: exc for item in pending}

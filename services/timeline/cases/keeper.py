@@ -47,12 +47,15 @@ class CaseView:
     stored: dict[str, CaseDoc] = field(default_factory=dict)
     # Customers of whom only the open case was read (`CaseKeeper.preload`) → its id.
     partial: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The cases the batch's events opened: not in the store yet, so the flush does not read them.
+    opened: set[str] = field(default_factory=set)
 
     def clear(self) -> None:
         self.cases.clear()
         self.customers.clear()
         self.stored.clear()
         self.partial.clear()
+        self.opened.clear()
 
     def forget(self, tenant: str, customer_ids: Collection[str]) -> None:
         """Drop these customers' cases (the batch wrote or moved them): they are read again."""
@@ -63,6 +66,7 @@ class CaseView:
         for case_id in gone:
             self.cases.pop(case_id, None)
             self.stored.pop(case_id, None)
+            self.opened.discard(case_id)
         self.customers.difference_update((tenant, c) for c in customer_ids)
         for customer_id in customer_ids:
             self.partial.pop((tenant, customer_id), None)
@@ -148,6 +152,8 @@ class CaseKeeper:
                 else view.cases[assignment.case_id]
             )
             view.cases[assignment.case_id] = apply_event(base, event, policy)
+            if assignment.opens:
+                view.opened.add(assignment.case_id)
         return assignment
 
     @staticmethod
@@ -188,19 +194,24 @@ class CaseKeeper:
         Raises:
             ConcurrentUpdateError: A case kept changing under other writers.
         """
-        written, failed = await self.write_many(tenant, changes, {})
+        written, failed = await self.write_many(tenant, changes, {}, ())
         for error in failed.values():
             raise error
         return written
 
     async def write_many(
-        self, tenant: str, changes: list[CaseChange], stored: Mapping[str, CaseDoc]
+        self,
+        tenant: str,
+        changes: list[CaseChange],
+        stored: Mapping[str, CaseDoc],
+        opened: Collection[str],
     ) -> tuple[dict[str, CaseDoc], dict[str, ConcurrentUpdateError]]:
         """Apply the new events to their cases in one version-checked bulk write.
 
         Assignment decided each event's case when the batch was prepared; here the events
-        are applied to `stored` (the cases as read then; the others are read now), and a
-        case another writer changed since is read again and retried alone, so a concurrent
+        are applied to `stored` (the cases as read then), to nothing for the cases `opened`
+        (the batch's events opened them: new), and to the others as read now. A case another
+        writer changed (or created) since is read again and retried alone, so a concurrent
         writer's changes are kept.
 
         Returns:
@@ -213,7 +224,9 @@ class CaseKeeper:
         for change in changes:
             by_case.setdefault(change.case_id, []).append(change)
         bases = {i: stored[i] for i in by_case if i in stored}
-        bases.update(await self.store.get(tenant, [i for i in by_case if i not in bases]))
+        unread = [i for i in by_case if i not in bases and i not in opened]
+        if unread:
+            bases.update(await self.store.get(tenant, unread))
         planned = {
             case_id: self._applied(tenant, case_id, events, bases.get(case_id), policy)
             for case_id, events in by_case.items()
