@@ -1,5 +1,6 @@
 """A timeline page read with no data key in memory, on the real store: every key it needs in
 one query, read from the store and unwrapped again, and nothing served once a key is shredded.
+And the keys a batch of new customers writes under: made without a lookup.
 """
 
 from __future__ import annotations
@@ -151,3 +152,22 @@ async def test_a_profile_opened_beside_its_page_uses_the_keys_the_page_read(
     opened = await customers.opened_customers(tenant, stored)
     assert commands_sent(sealed.counts)[KEY_READS] - before[KEY_READS] == 1
     assert opened[survivor]["identifiers"][0]["value"] == "v1"
+
+
+async def test_a_batch_of_new_customers_makes_their_keys_without_looking_for_them(
+    sealed: Sealed,
+) -> None:
+    before = commands_sent(sealed.counts)
+    customers = await sealed.record(
+        *[builders.chat(sealed.tenant, visitor=f"new{k}", at=T0) for k in range(5)]
+    )
+    sent = commands_sent(sealed.counts) - before
+
+    # Their ids were just made: nobody can hold a key for them. One insert stores the five
+    # keys, and the batch's own reads of what it sealed trust that write (the lease).
+    assert sent[KEY_READS] == 0, sent
+    assert sent["insert:data_keys"] == 1, sent
+    assert len(set(customers)) == 5
+    stored = await sealed.store.db["data_keys"].count_documents({"tenant": sealed.tenant})
+    assert stored == 5
+    assert await sealed.page(customers[0]) == ["Hello, my delivery is late"]

@@ -266,6 +266,7 @@ async def test_reads_within_a_lease_ask_the_store_once(tmp_path: Path) -> None:
     keys = _keys_on(asked, tmp_path, now, lease_seconds=2)
     codec = RawSealer(keys)
     stored = await codec.seal_docs([_log_doc("the words")])
+    keys.forget_all()  # as a replica that never wrote for this customer
     asked.calls = 0  # the write's own lookup
 
     for _ in range(3):
@@ -287,6 +288,50 @@ class CountingKeys(MemoryKeys):
     async def data_keys(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKeyDoc]:
         self.calls += 1
         return await super().data_keys(tenant, owners)
+
+
+async def test_the_keys_a_write_found_or_made_are_leased_to_the_reads_right_after_it(
+    tmp_path: Path,
+) -> None:
+    # The store's answer to the write's lookup (or the insert that stored a new key) is as
+    # good as a read's: the reads within the lease ask nothing; after it, they ask again.
+    now = Clock()
+    asked = CountingKeys()
+    keys = _keys_on(asked, tmp_path, now, lease_seconds=2)
+    codec = RawSealer(keys)
+    stored = await codec.seal_docs([_log_doc("the words")])
+    asked.calls = 0
+
+    (soon,) = await codec.opened_read("acme", _read(stored), owners=["cus_1"])
+    within = asked.calls
+    now.now = 1.5  # a later write of the same customer: the 30 s cache, no new lease
+    await codec.seal_docs([_log_doc("more words")])
+    now.now = 2.5
+    del asked.docs["acme/cus_1"]  # shredded by another replica meanwhile
+    (late,) = await codec.opened_read("acme", _read(stored), owners=["cus_1"])
+
+    assert within == 0
+    assert interaction_of(soon).content.text == "the words"
+    assert asked.calls == 1
+    assert interaction_of(late).content.text == ERASED_TEXT
+
+
+async def test_keys_of_new_owners_are_made_without_a_lookup_and_a_stored_one_wins(
+    tmp_path: Path,
+) -> None:
+    provider = LocalKeyFile(tmp_path / "keys.json")
+    asked = CountingKeys()
+    earlier = await CustomerKeys(asked, provider).for_writing("acme", ["cus_replayed"])  # type: ignore[arg-type]
+    asked.calls = 0
+    keys = CustomerKeys(asked, provider)  # type: ignore[arg-type]
+
+    made = await keys.for_writing("acme", ["cus_new", "cus_replayed"], new=True)
+
+    # One lookup, for the owner whose key was refused as stored already (a replay).
+    assert asked.calls == 1
+    assert made["cus_replayed"].key_id == earlier["cus_replayed"].key_id
+    assert made["cus_replayed"].key == earlier["cus_replayed"].key
+    assert asked.docs["acme/cus_new"]["key_id"] == made["cus_new"].key_id
 
 
 async def test_a_key_is_unwrapped_once_per_cache_period_however_often_it_is_read(

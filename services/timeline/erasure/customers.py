@@ -40,8 +40,9 @@ class SealedCustomers:
     def _binding(self, tenant: str, customer_id: str) -> Binding:
         return Binding(tenant=tenant, collection="customers", field="profile", owner=customer_id)
 
-    async def sealed_many(self, docs: Sequence[Document]) -> list[Document]:
-        return await self.fields.sealed_many(docs, lambda d: d["_id"], self.sealed)
+    async def sealed_many(self, docs: Sequence[Document], *, new: bool = False) -> list[Document]:
+        """`sealed` over many; `new`: customers just made, whose keys are made, not looked for."""
+        return await self.fields.sealed_many(docs, lambda d: d["_id"], self.sealed, new_owners=new)
 
     async def sealed(self, doc: Document) -> Document:
         tenant, customer_id = doc["tenant"], doc["_id"]

@@ -44,11 +44,20 @@ class FieldSealer:
         ]
 
     async def sealed_many(
-        self, docs: Sequence[Document], owner: Callable[[Document], str], seal_one: SealOne
+        self,
+        docs: Sequence[Document],
+        owner: Callable[[Document], str],
+        seal_one: SealOne,
+        *,
+        new_owners: bool = False,
     ) -> list[Document]:
-        """`seal_one` over `docs`, their owners' keys loaded first in one round trip each tenant."""
+        """`seal_one` over `docs`, their owners' keys loaded first in one round trip each tenant.
+
+        `new_owners`: the owners were just made, so their keys are made without a look first.
+        """
         for tenant in {doc["tenant"] for doc in docs}:
-            await self._keys.warm(tenant, {owner(d) for d in docs if d["tenant"] == tenant})
+            owners = {owner(d) for d in docs if d["tenant"] == tenant}
+            await self._keys.warm(tenant, owners, new=new_owners)
         return [await seal_one(doc) for doc in docs]
 
     async def warm(self, tenant: str, owners: Iterable[str]) -> None:

@@ -135,16 +135,28 @@ class CustomerKeys:
         self._cache.put(tenant, keys, self._clock() + self._cache_seconds)
         return keys
 
-    async def for_writing(self, tenant: str, owners: Iterable[str]) -> dict[str, DataKey]:
-        """The owners' live keys, made (and stored) for owners that have none."""
+    async def for_writing(
+        self, tenant: str, owners: Iterable[str], *, new: bool = False
+    ) -> dict[str, DataKey]:
+        """The owners' live keys, made (and stored) for owners that have none.
+
+        `new`: the owners were just made (their ids minted here), so none has a key yet:
+        theirs are made and stored without looking for them first. One another writer
+        stored meanwhile (a replay of the same customers) is taken instead.
+        """
         wanted = set(owners)
         cached = self._cache.fresh(tenant, wanted)
         if len(cached) == len(wanted):
             return cached
-        return cached | self._remember(tenant, await self._load(tenant, wanted - cached.keys()))
+        loaded = await self._load(tenant, wanted - cached.keys(), new=new)
+        return cached | self._remember(tenant, loaded)
 
-    async def _load(self, tenant: str, wanted: set[str]) -> dict[str, DataKey]:
-        stored = await self._store.data_keys(tenant, wanted)
+    async def _load(self, tenant: str, wanted: set[str], *, new: bool) -> dict[str, DataKey]:
+        """The owners' keys as stored, or made and stored; leased as live (the store's
+        answer, or the write that stored them, counts from before it was asked).
+        """
+        asked_at = self._clock()
+        stored = {} if new else await self._store.data_keys(tenant, wanted)
         missing = wanted - stored.keys()
         found = {owner: self._unwrapped_key(tenant, doc) for owner, doc in stored.items()}
         if missing:
@@ -163,14 +175,16 @@ class CustomerKeys:
             )
             found |= {owner: key for owner, key in made.items() if owner not in lost}
             if lost:
-                # Another replica stored its key first: the stored one is the key.
+                # Another writer stored its key first: the stored one is the key.
                 again = await self._store.data_keys(tenant, lost)
                 found |= {owner: self._unwrapped_key(tenant, doc) for owner, doc in again.items()}
+        # Reads of these owners within the lease (the batch's own, right after) ask nothing.
+        self._leases.put(tenant, found, asked_at + self._lease_seconds)
         return found
 
-    async def warm(self, tenant: str, owners: Iterable[str]) -> None:
+    async def warm(self, tenant: str, owners: Iterable[str], *, new: bool = False) -> None:
         """Load (or make) many owners' keys in one round trip, ahead of sealing one by one."""
-        await self.for_writing(tenant, owners)
+        await self.for_writing(tenant, owners, new=new)
 
     async def live(
         self,

@@ -44,7 +44,9 @@ class ProfileCodec(Protocol):
         self, tenant: str, read: Awaitable[Sequence[Document]], *, ids: Collection[str] = ()
     ) -> list[Document]: ...
 
-    async def sealed_many(self, docs: Sequence[Document]) -> list[Document]: ...
+    async def sealed_many(
+        self, docs: Sequence[Document], *, new: bool = False
+    ) -> list[Document]: ...
 
     def signal_index(self, tenant: str, field: str, value: str) -> str: ...
 
@@ -68,8 +70,8 @@ class CustomerStore:
     async def _sealed(self, doc: Document) -> Document:
         return doc if self._codec is None else await self._codec.sealed(doc)
 
-    async def _sealed_many(self, docs: list[Document]) -> list[Document]:
-        return docs if self._codec is None else await self._codec.sealed_many(docs)
+    async def _sealed_many(self, docs: list[Document], *, new: bool = False) -> list[Document]:
+        return docs if self._codec is None else await self._codec.sealed_many(docs, new=new)
 
     async def ensure_indexes(self) -> None:
         await self._customers.create_indexes(INDEXES)
@@ -113,9 +115,13 @@ class CustomerStore:
         return await insert_new(self._customers, await self._sealed(dict(doc)))
 
     async def insert_customers(self, docs: Sequence[CustomerDoc]) -> set[str]:
-        """Create many customers in one round trip; returns the ids that were new."""
+        """Create many customers in one round trip; returns the ids that were new.
+
+        Their data keys are made without being looked for: a customer just made has none
+        (a replay's, stored before, is found when storing a new one is refused).
+        """
         refused = await insert_many_new(
-            self._customers, await self._sealed_many([dict(doc) for doc in docs])
+            self._customers, await self._sealed_many([dict(doc) for doc in docs], new=True)
         )
         return {doc["_id"] for i, doc in enumerate(docs) if i not in refused}
 
