@@ -14,6 +14,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.timeline.bootstrap import build_core
+from services.timeline.cases.store import CaseQuery
 from services.timeline.erasure.keys import CustomerKeys
 from services.timeline.identity.policy import IdentityPolicy
 from services.timeline.recorder import Recorded, TimelineRecorder
@@ -171,3 +172,24 @@ async def test_a_batch_of_new_customers_makes_their_keys_without_looking_for_the
     stored = await sealed.store.db["data_keys"].count_documents({"tenant": sealed.tenant})
     assert stored == 5
     assert await sealed.page(customers[0]) == ["Hello, my delivery is late"]
+
+
+async def test_cases_read_together_ask_for_their_keys_together(sealed: Sealed) -> None:
+    customers = await sealed.record(
+        *[builders.chat(sealed.tenant, visitor=f"c{k}", text=f"case {k}", at=T0) for k in range(5)]
+    )
+    profiles = await sealed.store.customers.get_customers(sealed.tenant, customers)
+    case_ids = [p["open_case_id"] for p in profiles.values()]
+    sealed.keys.forget_all()
+
+    before = commands_sent(sealed.counts)
+    by_id = await sealed.store.cases.get(sealed.tenant, case_ids)
+    sealed.keys.forget_all()
+    listed = await sealed.store.cases.find(sealed.tenant, CaseQuery())
+    sent = commands_sent(sealed.counts) - before
+
+    # Five cases of five customers: one key query per read, not one per case.
+    assert sent[KEY_READS] == 2, sent
+    assert sorted(by_id) == sorted(case_ids)
+    assert {c["_id"] for c in listed} == set(case_ids)
+    assert {c["customer_id"] for c in by_id.values()} == set(customers)

@@ -69,6 +69,8 @@ class CaseCodec(Protocol):
 
     async def opened(self, stored: Document) -> Document: ...
 
+    async def opened_many(self, tenant: str, stored: Sequence[Document]) -> list[Document]: ...
+
     async def sealed_many(self, docs: Sequence[Document]) -> list[Document]: ...
 
 
@@ -89,6 +91,12 @@ class CaseStore:
     async def _opened(self, doc: Document) -> CaseDoc:
         return _case(doc if self._codec is None else await self._codec.opened(doc))
 
+    async def _opened_all(self, tenant: str, docs: Sequence[Document]) -> list[CaseDoc]:
+        """The tenant's cases opened, with one ask for the keys of them all."""
+        if self._codec is not None:
+            docs = await self._codec.opened_many(tenant, docs)
+        return [_case(doc) for doc in docs]
+
     async def _sealed(self, doc: Document) -> Document:
         return doc if self._codec is None else await self._codec.sealed(doc)
 
@@ -97,7 +105,7 @@ class CaseStore:
 
     async def get(self, tenant: str, ids: Iterable[str]) -> dict[str, CaseDoc]:
         found = await by_ids(self.collection, tenant, ids)
-        return {i: await self._opened(doc) for i, doc in found.items()}
+        return {doc["_id"]: doc for doc in await self._opened_all(tenant, list(found.values()))}
 
     async def recent(
         self, tenant: str, customer_id: str, *, limit: int = RECENT_CASES
@@ -108,7 +116,7 @@ class CaseStore:
             .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
             .limit(limit)
         )
-        return [await self._opened(doc) async for doc in cursor]
+        return await self._opened_all(tenant, await cursor.to_list(None))
 
     async def recent_of(
         self, tenant: str, customer_ids: Iterable[str], *, limit: int = RECENT_CASES
@@ -126,8 +134,8 @@ class CaseStore:
         cursor = self.collection.find(
             {"customer_id": {"$in": wanted}, "tenant": tenant}, batch_size=len(wanted) * limit
         )
-        async for doc in cursor:
-            found[doc["customer_id"]].append(await self._opened(doc))
+        for doc in await self._opened_all(tenant, await cursor.to_list(None)):
+            found[doc["customer_id"]].append(doc)
         for cases in found.values():
             cases.sort(key=lambda c: (aware(c["updated_at"]), c["_id"]), reverse=True)
             del cases[limit:]
@@ -177,7 +185,7 @@ class CaseStore:
         if not wanted:
             return []
         cursor = self.collection.find({"customer_id": {"$in": wanted}, "tenant": tenant})
-        return [await self._opened(doc) async for doc in cursor]
+        return await self._opened_all(tenant, await cursor.to_list(None))
 
     async def find(self, tenant: str, query: CaseQuery) -> list[CaseDoc]:
         """Cases matching `query`, most recently updated first, `(updated_at, _id)` descending."""
@@ -207,7 +215,7 @@ class CaseStore:
             .sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
             .limit(query.limit)
         )
-        return [await self._opened(doc) async for doc in cursor]
+        return await self._opened_all(tenant, await cursor.to_list(None))
 
     async def origins_of(self, tenant: str, customer_id: str) -> list[Document]:
         """The customer's cases, each with where it began (`origin_customer_id`; a split)."""

@@ -8,6 +8,7 @@ from typing import Any
 from bson import json_util
 
 from services.timeline.erasure.fields import ERASED_VALUE, FieldSealer
+from services.timeline.erasure.keys import KeyRing
 from services.timeline.store.documents import Document
 from tsunagu.crypto import Binding
 
@@ -58,11 +59,30 @@ class SealedCases:
         )
         return stored
 
-    async def opened(self, stored: Document) -> Document:
+    async def opened_many(self, tenant: str, stored: Sequence[Document]) -> list[Document]:
+        """`opened` over many of the tenant's cases: their owners' keys asked for at once (not
+        per case; nothing asked for those under a lease).
+        """
+
+        async def read() -> Sequence[Document]:
+            return stored
+
+        return await self.fields.opened_read(
+            tenant,
+            read(),
+            owners=(),
+            also=lambda docs: {_owner(doc) for doc in docs if "sealed_words" in doc},
+            open_one=self.opened,
+        )
+
+    async def opened(self, stored: Document, ring: KeyRing | None = None) -> Document:
+        """The case's words opened (the mask's empty words once its key was shredded); the key
+        from `ring` where it has checked the case's owner.
+        """
         if "sealed_words" not in stored:
             return stored
         (text,) = await self.fields.open(
-            stored["tenant"], [(stored["sealed_words"], self._binding(stored))]
+            stored["tenant"], [(stored["sealed_words"], self._binding(stored))], ring
         )
         doc = {k: v for k, v in stored.items() if k != "sealed_words"}
         if text == ERASED_VALUE:
