@@ -443,6 +443,29 @@ async def test_a_page_under_many_owners_asks_for_their_keys_once_not_per_entry(
     assert [d["identifiers"][0]["value"] for d in opened] == [f"+8190{n:08d}" for n in range(30)]
 
 
+async def test_a_read_that_asks_anyway_renews_the_leases_about_to_end(tmp_path: Path) -> None:
+    now = Clock()
+    asked = CountingKeys()
+    keys = _keys_on(asked, tmp_path, now, lease_seconds=2)
+    codec = RawSealer(keys)
+    stored = await codec.seal_docs([_entry_of(["cus_1", "cus_2"][n % 2], n) for n in range(4)])
+    keys.forget_all()
+    await codec.opened_read("acme", _read(stored[:1]), owners=["cus_1"])  # cus_1 leased at 0
+    now.now = 1.5  # cus_1's lease ends within half a lease; cus_2 has none
+    asked.calls = 0
+
+    await codec.opened_read("acme", _read(stored), owners=["cus_1", "cus_2"])
+    renewing = asked.calls
+    now.now = 2.5  # cus_1's first lease is over, its renewal is not
+    opened = await codec.opened_read("acme", _read(stored), owners=["cus_1", "cus_2"])
+
+    assert renewing == 1  # one query for cus_2 and the renewal of cus_1
+    assert asked.calls == 1  # and none after it, within the renewed leases
+    assert {interaction_of(d).content.text for d in opened} == {
+        f"words {n} of {['cus_1', 'cus_2'][n % 2]}" for n in range(4)
+    }
+
+
 async def test_keys_known_before_the_read_come_with_it_and_the_rest_in_one_more_ask(
     tmp_path: Path,
 ) -> None:

@@ -76,6 +76,14 @@ class _Expiring:
         for owner, key in keys.items():
             self._entries[(tenant, owner)] = (key, until)
 
+    def ending(self, tenant: str, owners: Iterable[str], before: float) -> set[str]:
+        """The owners whose entries end before `before` (or have none)."""
+        return {
+            owner
+            for owner in owners
+            if (entry := self._entries.get((tenant, owner))) is None or entry[1] < before
+        }
+
     def drop(self, tenant: str, owners: Iterable[str]) -> None:
         for owner in owners:
             self._entries.pop((tenant, owner), None)
@@ -245,6 +253,9 @@ class CustomerKeys:
         ring = KeyRing(tenant)
         if not (ask := self._leased(ring, owners, ())):
             return await read, ring  # all leased: no second task to schedule
+        # Asking anyway: the leases that would end within half a lease are renewed by the
+        # same query, so that the reads right after this one (a batch's cases) need none.
+        ask |= self._leases.ending(tenant, owners, self._clock() + self._lease_seconds / 2)
         found, _ = await asyncio.gather(read, self._asked(ring, ask))
         return found, ring
 
