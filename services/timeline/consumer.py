@@ -21,6 +21,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.trace import Span
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from services.timeline import metrics as measure
@@ -294,7 +295,9 @@ class InteractionConsumer:
                 if interaction is not None:
                     readable.append((msg, interaction))
             try:
-                outcomes = await self._recorder.record_batch([i for _, i in readable])
+                outcomes = await self._recorder.record_batch(
+                    [i for _, i in readable], marks_with_notices=True
+                )
             except Exception as exc:
                 if not is_transient(exc):
                     log.error(
@@ -322,10 +325,12 @@ class InteractionConsumer:
         recorded: list[tuple[Msg, interaction_pb2.Interaction, Recorded]],
         held: Held,
     ) -> None:
-        """Announce what was recorded, note it as announced, then ack.
+        """Announce what was recorded, note it as projected and announced (one write), then ack.
 
         Acked last: a crash before the notices went out leaves the messages to be
-        redelivered, and a redelivered event not yet noted as announced is announced then.
+        redelivered, and a redelivered event not yet noted as announced is announced then
+        (one not yet noted as projected has its profile and case rebuilt from the log first).
+        When the notices fail, the events are still noted as projected.
         """
         if not recorded:
             return
@@ -336,24 +341,62 @@ class InteractionConsumer:
         try:
             for msg, _, outcome in recorded:
                 measure.stored(msg, outcome)
-            try:
-                await self._announce(outcomes, [trace.set_span_in_context(s) for s in spans])
-                await self._recorder.mark_announced(outcomes)
-            except Exception as exc:
-                if is_transient(exc):
-                    for msg, _, _ in recorded:
-                        held.add(msg, exc)
-                    return
-                # The events are committed: a lost notice is not worth losing them for.
-                log.exception("could not announce %d event(s)", len(outcomes))
-            else:
+            unannounced = await self._announced(outcomes, spans)
+            if not await self._marked(recorded, unannounced, held):
+                return
+            if unannounced is None:
                 for msg, _, outcome in recorded:
                     measure.announced(msg, outcome)
+            elif is_transient(unannounced):
+                for msg, _, _ in recorded:
+                    held.add(msg, unannounced)
+                return
+            else:
+                # The events are committed: a lost notice is not worth losing them for.
+                log.error("could not announce %d event(s)", len(outcomes), exc_info=unannounced)
             for msg, _, _ in recorded:
                 await self._guarded(msg, msg.ack(), held)
         finally:
             for span in spans:
                 span.end()
+
+    async def _announced(self, outcomes: list[Recorded], spans: list[Span]) -> Exception | None:
+        """Publish the notices; what stopped them, if anything."""
+        try:
+            await self._announce(outcomes, [trace.set_span_in_context(s) for s in spans])
+        except Exception as exc:  # noqa: BLE001 - held or logged once the flags are written
+            return exc
+        return None
+
+    async def _marked(
+        self,
+        recorded: list[tuple[Msg, interaction_pb2.Interaction, Recorded]],
+        unannounced: Exception | None,
+        held: Held,
+    ) -> bool:
+        """Write the recorded events' flags: projected, and announced unless the notices
+        failed. False when that write failed: the messages are then held (the store is away)
+        or, never acked, redelivered once their ack wait runs out; either way the
+        redelivery finds the events stored but not projected, rebuilds and announces them.
+        """
+        outcomes = [outcome for _, _, outcome in recorded]
+        try:
+            if unannounced is None:
+                await self._recorder.mark_announced(outcomes)
+            else:
+                await self._recorder.mark_projected(outcomes)
+        except Exception as exc:  # noqa: BLE001 - every message of the batch waits for it
+            if is_transient(exc):
+                for msg, _, _ in recorded:
+                    held.add(msg, exc)
+            else:
+                log.error(
+                    "could not mark %d recorded event(s), they will be redelivered: %s",
+                    len(recorded),
+                    error_text(exc),
+                )
+            return False
+        return True
 
     async def _guarded(
         self, msg: Msg, step: Awaitable[interaction_pb2.Interaction | None], held: Held

@@ -59,6 +59,9 @@ class Recorded:
     # The stored entry as readers get it; None for a duplicate that was announced before
     # (a duplicate whose notice never went out carries it, to be announced now).
     entry: timeline_pb2.TimelineEntry | None = None
+    # False: stored and projected, but not yet marked projected in the log; the caller marks
+    # it with its notice (`mark_announced`, or `mark_projected` when the notice failed).
+    marked: bool = True
 
 
 @dataclass(slots=True)
@@ -119,9 +122,17 @@ class TimelineRecorder:
         return outcome
 
     async def record_batch(
-        self, interactions: Sequence[interaction_pb2.Interaction]
+        self,
+        interactions: Sequence[interaction_pb2.Interaction],
+        *,
+        marks_with_notices: bool = False,
     ) -> list[Recorded | Exception]:
         """Record interactions in order; one outcome each, a failure never fails the others.
+
+        `marks_with_notices`: the caller announces the batch and then marks it projected and
+        announced in one write (`mark_announced`); the events of the batch's last flush come
+        back `marked=False`. (A flush before a merge marks its events itself: the merge's
+        recount must find them projected.)
 
         Store round trips are shared by the batch, whatever its size: per tenant, one
         duplicate lookup, one read of the identities every event presents, one of their
@@ -177,7 +188,8 @@ class TimelineRecorder:
                 batch.merged = {i: replace(m, lookup=None) for i, m in batch.merged.items()}
                 batch.merged.update(merged)
                 indices = [i for i in waiting.indices if outcomes[i] is None]
-            for index, outcome in (await self._flush(batch)).items():
+            last = await self._flush(batch, marks=not marks_with_notices)
+            for index, outcome in last.items():
                 outcomes[index] = outcome
         return [o if o is not None else RuntimeError("not recorded") for o in outcomes]
 
@@ -434,16 +446,31 @@ class TimelineRecorder:
         )
 
     async def mark_announced(self, recorded: Sequence[Recorded]) -> None:
-        """Note that these events' notices went out (a redelivery will not repeat them)."""
+        """Note that these events' notices went out (a redelivery will not repeat them), and
+        that those recorded `marked=False` are projected: one write per tenant.
+        """
         by_tenant: dict[str, list[str]] = {}
         for outcome in recorded:
             if outcome.entry is not None:
                 by_tenant.setdefault(outcome.tenant, []).append(outcome.event_id)
         for tenant, event_ids in by_tenant.items():
-            await self.interactions.mark_announced(tenant, event_ids)
+            await self.interactions.mark_projected(tenant, event_ids, announced=True)
 
-    async def _flush(self, batch: _Batch) -> dict[int, Recorded | Exception]:
-        """Write what the batch holds: the log, then the cases and profiles, then the flags."""
+    async def mark_projected(self, recorded: Sequence[Recorded]) -> None:
+        """Mark projected those recorded `marked=False` whose notices did not go out: they
+        are visible to readers, and their redelivery announces them without rebuilding.
+        """
+        by_tenant: dict[str, list[str]] = {}
+        for outcome in recorded:
+            if not outcome.marked:
+                by_tenant.setdefault(outcome.tenant, []).append(outcome.event_id)
+        for tenant, event_ids in by_tenant.items():
+            await self.interactions.mark_projected(tenant, event_ids)
+
+    async def _flush(self, batch: _Batch, *, marks: bool = True) -> dict[int, Recorded | Exception]:
+        """Write what the batch holds: the log, then the cases and profiles, then the flags
+        (`marks`; else the caller writes them with the notices' mark).
+        """
         items, batch.items = batch.items, []
         outcomes: dict[int, Recorded | Exception] = dict(batch.flushed)
         batch.flushed.clear()
@@ -475,7 +502,7 @@ class TimelineRecorder:
                 )
         for tenant, pending in by_tenant.items():
             projected = await self._project_all(
-                tenant, pending, stored_cases, opened_cases, known[tenant]
+                tenant, pending, stored_cases, opened_cases, known[tenant], marks=marks
             )
             # A customer merged away meanwhile had its records moved to its survivor.
             self._forget(
@@ -500,6 +527,8 @@ class TimelineRecorder:
         stored_cases: dict[str, CaseDoc],
         opened_cases: set[str],
         known: dict[str, CustomerDoc],
+        *,
+        marks: bool,
     ) -> dict[int, Recorded | Exception]:
         """Write the cases and profiles of newly appended items: one bulk write each, over
         the cases the batch read (`stored_cases`) or opened (`opened_cases`).
@@ -552,7 +581,8 @@ class TimelineRecorder:
             except Exception as exc:  # noqa: BLE001 - this customer's items only
                 failed[customer_id] = exc
         done = [i for c in owners for i in by_customer[c]]
-        await self.interactions.mark_projected(tenant, [i.doc["event_id"] for i in done])
+        if marks:
+            await self.interactions.mark_projected(tenant, [i.doc["event_id"] for i in done])
         outcomes: dict[int, Recorded | Exception] = {
             i.index: failed[c] for c, items in by_customer.items() if c in failed for i in items
         }
@@ -569,6 +599,7 @@ class TimelineRecorder:
                 case_id=case_id,
                 case_status=cases[case_id]["status"] if case_id in cases else "",
                 entry=entry_to_proto(item.doc | {"customer_id": owner}),
+                marked=marks,
             )
         return outcomes
 

@@ -109,6 +109,11 @@ async def test_an_event_stored_before_a_crash_is_announced_after_the_restart(
             assert notice.entry.interaction.event_id == chat.event_id
         [again] = [d async for d in log_of.find({"tenant": tenant})]
         assert again.get("announced")
+        assert again.get("projected")
+        # Killed before its flags were written, the event was rebuilt, not counted twice.
+        profile = await mongo[database_name]["customers"].find_one({"_id": again["customer_id"]})
+        assert profile is not None
+        assert profile["interaction_count"] == 1
     finally:
         await mongo.drop_database(database_name)
         await mongo.close()

@@ -33,7 +33,10 @@ class _AlwaysLosing:
         self.attempts: list[str] = []
 
     async def record_batch(
-        self, interactions: Sequence[pb.Interaction]
+        self,
+        interactions: Sequence[pb.Interaction],
+        *,
+        marks_with_notices: bool = False,  # noqa: ARG002 - nothing is recorded to mark
     ) -> list[Recorded | Exception]:
         self.attempts.extend(i.event_id for i in interactions)
         return [ConcurrentUpdateError("customer kept changing") for _ in interactions]
@@ -107,11 +110,17 @@ class _Recording:
     """Stands in for a recorder whose store works: every item is recorded."""
 
     async def record_batch(
-        self, interactions: Sequence[pb.Interaction]
+        self, interactions: Sequence[pb.Interaction], *, marks_with_notices: bool = False
     ) -> list[Recorded | Exception]:
-        return [Recorded(i.event_id, i.tenant, "cus_1", duplicate=False) for i in interactions]
+        return [
+            Recorded(i.event_id, i.tenant, "cus_1", duplicate=False, marked=not marks_with_notices)
+            for i in interactions
+        ]
 
     async def mark_announced(self, _recorded: Sequence[Recorded]) -> None:
+        return None
+
+    async def mark_projected(self, _recorded: Sequence[Recorded]) -> None:
         return None
 
 

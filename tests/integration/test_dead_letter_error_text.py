@@ -31,7 +31,10 @@ class _DuplicateWrites:
         self._collection = self._client[database]["interactions"]
 
     async def record_batch(
-        self, interactions: Sequence[pb.Interaction]
+        self,
+        interactions: Sequence[pb.Interaction],
+        *,
+        marks_with_notices: bool = False,  # noqa: ARG002 - nothing is recorded to mark
     ) -> list[Recorded | Exception]:
         doc: dict[str, object] = {"_id": "duplicate", "text": _SECRET}
         with pytest.raises(BulkWriteError, match="card ends 4242") as refused:

@@ -161,13 +161,13 @@ class MemoryLog:
             self.docs.setdefault(doc["_id"], dict(copy.deepcopy(doc)))
         return new
 
-    async def mark_projected(self, tenant: str, event_ids: Sequence[str]) -> None:
+    async def mark_projected(
+        self, tenant: str, event_ids: Sequence[str], *, announced: bool = False
+    ) -> None:
         for event_id in event_ids:
             self.docs[interaction_key(tenant, event_id)]["projected"] = True
-
-    async def mark_announced(self, tenant: str, event_ids: Sequence[str]) -> None:
-        for event_id in event_ids:
-            self.docs[interaction_key(tenant, event_id)]["announced"] = True
+            if announced:
+                self.docs[interaction_key(tenant, event_id)]["announced"] = True
 
     async def get_interactions(self, tenant: str, event_ids: Iterable[str]) -> list[InteractionDoc]:
         keys = {interaction_key(tenant, e) for e in event_ids}

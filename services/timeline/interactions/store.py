@@ -171,18 +171,15 @@ class InteractionStore:
             keyed["expire_at"] = doc["occurred_at"] + kept
         return keyed
 
-    async def mark_projected(self, tenant: str, event_ids: Sequence[str]) -> None:
+    async def mark_projected(
+        self, tenant: str, event_ids: Sequence[str], *, announced: bool = False
+    ) -> None:
+        """Flag the entries projected (and their notices sent, `announced`), in one write."""
         if event_ids:
+            flags = {"projected": True, **({"announced": True} if announced else {})}
             await self._log.update_many(
                 {"_id": {"$in": [interaction_key(tenant, e) for e in event_ids]}, "tenant": tenant},
-                {"$set": {"projected": True}},
-            )
-
-    async def mark_announced(self, tenant: str, event_ids: Sequence[str]) -> None:
-        if event_ids:
-            await self._log.update_many(
-                {"_id": {"$in": [interaction_key(tenant, e) for e in event_ids]}, "tenant": tenant},
-                {"$set": {"announced": True}},
+                {"$set": flags},
             )
 
     async def repoint(self, tenant: str, from_ids: Sequence[str], to_id: str) -> int:
