@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import datetime
 
@@ -16,7 +16,12 @@ from services.timeline.cases.model import CaseDoc
 from services.timeline.errors import ConcurrentUpdateError, PermanentError
 from services.timeline.identity.commands import IDENTITY_ACTIONS, IdentityCommands
 from services.timeline.identity.policy import IdentityKey, IdentityPolicy
-from services.timeline.identity.presented import matchable_keys, presented, verified_keys
+from services.timeline.identity.presented import (
+    Presented,
+    matchable_keys,
+    presented,
+    verified_keys,
+)
 from services.timeline.identity.resolver import IdentityResolver, Merged, MergePlan, Resolution
 from services.timeline.interactions.entries import (
     entry_to_proto,
@@ -89,6 +94,9 @@ class _Batch:
     defers: bool = True
     # Merges done at the end of the last round, by the index of the event that asked.
     merged: dict[int, Merged] = field(default_factory=dict)
+    # Each event's identifiers, normalised once for the batch (the read-ahead needs their
+    # keys, the event's own resolution all of them, in every round it is prepared in).
+    presented: dict[int, list[Presented]] = field(default_factory=dict)
 
     def add(self, item: _Pending) -> None:
         self.items.append(item)
@@ -157,7 +165,7 @@ class TimelineRecorder:
                 for position, index in enumerate(indices):
                     if batch.ahead is None and batch.reads_ahead:
                         # At the start, and after an identity command made the last read stale.
-                        rest = [interactions[i] for i in indices[position:]]
+                        rest = {i: interactions[i] for i in indices[position:]}
                         await self._read_ahead(rest, known, batch)
                     interaction = interactions[index]
                     try:
@@ -183,7 +191,7 @@ class TimelineRecorder:
 
     async def _read_ahead(
         self,
-        interactions: Sequence[interaction_pb2.Interaction],
+        interactions: Mapping[int, interaction_pb2.Interaction],
         known: dict[str, dict[str, InteractionState]],
         batch: _Batch,
     ) -> None:
@@ -191,7 +199,7 @@ class TimelineRecorder:
         the customers of those whose identifiers nobody holds yet.
         """
         events: dict[str, list[tuple[str, datetime, list[IdentityKey]]]] = {}
-        for interaction in interactions:
+        for index, interaction in interactions.items():
             tenant = interaction.tenant
             if (
                 not tenant
@@ -200,7 +208,7 @@ class TimelineRecorder:
             ):
                 continue
             try:
-                found = matchable_keys(presented(interaction, self.identity_for(tenant)))
+                found = matchable_keys(self._presented(index, interaction, batch))
                 event = (interaction.event_id, occurred_at(interaction), found)
             except Exception:  # noqa: BLE001, S112 - the item fails alone when it is prepared
                 continue
@@ -221,6 +229,16 @@ class TimelineRecorder:
             return
         batch.ahead = ahead
 
+    def _presented(
+        self, index: int, interaction: interaction_pb2.Interaction, batch: _Batch
+    ) -> list[Presented]:
+        """The event's normalised identifiers, worked out once per batch."""
+        found = batch.presented.get(index)
+        if found is None:
+            found = presented(interaction, self.identity_for(interaction.tenant))
+            batch.presented[index] = found
+        return found
+
     async def _prepare(
         self,
         index: int,
@@ -240,7 +258,7 @@ class TimelineRecorder:
             await self._recover(tenant, event_id, state)
             return await self._seen_before(tenant, event_id, state)
 
-        identifiers = presented(interaction, self.identity_for(tenant))
+        identifiers = self._presented(index, interaction, batch)
         detail = interaction.WhichOneof("detail")
         keys = matchable_keys(identifiers)
         done = batch.merged.get(index)
