@@ -424,6 +424,9 @@ class TimelineRecorder:
                 # The merge moved these customers' records; the rest of the read still holds.
                 self._forget(batch, tenant, {result.survivor_id, *result.merged_ids})
                 batch.cases.load(tenant, result.survivor_id, result.cases)
+                if batch.ahead is not None and result.survivor is not None:
+                    # As the merge wrote it: the next flush's base for it, without a read.
+                    batch.ahead.hold(tenant, result.survivor)
         return done
 
     async def _recover(self, tenant: str, event_id: str, state: InteractionState) -> None:

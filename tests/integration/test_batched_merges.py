@@ -191,8 +191,8 @@ async def test_a_merge_writes_each_identity_once_moving_it_and_adding_its_presen
 async def test_a_merge_round_reads_its_customers_once_before_its_ledger_and_once_after_its_moves(
     sent: tuple[TimelineStore, SentCommands], tenant: str
 ) -> None:
-    _, commands = sent
-    await _links_after_seeding(sent, tenant)
+    store, commands = sent
+    links = await _links_after_seeding(sent, tenant)
 
     keys = commands.keys()
     ledger, settled = keys.index("insert:merges"), keys.index("update:merges")
@@ -203,6 +203,13 @@ async def test_a_merge_round_reads_its_customers_once_before_its_ledger_and_once
     assert keys[ledger:settled].count("find:customers") == 1, keys[ledger:settled]
     last_move = max(keys.index(f"update:{c}", ledger) for c in ("interactions", "cases"))
     assert "find:customers" not in keys[ledger:last_move], keys[ledger:settled]
+    # The links' own contacts are written on the survivors as the merge left them (before:
+    # read again for that write).
+    assert "find:customers" not in keys[settled:], keys[settled:]
+    assert keys[settled:].count("update:customers") == 1, keys[settled:]
+    for link in links:
+        survivor = await _customer(store, tenant, link.customer_id)
+        assert survivor["interaction_count"] == 3, survivor
 
 
 async def test_an_event_after_a_merge_on_its_customers_lands_on_the_survivor_after_it(

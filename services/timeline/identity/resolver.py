@@ -116,6 +116,7 @@ class Merged:
             merged the survivor meanwhile).
         lookup: The event's read with the merge applied (None: resolve it from a fresh read).
         cases: The survivor's recent cases after the merge, newest first.
+        survivor: The live survivor as the merge wrote it (its rebuilt profile).
     """
 
     ledger_survivor_id: str
@@ -123,6 +124,7 @@ class Merged:
     merged_ids: list[str]
     lookup: Lookup | None = None
     cases: list[CaseDoc] = field(default_factory=list)
+    survivor: CustomerDoc | None = None
 
 
 def _after_merge(plan: MergePlan, done: _Finished) -> Lookup | None:
@@ -682,6 +684,7 @@ class IdentityResolver:
                     ledger["merged_ids"],
                     lookup=_after_merge(plan, done),
                     cases=done.cases,
+                    survivor=done.survivor,
                 )
             )
         return outcomes
