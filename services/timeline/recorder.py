@@ -17,6 +17,7 @@ from services.timeline.errors import ConcurrentUpdateError, PermanentError
 from services.timeline.identity.commands import IDENTITY_ACTIONS, IdentityCommands
 from services.timeline.identity.policy import IdentityKey, IdentityPolicy
 from services.timeline.identity.presented import (
+    Normalised,
     Presented,
     matchable_keys,
     presented,
@@ -97,6 +98,7 @@ class _Batch:
     # Each event's identifiers, normalised once for the batch (the read-ahead needs their
     # keys, the event's own resolution all of them, in every round it is prepared in).
     presented: dict[int, list[Presented]] = field(default_factory=dict)
+    normalised: Normalised = field(default_factory=dict)
 
     def add(self, item: _Pending) -> None:
         self.items.append(item)
@@ -232,10 +234,13 @@ class TimelineRecorder:
     def _presented(
         self, index: int, interaction: interaction_pb2.Interaction, batch: _Batch
     ) -> list[Presented]:
-        """The event's normalised identifiers, worked out once per batch."""
+        """The event's normalised identifiers, worked out once per batch (and each identifier
+        the batch's events present once).
+        """
         found = batch.presented.get(index)
         if found is None:
-            found = presented(interaction, self.identity_for(interaction.tenant))
+            policy = self.identity_for(interaction.tenant)
+            found = presented(interaction, policy, normalised=batch.normalised)
             batch.presented[index] = found
         return found
 
