@@ -54,6 +54,15 @@ class ReadAhead:
         lookup = self.lookups.get(tenant)
         return lookup.live if lookup is not None else {}
 
+    def hold(self, tenant: str, customer: CustomerDoc) -> None:
+        """The batch wrote this customer and knows it as written (a merge's survivor): it is
+        the base of the customer's next profile write, as if read. Keys that led to it stay
+        touched: events on it still resolve from their own read (or their merge's).
+        """
+        lookup = self.lookups.get(tenant)
+        if lookup is not None:
+            lookup.live[customer["_id"]] = customer
+
     def forget(self, tenant: str, customer_ids: Collection[str]) -> None:
         """The batch wrote these customers (a flush, a merge): later events on them read afresh."""
         lookup = self.lookups.get(tenant)

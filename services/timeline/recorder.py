@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import datetime
 
@@ -16,7 +16,13 @@ from services.timeline.cases.model import CaseDoc
 from services.timeline.errors import ConcurrentUpdateError, PermanentError
 from services.timeline.identity.commands import IDENTITY_ACTIONS, IdentityCommands
 from services.timeline.identity.policy import IdentityKey, IdentityPolicy
-from services.timeline.identity.presented import matchable_keys, presented, verified_keys
+from services.timeline.identity.presented import (
+    Normalised,
+    Presented,
+    matchable_keys,
+    presented,
+    verified_keys,
+)
 from services.timeline.identity.resolver import IdentityResolver, Merged, MergePlan, Resolution
 from services.timeline.interactions.entries import (
     entry_to_proto,
@@ -92,6 +98,10 @@ class _Batch:
     defers: bool = True
     # Merges done at the end of the last round, by the index of the event that asked.
     merged: dict[int, Merged] = field(default_factory=dict)
+    # Each event's identifiers, normalised once for the batch (the read-ahead needs their
+    # keys, the event's own resolution all of them, in every round it is prepared in).
+    presented: dict[int, list[Presented]] = field(default_factory=dict)
+    normalised: Normalised = field(default_factory=dict)
 
     def add(self, item: _Pending) -> None:
         self.items.append(item)
@@ -168,7 +178,7 @@ class TimelineRecorder:
                 for position, index in enumerate(indices):
                     if batch.ahead is None and batch.reads_ahead:
                         # At the start, and after an identity command made the last read stale.
-                        rest = [interactions[i] for i in indices[position:]]
+                        rest = {i: interactions[i] for i in indices[position:]}
                         await self._read_ahead(rest, known, batch)
                     interaction = interactions[index]
                     try:
@@ -195,7 +205,7 @@ class TimelineRecorder:
 
     async def _read_ahead(
         self,
-        interactions: Sequence[interaction_pb2.Interaction],
+        interactions: Mapping[int, interaction_pb2.Interaction],
         known: dict[str, dict[str, InteractionState]],
         batch: _Batch,
     ) -> None:
@@ -203,7 +213,7 @@ class TimelineRecorder:
         the customers of those whose identifiers nobody holds yet.
         """
         events: dict[str, list[tuple[str, datetime, list[IdentityKey]]]] = {}
-        for interaction in interactions:
+        for index, interaction in interactions.items():
             tenant = interaction.tenant
             if (
                 not tenant
@@ -212,7 +222,7 @@ class TimelineRecorder:
             ):
                 continue
             try:
-                found = matchable_keys(presented(interaction, self.identity_for(tenant)))
+                found = matchable_keys(self._presented(index, interaction, batch))
                 event = (interaction.event_id, occurred_at(interaction), found)
             except Exception:  # noqa: BLE001, S112 - the item fails alone when it is prepared
                 continue
@@ -233,6 +243,19 @@ class TimelineRecorder:
             return
         batch.ahead = ahead
 
+    def _presented(
+        self, index: int, interaction: interaction_pb2.Interaction, batch: _Batch
+    ) -> list[Presented]:
+        """The event's normalised identifiers, worked out once per batch (and each identifier
+        the batch's events present once).
+        """
+        found = batch.presented.get(index)
+        if found is None:
+            policy = self.identity_for(interaction.tenant)
+            found = presented(interaction, policy, normalised=batch.normalised)
+            batch.presented[index] = found
+        return found
+
     async def _prepare(
         self,
         index: int,
@@ -252,7 +275,7 @@ class TimelineRecorder:
             await self._recover(tenant, event_id, state)
             return await self._seen_before(tenant, event_id, state)
 
-        identifiers = presented(interaction, self.identity_for(tenant))
+        identifiers = self._presented(index, interaction, batch)
         detail = interaction.WhichOneof("detail")
         keys = matchable_keys(identifiers)
         done = batch.merged.get(index)
@@ -418,6 +441,9 @@ class TimelineRecorder:
                 # The merge moved these customers' records; the rest of the read still holds.
                 self._forget(batch, tenant, {result.survivor_id, *result.merged_ids})
                 batch.cases.load(tenant, result.survivor_id, result.cases)
+                if batch.ahead is not None and result.survivor is not None:
+                    # As the merge wrote it: the next flush's base for it, without a read.
+                    batch.ahead.hold(tenant, result.survivor)
         return done
 
     async def _recover(self, tenant: str, event_id: str, state: InteractionState) -> None:

@@ -1,5 +1,5 @@
 """A recorder over a store whose commands are counted (the `counted` fixture), the counts, and
-the `find`s a client sends as the store receives them."""
+the `find`s (or every command) a client sends as the store receives them."""
 
 from __future__ import annotations
 
@@ -39,6 +39,30 @@ class SentFinds(monitoring.CommandListener):
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name == "find":
             self.sent.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+class SentCommands(monitoring.CommandListener):
+    """Every command a client sends, in the order sent (a command listener)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Document] = []
+
+    def of(self, name: str, collection: str) -> list[Document]:
+        """The commands `name` (e.g. "update") sent to `collection`, in order."""
+        return [c for c in self.sent if c.get(name) == collection]
+
+    def keys(self) -> list[str]:
+        """Each command sent as `command:collection`, in order."""
+        return [f"{name}:{c[name]}" for c in self.sent for name in [next(iter(c))]]
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.sent.append(dict(event.command))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

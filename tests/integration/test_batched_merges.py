@@ -6,8 +6,11 @@ live; a split that reads the log once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
 
 from services.timeline.bootstrap import build_core
 from services.timeline.identity.policy import IdentityPolicy
@@ -20,7 +23,7 @@ from services.timeline.store.command_counts import CommandCounts
 from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tests import builders
-from tests.integration.counted_store import commands_sent, recorder_over
+from tests.integration.counted_store import SentCommands, commands_sent, recorder_over
 from tsunagu.v1 import interaction_pb2 as pb
 
 T0 = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0)
@@ -122,6 +125,91 @@ async def test_the_merges_of_a_batch_share_one_ledger_insert_mark_and_move_per_c
     # The log: the move, and the projected flags of the two flushes (before and after).
     assert sent["update:interactions"] == 3, sent
     assert sent["insert:interactions"] == 2, sent
+
+
+@pytest.fixture
+async def sent(
+    mongodb_uri: str, database_name: str
+) -> AsyncIterator[tuple[TimelineStore, SentCommands]]:
+    """A fresh timeline database whose client keeps every command it sends, in order."""
+    commands = SentCommands()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_uri, tz_aware=True, event_listeners=[commands]
+    )
+    try:
+        store = TimelineStore(client[database_name])
+        await store.ensure_indexes()
+        yield store, commands
+    finally:
+        await client.drop_database(database_name)
+        await client.close()
+
+
+async def _links_after_seeding(
+    sent: tuple[TimelineStore, SentCommands], tenant: str
+) -> list[Recorded]:
+    """Seed two customers per group, then record a batch of the links that merge them; only
+    the batch's commands are kept.
+    """
+    store, commands = sent
+    recorder = recorder_over(store)
+    await _two_customers_per_group(recorder, tenant)
+    commands.sent.clear()
+    links = _recorded(
+        await recorder.record_batch([_link(tenant, g, 20 + g) for g in range(GROUPS)])
+    )
+    assert all(len(link.merged_ids) == 1 for link in links), links
+    return links
+
+
+def _targets(statement: Document) -> list[object]:
+    """The `_id`s an update statement names (one, or an `$in`)."""
+    wanted = statement["q"]["_id"]
+    return list(wanted["$in"]) if isinstance(wanted, dict) else [wanted]
+
+
+async def test_a_merge_writes_each_identity_once_moving_it_and_adding_its_presenters_together(
+    sent: tuple[TimelineStore, SentCommands], tenant: str
+) -> None:
+    store, commands = sent
+    links = await _links_after_seeding(sent, tenant)
+
+    # Per merge the survivor's visitor id and the loser's address, each in one statement of
+    # one bulk write (before: the address was moved by one and given its presenters by
+    # another, each rewriting the whole document on the embedded store).
+    [bulk] = commands.of("update", "identities")
+    named = [i for statement in bulk["updates"] for i in _targets(statement)]
+    assert len(named) == len(set(named)) == 2 * GROUPS, bulk["updates"]
+    for link in links:
+        both = sorted({link.customer_id, *link.merged_ids})
+        held = await store.db["identities"].find({"customer_id": {"$in": both}}).to_list()
+        assert sorted(d["kind"] for d in held) == ["chat_visitor", "email"], held
+        assert all(d["customer_id"] == link.customer_id for d in held), held
+        assert all(sorted(d["customer_ids"]) == both for d in held), held
+
+
+async def test_a_merge_round_reads_its_customers_once_before_its_ledger_and_once_after_its_moves(
+    sent: tuple[TimelineStore, SentCommands], tenant: str
+) -> None:
+    store, commands = sent
+    links = await _links_after_seeding(sent, tenant)
+
+    keys = commands.keys()
+    ledger, settled = keys.index("insert:merges"), keys.index("update:merges")
+    # The read for the ledger's snapshots, just before it, gives the survivors' versions for
+    # their rebuild (before: read again after the mark); after the moves, the survivors'
+    # merge chains. Nothing else of the customers is read between the ledger and settling it.
+    assert keys[ledger - 1] == "find:customers", keys
+    assert keys[ledger:settled].count("find:customers") == 1, keys[ledger:settled]
+    last_move = max(keys.index(f"update:{c}", ledger) for c in ("interactions", "cases"))
+    assert "find:customers" not in keys[ledger:last_move], keys[ledger:settled]
+    # The links' own contacts are written on the survivors as the merge left them (before:
+    # read again for that write).
+    assert "find:customers" not in keys[settled:], keys[settled:]
+    assert keys[settled:].count("update:customers") == 1, keys[settled:]
+    for link in links:
+        survivor = await _customer(store, tenant, link.customer_id)
+        assert survivor["interaction_count"] == 3, survivor
 
 
 async def test_an_event_after_a_merge_on_its_customers_lands_on_the_survivor_after_it(

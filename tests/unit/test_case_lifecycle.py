@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -270,6 +271,29 @@ def test_tags_are_a_union_in_order_of_first_use() -> None:
     case_id = desk.feed(contact())
     desk.feed(action("tag", tags=["delivery", "refund"]), action("tag", tags=["refund", "vip"]))
     assert desk[case_id]["tags"] == ["delivery", "refund", "vip"]
+
+
+def test_applying_an_event_leaves_the_case_it_was_given_as_it_was() -> None:
+    desk = Desk()
+    case_id = desk.feed(contact(), action("tag", tags=["delivery"]))
+    desk.feed(action("transfer", minutes=10, to_department="logistics", reason=""))
+    given = desk[case_id]
+    before = copy.deepcopy(given)
+    # A new channel, a new tag, the follow-up done and another owed: each list changes.
+    email, tag, answer, transfer = (
+        apply_event(given, event, POLICY)
+        for event in (
+            contact("email", minutes=20),
+            action("tag", minutes=21, tags=["refund"]),
+            reply(minutes=30, agent="a5"),
+            action("transfer", minutes=40, to_department="billing", reason=""),
+        )
+    )
+    assert email["channels"] == ["chat", "email"]
+    assert tag["tags"] == ["delivery", "refund"]
+    assert answer["follow_ups"][0]["done"]
+    assert len(transfer["follow_ups"]) == 2
+    assert given == before
 
 
 def test_a_late_first_response_dated_before_the_case_opened_never_goes_negative() -> None:

@@ -108,3 +108,23 @@ def test_forgetting_a_written_customer_touches_every_key_that_led_to_it_and_only
     ahead.forget("other", {"cus_c"})
     ahead.forget("acme", set())
     assert ahead.lookup_for("acme", [EMAIL]) is not None
+
+
+def test_a_customer_held_as_written_is_a_base_for_profile_writes_but_its_keys_stay_touched() -> (
+    None
+):
+    ahead = ReadAhead(lookups={"acme": _batch_read()})
+    ahead.forget("acme", {"cus_b"})
+    merged = new_customer(tenant="acme", customer_id="cus_b", created_at=T0, first_contact_at=T0)
+    merged["version"] = 7
+
+    ahead.hold("acme", merged)
+
+    assert ahead.customers("acme")["cus_b"] == merged
+    assert ahead.lookup_for("acme", [PHONE]) is None  # still read afresh
+    assert ahead.lookups["acme"].target == {"cus_c": "cus_c"}
+    # Written again (a flush): gone again. Another tenant without a read holds nothing.
+    ahead.forget("acme", {"cus_b"})
+    assert "cus_b" not in ahead.customers("acme")
+    ahead.hold("other", merged)
+    assert ahead.customers("other") == {}

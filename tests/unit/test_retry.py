@@ -44,3 +44,13 @@ async def test_a_failure_is_not_retried() -> None:
     with pytest.raises(ConcurrentUpdateError, match="meanwhile"):
         await retry_on_conflict(failing, what="customer c1")
     assert attempts == 1
+
+
+async def test_a_budget_of_one_attempt_gives_up_after_it_and_a_later_win_is_returned() -> None:
+    once = Writer(losses=1)
+    with pytest.raises(ConcurrentUpdateError, match="customer c1 kept changing"):
+        await retry_on_conflict(once, what="customer c1", attempts=1)
+    assert once.attempts == 1
+    second = Writer(losses=1)
+    assert await retry_on_conflict(second, what="customer c1", attempts=2) == "written"
+    assert second.attempts == 2

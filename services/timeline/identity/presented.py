@@ -42,16 +42,34 @@ class Presented:
         return doc
 
 
-def presented(interaction: interaction_pb2.Interaction, policy: IdentityPolicy) -> list[Presented]:
-    """The interaction's identifiers that normalise (others are logged and left out)."""
+# An identifier as typed (region, kind, value, network) → its normal form: the same number
+# or address recurs in one customer's events, and parsing a phone number is the dear part.
+Normalised = dict[tuple[str, int, str, str], NormalizedIdentifier]
+
+
+def presented(
+    interaction: interaction_pb2.Interaction,
+    policy: IdentityPolicy,
+    *,
+    normalised: Normalised | None = None,
+) -> list[Presented]:
+    """The interaction's identifiers that normalise (others are logged and left out).
+
+    `normalised`: identifiers worked out before (a batch's), reused and added to.
+    """
     result = []
     for ident in interaction.identifiers:
-        try:
-            normalized = normalize_identifier(ident, default_region=policy.region)
-        except IdentifierFormatError as exc:
-            # Ingestion rejects these; one from another producer is kept off the match.
-            log.warning("ignoring identifier of event %s: %s", interaction.event_id, exc)
-            continue
+        typed = (policy.region, ident.kind, ident.value, ident.network)
+        normalized = normalised.get(typed) if normalised is not None else None
+        if normalized is None:
+            try:
+                normalized = normalize_identifier(ident, default_region=policy.region)
+            except IdentifierFormatError as exc:
+                # Ingestion rejects these; one from another producer is kept off the match.
+                log.warning("ignoring identifier of event %s: %s", interaction.event_id, exc)
+                continue
+            if normalised is not None:
+                normalised[typed] = normalized
         result.append(Presented(policy.key(normalized), normalized, ident.network, ident.verified))
     return result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
@@ -115,6 +116,7 @@ class Merged:
             merged the survivor meanwhile).
         lookup: The event's read with the merge applied (None: resolve it from a fresh read).
         cases: The survivor's recent cases after the merge, newest first.
+        survivor: The live survivor as the merge wrote it (its rebuilt profile).
     """
 
     ledger_survivor_id: str
@@ -122,6 +124,7 @@ class Merged:
     merged_ids: list[str]
     lookup: Lookup | None = None
     cases: list[CaseDoc] = field(default_factory=list)
+    survivor: CustomerDoc | None = None
 
 
 def _after_merge(plan: MergePlan, done: _Finished) -> Lookup | None:
@@ -660,7 +663,9 @@ class IdentityResolver:
                 for plan, (ledger, _) in zip(plans, started, strict=True)
                 if plan.presented
             }
-            finished = await self._finish_merges(tenant, started, presented=presented)
+            finished = await self._finish_merges(
+                tenant, started, presented=presented, read_before=fresh
+            )
         outcomes: list[Merged | Exception] = []
         for plan, (ledger, _), done in zip(plans, started, finished, strict=True):
             if isinstance(done, Exception):
@@ -679,6 +684,7 @@ class IdentityResolver:
                     ledger["merged_ids"],
                     lookup=_after_merge(plan, done),
                     cases=done.cases,
+                    survivor=done.survivor,
                 )
             )
         return outcomes
@@ -742,6 +748,7 @@ class IdentityResolver:
         started: Sequence[tuple[MergeEntry, Mapping[str, CustomerDoc] | None]],
         *,
         presented: Mapping[str, tuple[list[IdentityKey], list[str]]] | None = None,
+        read_before: Mapping[str, CustomerDoc] | None = None,
     ) -> list[_Finished | Exception]:
         """Finish merges of one tenant whose customers are disjoint, each step in bulk.
 
@@ -749,6 +756,9 @@ class IdentityResolver:
         customer's profile at the version it read: if that write landed before the mark, so
         did its appends, and the re-point below moves them; if it came after, the mark's
         version made it fail and the writer moves what it appended itself (`_moved`).
+
+        `read_before`: customers as read before this call (the ledger's before-snapshots);
+        the survivors among them are not read again for their versions.
         """
         marked = await self._mark_merged(started)
         going = [
@@ -767,9 +777,13 @@ class IdentityResolver:
         # appends to one after that read and projects it before ours makes our versioned
         # write fail (the survivor is then read and recounted alone), instead of our count
         # overwriting its contact.
-        counted = await self.customers.get_customers(
-            tenant, sorted({ledger["survivor_id"] for ledger, _ in going})
-        )
+        # Those read before the ledger entries were written serve: an older version only
+        # makes the rebuild stricter, never lets it overwrite a contact.
+        survivor_ids = sorted({ledger["survivor_id"] for ledger, _ in going})
+        known = read_before or {}
+        counted = {i: known[i] for i in survivor_ids if i in known}
+        if unread := [i for i in survivor_ids if i not in counted]:
+            counted.update(await self.customers.get_customers(tenant, unread))
         tallies, recent = await self._move_merged(tenant, moves, shown)
         # A merge on another replica may have merged a survivor meanwhile (checked after our
         # last re-point: a later merge re-points what we moved). Finish on its live survivor.
@@ -994,31 +1008,51 @@ class IdentityResolver:
             return {}, {}
         survivors = sorted(set(moves.values()))
         involved = [*moves, *survivors]
-        await self.identities.merge_identities(tenant, moves, presented)
-        entries = await self.interactions.of_customers(
-            tenant, involved, ("channel", "projected", "event_id", "occurred_at")
+
+        async def move_log() -> dict[str, Tally]:
+            entries = await self.interactions.of_customers(
+                tenant, involved, ("channel", "projected", "event_id", "occurred_at")
+            )
+            log_moves: dict[str, list[str]] = {}
+            by_survivor: dict[str, list[Document]] = {s: [] for s in survivors}
+            for entry in entries:
+                owner = moves.get(entry["customer_id"], entry["customer_id"])
+                if entry["customer_id"] in moves:
+                    log_moves.setdefault(owner, []).append(entry["_id"])
+                by_survivor[owner].append(entry)
+            await self.interactions.move_many(tenant, log_moves)
+            return {s: tally_of(of) for s, of in by_survivor.items()}
+
+        async def move_cases() -> dict[str, list[CaseDoc]]:
+            case_moves: dict[str, list[str]] = {}
+            recent: dict[str, list[CaseDoc]] = {s: [] for s in survivors}
+            for case in await self.cases.cases_of(tenant, involved):
+                owner = moves.get(case["customer_id"], case["customer_id"])
+                if case["customer_id"] in moves:
+                    case_moves.setdefault(owner, []).append(case["_id"])
+                    case = {**case, "customer_id": owner}  # noqa: PLW2901 - as it is after the move
+                recent[owner].append(case)
+            await self.cases.move_many(tenant, case_moves)
+            for cases in recent.values():
+                cases.sort(key=lambda c: (aware(c["updated_at"]), c["_id"]), reverse=True)
+                del cases[RECENT_CASES:]
+            return recent
+
+        # Three collections, nothing in common: sent together, each its read then its move.
+        # Every step has ended before one that failed is reported (none is left running).
+        moved, tallies, recent = await asyncio.gather(
+            self.identities.merge_identities(tenant, moves, presented),
+            move_log(),
+            move_cases(),
+            return_exceptions=True,
         )
-        log_moves: dict[str, list[str]] = {}
-        by_survivor: dict[str, list[Document]] = {s: [] for s in survivors}
-        for entry in entries:
-            owner = moves.get(entry["customer_id"], entry["customer_id"])
-            if entry["customer_id"] in moves:
-                log_moves.setdefault(owner, []).append(entry["_id"])
-            by_survivor[owner].append(entry)
-        await self.interactions.move_many(tenant, log_moves)
-        case_moves: dict[str, list[str]] = {}
-        recent: dict[str, list[CaseDoc]] = {s: [] for s in survivors}
-        for case in await self.cases.cases_of(tenant, involved):
-            owner = moves.get(case["customer_id"], case["customer_id"])
-            if case["customer_id"] in moves:
-                case_moves.setdefault(owner, []).append(case["_id"])
-                case = {**case, "customer_id": owner}  # noqa: PLW2901 - as it is after the move
-            recent[owner].append(case)
-        await self.cases.move_many(tenant, case_moves)
-        for cases in recent.values():
-            cases.sort(key=lambda c: (aware(c["updated_at"]), c["_id"]), reverse=True)
-            del cases[RECENT_CASES:]
-        return {s: tally_of(of) for s, of in by_survivor.items()}, recent
+        if isinstance(moved, BaseException):
+            raise moved
+        if isinstance(tallies, BaseException):
+            raise tallies
+        if isinstance(recent, BaseException):
+            raise recent
+        return tallies, recent
 
     async def complete_pending_merges(self) -> int:
         """Finish merges a crash cut off half-way (run at start-up); returns how many."""

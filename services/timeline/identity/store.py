@@ -214,6 +214,10 @@ class IdentityStore:
         `moves`: each merged-away customer → its survivor; their identities go to it.
         `presented`: (keys, customers) — these customers presented these keys, held by the
         merged customers (merge protection counts them; `add_identity_customers`).
+
+        Each identity is written once, whatever it gets: an identifier the event presented
+        that a loser held is moved and gets its presenters in one update (on the embedded
+        store every update rewrites the whole document and each of its index entries).
         """
         if not moves:
             return
@@ -223,25 +227,30 @@ class IdentityStore:
             {"_id": 1, "kind": 1, "value": 1, "customer_id": 1},
         )
         docs = [doc async for doc in cursor]
-        by_target: dict[str, list[object]] = {}
-        for doc in docs:
-            if doc["customer_id"] in moves:
-                by_target.setdefault(moves[doc["customer_id"]], []).append(doc["_id"])
         ids = {(doc["kind"], doc["value"]): doc["_id"] for doc in docs}
-        updates: list[UpdateMany | UpdateOne] = [
-            UpdateMany({"_id": {"$in": moved}, "tenant": tenant}, {"$set": {"customer_id": to}})
-            for to, moved in by_target.items()
-        ]
+        adding: dict[object, list[str]] = {}
         for keys, customer_ids in presented:
             for kind, value in keys:
                 stored = ids.get((kind, self._stored_value(tenant, kind, value)))
                 if stored is not None and customer_ids:
-                    updates.append(
-                        UpdateOne(
-                            {"_id": stored, "tenant": tenant},
-                            {"$addToSet": {"customer_ids": {"$each": list(customer_ids)}}},
-                        )
-                    )
+                    mine = adding.setdefault(stored, [])
+                    mine += [c for c in customer_ids if c not in mine]
+        by_target: dict[str, list[object]] = {}
+        updates: list[UpdateMany | UpdateOne] = []
+        for doc in docs:
+            change: Document = {}
+            if doc["customer_id"] in moves:
+                change["$set"] = {"customer_id": moves[doc["customer_id"]]}
+            if doc["_id"] in adding:
+                change["$addToSet"] = {"customer_ids": {"$each": adding[doc["_id"]]}}
+            if "$addToSet" in change:
+                updates.append(UpdateOne({"_id": doc["_id"], "tenant": tenant}, change))
+            elif change:
+                by_target.setdefault(moves[doc["customer_id"]], []).append(doc["_id"])
+        updates += [
+            UpdateMany({"_id": {"$in": moved}, "tenant": tenant}, {"$set": {"customer_id": to}})
+            for to, moved in by_target.items()
+        ]
         if updates:
             await self._identities.bulk_write(updates, ordered=False)
 
