@@ -9,16 +9,15 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client
-from pymongo import AsyncMongoClient
 
 from services.insights.settings import InsightsSettings
 from services.timeline.store.command_counts import CommandCounts
-from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tests.conftest import service_nats
 from tests.grpc_credentials import CallerSet
 from tests.integration.insights_fixtures import insights_settings
 from tests.integration.test_consumer_faults import Bus, Starter, open_bus
+from tests.integration.timeline_db import timeline_db
 from tsunagu.bus.permissions import PROVISION
 from tsunagu.bus.provision import ProvisionSettings, provision
 from tsunagu.bus.server_config import LocalNatsUsers
@@ -55,16 +54,8 @@ async def counted(
 ) -> AsyncIterator[tuple[TimelineStore, CommandCounts]]:
     """A fresh timeline database whose client counts every command it sends."""
     counts = CommandCounts()
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        mongodb_uri, tz_aware=True, event_listeners=[counts]
-    )
-    try:
-        store = TimelineStore(client[database_name])
-        await store.ensure_indexes()
+    async with timeline_db(mongodb_uri, database_name, [counts]) as store:
         yield store, counts
-    finally:
-        await client.drop_database(database_name)
-        await client.close()
 
 
 @pytest.fixture

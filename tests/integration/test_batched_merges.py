@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from services.timeline.bootstrap import build_core
 from services.timeline.identity.policy import IdentityPolicy
@@ -23,7 +22,12 @@ from services.timeline.store.command_counts import CommandCounts
 from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 from tests import builders
-from tests.integration.counted_store import SentCommands, commands_sent, recorder_over
+from tests.integration.counted_store import (
+    SentCommands,
+    commands_sent,
+    recorder_over,
+)
+from tests.integration.timeline_db import timeline_db
 from tsunagu.v1 import interaction_pb2 as pb
 
 T0 = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0)
@@ -133,16 +137,8 @@ async def sent(
 ) -> AsyncIterator[tuple[TimelineStore, SentCommands]]:
     """A fresh timeline database whose client keeps every command it sends, in order."""
     commands = SentCommands()
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        mongodb_uri, tz_aware=True, event_listeners=[commands]
-    )
-    try:
-        store = TimelineStore(client[database_name])
-        await store.ensure_indexes()
+    async with timeline_db(mongodb_uri, database_name, [commands]) as store:
         yield store, commands
-    finally:
-        await client.drop_database(database_name)
-        await client.close()
 
 
 async def _links_after_seeding(

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from services.timeline.store.documents import Document
 from services.timeline.stores import TimelineStore
 
 
 @asynccontextmanager
-async def timeline_db(mongodb_uri: str, name: str) -> AsyncIterator[TimelineStore]:
-    """`TimelineStore` over database `name`, with its indexes; the database is dropped after."""
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_uri, tz_aware=True)
+async def timeline_db(
+    mongodb_uri: str, name: str, listeners: Sequence[monitoring.CommandListener] = ()
+) -> AsyncIterator[TimelineStore]:
+    """`TimelineStore` over database `name`, with its indexes; the database is dropped after.
+
+    `listeners` are told every command the store's client sends (counts, shapes).
+    """
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_uri, tz_aware=True, event_listeners=list(listeners)
+    )
     try:
         store = TimelineStore(client[name])
         await store.ensure_indexes()
