@@ -475,23 +475,21 @@ class TimelineRecorder:
         """Note that these events' notices went out (a redelivery will not repeat them), and
         that those recorded `marked=False` are projected: one write per tenant.
         """
-        by_tenant: dict[str, list[str]] = {}
-        for outcome in recorded:
-            if outcome.entry is not None:
-                by_tenant.setdefault(outcome.tenant, []).append(outcome.event_id)
-        for tenant, event_ids in by_tenant.items():
-            await self.interactions.mark_projected(tenant, event_ids, announced=True)
+        await self._mark([o for o in recorded if o.entry is not None], announced=True)
 
     async def mark_projected(self, recorded: Sequence[Recorded]) -> None:
         """Mark projected those recorded `marked=False` whose notices did not go out: they
         are visible to readers, and their redelivery announces them without rebuilding.
         """
+        await self._mark([o for o in recorded if not o.marked], announced=False)
+
+    async def _mark(self, recorded: Sequence[Recorded], *, announced: bool) -> None:
+        """Flag these events projected (and `announced`): one write per tenant."""
         by_tenant: dict[str, list[str]] = {}
         for outcome in recorded:
-            if not outcome.marked:
-                by_tenant.setdefault(outcome.tenant, []).append(outcome.event_id)
+            by_tenant.setdefault(outcome.tenant, []).append(outcome.event_id)
         for tenant, event_ids in by_tenant.items():
-            await self.interactions.mark_projected(tenant, event_ids)
+            await self.interactions.mark_projected(tenant, event_ids, announced=announced)
 
     async def _flush(self, batch: _Batch, *, marks: bool = True) -> dict[int, Recorded | Exception]:
         """Write what the batch holds: the log, then the cases and profiles, then the flags
