@@ -193,3 +193,29 @@ async def test_cases_read_together_ask_for_their_keys_together(sealed: Sealed) -
     assert sorted(by_id) == sorted(case_ids)
     assert {c["_id"] for c in listed} == set(case_ids)
     assert {c["customer_id"] for c in by_id.values()} == set(customers)
+
+
+async def test_a_batch_of_returning_customers_asks_for_their_keys_once_not_per_event(
+    sealed: Sealed,
+) -> None:
+    visitors = [f"back{k}" for k in range(6)]
+    customers = await sealed.record(
+        *[builders.chat(sealed.tenant, visitor=v, text="first", at=T0) for v in visitors]
+    )
+    # Long after (no key, lease or unwrap in memory): each comes back, presenting nothing new.
+    sealed.keys.forget_all()
+    before = commands_sent(sealed.counts)
+    again = await sealed.record(
+        *[
+            builders.chat(sealed.tenant, visitor=v, text="again", at=T0 + timedelta(hours=1))
+            for v in visitors
+        ]
+    )
+    sent = commands_sent(sealed.counts) - before
+
+    assert again == customers
+    # An attach claims no identifier, so it seals nothing and asks for no key; the keys the
+    # batch read its customers with are the ones it writes them under. One query, whatever
+    # the number of events (it was one per event, then two).
+    assert sent[KEY_READS] == 1, sent
+    assert await sealed.page(customers[0]) == ["again", "first"]

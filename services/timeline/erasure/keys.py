@@ -241,6 +241,9 @@ class CustomerKeys:
         ring.checked |= ask
         ring.leased -= ask
         self._leases.put(ring.tenant, found, asked_at + self._lease_seconds)
+        # A live key read is one to write under too: the batch that read a customer writes
+        # it next, and asks nothing for that.
+        self._remember(ring.tenant, found)
 
     async def alongside(
         self, tenant: str, read: Awaitable[_Read], owners: Collection[str]

@@ -180,9 +180,11 @@ class IdentityStore:
         keys = [key for claim in claims for key in claim.keys]
         docs: list[dict[str, Any]] = []
         if self._codec is not None:
-            for tenant in {claim.tenant for claim in claims}:
+            # Only the owners of claims with keys: a claim of nothing (an attach presenting
+            # no new identifier) seals nothing, so it must not ask for its customer's key.
+            for tenant in {claim.tenant for claim in claims if claim.keys}:
                 await self._codec.warm(
-                    tenant, {c.customer_id for c in claims if c.tenant == tenant}
+                    tenant, {c.customer_id for c in claims if c.tenant == tenant and c.keys}
                 )
         for claim in claims:
             mine = [claim.document(key) for key in claim.keys]
