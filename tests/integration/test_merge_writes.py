@@ -187,9 +187,11 @@ async def test_a_merge_mid_batch_leaves_the_batch_read_standing_for_the_other_cu
     assert len(recorded) == 31, outcomes
     await _merged_correctly(store, tenant, recorded[15])
     # The identities were read once for the whole batch (before: again after the merge);
-    # the other read is the merge's own, of the merged customers' identities it moves.
+    # the others are the merge's own, of the identities it moves: one read per customer it
+    # involves, sent together.
     assert lookups.calls == 1
-    assert sent["find:identities"] == 2, sent
+    involved = {recorded[15].customer_id, *recorded[15].merged_ids}
+    assert sent["find:identities"] == 1 + len(involved), sent
     ids = {o.customer_id for o in recorded if o is not recorded[15]}
     profiles = await store.customers.get_customers(tenant, ids)
     counts_by_customer = sorted(p["interaction_count"] for p in profiles.values())

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from services.timeline.store.by_id import _with_tenant
+from services.timeline.store.by_id import with_tenant
 
 
 def test_an_inclusion_projection_gains_tenant_and_an_exclusion_one_is_kept_as_it_is() -> None:
-    assert _with_tenant(None) is None
-    assert _with_tenant({"_id": 1}) == {"_id": 1, "tenant": 1}
-    assert _with_tenant({"_id": 0, "event_id": 1}) == {"_id": 0, "event_id": 1, "tenant": 1}
-    assert _with_tenant({"projected": 0, "timeline_key": 0}) == {"projected": 0, "timeline_key": 0}
+    assert with_tenant(None) is None
+    assert with_tenant({"_id": 1}) == {"_id": 1, "tenant": 1}
+    assert with_tenant({"_id": 0, "event_id": 1}) == {"_id": 0, "event_id": 1, "tenant": 1}
+    assert with_tenant({"projected": 0, "timeline_key": 0}) == {"projected": 0, "timeline_key": 0}

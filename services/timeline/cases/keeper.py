@@ -173,8 +173,7 @@ class CaseKeeper:
         by `_id`, all in one round trip, and is all `assign` needs for most events; it reads
         the rest of a customer's recent cases only for an event it does not settle. The
         customers without one (or whose open case is no longer open, or no longer theirs)
-        have their recent cases read at once: a `customer_id $in`, which the embedded store
-        answers with a scan of every case (docs/store-compat.md), so it is kept to them.
+        have their recent cases read together, one `customer_id` read each (`recent_of`).
         """
         wanted = {c: i for c, i in open_cases.items() if (tenant, c) not in view.customers}
         found = await self.store.get(tenant, {i for i in wanted.values() if i})

@@ -11,6 +11,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.timeline.cases.model import CaseDoc
+from services.timeline.store.by_customer import find_by_customers
 from services.timeline.store.documents import Document, aware
 from services.timeline.store.versioned import by_ids, replace_at_version
 from services.timeline.store.writes import insert_new, move_many_by_id, repoint
@@ -121,20 +122,18 @@ class CaseStore:
     async def recent_of(
         self, tenant: str, customer_ids: Iterable[str], *, limit: int = RECENT_CASES
     ) -> dict[str, list[CaseDoc]]:
-        """`recent` for many customers in one round trip: customer id → cases, newest first.
+        """`recent` for many customers at once: customer id → cases, newest first.
 
-        One `customer_id $in` read, ordered and cut per customer here: a sort and a limit
-        apply to the whole result, not per customer, and this is the form the embedded
-        store answers from its `customer` index (a customer has a handful of cases).
+        Every case of each customer (a customer has a handful), read customer by customer
+        from the `customer` index and sent together (`find_by_customers`), then ordered and
+        cut here; their keys are asked for once.
         """
         wanted = list(dict.fromkeys(customer_ids))
         found: dict[str, list[CaseDoc]] = {c: [] for c in wanted}
         if not wanted:
             return found
-        cursor = self.collection.find(
-            {"customer_id": {"$in": wanted}, "tenant": tenant}, batch_size=len(wanted) * limit
-        )
-        for doc in await self._opened_all(tenant, await cursor.to_list(None)):
+        read = await find_by_customers(self.collection, tenant, wanted)
+        for doc in await self._opened_all(tenant, read):
             found[doc["customer_id"]].append(doc)
         for cases in found.values():
             cases.sort(key=lambda c: (aware(c["updated_at"]), c["_id"]), reverse=True)
@@ -180,12 +179,10 @@ class CaseStore:
         await move_many_by_id(self.collection, tenant, moves)
 
     async def cases_of(self, tenant: str, customer_ids: Iterable[str]) -> list[CaseDoc]:
-        """Every case of these customers, in one read (a merge moves and recounts them)."""
-        wanted = list(dict.fromkeys(customer_ids))
-        if not wanted:
-            return []
-        cursor = self.collection.find({"customer_id": {"$in": wanted}, "tenant": tenant})
-        return await self._opened_all(tenant, await cursor.to_list(None))
+        """Every case of these customers (a merge moves and recounts them), read together."""
+        return await self._opened_all(
+            tenant, await find_by_customers(self.collection, tenant, customer_ids)
+        )
 
     async def find(self, tenant: str, query: CaseQuery) -> list[CaseDoc]:
         """Cases matching `query`, most recently updated first, `(updated_at, _id)` descending."""

@@ -29,6 +29,7 @@ from services.timeline.identity.natural_ids import (
 )
 from services.timeline.identity.policy import IdentityKey
 from services.timeline.search_keys import PREFIX_TOP
+from services.timeline.store.by_customer import find_by_customers
 from services.timeline.store.by_id import find_by_ids
 from services.timeline.store.documents import Document
 from services.timeline.store.writes import (
@@ -223,12 +224,10 @@ class IdentityStore:
         """
         if not moves:
             return
-        held = set(moves) | set(moves.values())
-        cursor = self._identities.find(
-            {"tenant": tenant, "customer_id": {"$in": sorted(held)}},
-            {"_id": 1, "kind": 1, "value": 1, "customer_id": 1},
+        held = sorted(set(moves) | set(moves.values()))
+        docs = await find_by_customers(
+            self._identities, tenant, held, {"_id": 1, "kind": 1, "value": 1, "customer_id": 1}
         )
-        docs = [doc async for doc in cursor]
         ids = {(doc["kind"], doc["value"]): doc["_id"] for doc in docs}
         adding: dict[object, list[str]] = {}
         for keys, customer_ids in presented:

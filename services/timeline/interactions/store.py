@@ -13,6 +13,7 @@ from pymongo.asynchronous.cursor import AsyncCursor
 from services.timeline.interactions.keys import instant_bound, timeline_key
 from services.timeline.interactions.model import InteractionDoc, InteractionState
 from services.timeline.interactions.tally import Tally
+from services.timeline.store.by_customer import find_by_customers
 from services.timeline.store.by_id import find_by_ids
 from services.timeline.store.documents import Document, interaction_key
 from services.timeline.store.expiry import create_without_ttl
@@ -294,10 +295,9 @@ class InteractionStore:
         if not wanted:
             return []
         projected = [*fields, "customer_id", *(["event_id"] if "raw" in fields else [])]
-        cursor = self._log.find(
-            {"tenant": tenant, "customer_id": {"$in": wanted}}, dict.fromkeys(projected, 1)
-        )
-        return await self._opened(tenant, cursor)
+        read = find_by_customers(self._log, tenant, wanted, dict.fromkeys(projected, 1))
+        # Their keys alongside: most entries are sealed under these customers' own.
+        return await self._codec.opened_read(tenant, read, owners=wanted)
 
     # -- recounts -----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from services.timeline.store.documents import Document
 
 
-def _with_tenant(projection: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+def with_tenant(projection: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     """The projection, with `tenant` kept when it lists what to include."""
     if projection is None or not any(projection.values()):
         return projection  # everything, or everything but some fields
@@ -40,7 +40,7 @@ async def find_by_ids(
     # further one is another round trip.
     cursor = collection.find(
         {"_id": wanted[0] if len(wanted) == 1 else {"$in": wanted}},
-        _with_tenant(projection),
+        with_tenant(projection),
         batch_size=len(wanted),
     )
     return [doc async for doc in cursor if doc.get("tenant") == tenant]
