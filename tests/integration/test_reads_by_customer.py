@@ -1,6 +1,6 @@
-"""Reads of some customers' documents ask by `customer_id` equality, one read per customer
-sent together, and keep to the tenant in memory (real store): never a `customer_id $in`,
-which the embedded store answers by scanning the whole collection."""
+"""Reads of a few customers' documents ask by `customer_id` equality, one read per customer
+sent together, and keep to the tenant in memory (real store): not a `customer_id $in`, which
+the embedded store answers by scanning the whole collection, unless there are many."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.timeline.store.by_customer import CONCURRENT_READS, find_by_customers
+from services.timeline.store.by_customer import EQUALITY_READS, find_by_customers
 from services.timeline.store.documents import Document
 from tests.integration.counted_store import SentFinds
 
@@ -65,12 +65,19 @@ async def test_a_projection_of_some_fields_keeps_tenant_to_scope_them(
     assert "customer_id" not in found[0]
 
 
-async def test_many_customers_are_all_read_with_a_bounded_number_in_flight(
+async def test_more_customers_than_the_equality_reads_are_read_with_one_in_list(
     listened: tuple[AsyncCollection[Document], SentFinds],
 ) -> None:
     coll, finds = listened
     finds.sent.clear()
-    wanted = ["cus_0", "cus_1", "cus_2", *(f"absent{k}" for k in range(3 * CONCURRENT_READS))]
+    wanted = ["cus_0", "cus_1", *(f"absent{k}" for k in range(EQUALITY_READS))]
     found = await find_by_customers(coll, "a", wanted)
-    assert len(found) == 9
-    assert len(finds.filters("interactions")) == len(wanted)
+
+    assert sorted(doc["n"] for doc in found) == [0, 1, 3, 4, 6, 7]
+    assert {doc["tenant"] for doc in found} == {"a"}
+    [asked] = finds.filters("interactions")
+    assert asked == {"customer_id": {"$in": wanted}}, asked
+    # At the bound, still one equality each.
+    finds.sent.clear()
+    await find_by_customers(coll, "a", wanted[:EQUALITY_READS])
+    assert len(finds.filters("interactions")) == EQUALITY_READS

@@ -4,8 +4,14 @@ On the embedded store a `customer_id: {$in: [...]}` filter is not answered from 
 `customer` index: it scans the collection, so a merge's reads grew with the store (measured
 on 100,000 log entries: 186 ms for four customers, against 1.6 ms for one customer's
 equality and 4.9 ms for four equalities sent together). On MongoDB both forms are index
-lookups; this one costs it a round trip per customer, overlapped, for the handful of
-customers a merge, a split or a batch's case preload involves.
+lookups; the equalities cost it a round trip per customer, overlapped.
+
+So up to `EQUALITY_READS` customers (a merge round's two or three customers, a split's, a
+batch's few customers without an open case) are read one equality each, all in flight at
+once; more than that are read with one `$in`, which MongoDB answers from the index in one
+round trip and the embedded store with one scan (a batch of many merges: measured on the
+identity mix, 32 customers' equalities per round cost it more than the scan of a small
+store did).
 
 Like the reads by `_id` (`by_id`), each read asks by `customer_id` alone and keeps to the
 tenant here: an equality next to `tenant` may be answered from the `tenant` index
@@ -23,8 +29,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from services.timeline.store.by_id import with_tenant
 from services.timeline.store.documents import Document
 
-# At most this many reads in flight (a connection each), however many customers are asked.
-CONCURRENT_READS = 16
+# Up to this many customers, one equality read each, all in flight at once (a connection
+# each); beyond it, one `$in` read.
+EQUALITY_READS = 16
 
 
 async def find_by_customers(
@@ -33,20 +40,21 @@ async def find_by_customers(
     customer_ids: Iterable[str],
     projection: Mapping[str, Any] | None = None,
 ) -> list[Document]:
-    """The tenant's documents of these customers, customer by customer in the given order.
+    """The tenant's documents of these customers (in no particular order).
 
     Every read has ended before a failed one is reported (none is left running).
     """
     wanted = list(dict.fromkeys(customer_ids))
+    kept = with_tenant(projection)
     if not wanted:
         return []
-    slots = asyncio.Semaphore(CONCURRENT_READS)
-    kept = with_tenant(projection)
+    if len(wanted) > EQUALITY_READS:
+        cursor = collection.find({"customer_id": {"$in": wanted}}, kept)
+        return [doc async for doc in cursor if doc.get("tenant") == tenant]
 
     async def of(customer_id: str) -> list[Document]:
-        async with slots:
-            cursor = collection.find({"customer_id": customer_id}, kept)
-            return [doc async for doc in cursor if doc.get("tenant") == tenant]
+        cursor = collection.find({"customer_id": customer_id}, kept)
+        return [doc async for doc in cursor if doc.get("tenant") == tenant]
 
     found = await asyncio.gather(*(of(c) for c in wanted), return_exceptions=True)
     for outcome in found:
