@@ -75,6 +75,7 @@ def _ingest_rows(result: dict[str, Any]) -> list[Row]:
             f"{inserts['commands_per_document']:.4f} (insert_many)",
             per_event / inserts["commands_per_document"],
         ),
+        *_machine_rows(ingest),
         *_alone_rows(result),
         *(
             _reported(
@@ -85,6 +86,24 @@ def _ingest_rows(result: dict[str, Any]) -> list[Row]:
             )
             for process in ("store", "timeline")
         ),
+    ]
+
+
+def _machine_rows(ingest: dict[str, Any]) -> list[Row]:
+    """What every process together spent per event, and the rate that fills every core."""
+    machine = ingest.get("machine")
+    if machine is None or machine.get("cpu_ceiling_per_s") is None:
+        return []
+    ceiling = machine["cpu_ceiling_per_s"]
+    share = machine.get("busy_share")
+    return [
+        _reported(
+            f"  CPU per event, whole machine ({machine['cores']} cores"
+            + (f", {share:.0%} busy)" if share is not None else ")"),
+            f"{_ms(machine['busy_cpu_ms_per_event'])} → ceiling {_rate(ceiling)}",
+            "1,000/s (the end-to-end target)",
+            ceiling / 1000,
+        )
     ]
 
 

@@ -20,13 +20,21 @@ COUNTS_FILE = "store-command-counts.json"
 COUNTS_SETTING = "TSUNAGU_TIMELINE_STORE_COMMAND_COUNTS_FILE"
 
 
+# The benchmark's own process (the load generator and its checks) in the CPU figures.
+LOAD = "load"
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """Cumulative CPU seconds per process and store commands per key at one instant."""
+    """Cumulative CPU seconds per process and store commands per key at one instant; the
+    machine's busy CPU seconds (every process, every core) and wall-clock time.
+    """
 
     cpu_s: dict[str, float]
     commands: Counter[str]
     command_s: dict[str, float]
+    machine_busy_s: float = 0.0
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +44,30 @@ class Usage:
     cpu_s: dict[str, float]
     commands: Counter[str]
     command_s: dict[str, float] = field(default_factory=dict)
+    machine_busy_s: float = 0.0
+    wall_s: float = 0.0
 
     def per(self, events: int) -> dict[str, Any]:
-        """Per-event figures: CPU ms by process, store commands in total and by command."""
+        """Per-event figures: CPU ms by process, store commands in total and by command.
+
+        `machine`: what the whole machine's cores were busy with per event (the stack's
+        processes, the load, and anything else running), its share of every core over the
+        phase, and `cpu_ceiling_per_s`: the rate at which that CPU per event would keep every
+        core busy — the most this machine could carry with the work per event as measured.
+        """
+        cores = psutil.cpu_count() or 1
+        machine_ms = 1000 * self.machine_busy_s / events if events else 0.0
         return {
             "cpu_ms_per_event": {name: 1000 * s / events for name, s in self.cpu_s.items()},
+            "machine": {
+                "cores": cores,
+                "stack_and_load_cpu_ms_per_event": 1000 * sum(self.cpu_s.values()) / events,
+                "busy_cpu_ms_per_event": machine_ms,
+                "busy_share": (
+                    self.machine_busy_s / (cores * self.wall_s) if self.wall_s > 0 else None
+                ),
+                "cpu_ceiling_per_s": cores * 1000 / machine_ms if machine_ms > 0 else None,
+            },
             "store_commands_per_event": sum(self.commands.values()) / events,
             "store_commands": dict(self.commands.most_common()),
             "store_command_seconds": {
@@ -59,15 +86,25 @@ def cpu_seconds(pid: int) -> float:
     )
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy so far (not idle, not waiting on I/O)."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
 class Meter:
-    """Samples the stack's store and timeline processes (the store only when it is embedded)."""
+    """Samples every process of the stack that is running (the store only when it is
+    embedded) and the benchmark's own (`LOAD`), and the whole machine.
+    """
 
     def __init__(self, stack: LocalStack) -> None:
-        self._pids: dict[str, int] = {
-            name: stack.processes[name].pid
-            for name in ("store", "timeline")
-            if name in stack.processes
-        }
+        self._pids: dict[str, int] = {}
+        for name, process in stack.processes.items():
+            if process.returncode is None:
+                try:
+                    self._pids[name] = process.pid
+                except AssertionError:  # never started (held down)
+                    continue
         self._counts = stack.data_dir / COUNTS_FILE
 
     async def _counts_after(self, instant: float) -> CountsSnapshot:
@@ -85,22 +122,33 @@ class Meter:
             await asyncio.sleep(0.05)
 
     async def sample(self) -> Sample:
-        cpu = {name: cpu_seconds(pid) for name, pid in self._pids.items()}
+        own = psutil.Process().cpu_times()  # its children are the stack, counted each alone
+        cpu = {LOAD: own.user + own.system}
+        for name, pid in self._pids.items():
+            try:
+                cpu[name] = cpu_seconds(pid)
+            except psutil.NoSuchProcess:  # stopped or restarted since: left out
+                continue
+        busy, at = machine_busy_seconds(), time.perf_counter()
         snapshot = await self._counts_after(time.time())
         tallies = snapshot["commands"]
         return Sample(
             cpu,
             Counter({k: t["count"] for k, t in tallies.items()}),
             {k: t["seconds"] for k, t in tallies.items()},
+            machine_busy_s=busy,
+            at=at,
         )
 
 
 def between(before: Sample, after: Sample) -> Usage:
-    """What the processes did from `before` to `after`."""
+    """What the processes did from `before` to `after` (those sampled both times)."""
     return Usage(
-        {name: after.cpu_s[name] - before.cpu_s[name] for name in after.cpu_s},
+        {name: s - before.cpu_s[name] for name, s in after.cpu_s.items() if name in before.cpu_s},
         after.commands - before.commands,
         {k: s - before.command_s.get(k, 0.0) for k, s in after.command_s.items()},
+        machine_busy_s=after.machine_busy_s - before.machine_busy_s,
+        wall_s=after.at - before.at,
     )
 
 

@@ -19,6 +19,7 @@ TARGETS = (
     "flat as the store grows",
     "store round trips per attach batch",
     "store commands per event",
+    "  CPU per event, whole machine",
     "  same, insights held down",
     "  its store / timeline CPU per event",
     "store CPU per event",
@@ -87,6 +88,15 @@ def test_quick_bench_measures_every_target_and_prints_one_table(tmp_path: Path) 
     assert alone["stored_per_s"] > 0
     assert ingest["cpu_ms_per_event"]["store"] > 0
     assert ingest["cpu_ms_per_event"]["timeline"] > 0
+    # Every process of the stack on its own clock, and the whole machine's busy CPU (which
+    # includes them all): the ceiling is the rate that would keep every core busy.
+    assert {"nats", "ingest-chat", "insights", "load"} <= set(ingest["cpu_ms_per_event"])
+    machine = ingest["machine"]
+    assert machine["busy_cpu_ms_per_event"] > ingest["cpu_ms_per_event"]["store"]
+    assert machine["cpu_ceiling_per_s"] == pytest.approx(
+        machine["cores"] * 1000 / machine["busy_cpu_ms_per_event"]
+    )
+    assert 0 < machine["busy_share"] <= 1.05
     for size in ("1", "16", "64"):
         assert result["attach_path"]["per_batch_size"][size]["round_trips"] >= 1
     # The attach path timed with the store at 100 customers, then at 1,000.
