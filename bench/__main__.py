@@ -95,7 +95,9 @@ async def main(
         alone = await _without_insights(stack, sizes)
         attach = await round_trips_per_batch(stack.mongodb_uri, sizes.attach_sizes)
         attach_grown = await attach_growth(
-            stack.mongodb_uri, [sizes.growth_customers, 10 * sizes.growth_customers]
+            stack.mongodb_uri,
+            [sizes.growth_customers, 10 * sizes.growth_customers],
+            batches=sizes.growth_batches,
         )
         resolution = await resolution_throughput(
             stack.mongodb_uri, sizes.identity_events, sizes.identity_batch
