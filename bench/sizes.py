@@ -26,7 +26,7 @@ _TABLE: dict[str, tuple[int, int, int]] = {
     "largest_attach_batch": (64, 256, 256),
     # The attach path with the store at this many customers, then ten times as many.
     "growth_customers": (100, 2_000, 5_000),
-    # Timed batches of 64 at each of those sizes (20 swung 0.65–1.09× from run to run).
+    # Timed batches of 64 at each of those sizes (20 swung 0.65x to 1.09x from run to run).
     "growth_batches": (10, 60, 100),
     "voc_messages": (1_000, 10_000, 10_000),  # topic rebuild (bench.voc)
 }
