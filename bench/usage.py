@@ -33,8 +33,8 @@ class Sample:
     cpu_s: dict[str, float]
     commands: Counter[str]
     command_s: dict[str, float]
-    machine_busy_s: float = 0.0
-    at: float = 0.0
+    machine_busy_s: float
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ class Usage:
         core busy — the most this machine could carry with the work per event as measured.
         """
         cores = psutil.cpu_count() or 1
-        machine_ms = 1000 * self.machine_busy_s / events if events else 0.0
+        machine_ms = 1000 * self.machine_busy_s / events
         return {
             "cpu_ms_per_event": {name: 1000 * s / events for name, s in self.cpu_s.items()},
             "machine": {
@@ -98,13 +98,12 @@ class Meter:
     """
 
     def __init__(self, stack: LocalStack) -> None:
-        self._pids: dict[str, int] = {}
-        for name, process in stack.processes.items():
-            if process.returncode is None:
-                try:
-                    self._pids[name] = process.pid
-                except AssertionError:  # never started (held down)
-                    continue
+        # An open stack has started every process; one held down has exited meanwhile.
+        self._pids: dict[str, int] = {
+            name: process.pid
+            for name, process in stack.processes.items()
+            if process.returncode is None
+        }
         self._counts = stack.data_dir / COUNTS_FILE
 
     async def _counts_after(self, instant: float) -> CountsSnapshot:
